@@ -1,0 +1,64 @@
+//! The record of what happened: sessions, statements, verdicts, results.
+//!
+//! Proxies and the gate report [`AuditEvent`]s to an [`AuditSink`]. The
+//! sink here writes them to the structured log; the chained, tamper-evident
+//! writer plugs in behind the same trait. Events carry no passwords and no
+//! row values — only counts and digests of results.
+
+use crate::gate::{Origin, SessionId, SessionInfo, Verdict};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Something worth recording.
+#[derive(Debug)]
+pub enum AuditEvent<'a> {
+    SessionStart { session: &'a SessionInfo },
+    /// A login that failed, before any session exists.
+    AuthFailure { client_addr: SocketAddr, user: &'a str, reason: &'a str },
+    Statement { session: SessionId, sql: &'a str, origin: Origin, verdict: &'a Verdict },
+    /// A statement finished: its command tag, rows and bytes sent to the client.
+    Result { session: &'a SessionId, tag: &'a str, rows: u64, bytes: u64, duration: Duration },
+    Error { session: &'a SessionId, code: &'a str, message: &'a str },
+    SessionEnd { session: &'a SessionId, reason: &'a str },
+}
+
+/// Where events go.
+pub trait AuditSink: Send + Sync {
+    fn record(&self, event: AuditEvent<'_>);
+}
+
+/// Writes events to the `tracing` log (target `airlock::audit`).
+pub struct LogSink;
+
+impl AuditSink for LogSink {
+    fn record(&self, event: AuditEvent<'_>) {
+        match event {
+            AuditEvent::SessionStart { session } => tracing::info!(
+                target: "airlock::audit",
+                session = %session.id, identity = %session.identity, role = %session.role,
+                client = %session.client_addr, application = session.application_name.as_deref().unwrap_or(""),
+                database = %session.database, protocol = %session.protocol, tls = session.tls,
+                "session start"
+            ),
+            AuditEvent::AuthFailure { client_addr, user, reason } => {
+                tracing::warn!(target: "airlock::audit", client = %client_addr, user, reason, "authentication failed")
+            }
+            AuditEvent::Statement { session, sql, origin, verdict } => tracing::debug!(
+                target: "airlock::audit",
+                session = %session, origin = ?origin, verdict = ?verdict, sql_len = sql.len(),
+                "statement"
+            ),
+            AuditEvent::Result { session, tag, rows, bytes, duration } => tracing::debug!(
+                target: "airlock::audit",
+                session = %session, tag, rows, bytes, micros = duration.as_micros() as u64,
+                "result"
+            ),
+            AuditEvent::Error { session, code, message } => {
+                tracing::debug!(target: "airlock::audit", session = %session, code, message, "error")
+            }
+            AuditEvent::SessionEnd { session, reason } => {
+                tracing::info!(target: "airlock::audit", session = %session, reason, "session end")
+            }
+        }
+    }
+}

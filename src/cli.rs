@@ -1,0 +1,306 @@
+//! The `airlock` command line: `serve`, `config check`, `identity hash`.
+
+use crate::audit::LogSink;
+use crate::config::{env_overrides, Config, ConfigError, LogFormat, Override};
+use crate::gate::Gate;
+use crate::identity::{Identities, Identity, LoginThrottle, Role, ScramVerifier, DEFAULT_SCRAM_ITERATIONS};
+use crate::proxy::pg::{cancel::CancelMap, frontend::LoginSettings, upstream, PgListener, PgShared};
+use crate::proxy::tls;
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "airlock", version, about = "A database gateway for AI agents: classify, hold, mask, audit.")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Work with identities.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Configuration file (default: none, built-in defaults).
+    #[arg(long, env = "AIRLOCK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Overrides `postgres.listen`.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Overrides `postgres.upstream`.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Overrides `state_dir`.
+    #[arg(long)]
+    state_dir: Option<String>,
+    /// Overrides `log.format` (`text` or `json`).
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file; errors name the file, key and problem.
+    Check {
+        /// The file to check.
+        #[arg(default_value = "airlock.toml")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdentityCommand {
+    /// Read a password on standard input and print its SCRAM-SHA-256
+    /// verifier, for `scram_verifier = "…"` in `[[identity]]`.
+    Hash {
+        #[arg(long, default_value_t = DEFAULT_SCRAM_ITERATIONS)]
+        iterations: u32,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Config { command: ConfigCommand::Check { file } } => config_check(&file),
+        Command::Identity { command: IdentityCommand::Hash { iterations } } => identity_hash(iterations),
+    }
+}
+
+fn overrides(args: &ServeArgs) -> Result<Vec<Override>, ConfigError> {
+    let mut all = env_overrides(std::env::vars())?;
+    let flags = [
+        ("postgres.listen", &args.listen, "--listen"),
+        ("postgres.upstream", &args.upstream, "--upstream"),
+        ("state_dir", &args.state_dir, "--state-dir"),
+        ("log.format", &args.log_format, "--log-format"),
+    ];
+    for (key, value, flag) in flags {
+        if let Some(value) = value {
+            all.push(Override { key: key.into(), value: value.clone(), source: format!("flag {flag}") });
+        }
+    }
+    Ok(all)
+}
+
+fn config_check(file: &Path) -> ExitCode {
+    let overrides = match env_overrides(std::env::vars()) {
+        Ok(o) => o,
+        Err(e) => return fail(&e),
+    };
+    match Config::load(Some(file), &overrides) {
+        Ok(c) => {
+            println!(
+                "{}: OK — postgres {} → {}/{}, {} identities, tls {}",
+                file.display(),
+                c.postgres.listen,
+                c.postgres.upstream.address(),
+                c.postgres.upstream.database,
+                c.identities.len(),
+                if c.tls.is_some() { "on" } else { "off" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}
+
+fn identity_hash(iterations: u32) -> ExitCode {
+    if iterations == 0 {
+        return fail(&"--iterations must be at least 1");
+    }
+    eprint!("password: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return fail(&"cannot read the password from standard input");
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return fail(&"the password is empty");
+    }
+    println!("{}", ScramVerifier::generate(password, iterations));
+    ExitCode::SUCCESS
+}
+
+fn init_logging(config: &Config) {
+    let filter = std::env::var("AIRLOCK_LOG").unwrap_or_else(|_| config.log.level.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match overrides(&args).and_then(|o| Config::load(args.config.as_deref(), &o)) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(serve_with(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// The identity a zero-configuration gateway lets agents log in with. Its
+/// password is kept under the state directory (mode 0600) so that restarts
+/// do not change it.
+fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> {
+    let path = state_dir.join("dev-identity");
+    let password = match std::fs::read_to_string(&path) {
+        Ok(p) if !p.trim().is_empty() => p.trim().to_string(),
+        _ => {
+            use rand::Rng;
+            let password: String = rand::thread_rng()
+                .sample_iter(&rand::distributions::Alphanumeric)
+                .take(24)
+                .map(char::from)
+                .collect();
+            std::fs::create_dir_all(state_dir).map_err(|e| format!("cannot create state_dir `{}`: {e}", state_dir.display()))?;
+            write_private(&path, &password).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+            password
+        }
+    };
+    let identity = Identity {
+        name: "agent".into(),
+        role: Role::Agent,
+        groups: Vec::new(),
+        verifier: ScramVerifier::generate(&password, DEFAULT_SCRAM_ITERATIONS),
+    };
+    Ok((identity, password))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+async fn serve_with(config: Config) -> Result<(), String> {
+    for name in &config.plaintext_identities {
+        tracing::warn!(identity = %name, "plaintext password in the config: use scram_verifier (airlock identity hash) outside development");
+    }
+    let mut identities = config.identities.clone();
+    let mut generated = None;
+    if identities.is_empty() {
+        let (identity, password) = development_identity(&config.state_dir)?;
+        identities.push(identity);
+        generated = Some(password);
+    }
+
+    let tls_acceptor = match &config.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(&t.cert, &t.key).map_err(|e| format!("tls: {e}"))?)),
+        None => None,
+    };
+    let upstream_tls = tls::upstream_config(config.postgres.upstream_tls, config.postgres.upstream_ca.as_deref())
+        .map_err(|e| format!("postgres.upstream_ca: {e}"))?;
+    let settings = Arc::new(upstream::UpstreamSettings {
+        url: config.postgres.upstream.clone(),
+        tls: upstream_tls,
+        connect_timeout: Duration::from_secs(config.postgres.connect_timeout_secs),
+    });
+    let pool = upstream::Pool::new(settings, config.postgres.pool_size, Duration::from_secs(config.postgres.acquire_timeout_secs));
+    let gate = Arc::new(Gate::new(Arc::new(LogSink)));
+    let shared = Arc::new(PgShared {
+        login: LoginSettings {
+            identities: Arc::new(Identities::new(identities)),
+            tls: tls_acceptor,
+            require_tls: config.tls.as_ref().is_some_and(|t| t.require),
+        },
+        gate,
+        pool,
+        cancels: Arc::new(CancelMap::default()),
+        throttle: LoginThrottle::new(
+            config.auth.max_failures,
+            Duration::from_secs(config.auth.failure_window_secs),
+            Duration::from_secs(config.auth.lockout_secs),
+        ),
+        max_message_bytes: config.postgres.max_message_bytes,
+        startup_timeout: Duration::from_secs(config.server.startup_timeout_secs),
+        shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
+        max_connections: config.server.max_connections,
+        default_database: config.postgres.upstream.database.clone(),
+    });
+    let listener = PgListener::bind(config.postgres.listen, shared)
+        .await
+        .map_err(|e| format!("postgres.listen: cannot listen on {}: {e}", config.postgres.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+
+    let up = &config.postgres.upstream;
+    println!("airlock {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "postgres listening on {addr} -> upstream {} database {} (client TLS: {}, upstream TLS: {})",
+        up.address(),
+        up.database,
+        match &config.tls {
+            Some(t) if t.require => "required",
+            Some(_) => "optional",
+            None => "off",
+        },
+        config.postgres.upstream_tls.name()
+    );
+    if let Some(password) = generated {
+        println!("no [[identity]] configured: agents log in as the development identity `agent`");
+        println!("  password is in {}", config.state_dir.join("dev-identity").display());
+        println!("  psql \"postgresql://agent:{password}@{addr}/{}\"", up.database);
+    }
+    let _ = std::io::stdout().flush();
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    listener.serve(stop_rx).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! `airlock.toml` → a typed, validated [`Config`].
+//!
+//! The file's shape is public interface: operators script it. Every key has
+//! a default (so `airlock serve` runs with no file at all), every error names
+//! where the bad value came from — the file and key, or the environment
+//! variable or flag that overrode it — and what is wrong with it.
+//!
+//! Overrides: `AIRLOCK_<SECTION>_<KEY>` (e.g. `AIRLOCK_POSTGRES_POOL_SIZE`)
+//! or `AIRLOCK_<KEY>` for top-level keys, then command-line flags. Their
+//! values are read as TOML scalars (`32`, `true`) and fall back to strings.
+
+use crate::identity::{Identity, Role, ScramVerifier, DEFAULT_SCRAM_ITERATIONS};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
+const SECTIONS: &[&str] = &["postgres", "tls", "auth", "log", "server"];
+
+/// A configuration problem, always naming its source and key.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {key}{problem}")]
+pub struct ConfigError {
+    /// The file, environment variable or flag the value came from.
+    pub source_name: String,
+    /// `key `postgres.pool_size`: ` or empty for whole-file problems.
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(source_name: impl Into<String>, key: &str, problem: impl Into<String>) -> Self {
+        let key = if key.is_empty() { String::new() } else { format!("key `{key}`: ") };
+        Self { source_name: source_name.into(), key, problem: problem.into() }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Folder of policy files.
+    pub policies: PathBuf,
+    /// Where Airlock keeps its state (audit segments, approval store, …).
+    pub state_dir: PathBuf,
+    pub postgres: PostgresConfig,
+    pub tls: Option<TlsConfig>,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+    pub server: ServerConfig,
+    pub identities: Vec<Identity>,
+    /// Identities whose password was given in clear (dev only, warned about).
+    pub plaintext_identities: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PostgresConfig {
+    pub listen: SocketAddr,
+    pub upstream: UpstreamUrl,
+    pub pool_size: usize,
+    pub upstream_tls: UpstreamTls,
+    pub upstream_ca: Option<PathBuf>,
+    /// The largest message a client may send (bytes).
+    pub max_message_bytes: usize,
+    pub connect_timeout_secs: u64,
+    /// How long a new session waits for a free upstream connection.
+    pub acquire_timeout_secs: u64,
+}
+
+/// Airlock's own login to the upstream database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    pub database: String,
+}
+
+impl UpstreamUrl {
+    /// Parses `postgresql://user[:password]@host[:port]/database`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = text
+            .strip_prefix("postgresql://")
+            .or_else(|| text.strip_prefix("postgres://"))
+            .ok_or("must start with postgresql://")?;
+        if rest.contains('?') {
+            return Err("query parameters are not supported; use postgres.upstream_tls and postgres.upstream_ca".into());
+        }
+        let (authority, database) = rest.split_once('/').ok_or("must name a database: postgresql://user@host/database")?;
+        let (userinfo, hostport) = authority.rsplit_once('@').ok_or("must name a user: postgresql://user@host/database")?;
+        let (user, password) = match userinfo.split_once(':') {
+            Some((u, p)) => (percent_decode(u)?, Some(percent_decode(p)?)),
+            None => (percent_decode(userinfo)?, None),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
+                (h.trim_matches(['[', ']']).to_string(), p.parse::<u16>().map_err(|_| format!("invalid port `{p}`"))?)
+            }
+            _ => (hostport.trim_matches(['[', ']']).to_string(), 5432),
+        };
+        if host.is_empty() || user.is_empty() || database.is_empty() {
+            return Err("host, user and database must not be empty".into());
+        }
+        Ok(Self { host, port, user, password, database: percent_decode(database)? })
+    }
+
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).ok_or("invalid percent-encoding")?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| "invalid percent-encoding")?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "percent-encoding is not UTF-8".to_string())
+}
+
+/// How Airlock protects its connection to the upstream database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamTls {
+    /// Plaintext.
+    Disable,
+    /// Encrypted, server certificate not verified.
+    Require,
+    /// Encrypted, certificate chain verified against `upstream_ca` and the
+    /// host name checked.
+    VerifyFull,
+}
+
+impl UpstreamTls {
+    /// The name used in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            UpstreamTls::Disable => "disable",
+            UpstreamTls::Require => "require",
+            UpstreamTls::VerifyFull => "verify-full",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Refuse clients that do not negotiate TLS.
+    pub require: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// Failed logins from one address within `failure_window_secs` before
+    /// that address is refused for `lockout_secs`.
+    pub max_failures: u32,
+    pub failure_window_secs: u64,
+    pub lockout_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `airlock=debug`.
+    pub level: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// On SIGTERM, how long running statements may take to finish.
+    pub shutdown_timeout_secs: u64,
+    /// How long a client may take to log in.
+    pub startup_timeout_secs: u64,
+    pub max_connections: usize,
+}
+
+// ---- the file as written -------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    policies: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    postgres: RawPostgres,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    identity: Vec<RawIdentity>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPostgres {
+    listen: Option<String>,
+    upstream: Option<String>,
+    pool_size: Option<usize>,
+    upstream_tls: Option<UpstreamTls>,
+    upstream_ca: Option<PathBuf>,
+    max_message_bytes: Option<usize>,
+    connect_timeout_secs: Option<u64>,
+    acquire_timeout_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+    #[serde(default)]
+    require: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    max_failures: Option<u32>,
+    failure_window_secs: Option<u64>,
+    lockout_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<LogFormat>,
+    level: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    shutdown_timeout_secs: Option<u64>,
+    startup_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    name: String,
+    role: Role,
+    #[serde(default)]
+    groups: Vec<String>,
+    password: Option<String>,
+    scram_verifier: Option<String>,
+}
+
+/// One override of a key, from the environment or a flag.
+#[derive(Clone, Debug)]
+pub struct Override {
+    /// `postgres.listen`, `policies`, …
+    pub key: String,
+    pub value: String,
+    /// `environment variable AIRLOCK_POSTGRES_LISTEN`, `flag --listen`.
+    pub source: String,
+}
+
+/// Collects `AIRLOCK_*` variables as overrides. `AIRLOCK_CONFIG` names the
+/// file and `AIRLOCK_LOG` is read by logging setup; neither is a key.
+pub fn env_overrides(vars: impl IntoIterator<Item = (String, String)>) -> Result<Vec<Override>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, value) in vars {
+        let Some(rest) = name.strip_prefix("AIRLOCK_") else { continue };
+        if rest == "CONFIG" {
+            continue;
+        }
+        let lower = rest.to_ascii_lowercase();
+        let key = match SECTIONS.iter().find(|s| lower.starts_with(&format!("{s}_"))) {
+            Some(section) => format!("{section}.{}", &lower[section.len() + 1..]),
+            None => lower,
+        };
+        out.push(Override { key, value, source: format!("environment variable {name}") });
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Loads `path` (or the defaults when `None`), applies overrides in
+    /// order, and validates the result.
+    pub fn load(path: Option<&Path>, overrides: &[Override]) -> Result<Self, ConfigError> {
+        let (source_name, text) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::new(p.display().to_string(), "", format!("cannot read: {e}")))?;
+                (p.display().to_string(), text)
+            }
+            None => ("built-in defaults".to_string(), String::new()),
+        };
+        Self::from_toml(&source_name, &text, overrides)
+    }
+
+    pub fn from_toml(source_name: &str, text: &str, overrides: &[Override]) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigError::new(source_name, "", format!("{} {}", e.message(), line_of(text, e.span())))
+        })?;
+        let mut origin = BTreeMap::new();
+        for o in overrides {
+            apply_override(&mut table, o)?;
+            origin.insert(o.key.clone(), o.source.clone());
+        }
+        // Which source to blame for a key: the override that set it (or, for
+        // an unknown key, the override that introduced it), else the file.
+        let blame_in = |key: &str, problem: &str| -> String {
+            origin
+                .iter()
+                .find(|(k, _)| {
+                    key == k.as_str()
+                        || key.starts_with(&format!("{k}."))
+                        || (k.starts_with(&format!("{key}.")) || !key.contains('.') && key.is_empty())
+                            && problem.contains(&format!("`{}`", k.rsplit('.').next().unwrap_or(k)))
+                })
+                .map(|(_, s)| s.clone())
+                .unwrap_or_else(|| source_name.to_string())
+        };
+        let blame = |key: &str| blame_in(key, "");
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { String::new() } else { key };
+            let problem = e.into_inner().message().to_string();
+            ConfigError::new(blame_in(&key, &problem), &key, problem)
+        })?;
+        validate(raw, &blame)
+    }
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => format!("(line {})", text[..span.start.min(text.len())].matches('\n').count() + 1),
+        None => String::new(),
+    }
+}
+
+fn apply_override(table: &mut toml::Table, o: &Override) -> Result<(), ConfigError> {
+    let value = scalar(&o.value);
+    let (section, key) = match o.key.split_once('.') {
+        Some((s, k)) => (Some(s), k),
+        None => (None, o.key.as_str()),
+    };
+    let target = match section {
+        None => table,
+        Some(s) => table
+            .entry(s)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| ConfigError::new(&o.source, s, "is not a table in the file"))?,
+    };
+    target.insert(key.to_string(), value);
+    Ok(())
+}
+
+fn scalar(text: &str) -> toml::Value {
+    if let Ok(i) = text.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match text {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(text.to_string()),
+    }
+}
+
+fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, ConfigError> {
+    let err = |key: &str, problem: String| ConfigError::new(blame(key), key, problem);
+
+    let pg = raw.postgres;
+    let listen_text = pg.listen.unwrap_or_else(|| "127.0.0.1:6432".into());
+    let listen: SocketAddr = listen_text
+        .parse()
+        .map_err(|_| err("postgres.listen", format!("`{listen_text}` is not an address like 127.0.0.1:6432")))?;
+    let upstream_text = pg.upstream.unwrap_or_else(|| "postgresql://postgres@127.0.0.1:5432/test".into());
+    let upstream = UpstreamUrl::parse(&upstream_text).map_err(|p| err("postgres.upstream", p))?;
+    let pool_size = pg.pool_size.unwrap_or(32);
+    if pool_size == 0 {
+        return Err(err("postgres.pool_size", "must be at least 1".into()));
+    }
+    let upstream_tls = pg.upstream_tls.unwrap_or(UpstreamTls::Disable);
+    if let Some(ca) = &pg.upstream_ca {
+        if !ca.is_file() {
+            return Err(err("postgres.upstream_ca", format!("file `{}` does not exist", ca.display())));
+        }
+    }
+    if upstream_tls == UpstreamTls::VerifyFull && pg.upstream_ca.is_none() {
+        return Err(err("postgres.upstream_tls", "verify-full needs postgres.upstream_ca (a PEM file of trusted CAs)".into()));
+    }
+    let max_message_bytes = pg.max_message_bytes.unwrap_or(64 << 20);
+    if max_message_bytes < 1024 {
+        return Err(err("postgres.max_message_bytes", "must be at least 1024".into()));
+    }
+
+    let tls = match raw.tls {
+        None => None,
+        Some(t) => {
+            for (key, path) in [("tls.cert", &t.cert), ("tls.key", &t.key)] {
+                if !path.is_file() {
+                    return Err(err(key, format!("file `{}` does not exist", path.display())));
+                }
+            }
+            Some(TlsConfig { cert: t.cert, key: t.key, require: t.require })
+        }
+    };
+
+    let mut identities = Vec::new();
+    let mut plaintext_identities = Vec::new();
+    for (i, id) in raw.identity.into_iter().enumerate() {
+        let key = |field: &str| format!("identity[{i}].{field}");
+        if id.name.is_empty() || id.name.contains(['\0', ' ']) {
+            return Err(err(&key("name"), "must be non-empty, without spaces".into()));
+        }
+        if identities.iter().any(|x: &Identity| x.name == id.name) {
+            return Err(err(&key("name"), format!("`{}` is defined twice", id.name)));
+        }
+        let verifier = match (id.password, id.scram_verifier) {
+            (Some(_), Some(_)) => return Err(err(&key("password"), "give either password or scram_verifier, not both".into())),
+            (None, None) => {
+                return Err(err(&key("scram_verifier"), "missing: give scram_verifier (see `airlock identity hash`) or password".into()))
+            }
+            (Some(p), None) => {
+                if p.is_empty() {
+                    return Err(err(&key("password"), "must not be empty".into()));
+                }
+                plaintext_identities.push(id.name.clone());
+                ScramVerifier::generate(&p, DEFAULT_SCRAM_ITERATIONS)
+            }
+            (None, Some(v)) => ScramVerifier::parse(&v).map_err(|e| err(&key("scram_verifier"), e.to_string()))?,
+        };
+        identities.push(Identity { name: id.name, role: id.role, groups: id.groups, verifier });
+    }
+
+    let auth = AuthConfig {
+        max_failures: raw.auth.max_failures.unwrap_or(5),
+        failure_window_secs: raw.auth.failure_window_secs.unwrap_or(60),
+        lockout_secs: raw.auth.lockout_secs.unwrap_or(60),
+    };
+    if auth.max_failures == 0 {
+        return Err(err("auth.max_failures", "must be at least 1".into()));
+    }
+    let level = raw.log.level.unwrap_or_else(|| "info".into());
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        return Err(err("log.level", format!("`{level}` is not a log filter such as `info` or `airlock=debug`")));
+    }
+    let server = ServerConfig {
+        shutdown_timeout_secs: raw.server.shutdown_timeout_secs.unwrap_or(30),
+        startup_timeout_secs: raw.server.startup_timeout_secs.unwrap_or(60),
+        max_connections: raw.server.max_connections.unwrap_or(1000),
+    };
+    if server.max_connections == 0 {
+        return Err(err("server.max_connections", "must be at least 1".into()));
+    }
+
+    Ok(Config {
+        policies: raw.policies.unwrap_or_else(|| "policies".into()),
+        state_dir: raw.state_dir.unwrap_or_else(|| "var".into()),
+        postgres: PostgresConfig {
+            listen,
+            upstream,
+            pool_size,
+            upstream_tls,
+            upstream_ca: pg.upstream_ca,
+            max_message_bytes,
+            connect_timeout_secs: pg.connect_timeout_secs.unwrap_or(10),
+            acquire_timeout_secs: pg.acquire_timeout_secs.unwrap_or(30),
+        },
+        tls,
+        auth,
+        log: LogConfig { format: raw.log.format.unwrap_or(LogFormat::Text), level },
+        server,
+        identities,
+        plaintext_identities,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, String> {
+        Config::from_toml("airlock.toml", text, &[]).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.postgres.listen.to_string(), "127.0.0.1:6432");
+        assert_eq!(c.postgres.upstream.address(), "127.0.0.1:5432");
+        assert_eq!(c.postgres.upstream.database, "test");
+        assert_eq!(c.postgres.pool_size, 32);
+        assert_eq!(c.policies, PathBuf::from("policies"));
+        assert_eq!(c.state_dir, PathBuf::from("var"));
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn errors_name_file_key_and_problem() {
+        let e = load("[postgres]\npool_size = \"many\"\n").unwrap_err();
+        assert!(e.starts_with("airlock.toml: key `postgres.pool_size`: invalid type"), "{e}");
+        let e = load("[postgres]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert_eq!(e, "airlock.toml: key `postgres.listen`: `nowhere` is not an address like 127.0.0.1:6432");
+        let e = load("[postgres]\npool_sise = 3\n").unwrap_err();
+        assert!(e.starts_with("airlock.toml: key `postgres`: unknown field `pool_sise`"), "{e}");
+        let e = load("[[identity]]\nname = \"a\"\nrole = \"boss\"\npassword = \"x\"\n").unwrap_err();
+        assert!(e.starts_with("airlock.toml: key `identity[0].role`: unknown variant `boss`"), "{e}");
+        let e = load("[[identity]]\nname = \"a\"\nrole = \"agent\"\nscram_verifier = \"md5x\"\n").unwrap_err();
+        assert!(e.starts_with("airlock.toml: key `identity[0].scram_verifier`: expected the form"), "{e}");
+        let e = load("[postgres]\nupstream = \"mysql://x@y/z\"\n").unwrap_err();
+        assert_eq!(e, "airlock.toml: key `postgres.upstream`: must start with postgresql://");
+        let e = load("[tls]\ncert = \"/nonexistent.pem\"\nkey = \"/nonexistent.pem\"\n").unwrap_err();
+        assert_eq!(e, "airlock.toml: key `tls.cert`: file `/nonexistent.pem` does not exist");
+        let e = load("[postgres\n").unwrap_err();
+        assert!(e.starts_with("airlock.toml: ") && e.contains("(line 1)"), "{e}");
+        let e = load("[postgres]\nupstream_tls = \"verify-full\"\n").unwrap_err();
+        assert!(e.contains("key `postgres.upstream_tls`: verify-full needs postgres.upstream_ca"), "{e}");
+    }
+
+    #[test]
+    fn identities_need_exactly_one_credential_and_unique_names() {
+        let e = load("[[identity]]\nname = \"a\"\nrole = \"agent\"\n").unwrap_err();
+        assert!(e.contains("key `identity[0].scram_verifier`: missing"), "{e}");
+        let two = "[[identity]]\nname = \"a\"\nrole = \"agent\"\npassword = \"x\"\n";
+        let e = load(&format!("{two}{two}")).unwrap_err();
+        assert!(e.contains("key `identity[1].name`: `a` is defined twice"), "{e}");
+        let c = load(two).unwrap();
+        assert_eq!(c.plaintext_identities, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn overrides_win_and_are_blamed_by_name() {
+        let env = env_overrides([
+            ("AIRLOCK_POSTGRES_POOL_SIZE".to_string(), "4".to_string()),
+            ("AIRLOCK_POLICIES".to_string(), "/etc/airlock/policies".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ])
+        .unwrap();
+        let c = Config::from_toml("airlock.toml", "[postgres]\npool_size = 9\n", &env).unwrap();
+        assert_eq!(c.postgres.pool_size, 4);
+        assert_eq!(c.policies, PathBuf::from("/etc/airlock/policies"));
+
+        let env = env_overrides([("AIRLOCK_POSTGRES_POOL_SIZE".to_string(), "zero".to_string())]).unwrap();
+        let e = Config::from_toml("airlock.toml", "", &env).unwrap_err().to_string();
+        assert!(e.starts_with("environment variable AIRLOCK_POSTGRES_POOL_SIZE: key `postgres.pool_size`"), "{e}");
+        let env = env_overrides([("AIRLOCK_POSTGRES_LISTN".to_string(), "x".to_string())]).unwrap();
+        let e = Config::from_toml("airlock.toml", "", &env).unwrap_err().to_string();
+        assert!(e.starts_with("environment variable AIRLOCK_POSTGRES_LISTN: key `postgres`: unknown field `listn`"), "{e}");
+    }
+
+    #[test]
+    fn upstream_urls() {
+        let u = UpstreamUrl::parse("postgresql://svc:p%40ss@db.internal:6543/prod").unwrap();
+        assert_eq!((u.user.as_str(), u.password.as_deref(), u.host.as_str(), u.port), ("svc", Some("p@ss"), "db.internal", 6543));
+        assert_eq!(UpstreamUrl::parse("postgres://a@[::1]/d").unwrap().address(), "[::1]:5432");
+        assert!(UpstreamUrl::parse("postgresql://a@h/d?sslmode=require").is_err());
+        assert!(UpstreamUrl::parse("postgresql://h/d").is_err());
+    }
+}

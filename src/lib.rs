@@ -1,0 +1,23 @@
+//! Airlock: a wire-protocol gateway between AI agents and their databases.
+//!
+//! Agents connect with their ordinary drivers to Airlock as if it were the
+//! database. Every statement passes the [`gate`]; every result row passes a
+//! [`mask::RowMasker`]; everything is reported to an [`audit`] sink.
+//!
+//! Where things live:
+//!
+//! * [`cli`] — the `airlock` command (thin `main.rs` calls it);
+//! * [`config`] — `airlock.toml` into a validated [`config::Config`];
+//! * [`identity`] — who may connect and how they prove it;
+//! * [`gate`] — the protocol-independent decision seam;
+//! * [`mask`] — result-row masking;
+//! * [`audit`] — the record of sessions, statements and results;
+//! * [`proxy`] — the wire protocols (only here), one module per database.
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod gate;
+pub mod identity;
+pub mod mask;
+pub mod proxy;

@@ -1,0 +1,318 @@
+//! The PostgreSQL side of the gateway.
+//!
+//! * [`codec`] — message framing and the few messages Airlock writes itself;
+//! * [`frontend`] — TLS, startup packet and SCRAM login of the client;
+//! * [`upstream`] — Airlock's own connections to the server, and their pool;
+//! * [`relay`] — the two loops that carry a session;
+//! * [`cancel`] — CancelRequest routing through Airlock's own keys.
+//!
+//! [`PgListener`] ties them together: it accepts connections, caps their
+//! number, and drains them on shutdown.
+
+pub mod cancel;
+pub mod codec;
+pub mod frontend;
+pub mod relay;
+pub mod upstream;
+
+use crate::audit::AuditEvent;
+use crate::gate::{Gate, Protocol, SessionId, SessionInfo};
+use crate::identity::LoginThrottle;
+use crate::proxy::Stream;
+use cancel::CancelMap;
+use codec::MessageReader;
+use frontend::{LoginSettings, Opening, StartupError};
+use relay::{Back, BackEnd, Front, FrontEnd};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+use upstream::{Pool, PoolKey, UpstreamError};
+
+/// Everything a Postgres session needs, shared by all of them.
+pub struct PgShared {
+    pub login: LoginSettings,
+    pub gate: Arc<Gate>,
+    pub pool: Arc<Pool>,
+    pub cancels: Arc<CancelMap>,
+    pub throttle: LoginThrottle,
+    pub max_message_bytes: usize,
+    pub startup_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub max_connections: usize,
+    /// The database used when a client names none.
+    pub default_database: String,
+}
+
+pub struct PgListener {
+    listener: TcpListener,
+    shared: Arc<PgShared>,
+}
+
+impl PgListener {
+    pub async fn bind(addr: SocketAddr, shared: Arc<PgShared>) -> std::io::Result<Self> {
+        Ok(Self { listener: TcpListener::bind(addr).await?, shared })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` turns true, then lets running statements
+    /// finish (up to the shutdown timeout) and closes every session.
+    pub async fn serve(self, shutdown: watch::Receiver<bool>) {
+        let limit = Arc::new(Semaphore::new(self.shared.max_connections));
+        let mut sessions = JoinSet::new();
+        let mut stop = shutdown.clone();
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                accepted = self.listener.accept() => accepted,
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                let mut stream = Stream::Plain(tcp);
+                let error = StartupError { code: "53300", message: "too many connections to Airlock".into(), auth_failure: false };
+                tokio::spawn(async move { frontend::refuse(&mut stream, &error).await });
+                continue;
+            };
+            let shared = self.shared.clone();
+            let shutdown = shutdown.clone();
+            sessions.spawn(async move {
+                handle(tcp, peer, shared, shutdown).await;
+                drop(permit);
+            });
+        }
+        tracing::info!(sessions = sessions.len(), "postgres listener stopped; draining sessions");
+        let drain = async { while sessions.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.shared.shutdown_timeout + Duration::from_secs(1), drain).await.is_err() {
+            tracing::warn!("sessions still running after the shutdown timeout; closing them");
+            sessions.shutdown().await;
+        }
+    }
+}
+
+async fn handle(tcp: TcpStream, peer: SocketAddr, shared: Arc<PgShared>, shutdown: watch::Receiver<bool>) {
+    let opening = tokio::time::timeout(
+        shared.startup_timeout,
+        frontend::open(tcp, shared.login.tls.as_ref(), shared.login.require_tls),
+    )
+    .await;
+    let startup = match opening {
+        Err(_) => return,
+        Ok(Err((mut stream, error))) => {
+            tracing::info!(client = %peer, code = error.code, reason = %error.message, "connection refused at startup");
+            frontend::refuse(&mut stream, &error).await;
+            return;
+        }
+        Ok(Ok(Opening::Cancel { key })) => {
+            if let Some(upstream_key) = shared.cancels.lookup(key) {
+                tracing::info!(client = %peer, "forwarding cancel request");
+                if let Err(e) = shared.pool.settings().cancel(upstream_key).await {
+                    tracing::warn!(error = %e, "cancel request could not reach the upstream");
+                }
+            }
+            return;
+        }
+        Ok(Ok(Opening::Session(s))) => s,
+    };
+    let span = tracing::info_span!("session", client = %peer, user = %startup.user);
+    let login = tokio::time::timeout(shared.startup_timeout, log_in(startup, peer, &shared));
+    let Ok(Some((session, stream, pooled, negotiate))) = login.instrument(span.clone()).await else { return };
+    let span = tracing::info_span!("session", id = %session.id, client = %peer, identity = %session.identity);
+    run_session(session, stream, pooled, negotiate, shared, shutdown).instrument(span).await;
+}
+
+type LoggedIn = (SessionInfo, Stream, upstream::Pooled, Option<bytes::Bytes>);
+
+async fn log_in(startup: frontend::Startup, peer: SocketAddr, shared: &PgShared) -> Option<LoggedIn> {
+    let frontend::Startup { mut stream, user, database, params, dropped, protocol_options, minor_version } = startup;
+    if let Err(remaining) = shared.throttle.check(peer.ip()) {
+        let error = StartupError {
+            code: "28000",
+            message: format!("too many failed logins from this address; try again in {} s", remaining.as_secs().max(1)),
+            auth_failure: false,
+        };
+        frontend::refuse(&mut stream, &error).await;
+        return None;
+    }
+    let identity = match frontend::authenticate(&mut stream, &shared.login.identities, &user).await {
+        Ok(identity) => identity,
+        Err(error) => {
+            if error.auth_failure {
+                shared.throttle.record_failure(peer.ip());
+                let audit = shared.gate.audit();
+                audit.record(AuditEvent::AuthFailure { client_addr: peer, user: &user, reason: &error.message });
+            }
+            frontend::refuse(&mut stream, &error).await;
+            return None;
+        }
+    };
+    shared.throttle.record_success(peer.ip());
+    if !dropped.is_empty() {
+        tracing::warn!(parameters = ?dropped, "startup parameters not forwarded to the upstream");
+    }
+
+    let database = database.unwrap_or_else(|| shared.default_database.clone());
+    let application_name = params.iter().find(|(k, _)| k == "application_name").map(|(_, v)| v.clone());
+    let key = PoolKey { database: database.clone(), params };
+    let pooled = match shared.pool.acquire(&key).await {
+        Ok(p) => p,
+        Err(e) => {
+            frontend::refuse(&mut stream, &upstream_error(&e)).await;
+            return None;
+        }
+    };
+    let session = SessionInfo {
+        id: SessionId::next(),
+        identity: identity.name,
+        role: identity.role,
+        client_addr: peer,
+        application_name,
+        database,
+        protocol: Protocol::Postgres,
+        tls: stream.is_tls(),
+    };
+    // A client asking for a newer minor version or for protocol options is
+    // told what this session speaks: 3.0, no options.
+    let negotiate = (minor_version > 0 || !protocol_options.is_empty())
+        .then(|| codec::backend::negotiate_protocol_version(0, &protocol_options));
+    Some((session, stream, pooled, negotiate))
+}
+
+/// What the client is told when the upstream cannot serve it. Upstream
+/// errors that concern the client's request (an unknown database) are
+/// passed on; anything about Airlock's own login is not.
+fn upstream_error(e: &UpstreamError) -> StartupError {
+    tracing::warn!(error = %e, "upstream connection failed");
+    match e {
+        UpstreamError::Rejected { code, message } if code == "3D000" => {
+            StartupError { code: "3D000", message: message.clone(), auth_failure: false }
+        }
+        UpstreamError::Rejected { code, .. } if code == "53300" => {
+            StartupError { code: "53300", message: "the upstream database has no free connections".into(), auth_failure: false }
+        }
+        UpstreamError::Exhausted(n) => StartupError {
+            code: "53300",
+            message: format!("all {n} upstream connections are in use; try again later (postgres.pool_size)"),
+            auth_failure: false,
+        },
+        _ => StartupError { code: "08001", message: "Airlock could not connect to the upstream database".into(), auth_failure: false },
+    }
+}
+
+async fn run_session(
+    session: SessionInfo,
+    mut client: Stream,
+    pooled: upstream::Pooled,
+    negotiate: Option<bytes::Bytes>,
+    shared: Arc<PgShared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let audit = shared.gate.audit().clone();
+    audit.record(AuditEvent::SessionStart { session: &session });
+    let upstream::Pooled { conn, permit } = pooled;
+    let upstream::UpstreamConn { stream: upstream_stream, buffered, params, backend_key, key } = conn;
+    let cancel_key = shared.cancels.register(backend_key);
+
+    let mut welcome = frontend::welcome(&params, cancel_key.key(), negotiate);
+    if codec::write_out(&mut client, &mut welcome).await.is_err() {
+        audit.record(AuditEvent::SessionEnd { session: &session.id, reason: "client left during startup" });
+        return;
+    }
+
+    let (client_read, client_write) = tokio::io::split(client);
+    let (upstream_read, upstream_write) = tokio::io::split(upstream_stream);
+    let (tx, rx) = relay::queue();
+    let mut front = Front {
+        reader: MessageReader::new(client_read, shared.max_message_bytes),
+        upstream: upstream_write,
+        queue: tx,
+        gate: shared.gate.clone(),
+        session: session.clone(),
+        shutdown,
+    };
+    let mut back = Back {
+        reader: MessageReader::with_buffer(upstream_read, buffered, usize::MAX),
+        client: client_write,
+        queue: rx,
+        masker: shared.gate.masker_for(&session),
+        gate: shared.gate.clone(),
+        session: session.clone(),
+        reported: Vec::new(),
+        status: b'I',
+    };
+
+    let (front_end, back_end) = {
+        let front_run = front.run();
+        let back_run = back.run();
+        tokio::pin!(front_run, back_run);
+        tokio::select! {
+            f = &mut front_run => {
+                // Let the back loop deliver what is in flight (and any FATAL
+                // queued for the client) — unless nobody is there to read it.
+                let b = if f == FrontEnd::ClientGone {
+                    None
+                } else {
+                    let grace = if f == FrontEnd::Shutdown { shared.shutdown_timeout } else { Duration::from_secs(5) };
+                    tokio::time::timeout(grace, &mut back_run).await.ok()
+                };
+                (Some(f), b)
+            }
+            b = &mut back_run => (None, Some(b)),
+        }
+    };
+
+    let reason = match (&front_end, &back_end) {
+        (Some(FrontEnd::Terminated), _) => "client terminated",
+        (Some(FrontEnd::ClientGone), _) => "client disconnected",
+        (Some(FrontEnd::ProtocolError), _) => "client protocol violation",
+        (Some(FrontEnd::Shutdown), _) => "gateway shutdown",
+        (_, Some(BackEnd::UpstreamGone)) | (Some(FrontEnd::UpstreamGone), _) => "upstream connection lost",
+        (_, Some(BackEnd::ClientGone)) => "client disconnected",
+        _ => "session ended",
+    };
+    audit.record(AuditEvent::SessionEnd { session: &session.id, reason });
+
+    let reusable = front_end == Some(FrontEnd::Terminated)
+        && back_end == Some(BackEnd::Drained { status: b'I' })
+        && !back.reader.has_buffered_message();
+    let Front { reader: client_reader, upstream: upstream_write, .. } = front;
+    let Back { reader: upstream_reader, client: client_write, reported, .. } = back;
+    let mut client = client_reader.into_parts().0.unsplit(client_write);
+    let _ = client.shutdown().await;
+
+    let (upstream_read, leftover) = upstream_reader.into_parts();
+    let upstream_stream = upstream_read.unsplit(upstream_write);
+    if reusable && leftover.is_empty() {
+        let mut conn = upstream::UpstreamConn { stream: upstream_stream, buffered: leftover, params, backend_key, key };
+        for (name, value) in reported {
+            conn.set_param(&name, &value);
+        }
+        shared.pool.release(upstream::Pooled::new(conn, permit));
+    } else if front_end != Some(FrontEnd::Terminated) && back_end != Some(BackEnd::UpstreamGone) {
+        // The upstream may still be running the client's last statement:
+        // stop it rather than let it finish for nobody.
+        drop(upstream_stream);
+        let settings = shared.pool.settings().clone();
+        tokio::spawn(async move {
+            let _ = settings.cancel(backend_key).await;
+            drop(permit);
+        });
+    }
+    drop(cancel_key);
+}

@@ -1,0 +1,436 @@
+//! The relay between an authenticated client and its upstream connection.
+//!
+//! Two loops run side by side for a session:
+//!
+//! * **front** reads client messages, asks the [`Gate`] about every
+//!   statement, forwards the client's own frames upstream, and tells the
+//!   back loop — through an ordered queue of [`Expect`]ations — which
+//!   responses to expect for each message it forwarded;
+//! * **back** reads upstream messages, passes every DataRow through the
+//!   session's [`RowMasker`], and forwards them to the client.
+//!
+//! Nothing is decoded and re-encoded: frames travel as the bytes received.
+//! When Airlock itself must answer (a refused statement, a fastpath call),
+//! the front loop queues the answer as an [`Expect::Inject`]; the back loop
+//! writes it once every earlier response has gone out, so the client sees
+//! messages in exactly the order a server would send them.
+//!
+//! Two loops rather than one `select!` because either side may block on a
+//! write (a client not reading a large result, a server not reading a large
+//! COPY) while the other direction must keep moving.
+
+use super::codec::{backend, backend::Severity, write_out, Fields, FrameError, Message, MessageReader};
+use crate::audit::AuditEvent;
+use crate::gate::{Gate, Origin, SessionInfo, Verdict};
+use crate::mask::{RowMasker, RowOutcome};
+use crate::proxy::Stream;
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, watch};
+
+/// Output is flushed when this much is buffered even if more input is
+/// waiting, so a long result streams instead of piling up in memory.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// How many forwarded-but-unanswered messages a client may have in flight
+/// before the front loop waits; bounds memory under deep pipelining.
+const QUEUE_DEPTH: usize = 4096;
+
+/// What the back loop should expect from the upstream, in order.
+#[derive(Debug)]
+pub enum Expect {
+    /// A simple Query: everything through ReadyForQuery.
+    Query { started: Instant },
+    Parse,
+    Bind,
+    DescribeStatement,
+    DescribePortal,
+    /// Rows, then CommandComplete / EmptyQuery / PortalSuspended (or COPY).
+    Execute { started: Instant },
+    Close,
+    Sync,
+    /// Airlock's own messages for the client, sent when reached. With
+    /// `ready`, a ReadyForQuery carrying the current transaction status
+    /// follows (the end of a refused simple query).
+    Inject { frames: Bytes, ready: bool },
+    /// The client said Terminate: finish what is in flight, then stop.
+    End,
+}
+
+impl Expect {
+    fn is_extended(&self) -> bool {
+        matches!(
+            self,
+            Expect::Parse | Expect::Bind | Expect::DescribeStatement | Expect::DescribePortal | Expect::Execute { .. } | Expect::Close
+        )
+    }
+}
+
+/// How the front loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrontEnd {
+    /// Terminate received; the back loop finishes the queue.
+    Terminated,
+    /// The client vanished without Terminate.
+    ClientGone,
+    /// The client broke the protocol; a FATAL is queued.
+    ProtocolError,
+    /// The gateway is shutting down; a FATAL is queued.
+    Shutdown,
+    /// The upstream stopped accepting writes.
+    UpstreamGone,
+}
+
+/// How the back loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BackEnd {
+    /// Reached [`Expect::End`] with every response delivered.
+    Drained { status: u8 },
+    UpstreamGone,
+    ClientGone,
+    /// The front loop ended without queueing an End.
+    Abandoned,
+}
+
+pub struct Front {
+    pub reader: MessageReader<ReadHalf<Stream>>,
+    pub upstream: WriteHalf<Stream>,
+    pub queue: mpsc::Sender<Expect>,
+    pub gate: Arc<Gate>,
+    pub session: SessionInfo,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn queue() -> (mpsc::Sender<Expect>, mpsc::Receiver<Expect>) {
+    mpsc::channel(QUEUE_DEPTH)
+}
+
+impl Front {
+    pub async fn run(&mut self) -> FrontEnd {
+        let mut out = BytesMut::with_capacity(16 * 1024);
+        // After Airlock refuses an extended-protocol message, it behaves as a
+        // server does after an error: everything up to Sync is discarded.
+        let mut skipping_to_sync = false;
+        loop {
+            if !self.reader.has_buffered_message() || out.len() >= FLUSH_AT {
+                if write_out(&mut self.upstream, &mut out).await.is_err() {
+                    return FrontEnd::UpstreamGone;
+                }
+            }
+            let msg = tokio::select! {
+                biased;
+                _ = self.shutdown.wait_for(|stop| *stop) => None,
+                msg = self.reader.read() => Some(msg),
+            };
+            let Some(msg) = msg else {
+                let _ = write_out(&mut self.upstream, &mut out).await;
+                self.inject_fatal("57P01", "terminating connection: Airlock is shutting down").await;
+                return FrontEnd::Shutdown;
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(FrameError::Closed) | Err(FrameError::Io(_)) | Err(FrameError::Truncated) => {
+                    return FrontEnd::ClientGone;
+                }
+                Err(e @ FrameError::TooLarge { .. }) => {
+                    let _ = write_out(&mut self.upstream, &mut out).await;
+                    self.inject_fatal("08P01", &format!("{e} (postgres.max_message_bytes)")).await;
+                    return FrontEnd::ProtocolError;
+                }
+                Err(e) => {
+                    let _ = write_out(&mut self.upstream, &mut out).await;
+                    self.inject_fatal("08P01", &format!("invalid message: {e}")).await;
+                    return FrontEnd::ProtocolError;
+                }
+            };
+            if skipping_to_sync && msg.tag() != b'S' {
+                continue;
+            }
+            let expect = match msg.tag() {
+                b'Q' => {
+                    let Some(sql) = statement_text(msg.body(), false) else {
+                        self.inject_fatal("08P01", "invalid Query message").await;
+                        return FrontEnd::ProtocolError;
+                    };
+                    match self.gate.check(&self.session, &sql, Origin::SimpleQuery).await {
+                        Verdict::Allow => Expect::Query { started: Instant::now() },
+                        Verdict::Deny { rule, reason } => {
+                            let text = format!("statement denied by Airlock rule \"{rule}\": {reason}");
+                            let frames = backend::error(Severity::Error, "42501", &text, None);
+                            if !self.push(Expect::Inject { frames, ready: true }).await {
+                                return FrontEnd::UpstreamGone;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                b'P' => {
+                    let Some(sql) = statement_text(msg.body(), true) else {
+                        self.inject_fatal("08P01", "invalid Parse message").await;
+                        return FrontEnd::ProtocolError;
+                    };
+                    match self.gate.check(&self.session, &sql, Origin::Prepare).await {
+                        Verdict::Allow => Expect::Parse,
+                        Verdict::Deny { rule, reason } => {
+                            let text = format!("statement denied by Airlock rule \"{rule}\": {reason}");
+                            let frames = backend::error(Severity::Error, "42501", &text, None);
+                            skipping_to_sync = true;
+                            if !self.push(Expect::Inject { frames, ready: false }).await {
+                                return FrontEnd::UpstreamGone;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                b'B' => Expect::Bind,
+                b'D' => match msg.body().first() {
+                    Some(b'S') => Expect::DescribeStatement,
+                    Some(b'P') => Expect::DescribePortal,
+                    _ => {
+                        self.inject_fatal("08P01", "invalid Describe message").await;
+                        return FrontEnd::ProtocolError;
+                    }
+                },
+                b'E' => Expect::Execute { started: Instant::now() },
+                b'C' => Expect::Close,
+                b'S' => {
+                    skipping_to_sync = false;
+                    Expect::Sync
+                }
+                // Flush and COPY sub-protocol messages have no response of their own.
+                b'H' | b'd' | b'c' | b'f' => {
+                    out.extend_from_slice(msg.frame());
+                    continue;
+                }
+                b'F' => {
+                    // Fastpath calls run a function by OID with raw arguments,
+                    // invisible to statement classification: a side door.
+                    let frames = backend::error(
+                        Severity::Error,
+                        "42501",
+                        "function call (fastpath) messages are not allowed through Airlock",
+                        Some("call the function in a SQL statement instead; large-object client functions are not available"),
+                    );
+                    if !self.push(Expect::Inject { frames, ready: true }).await {
+                        return FrontEnd::UpstreamGone;
+                    }
+                    continue;
+                }
+                b'X' => {
+                    let _ = write_out(&mut self.upstream, &mut out).await;
+                    self.push(Expect::End).await;
+                    return FrontEnd::Terminated;
+                }
+                other => {
+                    let _ = write_out(&mut self.upstream, &mut out).await;
+                    self.inject_fatal("08P01", &format!("invalid frontend message type {other}")).await;
+                    return FrontEnd::ProtocolError;
+                }
+            };
+            out.extend_from_slice(msg.frame());
+            if !self.push(expect).await {
+                return FrontEnd::UpstreamGone;
+            }
+        }
+    }
+
+    async fn push(&self, expect: Expect) -> bool {
+        self.queue.send(expect).await.is_ok()
+    }
+
+    async fn inject_fatal(&self, code: &str, message: &str) {
+        let frames = backend::error(Severity::Fatal, code, message, None);
+        self.push(Expect::Inject { frames, ready: false }).await;
+        self.push(Expect::End).await;
+    }
+}
+
+/// The SQL of a Query (`parse == false`) or Parse message, if well formed.
+/// The text is in the client's encoding; it is read as UTF-8, with invalid
+/// bytes replaced, for the gate.
+fn statement_text(body: &[u8], parse: bool) -> Option<String> {
+    let mut f = Fields::new(body);
+    if parse {
+        f.cstr()?;
+    }
+    let sql = f.cstr()?;
+    if !parse && !f.remaining().is_empty() {
+        return None;
+    }
+    Some(String::from_utf8_lossy(sql).into_owned())
+}
+
+pub struct Back {
+    pub reader: MessageReader<ReadHalf<Stream>>,
+    pub client: WriteHalf<Stream>,
+    pub queue: mpsc::Receiver<Expect>,
+    pub masker: RowMasker,
+    pub gate: Arc<Gate>,
+    pub session: SessionInfo,
+    /// ParameterStatus values reported during the session.
+    pub reported: Vec<(String, String)>,
+    /// Transaction status from the last ReadyForQuery.
+    pub status: u8,
+}
+
+/// Per-statement counters for the result record.
+#[derive(Default)]
+struct ResultCount {
+    rows: u64,
+    bytes: u64,
+}
+
+impl Back {
+    pub async fn run(&mut self) -> BackEnd {
+        let mut pending: VecDeque<Expect> = VecDeque::new();
+        let mut out = BytesMut::with_capacity(64 * 1024);
+        let mut count = ResultCount::default();
+        let mut front_open = true;
+        loop {
+            // Airlock's own answers go out as soon as everything before them has.
+            while let Some(head) = pending.front() {
+                match head {
+                    Expect::Inject { .. } => {
+                        if let Some(Expect::Inject { frames, ready }) = pending.pop_front() {
+                            out.extend_from_slice(&frames);
+                            if ready {
+                                out.extend_from_slice(&backend::ready_for_query(self.status));
+                            }
+                        }
+                    }
+                    Expect::End => {
+                        let _ = write_out(&mut self.client, &mut out).await;
+                        return BackEnd::Drained { status: self.status };
+                    }
+                    _ => break,
+                }
+            }
+            if !self.reader.has_buffered_message() || out.len() >= FLUSH_AT {
+                if write_out(&mut self.client, &mut out).await.is_err() {
+                    return BackEnd::ClientGone;
+                }
+            }
+            let msg = tokio::select! {
+                biased;
+                expect = self.queue.recv(), if front_open => {
+                    match expect {
+                        Some(e) => pending.push_back(e),
+                        None => front_open = false,
+                    }
+                    continue;
+                }
+                msg = self.reader.read() => msg,
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::info!(session = %self.session.id, error = %e, "upstream connection lost");
+                    let text = "the upstream database connection was lost";
+                    out.extend_from_slice(&backend::error(Severity::Fatal, "08006", text, None));
+                    let _ = write_out(&mut self.client, &mut out).await;
+                    return BackEnd::UpstreamGone;
+                }
+            };
+            self.on_upstream(msg, &mut pending, &mut out, &mut count);
+            if !front_open && pending.is_empty() {
+                let _ = write_out(&mut self.client, &mut out).await;
+                return BackEnd::Abandoned;
+            }
+        }
+    }
+
+    fn on_upstream(&mut self, msg: Message, pending: &mut VecDeque<Expect>, out: &mut BytesMut, count: &mut ResultCount) {
+        let tag = msg.tag();
+        match tag {
+            // Asynchronous messages may arrive at any point.
+            b'N' | b'A' => {
+                out.extend_from_slice(msg.frame());
+                return;
+            }
+            b'S' => {
+                let mut f = Fields::new(msg.body());
+                if let (Some(n), Some(v)) = (f.cstr(), f.cstr()) {
+                    self.reported.push((String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()));
+                }
+                out.extend_from_slice(msg.frame());
+                return;
+            }
+            b'D' => {
+                count.rows += 1;
+                let outcome = self.masker.mask_row(msg.frame());
+                let frame = match &outcome {
+                    RowOutcome::Unchanged => msg.frame(),
+                    RowOutcome::Rewritten(f) => f,
+                };
+                count.bytes += frame.len() as u64;
+                out.extend_from_slice(frame);
+                return;
+            }
+            _ => {}
+        }
+        out.extend_from_slice(msg.frame());
+        let Some(head) = pending.front() else {
+            if tag != b'E' {
+                tracing::warn!(session = %self.session.id, tag = %(tag as char), "unsolicited upstream message");
+            }
+            return;
+        };
+        let done = match (head, tag) {
+            (Expect::Query { started }, b'C') | (Expect::Execute { started }, b'C') => {
+                self.record_result(msg.body(), *started, count);
+                matches!(head, Expect::Execute { .. })
+            }
+            (Expect::Query { .. }, b'Z') | (Expect::Sync, b'Z') => {
+                self.status = msg.body().first().copied().unwrap_or(b'I');
+                true
+            }
+            (Expect::Query { .. }, b'E') => {
+                self.record_error(msg.body());
+                false
+            }
+            (Expect::Query { .. }, _) => false,
+            (Expect::Execute { .. }, b'I' | b's') => true,
+            (Expect::Execute { .. }, b'T' | b'H' | b'G' | b'd' | b'c') => false,
+            (Expect::Parse, b'1') | (Expect::Bind, b'2') | (Expect::Close, b'3') => true,
+            (Expect::DescribeStatement, b't') => false,
+            (Expect::DescribeStatement | Expect::DescribePortal, b'T' | b'n') => true,
+            (e, b'E') if e.is_extended() => {
+                self.record_error(msg.body());
+                // The server now skips everything up to Sync, and so do we —
+                // including any answer Airlock had queued in that stretch.
+                while pending.front().is_some_and(|e| !matches!(e, Expect::Sync | Expect::End)) {
+                    pending.pop_front();
+                }
+                return;
+            }
+            (e, t) => {
+                tracing::warn!(session = %self.session.id, expected = ?e, got = %(t as char), "unexpected upstream message");
+                false
+            }
+        };
+        if done {
+            pending.pop_front();
+        }
+    }
+
+    fn record_result(&self, body: &[u8], started: Instant, count: &mut ResultCount) {
+        let tag = Fields::new(body).cstr().map(String::from_utf8_lossy).unwrap_or_default();
+        self.gate.audit().record(AuditEvent::Result {
+            session: &self.session.id,
+            tag: &tag,
+            rows: count.rows,
+            bytes: count.bytes,
+            duration: started.elapsed(),
+        });
+        *count = ResultCount::default();
+    }
+
+    fn record_error(&self, body: &[u8]) {
+        let fields = super::codec::error_fields(body);
+        let get = |c: u8| fields.iter().find(|(k, _)| *k == c).map(|(_, v)| v.as_str()).unwrap_or("");
+        self.gate.audit().record(AuditEvent::Error { session: &self.session.id, code: get(b'C'), message: get(b'M') });
+    }
+}

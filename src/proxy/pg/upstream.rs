@@ -1,0 +1,393 @@
+//! Airlock's connections to the upstream PostgreSQL server, and the bounded
+//! pool they live in.
+//!
+//! Airlock logs in with its own service credentials; agents never see them.
+//! A connection serves one client session at a time. When the session ends
+//! cleanly the connection is reset with `DISCARD ALL` and kept for the next
+//! session that asks for the same database and startup parameters — the
+//! parameters a connection was opened with are its defaults, which `DISCARD
+//! ALL` restores, so only sessions that agree on them may share it.
+
+use super::codec::{self, error_fields, FrameError, MessageReader};
+use crate::config::UpstreamUrl;
+use crate::proxy::Stream;
+use bytes::{Bytes, BytesMut};
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use rustls::pki_types::ServerName;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// Upstream messages can be as large as the server produces (a DataRow may
+/// carry a 1 GB value); this bounds a single message, not the connection.
+const MAX_UPSTREAM_MESSAGE: usize = (1 << 30) + 1024;
+
+/// What identifies interchangeable connections.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub database: String,
+    /// Allowlisted startup parameters, sorted by name.
+    pub params: Vec<(String, String)>,
+}
+
+/// An authenticated upstream connection, ready for a query.
+pub struct UpstreamConn {
+    pub stream: Stream,
+    /// Bytes read past the last complete message.
+    pub buffered: BytesMut,
+    /// The server's ParameterStatus values, in the order first reported.
+    pub params: Vec<(String, String)>,
+    pub backend_key: (i32, i32),
+    pub key: PoolKey,
+}
+
+impl UpstreamConn {
+    /// Records a ParameterStatus value reported by the server.
+    pub fn set_param(&mut self, name: &str, value: &str) {
+        match self.params.iter_mut().find(|(n, _)| n == name) {
+            Some(entry) => entry.1 = value.to_string(),
+            None => self.params.push((name.to_string(), value.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot reach the upstream server: {0}")]
+    Connect(std::io::Error),
+    #[error("timed out connecting to the upstream server")]
+    Timeout,
+    #[error("TLS with the upstream server failed: {0}")]
+    Tls(String),
+    /// The server answered with an ErrorResponse.
+    #[error("upstream refused: {code} {message}")]
+    Rejected { code: String, message: String },
+    #[error("upstream protocol error: {0}")]
+    Protocol(String),
+    #[error("all {0} upstream connections are in use")]
+    Exhausted(usize),
+}
+
+impl From<FrameError> for UpstreamError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Io(io) => UpstreamError::Connect(io),
+            other => UpstreamError::Protocol(other.to_string()),
+        }
+    }
+}
+
+/// How to reach and log in to the upstream.
+pub struct UpstreamSettings {
+    pub url: UpstreamUrl,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub connect_timeout: Duration,
+}
+
+impl UpstreamSettings {
+    /// Opens a TCP connection, upgraded to TLS when configured.
+    pub async fn open_stream(&self) -> Result<Stream, UpstreamError> {
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.url.address()))
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+            .map_err(UpstreamError::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = &self.tls else { return Ok(Stream::Plain(tcp)) };
+        let mut tcp = tcp;
+        tcp.write_all(&codec::frontend::ssl_request()).await.map_err(UpstreamError::Connect)?;
+        let mut answer = [0u8; 1];
+        tcp.read_exact(&mut answer).await.map_err(UpstreamError::Connect)?;
+        if answer[0] != b'S' {
+            return Err(UpstreamError::Tls("the server does not accept TLS connections".into()));
+        }
+        let name = ServerName::try_from(self.url.host.clone()).map_err(|e| UpstreamError::Tls(e.to_string()))?;
+        let connector = tokio_rustls::TlsConnector::from(tls.clone());
+        let stream = tokio::time::timeout(self.connect_timeout, connector.connect(name, tcp))
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+            .map_err(|e| UpstreamError::Tls(e.to_string()))?;
+        Ok(Stream::ClientTls(Box::new(stream)))
+    }
+
+    /// Connects and logs in, returning a connection at ReadyForQuery.
+    pub async fn connect(&self, key: PoolKey) -> Result<UpstreamConn, UpstreamError> {
+        let login = async {
+            let mut stream = self.open_stream().await?;
+            let mut startup = vec![("user".to_string(), self.url.user.clone()), ("database".to_string(), key.database.clone())];
+            startup.extend(key.params.iter().cloned());
+            stream.write_all(&codec::frontend::startup(&startup)).await.map_err(UpstreamError::Connect)?;
+            let mut reader = MessageReader::new(stream, MAX_UPSTREAM_MESSAGE);
+            self.authenticate(&mut reader).await?;
+            let mut params = Vec::new();
+            let mut backend_key = (0, 0);
+            loop {
+                let msg = reader.read().await?;
+                let mut f = codec::Fields::new(msg.body());
+                match msg.tag() {
+                    b'S' => {
+                        if let (Some(n), Some(v)) = (f.cstr(), f.cstr()) {
+                            params.push((String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()));
+                        }
+                    }
+                    b'K' => backend_key = (f.i32().unwrap_or(0), f.i32().unwrap_or(0)),
+                    b'N' => {}
+                    b'Z' => break,
+                    b'E' => return Err(rejected(msg.body())),
+                    other => return Err(UpstreamError::Protocol(format!("unexpected message `{}` during startup", other as char))),
+                }
+            }
+            let (stream, buffered) = reader.into_parts();
+            Ok(UpstreamConn { stream, buffered, params, backend_key, key })
+        };
+        tokio::time::timeout(self.connect_timeout * 3, login).await.map_err(|_| UpstreamError::Timeout)?
+    }
+
+    async fn authenticate(&self, reader: &mut MessageReader<Stream>) -> Result<(), UpstreamError> {
+        let password = || {
+            self.url
+                .password
+                .as_deref()
+                .ok_or_else(|| UpstreamError::Protocol("the upstream asks for a password but postgres.upstream has none".into()))
+        };
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let msg = reader.read().await?;
+            if msg.tag() == b'E' {
+                return Err(rejected(msg.body()));
+            }
+            if msg.tag() != b'R' {
+                return Err(UpstreamError::Protocol(format!("unexpected message `{}` during login", msg.tag() as char)));
+            }
+            let mut f = codec::Fields::new(msg.body());
+            let reply: Bytes = match f.i32() {
+                Some(0) => return Ok(()),
+                Some(3) => {
+                    let mut body = password()?.as_bytes().to_vec();
+                    body.push(0);
+                    codec::frontend::password_message(&body)
+                }
+                Some(5) => {
+                    let salt: [u8; 4] = f.take(4).and_then(|s| s.try_into().ok()).ok_or_else(|| UpstreamError::Protocol("short MD5 salt".into()))?;
+                    let mut body = postgres_protocol::authentication::md5_hash(self.url.user.as_bytes(), password()?.as_bytes(), salt).into_bytes();
+                    body.push(0);
+                    codec::frontend::password_message(&body)
+                }
+                Some(10) => {
+                    let mut offered = Vec::new();
+                    while let Some(m) = f.cstr().filter(|m| !m.is_empty()) {
+                        offered.push(m);
+                    }
+                    if !offered.contains(&SCRAM_SHA_256.as_bytes()) {
+                        return Err(UpstreamError::Protocol("the upstream offers no SASL mechanism Airlock supports".into()));
+                    }
+                    let s = ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
+                    let mut body = Vec::new();
+                    body.extend_from_slice(SCRAM_SHA_256.as_bytes());
+                    body.push(0);
+                    body.extend_from_slice(&(s.message().len() as i32).to_be_bytes());
+                    body.extend_from_slice(s.message());
+                    scram = Some(s);
+                    codec::frontend::password_message(&body)
+                }
+                Some(11) => {
+                    let s = scram.as_mut().ok_or_else(|| UpstreamError::Protocol("SASL continue without start".into()))?;
+                    s.update(f.remaining()).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                    codec::frontend::password_message(s.message())
+                }
+                Some(12) => {
+                    let mut s = scram.take().ok_or_else(|| UpstreamError::Protocol("SASL final without start".into()))?;
+                    s.finish(f.remaining()).map_err(|_| UpstreamError::Protocol("the upstream's SCRAM signature is invalid".into()))?;
+                    continue;
+                }
+                other => return Err(UpstreamError::Protocol(format!("unsupported authentication request {other:?}"))),
+            };
+            reader.get_mut().write_all(&reply).await.map_err(UpstreamError::Connect)?;
+        }
+    }
+
+    /// Asks the server to cancel whatever `key` is running.
+    pub async fn cancel(&self, key: (i32, i32)) -> Result<(), UpstreamError> {
+        let mut stream = self.open_stream().await?;
+        stream.write_all(&codec::frontend::cancel_request(key.0, key.1)).await.map_err(UpstreamError::Connect)?;
+        stream.flush().await.map_err(UpstreamError::Connect)?;
+        // The server closes the connection when it has read the request.
+        let mut sink = [0u8; 1];
+        let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut sink)).await;
+        Ok(())
+    }
+}
+
+fn rejected(body: &[u8]) -> UpstreamError {
+    let fields = error_fields(body);
+    let get = |c: u8| fields.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone()).unwrap_or_default();
+    UpstreamError::Rejected { code: get(b'C'), message: get(b'M') }
+}
+
+/// A connection checked out of the pool, with its slot.
+pub struct Pooled {
+    pub conn: UpstreamConn,
+    pub permit: OwnedSemaphorePermit,
+}
+
+impl Pooled {
+    pub fn new(conn: UpstreamConn, permit: OwnedSemaphorePermit) -> Self {
+        Self { conn, permit }
+    }
+}
+
+/// A bounded set of upstream connections. The semaphore counts every open
+/// connection, idle or busy, so the upstream never sees more than
+/// `pool_size` connections from this gateway.
+pub struct Pool {
+    settings: Arc<UpstreamSettings>,
+    size: usize,
+    slots: Arc<Semaphore>,
+    idle: Mutex<Vec<Pooled>>,
+    /// Woken when a connection goes back to idle, for sessions waiting on a
+    /// full pool.
+    returned: Notify,
+    acquire_timeout: Duration,
+}
+
+impl Pool {
+    pub fn new(settings: Arc<UpstreamSettings>, size: usize, acquire_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            settings,
+            size,
+            slots: Arc::new(Semaphore::new(size)),
+            idle: Mutex::new(Vec::new()),
+            returned: Notify::new(),
+            acquire_timeout,
+        })
+    }
+
+    pub fn settings(&self) -> &Arc<UpstreamSettings> {
+        &self.settings
+    }
+
+    /// A connection for `key`: an idle one that passes a round-trip check,
+    /// else a new one. Waits up to the acquire timeout on a full pool.
+    pub async fn acquire(&self, key: &PoolKey) -> Result<Pooled, UpstreamError> {
+        let deadline = tokio::time::Instant::now() + self.acquire_timeout;
+        loop {
+            while let Some(mut pooled) = self.take_idle(key) {
+                if ping(&mut pooled.conn).await.is_ok() {
+                    return Ok(pooled);
+                }
+                tracing::debug!("discarding an idle upstream connection that failed its check");
+            }
+            let permit = match self.slots.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                // Full: make room by closing an idle connection opened for other parameters.
+                Err(_) => self.evict_one_idle(),
+            };
+            if let Some(permit) = permit {
+                let conn = self.settings.connect(key.clone()).await?;
+                return Ok(Pooled { conn, permit });
+            }
+            let waited = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    permit = self.slots.clone().acquire_owned() => permit.ok(),
+                    _ = self.returned.notified() => None,
+                }
+            })
+            .await;
+            match waited {
+                Err(_) => return Err(UpstreamError::Exhausted(self.size)),
+                Ok(Some(permit)) => {
+                    let conn = self.settings.connect(key.clone()).await?;
+                    return Ok(Pooled { conn, permit });
+                }
+                Ok(None) => continue,
+            }
+        }
+    }
+
+    fn take_idle(&self, key: &PoolKey) -> Option<Pooled> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let i = idle.iter().rposition(|p| &p.conn.key == key)?;
+        Some(idle.swap_remove(i))
+    }
+
+    fn evict_one_idle(&self) -> Option<OwnedSemaphorePermit> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.is_empty() {
+            return None;
+        }
+        let Pooled { conn, permit } = idle.remove(0);
+        drop(conn);
+        Some(permit)
+    }
+
+    /// Takes back a connection whose session ended cleanly: resets it in the
+    /// background and keeps it if the reset succeeds.
+    pub fn release(self: &Arc<Self>, mut pooled: Pooled) {
+        let pool = self.clone();
+        tokio::spawn(async move {
+            match reset(&mut pooled.conn).await {
+                Ok(()) => {
+                    pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(pooled);
+                    pool.returned.notify_one();
+                }
+                Err(e) => tracing::debug!(error = %e, "upstream connection not reusable"),
+            }
+        });
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Runs `DISCARD ALL`, which drops prepared statements, portals, temporary
+/// tables, LISTENs, advisory locks and session settings.
+async fn reset(conn: &mut UpstreamConn) -> Result<(), UpstreamError> {
+    roundtrip(conn, codec::frontend::query("DISCARD ALL")).await
+}
+
+/// A Sync round trip: proves an idle connection is still alive and idle.
+async fn ping(conn: &mut UpstreamConn) -> Result<(), UpstreamError> {
+    roundtrip(conn, codec::frontend::sync()).await
+}
+
+async fn roundtrip(conn: &mut UpstreamConn, request: Bytes) -> Result<(), UpstreamError> {
+    let work = async {
+        conn.stream.write_all(&request).await.map_err(UpstreamError::Connect)?;
+        conn.stream.flush().await.map_err(UpstreamError::Connect)?;
+        let buffered = std::mem::take(&mut conn.buffered);
+        let mut reader = MessageReader::with_buffer(&mut conn.stream, buffered, MAX_UPSTREAM_MESSAGE);
+        let mut failure = None;
+        let mut reported = Vec::new();
+        loop {
+            let msg = reader.read().await?;
+            match msg.tag() {
+                b'E' => failure = Some(rejected(msg.body())),
+                b'S' => {
+                    let mut f = codec::Fields::new(msg.body());
+                    if let (Some(n), Some(v)) = (f.cstr(), f.cstr()) {
+                        reported.push((String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()));
+                    }
+                }
+                b'Z' => {
+                    let status = msg.body().first().copied();
+                    let (_, rest) = reader.into_parts();
+                    conn.buffered = rest;
+                    for (n, v) in reported {
+                        conn.set_param(&n, &v);
+                    }
+                    if let Some(e) = failure {
+                        return Err(e);
+                    }
+                    if status != Some(b'I') {
+                        return Err(UpstreamError::Protocol("connection is not idle".into()));
+                    }
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), work).await.map_err(|_| UpstreamError::Timeout)?
+}
