@@ -3,8 +3,12 @@
 use crate::audit::LogSink;
 use crate::config::{env_overrides, Config, ConfigError, LogFormat, Override};
 use crate::gate::Gate;
-use crate::identity::{Identities, Identity, LoginThrottle, Role, ScramVerifier, DEFAULT_SCRAM_ITERATIONS};
-use crate::proxy::pg::{cancel::CancelMap, frontend::LoginSettings, upstream, PgListener, PgShared};
+use crate::identity::{
+    Identities, Identity, LoginThrottle, Role, ScramVerifier, DEFAULT_SCRAM_ITERATIONS,
+};
+use crate::proxy::pg::{
+    cancel::CancelMap, frontend::LoginSettings, upstream, PgListener, PgShared,
+};
 use crate::proxy::tls;
 use clap::{Parser, Subcommand};
 use std::io::{BufRead, Write};
@@ -14,7 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "airlock", version, about = "A database gateway for AI agents: classify, hold, mask, audit.")]
+#[command(
+    name = "airlock",
+    version,
+    about = "A database gateway for AI agents: classify, hold, mask, audit."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -79,8 +87,12 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Config { command: ConfigCommand::Check { file } } => config_check(&file),
-        Command::Identity { command: IdentityCommand::Hash { iterations } } => identity_hash(iterations),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => config_check(&file),
+        Command::Identity {
+            command: IdentityCommand::Hash { iterations },
+        } => identity_hash(iterations),
     }
 }
 
@@ -94,7 +106,11 @@ fn overrides(args: &ServeArgs) -> Result<Vec<Override>, ConfigError> {
     ];
     for (key, value, flag) in flags {
         if let Some(value) = value {
-            all.push(Override { key: key.into(), value: value.clone(), source: format!("flag {flag}") });
+            all.push(Override {
+                key: key.into(),
+                value: value.clone(),
+                source: format!("flag {flag}"),
+            });
         }
     }
     Ok(all)
@@ -146,8 +162,8 @@ fn identity_hash(iterations: u32) -> ExitCode {
 }
 
 fn init_logging(config: &Config) {
-    let filter = std::env::var("AIRLOCK_LOG").unwrap_or_else(|_| config.log.level.clone());
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| "info".into());
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -165,7 +181,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(&e),
     };
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
@@ -189,8 +208,10 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
                 .take(24)
                 .map(char::from)
                 .collect();
-            std::fs::create_dir_all(state_dir).map_err(|e| format!("cannot create state_dir `{}`: {e}", state_dir.display()))?;
-            write_private(&path, &password).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+            std::fs::create_dir_all(state_dir)
+                .map_err(|e| format!("cannot create state_dir `{}`: {e}", state_dir.display()))?;
+            write_private(&path, &password)
+                .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
             password
         }
     };
@@ -205,7 +226,12 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(contents.as_bytes())
 }
 
@@ -222,17 +248,26 @@ async fn serve_with(config: Config) -> Result<(), String> {
     }
 
     let tls_acceptor = match &config.tls {
-        Some(t) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(&t.cert, &t.key).map_err(|e| format!("tls: {e}"))?)),
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(
+            tls::server_config(&t.cert, &t.key).map_err(|e| format!("tls: {e}"))?,
+        )),
         None => None,
     };
-    let upstream_tls = tls::upstream_config(config.postgres.upstream_tls, config.postgres.upstream_ca.as_deref())
-        .map_err(|e| format!("postgres.upstream_ca: {e}"))?;
+    let upstream_tls = tls::upstream_config(
+        config.postgres.upstream_tls,
+        config.postgres.upstream_ca.as_deref(),
+    )
+    .map_err(|e| format!("postgres.upstream_ca: {e}"))?;
     let settings = Arc::new(upstream::UpstreamSettings {
         url: config.postgres.upstream.clone(),
         tls: upstream_tls,
         connect_timeout: Duration::from_secs(config.postgres.connect_timeout_secs),
     });
-    let pool = upstream::Pool::new(settings, config.postgres.pool_size, Duration::from_secs(config.postgres.acquire_timeout_secs));
+    let pool = upstream::Pool::new(
+        settings,
+        config.postgres.pool_size,
+        Duration::from_secs(config.postgres.acquire_timeout_secs),
+    );
     let gate = Arc::new(Gate::new(Arc::new(LogSink)));
     let shared = Arc::new(PgShared {
         login: LoginSettings {
@@ -256,11 +291,30 @@ async fn serve_with(config: Config) -> Result<(), String> {
     });
     let listener = PgListener::bind(config.postgres.listen, shared)
         .await
-        .map_err(|e| format!("postgres.listen: cannot listen on {}: {e}", config.postgres.listen))?;
+        .map_err(|e| {
+            format!(
+                "postgres.listen: cannot listen on {}: {e}",
+                config.postgres.listen
+            )
+        })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
     let up = &config.postgres.upstream;
+    // The "listening" line comes last: scripts wait for it as the sign
+    // that the gateway is ready.
+    let up = &config.postgres.upstream;
     println!("airlock {}", env!("CARGO_PKG_VERSION"));
+    if let Some(password) = generated {
+        println!("no [[identity]] configured: agents log in as the development identity `agent`");
+        println!(
+            "  password is in {}",
+            config.state_dir.join("dev-identity").display()
+        );
+        println!(
+            "  psql \"postgresql://agent:{password}@{addr}/{}\"",
+            up.database
+        );
+    }
     println!(
         "postgres listening on {addr} -> upstream {} database {} (client TLS: {}, upstream TLS: {})",
         up.address(),
@@ -272,11 +326,6 @@ async fn serve_with(config: Config) -> Result<(), String> {
         },
         config.postgres.upstream_tls.name()
     );
-    if let Some(password) = generated {
-        println!("no [[identity]] configured: agents log in as the development identity `agent`");
-        println!("  password is in {}", config.state_dir.join("dev-identity").display());
-        println!("  psql \"postgresql://agent:{password}@{addr}/{}\"", up.database);
-    }
     let _ = std::io::stdout().flush();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -292,7 +341,10 @@ async fn serve_with(config: Config) -> Result<(), String> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

@@ -31,8 +31,16 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(source_name: impl Into<String>, key: &str, problem: impl Into<String>) -> Self {
-        let key = if key.is_empty() { String::new() } else { format!("key `{key}`: ") };
-        Self { source_name: source_name.into(), key, problem: problem.into() }
+        let key = if key.is_empty() {
+            String::new()
+        } else {
+            format!("key `{key}`: ")
+        };
+        Self {
+            source_name: source_name.into(),
+            key,
+            problem: problem.into(),
+        }
     }
 }
 
@@ -86,22 +94,43 @@ impl UpstreamUrl {
         if rest.contains('?') {
             return Err("query parameters are not supported; use postgres.upstream_tls and postgres.upstream_ca".into());
         }
-        let (authority, database) = rest.split_once('/').ok_or("must name a database: postgresql://user@host/database")?;
-        let (userinfo, hostport) = authority.rsplit_once('@').ok_or("must name a user: postgresql://user@host/database")?;
+        let (authority, database) = rest
+            .split_once('/')
+            .ok_or("must name a database: postgresql://user@host/database")?;
+        let (userinfo, hostport) = authority
+            .rsplit_once('@')
+            .ok_or("must name a user: postgresql://user@host/database")?;
         let (user, password) = match userinfo.split_once(':') {
             Some((u, p)) => (percent_decode(u)?, Some(percent_decode(p)?)),
             None => (percent_decode(userinfo)?, None),
         };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
-                (h.trim_matches(['[', ']']).to_string(), p.parse::<u16>().map_err(|_| format!("invalid port `{p}`"))?)
+        // `[v6]:port`, `[v6]`, `host:port` or `host`.
+        let (host, port) = match hostport.strip_prefix('[') {
+            Some(v6) => {
+                let (h, after) = v6.split_once(']').ok_or("unclosed `[` in host")?;
+                (h.to_string(), after.strip_prefix(':'))
             }
-            _ => (hostport.trim_matches(['[', ']']).to_string(), 5432),
+            None => match hostport.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (hostport.to_string(), None),
+            },
+        };
+        let port = match port {
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| format!("invalid port `{p}`"))?,
+            None => 5432,
         };
         if host.is_empty() || user.is_empty() || database.is_empty() {
             return Err("host, user and database must not be empty".into());
         }
-        Ok(Self { host, port, user, password, database: percent_decode(database)? })
+        Ok(Self {
+            host,
+            port,
+            user,
+            password,
+            database: percent_decode(database)?,
+        })
     }
 
     pub fn address(&self) -> String {
@@ -281,20 +310,31 @@ pub struct Override {
 }
 
 /// Collects `AIRLOCK_*` variables as overrides. `AIRLOCK_CONFIG` names the
-/// file and `AIRLOCK_LOG` is read by logging setup; neither is a key.
-pub fn env_overrides(vars: impl IntoIterator<Item = (String, String)>) -> Result<Vec<Override>, ConfigError> {
+/// file rather than a key.
+pub fn env_overrides(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<Override>, ConfigError> {
     let mut out = Vec::new();
     for (name, value) in vars {
-        let Some(rest) = name.strip_prefix("AIRLOCK_") else { continue };
+        let Some(rest) = name.strip_prefix("AIRLOCK_") else {
+            continue;
+        };
         if rest == "CONFIG" {
             continue;
         }
         let lower = rest.to_ascii_lowercase();
-        let key = match SECTIONS.iter().find(|s| lower.starts_with(&format!("{s}_"))) {
+        let key = match SECTIONS
+            .iter()
+            .find(|s| lower.starts_with(&format!("{s}_")))
+        {
             Some(section) => format!("{section}.{}", &lower[section.len() + 1..]),
             None => lower,
         };
-        out.push(Override { key, value, source: format!("environment variable {name}") });
+        out.push(Override {
+            key,
+            value,
+            source: format!("environment variable {name}"),
+        });
     }
     Ok(out)
 }
@@ -305,8 +345,9 @@ impl Config {
     pub fn load(path: Option<&Path>, overrides: &[Override]) -> Result<Self, ConfigError> {
         let (source_name, text) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| ConfigError::new(p.display().to_string(), "", format!("cannot read: {e}")))?;
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    ConfigError::new(p.display().to_string(), "", format!("cannot read: {e}"))
+                })?;
                 (p.display().to_string(), text)
             }
             None => ("built-in defaults".to_string(), String::new()),
@@ -314,43 +355,47 @@ impl Config {
         Self::from_toml(&source_name, &text, overrides)
     }
 
-    pub fn from_toml(source_name: &str, text: &str, overrides: &[Override]) -> Result<Self, ConfigError> {
+    pub fn from_toml(
+        source_name: &str,
+        text: &str,
+        overrides: &[Override],
+    ) -> Result<Self, ConfigError> {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigError::new(source_name, "", format!("{} {}", e.message(), line_of(text, e.span())))
+            ConfigError::new(
+                source_name,
+                "",
+                format!("{} {}", e.message(), line_of(text, e.span())),
+            )
         })?;
         let mut origin = BTreeMap::new();
         for o in overrides {
             apply_override(&mut table, o)?;
             origin.insert(o.key.clone(), o.source.clone());
         }
-        // Which source to blame for a key: the override that set it (or, for
-        // an unknown key, the override that introduced it), else the file.
-        let blame_in = |key: &str, problem: &str| -> String {
+        // Which source to blame for a key: the override that set it, else the file.
+        let blame = |key: &str| -> String {
             origin
                 .iter()
-                .find(|(k, _)| {
-                    key == k.as_str()
-                        || key.starts_with(&format!("{k}."))
-                        || (k.starts_with(&format!("{key}.")) || !key.contains('.') && key.is_empty())
-                            && problem.contains(&format!("`{}`", k.rsplit('.').next().unwrap_or(k)))
-                })
+                .find(|(k, _)| key == k.as_str() || key.starts_with(&format!("{k}.")))
                 .map(|(_, s)| s.clone())
                 .unwrap_or_else(|| source_name.to_string())
         };
-        let blame = |key: &str| blame_in(key, "");
-        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let key = e.path().to_string();
-            let key = if key == "." { String::new() } else { key };
-            let problem = e.into_inner().message().to_string();
-            ConfigError::new(blame_in(&key, &problem), &key, problem)
-        })?;
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let key = if key == "." { String::new() } else { key };
+                ConfigError::new(blame(&key), &key, e.into_inner().message().to_string())
+            })?;
         validate(raw, &blame)
     }
 }
 
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
-        Some(span) => format!("(line {})", text[..span.start.min(text.len())].matches('\n').count() + 1),
+        Some(span) => format!(
+            "(line {})",
+            text[..span.start.min(text.len())].matches('\n').count() + 1
+        ),
         None => String::new(),
     }
 }
@@ -389,10 +434,15 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
 
     let pg = raw.postgres;
     let listen_text = pg.listen.unwrap_or_else(|| "127.0.0.1:6432".into());
-    let listen: SocketAddr = listen_text
-        .parse()
-        .map_err(|_| err("postgres.listen", format!("`{listen_text}` is not an address like 127.0.0.1:6432")))?;
-    let upstream_text = pg.upstream.unwrap_or_else(|| "postgresql://postgres@127.0.0.1:5432/test".into());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        err(
+            "postgres.listen",
+            format!("`{listen_text}` is not an address like 127.0.0.1:6432"),
+        )
+    })?;
+    let upstream_text = pg
+        .upstream
+        .unwrap_or_else(|| "postgresql://postgres@127.0.0.1:5432/test".into());
     let upstream = UpstreamUrl::parse(&upstream_text).map_err(|p| err("postgres.upstream", p))?;
     let pool_size = pg.pool_size.unwrap_or(32);
     if pool_size == 0 {
@@ -401,15 +451,24 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
     let upstream_tls = pg.upstream_tls.unwrap_or(UpstreamTls::Disable);
     if let Some(ca) = &pg.upstream_ca {
         if !ca.is_file() {
-            return Err(err("postgres.upstream_ca", format!("file `{}` does not exist", ca.display())));
+            return Err(err(
+                "postgres.upstream_ca",
+                format!("file `{}` does not exist", ca.display()),
+            ));
         }
     }
     if upstream_tls == UpstreamTls::VerifyFull && pg.upstream_ca.is_none() {
-        return Err(err("postgres.upstream_tls", "verify-full needs postgres.upstream_ca (a PEM file of trusted CAs)".into()));
+        return Err(err(
+            "postgres.upstream_tls",
+            "verify-full needs postgres.upstream_ca (a PEM file of trusted CAs)".into(),
+        ));
     }
     let max_message_bytes = pg.max_message_bytes.unwrap_or(64 << 20);
     if max_message_bytes < 1024 {
-        return Err(err("postgres.max_message_bytes", "must be at least 1024".into()));
+        return Err(err(
+            "postgres.max_message_bytes",
+            "must be at least 1024".into(),
+        ));
     }
 
     let tls = match raw.tls {
@@ -417,10 +476,17 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         Some(t) => {
             for (key, path) in [("tls.cert", &t.cert), ("tls.key", &t.key)] {
                 if !path.is_file() {
-                    return Err(err(key, format!("file `{}` does not exist", path.display())));
+                    return Err(err(
+                        key,
+                        format!("file `{}` does not exist", path.display()),
+                    ));
                 }
             }
-            Some(TlsConfig { cert: t.cert, key: t.key, require: t.require })
+            Some(TlsConfig {
+                cert: t.cert,
+                key: t.key,
+                require: t.require,
+            })
         }
     };
 
@@ -429,15 +495,26 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
     for (i, id) in raw.identity.into_iter().enumerate() {
         let key = |field: &str| format!("identity[{i}].{field}");
         if id.name.is_empty() || id.name.contains(['\0', ' ']) {
-            return Err(err(&key("name"), "must be non-empty, without spaces".into()));
+            return Err(err(
+                &key("name"),
+                "must be non-empty, without spaces".into(),
+            ));
         }
         if identities.iter().any(|x: &Identity| x.name == id.name) {
             return Err(err(&key("name"), format!("`{}` is defined twice", id.name)));
         }
         let verifier = match (id.password, id.scram_verifier) {
-            (Some(_), Some(_)) => return Err(err(&key("password"), "give either password or scram_verifier, not both".into())),
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    &key("password"),
+                    "give either password or scram_verifier, not both".into(),
+                ))
+            }
             (None, None) => {
-                return Err(err(&key("scram_verifier"), "missing: give scram_verifier (see `airlock identity hash`) or password".into()))
+                return Err(err(
+                    &key("scram_verifier"),
+                    "missing: give scram_verifier (see `airlock identity hash`) or password".into(),
+                ))
             }
             (Some(p), None) => {
                 if p.is_empty() {
@@ -446,9 +523,16 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
                 plaintext_identities.push(id.name.clone());
                 ScramVerifier::generate(&p, DEFAULT_SCRAM_ITERATIONS)
             }
-            (None, Some(v)) => ScramVerifier::parse(&v).map_err(|e| err(&key("scram_verifier"), e.to_string()))?,
+            (None, Some(v)) => {
+                ScramVerifier::parse(&v).map_err(|e| err(&key("scram_verifier"), e.to_string()))?
+            }
         };
-        identities.push(Identity { name: id.name, role: id.role, groups: id.groups, verifier });
+        identities.push(Identity {
+            name: id.name,
+            role: id.role,
+            groups: id.groups,
+            verifier,
+        });
     }
 
     let auth = AuthConfig {
@@ -461,7 +545,10 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
     }
     let level = raw.log.level.unwrap_or_else(|| "info".into());
     if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
-        return Err(err("log.level", format!("`{level}` is not a log filter such as `info` or `airlock=debug`")));
+        return Err(err(
+            "log.level",
+            format!("`{level}` is not a log filter such as `info` or `airlock=debug`"),
+        ));
     }
     let server = ServerConfig {
         shutdown_timeout_secs: raw.server.shutdown_timeout_secs.unwrap_or(30),
@@ -487,7 +574,10 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         },
         tls,
         auth,
-        log: LogConfig { format: raw.log.format.unwrap_or(LogFormat::Text), level },
+        log: LogConfig {
+            format: raw.log.format.unwrap_or(LogFormat::Text),
+            level,
+        },
         server,
         identities,
         plaintext_identities,
@@ -517,32 +607,68 @@ mod tests {
     #[test]
     fn errors_name_file_key_and_problem() {
         let e = load("[postgres]\npool_size = \"many\"\n").unwrap_err();
-        assert!(e.starts_with("airlock.toml: key `postgres.pool_size`: invalid type"), "{e}");
+        assert!(
+            e.starts_with("airlock.toml: key `postgres.pool_size`: invalid type"),
+            "{e}"
+        );
         let e = load("[postgres]\nlisten = \"nowhere\"\n").unwrap_err();
-        assert_eq!(e, "airlock.toml: key `postgres.listen`: `nowhere` is not an address like 127.0.0.1:6432");
+        assert_eq!(
+            e,
+            "airlock.toml: key `postgres.listen`: `nowhere` is not an address like 127.0.0.1:6432"
+        );
         let e = load("[postgres]\npool_sise = 3\n").unwrap_err();
-        assert!(e.starts_with("airlock.toml: key `postgres`: unknown field `pool_sise`"), "{e}");
-        let e = load("[[identity]]\nname = \"a\"\nrole = \"boss\"\npassword = \"x\"\n").unwrap_err();
-        assert!(e.starts_with("airlock.toml: key `identity[0].role`: unknown variant `boss`"), "{e}");
-        let e = load("[[identity]]\nname = \"a\"\nrole = \"agent\"\nscram_verifier = \"md5x\"\n").unwrap_err();
-        assert!(e.starts_with("airlock.toml: key `identity[0].scram_verifier`: expected the form"), "{e}");
+        assert!(
+            e.starts_with("airlock.toml: key `postgres.pool_sise`: unknown field `pool_sise`"),
+            "{e}"
+        );
+        let e =
+            load("[[identity]]\nname = \"a\"\nrole = \"boss\"\npassword = \"x\"\n").unwrap_err();
+        assert!(
+            e.starts_with("airlock.toml: key `identity[0].role`: unknown variant `boss`"),
+            "{e}"
+        );
+        let e = load("[[identity]]\nname = \"a\"\nrole = \"agent\"\nscram_verifier = \"md5x\"\n")
+            .unwrap_err();
+        assert!(
+            e.starts_with("airlock.toml: key `identity[0].scram_verifier`: expected the form"),
+            "{e}"
+        );
         let e = load("[postgres]\nupstream = \"mysql://x@y/z\"\n").unwrap_err();
-        assert_eq!(e, "airlock.toml: key `postgres.upstream`: must start with postgresql://");
-        let e = load("[tls]\ncert = \"/nonexistent.pem\"\nkey = \"/nonexistent.pem\"\n").unwrap_err();
-        assert_eq!(e, "airlock.toml: key `tls.cert`: file `/nonexistent.pem` does not exist");
+        assert_eq!(
+            e,
+            "airlock.toml: key `postgres.upstream`: must start with postgresql://"
+        );
+        let e =
+            load("[tls]\ncert = \"/nonexistent.pem\"\nkey = \"/nonexistent.pem\"\n").unwrap_err();
+        assert_eq!(
+            e,
+            "airlock.toml: key `tls.cert`: file `/nonexistent.pem` does not exist"
+        );
         let e = load("[postgres\n").unwrap_err();
-        assert!(e.starts_with("airlock.toml: ") && e.contains("(line 1)"), "{e}");
+        assert!(
+            e.starts_with("airlock.toml: ") && e.contains("(line 1)"),
+            "{e}"
+        );
         let e = load("[postgres]\nupstream_tls = \"verify-full\"\n").unwrap_err();
-        assert!(e.contains("key `postgres.upstream_tls`: verify-full needs postgres.upstream_ca"), "{e}");
+        assert!(
+            e.contains("key `postgres.upstream_tls`: verify-full needs postgres.upstream_ca"),
+            "{e}"
+        );
     }
 
     #[test]
     fn identities_need_exactly_one_credential_and_unique_names() {
         let e = load("[[identity]]\nname = \"a\"\nrole = \"agent\"\n").unwrap_err();
-        assert!(e.contains("key `identity[0].scram_verifier`: missing"), "{e}");
+        assert!(
+            e.contains("key `identity[0].scram_verifier`: missing"),
+            "{e}"
+        );
         let two = "[[identity]]\nname = \"a\"\nrole = \"agent\"\npassword = \"x\"\n";
         let e = load(&format!("{two}{two}")).unwrap_err();
-        assert!(e.contains("key `identity[1].name`: `a` is defined twice"), "{e}");
+        assert!(
+            e.contains("key `identity[1].name`: `a` is defined twice"),
+            "{e}"
+        );
         let c = load(two).unwrap();
         assert_eq!(c.plaintext_identities, vec!["a".to_string()]);
     }
@@ -551,7 +677,10 @@ mod tests {
     fn overrides_win_and_are_blamed_by_name() {
         let env = env_overrides([
             ("AIRLOCK_POSTGRES_POOL_SIZE".to_string(), "4".to_string()),
-            ("AIRLOCK_POLICIES".to_string(), "/etc/airlock/policies".to_string()),
+            (
+                "AIRLOCK_POLICIES".to_string(),
+                "/etc/airlock/policies".to_string(),
+            ),
             ("PATH".to_string(), "/bin".to_string()),
         ])
         .unwrap();
@@ -559,19 +688,47 @@ mod tests {
         assert_eq!(c.postgres.pool_size, 4);
         assert_eq!(c.policies, PathBuf::from("/etc/airlock/policies"));
 
-        let env = env_overrides([("AIRLOCK_POSTGRES_POOL_SIZE".to_string(), "zero".to_string())]).unwrap();
-        let e = Config::from_toml("airlock.toml", "", &env).unwrap_err().to_string();
-        assert!(e.starts_with("environment variable AIRLOCK_POSTGRES_POOL_SIZE: key `postgres.pool_size`"), "{e}");
+        let env = env_overrides([("AIRLOCK_POSTGRES_POOL_SIZE".to_string(), "zero".to_string())])
+            .unwrap();
+        let e = Config::from_toml("airlock.toml", "", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "environment variable AIRLOCK_POSTGRES_POOL_SIZE: key `postgres.pool_size`"
+            ),
+            "{e}"
+        );
         let env = env_overrides([("AIRLOCK_POSTGRES_LISTN".to_string(), "x".to_string())]).unwrap();
-        let e = Config::from_toml("airlock.toml", "", &env).unwrap_err().to_string();
-        assert!(e.starts_with("environment variable AIRLOCK_POSTGRES_LISTN: key `postgres`: unknown field `listn`"), "{e}");
+        let e = Config::from_toml("airlock.toml", "", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "environment variable AIRLOCK_POSTGRES_LISTN: key `postgres.listn`: unknown field"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn upstream_urls() {
         let u = UpstreamUrl::parse("postgresql://svc:p%40ss@db.internal:6543/prod").unwrap();
-        assert_eq!((u.user.as_str(), u.password.as_deref(), u.host.as_str(), u.port), ("svc", Some("p@ss"), "db.internal", 6543));
-        assert_eq!(UpstreamUrl::parse("postgres://a@[::1]/d").unwrap().address(), "[::1]:5432");
+        assert_eq!(
+            (
+                u.user.as_str(),
+                u.password.as_deref(),
+                u.host.as_str(),
+                u.port
+            ),
+            ("svc", Some("p@ss"), "db.internal", 6543)
+        );
+        assert_eq!(
+            UpstreamUrl::parse("postgres://a@[::1]/d")
+                .unwrap()
+                .address(),
+            "[::1]:5432"
+        );
         assert!(UpstreamUrl::parse("postgresql://a@h/d?sslmode=require").is_err());
         assert!(UpstreamUrl::parse("postgresql://h/d").is_err());
     }

@@ -39,9 +39,15 @@ impl SessionId {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
         let epoch = EPOCH.get_or_init(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
         });
-        Self(format!("s-{epoch:x}-{}", COUNTER.fetch_add(1, Ordering::Relaxed)))
+        Self(format!(
+            "s-{epoch:x}-{}",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ))
     }
 }
 
@@ -78,7 +84,10 @@ pub enum Origin {
 pub enum Verdict {
     Allow,
     /// Refused; the reason is shown to the client.
-    Deny { rule: String, reason: String },
+    Deny {
+        rule: String,
+        reason: String,
+    },
 }
 
 /// The decision point shared by every session of every protocol.
@@ -97,7 +106,12 @@ impl Gate {
     /// one that holds and denies.
     pub async fn check(&self, session: &SessionInfo, sql: &str, origin: Origin) -> Verdict {
         let verdict = Verdict::Allow;
-        self.audit.record(AuditEvent::Statement { session: session.id.clone(), sql, origin, verdict: &verdict });
+        self.audit.record(AuditEvent::Statement {
+            session: session.id.clone(),
+            sql,
+            origin,
+            verdict: &verdict,
+        });
         verdict
     }
 

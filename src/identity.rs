@@ -64,7 +64,9 @@ pub struct ScramVerifier {
 // Never print key material, even in debug output.
 impl fmt::Debug for ScramVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScramVerifier").field("iterations", &self.iterations).finish_non_exhaustive()
+        f.debug_struct("ScramVerifier")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
     }
 }
 
@@ -98,12 +100,19 @@ impl ScramVerifier {
         let client_key = hmac(&salted, b"Client Key");
         let stored_key: [u8; 32] = Sha256::digest(client_key).into();
         let server_key = hmac(&salted, b"Server Key");
-        Self { iterations, salt, stored_key, server_key }
+        Self {
+            iterations,
+            salt,
+            stored_key,
+            server_key,
+        }
     }
 
     /// Parses PostgreSQL's `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`.
     pub fn parse(text: &str) -> Result<Self, VerifierError> {
-        let rest = text.strip_prefix("SCRAM-SHA-256$").ok_or(VerifierError::Shape)?;
+        let rest = text
+            .strip_prefix("SCRAM-SHA-256$")
+            .ok_or(VerifierError::Shape)?;
         let (params, keys) = rest.split_once('$').ok_or(VerifierError::Shape)?;
         let (iter, salt) = params.split_once(':').ok_or(VerifierError::Shape)?;
         let (stored, server) = keys.split_once(':').ok_or(VerifierError::Shape)?;
@@ -116,9 +125,17 @@ impl ScramVerifier {
             return Err(VerifierError::Salt);
         }
         let key = |s: &str| -> Result<[u8; 32], VerifierError> {
-            B64.decode(s).ok().and_then(|v| v.try_into().ok()).ok_or(VerifierError::Keys)
+            B64.decode(s)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or(VerifierError::Keys)
         };
-        Ok(Self { iterations, salt, stored_key: key(stored)?, server_key: key(server)? })
+        Ok(Self {
+            iterations,
+            salt,
+            stored_key: key(stored)?,
+            server_key: key(server)?,
+        })
     }
 
     /// Checks a client proof for `auth_message` (RFC 5802 §3): the proof XOR
@@ -180,7 +197,10 @@ impl Identities {
     pub fn new(list: Vec<Identity>) -> Self {
         let mut decoy_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut decoy_key);
-        Self { by_name: list.into_iter().map(|i| (i.name.clone(), i)).collect(), decoy_key }
+        Self {
+            by_name: list.into_iter().map(|i| (i.name.clone(), i)).collect(),
+            decoy_key,
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&Identity> {
@@ -202,7 +222,12 @@ impl Identities {
         let salt = hmac(&self.decoy_key, name.as_bytes())[..16].to_vec();
         let mut stored_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut stored_key);
-        ScramVerifier { iterations: DEFAULT_SCRAM_ITERATIONS, salt, stored_key, server_key: [0; 32] }
+        ScramVerifier {
+            iterations: DEFAULT_SCRAM_ITERATIONS,
+            salt,
+            stored_key,
+            server_key: [0; 32],
+        }
     }
 }
 
@@ -220,10 +245,22 @@ mod tests {
     #[test]
     fn parse_rejects_malformed_verifiers() {
         assert_eq!(ScramVerifier::parse("md5abc"), Err(VerifierError::Shape));
-        assert_eq!(ScramVerifier::parse("SCRAM-SHA-256$x:YWJj$a:b"), Err(VerifierError::Iterations));
-        assert_eq!(ScramVerifier::parse("SCRAM-SHA-256$0:YWJj$a:b"), Err(VerifierError::Iterations));
-        assert_eq!(ScramVerifier::parse("SCRAM-SHA-256$4096:!!$a:b"), Err(VerifierError::Salt));
-        assert_eq!(ScramVerifier::parse("SCRAM-SHA-256$4096:YWJj$YWJj:YWJj"), Err(VerifierError::Keys));
+        assert_eq!(
+            ScramVerifier::parse("SCRAM-SHA-256$x:YWJj$a:b"),
+            Err(VerifierError::Iterations)
+        );
+        assert_eq!(
+            ScramVerifier::parse("SCRAM-SHA-256$0:YWJj$a:b"),
+            Err(VerifierError::Iterations)
+        );
+        assert_eq!(
+            ScramVerifier::parse("SCRAM-SHA-256$4096:!!$a:b"),
+            Err(VerifierError::Salt)
+        );
+        assert_eq!(
+            ScramVerifier::parse("SCRAM-SHA-256$4096:YWJj$YWJj:YWJj"),
+            Err(VerifierError::Keys)
+        );
     }
 
     #[test]
@@ -236,7 +273,11 @@ mod tests {
             pbkdf2::pbkdf2::<HmacSha256>(password.as_bytes(), &w.salt, 4096, &mut salted).unwrap();
             let client_key = hmac(&salted, b"Client Key");
             let signature = hmac(&w.stored_key, auth_message);
-            client_key.iter().zip(signature).map(|(a, b)| a ^ b).collect::<Vec<u8>>()
+            client_key
+                .iter()
+                .zip(signature)
+                .map(|(a, b)| a ^ b)
+                .collect::<Vec<u8>>()
         };
         assert!(v.verify_proof(auth_message, &proof_for("pencil")));
         assert!(!v.verify_proof(auth_message, &proof_for("pencil2")));
@@ -269,8 +310,17 @@ struct Failures {
 const THROTTLE_PRUNE_AT: usize = 10_000;
 
 impl LoginThrottle {
-    pub fn new(max_failures: u32, window: std::time::Duration, lockout: std::time::Duration) -> Self {
-        Self { max_failures, window, lockout, state: Default::default() }
+    pub fn new(
+        max_failures: u32,
+        window: std::time::Duration,
+        lockout: std::time::Duration,
+    ) -> Self {
+        Self {
+            max_failures,
+            window,
+            lockout,
+            state: Default::default(),
+        }
     }
 
     /// `Err(remaining)` while `ip` is locked out.
@@ -288,10 +338,21 @@ impl LoginThrottle {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.len() >= THROTTLE_PRUNE_AT {
             let window = self.window.max(self.lockout);
-            state.retain(|_, f| f.recent.back().is_some_and(|t| now.duration_since(*t) < window));
+            state.retain(|_, f| {
+                f.recent
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < window)
+            });
         }
-        let f = state.entry(ip).or_insert_with(|| Failures { recent: Default::default(), locked_until: None });
-        while f.recent.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+        let f = state.entry(ip).or_insert_with(|| Failures {
+            recent: Default::default(),
+            locked_until: None,
+        });
+        while f
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.window)
+        {
             f.recent.pop_front();
         }
         f.recent.push_back(now);
@@ -302,7 +363,10 @@ impl LoginThrottle {
     }
 
     pub fn record_success(&self, ip: std::net::IpAddr) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).remove(&ip);
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ip);
     }
 }
 

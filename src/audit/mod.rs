@@ -12,14 +12,38 @@ use std::time::Duration;
 /// Something worth recording.
 #[derive(Debug)]
 pub enum AuditEvent<'a> {
-    SessionStart { session: &'a SessionInfo },
+    SessionStart {
+        session: &'a SessionInfo,
+    },
     /// A login that failed, before any session exists.
-    AuthFailure { client_addr: SocketAddr, user: &'a str, reason: &'a str },
-    Statement { session: SessionId, sql: &'a str, origin: Origin, verdict: &'a Verdict },
+    AuthFailure {
+        client_addr: SocketAddr,
+        user: &'a str,
+        reason: &'a str,
+    },
+    Statement {
+        session: SessionId,
+        sql: &'a str,
+        origin: Origin,
+        verdict: &'a Verdict,
+    },
     /// A statement finished: its command tag, rows and bytes sent to the client.
-    Result { session: &'a SessionId, tag: &'a str, rows: u64, bytes: u64, duration: Duration },
-    Error { session: &'a SessionId, code: &'a str, message: &'a str },
-    SessionEnd { session: &'a SessionId, reason: &'a str },
+    Result {
+        session: &'a SessionId,
+        tag: &'a str,
+        rows: u64,
+        bytes: u64,
+        duration: Duration,
+    },
+    Error {
+        session: &'a SessionId,
+        code: &'a str,
+        message: &'a str,
+    },
+    SessionEnd {
+        session: &'a SessionId,
+        reason: &'a str,
+    },
 }
 
 /// Where events go.
@@ -40,20 +64,39 @@ impl AuditSink for LogSink {
                 database = %session.database, protocol = %session.protocol, tls = session.tls,
                 "session start"
             ),
-            AuditEvent::AuthFailure { client_addr, user, reason } => {
+            AuditEvent::AuthFailure {
+                client_addr,
+                user,
+                reason,
+            } => {
                 tracing::warn!(target: "airlock::audit", client = %client_addr, user, reason, "authentication failed")
             }
-            AuditEvent::Statement { session, sql, origin, verdict } => tracing::debug!(
+            AuditEvent::Statement {
+                session,
+                sql,
+                origin,
+                verdict,
+            } => tracing::debug!(
                 target: "airlock::audit",
                 session = %session, origin = ?origin, verdict = ?verdict, sql_len = sql.len(),
                 "statement"
             ),
-            AuditEvent::Result { session, tag, rows, bytes, duration } => tracing::debug!(
+            AuditEvent::Result {
+                session,
+                tag,
+                rows,
+                bytes,
+                duration,
+            } => tracing::debug!(
                 target: "airlock::audit",
                 session = %session, tag, rows, bytes, micros = duration.as_micros() as u64,
                 "result"
             ),
-            AuditEvent::Error { session, code, message } => {
+            AuditEvent::Error {
+                session,
+                code,
+                message,
+            } => {
                 tracing::debug!(target: "airlock::audit", session = %session, code, message, "error")
             }
             AuditEvent::SessionEnd { session, reason } => {

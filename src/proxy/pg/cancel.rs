@@ -29,12 +29,19 @@ impl CancelMap {
             }
         };
         sessions.insert(key, upstream);
-        CancelKey { map: self.clone(), key }
+        CancelKey {
+            map: self.clone(),
+            key,
+        }
     }
 
     /// The upstream key behind a client-facing one.
     pub fn lookup(&self, key: Key) -> Option<Key> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied()
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied()
     }
 }
 
@@ -52,7 +59,11 @@ impl CancelKey {
 
 impl Drop for CancelKey {
     fn drop(&mut self) {
-        self.map.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+        self.map
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
     }
 }
 

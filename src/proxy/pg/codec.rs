@@ -97,7 +97,10 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         }
         let len = declared as usize + 1;
         if len > self.limit {
-            return Err(FrameError::TooLarge { len, limit: self.limit });
+            return Err(FrameError::TooLarge {
+                len,
+                limit: self.limit,
+            });
         }
         Ok(Some(len))
     }
@@ -107,12 +110,18 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         loop {
             if let Some(len) = self.frame_len()? {
                 if self.buf.len() >= len {
-                    return Ok(Message { frame: self.buf.split_to(len).freeze() });
+                    return Ok(Message {
+                        frame: self.buf.split_to(len).freeze(),
+                    });
                 }
                 self.buf.reserve(len - self.buf.len());
             }
             if self.inner.read_buf(&mut self.buf).await? == 0 {
-                return Err(if self.buf.is_empty() { FrameError::Closed } else { FrameError::Truncated });
+                return Err(if self.buf.is_empty() {
+                    FrameError::Closed
+                } else {
+                    FrameError::Truncated
+                });
             }
         }
     }
@@ -128,7 +137,9 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
 
 /// Reads one untagged startup-phase packet (StartupMessage, SSLRequest,
 /// CancelRequest…): a length that includes itself, then the payload.
-pub async fn read_startup_packet<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Bytes, FrameError> {
+pub async fn read_startup_packet<R: AsyncRead + Unpin>(
+    reader: &mut R,
+) -> Result<Bytes, FrameError> {
     let mut len_bytes = [0u8; 4];
     match reader.read_exact(&mut len_bytes).await {
         Ok(_) => {}
@@ -141,7 +152,10 @@ pub async fn read_startup_packet<R: AsyncRead + Unpin>(reader: &mut R) -> Result
     }
     let len = declared as usize;
     if len > MAX_STARTUP_PACKET {
-        return Err(FrameError::TooLarge { len, limit: MAX_STARTUP_PACKET });
+        return Err(FrameError::TooLarge {
+            len,
+            limit: MAX_STARTUP_PACKET,
+        });
     }
     let mut payload = vec![0u8; len - 4];
     match reader.read_exact(&mut payload).await {
@@ -252,7 +266,12 @@ pub mod backend {
     /// A NoticeResponse with severity NOTICE.
     pub fn notice(message: &str) -> Bytes {
         frame(b'N', |b| {
-            for (field, value) in [(b'S', "NOTICE"), (b'V', "NOTICE"), (b'C', "00000"), (b'M', message)] {
+            for (field, value) in [
+                (b'S', "NOTICE"),
+                (b'V', "NOTICE"),
+                (b'C', "00000"),
+                (b'M', message),
+            ] {
                 b.put_u8(field);
                 put_cstr(b, value);
             }
@@ -397,7 +416,10 @@ pub fn error_fields(body: &[u8]) -> Vec<(u8, String)> {
 
 /// Writes buffered output and flushes. Kept here so both relay directions
 /// share one definition of "send what we have".
-pub async fn write_out<W: AsyncWrite + Unpin>(writer: &mut W, out: &mut BytesMut) -> std::io::Result<()> {
+pub async fn write_out<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut BytesMut,
+) -> std::io::Result<()> {
     if out.has_remaining() {
         writer.write_all(out).await?;
         out.clear();

@@ -6,7 +6,9 @@
 //! startup parameter (which can carry `-c role=…`) are refused, and only
 //! allowlisted parameters are ever passed to the upstream.
 
-use super::codec::{self, backend, backend::Severity, read_startup_packet, FrameError, MessageReader};
+use super::codec::{
+    self, backend, backend::Severity, read_startup_packet, FrameError, MessageReader,
+};
 use crate::identity::{Identities, Identity, ScramVerifier};
 use crate::proxy::Stream;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -52,7 +54,11 @@ pub struct StartupError {
 
 impl StartupError {
     fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), auth_failure: false }
+        Self {
+            code,
+            message: message.into(),
+            auth_failure: false,
+        }
     }
 }
 
@@ -79,15 +85,27 @@ pub struct Startup {
 
 /// Negotiates TLS and reads the startup packet. Errors carry what to tell
 /// the client; the caller sends it.
-pub async fn open(tcp: TcpStream, tls: Option<&tokio_rustls::TlsAcceptor>, require_tls: bool) -> Result<Opening, (Stream, StartupError)> {
+pub async fn open(
+    tcp: TcpStream,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    require_tls: bool,
+) -> Result<Opening, (Stream, StartupError)> {
     let mut stream = Stream::Plain(tcp);
     loop {
         let packet = match read_startup_packet(&mut stream).await {
             Ok(p) => p,
             Err(FrameError::BadLength(_)) | Err(FrameError::TooLarge { .. }) => {
-                return Err((stream, StartupError::new("08P01", "invalid length of startup packet")))
+                return Err((
+                    stream,
+                    StartupError::new("08P01", "invalid length of startup packet"),
+                ))
             }
-            Err(e) => return Err((stream, StartupError::new("08006", format!("connection ended during startup: {e}")))),
+            Err(e) => {
+                return Err((
+                    stream,
+                    StartupError::new("08006", format!("connection ended during startup: {e}")),
+                ))
+            }
         };
         let mut f = codec::Fields::new(&packet);
         let code = f.i32().unwrap_or(0);
@@ -95,30 +113,47 @@ pub async fn open(tcp: TcpStream, tls: Option<&tokio_rustls::TlsAcceptor>, requi
             SSL_REQUEST if !stream.is_tls() => match tls {
                 Some(acceptor) => {
                     if stream_write(&mut stream, b"S").await.is_err() {
-                        return Err((stream, StartupError::new("08006", "connection ended during TLS negotiation")));
+                        return Err((
+                            stream,
+                            StartupError::new("08006", "connection ended during TLS negotiation"),
+                        ));
                     }
-                    let Stream::Plain(tcp) = stream else { unreachable!("checked above") };
+                    let Stream::Plain(tcp) = stream else {
+                        unreachable!("checked above")
+                    };
                     match acceptor.accept(tcp).await {
                         Ok(tls) => stream = Stream::ServerTls(Box::new(tls)),
                         Err(e) => {
                             tracing::info!(error = %e, "TLS handshake with client failed");
-                            return Err((Stream::Closed, StartupError::new("08006", "TLS handshake failed")));
+                            return Err((
+                                Stream::Closed,
+                                StartupError::new("08006", "TLS handshake failed"),
+                            ));
                         }
                     }
                 }
                 None => {
                     if stream_write(&mut stream, b"N").await.is_err() {
-                        return Err((stream, StartupError::new("08006", "connection ended during TLS negotiation")));
+                        return Err((
+                            stream,
+                            StartupError::new("08006", "connection ended during TLS negotiation"),
+                        ));
                     }
                 }
             },
             GSSENC_REQUEST if !stream.is_tls() => {
                 if stream_write(&mut stream, b"N").await.is_err() {
-                    return Err((stream, StartupError::new("08006", "connection ended during startup")));
+                    return Err((
+                        stream,
+                        StartupError::new("08006", "connection ended during startup"),
+                    ));
                 }
             }
             SSL_REQUEST | GSSENC_REQUEST => {
-                return Err((stream, StartupError::new("08P01", "encryption requested twice")));
+                return Err((
+                    stream,
+                    StartupError::new("08P01", "encryption requested twice"),
+                ));
             }
             CANCEL_REQUEST => {
                 let key = (f.i32().unwrap_or(0), f.i32().unwrap_or(0));
@@ -128,16 +163,27 @@ pub async fn open(tcp: TcpStream, tls: Option<&tokio_rustls::TlsAcceptor>, requi
                 if require_tls && !stream.is_tls() {
                     return Err((
                         stream,
-                        StartupError::new("28000", "Airlock requires TLS: connect with sslmode=require (or stronger)"),
+                        StartupError::new(
+                            "28000",
+                            "Airlock requires TLS: connect with sslmode=require (or stronger)",
+                        ),
                     ));
                 }
                 return match parse_params(f.remaining()) {
-                    Ok(startup) => Ok(Opening::Session(Startup { stream, minor_version: version & 0xffff, ..startup })),
+                    Ok(startup) => Ok(Opening::Session(Startup {
+                        stream,
+                        minor_version: version & 0xffff,
+                        ..startup
+                    })),
                     Err(e) => Err((stream, e)),
                 };
             }
             other => {
-                let message = format!("unsupported frontend protocol {}.{}: Airlock speaks 3.0", other >> 16, other & 0xffff);
+                let message = format!(
+                    "unsupported frontend protocol {}.{}: Airlock speaks 3.0",
+                    other >> 16,
+                    other & 0xffff
+                );
                 return Err((stream, StartupError::new("0A000", message)));
             }
         }
@@ -150,7 +196,12 @@ async fn stream_write(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> 
 }
 
 fn parse_params(body: &[u8]) -> Result<Startup, StartupError> {
-    let invalid = || StartupError::new("08P01", "invalid startup packet layout: expected terminator as last byte");
+    let invalid = || {
+        StartupError::new(
+            "08P01",
+            "invalid startup packet layout: expected terminator as last byte",
+        )
+    };
     let mut f = codec::Fields::new(body);
     let mut user = None;
     let mut database = None;
@@ -169,8 +220,16 @@ fn parse_params(body: &[u8]) -> Result<Startup, StartupError> {
         match lower.as_str() {
             "user" => user = Some(value),
             "database" => database = Some(value).filter(|d| !d.is_empty()),
-            "replication" if !matches!(value.to_ascii_lowercase().as_str(), "false" | "off" | "no" | "0") => {
-                return Err(StartupError::new("42501", "replication connections are not allowed through Airlock"));
+            "replication"
+                if !matches!(
+                    value.to_ascii_lowercase().as_str(),
+                    "false" | "off" | "no" | "0"
+                ) =>
+            {
+                return Err(StartupError::new(
+                    "42501",
+                    "replication connections are not allowed through Airlock",
+                ));
             }
             "replication" => {}
             "options" if value.trim().is_empty() => {}
@@ -188,16 +247,30 @@ fn parse_params(body: &[u8]) -> Result<Startup, StartupError> {
     if !f.remaining().is_empty() {
         return Err(invalid());
     }
-    let user = user.filter(|u| !u.is_empty()).ok_or_else(|| StartupError::new("28000", "no user name specified in startup packet"))?;
+    let user = user
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| StartupError::new("28000", "no user name specified in startup packet"))?;
     params.sort();
     params.dedup_by(|a, b| a.0 == b.0);
-    Ok(Startup { stream: Stream::Closed, user, database, params, dropped, protocol_options, minor_version: 0 })
+    Ok(Startup {
+        stream: Stream::Closed,
+        user,
+        database,
+        params,
+        dropped,
+        protocol_options,
+        minor_version: 0,
+    })
 }
 
 /// Runs the SCRAM-SHA-256 exchange (RFC 5802 / 7677) for `user`. Unknown
 /// names get a decoy exchange that fails at the same step as a wrong
 /// password, so the exchange does not reveal which names exist.
-pub async fn authenticate(stream: &mut Stream, identities: &Identities, user: &str) -> Result<Identity, StartupError> {
+pub async fn authenticate(
+    stream: &mut Stream,
+    identities: &Identities,
+    user: &str,
+) -> Result<Identity, StartupError> {
     let found = identities.get(user);
     let verifier = match found {
         Some(identity) => identity.verifier.clone(),
@@ -210,17 +283,26 @@ pub async fn authenticate(stream: &mut Stream, identities: &Identities, user: &s
     };
     let io_err = |_| StartupError::new("08006", "connection ended during authentication");
 
-    stream_write(stream, &backend::authentication_sasl(&["SCRAM-SHA-256"])).await.map_err(io_err)?;
+    stream_write(stream, &backend::authentication_sasl(&["SCRAM-SHA-256"]))
+        .await
+        .map_err(io_err)?;
     let mut reader = MessageReader::new(&mut *stream, MAX_AUTH_MESSAGE);
 
     // client-first-message, inside SASLInitialResponse.
     let first = read_password_message(&mut reader).await?;
     let mut f = codec::Fields::new(first.body());
-    let mechanism = f.cstr().ok_or_else(|| StartupError::new("08P01", "malformed SASLInitialResponse"))?;
+    let mechanism = f
+        .cstr()
+        .ok_or_else(|| StartupError::new("08P01", "malformed SASLInitialResponse"))?;
     if mechanism != b"SCRAM-SHA-256" {
-        return Err(StartupError::new("28000", "client selected an invalid SASL authentication mechanism"));
+        return Err(StartupError::new(
+            "28000",
+            "client selected an invalid SASL authentication mechanism",
+        ));
     }
-    let len = f.i32().ok_or_else(|| StartupError::new("08P01", "malformed SASLInitialResponse"))?;
+    let len = f
+        .i32()
+        .ok_or_else(|| StartupError::new("08P01", "malformed SASLInitialResponse"))?;
     let client_first = match usize::try_from(len) {
         Ok(n) if n == f.remaining().len() => f.remaining(),
         _ => return Err(StartupError::new("08P01", "malformed SASLInitialResponse")),
@@ -233,25 +315,45 @@ pub async fn authenticate(stream: &mut Stream, identities: &Identities, user: &s
         .filter(|n| !n.is_empty() && n.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b','))
         .ok_or_else(malformed_scram)?;
     if client_first_bare.split(',').any(|a| a.starts_with("m=")) {
-        return Err(StartupError::new("28000", "SCRAM extensions are not supported"));
+        return Err(StartupError::new(
+            "28000",
+            "SCRAM extensions are not supported",
+        ));
     }
 
     let mut server_nonce = [0u8; 18];
     rand::thread_rng().fill_bytes(&mut server_nonce);
     let nonce = format!("{client_nonce}{}", B64.encode(server_nonce));
-    let server_first = format!("r={nonce},s={},i={}", B64.encode(&verifier.salt), verifier.iterations);
+    let server_first = format!(
+        "r={nonce},s={},i={}",
+        B64.encode(&verifier.salt),
+        verifier.iterations
+    );
     let continue_msg = backend::authentication_sasl_continue(server_first.as_bytes());
-    stream_write(reader.get_mut(), &continue_msg).await.map_err(io_err)?;
+    stream_write(reader.get_mut(), &continue_msg)
+        .await
+        .map_err(io_err)?;
 
     // client-final-message.
     let last = read_password_message(&mut reader).await?;
     let client_final = std::str::from_utf8(last.body()).map_err(|_| malformed_scram())?;
-    let (without_proof, proof) = client_final.rsplit_once(",p=").ok_or_else(malformed_scram)?;
+    let (without_proof, proof) = client_final
+        .rsplit_once(",p=")
+        .ok_or_else(malformed_scram)?;
     let mut attrs = without_proof.split(',');
-    let binding = attrs.next().and_then(|a| a.strip_prefix("c=")).ok_or_else(malformed_scram)?;
-    let echoed_nonce = attrs.next().and_then(|a| a.strip_prefix("r=")).ok_or_else(malformed_scram)?;
+    let binding = attrs
+        .next()
+        .and_then(|a| a.strip_prefix("c="))
+        .ok_or_else(malformed_scram)?;
+    let echoed_nonce = attrs
+        .next()
+        .and_then(|a| a.strip_prefix("r="))
+        .ok_or_else(malformed_scram)?;
     if binding != B64.encode(gs2_header) {
-        return Err(StartupError::new("28000", "SCRAM channel binding check failed"));
+        return Err(StartupError::new(
+            "28000",
+            "SCRAM channel binding check failed",
+        ));
     }
     if echoed_nonce != nonce {
         return Err(StartupError::new("28000", "SCRAM nonce mismatch"));
@@ -260,11 +362,18 @@ pub async fn authenticate(stream: &mut Stream, identities: &Identities, user: &s
 
     let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
     let identity = match found {
-        Some(identity) if verifier.verify_proof(auth_message.as_bytes(), &proof) => identity.clone(),
+        Some(identity) if verifier.verify_proof(auth_message.as_bytes(), &proof) => {
+            identity.clone()
+        }
         _ => return Err(failed()),
     };
     let signature = server_final(&verifier, auth_message.as_bytes());
-    stream_write(reader.get_mut(), &backend::authentication_sasl_final(signature.as_bytes())).await.map_err(io_err)?;
+    stream_write(
+        reader.get_mut(),
+        &backend::authentication_sasl_final(signature.as_bytes()),
+    )
+    .await
+    .map_err(io_err)?;
     Ok(identity)
 }
 
@@ -283,22 +392,39 @@ fn split_gs2(client_first: &str) -> Result<(&str, &str), StartupError> {
     let bytes = client_first.as_bytes();
     let after_flag = match bytes.first() {
         Some(b'n') | Some(b'y') if bytes.get(1) == Some(&b',') => 2,
-        Some(b'p') => return Err(StartupError::new("28000", "channel binding is not supported by Airlock; use channel_binding=prefer or disable")),
+        Some(b'p') => return Err(StartupError::new(
+            "28000",
+            "channel binding is not supported by Airlock; use channel_binding=prefer or disable",
+        )),
         _ => return Err(malformed_scram()),
     };
     // The authzid field is empty or `a=…`; Airlock ignores it.
-    let comma = client_first[after_flag..].find(',').ok_or_else(malformed_scram)? + after_flag;
+    let comma = client_first[after_flag..]
+        .find(',')
+        .ok_or_else(malformed_scram)?
+        + after_flag;
     Ok((&client_first[..comma + 1], &client_first[comma + 1..]))
 }
 
-async fn read_password_message(reader: &mut MessageReader<&mut Stream>) -> Result<codec::Message, StartupError> {
+async fn read_password_message(
+    reader: &mut MessageReader<&mut Stream>,
+) -> Result<codec::Message, StartupError> {
     match reader.read().await {
         Ok(m) if m.tag() == b'p' => Ok(m),
-        Ok(m) => Err(StartupError::new("08P01", format!("expected SASL response, got message type `{}`", m.tag() as char))),
+        Ok(m) => Err(StartupError::new(
+            "08P01",
+            format!(
+                "expected SASL response, got message type `{}`",
+                m.tag() as char
+            ),
+        )),
         Err(FrameError::TooLarge { .. }) | Err(FrameError::BadLength(_)) => {
             Err(StartupError::new("08P01", "invalid SASL response length"))
         }
-        Err(_) => Err(StartupError::new("08006", "connection ended during authentication")),
+        Err(_) => Err(StartupError::new(
+            "08006",
+            "connection ended during authentication",
+        )),
     }
 }
 
@@ -361,16 +487,26 @@ mod tests {
         .unwrap();
         assert_eq!(s.user, "agent");
         assert_eq!(s.database.as_deref(), Some("db"));
-        assert_eq!(s.params, vec![("application_name".into(), "psql".into()), ("datestyle".into(), "ISO".into())]);
+        assert_eq!(
+            s.params,
+            vec![
+                ("application_name".into(), "psql".into()),
+                ("datestyle".into(), "ISO".into())
+            ]
+        );
         assert_eq!(s.dropped, vec!["session_authorization".to_string()]);
         assert_eq!(s.protocol_options, vec!["_pq_.compression".to_string()]);
     }
 
     #[test]
     fn startup_refuses_options_and_replication() {
-        let e = parse_params(&params(&[("user", "a"), ("options", "-c role=postgres")])).err().unwrap();
+        let e = parse_params(&params(&[("user", "a"), ("options", "-c role=postgres")]))
+            .err()
+            .unwrap();
         assert_eq!(e.code, "42501");
-        let e = parse_params(&params(&[("user", "a"), ("replication", "database")])).err().unwrap();
+        let e = parse_params(&params(&[("user", "a"), ("replication", "database")]))
+            .err()
+            .unwrap();
         assert_eq!(e.code, "42501");
         assert!(parse_params(&params(&[("user", "a"), ("replication", "false")])).is_ok());
     }
@@ -378,8 +514,17 @@ mod tests {
     #[test]
     fn startup_rejects_malformed_packets() {
         assert_eq!(parse_params(b"user\0a").err().unwrap().code, "08P01");
-        assert_eq!(parse_params(b"user\0a\0\0junk").err().unwrap().code, "08P01");
-        assert_eq!(parse_params(&params(&[("database", "d")])).err().unwrap().code, "28000");
+        assert_eq!(
+            parse_params(b"user\0a\0\0junk").err().unwrap().code,
+            "08P01"
+        );
+        assert_eq!(
+            parse_params(&params(&[("database", "d")]))
+                .err()
+                .unwrap()
+                .code,
+            "28000"
+        );
         assert_eq!(parse_params(b"user\0\xff\0\0").err().unwrap().code, "08P01");
     }
 
@@ -387,7 +532,12 @@ mod tests {
     fn gs2_headers() {
         assert_eq!(split_gs2("n,,n=,r=abc").unwrap(), ("n,,", "n=,r=abc"));
         assert_eq!(split_gs2("y,,n=u,r=abc").unwrap(), ("y,,", "n=u,r=abc"));
-        assert_eq!(split_gs2("p=tls-server-end-point,,n=,r=x").unwrap_err().code, "28000");
+        assert_eq!(
+            split_gs2("p=tls-server-end-point,,n=,r=x")
+                .unwrap_err()
+                .code,
+            "28000"
+        );
         assert_eq!(split_gs2("x,,n=,r=x").unwrap_err().code, "08P01");
         assert_eq!(split_gs2("n,").unwrap_err().code, "08P01");
     }

@@ -55,7 +55,10 @@ pub struct PgListener {
 
 impl PgListener {
     pub async fn bind(addr: SocketAddr, shared: Arc<PgShared>) -> std::io::Result<Self> {
-        Ok(Self { listener: TcpListener::bind(addr).await?, shared })
+        Ok(Self {
+            listener: TcpListener::bind(addr).await?,
+            shared,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -86,7 +89,11 @@ impl PgListener {
             let _ = tcp.set_nodelay(true);
             let Ok(permit) = limit.clone().try_acquire_owned() else {
                 let mut stream = Stream::Plain(tcp);
-                let error = StartupError { code: "53300", message: "too many connections to Airlock".into(), auth_failure: false };
+                let error = StartupError {
+                    code: "53300",
+                    message: "too many connections to Airlock".into(),
+                    auth_failure: false,
+                };
                 tokio::spawn(async move { frontend::refuse(&mut stream, &error).await });
                 continue;
             };
@@ -97,16 +104,27 @@ impl PgListener {
                 drop(permit);
             });
         }
-        tracing::info!(sessions = sessions.len(), "postgres listener stopped; draining sessions");
+        tracing::info!(
+            sessions = sessions.len(),
+            "postgres listener stopped; draining sessions"
+        );
         let drain = async { while sessions.join_next().await.is_some() {} };
-        if tokio::time::timeout(self.shared.shutdown_timeout + Duration::from_secs(1), drain).await.is_err() {
+        if tokio::time::timeout(self.shared.shutdown_timeout + Duration::from_secs(1), drain)
+            .await
+            .is_err()
+        {
             tracing::warn!("sessions still running after the shutdown timeout; closing them");
             sessions.shutdown().await;
         }
     }
 }
 
-async fn handle(tcp: TcpStream, peer: SocketAddr, shared: Arc<PgShared>, shutdown: watch::Receiver<bool>) {
+async fn handle(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<PgShared>,
+    shutdown: watch::Receiver<bool>,
+) {
     let opening = tokio::time::timeout(
         shared.startup_timeout,
         frontend::open(tcp, shared.login.tls.as_ref(), shared.login.require_tls),
@@ -132,31 +150,56 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, shared: Arc<PgShared>, shutdow
     };
     let span = tracing::info_span!("session", client = %peer, user = %startup.user);
     let login = tokio::time::timeout(shared.startup_timeout, log_in(startup, peer, &shared));
-    let Ok(Some((session, stream, pooled, negotiate))) = login.instrument(span.clone()).await else { return };
+    let Ok(Some((session, stream, pooled, negotiate))) = login.instrument(span.clone()).await
+    else {
+        return;
+    };
     let span = tracing::info_span!("session", id = %session.id, client = %peer, identity = %session.identity);
-    run_session(session, stream, pooled, negotiate, shared, shutdown).instrument(span).await;
+    run_session(session, stream, pooled, negotiate, shared, shutdown)
+        .instrument(span)
+        .await;
 }
 
 type LoggedIn = (SessionInfo, Stream, upstream::Pooled, Option<bytes::Bytes>);
 
-async fn log_in(startup: frontend::Startup, peer: SocketAddr, shared: &PgShared) -> Option<LoggedIn> {
-    let frontend::Startup { mut stream, user, database, params, dropped, protocol_options, minor_version } = startup;
+async fn log_in(
+    startup: frontend::Startup,
+    peer: SocketAddr,
+    shared: &PgShared,
+) -> Option<LoggedIn> {
+    let frontend::Startup {
+        mut stream,
+        user,
+        database,
+        params,
+        dropped,
+        protocol_options,
+        minor_version,
+    } = startup;
     if let Err(remaining) = shared.throttle.check(peer.ip()) {
         let error = StartupError {
             code: "28000",
-            message: format!("too many failed logins from this address; try again in {} s", remaining.as_secs().max(1)),
+            message: format!(
+                "too many failed logins from this address; try again in {} s",
+                remaining.as_secs().max(1)
+            ),
             auth_failure: false,
         };
         frontend::refuse(&mut stream, &error).await;
         return None;
     }
-    let identity = match frontend::authenticate(&mut stream, &shared.login.identities, &user).await {
+    let identity = match frontend::authenticate(&mut stream, &shared.login.identities, &user).await
+    {
         Ok(identity) => identity,
         Err(error) => {
             if error.auth_failure {
                 shared.throttle.record_failure(peer.ip());
                 let audit = shared.gate.audit();
-                audit.record(AuditEvent::AuthFailure { client_addr: peer, user: &user, reason: &error.message });
+                audit.record(AuditEvent::AuthFailure {
+                    client_addr: peer,
+                    user: &user,
+                    reason: &error.message,
+                });
             }
             frontend::refuse(&mut stream, &error).await;
             return None;
@@ -168,8 +211,14 @@ async fn log_in(startup: frontend::Startup, peer: SocketAddr, shared: &PgShared)
     }
 
     let database = database.unwrap_or_else(|| shared.default_database.clone());
-    let application_name = params.iter().find(|(k, _)| k == "application_name").map(|(_, v)| v.clone());
-    let key = PoolKey { database: database.clone(), params };
+    let application_name = params
+        .iter()
+        .find(|(k, _)| k == "application_name")
+        .map(|(_, v)| v.clone());
+    let key = PoolKey {
+        database: database.clone(),
+        params,
+    };
     let pooled = match shared.pool.acquire(&key).await {
         Ok(p) => p,
         Err(e) => {
@@ -200,18 +249,28 @@ async fn log_in(startup: frontend::Startup, peer: SocketAddr, shared: &PgShared)
 fn upstream_error(e: &UpstreamError) -> StartupError {
     tracing::warn!(error = %e, "upstream connection failed");
     match e {
-        UpstreamError::Rejected { code, message } if code == "3D000" => {
-            StartupError { code: "3D000", message: message.clone(), auth_failure: false }
-        }
-        UpstreamError::Rejected { code, .. } if code == "53300" => {
-            StartupError { code: "53300", message: "the upstream database has no free connections".into(), auth_failure: false }
-        }
-        UpstreamError::Exhausted(n) => StartupError {
-            code: "53300",
-            message: format!("all {n} upstream connections are in use; try again later (postgres.pool_size)"),
+        UpstreamError::Rejected { code, message } if code == "3D000" => StartupError {
+            code: "3D000",
+            message: message.clone(),
             auth_failure: false,
         },
-        _ => StartupError { code: "08001", message: "Airlock could not connect to the upstream database".into(), auth_failure: false },
+        UpstreamError::Rejected { code, .. } if code == "53300" => StartupError {
+            code: "53300",
+            message: "the upstream database has no free connections".into(),
+            auth_failure: false,
+        },
+        UpstreamError::Exhausted(n) => StartupError {
+            code: "53300",
+            message: format!(
+                "all {n} upstream connections are in use; try again later (postgres.pool_size)"
+            ),
+            auth_failure: false,
+        },
+        _ => StartupError {
+            code: "08001",
+            message: "Airlock could not connect to the upstream database".into(),
+            auth_failure: false,
+        },
     }
 }
 
@@ -226,12 +285,21 @@ async fn run_session(
     let audit = shared.gate.audit().clone();
     audit.record(AuditEvent::SessionStart { session: &session });
     let upstream::Pooled { conn, permit } = pooled;
-    let upstream::UpstreamConn { stream: upstream_stream, buffered, params, backend_key, key } = conn;
+    let upstream::UpstreamConn {
+        stream: upstream_stream,
+        buffered,
+        params,
+        backend_key,
+        key,
+    } = conn;
     let cancel_key = shared.cancels.register(backend_key);
 
     let mut welcome = frontend::welcome(&params, cancel_key.key(), negotiate);
     if codec::write_out(&mut client, &mut welcome).await.is_err() {
-        audit.record(AuditEvent::SessionEnd { session: &session.id, reason: "client left during startup" });
+        audit.record(AuditEvent::SessionEnd {
+            session: &session.id,
+            reason: "client left during startup",
+        });
         return;
     }
 
@@ -282,24 +350,44 @@ async fn run_session(
         (Some(FrontEnd::ClientGone), _) => "client disconnected",
         (Some(FrontEnd::ProtocolError), _) => "client protocol violation",
         (Some(FrontEnd::Shutdown), _) => "gateway shutdown",
-        (_, Some(BackEnd::UpstreamGone)) | (Some(FrontEnd::UpstreamGone), _) => "upstream connection lost",
+        (_, Some(BackEnd::UpstreamGone)) | (Some(FrontEnd::UpstreamGone), _) => {
+            "upstream connection lost"
+        }
         (_, Some(BackEnd::ClientGone)) => "client disconnected",
         _ => "session ended",
     };
-    audit.record(AuditEvent::SessionEnd { session: &session.id, reason });
+    audit.record(AuditEvent::SessionEnd {
+        session: &session.id,
+        reason,
+    });
 
     let reusable = front_end == Some(FrontEnd::Terminated)
         && back_end == Some(BackEnd::Drained { status: b'I' })
         && !back.reader.has_buffered_message();
-    let Front { reader: client_reader, upstream: upstream_write, .. } = front;
-    let Back { reader: upstream_reader, client: client_write, reported, .. } = back;
+    let Front {
+        reader: client_reader,
+        upstream: upstream_write,
+        ..
+    } = front;
+    let Back {
+        reader: upstream_reader,
+        client: client_write,
+        reported,
+        ..
+    } = back;
     let mut client = client_reader.into_parts().0.unsplit(client_write);
     let _ = client.shutdown().await;
 
     let (upstream_read, leftover) = upstream_reader.into_parts();
     let upstream_stream = upstream_read.unsplit(upstream_write);
     if reusable && leftover.is_empty() {
-        let mut conn = upstream::UpstreamConn { stream: upstream_stream, buffered: leftover, params, backend_key, key };
+        let mut conn = upstream::UpstreamConn {
+            stream: upstream_stream,
+            buffered: leftover,
+            params,
+            backend_key,
+            key,
+        };
         for (name, value) in reported {
             conn.set_param(&name, &value);
         }

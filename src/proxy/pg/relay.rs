@@ -19,7 +19,9 @@
 //! write (a client not reading a large result, a server not reading a large
 //! COPY) while the other direction must keep moving.
 
-use super::codec::{backend, backend::Severity, write_out, Fields, FrameError, Message, MessageReader};
+use super::codec::{
+    backend, backend::Severity, write_out, Fields, FrameError, Message, MessageReader,
+};
 use crate::audit::AuditEvent;
 use crate::gate::{Gate, Origin, SessionInfo, Verdict};
 use crate::mask::{RowMasker, RowOutcome};
@@ -43,19 +45,26 @@ const QUEUE_DEPTH: usize = 4096;
 #[derive(Debug)]
 pub enum Expect {
     /// A simple Query: everything through ReadyForQuery.
-    Query { started: Instant },
+    Query {
+        started: Instant,
+    },
     Parse,
     Bind,
     DescribeStatement,
     DescribePortal,
     /// Rows, then CommandComplete / EmptyQuery / PortalSuspended (or COPY).
-    Execute { started: Instant },
+    Execute {
+        started: Instant,
+    },
     Close,
     Sync,
     /// Airlock's own messages for the client, sent when reached. With
     /// `ready`, a ReadyForQuery carrying the current transaction status
     /// follows (the end of a refused simple query).
-    Inject { frames: Bytes, ready: bool },
+    Inject {
+        frames: Bytes,
+        ready: bool,
+    },
     /// The client said Terminate: finish what is in flight, then stop.
     End,
 }
@@ -64,7 +73,12 @@ impl Expect {
     fn is_extended(&self) -> bool {
         matches!(
             self,
-            Expect::Parse | Expect::Bind | Expect::DescribeStatement | Expect::DescribePortal | Expect::Execute { .. } | Expect::Close
+            Expect::Parse
+                | Expect::Bind
+                | Expect::DescribeStatement
+                | Expect::DescribePortal
+                | Expect::Execute { .. }
+                | Expect::Close
         )
     }
 }
@@ -88,7 +102,9 @@ pub enum FrontEnd {
 #[derive(Debug, PartialEq, Eq)]
 pub enum BackEnd {
     /// Reached [`Expect::End`] with every response delivered.
-    Drained { status: u8 },
+    Drained {
+        status: u8,
+    },
     UpstreamGone,
     ClientGone,
     /// The front loop ended without queueing an End.
@@ -127,7 +143,8 @@ impl Front {
             };
             let Some(msg) = msg else {
                 let _ = write_out(&mut self.upstream, &mut out).await;
-                self.inject_fatal("57P01", "terminating connection: Airlock is shutting down").await;
+                self.inject_fatal("57P01", "terminating connection: Airlock is shutting down")
+                    .await;
                 return FrontEnd::Shutdown;
             };
             let msg = match msg {
@@ -137,12 +154,14 @@ impl Front {
                 }
                 Err(e @ FrameError::TooLarge { .. }) => {
                     let _ = write_out(&mut self.upstream, &mut out).await;
-                    self.inject_fatal("08P01", &format!("{e} (postgres.max_message_bytes)")).await;
+                    self.inject_fatal("08P01", &format!("{e} (postgres.max_message_bytes)"))
+                        .await;
                     return FrontEnd::ProtocolError;
                 }
                 Err(e) => {
                     let _ = write_out(&mut self.upstream, &mut out).await;
-                    self.inject_fatal("08P01", &format!("invalid message: {e}")).await;
+                    self.inject_fatal("08P01", &format!("invalid message: {e}"))
+                        .await;
                     return FrontEnd::ProtocolError;
                 }
             };
@@ -155,12 +174,25 @@ impl Front {
                         self.inject_fatal("08P01", "invalid Query message").await;
                         return FrontEnd::ProtocolError;
                     };
-                    match self.gate.check(&self.session, &sql, Origin::SimpleQuery).await {
-                        Verdict::Allow => Expect::Query { started: Instant::now() },
+                    match self
+                        .gate
+                        .check(&self.session, &sql, Origin::SimpleQuery)
+                        .await
+                    {
+                        Verdict::Allow => Expect::Query {
+                            started: Instant::now(),
+                        },
                         Verdict::Deny { rule, reason } => {
-                            let text = format!("statement denied by Airlock rule \"{rule}\": {reason}");
+                            let text =
+                                format!("statement denied by Airlock rule \"{rule}\": {reason}");
                             let frames = backend::error(Severity::Error, "42501", &text, None);
-                            if !self.push(Expect::Inject { frames, ready: true }).await {
+                            if !self
+                                .push(Expect::Inject {
+                                    frames,
+                                    ready: true,
+                                })
+                                .await
+                            {
                                 return FrontEnd::UpstreamGone;
                             }
                             continue;
@@ -175,10 +207,17 @@ impl Front {
                     match self.gate.check(&self.session, &sql, Origin::Prepare).await {
                         Verdict::Allow => Expect::Parse,
                         Verdict::Deny { rule, reason } => {
-                            let text = format!("statement denied by Airlock rule \"{rule}\": {reason}");
+                            let text =
+                                format!("statement denied by Airlock rule \"{rule}\": {reason}");
                             let frames = backend::error(Severity::Error, "42501", &text, None);
                             skipping_to_sync = true;
-                            if !self.push(Expect::Inject { frames, ready: false }).await {
+                            if !self
+                                .push(Expect::Inject {
+                                    frames,
+                                    ready: false,
+                                })
+                                .await
+                            {
                                 return FrontEnd::UpstreamGone;
                             }
                             continue;
@@ -194,7 +233,9 @@ impl Front {
                         return FrontEnd::ProtocolError;
                     }
                 },
-                b'E' => Expect::Execute { started: Instant::now() },
+                b'E' => Expect::Execute {
+                    started: Instant::now(),
+                },
                 b'C' => Expect::Close,
                 b'S' => {
                     skipping_to_sync = false;
@@ -214,7 +255,13 @@ impl Front {
                         "function call (fastpath) messages are not allowed through Airlock",
                         Some("call the function in a SQL statement instead; large-object client functions are not available"),
                     );
-                    if !self.push(Expect::Inject { frames, ready: true }).await {
+                    if !self
+                        .push(Expect::Inject {
+                            frames,
+                            ready: true,
+                        })
+                        .await
+                    {
                         return FrontEnd::UpstreamGone;
                     }
                     continue;
@@ -226,7 +273,8 @@ impl Front {
                 }
                 other => {
                     let _ = write_out(&mut self.upstream, &mut out).await;
-                    self.inject_fatal("08P01", &format!("invalid frontend message type {other}")).await;
+                    self.inject_fatal("08P01", &format!("invalid frontend message type {other}"))
+                        .await;
                     return FrontEnd::ProtocolError;
                 }
             };
@@ -243,7 +291,11 @@ impl Front {
 
     async fn inject_fatal(&self, code: &str, message: &str) {
         let frames = backend::error(Severity::Fatal, code, message, None);
-        self.push(Expect::Inject { frames, ready: false }).await;
+        self.push(Expect::Inject {
+            frames,
+            ready: false,
+        })
+        .await;
         self.push(Expect::End).await;
     }
 }
@@ -303,7 +355,9 @@ impl Back {
                     }
                     Expect::End => {
                         let _ = write_out(&mut self.client, &mut out).await;
-                        return BackEnd::Drained { status: self.status };
+                        return BackEnd::Drained {
+                            status: self.status,
+                        };
                     }
                     _ => break,
                 }
@@ -342,7 +396,13 @@ impl Back {
         }
     }
 
-    fn on_upstream(&mut self, msg: Message, pending: &mut VecDeque<Expect>, out: &mut BytesMut, count: &mut ResultCount) {
+    fn on_upstream(
+        &mut self,
+        msg: Message,
+        pending: &mut VecDeque<Expect>,
+        out: &mut BytesMut,
+        count: &mut ResultCount,
+    ) {
         let tag = msg.tag();
         match tag {
             // Asynchronous messages may arrive at any point.
@@ -353,7 +413,10 @@ impl Back {
             b'S' => {
                 let mut f = Fields::new(msg.body());
                 if let (Some(n), Some(v)) = (f.cstr(), f.cstr()) {
-                    self.reported.push((String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()));
+                    self.reported.push((
+                        String::from_utf8_lossy(n).into_owned(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    ));
                 }
                 out.extend_from_slice(msg.frame());
                 return;
@@ -401,7 +464,10 @@ impl Back {
                 self.record_error(msg.body());
                 // The server now skips everything up to Sync, and so do we —
                 // including any answer Airlock had queued in that stretch.
-                while pending.front().is_some_and(|e| !matches!(e, Expect::Sync | Expect::End)) {
+                while pending
+                    .front()
+                    .is_some_and(|e| !matches!(e, Expect::Sync | Expect::End))
+                {
                     pending.pop_front();
                 }
                 return;
@@ -417,7 +483,10 @@ impl Back {
     }
 
     fn record_result(&self, body: &[u8], started: Instant, count: &mut ResultCount) {
-        let tag = Fields::new(body).cstr().map(String::from_utf8_lossy).unwrap_or_default();
+        let tag = Fields::new(body)
+            .cstr()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
         self.gate.audit().record(AuditEvent::Result {
             session: &self.session.id,
             tag: &tag,
@@ -430,7 +499,17 @@ impl Back {
 
     fn record_error(&self, body: &[u8]) {
         let fields = super::codec::error_fields(body);
-        let get = |c: u8| fields.iter().find(|(k, _)| *k == c).map(|(_, v)| v.as_str()).unwrap_or("");
-        self.gate.audit().record(AuditEvent::Error { session: &self.session.id, code: get(b'C'), message: get(b'M') });
+        let get = |c: u8| {
+            fields
+                .iter()
+                .find(|(k, _)| *k == c)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("")
+        };
+        self.gate.audit().record(AuditEvent::Error {
+            session: &self.session.id,
+            code: get(b'C'),
+            message: get(b'M'),
+        });
     }
 }

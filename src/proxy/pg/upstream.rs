@@ -89,20 +89,30 @@ pub struct UpstreamSettings {
 impl UpstreamSettings {
     /// Opens a TCP connection, upgraded to TLS when configured.
     pub async fn open_stream(&self) -> Result<Stream, UpstreamError> {
-        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.url.address()))
-            .await
-            .map_err(|_| UpstreamError::Timeout)?
-            .map_err(UpstreamError::Connect)?;
+        let tcp =
+            tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.url.address()))
+                .await
+                .map_err(|_| UpstreamError::Timeout)?
+                .map_err(UpstreamError::Connect)?;
         let _ = tcp.set_nodelay(true);
-        let Some(tls) = &self.tls else { return Ok(Stream::Plain(tcp)) };
+        let Some(tls) = &self.tls else {
+            return Ok(Stream::Plain(tcp));
+        };
         let mut tcp = tcp;
-        tcp.write_all(&codec::frontend::ssl_request()).await.map_err(UpstreamError::Connect)?;
+        tcp.write_all(&codec::frontend::ssl_request())
+            .await
+            .map_err(UpstreamError::Connect)?;
         let mut answer = [0u8; 1];
-        tcp.read_exact(&mut answer).await.map_err(UpstreamError::Connect)?;
+        tcp.read_exact(&mut answer)
+            .await
+            .map_err(UpstreamError::Connect)?;
         if answer[0] != b'S' {
-            return Err(UpstreamError::Tls("the server does not accept TLS connections".into()));
+            return Err(UpstreamError::Tls(
+                "the server does not accept TLS connections".into(),
+            ));
         }
-        let name = ServerName::try_from(self.url.host.clone()).map_err(|e| UpstreamError::Tls(e.to_string()))?;
+        let name = ServerName::try_from(self.url.host.clone())
+            .map_err(|e| UpstreamError::Tls(e.to_string()))?;
         let connector = tokio_rustls::TlsConnector::from(tls.clone());
         let stream = tokio::time::timeout(self.connect_timeout, connector.connect(name, tcp))
             .await
@@ -115,9 +125,15 @@ impl UpstreamSettings {
     pub async fn connect(&self, key: PoolKey) -> Result<UpstreamConn, UpstreamError> {
         let login = async {
             let mut stream = self.open_stream().await?;
-            let mut startup = vec![("user".to_string(), self.url.user.clone()), ("database".to_string(), key.database.clone())];
+            let mut startup = vec![
+                ("user".to_string(), self.url.user.clone()),
+                ("database".to_string(), key.database.clone()),
+            ];
             startup.extend(key.params.iter().cloned());
-            stream.write_all(&codec::frontend::startup(&startup)).await.map_err(UpstreamError::Connect)?;
+            stream
+                .write_all(&codec::frontend::startup(&startup))
+                .await
+                .map_err(UpstreamError::Connect)?;
             let mut reader = MessageReader::new(stream, MAX_UPSTREAM_MESSAGE);
             self.authenticate(&mut reader).await?;
             let mut params = Vec::new();
@@ -128,28 +144,45 @@ impl UpstreamSettings {
                 match msg.tag() {
                     b'S' => {
                         if let (Some(n), Some(v)) = (f.cstr(), f.cstr()) {
-                            params.push((String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()));
+                            params.push((
+                                String::from_utf8_lossy(n).into_owned(),
+                                String::from_utf8_lossy(v).into_owned(),
+                            ));
                         }
                     }
                     b'K' => backend_key = (f.i32().unwrap_or(0), f.i32().unwrap_or(0)),
                     b'N' => {}
                     b'Z' => break,
                     b'E' => return Err(rejected(msg.body())),
-                    other => return Err(UpstreamError::Protocol(format!("unexpected message `{}` during startup", other as char))),
+                    other => {
+                        return Err(UpstreamError::Protocol(format!(
+                            "unexpected message `{}` during startup",
+                            other as char
+                        )))
+                    }
                 }
             }
             let (stream, buffered) = reader.into_parts();
-            Ok(UpstreamConn { stream, buffered, params, backend_key, key })
+            Ok(UpstreamConn {
+                stream,
+                buffered,
+                params,
+                backend_key,
+                key,
+            })
         };
-        tokio::time::timeout(self.connect_timeout * 3, login).await.map_err(|_| UpstreamError::Timeout)?
+        tokio::time::timeout(self.connect_timeout * 3, login)
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
     }
 
     async fn authenticate(&self, reader: &mut MessageReader<Stream>) -> Result<(), UpstreamError> {
         let password = || {
-            self.url
-                .password
-                .as_deref()
-                .ok_or_else(|| UpstreamError::Protocol("the upstream asks for a password but postgres.upstream has none".into()))
+            self.url.password.as_deref().ok_or_else(|| {
+                UpstreamError::Protocol(
+                    "the upstream asks for a password but postgres.upstream has none".into(),
+                )
+            })
         };
         let mut scram: Option<ScramSha256> = None;
         loop {
@@ -158,7 +191,10 @@ impl UpstreamSettings {
                 return Err(rejected(msg.body()));
             }
             if msg.tag() != b'R' {
-                return Err(UpstreamError::Protocol(format!("unexpected message `{}` during login", msg.tag() as char)));
+                return Err(UpstreamError::Protocol(format!(
+                    "unexpected message `{}` during login",
+                    msg.tag() as char
+                )));
             }
             let mut f = codec::Fields::new(msg.body());
             let reply: Bytes = match f.i32() {
@@ -169,8 +205,16 @@ impl UpstreamSettings {
                     codec::frontend::password_message(&body)
                 }
                 Some(5) => {
-                    let salt: [u8; 4] = f.take(4).and_then(|s| s.try_into().ok()).ok_or_else(|| UpstreamError::Protocol("short MD5 salt".into()))?;
-                    let mut body = postgres_protocol::authentication::md5_hash(self.url.user.as_bytes(), password()?.as_bytes(), salt).into_bytes();
+                    let salt: [u8; 4] = f
+                        .take(4)
+                        .and_then(|s| s.try_into().ok())
+                        .ok_or_else(|| UpstreamError::Protocol("short MD5 salt".into()))?;
+                    let mut body = postgres_protocol::authentication::md5_hash(
+                        self.url.user.as_bytes(),
+                        password()?.as_bytes(),
+                        salt,
+                    )
+                    .into_bytes();
                     body.push(0);
                     codec::frontend::password_message(&body)
                 }
@@ -180,7 +224,9 @@ impl UpstreamSettings {
                         offered.push(m);
                     }
                     if !offered.contains(&SCRAM_SHA_256.as_bytes()) {
-                        return Err(UpstreamError::Protocol("the upstream offers no SASL mechanism Airlock supports".into()));
+                        return Err(UpstreamError::Protocol(
+                            "the upstream offers no SASL mechanism Airlock supports".into(),
+                        ));
                     }
                     let s = ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
                     let mut body = Vec::new();
@@ -192,25 +238,43 @@ impl UpstreamSettings {
                     codec::frontend::password_message(&body)
                 }
                 Some(11) => {
-                    let s = scram.as_mut().ok_or_else(|| UpstreamError::Protocol("SASL continue without start".into()))?;
-                    s.update(f.remaining()).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                    let s = scram.as_mut().ok_or_else(|| {
+                        UpstreamError::Protocol("SASL continue without start".into())
+                    })?;
+                    s.update(f.remaining())
+                        .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
                     codec::frontend::password_message(s.message())
                 }
                 Some(12) => {
-                    let mut s = scram.take().ok_or_else(|| UpstreamError::Protocol("SASL final without start".into()))?;
-                    s.finish(f.remaining()).map_err(|_| UpstreamError::Protocol("the upstream's SCRAM signature is invalid".into()))?;
+                    let mut s = scram.take().ok_or_else(|| {
+                        UpstreamError::Protocol("SASL final without start".into())
+                    })?;
+                    s.finish(f.remaining()).map_err(|_| {
+                        UpstreamError::Protocol("the upstream's SCRAM signature is invalid".into())
+                    })?;
                     continue;
                 }
-                other => return Err(UpstreamError::Protocol(format!("unsupported authentication request {other:?}"))),
+                other => {
+                    return Err(UpstreamError::Protocol(format!(
+                        "unsupported authentication request {other:?}"
+                    )))
+                }
             };
-            reader.get_mut().write_all(&reply).await.map_err(UpstreamError::Connect)?;
+            reader
+                .get_mut()
+                .write_all(&reply)
+                .await
+                .map_err(UpstreamError::Connect)?;
         }
     }
 
     /// Asks the server to cancel whatever `key` is running.
     pub async fn cancel(&self, key: (i32, i32)) -> Result<(), UpstreamError> {
         let mut stream = self.open_stream().await?;
-        stream.write_all(&codec::frontend::cancel_request(key.0, key.1)).await.map_err(UpstreamError::Connect)?;
+        stream
+            .write_all(&codec::frontend::cancel_request(key.0, key.1))
+            .await
+            .map_err(UpstreamError::Connect)?;
         stream.flush().await.map_err(UpstreamError::Connect)?;
         // The server closes the connection when it has read the request.
         let mut sink = [0u8; 1];
@@ -221,8 +285,17 @@ impl UpstreamSettings {
 
 fn rejected(body: &[u8]) -> UpstreamError {
     let fields = error_fields(body);
-    let get = |c: u8| fields.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone()).unwrap_or_default();
-    UpstreamError::Rejected { code: get(b'C'), message: get(b'M') }
+    let get = |c: u8| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    UpstreamError::Rejected {
+        code: get(b'C'),
+        message: get(b'M'),
+    }
 }
 
 /// A connection checked out of the pool, with its slot.
@@ -252,7 +325,11 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(settings: Arc<UpstreamSettings>, size: usize, acquire_timeout: Duration) -> Arc<Self> {
+    pub fn new(
+        settings: Arc<UpstreamSettings>,
+        size: usize,
+        acquire_timeout: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             settings,
             size,
@@ -328,7 +405,10 @@ impl Pool {
         tokio::spawn(async move {
             match reset(&mut pooled.conn).await {
                 Ok(()) => {
-                    pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(pooled);
+                    pool.idle
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(pooled);
                     pool.returned.notify_one();
                 }
                 Err(e) => tracing::debug!(error = %e, "upstream connection not reusable"),
@@ -354,10 +434,14 @@ async fn ping(conn: &mut UpstreamConn) -> Result<(), UpstreamError> {
 
 async fn roundtrip(conn: &mut UpstreamConn, request: Bytes) -> Result<(), UpstreamError> {
     let work = async {
-        conn.stream.write_all(&request).await.map_err(UpstreamError::Connect)?;
+        conn.stream
+            .write_all(&request)
+            .await
+            .map_err(UpstreamError::Connect)?;
         conn.stream.flush().await.map_err(UpstreamError::Connect)?;
         let buffered = std::mem::take(&mut conn.buffered);
-        let mut reader = MessageReader::with_buffer(&mut conn.stream, buffered, MAX_UPSTREAM_MESSAGE);
+        let mut reader =
+            MessageReader::with_buffer(&mut conn.stream, buffered, MAX_UPSTREAM_MESSAGE);
         let mut failure = None;
         let mut reported = Vec::new();
         loop {
@@ -367,7 +451,10 @@ async fn roundtrip(conn: &mut UpstreamConn, request: Bytes) -> Result<(), Upstre
                 b'S' => {
                     let mut f = codec::Fields::new(msg.body());
                     if let (Some(n), Some(v)) = (f.cstr(), f.cstr()) {
-                        reported.push((String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()));
+                        reported.push((
+                            String::from_utf8_lossy(n).into_owned(),
+                            String::from_utf8_lossy(v).into_owned(),
+                        ));
                     }
                 }
                 b'Z' => {
@@ -389,5 +476,7 @@ async fn roundtrip(conn: &mut UpstreamConn, request: Bytes) -> Result<(), Upstre
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), work).await.map_err(|_| UpstreamError::Timeout)?
+    tokio::time::timeout(Duration::from_secs(10), work)
+        .await
+        .map_err(|_| UpstreamError::Timeout)?
 }

@@ -1,0 +1,277 @@
+//! Starts the real `airlock` binary for a test, and gives each test its own
+//! database on the real PostgreSQL server.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The PostgreSQL server the tests run against (trust auth for `postgres`).
+pub const UPSTREAM_ADDR: &str = "127.0.0.1:5432";
+pub const AGENT: &str = "agent";
+pub const AGENT_PASSWORD: &str = "agent-secret";
+
+/// A running gateway with its own state directory, killed on drop.
+pub struct Gateway {
+    child: Option<Child>,
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+    pub stdout: String,
+}
+
+/// How to configure a gateway for a test. `toml` is appended to a config
+/// that listens on an ephemeral port and defines the `agent` identity.
+#[derive(Default)]
+pub struct Options {
+    pub toml: String,
+    /// Leave out the `agent` identity (zero-identity setups).
+    pub no_identity: bool,
+    pub env: Vec<(String, String)>,
+}
+
+impl Gateway {
+    pub fn start() -> Self {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut toml = format!("state_dir = \"{}\"\n", dir.path().join("var").display());
+        toml.push_str(&options.toml);
+        if !options.toml.contains("[postgres]") {
+            toml.push_str("\n[postgres]\nlisten = \"127.0.0.1:0\"\n");
+        }
+        if !options.no_identity {
+            toml.push_str(&format!(
+                "\n[[identity]]\nname = \"{AGENT}\"\nrole = \"agent\"\npassword = \"{AGENT_PASSWORD}\"\n"
+            ));
+        }
+        let config = dir.path().join("airlock.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let args = ["serve", "--config", config.to_str().expect("utf-8 path")];
+        Self::spawn(dir, &args, &options.env)
+    }
+
+    /// Runs `airlock` with exactly `args` in `dir` (no generated config).
+    pub fn spawn(dir: tempfile::TempDir, args: &[&str], env: &[(String, String)]) -> Self {
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr log");
+        let mut cmd = Command::new(binary());
+        cmd.args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        // The caller's own AIRLOCK_* variables must not reconfigure the gateway under test.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AIRLOCK_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("AIRLOCK_LOG_LEVEL", "info,airlock=debug");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn airlock");
+        let stdout = child.stdout.take().expect("stdout");
+        // Lines go through a channel; the thread keeps draining stdout so
+        // the gateway never blocks on a full pipe.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut stdout = String::new();
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            stdout.push_str(&line);
+            stdout.push('\n');
+            if line.starts_with("postgres listening on ") {
+                break;
+            }
+        }
+        let addr = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("postgres listening on "))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_string);
+        let mut gateway = Gateway {
+            child: Some(child),
+            addr: String::new(),
+            dir,
+            stdout,
+        };
+        match addr {
+            Some(addr) => gateway.addr = addr,
+            None => panic!(
+                "airlock did not start.\nstdout:\n{}\nstderr:\n{}",
+                gateway.stdout,
+                gateway.stderr()
+            ),
+        }
+        gateway
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    }
+
+    /// Everything the gateway logged so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "airlock did not exit within {within:?} of SIGTERM\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- airlock stderr ---\n{}", self.stderr());
+        }
+    }
+}
+
+/// The `airlock` binary Cargo built for these tests.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_airlock")
+}
+
+/// A fresh database on the real server, dropped (with its connections) on drop.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn create(label: &str) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "airlock_t_{}_{}_{}",
+            label,
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        psql_direct("test", &format!("CREATE DATABASE {name}"));
+        Self { name }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = run_psql(
+            "test",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// Runs SQL directly against the upstream as `postgres`; panics on failure.
+pub fn psql_direct(database: &str, sql: &str) -> String {
+    let out = run_psql(database, sql);
+    assert!(
+        out.status.success(),
+        "psql failed for {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn run_psql(database: &str, sql: &str) -> std::process::Output {
+    Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "5432",
+            "-U",
+            "postgres",
+        ])
+        .args(["-d", database, "-c", sql])
+        .output()
+        .expect("run psql")
+}
+
+/// Runs psql through a gateway as `user`, returning the output.
+pub fn psql_through(
+    addr: &str,
+    user: &str,
+    password: &str,
+    database: &str,
+    args: &[&str],
+) -> std::process::Output {
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            host,
+            "-p",
+            port,
+            "-U",
+            user,
+            "-d",
+            database,
+        ])
+        .args(args)
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("run psql")
+}
+
+/// Writes a file and returns its path as a string.
+pub fn write(dir: &Path, name: &str, contents: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write file");
+    path.to_str().expect("utf-8").to_string()
+}

@@ -1,0 +1,7 @@
+//! Shared test support: the real gateway binary, a raw wire client, and the
+//! differential corpus. Each test crate uses a different part of it.
+#![allow(dead_code)]
+
+pub mod differential;
+pub mod gateway;
+pub mod wire;
