@@ -299,7 +299,6 @@ async fn serve_with(config: Config) -> Result<(), String> {
         })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
-    let up = &config.postgres.upstream;
     // The "listening" line comes last: scripts wait for it as the sign
     // that the gateway is ready.
     let up = &config.postgres.upstream;

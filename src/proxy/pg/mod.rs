@@ -323,6 +323,7 @@ async fn run_session(
         session: session.clone(),
         reported: Vec::new(),
         status: b'I',
+        fatal_forwarded: false,
     };
 
     let (front_end, back_end) = {

@@ -300,6 +300,12 @@ impl Front {
     }
 }
 
+fn is_fatal(error_body: &[u8]) -> bool {
+    super::codec::error_fields(error_body)
+        .iter()
+        .any(|(k, v)| *k == b'V' && (v == "FATAL" || v == "PANIC"))
+}
+
 /// The SQL of a Query (`parse == false`) or Parse message, if well formed.
 /// The text is in the client's encoding; it is read as UTF-8, with invalid
 /// bytes replaced, for the gate.
@@ -326,6 +332,8 @@ pub struct Back {
     pub reported: Vec<(String, String)>,
     /// Transaction status from the last ReadyForQuery.
     pub status: u8,
+    /// Whether the upstream already told the client why it is going away.
+    pub fatal_forwarded: bool,
 }
 
 /// Per-statement counters for the result record.
@@ -382,8 +390,17 @@ impl Back {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::info!(session = %self.session.id, error = %e, "upstream connection lost");
-                    let text = "the upstream database connection was lost";
-                    out.extend_from_slice(&backend::error(Severity::Fatal, "08006", text, None));
+                    // After the server's own FATAL the client knows why; a
+                    // second error would be one more than PostgreSQL sends.
+                    if !self.fatal_forwarded {
+                        let text = "the upstream database connection was lost";
+                        out.extend_from_slice(&backend::error(
+                            Severity::Fatal,
+                            "08006",
+                            text,
+                            None,
+                        ));
+                    }
                     let _ = write_out(&mut self.client, &mut out).await;
                     return BackEnd::UpstreamGone;
                 }
@@ -435,6 +452,9 @@ impl Back {
             _ => {}
         }
         out.extend_from_slice(msg.frame());
+        if tag == b'E' && is_fatal(msg.body()) {
+            self.fatal_forwarded = true;
+        }
         let Some(head) = pending.front() else {
             if tag != b'E' {
                 tracing::warn!(session = %self.session.id, tag = %(tag as char), "unsolicited upstream message");

@@ -1,0 +1,76 @@
+//! Real drivers running scripted sessions through Airlock: psql, pgbench,
+//! psycopg 3, asyncpg, node-postgres and pgJDBC. Each script asserts the
+//! values it gets back; a non-zero exit fails the test with its output.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use support::gateway::{Gateway, TestDb, AGENT, AGENT_PASSWORD};
+
+fn run_driver(label: &str, program: &str, args: &[&str], extra_env: &[(&str, &str)]) {
+    let db = TestDb::create(label);
+    let gateway = Gateway::start();
+    let drivers = Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol-tests/drivers");
+    let (host, port) = gateway.addr.rsplit_once(':').unwrap();
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(&drivers)
+        .env("PGHOST", host)
+        .env("PGPORT", port)
+        .env("PGUSER", AGENT)
+        .env("PGPASSWORD", AGENT_PASSWORD)
+        .env("PGDATABASE", &db.name)
+        // libpq must not pick a TLS or service setup up from the environment.
+        .env("PGSSLMODE", "disable")
+        .env_remove("PGSERVICE");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (run .ci/install-test-deps.sh)"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{label} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    println!("{stdout}");
+}
+
+#[test]
+fn psql() {
+    run_driver(
+        "psql",
+        "bash",
+        &["psql_session.sh"],
+        &[("AIRLOCK_EXPECT_FASTPATH_REFUSED", "1")],
+    );
+}
+
+#[test]
+fn pgbench_simple_prepared_and_extended() {
+    run_driver("pgbench", "bash", &["pgbench.sh"], &[]);
+}
+
+#[test]
+fn psycopg3_text_and_binary() {
+    run_driver("psycopg", "python3", &["psycopg_session.py"], &[]);
+}
+
+#[test]
+fn asyncpg() {
+    run_driver("asyncpg", "python3", &["asyncpg_session.py"], &[]);
+}
+
+#[test]
+fn node_postgres() {
+    run_driver("nodepg", "node", &["node/session.js"], &[]);
+}
+
+#[test]
+fn pgjdbc() {
+    run_driver("jdbc", "bash", &["jdbc/run.sh"], &[]);
+}
