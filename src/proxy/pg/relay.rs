@@ -131,10 +131,9 @@ impl Front {
         // server does after an error: everything up to Sync is discarded.
         let mut skipping_to_sync = false;
         loop {
-            if !self.reader.has_buffered_message() || out.len() >= FLUSH_AT {
-                if write_out(&mut self.upstream, &mut out).await.is_err() {
-                    return FrontEnd::UpstreamGone;
-                }
+            let flush = !self.reader.has_buffered_message() || out.len() >= FLUSH_AT;
+            if flush && write_out(&mut self.upstream, &mut out).await.is_err() {
+                return FrontEnd::UpstreamGone;
             }
             let msg = tokio::select! {
                 biased;
@@ -370,10 +369,9 @@ impl Back {
                     _ => break,
                 }
             }
-            if !self.reader.has_buffered_message() || out.len() >= FLUSH_AT {
-                if write_out(&mut self.client, &mut out).await.is_err() {
-                    return BackEnd::ClientGone;
-                }
+            let flush = !self.reader.has_buffered_message() || out.len() >= FLUSH_AT;
+            if flush && write_out(&mut self.client, &mut out).await.is_err() {
+                return BackEnd::ClientGone;
             }
             let msg = tokio::select! {
                 biased;
