@@ -23,7 +23,8 @@ socat_pid=""
 
 cleanup() {
     [ -n "$airlock_pid" ] && kill "$airlock_pid" 2>/dev/null && wait "$airlock_pid" 2>/dev/null
-    [ -n "$socat_pid" ] && kill "$socat_pid" 2>/dev/null && wait "$socat_pid" 2>/dev/null
+    # socat forks a child per connection: stop those too, and do not wait.
+    [ -n "$socat_pid" ] && { pkill -P "$socat_pid" 2>/dev/null; kill "$socat_pid" 2>/dev/null; }
     psql -X -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
@@ -81,24 +82,26 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "pgbench -S, scale 10, ${duration} s per run, median of ${rounds} rounds, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "| protocol | clients | direct TPS | Airlock TPS | ratio | direct latency | Airlock latency | added latency | bare forwarder adds |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| protocol | clients | direct TPS | Airlock TPS | ratio | direct latency | Airlock latency | added latency | bare forwarder ratio | bare forwarder adds |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for protocol in simple prepared; do
     for clients in 1 8; do
         : >"$work/d" && : >"$work/a" && : >"$work/s"
         for _ in $(seq "$rounds"); do
             run 5432 postgres "$protocol" "$clients" >>"$work/d"
             run "$port" bench "$protocol" "$clients" >>"$work/a"
-            if [ -n "$socat_port" ] && [ "$clients" = 1 ]; then
+            if [ -n "$socat_port" ]; then
                 run "$socat_port" postgres "$protocol" "$clients" >>"$work/s"
             fi
         done
         d_tps=$(cut -d' ' -f1 "$work/d" | median); d_lat=$(cut -d' ' -f2 "$work/d" | median)
         a_tps=$(cut -d' ' -f1 "$work/a" | median); a_lat=$(cut -d' ' -f2 "$work/a" | median)
+        s_tps=$( [ -s "$work/s" ] && cut -d' ' -f1 "$work/s" | median || echo "")
         s_lat=$( [ -s "$work/s" ] && cut -d' ' -f2 "$work/s" | median || echo "")
-        awk -v p="$protocol" -v c="$clients" -v dt="$d_tps" -v at="$a_tps" -v dl="$d_lat" -v al="$a_lat" -v sl="$s_lat" 'BEGIN {
-            floor = (sl == "") ? "—" : sprintf("%+.0f µs", (sl - dl) * 1000)
-            printf "| %s | %d | %.0f | %.0f | %.2f | %.3f ms | %.3f ms | %+.0f µs | %s |\n", p, c, dt, at, at / dt, dl, al, (al - dl) * 1000, floor
+        awk -v p="$protocol" -v c="$clients" -v dt="$d_tps" -v at="$a_tps" -v dl="$d_lat" -v al="$a_lat" -v st="$s_tps" -v sl="$s_lat" 'BEGIN {
+            fr = (st == "") ? "—" : sprintf("%.2f", st / dt)
+            fl = (sl == "") ? "—" : sprintf("%+.0f µs", (sl - dl) * 1000)
+            printf "| %s | %d | %.0f | %.0f | %.2f | %.3f ms | %.3f ms | %+.0f µs | %s | %s |\n", p, c, dt, at, at / dt, dl, al, (al - dl) * 1000, fr, fl
         }'
     done
 done

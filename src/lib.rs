@@ -21,3 +21,4 @@ pub mod gate;
 pub mod identity;
 pub mod mask;
 pub mod proxy;
+pub mod sql;

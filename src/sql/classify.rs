@@ -1,0 +1,1030 @@
+//! Classification of lexed statements.
+//!
+//! Three passes, each able only to *add* classes:
+//!
+//! 1. **Leading keywords** decide what kind of statement it is, from a table
+//!    of every form Airlock knows. A form not in the table is `unknown` —
+//!    the table is an allowlist, so a new or exotic statement fails closed.
+//! 2. **Every token** is scanned for calls of functions with side effects
+//!    (server files, other servers, backends, roles, dynamic SQL) and for
+//!    writes nested in queries, wherever they sit in the statement.
+//! 3. **The sqlparser AST** must exist (a statement it cannot parse is
+//!    `unknown`) and supplies the objects and functions touched.
+
+use super::lexer::{self, Kind, LexedStatement, Token};
+use super::{Classes, Classification, Dialect, Statement, StatementClass as C};
+use sqlparser::ast::{visit_expressions, visit_relations, Expr, ObjectName, ObjectNamePart};
+use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
+use sqlparser::parser::Parser;
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+/// How deep PREPARE/EXPLAIN/literal SQL may nest before Airlock stops
+/// looking and calls the statement unknown.
+const MAX_DEPTH: usize = 4;
+
+pub fn classify_query(sql: &str, dialect: Dialect) -> Classification {
+    classify_nested(sql, dialect, 0)
+}
+
+fn classify_nested(sql: &str, dialect: Dialect, depth: usize) -> Classification {
+    let lexed = match lexer::lex(sql, dialect) {
+        Ok(s) => s,
+        Err(e) => {
+            return Classification {
+                statements: vec![Statement {
+                    text: sql.trim().to_string(),
+                    classes: Classes::of(&[C::Unknown]),
+                    objects: Vec::new(),
+                    functions: Vec::new(),
+                    notes: vec![e.to_string()],
+                    prepares: None,
+                    executes: None,
+                }],
+            }
+        }
+    };
+    let mut prepared = HashMap::new();
+    let statements = lexed
+        .iter()
+        .map(|s| classify_statement(s, dialect, depth, &mut prepared))
+        .collect();
+    Classification { statements }
+}
+
+struct Builder<'a> {
+    /// Set for queries (SELECT/WITH/…), whose tokens are searched for
+    /// nested data-modifying statements.
+    is_query: bool,
+    tokens: &'a [Token],
+    code: &'a str,
+    dialect: Dialect,
+    depth: usize,
+    out: Statement,
+}
+
+impl Builder<'_> {
+    fn add(&mut self, class: C) {
+        self.out.classes.insert(class);
+    }
+
+    fn unknown(&mut self, note: impl Into<String>) {
+        self.out.classes.insert(C::Unknown);
+        self.out.notes.push(note.into());
+    }
+
+    fn note(&mut self, note: impl Into<String>) {
+        self.out.notes.push(note.into());
+    }
+
+    /// Upper-cased word at `i` (empty for non-words).
+    fn kw(&self, i: usize) -> String {
+        match self.tokens.get(i) {
+            Some(t) if t.kind == Kind::Word => t.text.to_ascii_uppercase(),
+            _ => String::new(),
+        }
+    }
+
+    fn has_word(&self, kw: &str) -> bool {
+        self.tokens.iter().any(|t| t.is_word(kw))
+    }
+
+    /// Classifies the statement that starts at token `i` (EXPLAIN ANALYZE
+    /// x, PREPARE p AS x) and merges its classes in.
+    fn merge_inner(&mut self, i: usize, prepared: &mut HashMap<String, Classes>) -> Classes {
+        let Some(start) = self.tokens.get(i).map(|t| t.start) else {
+            self.unknown("statement expected");
+            return Classes::of(&[C::Unknown]);
+        };
+        let code = self.code;
+        self.merge_sql(&code[start..], prepared)
+    }
+
+    fn merge_sql(&mut self, sql: &str, _prepared: &mut HashMap<String, Classes>) -> Classes {
+        if self.depth >= MAX_DEPTH {
+            self.unknown("statements nested too deeply");
+            return Classes::of(&[C::Unknown]);
+        }
+        let inner = classify_nested(sql, self.dialect, self.depth + 1);
+        let classes = inner.classes();
+        for s in inner.statements {
+            self.out.classes = self.out.classes.union(s.classes);
+            self.out.objects.extend(s.objects);
+            self.out.functions.extend(s.functions);
+            self.out.notes.extend(s.notes);
+        }
+        classes
+    }
+}
+
+fn classify_statement(
+    stmt: &LexedStatement,
+    dialect: Dialect,
+    depth: usize,
+    prepared: &mut HashMap<String, Classes>,
+) -> Statement {
+    let mut b = Builder {
+        is_query: false,
+        tokens: &stmt.tokens,
+        code: &stmt.code,
+        dialect,
+        depth,
+        out: Statement {
+            text: stmt.code.clone(),
+            classes: Classes::default(),
+            objects: Vec::new(),
+            functions: Vec::new(),
+            notes: Vec::new(),
+            prepares: None,
+            executes: None,
+        },
+    };
+    let parsed_inner = leading_keywords(&mut b, prepared);
+    scan_tokens(&mut b);
+    if !parsed_inner {
+        from_ast(&mut b);
+    }
+    if let Some(name) = &b.out.prepares {
+        prepared.insert(name.clone(), b.out.classes);
+    }
+    b.out.objects.sort();
+    b.out.objects.dedup();
+    b.out.functions.sort();
+    b.out.functions.dedup();
+    b.out
+}
+
+/// Pass 1. Returns true when the statement's body was classified as a
+/// nested query (PREPARE … FROM 'sql'), whose own AST pass already ran.
+fn leading_keywords(b: &mut Builder, prepared: &mut HashMap<String, Classes>) -> bool {
+    // A parenthesised query: `(SELECT …) UNION (…)`.
+    let first = b.tokens.iter().position(|t| !t.is_punct('(')).unwrap_or(0);
+    let lead = b.kw(first);
+    let next = b.kw(first + 1);
+    let pg = b.dialect == Dialect::Postgres;
+    match lead.as_str() {
+        "SELECT" | "VALUES" | "TABLE" | "WITH" => query(b, first),
+        "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "REPLACE" | "UPSERT" => {
+            b.add(C::Write);
+            if b.has_word("SELECT") {
+                b.add(C::Read);
+            }
+        }
+        "COPY" if pg => copy(b),
+        "CREATE" => create(b, first + 1),
+        "ALTER" => alter(b, first + 1),
+        "DROP" => drop_statement(b, first + 1),
+        "TRUNCATE" => {
+            b.add(C::Ddl);
+            b.add(C::Write);
+        }
+        "RENAME" => b.add(if next == "USER" { C::Privilege } else { C::Ddl }),
+        "GRANT" | "REVOKE" | "REASSIGN" => b.add(C::Privilege),
+        "SECURITY" if next == "LABEL" => b.add(C::Privilege),
+        "COMMENT" => b.add(C::Ddl),
+        "SET" => set(b, first + 1),
+        "RESET" => match next.as_str() {
+            "ROLE" | "SESSION" | "ALL" => {
+                b.add(C::Privilege);
+                b.add(C::Session);
+            }
+            "MASTER" | "SLAVE" | "REPLICA" | "QUERY" | "PERSIST" | "BINARY" => b.add(C::Admin),
+            _ => b.add(C::Session),
+        },
+        "DISCARD" => {
+            b.add(C::Session);
+            if next == "ALL" {
+                // DISCARD ALL includes RESET ALL, which resets the role.
+                b.add(C::Privilege);
+            }
+        }
+        "SHOW" | "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE"
+        | "LISTEN" | "UNLISTEN" | "NOTIFY" | "DEALLOCATE" | "USE" | "XA" | "UNLOCK" | "HELP"
+        | "SIGNAL" | "RESIGNAL" | "GET" => b.add(C::Session),
+        "START" => match next.as_str() {
+            "TRANSACTION" => b.add(C::Session),
+            _ => b.add(C::Admin),
+        },
+        "LOCK" => b.add(C::Session),
+        "FETCH" | "MOVE" | "CLOSE" | "HANDLER" | "DESCRIBE" | "DESC" | "CHECKSUM" => b.add(C::Read),
+        "CHECK" if !pg => b.add(C::Read),
+        "DECLARE" if pg => {
+            // DECLARE name [options] CURSOR [options] FOR query
+            match b.tokens.iter().position(|t| t.is_word("FOR")) {
+                Some(i) if b.has_word("CURSOR") => {
+                    b.add(C::Read);
+                    b.merge_inner(i + 1, prepared);
+                }
+                _ => b.unknown("DECLARE without CURSOR … FOR"),
+            }
+        }
+        "EXPLAIN" => explain(b, first + 1, prepared),
+        "PREPARE" => return prepare(b, first + 1, prepared),
+        "EXECUTE" => execute(b, first + 1, prepared),
+        "CALL" => b.unknown("CALL runs a procedure whose body Airlock cannot see"),
+        "DO" if pg => b.unknown("DO runs an anonymous code block Airlock cannot see"),
+        "DO" => b.add(C::Read),
+        "VACUUM" | "ANALYZE" | "ANALYSE" | "CLUSTER" | "REINDEX" | "REFRESH" | "OPTIMIZE"
+        | "REPAIR" => b.add(C::Ddl),
+        "CHECKPOINT" | "KILL" | "SHUTDOWN" | "RESTART" | "INSTALL" | "UNINSTALL" | "FLUSH"
+        | "PURGE" | "CHANGE" | "STOP" | "BINLOG" | "CACHE" => b.add(C::Admin),
+        "LOAD" => match next.as_str() {
+            "DATA" | "XML" if !pg => {
+                b.add(C::Write);
+                b.add(C::Export);
+            }
+            _ => b.add(C::Admin),
+        },
+        "IMPORT" => {
+            b.add(C::Ddl);
+            if next == "FOREIGN" {
+                b.add(C::Export);
+            }
+        }
+        "" => b.unknown("statement does not start with a keyword"),
+        other => b.unknown(format!("`{other}` is not a statement Airlock knows")),
+    }
+    false
+}
+
+/// SELECT / VALUES / TABLE / WITH.
+fn query(b: &mut Builder, first: usize) {
+    b.add(C::Read);
+    b.is_query = true;
+    let mut depth = 0i32;
+    let mut main_verb = b.kw(first);
+    for i in first..b.tokens.len() {
+        let t = &b.tokens[i];
+        if t.is_punct('(') {
+            depth += 1;
+        } else if t.is_punct(')') {
+            depth -= 1;
+        }
+        // After WITH's CTEs, the main statement may itself be a write.
+        if depth == 0 && main_verb == "WITH" && t.kind == Kind::Word {
+            let w = t.text.to_ascii_uppercase();
+            if matches!(
+                w.as_str(),
+                "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "VALUES" | "TABLE"
+            ) {
+                main_verb = w;
+            }
+        }
+        if depth == 0 && t.is_word("INTO") && !matches!(main_verb.as_str(), "INSERT" | "MERGE") {
+            select_into(b, i);
+        }
+    }
+}
+
+/// `SELECT … INTO target`: a new table in PostgreSQL; in MySQL a file
+/// (OUTFILE/DUMPFILE) or variables.
+fn select_into(b: &mut Builder, into: usize) {
+    match b.dialect {
+        Dialect::Postgres => {
+            b.add(C::Ddl);
+            b.add(C::Write);
+            b.add(C::Export);
+            b.note("SELECT … INTO creates a table from the result");
+        }
+        Dialect::Mysql => match b.kw(into + 1).as_str() {
+            "OUTFILE" | "DUMPFILE" => {
+                b.add(C::Export);
+                b.note("SELECT … INTO OUTFILE/DUMPFILE writes a file on the database server");
+            }
+            _ => {}
+        },
+    }
+}
+
+fn copy(b: &mut Builder) {
+    // COPY target [(cols)] | (query)  TO|FROM  STDOUT|STDIN|PROGRAM '…'|'file'
+    let mut depth = 0i32;
+    let mut direction = None;
+    for i in 1..b.tokens.len() {
+        let t = &b.tokens[i];
+        if t.is_punct('(') {
+            depth += 1;
+        } else if t.is_punct(')') {
+            depth -= 1;
+        } else if depth == 0 && (t.is_word("TO") || t.is_word("FROM")) {
+            direction = Some((t.is_word("TO"), i));
+            break;
+        }
+    }
+    let Some((to, i)) = direction else {
+        b.unknown("COPY without TO or FROM");
+        return;
+    };
+    let target = b.kw(i + 1);
+    let endpoint = match (target.as_str(), b.tokens.get(i + 1).map(|t| t.kind)) {
+        ("STDOUT" | "STDIN", _) => None,
+        ("PROGRAM", _) => Some("runs a program on the database server"),
+        (_, Some(Kind::String)) => Some("reads or writes a file on the database server"),
+        _ => {
+            b.unknown("COPY to or from an unrecognised endpoint");
+            return;
+        }
+    };
+    b.add(if to { C::Export } else { C::Write });
+    if to && b.tokens.get(1).is_some_and(|t| t.is_punct('(')) {
+        b.add(C::Read);
+    }
+    if let Some(why) = endpoint {
+        b.add(C::Admin);
+        b.note(format!("COPY {why}"));
+    }
+}
+
+/// Skips CREATE/ALTER/DROP modifiers and returns the index of the object kind.
+fn object_kind(b: &Builder, mut i: usize) -> usize {
+    loop {
+        match b.kw(i).as_str() {
+            "OR" if matches!(b.kw(i + 1).as_str(), "REPLACE" | "ALTER") => i += 2,
+            "TEMP" | "TEMPORARY" | "GLOBAL" | "LOCAL" | "UNLOGGED" | "UNIQUE" | "RECURSIVE"
+            | "TRUSTED" | "PROCEDURAL" | "CONSTRAINT" | "DEFAULT" | "ONLINE" | "OFFLINE"
+            | "IGNORE" | "NONCLUSTERED" | "SPATIAL" | "FULLTEXT" => i += 1,
+            // MySQL: ALGORITHM = x, DEFINER = user@host, SQL SECURITY x
+            "ALGORITHM" | "DEFINER" => {
+                i += 1;
+                while i < b.tokens.len() && !is_object_kind(&b.kw(i)) {
+                    i += 1;
+                }
+            }
+            "SQL" if b.kw(i + 1) == "SECURITY" => i += 3,
+            _ => return i,
+        }
+    }
+}
+
+fn is_object_kind(word: &str) -> bool {
+    matches!(
+        word,
+        "TABLE"
+            | "VIEW"
+            | "MATERIALIZED"
+            | "FUNCTION"
+            | "PROCEDURE"
+            | "TRIGGER"
+            | "EVENT"
+            | "RULE"
+            | "INDEX"
+            | "SCHEMA"
+            | "DATABASE"
+            | "USER"
+            | "ROLE"
+    )
+}
+
+fn create(b: &mut Builder, after: usize) {
+    let i = object_kind(b, after);
+    let kind = b.kw(i);
+    let next = b.kw(i + 1);
+    match kind.as_str() {
+        "TABLE" => {
+            b.add(C::Ddl);
+            // `AS query` (PostgreSQL, MySQL) or a bare `SELECT …` (MySQL).
+            let as_query = b.has_word("SELECT")
+                || b.tokens.windows(2).any(|w| {
+                    w[0].is_word("AS")
+                        && ["TABLE", "VALUES", "EXECUTE", "WITH"]
+                            .iter()
+                            .any(|k| w[1].is_word(k))
+                });
+            if as_query {
+                b.add(C::Write);
+                b.add(C::Export);
+                b.add(C::Read);
+                b.note("CREATE TABLE … AS copies a result into a new table");
+            }
+            federated(b);
+        }
+        "MATERIALIZED" => {
+            b.add(C::Ddl);
+            b.add(C::Write);
+            b.add(C::Export);
+            b.add(C::Read);
+        }
+        "FOREIGN" | "SERVER" => {
+            b.add(C::Ddl);
+            b.add(C::Export);
+        }
+        "USER" if next == "MAPPING" => {
+            b.add(C::Ddl);
+            b.add(C::Export);
+        }
+        "ROLE" | "USER" | "GROUP" | "POLICY" => b.add(C::Privilege),
+        "EXTENSION" | "LANGUAGE" | "TABLESPACE" | "ACCESS" | "TRANSFORM" => b.add(C::Admin),
+        "PUBLICATION" | "SUBSCRIPTION" => {
+            b.add(C::Admin);
+            b.add(C::Export);
+        }
+        "VIEW" | "FUNCTION" | "PROCEDURE" | "TRIGGER" | "EVENT" | "RULE" | "INDEX" | "SCHEMA"
+        | "DATABASE" | "SEQUENCE" | "TYPE" | "DOMAIN" | "AGGREGATE" | "OPERATOR" | "CAST"
+        | "COLLATION" | "CONVERSION" | "TEXT" | "STATISTICS" | "SPATIAL" => b.add(C::Ddl),
+        other => b.unknown(format!("CREATE {other} is not a statement Airlock knows")),
+    }
+}
+
+/// MySQL FEDERATED tables (and CONNECTION=) read and write another server.
+fn federated(b: &mut Builder) {
+    let federated = b.tokens.windows(3).any(|w| {
+        w[0].is_word("ENGINE") && (w[2].is_word("FEDERATED") || w[1].is_word("FEDERATED"))
+    }) || b.tokens.iter().any(|t| t.is_word("CONNECTION"));
+    if federated {
+        b.add(C::Export);
+        b.note("a FEDERATED table connects to another server");
+    }
+}
+
+fn alter(b: &mut Builder, after: usize) {
+    let i = object_kind(b, after);
+    let kind = b.kw(i);
+    let next = b.kw(i + 1);
+    match kind.as_str() {
+        "USER" if next == "MAPPING" => b.add(C::Ddl),
+        "ROLE" | "USER" | "GROUP" | "POLICY" => b.add(C::Privilege),
+        "DEFAULT" if next == "PRIVILEGES" => b.add(C::Privilege),
+        "SYSTEM" | "EXTENSION" | "INSTANCE" | "LANGUAGE" | "TABLESPACE" | "PUBLICATION"
+        | "SUBSCRIPTION" => b.add(C::Admin),
+        "SERVER" | "FOREIGN" => {
+            b.add(C::Ddl);
+            if next != "TABLE" {
+                b.add(C::Export);
+            }
+        }
+        "LARGE" => b.add(C::Privilege),
+        "TABLE" | "VIEW" | "MATERIALIZED" | "FUNCTION" | "PROCEDURE" | "TRIGGER" | "EVENT"
+        | "RULE" | "INDEX" | "SCHEMA" | "DATABASE" | "SEQUENCE" | "TYPE" | "DOMAIN"
+        | "AGGREGATE" | "OPERATOR" | "COLLATION" | "CONVERSION" | "TEXT" | "STATISTICS"
+        | "ROUTINE" => {
+            b.add(C::Ddl);
+            if kind == "TABLE" {
+                federated(b);
+            }
+        }
+        other => b.unknown(format!("ALTER {other} is not a statement Airlock knows")),
+    }
+    // Ownership and row-level security decide who sees what.
+    let owner = b
+        .tokens
+        .windows(2)
+        .any(|w| w[0].is_word("OWNER") && w[1].is_word("TO"));
+    let rls = b
+        .tokens
+        .windows(2)
+        .any(|w| w[0].is_word("LEVEL") && w[1].is_word("SECURITY"));
+    if owner || rls || b.has_word("SECURITY") && b.has_word("INVOKER") {
+        b.add(C::Privilege);
+    }
+}
+
+fn drop_statement(b: &mut Builder, after: usize) {
+    let i = object_kind(b, after);
+    match b.kw(i).as_str() {
+        "ROLE" | "USER" | "GROUP" | "POLICY" | "OWNED" => b.add(C::Privilege),
+        "EXTENSION" | "LANGUAGE" | "TABLESPACE" | "PUBLICATION" | "SUBSCRIPTION" | "ACCESS"
+        | "TRANSFORM" => b.add(C::Admin),
+        "" => b.unknown("DROP without an object kind"),
+        _ => b.add(C::Ddl),
+    }
+}
+
+fn set(b: &mut Builder, after: usize) {
+    let mut i = after;
+    if matches!(b.kw(i).as_str(), "SESSION" | "LOCAL") && b.kw(i + 1) != "CHARACTERISTICS" {
+        // `SET SESSION AUTHORIZATION` keeps SESSION as its own word.
+        if b.kw(i + 1) == "AUTHORIZATION" {
+            b.add(C::Privilege);
+            return;
+        }
+        i += 1;
+    }
+    let target = b
+        .tokens
+        .get(i)
+        .map(|t| t.text.to_ascii_lowercase())
+        .unwrap_or_default();
+    match target.as_str() {
+        "role" | "session_authorization" | "password" | "default"
+            if target != "default" || b.kw(i + 1) == "ROLE" =>
+        {
+            b.add(C::Privilege)
+        }
+        "authorization" => b.add(C::Privilege),
+        "global" | "persist" | "persist_only" => b.add(C::Admin),
+        _ => b.add(C::Session),
+    }
+    // MySQL: `SET a = 1, GLOBAL b = 2`, `SET @@global.x = 1`, `SET @@persist.x`.
+    if b.dialect == Dialect::Mysql {
+        for w in b.tokens.windows(2) {
+            let scoped = w[0].is_punct('@') || w[0].is_punct(',');
+            if (w[1].is_word("GLOBAL") || w[1].is_word("PERSIST") || w[1].is_word("PERSIST_ONLY"))
+                && scoped
+            {
+                b.add(C::Admin);
+            }
+        }
+        if b.tokens
+            .iter()
+            .any(|t| t.kind == Kind::Word && t.text.eq_ignore_ascii_case("sql_log_bin"))
+        {
+            b.add(C::Admin);
+            b.note("sql_log_bin hides the session from replication and binary-log audit");
+        }
+    }
+}
+
+fn explain(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Classes>) {
+    b.add(C::Read);
+    let mut i = after;
+    let mut analyze = false;
+    // EXPLAIN (ANALYZE [true|on|1], …) stmt
+    if b.tokens.get(i).is_some_and(|t| t.is_punct('(')) {
+        let mut depth = 0;
+        while let Some(t) = b.tokens.get(i) {
+            if t.is_punct('(') {
+                depth += 1;
+            } else if t.is_punct(')') {
+                depth -= 1;
+                if depth == 0 {
+                    i += 1;
+                    break;
+                }
+            } else if t.is_word("ANALYZE") || t.is_word("ANALYSE") {
+                let off = matches!(b.kw(i + 1).as_str(), "FALSE" | "OFF")
+                    || b.tokens.get(i + 1).is_some_and(|t| t.text == "0");
+                analyze |= !off;
+            }
+            i += 1;
+        }
+    }
+    // EXPLAIN ANALYZE VERBOSE … / MySQL EXPLAIN FORMAT=x …
+    loop {
+        match b.kw(i).as_str() {
+            "ANALYZE" | "ANALYSE" => {
+                analyze = true;
+                i += 1;
+            }
+            "VERBOSE" | "EXTENDED" | "PARTITIONS" => i += 1,
+            "FORMAT" => i += 3,
+            _ => break,
+        }
+    }
+    if i >= b.tokens.len() {
+        return;
+    }
+    if analyze {
+        b.note("EXPLAIN ANALYZE runs the statement");
+        b.merge_inner(i, prepared);
+    } else if b.tokens.get(i).is_some_and(|t| t.kind == Kind::Word)
+        && b.dialect == Dialect::Mysql
+        && i + 1 == b.tokens.len()
+    {
+        // MySQL `EXPLAIN table` describes a table.
+    }
+}
+
+/// Returns true when the prepared body was classified from a literal.
+fn prepare(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Classes>) -> bool {
+    if b.kw(after) == "TRANSACTION" {
+        b.add(C::Session);
+        return false;
+    }
+    let name = b.tokens.get(after).map(|t| t.text.to_ascii_lowercase());
+    b.out.prepares = name;
+    match b.dialect {
+        Dialect::Postgres => match b.tokens.iter().position(|t| t.is_word("AS")) {
+            Some(i) => {
+                b.merge_inner(i + 1, prepared);
+            }
+            None => b.unknown("PREPARE without AS"),
+        },
+        Dialect::Mysql => match (b.kw(after + 1).as_str(), b.tokens.get(after + 2)) {
+            ("FROM", Some(t)) if t.kind == Kind::String && after + 3 == b.tokens.len() => {
+                let sql = t.text.clone();
+                b.note("PREPARE … FROM runs the SQL in the string");
+                b.merge_sql(&sql, prepared);
+                return true;
+            }
+            _ => b.unknown("PREPARE … FROM a variable: the SQL is not known until it runs"),
+        },
+    }
+    false
+}
+
+fn execute(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Classes>) {
+    // MariaDB: EXECUTE IMMEDIATE 'sql'
+    if b.kw(after) == "IMMEDIATE" {
+        match b.tokens.get(after + 1) {
+            Some(t) if t.kind == Kind::String && after + 2 == b.tokens.len() => {
+                let sql = t.text.clone();
+                b.merge_sql(&sql, prepared);
+            }
+            _ => b.unknown("EXECUTE IMMEDIATE of a non-literal"),
+        }
+        return;
+    }
+    let Some(name) = b.tokens.get(after).map(|t| t.text.to_ascii_lowercase()) else {
+        b.unknown("EXECUTE without a name");
+        return;
+    };
+    b.out.executes = Some(name.clone());
+    match prepared.get(&name) {
+        Some(classes) => b.out.classes = b.out.classes.union(*classes),
+        None => b.unknown(format!("EXECUTE of `{name}`, not prepared in this query")),
+    }
+}
+
+/// What calling a function does beyond reading, by its unqualified name.
+fn function_effect(name: &str) -> Option<C> {
+    Some(match name {
+        "pg_read_file"
+        | "pg_read_binary_file"
+        | "pg_ls_dir"
+        | "pg_stat_file"
+        | "pg_ls_logdir"
+        | "pg_ls_waldir"
+        | "pg_ls_tmpdir"
+        | "pg_ls_archive_statusdir"
+        | "pg_ls_logicalmapdir"
+        | "pg_ls_logicalsnapdir"
+        | "pg_ls_replslotdir"
+        | "lo_import"
+        | "lo_export"
+        | "load_file"
+        | "dblink"
+        | "dblink_exec"
+        | "dblink_connect"
+        | "dblink_connect_u"
+        | "dblink_open"
+        | "dblink_fetch"
+        | "dblink_send_query"
+        | "dblink_get_result"
+        | "pg_export_snapshot" => C::Export,
+        "pg_terminate_backend"
+        | "pg_cancel_backend"
+        | "pg_reload_conf"
+        | "pg_rotate_logfile"
+        | "pg_promote"
+        | "pg_switch_wal"
+        | "pg_create_restore_point"
+        | "pg_start_backup"
+        | "pg_stop_backup"
+        | "pg_backup_start"
+        | "pg_backup_stop"
+        | "pg_create_physical_replication_slot"
+        | "pg_create_logical_replication_slot"
+        | "pg_drop_replication_slot"
+        | "pg_logical_slot_get_changes"
+        | "pg_logical_slot_peek_changes"
+        | "pg_replication_origin_create"
+        | "pg_file_write"
+        | "pg_file_rename"
+        | "pg_file_unlink"
+        | "pg_file_sync"
+        | "pg_log_backend_memory_contexts"
+        | "pg_wal_replay_pause"
+        | "pg_wal_replay_resume"
+        | "sys_exec"
+        | "sys_eval"
+        | "sys_get"
+        | "sys_set" => C::Admin,
+        "nextval" | "setval" | "lo_unlink" | "lo_create" | "lo_creat" | "lo_put"
+        | "lo_from_bytea" | "lo_truncate" | "lowrite" | "pg_notify" | "txid_current"
+        | "pg_current_xact_id" => C::Write,
+        "query_to_xml"
+        | "query_to_xml_and_xmlschema"
+        | "query_to_xmlschema"
+        | "cursor_to_xml"
+        | "cursor_to_xmlschema"
+        | "exec"
+        | "execute" => C::Unknown,
+        _ => return None,
+    })
+}
+
+/// Words that are followed by `(` without being function calls.
+fn is_structural(word: &str) -> bool {
+    matches!(
+        word,
+        "IN" | "EXISTS"
+            | "VALUES"
+            | "AS"
+            | "ANY"
+            | "ALL"
+            | "SOME"
+            | "ON"
+            | "USING"
+            | "INTO"
+            | "TABLE"
+            | "FROM"
+            | "WHERE"
+            | "AND"
+            | "OR"
+            | "NOT"
+            | "SELECT"
+            | "OVER"
+            | "FILTER"
+            | "WITHIN"
+            | "ROW"
+            | "ARRAY"
+            | "LATERAL"
+            | "JOIN"
+            | "WITH"
+            | "RETURNING"
+            | "SET"
+            | "WHEN"
+            | "THEN"
+            | "ELSE"
+            | "BY"
+            | "DISTINCT"
+            | "CHECK"
+            | "KEY"
+            | "REFERENCES"
+            | "UNIQUE"
+            | "DEFAULT"
+            | "INSERT"
+            | "UPDATE"
+            | "DELETE"
+            | "TO"
+            | "VIEW"
+            | "INDEX"
+            | "FUNCTION"
+            | "PROCEDURE"
+            | "TYPE"
+            | "CALL"
+            | "RETURNS"
+            | "LIKE"
+            | "INCLUDE"
+            | "PARTITION"
+            | "OPTIONS"
+            | "EXPLAIN"
+            | "COPY"
+            | "GROUPS"
+            | "ROWS"
+            | "RANGE"
+            | "CUBE"
+            | "ROLLUP"
+            | "GROUPING"
+            | "SETS"
+            | "TABLESAMPLE"
+            | "PRIMARY"
+            | "FOREIGN"
+            | "CONSTRAINT"
+            | "EXCLUDE"
+            | "GENERATED"
+            | "STORED"
+            | "WINDOW"
+            | "DO"
+            | "CONFLICT"
+            | "DECLARE"
+            | "PREPARE"
+            | "EXECUTE"
+            | "UNION"
+            | "INTERSECT"
+            | "EXCEPT"
+            | "LIMIT"
+            | "OFFSET"
+            | "HAVING"
+            | "MATERIALIZED"
+            | "RECURSIVE"
+            | "CASE"
+            | "IS"
+            | "BETWEEN"
+            | "ORDER"
+            | "GROUP"
+            | "OF"
+            | "NULLS"
+    )
+}
+
+/// Pass 2: function calls with side effects and writes nested in queries.
+fn scan_tokens(b: &mut Builder) {
+    let tokens = b.tokens;
+    for (i, t) in tokens.iter().enumerate() {
+        if !(matches!(t.kind, Kind::Word | Kind::QuotedIdent)
+            && tokens.get(i + 1).is_some_and(|n| n.is_punct('(')))
+        {
+            continue;
+        }
+        if t.kind == Kind::Word && is_structural(&t.text.to_ascii_uppercase()) {
+            continue;
+        }
+        let name = t.text.to_ascii_lowercase();
+        let qualified = match (
+            i.checked_sub(2).and_then(|j| tokens.get(j)),
+            i.checked_sub(1).and_then(|j| tokens.get(j)),
+        ) {
+            (Some(schema), Some(dot))
+                if dot.is_punct('.') && matches!(schema.kind, Kind::Word | Kind::QuotedIdent) =>
+            {
+                format!("{}.{name}", schema.text.to_ascii_lowercase())
+            }
+            _ => name.clone(),
+        };
+        // Names after these are the object being defined or written, not calls.
+        let defines = i
+            .checked_sub(if qualified.contains('.') { 3 } else { 1 })
+            .and_then(|j| tokens.get(j))
+            .is_some_and(|p| {
+                [
+                    "TABLE",
+                    "INTO",
+                    "VIEW",
+                    "INDEX",
+                    "FUNCTION",
+                    "PROCEDURE",
+                    "TYPE",
+                    "REFERENCES",
+                    "ON",
+                    "EXISTS",
+                    "TRIGGER",
+                    "AGGREGATE",
+                    "UPDATE",
+                    "ONLY",
+                    "CALL",
+                    "EXECUTE",
+                    "PREPARE",
+                ]
+                .iter()
+                .any(|k| p.is_word(k))
+            });
+        if let Some(effect) = function_effect(&name) {
+            b.out.functions.push(qualified.clone());
+            b.add(effect);
+            if effect == C::Unknown {
+                b.note(format!("{name}() runs SQL given as a string"));
+            }
+        } else if name == "set_config" {
+            b.out.functions.push(qualified.clone());
+            let setting = tokens
+                .get(i + 2)
+                .filter(|a| a.kind == Kind::String)
+                .map(|a| a.text.trim().to_ascii_lowercase());
+            match setting.as_deref() {
+                Some("role") | Some("session_authorization") | None => b.add(C::Privilege),
+                Some(_) => b.add(C::Session),
+            }
+        } else if b.tokens.first().is_some_and(|f| f.is_word("CALL")) && !defines {
+            b.out.functions.push(qualified.clone());
+        } else if !defines && t.kind == Kind::Word {
+            // Recorded only when the AST is unavailable; see from_ast.
+            b.out.functions.push(qualified);
+        }
+    }
+    // Writes inside a query: data-modifying CTEs, or DML the lead missed.
+    if b.is_query && !b.out.classes.contains(C::Write) {
+        for (i, t) in tokens.iter().enumerate() {
+            let prev = i.checked_sub(1).and_then(|j| tokens.get(j));
+            let after_dot = prev.is_some_and(|p| p.is_punct('.'));
+            let is_call = tokens.get(i + 1).is_some_and(|n| n.is_punct('('));
+            if after_dot || is_call {
+                continue;
+            }
+            let write = t.is_word("INSERT")
+                || t.is_word("DELETE")
+                || t.is_word("MERGE")
+                || t.is_word("UPDATE")
+                    && !prev
+                        .is_some_and(|p| p.is_word("FOR") || p.is_word("KEY") || p.is_word("DO"));
+            if write {
+                b.add(C::Write);
+                b.note("the query contains a data-modifying statement");
+                break;
+            }
+        }
+    }
+}
+
+/// Pass 3: the statement must parse; objects and functions come from the AST.
+fn from_ast(b: &mut Builder) {
+    let parsed = match b.dialect {
+        Dialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, b.code),
+        Dialect::Mysql => Parser::parse_sql(&MySqlDialect {}, b.code),
+    };
+    let statements = match parsed {
+        Ok(s) => s,
+        Err(e) => {
+            // Keep the lexical function names: the best information there is.
+            b.unknown(format!("could not parse: {e}"));
+            return;
+        }
+    };
+    if statements.len() != 1 {
+        b.unknown("the parser and the lexer disagree on where statements end");
+        return;
+    }
+    // The AST knows calls precisely: replace the lexical guesses, keeping
+    // the side-effect functions found by the token scan.
+    b.out.functions.retain(|f| {
+        function_effect(f.rsplit('.').next().unwrap_or(f)).is_some() || f.ends_with("set_config")
+    });
+    let mut objects = Vec::new();
+    let mut functions = Vec::new();
+    let _ = visit_relations(&statements, |name| {
+        objects.push(object_name(name));
+        ControlFlow::<()>::Continue(())
+    });
+    let _ = visit_expressions(&statements, |expr| {
+        if let Expr::Function(f) = expr {
+            functions.push(object_name(&f.name));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    b.out.objects.extend(objects);
+    b.out.functions.extend(functions);
+}
+
+/// `schema.name` with unquoted parts lower-cased.
+fn object_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) if ident.quote_style.is_some() => ident.value.clone(),
+            ObjectNamePart::Identifier(ident) => ident.value.to_ascii_lowercase(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{classify, Dialect};
+
+    fn classes(sql: &str, d: Dialect) -> String {
+        classify(sql, d).classes().to_string()
+    }
+
+    #[test]
+    fn spot_checks() {
+        use Dialect::{Mysql as M, Postgres as P};
+        let cases: &[(&str, Dialect, &str)] = &[
+            ("SELECT 1", P, "read"),
+            ("SELECT 'DROP TABLE t'", P, "read"),
+            ("SELECT \"grant\" FROM t", P, "read"),
+            ("/* /* */ DROP TABLE t */ SELECT 1", P, "read"),
+            ("SELECT 1; DROP TABLE t", P, "read+ddl"),
+            ("SeLeCt/**/pg_read_file('/etc/passwd')", P, "read+export"),
+            ("SELECT pg_catalog.pg_read_file('x')", P, "read+export"),
+            (
+                "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+                P,
+                "read+write",
+            ),
+            ("SELECT * FROM t FOR UPDATE", P, "read"),
+            ("COPY t TO STDOUT", P, "export"),
+            (
+                "COPY (SELECT * FROM users) TO PROGRAM 'curl x'",
+                P,
+                "read+export+admin",
+            ),
+            ("COPY t FROM STDIN", P, "write"),
+            ("SELECT * INTO new_t FROM t", P, "read+write+export+ddl"),
+            (
+                "CREATE TABLE x AS SELECT * FROM t",
+                P,
+                "read+write+export+ddl",
+            ),
+            ("SET ROLE postgres", P, "privilege"),
+            ("SET search_path = x", P, "session"),
+            ("SELECT set_config('role', 'x', false)", P, "read+privilege"),
+            (
+                "SELECT set_config('work_mem', '1MB', false)",
+                P,
+                "read+session",
+            ),
+            ("DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$", P, "unknown"),
+            ("EXPLAIN ANALYZE DELETE FROM t", P, "read+write"),
+            ("EXPLAIN DELETE FROM t", P, "read"),
+            ("PREPARE p AS DELETE FROM t; EXECUTE p", P, "write"),
+            ("EXECUTE p", P, "unknown"),
+            ("ALTER SYSTEM SET work_mem = '1GB'", P, "admin+unknown"),
+            ("GRANT admin TO bob", P, "privilege+unknown"),
+            ("TRUNCATE t", P, "write+ddl"),
+            ("SELECT 1 /*! ; DROP TABLE t */", M, "read+ddl"),
+            (
+                "SELECT * FROM t INTO OUTFILE '/tmp/x'",
+                M,
+                "read+export+unknown",
+            ),
+            ("SELECT 1 INTO @a", M, "read"),
+            ("SET GLOBAL general_log = 1", M, "admin"),
+            ("PREPARE s FROM 'DROP TABLE t'", M, "ddl"),
+            ("PREPARE s FROM @q", M, "unknown"),
+            ("SELECT 'a\\'; DROP TABLE t; -- '", M, "unknown"),
+            ("", P, ""),
+            (";", P, ""),
+            ("SELECT 'x", P, "unknown"),
+            ("frobnicate the database", P, "unknown"),
+        ];
+        let mut wrong = Vec::new();
+        for (sql, d, want) in cases {
+            let got = classes(sql, *d);
+            if got != *want {
+                wrong.push(format!("{d:?} {sql:?}: want {want}, got {got}"));
+            }
+        }
+        assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    }
+}

@@ -1,0 +1,597 @@
+//! A dialect-aware SQL lexer: splits a query into statements and tokens the
+//! way the *server* will, which is what classification must follow.
+//!
+//! It exists because a general parser's tokenizer is not the server's:
+//! PostgreSQL nests `/* */` comments and has dollar quotes, `E''` and `U&''`
+//! strings; MySQL has `#` comments, `--` that is a comment only when a space
+//! follows, backslash escapes, and executable comments `/*! … */` /
+//! `/*M! … */` whose content the server runs as code. Whatever the lexer
+//! cannot finish (an unterminated string, comment or dollar quote) is an
+//! error, and the statement is `unknown`.
+//!
+//! Backslashes in plain `'…'` strings are the one thing the server decides
+//! by a session setting (`standard_conforming_strings`, MySQL's
+//! `NO_BACKSLASH_ESCAPES`), which a client can change. [`lex`] therefore
+//! lexes such queries both ways and reports [`LexError::Ambiguous`] when the
+//! two readings split the query differently.
+
+use super::Dialect;
+
+/// What a token is. Comments and whitespace produce no tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A keyword or unquoted identifier; `text` is as written.
+    Word,
+    /// A quoted identifier; `text` is its content, unescaped.
+    QuotedIdent,
+    /// A string literal of any form; `text` is its content, unescaped
+    /// as far as classification needs (quotes and backslash escapes).
+    String,
+    Number,
+    /// `$1`, `?`
+    Param,
+    /// Any other character (operators, punctuation), one per token.
+    Punct,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub kind: Kind,
+    pub text: String,
+    /// Byte offset of the token in its statement's [`LexedStatement::code`].
+    pub start: usize,
+}
+
+impl Token {
+    /// Whether this is the keyword `kw` (given in upper case).
+    pub fn is_word(&self, kw: &str) -> bool {
+        self.kind == Kind::Word && self.text.eq_ignore_ascii_case(kw)
+    }
+
+    pub fn is_punct(&self, c: char) -> bool {
+        self.kind == Kind::Punct && self.text.len() == 1 && self.text.starts_with(c)
+    }
+}
+
+/// One statement of a query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LexedStatement {
+    pub tokens: Vec<Token>,
+    /// The statement's code as the server will read it: comments replaced
+    /// by a space, executable comments unwrapped, trimmed.
+    pub code: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LexError {
+    #[error("unterminated string literal")]
+    UnterminatedString,
+    #[error("unterminated quoted identifier")]
+    UnterminatedIdent,
+    #[error("unterminated comment")]
+    UnterminatedComment,
+    #[error("unterminated dollar-quoted string")]
+    UnterminatedDollar,
+    #[error("comment inside a MySQL executable comment")]
+    NestedExecutableComment,
+    #[error(
+        "the query splits differently depending on how the server treats backslashes in strings"
+    )]
+    Ambiguous,
+}
+
+/// Lexes `sql` into statements (empty statements are dropped).
+pub fn lex(sql: &str, dialect: Dialect) -> Result<Vec<LexedStatement>, LexError> {
+    let default_escapes = dialect == Dialect::Mysql;
+    let (statements, saw_backslash) = lex_with(sql, dialect, default_escapes)?;
+    if saw_backslash {
+        // The other reading must agree on every token, or the query means
+        // different things under different session settings.
+        match lex_with(sql, dialect, !default_escapes) {
+            Ok((other, _)) if same_shape(&statements, &other) => {}
+            _ => return Err(LexError::Ambiguous),
+        }
+    }
+    Ok(statements)
+}
+
+fn same_shape(a: &[LexedStatement], b: &[LexedStatement]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.tokens.len() == y.tokens.len()
+                && x.tokens
+                    .iter()
+                    .zip(&y.tokens)
+                    .all(|(s, t)| s.kind == t.kind && (s.kind == Kind::String || s.text == t.text))
+        })
+}
+
+struct Lexer<'a> {
+    src: &'a [u8],
+    pos: usize,
+    dialect: Dialect,
+    /// Whether `\` escapes the next character in plain `'…'` strings.
+    backslash_escapes: bool,
+    saw_backslash: bool,
+    statements: Vec<LexedStatement>,
+    tokens: Vec<Token>,
+    code: String,
+    /// Inside a MySQL executable comment: its `*/` ends it, not a statement.
+    in_executable_comment: bool,
+}
+
+fn lex_with(
+    sql: &str,
+    dialect: Dialect,
+    backslash_escapes: bool,
+) -> Result<(Vec<LexedStatement>, bool), LexError> {
+    let mut lexer = Lexer {
+        src: sql.as_bytes(),
+        pos: 0,
+        dialect,
+        backslash_escapes,
+        saw_backslash: false,
+        statements: Vec::new(),
+        tokens: Vec::new(),
+        code: String::new(),
+        in_executable_comment: false,
+    };
+    lexer.run()?;
+    Ok((lexer.statements, lexer.saw_backslash))
+}
+
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+
+fn is_ident_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+impl<'a> Lexer<'a> {
+    fn peek(&self, ahead: usize) -> Option<u8> {
+        self.src.get(self.pos + ahead).copied()
+    }
+
+    fn text(&self, start: usize, end: usize) -> String {
+        String::from_utf8_lossy(&self.src[start..end]).into_owned()
+    }
+
+    /// Records a token; the code keeps its source bytes, so the parser
+    /// sees it exactly as written.
+    fn push(&mut self, kind: Kind, text: String, start: usize) {
+        let offset = self.code.len();
+        self.code
+            .push_str(&String::from_utf8_lossy(&self.src[start..self.pos]));
+        self.tokens.push(Token {
+            kind,
+            text,
+            start: offset,
+        });
+    }
+
+    fn end_statement(&mut self) {
+        if !self.tokens.is_empty() {
+            let mut code = std::mem::take(&mut self.code);
+            code.truncate(code.trim_end().len());
+            self.statements.push(LexedStatement {
+                tokens: std::mem::take(&mut self.tokens),
+                code,
+            });
+        }
+        self.code.clear();
+    }
+
+    /// Whitespace and comments become one space between tokens (none
+    /// before the first), so token offsets stay valid in the code.
+    fn separator(&mut self) {
+        if !self.code.is_empty() && !self.code.ends_with(' ') {
+            self.code.push(' ');
+        }
+    }
+
+    fn run(&mut self) -> Result<(), LexError> {
+        while let Some(b) = self.peek(0) {
+            let start = self.pos;
+            match b {
+                b if b.is_ascii_whitespace() => {
+                    self.pos += 1;
+                    self.separator();
+                }
+                // Also inside `/*! … */`: the server splits there too.
+                b';' => {
+                    self.pos += 1;
+                    self.end_statement();
+                }
+                b'-' if self.peek(1) == Some(b'-') && self.dash_comment() => self.line_comment(),
+                b'#' if self.dialect == Dialect::Mysql => self.line_comment(),
+                b'/' if self.peek(1) == Some(b'*') => self.block_comment()?,
+                b'*' if self.in_executable_comment && self.peek(1) == Some(b'/') => {
+                    self.pos += 2;
+                    self.in_executable_comment = false;
+                    self.separator();
+                }
+                b'\'' => self.string(start, self.backslash_escapes)?,
+                b'"' if self.dialect == Dialect::Mysql => self.mysql_double_quoted(start)?,
+                b'"' => self.quoted_ident(start, b'"')?,
+                b'`' if self.dialect == Dialect::Mysql => self.quoted_ident(start, b'`')?,
+                b'$' if self.dialect == Dialect::Postgres => self.dollar(start)?,
+                b'?' if self.dialect == Dialect::Mysql => {
+                    self.pos += 1;
+                    self.push(Kind::Param, "?".into(), start);
+                }
+                b if b.is_ascii_digit()
+                    || (b == b'.' && self.peek(1).is_some_and(|c| c.is_ascii_digit())) =>
+                {
+                    while self
+                        .peek(0)
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_')
+                    {
+                        self.pos += 1;
+                    }
+                    let text = self.text(start, self.pos);
+                    self.push(Kind::Number, text, start);
+                }
+                b if is_ident_start(b) => self.word(start)?,
+                _ => {
+                    // One character, decoded whole so multi-byte input stays valid.
+                    let len = utf8_len(b);
+                    self.pos = (self.pos + len).min(self.src.len());
+                    let text = self.text(start, self.pos);
+                    self.push(Kind::Punct, text, start);
+                }
+            }
+        }
+        if self.in_executable_comment {
+            return Err(LexError::UnterminatedComment);
+        }
+        self.end_statement();
+        Ok(())
+    }
+
+    /// `--` starts a comment in PostgreSQL always; in MySQL only when a
+    /// space, control character or the end follows (else it is `- -x`).
+    fn dash_comment(&self) -> bool {
+        match self.dialect {
+            Dialect::Postgres => true,
+            Dialect::Mysql => self.peek(2).is_none_or(|c| c <= b' '),
+        }
+    }
+
+    fn line_comment(&mut self) {
+        while self.peek(0).is_some_and(|b| b != b'\n') {
+            self.pos += 1;
+        }
+        self.separator();
+    }
+
+    fn block_comment(&mut self) -> Result<(), LexError> {
+        if self.dialect == Dialect::Mysql {
+            if self.in_executable_comment {
+                return Err(LexError::NestedExecutableComment);
+            }
+            // `/*!` and `/*M!`, optionally followed by a version number.
+            let bang = match (self.peek(2), self.peek(3)) {
+                (Some(b'!'), _) => Some(3),
+                (Some(b'M'), Some(b'!')) => Some(4),
+                _ => None,
+            };
+            if let Some(skip) = bang {
+                self.pos += skip;
+                while self.peek(0).is_some_and(|c| c.is_ascii_digit()) {
+                    self.pos += 1;
+                }
+                self.in_executable_comment = true;
+                self.separator();
+                return Ok(());
+            }
+            // Ordinary MySQL comments do not nest.
+            self.pos += 2;
+            loop {
+                match (self.peek(0), self.peek(1)) {
+                    (Some(b'*'), Some(b'/')) => {
+                        self.pos += 2;
+                        break;
+                    }
+                    (Some(_), _) => self.pos += 1,
+                    (None, _) => return Err(LexError::UnterminatedComment),
+                }
+            }
+        } else {
+            // PostgreSQL comments nest.
+            self.pos += 2;
+            let mut depth = 1;
+            while depth > 0 {
+                match (self.peek(0), self.peek(1)) {
+                    (Some(b'/'), Some(b'*')) => {
+                        depth += 1;
+                        self.pos += 2;
+                    }
+                    (Some(b'*'), Some(b'/')) => {
+                        depth -= 1;
+                        self.pos += 2;
+                    }
+                    (Some(_), _) => self.pos += 1,
+                    (None, _) => return Err(LexError::UnterminatedComment),
+                }
+            }
+        }
+        self.separator();
+        Ok(())
+    }
+
+    /// A `'…'` string starting at `self.pos` (the quote). Doubled quotes
+    /// escape a quote; with `escapes`, so does a backslash.
+    fn string(&mut self, start: usize, escapes: bool) -> Result<(), LexError> {
+        self.pos += 1;
+        let content = self.quoted_body(b'\'', escapes, LexError::UnterminatedString)?;
+        self.push(Kind::String, content, start);
+        Ok(())
+    }
+
+    fn quoted_body(
+        &mut self,
+        quote: u8,
+        escapes: bool,
+        unterminated: LexError,
+    ) -> Result<String, LexError> {
+        let mut content = Vec::new();
+        loop {
+            match self.peek(0) {
+                None => return Err(unterminated),
+                Some(b'\\') => {
+                    self.saw_backslash |= quote == b'\'' || self.dialect == Dialect::Mysql;
+                    if escapes {
+                        match self.peek(1) {
+                            Some(c) => {
+                                content.push(c);
+                                self.pos += 2;
+                            }
+                            None => return Err(unterminated),
+                        }
+                    } else {
+                        content.push(b'\\');
+                        self.pos += 1;
+                    }
+                }
+                Some(c) if c == quote => {
+                    if self.peek(1) == Some(quote) {
+                        content.push(quote);
+                        self.pos += 2;
+                    } else {
+                        self.pos += 1;
+                        return Ok(String::from_utf8_lossy(&content).into_owned());
+                    }
+                }
+                Some(c) => {
+                    content.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    /// MySQL's `"…"` is a string (unless ANSI_QUOTES, where it is an
+    /// identifier; either way one token with the same boundaries).
+    fn mysql_double_quoted(&mut self, start: usize) -> Result<(), LexError> {
+        self.pos += 1;
+        let content =
+            self.quoted_body(b'"', self.backslash_escapes, LexError::UnterminatedString)?;
+        self.push(Kind::String, content, start);
+        Ok(())
+    }
+
+    fn quoted_ident(&mut self, start: usize, quote: u8) -> Result<(), LexError> {
+        self.pos += 1;
+        let content = self.quoted_body(quote, false, LexError::UnterminatedIdent)?;
+        self.push(Kind::QuotedIdent, content, start);
+        Ok(())
+    }
+
+    /// `$1` parameters and `$tag$…$tag$` strings (PostgreSQL).
+    fn dollar(&mut self, start: usize) -> Result<(), LexError> {
+        if self.peek(1).is_some_and(|c| c.is_ascii_digit()) {
+            self.pos += 1;
+            while self.peek(0).is_some_and(|c| c.is_ascii_digit()) {
+                self.pos += 1;
+            }
+            let text = self.text(start, self.pos);
+            self.push(Kind::Param, text, start);
+            return Ok(());
+        }
+        // A tag is an identifier without `$`, possibly empty.
+        let mut end = self.pos + 1;
+        if self.src.get(end).is_some_and(|&c| is_ident_start(c)) {
+            while self
+                .src
+                .get(end)
+                .is_some_and(|&c| is_ident_char(c) && c != b'$')
+            {
+                end += 1;
+            }
+        }
+        if self.src.get(end) != Some(&b'$') {
+            self.pos += 1;
+            self.push(Kind::Punct, "$".into(), start);
+            return Ok(());
+        }
+        let delimiter = self.src[self.pos..=end].to_vec();
+        let body_start = end + 1;
+        let Some(offset) = find(&self.src[body_start..], &delimiter) else {
+            return Err(LexError::UnterminatedDollar);
+        };
+        let content = self.text(body_start, body_start + offset);
+        self.pos = body_start + offset + delimiter.len();
+        self.push(Kind::String, content, start);
+        Ok(())
+    }
+
+    /// A word, or a string with a prefix: `E'…'`, `U&'…'`, `B'…'`, `X'…'`,
+    /// `N'…'` (both dialects as they allow), MySQL `_charset'…'` is a word
+    /// followed by a string and needs nothing special.
+    fn word(&mut self, start: usize) -> Result<(), LexError> {
+        let b = self.src[self.pos];
+        let next = self.peek(1);
+        match (self.dialect, b.to_ascii_uppercase(), next) {
+            (Dialect::Postgres, b'E', Some(b'\'')) => {
+                self.pos += 1;
+                return self.string(start, true);
+            }
+            (Dialect::Postgres, b'U', Some(b'&'))
+                if matches!(self.peek(2), Some(b'\'') | Some(b'"')) =>
+            {
+                self.pos += 2;
+                return if self.peek(0) == Some(b'\'') {
+                    self.string(start, false)
+                } else {
+                    self.quoted_ident(start, b'"')
+                };
+            }
+            (_, b'B' | b'X' | b'N', Some(b'\'')) => {
+                self.pos += 1;
+                return self.string(start, self.backslash_escapes);
+            }
+            _ => {}
+        }
+        while self.peek(0).is_some_and(is_ident_char) {
+            self.pos += 1;
+        }
+        let text = self.text(start, self.pos);
+        self.push(Kind::Word, text, start);
+        Ok(())
+    }
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => 1,
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(sql: &str, d: Dialect) -> Vec<Vec<String>> {
+        lex(sql, d)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.tokens.into_iter().map(|t| t.text).collect())
+            .collect()
+    }
+
+    #[test]
+    fn splits_on_top_level_semicolons_only() {
+        let s = lex(
+            "select ';'; select 2 -- ; no\n; /* ; */ select 3",
+            Dialect::Postgres,
+        )
+        .unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].code, "select ';'");
+        assert_eq!(s[2].code, "select 3");
+    }
+
+    #[test]
+    fn postgres_comments_nest_and_dollar_quotes_hide_semicolons() {
+        assert_eq!(
+            words("/* a /* b */ DROP TABLE t */ SELECT 1", Dialect::Postgres),
+            vec![vec!["SELECT", "1"]]
+        );
+        let s = lex("SELECT $f$ a; $$ b $f$, $1, a$b", Dialect::Postgres).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (s[0].tokens[1].kind, s[0].tokens[1].text.as_str()),
+            (Kind::String, " a; $$ b ")
+        );
+        assert_eq!(s[0].tokens[3].kind, Kind::Param);
+        assert_eq!(s[0].tokens[5].text, "a$b");
+        assert_eq!(
+            lex("SELECT $x$ open", Dialect::Postgres),
+            Err(LexError::UnterminatedDollar)
+        );
+    }
+
+    #[test]
+    fn postgres_escape_strings() {
+        let s = lex(r"SELECT E'it\'s; DROP', U&'d\0061t'", Dialect::Postgres).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].tokens[1].text, "it's; DROP");
+    }
+
+    #[test]
+    fn mysql_comments_and_executable_comments() {
+        assert_eq!(
+            words("SELECT 1 # x; DROP TABLE t", Dialect::Mysql),
+            vec![vec!["SELECT", "1"]]
+        );
+        assert_eq!(
+            words("SELECT 1 --1", Dialect::Mysql),
+            vec![vec!["SELECT", "1", "-", "-", "1"]]
+        );
+        assert_eq!(
+            words("SELECT 1 -- x", Dialect::Mysql),
+            vec![vec!["SELECT", "1"]]
+        );
+        assert_eq!(
+            words("SELECT 1 /*!50001 ; DROP TABLE t */", Dialect::Mysql),
+            vec![vec!["SELECT", "1"], vec!["DROP", "TABLE", "t"]]
+        );
+        assert_eq!(
+            words("SELECT /*M! 2 */ 1", Dialect::Mysql),
+            vec![vec!["SELECT", "2", "1"]]
+        );
+        assert_eq!(
+            lex("SELECT /*! /* x */ */ 1", Dialect::Mysql),
+            Err(LexError::NestedExecutableComment)
+        );
+    }
+
+    #[test]
+    fn ambiguous_backslashes_are_reported() {
+        // With backslash escapes this is one string; without, two statements.
+        assert_eq!(
+            lex(r"SELECT 'a\'; DROP TABLE t; -- '", Dialect::Mysql),
+            Err(LexError::Ambiguous)
+        );
+        assert_eq!(
+            lex(r"SELECT 'a\'; DROP TABLE t; -- '", Dialect::Postgres),
+            Err(LexError::Ambiguous)
+        );
+        // A backslash that does not change the split is fine.
+        assert!(lex(r"SELECT 'C:\temp'", Dialect::Postgres).is_ok());
+    }
+
+    #[test]
+    fn unterminated_input_is_an_error() {
+        assert_eq!(
+            lex("SELECT 'x", Dialect::Postgres),
+            Err(LexError::UnterminatedString)
+        );
+        assert_eq!(
+            lex("SELECT \"x", Dialect::Postgres),
+            Err(LexError::UnterminatedIdent)
+        );
+        assert_eq!(
+            lex("SELECT /* x", Dialect::Postgres),
+            Err(LexError::UnterminatedComment)
+        );
+        assert_eq!(
+            lex("SELECT /*! 1", Dialect::Mysql),
+            Err(LexError::UnterminatedComment)
+        );
+    }
+
+    #[test]
+    fn code_keeps_tokens_as_written_and_drops_comments() {
+        let s = lex("SELECT/**/a,\n\t\"B\" -- c\nFROM t", Dialect::Postgres).unwrap();
+        assert_eq!(s[0].code, "SELECT a, \"B\" FROM t");
+    }
+}
