@@ -6,6 +6,7 @@ use crate::gate::Gate;
 use crate::identity::{
     Identities, Identity, LoginThrottle, Role, ScramVerifier, DEFAULT_SCRAM_ITERATIONS,
 };
+use crate::policy::Policy;
 use crate::proxy::pg::{
     cancel::CancelMap, frontend::LoginSettings, upstream, PgListener, PgShared,
 };
@@ -42,6 +43,44 @@ enum Command {
         #[command(subcommand)]
         command: IdentityCommand,
     },
+    /// Work with policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Explain what the policy decides for each query: its statements,
+    /// classes, objects and functions, the rule that matched and the verdict.
+    /// Exit code: 0 all allowed, 3 some held, 4 some denied, 2 on error.
+    Check(PolicyCheckArgs),
+}
+
+#[derive(clap::Args)]
+struct PolicyCheckArgs {
+    /// Configuration file, for its `policies` folder and identities.
+    #[arg(long, env = "AIRLOCK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Policy folder (overrides the configuration's `policies`).
+    #[arg(long)]
+    policies: Option<PathBuf>,
+    #[arg(long, value_parser = ["postgres", "mysql"], default_value = "postgres")]
+    dialect: String,
+    /// The identity the query comes from; its role is taken from the configuration.
+    #[arg(long, default_value = "agent")]
+    identity: String,
+    /// The role, for an identity not in the configuration.
+    #[arg(long, value_parser = ["agent", "approver", "auditor", "admin"])]
+    role: Option<String>,
+    #[arg(long, default_value = "test")]
+    database: String,
+    /// Machine-readable output, one JSON object per query.
+    #[arg(long)]
+    json: bool,
+    /// The queries, one per argument; read from standard input when none is given.
+    sql: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -93,6 +132,9 @@ pub fn run() -> ExitCode {
         Command::Identity {
             command: IdentityCommand::Hash { iterations },
         } => identity_hash(iterations),
+        Command::Policy {
+            command: PolicyCommand::Check(args),
+        } => policy_check(args),
     }
 }
 
@@ -136,6 +178,69 @@ fn config_check(file: &Path) -> ExitCode {
         }
         Err(e) => fail(&e),
     }
+}
+
+fn policy_check(args: PolicyCheckArgs) -> ExitCode {
+    use crate::policy::{explain, Action, Request};
+    use crate::sql::{classify, Dialect};
+    let config = match env_overrides(std::env::vars())
+        .and_then(|o| Config::load(args.config.as_deref(), &o))
+    {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let dir = args
+        .policies
+        .clone()
+        .unwrap_or_else(|| config.policies.clone());
+    let policy = match load_policy(&dir) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let role = match (
+        &args.role,
+        config.identities.iter().find(|i| i.name == args.identity),
+    ) {
+        (Some(r), _) => match r.as_str() {
+            "approver" => Role::Approver,
+            "auditor" => Role::Auditor,
+            "admin" => Role::Admin,
+            _ => Role::Agent,
+        },
+        (None, Some(identity)) => identity.role,
+        (None, None) => Role::Agent,
+    };
+    let dialect = if args.dialect == "mysql" {
+        Dialect::Mysql
+    } else {
+        Dialect::Postgres
+    };
+    let queries = if args.sql.is_empty() {
+        let mut text = String::new();
+        if std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).is_err() {
+            return fail(&"cannot read the query from standard input");
+        }
+        vec![text]
+    } else {
+        args.sql.clone()
+    };
+    let mut worst = 0u8;
+    for sql in &queries {
+        let classification = classify(sql, dialect);
+        let decision = policy.evaluate(&Request {
+            identity: &args.identity,
+            role,
+            database: &args.database,
+            classification: &classification,
+        });
+        worst = worst.max(match decision.action {
+            Action::Allow => 0,
+            Action::Hold(_) => 3,
+            Action::Deny { .. } => 4,
+        });
+        println!("{}", explain(&classification, &decision, args.json));
+    }
+    ExitCode::from(worst)
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {
@@ -268,7 +373,9 @@ async fn serve_with(config: Config) -> Result<(), String> {
         config.postgres.pool_size,
         Duration::from_secs(config.postgres.acquire_timeout_secs),
     );
-    let gate = Arc::new(Gate::new(Arc::new(LogSink)));
+    let policy = load_policy(&config.policies)?;
+    let gate = Arc::new(Gate::new(Arc::new(LogSink), policy));
+    reload_policy_on_sighup(gate.clone(), config.policies.clone());
     let shared = Arc::new(PgShared {
         login: LoginSettings {
             identities: Arc::new(Identities::new(identities)),
@@ -336,6 +443,39 @@ async fn serve_with(config: Config) -> Result<(), String> {
     listener.serve(stop_rx).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The policy from the configured folder, or the built-in default when the
+/// folder does not exist. An invalid policy stops the gateway from starting.
+fn load_policy(dir: &Path) -> Result<Policy, String> {
+    if !dir.exists() {
+        tracing::info!(folder = %dir.display(), "no policy folder: using the built-in default policy");
+        return Ok(Policy::builtin_default());
+    }
+    let policy = Policy::load_dir(dir).map_err(|e| e.to_string())?;
+    tracing::info!(folder = %dir.display(), rules = policy.rules().len(), digest = policy.digest(), "policy loaded");
+    Ok(policy)
+}
+
+/// Reloads the policy on SIGHUP; an invalid new policy leaves the old one in force.
+fn reload_policy_on_sighup(gate: Arc<Gate>, dir: PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match load_policy(&dir) {
+                Ok(policy) => {
+                    gate.replace_policy(policy);
+                    tracing::info!("policy reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "policy reload failed; the previous policy stays in force")
+                }
+            }
+        }
+    });
 }
 
 async fn wait_for_signal() {

@@ -4,14 +4,19 @@
 //! [`AuditSink`] every event is recorded in.
 //!
 //! The gate owns no sockets and knows no wire format. It answers *whether*
-//! a statement may run; the proxy decides *how* to say so to its client.
+//! a statement may run — by classifying it ([`crate::sql`]) and asking the
+//! policy in force ([`crate::policy`]) — and the proxy decides *how* to say
+//! so to its client.
 
 use crate::audit::{AuditEvent, AuditSink};
 use crate::identity::Role;
 use crate::mask::RowMasker;
+use crate::policy::{Action, Decision, Policy, Request};
+use crate::sql::{Classes, Classification, ClassifierCache, Dialect, Statement, StatementClass};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// Which wire protocol a session speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,40 +84,133 @@ pub enum Origin {
     Prepare,
 }
 
-/// The gate's answer for one statement.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Allow,
-    /// Refused; the reason is shown to the client.
-    Deny {
-        rule: String,
-        reason: String,
-    },
+/// The gate's answer for one query.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub classification: Arc<Classification>,
+    pub decision: Decision,
 }
+
+impl Checked {
+    pub fn allowed(&self) -> bool {
+        self.decision.action == Action::Allow
+    }
+
+    /// The sentence an agent is shown when the query is not allowed.
+    pub fn refusal(&self) -> Option<String> {
+        let rule = &self.decision.rule;
+        match &self.decision.action {
+            Action::Allow => None,
+            Action::Deny { reason } => Some(format!("statement denied by Airlock rule \"{rule}\": {reason}")),
+            Action::Hold(spec) => Some(format!(
+                "statement held for approval by Airlock rule \"{rule}\" ({} approval{} from group \"{}\"); \
+                 approvals are not enabled on this gateway yet, so it was not run",
+                spec.quorum,
+                if spec.quorum == 1 { "" } else { "s" },
+                spec.group
+            )),
+        }
+    }
+}
+
+/// What one session has prepared with SQL-level `PREPARE`, so that a later
+/// `EXECUTE name` is judged by what it runs. Only allowed PREPAREs are
+/// remembered: a refused one never reached the server.
+#[derive(Debug, Default)]
+pub struct SessionStatements {
+    prepared: HashMap<String, Classes>,
+}
+
+impl SessionStatements {
+    /// Whether `name` was prepared with an allowed SQL `PREPARE` (such
+    /// statements may also be bound with the extended protocol).
+    pub fn contains(&self, name: &[u8]) -> bool {
+        std::str::from_utf8(name).is_ok_and(|n| self.prepared.contains_key(&n.to_ascii_lowercase()))
+    }
+}
+
+/// Prepared names one session may hold; beyond this, old names are
+/// forgotten and their EXECUTE is unknown again (fail closed).
+const MAX_PREPARED_NAMES: usize = 10_000;
 
 /// The decision point shared by every session of every protocol.
 pub struct Gate {
     audit: Arc<dyn AuditSink>,
+    policy: RwLock<Arc<Policy>>,
+    cache: ClassifierCache,
 }
 
 impl Gate {
-    pub fn new(audit: Arc<dyn AuditSink>) -> Self {
-        Self { audit }
+    pub fn new(audit: Arc<dyn AuditSink>, policy: Policy) -> Self {
+        Self {
+            audit,
+            policy: RwLock::new(Arc::new(policy)),
+            cache: ClassifierCache::new(8192),
+        }
     }
 
-    /// Decides whether `sql` may run for `session`, and records the
-    /// statement and verdict. Until classification and policy land, every
-    /// statement is allowed; the pipeline around this call is already the
-    /// one that holds and denies.
-    pub async fn check(&self, session: &SessionInfo, sql: &str, origin: Origin) -> Verdict {
-        let verdict = Verdict::Allow;
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Puts a new policy in force for every statement checked from now on.
+    pub fn replace_policy(&self, policy: Policy) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
+    }
+
+    /// Classifies `sql` (bytes as the client sent them) and decides whether
+    /// it may run for `session`; records the statement and the decision.
+    /// SQL that is not valid UTF-8 is `unknown`: in client encodings such as
+    /// SJIS a quote or backslash can hide inside a multi-byte character, and
+    /// Airlock would not split the query the way the server does.
+    pub async fn check(
+        &self,
+        session: &SessionInfo,
+        statements: &mut SessionStatements,
+        sql: &[u8],
+        origin: Origin,
+    ) -> Checked {
+        let dialect = match session.protocol {
+            Protocol::Postgres => Dialect::Postgres,
+            Protocol::Mysql => Dialect::Mysql,
+        };
+        let classification = match std::str::from_utf8(sql) {
+            Ok(text) => resolve_executes(self.cache.classify(text, dialect), statements),
+            Err(_) => Arc::new(not_utf8(sql)),
+        };
+        let policy = self.policy();
+        let decision = policy.evaluate(&Request {
+            identity: &session.identity,
+            role: session.role,
+            database: &session.database,
+            classification: &classification,
+        });
+        if decision.action == Action::Allow {
+            for s in &classification.statements {
+                if let Some(name) = &s.prepares {
+                    if statements.prepared.len() >= MAX_PREPARED_NAMES {
+                        statements.prepared.clear();
+                    }
+                    statements.prepared.insert(name.clone(), s.classes);
+                }
+            }
+        }
         self.audit.record(AuditEvent::Statement {
             session: session.id.clone(),
-            sql,
+            sql: &String::from_utf8_lossy(sql),
             origin,
-            verdict: &verdict,
+            classes: classification.classes(),
+            action: decision.action.name(),
+            rule: &decision.rule,
         });
-        verdict
+        Checked {
+            classification,
+            decision,
+        }
     }
 
     /// The masker for a new session's result rows.
@@ -122,5 +220,45 @@ impl Gate {
 
     pub fn audit(&self) -> &Arc<dyn AuditSink> {
         &self.audit
+    }
+}
+
+/// Gives `EXECUTE name` the classes of what this session prepared as `name`.
+fn resolve_executes(
+    classification: Arc<Classification>,
+    statements: &SessionStatements,
+) -> Arc<Classification> {
+    let known = |s: &Statement| s.executes.as_ref().and_then(|n| statements.prepared.get(n));
+    if !classification
+        .statements
+        .iter()
+        .any(|s| known(s).is_some() && s.classes == Classes::of(&[StatementClass::Unknown]))
+    {
+        return classification;
+    }
+    let mut resolved = (*classification).clone();
+    for s in &mut resolved.statements {
+        if let Some(classes) = known(s).copied() {
+            if s.classes == Classes::of(&[StatementClass::Unknown]) {
+                s.classes = classes;
+                s.notes
+                    .push("EXECUTE runs a statement prepared earlier in this session".into());
+            }
+        }
+    }
+    Arc::new(resolved)
+}
+
+fn not_utf8(sql: &[u8]) -> Classification {
+    Classification {
+        statements: vec![Statement {
+            text: String::from_utf8_lossy(sql).into_owned(),
+            classes: Classes::of(&[StatementClass::Unknown]),
+            objects: Vec::new(),
+            functions: Vec::new(),
+            notes: vec!["the statement is not valid UTF-8".into()],
+            prepares: None,
+            executes: None,
+        }],
     }
 }

@@ -9,6 +9,8 @@
 //! * [`cli`] — the `airlock` command (thin `main.rs` calls it);
 //! * [`config`] — `airlock.toml` into a validated [`config::Config`];
 //! * [`identity`] — who may connect and how they prove it;
+//! * [`sql`] — statement classification (lexer, classifier);
+//! * [`policy`] — rules that turn classifications into allow / hold / deny;
 //! * [`gate`] — the protocol-independent decision seam;
 //! * [`mask`] — result-row masking;
 //! * [`audit`] — the record of sessions, statements and results;
@@ -20,5 +22,6 @@ pub mod config;
 pub mod gate;
 pub mod identity;
 pub mod mask;
+pub mod policy;
 pub mod proxy;
 pub mod sql;

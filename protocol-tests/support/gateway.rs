@@ -20,11 +20,19 @@ pub struct Gateway {
     pub stdout: String,
 }
 
+/// A policy that allows everything: for tests of the relay itself, which
+/// must be able to run any SQL through the gateway.
+pub const ALLOW_ALL_POLICY: &str =
+    "[[rule]]\nname = \"protocol-tests-allow-everything\"\naction = \"allow\"\n";
+
 /// How to configure a gateway for a test. `toml` is appended to a config
 /// that listens on an ephemeral port and defines the `agent` identity.
 #[derive(Default)]
 pub struct Options {
     pub toml: String,
+    /// The policy file's text; `None` allows everything
+    /// ([`ALLOW_ALL_POLICY`]). Use [`DEFAULT_POLICY`] for the shipped one.
+    pub policy: Option<String>,
     /// Leave out the `agent` identity (zero-identity setups).
     pub no_identity: bool,
     pub env: Vec<(String, String)>,
@@ -37,7 +45,15 @@ impl Gateway {
 
     pub fn start_with(options: Options) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut toml = format!("state_dir = \"{}\"\n", dir.path().join("var").display());
+        let policies = dir.path().join("policies");
+        std::fs::create_dir_all(&policies).expect("policies dir");
+        let policy = options.policy.as_deref().unwrap_or(ALLOW_ALL_POLICY);
+        std::fs::write(policies.join("00-test.toml"), policy).expect("write policy");
+        let mut toml = format!(
+            "state_dir = \"{}\"\npolicies = \"{}\"\n",
+            dir.path().join("var").display(),
+            policies.display()
+        );
         toml.push_str(&options.toml);
         if !options.toml.contains("[postgres]") {
             toml.push_str("\n[postgres]\nlisten = \"127.0.0.1:0\"\n");
@@ -152,6 +168,11 @@ impl Gateway {
         }
     }
 
+    /// The gateway's process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
@@ -170,6 +191,12 @@ impl Drop for Gateway {
             eprintln!("--- airlock stderr ---\n{}", self.stderr());
         }
     }
+}
+
+/// The policy Airlock ships (`policies/default.toml`).
+pub fn default_policy() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.toml"))
+        .expect("policies/default.toml")
 }
 
 /// The `airlock` binary Cargo built for these tests.

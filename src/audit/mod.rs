@@ -5,7 +5,8 @@
 //! writer plugs in behind the same trait. Events carry no passwords and no
 //! row values — only counts and digests of results.
 
-use crate::gate::{Origin, SessionId, SessionInfo, Verdict};
+use crate::gate::{Origin, SessionId, SessionInfo};
+use crate::sql::Classes;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -21,11 +22,14 @@ pub enum AuditEvent<'a> {
         user: &'a str,
         reason: &'a str,
     },
+    /// A query checked by the gate: its classes, the action and the rule.
     Statement {
         session: SessionId,
         sql: &'a str,
         origin: Origin,
-        verdict: &'a Verdict,
+        classes: Classes,
+        action: &'a str,
+        rule: &'a str,
     },
     /// A statement finished: its command tag, rows and bytes sent to the client.
     Result {
@@ -75,10 +79,12 @@ impl AuditSink for LogSink {
                 session,
                 sql,
                 origin,
-                verdict,
+                classes,
+                action,
+                rule,
             } => tracing::debug!(
                 target: "airlock::audit",
-                session = %session, origin = ?origin, verdict = ?verdict, sql_len = sql.len(),
+                session = %session, origin = ?origin, classes = %classes, action, rule, sql_len = sql.len(),
                 "statement"
             ),
             AuditEvent::Result {

@@ -313,6 +313,9 @@ async fn run_session(
         gate: shared.gate.clone(),
         session: session.clone(),
         shutdown,
+        sql_statements: Default::default(),
+        statements: Default::default(),
+        portals: Default::default(),
     };
     let mut back = Back {
         reader: MessageReader::with_buffer(upstream_read, buffered, usize::MAX),

@@ -23,11 +23,11 @@ use super::codec::{
     backend, backend::Severity, write_out, Fields, FrameError, Message, MessageReader,
 };
 use crate::audit::AuditEvent;
-use crate::gate::{Gate, Origin, SessionInfo, Verdict};
+use crate::gate::{Gate, Origin, SessionInfo, SessionStatements};
 use crate::mask::{RowMasker, RowOutcome};
 use crate::proxy::Stream;
 use bytes::{Bytes, BytesMut};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{ReadHalf, WriteHalf};
@@ -40,6 +40,9 @@ const FLUSH_AT: usize = 64 * 1024;
 /// How many forwarded-but-unanswered messages a client may have in flight
 /// before the front loop waits; bounds memory under deep pipelining.
 const QUEUE_DEPTH: usize = 4096;
+
+/// Prepared statements and portals one session may have open at once.
+const MAX_NAMES: usize = 10_000;
 
 /// What the back loop should expect from the upstream, in order.
 #[derive(Debug)]
@@ -118,6 +121,25 @@ pub struct Front {
     pub gate: Arc<Gate>,
     pub session: SessionInfo,
     pub shutdown: watch::Receiver<bool>,
+    /// SQL-level PREPAREs this session made, for its EXECUTEs.
+    pub sql_statements: SessionStatements,
+    /// Protocol-level statements this session parsed with the gate's
+    /// approval; a Bind of any other name is refused.
+    pub statements: HashSet<Vec<u8>>,
+    /// Portals bound from those statements; an Execute of any other is refused.
+    pub portals: HashSet<Vec<u8>>,
+}
+
+/// What the front loop does with one message.
+enum Step {
+    Forward(Expect),
+    /// Refuse it with an ErrorResponse; `ready` ends a simple query, else
+    /// everything up to Sync is discarded.
+    Refuse {
+        code: &'static str,
+        message: String,
+        ready: bool,
+    },
 }
 
 pub fn queue() -> (mpsc::Sender<Expect>, mpsc::Receiver<Expect>) {
@@ -167,104 +189,122 @@ impl Front {
             if skipping_to_sync && msg.tag() != b'S' {
                 continue;
             }
-            let expect = match msg.tag() {
+            let step = match msg.tag() {
                 b'Q' => {
-                    let Some(sql) = statement_text(msg.body(), false) else {
+                    let Some(sql) = query_text(msg.body()) else {
                         self.inject_fatal("08P01", "invalid Query message").await;
                         return FrontEnd::ProtocolError;
                     };
-                    match self
-                        .gate
-                        .check(&self.session, &sql, Origin::SimpleQuery)
-                        .await
-                    {
-                        Verdict::Allow => Expect::Query {
-                            started: Instant::now(),
-                        },
-                        Verdict::Deny { rule, reason } => {
-                            let text =
-                                format!("statement denied by Airlock rule \"{rule}\": {reason}");
-                            let frames = backend::error(Severity::Error, "42501", &text, None);
-                            if !self
-                                .push(Expect::Inject {
-                                    frames,
-                                    ready: true,
-                                })
-                                .await
-                            {
-                                return FrontEnd::UpstreamGone;
-                            }
-                            continue;
-                        }
+                    // A simple query destroys the unnamed statement and portal.
+                    self.statements.remove(&b""[..]);
+                    self.portals.remove(&b""[..]);
+                    let checked = self.gate.check(&self.session, &mut self.sql_statements, sql, Origin::SimpleQuery).await;
+                    match checked.refusal() {
+                        None => Step::Forward(Expect::Query { started: Instant::now() }),
+                        Some(message) => Step::Refuse { code: "42501", message, ready: true },
                     }
                 }
                 b'P' => {
-                    let Some(sql) = statement_text(msg.body(), true) else {
+                    let Some((name, sql)) = parse_text(msg.body()) else {
                         self.inject_fatal("08P01", "invalid Parse message").await;
                         return FrontEnd::ProtocolError;
                     };
-                    match self.gate.check(&self.session, &sql, Origin::Prepare).await {
-                        Verdict::Allow => Expect::Parse,
-                        Verdict::Deny { rule, reason } => {
-                            let text =
-                                format!("statement denied by Airlock rule \"{rule}\": {reason}");
-                            let frames = backend::error(Severity::Error, "42501", &text, None);
-                            skipping_to_sync = true;
-                            if !self
-                                .push(Expect::Inject {
-                                    frames,
-                                    ready: false,
-                                })
-                                .await
-                            {
-                                return FrontEnd::UpstreamGone;
-                            }
-                            continue;
+                    let name = name.to_vec();
+                    // Whatever the verdict, the old statement of this name is gone.
+                    self.statements.remove(&name);
+                    let checked = self.gate.check(&self.session, &mut self.sql_statements, sql, Origin::Prepare).await;
+                    match checked.refusal() {
+                        Some(message) => Step::Refuse { code: "42501", message, ready: false },
+                        None if self.statements.len() >= MAX_NAMES => Step::Refuse {
+                            code: "54000",
+                            message: format!("too many prepared statements in this session (Airlock allows {MAX_NAMES})"),
+                            ready: false,
+                        },
+                        None => {
+                            self.statements.insert(name);
+                            Step::Forward(Expect::Parse)
                         }
                     }
                 }
-                b'B' => Expect::Bind,
+                b'B' => match bind_names(msg.body()) {
+                    None => {
+                        self.inject_fatal("08P01", "invalid Bind message").await;
+                        return FrontEnd::ProtocolError;
+                    }
+                    Some((_, statement)) if !self.statements.contains(statement) && !self.sql_statements.contains(statement) => Step::Refuse {
+                        code: "26000",
+                        message: format!(
+                            "prepared statement \"{}\" was not parsed through Airlock in this session",
+                            String::from_utf8_lossy(statement)
+                        ),
+                        ready: false,
+                    },
+                    Some((portal, _)) if self.portals.len() >= MAX_NAMES && !self.portals.contains(portal) => Step::Refuse {
+                        code: "54000",
+                        message: format!("too many portals in this session (Airlock allows {MAX_NAMES})"),
+                        ready: false,
+                    },
+                    Some((portal, _)) => {
+                        self.portals.insert(portal.to_vec());
+                        Step::Forward(Expect::Bind)
+                    }
+                },
                 b'D' => match msg.body().first() {
-                    Some(b'S') => Expect::DescribeStatement,
-                    Some(b'P') => Expect::DescribePortal,
+                    Some(b'S') => Step::Forward(Expect::DescribeStatement),
+                    Some(b'P') => Step::Forward(Expect::DescribePortal),
                     _ => {
                         self.inject_fatal("08P01", "invalid Describe message").await;
                         return FrontEnd::ProtocolError;
                     }
                 },
-                b'E' => Expect::Execute {
-                    started: Instant::now(),
+                b'E' => match Fields::new(msg.body()).cstr() {
+                    None => {
+                        self.inject_fatal("08P01", "invalid Execute message").await;
+                        return FrontEnd::ProtocolError;
+                    }
+                    // Execute enforces the verdict given at Parse: only portals
+                    // bound from approved statements run.
+                    Some(portal) if !self.portals.contains(portal) => Step::Refuse {
+                        code: "34000",
+                        message: format!("portal \"{}\" was not bound through Airlock in this session", String::from_utf8_lossy(portal)),
+                        ready: false,
+                    },
+                    Some(_) => Step::Forward(Expect::Execute { started: Instant::now() }),
                 },
-                b'C' => Expect::Close,
+                b'C' => {
+                    let mut f = Fields::new(msg.body());
+                    match (f.u8(), f.cstr()) {
+                        (Some(b'S'), Some(name)) => {
+                            self.statements.remove(name);
+                        }
+                        (Some(b'P'), Some(name)) => {
+                            self.portals.remove(name);
+                        }
+                        _ => {
+                            self.inject_fatal("08P01", "invalid Close message").await;
+                            return FrontEnd::ProtocolError;
+                        }
+                    }
+                    Step::Forward(Expect::Close)
+                }
                 b'S' => {
                     skipping_to_sync = false;
-                    Expect::Sync
+                    Step::Forward(Expect::Sync)
                 }
                 // Flush and COPY sub-protocol messages have no response of their own.
                 b'H' | b'd' | b'c' | b'f' => {
                     out.extend_from_slice(msg.frame());
                     continue;
                 }
-                b'F' => {
-                    // Fastpath calls run a function by OID with raw arguments,
-                    // invisible to statement classification: a side door.
-                    let frames = backend::error(
-                        Severity::Error,
-                        "42501",
-                        "function call (fastpath) messages are not allowed through Airlock",
-                        Some("call the function in a SQL statement instead; large-object client functions are not available"),
-                    );
-                    if !self
-                        .push(Expect::Inject {
-                            frames,
-                            ready: true,
-                        })
-                        .await
-                    {
-                        return FrontEnd::UpstreamGone;
-                    }
-                    continue;
-                }
+                // Fastpath calls run a function by OID with raw arguments,
+                // invisible to statement classification: a side door.
+                b'F' => Step::Refuse {
+                    code: "42501",
+                    message: "function call (fastpath) messages are not allowed through Airlock; \
+                              call the function in a SQL statement instead (large-object client functions are not available)"
+                        .into(),
+                    ready: true,
+                },
                 b'X' => {
                     let _ = write_out(&mut self.upstream, &mut out).await;
                     self.push(Expect::End).await;
@@ -272,9 +312,25 @@ impl Front {
                 }
                 other => {
                     let _ = write_out(&mut self.upstream, &mut out).await;
-                    self.inject_fatal("08P01", &format!("invalid frontend message type {other}"))
-                        .await;
+                    self.inject_fatal("08P01", &format!("invalid frontend message type {other}")).await;
                     return FrontEnd::ProtocolError;
+                }
+            };
+            let expect = match step {
+                Step::Forward(expect) => expect,
+                Step::Refuse {
+                    code,
+                    message,
+                    ready,
+                } => {
+                    // After an error a server discards everything up to Sync;
+                    // Airlock does the same for the errors it raises itself.
+                    skipping_to_sync = !ready;
+                    let frames = backend::error(Severity::Error, code, &message, None);
+                    if !self.push(Expect::Inject { frames, ready }).await {
+                        return FrontEnd::UpstreamGone;
+                    }
+                    continue;
                 }
             };
             out.extend_from_slice(msg.frame());
@@ -305,19 +361,27 @@ fn is_fatal(error_body: &[u8]) -> bool {
         .any(|(k, v)| *k == b'V' && (v == "FATAL" || v == "PANIC"))
 }
 
-/// The SQL of a Query (`parse == false`) or Parse message, if well formed.
-/// The text is in the client's encoding; it is read as UTF-8, with invalid
-/// bytes replaced, for the gate.
-fn statement_text(body: &[u8], parse: bool) -> Option<String> {
+/// The SQL of a Query message, if well formed.
+fn query_text(body: &[u8]) -> Option<&[u8]> {
     let mut f = Fields::new(body);
-    if parse {
-        f.cstr()?;
-    }
     let sql = f.cstr()?;
-    if !parse && !f.remaining().is_empty() {
-        return None;
-    }
-    Some(String::from_utf8_lossy(sql).into_owned())
+    f.remaining().is_empty().then_some(sql)
+}
+
+/// The statement name and SQL of a Parse message, if well formed.
+fn parse_text(body: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut f = Fields::new(body);
+    let name = f.cstr()?;
+    let sql = f.cstr()?;
+    Some((name, sql))
+}
+
+/// The portal and statement names of a Bind message.
+fn bind_names(body: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut f = Fields::new(body);
+    let portal = f.cstr()?;
+    let statement = f.cstr()?;
+    Some((portal, statement))
 }
 
 pub struct Back {
