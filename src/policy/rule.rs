@@ -153,7 +153,7 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<Vec<Rule>, PolicyErro
         if single_rule_table(text) {
             problem = "write each rule as [[rule]] (double brackets), not [rule]".into();
         }
-        let rule = line.and(e.span()).and_then(|s| rule_around(text, s.start));
+        let rule = e.span().and_then(|s| rule_around(text, s.start));
         PolicyError {
             file: file.to_string(),
             line,

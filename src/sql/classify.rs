@@ -163,7 +163,13 @@ fn leading_keywords(b: &mut Builder, prepared: &mut HashMap<String, Classes>) ->
     let next = b.kw(first + 1);
     let pg = b.dialect == Dialect::Postgres;
     match lead.as_str() {
-        "SELECT" | "VALUES" | "TABLE" | "WITH" => query(b, first),
+        "SELECT" | "VALUES" | "WITH" => query(b, first),
+        "TABLE" => {
+            query(b, first);
+            if let Some((name, _)) = object_at(b.tokens, first + 1) {
+                b.out.objects.push(name);
+            }
+        }
         "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "REPLACE" | "UPSERT" => {
             b.add(C::Write);
             if b.has_word("SELECT") {
@@ -173,24 +179,39 @@ fn leading_keywords(b: &mut Builder, prepared: &mut HashMap<String, Classes>) ->
         "COPY" if pg => copy(b),
         "CREATE" => create(b, first + 1),
         "ALTER" => alter(b, first + 1),
+        "DROP" if next == "PREPARE" => b.add(C::Session),
         "DROP" => drop_statement(b, first + 1),
         "TRUNCATE" => {
             b.add(C::Ddl);
             b.add(C::Write);
+            // TRUNCATE [TABLE] [ONLY] a, b
+            let at = if next == "TABLE" { first + 1 } else { first };
+            ddl_objects(b, at);
         }
         "RENAME" => b.add(if next == "USER" { C::Privilege } else { C::Ddl }),
         "GRANT" | "REVOKE" | "REASSIGN" => b.add(C::Privilege),
         "SECURITY" if next == "LABEL" => b.add(C::Privilege),
         "COMMENT" => b.add(C::Ddl),
         "SET" => set(b, first + 1),
-        "RESET" => match next.as_str() {
-            "ROLE" | "SESSION" | "ALL" => {
-                b.add(C::Privilege);
-                b.add(C::Session);
+        "RESET" => {
+            // The target may be quoted: RESET "role" is RESET role.
+            let target = b
+                .tokens
+                .get(first + 1)
+                .map(|t| t.text.to_ascii_lowercase())
+                .unwrap_or_default();
+            match target.as_str() {
+                "role" | "session_authorization" => b.add(C::Privilege),
+                "session" if b.kw(first + 2) == "AUTHORIZATION" => b.add(C::Privilege),
+                "all" => {
+                    // RESET ALL resets the role too.
+                    b.add(C::Privilege);
+                    b.add(C::Session);
+                }
+                "master" | "slave" | "replica" | "query" | "persist" | "binary" => b.add(C::Admin),
+                _ => b.add(C::Session),
             }
-            "MASTER" | "SLAVE" | "REPLICA" | "QUERY" | "PERSIST" | "BINARY" => b.add(C::Admin),
-            _ => b.add(C::Session),
-        },
+        }
         "DISCARD" => {
             b.add(C::Session);
             if next == "ALL" {
@@ -198,6 +219,7 @@ fn leading_keywords(b: &mut Builder, prepared: &mut HashMap<String, Classes>) ->
                 b.add(C::Privilege);
             }
         }
+        "SHOW" if next == "CREATE" => b.add(C::Read),
         "SHOW" | "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE"
         | "LISTEN" | "UNLISTEN" | "NOTIFY" | "DEALLOCATE" | "USE" | "XA" | "UNLOCK" | "HELP"
         | "SIGNAL" | "RESIGNAL" | "GET" => b.add(C::Session),
@@ -205,7 +227,8 @@ fn leading_keywords(b: &mut Builder, prepared: &mut HashMap<String, Classes>) ->
             "TRANSACTION" => b.add(C::Session),
             _ => b.add(C::Admin),
         },
-        "LOCK" => b.add(C::Session),
+        // Locks block other sessions' writes: treated as a write.
+        "LOCK" => b.add(C::Write),
         "FETCH" | "MOVE" | "CLOSE" | "HANDLER" | "DESCRIBE" | "DESC" | "CHECKSUM" => b.add(C::Read),
         "CHECK" if !pg => b.add(C::Read),
         "DECLARE" if pg => {
@@ -328,6 +351,10 @@ fn copy(b: &mut Builder) {
     b.add(if to { C::Export } else { C::Write });
     if to && b.tokens.get(1).is_some_and(|t| t.is_punct('(')) {
         b.add(C::Read);
+        // COPY (DELETE … RETURNING *) TO STDOUT writes too.
+        b.is_query = true;
+    } else if let Some((name, _)) = object_at(b.tokens, 1) {
+        b.out.objects.push(name);
     }
     if let Some(why) = endpoint {
         b.add(C::Admin);
@@ -341,8 +368,8 @@ fn object_kind(b: &Builder, mut i: usize) -> usize {
         match b.kw(i).as_str() {
             "OR" if matches!(b.kw(i + 1).as_str(), "REPLACE" | "ALTER") => i += 2,
             "TEMP" | "TEMPORARY" | "GLOBAL" | "LOCAL" | "UNLOGGED" | "UNIQUE" | "RECURSIVE"
-            | "TRUSTED" | "PROCEDURAL" | "CONSTRAINT" | "DEFAULT" | "ONLINE" | "OFFLINE"
-            | "IGNORE" | "NONCLUSTERED" | "SPATIAL" | "FULLTEXT" => i += 1,
+            | "TRUSTED" | "PROCEDURAL" | "CONSTRAINT" | "ONLINE" | "OFFLINE" | "IGNORE"
+            | "NONCLUSTERED" | "SPATIAL" | "FULLTEXT" => i += 1,
             // MySQL: ALGORITHM = x, DEFINER = user@host, SQL SECURITY x
             "ALGORITHM" | "DEFINER" => {
                 i += 1;
@@ -351,6 +378,8 @@ fn object_kind(b: &Builder, mut i: usize) -> usize {
                 }
             }
             "SQL" if b.kw(i + 1) == "SECURITY" => i += 3,
+            // CREATE DEFAULT CONVERSION, but ALTER DEFAULT PRIVILEGES.
+            "DEFAULT" if b.kw(i + 1) != "PRIVILEGES" => i += 1,
             _ => return i,
         }
     }
@@ -379,6 +408,16 @@ fn create(b: &mut Builder, after: usize) {
     let i = object_kind(b, after);
     let kind = b.kw(i);
     let next = b.kw(i + 1);
+    if matches!(
+        kind.as_str(),
+        "TABLE" | "VIEW" | "MATERIALIZED" | "FOREIGN" | "SEQUENCE" | "SCHEMA" | "TYPE"
+    ) {
+        ddl_objects(b, i);
+    }
+    if kind == "SCHEMA" && b.has_word("GRANT") {
+        // CREATE SCHEMA s … GRANT … runs the GRANT as part of the statement.
+        b.add(C::Privilege);
+    }
     match kind.as_str() {
         "TABLE" => {
             b.add(C::Ddl);
@@ -440,6 +479,12 @@ fn alter(b: &mut Builder, after: usize) {
     let i = object_kind(b, after);
     let kind = b.kw(i);
     let next = b.kw(i + 1);
+    if matches!(
+        kind.as_str(),
+        "TABLE" | "VIEW" | "MATERIALIZED" | "FOREIGN" | "SEQUENCE" | "SCHEMA" | "TYPE"
+    ) {
+        ddl_objects(b, i);
+    }
     match kind.as_str() {
         "USER" if next == "MAPPING" => b.add(C::Ddl),
         "ROLE" | "USER" | "GROUP" | "POLICY" => b.add(C::Privilege),
@@ -478,8 +523,59 @@ fn alter(b: &mut Builder, after: usize) {
     }
 }
 
+/// A possibly qualified, possibly quoted name starting at token `i`, as
+/// `schema.name` (unquoted parts lower-cased), and the index after it.
+fn object_at(tokens: &[Token], mut i: usize) -> Option<(String, usize)> {
+    let part = |t: &Token| match t.kind {
+        Kind::Word => Some(t.text.to_ascii_lowercase()),
+        Kind::QuotedIdent => Some(t.text.clone()),
+        _ => None,
+    };
+    let mut name = part(tokens.get(i)?)?;
+    i += 1;
+    while tokens.get(i).is_some_and(|t| t.is_punct('.')) {
+        name.push('.');
+        name.push_str(&part(tokens.get(i + 1)?)?);
+        i += 2;
+    }
+    Some((name, i))
+}
+
+/// The objects a DDL statement names: after the kind word(s) at `kind`,
+/// `IF [NOT] EXISTS` and `ONLY`, a comma-separated list of names.
+fn ddl_objects(b: &mut Builder, kind: usize) {
+    let mut i = kind + 1;
+    if matches!(b.kw(kind).as_str(), "MATERIALIZED" | "FOREIGN") {
+        i += 1;
+    }
+    while matches!(b.kw(i).as_str(), "IF" | "NOT" | "EXISTS" | "ONLY" | "CONCURRENTLY") {
+        i += 1;
+    }
+    while let Some((name, next)) = object_at(b.tokens, i) {
+        b.out.objects.push(name);
+        if !b.tokens.get(next).is_some_and(|t| t.is_punct(',')) {
+            break;
+        }
+        i = next + 1;
+    }
+}
+
 fn drop_statement(b: &mut Builder, after: usize) {
     let i = object_kind(b, after);
+    if matches!(
+        b.kw(i).as_str(),
+        "TABLE"
+            | "VIEW"
+            | "MATERIALIZED"
+            | "FOREIGN"
+            | "INDEX"
+            | "SEQUENCE"
+            | "SCHEMA"
+            | "DATABASE"
+            | "TYPE"
+    ) {
+        ddl_objects(b, i);
+    }
     match b.kw(i).as_str() {
         "ROLE" | "USER" | "GROUP" | "POLICY" | "OWNED" => b.add(C::Privilege),
         "EXTENSION" | "LANGUAGE" | "TABLESPACE" | "PUBLICATION" | "SUBSCRIPTION" | "ACCESS"
@@ -490,39 +586,24 @@ fn drop_statement(b: &mut Builder, after: usize) {
 }
 
 fn set(b: &mut Builder, after: usize) {
-    let mut i = after;
-    if matches!(b.kw(i).as_str(), "SESSION" | "LOCAL") && b.kw(i + 1) != "CHARACTERISTICS" {
-        // `SET SESSION AUTHORIZATION` keeps SESSION as its own word.
-        if b.kw(i + 1) == "AUTHORIZATION" {
-            b.add(C::Privilege);
-            return;
-        }
-        i += 1;
-    }
-    let target = b
-        .tokens
-        .get(i)
-        .map(|t| t.text.to_ascii_lowercase())
-        .unwrap_or_default();
-    match target.as_str() {
-        "role" | "session_authorization" | "password" | "default"
-            if target != "default" || b.kw(i + 1) == "ROLE" =>
-        {
-            b.add(C::Privilege)
-        }
-        "authorization" => b.add(C::Privilege),
-        "global" | "persist" | "persist_only" => b.add(C::Admin),
-        _ => b.add(C::Session),
-    }
-    // MySQL: `SET a = 1, GLOBAL b = 2`, `SET @@global.x = 1`, `SET @@persist.x`.
+    // MySQL: `SET GLOBAL x`, `SET @@global.x`, `SET a = 1, PERSIST b = 2`
+    // change the server for everyone. A user variable `@global` does not.
     if b.dialect == Dialect::Mysql {
-        for w in b.tokens.windows(2) {
-            let scoped = w[0].is_punct('@') || w[0].is_punct(',');
-            if (w[1].is_word("GLOBAL") || w[1].is_word("PERSIST") || w[1].is_word("PERSIST_ONLY"))
-                && scoped
-            {
-                b.add(C::Admin);
-            }
+        let scoped = |w: &[Token]| {
+            let scope = ["GLOBAL", "PERSIST", "PERSIST_ONLY"]
+                .iter()
+                .any(|k| w[2].is_word(k));
+            scope
+                && (w[0].is_punct('@') && w[1].is_punct('@')
+                    || w[1].is_word("SET")
+                    || w[1].is_punct(','))
+        };
+        let first_scoped = ["GLOBAL", "PERSIST", "PERSIST_ONLY"]
+            .iter()
+            .any(|k| b.kw(after) == *k);
+        if first_scoped || b.tokens.windows(3).any(scoped) {
+            b.add(C::Admin);
+            return;
         }
         if b.tokens
             .iter()
@@ -530,7 +611,28 @@ fn set(b: &mut Builder, after: usize) {
         {
             b.add(C::Admin);
             b.note("sql_log_bin hides the session from replication and binary-log audit");
+            return;
         }
+    }
+    let mut i = after;
+    while matches!(b.kw(i).as_str(), "SESSION" | "LOCAL") && b.kw(i + 1) != "CHARACTERISTICS" {
+        if b.kw(i + 1) == "AUTHORIZATION" {
+            b.add(C::Privilege);
+            return;
+        }
+        i += 1;
+    }
+    // The target may be quoted: SET "role" = … is SET role.
+    let target = b
+        .tokens
+        .get(i)
+        .map(|t| t.text.to_ascii_lowercase())
+        .unwrap_or_default();
+    match target.as_str() {
+        "role" | "session_authorization" | "password" | "authorization" => b.add(C::Privilege),
+        "default" if b.kw(i + 1) == "ROLE" => b.add(C::Privilege),
+        "global" | "persist" | "persist_only" => b.add(C::Admin),
+        _ => b.add(C::Session),
     }
 }
 
@@ -590,8 +692,7 @@ fn prepare(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Classes
         b.add(C::Session);
         return false;
     }
-    let name = b.tokens.get(after).map(|t| t.text.to_ascii_lowercase());
-    b.out.prepares = name;
+    b.out.prepares = b.tokens.get(after).map(statement_name);
     match b.dialect {
         Dialect::Postgres => match b.tokens.iter().position(|t| t.is_word("AS")) {
             Some(i) => {
@@ -624,7 +725,7 @@ fn execute(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Classes
         }
         return;
     }
-    let Some(name) = b.tokens.get(after).map(|t| t.text.to_ascii_lowercase()) else {
+    let Some(name) = b.tokens.get(after).map(statement_name) else {
         b.unknown("EXECUTE without a name");
         return;
     };
@@ -632,6 +733,15 @@ fn execute(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Classes
     match prepared.get(&name) {
         Some(classes) => b.out.classes = b.out.classes.union(*classes),
         None => b.unknown(format!("EXECUTE of `{name}`, not prepared in this query")),
+    }
+}
+
+/// A prepared statement's name as the server stores it: unquoted names
+/// are folded to lower case, quoted ones kept.
+fn statement_name(token: &Token) -> String {
+    match token.kind {
+        Kind::QuotedIdent => token.text.clone(),
+        _ => token.text.to_ascii_lowercase(),
     }
 }
 
@@ -852,14 +962,21 @@ fn scan_tokens(b: &mut Builder) {
         if let Some(effect) = function_effect(&name) {
             b.out.functions.push(qualified.clone());
             b.add(effect);
+            if name == "lo_import" {
+                // It also creates a large object.
+                b.add(C::Write);
+            }
             if effect == C::Unknown {
                 b.note(format!("{name}() runs SQL given as a string"));
             }
         } else if name == "set_config" {
             b.out.functions.push(qualified.clone());
+            // Only a plain '…' literal naming another setting is harmless:
+            // E'rol\x65', U&'rol\0065' or an expression may spell `role`.
             let setting = tokens
                 .get(i + 2)
-                .filter(|a| a.kind == Kind::String)
+                .filter(|a| a.kind == Kind::String && b.code[a.start..].starts_with('\''))
+                .filter(|a| !a.text.contains('\\'))
                 .map(|a| a.text.trim().to_ascii_lowercase());
             match setting.as_deref() {
                 Some("role") | Some("session_authorization") | None => b.add(C::Privilege),

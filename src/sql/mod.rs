@@ -197,16 +197,17 @@ pub fn classify(sql: &str, dialect: Dialect) -> Classification {
 }
 
 /// Results cached by statement text: agents repeat the same statements, and
-/// a cache hit costs a hash and a clone of an `Arc`.
+/// a cache hit costs a hash, a lookup and a reference-count increment.
 pub struct ClassifierCache {
-    entries: Mutex<HashMap<(Dialect, String), Arc<Classification>>>,
+    /// One map per dialect, so a lookup needs only the `&str`.
+    entries: Mutex<[HashMap<String, Arc<Classification>>; 2]>,
     capacity: usize,
 }
 
 impl ClassifierCache {
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new([HashMap::new(), HashMap::new()]),
             capacity: capacity.max(1),
         }
     }
@@ -215,19 +216,21 @@ impl ClassifierCache {
     /// cache is bounded: when full it is emptied (statements an agent
     /// really repeats come back within a moment).
     pub fn classify(&self, sql: &str, dialect: Dialect) -> Arc<Classification> {
-        if let Some(hit) = self.lock().get(&(dialect, sql.to_string())) {
+        let slot = dialect as usize;
+        if let Some(hit) = self.lock()[slot].get(sql) {
             return hit.clone();
         }
         let result = Arc::new(classify(sql, dialect));
         let mut entries = self.lock();
-        if entries.len() >= self.capacity {
-            entries.clear();
+        let map = &mut entries[slot];
+        if map.len() >= self.capacity {
+            map.clear();
         }
-        entries.insert((dialect, sql.to_string()), result.clone());
+        map.insert(sql.to_string(), result.clone());
         result
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Dialect, String), Arc<Classification>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, [HashMap<String, Arc<Classification>>; 2]> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
