@@ -548,7 +548,10 @@ fn ddl_objects(b: &mut Builder, kind: usize) {
     if matches!(b.kw(kind).as_str(), "MATERIALIZED" | "FOREIGN") {
         i += 1;
     }
-    while matches!(b.kw(i).as_str(), "IF" | "NOT" | "EXISTS" | "ONLY" | "CONCURRENTLY") {
+    while matches!(
+        b.kw(i).as_str(),
+        "IF" | "NOT" | "EXISTS" | "ONLY" | "CONCURRENTLY"
+    ) {
         i += 1;
     }
     while let Some((name, next)) = object_at(b.tokens, i) {
@@ -1134,6 +1137,9 @@ mod tests {
             (";", P, ""),
             ("SELECT 'x", P, "unknown"),
             ("frobnicate the database", P, "unknown"),
+            // Found by the fuzzer (panicked before the fix).
+            ("EXPLAIN ANALYZE \u{3000}", P, "read+unknown"),
+            ("PREPARE AS \x0b", P, "unknown"),
         ];
         let mut wrong = Vec::new();
         for (sql, d, want) in cases {

@@ -172,8 +172,10 @@ impl<'a> Lexer<'a> {
 
     fn end_statement(&mut self) {
         if !self.tokens.is_empty() {
+            // Only Airlock's own separator spaces are trimmed: Unicode-aware
+            // trimming would also cut characters that are tokens here.
             let mut code = std::mem::take(&mut self.code);
-            code.truncate(code.trim_end().len());
+            code.truncate(code.trim_end_matches(' ').len());
             self.statements.push(LexedStatement {
                 tokens: std::mem::take(&mut self.tokens),
                 code,
@@ -194,7 +196,8 @@ impl<'a> Lexer<'a> {
         while let Some(b) = self.peek(0) {
             let start = self.pos;
             match b {
-                b if b.is_ascii_whitespace() => {
+                // Both servers also count vertical tab as whitespace.
+                b if b.is_ascii_whitespace() || b == 0x0b => {
                     self.pos += 1;
                     self.separator();
                 }
@@ -586,6 +589,28 @@ mod tests {
         assert_eq!(
             lex("SELECT /*! 1", Dialect::Mysql),
             Err(LexError::UnterminatedComment)
+        );
+    }
+
+    // Found by the fuzzer: characters that Unicode calls whitespace (U+3000)
+    // or that the servers do (vertical tab) must not shift token offsets.
+    #[test]
+    fn token_offsets_stay_inside_the_code() {
+        for sql in [
+            "EXPLAIN ANALYZE \u{3000}",
+            "PREPARE AS \x0b",
+            "SELECT 1\u{3000}",
+            "SELECT\x0b1",
+        ] {
+            for d in [Dialect::Postgres, Dialect::Mysql] {
+                for s in lex(sql, d).unwrap() {
+                    assert!(s.tokens.iter().all(|t| t.start < s.code.len()), "{sql:?}");
+                }
+            }
+        }
+        assert_eq!(
+            words("SELECT\x0b1", Dialect::Postgres),
+            vec![vec!["SELECT", "1"]]
         );
     }
 
