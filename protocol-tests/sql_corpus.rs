@@ -402,3 +402,63 @@ fn names(classes: Classes) -> String {
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
+
+/// The gateway classifies through a cache whose second key ignores plain
+/// literals. Every corpus query — many differ only in literals — must get
+/// exactly the classes through one shared cache that it gets on its own,
+/// whatever was cached before it: a fingerprint collision between queries
+/// of different classes would be a bypass.
+#[test]
+fn the_literal_blind_cache_never_changes_a_classification() {
+    let text = std::fs::read_to_string(CORPUS).unwrap_or_else(|e| panic!("reading {CORPUS}: {e}"));
+    let corpus: Corpus = toml::from_str(&text).unwrap_or_else(|e| panic!("parsing {CORPUS}: {e}"));
+    let cases: Vec<Case> = corpus.cases.into_iter().map(Case::from).collect();
+    let cache = airlock::sql::ClassifierCache::new(100_000);
+    let mut wrong = Vec::new();
+    // Twice, forwards then backwards, so each query meets the others' entries.
+    for case in cases.iter().chain(cases.iter().rev()) {
+        let dialect = if case.dialect == "mysql" {
+            Dialect::Mysql
+        } else {
+            Dialect::Postgres
+        };
+        let direct = classify(&case.sql, dialect).classes();
+        let cached = cache.classify(&case.sql, dialect).classes();
+        if direct != cached {
+            wrong.push(format!(
+                "{dialect:?} {:?}: direct {}, cached {}",
+                case.sql,
+                names(direct),
+                names(cached)
+            ));
+        }
+    }
+    // Literal variants of every case must not borrow another's classes either.
+    for case in &cases {
+        let dialect = if case.dialect == "mysql" {
+            Dialect::Mysql
+        } else {
+            Dialect::Postgres
+        };
+        let variant = case
+            .sql
+            .replace('1', "7")
+            .replace("'x'", "'role'")
+            .replace("'a'", "'session_authorization'");
+        let direct = classify(&variant, dialect).classes();
+        let cached = cache.classify(&variant, dialect).classes();
+        if direct != cached {
+            wrong.push(format!(
+                "{dialect:?} {variant:?}: direct {}, cached {}",
+                names(direct),
+                names(cached)
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} classifications changed by the cache:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}

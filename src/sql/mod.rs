@@ -198,39 +198,166 @@ pub fn classify(sql: &str, dialect: Dialect) -> Classification {
 
 /// Results cached by statement text: agents repeat the same statements, and
 /// a cache hit costs a hash, a lookup and a reference-count increment.
+///
+/// Two keys: the exact text, and a *literal-blind* fingerprint under which
+/// queries that differ only in plain literals (`WHERE id = 7` / `= 8`) share
+/// one classification — without it, every simple-protocol query with a new
+/// value would be parsed again. The fingerprint is used only where literals
+/// provably cannot change the classification (see [`fingerprint`]).
 pub struct ClassifierCache {
-    /// One map per dialect, so a lookup needs only the `&str`.
-    entries: Mutex<[HashMap<String, Arc<Classification>>; 2]>,
+    /// `[exact, fingerprint]` per dialect.
+    entries: Mutex<[[HashMap<String, Arc<Classification>>; 2]; 2]>,
     capacity: usize,
 }
 
 impl ClassifierCache {
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: Mutex::new([HashMap::new(), HashMap::new()]),
+            entries: Mutex::new(Default::default()),
             capacity: capacity.max(1),
         }
     }
 
     /// The classification of `sql`, from the cache when seen before. The
-    /// cache is bounded: when full it is emptied (statements an agent
-    /// really repeats come back within a moment).
+    /// cache is bounded: when a map is full it is emptied (statements an
+    /// agent really repeats come back within a moment).
+    ///
+    /// A result found by fingerprint carries the statement text of the
+    /// query first classified under it; callers that show statement text
+    /// take it from the query itself.
     pub fn classify(&self, sql: &str, dialect: Dialect) -> Arc<Classification> {
-        let slot = dialect as usize;
-        if let Some(hit) = self.lock()[slot].get(sql) {
+        let d = dialect as usize;
+        if let Some(hit) = self.lock()[d][0].get(sql) {
             return hit.clone();
+        }
+        let print = fingerprint(sql, dialect);
+        if let Some(print) = &print {
+            if let Some(hit) = self.lock()[d][1].get(print) {
+                return hit.clone();
+            }
         }
         let result = Arc::new(classify(sql, dialect));
         let mut entries = self.lock();
-        let map = &mut entries[slot];
-        if map.len() >= self.capacity {
-            map.clear();
+        for (slot, key) in [(0, Some(sql.to_string())), (1, print)] {
+            let Some(key) = key else { continue };
+            let map = &mut entries[d][slot];
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+            map.insert(key, result.clone());
         }
-        map.insert(sql.to_string(), result.clone());
         result
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, [HashMap<String, Arc<Classification>>; 2]> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, [[HashMap<String, Arc<Classification>>; 2]; 2]> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The query with plain literals replaced — or `None` when literals could
+/// matter, and the exact text must be the key.
+///
+/// Literals never decide a class in data statements (SELECT, INSERT,
+/// UPDATE, DELETE, WITH, VALUES), except through the few words listed in
+/// `SENSITIVE` (EXPLAIN's `ANALYZE 0`, `set_config('role', …)`, SQL given as
+/// a string). Only literals whose shape cannot change how either Airlock's
+/// lexer or the parser reads the rest are replaced: digit strings with an
+/// optional fraction, and `'…'` strings without backslashes.
+pub fn fingerprint(sql: &str, dialect: Dialect) -> Option<String> {
+    const DATA: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"];
+    const SENSITIVE: &[&str] = &[
+        "EXPLAIN",
+        "ANALYZE",
+        "ANALYSE",
+        "SET_CONFIG",
+        "PREPARE",
+        "EXECUTE",
+        "IMMEDIATE",
+        "QUERY_TO_XML",
+    ];
+    let statements = lexer::lex(sql, dialect).ok()?;
+    let mut out = String::with_capacity(sql.len());
+    let mut replaced = false;
+    for s in &statements {
+        let data = s
+            .tokens
+            .first()
+            .is_some_and(|t| DATA.iter().any(|k| t.is_word(k)));
+        let sensitive = s
+            .tokens
+            .iter()
+            .any(|t| t.kind == lexer::Kind::Word && SENSITIVE.iter().any(|k| t.is_word(k)));
+        if !data || sensitive {
+            out.push_str(&s.code);
+        } else {
+            for (i, t) in s.tokens.iter().enumerate() {
+                let end = s.tokens.get(i + 1).map_or(s.code.len(), |n| n.start);
+                let source = &s.code[t.start..end];
+                let plain_number = t.kind == lexer::Kind::Number
+                    && t.text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+                let plain_string = t.kind == lexer::Kind::String
+                    && source.starts_with('\'')
+                    && !source.contains('\\');
+                if plain_number || plain_string {
+                    out.push_str(if plain_number { "0" } else { "''" });
+                    if source.ends_with(' ') {
+                        out.push(' ');
+                    }
+                    replaced = true;
+                } else {
+                    out.push_str(source);
+                }
+            }
+        }
+        out.push_str(";\n");
+    }
+    // Without a replaced literal the exact text already is the key.
+    replaced.then_some(out)
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn queries_differing_only_in_plain_literals_share_a_classification() {
+        let cache = ClassifierCache::new(100);
+        let a = cache.classify(
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 17",
+            Dialect::Postgres,
+        );
+        let b = cache.classify(
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 9911",
+            Dialect::Postgres,
+        );
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = cache.classify("UPDATE t SET note = 'x' WHERE id = 1", Dialect::Postgres);
+        let d = cache.classify(
+            "UPDATE t SET note = 'something else' WHERE id = 2",
+            Dialect::Postgres,
+        );
+        assert!(Arc::ptr_eq(&c, &d));
+    }
+
+    #[test]
+    fn literals_that_decide_a_class_are_never_blinded() {
+        let cache = ClassifierCache::new(100);
+        let classes = |sql: &str| cache.classify(sql, Dialect::Postgres).classes().to_string();
+        assert_eq!(
+            classes("SELECT set_config('work_mem', '1MB', false)"),
+            "read+session"
+        );
+        assert_eq!(
+            classes("SELECT set_config('role', 'postgres', false)"),
+            "read+privilege"
+        );
+        assert_eq!(classes("EXPLAIN (ANALYZE 0) DELETE FROM t"), "read");
+        assert_eq!(classes("EXPLAIN (ANALYZE 1) DELETE FROM t"), "read+write");
+        assert!(
+            fingerprint("SELECT 'a\\b', 1", Dialect::Postgres).is_none_or(|f| f.contains("a\\b"))
+        );
+        assert!(fingerprint("COPY t TO '/tmp/x'", Dialect::Postgres).is_none());
+        assert!(fingerprint("SELECT 1", Dialect::Postgres).is_some());
+        assert_eq!(fingerprint("SELECT 1x", Dialect::Postgres), None);
     }
 }
