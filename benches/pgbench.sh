@@ -22,6 +22,8 @@ airlock_pid=""
 socat_pid=""
 
 cleanup() {
+    # Every step runs, whatever the one before it returned.
+    set +e
     [ -n "$airlock_pid" ] && kill "$airlock_pid" 2>/dev/null && wait "$airlock_pid" 2>/dev/null
     # socat forks a child per connection: stop those too, and do not wait.
     [ -n "$socat_pid" ] && { pkill -P "$socat_pid" 2>/dev/null; kill "$socat_pid" 2>/dev/null; }

@@ -204,9 +204,12 @@ pub fn classify(sql: &str, dialect: Dialect) -> Classification {
 /// one classification — without it, every simple-protocol query with a new
 /// value would be parsed again. The fingerprint is used only where literals
 /// provably cannot change the classification (see [`fingerprint`]).
+/// One map from key to classification.
+type CacheMap = HashMap<String, Arc<Classification>>;
+
 pub struct ClassifierCache {
     /// `[exact, fingerprint]` per dialect.
-    entries: Mutex<[[HashMap<String, Arc<Classification>>; 2]; 2]>,
+    entries: Mutex<[[CacheMap; 2]; 2]>,
     capacity: usize,
 }
 
@@ -249,7 +252,7 @@ impl ClassifierCache {
         result
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, [[HashMap<String, Arc<Classification>>; 2]; 2]> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, [[CacheMap; 2]; 2]> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
