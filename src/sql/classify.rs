@@ -408,10 +408,7 @@ fn create(b: &mut Builder, after: usize) {
     let i = object_kind(b, after);
     let kind = b.kw(i);
     let next = b.kw(i + 1);
-    if matches!(
-        kind.as_str(),
-        "TABLE" | "VIEW" | "MATERIALIZED" | "FOREIGN" | "SEQUENCE" | "SCHEMA" | "TYPE"
-    ) {
+    if names_objects(&kind) {
         ddl_objects(b, i);
     }
     if kind == "SCHEMA" && b.has_word("GRANT") {
@@ -479,10 +476,7 @@ fn alter(b: &mut Builder, after: usize) {
     let i = object_kind(b, after);
     let kind = b.kw(i);
     let next = b.kw(i + 1);
-    if matches!(
-        kind.as_str(),
-        "TABLE" | "VIEW" | "MATERIALIZED" | "FOREIGN" | "SEQUENCE" | "SCHEMA" | "TYPE"
-    ) {
+    if names_objects(&kind) {
         ddl_objects(b, i);
     }
     match kind.as_str() {
@@ -541,6 +535,23 @@ fn object_at(tokens: &[Token], mut i: usize) -> Option<(String, usize)> {
     Some((name, i))
 }
 
+/// Object kinds whose statements name tables or other objects a policy may
+/// list (`objects = [...]`).
+fn names_objects(kind: &str) -> bool {
+    matches!(
+        kind,
+        "TABLE"
+            | "VIEW"
+            | "MATERIALIZED"
+            | "FOREIGN"
+            | "INDEX"
+            | "SEQUENCE"
+            | "SCHEMA"
+            | "DATABASE"
+            | "TYPE"
+    )
+}
+
 /// The objects a DDL statement names: after the kind word(s) at `kind`,
 /// `IF [NOT] EXISTS` and `ONLY`, a comma-separated list of names.
 fn ddl_objects(b: &mut Builder, kind: usize) {
@@ -565,18 +576,7 @@ fn ddl_objects(b: &mut Builder, kind: usize) {
 
 fn drop_statement(b: &mut Builder, after: usize) {
     let i = object_kind(b, after);
-    if matches!(
-        b.kw(i).as_str(),
-        "TABLE"
-            | "VIEW"
-            | "MATERIALIZED"
-            | "FOREIGN"
-            | "INDEX"
-            | "SEQUENCE"
-            | "SCHEMA"
-            | "DATABASE"
-            | "TYPE"
-    ) {
+    if names_objects(&b.kw(i)) {
         ddl_objects(b, i);
     }
     match b.kw(i).as_str() {
