@@ -44,6 +44,23 @@ fn log_contains(path: &str, marker: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A fresh database whose every statement the server logs, the log file,
+/// and a marker unique to this run (pid and wall-clock time: markers from
+/// earlier runs in the same log must never match).
+fn logged_db(label: &str) -> (TestDb, String, String) {
+    let db = TestDb::create(label);
+    psql_direct(
+        "test",
+        &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name),
+    );
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let marker = format!("{label}{}x{nanos}", std::process::id());
+    (db, server_log(), marker)
+}
+
 /// What the client saw for one query: the SQLSTATE and message of its error, if any.
 async fn run(wire: &mut Wire, sql: &str) -> Option<(String, String)> {
     let replies = wire.simple_query(sql).await.expect("query round trip");
@@ -55,20 +72,10 @@ async fn run(wire: &mut Wire, sql: &str) -> Option<(String, String)> {
 
 #[tokio::test]
 async fn default_policy_verdicts_and_the_server_log_as_witness() {
-    let db = TestDb::create("policy");
+    let (db, log, run_id) = logged_db("policy");
     psql_direct(&db.name, "CREATE TABLE items (id int, secret text)");
-    psql_direct(
-        "test",
-        &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name),
-    );
-    let log = server_log();
     let gateway = default_gateway();
     let mut wire = login(&gateway, &db.name).await;
-    let run_id = format!(
-        "m{}x{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    );
 
     // (sql, expected: None = runs, Some((code, words in message)))
     let cases: &[(&str, Option<&str>)] = &[
@@ -147,27 +154,13 @@ async fn default_policy_verdicts_and_the_server_log_as_witness() {
             "a refused statement reached the upstream: {marker}"
         );
     }
-    psql_direct(
-        "test",
-        &format!("ALTER DATABASE {} RESET log_statement", db.name),
-    );
 }
 
 #[tokio::test]
 async fn extended_protocol_is_classified_at_parse_and_enforced_at_execute() {
-    let db = TestDb::create("policy_ext");
-    psql_direct(
-        "test",
-        &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name),
-    );
-    let log = server_log();
+    let (db, log, marker) = logged_db("policy_ext");
     let gateway = default_gateway();
     let mut wire = login(&gateway, &db.name).await;
-    let marker = format!(
-        "ext{}x{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    );
 
     // A held statement in a pipeline: the Parse is refused, Bind and Execute
     // are skipped up to Sync, and the session goes on.
@@ -259,10 +252,6 @@ async fn extended_protocol_is_classified_at_parse_and_enforced_at_execute() {
     assert!(
         !log_contains(&log, &marker),
         "the held Parse reached the upstream"
-    );
-    psql_direct(
-        "test",
-        &format!("ALTER DATABASE {} RESET log_statement", db.name),
     );
 }
 

@@ -439,7 +439,9 @@ impl Back {
             }
             let msg = tokio::select! {
                 biased;
-                expect = self.queue.recv(), if front_open => {
+                // Taking no more than QUEUE_DEPTH keeps the channel's bound
+                // real: beyond it the front loop waits to forward more.
+                expect = self.queue.recv(), if front_open && pending.len() < QUEUE_DEPTH => {
                     match expect {
                         Some(e) => pending.push_back(e),
                         None => front_open = false,
@@ -492,10 +494,16 @@ impl Back {
             b'S' => {
                 let mut f = Fields::new(msg.body());
                 if let (Some(n), Some(v)) = (f.cstr(), f.cstr()) {
-                    self.reported.push((
-                        String::from_utf8_lossy(n).into_owned(),
+                    // The latest value per name: a session that keeps
+                    // changing settings must not grow this list.
+                    let (name, value) = (
+                        String::from_utf8_lossy(n),
                         String::from_utf8_lossy(v).into_owned(),
-                    ));
+                    );
+                    match self.reported.iter_mut().find(|(k, _)| *k == name) {
+                        Some(entry) => entry.1 = value,
+                        None => self.reported.push((name.into_owned(), value)),
+                    }
                 }
                 out.extend_from_slice(msg.frame());
                 return;
