@@ -293,6 +293,25 @@ action = "hold"
         replies.iter().any(|m| m.data_row().is_some()),
         "{replies:?}"
     );
+    // …but only by the name the server stores (`q`): a Bind of "Q" names a
+    // different statement, one Airlock never saw prepared.
+    wire.send_all(&[
+        Frontend::bind("", "Q", &[], vec![], &[]),
+        Frontend::execute("", 0),
+        Frontend::Sync,
+    ])
+    .await
+    .unwrap();
+    let replies = wire.recv_until_ready().await.unwrap();
+    assert_eq!(
+        replies[0].sqlstate().as_deref(),
+        Some("26000"),
+        "{replies:?}"
+    );
+    assert!(
+        replies[0].fields().unwrap()[&b'M'].contains("Airlock"),
+        "refused by Airlock, not forwarded to the server: {replies:?}"
+    );
     let (code, message) = run(&mut wire, "PREPARE w AS DELETE FROM pg_class")
         .await
         .unwrap();

@@ -123,9 +123,12 @@ pub struct SessionStatements {
 
 impl SessionStatements {
     /// Whether `name` was prepared with an allowed SQL `PREPARE` (such
-    /// statements may also be bound with the extended protocol).
+    /// statements may also be bound with the extended protocol). The match
+    /// is exact: names are kept as the server stores them (unquoted folded
+    /// to lower case, quoted as written), and a Bind names the stored form —
+    /// `"Q"` is not `q`, and may be a statement Airlock never saw.
     pub fn contains(&self, name: &[u8]) -> bool {
-        std::str::from_utf8(name).is_ok_and(|n| self.prepared.contains_key(&n.to_ascii_lowercase()))
+        std::str::from_utf8(name).is_ok_and(|n| self.prepared.contains_key(n))
     }
 }
 
