@@ -5,6 +5,14 @@
 //! mask is forwarded as the very bytes the upstream sent: no decoding, no
 //! copy. Detectors and strategies plug in behind this type.
 
+mod checks;
+mod kind;
+mod scan;
+mod tld;
+
+pub use kind::{Detectors, Finding, Kind};
+pub use scan::Scanner;
+
 use bytes::Bytes;
 
 /// The per-session hook every result row passes through.

@@ -1,0 +1,1340 @@
+//! The scanner: finds sensitive values in a byte string.
+//!
+//! Speed comes from never running a detector where it cannot match. A value
+//! is looked at in three passes:
+//!
+//! 1. one Aho-Corasick pass over literal markers: vendor prefixes of
+//!    secrets, `@` for email, `://` for credentials in URLs, `eyJ` for
+//!    JWTs, `-----BEGIN` for keys, and the hot words that make a 40-character
+//!    string an AWS secret key;
+//! 2. one pass for digits (eight bytes at a time); each word that holds a
+//!    digit is handed to the numeric detectors, longest reading first;
+//! 3. one pass for `:` looking for IPv6 addresses.
+//!
+//! Each candidate is then confirmed by its validator (check digits, issuer
+//! tables, entropy, a decoded JWT header, a real top-level domain…), so that
+//! look-alikes are not flagged. Word boundaries are ASCII: a letter or digit
+//! on either side of a number means it is part of a longer token. Overlaps
+//! are resolved by [`Kind`] priority. A value with no candidate costs the
+//! passes and nothing else: no allocation, no regex.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::Engine;
+use phonenumber::country::Id as Region;
+
+use super::checks;
+use super::kind::{Detectors, Finding, Kind};
+use super::tld;
+
+/// What a literal marker found by the first pass leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    AwsKeyId,
+    AwsSecretHint,
+    Github,
+    GithubPat,
+    Slack,
+    SlackWebhook,
+    Stripe,
+    Gitlab,
+    Google,
+    OpenaiMarker,
+    Anthropic,
+    Npm,
+    Pypi,
+    Jwt,
+    Pem,
+    Url,
+    At,
+}
+
+const MARKERS: &[(&str, Marker)] = &[
+    ("AKIA", Marker::AwsKeyId),
+    ("ASIA", Marker::AwsKeyId),
+    ("ABIA", Marker::AwsKeyId),
+    ("ACCA", Marker::AwsKeyId),
+    ("A3T", Marker::AwsKeyId),
+    ("aws_secret", Marker::AwsSecretHint),
+    ("aws secret", Marker::AwsSecretHint),
+    ("secret_access_key", Marker::AwsSecretHint),
+    ("secretaccesskey", Marker::AwsSecretHint),
+    ("secret access key", Marker::AwsSecretHint),
+    ("secret-access-key", Marker::AwsSecretHint),
+    ("ghp_", Marker::Github),
+    ("gho_", Marker::Github),
+    ("ghu_", Marker::Github),
+    ("ghs_", Marker::Github),
+    ("ghr_", Marker::Github),
+    ("github_pat_", Marker::GithubPat),
+    ("xoxb-", Marker::Slack),
+    ("xoxp-", Marker::Slack),
+    ("xoxa-", Marker::Slack),
+    ("xoxr-", Marker::Slack),
+    ("xoxs-", Marker::Slack),
+    ("xoxe-", Marker::Slack),
+    ("hooks.slack.com/", Marker::SlackWebhook),
+    ("sk_live_", Marker::Stripe),
+    ("rk_live_", Marker::Stripe),
+    ("sk_test_", Marker::Stripe),
+    ("rk_test_", Marker::Stripe),
+    ("glpat-", Marker::Gitlab),
+    ("AIza", Marker::Google),
+    ("T3BlbkFJ", Marker::OpenaiMarker),
+    ("sk-ant-", Marker::Anthropic),
+    ("npm_", Marker::Npm),
+    ("pypi-AgEI", Marker::Pypi),
+    ("eyJ", Marker::Jwt),
+    ("-----BEGIN", Marker::Pem),
+    ("://", Marker::Url),
+    ("@", Marker::At),
+];
+
+/// Finds sensitive values. Build one per policy and share it: scanning
+/// takes `&self` and keeps no state between calls.
+#[derive(Debug)]
+pub struct Scanner {
+    detectors: Detectors,
+    markers: AhoCorasick,
+    regions: Vec<Region>,
+    numeric: bool,
+}
+
+/// Regions whose national phone formats are tried for numbers written
+/// without a country code: those of the locales Airlock is tested with.
+const DEFAULT_REGIONS: &[Region] = &[
+    Region::US,
+    Region::GB,
+    Region::DE,
+    Region::FR,
+    Region::ES,
+    Region::IT,
+    Region::NL,
+    Region::PL,
+    Region::BR,
+    Region::SE,
+    Region::FI,
+    Region::IN,
+];
+
+impl Scanner {
+    pub fn new(detectors: &Detectors) -> Scanner {
+        let markers = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(MARKERS.iter().map(|(text, _)| text))
+            .expect("literal markers build");
+        let numeric = [Kind::Card, Kind::Iban, Kind::UsSsn, Kind::Phone, Kind::Ipv4]
+            .into_iter()
+            .chain(Kind::NATIONAL_IDS)
+            .any(|k| detectors.contains(k));
+        Scanner {
+            detectors: *detectors,
+            markers,
+            regions: DEFAULT_REGIONS.to_vec(),
+            numeric,
+        }
+    }
+
+    pub fn detectors(&self) -> Detectors {
+        self.detectors
+    }
+
+    fn on(&self, kind: Kind) -> bool {
+        self.detectors.contains(kind)
+    }
+
+    /// Finds every sensitive value in `text`. `out` is cleared first and
+    /// holds the findings sorted by position, without overlaps.
+    pub fn scan(&self, text: &[u8], out: &mut Vec<Finding>) {
+        out.clear();
+        self.scan_into(text, 0, out);
+        resolve_overlaps(out);
+    }
+
+    /// Appends the findings of `text` to `out` with offsets moved by
+    /// `base`, without resolving overlaps (the caller does, once).
+    pub(crate) fn scan_into(&self, text: &[u8], base: usize, out: &mut Vec<Finding>) {
+        if text.len() < 6 || self.detectors.is_empty() {
+            return;
+        }
+        let first = out.len();
+        self.scan_markers(text, out);
+        if self.numeric {
+            self.scan_digits(text, out);
+        }
+        if self.on(Kind::Ipv6) {
+            self.scan_ipv6(text, out);
+        }
+        if base != 0 {
+            for f in &mut out[first..] {
+                f.start += base;
+                f.end += base;
+            }
+        }
+    }
+
+    // ---- pass 1: literal markers ------------------------------------------
+
+    fn scan_markers(&self, text: &[u8], out: &mut Vec<Finding>) {
+        let mut resume = 0;
+        for m in self.markers.find_iter(text) {
+            if m.start() < resume {
+                continue;
+            }
+            let marker = MARKERS[m.pattern().as_usize()].1;
+            let found = match marker {
+                Marker::At => self.email(text, m.start()),
+                Marker::Url => self.url_credentials(text, m.start()),
+                Marker::Pem => self.private_key(text, m.start()),
+                Marker::Jwt => self.jwt(text, m.start()),
+                Marker::AwsKeyId => self.aws_key_id(text, m.start(), out),
+                Marker::AwsSecretHint => self.aws_secret_after(text, m.end(), 120),
+                Marker::OpenaiMarker => self.openai(text, m.start()),
+                _ => self.prefixed_token(marker, text, m.start(), m.end()),
+            };
+            if let Some(f) = found {
+                resume = f.end;
+                out.push(f);
+            }
+        }
+    }
+
+    fn email(&self, text: &[u8], at: usize) -> Option<Finding> {
+        if !self.on(Kind::Email) {
+            return None;
+        }
+        let is_local =
+            |b: u8| b.is_ascii_alphanumeric() || b >= 0x80 || b"!#$%&'*+/=?^_`{|}~.-".contains(&b);
+        let mut start = at;
+        while start > 0 && is_local(text[start - 1]) && at - start < 64 {
+            start -= 1;
+        }
+        while start < at && text[start] == b'.' {
+            start += 1;
+        }
+        if start == at {
+            return None;
+        }
+        let mut end = at + 1;
+        while end < text.len()
+            && (text[end].is_ascii_alphanumeric() || text[end] == b'-' || text[end] == b'.')
+        {
+            end += 1;
+        }
+        while end > at + 1 && matches!(text[end - 1], b'.' | b'-') {
+            end -= 1;
+        }
+        let domain = &text[at + 1..end];
+        let tld_start = domain.iter().rposition(|&b| b == b'.')? + 1;
+        let labels_ok = domain
+            .split(|&b| b == b'.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l[0] != b'-' && l[l.len() - 1] != b'-');
+        if !labels_ok || !tld::is_tld(&domain[tld_start..]) {
+            return None;
+        }
+        Some(Finding {
+            kind: Kind::Email,
+            start,
+            end,
+        })
+    }
+
+    fn url_credentials(&self, text: &[u8], sep: usize) -> Option<Finding> {
+        if !self.on(Kind::UrlCredentials) {
+            return None;
+        }
+        // The scheme before `://` must be a real scheme name.
+        let mut s = sep;
+        while s > 0 && (text[s - 1].is_ascii_alphanumeric() || b"+.-".contains(&text[s - 1])) {
+            s -= 1;
+        }
+        if s == sep || !text[s].is_ascii_alphabetic() {
+            return None;
+        }
+        let auth_start = sep + 3;
+        let mut auth_end = auth_start;
+        let mut at = None;
+        while auth_end < text.len() {
+            let b = text[auth_end];
+            if matches!(b, b'/' | b'?' | b'#') || b.is_ascii_whitespace() || b == b'"' || b == b'\''
+            {
+                break;
+            }
+            if b == b'@' {
+                at = Some(auth_end);
+            }
+            auth_end += 1;
+        }
+        let at = at?;
+        let colon = auth_start + text[auth_start..at].iter().position(|&b| b == b':')?;
+        let password = &text[colon + 1..at];
+        if password.is_empty() || checks::is_placeholder(password) {
+            return None;
+        }
+        Some(Finding {
+            kind: Kind::UrlCredentials,
+            start: colon + 1,
+            end: at,
+        })
+    }
+
+    fn private_key(&self, text: &[u8], begin: usize) -> Option<Finding> {
+        if !self.on(Kind::PrivateKey) {
+            return None;
+        }
+        let header_end = begin + 10 + find(&text[begin + 10..], b"-----")? + 5;
+        let label = &text[begin + 10..header_end - 5];
+        if label.len() > 40 || find(label, b"PRIVATE KEY").is_none() {
+            return None;
+        }
+        let end = match find(&text[header_end..], b"-----END") {
+            Some(e) => {
+                let end_marker = header_end + e + 8;
+                match find(&text[end_marker..], b"-----") {
+                    Some(close) if close <= 48 => end_marker + close + 5,
+                    _ => text.len(),
+                }
+            }
+            // A key cut short (a truncated column) is still a key.
+            None => text.len(),
+        };
+        let body = &text[header_end..end];
+        let base64_chars = body
+            .iter()
+            .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/'))
+            .count();
+        if base64_chars < 40 {
+            return None;
+        }
+        Some(Finding {
+            kind: Kind::PrivateKey,
+            start: begin,
+            end,
+        })
+    }
+
+    fn jwt(&self, text: &[u8], start: usize) -> Option<Finding> {
+        if !self.on(Kind::Jwt) || !boundary_before(text, start) {
+            return None;
+        }
+        let seg = |from: usize| from + text[from..].iter().take_while(|b| is_b64url(**b)).count();
+        let header_end = seg(start);
+        if header_end - start < 10 || text.get(header_end) != Some(&b'.') {
+            return None;
+        }
+        let payload_end = seg(header_end + 1);
+        if payload_end - header_end < 3 || text.get(payload_end) != Some(&b'.') {
+            return None;
+        }
+        let end = seg(payload_end + 1);
+        if end < text.len() && text[end].is_ascii_alphanumeric() {
+            return None;
+        }
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&text[start..header_end])
+            .ok()?;
+        let value: serde_json::Value = serde_json::from_slice(&header).ok()?;
+        value.get("alg")?;
+        Some(Finding {
+            kind: Kind::Jwt,
+            start,
+            end,
+        })
+    }
+
+    /// An AWS access key id; a secret key near it is looked for too.
+    fn aws_key_id(&self, text: &[u8], start: usize, out: &mut Vec<Finding>) -> Option<Finding> {
+        if !boundary_before(text, start) {
+            return None;
+        }
+        let end = start + 20;
+        let id = text.get(start..end)?;
+        let body_ok = id[4..]
+            .iter()
+            .all(|&b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b));
+        let prefix_ok = if &id[..3] == b"A3T" {
+            id[3].is_ascii_uppercase() || id[3].is_ascii_digit()
+        } else {
+            id[..4].iter().all(u8::is_ascii_uppercase)
+        };
+        if !prefix_ok || !body_ok || !boundary_after(text, end) || checks::is_placeholder(id) {
+            return None;
+        }
+        if checks::entropy(&id[4..]) < 3.0 {
+            return None;
+        }
+        // The secret key usually sits right after the key id (a CSV line, a
+        // credentials file); a secret before the id is found by its hot word.
+        if let Some(secret) = self.aws_secret_after(text, end, 200) {
+            out.push(secret);
+        }
+        self.on(Kind::AwsAccessKey).then_some(Finding {
+            kind: Kind::AwsAccessKey,
+            start,
+            end,
+        })
+    }
+
+    /// A 40-character AWS secret access key within `window` bytes of `from`.
+    fn aws_secret_after(&self, text: &[u8], from: usize, window: usize) -> Option<Finding> {
+        if !self.on(Kind::AwsSecretKey) {
+            return None;
+        }
+        let limit = (from + window).min(text.len());
+        let is_key = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+        let mut i = from;
+        while i < limit {
+            if !is_key(text[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < text.len() && is_key(text[i]) {
+                i += 1;
+            }
+            let token = &text[start..i];
+            if token.len() == 40 && text.get(i) != Some(&b'=') && plausible_secret(token, 4.0) {
+                return Some(Finding {
+                    kind: Kind::AwsSecretKey,
+                    start,
+                    end: i,
+                });
+            }
+        }
+        None
+    }
+
+    fn openai(&self, text: &[u8], marker: usize) -> Option<Finding> {
+        if !self.on(Kind::OpenaiKey) {
+            return None;
+        }
+        let is_tok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        let mut start = marker;
+        while start > 0 && is_tok(text[start - 1]) && marker - start < 200 {
+            start -= 1;
+        }
+        if text.get(start..start + 3) != Some(b"sk-") {
+            return None;
+        }
+        let mut end = marker + 8;
+        while end < text.len() && is_tok(text[end]) {
+            end += 1;
+        }
+        if end - start < 40 || checks::is_placeholder(&text[start..end]) {
+            return None;
+        }
+        Some(Finding {
+            kind: Kind::OpenaiKey,
+            start,
+            end,
+        })
+    }
+
+    /// Secrets recognised by a vendor prefix and a fixed alphabet and length.
+    fn prefixed_token(
+        &self,
+        marker: Marker,
+        text: &[u8],
+        start: usize,
+        body: usize,
+    ) -> Option<Finding> {
+        // Prefixes are matched without regard to case by the first pass;
+        // vendors issue them in lower case (Google's `AIza` excepted).
+        let prefix = &text[start..body];
+        let exact_case = match marker {
+            Marker::Google => prefix == b"AIza",
+            Marker::Pypi => prefix == b"pypi-AgEI",
+            Marker::SlackWebhook => true,
+            _ => prefix.iter().all(|b| !b.is_ascii_uppercase()),
+        };
+        if !exact_case || (marker != Marker::SlackWebhook && !boundary_before(text, start)) {
+            return None;
+        }
+        let run = |from: usize, ok: fn(u8) -> bool| {
+            from + text[from..].iter().take_while(|b| ok(**b)).count()
+        };
+        let (kind, end) = match marker {
+            Marker::Github => {
+                let end = run(body, |b| b.is_ascii_alphanumeric());
+                let token = &text[body..end];
+                if token.len() != 36 || !github_checksum(token) {
+                    return None;
+                }
+                (Kind::GithubToken, end)
+            }
+            Marker::GithubPat => {
+                let end = run(body, |b| b.is_ascii_alphanumeric() || b == b'_');
+                if !(70..=100).contains(&(end - body)) || !plausible_secret(&text[body..end], 3.5) {
+                    return None;
+                }
+                (Kind::GithubToken, end)
+            }
+            Marker::Slack => {
+                let end = run(body, |b| b.is_ascii_alphanumeric() || b == b'-');
+                let token = &text[body..end];
+                if token.len() < 20
+                    || !token.iter().any(u8::is_ascii_digit)
+                    || checks::is_placeholder(token)
+                {
+                    return None;
+                }
+                (Kind::SlackToken, end)
+            }
+            Marker::SlackWebhook => {
+                let rest = &text[body..];
+                if !rest.starts_with(b"services/") && !rest.starts_with(b"workflows/") {
+                    return None;
+                }
+                let end = run(body, |b| b.is_ascii_alphanumeric() || b == b'/');
+                if end - body < 30 {
+                    return None;
+                }
+                (Kind::SlackToken, end)
+            }
+            Marker::Stripe => {
+                let end = run(body, |b| b.is_ascii_alphanumeric());
+                if !(16..=120).contains(&(end - body)) || !plausible_secret(&text[body..end], 3.0) {
+                    return None;
+                }
+                (Kind::StripeKey, end)
+            }
+            Marker::Gitlab => {
+                let end = run(body, |b| {
+                    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
+                });
+                if !(20..=300).contains(&(end - body)) || !plausible_secret(&text[body..end], 3.0) {
+                    return None;
+                }
+                (Kind::GitlabToken, end)
+            }
+            Marker::Google => {
+                let end = run(body, |b| {
+                    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+                });
+                if end - body != 35 || !plausible_secret(&text[body..end], 3.0) {
+                    return None;
+                }
+                (Kind::GoogleApiKey, end)
+            }
+            Marker::Anthropic => {
+                let end = run(body, |b| {
+                    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+                });
+                if end - body < 32 || !plausible_secret(&text[body..end], 3.5) {
+                    return None;
+                }
+                (Kind::AnthropicKey, end)
+            }
+            Marker::Npm => {
+                let end = run(body, |b| b.is_ascii_alphanumeric());
+                if end - body != 36 || !plausible_secret(&text[body..end], 3.5) {
+                    return None;
+                }
+                (Kind::NpmToken, end)
+            }
+            Marker::Pypi => {
+                let end = run(body, |b| {
+                    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+                });
+                if end - body < 50 || !text[body..].starts_with(b"cHlwaS5vcmc") {
+                    return None;
+                }
+                (Kind::PypiToken, end)
+            }
+            _ => return None,
+        };
+        if !self.on(kind) || (end < text.len() && text[end].is_ascii_alphanumeric()) {
+            return None;
+        }
+        Some(Finding { kind, start, end })
+    }
+
+    // ---- pass 2: digits ----------------------------------------------------
+
+    fn scan_digits(&self, text: &[u8], out: &mut Vec<Finding>) {
+        let mut i = 0;
+        while let Some(p) = find_digit(text, i) {
+            let mut ws = p;
+            while ws > i && text[ws - 1].is_ascii_alphanumeric() {
+                ws -= 1;
+            }
+            match self.numeric_at(text, ws) {
+                Some(f) => {
+                    i = f.end;
+                    out.push(f);
+                }
+                None => {
+                    i = p;
+                    while i < text.len() && text[i].is_ascii_alphanumeric() {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The numeric value starting at word `ws`, if one is there.
+    fn numeric_at(&self, text: &[u8], ws: usize) -> Option<Finding> {
+        if text[ws].is_ascii_alphabetic() {
+            return self.letter_led(text, ws);
+        }
+        let chunk = Chunk::read(text, ws);
+        let found = self
+            .fixed_formats(text, ws)
+            .or_else(|| self.grouped_digits(text, &chunk))
+            .or_else(|| self.ipv4(text, ws))
+            .or_else(|| self.spaced_nino(text, &chunk))
+            .or_else(|| self.phone(text, ws));
+        found.filter(|f| self.on(f.kind))
+    }
+
+    /// Identifiers that start with letters: IBAN, codice fiscale, NIE, NINO.
+    fn letter_led(&self, text: &[u8], ws: usize) -> Option<Finding> {
+        let word_end = ws
+            + text[ws..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+        let word = &text[ws..word_end];
+        if self.on(Kind::Iban)
+            && word.len() >= 4
+            && word[..2].iter().all(u8::is_ascii_uppercase)
+            && word[2..4].iter().all(u8::is_ascii_digit)
+        {
+            if let Some(f) = iban_at(text, ws) {
+                return Some(f);
+            }
+        }
+        if self.on(Kind::ItFiscalCode) && word.len() == 16 && checks::it_fiscal_code(word) {
+            return Some(Finding {
+                kind: Kind::ItFiscalCode,
+                start: ws,
+                end: word_end,
+            });
+        }
+        if self.on(Kind::EsNie) {
+            if let Some(end) = nie_at(text, ws) {
+                return Some(Finding {
+                    kind: Kind::EsNie,
+                    start: ws,
+                    end,
+                });
+            }
+        }
+        if self.on(Kind::UkNino)
+            && word.len() == 9
+            && word[..2].iter().all(u8::is_ascii_uppercase)
+            && word[2..8].iter().all(u8::is_ascii_digit)
+            && checks::uk_nino([word[0], word[1]], word[8])
+        {
+            return Some(Finding {
+                kind: Kind::UkNino,
+                start: ws,
+                end: word_end,
+            });
+        }
+        None
+    }
+
+    /// Formats with fixed punctuation: SSN, CPF, HETU, personnummer, DNI.
+    fn fixed_formats(&self, text: &[u8], ws: usize) -> Option<Finding> {
+        let at = |pattern: &[u8]| shape_at(text, ws, pattern);
+        let digits_of = |end: usize| -> ([u8; 16], usize) {
+            let mut buf = [0u8; 16];
+            let mut n = 0;
+            for &b in &text[ws..end] {
+                if b.is_ascii_digit() && n < 16 {
+                    buf[n] = b;
+                    n += 1;
+                }
+            }
+            (buf, n)
+        };
+        if self.on(Kind::UsSsn) {
+            for shape in [&b"ddd-dd-dddd"[..], b"ddd dd dddd"] {
+                if let Some(end) = at(shape) {
+                    let (d, n) = digits_of(end);
+                    if checks::us_ssn(&d[..n]) {
+                        return Some(Finding {
+                            kind: Kind::UsSsn,
+                            start: ws,
+                            end,
+                        });
+                    }
+                }
+            }
+        }
+        if self.on(Kind::BrCpf) {
+            if let Some(end) = at(b"ddd.ddd.ddd-dd") {
+                let (d, n) = digits_of(end);
+                if checks::br_cpf(&d[..n]) {
+                    return Some(Finding {
+                        kind: Kind::BrCpf,
+                        start: ws,
+                        end,
+                    });
+                }
+            }
+        }
+        if self.on(Kind::FiHetu)
+            && text.len() >= ws + 11
+            && checks::fi_hetu(&text[ws..ws + 11])
+            && boundary_after(text, ws + 11)
+        {
+            return Some(Finding {
+                kind: Kind::FiHetu,
+                start: ws,
+                end: ws + 11,
+            });
+        }
+        if self.on(Kind::SePersonnummer) {
+            for shape in [&b"dddddd-dddd"[..], b"dddddd+dddd", b"dddddddd-dddd"] {
+                if let Some(end) = at(shape) {
+                    let (d, n) = digits_of(end);
+                    if checks::se_personnummer(&d[n - 10..n]) {
+                        return Some(Finding {
+                            kind: Kind::SePersonnummer,
+                            start: ws,
+                            end,
+                        });
+                    }
+                }
+            }
+        }
+        if self.on(Kind::EsDni) {
+            for shape in [&b"ddddddddL"[..], b"dddddddd-L"] {
+                if let Some(end) = at(shape) {
+                    if checks::es_dni(&text[ws..ws + 8], text[end - 1]) {
+                        return Some(Finding {
+                            kind: Kind::EsDni,
+                            start: ws,
+                            end,
+                        });
+                    }
+                }
+            }
+        }
+        if self.on(Kind::FrNir) {
+            // Corsica: 2A/2B in the department digits make it letter-bearing.
+            let word_end = ws
+                + text[ws..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric())
+                    .count();
+            if word_end - ws == 15 && checks::fr_nir_corsica(&text[ws..word_end]) {
+                return Some(Finding {
+                    kind: Kind::FrNir,
+                    start: ws,
+                    end: word_end,
+                });
+            }
+        }
+        None
+    }
+
+    /// Numbers written as digit groups: cards, national ids, Aadhaar…
+    /// Readings with more groups are tried first.
+    fn grouped_digits(&self, text: &[u8], chunk: &Chunk) -> Option<Finding> {
+        let mut digits = [0u8; 40];
+        // How many leading groups are all digits with one kind of separator.
+        let mut usable = 0;
+        let mut len = 0;
+        let mut lens = [0usize; MAX_GROUPS];
+        for g in 0..chunk.n {
+            let (s, e) = chunk.groups[g];
+            let word = &text[s..e];
+            if !word.iter().all(u8::is_ascii_digit) || len + word.len() > digits.len() {
+                break;
+            }
+            if g > 0 && chunk.seps[g - 1] != chunk.seps[0] {
+                break;
+            }
+            digits[len..len + word.len()].copy_from_slice(word);
+            len += word.len();
+            lens[g] = word.len();
+            usable = g + 1;
+        }
+        let mut counted = [0usize; MAX_GROUPS + 1];
+        for g in 0..usable {
+            counted[g + 1] = counted[g] + lens[g];
+        }
+        for k in (1..=usable).rev() {
+            let n = counted[k];
+            if n < 9 {
+                break;
+            }
+            let d = &digits[..n];
+            let groups = &lens[..k];
+            let sep = if k > 1 { chunk.seps[0] } else { 0 };
+            let end = chunk.groups[k - 1].1;
+            let start = chunk.groups[0].0;
+            if let Some(kind) = self.digit_groups_kind(text, start, d, groups, sep) {
+                return Some(Finding { kind, start, end });
+            }
+        }
+        None
+    }
+
+    fn digit_groups_kind(
+        &self,
+        text: &[u8],
+        start: usize,
+        d: &[u8],
+        groups: &[usize],
+        sep: u8,
+    ) -> Option<Kind> {
+        let n = d.len();
+        let single = groups.len() == 1;
+        let spaced = sep == b' ' || sep == b'-';
+        let grouped_as = |pattern: &[usize]| groups == pattern;
+        if self.on(Kind::Card) && (12..=19).contains(&n) && (single || spaced) {
+            let layout_ok = single
+                || groups[..groups.len() - 1].iter().all(|&g| g == 4)
+                || grouped_as(&[4, 6, 5])
+                || grouped_as(&[4, 6, 4]);
+            if layout_ok
+                && checks::card_issuer(d)
+                && checks::luhn(d)
+                && !checks::is_filler_digits(d)
+            {
+                return Some(Kind::Card);
+            }
+        }
+        if self.on(Kind::FrNir)
+            && n == 15
+            && (single || grouped_as(&[1, 2, 2, 2, 3, 3, 2]))
+            && checks::fr_nir(d)
+        {
+            return Some(Kind::FrNir);
+        }
+        if n == 11 && single {
+            if self.on(Kind::BrCpf) && checks::br_cpf(d) {
+                return Some(Kind::BrCpf);
+            }
+            if self.on(Kind::PlPesel) && checks::pl_pesel(d) {
+                return Some(Kind::PlPesel);
+            }
+        }
+        if self.on(Kind::DeTaxId)
+            && n == 11
+            && (single || grouped_as(&[2, 3, 3, 3]))
+            && checks::de_tax_id(d)
+        {
+            return Some(Kind::DeTaxId);
+        }
+        if self.on(Kind::InAadhaar)
+            && n == 12
+            && (single || (spaced && grouped_as(&[4, 4, 4])))
+            && d[0] >= b'2'
+            && checks::verhoeff(d)
+            && !checks::is_filler_digits(d)
+        {
+            return Some(Kind::InAadhaar);
+        }
+        if self.on(Kind::SePersonnummer)
+            && n == 12
+            && single
+            && (d[..2] == *b"19" || d[..2] == *b"20")
+            && checks::se_personnummer(&d[2..])
+        {
+            return Some(Kind::SePersonnummer);
+        }
+        if n == 9 {
+            if self.on(Kind::CaSin)
+                && spaced
+                && grouped_as(&[3, 3, 3])
+                && !matches!(d[0], b'0' | b'8')
+                && checks::luhn(d)
+            {
+                return Some(Kind::CaSin);
+            }
+            if single
+                && self.on(Kind::UsSsn)
+                && checks::us_ssn(d)
+                && has_context(text, start, SSN_WORDS)
+            {
+                return Some(Kind::UsSsn);
+            }
+            if single
+                && self.on(Kind::CaSin)
+                && !matches!(d[0], b'0' | b'8')
+                && checks::luhn(d)
+                && has_context(text, start, SIN_WORDS)
+            {
+                return Some(Kind::CaSin);
+            }
+            if single && self.on(Kind::NlBsn) && checks::nl_bsn(d) && !checks::is_filler_digits(d) {
+                return Some(Kind::NlBsn);
+            }
+        }
+        None
+    }
+
+    /// UK NINO written in groups: `AB 12 34 56 C`.
+    fn spaced_nino(&self, text: &[u8], chunk: &Chunk) -> Option<Finding> {
+        if !self.on(Kind::UkNino) || chunk.n < 4 || chunk.groups[0].0 < 3 {
+            return None;
+        }
+        let ws = chunk.groups[0].0;
+        let lens: Vec<usize> = (0..4)
+            .map(|g| chunk.groups[g].1 - chunk.groups[g].0)
+            .collect();
+        if lens != [2, 2, 2, 1] || chunk.seps[..3] != [b' '; 3] || text[ws - 1] != b' ' {
+            return None;
+        }
+        let prefix = [text[ws - 3], text[ws - 2]];
+        let letters_ok = prefix.iter().all(u8::is_ascii_uppercase)
+            && (ws == 3 || !text[ws - 4].is_ascii_alphanumeric());
+        let digits_ok = (0..3).all(|g| {
+            text[chunk.groups[g].0..chunk.groups[g].1]
+                .iter()
+                .all(u8::is_ascii_digit)
+        });
+        let suffix = text[chunk.groups[3].0];
+        if letters_ok && digits_ok && checks::uk_nino(prefix, suffix) {
+            return Some(Finding {
+                kind: Kind::UkNino,
+                start: ws - 3,
+                end: chunk.groups[3].1,
+            });
+        }
+        None
+    }
+
+    fn ipv4(&self, text: &[u8], ws: usize) -> Option<Finding> {
+        if !self.on(Kind::Ipv4) {
+            return None;
+        }
+        let mut i = ws;
+        for part in 0..4 {
+            let start = i;
+            while i < text.len() && text[i].is_ascii_digit() && i - start < 4 {
+                i += 1;
+            }
+            let octet = &text[start..i];
+            if octet.is_empty() || octet.len() > 3 || (octet.len() > 1 && octet[0] == b'0') {
+                return None;
+            }
+            let v: u32 = octet.iter().fold(0, |a, &b| a * 10 + u32::from(b - b'0'));
+            if v > 255 {
+                return None;
+            }
+            if part < 3 {
+                if text.get(i) != Some(&b'.') {
+                    return None;
+                }
+                i += 1;
+            }
+        }
+        // Versions and OIDs: more dotted parts on either side, or a `v`.
+        let dotted_after =
+            text.get(i) == Some(&b'.') && text.get(i + 1).is_some_and(u8::is_ascii_digit);
+        let dotted_before = ws >= 2 && text[ws - 1] == b'.' && text[ws - 2].is_ascii_digit();
+        if dotted_after
+            || dotted_before
+            || !boundary_after(text, i)
+            || has_context(text, ws, VERSION_WORDS)
+        {
+            return None;
+        }
+        Some(Finding {
+            kind: Kind::Ipv4,
+            start: ws,
+            end: i,
+        })
+    }
+
+    fn phone(&self, text: &[u8], ws: usize) -> Option<Finding> {
+        if !self.on(Kind::Phone) {
+            return None;
+        }
+        // Part of a longer identifier (ORD-2024-000123, /api/v1/…).
+        if ws >= 2
+            && matches!(text[ws - 1], b'-' | b'_' | b'/' | b'.' | b'#')
+            && text[ws - 2].is_ascii_alphanumeric()
+        {
+            return None;
+        }
+        let mut start = ws;
+        while start > 0 && matches!(text[start - 1], b'+' | b'(') && ws - start < 2 {
+            start -= 1;
+        }
+        let mut end = start;
+        let mut digits = 0;
+        let mut groups = 1;
+        let mut longest_group = 0;
+        let mut group = 0;
+        let mut buf = [0u8; 40];
+        let mut len = 0;
+        while end < text.len() && len < buf.len() {
+            let b = text[end];
+            if b.is_ascii_digit() {
+                digits += 1;
+                group += 1;
+                longest_group = longest_group.max(group);
+            } else if matches!(b, b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b'+') {
+                // A separator must sit between digits (or open a bracket).
+                let next = text.get(end + 1).copied().unwrap_or(b'x');
+                if b == b' ' && !(next.is_ascii_digit() || next == b'(') {
+                    break;
+                }
+                if b != b')'
+                    && b != b' '
+                    && !(next.is_ascii_digit() || next == b'(' || next == b' ')
+                {
+                    break;
+                }
+                if group > 0 {
+                    groups += 1;
+                }
+                group = 0;
+            } else {
+                break;
+            }
+            buf[len] = b;
+            len += 1;
+            end += 1;
+        }
+        while end > ws && !text[end - 1].is_ascii_digit() && text[end - 1] != b')' {
+            end -= 1;
+            len -= 1;
+        }
+        if !(7..=15).contains(&digits) || (end < text.len() && text[end].is_ascii_alphanumeric()) {
+            return None;
+        }
+        let candidate = &buf[..len];
+        let international = candidate[0] == b'+' || candidate.starts_with(b"00");
+        let bracketed = candidate.contains(&b'(');
+        // Dotted groups longer than four digits are versions and build numbers.
+        let longest_allowed = if candidate.contains(&b'.') { 4 } else { 5 };
+        let grouped = groups >= 2 && longest_group <= longest_allowed && !looks_like_date_or_amount(candidate);
+        if !(international || bracketed || grouped || has_context(text, start, PHONE_WORDS)) {
+            return None;
+        }
+        let candidate = std::str::from_utf8(candidate).ok()?;
+        let valid = if international {
+            phonenumber::parse(None, candidate).is_ok_and(|n| phonenumber::is_valid(&n))
+        } else {
+            self.regions.iter().any(|r| {
+                phonenumber::parse(Some(*r), candidate).is_ok_and(|n| phonenumber::is_valid(&n))
+            })
+        };
+        valid.then_some(Finding {
+            kind: Kind::Phone,
+            start,
+            end,
+        })
+    }
+
+    // ---- pass 3: IPv6 ------------------------------------------------------
+
+    fn scan_ipv6(&self, text: &[u8], out: &mut Vec<Finding>) {
+        let is_v6 = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
+        let mut from = 0;
+        while let Some(off) = memchr::memchr(b':', &text[from..]) {
+            let colon = from + off;
+            let mut start = colon;
+            while start > from && is_v6(text[start - 1]) {
+                start -= 1;
+            }
+            let mut end = colon;
+            while end < text.len() && is_v6(text[end]) {
+                end += 1;
+            }
+            from = end.max(colon + 1);
+            let token = &text[start..end];
+            let token = trim_dots(token);
+            let start = start + (token.as_ptr() as usize - text[start..].as_ptr() as usize);
+            let end = start + token.len();
+            if token.iter().filter(|&&b| b == b':').count() < 2 || token.len() < 6 {
+                continue;
+            }
+            if !boundary_before(text, start)
+                || (end < text.len() && text[end].is_ascii_alphanumeric())
+            {
+                continue;
+            }
+            let Ok(s) = std::str::from_utf8(token) else {
+                continue;
+            };
+            if let Ok(addr) = s.parse::<std::net::Ipv6Addr>() {
+                if !addr.is_unspecified() && !addr.is_loopback() {
+                    out.push(Finding {
+                        kind: Kind::Ipv6,
+                        start,
+                        end,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn trim_dots(mut t: &[u8]) -> &[u8] {
+    while let [b'.', rest @ ..] = t {
+        t = rest;
+    }
+    while let [rest @ .., b'.'] = t {
+        t = rest;
+    }
+    t
+}
+
+const MAX_GROUPS: usize = 10;
+
+/// The alphanumeric words from a start position joined by single
+/// separators (`4111 1111 1111 1111`, `1 85 05 78 006 084 36`).
+struct Chunk {
+    groups: [(usize, usize); MAX_GROUPS],
+    seps: [u8; MAX_GROUPS],
+    n: usize,
+}
+
+impl Chunk {
+    fn read(text: &[u8], start: usize) -> Chunk {
+        let mut chunk = Chunk {
+            groups: [(0, 0); MAX_GROUPS],
+            seps: [0; MAX_GROUPS],
+            n: 0,
+        };
+        let mut i = start;
+        while chunk.n < MAX_GROUPS {
+            let s = i;
+            while i < text.len() && text[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            if i == s {
+                break;
+            }
+            chunk.groups[chunk.n] = (s, i);
+            chunk.n += 1;
+            match (text.get(i), text.get(i + 1)) {
+                (Some(&sep), Some(next))
+                    if matches!(sep, b' ' | b'-' | b'.' | b'/') && next.is_ascii_alphanumeric() =>
+                {
+                    chunk.seps[chunk.n - 1] = sep;
+                    i += 1;
+                }
+                _ => break,
+            }
+        }
+        chunk
+    }
+}
+
+/// Matches `pattern` at `at`: `d` a digit, `L` an ASCII letter, anything
+/// else itself; the match must end at a word boundary.
+fn shape_at(text: &[u8], at: usize, pattern: &[u8]) -> Option<usize> {
+    let slice = text.get(at..at + pattern.len())?;
+    let ok = slice.iter().zip(pattern).all(|(&b, &p)| match p {
+        b'd' => b.is_ascii_digit(),
+        b'L' => b.is_ascii_alphabetic(),
+        _ => b == p,
+    });
+    let end = at + pattern.len();
+    let continues = text.get(end).is_some_and(|b| b.is_ascii_alphanumeric())
+        || (matches!(text.get(end), Some(b'-' | b'.'))
+            && text.get(end + 1).is_some_and(u8::is_ascii_digit));
+    (ok && !continues).then_some(end)
+}
+
+fn iban_at(text: &[u8], ws: usize) -> Option<Finding> {
+    let expected = checks::iban_expected_length(&text[ws..ws + 2])?;
+    let mut code = [0u8; 34];
+    let mut n = 0;
+    let mut i = ws;
+    let mut last_end = ws;
+    while i < text.len() && n < expected {
+        let b = text[i];
+        if b.is_ascii_alphanumeric() {
+            code[n] = b.to_ascii_uppercase();
+            n += 1;
+            i += 1;
+            last_end = i;
+        } else if b == b' ' && n % 4 == 0 && text.get(i + 1).is_some_and(u8::is_ascii_alphanumeric)
+        {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if n != expected
+        || text.get(last_end).is_some_and(u8::is_ascii_alphanumeric)
+        || !checks::iban(&code[..n])
+    {
+        return None;
+    }
+    Some(Finding {
+        kind: Kind::Iban,
+        start: ws,
+        end: last_end,
+    })
+}
+
+fn nie_at(text: &[u8], ws: usize) -> Option<usize> {
+    for shape in [&b"LdddddddL"[..], b"L-ddddddd-L"] {
+        if let Some(end) = shape_at(text, ws, shape) {
+            let digits: Vec<u8> = text[ws + 1..end - 1]
+                .iter()
+                .copied()
+                .filter(u8::is_ascii_digit)
+                .collect();
+            if checks::es_nie(text[ws], &digits, text[end - 1]) {
+                return Some(end);
+            }
+        }
+    }
+    None
+}
+
+fn github_checksum(token: &[u8]) -> bool {
+    const UPPER_FIRST: &[u8; 62] =
+        b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    const LOWER_FIRST: &[u8; 62] =
+        b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let (random, check) = token.split_at(30);
+    let crc = crc32fast::hash(random);
+    [UPPER_FIRST, LOWER_FIRST].iter().any(|alphabet| {
+        let mut encoded = [b'0'; 6];
+        let mut v = crc;
+        for slot in encoded.iter_mut().rev() {
+            *slot = alphabet[(v % 62) as usize];
+            v /= 62;
+        }
+        encoded == check
+    })
+}
+
+/// High-entropy, mixed-class, not a template: what a generated key is like.
+fn plausible_secret(token: &[u8], min_entropy: f64) -> bool {
+    let upper = token.iter().any(u8::is_ascii_uppercase);
+    let lower = token.iter().any(u8::is_ascii_lowercase);
+    let digit = token.iter().any(u8::is_ascii_digit);
+    let classes = usize::from(upper) + usize::from(lower) + usize::from(digit);
+    classes >= 2 && checks::entropy(token) >= min_entropy && !checks::is_placeholder(token)
+}
+
+fn is_b64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+fn boundary_before(text: &[u8], at: usize) -> bool {
+    at == 0 || !text[at - 1].is_ascii_alphanumeric()
+}
+
+fn boundary_after(text: &[u8], at: usize) -> bool {
+    at >= text.len() || !text[at].is_ascii_alphanumeric()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(haystack, needle)
+}
+
+/// Dates (2024-01-31, 31.01.2024, 01/31/2024) and amounts with thousands
+/// separators (1.234.567) are grouped digits that are not phone numbers.
+fn looks_like_date_or_amount(candidate: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = candidate
+        .split(|b| !b.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+    let date = matches!(
+        lens.as_slice(),
+        [4, 2, 2]
+            | [2, 2, 4]
+            | [1, 2, 4]
+            | [2, 1, 4]
+            | [1, 1, 4]
+            | [4, 1, 1]
+            | [4, 2, 1]
+            | [4, 1, 2]
+    );
+    let thousands = candidate.contains(&b'.')
+        && lens.len() >= 2
+        && lens[1..].iter().all(|&l| l == 3)
+        && lens[0] <= 3;
+    date || thousands
+}
+
+const SSN_WORDS: &[&str] = &["ssn", "social security", "ss#", "ss #", "taxpayer", "tin"];
+const SIN_WORDS: &[&str] = &["sin", "social insurance", "nas", "assurance sociale"];
+const PHONE_WORDS: &[&str] = &[
+    "phone",
+    "tel",
+    "mobile",
+    "cell",
+    "fax",
+    "call",
+    "whatsapp",
+    "sms",
+    "handy",
+    "telefon",
+    "téléphone",
+    "tél",
+    "portable",
+    "móvil",
+    "movil",
+    "telefono",
+    "teléfono",
+    "cellulare",
+    "puhelin",
+    "nummer",
+    "numero",
+    "número",
+    "contact",
+    "kontakt",
+];
+const VERSION_WORDS: &[&str] = &["version", "ver.", "release", "build", "v."];
+
+/// Whether one of `words` appears in the 32 bytes before `at`, ignoring
+/// ASCII case.
+fn has_context(text: &[u8], at: usize, words: &[&str]) -> bool {
+    let window = &text[at.saturating_sub(32)..at];
+    words.iter().any(|w| {
+        window
+            .windows(w.len())
+            .any(|s| s.eq_ignore_ascii_case(w.as_bytes()))
+    })
+}
+
+/// The position of the first ASCII digit at or after `from`, eight bytes
+/// at a time.
+fn find_digit(text: &[u8], from: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while i + 8 <= text.len() {
+        let w = u64::from_le_bytes(text[i..i + 8].try_into().expect("eight bytes"));
+        // Per byte, on the low seven bits (no carry can cross a byte): adding
+        // 0x50 sets the high bit from '0' up, adding 0x46 from ':' up; bytes
+        // with the high bit set are not ASCII and never digits.
+        let low7 = w & (0x7f * LO);
+        let at_least_0 = low7 + 0x50 * LO;
+        let above_9 = low7 + 0x46 * LO;
+        let hits = at_least_0 & !above_9 & !w & HI;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    (i..text.len()).find(|&j| text[j].is_ascii_digit())
+}
+
+/// Keeps the strongest of overlapping findings and sorts by position.
+pub(crate) fn resolve_overlaps(found: &mut Vec<Finding>) {
+    if found.len() < 2 {
+        return;
+    }
+    found.sort_unstable_by_key(|f| (f.kind, f.start));
+    let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
+    for f in found.iter() {
+        if !kept.iter().any(|k| k.start < f.end && f.start < k.end) {
+            kept.push(*f);
+        }
+    }
+    kept.sort_unstable_by_key(|f| f.start);
+    *found = kept;
+}
+
+#[cfg(test)]
+mod tests;
