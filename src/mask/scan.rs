@@ -38,7 +38,7 @@ enum Marker {
     Stripe,
     Gitlab,
     Google,
-    OpenaiMarker,
+    OpenaiInfix,
     Anthropic,
     Npm,
     Pypi,
@@ -79,7 +79,7 @@ const MARKERS: &[(&str, Marker)] = &[
     ("rk_test_", Marker::Stripe),
     ("glpat-", Marker::Gitlab),
     ("AIza", Marker::Google),
-    ("T3BlbkFJ", Marker::OpenaiMarker),
+    ("T3BlbkFJ", Marker::OpenaiInfix),
     ("sk-ant-", Marker::Anthropic),
     ("npm_", Marker::Npm),
     ("pypi-AgEI", Marker::Pypi),
@@ -189,7 +189,7 @@ impl Scanner {
                 Marker::Jwt => self.jwt(text, m.start()),
                 Marker::AwsKeyId => self.aws_key_id(text, m.start(), out),
                 Marker::AwsSecretHint => self.aws_secret_after(text, m.end(), 120),
-                Marker::OpenaiMarker => self.openai(text, m.start()),
+                Marker::OpenaiInfix => self.openai(text, m.start()),
                 _ => self.prefixed_token(marker, text, m.start(), m.end()),
             };
             if let Some(f) = found {
@@ -740,8 +740,7 @@ impl Scanner {
         let mut usable = 0;
         let mut len = 0;
         let mut lens = [0usize; MAX_GROUPS];
-        for g in 0..chunk.n {
-            let (s, e) = chunk.groups[g];
+        for (g, &(s, e)) in chunk.groups[..chunk.n].iter().enumerate() {
             let word = &text[s..e];
             if !word.iter().all(u8::is_ascii_digit) || len + word.len() > digits.len() {
                 break;
