@@ -6,11 +6,15 @@
 //! copy. Detectors and strategies plug in behind this type.
 
 mod checks;
+mod json;
 mod kind;
+mod masker;
 mod scan;
 mod tld;
 
+pub use json::InvalidJson;
 pub use kind::{Detectors, Finding, Kind};
+pub use masker::{MaskSettings, Masked, Masker, Scratch, Strategy, Tally};
 pub use scan::Scanner;
 
 use bytes::Bytes;

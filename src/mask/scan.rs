@@ -209,7 +209,9 @@ impl Scanner {
         while start > 0 && is_local(text[start - 1]) && at - start < 64 {
             start -= 1;
         }
-        while start < at && text[start] == b'.' {
+        // Quotes and symbols are legal in a local part but in running text
+        // they are usually punctuation around the address: 'jane@x.org'.
+        while start < at && !(text[start].is_ascii_alphanumeric() || text[start] == b'_' || text[start] >= 0x80) {
             start += 1;
         }
         if start == at {
@@ -1006,7 +1008,9 @@ impl Scanner {
         let bracketed = candidate.contains(&b'(');
         // Dotted groups longer than four digits are versions and build numbers.
         let longest_allowed = if candidate.contains(&b'.') { 4 } else { 5 };
-        let grouped = groups >= 2 && longest_group <= longest_allowed && !looks_like_date_or_amount(candidate);
+        let grouped = groups >= 2
+            && longest_group <= longest_allowed
+            && !looks_like_date_or_amount(candidate);
         if !(international || bracketed || grouped || has_context(text, start, PHONE_WORDS)) {
             return None;
         }

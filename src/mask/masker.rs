@@ -1,0 +1,583 @@
+//! Masking: what a detected value is replaced with, in text, in JSON and in
+//! numbers, per the policy's strategy for its kind.
+
+use std::fmt::Write as _;
+
+use super::json::{self, Leaf};
+use super::kind::{Detectors, Finding, Kind};
+use super::scan::{resolve_overlaps, Scanner};
+
+/// How a detected value is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// `<EMAIL>`; in a number column, `0`.
+    Redact,
+    /// Keep what identifies the value's owner least: the last four digits
+    /// of a card, the domain of an email, the first octets of an address.
+    /// Secrets are always redacted whole.
+    Partial,
+    /// A keyed BLAKE3 pseudonym: equal values give equal tokens, so masked
+    /// columns can still be joined, grouped and counted.
+    Token,
+    /// The whole value becomes NULL (JSON leaves become `null`).
+    Null,
+}
+
+impl Strategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Redact => "redact",
+            Strategy::Partial => "partial",
+            Strategy::Token => "token",
+            Strategy::Null => "null",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Strategy> {
+        [
+            Strategy::Redact,
+            Strategy::Partial,
+            Strategy::Token,
+            Strategy::Null,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+/// The outcome of masking one value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Masked {
+    Unchanged,
+    Replaced(Vec<u8>),
+    Null,
+}
+
+/// Counts of findings by kind, for one column or one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally([u32; Kind::ALL.len()]);
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally([0; Kind::ALL.len()])
+    }
+}
+
+impl Tally {
+    pub fn add(&mut self, kind: Kind) {
+        self.0[kind as usize] += 1;
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&n| n == 0)
+    }
+
+    /// Non-zero counts, strongest kind first.
+    pub fn counts(&self) -> impl Iterator<Item = (Kind, u32)> + '_ {
+        Kind::ALL.into_iter().zip(self.0).filter(|(_, n)| *n > 0)
+    }
+}
+
+/// Reusable buffers, one set per session, so that masking a row allocates
+/// nothing unless something is found.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    findings: Vec<Finding>,
+    leaf: Vec<Finding>,
+    decoded: Vec<u8>,
+    offsets: Vec<usize>,
+}
+
+/// What masking applies: the detectors and a strategy per kind.
+#[derive(Debug, Clone)]
+pub struct MaskSettings {
+    pub detectors: Detectors,
+    pub strategies: Vec<(Kind, Strategy)>,
+    pub default_strategy: Strategy,
+    /// Whether the value under a JSON key like `password` is a secret.
+    pub json_secret_keys: bool,
+    pub token_key: [u8; 32],
+}
+
+impl Default for MaskSettings {
+    fn default() -> Self {
+        MaskSettings {
+            detectors: Detectors::standard(),
+            strategies: Vec::new(),
+            default_strategy: Strategy::Redact,
+            json_secret_keys: false,
+            token_key: [0; 32],
+        }
+    }
+}
+
+/// The masking engine of one policy. Shared by every session.
+#[derive(Debug)]
+pub struct Masker {
+    scanner: Scanner,
+    strategies: [Strategy; Kind::ALL.len()],
+    json_secrets: bool,
+    token_key: [u8; 32],
+}
+
+/// Member names whose string value is a secret whatever it looks like
+/// (compared without case, `_` and `-`, as a suffix: `db_password`).
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "apikey",
+    "token",
+    "privatekey",
+    "secretkey",
+    "accesskey",
+    "passphrase",
+    "credentials",
+    "authorization",
+];
+
+impl Masker {
+    pub fn new(settings: &MaskSettings) -> Masker {
+        let mut strategies = [settings.default_strategy; Kind::ALL.len()];
+        for (kind, strategy) in &settings.strategies {
+            strategies[*kind as usize] = *strategy;
+        }
+        let detectors = if settings.json_secret_keys {
+            settings.detectors.with(Kind::JsonSecret)
+        } else {
+            settings.detectors.without(Kind::JsonSecret)
+        };
+        Masker {
+            scanner: Scanner::new(&detectors),
+            strategies,
+            json_secrets: settings.json_secret_keys,
+            token_key: settings.token_key,
+        }
+    }
+
+    pub fn scanner(&self) -> &Scanner {
+        &self.scanner
+    }
+
+    pub fn strategy(&self, kind: Kind) -> Strategy {
+        self.strategies[kind as usize]
+    }
+
+    /// Masks free text: each detected span is replaced, the rest kept.
+    pub fn mask_text(&self, text: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
+        self.scanner.scan(text, &mut scratch.findings);
+        if scratch.findings.is_empty() {
+            return Masked::Unchanged;
+        }
+        for f in &scratch.findings {
+            tally.add(f.kind);
+        }
+        if scratch
+            .findings
+            .iter()
+            .any(|f| self.strategy(f.kind) == Strategy::Null)
+        {
+            return Masked::Null;
+        }
+        let mut out = Vec::with_capacity(text.len() + 16);
+        let mut at = 0;
+        for f in &scratch.findings {
+            out.extend_from_slice(&text[at..f.start]);
+            self.replacement(f.kind, &text[f.start..f.end], &mut out);
+            at = f.end;
+        }
+        out.extend_from_slice(&text[at..]);
+        Masked::Replaced(out)
+    }
+
+    /// Masks a decimal number (`-12`, `4111111111111111`, `12.50`) with a
+    /// number: a detection anywhere in it replaces the whole value.
+    pub fn mask_number(&self, text: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
+        self.scanner.scan(text, &mut scratch.findings);
+        let Some(first) = scratch.findings.first().copied() else {
+            return Masked::Unchanged;
+        };
+        for f in &scratch.findings {
+            tally.add(f.kind);
+        }
+        match self.strategy(first.kind) {
+            Strategy::Null => Masked::Null,
+            strategy => Masked::Replaced(self.number_substitute(first.kind, strategy, text)),
+        }
+    }
+
+    /// A number standing in for `original` (digits only in the result).
+    pub fn number_substitute(&self, kind: Kind, strategy: Strategy, original: &[u8]) -> Vec<u8> {
+        let digits: Vec<u8> = original
+            .iter()
+            .copied()
+            .filter(u8::is_ascii_digit)
+            .collect();
+        match strategy {
+            Strategy::Partial if !kind.is_secret() => {
+                let keep = &digits[digits.len().saturating_sub(4)..];
+                let trimmed: Vec<u8> = keep.iter().copied().skip_while(|&d| d == b'0').collect();
+                if trimmed.is_empty() {
+                    b"0".to_vec()
+                } else {
+                    trimmed
+                }
+            }
+            Strategy::Token => {
+                let hash = self.keyed_hash(kind, &digits);
+                let n = digits.len().clamp(1, 18);
+                let mut v = u64::from_le_bytes(hash[..8].try_into().expect("eight bytes"));
+                let mut out = vec![0u8; n];
+                for slot in out.iter_mut().rev() {
+                    *slot = b'0' + (v % 10) as u8;
+                    v /= 10;
+                }
+                if out[0] == b'0' {
+                    out[0] = b'1' + (hash[8] % 9);
+                }
+                out
+            }
+            _ => b"0".to_vec(),
+        }
+    }
+
+    /// Masks a JSON document at its string and number leaves; the result is
+    /// valid JSON with everything else byte for byte as it was. A document
+    /// that does not parse is masked as text.
+    pub fn mask_json(&self, doc: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
+        // Fast path: nothing in the raw text and no escapes that could hide
+        // something, and no key-based secrets to look for.
+        if !self.json_secrets && memchr::memchr(b'\\', doc).is_none() {
+            self.scanner.scan(doc, &mut scratch.findings);
+            if scratch.findings.is_empty() {
+                return Masked::Unchanged;
+            }
+        }
+        let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
+        let mut local = Tally::default();
+        let walked = json::walk(doc, |leaf, key| {
+            let (range, is_number, escaped) = match &leaf {
+                Leaf::String { range, escaped, .. } => (range.clone(), false, *escaped),
+                Leaf::Number { range } => (range.clone(), true, false),
+            };
+            if let Some(edit) =
+                self.mask_leaf(doc, range, is_number, escaped, key, scratch, &mut local)
+            {
+                edits.push(edit);
+            }
+        });
+        if walked.is_err() {
+            return self.mask_text(doc, scratch, tally);
+        }
+        tally.merge(&local);
+        if edits.is_empty() {
+            return Masked::Unchanged;
+        }
+        let mut out = Vec::with_capacity(doc.len() + 16);
+        let mut at = 0;
+        for (range, replacement) in edits {
+            out.extend_from_slice(&doc[at..range.start]);
+            out.extend_from_slice(&replacement);
+            at = range.end;
+        }
+        out.extend_from_slice(&doc[at..]);
+        Masked::Replaced(out)
+    }
+
+    /// The edit for one JSON leaf, if it needs one. For strings the range
+    /// returned includes the quotes when the leaf becomes `null`.
+    #[allow(clippy::too_many_arguments)]
+    fn mask_leaf(
+        &self,
+        doc: &[u8],
+        range: std::ops::Range<usize>,
+        is_number: bool,
+        escaped: bool,
+        key: Option<std::ops::Range<usize>>,
+        scratch: &mut Scratch,
+        tally: &mut Tally,
+    ) -> Option<(std::ops::Range<usize>, Vec<u8>)> {
+        let raw = &doc[range.clone()];
+        if is_number {
+            return match self.mask_number(raw, scratch, tally) {
+                Masked::Unchanged => None,
+                Masked::Null => Some((range, b"null".to_vec())),
+                Masked::Replaced(v) => Some((range, v)),
+            };
+        }
+        let quoted = range.start - 1..range.end + 1;
+        if self.json_secrets
+            && key.as_ref().is_some_and(|k| is_secret_key(&doc[k.clone()]))
+            && is_secret_value(raw)
+        {
+            tally.add(Kind::JsonSecret);
+            return Some(match self.strategy(Kind::JsonSecret) {
+                Strategy::Null => (quoted, b"null".to_vec()),
+                _ => (range, Kind::JsonSecret.label().as_bytes().to_vec()),
+            });
+        }
+        let text: &[u8] = if escaped {
+            json::unescape(raw, &mut scratch.decoded, &mut scratch.offsets);
+            &scratch.decoded
+        } else {
+            raw
+        };
+        scratch.leaf.clear();
+        self.scanner.scan(text, &mut scratch.leaf);
+        if scratch.leaf.is_empty() {
+            return None;
+        }
+        for f in &scratch.leaf {
+            tally.add(f.kind);
+        }
+        if scratch
+            .leaf
+            .iter()
+            .any(|f| self.strategy(f.kind) == Strategy::Null)
+        {
+            return Some((quoted, b"null".to_vec()));
+        }
+        let mut plain = Vec::with_capacity(text.len() + 16);
+        let mut at = 0;
+        for f in &scratch.leaf {
+            plain.extend_from_slice(&text[at..f.start]);
+            self.replacement(f.kind, &text[f.start..f.end], &mut plain);
+            at = f.end;
+        }
+        plain.extend_from_slice(&text[at..]);
+        let mut encoded = Vec::with_capacity(plain.len() + 8);
+        json::escape_into(&plain, &mut encoded);
+        Some((range, encoded))
+    }
+
+    /// Findings in a JSON document with offsets into the raw text (escaped
+    /// strings map back through their escapes). Used by the evaluation and
+    /// by callers that only need to know what is there.
+    pub fn scan_json(
+        &self,
+        doc: &[u8],
+        scratch: &mut Scratch,
+        out: &mut Vec<Finding>,
+    ) -> Result<(), json::InvalidJson> {
+        out.clear();
+        json::walk(doc, |leaf, key| {
+            let (range, escaped) = match &leaf {
+                Leaf::String { range, escaped, .. } => (range.clone(), *escaped),
+                Leaf::Number { range } => (range.clone(), false),
+            };
+            let raw = &doc[range.clone()];
+            let is_value_string = matches!(leaf, Leaf::String { is_key: false, .. });
+            if is_value_string
+                && self.json_secrets
+                && key.as_ref().is_some_and(|k| is_secret_key(&doc[k.clone()]))
+                && is_secret_value(raw)
+            {
+                out.push(Finding {
+                    kind: Kind::JsonSecret,
+                    start: range.start,
+                    end: range.end,
+                });
+                return;
+            }
+            if !escaped {
+                self.scanner.scan_into(raw, range.start, out);
+                return;
+            }
+            json::unescape(raw, &mut scratch.decoded, &mut scratch.offsets);
+            scratch.leaf.clear();
+            self.scanner
+                .scan_into(&scratch.decoded, 0, &mut scratch.leaf);
+            for f in &scratch.leaf {
+                let start = range.start + scratch.offsets[f.start];
+                // The end maps to the raw position after the last decoded byte's source.
+                let end = range.start + end_offset(raw, &scratch.offsets, f.end);
+                out.push(Finding {
+                    kind: f.kind,
+                    start,
+                    end,
+                });
+            }
+        })?;
+        resolve_overlaps(out);
+        Ok(())
+    }
+
+    /// The text standing in for a detected value.
+    pub fn replacement(&self, kind: Kind, value: &[u8], out: &mut Vec<u8>) {
+        let strategy = if kind.is_secret() && self.strategy(kind) == Strategy::Partial {
+            Strategy::Redact
+        } else {
+            self.strategy(kind)
+        };
+        match strategy {
+            Strategy::Redact | Strategy::Null => out.extend_from_slice(kind.label().as_bytes()),
+            Strategy::Token => {
+                let hash = self.keyed_hash(kind, &normalise(kind, value));
+                let label = kind.label();
+                out.extend_from_slice(&label.as_bytes()[1..label.len() - 1]);
+                let mut hex = String::with_capacity(17);
+                hex.push('_');
+                for b in &hash[..8] {
+                    let _ = write!(hex, "{b:02x}");
+                }
+                out.extend_from_slice(hex.as_bytes());
+            }
+            Strategy::Partial => partial(kind, value, out),
+        }
+    }
+
+    fn keyed_hash(&self, kind: Kind, value: &[u8]) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new_keyed(&self.token_key);
+        hasher.update(kind.name().as_bytes());
+        hasher.update(&[0]);
+        hasher.update(value);
+        *hasher.finalize().as_bytes()
+    }
+
+    /// `sql` with every detected value replaced by its label, for the audit
+    /// log and the approval inbox. The whole text is scanned — literals,
+    /// comments and identifiers alike — so nothing depends on the statement
+    /// parsing.
+    pub fn mask_sql_literals(&self, sql: &str) -> String {
+        let mut findings = Vec::new();
+        self.scanner.scan(sql.as_bytes(), &mut findings);
+        if findings.is_empty() {
+            return sql.to_string();
+        }
+        let mut out = String::with_capacity(sql.len());
+        let mut at = 0;
+        for f in &findings {
+            // Findings start and end on ASCII bytes or whole UTF-8 sequences,
+            // except where a local part takes in non-ASCII letters; snap to
+            // character boundaries either way.
+            let start = floor_char_boundary(sql, f.start).max(at);
+            let end = ceil_char_boundary(sql, f.end);
+            out.push_str(&sql[at..start]);
+            out.push_str(f.kind.label());
+            at = end;
+        }
+        out.push_str(&sql[at..]);
+        out
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The raw offset just after the source of decoded byte `end - 1`.
+fn end_offset(raw: &[u8], offsets: &[usize], end: usize) -> usize {
+    let last = offsets[end - 1];
+    if raw[last] != b'\\' {
+        return last + 1;
+    }
+    // An escape: find where it ends (the next decoded byte's source, or for
+    // the final byte, the end of the escape sequence).
+    offsets[end..]
+        .iter()
+        .copied()
+        .find(|&o| o > last)
+        .unwrap_or(raw.len())
+}
+
+fn is_secret_key(key: &[u8]) -> bool {
+    let mut norm = [0u8; 64];
+    let mut n = 0;
+    for &b in key {
+        if b == b'_' || b == b'-' || b == b' ' {
+            continue;
+        }
+        if n == norm.len() {
+            return false;
+        }
+        norm[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    let norm = &norm[..n];
+    SECRET_KEYS.iter().any(|k| norm.ends_with(k.as_bytes()))
+}
+
+fn is_secret_value(value: &[u8]) -> bool {
+    value.len() >= 6
+        && !super::checks::is_placeholder(value)
+        && !matches!(value, b"true" | b"false" | b"null")
+}
+
+/// The form of a value its token is computed from, so that one card or
+/// email written two ways gets one token.
+fn normalise(kind: Kind, value: &[u8]) -> Vec<u8> {
+    match kind {
+        Kind::Email => value.to_ascii_lowercase(),
+        k if k.is_secret() => value.to_vec(),
+        Kind::Ipv4 | Kind::Ipv6 => value.to_ascii_lowercase(),
+        _ => value
+            .iter()
+            .filter(|b| b.is_ascii_alphanumeric())
+            .map(u8::to_ascii_uppercase)
+            .collect(),
+    }
+}
+
+fn partial(kind: Kind, value: &[u8], out: &mut Vec<u8>) {
+    match kind {
+        Kind::Email => {
+            let at = value.iter().rposition(|&b| b == b'@').unwrap_or(0);
+            out.extend_from_slice(&value[..1.min(at)]);
+            out.extend_from_slice(b"***");
+            out.extend_from_slice(&value[at..]);
+        }
+        Kind::Ipv4 => {
+            let mut parts = value.split(|&b| b == b'.');
+            for _ in 0..2 {
+                out.extend_from_slice(parts.next().unwrap_or(b"0"));
+                out.push(b'.');
+            }
+            out.extend_from_slice(b"*.*");
+        }
+        Kind::Ipv6 => {
+            let mut parts = value.split(|&b| b == b':');
+            for _ in 0..2 {
+                out.extend_from_slice(parts.next().unwrap_or(b""));
+                out.push(b':');
+            }
+            out.push(b'*');
+        }
+        Kind::UrlCredentials => out.extend_from_slice(b"****"),
+        _ => {
+            // Keep the last four letters or digits (and an IBAN's country),
+            // star the rest, keep the punctuation.
+            let total = value.iter().filter(|b| b.is_ascii_alphanumeric()).count();
+            let keep_from = total.saturating_sub(4);
+            let mut seen = 0;
+            for &b in value {
+                if b.is_ascii_alphanumeric() {
+                    let keep = seen >= keep_from || (kind == Kind::Iban && seen < 2);
+                    out.push(if keep { b } else { b'*' });
+                    seen += 1;
+                } else {
+                    out.push(b);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
