@@ -314,6 +314,61 @@ pub fn escape_into(text: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Member names whose string value is a secret whatever it looks like
+/// (compared without case, `_` and `-`, as a suffix: `db_password`).
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "apikey",
+    "token",
+    "privatekey",
+    "secretkey",
+    "accesskey",
+    "passphrase",
+    "credentials",
+    "authorization",
+];
+
+/// The raw offset just after the source of decoded byte `end - 1`.
+pub(crate) fn end_offset(raw: &[u8], offsets: &[usize], end: usize) -> usize {
+    let last = offsets[end - 1];
+    if raw[last] != b'\\' {
+        return last + 1;
+    }
+    // An escape: find where it ends (the next decoded byte's source, or for
+    // the final byte, the end of the escape sequence).
+    offsets[end..]
+        .iter()
+        .copied()
+        .find(|&o| o > last)
+        .unwrap_or(raw.len())
+}
+
+pub(crate) fn is_secret_key(key: &[u8]) -> bool {
+    let mut norm = [0u8; 64];
+    let mut n = 0;
+    for &b in key {
+        if b == b'_' || b == b'-' || b == b' ' {
+            continue;
+        }
+        if n == norm.len() {
+            return false;
+        }
+        norm[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    let norm = &norm[..n];
+    SECRET_KEYS.iter().any(|k| norm.ends_with(k.as_bytes()))
+}
+
+pub(crate) fn is_secret_value(value: &[u8]) -> bool {
+    value.len() >= 6
+        && !super::checks::is_placeholder(value)
+        && !matches!(value, b"true" | b"false" | b"null")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::json::{self, Leaf};
 use super::kind::{Detectors, Finding, Kind};
-use super::scan::{resolve_overlaps, Scanner};
+use super::scan::Scanner;
 
 /// How a detected value is replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,23 +125,6 @@ pub struct Masker {
     json_secrets: bool,
     token_key: [u8; 32],
 }
-
-/// Member names whose string value is a secret whatever it looks like
-/// (compared without case, `_` and `-`, as a suffix: `db_password`).
-const SECRET_KEYS: &[&str] = &[
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "apikey",
-    "token",
-    "privatekey",
-    "secretkey",
-    "accesskey",
-    "passphrase",
-    "credentials",
-    "authorization",
-];
 
 impl Masker {
     pub fn new(settings: &MaskSettings) -> Masker {
@@ -314,8 +297,10 @@ impl Masker {
         }
         let quoted = range.start - 1..range.end + 1;
         if self.json_secrets
-            && key.as_ref().is_some_and(|k| is_secret_key(&doc[k.clone()]))
-            && is_secret_value(raw)
+            && key
+                .as_ref()
+                .is_some_and(|k| json::is_secret_key(&doc[k.clone()]))
+            && json::is_secret_value(raw)
         {
             tally.add(Kind::JsonSecret);
             return Some(match self.strategy(Kind::JsonSecret) {
@@ -355,58 +340,6 @@ impl Masker {
         let mut encoded = Vec::with_capacity(plain.len() + 8);
         json::escape_into(&plain, &mut encoded);
         Some((range, encoded))
-    }
-
-    /// Findings in a JSON document with offsets into the raw text (escaped
-    /// strings map back through their escapes). Used by the evaluation and
-    /// by callers that only need to know what is there.
-    pub fn scan_json(
-        &self,
-        doc: &[u8],
-        scratch: &mut Scratch,
-        out: &mut Vec<Finding>,
-    ) -> Result<(), json::InvalidJson> {
-        out.clear();
-        json::walk(doc, |leaf, key| {
-            let (range, escaped) = match &leaf {
-                Leaf::String { range, escaped, .. } => (range.clone(), *escaped),
-                Leaf::Number { range } => (range.clone(), false),
-            };
-            let raw = &doc[range.clone()];
-            let is_value_string = matches!(leaf, Leaf::String { is_key: false, .. });
-            if is_value_string
-                && self.json_secrets
-                && key.as_ref().is_some_and(|k| is_secret_key(&doc[k.clone()]))
-                && is_secret_value(raw)
-            {
-                out.push(Finding {
-                    kind: Kind::JsonSecret,
-                    start: range.start,
-                    end: range.end,
-                });
-                return;
-            }
-            if !escaped {
-                self.scanner.scan_into(raw, range.start, out);
-                return;
-            }
-            json::unescape(raw, &mut scratch.decoded, &mut scratch.offsets);
-            scratch.leaf.clear();
-            self.scanner
-                .scan_into(&scratch.decoded, 0, &mut scratch.leaf);
-            for f in &scratch.leaf {
-                let start = range.start + scratch.offsets[f.start];
-                // The end maps to the raw position after the last decoded byte's source.
-                let end = range.start + end_offset(raw, &scratch.offsets, f.end);
-                out.push(Finding {
-                    kind: f.kind,
-                    start,
-                    end,
-                });
-            }
-        })?;
-        resolve_overlaps(out);
-        Ok(())
     }
 
     /// The text standing in for a detected value.
@@ -480,44 +413,6 @@ fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
         i += 1;
     }
     i
-}
-
-/// The raw offset just after the source of decoded byte `end - 1`.
-fn end_offset(raw: &[u8], offsets: &[usize], end: usize) -> usize {
-    let last = offsets[end - 1];
-    if raw[last] != b'\\' {
-        return last + 1;
-    }
-    // An escape: find where it ends (the next decoded byte's source, or for
-    // the final byte, the end of the escape sequence).
-    offsets[end..]
-        .iter()
-        .copied()
-        .find(|&o| o > last)
-        .unwrap_or(raw.len())
-}
-
-fn is_secret_key(key: &[u8]) -> bool {
-    let mut norm = [0u8; 64];
-    let mut n = 0;
-    for &b in key {
-        if b == b'_' || b == b'-' || b == b' ' {
-            continue;
-        }
-        if n == norm.len() {
-            return false;
-        }
-        norm[n] = b.to_ascii_lowercase();
-        n += 1;
-    }
-    let norm = &norm[..n];
-    SECRET_KEYS.iter().any(|k| norm.ends_with(k.as_bytes()))
-}
-
-fn is_secret_value(value: &[u8]) -> bool {
-    value.len() >= 6
-        && !super::checks::is_placeholder(value)
-        && !matches!(value, b"true" | b"false" | b"null")
 }
 
 /// The form of a value its token is computed from, so that one card or

@@ -23,6 +23,7 @@ use base64::Engine;
 use phonenumber::country::Id as Region;
 
 use super::checks;
+use super::json::{self, InvalidJson, Leaf};
 use super::kind::{Detectors, Finding, Kind};
 use super::tld;
 
@@ -173,6 +174,56 @@ impl Scanner {
         }
     }
 
+    /// Finds every sensitive value in the string and number leaves of a
+    /// JSON document, with offsets into the raw text (a value inside an
+    /// escaped string maps back through its escapes). With
+    /// [`Kind::JsonSecret`] enabled, the string under a member name such as
+    /// `password` is a finding whatever it looks like.
+    pub fn scan_json(&self, doc: &[u8], out: &mut Vec<Finding>) -> Result<(), InvalidJson> {
+        out.clear();
+        let (mut decoded, mut offsets, mut inner) = (Vec::new(), Vec::new(), Vec::new());
+        json::walk(doc, |leaf, key| {
+            let (range, escaped, is_value) = match &leaf {
+                Leaf::String {
+                    range,
+                    escaped,
+                    is_key,
+                } => (range.clone(), *escaped, !is_key),
+                Leaf::Number { range } => (range.clone(), false, true),
+            };
+            let raw = &doc[range.clone()];
+            let secret_key = key
+                .as_ref()
+                .is_some_and(|k| json::is_secret_key(&doc[k.clone()]));
+            if is_value && secret_key && self.on(Kind::JsonSecret) && json::is_secret_value(raw) {
+                out.push(Finding {
+                    kind: Kind::JsonSecret,
+                    start: range.start,
+                    end: range.end,
+                });
+                return;
+            }
+            if !escaped {
+                self.scan_into(raw, range.start, out);
+                return;
+            }
+            json::unescape(raw, &mut decoded, &mut offsets);
+            inner.clear();
+            self.scan_into(&decoded, 0, &mut inner);
+            for f in &inner {
+                let start = range.start + offsets[f.start];
+                let end = range.start + json::end_offset(raw, &offsets, f.end);
+                out.push(Finding {
+                    kind: f.kind,
+                    start,
+                    end,
+                });
+            }
+        })?;
+        resolve_overlaps(out);
+        Ok(())
+    }
+
     // ---- pass 1: literal markers ------------------------------------------
 
     fn scan_markers(&self, text: &[u8], out: &mut Vec<Finding>) {
@@ -211,7 +262,9 @@ impl Scanner {
         }
         // Quotes and symbols are legal in a local part but in running text
         // they are usually punctuation around the address: 'jane@x.org'.
-        while start < at && !(text[start].is_ascii_alphanumeric() || text[start] == b'_' || text[start] >= 0x80) {
+        while start < at
+            && !(text[start].is_ascii_alphanumeric() || text[start] == b'_' || text[start] >= 0x80)
+        {
             start += 1;
         }
         if start == at {

@@ -115,8 +115,7 @@ fn scan_json_maps_escaped_findings_to_raw_offsets() {
     let m = masker(Strategy::Redact);
     let doc = r#"{"a": "x\u0020jane@example.org\n"}"#;
     let mut found = Vec::new();
-    m.scan_json(doc.as_bytes(), &mut Scratch::default(), &mut found)
-        .unwrap();
+    m.scanner().scan_json(doc.as_bytes(), &mut found).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(&doc[found[0].start..found[0].end], "jane@example.org");
 }
