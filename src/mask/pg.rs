@@ -1,0 +1,992 @@
+//! Masking of PostgreSQL result rows (DataRow) and COPY output, by column
+//! type and format, so that a masked value is still a valid value of its
+//! type in the format the client asked for.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::kind::Kind;
+use super::masker::{Masked, Masker, Scratch, Strategy, Tally};
+
+/// One result column as described by RowDescription (or the statement's
+/// description plus the format codes of Bind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub type_oid: u32,
+    /// 0 text, 1 binary.
+    pub format: i16,
+}
+
+/// What the masker did to one row.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RowOutcome {
+    /// Forward the original bytes.
+    Unchanged,
+    /// Forward this rewritten frame instead.
+    Rewritten(Bytes),
+}
+
+/// Masking counts of one statement's result: per column, per kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaskStats {
+    pub columns: Vec<(String, Vec<(Kind, u32)>)>,
+}
+
+impl MaskStats {
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.columns
+            .iter()
+            .flat_map(|(_, c)| c.iter())
+            .map(|(_, n)| u64::from(*n))
+            .sum()
+    }
+}
+
+/// How Airlock treats a column, from its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Cannot hold a detectable value: booleans, dates, UUIDs, floats…
+    Skip,
+    Text,
+    Json,
+    Jsonb,
+    Xml,
+    Int(u8),
+    Numeric,
+    Bytea,
+    Inet,
+    Array,
+    Record,
+    /// A type Airlock does not know (extensions, domains, enums, ranges).
+    Other,
+}
+
+fn class_of(oid: u32) -> Class {
+    match oid {
+        16 | 700 | 701 | 1082 | 1083 | 1114 | 1184 | 1186 | 1266 | 2950 | 26 | 28 | 29 | 829
+        | 774 | 1560 | 1562 | 3220 | 2278 => Class::Skip,
+        25 | 1043 | 1042 | 19 | 705 | 18 => Class::Text,
+        114 => Class::Json,
+        3802 => Class::Jsonb,
+        142 => Class::Xml,
+        21 => Class::Int(2),
+        23 => Class::Int(4),
+        20 => Class::Int(8),
+        1700 => Class::Numeric,
+        17 => Class::Bytea,
+        869 | 650 => Class::Inet,
+        // The array types of the classes above.
+        1009 | 1015 | 1014 | 1003 | 199 | 3807 | 143 | 1005 | 1007 | 1016 | 1231 | 1001 | 1041
+        | 651 | 1002 => Class::Array,
+        2249 => Class::Record,
+        _ => Class::Other,
+    }
+}
+
+/// The per-session hook every result row passes through.
+#[derive(Debug, Default)]
+pub struct RowMasker {
+    engine: Option<Arc<Masker>>,
+    columns: Vec<Column>,
+    tallies: Vec<Tally>,
+    /// Findings in COPY output, whose columns are not described.
+    copy_tally: Tally,
+    copy_binary: Option<bool>,
+    copy_header_seen: bool,
+    scratch: Scratch,
+    rows_seen: u64,
+}
+
+impl RowMasker {
+    /// A masker with no detectors: every row is forwarded unchanged (roles
+    /// exempted by the policy).
+    pub fn pass_through() -> Self {
+        Self::default()
+    }
+
+    pub fn new(engine: Arc<Masker>) -> Self {
+        RowMasker {
+            engine: Some(engine),
+            ..Self::default()
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    /// The columns of the rows that follow.
+    pub fn set_columns(&mut self, columns: &[Column]) {
+        if self.columns.as_slice() != columns {
+            self.columns = columns.to_vec();
+        }
+        self.copy_binary = None;
+    }
+
+    /// Rows follow whose columns are not known (an Execute of a statement
+    /// the client never described): values are treated by their content.
+    pub fn set_unknown_columns(&mut self, formats: &[i16], count: usize) {
+        let columns: Vec<Column> = (0..count)
+            .map(|i| Column {
+                name: format!("column{}", i + 1),
+                type_oid: 0,
+                format: match formats {
+                    [] => 0,
+                    [one] => *one,
+                    many => many.get(i).copied().unwrap_or(0),
+                },
+            })
+            .collect();
+        self.set_columns(&columns);
+    }
+
+    /// COPY … TO STDOUT output follows, in text (or CSV) or binary format.
+    pub fn start_copy(&mut self, binary: bool) {
+        self.copy_binary = Some(binary);
+        self.copy_header_seen = false;
+    }
+
+    pub fn rows_seen(&self) -> u64 {
+        self.rows_seen
+    }
+
+    /// The masking counts since the last call, by column name.
+    pub fn take_stats(&mut self) -> MaskStats {
+        let mut stats = MaskStats::default();
+        for (i, tally) in self.tallies.iter_mut().enumerate() {
+            if !tally.is_empty() {
+                let name = self
+                    .columns
+                    .get(i)
+                    .map_or_else(|| format!("column{}", i + 1), |c| c.name.clone());
+                stats.columns.push((name, tally.counts().collect()));
+                *tally = Tally::default();
+            }
+        }
+        if !self.copy_tally.is_empty() {
+            stats
+                .columns
+                .push(("(copy)".into(), self.copy_tally.counts().collect()));
+            self.copy_tally = Tally::default();
+        }
+        stats
+    }
+
+    /// Inspects one row. `row` is the complete DataRow frame as received.
+    pub fn mask_row(&mut self, row: &Bytes) -> RowOutcome {
+        self.rows_seen += 1;
+        let Some(engine) = self.engine.clone() else {
+            return RowOutcome::Unchanged;
+        };
+        let Some(values) = DataRow::parse(row) else {
+            // The relay only hands over frames with a 'D' tag and a
+            // consistent length; a body that does not parse is masked
+            // whole rather than forwarded unread.
+            return RowOutcome::Rewritten(empty_row());
+        };
+        if self.tallies.len() < values.len() {
+            self.tallies.resize(values.len(), Tally::default());
+        }
+        let mut edits: Vec<(usize, Masked)> = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            let Some(value) = value else { continue };
+            let (oid, format) = self
+                .columns
+                .get(i)
+                .map_or((0, 0), |c| (c.type_oid, c.format));
+            let outcome = mask_value(
+                &engine,
+                oid,
+                format,
+                value,
+                &mut self.scratch,
+                &mut self.tallies[i],
+            );
+            if outcome != Masked::Unchanged {
+                edits.push((i, outcome));
+            }
+        }
+        if edits.is_empty() {
+            return RowOutcome::Unchanged;
+        }
+        let mut out = BytesMut::with_capacity(row.len() + 64);
+        out.put_u8(b'D');
+        out.put_u32(0);
+        out.put_u16(values.len() as u16);
+        let mut edits = edits.into_iter().peekable();
+        for (i, value) in values.iter().enumerate() {
+            let edit = match edits.peek() {
+                Some((at, _)) if *at == i => edits.next().map(|(_, m)| m),
+                _ => None,
+            };
+            match (edit, value) {
+                (Some(Masked::Null), _) | (_, None) => out.put_i32(-1),
+                (Some(Masked::Replaced(v)), _) => {
+                    out.put_i32(v.len() as i32);
+                    out.put_slice(&v);
+                }
+                (Some(Masked::Unchanged) | None, Some(v)) => {
+                    out.put_i32(v.len() as i32);
+                    out.put_slice(v);
+                }
+            }
+        }
+        let len = (out.len() - 1) as u32;
+        out[1..5].copy_from_slice(&len.to_be_bytes());
+        RowOutcome::Rewritten(out.freeze())
+    }
+
+    /// Inspects one CopyData frame of COPY … TO STDOUT output.
+    pub fn mask_copy_data(&mut self, frame: &Bytes) -> RowOutcome {
+        let Some(engine) = self.engine.clone() else {
+            return RowOutcome::Unchanged;
+        };
+        let body = &frame[5..];
+        let masked = if self.copy_binary == Some(true) {
+            self.mask_binary_copy(&engine, body)
+        } else {
+            // Text and CSV rows: the detected spans are replaced in place;
+            // labels contain no tab, comma, quote or backslash. A value
+            // cannot become NULL inside a row of text, so `null` redacts.
+            match engine.mask_text(body, &mut self.scratch, &mut self.copy_tally) {
+                Masked::Unchanged => None,
+                Masked::Replaced(v) => Some(v),
+                Masked::Null => Some(redact_all(&engine, body)),
+            }
+        };
+        match masked {
+            None => RowOutcome::Unchanged,
+            Some(body) => {
+                let mut out = BytesMut::with_capacity(body.len() + 5);
+                out.put_u8(b'd');
+                out.put_u32(body.len() as u32 + 4);
+                out.put_slice(&body);
+                RowOutcome::Rewritten(out.freeze())
+            }
+        }
+    }
+
+    /// Binary COPY: a header on the first frame, then tuples of
+    /// length-prefixed fields. The column types are not sent, so each
+    /// field is read as what its bytes can be: text, or an integer or
+    /// numeric of its width. A field with a finding that cannot be
+    /// rewritten as such becomes NULL.
+    fn mask_binary_copy(&mut self, engine: &Masker, body: &[u8]) -> Option<Vec<u8>> {
+        const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+        let mut at = 0;
+        if !self.copy_header_seen {
+            if !body.starts_with(SIGNATURE) || body.len() < 19 {
+                return Some(Vec::new());
+            }
+            let ext = u32::from_be_bytes(body[15..19].try_into().expect("four bytes")) as usize;
+            at = 19 + ext;
+            self.copy_header_seen = true;
+        }
+        let mut out = body[..at.min(body.len())].to_vec();
+        let mut changed = false;
+        while at + 2 <= body.len() {
+            let fields = i16::from_be_bytes([body[at], body[at + 1]]);
+            out.extend_from_slice(&body[at..at + 2]);
+            at += 2;
+            if fields < 0 {
+                break;
+            }
+            for _ in 0..fields {
+                let Some(len_bytes) = body.get(at..at + 4) else {
+                    return Some(out);
+                };
+                let len = i32::from_be_bytes(len_bytes.try_into().expect("four bytes"));
+                at += 4;
+                if len < 0 {
+                    out.extend_from_slice(&(-1i32).to_be_bytes());
+                    continue;
+                }
+                let Some(value) = body.get(at..at + len as usize) else {
+                    // A field cut across frames: not what PostgreSQL sends.
+                    return Some(out);
+                };
+                at += len as usize;
+                match guess_binary(engine, value, &mut self.scratch, &mut self.copy_tally) {
+                    Masked::Unchanged => {
+                        out.extend_from_slice(len_bytes);
+                        out.extend_from_slice(value);
+                    }
+                    Masked::Null => {
+                        changed = true;
+                        out.extend_from_slice(&(-1i32).to_be_bytes());
+                    }
+                    Masked::Replaced(v) => {
+                        changed = true;
+                        out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                        out.extend_from_slice(&v);
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(&body[at.min(body.len())..]);
+        changed.then_some(out)
+    }
+}
+
+fn redact_all(engine: &Masker, body: &[u8]) -> Vec<u8> {
+    let mut findings = Vec::new();
+    engine.scanner().scan(body, &mut findings);
+    let mut out = Vec::with_capacity(body.len());
+    let mut at = 0;
+    for f in &findings {
+        out.extend_from_slice(&body[at..f.start]);
+        out.extend_from_slice(f.kind.label().as_bytes());
+        at = f.end;
+    }
+    out.extend_from_slice(&body[at..]);
+    out
+}
+
+fn empty_row() -> Bytes {
+    Bytes::from_static(&[b'D', 0, 0, 0, 6, 0, 0])
+}
+
+/// The values of a DataRow, borrowed from its frame.
+struct DataRow;
+
+impl DataRow {
+    fn parse(frame: &[u8]) -> Option<Vec<Option<&[u8]>>> {
+        let body = frame.get(5..)?;
+        let count = u16::from_be_bytes(body.get(..2)?.try_into().ok()?) as usize;
+        let mut values = Vec::with_capacity(count);
+        let mut at = 2;
+        for _ in 0..count {
+            let len = i32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?);
+            at += 4;
+            if len < 0 {
+                values.push(None);
+            } else {
+                let v = body.get(at..at + len as usize)?;
+                at += len as usize;
+                values.push(Some(v));
+            }
+        }
+        (at == body.len()).then_some(values)
+    }
+}
+
+/// Masks one value of type `oid` in `format`.
+fn mask_value(
+    engine: &Masker,
+    oid: u32,
+    format: i16,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let class = class_of(oid);
+    if format == 0 {
+        return match class {
+            Class::Skip => Masked::Unchanged,
+            Class::Text => engine.mask_text(value, scratch, tally),
+            Class::Json | Class::Jsonb => engine.mask_json(value, scratch, tally),
+            Class::Xml => mask_xml(engine, value, scratch, tally),
+            Class::Int(width) => fit_int(engine.mask_number(value, scratch, tally), width),
+            Class::Numeric => engine.mask_number(value, scratch, tally),
+            Class::Bytea => mask_bytea_text(engine, value, scratch, tally),
+            Class::Inet => mask_inet_text(engine, value, scratch, tally),
+            Class::Array | Class::Record | Class::Other => {
+                mask_by_content(engine, value, scratch, tally)
+            }
+        };
+    }
+    match class {
+        Class::Skip => Masked::Unchanged,
+        Class::Text | Class::Bytea | Class::Json => {
+            engine.mask_text_or_json(value, class == Class::Json, scratch, tally)
+        }
+        Class::Jsonb => match value.split_first() {
+            Some((1, doc)) => match engine.mask_json(doc, scratch, tally) {
+                Masked::Replaced(v) => {
+                    let mut out = Vec::with_capacity(v.len() + 1);
+                    out.push(1);
+                    out.extend_from_slice(&v);
+                    Masked::Replaced(out)
+                }
+                other => other,
+            },
+            // A jsonb version Airlock cannot read.
+            _ => fail_closed(engine, value, scratch, tally),
+        },
+        Class::Xml => mask_xml(engine, value, scratch, tally),
+        Class::Int(width) => mask_int_binary(engine, value, width, scratch, tally),
+        Class::Numeric => mask_numeric_binary(engine, value, scratch, tally),
+        Class::Inet => mask_inet_binary(engine, value, scratch, tally),
+        Class::Array => mask_array_binary(engine, value, scratch, tally),
+        Class::Record => mask_record_binary(engine, value, scratch, tally),
+        Class::Other => fail_closed(engine, value, scratch, tally),
+    }
+}
+
+impl Masker {
+    fn mask_text_or_json(
+        &self,
+        value: &[u8],
+        json: bool,
+        scratch: &mut Scratch,
+        tally: &mut Tally,
+    ) -> Masked {
+        if json {
+            self.mask_json(value, scratch, tally)
+        } else {
+            self.mask_text(value, scratch, tally)
+        }
+    }
+}
+
+/// A binary value of a type Airlock cannot rewrite: text-looking bytes are
+/// masked as text; anything else with a finding becomes NULL.
+fn fail_closed(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
+    let printable = std::str::from_utf8(value)
+        .is_ok_and(|s| s.chars().all(|c| !c.is_control() || c.is_whitespace()));
+    match engine.mask_text(value, scratch, tally) {
+        Masked::Replaced(_) if !printable => Masked::Null,
+        other => other,
+    }
+}
+
+/// A text value whose type is not known: numbers stay numbers and JSON
+/// stays JSON; everything else is masked as text.
+fn mask_by_content(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let numeric = !value.is_empty()
+        && value
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b.is_ascii_digit() || (i == 0 && b == b'-') || b == b'.');
+    if numeric {
+        return engine.mask_number(value, scratch, tally);
+    }
+    if matches!(value.first(), Some(b'{' | b'[')) && matches!(value.last(), Some(b'}' | b']')) {
+        // mask_json masks a document that does not parse as text.
+        return engine.mask_json(value, scratch, tally);
+    }
+    engine.mask_text(value, scratch, tally)
+}
+
+/// XML text: replacements are escaped so the document stays well formed.
+fn mask_xml(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
+    match engine.mask_text(value, scratch, tally) {
+        Masked::Replaced(v) => {
+            // Only the labels Airlock inserted contain `<` or `>` next to an
+            // upper-case letter or underscore; escape them.
+            let mut out = Vec::with_capacity(v.len() + 16);
+            let mut i = 0;
+            while i < v.len() {
+                let label_end = (v[i] == b'<')
+                    .then(|| {
+                        Kind::ALL
+                            .iter()
+                            .map(|k| k.label().as_bytes())
+                            .find(|l| v[i..].starts_with(l))
+                    })
+                    .flatten();
+                match label_end {
+                    Some(label) => {
+                        out.extend_from_slice(b"&lt;");
+                        out.extend_from_slice(&label[1..label.len() - 1]);
+                        out.extend_from_slice(b"&gt;");
+                        i += label.len();
+                    }
+                    None => {
+                        out.push(v[i]);
+                        i += 1;
+                    }
+                }
+            }
+            Masked::Replaced(out)
+        }
+        other => other,
+    }
+}
+
+/// A masked integer must fit its column's width.
+fn fit_int(masked: Masked, width: u8) -> Masked {
+    match masked {
+        Masked::Replaced(v) => {
+            let max: u64 = match width {
+                2 => i16::MAX as u64,
+                4 => i32::MAX as u64,
+                _ => i64::MAX as u64,
+            };
+            let n: u64 = std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let n = if n > max { n % (max / 10 + 1) } else { n };
+            Masked::Replaced(n.to_string().into_bytes())
+        }
+        other => other,
+    }
+}
+
+fn mask_int_binary(
+    engine: &Masker,
+    value: &[u8],
+    width: u8,
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let n: i64 = match value.len() {
+        2 => i64::from(i16::from_be_bytes(value.try_into().expect("two bytes"))),
+        4 => i64::from(i32::from_be_bytes(value.try_into().expect("four bytes"))),
+        8 => i64::from_be_bytes(value.try_into().expect("eight bytes")),
+        _ => return fail_closed(engine, value, scratch, tally),
+    };
+    let text = n.to_string();
+    match fit_int(engine.mask_number(text.as_bytes(), scratch, tally), width) {
+        Masked::Replaced(v) => {
+            let n: i64 = std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            Masked::Replaced(match value.len() {
+                2 => (n as i16).to_be_bytes().to_vec(),
+                4 => (n as i32).to_be_bytes().to_vec(),
+                _ => n.to_be_bytes().to_vec(),
+            })
+        }
+        other => other,
+    }
+}
+
+/// Decodes PostgreSQL's binary numeric (base-10000 digits) to its decimal
+/// text; `None` for NaN, infinities and malformed values.
+fn numeric_to_text(value: &[u8]) -> Option<String> {
+    let word = |i: usize| -> Option<i16> {
+        Some(i16::from_be_bytes(value.get(i..i + 2)?.try_into().ok()?))
+    };
+    let ndigits = word(0)? as usize;
+    let weight = word(2)?;
+    let sign = word(4)? as u16;
+    let dscale = word(6)?;
+    if value.len() != 8 + 2 * ndigits || !(sign == 0 || sign == 0x4000) || dscale < 0 {
+        return None;
+    }
+    let digits: Vec<i16> = (0..ndigits)
+        .map(|k| word(8 + 2 * k))
+        .collect::<Option<_>>()?;
+    if digits.iter().any(|&d| !(0..10000).contains(&d)) {
+        return None;
+    }
+    let mut int = String::new();
+    for pos in 0..=i32::from(weight).max(-1) {
+        let d = digits.get(pos as usize).copied().unwrap_or(0);
+        if int.is_empty() {
+            if d != 0 {
+                int.push_str(&d.to_string());
+            }
+        } else {
+            int.push_str(&format!("{d:04}"));
+        }
+    }
+    if int.is_empty() {
+        int.push('0');
+    }
+    let mut frac = String::new();
+    for pos in (i32::from(weight) + 1).max(0).. {
+        if frac.len() >= dscale as usize {
+            break;
+        }
+        let idx = pos as usize;
+        let d = if idx < digits.len() && pos > i32::from(weight) {
+            digits[idx]
+        } else {
+            0
+        };
+        frac.push_str(&format!("{d:04}"));
+    }
+    frac.truncate(dscale as usize);
+    let mut text = String::new();
+    if sign == 0x4000 {
+        text.push('-');
+    }
+    text.push_str(&int);
+    if !frac.is_empty() {
+        text.push('.');
+        text.push_str(&frac);
+    }
+    Some(text)
+}
+
+/// Encodes a non-negative integer (decimal digits) as binary numeric.
+fn integer_to_numeric(digits: &[u8]) -> Vec<u8> {
+    let trimmed: Vec<u8> = digits.iter().copied().skip_while(|&d| d == b'0').collect();
+    let mut groups: Vec<i16> = Vec::new();
+    let mut end = trimmed.len();
+    while end > 0 {
+        let start = end.saturating_sub(4);
+        let v = trimmed[start..end]
+            .iter()
+            .fold(0i16, |a, &b| a * 10 + i16::from(b - b'0'));
+        groups.push(v);
+        end = start;
+    }
+    groups.reverse();
+    let weight = groups.len() as i16 - 1;
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    let mut out = Vec::with_capacity(8 + 2 * groups.len());
+    out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
+    out.extend_from_slice(&(if groups.is_empty() { 0 } else { weight }).to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&0i16.to_be_bytes());
+    for g in groups {
+        out.extend_from_slice(&g.to_be_bytes());
+    }
+    out
+}
+
+fn mask_numeric_binary(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let Some(text) = numeric_to_text(value) else {
+        // NaN and infinities hold nothing; a malformed value is not passed.
+        return if value.len() == 8 {
+            Masked::Unchanged
+        } else {
+            Masked::Null
+        };
+    };
+    match engine.mask_number(text.as_bytes(), scratch, tally) {
+        Masked::Replaced(v) => Masked::Replaced(integer_to_numeric(&v)),
+        other => other,
+    }
+}
+
+/// bytea in hex text format (`\x4a6f…`): the decoded bytes are scanned and
+/// re-encoded.
+fn mask_bytea_text(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let Some(hex) = value.strip_prefix(b"\\x") else {
+        // The escape output format is text-like already.
+        return engine.mask_text(value, scratch, tally);
+    };
+    let decoded: Option<Vec<u8>> = hex
+        .chunks(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|s| u8::from_str_radix(s, 16).ok())
+        })
+        .collect();
+    let Some(decoded) = decoded else {
+        return Masked::Null;
+    };
+    match engine.mask_text(&decoded, scratch, tally) {
+        Masked::Replaced(v) => {
+            let mut out = Vec::with_capacity(2 + v.len() * 2);
+            out.extend_from_slice(b"\\x");
+            for b in v {
+                out.extend_from_slice(format!("{b:02x}").as_bytes());
+            }
+            Masked::Replaced(out)
+        }
+        other => other,
+    }
+}
+
+/// An address standing in for a detected one, valid for inet and cidr.
+fn inet_substitute(
+    engine: &Masker,
+    kind: Kind,
+    addr: std::net::IpAddr,
+) -> Option<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    Some(match (engine.strategy(kind), addr) {
+        (Strategy::Null, _) => return None,
+        (Strategy::Partial, IpAddr::V4(a)) => {
+            let o = a.octets();
+            IpAddr::V4(Ipv4Addr::new(o[0], o[1], 0, 0))
+        }
+        (Strategy::Partial, IpAddr::V6(a)) => {
+            let s = a.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], 0, 0, 0, 0, 0, 0))
+        }
+        (Strategy::Token, IpAddr::V4(a)) => {
+            let digits = engine.number_substitute(
+                kind,
+                Strategy::Token,
+                &a.to_bits().to_string().into_bytes(),
+            );
+            let n: u32 = std::str::from_utf8(&digits)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0) as u32;
+            // 10.0.0.0/8: never a real public address.
+            IpAddr::V4(Ipv4Addr::from_bits(0x0a00_0000 | (n & 0x00ff_ffff)))
+        }
+        (Strategy::Token, IpAddr::V6(a)) => {
+            let digits = engine.number_substitute(
+                kind,
+                Strategy::Token,
+                &a.to_bits().to_string().into_bytes(),
+            );
+            let n: u128 = std::str::from_utf8(&digits)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from_bits(
+                (0xfd00u128 << 112) | (n & ((1u128 << 112) - 1)),
+            ))
+        }
+        (_, IpAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        (_, IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    })
+}
+
+fn mask_inet_text(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let text = std::str::from_utf8(value).unwrap_or("");
+    let (addr_text, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let Ok(addr) = addr_text.parse::<std::net::IpAddr>() else {
+        return engine.mask_text(value, scratch, tally);
+    };
+    let kind = if addr.is_ipv4() {
+        Kind::Ipv4
+    } else {
+        Kind::Ipv6
+    };
+    if !engine.scanner().detectors().contains(kind) || addr.is_unspecified() || addr.is_loopback() {
+        return Masked::Unchanged;
+    }
+    tally.add(kind);
+    match inet_substitute(engine, kind, addr) {
+        None => Masked::Null,
+        Some(new) => {
+            let mut s = new.to_string();
+            if let Some(p) = prefix {
+                s.push('/');
+                s.push_str(p);
+            }
+            Masked::Replaced(s.into_bytes())
+        }
+    }
+}
+
+fn mask_inet_binary(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    use std::net::IpAddr;
+    let addr = match value {
+        [2, _, _, 4, a @ ..] if a.len() == 4 => {
+            IpAddr::from(<[u8; 4]>::try_from(a).expect("four bytes"))
+        }
+        [3, _, _, 16, a @ ..] if a.len() == 16 => {
+            IpAddr::from(<[u8; 16]>::try_from(a).expect("sixteen bytes"))
+        }
+        _ => return fail_closed(engine, value, scratch, tally),
+    };
+    let kind = if addr.is_ipv4() {
+        Kind::Ipv4
+    } else {
+        Kind::Ipv6
+    };
+    if !engine.scanner().detectors().contains(kind) || addr.is_unspecified() || addr.is_loopback() {
+        return Masked::Unchanged;
+    }
+    tally.add(kind);
+    match inet_substitute(engine, kind, addr) {
+        None => Masked::Null,
+        Some(new) => {
+            let mut out = value[..4].to_vec();
+            match new {
+                IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+                IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+            }
+            Masked::Replaced(out)
+        }
+    }
+}
+
+/// Binary array: header, dimensions, then length-prefixed elements of the
+/// element type, each masked by that type.
+fn mask_array_binary(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let word = |i: usize| -> Option<i32> {
+        Some(i32::from_be_bytes(value.get(i..i + 4)?.try_into().ok()?))
+    };
+    let (Some(ndim), Some(elem_oid)) = (word(0), word(8)) else {
+        return fail_closed(engine, value, scratch, tally);
+    };
+    if !(0..=6).contains(&ndim) {
+        return fail_closed(engine, value, scratch, tally);
+    }
+    let header = 12 + 8 * ndim as usize;
+    if value.len() < header {
+        return fail_closed(engine, value, scratch, tally);
+    }
+    let mut out = value[..header].to_vec();
+    // The has-nulls flag must be set when an element becomes NULL.
+    let mut nulled = false;
+    match mask_elements(
+        engine,
+        &value[header..],
+        |_| elem_oid as u32,
+        false,
+        &mut out,
+        &mut nulled,
+        scratch,
+        tally,
+    ) {
+        Some(true) => {
+            if nulled {
+                out[4..8].copy_from_slice(&1i32.to_be_bytes());
+            }
+            Masked::Replaced(out)
+        }
+        Some(false) => Masked::Unchanged,
+        None => fail_closed(engine, value, scratch, tally),
+    }
+}
+
+/// Binary record: a field count, then each field's type OID and value.
+fn mask_record_binary(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    if value.len() < 4 {
+        return fail_closed(engine, value, scratch, tally);
+    }
+    let mut out = value[..4].to_vec();
+    let mut nulled = false;
+    match mask_elements(
+        engine,
+        &value[4..],
+        |_| 0,
+        true,
+        &mut out,
+        &mut nulled,
+        scratch,
+        tally,
+    ) {
+        Some(true) => Masked::Replaced(out),
+        Some(false) => Masked::Unchanged,
+        None => fail_closed(engine, value, scratch, tally),
+    }
+}
+
+/// Masks a run of length-prefixed binary values (optionally each preceded
+/// by its type OID) into `out`. Returns whether anything changed, or `None`
+/// when the bytes do not have that structure.
+#[allow(clippy::too_many_arguments)]
+fn mask_elements(
+    engine: &Masker,
+    mut rest: &[u8],
+    oid_of: impl Fn(usize) -> u32,
+    with_oids: bool,
+    out: &mut Vec<u8>,
+    nulled: &mut bool,
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Option<bool> {
+    let mut changed = false;
+    let mut index = 0;
+    while !rest.is_empty() {
+        let oid = if with_oids {
+            let oid = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+            out.extend_from_slice(&rest[..4]);
+            rest = &rest[4..];
+            oid
+        } else {
+            oid_of(index)
+        };
+        let len = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+        rest = &rest[4..];
+        if len < 0 {
+            out.extend_from_slice(&(-1i32).to_be_bytes());
+        } else {
+            let element = rest.get(..len as usize)?;
+            rest = &rest[len as usize..];
+            match mask_value(engine, oid, 1, element, scratch, tally) {
+                Masked::Unchanged => {
+                    out.extend_from_slice(&len.to_be_bytes());
+                    out.extend_from_slice(element);
+                }
+                Masked::Null => {
+                    changed = true;
+                    *nulled = true;
+                    out.extend_from_slice(&(-1i32).to_be_bytes());
+                }
+                Masked::Replaced(v) => {
+                    changed = true;
+                    out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                    out.extend_from_slice(&v);
+                }
+            }
+        }
+        index += 1;
+    }
+    Some(changed)
+}
+
+/// A binary COPY field of unknown type: integers by width, numeric by its
+/// self-describing layout, otherwise text or fail closed.
+fn guess_binary(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
+    // Only integers below 10^18 are read as such: the bit patterns of
+    // floats and of text are larger, and reading them as numbers would find
+    // cards in them.
+    let small_int = match value.len() {
+        4 => {
+            (0..1_000_000_000).contains(&i32::from_be_bytes(value.try_into().expect("four bytes")))
+        }
+        8 => (0..1_000_000_000_000_000_000)
+            .contains(&i64::from_be_bytes(value.try_into().expect("eight bytes"))),
+        _ => false,
+    };
+    if small_int {
+        if let Masked::Replaced(v) =
+            mask_int_binary(engine, value, value.len() as u8, scratch, tally)
+        {
+            return Masked::Replaced(v);
+        }
+    }
+    if value.len() >= 8 && numeric_to_text(value).is_some() {
+        if let Masked::Replaced(v) = mask_numeric_binary(engine, value, scratch, tally) {
+            return Masked::Replaced(v);
+        }
+    }
+    fail_closed(engine, value, scratch, tally)
+}
+
+#[cfg(test)]
+mod tests;
