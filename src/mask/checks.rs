@@ -221,9 +221,26 @@ pub fn pl_pesel(d: &[u8]) -> bool {
     if (10 - sum % 10) % 10 != digit(d[10]) {
         return false;
     }
-    let month = digit(d[2]) * 10 + digit(d[3]);
+    // Months carry the century: +0 for the 1900s, +20 for the 2000s (the
+    // other centuries' offsets describe no living person).
+    let year = digit(d[0]) * 10 + digit(d[1]);
+    let coded = digit(d[2]) * 10 + digit(d[3]);
+    let (month, year) = match coded {
+        1..=12 => (coded, 1900 + year),
+        21..=32 => (coded - 20, 2000 + year),
+        _ => return false,
+    };
     let day = digit(d[4]) * 10 + digit(d[5]);
-    (1..=12).contains(&(month % 20)) && (1..=31).contains(&day)
+    day >= 1 && day <= days_in_month(year, month)
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
 }
 
 /// German Steuer-ID: ISO 7064 MOD 11,10, a non-zero first digit, and in the
@@ -506,30 +523,11 @@ pub fn entropy(s: &[u8]) -> f64 {
 /// Template and filler values that stand in for a secret in docs and config
 /// templates: `${VAR}`, `{{ var }}`, `<token>`, `xxxx`, `…EXAMPLE`.
 pub fn is_placeholder(s: &[u8]) -> bool {
-    if s.is_empty() {
+    if s.is_empty() || has_placeholder_word(s) || is_template(s) {
         return true;
     }
-    let lower: Vec<u8> = s.iter().map(u8::to_ascii_lowercase).collect();
-    let contains = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
-    if contains(b"example")
-        || contains(b"xxxx")
-        || contains(b"****")
-        || contains(b"${")
-        || contains(b"{{")
-        || contains(b"%(")
-        || contains(b"changeme")
-        || contains(b"placeholder")
-        || contains(b"your_")
-        || contains(b"your-")
-        || contains(b"dummy")
-        || contains(b"redacted")
-        || contains(b"......")
-        || contains(b"00000000")
-        || contains(b"<")
-    {
-        return true;
-    }
-    if s[0] == b'$' || s[0] == b'%' {
+    let contains = |needle: &[u8]| s.windows(needle.len()).any(|w| w == needle);
+    if contains(b"****") || contains(b"${") || contains(b"{{") {
         return true;
     }
     // A long run of one character.
@@ -541,6 +539,64 @@ pub fn is_placeholder(s: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// Words and fillers that mark sample values: `…EXAMPLE`, `xxxx`,
+/// `changeme`, `your_api_key`.
+pub fn has_placeholder_word(s: &[u8]) -> bool {
+    let lower: Vec<u8> = s.iter().map(u8::to_ascii_lowercase).collect();
+    let contains = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
+    let contains_exact = |needle: &[u8]| s.windows(needle.len()).any(|w| w == needle);
+    contains(b"example")
+        || contains_exact(b"xxxx")
+        || contains_exact(b"XXXX")
+        || contains(b"changeme")
+        || contains(b"placeholder")
+        || contains(b"your_")
+        || contains(b"your-")
+        || contains(b"dummy")
+        || contains(b"redacted")
+        || contains(b"......")
+        || contains(b"00000000")
+}
+
+/// A whole value that is a template or variable reference rather than a
+/// secret: `${VAR}`, `$VAR`, `{{ var }}`, `<password>`, `%(name)s`, or one
+/// character repeated.
+pub fn is_template(s: &[u8]) -> bool {
+    let wrapped = |open: &[u8], close: &[u8]| {
+        s.len() > open.len() + close.len() && s.starts_with(open) && s.ends_with(close)
+    };
+    if wrapped(b"${", b"}") || wrapped(b"{{", b"}}") || wrapped(b"%(", b")s") || wrapped(b"%", b"%")
+    {
+        return true;
+    }
+    if wrapped(b"<", b">") && !s[1..s.len() - 1].iter().any(|&b| b == b'<' || b == b'>') {
+        return true;
+    }
+    if s.len() > 1
+        && s[0] == b'$'
+        && s[1..]
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+    {
+        return true;
+    }
+    let lower = s.to_ascii_lowercase();
+    if [
+        &b"changeme"[..],
+        b"password",
+        b"secret",
+        b"redacted",
+        b"placeholder",
+        b"null",
+        b"none",
+    ]
+    .contains(&lower.as_slice())
+    {
+        return true;
+    }
+    !s.is_empty() && s.iter().all(|&b| b == s[0])
 }
 
 #[cfg(test)]

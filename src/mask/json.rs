@@ -346,6 +346,16 @@ pub(crate) fn end_offset(raw: &[u8], offsets: &[usize], end: usize) -> usize {
         .unwrap_or(raw.len())
 }
 
+/// Whether a member name says its value is an AWS secret access key.
+pub(crate) fn is_aws_secret_key(key: &[u8]) -> bool {
+    let norm: Vec<u8> = key
+        .iter()
+        .filter(|b| b.is_ascii_alphanumeric())
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    norm.windows(15).any(|w| w == b"secretaccesskey") || norm.starts_with(b"awssecret")
+}
+
 pub(crate) fn is_secret_key(key: &[u8]) -> bool {
     let mut norm = [0u8; 64];
     let mut n = 0;
@@ -364,9 +374,11 @@ pub(crate) fn is_secret_key(key: &[u8]) -> bool {
 }
 
 pub(crate) fn is_secret_value(value: &[u8]) -> bool {
+    // Passwords may hold any punctuation; only whole-value templates and
+    // sample words mark a placeholder here.
     value.len() >= 6
-        && !super::checks::is_placeholder(value)
-        && !matches!(value, b"true" | b"false" | b"null")
+        && !super::checks::is_template(value)
+        && !super::checks::has_placeholder_word(value)
 }
 
 #[cfg(test)]

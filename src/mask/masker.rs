@@ -296,18 +296,6 @@ impl Masker {
             };
         }
         let quoted = range.start - 1..range.end + 1;
-        if self.json_secrets
-            && key
-                .as_ref()
-                .is_some_and(|k| json::is_secret_key(&doc[k.clone()]))
-            && json::is_secret_value(raw)
-        {
-            tally.add(Kind::JsonSecret);
-            return Some(match self.strategy(Kind::JsonSecret) {
-                Strategy::Null => (quoted, b"null".to_vec()),
-                _ => (range, Kind::JsonSecret.label().as_bytes().to_vec()),
-            });
-        }
         let text: &[u8] = if escaped {
             json::unescape(raw, &mut scratch.decoded, &mut scratch.offsets);
             &scratch.decoded
@@ -317,7 +305,14 @@ impl Masker {
         scratch.leaf.clear();
         self.scanner.scan(text, &mut scratch.leaf);
         if scratch.leaf.is_empty() {
-            return None;
+            // A value under a secret's name that no detector recognised is
+            // a secret all the same.
+            let kind = self.scanner.secret_under_key(key.map(|k| &doc[k]), raw)?;
+            tally.add(kind);
+            return Some(match self.strategy(kind) {
+                Strategy::Null => (quoted, b"null".to_vec()),
+                _ => (range, kind.label().as_bytes().to_vec()),
+            });
         }
         for f in &scratch.leaf {
             tally.add(f.kind);

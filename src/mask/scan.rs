@@ -192,36 +192,52 @@ impl Scanner {
                 Leaf::Number { range } => (range.clone(), false, true),
             };
             let raw = &doc[range.clone()];
-            let secret_key = key
-                .as_ref()
-                .is_some_and(|k| json::is_secret_key(&doc[k.clone()]));
-            if is_value && secret_key && self.on(Kind::JsonSecret) && json::is_secret_value(raw) {
-                out.push(Finding {
-                    kind: Kind::JsonSecret,
-                    start: range.start,
-                    end: range.end,
-                });
-                return;
-            }
+            let before = out.len();
             if !escaped {
                 self.scan_into(raw, range.start, out);
-                return;
+            } else {
+                json::unescape(raw, &mut decoded, &mut offsets);
+                inner.clear();
+                self.scan_into(&decoded, 0, &mut inner);
+                for f in &inner {
+                    let start = range.start + offsets[f.start];
+                    let end = range.start + json::end_offset(raw, &offsets, f.end);
+                    out.push(Finding {
+                        kind: f.kind,
+                        start,
+                        end,
+                    });
+                }
             }
-            json::unescape(raw, &mut decoded, &mut offsets);
-            inner.clear();
-            self.scan_into(&decoded, 0, &mut inner);
-            for f in &inner {
-                let start = range.start + offsets[f.start];
-                let end = range.start + json::end_offset(raw, &offsets, f.end);
-                out.push(Finding {
-                    kind: f.kind,
-                    start,
-                    end,
-                });
+            if out.len() == before && is_value {
+                let key = key.map(|k| &doc[k]);
+                if let Some(kind) = self.secret_under_key(key, raw) {
+                    out.push(Finding {
+                        kind,
+                        start: range.start,
+                        end: range.end,
+                    });
+                }
             }
         })?;
         resolve_overlaps(out);
         Ok(())
+    }
+
+    /// The kind of a JSON value no detector recognised, judged by the
+    /// member name it sits under: an AWS secret key under
+    /// `SecretAccessKey`, or (when enabled) any secret under `password`,
+    /// `api_key`, `token`…
+    pub(crate) fn secret_under_key(&self, key: Option<&[u8]>, value: &[u8]) -> Option<Kind> {
+        let key = key?;
+        if self.on(Kind::AwsSecretKey) && json::is_aws_secret_key(key) && value.len() == 40 {
+            let is_key_char = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+            if value.iter().all(is_key_char) && plausible_secret(value, 4.0) {
+                return Some(Kind::AwsSecretKey);
+            }
+        }
+        (self.on(Kind::JsonSecret) && json::is_secret_key(key) && json::is_secret_value(value))
+            .then_some(Kind::JsonSecret)
     }
 
     // ---- pass 1: literal markers ------------------------------------------
@@ -415,7 +431,7 @@ impl Scanner {
         if !prefix_ok || !body_ok || !boundary_after(text, end) || checks::is_placeholder(id) {
             return None;
         }
-        if checks::entropy(&id[4..]) < 3.0 {
+        if checks::entropy(&id[4..]) < 2.5 {
             return None;
         }
         // The secret key usually sits right after the key id (a CSV line, a
@@ -555,7 +571,7 @@ impl Scanner {
             }
             Marker::Gitlab => {
                 let end = run(body, |b| {
-                    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
+                    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
                 });
                 if !(20..=300).contains(&(end - body)) || !plausible_secret(&text[body..end], 3.0) {
                     return None;
@@ -632,6 +648,14 @@ impl Scanner {
     fn numeric_at(&self, text: &[u8], ws: usize) -> Option<Finding> {
         if text[ws].is_ascii_alphabetic() {
             return self.letter_led(text, ws);
+        }
+        // After `+` only a phone number can start; inside a longer token
+        // (ORD-2024-…, a UUID's groups) nothing does.
+        if ws > 0 && text[ws - 1] == b'+' {
+            return self.phone(text, ws);
+        }
+        if joined_before(text, ws) {
+            return None;
         }
         let chunk = Chunk::read(text, ws);
         let found = self
@@ -820,6 +844,10 @@ impl Scanner {
             let d = &digits[..n];
             let groups = &lens[..k];
             let sep = if k > 1 { chunk.seps[0] } else { 0 };
+            // `5092-4788-9804-564b…` is one token, not a number and a tail.
+            if k < chunk.n && chunk.seps[k - 1] != b' ' {
+                continue;
+            }
             let end = chunk.groups[k - 1].1;
             let start = chunk.groups[0].0;
             if let Some(kind) = self.digit_groups_kind(text, start, d, groups, sep) {
@@ -905,7 +933,7 @@ impl Scanner {
             if single
                 && self.on(Kind::UsSsn)
                 && checks::us_ssn(d)
-                && has_context(text, start, SSN_WORDS)
+                && has_context_word(text, start, SSN_WORDS)
             {
                 return Some(Kind::UsSsn);
             }
@@ -913,7 +941,7 @@ impl Scanner {
                 && self.on(Kind::CaSin)
                 && !matches!(d[0], b'0' | b'8')
                 && checks::luhn(d)
-                && has_context(text, start, SIN_WORDS)
+                && has_context_word(text, start, SIN_WORDS)
             {
                 return Some(Kind::CaSin);
             }
@@ -924,32 +952,37 @@ impl Scanner {
         None
     }
 
-    /// UK NINO written in groups: `AB 12 34 56 C`.
+    /// UK NINO written in groups: `AB 12 34 56 C` or `AB 123456 C`.
     fn spaced_nino(&self, text: &[u8], chunk: &Chunk) -> Option<Finding> {
-        if !self.on(Kind::UkNino) || chunk.n < 4 || chunk.groups[0].0 < 3 {
+        if !self.on(Kind::UkNino) || chunk.n < 2 || chunk.groups[0].0 < 3 {
             return None;
         }
         let ws = chunk.groups[0].0;
-        let lens: Vec<usize> = (0..4)
+        let lens: Vec<usize> = (0..chunk.n)
             .map(|g| chunk.groups[g].1 - chunk.groups[g].0)
             .collect();
-        if lens != [2, 2, 2, 1] || chunk.seps[..3] != [b' '; 3] || text[ws - 1] != b' ' {
+        let digit_groups = match lens.as_slice() {
+            [2, 2, 2, 1, ..] => 3,
+            [6, 1, ..] => 1,
+            _ => return None,
+        };
+        if chunk.seps[..digit_groups].iter().any(|&c| c != b' ') || text[ws - 1] != b' ' {
             return None;
         }
         let prefix = [text[ws - 3], text[ws - 2]];
         let letters_ok = prefix.iter().all(u8::is_ascii_uppercase)
             && (ws == 3 || !text[ws - 4].is_ascii_alphanumeric());
-        let digits_ok = (0..3).all(|g| {
+        let digits_ok = (0..digit_groups).all(|g| {
             text[chunk.groups[g].0..chunk.groups[g].1]
                 .iter()
                 .all(u8::is_ascii_digit)
         });
-        let suffix = text[chunk.groups[3].0];
+        let suffix = text[chunk.groups[digit_groups].0];
         if letters_ok && digits_ok && checks::uk_nino(prefix, suffix) {
             return Some(Finding {
                 kind: Kind::UkNino,
                 start: ws - 3,
-                end: chunk.groups[3].1,
+                end: chunk.groups[digit_groups].1,
             });
         }
         None
@@ -987,7 +1020,7 @@ impl Scanner {
         if dotted_after
             || dotted_before
             || !boundary_after(text, i)
-            || has_context(text, ws, VERSION_WORDS)
+            || has_context_word(text, ws, VERSION_WORDS)
         {
             return None;
         }
@@ -999,72 +1032,75 @@ impl Scanner {
     }
 
     fn phone(&self, text: &[u8], ws: usize) -> Option<Finding> {
-        if !self.on(Kind::Phone) {
+        if !self.on(Kind::Phone) || joined_before(text, ws) {
             return None;
         }
-        // Part of a longer identifier (ORD-2024-000123, /api/v1/…).
-        if ws >= 2
-            && matches!(text[ws - 1], b'-' | b'_' | b'/' | b'.' | b'#')
-            && text[ws - 2].is_ascii_alphanumeric()
-        {
-            return None;
-        }
+        // The number may open with `+`, `(` or `(+`.
         let mut start = ws;
-        while start > 0 && matches!(text[start - 1], b'+' | b'(') && ws - start < 2 {
+        if start > 0 && text[start - 1] == b'+' {
+            start -= 1;
+        }
+        if start > 0 && text[start - 1] == b'(' {
             start -= 1;
         }
         let mut end = start;
-        let mut digits = 0;
-        let mut groups = 1;
-        let mut longest_group = 0;
-        let mut group = 0;
-        let mut buf = [0u8; 40];
-        let mut len = 0;
-        while end < text.len() && len < buf.len() {
+        let (mut digits, mut groups, mut group, mut longest_group) = (0, 0, 0, 0);
+        let mut open = 0i32;
+        let mut digits_after_close = false;
+        let mut closed = false;
+        while end < text.len() && end - start < 32 {
             let b = text[end];
-            if b.is_ascii_digit() {
-                digits += 1;
-                group += 1;
-                longest_group = longest_group.max(group);
-            } else if matches!(b, b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b'+') {
-                // A separator must sit between digits (or open a bracket).
-                let next = text.get(end + 1).copied().unwrap_or(b'x');
-                if b == b' ' && !(next.is_ascii_digit() || next == b'(') {
-                    break;
+            let next = text.get(end + 1).copied().unwrap_or(b'x');
+            match b {
+                b'0'..=b'9' => {
+                    digits += 1;
+                    if group == 0 {
+                        groups += 1;
+                    }
+                    group += 1;
+                    longest_group = longest_group.max(group);
+                    if closed {
+                        digits_after_close = true;
+                    }
                 }
-                if b != b')'
-                    && b != b' '
-                    && !(next.is_ascii_digit() || next == b'(' || next == b' ')
-                {
-                    break;
+                // Each separator must lead to the next part of the number.
+                b' ' if next.is_ascii_digit() || next == b'(' => group = 0,
+                b'-' | b'.' | b'/' if next.is_ascii_digit() => group = 0,
+                b'(' if open == 0 && (next.is_ascii_digit() || next == b'+') => {
+                    open += 1;
+                    group = 0;
                 }
-                if group > 0 {
-                    groups += 1;
+                b'+' if end == start || (end == start + 1 && text[start] == b'(') => {}
+                b')' if open == 1 && matches!(next, b' ' | b'-' | b'0'..=b'9') => {
+                    open -= 1;
+                    closed = true;
+                    group = 0;
                 }
-                group = 0;
-            } else {
-                break;
+                _ => break,
             }
-            buf[len] = b;
-            len += 1;
             end += 1;
         }
-        while end > ws && !text[end - 1].is_ascii_digit() && text[end - 1] != b')' {
+        while end > start && !text[end - 1].is_ascii_digit() {
             end -= 1;
-            len -= 1;
         }
-        if !(7..=15).contains(&digits) || (end < text.len() && text[end].is_ascii_alphanumeric()) {
+        // `(+47 21 21 43 56)`: the opening bracket is punctuation around it.
+        if text[start] == b'(' && (open != 0 || !closed) {
+            start += 1;
+        }
+        if !(7..=15).contains(&digits) || end <= start || joined_after(text, end) {
             return None;
         }
-        let candidate = &buf[..len];
+        let candidate = &text[start..end];
         let international = candidate[0] == b'+' || candidate.starts_with(b"00");
-        let bracketed = candidate.contains(&b'(');
+        let bracketed = closed && digits_after_close;
         // Dotted groups longer than four digits are versions and build numbers.
         let longest_allowed = if candidate.contains(&b'.') { 4 } else { 5 };
         let grouped = groups >= 2
+            && digits >= 9
             && longest_group <= longest_allowed
-            && !looks_like_date_or_amount(candidate);
-        if !(international || bracketed || grouped || has_context(text, start, PHONE_WORDS)) {
+            && !looks_like_date_or_amount(candidate)
+            && !is_isbn(candidate);
+        if !(international || bracketed || grouped || has_context_word(text, start, PHONE_WORDS)) {
             return None;
         }
         let candidate = std::str::from_utf8(candidate).ok()?;
@@ -1274,6 +1310,58 @@ fn is_b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
+/// Whether the word at `at` continues a longer token: `ORD-2024`,
+/// `v1.2`, `/api/7`, a UUID's middle groups.
+fn joined_before(text: &[u8], at: usize) -> bool {
+    at >= 2
+        && matches!(text[at - 1], b'-' | b'_' | b'/' | b'.' | b'#')
+        && text[at - 2].is_ascii_alphanumeric()
+}
+
+/// Whether a value ending at `at` is followed by more of the same token.
+fn joined_after(text: &[u8], at: usize) -> bool {
+    match text.get(at) {
+        Some(b) if b.is_ascii_alphanumeric() => true,
+        Some(b'-' | b'_' | b'/' | b'.' | b':') => {
+            text.get(at + 1).is_some_and(u8::is_ascii_alphanumeric)
+        }
+        _ => false,
+    }
+}
+
+/// ISBN-10 and ISBN-13 written with hyphens: grouped digits that are
+/// book numbers, not phone numbers.
+fn is_isbn(candidate: &[u8]) -> bool {
+    if !candidate.contains(&b'-') {
+        return false;
+    }
+    let d: Vec<u32> = candidate
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .map(|&b| u32::from(b - b'0'))
+        .collect();
+    match d.len() {
+        10 => {
+            d.iter()
+                .enumerate()
+                .map(|(i, v)| (10 - i as u32) * v)
+                .sum::<u32>()
+                % 11
+                == 0
+        }
+        13 => {
+            (d[..3] == [9, 7, 8] || d[..3] == [9, 7, 9])
+                && d.iter()
+                    .enumerate()
+                    .map(|(i, v)| if i % 2 == 0 { *v } else { 3 * v })
+                    .sum::<u32>()
+                    % 10
+                    == 0
+        }
+        _ => false,
+    }
+}
+
 fn boundary_before(text: &[u8], at: usize) -> bool {
     at == 0 || !text[at - 1].is_ascii_alphanumeric()
 }
@@ -1340,16 +1428,19 @@ const PHONE_WORDS: &[&str] = &[
     "contact",
     "kontakt",
 ];
-const VERSION_WORDS: &[&str] = &["version", "ver.", "release", "build", "v."];
+const VERSION_WORDS: &[&str] = &["version", "ver", "release", "build"];
 
-/// Whether one of `words` appears in the 32 bytes before `at`, ignoring
-/// ASCII case.
-fn has_context(text: &[u8], at: usize, words: &[&str]) -> bool {
-    let window = &text[at.saturating_sub(32)..at];
+/// Whether one of `words` appears as a word (or the start of one: `tel.`,
+/// `telephone`) in the 24 bytes before `at`, ignoring ASCII case.
+fn has_context_word(text: &[u8], at: usize, words: &[&str]) -> bool {
+    let from = at.saturating_sub(24);
+    let window = &text[from..at];
     words.iter().any(|w| {
-        window
-            .windows(w.len())
-            .any(|s| s.eq_ignore_ascii_case(w.as_bytes()))
+        let w = w.as_bytes();
+        window.windows(w.len()).enumerate().any(|(i, s)| {
+            s.eq_ignore_ascii_case(w)
+                && (from + i == 0 || !text[from + i - 1].is_ascii_alphanumeric())
+        })
     })
 }
 

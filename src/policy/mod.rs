@@ -82,12 +82,14 @@
 
 mod explain;
 mod glob;
+mod masking;
 mod rule;
 #[cfg(test)]
 mod tests;
 
 pub use explain::explain;
 pub use glob::Glob;
+pub use masking::MaskingPolicy;
 pub use rule::{format_expiry, parse_expiry, Rule, DEFAULT_EXPIRY, DEFAULT_GROUP};
 
 use crate::identity::Role;
@@ -108,6 +110,7 @@ const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
 #[derive(Clone, Debug)]
 pub struct Policy {
     rules: Vec<Rule>,
+    masking: MaskingPolicy,
     /// `(file name, text)` in load order.
     sources: Vec<(String, String)>,
     digest: String,
@@ -325,8 +328,24 @@ impl Policy {
 
         let mut rules: Vec<Rule> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut masking: Option<(MaskingPolicy, String, usize)> = None;
         for (file, text) in &sources {
-            for rule in rule::parse_file(file, text)? {
+            let parsed = rule::parse_file(file, text)?;
+            if let Some((m, line)) = parsed.masking {
+                if let Some((_, first_file, first_line)) = &masking {
+                    return Err(PolicyError {
+                        file: file.clone(),
+                        line: Some(line),
+                        rule: None,
+                        problem: format!(
+                            "[masking] is already set in {first_file} line {first_line}; \
+                             a policy has one [masking] table"
+                        ),
+                    });
+                }
+                masking = Some((m, file.clone(), line));
+            }
+            for rule in parsed.rules {
                 if let Some(&first) = seen.get(&rule.name) {
                     let first = &rules[first];
                     return Err(PolicyError {
@@ -348,6 +367,7 @@ impl Policy {
         let digest = digest_of(&sources);
         Ok(Policy {
             rules,
+            masking: masking.map(|(m, _, _)| m).unwrap_or_default(),
             sources,
             digest,
         })
@@ -367,6 +387,11 @@ impl Policy {
     /// file names and contents, not on the folder they are in.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// How result rows are masked.
+    pub fn masking(&self) -> &MaskingPolicy {
+        &self.masking
     }
 
     /// The rules, in evaluation order.

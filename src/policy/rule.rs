@@ -98,6 +98,7 @@ fn names_match(globs: &[Glob], names: &[String], allow: bool) -> bool {
 struct RawFile {
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
+    masking: Option<Spanned<super::masking::RawMasking>>,
 }
 
 type List = Option<Spanned<Vec<Spanned<String>>>>;
@@ -143,9 +144,16 @@ pub(super) fn line_of(text: &str, at: usize) -> usize {
         + 1
 }
 
+/// What one policy file holds.
+pub(super) struct ParsedFile {
+    pub rules: Vec<Rule>,
+    /// The `[masking]` table and the line it starts on.
+    pub masking: Option<(super::masking::MaskingPolicy, usize)>,
+}
+
 /// Reads the rules of one file. `file` is the name used in errors and kept
 /// in each [`Rule`].
-pub(super) fn parse_file(file: &str, text: &str) -> Result<Vec<Rule>, PolicyError> {
+pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, PolicyError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start));
         // toml's messages may span lines ("invalid string\nexpected …").
@@ -161,7 +169,12 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<Vec<Rule>, PolicyErro
             problem,
         }
     })?;
-    raw.rule
+    let masking = raw
+        .masking
+        .map(|m| super::masking::validate(file, text, m))
+        .transpose()?;
+    let rules = raw
+        .rule
         .into_iter()
         .map(|r| {
             let line = line_of(text, r.span().start);
@@ -173,7 +186,8 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<Vec<Rule>, PolicyErro
             }
             .rule(r.into_inner())
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ParsedFile { rules, masking })
 }
 
 /// Whether the file says `[rule]` where it means `[[rule]]`, the most
@@ -431,9 +445,9 @@ enum Kind {
 }
 
 const CLASSES: &str = "read, write, export, ddl, privilege, admin, session, unknown";
-const ROLES: &str = "agent, approver, auditor, admin";
+pub(super) const ROLES: &str = "agent, approver, auditor, admin";
 
-fn role(name: &str) -> Option<Role> {
+pub(super) fn role(name: &str) -> Option<Role> {
     match name {
         "agent" => Some(Role::Agent),
         "approver" => Some(Role::Approver),
