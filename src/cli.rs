@@ -329,6 +329,43 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
     Ok((identity, password))
 }
 
+/// The key of masking tokens, created on first start under the state
+/// directory (mode 0600). It must outlive restarts: a new key gives every
+/// value a new token and breaks joins on stored results.
+fn masking_key(state_dir: &Path) -> Result<[u8; 32], String> {
+    let path = state_dir.join("mask-key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes: Option<Vec<u8>> = (0..text.trim().len())
+                .step_by(2)
+                .map(|i| {
+                    text.trim()
+                        .get(i..i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                })
+                .collect();
+            bytes
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "`{}`: not a masking key (64 hex digits expected)",
+                        path.display()
+                    )
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: [u8; 32] = rand::random();
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::create_dir_all(state_dir)
+                .map_err(|e| format!("cannot create state_dir `{}`: {e}", state_dir.display()))?;
+            write_private(&path, &hex)
+                .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+    }
+}
+
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -374,7 +411,8 @@ async fn serve_with(config: Config) -> Result<(), String> {
         Duration::from_secs(config.postgres.acquire_timeout_secs),
     );
     let policy = load_policy(&config.policies)?;
-    let gate = Arc::new(Gate::new(Arc::new(LogSink), policy));
+    let mask_key = masking_key(&config.state_dir)?;
+    let gate = Arc::new(Gate::with_mask_key(Arc::new(LogSink), policy, mask_key));
     reload_policy_on_sighup(gate.clone(), config.policies.clone());
     let shared = Arc::new(PgShared {
         login: LoginSettings {

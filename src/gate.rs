@@ -10,7 +10,7 @@
 
 use crate::audit::{AuditEvent, AuditSink};
 use crate::identity::Role;
-use crate::mask::RowMasker;
+use crate::mask::{Masker, RowMasker};
 use crate::policy::{Action, Decision, Policy, Request};
 use crate::sql::{Classes, Classification, ClassifierCache, Dialect, Statement, StatementClass};
 use std::collections::HashMap;
@@ -140,16 +140,38 @@ const MAX_PREPARED_NAMES: usize = 10_000;
 pub struct Gate {
     audit: Arc<dyn AuditSink>,
     policy: RwLock<Arc<Policy>>,
+    /// The masking engine of the policy in force; rebuilt with it.
+    masker: RwLock<Arc<Masker>>,
+    /// The key of the `token` strategy's pseudonyms.
+    mask_key: [u8; 32],
     cache: ClassifierCache,
 }
 
 impl Gate {
+    /// A gate whose masking tokens use a key that lives as long as the
+    /// process (tests, tools); the gateway passes its persistent key to
+    /// [`Gate::with_mask_key`].
     pub fn new(audit: Arc<dyn AuditSink>, policy: Policy) -> Self {
+        Self::with_mask_key(audit, policy, rand::random())
+    }
+
+    pub fn with_mask_key(audit: Arc<dyn AuditSink>, policy: Policy, mask_key: [u8; 32]) -> Self {
+        let masker = build_masker(&policy, mask_key);
         Self {
             audit,
             policy: RwLock::new(Arc::new(policy)),
+            masker: RwLock::new(masker),
+            mask_key,
             cache: ClassifierCache::new(8192),
         }
+    }
+
+    /// The masking engine in force.
+    pub fn masker(&self) -> Arc<Masker> {
+        self.masker
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The policy in force.
@@ -162,6 +184,8 @@ impl Gate {
 
     /// Puts a new policy in force for every statement checked from now on.
     pub fn replace_policy(&self, policy: Policy) {
+        let masker = build_masker(&policy, self.mask_key);
+        *self.masker.write().unwrap_or_else(|e| e.into_inner()) = masker;
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
     }
 
@@ -202,9 +226,13 @@ impl Gate {
                 }
             }
         }
+        // The log keeps the statement with its sensitive values masked.
+        let logged = self
+            .masker()
+            .mask_sql_literals(&String::from_utf8_lossy(sql));
         self.audit.record(AuditEvent::Statement {
             session: session.id.clone(),
-            sql: &String::from_utf8_lossy(sql),
+            sql: &logged,
             origin,
             classes: classification.classes(),
             action: decision.action.name(),
@@ -216,14 +244,26 @@ impl Gate {
         }
     }
 
-    /// The masker for a new session's result rows.
-    pub fn masker_for(&self, _session: &SessionInfo) -> RowMasker {
-        RowMasker::pass_through()
+    /// The masker for a new session's result rows: the policy's engine,
+    /// or none for roles the policy exempts (whose sessions are still
+    /// audited) and when the policy turns masking off.
+    pub fn masker_for(&self, session: &SessionInfo) -> RowMasker {
+        let masking = self.policy().masking().clone();
+        if !masking.enabled || masking.exempt_roles.contains(&session.role) {
+            return RowMasker::pass_through();
+        }
+        RowMasker::new(self.masker())
     }
 
     pub fn audit(&self) -> &Arc<dyn AuditSink> {
         &self.audit
     }
+}
+
+fn build_masker(policy: &Policy, key: [u8; 32]) -> Arc<Masker> {
+    let mut settings = policy.masking().settings.clone();
+    settings.token_key = key;
+    Arc::new(Masker::new(&settings))
 }
 
 /// Gives `EXECUTE name` the classes of what this session prepared as `name`.

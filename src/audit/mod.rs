@@ -6,6 +6,7 @@
 //! row values — only counts and digests of results.
 
 use crate::gate::{Origin, SessionId, SessionInfo};
+use crate::mask::MaskStats;
 use crate::sql::Classes;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,6 +39,8 @@ pub enum AuditEvent<'a> {
         rows: u64,
         bytes: u64,
         duration: Duration,
+        /// What masking replaced in the rows sent, by column and kind.
+        masked: &'a MaskStats,
     },
     Error {
         session: &'a SessionId,
@@ -93,9 +96,11 @@ impl AuditSink for LogSink {
                 rows,
                 bytes,
                 duration,
+                masked,
             } => tracing::debug!(
                 target: "airlock::audit",
                 session = %session, tag, rows, bytes, micros = duration.as_micros() as u64,
+                masked = masked.total(), masked_columns = %describe_masked(masked),
                 "result"
             ),
             AuditEvent::Error {
@@ -110,4 +115,17 @@ impl AuditSink for LogSink {
             }
         }
     }
+}
+
+/// `email:3,card:1 in contact; phone:2 in notes`, for the log line.
+fn describe_masked(stats: &MaskStats) -> String {
+    stats
+        .columns
+        .iter()
+        .map(|(column, counts)| {
+            let kinds: Vec<String> = counts.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+            format!("{} in {column}", kinds.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

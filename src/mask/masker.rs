@@ -180,6 +180,44 @@ impl Masker {
         Masked::Replaced(out)
     }
 
+    /// Masks delimited rows of unknown column types (COPY text and CSV
+    /// output): a detected value that is a whole field of digits gets a
+    /// number, so integer columns still load; others get their text
+    /// replacement. A row cannot hold a NULL in place of a value, so the
+    /// `null` strategy redacts here.
+    pub fn mask_delimited(&self, text: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
+        self.scanner.scan(text, &mut scratch.findings);
+        if scratch.findings.is_empty() {
+            return Masked::Unchanged;
+        }
+        let mut out = Vec::with_capacity(text.len() + 16);
+        let mut at = 0;
+        for f in &scratch.findings {
+            tally.add(f.kind);
+            out.extend_from_slice(&text[at..f.start]);
+            let value = &text[f.start..f.end];
+            let field_start =
+                f.start == 0 || matches!(text[f.start - 1], b'\t' | b',' | b'|' | b';');
+            let field_end = f.end == text.len()
+                || matches!(text[f.end], b'\t' | b',' | b'|' | b';' | b'\n' | b'\r');
+            let strategy = self.strategy(f.kind);
+            if value.iter().all(u8::is_ascii_digit)
+                && field_start
+                && field_end
+                && !f.kind.is_secret()
+            {
+                out.extend_from_slice(&self.number_substitute(f.kind, strategy, value));
+            } else if strategy == Strategy::Null {
+                out.extend_from_slice(f.kind.label().as_bytes());
+            } else {
+                self.replacement(f.kind, value, &mut out);
+            }
+            at = f.end;
+        }
+        out.extend_from_slice(&text[at..]);
+        Masked::Replaced(out)
+    }
+
     /// Masks a decimal number (`-12`, `4111111111111111`, `12.50`) with a
     /// number: a detection anywhere in it replaces the whole value.
     pub fn mask_number(&self, text: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {

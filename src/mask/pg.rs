@@ -252,12 +252,10 @@ impl RowMasker {
             self.mask_binary_copy(&engine, body)
         } else {
             // Text and CSV rows: the detected spans are replaced in place;
-            // labels contain no tab, comma, quote or backslash. A value
-            // cannot become NULL inside a row of text, so `null` redacts.
-            match engine.mask_text(body, &mut self.scratch, &mut self.copy_tally) {
-                Masked::Unchanged => None,
+            // labels contain no tab, comma, quote or backslash.
+            match engine.mask_delimited(body, &mut self.scratch, &mut self.copy_tally) {
                 Masked::Replaced(v) => Some(v),
-                Masked::Null => Some(redact_all(&engine, body)),
+                Masked::Unchanged | Masked::Null => None,
             }
         };
         match masked {
@@ -332,20 +330,6 @@ impl RowMasker {
         out.extend_from_slice(&body[at.min(body.len())..]);
         changed.then_some(out)
     }
-}
-
-fn redact_all(engine: &Masker, body: &[u8]) -> Vec<u8> {
-    let mut findings = Vec::new();
-    engine.scanner().scan(body, &mut findings);
-    let mut out = Vec::with_capacity(body.len());
-    let mut at = 0;
-    for f in &findings {
-        out.extend_from_slice(&body[at..f.start]);
-        out.extend_from_slice(f.kind.label().as_bytes());
-        at = f.end;
-    }
-    out.extend_from_slice(&body[at..]);
-    out
 }
 
 fn empty_row() -> Bytes {

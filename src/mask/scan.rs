@@ -1024,6 +1024,10 @@ impl Scanner {
         {
             return None;
         }
+        // The loopback and unspecified addresses identify no one.
+        if matches!(&text[ws..i], b"127.0.0.1" | b"0.0.0.0") {
+            return None;
+        }
         Some(Finding {
             kind: Kind::Ipv4,
             start: ws,

@@ -327,6 +327,7 @@ async fn run_session(
         reported: Vec::new(),
         status: b'I',
         fatal_forwarded: false,
+        described: Default::default(),
     };
 
     let (front_end, back_end) = {

@@ -24,10 +24,10 @@ use super::codec::{
 };
 use crate::audit::AuditEvent;
 use crate::gate::{Gate, Origin, SessionInfo, SessionStatements};
-use crate::mask::{RowMasker, RowOutcome};
+use crate::mask::{Column, RowMasker, RowOutcome};
 use crate::proxy::Stream;
 use bytes::{Bytes, BytesMut};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{ReadHalf, WriteHalf};
@@ -51,15 +51,30 @@ pub enum Expect {
     Query {
         started: Instant,
     },
-    Parse,
-    Bind,
-    DescribeStatement,
-    DescribePortal,
+    Parse {
+        statement: Vec<u8>,
+    },
+    Bind {
+        portal: Vec<u8>,
+        statement: Vec<u8>,
+        /// The result format codes the client asked for.
+        formats: Vec<i16>,
+    },
+    DescribeStatement {
+        statement: Vec<u8>,
+    },
+    DescribePortal {
+        portal: Vec<u8>,
+    },
     /// Rows, then CommandComplete / EmptyQuery / PortalSuspended (or COPY).
     Execute {
         started: Instant,
+        portal: Vec<u8>,
     },
-    Close,
+    Close {
+        statement: Option<Vec<u8>>,
+        portal: Option<Vec<u8>>,
+    },
     Sync,
     /// Airlock's own messages for the client, sent when reached. With
     /// `ready`, a ReadyForQuery carrying the current transaction status
@@ -76,12 +91,12 @@ impl Expect {
     fn is_extended(&self) -> bool {
         matches!(
             self,
-            Expect::Parse
-                | Expect::Bind
-                | Expect::DescribeStatement
-                | Expect::DescribePortal
+            Expect::Parse { .. }
+                | Expect::Bind { .. }
+                | Expect::DescribeStatement { .. }
+                | Expect::DescribePortal { .. }
                 | Expect::Execute { .. }
-                | Expect::Close
+                | Expect::Close { .. }
         )
     }
 }
@@ -221,8 +236,8 @@ impl Front {
                             ready: false,
                         },
                         None => {
-                            self.statements.insert(name);
-                            Step::Forward(Expect::Parse)
+                            self.statements.insert(name.clone());
+                            Step::Forward(Expect::Parse { statement: name })
                         }
                     }
                 }
@@ -244,14 +259,24 @@ impl Front {
                         message: format!("too many portals in this session (Airlock allows {MAX_NAMES})"),
                         ready: false,
                     },
-                    Some((portal, _)) => {
-                        self.portals.insert(portal.to_vec());
-                        Step::Forward(Expect::Bind)
-                    }
+                    Some((portal, statement)) => match bind_result_formats(msg.body()) {
+                        None => {
+                            self.inject_fatal("08P01", "invalid Bind message").await;
+                            return FrontEnd::ProtocolError;
+                        }
+                        Some(formats) => {
+                            self.portals.insert(portal.to_vec());
+                            Step::Forward(Expect::Bind {
+                                portal: portal.to_vec(),
+                                statement: statement.to_vec(),
+                                formats,
+                            })
+                        }
+                    },
                 },
-                b'D' => match msg.body().first() {
-                    Some(b'S') => Step::Forward(Expect::DescribeStatement),
-                    Some(b'P') => Step::Forward(Expect::DescribePortal),
+                b'D' => match (msg.body().first(), Fields::new(&msg.body()[1.min(msg.body().len())..]).cstr()) {
+                    (Some(b'S'), Some(name)) => Step::Forward(Expect::DescribeStatement { statement: name.to_vec() }),
+                    (Some(b'P'), Some(name)) => Step::Forward(Expect::DescribePortal { portal: name.to_vec() }),
                     _ => {
                         self.inject_fatal("08P01", "invalid Describe message").await;
                         return FrontEnd::ProtocolError;
@@ -269,23 +294,24 @@ impl Front {
                         message: format!("portal \"{}\" was not bound through Airlock in this session", String::from_utf8_lossy(portal)),
                         ready: false,
                     },
-                    Some(_) => Step::Forward(Expect::Execute { started: Instant::now() }),
+                    Some(portal) => Step::Forward(Expect::Execute { started: Instant::now(), portal: portal.to_vec() }),
                 },
                 b'C' => {
                     let mut f = Fields::new(msg.body());
                     match (f.u8(), f.cstr()) {
                         (Some(b'S'), Some(name)) => {
                             self.statements.remove(name);
+                            Step::Forward(Expect::Close { statement: Some(name.to_vec()), portal: None })
                         }
                         (Some(b'P'), Some(name)) => {
                             self.portals.remove(name);
+                            Step::Forward(Expect::Close { statement: None, portal: Some(name.to_vec()) })
                         }
                         _ => {
                             self.inject_fatal("08P01", "invalid Close message").await;
                             return FrontEnd::ProtocolError;
                         }
                     }
-                    Step::Forward(Expect::Close)
                 }
                 b'S' => {
                     skipping_to_sync = false;
@@ -376,6 +402,46 @@ fn parse_text(body: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((name, sql))
 }
 
+/// The result-column format codes of a Bind message.
+fn bind_result_formats(body: &[u8]) -> Option<Vec<i16>> {
+    let mut f = Fields::new(body);
+    f.cstr()?;
+    f.cstr()?;
+    let params = f.i16()?;
+    for _ in 0..params.max(0) {
+        f.i16()?;
+    }
+    let values = f.i16()?;
+    for _ in 0..values.max(0) {
+        let len = f.i32()?;
+        if len > 0 {
+            f.take(len as usize)?;
+        }
+    }
+    let n = f.i16()?;
+    (0..n.max(0)).map(|_| f.i16()).collect()
+}
+
+/// The columns of a RowDescription.
+fn row_description(body: &[u8]) -> Option<Vec<Column>> {
+    let mut f = Fields::new(body);
+    let n = f.i16()?;
+    (0..n.max(0))
+        .map(|_| {
+            let name = String::from_utf8_lossy(f.cstr()?).into_owned();
+            f.take(6)?;
+            let type_oid = f.i32()? as u32;
+            f.take(6)?;
+            let format = f.i16()?;
+            Some(Column {
+                name,
+                type_oid,
+                format,
+            })
+        })
+        .collect()
+}
+
 /// The portal and statement names of a Bind message.
 fn bind_names(body: &[u8]) -> Option<(&[u8], &[u8])> {
     let mut f = Fields::new(body);
@@ -397,6 +463,42 @@ pub struct Back {
     pub status: u8,
     /// Whether the upstream already told the client why it is going away.
     pub fatal_forwarded: bool,
+    /// Result columns of statements and portals, for the masker.
+    pub described: Described,
+}
+
+/// What the back loop knows about the result columns of the session's
+/// prepared statements and portals. Rows of an Execute carry no
+/// description of their own: drivers describe a statement once and then
+/// only bind and execute it.
+#[derive(Default)]
+pub struct Described {
+    statements: HashMap<Vec<u8>, Vec<Column>>,
+    portals: HashMap<Vec<u8>, PortalColumns>,
+    /// The portal whose columns the masker holds.
+    loaded: Option<Vec<u8>>,
+}
+
+enum PortalColumns {
+    Known(Vec<Column>),
+    /// Bound from a statement the client never described: the format
+    /// codes are known, the types are not.
+    Unknown(Vec<i16>),
+}
+
+fn with_formats(columns: &[Column], formats: &[i16]) -> Vec<Column> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Column {
+            format: match formats {
+                [] => 0,
+                [one] => *one,
+                many => many.get(i).copied().unwrap_or(0),
+            },
+            ..c.clone()
+        })
+        .collect()
 }
 
 /// Per-statement counters for the result record.
@@ -510,7 +612,20 @@ impl Back {
             }
             b'D' => {
                 count.rows += 1;
+                if let Some(Expect::Execute { portal, .. }) = pending.front() {
+                    self.load_portal(portal, msg.frame());
+                }
                 let outcome = self.masker.mask_row(msg.frame());
+                let frame = match &outcome {
+                    RowOutcome::Unchanged => msg.frame(),
+                    RowOutcome::Rewritten(f) => f,
+                };
+                count.bytes += frame.len() as u64;
+                out.extend_from_slice(frame);
+                return;
+            }
+            b'd' => {
+                let outcome = self.masker.mask_copy_data(msg.frame());
                 let frame = match &outcome {
                     RowOutcome::Unchanged => msg.frame(),
                     RowOutcome::Rewritten(f) => f,
@@ -522,6 +637,9 @@ impl Back {
             _ => {}
         }
         out.extend_from_slice(msg.frame());
+        if let Some(head) = pending.front() {
+            self.note_description(head, tag, msg.body());
+        }
         if tag == b'E' && is_fatal(msg.body()) {
             self.fatal_forwarded = true;
         }
@@ -532,7 +650,7 @@ impl Back {
             return;
         };
         let done = match (head, tag) {
-            (Expect::Query { started }, b'C') | (Expect::Execute { started }, b'C') => {
+            (Expect::Query { started }, b'C') | (Expect::Execute { started, .. }, b'C') => {
                 self.record_result(msg.body(), *started, count);
                 matches!(head, Expect::Execute { .. })
             }
@@ -547,9 +665,11 @@ impl Back {
             (Expect::Query { .. }, _) => false,
             (Expect::Execute { .. }, b'I' | b's') => true,
             (Expect::Execute { .. }, b'T' | b'H' | b'G' | b'd' | b'c') => false,
-            (Expect::Parse, b'1') | (Expect::Bind, b'2') | (Expect::Close, b'3') => true,
-            (Expect::DescribeStatement, b't') => false,
-            (Expect::DescribeStatement | Expect::DescribePortal, b'T' | b'n') => true,
+            (Expect::Parse { .. }, b'1')
+            | (Expect::Bind { .. }, b'2')
+            | (Expect::Close { .. }, b'3') => true,
+            (Expect::DescribeStatement { .. }, b't') => false,
+            (Expect::DescribeStatement { .. } | Expect::DescribePortal { .. }, b'T' | b'n') => true,
             (e, b'E') if e.is_extended() => {
                 self.record_error(msg.body());
                 // The server now skips everything up to Sync, and so do we —
@@ -572,7 +692,95 @@ impl Back {
         }
     }
 
-    fn record_result(&self, body: &[u8], started: Instant, count: &mut ResultCount) {
+    /// Keeps track of result columns as the upstream answers Parse, Bind,
+    /// Describe and Close, and tells the masker about those of a simple
+    /// query's rows and of COPY output.
+    fn note_description(&mut self, head: &Expect, tag: u8, body: &[u8]) {
+        let d = &mut self.described;
+        match (head, tag) {
+            (Expect::Query { .. }, b'T') => {
+                d.loaded = None;
+                match row_description(body) {
+                    Some(columns) => self.masker.set_columns(&columns),
+                    None => self.masker.set_unknown_columns(&[], 0),
+                }
+            }
+            (Expect::Query { .. } | Expect::Execute { .. }, b'H') => {
+                self.masker.start_copy(body.first() == Some(&1));
+            }
+            (Expect::DescribeStatement { statement }, b'T') => {
+                if let Some(columns) = row_description(body) {
+                    d.statements.insert(statement.clone(), columns);
+                }
+            }
+            (Expect::DescribeStatement { statement }, b'n') => {
+                d.statements.insert(statement.clone(), Vec::new());
+            }
+            (Expect::DescribePortal { portal }, b'T') => {
+                if let Some(columns) = row_description(body) {
+                    d.portals
+                        .insert(portal.clone(), PortalColumns::Known(columns));
+                    d.loaded = None;
+                }
+            }
+            (Expect::Parse { statement }, b'1') => {
+                d.statements.remove(statement);
+            }
+            (
+                Expect::Bind {
+                    portal,
+                    statement,
+                    formats,
+                },
+                b'2',
+            ) => {
+                let columns = match d.statements.get(statement) {
+                    Some(columns) => PortalColumns::Known(with_formats(columns, formats)),
+                    None => PortalColumns::Unknown(formats.clone()),
+                };
+                d.portals.insert(portal.clone(), columns);
+                d.loaded = None;
+            }
+            (Expect::Close { statement, portal }, b'3') => {
+                if let Some(s) = statement {
+                    d.statements.remove(s);
+                }
+                if let Some(p) = portal {
+                    d.portals.remove(p);
+                    d.loaded = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Gives the masker the columns of the portal an Execute runs.
+    fn load_portal(&mut self, portal: &[u8], row: &[u8]) {
+        let d = &mut self.described;
+        if d.loaded.as_deref() == Some(portal) {
+            return;
+        }
+        match d.portals.get(portal) {
+            Some(PortalColumns::Known(columns)) => self.masker.set_columns(columns),
+            Some(PortalColumns::Unknown(formats)) => {
+                let count = row
+                    .get(5..7)
+                    .map_or(0, |n| u16::from_be_bytes([n[0], n[1]]) as usize);
+                self.masker.set_unknown_columns(formats, count);
+            }
+            // Not bound through Airlock: the front loop refuses such an
+            // Execute, so no rows can come; treat any as undescribed.
+            None => {
+                let count = row
+                    .get(5..7)
+                    .map_or(0, |n| u16::from_be_bytes([n[0], n[1]]) as usize);
+                self.masker.set_unknown_columns(&[], count);
+            }
+        }
+        d.loaded = Some(portal.to_vec());
+    }
+
+    fn record_result(&mut self, body: &[u8], started: Instant, count: &mut ResultCount) {
         let tag = Fields::new(body)
             .cstr()
             .map(String::from_utf8_lossy)
@@ -583,6 +791,7 @@ impl Back {
             rows: count.rows,
             bytes: count.bytes,
             duration: started.elapsed(),
+            masked: &self.masker.take_stats(),
         });
         *count = ResultCount::default();
     }
