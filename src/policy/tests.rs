@@ -3,6 +3,7 @@
 //! tests do not depend on the classifier.
 
 use super::*;
+use crate::mask::{Detectors, Kind, Strategy};
 use crate::sql::Statement;
 use StatementClass::*;
 
@@ -952,4 +953,103 @@ fn explain_json_has_the_documented_shape() {
     assert_eq!(v["verdict"], "allow");
     assert_eq!(v["statement"], serde_json::Value::Null);
     assert_eq!(v["statements"], serde_json::json!([]));
+}
+
+#[test]
+fn masking_table_sets_detectors_strategies_and_exemptions() {
+    let p = policy(
+        r#"
+[[rule]]
+name = "all"
+action = "allow"
+
+[masking]
+detectors = ["standard", "nl_bsn"]
+disable = ["phone"]
+strategy = "partial"
+strategies = { email = "token", secrets = "null" }
+exempt_roles = ["admin", "auditor"]
+json_secret_keys = true
+"#,
+    );
+    let m = p.masking();
+    assert!(m.enabled);
+    let d = m.settings.detectors;
+    assert!(
+        d.contains(Kind::NlBsn)
+            && d.contains(Kind::Email)
+            && !d.contains(Kind::Phone)
+            && !d.contains(Kind::PlPesel)
+    );
+    assert_eq!(m.settings.default_strategy, Strategy::Partial);
+    assert!(m
+        .settings
+        .strategies
+        .contains(&(Kind::Email, Strategy::Token)));
+    assert!(m
+        .settings
+        .strategies
+        .contains(&(Kind::GithubToken, Strategy::Null)));
+    assert_eq!(m.exempt_roles, vec![Role::Admin, Role::Auditor]);
+    assert!(m.settings.json_secret_keys);
+
+    let default = policy("[[rule]]\nname = \"all\"\naction = \"allow\"\n");
+    assert!(default.masking().enabled && default.masking().exempt_roles.is_empty());
+    assert_eq!(default.masking().settings.detectors, Detectors::standard());
+}
+
+#[test]
+fn masking_mistakes_name_file_line_and_problem() {
+    let rules = "[[rule]]\nname = \"all\"\naction = \"allow\"\n";
+    for (table, line, problem) in [
+        (
+            "[masking]\ndetectors = [\"emails\"]\n",
+            5,
+            "unknown detector \"emails\"",
+        ),
+        (
+            "[masking]\nstrategy = \"hide\"\n",
+            5,
+            "unknown strategy \"hide\"",
+        ),
+        (
+            "[masking]\nstrategies = { card = \"blur\" }\n",
+            5,
+            "unknown strategy \"blur\"",
+        ),
+        (
+            "[masking]\nstrategies = { cards = \"null\" }\n",
+            5,
+            "unknown detector \"cards\"",
+        ),
+        (
+            "[masking]\nexempt_roles = [\"dba\"]\n",
+            5,
+            "unknown role \"dba\"",
+        ),
+        (
+            "[masking]\nexempt_roles = [\"agent\"]\n",
+            5,
+            "agents cannot be exempted",
+        ),
+        ("[masking]\nredact = true\n", 5, "unknown field `redact`"),
+    ] {
+        let e = error(&format!("{rules}{table}"));
+        assert_eq!(e.file, "10-test.toml", "{table}");
+        assert_eq!(e.line, Some(line), "{table}: {e}");
+        assert!(e.to_string().contains(problem), "{table}: {e}");
+    }
+    let e = Policy::from_sources(&[
+        (
+            "10-a.toml".into(),
+            format!("{rules}[masking]\nenabled = false\n"),
+        ),
+        ("20-b.toml".into(), "[masking]\nenabled = true\n".into()),
+    ])
+    .unwrap_err();
+    assert_eq!(e.file, "20-b.toml");
+    assert!(
+        e.to_string().contains("already set in 10-a.toml line 4"),
+        "{e}"
+    );
 }
