@@ -184,17 +184,18 @@ impl RowMasker {
         let Some(engine) = self.engine.clone() else {
             return RowOutcome::Unchanged;
         };
-        let Some(values) = DataRow::parse(row) else {
+        let Some(count) = DataRow::count(row) else {
             // The relay only hands over frames with a 'D' tag and a
             // consistent length; a body that does not parse is masked
             // whole rather than forwarded unread.
             return RowOutcome::Rewritten(empty_row());
         };
-        if self.tallies.len() < values.len() {
-            self.tallies.resize(values.len(), Tally::default());
+        if self.tallies.len() < count {
+            self.tallies.resize(count, Tally::default());
         }
+        // A row with nothing to mask costs the scan and no allocation.
         let mut edits: Vec<(usize, Masked)> = Vec::new();
-        for (i, value) in values.iter().enumerate() {
+        for (i, value) in DataRow::values(row).enumerate() {
             let Some(value) = value else { continue };
             let (oid, format) = self
                 .columns
@@ -218,9 +219,9 @@ impl RowMasker {
         let mut out = BytesMut::with_capacity(row.len() + 64);
         out.put_u8(b'D');
         out.put_u32(0);
-        out.put_u16(values.len() as u16);
+        out.put_u16(count as u16);
         let mut edits = edits.into_iter().peekable();
-        for (i, value) in values.iter().enumerate() {
+        for (i, value) in DataRow::values(row).enumerate() {
             let edit = match edits.peek() {
                 Some((at, _)) if *at == i => edits.next().map(|(_, m)| m),
                 _ => None,
@@ -336,27 +337,47 @@ fn empty_row() -> Bytes {
     Bytes::from_static(&[b'D', 0, 0, 0, 6, 0, 0])
 }
 
-/// The values of a DataRow, borrowed from its frame.
+/// Reading a DataRow frame in place.
 struct DataRow;
 
 impl DataRow {
-    fn parse(frame: &[u8]) -> Option<Vec<Option<&[u8]>>> {
+    /// The column count, if the frame's fields add up to its length.
+    fn count(frame: &[u8]) -> Option<usize> {
         let body = frame.get(5..)?;
         let count = u16::from_be_bytes(body.get(..2)?.try_into().ok()?) as usize;
-        let mut values = Vec::with_capacity(count);
         let mut at = 2;
         for _ in 0..count {
             let len = i32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?);
             at += 4;
-            if len < 0 {
-                values.push(None);
-            } else {
-                let v = body.get(at..at + len as usize)?;
+            if len > 0 {
                 at += len as usize;
-                values.push(Some(v));
             }
         }
-        (at == body.len()).then_some(values)
+        (at == body.len()).then_some(count)
+    }
+
+    /// The values of a frame [`DataRow::count`] accepted.
+    fn values(frame: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+        let body = &frame[5..];
+        let count = u16::from_be_bytes([body[0], body[1]]) as usize;
+        let mut at = 2;
+        (0..count).map(move |_| {
+            let len = i32::from_be_bytes(body[at..at + 4].try_into().expect("checked by count"));
+            at += 4;
+            if len < 0 {
+                None
+            } else {
+                let v = &body[at..at + len as usize];
+                at += len as usize;
+                Some(v)
+            }
+        })
+    }
+
+    #[cfg(test)]
+    fn parse(frame: &[u8]) -> Option<Vec<Option<&[u8]>>> {
+        DataRow::count(frame)?;
+        Some(DataRow::values(frame).collect())
     }
 }
 
