@@ -1476,6 +1476,26 @@ pub(crate) fn resolve_overlaps(found: &mut Vec<Finding>) {
     if found.len() < 2 {
         return;
     }
+    if found.len() > 64 {
+        // Long documents: one sweep in position order, each overlap won by
+        // the stronger kind, in O(n log n).
+        found.sort_unstable_by_key(|f| (f.start, f.kind));
+        let mut kept = 0;
+        for i in 1..found.len() {
+            let f = found[i];
+            let last = found[kept];
+            if f.start < last.end {
+                if f.kind < last.kind {
+                    found[kept] = f;
+                }
+            } else {
+                kept += 1;
+                found[kept] = f;
+            }
+        }
+        found.truncate(kept + 1);
+        return;
+    }
     found.sort_unstable_by_key(|f| (f.kind, f.start));
     let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
     for f in found.iter() {

@@ -189,3 +189,12 @@ fn digit_finder_agrees_with_a_plain_search() {
         );
     }
 }
+
+#[test]
+fn long_documents_resolve_overlaps_in_one_sweep() {
+    let text: String = (0..200).map(|i| format!("user{i}@example.org 4111 1111 1111 1111 ")).collect();
+    let found = kinds(&text);
+    assert_eq!(found.len(), 400);
+    assert!(found.iter().step_by(2).all(|f| f.0 == "email"));
+    assert!(found.iter().skip(1).step_by(2).all(|f| f.0 == "card" && f.1 == "4111 1111 1111 1111"));
+}
