@@ -1091,7 +1091,10 @@ impl Scanner {
         if text[start] == b'(' && (open != 0 || !closed) {
             start += 1;
         }
-        if !(7..=15).contains(&digits) || end <= start || joined_after(text, end) {
+        if !(7..=15).contains(&digits)
+            || end <= start
+            || (joined_after(text, end) && extension_len(&text[end..]) == 0)
+        {
             return None;
         }
         let candidate = &text[start..end];
@@ -1109,11 +1112,26 @@ impl Scanner {
         }
         let candidate = std::str::from_utf8(candidate).ok()?;
         let valid = if international {
-            phonenumber::parse(None, candidate).is_ok_and(|n| phonenumber::is_valid(&n))
+            // `00` is the international call prefix most of the world dials.
+            let plus;
+            let e164 = match candidate.strip_prefix("00") {
+                Some(rest) => {
+                    plus = format!("+{rest}");
+                    plus.as_str()
+                }
+                None => candidate,
+            };
+            phonenumber::parse(None, e164).is_ok_and(|n| phonenumber::is_valid(&n))
         } else {
             self.regions.iter().any(|r| {
                 phonenumber::parse(Some(*r), candidate).is_ok_and(|n| phonenumber::is_valid(&n))
             })
+        };
+        // An extension belongs to the number: `x123`, ` ext. 44`.
+        let end = if valid {
+            end + extension_len(&text[end..])
+        } else {
+            end
         };
         valid.then_some(Finding {
             kind: Kind::Phone,
@@ -1331,6 +1349,33 @@ fn joined_after(text: &[u8], at: usize) -> bool {
         }
         _ => false,
     }
+}
+
+/// The length of a phone extension at the start of `rest`.
+fn extension_len(rest: &[u8]) -> usize {
+    let mut i = 0;
+    if rest.first() == Some(&b' ') {
+        i += 1;
+    }
+    let lower: Vec<u8> = rest[i..rest.len().min(i + 5)].to_ascii_lowercase();
+    let marker = if lower.starts_with(b"ext.") {
+        4
+    } else if lower.starts_with(b"ext") {
+        3
+    } else if lower.starts_with(b"x") {
+        1
+    } else {
+        return 0;
+    };
+    i += marker;
+    if rest.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    let digits = rest[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if !(1..=6).contains(&digits) || rest.get(i + digits).is_some_and(u8::is_ascii_alphanumeric) {
+        return 0;
+    }
+    i + digits
 }
 
 /// ISBN-10 and ISBN-13 written with hyphens: grouped digits that are

@@ -192,9 +192,31 @@ fn digit_finder_agrees_with_a_plain_search() {
 
 #[test]
 fn long_documents_resolve_overlaps_in_one_sweep() {
-    let text: String = (0..200).map(|i| format!("user{i}@example.org 4111 1111 1111 1111 ")).collect();
+    let text: String = (0..200)
+        .map(|i| format!("user{i}@example.org 4111 1111 1111 1111 "))
+        .collect();
     let found = kinds(&text);
     assert_eq!(found.len(), 400);
     assert!(found.iter().step_by(2).all(|f| f.0 == "email"));
-    assert!(found.iter().skip(1).step_by(2).all(|f| f.0 == "card" && f.1 == "4111 1111 1111 1111"));
+    assert!(found
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .all(|f| f.0 == "card" && f.1 == "4111 1111 1111 1111"));
+}
+
+#[test]
+fn phone_formats_people_write() {
+    for (text, span) in [
+        ("(415)555-2671", "(415)555-2671"),
+        ("415.555.2671", "415.555.2671"),
+        ("001-415-555-2671", "001-415-555-2671"),
+        ("+1-415-555-2671x123 ok", "+1-415-555-2671x123"),
+        ("call 415-555-2671 ext. 44", "415-555-2671 ext. 44"),
+        ("+44 (0)20 7946 0958", "+44 (0)20 7946 0958"),
+        ("+33 6 12 34 56 78", "+33 6 12 34 56 78"),
+        ("Tel: 0221 1234567", "0221 1234567"),
+    ] {
+        assert_eq!(one(text), ("phone", span.to_string()), "{text}");
+    }
 }
