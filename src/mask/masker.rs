@@ -467,7 +467,11 @@ fn partial(kind: Kind, value: &[u8], out: &mut Vec<u8>) {
     match kind {
         Kind::Email => {
             let at = value.iter().rposition(|&b| b == b'@').unwrap_or(0);
-            out.extend_from_slice(&value[..1.min(at)]);
+            // The first letter, if it is ASCII (a byte of a multi-byte
+            // character would leave invalid UTF-8 behind).
+            if at > 0 && value[0].is_ascii_alphanumeric() {
+                out.push(value[0]);
+            }
             out.extend_from_slice(b"***");
             out.extend_from_slice(&value[at..]);
         }

@@ -18,3 +18,6 @@ pub use kind::{Detectors, Finding, Kind};
 pub use masker::{MaskSettings, Masked, Masker, Scratch, Strategy, Tally};
 pub use pg::{Column, MaskStats, RowMasker, RowOutcome};
 pub use scan::Scanner;
+
+#[cfg(test)]
+mod robustness;

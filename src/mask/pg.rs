@@ -576,7 +576,7 @@ fn numeric_to_text(value: &[u8]) -> Option<String> {
     let word = |i: usize| -> Option<i16> {
         Some(i16::from_be_bytes(value.get(i..i + 2)?.try_into().ok()?))
     };
-    let ndigits = word(0)? as usize;
+    let ndigits = usize::try_from(word(0)?).ok()?;
     let weight = word(2)?;
     let sign = word(4)? as u16;
     let dscale = word(6)?;
