@@ -111,7 +111,7 @@ fn well_formed_row(frame: &[u8]) -> bool {
 
 #[test]
 fn random_inputs_keep_the_invariants() {
-    let mut rng = StdRng::seed_from_u64(0xA1_2_10C);
+    let mut rng = StdRng::seed_from_u64(0x00A1_210C);
     let strategies = [
         Strategy::Redact,
         Strategy::Partial,
