@@ -181,7 +181,14 @@ impl RowMasker {
     /// Inspects one row. `row` is the complete DataRow frame as received.
     pub fn mask_row(&mut self, row: &Bytes) -> RowOutcome {
         self.rows_seen += 1;
-        let Some(engine) = self.engine.clone() else {
+        let RowMasker {
+            engine,
+            columns,
+            tallies,
+            scratch,
+            ..
+        } = self;
+        let Some(engine) = engine.as_deref() else {
             return RowOutcome::Unchanged;
         };
         let Some(count) = DataRow::count(row) else {
@@ -190,8 +197,8 @@ impl RowMasker {
             // whole rather than forwarded unread.
             return RowOutcome::Rewritten(empty_row());
         };
-        if self.tallies.len() < count {
-            self.tallies.resize(count, Tally::default());
+        if tallies.len() < count {
+            tallies.resize(count, Tally::default());
         }
         // A row with nothing to mask costs the scan and no allocation.
         let mut edits: Vec<(usize, Masked)> = Vec::new();
@@ -201,14 +208,7 @@ impl RowMasker {
                 .columns
                 .get(i)
                 .map_or((0, 0), |c| (c.type_oid, c.format));
-            let outcome = mask_value(
-                &engine,
-                oid,
-                format,
-                value,
-                &mut self.scratch,
-                &mut self.tallies[i],
-            );
+            let outcome = mask_value(engine, oid, format, value, scratch, &mut tallies[i]);
             if outcome != Masked::Unchanged {
                 edits.push((i, outcome));
             }
