@@ -349,7 +349,13 @@ impl Masker {
             tally.add(kind);
             return Some(match self.strategy(kind) {
                 Strategy::Null => (quoted, b"null".to_vec()),
-                _ => (range, kind.label().as_bytes().to_vec()),
+                _ => {
+                    let mut plain = Vec::new();
+                    self.replacement(kind, text, &mut plain);
+                    let mut encoded = Vec::with_capacity(plain.len());
+                    json::escape_into(&plain, &mut encoded);
+                    (range, encoded)
+                }
             });
         }
         for f in &scratch.leaf {

@@ -204,10 +204,7 @@ impl RowMasker {
         let mut edits: Vec<(usize, Masked)> = Vec::new();
         for (i, value) in DataRow::values(row).enumerate() {
             let Some(value) = value else { continue };
-            let (oid, format) = self
-                .columns
-                .get(i)
-                .map_or((0, 0), |c| (c.type_oid, c.format));
+            let (oid, format) = columns.get(i).map_or((0, 0), |c| (c.type_oid, c.format));
             let outcome = mask_value(engine, oid, format, value, scratch, &mut tallies[i]);
             if outcome != Masked::Unchanged {
                 edits.push((i, outcome));
@@ -254,10 +251,7 @@ impl RowMasker {
         } else {
             // Text and CSV rows: the detected spans are replaced in place;
             // labels contain no tab, comma, quote or backslash.
-            match engine.mask_delimited(body, &mut self.scratch, &mut self.copy_tally) {
-                Masked::Replaced(v) => Some(v),
-                Masked::Unchanged | Masked::Null => None,
-            }
+            mask_copy_text(&engine, body, &mut self.scratch, &mut self.copy_tally)
         };
         match masked {
             None => RowOutcome::Unchanged,
@@ -333,6 +327,168 @@ impl RowMasker {
     }
 }
 
+/// One row of COPY text or CSV output. The format is not announced (CSV
+/// is "textual" too), so a row with a tab or without a comma is read as
+/// text format, others as CSV. Each field is unescaped, masked by its
+/// content as a value of unknown type, and written back escaped.
+fn mask_copy_text(
+    engine: &Masker,
+    row: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Option<Vec<u8>> {
+    // Nothing anywhere in the row, and no escapes or JSON that could hide
+    // something: forwarded as is, no field splitting.
+    let mut findings = Vec::new();
+    engine.scanner().scan(row, &mut findings);
+    if findings.is_empty() && !row.iter().any(|&b| b == b'\\' || b == b'{' || b == b'[') {
+        return None;
+    }
+    let (line, newline) = match row.strip_suffix(b"\n") {
+        Some(l) => (l, &b"\n"[..]),
+        None => (row, &b""[..]),
+    };
+    let csv = !line.contains(&b'\t') && line.contains(&b',');
+    let mut out = Vec::with_capacity(row.len() + 16);
+    let mut changed = false;
+    let fields: Vec<(Vec<u8>, bool)> = if csv {
+        csv_fields(line)
+    } else {
+        text_fields(line)
+    };
+    for (n, (field, quoted_or_null)) in fields.iter().enumerate() {
+        if n > 0 {
+            out.push(if csv { b',' } else { b'\t' });
+        }
+        let null_text = !csv && *quoted_or_null;
+        let masked = if null_text {
+            Masked::Unchanged
+        } else {
+            mask_by_content(engine, field, scratch, tally)
+        };
+        let value: Option<&[u8]> = match &masked {
+            Masked::Unchanged => Some(field),
+            Masked::Replaced(v) => Some(v),
+            Masked::Null => None,
+        };
+        if !matches!(masked, Masked::Unchanged) {
+            changed = true;
+        }
+        match (value, csv) {
+            (None, false) => out.extend_from_slice(b"\\N"),
+            (None, true) => {}
+            (Some(v), false) if null_text => out.extend_from_slice(v),
+            (Some(v), false) => escape_copy_text(v, &mut out),
+            (Some(v), true) => {
+                let quote =
+                    *quoted_or_null || v.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
+                if quote {
+                    out.push(b'"');
+                    for &c in v {
+                        if c == b'"' {
+                            out.push(b'"');
+                        }
+                        out.push(c);
+                    }
+                    out.push(b'"');
+                } else {
+                    out.extend_from_slice(v);
+                }
+            }
+        }
+    }
+    out.extend_from_slice(newline);
+    changed.then_some(out)
+}
+
+/// Text-format fields, unescaped; the flag marks `\N` (NULL).
+fn text_fields(line: &[u8]) -> Vec<(Vec<u8>, bool)> {
+    line.split(|&b| b == b'\t')
+        .map(|raw| {
+            if raw == b"\\N" {
+                return (raw.to_vec(), true);
+            }
+            let mut v = Vec::with_capacity(raw.len());
+            let mut i = 0;
+            while i < raw.len() {
+                if raw[i] == b'\\' && i + 1 < raw.len() {
+                    v.push(match raw[i + 1] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'f' => 12,
+                        b'v' => 11,
+                        other => other,
+                    });
+                    i += 2;
+                } else {
+                    v.push(raw[i]);
+                    i += 1;
+                }
+            }
+            (v, false)
+        })
+        .collect()
+}
+
+fn escape_copy_text(v: &[u8], out: &mut Vec<u8>) {
+    for &c in v {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            8 => out.extend_from_slice(b"\\b"),
+            12 => out.extend_from_slice(b"\\f"),
+            11 => out.extend_from_slice(b"\\v"),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// CSV fields, unquoted; the flag marks fields that were quoted.
+fn csv_fields(line: &[u8]) -> Vec<(Vec<u8>, bool)> {
+    let mut fields = Vec::new();
+    let mut i = 0;
+    loop {
+        if line.get(i) == Some(&b'"') {
+            let mut v = Vec::new();
+            i += 1;
+            while i < line.len() {
+                if line[i] == b'"' {
+                    if line.get(i + 1) == Some(&b'"') {
+                        v.push(b'"');
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                v.push(line[i]);
+                i += 1;
+            }
+            // Anything between the closing quote and the comma is kept.
+            while i < line.len() && line[i] != b',' {
+                v.push(line[i]);
+                i += 1;
+            }
+            fields.push((v, true));
+        } else {
+            let start = i;
+            while i < line.len() && line[i] != b',' {
+                i += 1;
+            }
+            fields.push((line[start..i].to_vec(), false));
+        }
+        if i >= line.len() {
+            break;
+        }
+        i += 1;
+    }
+    fields
+}
+
 fn empty_row() -> Bytes {
     Bytes::from_static(&[b'D', 0, 0, 0, 6, 0, 0])
 }
@@ -394,23 +550,25 @@ fn mask_value(
     if format == 0 {
         return match class {
             Class::Skip => Masked::Unchanged,
-            Class::Text => engine.mask_text(value, scratch, tally),
+            Class::Text => mask_text_value(engine, value, scratch, tally),
             Class::Json | Class::Jsonb => engine.mask_json(value, scratch, tally),
             Class::Xml => mask_xml(engine, value, scratch, tally),
             Class::Int(width) => fit_int(engine.mask_number(value, scratch, tally), width),
             Class::Numeric => engine.mask_number(value, scratch, tally),
             Class::Bytea => mask_bytea_text(engine, value, scratch, tally),
             Class::Inet => mask_inet_text(engine, value, scratch, tally),
-            Class::Array | Class::Record | Class::Other => {
-                mask_by_content(engine, value, scratch, tally)
-            }
+            Class::Array => match element_oid(oid) {
+                Some(element) => mask_text_array(engine, element, value, scratch, tally),
+                None => mask_by_content(engine, value, scratch, tally),
+            },
+            Class::Record | Class::Other => mask_by_content(engine, value, scratch, tally),
         };
     }
     match class {
         Class::Skip => Masked::Unchanged,
-        Class::Text | Class::Bytea | Class::Json => {
-            engine.mask_text_or_json(value, class == Class::Json, scratch, tally)
-        }
+        Class::Text => mask_text_value(engine, value, scratch, tally),
+        Class::Bytea => engine.mask_text(value, scratch, tally),
+        Class::Json => engine.mask_json(value, scratch, tally),
         Class::Jsonb => match value.split_first() {
             Some((1, doc)) => match engine.mask_json(doc, scratch, tally) {
                 Masked::Replaced(v) => {
@@ -434,20 +592,27 @@ fn mask_value(
     }
 }
 
-impl Masker {
-    fn mask_text_or_json(
-        &self,
-        value: &[u8],
-        json: bool,
-        scratch: &mut Scratch,
-        tally: &mut Tally,
-    ) -> Masked {
-        if json {
-            self.mask_json(value, scratch, tally)
-        } else {
-            self.mask_text(value, scratch, tally)
-        }
+/// A text value: a JSON document kept in a text column is masked as JSON
+/// (its member names are context, not text to match), anything else as
+/// free text.
+fn mask_text_value(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    if looks_like_json(value) {
+        return engine.mask_json(value, scratch, tally);
     }
+    engine.mask_text(value, scratch, tally)
+}
+
+fn looks_like_json(value: &[u8]) -> bool {
+    let trimmed = value.trim_ascii();
+    matches!(
+        (trimmed.first(), trimmed.last()),
+        (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
+    )
 }
 
 /// A binary value of a type Airlock cannot rewrite: text-looking bytes are
@@ -458,6 +623,106 @@ fn fail_closed(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mut
     match engine.mask_text(value, scratch, tally) {
         Masked::Replaced(_) if !printable => Masked::Null,
         other => other,
+    }
+}
+
+/// The element type of the array types Airlock knows.
+fn element_oid(array_oid: u32) -> Option<u32> {
+    Some(match array_oid {
+        1009 => 25,
+        1015 => 1043,
+        1014 => 1042,
+        1003 => 19,
+        199 => 114,
+        3807 => 3802,
+        143 => 142,
+        1005 => 21,
+        1007 => 23,
+        1016 => 20,
+        1231 => 1700,
+        1001 => 17,
+        1041 => 869,
+        651 => 650,
+        1002 => 18,
+        _ => return None,
+    })
+}
+
+/// An array in text format (`{a,"b c",NULL,{d}}`): each element is masked
+/// as a value of the element type and written back quoted as needed.
+fn mask_text_array(
+    engine: &Masker,
+    element: u32,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    // Cheap exit: nothing in the whole literal (addresses are found by
+    // their column type, not always by the scanner).
+    let mut findings = Vec::new();
+    engine.scanner().scan(value, &mut findings);
+    if findings.is_empty() && class_of(element) != Class::Inet {
+        return Masked::Unchanged;
+    }
+    let mut out = Vec::with_capacity(value.len() + 16);
+    let mut changed = false;
+    let mut i = 0;
+    while i < value.len() {
+        let b = value[i];
+        if matches!(b, b'{' | b'}' | b',' | b' ') {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        // One element, quoted or not.
+        let (raw_end, element_text, quoted) = if b == b'"' {
+            let mut text = Vec::new();
+            let mut j = i + 1;
+            while j < value.len() && value[j] != b'"' {
+                if value[j] == b'\\' && j + 1 < value.len() {
+                    j += 1;
+                }
+                text.push(value[j]);
+                j += 1;
+            }
+            (j + 1, text, true)
+        } else {
+            let mut j = i;
+            while j < value.len() && !matches!(value[j], b',' | b'}') {
+                j += 1;
+            }
+            (j, value[i..j].to_vec(), false)
+        };
+        let raw_end = raw_end.min(value.len());
+        if !quoted && element_text == b"NULL" {
+            out.extend_from_slice(b"NULL");
+            i = raw_end;
+            continue;
+        }
+        match mask_value(engine, element, 0, &element_text, scratch, tally) {
+            Masked::Unchanged => out.extend_from_slice(&value[i..raw_end]),
+            Masked::Null => {
+                changed = true;
+                out.extend_from_slice(b"NULL");
+            }
+            Masked::Replaced(v) => {
+                changed = true;
+                out.push(b'"');
+                for c in v {
+                    if c == b'"' || c == b'\\' {
+                        out.push(b'\\');
+                    }
+                    out.push(c);
+                }
+                out.push(b'"');
+            }
+        }
+        i = raw_end;
+    }
+    if changed {
+        Masked::Replaced(out)
+    } else {
+        Masked::Unchanged
     }
 }
 
@@ -763,6 +1028,29 @@ fn inet_substitute(
     })
 }
 
+/// Clears the host bits of `addr` beyond `bits`: cidr values must have none.
+fn network_of(addr: std::net::IpAddr, bits: u8) -> std::net::IpAddr {
+    use std::net::IpAddr;
+    match addr {
+        IpAddr::V4(a) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(bits.min(32)))
+            };
+            IpAddr::V4((a.to_bits() & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(bits.min(128)))
+            };
+            IpAddr::V6((a.to_bits() & mask).into())
+        }
+    }
+}
+
 fn mask_inet_text(
     engine: &Masker,
     value: &[u8],
@@ -789,6 +1077,10 @@ fn mask_inet_text(
     match inet_substitute(engine, kind, addr) {
         None => Masked::Null,
         Some(new) => {
+            let new = match prefix.and_then(|p| p.parse::<u8>().ok()) {
+                Some(bits) => network_of(new, bits),
+                None => new,
+            };
             let mut s = new.to_string();
             if let Some(p) = prefix {
                 s.push('/');
@@ -827,6 +1119,12 @@ fn mask_inet_binary(
     match inet_substitute(engine, kind, addr) {
         None => Masked::Null,
         Some(new) => {
+            // A cidr value (flag byte set) keeps no host bits.
+            let new = if value[2] == 1 {
+                network_of(new, value[1])
+            } else {
+                new
+            };
             let mut out = value[..4].to_vec();
             match new {
                 IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
@@ -984,6 +1282,33 @@ fn guess_binary(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mu
         {
             return Masked::Replaced(v);
         }
+    }
+    // Layouts that describe themselves: inet/cidr, arrays, jsonb, JSON text.
+    if matches!(
+        value,
+        [2, 0..=32, 0 | 1, 4, _, _, _, _] | [3, _, 0 | 1, 16, ..]
+    ) && value.len() == 4 + value[3] as usize
+    {
+        return mask_inet_binary(engine, value, scratch, tally);
+    }
+    if value.len() >= 12 {
+        let ndim = i32::from_be_bytes(value[..4].try_into().expect("four bytes"));
+        let flags = i32::from_be_bytes(value[4..8].try_into().expect("four bytes"));
+        let element = u32::from_be_bytes(value[8..12].try_into().expect("four bytes"));
+        if (1..=6).contains(&ndim) && (0..=1).contains(&flags) && class_of(element) != Class::Other
+        {
+            if let Masked::Replaced(v) = mask_array_binary(engine, value, scratch, tally) {
+                return Masked::Replaced(v);
+            }
+        }
+    }
+    if let Some((1, doc)) = value.split_first() {
+        if looks_like_json(doc) {
+            return mask_value(engine, 3802, 1, value, scratch, tally);
+        }
+    }
+    if looks_like_json(value) {
+        return engine.mask_json(value, scratch, tally);
     }
     if value.len() >= 8 && numeric_to_text(value).is_some() {
         if let Masked::Replaced(v) = mask_numeric_binary(engine, value, scratch, tally) {

@@ -100,6 +100,19 @@ pub struct Scanner {
     numeric: bool,
 }
 
+/// The phone metadata's patterns are compiled on demand into one shared
+/// cache of 100 regexes; validating numbers against a dozen regions cycles
+/// through more than that, so every check recompiled patterns under the
+/// cache's lock and sessions queued behind each other. With room for all
+/// of them each pattern is compiled once.
+fn enlarge_phone_regex_cache() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let cache = phonenumber::metadata::DATABASE.cache();
+        *cache.lock().unwrap_or_else(|e| e.into_inner()) = regex_cache::RegexCache::new(16_384);
+    });
+}
+
 /// Regions whose national phone formats are tried for numbers written
 /// without a country code: those of the locales Airlock is tested with.
 const DEFAULT_REGIONS: &[Region] = &[
@@ -119,6 +132,7 @@ const DEFAULT_REGIONS: &[Region] = &[
 
 impl Scanner {
     pub fn new(detectors: &Detectors) -> Scanner {
+        enlarge_phone_regex_cache();
         let markers = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostFirst)

@@ -66,6 +66,12 @@ pub enum Expect {
     DescribePortal {
         portal: Vec<u8>,
     },
+    /// A Describe Airlock sent itself so that the masker knows the result
+    /// types of every statement a client may bind; its answer is not
+    /// forwarded.
+    HiddenDescribe {
+        statement: Vec<u8>,
+    },
     /// Rows, then CommandComplete / EmptyQuery / PortalSuspended (or COPY).
     Execute {
         started: Instant,
@@ -95,6 +101,7 @@ impl Expect {
                 | Expect::Bind { .. }
                 | Expect::DescribeStatement { .. }
                 | Expect::DescribePortal { .. }
+                | Expect::HiddenDescribe { .. }
                 | Expect::Execute { .. }
                 | Expect::Close { .. }
         )
@@ -359,9 +366,37 @@ impl Front {
                     continue;
                 }
             };
+            // A statement prepared with SQL PREPARE has not been described
+            // to Airlock: describe it before the client binds it.
+            let describe_before = match &expect {
+                Expect::Bind { statement, .. } if !self.statements.contains(statement) => {
+                    Some(statement.clone())
+                }
+                _ => None,
+            };
+            if let Some(statement) = describe_before {
+                out.extend_from_slice(&describe_statement(&statement));
+                if !self.push(Expect::HiddenDescribe { statement }).await {
+                    return FrontEnd::UpstreamGone;
+                }
+            }
+            // Every statement parsed is described right away, in the same
+            // pipeline: drivers that describe once and then only bind and
+            // execute (or never describe) still get their rows masked by
+            // column type.
+            let describe_after = match &expect {
+                Expect::Parse { statement } => Some(statement.clone()),
+                _ => None,
+            };
             out.extend_from_slice(msg.frame());
             if !self.push(expect).await {
                 return FrontEnd::UpstreamGone;
+            }
+            if let Some(statement) = describe_after {
+                out.extend_from_slice(&describe_statement(&statement));
+                if !self.push(Expect::HiddenDescribe { statement }).await {
+                    return FrontEnd::UpstreamGone;
+                }
             }
         }
     }
@@ -400,6 +435,17 @@ fn parse_text(body: &[u8]) -> Option<(&[u8], &[u8])> {
     let name = f.cstr()?;
     let sql = f.cstr()?;
     Some((name, sql))
+}
+
+/// A Describe (statement) message.
+fn describe_statement(name: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(name.len() + 7);
+    frame.push(b'D');
+    frame.extend_from_slice(&((name.len() + 6) as u32).to_be_bytes());
+    frame.push(b'S');
+    frame.extend_from_slice(name);
+    frame.push(0);
+    frame
 }
 
 /// The result-column format codes of a Bind message.
@@ -635,6 +681,25 @@ impl Back {
                 return;
             }
             _ => {}
+        }
+        if let Some(Expect::HiddenDescribe { statement }) = pending.front() {
+            // Airlock's own Describe: recorded, not forwarded.
+            match tag {
+                b't' => return,
+                b'T' | b'n' => {
+                    let columns = if tag == b'T' {
+                        row_description(msg.body())
+                    } else {
+                        Some(Vec::new())
+                    };
+                    if let Some(columns) = columns {
+                        self.described.statements.insert(statement.clone(), columns);
+                    }
+                    pending.pop_front();
+                    return;
+                }
+                _ => {}
+            }
         }
         out.extend_from_slice(msg.frame());
         if let Some(head) = pending.front() {
