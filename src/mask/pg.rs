@@ -742,9 +742,21 @@ fn mask_by_content(
     if numeric {
         return engine.mask_number(value, scratch, tally);
     }
-    if matches!(value.first(), Some(b'{' | b'[')) && matches!(value.last(), Some(b'}' | b']')) {
-        // mask_json masks a document that does not parse as text.
+    if looks_like_json(value) {
+        // `{…}` that is not JSON is an array (or a record) literal: masked
+        // element by element, so numbers stay numbers.
+        if value.first() == Some(&b'{')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(value).is_err()
+        {
+            return mask_text_array(engine, 0, value, scratch, tally);
+        }
         return engine.mask_json(value, scratch, tally);
+    }
+    if value.starts_with(b"\\x")
+        && value.len() % 2 == 0
+        && value[2..].iter().all(u8::is_ascii_hexdigit)
+    {
+        return mask_bytea_text(engine, value, scratch, tally);
     }
     engine.mask_text(value, scratch, tally)
 }
