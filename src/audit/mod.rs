@@ -5,6 +5,8 @@
 //! writer plugs in behind the same trait. Events carry no passwords and no
 //! row values — only counts and digests of results.
 
+pub mod chain;
+
 use crate::gate::{Origin, SessionId, SessionInfo};
 use crate::mask::MaskStats;
 use crate::sql::Classes;
