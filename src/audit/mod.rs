@@ -6,6 +6,11 @@
 //! row values — only counts and digests of results.
 
 pub mod chain;
+pub mod log;
+pub mod verify;
+
+#[cfg(test)]
+mod tests;
 
 use crate::gate::{Origin, SessionId, SessionInfo};
 use crate::mask::MaskStats;
