@@ -870,10 +870,13 @@ impl Back {
                 .map(|(_, v)| v.as_str())
                 .unwrap_or("")
         };
+        // Server messages quote values ("Key (email)=(…) already exists"):
+        // the log gets them masked like statements.
+        let message = self.gate.masker().mask_sql_literals(get(b'M'));
         self.gate.audit().record(AuditEvent::Error {
             session: &self.session.id,
             code: get(b'C'),
-            message: get(b'M'),
+            message: &message,
         });
     }
 }
