@@ -636,7 +636,15 @@ impl Back {
         match tag {
             // Asynchronous messages may arrive at any point.
             b'N' | b'A' => {
-                out.extend_from_slice(msg.frame());
+                let outcome = if tag == b'N' {
+                    self.masker.mask_message(msg.frame())
+                } else {
+                    self.masker.mask_notification(msg.frame())
+                };
+                match &outcome {
+                    RowOutcome::Unchanged => out.extend_from_slice(msg.frame()),
+                    RowOutcome::Rewritten(f) => out.extend_from_slice(f),
+                }
                 return;
             }
             b'S' => {
@@ -701,7 +709,14 @@ impl Back {
                 _ => {}
             }
         }
-        out.extend_from_slice(msg.frame());
+        if tag == b'E' {
+            match self.masker.mask_message(msg.frame()) {
+                RowOutcome::Unchanged => out.extend_from_slice(msg.frame()),
+                RowOutcome::Rewritten(f) => out.extend_from_slice(&f),
+            }
+        } else {
+            out.extend_from_slice(msg.frame());
+        }
         if let Some(head) = pending.front() {
             self.note_description(head, tag, msg.body());
         }
