@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod log;
+pub mod record;
 pub mod verify;
 
 #[cfg(test)]
@@ -63,6 +64,29 @@ pub enum AuditEvent<'a> {
 /// Where events go.
 pub trait AuditSink: Send + Sync {
     fn record(&self, event: AuditEvent<'_>);
+
+    /// Why events cannot be recorded right now (a full disk), if so: the
+    /// gate then refuses statements rather than run them unrecorded.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The chained log, with each event also written to the structured log
+/// for operators.
+pub struct ChainSink {
+    pub log: log::AuditLog,
+}
+
+impl AuditSink for ChainSink {
+    fn record(&self, event: AuditEvent<'_>) {
+        self.log.append(record::to_record(&event));
+        LogSink.record(event);
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.log.failure()
+    }
 }
 
 /// Writes events to the `tracing` log (target `airlock::audit`).
