@@ -244,7 +244,10 @@ fn values_quoted_in_errors_notices_and_notifications_are_masked() {
     for (code, text) in [
         (b'S', &b"ERROR"[..]),
         (b'C', b"22P02"),
-        (b'M', b"invalid input syntax for type integer: \"jane@example.org\""),
+        (
+            b'M',
+            b"invalid input syntax for type integer: \"jane@example.org\"",
+        ),
         (b'D', b"Key (card)=(4111111111111111) already exists."),
         (b'n', b"users_email_key"),
     ] {
@@ -255,13 +258,27 @@ fn values_quoted_in_errors_notices_and_notifications_are_masked() {
     error.put_u8(0);
     let len = (error.len() - 1) as u32;
     error[1..5].copy_from_slice(&len.to_be_bytes());
-    let RowOutcome::Rewritten(f) = m.mask_message(&error.freeze()) else { panic!("expected a rewrite") };
+    let RowOutcome::Rewritten(f) = m.mask_message(&error.freeze()) else {
+        panic!("expected a rewrite")
+    };
     let fields = crate::proxy::pg::codec::error_fields(&f[5..]);
-    let get = |c: u8| fields.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone()).unwrap();
-    assert_eq!(get(b'M'), "invalid input syntax for type integer: \"<EMAIL>\"");
+    let get = |c: u8| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        get(b'M'),
+        "invalid input syntax for type integer: \"<EMAIL>\""
+    );
     assert_eq!(get(b'D'), "Key (card)=(<CARD>) already exists.");
     assert_eq!(get(b'C'), "22P02");
-    assert_eq!(u32::from_be_bytes(f[1..5].try_into().unwrap()) as usize, f.len() - 1);
+    assert_eq!(
+        u32::from_be_bytes(f[1..5].try_into().unwrap()) as usize,
+        f.len() - 1
+    );
 
     let mut note = BytesMut::new();
     note.put_u8(b'A');
@@ -270,6 +287,8 @@ fn values_quoted_in_errors_notices_and_notifications_are_masked() {
     note.put_slice(b"chan\0mail jane@example.org\0");
     let len = (note.len() - 1) as u32;
     note[1..5].copy_from_slice(&len.to_be_bytes());
-    let RowOutcome::Rewritten(f) = m.mask_notification(&note.freeze()) else { panic!("expected a rewrite") };
+    let RowOutcome::Rewritten(f) = m.mask_notification(&note.freeze()) else {
+        panic!("expected a rewrite")
+    };
     assert_eq!(&f[9..], b"chan\0mail <EMAIL>\0");
 }
