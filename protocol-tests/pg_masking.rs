@@ -2852,3 +2852,66 @@ fn a_large_result_streams_through_masked_in_bounded_memory() {
         "the gateway's peak RSS was {peak_kb} kB for a {total}-byte result: it must stream"
     );
 }
+
+/// Values reach a client through more than rows: servers quote them in
+/// errors ("invalid input syntax…", "Key (email)=(…) already exists") and
+/// `pg_notify` sends them to listeners. All of them are masked.
+#[test]
+fn values_in_errors_and_notifications_are_masked() {
+    let db = TestDb::create("mask_side");
+    psql_direct(
+        &db.name,
+        "CREATE TABLE people (email text UNIQUE); INSERT INTO people VALUES ('jane.doe@example.org')",
+    );
+    let gateway = masking_gateway("", "");
+    let run = |args: &[&str]| {
+        let out = psql_through(&gateway.addr, AGENT, AGENT_PASSWORD, &db.name, args);
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+
+    let (ok, text) = run(&["-c", "SELECT email::int FROM people"]);
+    assert!(
+        !ok && text.contains("invalid input syntax") && text.contains("<EMAIL>"),
+        "{text}"
+    );
+    assert!(!text.contains("jane.doe@example.org"), "{text}");
+
+    let (ok, text) = run(&["-c", "INSERT INTO people SELECT email FROM people"]);
+    assert!(
+        !ok && text.contains("already exists") && text.contains("<EMAIL>"),
+        "{text}"
+    );
+    assert!(!text.contains("jane.doe@example.org"), "{text}");
+
+    let (ok, text) = run(&[
+        "-c",
+        "LISTEN leak",
+        "-c",
+        "SELECT pg_notify('leak', email) FROM people",
+    ]);
+    assert!(
+        ok && text.contains("Asynchronous notification \"leak\"") && text.contains("<EMAIL>"),
+        "{text}"
+    );
+    assert!(!text.contains("jane.doe@example.org"), "{text}");
+
+    // The same statements straight to the server show the value: the
+    // assertions above are about Airlock, not about the server.
+    let direct = Command::new("psql")
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            &db.name,
+            "-c",
+            "SELECT email::int FROM people",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&direct.stderr).contains("jane.doe@example.org"));
+}

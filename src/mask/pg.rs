@@ -28,6 +28,16 @@ pub enum RowOutcome {
     Rewritten(Bytes),
 }
 
+impl RowOutcome {
+    /// The frame to forward: the rewritten one, or `original`.
+    pub fn frame_or<'a>(&'a self, original: &'a Bytes) -> &'a Bytes {
+        match self {
+            RowOutcome::Unchanged => original,
+            RowOutcome::Rewritten(frame) => frame,
+        }
+    }
+}
+
 /// Masking counts of one statement's result: per column, per kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MaskStats {
@@ -97,6 +107,8 @@ pub struct RowMasker {
     tallies: Vec<Tally>,
     /// Findings in COPY output, whose columns are not described.
     copy_tally: Tally,
+    /// Findings in error, notice and notification texts.
+    message_tally: Tally,
     copy_binary: Option<bool>,
     copy_header_seen: bool,
     scratch: Scratch,
@@ -169,6 +181,12 @@ impl RowMasker {
                 *tally = Tally::default();
             }
         }
+        if !self.message_tally.is_empty() {
+            stats
+                .columns
+                .push(("(messages)".into(), self.message_tally.counts().collect()));
+            self.message_tally = Tally::default();
+        }
         if !self.copy_tally.is_empty() {
             stats
                 .columns
@@ -235,92 +253,28 @@ impl RowMasker {
                 }
             }
         }
-        let len = (out.len() - 1) as u32;
-        out[1..5].copy_from_slice(&len.to_be_bytes());
-        RowOutcome::Rewritten(out.freeze())
+        RowOutcome::Rewritten(finish_frame(out))
     }
 
-    /// Masks the texts of an ErrorResponse or NoticeResponse ('E' / 'N'):
-    /// a server quotes offending values in its messages ("invalid input
-    /// syntax for type integer: \"jane@example.org\""), which would
-    /// otherwise let any value out through an error. Field codes, positions
-    /// and names of objects are kept.
-    pub fn mask_message(&mut self, frame: &Bytes) -> RowOutcome {
+    /// Masks a text the server wrote for the client outside result rows:
+    /// the message and detail of an error or notice (servers quote
+    /// offending values: "invalid input syntax for type integer:
+    /// \"jane@example.org\"") and NOTIFY payloads. `None` when nothing
+    /// changes. The relay owns the framing of those messages.
+    pub fn mask_message_text(&mut self, text: &[u8]) -> Option<Vec<u8>> {
         let RowMasker {
             engine,
             scratch,
-            copy_tally,
+            message_tally,
             ..
         } = self;
-        let Some(engine) = engine.as_deref() else {
-            return RowOutcome::Unchanged;
-        };
-        let body = &frame[5..];
-        let mut out = BytesMut::with_capacity(frame.len() + 16);
-        out.put_u8(frame[0]);
-        out.put_u32(0);
-        let mut changed = false;
-        let mut at = 0;
-        while at < body.len() && body[at] != 0 {
-            let code = body[at];
-            let Some(len) = body[at + 1..].iter().position(|&b| b == 0) else {
-                break;
-            };
-            let value = &body[at + 1..at + 1 + len];
-            at += len + 2;
-            out.put_u8(code);
-            let maskable = matches!(code, b'M' | b'D' | b'H' | b'W' | b'q');
-            match maskable.then(|| engine.mask_delimited(value, scratch, copy_tally)) {
-                Some(Masked::Replaced(v)) => {
-                    changed = true;
-                    out.put_slice(&v);
-                }
-                _ => out.put_slice(value),
-            }
-            out.put_u8(0);
+        match engine
+            .as_deref()?
+            .mask_delimited(text, scratch, message_tally)
+        {
+            Masked::Replaced(v) => Some(v),
+            Masked::Unchanged | Masked::Null => None,
         }
-        out.put_u8(0);
-        if !changed {
-            return RowOutcome::Unchanged;
-        }
-        let len = (out.len() - 1) as u32;
-        out[1..5].copy_from_slice(&len.to_be_bytes());
-        RowOutcome::Rewritten(out.freeze())
-    }
-
-    /// Masks the payload of a NotificationResponse ('A'): `pg_notify` can
-    /// carry any value to a listening session.
-    pub fn mask_notification(&mut self, frame: &Bytes) -> RowOutcome {
-        let RowMasker {
-            engine,
-            scratch,
-            copy_tally,
-            ..
-        } = self;
-        let Some(engine) = engine.as_deref() else {
-            return RowOutcome::Unchanged;
-        };
-        let body = &frame[5..];
-        let Some(channel_len) = body.get(4..).and_then(|b| b.iter().position(|&c| c == 0)) else {
-            return RowOutcome::Unchanged;
-        };
-        let payload_start = 4 + channel_len + 1;
-        let Some(payload) = body.get(payload_start..body.len().saturating_sub(1)) else {
-            return RowOutcome::Unchanged;
-        };
-        let masked = match engine.mask_delimited(payload, scratch, copy_tally) {
-            Masked::Replaced(v) => v,
-            _ => return RowOutcome::Unchanged,
-        };
-        let mut out = BytesMut::with_capacity(frame.len() + 16);
-        out.put_u8(b'A');
-        out.put_u32(0);
-        out.put_slice(&body[..payload_start]);
-        out.put_slice(&masked);
-        out.put_u8(0);
-        let len = (out.len() - 1) as u32;
-        out[1..5].copy_from_slice(&len.to_be_bytes());
-        RowOutcome::Rewritten(out.freeze())
     }
 
     /// Inspects one CopyData frame of COPY … TO STDOUT output.
@@ -570,6 +524,13 @@ fn csv_fields(line: &[u8]) -> Vec<(Vec<u8>, bool)> {
         i += 1;
     }
     fields
+}
+
+/// Writes the length of a frame built as tag, placeholder length, body.
+fn finish_frame(mut out: BytesMut) -> Bytes {
+    let len = (out.len() - 1) as u32;
+    out[1..5].copy_from_slice(&len.to_be_bytes());
+    out.freeze()
 }
 
 fn empty_row() -> Bytes {

@@ -217,7 +217,8 @@ impl<'a> Fields<'a> {
 pub mod backend {
     use super::*;
 
-    fn frame(tag: u8, body: impl FnOnce(&mut BytesMut)) -> Bytes {
+    /// A frame with `tag` and the body `body` writes, its length filled in.
+    pub fn frame(tag: u8, body: impl FnOnce(&mut BytesMut)) -> Bytes {
         let mut buf = BytesMut::with_capacity(64);
         buf.put_u8(tag);
         buf.put_i32(0);

@@ -24,9 +24,9 @@ use super::codec::{
 };
 use crate::audit::AuditEvent;
 use crate::gate::{Gate, Origin, SessionInfo, SessionStatements};
-use crate::mask::{Column, RowMasker, RowOutcome};
+use crate::mask::{Column, RowMasker};
 use crate::proxy::Stream;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -437,6 +437,63 @@ fn parse_text(body: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((name, sql))
 }
 
+/// An ErrorResponse or NoticeResponse with the values quoted in its texts
+/// masked; `None` to forward it as it came. Field codes, SQLSTATE,
+/// positions and object names are kept.
+fn masked_notice(masker: &mut RowMasker, msg: &Message) -> Option<Bytes> {
+    if !masker.is_active() {
+        return None;
+    }
+    let mut fields = Fields::new(msg.body());
+    let mut parts: Vec<(u8, Vec<u8>)> = Vec::new();
+    let mut changed = false;
+    while let Some(code) = fields.u8().filter(|&c| c != 0) {
+        // A field without its terminator ends the message: what was read is
+        // kept, the rest is not forwarded unread.
+        let Some(value) = fields.cstr() else {
+            changed = true;
+            break;
+        };
+        let masked = matches!(code, b'M' | b'D' | b'H' | b'W' | b'q')
+            .then(|| masker.mask_message_text(value))
+            .flatten();
+        changed |= masked.is_some();
+        parts.push((code, masked.unwrap_or_else(|| value.to_vec())));
+    }
+    changed.then(|| {
+        backend::frame(msg.tag(), |buf| {
+            for (code, value) in &parts {
+                buf.put_u8(*code);
+                buf.put_slice(value);
+                buf.put_u8(0);
+            }
+            buf.put_u8(0);
+        })
+    })
+}
+
+/// A NotificationResponse with its payload masked (`pg_notify` can carry
+/// any value); `None` to forward it as it came. One that cannot be read is
+/// dropped rather than forwarded unscanned.
+fn masked_notification(masker: &mut RowMasker, msg: &Message) -> Option<Bytes> {
+    if !masker.is_active() {
+        return None;
+    }
+    let mut fields = Fields::new(msg.body());
+    let (Some(pid), Some(channel), Some(payload)) = (fields.i32(), fields.cstr(), fields.cstr())
+    else {
+        return Some(Bytes::new());
+    };
+    let payload = masker.mask_message_text(payload)?;
+    Some(backend::frame(b'A', |buf| {
+        buf.put_i32(pid);
+        buf.put_slice(channel);
+        buf.put_u8(0);
+        buf.put_slice(&payload);
+        buf.put_u8(0);
+    }))
+}
+
 /// A Describe (statement) message.
 fn describe_statement(name: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(name.len() + 7);
@@ -636,15 +693,12 @@ impl Back {
         match tag {
             // Asynchronous messages may arrive at any point.
             b'N' | b'A' => {
-                let outcome = if tag == b'N' {
-                    self.masker.mask_message(msg.frame())
+                let masked = if tag == b'N' {
+                    masked_notice(&mut self.masker, &msg)
                 } else {
-                    self.masker.mask_notification(msg.frame())
+                    masked_notification(&mut self.masker, &msg)
                 };
-                match &outcome {
-                    RowOutcome::Unchanged => out.extend_from_slice(msg.frame()),
-                    RowOutcome::Rewritten(f) => out.extend_from_slice(f),
-                }
+                out.extend_from_slice(masked.as_ref().unwrap_or(msg.frame()));
                 return;
             }
             b'S' => {
@@ -670,20 +724,14 @@ impl Back {
                     self.load_portal(portal, msg.frame());
                 }
                 let outcome = self.masker.mask_row(msg.frame());
-                let frame = match &outcome {
-                    RowOutcome::Unchanged => msg.frame(),
-                    RowOutcome::Rewritten(f) => f,
-                };
+                let frame = outcome.frame_or(msg.frame());
                 count.bytes += frame.len() as u64;
                 out.extend_from_slice(frame);
                 return;
             }
             b'd' => {
                 let outcome = self.masker.mask_copy_data(msg.frame());
-                let frame = match &outcome {
-                    RowOutcome::Unchanged => msg.frame(),
-                    RowOutcome::Rewritten(f) => f,
-                };
+                let frame = outcome.frame_or(msg.frame());
                 count.bytes += frame.len() as u64;
                 out.extend_from_slice(frame);
                 return;
@@ -709,14 +757,10 @@ impl Back {
                 _ => {}
             }
         }
-        if tag == b'E' {
-            match self.masker.mask_message(msg.frame()) {
-                RowOutcome::Unchanged => out.extend_from_slice(msg.frame()),
-                RowOutcome::Rewritten(f) => out.extend_from_slice(&f),
-            }
-        } else {
-            out.extend_from_slice(msg.frame());
-        }
+        let masked = (tag == b'E')
+            .then(|| masked_notice(&mut self.masker, &msg))
+            .flatten();
+        out.extend_from_slice(masked.as_ref().unwrap_or(msg.frame()));
         if let Some(head) = pending.front() {
             self.note_description(head, tag, msg.body());
         }
