@@ -49,36 +49,27 @@ pub fn walk(
         if want_value {
             let key = keys.last().cloned().flatten();
             match json.get(i) {
-                Some(b'{') => {
+                Some(&open @ (b'{' | b'[')) => {
                     if stack.len() >= MAX_DEPTH {
                         return Err(InvalidJson);
                     }
-                    stack.push(Frame::Object);
-                    keys.push(None);
-                    i = skip_ws(json, i + 1);
-                    if json.get(i) == Some(&b'}') {
-                        stack.pop();
-                        keys.pop();
-                        i += 1;
-                        want_value = false;
+                    let (frame, close) = if open == b'{' {
+                        (Frame::Object, b'}')
                     } else {
-                        i = member_name(json, i, &mut visit, keys.last_mut().expect("pushed"))?;
-                    }
-                    continue;
-                }
-                Some(b'[') => {
-                    if stack.len() >= MAX_DEPTH {
-                        return Err(InvalidJson);
-                    }
-                    stack.push(Frame::Array);
-                    // Elements of an array stand under the array's member name.
-                    keys.push(key);
+                        (Frame::Array, b']')
+                    };
+                    stack.push(frame);
+                    // Elements of an array stand under the array's member
+                    // name; an object's members bring their own.
+                    keys.push(if frame == Frame::Array { key } else { None });
                     i = skip_ws(json, i + 1);
-                    if json.get(i) == Some(&b']') {
+                    if json.get(i) == Some(&close) {
                         stack.pop();
                         keys.pop();
                         i += 1;
                         want_value = false;
+                    } else if frame == Frame::Object {
+                        i = member_name(json, i, &mut visit, keys.last_mut().expect("pushed"))?;
                     }
                     continue;
                 }

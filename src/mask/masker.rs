@@ -159,25 +159,34 @@ impl Masker {
         if scratch.findings.is_empty() {
             return Masked::Unchanged;
         }
-        for f in &scratch.findings {
-            tally.add(f.kind);
-        }
-        if scratch
-            .findings
-            .iter()
-            .any(|f| self.strategy(f.kind) == Strategy::Null)
-        {
+        if self.count_and_check_null(&scratch.findings, tally) {
             return Masked::Null;
         }
+        Masked::Replaced(self.with_replacements(text, &scratch.findings))
+    }
+
+    /// Counts `findings` and says whether one of them makes the whole value
+    /// NULL.
+    fn count_and_check_null(&self, findings: &[Finding], tally: &mut Tally) -> bool {
+        for f in findings {
+            tally.add(f.kind);
+        }
+        findings
+            .iter()
+            .any(|f| self.strategy(f.kind) == Strategy::Null)
+    }
+
+    /// `text` with each finding replaced per its strategy.
+    fn with_replacements(&self, text: &[u8], findings: &[Finding]) -> Vec<u8> {
         let mut out = Vec::with_capacity(text.len() + 16);
         let mut at = 0;
-        for f in &scratch.findings {
+        for f in findings {
             out.extend_from_slice(&text[at..f.start]);
             self.replacement(f.kind, &text[f.start..f.end], &mut out);
             at = f.end;
         }
         out.extend_from_slice(&text[at..]);
-        Masked::Replaced(out)
+        out
     }
 
     /// Masks delimited rows of unknown column types (COPY text and CSV
@@ -358,24 +367,10 @@ impl Masker {
                 }
             });
         }
-        for f in &scratch.leaf {
-            tally.add(f.kind);
-        }
-        if scratch
-            .leaf
-            .iter()
-            .any(|f| self.strategy(f.kind) == Strategy::Null)
-        {
+        if self.count_and_check_null(&scratch.leaf, tally) {
             return Some((quoted, b"null".to_vec()));
         }
-        let mut plain = Vec::with_capacity(text.len() + 16);
-        let mut at = 0;
-        for f in &scratch.leaf {
-            plain.extend_from_slice(&text[at..f.start]);
-            self.replacement(f.kind, &text[f.start..f.end], &mut plain);
-            at = f.end;
-        }
-        plain.extend_from_slice(&text[at..]);
+        let plain = self.with_replacements(text, &scratch.leaf);
         let mut encoded = Vec::with_capacity(plain.len() + 8);
         json::escape_into(&plain, &mut encoded);
         Some((range, encoded))

@@ -3,7 +3,15 @@
 //! Every row a client receives passes through the session's [`RowMasker`].
 //! The relay hands it whole DataRow frames so that a row with nothing to
 //! mask is forwarded as the very bytes the upstream sent: no decoding, no
-//! copy. Detectors and strategies plug in behind this type.
+//! copy.
+//!
+//! - `scan` finds values ([`Scanner`]); `checks` and `tld` are its
+//!   validators; `kind` names what it finds.
+//! - `masker` replaces them per strategy in text, numbers and JSON
+//!   ([`Masker`]); `json` walks documents without re-serialising them.
+//! - `pg` applies it to PostgreSQL values by type and format (text and
+//!   binary encodings, arrays, COPY data) — value encodings only; the
+//!   framing of messages stays in `proxy::pg`.
 
 mod checks;
 mod json;

@@ -1,22 +1,24 @@
 //! The scanner: finds sensitive values in a byte string.
 //!
 //! Speed comes from never running a detector where it cannot match. A value
-//! is looked at in three passes:
+//! is looked at in these passes:
 //!
-//! 1. one Aho-Corasick pass over literal markers: vendor prefixes of
-//!    secrets, `@` for email, `://` for credentials in URLs, `eyJ` for
-//!    JWTs, `-----BEGIN` for keys, and the hot words that make a 40-character
-//!    string an AWS secret key;
-//! 2. one pass for digits (eight bytes at a time); each word that holds a
-//!    digit is handed to the numeric detectors, longest reading first;
-//! 3. one pass for `:` looking for IPv6 addresses.
+//! 1. one exact-case Aho-Corasick pass over literal markers: vendor
+//!    prefixes of secrets, `eyJ` for JWTs, `-----BEGIN` for keys, and the
+//!    hot words that make a 40-character string an AWS secret key (exact
+//!    case keeps the automaton on its SIMD prefilter);
+//! 2. one memchr pass for `@` (email) and `:` (credentials in URLs), and
+//!    one for `:` looking for IPv6 addresses;
+//! 3. one pass for digits (eight bytes at a time); each word that holds a
+//!    digit is handed to the numeric detectors, longest reading first.
 //!
 //! Each candidate is then confirmed by its validator (check digits, issuer
 //! tables, entropy, a decoded JWT header, a real top-level domain…), so that
 //! look-alikes are not flagged. Word boundaries are ASCII: a letter or digit
 //! on either side of a number means it is part of a longer token. Overlaps
 //! are resolved by [`Kind`] priority. A value with no candidate costs the
-//! passes and nothing else: no allocation, no regex.
+//! passes and nothing else: no allocation, no regex (regular expressions
+//! run only inside phone-number validation).
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine;

@@ -75,39 +75,30 @@ pub(super) fn validate(
         rule: None,
         problem: format!("[masking]: {problem}"),
     };
-    let mut detectors = Detectors::none();
-    match &raw.detectors {
-        None => detectors = Detectors::standard(),
-        Some(list) => {
-            for item in list {
-                let kinds = group(item.get_ref()).ok_or_else(|| {
-                    err(
-                        item.span().start,
-                        format!(
-                            "unknown detector \"{}\" in detectors (expected {GROUPS}, or one of {})",
-                            item.get_ref(),
-                            kind_names()
-                        ),
-                    )
-                })?;
-                for k in kinds {
-                    detectors = detectors.with(k);
-                }
-            }
-        }
-    }
-    for item in raw.disable.iter().flatten() {
-        let kinds = group(item.get_ref()).ok_or_else(|| {
+    // A detector or group name, by the key it is listed under.
+    let kinds_of = |item: &Spanned<String>, key: &str| {
+        group(item.get_ref()).ok_or_else(|| {
             err(
                 item.span().start,
                 format!(
-                    "unknown detector \"{}\" in disable (expected {GROUPS}, or one of {})",
+                    "unknown detector \"{}\" in {key} (expected {GROUPS}, or one of {})",
                     item.get_ref(),
                     kind_names()
                 ),
             )
-        })?;
-        for k in kinds {
+        })
+    };
+    let mut detectors = match &raw.detectors {
+        None => Detectors::standard(),
+        Some(_) => Detectors::none(),
+    };
+    for item in raw.detectors.iter().flatten() {
+        for k in kinds_of(item, "detectors")? {
+            detectors = detectors.with(k);
+        }
+    }
+    for item in raw.disable.iter().flatten() {
+        for k in kinds_of(item, "disable")? {
             detectors = detectors.without(k);
         }
     }
