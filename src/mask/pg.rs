@@ -312,7 +312,7 @@ impl RowMasker {
         let mut at = 0;
         if !self.copy_header_seen {
             if !body.starts_with(SIGNATURE) || body.len() < 19 {
-                return Some(Vec::new());
+                return Some(unreadable_copy());
             }
             let ext = u32::from_be_bytes(body[15..19].try_into().expect("four bytes")) as usize;
             at = 19 + ext;
@@ -329,7 +329,7 @@ impl RowMasker {
             }
             for _ in 0..fields {
                 let Some(len_bytes) = body.get(at..at + 4) else {
-                    return Some(out);
+                    return Some(unreadable_copy());
                 };
                 let len = i32::from_be_bytes(len_bytes.try_into().expect("four bytes"));
                 at += 4;
@@ -339,7 +339,7 @@ impl RowMasker {
                 }
                 let Some(value) = body.get(at..at + len as usize) else {
                     // A field cut across frames: not what PostgreSQL sends.
-                    return Some(out);
+                    return Some(unreadable_copy());
                 };
                 at += len as usize;
                 match guess_binary(engine, value, &mut self.scratch, &mut self.copy_tally) {
@@ -524,6 +524,14 @@ fn csv_fields(line: &[u8]) -> Vec<(Vec<u8>, bool)> {
         i += 1;
     }
     fields
+}
+
+/// Binary COPY data Airlock cannot take apart is not forwarded unscanned:
+/// the frame goes out empty (the client's parser then reports the stream
+/// as damaged) and the loss is logged.
+fn unreadable_copy() -> Vec<u8> {
+    tracing::warn!("binary COPY data that Airlock cannot read was withheld from the client");
+    Vec::new()
 }
 
 /// Writes the length of a frame built as tag, placeholder length, body.
