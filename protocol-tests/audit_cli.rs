@@ -4,8 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use airlock::audit::chain::hex;
 use airlock::audit::log::{AuditLog, Fsync, LogSettings};
+use airlock::hex::encode as hex;
 use serde_json::{Map, Value};
 
 const KEY: [u8; 32] = [5; 32];

@@ -428,27 +428,15 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
 fn masking_key(state_dir: &Path) -> Result<[u8; 32], String> {
     let path = state_dir.join("mask-key");
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let bytes: Option<Vec<u8>> = (0..text.trim().len())
-                .step_by(2)
-                .map(|i| {
-                    text.trim()
-                        .get(i..i + 2)
-                        .and_then(|h| u8::from_str_radix(h, 16).ok())
-                })
-                .collect();
-            bytes
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| {
-                    format!(
-                        "`{}`: not a masking key (64 hex digits expected)",
-                        path.display()
-                    )
-                })
-        }
+        Ok(text) => crate::hex::decode::<32>(text.trim()).ok_or_else(|| {
+            format!(
+                "`{}`: not a masking key (64 hex digits expected)",
+                path.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key: [u8; 32] = rand::random();
-            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = crate::hex::encode(&key);
             std::fs::create_dir_all(state_dir)
                 .map_err(|e| format!("cannot create state_dir `{}`: {e}", state_dir.display()))?;
             write_private(&path, &hex)

@@ -20,6 +20,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod gate;
+pub mod hex;
 pub mod identity;
 pub mod mask;
 pub mod policy;

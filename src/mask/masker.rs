@@ -1,8 +1,6 @@
 //! Masking: what a detected value is replaced with, in text, in JSON and in
 //! numbers, per the policy's strategy for its kind.
 
-use std::fmt::Write as _;
-
 use super::json::{self, Leaf};
 use super::kind::{Detectors, Finding, Kind};
 use super::scan::Scanner;
@@ -389,12 +387,8 @@ impl Masker {
                 let hash = self.keyed_hash(kind, &normalise(kind, value));
                 let label = kind.label();
                 out.extend_from_slice(&label.as_bytes()[1..label.len() - 1]);
-                let mut hex = String::with_capacity(17);
-                hex.push('_');
-                for b in &hash[..8] {
-                    let _ = write!(hex, "{b:02x}");
-                }
-                out.extend_from_slice(hex.as_bytes());
+                out.push(b'_');
+                out.extend_from_slice(crate::hex::encode(&hash[..8]).as_bytes());
             }
             Strategy::Partial => partial(kind, value, out),
         }

@@ -1034,9 +1034,7 @@ fn mask_bytea_text(
         Masked::Replaced(v) => {
             let mut out = Vec::with_capacity(2 + v.len() * 2);
             out.extend_from_slice(b"\\x");
-            for b in v {
-                out.extend_from_slice(format!("{b:02x}").as_bytes());
-            }
+            out.extend_from_slice(crate::hex::encode(&v).as_bytes());
             Masked::Replaced(out)
         }
         other => other,

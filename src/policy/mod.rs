@@ -464,5 +464,5 @@ fn digest_of(sources: &[(String, String)]) -> String {
             hash.update(part);
         }
     }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&hash.finalize())
 }
