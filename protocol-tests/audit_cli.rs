@@ -20,7 +20,7 @@ fn write_log(dir: &std::path::Path, records: u64) {
         segment_bytes: 64 * 1024,
         checkpoint_every: 10,
         checkpoint_secs: 60,
-        queue: 64,
+        backlog_bytes: 1 << 20,
     };
     let log = AuditLog::open(settings, Vec::new()).unwrap();
     for i in 0..records {

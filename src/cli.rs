@@ -1,6 +1,6 @@
 //! The `airlock` command line: `serve`, `config check`, `identity hash`.
 
-use crate::audit::LogSink;
+use crate::audit::{self, Audit, AuditEvent};
 use crate::config::{env_overrides, Config, ConfigError, LogFormat, Override};
 use crate::gate::Gate;
 use crate::identity::{
@@ -74,6 +74,55 @@ enum AuditCommand {
         /// with; without it, the key each checkpoint names is used.
         #[arg(long)]
         pubkey: Option<String>,
+    },
+    /// One line per session: when, who, from where, statements by
+    /// verdict, errors, rows and masked values.
+    Sessions {
+        #[arg(long, default_value = "var/audit")]
+        dir: PathBuf,
+        /// Only this identity's sessions.
+        #[arg(long)]
+        identity: Option<String>,
+        /// Sessions open at or after this time: a UTC date (2026-11-22),
+        /// date-time (2026-11-22T10:30:00Z) or age (15m, 2h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Sessions started at or before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only sessions with a statement of this verdict.
+        #[arg(long, value_parser = ["allow", "hold", "deny"])]
+        verdict: Option<String>,
+        /// One JSON object per session.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A session as a transcript: connection, statements with their
+    /// verdicts, holds and decisions, results (and captured masked rows),
+    /// errors, disconnection — under the log's verification status.
+    Replay {
+        #[arg(long, default_value = "var/audit")]
+        dir: PathBuf,
+        #[arg(long)]
+        session: String,
+        /// The session's records as written (JSON lines), chain fields included.
+        #[arg(long)]
+        json: bool,
+        /// The chain key file, to check hashes too.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// Records of a period as JSON lines for a SIEM, exactly as written:
+    /// an unbroken stretch of the chain the receiver can verify.
+    Export {
+        #[arg(long, default_value = "var/audit")]
+        dir: PathBuf,
+        /// From the first record at or after this time (date, date-time or age).
+        #[arg(long)]
+        since: Option<String>,
+        /// To the last record at or before this time.
+        #[arg(long)]
+        until: Option<String>,
     },
 }
 
@@ -162,33 +211,144 @@ pub fn run() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Check(args),
         } => policy_check(args),
-        Command::Audit {
-            command:
-                AuditCommand::Verify {
-                    dir,
-                    key_file,
-                    pubkey,
-                },
-        } => audit_verify(&dir, key_file.as_deref(), pubkey.as_deref()),
+        Command::Audit { command } => match command {
+            AuditCommand::Verify {
+                dir,
+                key_file,
+                pubkey,
+            } => audit_verify(&dir, key_file.as_deref(), pubkey.as_deref()),
+            AuditCommand::Sessions {
+                dir,
+                identity,
+                since,
+                until,
+                verdict,
+                json,
+            } => audit_sessions(&dir, identity, since, until, verdict, json),
+            AuditCommand::Replay {
+                dir,
+                session,
+                json,
+                key_file,
+            } => audit_replay(&dir, &session, json, key_file.as_deref()),
+            AuditCommand::Export { dir, since, until } => audit_export(&dir, since, until),
+        },
     }
+}
+
+fn audit_sessions(
+    dir: &Path,
+    identity: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    verdict: Option<String>,
+    json: bool,
+) -> ExitCode {
+    use crate::audit::read;
+    let bound = |given: Option<String>, end| given.map(|g| read::time_bound(&g, end)).transpose();
+    let filter = match (bound(since, false), bound(until, true)) {
+        (Ok(since), Ok(until)) => read::SessionFilter {
+            identity,
+            since,
+            until,
+            verdict,
+        },
+        (Err(e), _) => return fail(&format!("--since: {e}")),
+        (_, Err(e)) => return fail(&format!("--until: {e}")),
+    };
+    let sessions = match read::sessions(dir, &filter) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    for s in &sessions {
+        if json {
+            println!("{}", serde_json::to_string(s).unwrap_or_default());
+        } else {
+            println!("{}", s.line());
+        }
+    }
+    if !json {
+        eprintln!("{} sessions", sessions.len());
+    }
+    ExitCode::SUCCESS
+}
+
+fn audit_replay(dir: &Path, session: &str, json: bool, key_file: Option<&Path>) -> ExitCode {
+    use crate::audit::{read, verify};
+    let key = match key_file.map(read_key_file).transpose() {
+        Ok(k) => k,
+        Err(e) => return fail(&e),
+    };
+    let records = match read::session_records(dir, session) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    if records.is_empty() {
+        return fail(&format!("no session `{session}` in `{}`", dir.display()));
+    }
+    if json {
+        for (line, _) in &records {
+            println!("{line}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let status = match verify::verify(dir, key.as_ref(), None) {
+        Ok(report) => match report.broken {
+            None if key.is_some() => "chain verified: every link, hash and signature".to_string(),
+            None => "chain links and signatures verified (hashes not checked: no --key-file)"
+                .to_string(),
+            Some(b) => format!(
+                "CHAIN BROKEN at {} line {}: {} — do not rely on this transcript",
+                b.file.display(),
+                b.line,
+                b.problem
+            ),
+        },
+        Err(e) => format!("chain not verified: {e}"),
+    };
+    println!("session {session}: {} records; {status}", records.len());
+    print!("{}", read::transcript(&records));
+    ExitCode::SUCCESS
+}
+
+fn audit_export(dir: &Path, since: Option<String>, until: Option<String>) -> ExitCode {
+    use crate::audit::read;
+    let since = match since.map(|s| read::time_bound(&s, false)).transpose() {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("--since: {e}")),
+    };
+    let until = match until.map(|u| read::time_bound(&u, true)).transpose() {
+        Ok(u) => u,
+        Err(e) => return fail(&format!("--until: {e}")),
+    };
+    let stdout = std::io::stdout().lock();
+    match read::export(
+        dir,
+        since.as_deref(),
+        until.as_deref(),
+        std::io::BufWriter::new(stdout),
+    ) {
+        Ok(n) => {
+            eprintln!("{n} records");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// A 32-byte key written as 64 hex digits.
+fn read_key_file(path: &Path) -> Result<[u8; 32], String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    crate::hex::decode::<32>(text.trim())
+        .ok_or_else(|| format!("`{}`: not a key (64 hex digits expected)", path.display()))
 }
 
 fn audit_verify(dir: &Path, key_file: Option<&Path>, pubkey: Option<&str>) -> ExitCode {
     use crate::audit::{chain, verify};
-    let key = match key_file {
-        None => None,
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => match chain::unhex::<32>(text.trim()) {
-                Some(k) => Some(k),
-                None => {
-                    return fail(&format!(
-                        "`{}`: not a chain key (64 hex digits expected)",
-                        path.display()
-                    ))
-                }
-            },
-            Err(e) => return fail(&format!("cannot read `{}`: {e}", path.display())),
-        },
+    let key = match key_file.map(read_key_file).transpose() {
+        Ok(k) => k,
+        Err(e) => return fail(&e),
     };
     let public = match pubkey {
         None => None,
@@ -422,29 +582,63 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
     Ok((identity, password))
 }
 
-/// The key of masking tokens, created on first start under the state
-/// directory (mode 0600). It must outlive restarts: a new key gives every
-/// value a new token and breaks joins on stored results.
-fn masking_key(state_dir: &Path) -> Result<[u8; 32], String> {
-    let path = state_dir.join("mask-key");
-    match std::fs::read_to_string(&path) {
+/// A 32-byte secret kept as hex in `path` (mode 0600), created on first
+/// start. Such keys must outlive restarts: a new masking key gives every
+/// value a new token, a new chain key starts a log no one can verify.
+fn state_key(path: &Path, what: &str) -> Result<[u8; 32], String> {
+    match std::fs::read_to_string(path) {
         Ok(text) => crate::hex::decode::<32>(text.trim()).ok_or_else(|| {
             format!(
-                "`{}`: not a masking key (64 hex digits expected)",
+                "`{}`: not {what} (64 hex digits expected)",
                 path.display()
             )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key: [u8; 32] = rand::random();
-            let hex = crate::hex::encode(&key);
-            std::fs::create_dir_all(state_dir)
-                .map_err(|e| format!("cannot create state_dir `{}`: {e}", state_dir.display()))?;
-            write_private(&path, &hex)
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+            }
+            write_private(path, &crate::hex::encode(&key))
                 .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
             Ok(key)
         }
         Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
     }
+}
+
+/// Opens the chained audit log as `[audit]` says; returns it with the
+/// checkpoint public key (hex) auditors verify with.
+fn open_audit(config: &crate::config::AuditConfig) -> Result<(Audit, String), String> {
+    let chain_key = match config.chain_key {
+        Some(k) => k,
+        None => state_key(&config.chain_key_file, "an audit chain key")?,
+    };
+    let signing_key = match config.signing_key {
+        Some(k) => k,
+        None => state_key(&config.signing_key_file, "an audit signing key")?,
+    };
+    let public = crate::hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&signing_key)
+            .verifying_key()
+            .as_bytes(),
+    );
+    let log = audit::log::AuditLog::open(
+        audit::log::LogSettings {
+            dir: config.dir.clone(),
+            chain_key,
+            signing_key,
+            fsync: config.fsync,
+            window: Duration::from_millis(config.batch_window_ms),
+            segment_bytes: config.segment_bytes,
+            checkpoint_every: config.checkpoint_every,
+            checkpoint_secs: config.checkpoint_secs,
+            backlog_bytes: config.backlog_bytes,
+        },
+        Vec::new(),
+    )
+    .map_err(|e| format!("audit: {e}"))?;
+    Ok((Audit::chained(log, config.capture_rows), public))
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -492,8 +686,10 @@ async fn serve_with(config: Config) -> Result<(), String> {
         Duration::from_secs(config.postgres.acquire_timeout_secs),
     );
     let policy = load_policy(&config.policies)?;
-    let mask_key = masking_key(&config.state_dir)?;
-    let gate = Arc::new(Gate::with_mask_key(Arc::new(LogSink), policy, mask_key));
+    let mask_key = state_key(&config.state_dir.join("mask-key"), "a masking key")?;
+    let (audit, public_key) = open_audit(&config.audit)?;
+    let gate = Arc::new(Gate::with_mask_key(Arc::new(audit), policy, mask_key));
+    record_policy(&gate, &config.policies);
     reload_policy_on_sighup(gate.clone(), config.policies.clone());
     let shared = Arc::new(PgShared {
         login: LoginSettings {
@@ -501,7 +697,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
             tls: tls_acceptor,
             require_tls: config.tls.as_ref().is_some_and(|t| t.require),
         },
-        gate,
+        gate: gate.clone(),
         pool,
         cancels: Arc::new(CancelMap::default()),
         throttle: LoginThrottle::new(
@@ -541,6 +737,14 @@ async fn serve_with(config: Config) -> Result<(), String> {
         );
     }
     println!(
+        "audit log in {} (fsync {}), checkpoints signed by {public_key}",
+        config.audit.dir.display(),
+        match config.audit.fsync {
+            audit::log::Fsync::Always => "always",
+            audit::log::Fsync::Batch => "batch",
+        }
+    );
+    println!(
         "postgres listening on {addr} -> upstream {} database {} (client TLS: {}, upstream TLS: {})",
         up.address(),
         up.database,
@@ -560,6 +764,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
         let _ = stop_tx.send(true);
     });
     listener.serve(stop_rx).await;
+    gate.audit().close();
     tracing::info!("stopped");
     Ok(())
 }
@@ -576,6 +781,21 @@ fn load_policy(dir: &Path) -> Result<Policy, String> {
     Ok(policy)
 }
 
+/// Records the policy in force (its digest) in the audit log.
+fn record_policy(gate: &Gate, dir: &Path) {
+    let policy = gate.policy();
+    let source = if dir.exists() {
+        dir.display().to_string()
+    } else {
+        "built-in default".to_string()
+    };
+    gate.audit().record(AuditEvent::PolicyLoaded {
+        digest: &policy.digest(),
+        rules: policy.rules().len(),
+        source: &source,
+    });
+}
+
 /// Reloads the policy on SIGHUP; an invalid new policy leaves the old one in force.
 fn reload_policy_on_sighup(gate: Arc<Gate>, dir: PathBuf) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -587,6 +807,7 @@ fn reload_policy_on_sighup(gate: Arc<Gate>, dir: PathBuf) {
             match load_policy(&dir) {
                 Ok(policy) => {
                     gate.replace_policy(policy);
+                    record_policy(&gate, &dir);
                     tracing::info!("policy reloaded");
                 }
                 Err(e) => {

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
-const SECTIONS: &[&str] = &["postgres", "tls", "auth", "log", "server"];
+const SECTIONS: &[&str] = &["postgres", "tls", "auth", "log", "server", "audit"];
 
 /// A configuration problem, always naming its source and key.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub log: LogConfig,
     pub server: ServerConfig,
+    pub audit: AuditConfig,
     pub identities: Vec<Identity>,
     /// Identities whose password was given in clear (dev only, warned about).
     pub plaintext_identities: Vec<String>,
@@ -223,6 +224,35 @@ pub struct ServerConfig {
     pub max_connections: usize,
 }
 
+/// The chained audit log (`[audit]`).
+#[derive(Clone, Debug)]
+pub struct AuditConfig {
+    /// Segments directory; default `<state_dir>/audit`.
+    pub dir: PathBuf,
+    pub fsync: Fsync,
+    /// With `fsync = "batch"`, the longest a written record waits for fsync.
+    pub batch_window_ms: u64,
+    /// A segment is closed and the next begun beyond this size.
+    pub segment_bytes: u64,
+    /// A signed checkpoint after this many records…
+    pub checkpoint_every: u64,
+    /// …or this many seconds, whichever comes first.
+    pub checkpoint_secs: u64,
+    /// Memory for records the disk refuses (full), before they are counted lost.
+    pub backlog_bytes: usize,
+    /// The chain key: given (hex, e.g. from `AIRLOCK_AUDIT_CHAIN_KEY`), or
+    /// kept in this file (created on first start, mode 0600).
+    pub chain_key: Option<[u8; 32]>,
+    pub chain_key_file: PathBuf,
+    /// The Ed25519 checkpoint signing key, likewise.
+    pub signing_key: Option<[u8; 32]>,
+    pub signing_key_file: PathBuf,
+    /// Masked rows kept in each result record (0: none, the default).
+    pub capture_rows: usize,
+}
+
+pub use crate::audit::log::Fsync;
+
 // ---- the file as written -------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -239,6 +269,8 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     server: RawServer,
+    #[serde(default)]
+    audit: RawAudit,
     #[serde(default)]
     identity: Vec<RawIdentity>,
 }
@@ -286,6 +318,23 @@ struct RawServer {
     shutdown_timeout_secs: Option<u64>,
     startup_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    dir: Option<PathBuf>,
+    fsync: Option<Fsync>,
+    batch_window_ms: Option<u64>,
+    segment_bytes: Option<u64>,
+    checkpoint_every: Option<u64>,
+    checkpoint_secs: Option<u64>,
+    backlog_bytes: Option<usize>,
+    chain_key: Option<String>,
+    chain_key_file: Option<PathBuf>,
+    signing_key: Option<String>,
+    signing_key_file: Option<PathBuf>,
+    capture_rows: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -559,9 +608,11 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         return Err(err("server.max_connections", "must be at least 1".into()));
     }
 
+    let state_dir: PathBuf = raw.state_dir.unwrap_or_else(|| "var".into());
+    let audit = validate_audit(raw.audit, &state_dir, &err)?;
     Ok(Config {
         policies: raw.policies.unwrap_or_else(|| "policies".into()),
-        state_dir: raw.state_dir.unwrap_or_else(|| "var".into()),
+        state_dir,
         postgres: PostgresConfig {
             listen,
             upstream,
@@ -579,8 +630,61 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             level,
         },
         server,
+        audit,
         identities,
         plaintext_identities,
+    })
+}
+
+fn validate_audit(
+    a: RawAudit,
+    state_dir: &Path,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<AuditConfig, ConfigError> {
+    let key = |name: &str, given: Option<String>| -> Result<Option<[u8; 32]>, ConfigError> {
+        given
+            .map(|hex| {
+                crate::hex::decode::<32>(hex.trim())
+                    .ok_or_else(|| err(name, "must be 64 hex digits (32 bytes)".into()))
+            })
+            .transpose()
+    };
+    let at_least = |name: &str, value: u64, min: u64| {
+        if value < min {
+            Err(err(name, format!("must be at least {min}")))
+        } else {
+            Ok(value)
+        }
+    };
+    Ok(AuditConfig {
+        dir: a.dir.unwrap_or_else(|| state_dir.join("audit")),
+        fsync: a.fsync.unwrap_or(Fsync::Batch),
+        batch_window_ms: at_least("audit.batch_window_ms", a.batch_window_ms.unwrap_or(10), 1)?,
+        segment_bytes: at_least(
+            "audit.segment_bytes",
+            a.segment_bytes.unwrap_or(64 << 20),
+            4096,
+        )?,
+        checkpoint_every: at_least(
+            "audit.checkpoint_every",
+            a.checkpoint_every.unwrap_or(10_000),
+            1,
+        )?,
+        checkpoint_secs: at_least("audit.checkpoint_secs", a.checkpoint_secs.unwrap_or(60), 1)?,
+        backlog_bytes: at_least(
+            "audit.backlog_bytes",
+            a.backlog_bytes.unwrap_or(64 << 20) as u64,
+            64 << 10,
+        )? as usize,
+        chain_key: key("audit.chain_key", a.chain_key)?,
+        chain_key_file: a
+            .chain_key_file
+            .unwrap_or_else(|| state_dir.join("audit-chain-key")),
+        signing_key: key("audit.signing_key", a.signing_key)?,
+        signing_key_file: a
+            .signing_key_file
+            .unwrap_or_else(|| state_dir.join("audit-signing-key")),
+        capture_rows: a.capture_rows.unwrap_or(0),
     })
 }
 

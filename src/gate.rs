@@ -1,14 +1,14 @@
 //! The seam between the wire and the decision: both proxies hand every
 //! statement to the [`Gate`] before it may reach the upstream, and take
 //! from it the [`RowMasker`] that every result row passes through and the
-//! [`AuditSink`] every event is recorded in.
+//! [`Audit`] every event is recorded in.
 //!
 //! The gate owns no sockets and knows no wire format. It answers *whether*
 //! a statement may run — by classifying it ([`crate::sql`]) and asking the
 //! policy in force ([`crate::policy`]) — and the proxy decides *how* to say
 //! so to its client.
 
-use crate::audit::{AuditEvent, AuditSink};
+use crate::audit::{Audit, AuditEvent, Receipt};
 use crate::identity::Role;
 use crate::mask::{Masker, RowMasker};
 use crate::policy::{Action, Decision, Policy, Request};
@@ -89,20 +89,45 @@ pub enum Origin {
 pub struct Checked {
     pub classification: Arc<Classification>,
     pub decision: Decision,
+    /// Why the statement cannot be recorded (and so must not run), if so.
+    pub audit_failure: Option<String>,
+}
+
+/// Why a query is not run, as the agent is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// SQLSTATE: 42501 for a policy verdict, 53100 when the audit log
+    /// cannot be written.
+    pub code: &'static str,
+    pub message: String,
 }
 
 impl Checked {
     pub fn allowed(&self) -> bool {
-        self.decision.action == Action::Allow
+        self.audit_failure.is_none() && self.decision.action == Action::Allow
     }
 
-    /// The sentence an agent is shown when the query is not allowed.
-    pub fn refusal(&self) -> Option<String> {
+    /// What an agent is told when the query is not run.
+    pub fn refusal(&self) -> Option<Refusal> {
+        if let Some(why) = &self.audit_failure {
+            return Some(Refusal {
+                code: "53100",
+                message: format!(
+                    "Airlock cannot record statements right now, so it runs none: {why}"
+                ),
+            });
+        }
+        let policy = |message: String| {
+            Some(Refusal {
+                code: "42501",
+                message,
+            })
+        };
         let rule = &self.decision.rule;
         match &self.decision.action {
             Action::Allow => None,
-            Action::Deny { reason } => Some(format!("statement denied by Airlock rule \"{rule}\": {reason}")),
-            Action::Hold(spec) => Some(format!(
+            Action::Deny { reason } => policy(format!("statement denied by Airlock rule \"{rule}\": {reason}")),
+            Action::Hold(spec) => policy(format!(
                 "statement held for approval by Airlock rule \"{rule}\" ({} approval{} from group \"{}\"); \
                  approvals are not enabled on this gateway yet, so it was not run",
                 spec.quorum,
@@ -136,9 +161,19 @@ impl SessionStatements {
 /// forgotten and their EXECUTE is unknown again (fail closed).
 const MAX_PREPARED_NAMES: usize = 10_000;
 
+/// Classes whose statements wait for their record to be durable before
+/// they run, even when the policy allows them outright.
+const PRIVILEGED: Classes = Classes::of(&[
+    StatementClass::Export,
+    StatementClass::Ddl,
+    StatementClass::Privilege,
+    StatementClass::Admin,
+    StatementClass::Unknown,
+]);
+
 /// The decision point shared by every session of every protocol.
 pub struct Gate {
-    audit: Arc<dyn AuditSink>,
+    audit: Arc<Audit>,
     policy: RwLock<Arc<Policy>>,
     /// The masking engine of the policy in force; rebuilt with it.
     masker: RwLock<Arc<Masker>>,
@@ -151,11 +186,11 @@ impl Gate {
     /// A gate whose masking tokens use a key that lives as long as the
     /// process (tests, tools); the gateway passes its persistent key to
     /// [`Gate::with_mask_key`].
-    pub fn new(audit: Arc<dyn AuditSink>, policy: Policy) -> Self {
+    pub fn new(audit: Arc<Audit>, policy: Policy) -> Self {
         Self::with_mask_key(audit, policy, rand::random())
     }
 
-    pub fn with_mask_key(audit: Arc<dyn AuditSink>, policy: Policy, mask_key: [u8; 32]) -> Self {
+    pub fn with_mask_key(audit: Arc<Audit>, policy: Policy, mask_key: [u8; 32]) -> Self {
         let masker = build_masker(&policy, mask_key);
         Self {
             audit,
@@ -216,7 +251,54 @@ impl Gate {
             database: &session.database,
             classification: &classification,
         });
-        if decision.action == Action::Allow {
+        // Nothing runs unrecorded: while the log cannot be written, the
+        // statement is refused before it is even classified as allowed.
+        if let Some(why) = self.audit.failure() {
+            tracing::warn!(session = %session.id, error = %why, "statement refused: the audit log cannot be written");
+            return Checked {
+                classification,
+                decision,
+                audit_failure: Some(why),
+            };
+        }
+        // The log keeps the statement with its sensitive values masked.
+        let logged = self
+            .masker()
+            .mask_sql_literals(&String::from_utf8_lossy(sql));
+        let objects: Vec<String> = classification
+            .statements
+            .iter()
+            .flat_map(|s| s.objects.iter().cloned())
+            .collect();
+        let receipt = self.audit.record(AuditEvent::Statement {
+            session: &session.id,
+            sql: &logged,
+            origin,
+            classes: classification.classes(),
+            objects: &objects,
+            action: decision.action.name(),
+            rule: &decision.rule,
+        });
+        // The record that authorises a held or privileged statement is on
+        // disk before the statement can reach the upstream; the others are
+        // in the file (so no crash loses them) and reach the disk with the
+        // next group commit.
+        let privileged = classification.classes().intersects(PRIVILEGED);
+        let must_wait = self.audit.every_statement_durable()
+            || matches!(decision.action, Action::Hold(_))
+            || (decision.action == Action::Allow && privileged);
+        let recorded = if must_wait {
+            self.audit.durable(receipt).await
+        } else if receipt == Receipt::Failed {
+            Err(self
+                .audit
+                .failure()
+                .unwrap_or_else(|| "the audit log is closed".into()))
+        } else {
+            Ok(())
+        };
+        let audit_failure = recorded.err();
+        if audit_failure.is_none() && decision.action == Action::Allow {
             for s in &classification.statements {
                 if let Some(name) = &s.prepares {
                     if statements.prepared.len() >= MAX_PREPARED_NAMES {
@@ -226,21 +308,10 @@ impl Gate {
                 }
             }
         }
-        // The log keeps the statement with its sensitive values masked.
-        let logged = self
-            .masker()
-            .mask_sql_literals(&String::from_utf8_lossy(sql));
-        self.audit.record(AuditEvent::Statement {
-            session: session.id.clone(),
-            sql: &logged,
-            origin,
-            classes: classification.classes(),
-            action: decision.action.name(),
-            rule: &decision.rule,
-        });
         Checked {
             classification,
             decision,
+            audit_failure,
         }
     }
 
@@ -255,7 +326,7 @@ impl Gate {
         RowMasker::new(self.masker())
     }
 
-    pub fn audit(&self) -> &Arc<dyn AuditSink> {
+    pub fn audit(&self) -> &Arc<Audit> {
         &self.audit
     }
 }

@@ -21,6 +21,9 @@ pub use crate::hex::{decode as unhex, encode as hex};
 
 /// The bytes a record's hash covers: the record without `hash`.
 pub fn canonical(record: &Map<String, Value>) -> Vec<u8> {
+    if !record.contains_key("hash") {
+        return serde_json::to_vec(record).expect("a JSON map serializes");
+    }
     let mut without = record.clone();
     without.remove("hash");
     serde_json::to_vec(&Value::Object(without)).expect("a JSON map serializes")
@@ -38,7 +41,7 @@ pub fn record_hash(key: &Hash, prev: &Hash, canonical: &[u8]) -> Hash {
 pub fn seal(key: &Hash, prev: &Hash, record: &mut Map<String, Value>) -> (Vec<u8>, Hash) {
     let hash = record_hash(key, prev, &canonical(record));
     record.insert("hash".into(), Value::String(hex(&hash)));
-    let line = serde_json::to_vec(&Value::Object(record.clone())).expect("a JSON map serializes");
+    let line = serde_json::to_vec(&*record).expect("a JSON map serializes");
     (line, hash)
 }
 

@@ -1,22 +1,30 @@
 //! The chained audit log on disk: segments of JSON Lines under one
-//! directory, written by one thread with group commit.
+//! directory.
 //!
-//! Senders hand records to a bounded queue; when the disk is slow the queue
-//! fills and senders wait — a record is never dropped. The writer drains
-//! what is queued, links and seals each record, writes the batch and
-//! fsyncs it (every batch with `fsync = "always"`, at most every `window`
-//! with `"batch"`, and always before acknowledging a record a caller waits
-//! on). Every `checkpoint_every` records or `checkpoint_secs` a checkpoint
+//! A record is linked, sealed and written (a `write` to the kernel) by the
+//! caller, under one lock that keeps the chain in order — so a statement's
+//! record is in the file before the statement is sent upstream, and a
+//! `kill -9` of the gateway can lose no record of anything that ran. Only
+//! fsync is deferred: one syncing thread makes the file durable for many
+//! records at once (group commit) — as soon as anything is written with
+//! `fsync = "always"`, at most every `window` with `"batch"`, and at once
+//! when a caller waits on a record ([`AuditLog::durable`]).
+//!
+//! Every `checkpoint_every` records or `checkpoint_secs` a checkpoint
 //! signed with the Ed25519 key vouches for the chain so far; a clean
 //! shutdown writes a final one. On start, a torn tail (a crash mid-write)
 //! is cut and a `repair` record says what was cut.
+//!
+//! When the disk refuses a write (full, read-only), the bytes are cut back
+//! to the last whole record, the sealed records wait in memory (bounded)
+//! and are written when the disk takes them again; meanwhile
+//! [`AuditLog::failure`] says why, and the gate refuses statements.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signer, SigningKey};
@@ -24,7 +32,8 @@ use serde_json::{Map, Value};
 
 use super::chain::{self, Hash, GENESIS};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Fsync {
     Always,
     Batch,
@@ -40,24 +49,27 @@ pub struct LogSettings {
     pub segment_bytes: u64,
     pub checkpoint_every: u64,
     pub checkpoint_secs: u64,
-    pub queue: usize,
-}
-
-/// A record on its way to the writer, and who waits for it to be durable.
-enum Job {
-    Record(
-        Map<String, Value>,
-        Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
-    ),
-    Shutdown(std::sync::mpsc::Sender<()>),
+    /// Bytes of sealed records kept in memory while the disk refuses them;
+    /// beyond this, records are counted as lost and a `repair` record
+    /// reports how many once the disk takes writes again.
+    pub backlog_bytes: usize,
 }
 
 /// The handle senders use. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: SyncSender<Job>,
-    failed: Arc<Mutex<Option<String>>>,
-    healthy: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    writer: Mutex<Writer>,
+    /// Wakes the syncing thread: a caller waits on a record, or shutdown.
+    wake: Condvar,
+    /// The highest sequence number known to be on disk, and the error of
+    /// the last fsync if it failed.
+    synced: tokio::sync::watch::Sender<(u64, Option<String>)>,
+    healthy: AtomicBool,
+    failure: Mutex<Option<String>>,
 }
 
 /// Segment files are `NNNNNNNN.jsonl`, numbered from 1.
@@ -181,9 +193,8 @@ fn recover_in(segs: &[(u64, PathBuf)], key: &Hash) -> Result<Tail, String> {
 }
 
 impl AuditLog {
-    /// Opens (or creates) the log, repairs a torn end, and starts the
-    /// writer thread. `first` records are written before any other
-    /// (`policy_loaded`, for one).
+    /// Opens (or creates) the log, repairs a torn end, writes `first`
+    /// (`policy_loaded`, for one) and starts the syncing thread.
     pub fn open(settings: LogSettings, first: Vec<Map<String, Value>>) -> Result<AuditLog, String> {
         std::fs::create_dir_all(&settings.dir).map_err(|e| {
             format!(
@@ -199,23 +210,27 @@ impl AuditLog {
             .open(&path)
             .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let (tx, rx) = sync_channel(settings.queue.max(1));
-        let failed = Arc::new(Mutex::new(None));
-        let healthy = Arc::new(AtomicBool::new(true));
+        let syncing = Arc::new(
+            file.try_clone()
+                .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?,
+        );
         let mut writer = Writer {
             signing: SigningKey::from_bytes(&settings.signing_key),
             settings,
             file,
+            syncing,
             size,
             segment: tail.segment,
             seq: tail.seq,
             prev: tail.hash,
+            written_seq: tail.seq,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
             last_sync: Instant::now(),
-            buffer: Vec::with_capacity(64 * 1024),
-            failed: failed.clone(),
-            healthy: healthy.clone(),
+            sync_requested: false,
+            pending: Vec::with_capacity(64 * 1024),
+            lost: 0,
+            closed: false,
         };
         let mut opening = Vec::new();
         if tail.seq > 0 && (!tail.clean || tail.cut.is_some()) {
@@ -235,68 +250,233 @@ impl AuditLog {
         }
         opening.extend(first);
         for record in opening {
-            writer.append(record);
+            writer.seal(record);
         }
         writer
-            .flush(true)
+            .write_pending()
+            .and_then(|()| writer.file.sync_data())
             .map_err(|e| format!("cannot write the audit log: {e}"))?;
         // While this file names a live process, verification treats an
         // end without a final checkpoint as a log still being written.
         let lock = writer.settings.dir.join(super::verify::WRITER_LOCK);
         std::fs::write(&lock, std::process::id().to_string())
             .map_err(|e| format!("cannot write `{}`: {e}", lock.display()))?;
+        let (synced, _) = tokio::sync::watch::channel((writer.seq, None));
+        let shared = Arc::new(Shared {
+            writer: Mutex::new(writer),
+            wake: Condvar::new(),
+            synced,
+            healthy: AtomicBool::new(true),
+            failure: Mutex::new(None),
+        });
+        let syncer = shared.clone();
         std::thread::Builder::new()
-            .name("airlock-audit".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| format!("cannot start the audit writer: {e}"))?;
-        Ok(AuditLog {
-            tx,
-            failed,
-            healthy,
-        })
+            .name("airlock-audit-sync".into())
+            .spawn(move || syncer.sync_loop())
+            .map_err(|e| format!("cannot start the audit syncing thread: {e}"))?;
+        Ok(AuditLog { shared })
     }
 
-    /// Queues a record; waits while the queue is full.
-    pub fn append(&self, record: Map<String, Value>) {
-        if self.tx.send(Job::Record(record, None)).is_err() {
-            self.fail("the audit writer has stopped".into());
+    /// Links, seals and writes one record; returns its sequence number, or
+    /// `None` when it could not be written (see [`AuditLog::failure`]; the
+    /// record then waits in memory, or is counted as lost if the backlog
+    /// is full).
+    pub fn append(&self, record: Map<String, Value>) -> Option<u64> {
+        let mut w = self.shared.lock();
+        if w.closed {
+            w.lost += 1;
+            return None;
+        }
+        if w.pending.len() >= w.settings.backlog_bytes {
+            w.lost += 1;
+            return None;
+        }
+        let seq = w.seal(record);
+        if w.since_checkpoint >= w.settings.checkpoint_every {
+            w.checkpoint(false);
+        }
+        let written = self.shared.write(&mut w);
+        if w.settings.fsync == Fsync::Always {
+            self.shared.wake.notify_one();
+        }
+        written.then_some(seq)
+    }
+
+    /// Returns once record `seq` is on disk (fsynced): the syncing thread
+    /// is woken at once rather than at the end of its window.
+    pub async fn durable(&self, seq: u64) -> Result<(), String> {
+        let mut watch = self.shared.synced.subscribe();
+        if watch.borrow().0 >= seq {
+            return Ok(());
+        }
+        self.shared.lock().sync_requested = true;
+        self.shared.wake.notify_one();
+        let state = watch
+            .wait_for(|(synced, error)| *synced >= seq || error.is_some())
+            .await
+            .map_err(|_| "the audit log is closed".to_string())?;
+        match &state.1 {
+            Some(error) if state.0 < seq => Err(error.clone()),
+            _ => Ok(()),
         }
     }
 
-    /// Queues a record and returns when it is on disk (fsynced).
+    /// Appends and waits until the record is on disk.
     pub async fn append_durable(&self, record: Map<String, Value>) -> Result<(), String> {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        let tx = self.tx.clone();
-        // The queue may be full: wait for room off the async threads.
-        tokio::task::spawn_blocking(move || tx.send(Job::Record(record, Some(done))))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|_| "the audit writer has stopped".to_string())?;
-        wait.await
-            .map_err(|_| "the audit writer has stopped".to_string())?
+        match self.append(record) {
+            Some(seq) => self.durable(seq).await,
+            None => Err(self
+                .failure()
+                .unwrap_or_else(|| "the audit log is closed".into())),
+        }
+    }
+
+    pub fn fsync(&self) -> Fsync {
+        self.shared.lock().settings.fsync
     }
 
     /// Why the log cannot be written, if it cannot.
     pub fn failure(&self) -> Option<String> {
-        if self.healthy.load(Ordering::Relaxed) {
+        if self.shared.healthy.load(Ordering::Relaxed) {
             return None;
         }
-        self.failed
+        self.shared
+            .failure
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    fn fail(&self, why: String) {
-        *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
-        self.healthy.store(false, Ordering::Relaxed);
+    /// Writes a final checkpoint, makes everything durable and stops the
+    /// syncing thread. Records appended afterwards are counted as lost.
+    pub fn close(&self) {
+        let mut w = self.shared.lock();
+        if w.closed {
+            return;
+        }
+        w.checkpoint(true);
+        let written = self.shared.write(&mut w);
+        let synced = written && w.file.sync_data().is_ok();
+        w.closed = true;
+        if synced {
+            let _ = std::fs::remove_file(w.settings.dir.join(super::verify::WRITER_LOCK));
+            let seq = w.written_seq;
+            self.shared.synced.send_replace((seq, None));
+        } else {
+            tracing::error!(
+                "the audit log could not be completed at shutdown; the next start records a repair"
+            );
+        }
+        drop(w);
+        self.shared.wake.notify_all();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes a final checkpoint and stops the writer.
-    pub fn close(&self) {
-        let (done, wait) = std::sync::mpsc::channel();
-        if self.tx.send(Job::Shutdown(done)).is_ok() {
-            let _ = wait.recv_timeout(Duration::from_secs(10));
+    /// Writes what is pending and keeps the health flag true to the result.
+    fn write(&self, w: &mut Writer) -> bool {
+        match w.write_pending() {
+            Ok(()) => {
+                if !self.healthy.load(Ordering::Relaxed) {
+                    self.recovered(w);
+                }
+                true
+            }
+            Err(e) => {
+                let why = format!(
+                    "the audit log cannot be written ({}): {e}",
+                    w.settings.dir.display()
+                );
+                if self.healthy.swap(false, Ordering::Relaxed) {
+                    tracing::error!(error = %why, "audit log write failed; statements are refused until it can be written");
+                }
+                *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                false
+            }
+        }
+    }
+
+    /// The disk takes writes again: say what was lost meanwhile, if anything.
+    fn recovered(&self, w: &mut Writer) {
+        if w.lost > 0 {
+            let mut repair = Map::new();
+            repair.insert("kind".into(), "repair".into());
+            repair.insert(
+                "reason".into(),
+                "records were lost while the audit log could not be written".into(),
+            );
+            repair.insert("lost_records".into(), w.lost.into());
+            w.lost = 0;
+            w.seal(repair);
+            if w.write_pending().is_err() {
+                return;
+            }
+        }
+        self.healthy.store(true, Ordering::Relaxed);
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        tracing::info!("the audit log is writable again");
+    }
+
+    /// Group commit: fsyncs whatever was written since the last fsync —
+    /// at once when asked to (or with `fsync = "always"`), else once the
+    /// batch window has passed. Also writes time-based checkpoints and
+    /// retries a backlog the disk refused.
+    fn sync_loop(&self) {
+        let mut synced = self.synced.borrow().0;
+        loop {
+            let mut w = self.lock();
+            let (file, target) = loop {
+                if w.closed {
+                    return;
+                }
+                if !w.pending.is_empty() {
+                    self.write(&mut w);
+                }
+                if w.since_checkpoint > 0
+                    && w.last_checkpoint.elapsed() >= Duration::from_secs(w.settings.checkpoint_secs)
+                {
+                    w.checkpoint(false);
+                    self.write(&mut w);
+                }
+                let dirty = w.written_seq > synced;
+                let window = w.settings.window;
+                let due = w.sync_requested
+                    || w.settings.fsync == Fsync::Always
+                    || w.last_sync.elapsed() >= window;
+                if dirty && due {
+                    w.sync_requested = false;
+                    break (w.syncing.clone(), w.written_seq);
+                }
+                let wait = if dirty {
+                    window.saturating_sub(w.last_sync.elapsed())
+                } else {
+                    window.max(Duration::from_millis(100))
+                };
+                w = self
+                    .wake
+                    .wait_timeout(w, wait.max(Duration::from_micros(100)))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            };
+            drop(w);
+            let result = file.sync_data();
+            self.lock().last_sync = Instant::now();
+            match result {
+                Ok(()) => {
+                    synced = target;
+                    self.synced.send_replace((synced, None));
+                }
+                Err(e) => {
+                    let why = format!("the audit log cannot be synced to disk: {e}");
+                    tracing::error!(error = %why, "audit log fsync failed");
+                    self.synced.send_replace((synced, Some(why)));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
         }
     }
 }
@@ -305,86 +485,29 @@ struct Writer {
     settings: LogSettings,
     signing: SigningKey,
     file: File,
+    /// The current segment, for the syncing thread.
+    syncing: Arc<File>,
+    /// Bytes of the current segment on disk (whole records only).
     size: u64,
     segment: u64,
     seq: u64,
     prev: Hash,
+    /// The last sequence number in the file.
+    written_seq: u64,
     since_checkpoint: u64,
     last_checkpoint: Instant,
     last_sync: Instant,
-    buffer: Vec<u8>,
-    failed: Arc<Mutex<Option<String>>>,
-    healthy: Arc<AtomicBool>,
+    sync_requested: bool,
+    /// Sealed lines not yet in the file.
+    pending: Vec<u8>,
+    /// Records refused while the backlog was full.
+    lost: u64,
+    closed: bool,
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Job>) {
-        let mut waiting: Vec<tokio::sync::oneshot::Sender<Result<(), String>>> = Vec::new();
-        loop {
-            let first = match rx.recv_timeout(self.settings.window.max(Duration::from_millis(1))) {
-                Ok(job) => Some(job),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
-            let mut shutdown = None;
-            let mut jobs: Vec<Job> = first.into_iter().collect();
-            while jobs.len() < 4096 {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
-            for job in jobs {
-                match job {
-                    Job::Record(record, ack) => {
-                        self.append(record);
-                        if self.since_checkpoint >= self.settings.checkpoint_every {
-                            self.checkpoint(false);
-                        }
-                        if let Some(ack) = ack {
-                            waiting.push(ack);
-                        }
-                    }
-                    Job::Shutdown(done) => shutdown = Some(done),
-                }
-            }
-            let due = self.since_checkpoint >= self.settings.checkpoint_every
-                || (self.since_checkpoint > 0
-                    && self.last_checkpoint.elapsed()
-                        >= Duration::from_secs(self.settings.checkpoint_secs));
-            if due || shutdown.is_some() {
-                self.checkpoint(shutdown.is_some());
-            }
-            let must_sync = !waiting.is_empty()
-                || shutdown.is_some()
-                || self.settings.fsync == Fsync::Always
-                || self.last_sync.elapsed() >= self.settings.window;
-            let result = self
-                .flush(must_sync)
-                .map_err(|e| format!("the audit log cannot be written: {e}"));
-            if let Err(why) = &result {
-                tracing::error!(error = %why, "audit log write failed; statements are refused until it can be written");
-                *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
-                self.healthy.store(false, Ordering::Relaxed);
-            }
-            if must_sync || result.is_err() {
-                for ack in waiting.drain(..) {
-                    let _ = ack.send(result.clone());
-                }
-            }
-            if let Some(done) = shutdown {
-                if result.is_ok() {
-                    let _ =
-                        std::fs::remove_file(self.settings.dir.join(super::verify::WRITER_LOCK));
-                }
-                let _ = done.send(());
-                return;
-            }
-        }
-    }
-
-    /// Links, seals and buffers one record.
-    fn append(&mut self, mut record: Map<String, Value>) {
+    /// Links and seals one record onto the pending bytes; its sequence number.
+    fn seal(&mut self, mut record: Map<String, Value>) -> u64 {
         self.seq += 1;
         record.insert("v".into(), chain::VERSION.into());
         record.insert("seq".into(), self.seq.into());
@@ -393,13 +516,15 @@ impl Writer {
             .unwrap_or_default();
         record.insert("ts".into(), chain::timestamp(now).into());
         record.insert("prev".into(), chain::hex(&self.prev).into());
+        let is_checkpoint = record.get("kind").and_then(Value::as_str) == Some("checkpoint");
         let (line, hash) = chain::seal(&self.settings.chain_key, &self.prev, &mut record);
-        self.buffer.extend_from_slice(&line);
-        self.buffer.push(b'\n');
+        self.pending.extend_from_slice(&line);
+        self.pending.push(b'\n');
         self.prev = hash;
-        if record.get("kind").and_then(Value::as_str) != Some("checkpoint") {
+        if !is_checkpoint {
             self.since_checkpoint += 1;
         }
+        self.seq
     }
 
     /// A checkpoint vouching, by signature, for the record before it.
@@ -419,38 +544,44 @@ impl Writer {
         if last {
             record.insert("final".into(), true.into());
         }
-        self.append(record);
+        self.seal(record);
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
     }
 
-    fn flush(&mut self, sync: bool) -> std::io::Result<()> {
-        if !self.buffer.is_empty() {
-            if self.size > 0 && self.size + self.buffer.len() as u64 > self.settings.segment_bytes {
-                self.rotate()?;
-            }
-            self.file.write_all(&self.buffer)?;
-            self.size += self.buffer.len() as u64;
-            self.buffer.clear();
+    /// Writes the pending lines, rotating first when the segment is full.
+    /// A failed write is cut back to the last whole record, so the file
+    /// never holds half a line while the gateway runs.
+    fn write_pending(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
-        if sync {
-            self.file.sync_data()?;
-            self.last_sync = Instant::now();
+        if self.size > 0 && self.size + self.pending.len() as u64 > self.settings.segment_bytes {
+            self.rotate()?;
         }
+        if let Err(e) = self.file.write_all(&self.pending) {
+            let _ = self.file.set_len(self.size);
+            return Err(e);
+        }
+        self.size += self.pending.len() as u64;
+        self.pending.clear();
+        self.written_seq = self.seq;
         Ok(())
     }
 
     /// Starts the next segment; its first record links to this one's last.
     fn rotate(&mut self) -> std::io::Result<()> {
         self.file.sync_data()?;
-        self.segment += 1;
-        let path = segment_path(&self.settings.dir, self.segment);
-        self.file = OpenOptions::new().create(true).append(true).open(&path)?;
-        self.file.seek(SeekFrom::End(0))?;
-        self.size = 0;
+        let path = segment_path(&self.settings.dir, self.segment + 1);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let syncing = Arc::new(file.try_clone()?);
         if let Ok(dir) = File::open(&self.settings.dir) {
             let _ = dir.sync_all();
         }
+        self.segment += 1;
+        self.file = file;
+        self.syncing = syncing;
+        self.size = 0;
         Ok(())
     }
 }

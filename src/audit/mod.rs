@@ -1,12 +1,15 @@
 //! The record of what happened: sessions, statements, verdicts, results.
 //!
-//! Proxies and the gate report [`AuditEvent`]s to an [`AuditSink`]. The
-//! sink here writes them to the structured log; the chained, tamper-evident
-//! writer plugs in behind the same trait. Events carry no passwords and no
-//! row values — only counts and digests of results.
+//! Proxies and the gate report [`AuditEvent`]s to the [`Audit`], which
+//! writes each to the chained, tamper-evident log ([`log::AuditLog`]) and
+//! to the operator's structured log. Events carry no passwords and no row
+//! values in clear — statements and messages are masked before they get
+//! here, and results are recorded as counts, a digest of the rows exactly
+//! as sent and, when capture is configured, the first masked rows.
 
 pub mod chain;
 pub mod log;
+pub mod read;
 pub mod record;
 pub mod verify;
 
@@ -22,6 +25,12 @@ use std::time::Duration;
 /// Something worth recording.
 #[derive(Debug)]
 pub enum AuditEvent<'a> {
+    /// The policy in force from now on: at start and after each reload.
+    PolicyLoaded {
+        digest: &'a str,
+        rules: usize,
+        source: &'a str,
+    },
     SessionStart {
         session: &'a SessionInfo,
     },
@@ -31,12 +40,14 @@ pub enum AuditEvent<'a> {
         user: &'a str,
         reason: &'a str,
     },
-    /// A query checked by the gate: its classes, the action and the rule.
+    /// A query checked by the gate: its classes and objects, the verdict
+    /// and the rule.
     Statement {
-        session: SessionId,
+        session: &'a SessionId,
         sql: &'a str,
         origin: Origin,
         classes: Classes,
+        objects: &'a [String],
         action: &'a str,
         rule: &'a str,
     },
@@ -49,6 +60,10 @@ pub enum AuditEvent<'a> {
         duration: Duration,
         /// What masking replaced in the rows sent, by column and kind.
         masked: &'a MaskStats,
+        /// BLAKE3 of the row messages exactly as sent to the client.
+        digest: &'a str,
+        /// The first rows as sent (masked), when capture is configured.
+        captured: &'a [Vec<Option<String>>],
     },
     Error {
         session: &'a SessionId,
@@ -61,40 +76,101 @@ pub enum AuditEvent<'a> {
     },
 }
 
-/// Where events go.
-pub trait AuditSink: Send + Sync {
-    fn record(&self, event: AuditEvent<'_>);
+/// What became of a recorded event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receipt {
+    /// Written to the chained log under this sequence number (in the
+    /// file; durable once [`Audit::durable`] says so).
+    Written(u64),
+    /// No chained log is kept (tests and tools).
+    Untracked,
+    /// The log could not take it: see [`Audit::failure`].
+    Failed,
+}
+
+/// Where events go: the chained log (when there is one) and the operator log.
+pub struct Audit {
+    log: Option<log::AuditLog>,
+    /// Masked rows kept in each result record (0: none).
+    capture_rows: usize,
+}
+
+impl Audit {
+    /// Events go to the operator log only: no chain (tests and tools).
+    pub fn log_only() -> Self {
+        Self {
+            log: None,
+            capture_rows: 0,
+        }
+    }
+
+    pub fn chained(log: log::AuditLog, capture_rows: usize) -> Self {
+        Self {
+            log: Some(log),
+            capture_rows,
+        }
+    }
+
+    pub fn capture_rows(&self) -> usize {
+        self.capture_rows
+    }
+
+    /// Whether every statement's record must be on disk before it runs
+    /// (`fsync = "always"`); otherwise only held and privileged ones wait.
+    pub fn every_statement_durable(&self) -> bool {
+        self.log
+            .as_ref()
+            .is_some_and(|l| l.fsync() == log::Fsync::Always)
+    }
+
+    /// Records `event`. The record is in the log file when this returns
+    /// `Written`; [`Audit::durable`] waits for it to reach the disk.
+    pub fn record(&self, event: AuditEvent<'_>) -> Receipt {
+        trace(&event);
+        match &self.log {
+            None => Receipt::Untracked,
+            Some(log) => match log.append(record::to_record(&event)) {
+                Some(seq) => Receipt::Written(seq),
+                None => Receipt::Failed,
+            },
+        }
+    }
+
+    /// Waits until the recorded event is on disk.
+    pub async fn durable(&self, receipt: Receipt) -> Result<(), String> {
+        match (receipt, &self.log) {
+            (Receipt::Written(seq), Some(log)) => log.durable(seq).await,
+            (Receipt::Failed, _) => Err(self
+                .failure()
+                .unwrap_or_else(|| "the audit log is closed".into())),
+            _ => Ok(()),
+        }
+    }
 
     /// Why events cannot be recorded right now (a full disk), if so: the
     /// gate then refuses statements rather than run them unrecorded.
-    fn failure(&self) -> Option<String> {
-        None
+    pub fn failure(&self) -> Option<String> {
+        self.log.as_ref().and_then(log::AuditLog::failure)
+    }
+
+    /// Ends the chained log with a final signed checkpoint.
+    pub fn close(&self) {
+        if let Some(log) = &self.log {
+            log.close();
+        }
     }
 }
 
-/// The chained log, with each event also written to the structured log
-/// for operators.
-pub struct ChainSink {
-    pub log: log::AuditLog,
-}
-
-impl AuditSink for ChainSink {
-    fn record(&self, event: AuditEvent<'_>) {
-        self.log.append(record::to_record(&event));
-        LogSink.record(event);
-    }
-
-    fn failure(&self) -> Option<String> {
-        self.log.failure()
-    }
-}
-
-/// Writes events to the `tracing` log (target `airlock::audit`).
-pub struct LogSink;
-
-impl AuditSink for LogSink {
-    fn record(&self, event: AuditEvent<'_>) {
-        match event {
+/// Writes `event` to the operator log (target `airlock::audit`).
+fn trace(event: &AuditEvent<'_>) {
+    match event {
+            AuditEvent::PolicyLoaded {
+                digest,
+                rules,
+                source,
+            } => {
+                tracing::info!(target: "airlock::audit", digest, rules, source, "policy loaded")
+            }
             AuditEvent::SessionStart { session } => tracing::info!(
                 target: "airlock::audit",
                 session = %session.id, identity = %session.identity, role = %session.role,
@@ -116,6 +192,7 @@ impl AuditSink for LogSink {
                 classes,
                 action,
                 rule,
+                ..
             } => tracing::debug!(
                 target: "airlock::audit",
                 session = %session, origin = ?origin, classes = %classes, action, rule, sql_len = sql.len(),
@@ -128,6 +205,7 @@ impl AuditSink for LogSink {
                 bytes,
                 duration,
                 masked,
+                ..
             } => tracing::debug!(
                 target: "airlock::audit",
                 session = %session, tag, rows, bytes, micros = duration.as_micros() as u64,
@@ -145,7 +223,6 @@ impl AuditSink for LogSink {
                 tracing::info!(target: "airlock::audit", session = %session, reason, "session end")
             }
         }
-    }
 }
 
 /// `email:3,card:1 in contact; phone:2 in notes`, for the log line.

@@ -12,6 +12,16 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
         r.insert(k.to_string(), v);
     };
     match event {
+        AuditEvent::PolicyLoaded {
+            digest,
+            rules,
+            source,
+        } => {
+            put("kind", "policy_loaded".into());
+            put("policy_digest", (*digest).into());
+            put("rules", (*rules as u64).into());
+            put("source", (*source).into());
+        }
         AuditEvent::SessionStart { session } => {
             put("kind", "session_start".into());
             put("session", session.id.to_string().into());
@@ -44,6 +54,7 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
             sql,
             origin,
             classes,
+            objects,
             action,
             rule,
         } => {
@@ -55,6 +66,7 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
                 "classes",
                 classes.iter().map(|c| Value::from(c.name())).collect(),
             );
+            put("objects", objects.iter().map(|o| Value::from(o.as_str())).collect());
             put("verdict", (*action).into());
             put("rule", (*rule).into());
         }
@@ -65,6 +77,8 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
             bytes,
             duration,
             masked,
+            digest,
+            captured,
         } => {
             put("kind", "result".into());
             put("session", session.to_string().into());
@@ -81,6 +95,18 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
                 columns.insert(column.clone(), Value::Object(kinds));
             }
             put("masked", Value::Object(columns));
+            put("digest", (*digest).into());
+            if !captured.is_empty() {
+                let rows = captured
+                    .iter()
+                    .map(|row| {
+                        row.iter()
+                            .map(|v| v.as_deref().map_or(Value::Null, Value::from))
+                            .collect()
+                    })
+                    .collect();
+                put("captured", Value::Array(rows));
+            }
         }
         AuditEvent::Error {
             session,

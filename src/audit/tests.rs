@@ -18,7 +18,7 @@ fn settings(dir: &Path) -> LogSettings {
         segment_bytes: 4096,
         checkpoint_every: 7,
         checkpoint_secs: 60,
-        queue: 16,
+        backlog_bytes: 1 << 20,
     }
 }
 

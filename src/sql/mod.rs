@@ -103,12 +103,19 @@ impl fmt::Display for StatementClass {
 pub struct Classes(u8);
 
 impl Classes {
-    pub fn of(classes: &[StatementClass]) -> Self {
-        let mut set = Self::default();
-        for &c in classes {
-            set.insert(c);
+    pub const fn of(classes: &[StatementClass]) -> Self {
+        let mut bits = 0u8;
+        let mut i = 0;
+        while i < classes.len() {
+            bits |= 1 << (classes[i] as u8);
+            i += 1;
         }
-        set
+        Self(bits)
+    }
+
+    /// Whether the two sets share a class.
+    pub fn intersects(self, other: Classes) -> bool {
+        self.0 & other.0 != 0
     }
 
     pub fn insert(&mut self, class: StatementClass) {

@@ -328,6 +328,7 @@ async fn run_session(
         status: b'I',
         fatal_forwarded: false,
         described: Default::default(),
+        capture_rows: shared.gate.audit().capture_rows(),
     };
 
     let (front_end, back_end) = {

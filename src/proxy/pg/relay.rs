@@ -223,7 +223,7 @@ impl Front {
                     let checked = self.gate.check(&self.session, &mut self.sql_statements, sql, Origin::SimpleQuery).await;
                     match checked.refusal() {
                         None => Step::Forward(Expect::Query { started: Instant::now() }),
-                        Some(message) => Step::Refuse { code: "42501", message, ready: true },
+                        Some(r) => Step::Refuse { code: r.code, message: r.message, ready: true },
                     }
                 }
                 b'P' => {
@@ -236,7 +236,7 @@ impl Front {
                     self.statements.remove(&name);
                     let checked = self.gate.check(&self.session, &mut self.sql_statements, sql, Origin::Prepare).await;
                     match checked.refusal() {
-                        Some(message) => Step::Refuse { code: "42501", message, ready: false },
+                        Some(r) => Step::Refuse { code: r.code, message: r.message, ready: false },
                         None if self.statements.len() >= MAX_NAMES => Step::Refuse {
                             code: "54000",
                             message: format!("too many prepared statements in this session (Airlock allows {MAX_NAMES})"),
@@ -568,6 +568,8 @@ pub struct Back {
     pub fatal_forwarded: bool,
     /// Result columns of statements and portals, for the masker.
     pub described: Described,
+    /// Rows of each result kept in its audit record.
+    pub capture_rows: usize,
 }
 
 /// What the back loop knows about the result columns of the session's
@@ -604,11 +606,46 @@ fn with_formats(columns: &[Column], formats: &[i16]) -> Vec<Column> {
         .collect()
 }
 
+/// A DataRow's values for the audit capture: text where the bytes are
+/// readable text, `\\x…` hex otherwise, `None` for NULL.
+fn row_values(frame: &[u8]) -> Option<Vec<Option<String>>> {
+    let mut f = Fields::new(frame.get(5..)?);
+    let n = f.i16()?.max(0);
+    let mut values = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let len = f.i32()?;
+        if len < 0 {
+            values.push(None);
+            continue;
+        }
+        let bytes = f.take(len as usize)?;
+        let text = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|t| !t.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')));
+        values.push(Some(match text {
+            Some(t) => t.to_string(),
+            None => format!("\\x{}", crate::hex::encode(bytes)),
+        }));
+    }
+    Some(values)
+}
+
 /// Per-statement counters for the result record.
 #[derive(Default)]
 struct ResultCount {
     rows: u64,
     bytes: u64,
+    /// Of the row messages as sent to the client.
+    digest: blake3::Hasher,
+    /// The first rows as sent, when the audit captures rows.
+    captured: Vec<Vec<Option<String>>>,
+}
+
+impl ResultCount {
+    fn sent(&mut self, frame: &[u8]) {
+        self.bytes += frame.len() as u64;
+        self.digest.update(frame);
+    }
 }
 
 impl Back {
@@ -725,14 +762,17 @@ impl Back {
                 }
                 let outcome = self.masker.mask_row(msg.frame());
                 let frame = outcome.frame_or(msg.frame());
-                count.bytes += frame.len() as u64;
+                count.sent(frame);
+                if count.captured.len() < self.capture_rows {
+                    count.captured.extend(row_values(frame));
+                }
                 out.extend_from_slice(frame);
                 return;
             }
             b'd' => {
                 let outcome = self.masker.mask_copy_data(msg.frame());
                 let frame = outcome.frame_or(msg.frame());
-                count.bytes += frame.len() as u64;
+                count.sent(frame);
                 out.extend_from_slice(frame);
                 return;
             }
@@ -783,7 +823,7 @@ impl Back {
                 true
             }
             (Expect::Query { .. }, b'E') => {
-                self.record_error(msg.body());
+                self.record_error(msg.body(), count);
                 false
             }
             (Expect::Query { .. }, _) => false,
@@ -795,7 +835,7 @@ impl Back {
             (Expect::DescribeStatement { .. }, b't') => false,
             (Expect::DescribeStatement { .. } | Expect::DescribePortal { .. }, b'T' | b'n') => true,
             (e, b'E') if e.is_extended() => {
-                self.record_error(msg.body());
+                self.record_error(msg.body(), count);
                 // The server now skips everything up to Sync, and so do we —
                 // including any answer Airlock had queued in that stretch.
                 while pending
@@ -909,18 +949,24 @@ impl Back {
             .cstr()
             .map(String::from_utf8_lossy)
             .unwrap_or_default();
+        let done = std::mem::take(count);
         self.gate.audit().record(AuditEvent::Result {
             session: &self.session.id,
             tag: &tag,
-            rows: count.rows,
-            bytes: count.bytes,
+            rows: done.rows,
+            bytes: done.bytes,
             duration: started.elapsed(),
             masked: &self.masker.take_stats(),
+            digest: &crate::hex::encode(done.digest.finalize().as_bytes()),
+            captured: &done.captured,
         });
-        *count = ResultCount::default();
     }
 
-    fn record_error(&self, body: &[u8]) {
+    /// Records a statement's error; rows it sent before failing are not
+    /// carried into the next statement's result.
+    fn record_error(&mut self, body: &[u8], count: &mut ResultCount) {
+        *count = ResultCount::default();
+        self.masker.take_stats();
         let fields = super::codec::error_fields(body);
         let get = |c: u8| {
             fields

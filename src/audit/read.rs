@@ -1,0 +1,511 @@
+//! Reading the log back for auditors: one line per session, the replay of
+//! a session, and the records of a period for a SIEM.
+//!
+//! The log is read segment by segment, record by record, never whole: a
+//! gateway writes millions of records a day.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+use super::chain;
+use super::log::segments;
+
+/// Calls `each` with every record of the log under `dir`, in order, and the
+/// line exactly as written. Stops early when `each` returns `false`.
+pub fn for_each(
+    dir: &Path,
+    mut each: impl FnMut(&str, &Map<String, Value>) -> bool,
+) -> Result<(), String> {
+    let segs = segments(dir).map_err(|e| format!("cannot list `{}`: {e}", dir.display()))?;
+    if segs.is_empty() {
+        return Err(format!("`{}` holds no audit log", dir.display()));
+    }
+    for (_, path) in segs {
+        let file = std::fs::File::open(&path)
+            .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+        for (n, line) in BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            if line.is_empty() {
+                continue;
+            }
+            // A torn end of a log still being written (or crashed) is not
+            // a record; `audit verify` is where a damaged log is reported.
+            let Ok(record) = serde_json::from_str::<Map<String, Value>>(&line) else {
+                tracing::debug!(file = %path.display(), line = n + 1, "skipping a line that is not a record");
+                continue;
+            };
+            if !each(&line, &record) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn text<'a>(record: &'a Map<String, Value>, key: &str) -> &'a str {
+    record.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn number(record: &Map<String, Value>, key: &str) -> u64 {
+    record.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// A point in time given on the command line: a UTC date or date-time
+/// (`2026-11-22`, `2026-11-22T10:30`, `2026-11-22T10:30:00Z`) or an age
+/// (`90s`, `15m`, `2h`, `7d` ago). Returned as the record timestamp it
+/// compares with: from the start of what was written (`start`), or up to
+/// its end (`end`), so that `--until 2026-11-22` includes that day.
+pub fn time_bound(given: &str, end: bool) -> Result<String, String> {
+    let given = given.trim();
+    if let Some(unit) = given.chars().last().filter(|c| "smhd".contains(*c)) {
+        if let Ok(n) = given[..given.len() - 1].parse::<u64>() {
+            let secs = n * match unit {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                _ => 86_400,
+            };
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            return Ok(chain::timestamp(
+                now.saturating_sub(Duration::from_secs(secs)),
+            ));
+        }
+    }
+    let bare = given.trim_end_matches('Z').replace(' ', "T");
+    // The shape of a record timestamp, digit by digit.
+    let full = "0000-00-00T00:00:00.000000";
+    let fits = bare.len() <= full.len()
+        && bare.len() >= 10
+        && bare.chars().zip(full.chars()).all(|(c, f)| {
+            if f == '0' {
+                c.is_ascii_digit()
+            } else {
+                c == f
+            }
+        });
+    if !fits {
+        return Err(format!(
+            "`{given}` is not a time: give a UTC date such as 2026-11-22, a date-time such as \
+             2026-11-22T10:30:00Z, or an age such as 15m, 2h or 7d"
+        ));
+    }
+    let rest = if end {
+        &"9999-99-99T23:59:59.999999"[bare.len()..]
+    } else {
+        &full[bare.len()..]
+    };
+    Ok(format!("{bare}{rest}Z"))
+}
+
+/// What the log says about one session.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct SessionSummary {
+    pub session: String,
+    pub started: String,
+    pub ended: Option<String>,
+    pub end_reason: Option<String>,
+    pub identity: String,
+    pub role: String,
+    pub client: String,
+    pub application: Option<String>,
+    pub protocol: String,
+    pub database: String,
+    pub tls: bool,
+    pub statements: u64,
+    /// Statements by verdict (`allow`, `hold`, `deny`).
+    pub verdicts: BTreeMap<String, u64>,
+    pub errors: u64,
+    pub rows: u64,
+    /// Values masked in what the session was sent.
+    pub masked: u64,
+}
+
+impl SessionSummary {
+    fn add(&mut self, record: &Map<String, Value>) {
+        let ts = text(record, "ts");
+        if self.started.is_empty() {
+            self.started = ts.to_string();
+        }
+        match text(record, "kind") {
+            "session_start" => {
+                self.started = ts.to_string();
+                self.identity = text(record, "identity").into();
+                self.role = text(record, "role").into();
+                self.client = text(record, "client").into();
+                self.application = record
+                    .get("application")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                self.protocol = text(record, "protocol").into();
+                self.database = text(record, "database").into();
+                self.tls = record.get("tls").and_then(Value::as_bool) == Some(true);
+            }
+            "statement" => {
+                self.statements += 1;
+                *self
+                    .verdicts
+                    .entry(text(record, "verdict").to_string())
+                    .or_default() += 1;
+            }
+            "result" => {
+                self.rows += number(record, "rows");
+                self.masked += masked_total(record);
+            }
+            "error" => self.errors += 1,
+            "session_end" => {
+                self.ended = Some(ts.to_string());
+                self.end_reason = Some(text(record, "reason").into());
+            }
+            _ => {}
+        }
+    }
+
+    /// One line for a terminal.
+    pub fn line(&self) -> String {
+        let verdicts: Vec<String> = self
+            .verdicts
+            .iter()
+            .map(|(v, n)| format!("{n} {v}"))
+            .collect();
+        format!(
+            "{}  {} → {}  {} ({}) from {}{}  {} {}{}  {} statements{}, {} errors, {} rows, {} masked  [{}]",
+            self.session,
+            self.started,
+            self.ended.as_deref().unwrap_or("(open)"),
+            or_unknown(&self.identity),
+            or_unknown(&self.role),
+            or_unknown(&self.client),
+            self.application
+                .as_deref()
+                .filter(|a| !a.is_empty())
+                .map(|a| format!(" via {a}"))
+                .unwrap_or_default(),
+            or_unknown(&self.protocol),
+            or_unknown(&self.database),
+            if self.tls { " tls" } else { "" },
+            self.statements,
+            if verdicts.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", verdicts.join(", "))
+            },
+            self.errors,
+            self.rows,
+            self.masked,
+            self.end_reason.as_deref().unwrap_or("no end recorded"),
+        )
+    }
+}
+
+fn or_unknown(s: &str) -> &str {
+    if s.is_empty() {
+        "?"
+    } else {
+        s
+    }
+}
+
+fn masked_total(record: &Map<String, Value>) -> u64 {
+    record
+        .get("masked")
+        .and_then(Value::as_object)
+        .map(|columns| {
+            columns
+                .values()
+                .filter_map(Value::as_object)
+                .flat_map(|kinds| kinds.values().filter_map(Value::as_u64))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Which sessions `audit sessions` lists.
+#[derive(Debug, Default)]
+pub struct SessionFilter {
+    pub identity: Option<String>,
+    /// Record timestamps, as from [`time_bound`].
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// Only sessions with at least one statement of this verdict.
+    pub verdict: Option<String>,
+}
+
+impl SessionFilter {
+    fn admits(&self, s: &SessionSummary) -> bool {
+        self.identity.as_ref().is_none_or(|i| *i == s.identity)
+            && self.since.as_ref().is_none_or(|t| {
+                s.ended.as_deref().unwrap_or("9999") >= t.as_str() || s.started >= *t
+            })
+            && self.until.as_ref().is_none_or(|t| s.started <= *t)
+            && self
+                .verdict
+                .as_ref()
+                .is_none_or(|v| s.verdicts.get(v).copied().unwrap_or(0) > 0)
+    }
+}
+
+/// The sessions in the log that pass `filter`, in the order they started.
+/// A session is in a period when it was open during any part of it.
+pub fn sessions(dir: &Path, filter: &SessionFilter) -> Result<Vec<SessionSummary>, String> {
+    let mut order: Vec<String> = Vec::new();
+    let mut all: std::collections::HashMap<String, SessionSummary> = Default::default();
+    for_each(dir, |_, record| {
+        let id = text(record, "session");
+        if id.is_empty() {
+            return true;
+        }
+        let summary = all.entry(id.to_string()).or_insert_with(|| {
+            order.push(id.to_string());
+            SessionSummary {
+                session: id.to_string(),
+                ..Default::default()
+            }
+        });
+        summary.add(record);
+        true
+    })?;
+    Ok(order
+        .into_iter()
+        .filter_map(|id| all.remove(&id))
+        .filter(|s| filter.admits(s))
+        .collect())
+}
+
+/// The records of one session, with the lines as written.
+pub fn session_records(dir: &Path, session: &str) -> Result<Vec<(String, Map<String, Value>)>, String> {
+    let mut found = Vec::new();
+    for_each(dir, |line, record| {
+        if text(record, "session") == session {
+            found.push((line.to_string(), record.clone()));
+        }
+        true
+    })?;
+    Ok(found)
+}
+
+/// A session's records as a transcript a person reads.
+pub fn transcript(records: &[(String, Map<String, Value>)]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for (_, r) in records {
+        let ts = text(r, "ts");
+        let _ = match text(r, "kind") {
+            "session_start" => writeln!(
+                out,
+                "{ts}  connected: {} (role {}) from {}{}, {} database {}{}",
+                text(r, "identity"),
+                text(r, "role"),
+                text(r, "client"),
+                r.get("application")
+                    .and_then(Value::as_str)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| format!(" via {a}"))
+                    .unwrap_or_default(),
+                text(r, "protocol"),
+                text(r, "database"),
+                if r.get("tls").and_then(Value::as_bool) == Some(true) {
+                    ", TLS"
+                } else {
+                    ", no TLS"
+                },
+            ),
+            "statement" => {
+                let classes: Vec<&str> = list(r, "classes");
+                let objects: Vec<&str> = list(r, "objects");
+                let _ = writeln!(
+                    out,
+                    "{ts}  statement [{}]{} → {} (rule {})",
+                    classes.join(", "),
+                    if objects.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" on {}", objects.join(", "))
+                    },
+                    verdict_word(text(r, "verdict")),
+                    text(r, "rule"),
+                );
+                writeln!(out, "{}", indent(text(r, "sql"), "      "))
+            }
+            "hold" => writeln!(
+                out,
+                "{ts}  held as request {} for group {} (quorum {}), expires {}",
+                text(r, "request"),
+                text(r, "group"),
+                number(r, "quorum"),
+                text(r, "expires"),
+            ),
+            "decision" => writeln!(
+                out,
+                "{ts}  {} by {}{}{}",
+                text(r, "verdict"),
+                or_unknown(text(r, "approver")),
+                r.get("reason")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default(),
+                Some(text(r, "request"))
+                    .filter(|s| !s.is_empty())
+                    .map(|s| format!(" (request {s})"))
+                    .unwrap_or_default(),
+            ),
+            "result" => {
+                let _ = writeln!(
+                    out,
+                    "{ts}  result {}: {} rows, {} bytes, {:.1} ms{}; digest {}",
+                    text(r, "tag"),
+                    number(r, "rows"),
+                    number(r, "bytes"),
+                    number(r, "duration_us") as f64 / 1000.0,
+                    masked_summary(r),
+                    text(r, "digest"),
+                );
+                for row in r
+                    .get("captured")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let cells: Vec<String> = row
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|v| v.as_str().map_or("NULL".to_string(), str::to_string))
+                        .collect();
+                    let _ = writeln!(out, "      | {} |", cells.join(" | "));
+                }
+                Ok(())
+            }
+            "error" => writeln!(
+                out,
+                "{ts}  error {}: {}",
+                text(r, "code"),
+                text(r, "message")
+            ),
+            "session_end" => writeln!(out, "{ts}  disconnected: {}", text(r, "reason")),
+            other => writeln!(out, "{ts}  {other}"),
+        };
+    }
+    out
+}
+
+fn list<'a>(r: &'a Map<String, Value>, key: &str) -> Vec<&'a str> {
+    r.get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn verdict_word(verdict: &str) -> &str {
+    match verdict {
+        "allow" => "allowed",
+        "hold" => "held for approval",
+        "deny" => "denied",
+        other => other,
+    }
+}
+
+/// `; masked email:3 in contact, card:1 in notes`
+fn masked_summary(r: &Map<String, Value>) -> String {
+    let Some(columns) = r.get("masked").and_then(Value::as_object) else {
+        return String::new();
+    };
+    let parts: Vec<String> = columns
+        .iter()
+        .map(|(column, kinds)| {
+            let kinds: Vec<String> = kinds
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, n)| format!("{k}:{n}"))
+                .collect();
+            format!("{} in {column}", kinds.join(","))
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; masked {}", parts.join(", "))
+    }
+}
+
+fn indent(text: &str, by: &str) -> String {
+    text.lines()
+        .map(|l| format!("{by}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The lines of a period, as written, for a SIEM: from the first record
+/// at or after `since` to the last at or before `until`. The lines form an
+/// unbroken stretch of the chain, so the receiver can check every link and
+/// hash (with the chain key) and every checkpoint (with the public key).
+pub fn export(
+    dir: &Path,
+    since: Option<&str>,
+    until: Option<&str>,
+    mut out: impl std::io::Write,
+) -> Result<u64, String> {
+    let mut started = since.is_none();
+    let mut count = 0u64;
+    let mut failed = None;
+    for_each(dir, |line, record| {
+        let ts = text(record, "ts");
+        if !started {
+            started = since.is_some_and(|s| ts >= s);
+            if !started {
+                return true;
+            }
+        }
+        if until.is_some_and(|u| ts > u) {
+            return false;
+        }
+        if let Err(e) = writeln!(out, "{line}") {
+            failed = Some(e);
+            return false;
+        }
+        count += 1;
+        true
+    })?;
+    match failed {
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(count),
+        Some(e) => Err(format!("cannot write the export: {e}")),
+        None => Ok(count),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_bounds_take_dates_times_and_ages() {
+        assert_eq!(
+            time_bound("2026-11-22", false).unwrap(),
+            "2026-11-22T00:00:00.000000Z"
+        );
+        assert_eq!(
+            time_bound("2026-11-22", true).unwrap(),
+            "2026-11-22T23:59:59.999999Z"
+        );
+        assert_eq!(
+            time_bound("2026-11-22T10:30Z", false).unwrap(),
+            "2026-11-22T10:30:00.000000Z"
+        );
+        assert_eq!(
+            time_bound("2026-11-22 10:30:05", true).unwrap(),
+            "2026-11-22T10:30:05.999999Z"
+        );
+        assert!(time_bound("2h", false).unwrap().ends_with('Z'));
+        for bad in ["yesterday", "2026-1-2", "2026-11-22X10", "", "5w"] {
+            let e = time_bound(bad, false).unwrap_err();
+            assert!(e.contains("is not a time"), "{e}");
+        }
+    }
+}
