@@ -587,12 +587,8 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
 /// value a new token, a new chain key starts a log no one can verify.
 fn state_key(path: &Path, what: &str) -> Result<[u8; 32], String> {
     match std::fs::read_to_string(path) {
-        Ok(text) => crate::hex::decode::<32>(text.trim()).ok_or_else(|| {
-            format!(
-                "`{}`: not {what} (64 hex digits expected)",
-                path.display()
-            )
-        }),
+        Ok(text) => crate::hex::decode::<32>(text.trim())
+            .ok_or_else(|| format!("`{}`: not {what} (64 hex digits expected)", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key: [u8; 32] = rand::random();
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -790,7 +786,7 @@ fn record_policy(gate: &Gate, dir: &Path) {
         "built-in default".to_string()
     };
     gate.audit().record(AuditEvent::PolicyLoaded {
-        digest: &policy.digest(),
+        digest: policy.digest(),
         rules: policy.rules().len(),
         source: &source,
     });

@@ -71,8 +71,23 @@ impl Gateway {
 
     /// Runs `airlock` with exactly `args` in `dir` (no generated config).
     pub fn spawn(dir: tempfile::TempDir, args: &[&str], env: &[(String, String)]) -> Self {
-        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr log");
-        let mut cmd = Command::new(binary());
+        Self::spawn_program(dir, binary(), args, env)
+    }
+
+    /// Runs `program` (which must end up running the gateway, as `unshare
+    /// … airlock serve` does) in `dir`.
+    pub fn spawn_program(
+        dir: tempfile::TempDir,
+        program: &str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Self {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("stderr.log"))
+            .expect("stderr log");
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .current_dir(dir.path())
             .stdout(Stdio::piped())
@@ -171,6 +186,22 @@ impl Gateway {
     /// The gateway's process id (to send it signals).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// Kills the process with SIGKILL (a crash) and gives back its
+    /// directory, to start a gateway on the same state again.
+    pub fn crash(mut self) -> tempfile::TempDir {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// Stops the process with SIGTERM and gives back its directory.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let status = self.terminate(Duration::from_secs(30));
+        assert!(status.success(), "airlock exited with {status}");
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
     }
 
     /// Whether the process is still running.

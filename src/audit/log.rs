@@ -437,7 +437,8 @@ impl Shared {
                     self.write(&mut w);
                 }
                 if w.since_checkpoint > 0
-                    && w.last_checkpoint.elapsed() >= Duration::from_secs(w.settings.checkpoint_secs)
+                    && w.last_checkpoint.elapsed()
+                        >= Duration::from_secs(w.settings.checkpoint_secs)
                 {
                     w.checkpoint(false);
                     self.write(&mut w);

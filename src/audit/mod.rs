@@ -164,65 +164,65 @@ impl Audit {
 /// Writes `event` to the operator log (target `airlock::audit`).
 fn trace(event: &AuditEvent<'_>) {
     match event {
-            AuditEvent::PolicyLoaded {
-                digest,
-                rules,
-                source,
-            } => {
-                tracing::info!(target: "airlock::audit", digest, rules, source, "policy loaded")
-            }
-            AuditEvent::SessionStart { session } => tracing::info!(
-                target: "airlock::audit",
-                session = %session.id, identity = %session.identity, role = %session.role,
-                client = %session.client_addr, application = session.application_name.as_deref().unwrap_or(""),
-                database = %session.database, protocol = %session.protocol, tls = session.tls,
-                "session start"
-            ),
-            AuditEvent::AuthFailure {
-                client_addr,
-                user,
-                reason,
-            } => {
-                tracing::warn!(target: "airlock::audit", client = %client_addr, user, reason, "authentication failed")
-            }
-            AuditEvent::Statement {
-                session,
-                sql,
-                origin,
-                classes,
-                action,
-                rule,
-                ..
-            } => tracing::debug!(
-                target: "airlock::audit",
-                session = %session, origin = ?origin, classes = %classes, action, rule, sql_len = sql.len(),
-                "statement"
-            ),
-            AuditEvent::Result {
-                session,
-                tag,
-                rows,
-                bytes,
-                duration,
-                masked,
-                ..
-            } => tracing::debug!(
-                target: "airlock::audit",
-                session = %session, tag, rows, bytes, micros = duration.as_micros() as u64,
-                masked = masked.total(), masked_columns = %describe_masked(masked),
-                "result"
-            ),
-            AuditEvent::Error {
-                session,
-                code,
-                message,
-            } => {
-                tracing::debug!(target: "airlock::audit", session = %session, code, message, "error")
-            }
-            AuditEvent::SessionEnd { session, reason } => {
-                tracing::info!(target: "airlock::audit", session = %session, reason, "session end")
-            }
+        AuditEvent::PolicyLoaded {
+            digest,
+            rules,
+            source,
+        } => {
+            tracing::info!(target: "airlock::audit", digest, rules, source, "policy loaded")
         }
+        AuditEvent::SessionStart { session } => tracing::info!(
+            target: "airlock::audit",
+            session = %session.id, identity = %session.identity, role = %session.role,
+            client = %session.client_addr, application = session.application_name.as_deref().unwrap_or(""),
+            database = %session.database, protocol = %session.protocol, tls = session.tls,
+            "session start"
+        ),
+        AuditEvent::AuthFailure {
+            client_addr,
+            user,
+            reason,
+        } => {
+            tracing::warn!(target: "airlock::audit", client = %client_addr, user, reason, "authentication failed")
+        }
+        AuditEvent::Statement {
+            session,
+            sql,
+            origin,
+            classes,
+            action,
+            rule,
+            ..
+        } => tracing::debug!(
+            target: "airlock::audit",
+            session = %session, origin = ?origin, classes = %classes, action, rule, sql_len = sql.len(),
+            "statement"
+        ),
+        AuditEvent::Result {
+            session,
+            tag,
+            rows,
+            bytes,
+            duration,
+            masked,
+            ..
+        } => tracing::debug!(
+            target: "airlock::audit",
+            session = %session, tag, rows, bytes, micros = duration.as_micros() as u64,
+            masked = masked.total(), masked_columns = %describe_masked(masked),
+            "result"
+        ),
+        AuditEvent::Error {
+            session,
+            code,
+            message,
+        } => {
+            tracing::debug!(target: "airlock::audit", session = %session, code, message, "error")
+        }
+        AuditEvent::SessionEnd { session, reason } => {
+            tracing::info!(target: "airlock::audit", session = %session, reason, "session end")
+        }
+    }
 }
 
 /// `email:3,card:1 in contact; phone:2 in notes`, for the log line.

@@ -80,15 +80,16 @@ pub fn time_bound(given: &str, end: bool) -> Result<String, String> {
     let bare = given.trim_end_matches('Z').replace(' ', "T");
     // The shape of a record timestamp, digit by digit.
     let full = "0000-00-00T00:00:00.000000";
-    let fits = bare.len() <= full.len()
-        && bare.len() >= 10
-        && bare.chars().zip(full.chars()).all(|(c, f)| {
-            if f == '0' {
-                c.is_ascii_digit()
-            } else {
-                c == f
-            }
-        });
+    let fits =
+        bare.len() <= full.len()
+            && bare.len() >= 10
+            && bare.chars().zip(full.chars()).all(|(c, f)| {
+                if f == '0' {
+                    c.is_ascii_digit()
+                } else {
+                    c == f
+                }
+            });
     if !fits {
         return Err(format!(
             "`{given}` is not a time: give a UTC date such as 2026-11-22, a date-time such as \
@@ -277,8 +278,11 @@ pub fn sessions(dir: &Path, filter: &SessionFilter) -> Result<Vec<SessionSummary
         .collect())
 }
 
+/// A record with its line exactly as written.
+pub type Line = (String, Map<String, Value>);
+
 /// The records of one session, with the lines as written.
-pub fn session_records(dir: &Path, session: &str) -> Result<Vec<(String, Map<String, Value>)>, String> {
+pub fn session_records(dir: &Path, session: &str) -> Result<Vec<Line>, String> {
     let mut found = Vec::new();
     for_each(dir, |line, record| {
         if text(record, "session") == session {
@@ -290,7 +294,7 @@ pub fn session_records(dir: &Path, session: &str) -> Result<Vec<(String, Map<Str
 }
 
 /// A session's records as a transcript a person reads.
-pub fn transcript(records: &[(String, Map<String, Value>)]) -> String {
+pub fn transcript(records: &[Line]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for (_, r) in records {

@@ -66,7 +66,10 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
                 "classes",
                 classes.iter().map(|c| Value::from(c.name())).collect(),
             );
-            put("objects", objects.iter().map(|o| Value::from(o.as_str())).collect());
+            put(
+                "objects",
+                objects.iter().map(|o| Value::from(o.as_str())).collect(),
+            );
             put("verdict", (*action).into());
             put("rule", (*rule).into());
         }

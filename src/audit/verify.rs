@@ -164,13 +164,10 @@ pub fn verify(
                 }
                 verified_any = true;
             }
+            // A record moved elsewhere leaves a gap where it was, found
+            // below as a jump; a number seen already is a copy put in.
             if seq <= last_seq && last_seq > 0 {
-                let problem = if seq == last_seq {
-                    Problem::Inserted
-                } else {
-                    Problem::Reordered
-                };
-                report.broken = Some(at(problem, Some(seq)));
+                report.broken = Some(at(Problem::Inserted, Some(seq)));
                 return Ok(report);
             }
             if seq > last_seq + 1 {

@@ -157,6 +157,59 @@ pub fn walk(
     }
 }
 
+/// Where JSON objects or arrays may sit inside other text (a statement's
+/// literal, a server message quoting a value, a log line): each `{` or `[`
+/// with the bracket that balances it, strings skipped. The ranges are
+/// candidates: the caller validates them by walking them. Work is bounded
+/// by a few passes over the text whatever its shape.
+pub fn embedded(text: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut found = Vec::new();
+    let mut budget = text.len().saturating_mul(4).max(4096);
+    let mut i = 0;
+    while let Some(p) = memchr::memchr2(b'{', b'[', &text[i..]) {
+        let start = i + p;
+        match balanced_end(text, start, &mut budget) {
+            Some(end) => {
+                found.push(start..end);
+                i = end;
+            }
+            None if budget == 0 => break,
+            None => i = start + 1,
+        }
+    }
+    found
+}
+
+/// The end of the bracketed span opening at `start`, if it closes.
+fn balanced_end(text: &[u8], start: usize, budget: &mut usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < text.len() {
+        if *budget == 0 {
+            return None;
+        }
+        *budget -= 1;
+        match text[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 fn skip_ws(json: &[u8], mut i: usize) -> usize {
     while i < json.len() && matches!(json[i], b' ' | b'\t' | b'\n' | b'\r') {
         i += 1;

@@ -151,9 +151,50 @@ impl Masker {
         self.strategies[kind as usize]
     }
 
+    /// Scans `text`, and — when `always` or `json_secret_keys` is on —
+    /// each JSON document inside it leaf by leaf, so that a value only its
+    /// key gives away (`"password": "…"`) or one hidden by escapes is found
+    /// in a statement, a server message or a log line as in a JSON column.
+    /// Overlapping findings are merged into one span (the first's kind), so
+    /// no part of either is left out.
+    fn scan_with_json(
+        &self,
+        text: &[u8],
+        findings: &mut Vec<Finding>,
+        leaf: &mut Vec<Finding>,
+        always: bool,
+    ) {
+        self.scanner.scan(text, findings);
+        if !(always || self.json_secrets) || memchr::memchr2(b'{', b'[', text).is_none() {
+            return;
+        }
+        let before = findings.len();
+        for doc in json::embedded(text) {
+            if self.scanner.scan_json(&text[doc.clone()], leaf).is_ok() {
+                findings.extend(leaf.iter().map(|f| Finding {
+                    start: f.start + doc.start,
+                    end: f.end + doc.start,
+                    ..*f
+                }));
+            }
+        }
+        if findings.len() == before {
+            return;
+        }
+        findings.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+        let mut merged: Vec<Finding> = Vec::with_capacity(findings.len());
+        for f in findings.drain(..) {
+            match merged.last_mut() {
+                Some(last) if f.start < last.end => last.end = last.end.max(f.end),
+                _ => merged.push(f),
+            }
+        }
+        *findings = merged;
+    }
+
     /// Masks free text: each detected span is replaced, the rest kept.
     pub fn mask_text(&self, text: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
-        self.scanner.scan(text, &mut scratch.findings);
+        self.scan_with_json(text, &mut scratch.findings, &mut scratch.leaf, false);
         if scratch.findings.is_empty() {
             return Masked::Unchanged;
         }
@@ -193,7 +234,7 @@ impl Masker {
     /// replacement. A row cannot hold a NULL in place of a value, so the
     /// `null` strategy redacts here.
     pub fn mask_delimited(&self, text: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
-        self.scanner.scan(text, &mut scratch.findings);
+        self.scan_with_json(text, &mut scratch.findings, &mut scratch.leaf, false);
         if scratch.findings.is_empty() {
             return Masked::Unchanged;
         }
@@ -405,10 +446,12 @@ impl Masker {
     /// `sql` with every detected value replaced by its label, for the audit
     /// log and the approval inbox. The whole text is scanned — literals,
     /// comments and identifiers alike — so nothing depends on the statement
-    /// parsing.
+    /// parsing; string literals holding a JSON document are also scanned as
+    /// JSON, so that what only its key gives away (`"password": "…"`) is
+    /// masked in the statement as it would be in a result.
     pub fn mask_sql_literals(&self, sql: &str) -> String {
         let mut findings = Vec::new();
-        self.scanner.scan(sql.as_bytes(), &mut findings);
+        self.scan_with_json(sql.as_bytes(), &mut findings, &mut Vec::new(), true);
         if findings.is_empty() {
             return sql.to_string();
         }

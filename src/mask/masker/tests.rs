@@ -151,3 +151,31 @@ fn sql_literals_are_masked_for_the_log() {
     );
     assert_eq!(m.mask_sql_literals("SELECT 1"), "SELECT 1");
 }
+
+#[test]
+fn json_in_sql_literals_is_masked_as_json() {
+    let m = masker(Strategy::Redact);
+    // Only the key says the value is a secret: the JSON walk finds it.
+    let sql = r#"INSERT INTO cfg VALUES ('{"db": {"password": "hunter2-Blue"}, "mail": "a@example.com"}', 'it''s')"#;
+    assert_eq!(
+        m.mask_sql_literals(sql),
+        r#"INSERT INTO cfg VALUES ('{"db": {"password": "<SECRET>"}, "mail": "<EMAIL>"}', 'it''s')"#
+    );
+    // A server message quotes the document in double quotes it does not escape.
+    let message = r#"invalid input syntax for type integer: "{"api_key": "Zq!v9#Lm2$x"}""#;
+    assert_eq!(
+        m.mask_sql_literals(message),
+        r#"invalid input syntax for type integer: "{"api_key": "<SECRET>"}""#
+    );
+    let mut scratch = Scratch::default();
+    match m.mask_delimited(message.as_bytes(), &mut scratch, &mut Tally::default()) {
+        Masked::Replaced(v) => assert!(!String::from_utf8(v).unwrap().contains("Zq!v9")),
+        other => panic!("{other:?}"),
+    }
+    // Unbalanced and pathological brackets cost little and break nothing.
+    let odd = format!(
+        "SELECT 1 -- don't {}\n, '{{\"token\": \"zz\"' ",
+        "[{".repeat(50_000)
+    );
+    assert!(!m.mask_sql_literals(&odd).is_empty());
+}

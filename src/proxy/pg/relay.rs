@@ -619,9 +619,10 @@ fn row_values(frame: &[u8]) -> Option<Vec<Option<String>>> {
             continue;
         }
         let bytes = f.take(len as usize)?;
-        let text = std::str::from_utf8(bytes)
-            .ok()
-            .filter(|t| !t.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')));
+        let text = std::str::from_utf8(bytes).ok().filter(|t| {
+            !t.chars()
+                .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        });
         values.push(Some(match text {
             Some(t) => t.to_string(),
             None => format!("\\x{}", crate::hex::encode(bytes)),

@@ -1,0 +1,220 @@
+//! The audit log's cost, measured on this machine's disk:
+//!
+//! * records/s appended to the chained log (statement records as the gate
+//!   writes them), from one thread and from two, with `fsync = "batch"`
+//!   (10 ms window) and `"always"`;
+//! * the latency the log adds to each statement: `Gate::check` timed call
+//!   by call with the chained log and with no log (operator log only), in
+//!   the same run; p50 and p99 of each and the difference;
+//! * the latency of a privileged statement, whose record must be fsynced
+//!   before it runs.
+//!
+//!     cargo bench --bench audit
+//!
+//! The log is written under `target/` (the real disk, not a tmpfs).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use airlock::audit::log::{AuditLog, Fsync, LogSettings};
+use airlock::audit::{record, Audit, AuditEvent};
+use airlock::gate::{Gate, Origin, Protocol, SessionId, SessionInfo, SessionStatements};
+use airlock::identity::Role;
+use airlock::policy::Policy;
+use airlock::sql::{Classes, StatementClass};
+
+const RECORDS: u64 = 200_000;
+const CALLS: usize = 50_000;
+
+fn settings(dir: &std::path::Path, fsync: Fsync) -> LogSettings {
+    LogSettings {
+        dir: dir.to_path_buf(),
+        chain_key: [7; 32],
+        signing_key: [9; 32],
+        fsync,
+        window: Duration::from_millis(10),
+        segment_bytes: 64 << 20,
+        checkpoint_every: 10_000,
+        checkpoint_secs: 60,
+        backlog_bytes: 64 << 20,
+    }
+}
+
+fn scratch_dir() -> tempfile::TempDir {
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-audit");
+    std::fs::create_dir_all(&base).expect("target/bench-audit");
+    tempfile::tempdir_in(base).expect("temp dir")
+}
+
+/// A statement record as the gate writes one.
+fn statement_record(n: u64) -> serde_json::Map<String, serde_json::Value> {
+    let session = SessionId(format!("s-6b02a1f0-{}", n % 64));
+    let sql =
+        format!("SELECT id, email, created_at FROM customers WHERE id = {n} ORDER BY id LIMIT 50");
+    let objects = vec!["customers".to_string()];
+    record::to_record(&AuditEvent::Statement {
+        session: &session,
+        sql: &sql,
+        origin: Origin::SimpleQuery,
+        classes: Classes::of(&[StatementClass::Read]),
+        objects: &objects,
+        action: "allow",
+        rule: "allow-read-write-session",
+    })
+}
+
+fn throughput(fsync: Fsync, threads: u64) -> f64 {
+    let dir = scratch_dir();
+    let log = AuditLog::open(settings(dir.path(), fsync), Vec::new()).expect("open");
+    let per_thread = RECORDS / threads;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let log = log.clone();
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    log.append(statement_record(t * per_thread + i))
+                        .expect("written");
+                }
+            });
+        }
+    });
+    log.close();
+    let elapsed = start.elapsed();
+    (per_thread * threads) as f64 / elapsed.as_secs_f64()
+}
+
+fn session() -> SessionInfo {
+    SessionInfo {
+        id: SessionId("s-bench-0".into()),
+        identity: "agent".into(),
+        role: Role::Agent,
+        client_addr: "127.0.0.1:50000".parse().unwrap(),
+        application_name: Some("bench".into()),
+        database: "test".into(),
+        protocol: Protocol::Postgres,
+        tls: false,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+/// Latencies of `Gate::check` for `sql`, call by call.
+fn check_latencies(gate: &Gate, sql: &str, calls: usize) -> Vec<Duration> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let session = session();
+    let mut statements = SessionStatements::default();
+    let mut out = Vec::with_capacity(calls);
+    runtime.block_on(async {
+        for i in 0..calls + 1000 {
+            let start = Instant::now();
+            let checked = gate
+                .check(
+                    &session,
+                    &mut statements,
+                    sql.as_bytes(),
+                    Origin::SimpleQuery,
+                )
+                .await;
+            let took = start.elapsed();
+            assert!(checked.audit_failure.is_none());
+            // The first thousand warm the classifier cache and the disk.
+            if i >= 1000 {
+                out.push(took);
+            }
+        }
+    });
+    out.sort();
+    out
+}
+
+fn main() {
+    // `cargo bench` passes --bench; a filter argument is not supported here.
+    println!(
+        "audit log throughput ({RECORDS} statement records, on {})",
+        scratch_dir().path().display()
+    );
+    for (fsync, name) in [(Fsync::Batch, "batch (10 ms)"), (Fsync::Always, "always")] {
+        for threads in [1, 2] {
+            let rate = throughput(fsync, threads);
+            println!("  fsync {name:<14} {threads} thread(s): {rate:>9.0} records/s");
+        }
+    }
+
+    let sql = "SELECT id, email, created_at FROM customers WHERE id = 42 ORDER BY id LIMIT 50";
+    let untracked = Gate::new(Arc::new(Audit::log_only()), Policy::builtin_default());
+    let dir = scratch_dir();
+    let chained_log = AuditLog::open(settings(dir.path(), Fsync::Batch), Vec::new()).unwrap();
+    let chained = Gate::new(
+        Arc::new(Audit::chained(chained_log.clone(), 0)),
+        Policy::builtin_default(),
+    );
+    println!("\nGate::check per statement ({CALLS} calls each, same run)");
+    let mut rows = Vec::new();
+    for round in 0..3 {
+        let base = check_latencies(&untracked, sql, CALLS);
+        let with = check_latencies(&chained, sql, CALLS);
+        rows.push((percentile(&base, 0.5), percentile(&with, 0.5)));
+        println!(
+            "  round {round}: no log p50 {:>6.1} µs p99 {:>6.1} µs | chained log (batch) p50 {:>6.1} µs p99 {:>6.1} µs | added p50 {:>5.1} µs",
+            micros(percentile(&base, 0.5)),
+            micros(percentile(&base, 0.99)),
+            micros(percentile(&with, 0.5)),
+            micros(percentile(&with, 0.99)),
+            micros(percentile(&with, 0.5).saturating_sub(percentile(&base, 0.5))),
+        );
+    }
+    rows.sort_by_key(|(b, w)| w.saturating_sub(*b));
+    let (b, w) = rows[1];
+    println!(
+        "  median of rounds: added p50 {:.1} µs",
+        micros(w.saturating_sub(b))
+    );
+
+    // A privileged statement waits for its record to reach the disk.
+    let ddl = "CREATE INDEX customers_email ON customers (email)";
+    let admin_policy = Policy::builtin_default();
+    let admin_gate = Gate::new(
+        Arc::new(Audit::chained(chained_log.clone(), 0)),
+        admin_policy,
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut session = session();
+    session.role = Role::Admin;
+    let mut statements = SessionStatements::default();
+    let mut durable = Vec::new();
+    runtime.block_on(async {
+        for _ in 0..300 {
+            let start = Instant::now();
+            let checked = admin_gate
+                .check(
+                    &session,
+                    &mut statements,
+                    ddl.as_bytes(),
+                    Origin::SimpleQuery,
+                )
+                .await;
+            durable.push(start.elapsed());
+            assert!(checked.audit_failure.is_none());
+        }
+    });
+    durable.sort();
+    println!(
+        "\nprivileged statement (record fsynced before it runs): p50 {:.0} µs p99 {:.0} µs",
+        micros(percentile(&durable, 0.5)),
+        micros(percentile(&durable, 0.99))
+    );
+    chained_log.close();
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}

@@ -1,0 +1,840 @@
+//! The audit log as the real gateway writes it, against the real server:
+//!
+//! * each kind of tampering, done to a log the gateway wrote, is named by
+//!   `airlock audit verify` with its exit code;
+//! * `audit sessions`, `replay` and `export` tell what happened, and an
+//!   export verifies on its own;
+//! * `kill -9` under load, then a restart: the torn end is repaired, the log
+//!   verifies, and every statement PostgreSQL's own log shows as received
+//!   has its `statement` record;
+//! * values from the masking corpus sent in statements, returned in rows
+//!   (captured) and quoted in errors never appear in the log in clear;
+//! * a full disk (a small tmpfs in a private mount namespace) makes the
+//!   gateway refuse statements with SQLSTATE 53100 until space returns.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use airlock::audit::chain;
+use airlock::mask::{Detectors, Finding, Scanner};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use support::gateway::{
+    default_policy, psql_direct, psql_through, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
+};
+
+/// A gateway whose audit log rotates and checkpoints often, so that a few
+/// statements exercise segments and signatures.
+fn audited(extra: &str, policy: Option<String>) -> Gateway {
+    Gateway::start_with(Options {
+        toml: format!(
+            "[audit]\nsegment_bytes = 4096\ncheckpoint_every = 5\ncapture_rows = 2\n{extra}"
+        ),
+        policy,
+        ..Default::default()
+    })
+}
+
+fn audit_dir(dir: &Path) -> PathBuf {
+    dir.join("var/audit")
+}
+
+fn key_file(dir: &Path) -> PathBuf {
+    dir.join("var/audit-chain-key")
+}
+
+/// The checkpoint public key the gateway printed at start.
+fn public_key(gateway: &Gateway) -> String {
+    gateway
+        .stdout
+        .lines()
+        .find_map(|l| l.split("checkpoints signed by ").nth(1))
+        .expect("the public key line")
+        .trim()
+        .to_string()
+}
+
+fn airlock(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(support::gateway::binary())
+        .args(args)
+        .output()
+        .expect("run airlock");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn verify(dir: &Path, key: &Path, pubkey: Option<&str>) -> (i32, String) {
+    let (d, k) = (dir.to_str().unwrap(), key.to_str().unwrap());
+    let mut args = vec!["audit", "verify", "--dir", d, "--key-file", k];
+    if let Some(p) = pubkey {
+        args.extend(["--pubkey", p]);
+    }
+    let (code, out, err) = airlock(&args);
+    (code, out + &err)
+}
+
+fn psql_ok(gateway: &Gateway, database: &str, sql: &[&str]) -> String {
+    let mut args = Vec::new();
+    for s in sql {
+        args.extend(["-c", *s]);
+    }
+    let out = psql_through(&gateway.addr, AGENT, AGENT_PASSWORD, database, &args);
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every record in the log, in order.
+fn records(dir: &Path) -> Vec<Map<String, Value>> {
+    let mut all = Vec::new();
+    airlock::audit::read::for_each(dir, |_, r| {
+        all.push(r.clone());
+        true
+    })
+    .expect("read the log");
+    all
+}
+
+fn segment_lines(dir: &Path) -> Vec<(PathBuf, Vec<String>)> {
+    airlock::audit::log::segments(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text.lines().map(str::to_string).collect())
+        })
+        .collect()
+}
+
+fn rewrite(path: &Path, lines: &[String]) {
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn each_kind_of_tampering_with_a_gateway_written_log_is_named() {
+    let db = TestDb::create("audit_tamper");
+    let gateway = audited("", None);
+    let pubkey = public_key(&gateway);
+    psql_ok(&gateway, &db.name, &["CREATE TABLE t (n int, note text)"]);
+    for i in 0..12 {
+        psql_ok(
+            &gateway,
+            &db.name,
+            &[
+                &format!("INSERT INTO t VALUES ({i}, 'row {i}')"),
+                "SELECT n, note FROM t ORDER BY n",
+            ],
+        );
+    }
+    let dir = gateway.stop();
+    let (log, key) = (audit_dir(dir.path()), key_file(dir.path()));
+    let (code, text) = verify(&log, &key, Some(&pubkey));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("OK"), "{text}");
+    let segments = segment_lines(&log);
+    assert!(segments.len() >= 3, "rotated by size: {}", segments.len());
+
+    let scratch = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    let mut tampered = |change: &dyn Fn(&Path)| -> (i32, String) {
+        n += 1;
+        let copy = scratch.path().join(format!("copy{n}"));
+        copy_dir(&log, &copy);
+        change(&copy);
+        verify(&copy, &key, Some(&pubkey))
+    };
+    let first = |dir: &Path| segment_lines(dir).remove(0);
+    let middle = |dir: &Path| segment_lines(dir).remove(1);
+
+    // Edited: one statement's text changed in place.
+    let (code, text) = tampered(&|d| {
+        let (path, mut lines) = middle(d);
+        let i = lines.iter().position(|l| l.contains("INSERT")).unwrap();
+        lines[i] = lines[i].replacen("INSERT INTO t VALUES (", "INSERT INTO t VALUES (9", 1);
+        rewrite(&path, &lines);
+    });
+    assert_eq!(code, 10, "{text}");
+    assert!(text.contains("edited"), "{text}");
+
+    // Deleted: a record taken out of the middle, and a whole segment.
+    let (code, text) = tampered(&|d| {
+        let (path, mut lines) = middle(d);
+        lines.remove(2);
+        rewrite(&path, &lines);
+    });
+    assert_eq!(code, 11, "{text}");
+    assert!(text.contains("deleted"), "{text}");
+    let (code, text) = tampered(&|d| {
+        std::fs::remove_file(middle(d).0).unwrap();
+    });
+    assert_eq!(code, 11, "{text}");
+
+    // Inserted: a genuine record copied in again.
+    let (code, text) = tampered(&|d| {
+        let (path, mut lines) = first(d);
+        let copy = lines[1].clone();
+        lines.insert(3, copy);
+        rewrite(&path, &lines);
+    });
+    assert_eq!(code, 12, "{text}");
+    assert!(text.contains("inserted"), "{text}");
+
+    // Reordered: two records swapped.
+    let (code, text) = tampered(&|d| {
+        let (path, mut lines) = middle(d);
+        lines.swap(1, 2);
+        rewrite(&path, &lines);
+    });
+    assert_eq!(code, 13, "{text}");
+    assert!(text.contains("reordered"), "{text}");
+
+    // Truncated: the end, with the final checkpoint, cut off.
+    let (code, text) = tampered(&|d| {
+        let (path, mut lines) = segment_lines(d).pop().unwrap();
+        lines.truncate(lines.len().saturating_sub(3));
+        rewrite(&path, &lines);
+    });
+    assert_eq!(code, 14, "{text}");
+    assert!(text.contains("truncated"), "{text}");
+
+    // Wrong chain key; a signature that does not verify with the key given.
+    let wrong = scratch.path().join("wrong-key");
+    std::fs::write(&wrong, airlock::hex::encode(&[1u8; 32])).unwrap();
+    let (code, text) = verify(&log, &wrong, None);
+    assert_eq!(code, 15, "{text}");
+    let other = airlock::hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&[2; 32])
+            .verifying_key()
+            .as_bytes(),
+    );
+    let (code, text) = verify(&log, &key, Some(&other));
+    assert_eq!(code, 16, "{text}");
+
+    // A forger with the public key but not the chain key: a record edited
+    // and every hash after it recomputed with a guessed key still fails.
+    let (code, text) = tampered(&|d| {
+        let (path, mut lines) = first(d);
+        let guessed = [0u8; 32];
+        let mut prev: Option<[u8; 32]> = None;
+        for line in lines.iter_mut().skip(1) {
+            let mut r: Map<String, Value> = serde_json::from_str(line).unwrap();
+            if let Some(p) = prev {
+                r.insert("prev".into(), Value::from(chain::hex(&p)));
+            }
+            if let Some(Value::String(sql)) = r.get_mut("sql") {
+                *sql = sql.replace("INSERT", "DELETE");
+            }
+            r.remove("hash");
+            let prev_hash = chain::unhex::<32>(r["prev"].as_str().unwrap()).unwrap();
+            let (sealed, hash) = chain::seal(&guessed, &prev_hash, &mut r);
+            *line = String::from_utf8(sealed).unwrap();
+            prev = Some(hash);
+        }
+        rewrite(&path, &lines);
+    });
+    assert_ne!(code, 0, "{text}");
+}
+
+#[test]
+fn sessions_replay_and_export_tell_what_happened() {
+    let db = TestDb::create("audit_tools");
+    psql_direct(
+        &db.name,
+        "CREATE TABLE people (id int, email text); \
+         INSERT INTO people VALUES (1, 'ana.lima@example.com'), (2, 'joe@example.org'), (3, 'x')",
+    );
+    let gateway = audited("", Some(default_policy()));
+    psql_ok(
+        &gateway,
+        &db.name,
+        &["SELECT id, email FROM people ORDER BY id"],
+    );
+    // Held by the default policy (DDL), then an error from the server.
+    let out = psql_through(
+        &gateway.addr,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        &[
+            "-v",
+            "ON_ERROR_STOP=0",
+            "-c",
+            "DROP TABLE people",
+            "-c",
+            "SELECT * FROM missing_table",
+        ],
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+    let pubkey = public_key(&gateway);
+    let dir = gateway.stop();
+    let (log, key) = (audit_dir(dir.path()), key_file(dir.path()));
+    let log_arg = log.to_str().unwrap();
+
+    let (code, out, err) = airlock(&["audit", "sessions", "--dir", log_arg]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].contains("agent (agent)") && lines[0].contains("1 statements (1 allow)"),
+        "{out}"
+    );
+    assert!(lines[0].contains("3 rows, 2 masked"), "{out}");
+    assert!(
+        lines[1].contains("1 hold") && lines[1].contains("1 errors"),
+        "{out}"
+    );
+    let held_session = lines[1].split_whitespace().next().unwrap().to_string();
+
+    let (_, out, _) = airlock(&["audit", "sessions", "--dir", log_arg, "--verdict", "hold"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (_, out, _) = airlock(&[
+        "audit",
+        "sessions",
+        "--dir",
+        log_arg,
+        "--identity",
+        "nobody",
+    ]);
+    assert_eq!(out.lines().count(), 0, "{out}");
+    let (_, out, _) = airlock(&["audit", "sessions", "--dir", log_arg, "--since", "1h"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (_, out, _) = airlock(&[
+        "audit",
+        "sessions",
+        "--dir",
+        log_arg,
+        "--until",
+        "2000-01-01",
+    ]);
+    assert_eq!(out.lines().count(), 0, "{out}");
+    let (code, _, err) = airlock(&["audit", "sessions", "--dir", log_arg, "--since", "soon"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--since") && err.contains("not a time"),
+        "{err}"
+    );
+
+    // The first session's replay: the rows as the agent saw them (masked).
+    let first_session = records(&log)
+        .iter()
+        .find(|r| r["kind"] == "session_start")
+        .map(|r| r["session"].as_str().unwrap().to_string())
+        .unwrap();
+    let key_arg = key.to_str().unwrap();
+    let (code, out, err) = airlock(&[
+        "audit",
+        "replay",
+        "--dir",
+        log_arg,
+        "--session",
+        &first_session,
+        "--key-file",
+        key_arg,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("chain verified"), "{out}");
+    assert!(out.contains("connected: agent (role agent)"), "{out}");
+    assert!(
+        out.contains("SELECT id, email FROM people ORDER BY id"),
+        "{out}"
+    );
+    assert!(out.contains("result SELECT 3: 3 rows"), "{out}");
+    assert!(out.contains("| 1 | <EMAIL> |"), "{out}");
+    assert!(!out.contains("example.com"), "{out}");
+    assert!(out.contains("disconnected: client terminated"), "{out}");
+
+    let (code, out, _) = airlock(&[
+        "audit",
+        "replay",
+        "--dir",
+        log_arg,
+        "--session",
+        &held_session,
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("held for approval (rule hold-for-dba)"),
+        "{out}"
+    );
+    assert!(out.contains("error 42P01"), "{out}");
+
+    let (code, out, _) = airlock(&[
+        "audit",
+        "replay",
+        "--dir",
+        log_arg,
+        "--session",
+        &held_session,
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    for line in out.lines() {
+        let r: Map<String, Value> = serde_json::from_str(line).unwrap();
+        assert_eq!(r["session"], Value::from(held_session.as_str()));
+        assert!(r.contains_key("hash") && r.contains_key("prev"));
+    }
+    let (code, _, err) = airlock(&["audit", "replay", "--dir", log_arg, "--session", "s-none"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no session `s-none`"), "{err}");
+
+    // An export from the second session on: an unbroken stretch of the
+    // chain that the receiver verifies with the chain key and public key.
+    let since = records(&log)
+        .iter()
+        .find(|r| r.get("session").and_then(Value::as_str) == Some(held_session.as_str()))
+        .map(|r| r["ts"].as_str().unwrap().to_string())
+        .unwrap();
+    let (code, out, err) = airlock(&["audit", "export", "--dir", log_arg, "--since", &since]);
+    assert_eq!(code, 0, "{err}");
+    let exported: Vec<Map<String, Value>> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(exported.len() >= 5, "{out}");
+    assert!(exported
+        .iter()
+        .all(|r| r["ts"].as_str().unwrap() >= since.as_str()));
+    let chain_key =
+        airlock::hex::decode::<32>(std::fs::read_to_string(&key).unwrap().trim()).unwrap();
+    let public =
+        ed25519_dalek::VerifyingKey::from_bytes(&airlock::hex::decode::<32>(&pubkey).unwrap())
+            .unwrap();
+    let mut prev: Option<[u8; 32]> = None;
+    let mut signatures = 0;
+    for (line, r) in out.lines().zip(&exported) {
+        let claimed_prev = chain::unhex::<32>(r["prev"].as_str().unwrap()).unwrap();
+        if let Some(p) = prev {
+            assert_eq!(p, claimed_prev, "a broken link in the export");
+        }
+        let hash = chain::record_hash(&chain_key, &claimed_prev, &chain::canonical(r));
+        assert_eq!(chain::hex(&hash), r["hash"].as_str().unwrap(), "{line}");
+        if r["kind"] == "checkpoint" {
+            use ed25519_dalek::Verifier;
+            let message = chain::checkpoint_message(
+                r["signed_seq"].as_u64().unwrap(),
+                &chain::unhex::<32>(r["signed_hash"].as_str().unwrap()).unwrap(),
+            );
+            let signature = ed25519_dalek::Signature::from_bytes(
+                &chain::unhex::<64>(r["signature"].as_str().unwrap()).unwrap(),
+            );
+            public
+                .verify(&message, &signature)
+                .expect("checkpoint signature");
+            signatures += 1;
+        }
+        prev = Some(hash);
+    }
+    assert!(signatures >= 1, "the export ends with the final checkpoint");
+}
+
+/// Where PostgreSQL writes its log: the collector's file, or the file the
+/// Debian cluster wrapper sends the server's stderr to.
+fn postgres_log() -> PathBuf {
+    let current = psql_direct("test", "SELECT coalesce(pg_current_logfile(), '')");
+    if !current.is_empty() {
+        let data = psql_direct("test", "SHOW data_directory");
+        let path = Path::new(&current);
+        return if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            Path::new(&data).join(path)
+        };
+    }
+    let mut logs: Vec<PathBuf> = std::fs::read_dir("/var/log/postgresql")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    logs.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    logs.pop()
+        .expect("PostgreSQL's log: no log collector and nothing in /var/log/postgresql")
+}
+
+#[test]
+fn kill_9_under_load_then_restart_verifies_and_every_executed_statement_is_recorded() {
+    let db = TestDb::create("audit_crash");
+    psql_direct(&db.name, "CREATE TABLE crash (n int PRIMARY KEY, tag text)");
+    // PostgreSQL logs every statement this database receives.
+    psql_direct(
+        "test",
+        &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name),
+    );
+    let tag = db.name.clone();
+    let pg_log = postgres_log();
+    let log_start = std::fs::metadata(&pg_log).map(|m| m.len()).unwrap_or(0);
+
+    let gateway = audited("", None);
+    let (host, port) = gateway.addr.rsplit_once(':').unwrap();
+    let (host, port) = (host.to_string(), port.to_string());
+    let clients: Vec<std::process::Child> = (0..4)
+        .map(|c| {
+            let script: String = (0..4000)
+                .map(|i| {
+                    let n = c * 100_000 + i;
+                    format!("INSERT INTO crash VALUES ({n}, 'm-{tag}-{n}');\n")
+                })
+                .collect();
+            let file = gateway.path(&format!("load{c}.sql"));
+            std::fs::write(&file, script).unwrap();
+            Command::new("psql")
+                .args([
+                    "-X", "-q", "-h", &host, "-p", &port, "-U", AGENT, "-d", &db.name, "-f",
+                ])
+                .arg(&file)
+                .env("PGPASSWORD", AGENT_PASSWORD)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Mid-way: enough rows in to show the load runs, far from all of them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: u64 = psql_direct(&db.name, "SELECT count(*) FROM crash")
+            .parse()
+            .unwrap();
+        if n >= 2000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the load did not run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dir = gateway.crash();
+    for mut c in clients {
+        let _ = c.wait();
+    }
+    let inserted: u64 = psql_direct(&db.name, "SELECT count(*) FROM crash")
+        .parse()
+        .unwrap();
+    assert!(
+        inserted < 16_000,
+        "the gateway was killed mid-way ({inserted} rows)"
+    );
+
+    // Restart on the same state: the torn end is cut and a repair recorded.
+    let config = dir.path().join("airlock.toml");
+    let gateway = Gateway::spawn(dir, &["serve", "--config", config.to_str().unwrap()], &[]);
+    psql_ok(&gateway, &db.name, &["SELECT count(*) FROM crash"]);
+    let (log, key) = (audit_dir(gateway.dir.path()), key_file(gateway.dir.path()));
+    let (code, text) = verify(&log, &key, None);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("still being written") && text.contains("1 repairs"),
+        "{text}"
+    );
+    let dir = gateway.stop();
+    let (code, text) = verify(&audit_dir(dir.path()), &key_file(dir.path()), None);
+    assert_eq!(code, 0, "{text}");
+
+    // The witness: every INSERT PostgreSQL received has its record.
+    let recorded: BTreeSet<String> = records(&audit_dir(dir.path()))
+        .iter()
+        .filter(|r| r["kind"] == "statement")
+        .filter_map(|r| r["sql"].as_str().and_then(|s| marker(s, &tag)))
+        .collect();
+    let text = std::fs::read(&pg_log).expect("read PostgreSQL's log");
+    let text = String::from_utf8_lossy(&text[log_start.min(text.len() as u64) as usize..]);
+    let executed: BTreeSet<String> = text
+        .lines()
+        .filter(|l| l.contains("statement: INSERT INTO crash"))
+        .filter_map(|l| marker(l, &tag))
+        .collect();
+    assert!(
+        executed.len() as u64 >= inserted,
+        "PostgreSQL's log shows {} INSERTs for {inserted} rows: is log_statement in effect?",
+        executed.len()
+    );
+    let missing: Vec<&String> = executed.difference(&recorded).collect();
+    assert!(
+        missing.is_empty(),
+        "{} statements reached PostgreSQL without a record, e.g. {:?}",
+        missing.len(),
+        missing.iter().take(5).collect::<Vec<_>>()
+    );
+    psql_direct(
+        "test",
+        &format!("ALTER DATABASE {} RESET log_statement", db.name),
+    );
+}
+
+fn marker(text: &str, tag: &str) -> Option<String> {
+    let at = text.find(&format!("m-{tag}-"))?;
+    let rest = &text[at..];
+    let end = rest.find('\'').unwrap_or(rest.len());
+    Some(rest[..end].to_string())
+}
+
+const CORPUS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/protocol-tests/corpus/masking.jsonl"
+);
+
+#[derive(Deserialize)]
+struct Cell {
+    id: u32,
+    shape: String,
+    text: String,
+    labels: Vec<Label>,
+}
+
+#[derive(Deserialize)]
+struct Label {
+    kind: String,
+    start: usize,
+    end: usize,
+}
+
+/// Whether the detectors find `label` where the masker looks for it: in a
+/// JSON document leaf by leaf, in other text as a whole (as `pg_masking`
+/// decides what a client must not see).
+fn detected(cell: &Cell, label: &Label) -> bool {
+    static SCANNER: OnceLock<Scanner> = OnceLock::new();
+    let scanner = SCANNER.get_or_init(|| Scanner::new(&Detectors::all()));
+    let mut found: Vec<Finding> = Vec::new();
+    let bytes = cell.text.as_bytes();
+    if cell.shape != "json" || scanner.scan_json(bytes, &mut found).is_err() {
+        found.clear();
+        scanner.scan(bytes, &mut found);
+    }
+    found
+        .iter()
+        .any(|f| f.start < label.end && label.start < f.end)
+}
+
+#[test]
+fn values_from_the_masking_corpus_never_reach_the_log_in_clear() {
+    let cells: Vec<Cell> = std::fs::read_to_string(CORPUS)
+        .expect("read the corpus")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a corpus cell"))
+        .filter(|c: &Cell| !c.labels.is_empty())
+        .step_by(4)
+        .collect();
+    let db = TestDb::create("audit_pii");
+    let policy = format!(
+        "{}\n[masking]\ndetectors = [\"all\"]\njson_secret_keys = true\n",
+        support::gateway::ALLOW_ALL_POLICY
+    );
+    let gateway = Gateway::start_with(Options {
+        toml: "[audit]\ncapture_rows = 100000\n".into(),
+        policy: Some(policy),
+        ..Default::default()
+    });
+    // Values in statements (simple queries), in rows sent back, and quoted
+    // in the server's error messages.
+    let mut script = String::from("CREATE TABLE pii (id int PRIMARY KEY, body text);\n");
+    for cell in &cells {
+        let literal = cell.text.replace('\'', "''");
+        script.push_str(&format!(
+            "INSERT INTO pii VALUES ({}, '{literal}');\n",
+            cell.id
+        ));
+    }
+    script.push_str("SELECT id, body FROM pii ORDER BY id;\n");
+    for cell in cells.iter().take(300) {
+        let literal = cell.text.replace('\'', "''");
+        script.push_str(&format!("SELECT '{literal}'::int;\n"));
+    }
+    let file = gateway.path("pii.sql");
+    std::fs::write(&file, script).unwrap();
+    let out = psql_through(
+        &gateway.addr,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        &["-v", "ON_ERROR_STOP=0", "-f", file.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid input syntax"), "{stderr}");
+    let dir = gateway.stop();
+
+    let mut log = String::new();
+    for (_, path) in airlock::audit::log::segments(&audit_dir(dir.path())).unwrap() {
+        log.push_str(&std::fs::read_to_string(path).unwrap());
+    }
+    assert!(log.contains("\"captured\""), "rows were captured");
+    assert!(log.contains("invalid input syntax"), "errors were recorded");
+    let (mut checked, mut misses) = (0, 0);
+    // Each detected value as written in the statement, and as the log's
+    // JSON escapes it; one pass over the log finds them all.
+    let mut needles: Vec<(String, String)> = Vec::new();
+    for cell in &cells {
+        for label in &cell.labels {
+            let value = &cell.text[label.start..label.end];
+            if !detected(cell, label) {
+                misses += 1;
+                continue;
+            }
+            checked += 1;
+            let what = format!("cell {} {}: {value}", cell.id, label.kind);
+            let escaped = serde_json::to_string(value).unwrap();
+            needles.push((value.to_string(), what.clone()));
+            needles.push((escaped[1..escaped.len() - 1].to_string(), what));
+        }
+    }
+    let finder = aho_corasick::AhoCorasick::new(needles.iter().map(|(n, _)| n)).unwrap();
+    let mut leaks = BTreeSet::new();
+    for line in log.lines() {
+        let kind = line
+            .split("\"kind\":\"")
+            .nth(1)
+            .and_then(|k| k.split('"').next())
+            .unwrap_or("?");
+        for m in finder.find_overlapping_iter(line) {
+            leaks.insert(format!(
+                "{} (in a {kind} record)",
+                needles[m.pattern().as_usize()].1
+            ));
+        }
+    }
+    eprintln!("{checked} labelled values checked, {misses} not detected (detector misses)");
+    assert!(checked > 1000, "{checked}");
+    assert!(
+        leaks.is_empty(),
+        "{} values in clear in the audit log, e.g. {:?}",
+        leaks.len(),
+        leaks.iter().take(10).collect::<Vec<_>>()
+    );
+    // No credentials: the agent's password is nowhere in the log.
+    assert!(!log.contains(AGENT_PASSWORD));
+}
+
+#[test]
+fn a_full_disk_refuses_statements_until_space_returns() {
+    let db = TestDb::create("audit_full");
+    psql_direct(&db.name, "CREATE TABLE t (n int)");
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("audit-disk");
+    std::fs::create_dir_all(&mount).unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("00-test.toml"),
+        support::gateway::ALLOW_ALL_POLICY,
+    )
+    .unwrap();
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{var}\"\npolicies = \"{policies}\"\n\
+             [postgres]\nlisten = \"127.0.0.1:0\"\n\
+             [audit]\ndir = \"{mount}/audit\"\n\
+             [[identity]]\nname = \"{AGENT}\"\nrole = \"agent\"\npassword = \"{AGENT_PASSWORD}\"\n",
+            var = dir.path().join("var").display(),
+            policies = policies.display(),
+            mount = mount.display(),
+        ),
+    )
+    .unwrap();
+    // A 256 KiB filesystem of the gateway's own, seen from here through
+    // /proc/<pid>/root.
+    let script = format!(
+        "mount -t tmpfs -o size=256k airlock-test {} && exec {} serve --config {}",
+        mount.display(),
+        support::gateway::binary(),
+        config.display()
+    );
+    let gateway = Gateway::spawn_program(
+        dir,
+        "unshare",
+        &["--mount", "--propagation", "private", "sh", "-c", &script],
+        &[],
+    );
+    let inside = PathBuf::from(format!("/proc/{}/root", gateway.pid()))
+        .join(mount.strip_prefix("/").unwrap());
+    assert!(
+        inside.join("audit").is_dir(),
+        "the audit log is on the small disk"
+    );
+
+    psql_ok(&gateway, &db.name, &["INSERT INTO t VALUES (1)"]);
+    // Fill the disk.
+    let filler = inside.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut file, &block).is_ok() {}
+    drop(file);
+
+    // Statements are refused (a page of the segment may still take a few).
+    let mut refused = None;
+    for n in 2..200 {
+        let out = psql_through(
+            &gateway.addr,
+            AGENT,
+            AGENT_PASSWORD,
+            &db.name,
+            &["-c", &format!("INSERT INTO t VALUES ({n})")],
+        );
+        if !out.status.success() {
+            refused = Some((n, String::from_utf8_lossy(&out.stderr).into_owned()));
+            break;
+        }
+    }
+    let (n, error) = refused.expect("statements were still run with the disk full");
+    assert!(
+        error.contains("Airlock cannot record statements right now"),
+        "{error}"
+    );
+    let upstream = psql_direct(&db.name, &format!("SELECT count(*) FROM t WHERE n = {n}"));
+    assert_eq!(upstream, "0", "the refused statement did not run");
+    // With SQLSTATE 53100 (disk full).
+    let out = psql_through(
+        &gateway.addr,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        &["-v", "VERBOSITY=verbose", "-c", "SELECT 1"],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("53100"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Space returns: statements run again, and nothing was lost.
+    std::fs::remove_file(&filler).unwrap();
+    psql_ok(&gateway, &db.name, &["INSERT INTO t VALUES (1000)"]);
+    let (code, text) = verify(&inside.join("audit"), &key_file(gateway.dir.path()), None);
+    assert_eq!(code, 0, "{text}");
+    let all = records(&inside.join("audit"));
+    let sqls: Vec<&str> = all
+        .iter()
+        .filter(|r| r["kind"] == "statement")
+        .filter_map(|r| r["sql"].as_str())
+        .collect();
+    assert!(sqls.contains(&"INSERT INTO t VALUES (1000)"), "{sqls:?}");
+    assert!(!sqls.contains(&format!("INSERT INTO t VALUES ({n})").as_str()));
+    // Sessions that connected while the disk was full have their records
+    // too, written once it took them again.
+    let starts = all.iter().filter(|r| r["kind"] == "session_start").count();
+    assert!(
+        starts as u64 >= n,
+        "{starts} session starts for {n} sessions"
+    );
+}
