@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # pgbench select-only, directly against PostgreSQL and through Airlock, in the
 # same run: simple and prepared protocol, 1 and 8 clients. Prints median TPS,
-# mean latency and the ratio for each, as a Markdown table.
+# mean latency and the ratio for each, as a Markdown table. The gateway
+# keeps its audit log on disk as configured by default; a second gateway
+# with the log on tmpfs (/dev/shm) is measured in the same rounds, to show
+# what the disk's writes and fsyncs cost.
 #
 #   benches/pgbench.sh [seconds-per-run] [rounds]     (defaults: 10, 3)
 #
@@ -20,11 +23,13 @@ db="airlock_bench_$$"
 password="bench-$$"
 airlock_pid=""
 socat_pid=""
+shm_audit=""
 
 cleanup() {
     # Every step runs, whatever the one before it returned.
     set +e
-    [ -n "$airlock_pid" ] && kill "$airlock_pid" 2>/dev/null && wait "$airlock_pid" 2>/dev/null
+    for pid in $airlock_pid; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+    rm -rf "$shm_audit"
     # socat forks a child per connection: stop those too, and do not wait.
     [ -n "$socat_pid" ] && { pkill -P "$socat_pid" 2>/dev/null; kill "$socat_pid" 2>/dev/null; }
     psql -X -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
@@ -52,14 +57,24 @@ role = "agent"
 password = "$password"
 TOML
 
-"$root/target/release/airlock" serve --config "$work/airlock.toml" >"$work/stdout" 2>"$work/stderr" &
-airlock_pid=$!
-for _ in $(seq 100); do
-    grep -q "^postgres listening on" "$work/stdout" 2>/dev/null && break
-    sleep 0.1
-done
-port="$(sed -n 's/^postgres listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/stdout")"
-[ -n "$port" ] || { echo "airlock did not start:" >&2; cat "$work/stderr" >&2; exit 1; }
+# start CONFIG NAME: runs a gateway, sets $started_port, remembers the pid.
+start() {
+    "$root/target/release/airlock" serve --config "$1" >"$work/$2.stdout" 2>"$work/$2.stderr" &
+    airlock_pid="$airlock_pid $!"
+    for _ in $(seq 100); do
+        grep -q "^postgres listening on" "$work/$2.stdout" 2>/dev/null && break
+        sleep 0.1
+    done
+    started_port="$(sed -n 's/^postgres listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/$2.stdout")"
+    [ -n "$started_port" ] || { echo "airlock did not start:" >&2; cat "$work/$2.stderr" >&2; exit 1; }
+}
+start "$work/airlock.toml" main
+port="$started_port"
+# The same gateway with its audit log on tmpfs: what the disk costs.
+shm_audit="/dev/shm/airlock-bench-audit-$$"
+sed "s|^state_dir = .*|&\n[audit]\ndir = \"$shm_audit\"|" "$work/airlock.toml" >"$work/airlock-shm.toml"
+start "$work/airlock-shm.toml" shm
+shm_port="$started_port"
 
 # run PORT USER PROTOCOL CLIENTS -> "tps latency_ms"
 run() {
@@ -85,14 +100,15 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "pgbench -S, scale 10, ${duration} s per run, median of ${rounds} rounds, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "| protocol | clients | direct TPS | Airlock TPS | ratio | direct latency | Airlock latency | added latency | bare forwarder ratio | bare forwarder adds |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| protocol | clients | direct TPS | Airlock TPS | ratio | direct latency | Airlock latency | added latency | audit on tmpfs ratio | tmpfs adds | bare forwarder ratio | bare forwarder adds |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for protocol in simple prepared; do
     for clients in 1 8; do
-        : >"$work/d" && : >"$work/a" && : >"$work/s"
+        : >"$work/d" && : >"$work/a" && : >"$work/s" && : >"$work/m"
         for _ in $(seq "$rounds"); do
             run 5432 postgres "$protocol" "$clients" >>"$work/d"
             run "$port" bench "$protocol" "$clients" >>"$work/a"
+            run "$shm_port" bench "$protocol" "$clients" >>"$work/m"
             if [ -n "$socat_port" ]; then
                 run "$socat_port" postgres "$protocol" "$clients" >>"$work/s"
             fi
@@ -101,10 +117,11 @@ for protocol in simple prepared; do
         a_tps=$(cut -d' ' -f1 "$work/a" | median); a_lat=$(cut -d' ' -f2 "$work/a" | median)
         s_tps=$( [ -s "$work/s" ] && cut -d' ' -f1 "$work/s" | median || echo "")
         s_lat=$( [ -s "$work/s" ] && cut -d' ' -f2 "$work/s" | median || echo "")
-        awk -v p="$protocol" -v c="$clients" -v dt="$d_tps" -v at="$a_tps" -v dl="$d_lat" -v al="$a_lat" -v st="$s_tps" -v sl="$s_lat" 'BEGIN {
+        m_tps=$(cut -d' ' -f1 "$work/m" | median); m_lat=$(cut -d' ' -f2 "$work/m" | median)
+        awk -v p="$protocol" -v c="$clients" -v dt="$d_tps" -v at="$a_tps" -v dl="$d_lat" -v al="$a_lat" -v st="$s_tps" -v sl="$s_lat" -v mt="$m_tps" -v ml="$m_lat" 'BEGIN {
             fr = (st == "") ? "—" : sprintf("%.2f", st / dt)
             fl = (sl == "") ? "—" : sprintf("%+.0f µs", (sl - dl) * 1000)
-            printf "| %s | %d | %.0f | %.0f | %.2f | %.3f ms | %.3f ms | %+.0f µs | %s | %s |\n", p, c, dt, at, at / dt, dl, al, (al - dl) * 1000, fr, fl
+            printf "| %s | %d | %.0f | %.0f | %.2f | %.3f ms | %.3f ms | %+.0f µs | %.2f | %+.0f µs | %s | %s |\n", p, c, dt, at, at / dt, dl, al, (al - dl) * 1000, mt / dt, (ml - dl) * 1000, fr, fl
         }'
     done
 done

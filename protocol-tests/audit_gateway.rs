@@ -289,6 +289,15 @@ fn sessions_replay_and_export_tell_what_happened() {
     let dir = gateway.stop();
     let (log, key) = (audit_dir(dir.path()), key_file(dir.path()));
     let log_arg = log.to_str().unwrap();
+    // The keys were created on first start, readable by the owner only.
+    for name in ["var/audit-chain-key", "var/audit-signing-key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
 
     let (code, out, err) = airlock(&["audit", "sessions", "--dir", log_arg]);
     assert_eq!(code, 0, "{err}");

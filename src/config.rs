@@ -816,6 +816,53 @@ mod tests {
     }
 
     #[test]
+    fn audit_section_defaults_and_errors() {
+        let c = load("state_dir = \"/srv/airlock\"\n").unwrap();
+        assert_eq!(c.audit.dir, PathBuf::from("/srv/airlock/audit"));
+        assert_eq!(c.audit.fsync, Fsync::Batch);
+        assert_eq!(
+            c.audit.chain_key_file,
+            PathBuf::from("/srv/airlock/audit-chain-key")
+        );
+        assert_eq!(c.audit.capture_rows, 0);
+        let cases = [
+            (
+                "[audit]\nfsync = \"sometimes\"\n",
+                "airlock.toml: key `audit.fsync`: unknown variant `sometimes`",
+            ),
+            (
+                "[audit]\nsegment_bytes = 100\n",
+                "airlock.toml: key `audit.segment_bytes`: must be at least 4096",
+            ),
+            (
+                "[audit]\nchain_key = \"abc\"\n",
+                "airlock.toml: key `audit.chain_key`: must be 64 hex digits (32 bytes)",
+            ),
+            (
+                "[audit]\ncheckpoint_every = 0\n",
+                "airlock.toml: key `audit.checkpoint_every`: must be at least 1",
+            ),
+            (
+                "[audit]\ncapture = 5\n",
+                "airlock.toml: key `audit.capture`: unknown field `capture`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let e = load(text).unwrap_err();
+            assert!(e.starts_with(expected), "{e}");
+        }
+        let overrides =
+            env_overrides([("AIRLOCK_AUDIT_CHAIN_KEY".to_string(), "zz".repeat(32))]).unwrap();
+        let e = Config::from_toml("airlock.toml", "", &overrides)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("environment variable AIRLOCK_AUDIT_CHAIN_KEY: key `audit.chain_key`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn upstream_urls() {
         let u = UpstreamUrl::parse("postgresql://svc:p%40ss@db.internal:6543/prod").unwrap();
         assert_eq!(

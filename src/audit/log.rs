@@ -55,6 +55,9 @@ pub struct LogSettings {
     pub backlog_bytes: usize,
 }
 
+/// Deferred records are written once this many bytes wait.
+const DEFERRED_BYTES: usize = 64 * 1024;
+
 /// The handle senders use. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
@@ -282,15 +285,7 @@ impl AuditLog {
     /// record then waits in memory, or is counted as lost if the backlog
     /// is full).
     pub fn append(&self, record: Map<String, Value>) -> Option<u64> {
-        let mut w = self.shared.lock();
-        if w.closed {
-            w.lost += 1;
-            return None;
-        }
-        if w.pending.len() >= w.settings.backlog_bytes {
-            w.lost += 1;
-            return None;
-        }
+        let mut w = self.admit()?;
         let seq = w.seal(record);
         if w.since_checkpoint >= w.settings.checkpoint_every {
             w.checkpoint(false);
@@ -300,6 +295,40 @@ impl AuditLog {
             self.shared.wake.notify_one();
         }
         written.then_some(seq)
+    }
+
+    /// Links and seals one record that nothing waits on (a result, a
+    /// session's end) and leaves it to be written with the next record
+    /// written at once, or by the syncing thread within the batch window:
+    /// one write for many records. A crash can lose such records of the
+    /// last window (as `fsync = "batch"` can lose a window to a power
+    /// cut), never a statement's. With `fsync = "always"` it is written
+    /// at once.
+    pub fn append_deferred(&self, record: Map<String, Value>) -> Option<u64> {
+        let mut w = self.admit()?;
+        if w.settings.fsync == Fsync::Always {
+            drop(w);
+            return self.append(record);
+        }
+        let seq = w.seal(record);
+        if w.since_checkpoint >= w.settings.checkpoint_every {
+            w.checkpoint(false);
+        }
+        if w.pending.len() >= DEFERRED_BYTES {
+            self.shared.write(&mut w);
+        }
+        Some(seq)
+    }
+
+    /// The writer, unless the log is closed or its backlog full (the
+    /// record is then counted as lost).
+    fn admit(&self) -> Option<MutexGuard<'_, Writer>> {
+        let mut w = self.shared.lock();
+        if w.closed || w.pending.len() >= w.settings.backlog_bytes {
+            w.lost += 1;
+            return None;
+        }
+        Some(w)
     }
 
     /// Returns once record `seq` is on disk (fsynced): the syncing thread
@@ -452,10 +481,12 @@ impl Shared {
                     w.sync_requested = false;
                     break (w.syncing.clone(), w.written_seq);
                 }
-                let wait = if dirty {
+                // Appends do not wake this thread (with `batch`): it looks
+                // again each window, so nothing written waits longer.
+                let wait = if dirty || !w.pending.is_empty() {
                     window.saturating_sub(w.last_sync.elapsed())
                 } else {
-                    window.max(Duration::from_millis(100))
+                    window
                 };
                 w = self
                     .wake

@@ -79,8 +79,9 @@ pub enum AuditEvent<'a> {
 /// What became of a recorded event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Receipt {
-    /// Written to the chained log under this sequence number (in the
-    /// file; durable once [`Audit::durable`] says so).
+    /// Sealed into the chain under this sequence number: in the file
+    /// (statements, at once; results and session records, within the
+    /// batch window), and on disk once [`Audit::durable`] says so.
     Written(u64),
     /// No chained log is kept (tests and tools).
     Untracked,
@@ -127,13 +128,21 @@ impl Audit {
     /// `Written`; [`Audit::durable`] waits for it to reach the disk.
     pub fn record(&self, event: AuditEvent<'_>) -> Receipt {
         trace(&event);
-        match &self.log {
-            None => Receipt::Untracked,
-            Some(log) => match log.append(record::to_record(&event)) {
-                Some(seq) => Receipt::Written(seq),
-                None => Receipt::Failed,
-            },
-        }
+        let Some(log) = &self.log else {
+            return Receipt::Untracked;
+        };
+        // What authorises or reports something about to reach the
+        // upstream is written at once; what follows it (results, errors,
+        // ends) goes with the next write.
+        let record = record::to_record(&event);
+        let seq = match event {
+            AuditEvent::Result { .. }
+            | AuditEvent::Error { .. }
+            | AuditEvent::SessionStart { .. }
+            | AuditEvent::SessionEnd { .. } => log.append_deferred(record),
+            _ => log.append(record),
+        };
+        seq.map_or(Receipt::Failed, Receipt::Written)
     }
 
     /// Waits until the recorded event is on disk.

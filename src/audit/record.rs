@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::AuditEvent;
+use crate::gate::Origin;
 
 /// The record for `event`, without the chain fields (`v`, `seq`, `ts`,
 /// `prev`, `hash`), which the writer adds.
@@ -61,7 +62,11 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
             put("kind", "statement".into());
             put("session", session.to_string().into());
             put("sql", (*sql).into());
-            put("origin", format!("{origin:?}").to_ascii_lowercase().into());
+            let origin = match origin {
+                Origin::SimpleQuery => "simple_query",
+                Origin::Prepare => "prepare",
+            };
+            put("origin", origin.into());
             put(
                 "classes",
                 classes.iter().map(|c| Value::from(c.name())).collect(),

@@ -207,3 +207,38 @@ fn durable_appends_return_after_the_record_is_on_disk() {
     );
     log.close();
 }
+
+#[test]
+fn a_quiet_log_is_checkpointed_after_checkpoint_secs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.checkpoint_every = 1_000;
+    s.checkpoint_secs = 1;
+    let log = AuditLog::open(s, Vec::new()).unwrap();
+    log.append(record(1)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let report = verify(dir.path(), Some(&KEY), None).unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+    assert_eq!(report.checkpoints, 1, "a checkpoint without a new record");
+    log.close();
+}
+
+#[test]
+fn appends_from_many_threads_form_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(settings(dir.path()), Vec::new()).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let log = log.clone();
+            s.spawn(move || {
+                for i in 0..250 {
+                    log.append(record(t * 1000 + i)).unwrap();
+                }
+            });
+        }
+    });
+    log.close();
+    let report = verify(dir.path(), Some(&KEY), None).unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+    assert_eq!(report.records - report.checkpoints, 1000);
+}
