@@ -21,7 +21,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub const DEFAULT_SCRAM_ITERATIONS: u32 = 4096;
 
 /// What an identity is allowed to be in Airlock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Agent,

@@ -16,6 +16,7 @@
 //! * [`audit`] — the record of sessions, statements and results;
 //! * [`proxy`] — the wire protocols (only here), one module per database.
 
+pub mod approval;
 pub mod audit;
 pub mod cli;
 pub mod config;
