@@ -59,6 +59,8 @@ state_dir = "$work/var"
 listen = "127.0.0.1:0"
 upstream = "postgresql://postgres@127.0.0.1:5432/$db"
 pool_size = 4
+[inbox]
+listen = "127.0.0.1:0"
 [log]
 level = "warn"
 [[identity]]

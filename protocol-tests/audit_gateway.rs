@@ -752,7 +752,7 @@ fn a_full_disk_refuses_statements_until_space_returns() {
         &config,
         format!(
             "state_dir = \"{var}\"\npolicies = \"{policies}\"\n\
-             [postgres]\nlisten = \"127.0.0.1:0\"\n\
+             [postgres]\nlisten = \"127.0.0.1:0\"\n[inbox]\nlisten = \"127.0.0.1:0\"\n\
              [audit]\ndir = \"{mount}/audit\"\n\
              [[identity]]\nname = \"{AGENT}\"\nrole = \"agent\"\npassword = \"{AGENT_PASSWORD}\"\n",
             var = dir.path().join("var").display(),

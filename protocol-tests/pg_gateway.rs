@@ -61,10 +61,16 @@ fn message_in(bytes: &[u8]) -> String {
 #[test]
 fn zero_config_serve_prints_how_to_connect_and_keeps_the_password() {
     let dir = tempfile::tempdir().unwrap();
-    let env = vec![(
-        "AIRLOCK_POSTGRES_LISTEN".to_string(),
-        "127.0.0.1:0".to_string(),
-    )];
+    let env = vec![
+        (
+            "AIRLOCK_POSTGRES_LISTEN".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
+        (
+            "AIRLOCK_INBOX_LISTEN".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
+    ];
     let gateway = Gateway::spawn(dir, &["serve"], &env);
     assert!(
         gateway

@@ -1,5 +1,6 @@
 //! The `airlock` command line: `serve`, `config check`, `identity hash`.
 
+use crate::approval::store::Approvals;
 use crate::audit::{self, Audit, AuditEvent};
 use crate::config::{env_overrides, Config, ConfigError, LogFormat, Override};
 use crate::gate::Gate;
@@ -196,6 +197,10 @@ enum IdentityCommand {
         #[arg(long, default_value_t = DEFAULT_SCRAM_ITERATIONS)]
         iterations: u32,
     },
+    /// Make a new API token for the inbox: prints the token (give it to
+    /// the approver or auditor) and the `api_token_hash = "…"` line for
+    /// their `[[identity]]`.
+    Token,
 }
 
 pub fn run() -> ExitCode {
@@ -208,6 +213,18 @@ pub fn run() -> ExitCode {
         Command::Identity {
             command: IdentityCommand::Hash { iterations },
         } => identity_hash(iterations),
+        Command::Identity {
+            command: IdentityCommand::Token,
+        } => {
+            let secret: [u8; 32] = rand::random();
+            let token = format!("alk_{}", crate::hex::encode(&secret));
+            println!("token: {token}");
+            println!(
+                "api_token_hash = \"{}\"",
+                crate::hex::encode(blake3::hash(token.as_bytes()).as_bytes())
+            );
+            ExitCode::SUCCESS
+        }
         Command::Policy {
             command: PolicyCommand::Check(args),
         } => policy_check(args),
@@ -578,6 +595,7 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
         role: Role::Agent,
         groups: Vec::new(),
         verifier: ScramVerifier::generate(&password, DEFAULT_SCRAM_ITERATIONS),
+        api_token_hash: None,
     };
     Ok((identity, password))
 }
@@ -684,12 +702,43 @@ async fn serve_with(config: Config) -> Result<(), String> {
     let policy = load_policy(&config.policies)?;
     let mask_key = state_key(&config.state_dir.join("mask-key"), "a masking key")?;
     let (audit, public_key) = open_audit(&config.audit)?;
-    let gate = Arc::new(Gate::with_mask_key(Arc::new(audit), policy, mask_key));
+    let mut gate = Gate::with_mask_key(Arc::new(audit), policy, mask_key);
+    let identities = Arc::new(Identities::new(identities));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut inbox_line = None;
+    if config.approval.enabled {
+        let approvals = Approvals::open(&config.approval.store).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(config.inbox.listen)
+            .await
+            .map_err(|e| {
+                format!(
+                    "inbox.listen: cannot listen on {}: {e}",
+                    config.inbox.listen
+                )
+            })?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        let url = config
+            .inbox
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"));
+        gate = gate.with_approvals(approvals.clone(), &url);
+        tokio::spawn(crate::inbox::serve(
+            listener,
+            crate::inbox::Inbox {
+                approvals,
+                identities: identities.clone(),
+            },
+            stop_rx.clone(),
+        ));
+        inbox_line = Some(format!("inbox listening on {bound} ({url})"));
+    }
+    let gate = Arc::new(gate);
     record_policy(&gate, &config.policies);
     reload_policy_on_sighup(gate.clone(), config.policies.clone());
     let shared = Arc::new(PgShared {
         login: LoginSettings {
-            identities: Arc::new(Identities::new(identities)),
+            identities,
             tls: tls_acceptor,
             require_tls: config.tls.as_ref().is_some_and(|t| t.require),
         },
@@ -732,6 +781,10 @@ async fn serve_with(config: Config) -> Result<(), String> {
             up.database
         );
     }
+    match inbox_line {
+        Some(line) => println!("{line}"),
+        None => println!("approvals off ([approval] enabled = false): held statements are refused"),
+    }
     println!(
         "audit log in {} (fsync {}), checkpoints signed by {public_key}",
         config.audit.dir.display(),
@@ -753,7 +806,6 @@ async fn serve_with(config: Config) -> Result<(), String> {
     );
     let _ = std::io::stdout().flush();
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutdown requested");

@@ -16,7 +16,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
-const SECTIONS: &[&str] = &["postgres", "tls", "auth", "log", "server", "audit"];
+const SECTIONS: &[&str] = &[
+    "postgres", "tls", "auth", "log", "server", "audit", "approval", "inbox",
+];
 
 /// A configuration problem, always naming its source and key.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,8 @@ pub struct Config {
     pub log: LogConfig,
     pub server: ServerConfig,
     pub audit: AuditConfig,
+    pub approval: ApprovalConfig,
+    pub inbox: InboxConfig,
     pub identities: Vec<Identity>,
     /// Identities whose password was given in clear (dev only, warned about).
     pub plaintext_identities: Vec<String>,
@@ -253,6 +257,24 @@ pub struct AuditConfig {
 
 pub use crate::audit::log::Fsync;
 
+/// Holds (`[approval]`).
+#[derive(Clone, Debug)]
+pub struct ApprovalConfig {
+    /// Off: held statements are refused at once, as no one could approve them.
+    pub enabled: bool,
+    /// The embedded store's file; default `<state_dir>/approvals.sqlite3`.
+    pub store: PathBuf,
+}
+
+/// The inbox and its API (`[inbox]`).
+#[derive(Clone, Debug)]
+pub struct InboxConfig {
+    pub listen: SocketAddr,
+    /// The address people open, for links in notices and notifications;
+    /// `None`: `http://` and the address the inbox listens on.
+    pub public_url: Option<String>,
+}
+
 // ---- the file as written -------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -271,6 +293,10 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    approval: RawApproval,
+    #[serde(default)]
+    inbox: RawInbox,
     #[serde(default)]
     identity: Vec<RawIdentity>,
 }
@@ -322,6 +348,20 @@ struct RawServer {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawApproval {
+    enabled: Option<bool>,
+    store: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawInbox {
+    listen: Option<String>,
+    public_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawAudit {
     dir: Option<PathBuf>,
     fsync: Option<Fsync>,
@@ -346,6 +386,7 @@ struct RawIdentity {
     groups: Vec<String>,
     password: Option<String>,
     scram_verifier: Option<String>,
+    api_token_hash: Option<String>,
 }
 
 /// One override of a key, from the environment or a flag.
@@ -576,11 +617,30 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
                 ScramVerifier::parse(&v).map_err(|e| err(&key("scram_verifier"), e.to_string()))?
             }
         };
+        let api_token_hash = id
+            .api_token_hash
+            .map(|h| {
+                crate::hex::decode::<32>(h.trim()).ok_or_else(|| {
+                    err(
+                        &key("api_token_hash"),
+                        "must be 64 hex digits (see `airlock identity token`)".into(),
+                    )
+                })
+            })
+            .transpose()?;
+        if api_token_hash.is_some() && id.role == Role::Agent {
+            return Err(err(
+                &key("api_token_hash"),
+                "agents do not use the inbox; only approvers, auditors and admins have API tokens"
+                    .into(),
+            ));
+        }
         identities.push(Identity {
             name: id.name,
             role: id.role,
             groups: id.groups,
             verifier,
+            api_token_hash,
         });
     }
 
@@ -610,6 +670,33 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
 
     let state_dir: PathBuf = raw.state_dir.unwrap_or_else(|| "var".into());
     let audit = validate_audit(raw.audit, &state_dir, &err)?;
+    let approval = ApprovalConfig {
+        enabled: raw.approval.enabled.unwrap_or(true),
+        store: raw
+            .approval
+            .store
+            .unwrap_or_else(|| state_dir.join("approvals.sqlite3")),
+    };
+    let inbox_listen = raw.inbox.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+    let inbox_addr: SocketAddr = inbox_listen.parse().map_err(|_| {
+        err(
+            "inbox.listen",
+            format!("`{inbox_listen}` is not an address like 127.0.0.1:8080"),
+        )
+    })?;
+    let public_url = raw.inbox.public_url;
+    if let Some(url) = &public_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(err(
+                "inbox.public_url",
+                format!("`{url}` must start with http:// or https://"),
+            ));
+        }
+    }
+    let inbox = InboxConfig {
+        listen: inbox_addr,
+        public_url,
+    };
     Ok(Config {
         policies: raw.policies.unwrap_or_else(|| "policies".into()),
         state_dir,
@@ -631,6 +718,8 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         },
         server,
         audit,
+        approval,
+        inbox,
         identities,
         plaintext_identities,
     })

@@ -8,6 +8,7 @@
 //! policy in force ([`crate::policy`]) — and the proxy decides *how* to say
 //! so to its client.
 
+use crate::approval::{self, store::Approvals, HoldRequest, State};
 use crate::audit::{Audit, AuditEvent, Receipt};
 use crate::identity::Role;
 use crate::mask::{Masker, RowMasker};
@@ -174,6 +175,10 @@ const PRIVILEGED: Classes = Classes::of(&[
 /// The decision point shared by every session of every protocol.
 pub struct Gate {
     audit: Arc<Audit>,
+    /// Where held statements wait for approvers; `None` refuses them at once.
+    approvals: Option<Approvals>,
+    /// The inbox's address, for the notice a held statement's client gets.
+    inbox_url: String,
     policy: RwLock<Arc<Policy>>,
     /// The masking engine of the policy in force; rebuilt with it.
     masker: RwLock<Arc<Masker>>,
@@ -194,10 +199,184 @@ impl Gate {
         let masker = build_masker(&policy, mask_key);
         Self {
             audit,
+            approvals: None,
+            inbox_url: String::new(),
             policy: RwLock::new(Arc::new(policy)),
             masker: RwLock::new(masker),
             mask_key,
             cache: ClassifierCache::new(8192),
+        }
+    }
+
+    /// Holds wait in `approvals` for approvers who decide at `inbox_url`.
+    pub fn with_approvals(mut self, approvals: Approvals, inbox_url: &str) -> Self {
+        self.approvals = Some(approvals);
+        self.inbox_url = inbox_url.trim_end_matches('/').to_string();
+        self
+    }
+
+    pub fn approvals(&self) -> Option<&Approvals> {
+        self.approvals.as_ref()
+    }
+
+    /// Whether `checked` is a hold that waits for approvers here (rather
+    /// than being refused at once).
+    pub fn waits_for_approval(&self, checked: &Checked) -> bool {
+        checked.audit_failure.is_none()
+            && self.approvals.is_some()
+            && matches!(checked.decision.action, Action::Hold(_))
+    }
+
+    /// Puts a held statement before the approvers: stores the request and
+    /// records the hold. Returns the request and the notice for the client.
+    pub async fn hold(
+        &self,
+        session: &SessionInfo,
+        checked: &Checked,
+        sql: &[u8],
+    ) -> Result<(HoldRequest, String), Refusal> {
+        let (Some(approvals), Action::Hold(spec)) = (&self.approvals, &checked.decision.action)
+        else {
+            return Err(checked.refusal().unwrap_or(Refusal {
+                code: "42501",
+                message: "statement not allowed".into(),
+            }));
+        };
+        let now = approval::now_ms();
+        let text = String::from_utf8_lossy(sql);
+        let request = HoldRequest {
+            id: approval::new_id(),
+            requester: session.identity.clone(),
+            requester_role: session.role,
+            session: session.id.to_string(),
+            application: session.application_name.clone(),
+            client: session.client_addr.to_string(),
+            database: session.database.clone(),
+            protocol: session.protocol.to_string(),
+            sql: self.masker().mask_sql_literals(&text),
+            sql_hash: crate::hex::encode(blake3::hash(sql).as_bytes()),
+            classes: checked
+                .classification
+                .classes()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
+            objects: checked
+                .classification
+                .statements
+                .iter()
+                .flat_map(|s| s.objects.iter().cloned())
+                .collect(),
+            rule: checked.decision.rule.clone(),
+            group: spec.group.clone(),
+            quorum: spec.quorum,
+            created_ms: now,
+            expires_ms: now + spec.expiry.as_millis() as u64,
+            state: State::Pending,
+            votes: Vec::new(),
+            ended_because: None,
+        };
+        if let Err(e) = approvals.create(&request).await {
+            tracing::error!(error = %e, "cannot store an approval request; the statement is refused");
+            return Err(store_unavailable(&e.to_string()));
+        }
+        self.audit.record(AuditEvent::Hold {
+            session: &session.id,
+            request: &request,
+        });
+        let notice = format!(
+            "statement held for approval as request {id} by Airlock rule \"{rule}\" ({quorum} approval{s} \
+             from group \"{group}\", expires in {expiry}); it runs when approved at {url}/requests/{id}",
+            id = request.id,
+            rule = request.rule,
+            quorum = spec.quorum,
+            s = if spec.quorum == 1 { "" } else { "s" },
+            group = spec.group,
+            expiry = humane(spec.expiry),
+            url = self.inbox_url,
+        );
+        Ok((request, notice))
+    }
+
+    /// Waits until the held statement's request is decided, expires or is
+    /// withdrawn (when `withdraw` completes, with the reason). The decision
+    /// is on disk in the audit log before this returns `Ok` — the statement
+    /// may then run.
+    pub async fn await_release(
+        &self,
+        session: &SessionInfo,
+        request: &HoldRequest,
+        withdraw: impl std::future::Future<Output = String>,
+    ) -> Result<(), Refusal> {
+        let Some(approvals) = &self.approvals else {
+            return Err(store_unavailable("no approval store"));
+        };
+        let left = request.expires_ms.saturating_sub(approval::now_ms());
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(left);
+        let waited = tokio::select! {
+            r = approvals.wait(&request.id, deadline) => r,
+            why = withdraw => approvals
+                .end(&request.id, State::Withdrawn, &why)
+                .await
+                .and_then(|r| r.ok_or_else(|| crate::approval::store::StoreError::vanished(&request.id))),
+        };
+        let mut ended = match waited {
+            Ok(r) => r,
+            Err(e) => return Err(store_unavailable(&e.to_string())),
+        };
+        if ended.state == State::Pending {
+            ended = match approvals
+                .end(&request.id, State::Expired, "no quorum before it expired")
+                .await
+            {
+                Ok(Some(r)) => r,
+                Ok(None) => return Err(store_unavailable("the request vanished")),
+                Err(e) => return Err(store_unavailable(&e.to_string())),
+            };
+        }
+        let receipt = self.audit.record(AuditEvent::Decision {
+            session: &session.id,
+            request: &ended,
+        });
+        let id = &ended.id;
+        match ended.state {
+            State::Approved => match self.audit.durable(receipt).await {
+                Ok(()) => Ok(()),
+                Err(why) => Err(Refusal {
+                    code: "53100",
+                    message: format!(
+                        "request {id} was approved, but Airlock cannot record the decision, so the statement does not run: {why}"
+                    ),
+                }),
+            },
+            State::Denied => {
+                let deny = ended.denial();
+                Err(Refusal {
+                    code: "42501",
+                    message: format!(
+                        "statement denied by {} (request {id}, Airlock rule \"{}\"): {}",
+                        deny.map_or("an approver", |d| d.approver.as_str()),
+                        ended.rule,
+                        deny.map(|d| d.reason.as_str())
+                            .filter(|r| !r.is_empty())
+                            .unwrap_or("no reason given"),
+                    ),
+                })
+            }
+            State::Expired => Err(Refusal {
+                code: "57014",
+                message: format!(
+                    "request {id} expired without approval (Airlock rule \"{}\"); the statement was not run",
+                    ended.rule
+                ),
+            }),
+            State::Withdrawn | State::Pending => Err(Refusal {
+                code: "57014",
+                message: format!(
+                    "request {id} was withdrawn ({}); the statement was not run",
+                    ended.ended_because.as_deref().unwrap_or("by the client")
+                ),
+            }),
         }
     }
 
@@ -328,6 +507,27 @@ impl Gate {
 
     pub fn audit(&self) -> &Arc<Audit> {
         &self.audit
+    }
+}
+
+fn store_unavailable(why: &str) -> Refusal {
+    Refusal {
+        code: "58000",
+        message: format!(
+            "the statement needs approval, but Airlock's approval store is unavailable, so it was not run: {why}"
+        ),
+    }
+}
+
+/// `15 min`, `90 s`, `2 h`.
+fn humane(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 && s % 3600 == 0 {
+        format!("{} h", s / 3600)
+    } else if s >= 60 && s % 60 == 0 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
     }
 }
 

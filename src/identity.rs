@@ -49,6 +49,8 @@ pub struct Identity {
     /// Approver groups (e.g. `dba`) this identity belongs to.
     pub groups: Vec<String>,
     pub verifier: ScramVerifier,
+    /// BLAKE3 of the bearer token this identity uses with the inbox's API.
+    pub api_token_hash: Option<[u8; 32]>,
 }
 
 /// A SCRAM-SHA-256 verifier: what the server keeps to check a proof of the
@@ -209,6 +211,20 @@ impl Identities {
 
     pub fn len(&self) -> usize {
         self.by_name.len()
+    }
+
+    /// The identity whose API token is `token`.
+    pub fn by_token(&self, token: &str) -> Option<&Identity> {
+        let hash = blake3::hash(token.as_bytes());
+        // blake3::Hash compares in constant time.
+        self.by_name.values().find(|i| {
+            i.api_token_hash
+                .is_some_and(|h| blake3::Hash::from(h) == hash)
+        })
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Identity> {
+        self.by_name.values()
     }
 
     pub fn is_empty(&self) -> bool {

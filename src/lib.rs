@@ -23,6 +23,7 @@ pub mod config;
 pub mod gate;
 pub mod hex;
 pub mod identity;
+pub mod inbox;
 pub mod mask;
 pub mod policy;
 pub mod proxy;

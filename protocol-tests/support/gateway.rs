@@ -58,6 +58,14 @@ impl Gateway {
         if !options.toml.contains("[postgres]") {
             toml.push_str("\n[postgres]\nlisten = \"127.0.0.1:0\"\n");
         }
+        if !options.toml.contains("[inbox]") {
+            toml.push_str("\n[inbox]\nlisten = \"127.0.0.1:0\"\n");
+        }
+        // Held statements are refused at once unless a test sets up
+        // approvers: most tests check verdicts, not approvals.
+        if !options.toml.contains("[approval]") {
+            toml.push_str("\n[approval]\nenabled = false\n");
+        }
         if !options.no_identity {
             toml.push_str(&format!(
                 "\n[[identity]]\nname = \"{AGENT}\"\nrole = \"agent\"\npassword = \"{AGENT_PASSWORD}\"\n"

@@ -129,7 +129,7 @@ pub fn vote(
     if approver.name == request.requester {
         return Err(VoteError::OwnRequest);
     }
-    if !approver.groups.iter().any(|g| *g == request.group) {
+    if !approver.groups.contains(&request.group) {
         return Err(VoteError::NotInGroup(request.group.clone()));
     }
     if request.state != State::Pending {

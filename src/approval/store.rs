@@ -30,6 +30,12 @@ pub struct Approvals {
 #[error("approval store: {0}")]
 pub struct StoreError(String);
 
+impl StoreError {
+    pub fn vanished(id: &str) -> Self {
+        StoreError(format!("request {id} vanished"))
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError(e.to_string())
@@ -151,24 +157,26 @@ impl Approvals {
             reason.to_string(),
         );
         let result = self
-            .with(move |c| -> Result<Result<HoldRequest, VoteError>, StoreError> {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let Some(mut request) = read(&tx, &id)? else {
-                    return Ok(Err(VoteError::NotFound(id)));
-                };
-                let who = Approver {
-                    name: &approver,
-                    role,
-                    groups: &groups,
-                };
-                let outcome = vote(&mut request, &who, approve, &reason, now_ms());
-                // An expiry found while voting is kept; a refused vote is not.
-                if outcome.is_ok() || request.state == State::Expired {
-                    write(&tx, &request)?;
-                    tx.commit()?;
-                }
-                Ok(outcome.map(|()| request))
-            })
+            .with(
+                move |c| -> Result<Result<HoldRequest, VoteError>, StoreError> {
+                    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let Some(mut request) = read(&tx, &id)? else {
+                        return Ok(Err(VoteError::NotFound(id)));
+                    };
+                    let who = Approver {
+                        name: &approver,
+                        role,
+                        groups: &groups,
+                    };
+                    let outcome = vote(&mut request, &who, approve, &reason, now_ms());
+                    // An expiry found while voting is kept; a refused vote is not.
+                    if outcome.is_ok() || request.state == State::Expired {
+                        write(&tx, &request)?;
+                        tx.commit()?;
+                    }
+                    Ok(outcome.map(|()| request))
+                },
+            )
             .await;
         match result {
             Ok(Ok(request)) => {
@@ -249,7 +257,9 @@ pub enum Decided {
 
 fn read(c: &Connection, id: &str) -> Result<Option<HoldRequest>, StoreError> {
     let body: Option<String> = c
-        .query_row("SELECT body FROM requests WHERE id = ?1", [id], |r| r.get(0))
+        .query_row("SELECT body FROM requests WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
         .optional()?;
     body.map(|b| parse(&b)).transpose()
 }
@@ -264,7 +274,8 @@ fn write(c: &Connection, request: &HoldRequest) -> Result<(), StoreError> {
 }
 
 fn parse(body: &str) -> Result<HoldRequest, StoreError> {
-    serde_json::from_str(body).map_err(|e| StoreError(format!("a stored request is unreadable: {e}")))
+    serde_json::from_str(body)
+        .map_err(|e| StoreError(format!("a stored request is unreadable: {e}")))
 }
 
 #[cfg(test)]
@@ -309,8 +320,15 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("already approved"), "{err}");
-        assert_eq!(store.list(Some(State::Approved), 10).await.unwrap().len(), 1);
-        assert!(store.list(Some(State::Pending), 10).await.unwrap().is_empty());
+        assert_eq!(
+            store.list(Some(State::Approved), 10).await.unwrap().len(),
+            1
+        );
+        assert!(store
+            .list(Some(State::Pending), 10)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test]
@@ -329,6 +347,9 @@ mod tests {
             .vote("r-2", "ana", Role::Approver, &groups, true, "")
             .await
             .unwrap_err();
-        assert!(matches!(err, Decided::Refused(VoteError::Closed("withdrawn"))));
+        assert!(matches!(
+            err,
+            Decided::Refused(VoteError::Closed("withdrawn"))
+        ));
     }
 }

@@ -51,6 +51,17 @@ pub enum AuditEvent<'a> {
         action: &'a str,
         rule: &'a str,
     },
+    /// A statement held for approval: the request the approvers decide.
+    Hold {
+        session: &'a SessionId,
+        request: &'a crate::approval::HoldRequest,
+    },
+    /// How a held statement's request ended, recorded before the statement
+    /// is released (or refused).
+    Decision {
+        session: &'a SessionId,
+        request: &'a crate::approval::HoldRequest,
+    },
     /// A statement finished: its command tag, rows and bytes sent to the client.
     Result {
         session: &'a SessionId,
@@ -231,6 +242,17 @@ fn trace(event: &AuditEvent<'_>) {
         AuditEvent::SessionEnd { session, reason } => {
             tracing::info!(target: "airlock::audit", session = %session, reason, "session end")
         }
+        AuditEvent::Hold { session, request } => tracing::info!(
+            target: "airlock::audit",
+            session = %session, request = %request.id, rule = %request.rule, group = %request.group,
+            quorum = request.quorum, "statement held"
+        ),
+        AuditEvent::Decision { session, request } => tracing::info!(
+            target: "airlock::audit",
+            session = %session, request = %request.id, verdict = request.state.name(),
+            approvers = ?request.votes.iter().map(|v| v.approver.as_str()).collect::<Vec<_>>(),
+            "hold decided"
+        ),
     }
 }
 

@@ -126,6 +126,59 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
             put("code", (*code).into());
             put("message", (*message).into());
         }
+        AuditEvent::Hold { session, request } => {
+            put("kind", "hold".into());
+            put("session", session.to_string().into());
+            put("request", request.id.as_str().into());
+            put("rule", request.rule.as_str().into());
+            put("group", request.group.as_str().into());
+            put("quorum", u64::from(request.quorum).into());
+            put("sql_hash", request.sql_hash.as_str().into());
+            put("expires", millis_timestamp(request.expires_ms).into());
+        }
+        AuditEvent::Decision { session, request } => {
+            put("kind", "decision".into());
+            put("session", session.to_string().into());
+            put("request", request.id.as_str().into());
+            put("verdict", request.state.name().into());
+            // Who decided: the approvers, or the one who denied.
+            let deciders: Vec<&str> = match request.denial() {
+                Some(deny) => vec![deny.approver.as_str()],
+                None => request
+                    .votes
+                    .iter()
+                    .filter(|v| v.approve)
+                    .map(|v| v.approver.as_str())
+                    .collect(),
+            };
+            put("approver", deciders.join(", ").into());
+            let reason = match request.denial() {
+                Some(deny) => deny.reason.clone(),
+                None => request.ended_because.clone().unwrap_or_else(|| {
+                    request
+                        .votes
+                        .iter()
+                        .map(|v| v.reason.as_str())
+                        .filter(|r| !r.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }),
+            };
+            put("reason", reason.into());
+            let votes = request
+                .votes
+                .iter()
+                .map(|v| {
+                    serde_json::json!({
+                        "approver": v.approver,
+                        "approve": v.approve,
+                        "reason": v.reason,
+                        "at": millis_timestamp(v.at_ms),
+                    })
+                })
+                .collect();
+            put("votes", Value::Array(votes));
+        }
         AuditEvent::SessionEnd { session, reason } => {
             put("kind", "session_end".into());
             put("session", session.to_string().into());
@@ -133,4 +186,8 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
         }
     }
     r
+}
+
+fn millis_timestamp(ms: u64) -> String {
+    super::chain::timestamp(std::time::Duration::from_millis(ms))
 }

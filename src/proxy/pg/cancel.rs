@@ -3,17 +3,21 @@
 //! Clients get backend keys Airlock makes up, never the upstream's: a
 //! client that learned the upstream's key could cancel other agents'
 //! queries on that server directly. A CancelRequest is looked up here and,
-//! if it names a live session, re-sent upstream with that session's real key.
+//! if it names a live session, re-sent upstream with that session's real key,
+//! and the session is told — a statement waiting for approval is withdrawn.
 
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
 
 type Key = (i32, i32);
 
 #[derive(Default)]
 pub struct CancelMap {
-    sessions: Mutex<HashMap<Key, Key>>,
+    /// Client-facing key → the upstream key, and the session's count of
+    /// cancel requests.
+    sessions: Mutex<HashMap<Key, (Key, watch::Sender<u64>)>>,
 }
 
 impl CancelMap {
@@ -28,20 +32,22 @@ impl CancelMap {
                 break candidate;
             }
         };
-        sessions.insert(key, upstream);
+        let (cancels, cancelled) = watch::channel(0);
+        sessions.insert(key, (upstream, cancels));
         CancelKey {
             map: self.clone(),
             key,
+            cancelled,
         }
     }
 
-    /// The upstream key behind a client-facing one.
-    pub fn lookup(&self, key: Key) -> Option<Key> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .copied()
+    /// A CancelRequest for `key`: the upstream key to cancel with, if the
+    /// session is live; the session's count of cancels goes up.
+    pub fn cancel(&self, key: Key) -> Option<Key> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let (upstream, cancels) = sessions.get(&key)?;
+        cancels.send_modify(|n| *n += 1);
+        Some(*upstream)
     }
 }
 
@@ -49,11 +55,17 @@ impl CancelMap {
 pub struct CancelKey {
     map: Arc<CancelMap>,
     key: Key,
+    cancelled: watch::Receiver<u64>,
 }
 
 impl CancelKey {
     pub fn key(&self) -> Key {
         self.key
+    }
+
+    /// Changes with every CancelRequest for this session.
+    pub fn cancelled(&self) -> watch::Receiver<u64> {
+        self.cancelled.clone()
     }
 }
 
@@ -77,8 +89,11 @@ mod tests {
         let guard = map.register((42, 7));
         let key = guard.key();
         assert_ne!(key, (42, 7));
-        assert_eq!(map.lookup(key), Some((42, 7)));
+        let cancelled = guard.cancelled();
+        assert!(!cancelled.has_changed().unwrap());
+        assert_eq!(map.cancel(key), Some((42, 7)));
+        assert!(cancelled.has_changed().unwrap());
         drop(guard);
-        assert_eq!(map.lookup(key), None);
+        assert_eq!(map.cancel(key), None);
     }
 }

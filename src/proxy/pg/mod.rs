@@ -138,7 +138,7 @@ async fn handle(
             return;
         }
         Ok(Ok(Opening::Cancel { key })) => {
-            if let Some(upstream_key) = shared.cancels.lookup(key) {
+            if let Some(upstream_key) = shared.cancels.cancel(key) {
                 tracing::info!(client = %peer, "forwarding cancel request");
                 if let Err(e) = shared.pool.settings().cancel(upstream_key).await {
                     tracing::warn!(error = %e, "cancel request could not reach the upstream");
@@ -316,6 +316,8 @@ async fn run_session(
         sql_statements: Default::default(),
         statements: Default::default(),
         portals: Default::default(),
+        stash: Default::default(),
+        cancelled: cancel_key.cancelled(),
     };
     let mut back = Back {
         reader: MessageReader::with_buffer(upstream_read, buffered, usize::MAX),

@@ -23,7 +23,7 @@ use super::codec::{
     backend, backend::Severity, write_out, Fields, FrameError, Message, MessageReader,
 };
 use crate::audit::AuditEvent;
-use crate::gate::{Gate, Origin, SessionInfo, SessionStatements};
+use crate::gate::{Checked, Gate, Origin, Refusal, SessionInfo, SessionStatements};
 use crate::mask::{Column, RowMasker};
 use crate::proxy::Stream;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -150,7 +150,15 @@ pub struct Front {
     pub statements: HashSet<Vec<u8>>,
     /// Portals bound from those statements; an Execute of any other is refused.
     pub portals: HashSet<Vec<u8>>,
+    /// Messages the client sent while a held statement waited, in order.
+    pub stash: VecDeque<Message>,
+    /// Changes with each CancelRequest for this session.
+    pub cancelled: watch::Receiver<u64>,
 }
+
+/// Messages kept while a held statement waits; beyond this the client is
+/// simply not read until the wait ends.
+const MAX_STASHED: usize = 1024;
 
 /// What the front loop does with one message.
 enum Step {
@@ -179,10 +187,13 @@ impl Front {
             if flush && write_out(&mut self.upstream, &mut out).await.is_err() {
                 return FrontEnd::UpstreamGone;
             }
-            let msg = tokio::select! {
-                biased;
-                _ = self.shutdown.wait_for(|stop| *stop) => None,
-                msg = self.reader.read() => Some(msg),
+            let msg = match self.stash.pop_front() {
+                Some(m) => Some(Ok(m)),
+                None => tokio::select! {
+                    biased;
+                    _ = self.shutdown.wait_for(|stop| *stop) => None,
+                    msg = self.reader.read() => Some(msg),
+                },
             };
             let Some(msg) = msg else {
                 let _ = write_out(&mut self.upstream, &mut out).await;
@@ -221,9 +232,14 @@ impl Front {
                     self.statements.remove(&b""[..]);
                     self.portals.remove(&b""[..]);
                     let checked = self.gate.check(&self.session, &mut self.sql_statements, sql, Origin::SimpleQuery).await;
-                    match checked.refusal() {
-                        None => Step::Forward(Expect::Query { started: Instant::now() }),
-                        Some(r) => Step::Refuse { code: r.code, message: r.message, ready: true },
+                    let verdict = if self.gate.waits_for_approval(&checked) {
+                        self.wait_for_approval(&checked, sql).await
+                    } else {
+                        checked.refusal().map_or(Ok(()), Err)
+                    };
+                    match verdict {
+                        Ok(()) => Step::Forward(Expect::Query { started: Instant::now() }),
+                        Err(r) => Step::Refuse { code: r.code, message: r.message, ready: true },
                     }
                 }
                 b'P' => {
@@ -399,6 +415,52 @@ impl Front {
                 }
             }
         }
+    }
+
+    /// Puts a held statement before the approvers, tells the client at
+    /// once (a NoticeResponse naming the request and where it is decided),
+    /// and waits. A CancelRequest, the client going away or the gateway
+    /// shutting down withdraws the request; what the client pipelines
+    /// meanwhile is kept and handled, in order, after the wait.
+    async fn wait_for_approval(&mut self, checked: &Checked, sql: &[u8]) -> Result<(), Refusal> {
+        let (request, notice) = self.gate.hold(&self.session, checked, sql).await?;
+        let told = self
+            .push(Expect::Inject {
+                frames: backend::notice(&notice),
+                ready: false,
+            })
+            .await;
+        let Front {
+            reader,
+            stash,
+            cancelled,
+            shutdown,
+            gate,
+            session,
+            ..
+        } = self;
+        cancelled.borrow_and_update();
+        let withdraw = async {
+            if !told {
+                return "the client connection is closing".to_string();
+            }
+            loop {
+                tokio::select! {
+                    changed = cancelled.changed() => {
+                        return match changed {
+                            Ok(()) => "the client cancelled the statement".to_string(),
+                            Err(_) => "the session ended".to_string(),
+                        };
+                    }
+                    _ = shutdown.wait_for(|stop| *stop) => return "Airlock is shutting down".to_string(),
+                    msg = reader.read(), if stash.len() < MAX_STASHED => match msg {
+                        Ok(m) => stash.push_back(m),
+                        Err(_) => return "the client disconnected".to_string(),
+                    },
+                }
+            }
+        };
+        gate.await_release(session, &request, withdraw).await
     }
 
     async fn push(&self, expect: Expect) -> bool {

@@ -1,0 +1,481 @@
+//! Holds on the wire (wait mode) and their decisions through the inbox's
+//! JSON API, with psql and the real server: a held statement waits on its
+//! connection with a notice naming the request, runs once approved by
+//! another identity, and is refused on a deny (42501, approver and reason),
+//! an expiry or a withdrawal (57014). Quorum, self-approval, auditors and
+//! agents, and the audit records of holds and decisions.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::gateway::{psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD};
+
+const POLICY: &str = r#"
+[[rule]]
+name = "allow-everyday"
+classes = ["read", "write", "session"]
+action = "allow"
+
+[[rule]]
+name = "hold-ddl"
+classes = ["ddl"]
+action = "hold"
+group = "dba"
+quorum = 1
+expiry = "60s"
+
+[[rule]]
+name = "hold-grants-for-two"
+classes = ["privilege"]
+action = "hold"
+group = "dba"
+quorum = 2
+expiry = "60s"
+
+[[rule]]
+name = "hold-exports-briefly"
+classes = ["export"]
+action = "hold"
+group = "dba"
+quorum = 1
+expiry = "2s"
+"#;
+
+/// Approvers and an auditor, each with an API token (the token is the
+/// name with `-token`; the config keeps its BLAKE3 hash).
+const PEOPLE: &[(&str, &str, &str)] = &[
+    ("dba1", "approver", "[\"dba\"]"),
+    ("dba2", "admin", "[\"dba\"]"),
+    ("auditor1", "auditor", "[]"),
+];
+
+fn token(name: &str) -> String {
+    format!("{name}-token")
+}
+
+fn gateway() -> Gateway {
+    let mut toml = String::from("[approval]\nenabled = true\n");
+    for (name, role, groups) in PEOPLE {
+        toml.push_str(&format!(
+            "\n[[identity]]\nname = \"{name}\"\nrole = \"{role}\"\ngroups = {groups}\npassword = \"{name}-pw\"\napi_token_hash = \"{}\"\n",
+            airlock::hex::encode(blake3::hash(token(name).as_bytes()).as_bytes())
+        ));
+    }
+    Gateway::start_with(Options {
+        toml,
+        policy: Some(POLICY.into()),
+        ..Default::default()
+    })
+}
+
+/// The inbox address the gateway printed.
+fn inbox(gateway: &Gateway) -> String {
+    gateway
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("inbox listening on "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the inbox line")
+        .to_string()
+}
+
+/// One HTTP/1.1 request; the status and the body as JSON.
+fn http(addr: &str, method: &str, path: &str, bearer: Option<&str>, body: &str) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the inbox");
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status: u16 = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// psql through the gateway, running in the background.
+fn psql_spawn(gateway: &Gateway, user: &str, password: &str, database: &str, sql: &str) -> Child {
+    let (host, port) = gateway.addr.rsplit_once(':').unwrap();
+    Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "VERBOSITY=verbose",
+        ])
+        .args([
+            "-h", host, "-p", port, "-U", user, "-d", database, "-c", sql,
+        ])
+        .env("PGPASSWORD", password)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run psql")
+}
+
+/// The one pending request, once it appears.
+fn pending(inbox: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, list) = http(inbox, "GET", "/api/requests", Some(&token("dba1")), "");
+        assert_eq!(status, 200, "{list}");
+        if let Some(first) = list.as_array().and_then(|a| a.first()) {
+            return first.clone();
+        }
+        assert!(Instant::now() < deadline, "no request appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn decide(inbox: &str, who: &str, id: &str, verdict: &str, reason: &str) -> (u16, Value) {
+    http(
+        inbox,
+        "POST",
+        &format!("/api/requests/{id}/{verdict}"),
+        Some(&token(who)),
+        &serde_json::json!({ "reason": reason }).to_string(),
+    )
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn table_exists(database: &str, table: &str) -> bool {
+    psql_direct(
+        database,
+        &format!("SELECT count(*) FROM pg_tables WHERE tablename = '{table}'"),
+    ) == "1"
+}
+
+#[test]
+fn a_held_statement_runs_once_another_identity_approves() {
+    let db = TestDb::create("holds_approve");
+    let gateway = gateway();
+    let inbox = inbox(&gateway);
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE approved_t (x int)",
+    );
+    let request = pending(&inbox);
+    let id = request["id"].as_str().unwrap().to_string();
+    assert_eq!(request["requester"], "agent");
+    assert_eq!(request["rule"], "hold-ddl");
+    assert_eq!(request["classes"], serde_json::json!(["ddl"]));
+    assert_eq!(request["state"], "pending");
+    assert!(!table_exists(&db.name, "approved_t"), "nothing ran yet");
+
+    // No token, a wrong token: nothing is shown or decided.
+    assert_eq!(http(&inbox, "GET", "/api/requests", None, "").0, 401);
+    assert_eq!(
+        http(&inbox, "GET", "/api/requests", Some("nope"), "").0,
+        401
+    );
+    assert_eq!(decide(&inbox, "nobody", &id, "approve", "").0, 401);
+
+    let (status, decided) = decide(&inbox, "dba1", &id, "approve", "looks fine");
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["state"], "approved");
+    let approved_at = Instant::now();
+    let out = psql.wait_with_output().unwrap();
+    eprintln!(
+        "psql returned {:?} after the approval",
+        approved_at.elapsed()
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("statement held for approval as request {id}")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("http://{inbox}/requests/{id}")),
+        "{said}"
+    );
+    assert!(table_exists(&db.name, "approved_t"));
+
+    // The audit log has the hold and the decision, before the result.
+    let dir = gateway.stop();
+    let mut kinds = Vec::new();
+    airlock::audit::read::for_each(&dir.path().join("var/audit"), |_, r| {
+        if r.get("request").and_then(Value::as_str) == Some(id.as_str()) || r["kind"] == "result" {
+            kinds.push(r["kind"].as_str().unwrap_or("").to_string());
+            if r["kind"] == "decision" {
+                assert_eq!(r["verdict"], "approved");
+                assert_eq!(r["approver"], "dba1");
+                assert_eq!(r["reason"], "looks fine");
+            }
+        }
+        true
+    })
+    .unwrap();
+    assert_eq!(kinds, ["hold", "decision", "result"], "{kinds:?}");
+}
+
+#[test]
+fn a_deny_names_the_approver_and_the_reason() {
+    let db = TestDb::create("holds_deny");
+    let gateway = gateway();
+    let inbox = inbox(&gateway);
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE denied_t (x int)",
+    );
+    let id = pending(&inbox)["id"].as_str().unwrap().to_string();
+    let (status, _) = decide(&inbox, "dba2", &id, "deny", "no schema changes on Fridays");
+    assert_eq!(status, 200);
+    let out = psql.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("42501"), "{said}");
+    assert!(said.contains("denied by dba2"), "{said}");
+    assert!(said.contains("no schema changes on Fridays"), "{said}");
+    assert!(!table_exists(&db.name, "denied_t"));
+    // Decided is decided.
+    assert_eq!(decide(&inbox, "dba1", &id, "approve", "").0, 409);
+}
+
+#[test]
+fn an_expired_request_is_refused_with_57014() {
+    let db = TestDb::create("holds_expire");
+    psql_direct(&db.name, "CREATE TABLE src (x int)");
+    let gateway = gateway();
+    let inbox = inbox(&gateway);
+    let out = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "COPY src TO STDOUT",
+    )
+    .wait_with_output()
+    .unwrap();
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("57014") && said.contains("expired"), "{said}");
+    let (_, list) = http(
+        &inbox,
+        "GET",
+        "/api/requests?state=expired",
+        Some(&token("auditor1")),
+        "",
+    );
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+}
+
+#[test]
+fn a_cancel_or_a_disconnect_withdraws_the_request() {
+    let db = TestDb::create("holds_cancel");
+    let gateway = gateway();
+    let inbox = inbox(&gateway);
+    // psql sends a CancelRequest on SIGINT.
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE cancelled_t (x int)",
+    );
+    let id = pending(&inbox)["id"].as_str().unwrap().to_string();
+    Command::new("kill")
+        .args(["-INT", &psql.id().to_string()])
+        .status()
+        .unwrap();
+    let out = psql.wait_with_output().unwrap();
+    let said = text(&out);
+    assert!(
+        said.contains("57014") && said.contains("withdrawn"),
+        "{said}"
+    );
+    let (_, request) = http(
+        &inbox,
+        "GET",
+        &format!("/api/requests/{id}"),
+        Some(&token("dba1")),
+        "",
+    );
+    assert_eq!(request["state"], "withdrawn", "{request}");
+    assert_eq!(decide(&inbox, "dba1", &id, "approve", "").0, 409);
+    assert!(!table_exists(&db.name, "cancelled_t"));
+
+    let mut psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE gone_t (x int)",
+    );
+    let id = pending_other_than(&inbox, &id);
+    psql.kill().unwrap();
+    let _ = psql.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, request) = http(
+            &inbox,
+            "GET",
+            &format!("/api/requests/{id}"),
+            Some(&token("dba1")),
+            "",
+        );
+        if request["state"] == "withdrawn" {
+            assert!(
+                request["ended_because"]
+                    .as_str()
+                    .unwrap()
+                    .contains("disconnected"),
+                "{request}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not withdrawn: {request}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!table_exists(&db.name, "gone_t"));
+}
+
+fn pending_other_than(inbox: &str, old: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, list) = http(inbox, "GET", "/api/requests", Some(&token("dba1")), "");
+        if let Some(r) = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["id"] != old)
+        {
+            return r["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no new request");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_quorum_of_two_needs_two_distinct_approvers() {
+    let db = TestDb::create("holds_quorum");
+    psql_direct(
+        &db.name,
+        "CREATE TABLE t (x int); CREATE ROLE holds_reader_role_tmp",
+    );
+    let gateway = gateway();
+    let inbox = inbox(&gateway);
+    let mut psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "GRANT SELECT ON t TO holds_reader_role_tmp",
+    );
+    let id = pending(&inbox)["id"].as_str().unwrap().to_string();
+    let (status, after_one) = decide(&inbox, "dba1", &id, "approve", "");
+    assert_eq!(status, 200);
+    assert_eq!(after_one["state"], "pending", "{after_one}");
+    assert_eq!(
+        decide(&inbox, "dba1", &id, "approve", "again").0,
+        409,
+        "one decision each"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        psql.try_wait().unwrap().is_none(),
+        "still waiting for the second approver"
+    );
+    let (_, after_two) = decide(&inbox, "dba2", &id, "approve", "");
+    assert_eq!(after_two["state"], "approved");
+    let out = psql.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let grants = psql_direct(
+        &db.name,
+        "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee = 'holds_reader_role_tmp'",
+    );
+    psql_direct(
+        &db.name,
+        "DROP OWNED BY holds_reader_role_tmp; DROP ROLE holds_reader_role_tmp",
+    );
+    assert_eq!(grants, "1");
+}
+
+#[test]
+fn nobody_approves_their_own_request_and_auditors_and_agents_decide_nothing() {
+    let db = TestDb::create("holds_self");
+    let gateway = gateway();
+    let inbox = inbox(&gateway);
+    // An approver sends DDL through the gateway: the hold is theirs.
+    let psql = psql_spawn(
+        &gateway,
+        "dba1",
+        "dba1-pw",
+        &db.name,
+        "CREATE TABLE own_t (x int)",
+    );
+    let request = pending(&inbox);
+    let id = request["id"].as_str().unwrap().to_string();
+    assert_eq!(request["requester"], "dba1");
+    let (status, body) = decide(&inbox, "dba1", &id, "approve", "trust me");
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("own request"),
+        "{body}"
+    );
+    let (status, body) = decide(&inbox, "auditor1", &id, "approve", "");
+    assert_eq!(status, 403, "{body}");
+    let (_, still) = http(
+        &inbox,
+        "GET",
+        &format!("/api/requests/{id}"),
+        Some(&token("auditor1")),
+        "",
+    );
+    assert_eq!(still["state"], "pending");
+    assert!(still["votes"].as_array().unwrap().is_empty());
+    let (status, _) = decide(&inbox, "dba2", &id, "approve", "");
+    assert_eq!(status, 200);
+    let out = psql.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // An agent cannot be given an API token at all.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[identity]]\nname = \"bot\"\nrole = \"agent\"\npassword = \"x\"\napi_token_hash = \"{}\"\n",
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    let out = Command::new(support::gateway::binary())
+        .args(["config", "check"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = text(&out);
+    assert!(
+        said.contains("identity[0].api_token_hash") && said.contains("agents do not use the inbox"),
+        "{said}"
+    );
+}

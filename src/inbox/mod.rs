@@ -1,0 +1,246 @@
+//! The HTTP side for approvers and auditors: the JSON API over held
+//! requests (this module), with bearer tokens from `[[identity]]
+//! api_token_hash`. Agents have no way in: the configuration gives them no
+//! token, and a token that maps to an agent is refused all the same.
+//!
+//! ```text
+//! GET  /api/requests?state=pending|approved|denied|expired|withdrawn|all&limit=N
+//! GET  /api/requests/{id}
+//! POST /api/requests/{id}/approve   {"reason": "…"}   (body optional)
+//! POST /api/requests/{id}/deny      {"reason": "…"}
+//! ```
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State as Extract};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::approval::store::{Approvals, Decided};
+use crate::approval::{State, VoteError};
+use crate::identity::{Identities, Identity, Role};
+
+/// What every handler needs.
+#[derive(Clone)]
+pub struct Inbox {
+    pub approvals: Approvals,
+    pub identities: Arc<Identities>,
+}
+
+pub fn router(inbox: Inbox) -> Router {
+    Router::new()
+        .route("/api/requests", get(list))
+        .route("/api/requests/{id}", get(show))
+        .route("/api/requests/{id}/approve", post(approve))
+        .route("/api/requests/{id}/deny", post(deny))
+        .with_state(inbox)
+}
+
+/// Serves the inbox on `listener` until `stop` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    inbox: Inbox,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, router(inbox))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "the inbox stopped");
+    }
+}
+
+fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Why a caller is turned away.
+struct Refused(StatusCode, &'static str);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        problem(self.0, self.1)
+    }
+}
+
+/// The identity behind the request's bearer token.
+fn caller<'a>(inbox: &'a Inbox, headers: &HeaderMap) -> Result<&'a Identity, Refused> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Err(Refused(
+            StatusCode::UNAUTHORIZED,
+            "an API token is needed: Authorization: Bearer <token>",
+        ));
+    };
+    match inbox.identities.by_token(token) {
+        None => Err(Refused(StatusCode::UNAUTHORIZED, "unknown API token")),
+        Some(i) if i.role == Role::Agent => Err(Refused(
+            StatusCode::FORBIDDEN,
+            "agents have no access to the inbox",
+        )),
+        Some(i) => Ok(i),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list(
+    Extract(inbox): Extract<Inbox>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if let Err(r) = caller(&inbox, &headers) {
+        return r.into_response();
+    }
+    let state = match q.state.as_deref().unwrap_or("pending") {
+        "all" => None,
+        "pending" => Some(State::Pending),
+        "approved" => Some(State::Approved),
+        "denied" => Some(State::Denied),
+        "expired" => Some(State::Expired),
+        "withdrawn" => Some(State::Withdrawn),
+        other => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown state `{other}`: pending, approved, denied, expired, withdrawn or all"
+                ),
+            )
+        }
+    };
+    match inbox
+        .approvals
+        .list(state, q.limit.unwrap_or(100).min(1000))
+        .await
+    {
+        Ok(requests) => Json(requests).into_response(),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn show(
+    Extract(inbox): Extract<Inbox>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = caller(&inbox, &headers) {
+        return r.into_response();
+    }
+    match inbox.approvals.get(&id).await {
+        Ok(Some(r)) => Json(r).into_response(),
+        Ok(None) => problem(
+            StatusCode::NOT_FOUND,
+            format!("request {id} does not exist"),
+        ),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn approve(
+    inbox: Extract<Inbox>,
+    headers: HeaderMap,
+    id: Path<String>,
+    body: Bytes,
+) -> Response {
+    decide(inbox, headers, id, body, true).await
+}
+
+async fn deny(
+    inbox: Extract<Inbox>,
+    headers: HeaderMap,
+    id: Path<String>,
+    body: Bytes,
+) -> Response {
+    decide(inbox, headers, id, body, false).await
+}
+
+#[derive(Deserialize, Default)]
+struct Reason {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn decide(
+    Extract(inbox): Extract<Inbox>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+    approve: bool,
+) -> Response {
+    let who = match caller(&inbox, &headers) {
+        Ok(i) => i,
+        Err(r) => return r.into_response(),
+    };
+    if who.role == Role::Auditor {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "auditors read requests; they do not decide them",
+        );
+    }
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        Reason::default()
+    } else {
+        match serde_json::from_slice::<Reason>(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body must be JSON like {{\"reason\": \"…\"}}: {e}"),
+                )
+            }
+        }
+    };
+    if reason.reason.len() > 2000 {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "the reason is longer than 2000 bytes",
+        );
+    }
+    match inbox
+        .approvals
+        .vote(
+            &id,
+            &who.name,
+            who.role,
+            &who.groups,
+            approve,
+            &reason.reason,
+        )
+        .await
+    {
+        Ok(request) => {
+            tracing::info!(request = %id, approver = %who.name, approve, state = request.state.name(), "decision recorded");
+            Json(request).into_response()
+        }
+        Err(Decided::Refused(e)) => {
+            let status = match e {
+                VoteError::NotFound(_) => StatusCode::NOT_FOUND,
+                VoteError::Agent | VoteError::OwnRequest | VoteError::NotInGroup(_) => {
+                    StatusCode::FORBIDDEN
+                }
+                VoteError::AlreadyVoted | VoteError::Closed(_) | VoteError::Expired => {
+                    StatusCode::CONFLICT
+                }
+            };
+            problem(status, e.to_string())
+        }
+        Err(Decided::Store(e)) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
