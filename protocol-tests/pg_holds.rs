@@ -479,3 +479,72 @@ fn nobody_approves_their_own_request_and_auditors_and_agents_decide_nothing() {
         "{said}"
     );
 }
+
+/// The extended protocol holds at Execute: Parse and Bind are answered,
+/// the notice comes, the pipeline waits its turn, and one approval runs
+/// one Execute — the same prepared statement bound again waits again.
+#[tokio::test(flavor = "multi_thread")]
+async fn extended_protocol_holds_at_execute_and_keeps_the_pipeline_in_order() {
+    use support::wire::{Frontend, Wire};
+    let db = TestDb::create("holds_ext");
+    let gateway = gateway();
+    let inbox = inbox(&gateway);
+    let mut wire = Wire::connect(&gateway.addr, AGENT, AGENT_PASSWORD, &db.name, &[])
+        .await
+        .unwrap();
+    wire.send_all(&[
+        Frontend::parse("mk", "CREATE TABLE IF NOT EXISTS ext_t (x int)", &[]),
+        Frontend::bind("", "mk", &[], vec![], &[]),
+        Frontend::execute("", 0),
+        Frontend::Sync,
+        // Pipelined after the held Execute: must wait, then run after it.
+        Frontend::query("SELECT count(*) FROM ext_t"),
+    ])
+    .await
+    .unwrap();
+    let request = {
+        let inbox = inbox.clone();
+        tokio::task::spawn_blocking(move || pending(&inbox))
+            .await
+            .unwrap()
+    };
+    let id = request["id"].as_str().unwrap().to_string();
+    assert!(
+        !table_exists(&db.name, "ext_t"),
+        "nothing ran at Parse or Bind"
+    );
+    let (status, _) = decide(&inbox, "dba1", &id, "approve", "");
+    assert_eq!(status, 200);
+    let first = wire.recv_until_ready().await.unwrap();
+    let kinds: Vec<char> = first.iter().map(|m| m.tag_char()).collect();
+    // ParseComplete, BindComplete, the notice, CommandComplete, ReadyForQuery.
+    assert_eq!(kinds, ['1', '2', 'N', 'C', 'Z'], "{first:?}");
+    let second = wire.recv_until_ready().await.unwrap();
+    assert!(
+        second.iter().any(|m| m
+            .data_row()
+            .is_some_and(|r| r[0].as_deref() == Some(&b"0"[..]))),
+        "the pipelined query ran after the held one: {second:?}"
+    );
+
+    // Bound again: a new Execute, a new request; denied this time.
+    wire.send_all(&[
+        Frontend::bind("", "mk", &[], vec![], &[]),
+        Frontend::execute("", 0),
+        Frontend::Sync,
+    ])
+    .await
+    .unwrap();
+    let again = {
+        let (inbox, old) = (inbox.clone(), id.clone());
+        tokio::task::spawn_blocking(move || pending_other_than(&inbox, &old))
+            .await
+            .unwrap()
+    };
+    let (status, _) = decide(&inbox, "dba2", &again, "deny", "once is enough");
+    assert_eq!(status, 200);
+    let replies = wire.recv_until_ready().await.unwrap();
+    let error = replies.iter().find(|m| m.is_error()).expect("an error");
+    assert_eq!(error.sqlstate().as_deref(), Some("42501"), "{replies:?}");
+    assert_eq!(replies.last().and_then(|m| m.ready_status()), Some(b'I'));
+}

@@ -317,6 +317,8 @@ async fn run_session(
         statements: Default::default(),
         portals: Default::default(),
         stash: Default::default(),
+        held: Default::default(),
+        held_portals: Default::default(),
         cancelled: cancel_key.cancelled(),
     };
     let mut back = Back {

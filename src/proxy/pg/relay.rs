@@ -152,6 +152,11 @@ pub struct Front {
     pub portals: HashSet<Vec<u8>>,
     /// Messages the client sent while a held statement waited, in order.
     pub stash: VecDeque<Message>,
+    /// Held statements parsed in this session (checked, and the SQL), and
+    /// the portals bound from them that have not run: each Execute of
+    /// such a portal waits for its own approval.
+    pub held: HashMap<Vec<u8>, Arc<(Checked, Vec<u8>)>>,
+    pub held_portals: HashMap<Vec<u8>, Arc<(Checked, Vec<u8>)>>,
     /// Changes with each CancelRequest for this session.
     pub cancelled: watch::Receiver<u64>,
 }
@@ -231,8 +236,13 @@ impl Front {
                     // A simple query destroys the unnamed statement and portal.
                     self.statements.remove(&b""[..]);
                     self.portals.remove(&b""[..]);
+                    self.held.remove(&b""[..]);
+                    self.held_portals.remove(&b""[..]);
                     let checked = self.gate.check(&self.session, &mut self.sql_statements, sql, Origin::SimpleQuery).await;
                     let verdict = if self.gate.waits_for_approval(&checked) {
+                        if write_out(&mut self.upstream, &mut out).await.is_err() {
+                            return FrontEnd::UpstreamGone;
+                        }
                         self.wait_for_approval(&checked, sql).await
                     } else {
                         checked.refusal().map_or(Ok(()), Err)
@@ -250,8 +260,17 @@ impl Front {
                     let name = name.to_vec();
                     // Whatever the verdict, the old statement of this name is gone.
                     self.statements.remove(&name);
+                    self.held.remove(&name);
                     let checked = self.gate.check(&self.session, &mut self.sql_statements, sql, Origin::Prepare).await;
-                    match checked.refusal() {
+                    // A held statement is parsed (nothing runs at Parse)
+                    // and waits for its approvers at each Execute.
+                    let refusal = if self.gate.waits_for_approval(&checked) {
+                        self.held.insert(name.clone(), Arc::new((checked, sql.to_vec())));
+                        None
+                    } else {
+                        checked.refusal()
+                    };
+                    match refusal {
                         Some(r) => Step::Refuse { code: r.code, message: r.message, ready: false },
                         None if self.statements.len() >= MAX_NAMES => Step::Refuse {
                             code: "54000",
@@ -289,6 +308,10 @@ impl Front {
                         }
                         Some(formats) => {
                             self.portals.insert(portal.to_vec());
+                            match self.held.get(statement) {
+                                Some(held) => self.held_portals.insert(portal.to_vec(), held.clone()),
+                                None => self.held_portals.remove(portal),
+                            };
                             Step::Forward(Expect::Bind {
                                 portal: portal.to_vec(),
                                 statement: statement.to_vec(),
@@ -317,17 +340,32 @@ impl Front {
                         message: format!("portal \"{}\" was not bound through Airlock in this session", String::from_utf8_lossy(portal)),
                         ready: false,
                     },
-                    Some(portal) => Step::Forward(Expect::Execute { started: Instant::now(), portal: portal.to_vec() }),
+                    Some(portal) => match self.held_portals.remove(portal) {
+                        None => Step::Forward(Expect::Execute { started: Instant::now(), portal: portal.to_vec() }),
+                        // What is already queued goes first, so the client
+                        // has its earlier answers while the statement waits.
+                        Some(held) => {
+                            if write_out(&mut self.upstream, &mut out).await.is_err() {
+                                return FrontEnd::UpstreamGone;
+                            }
+                            match self.wait_for_approval(&held.0, &held.1).await {
+                                Ok(()) => Step::Forward(Expect::Execute { started: Instant::now(), portal: portal.to_vec() }),
+                                Err(r) => Step::Refuse { code: r.code, message: r.message, ready: false },
+                            }
+                        }
+                    },
                 },
                 b'C' => {
                     let mut f = Fields::new(msg.body());
                     match (f.u8(), f.cstr()) {
                         (Some(b'S'), Some(name)) => {
                             self.statements.remove(name);
+                            self.held.remove(name);
                             Step::Forward(Expect::Close { statement: Some(name.to_vec()), portal: None })
                         }
                         (Some(b'P'), Some(name)) => {
                             self.portals.remove(name);
+                            self.held_portals.remove(name);
                             Step::Forward(Expect::Close { statement: None, portal: Some(name.to_vec()) })
                         }
                         _ => {
