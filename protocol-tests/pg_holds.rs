@@ -22,6 +22,16 @@ classes = ["read", "write", "session"]
 action = "allow"
 
 [[rule]]
+name = "defer-ddl-on-deferred-tables"
+classes = ["ddl"]
+objects = ["deferred_*"]
+action = "hold"
+group = "dba"
+quorum = 1
+expiry = "60s"
+mode = "defer"
+
+[[rule]]
 name = "hold-ddl"
 classes = ["ddl"]
 action = "hold"
@@ -547,4 +557,66 @@ async fn extended_protocol_holds_at_execute_and_keeps_the_pipeline_in_order() {
     let error = replies.iter().find(|m| m.is_error()).expect("an error");
     assert_eq!(error.sqlstate().as_deref(), Some("42501"), "{replies:?}");
     assert_eq!(replies.last().and_then(|m| m.ready_status()), Some(b'I'));
+}
+
+/// Defer mode: refused at once with the request id; once approved, the
+/// identical statement from the same identity runs exactly once.
+#[test]
+fn defer_mode_refuses_at_once_and_runs_the_approved_statement_once() {
+    let db = TestDb::create("holds_defer");
+    let gateway = gateway();
+    let inbox = inbox(&gateway);
+    let sql = "CREATE TABLE deferred_t (x int)";
+    let run = |sql: &str| {
+        psql_spawn(&gateway, AGENT, AGENT_PASSWORD, &db.name, sql)
+            .wait_with_output()
+            .unwrap()
+    };
+    let first = run(sql);
+    let said = text(&first);
+    assert!(!first.status.success());
+    assert!(
+        said.contains("42501") && said.contains("send the identical"),
+        "{said}"
+    );
+    let request = pending(&inbox);
+    let id = request["id"].as_str().unwrap().to_string();
+    assert!(said.contains(&id), "{said}");
+    assert_eq!(request["rule"], "defer-ddl-on-deferred-tables");
+
+    // Re-sent before approval: the same request, not a second one.
+    let early = text(&run(sql));
+    assert!(early.contains(&id), "{early}");
+    let (_, list) = http(
+        &inbox,
+        "GET",
+        "/api/requests?state=all",
+        Some(&token("dba1")),
+        "",
+    );
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+
+    assert_eq!(decide(&inbox, "dba1", &id, "approve", "").0, 200);
+    // A different statement is not covered by the approval.
+    let other = text(&run("CREATE TABLE deferred_other (x int)"));
+    assert!(other.contains("42501"), "{other}");
+    // The identical statement runs, once.
+    let ran = run(sql);
+    assert!(ran.status.success(), "{}", text(&ran));
+    assert!(table_exists(&db.name, "deferred_t"));
+    psql_direct(&db.name, "DROP TABLE deferred_t");
+    let again = run(sql);
+    assert!(
+        !again.status.success(),
+        "an approval runs the statement once"
+    );
+    assert!(!table_exists(&db.name, "deferred_t"));
+    let (_, used) = http(
+        &inbox,
+        "GET",
+        &format!("/api/requests/{id}"),
+        Some(&token("dba1")),
+        "",
+    );
+    assert!(used["consumed_ms"].as_u64().is_some(), "{used}");
 }

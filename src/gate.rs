@@ -275,6 +275,7 @@ impl Gate {
             state: State::Pending,
             votes: Vec::new(),
             ended_because: None,
+            consumed_ms: None,
         };
         if let Err(e) = approvals.create(&request).await {
             tracing::error!(error = %e, "cannot store an approval request; the statement is refused");
@@ -296,6 +297,75 @@ impl Gate {
             url = self.inbox_url,
         );
         Ok((request, notice))
+    }
+
+    /// Defer mode: runs the statement if its requester re-sends it after
+    /// an approval (once per approval, before the request expires);
+    /// otherwise puts it before the approvers (or points at the request
+    /// already pending) and refuses it at once with the request's id.
+    pub async fn release_deferred(
+        &self,
+        session: &SessionInfo,
+        checked: &Checked,
+        sql: &[u8],
+    ) -> Result<(), Refusal> {
+        let Some(approvals) = &self.approvals else {
+            return Err(store_unavailable("no approval store"));
+        };
+        let hash = crate::hex::encode(blake3::hash(sql).as_bytes());
+        match approvals
+            .claim_approved(&session.identity, &session.database, &hash)
+            .await
+        {
+            Ok(Some(approved)) => {
+                let receipt = self.audit.record(AuditEvent::Decision {
+                    session: &session.id,
+                    request: &approved,
+                });
+                return self.audit.durable(receipt).await.map_err(|why| Refusal {
+                    code: "53100",
+                    message: format!(
+                        "request {} is approved, but Airlock cannot record its use, so the statement does not run: {why}",
+                        approved.id
+                    ),
+                });
+            }
+            Ok(None) => {}
+            Err(e) => return Err(store_unavailable(&e.to_string())),
+        }
+        let pending = match approvals
+            .find_pending(&session.identity, &session.database, &hash)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return Err(store_unavailable(&e.to_string())),
+        };
+        let request = match pending {
+            Some(r) => r,
+            None => self.hold(session, checked, sql).await?.0,
+        };
+        Err(Refusal {
+            code: "42501",
+            message: format!(
+                "statement held for approval as request {id} by Airlock rule \"{rule}\" ({quorum} approval{s} \
+                 from group \"{group}\"); once it is approved at {url}/requests/{id}, send the identical \
+                 statement again (before {expires}) and it runs once",
+                id = request.id,
+                rule = request.rule,
+                quorum = request.quorum,
+                s = if request.quorum == 1 { "" } else { "s" },
+                group = request.group,
+                url = self.inbox_url,
+                expires = crate::audit::chain::timestamp(std::time::Duration::from_millis(
+                    request.expires_ms
+                )),
+            ),
+        })
+    }
+
+    /// Whether `checked` is held in defer mode.
+    pub fn is_deferred(checked: &Checked) -> bool {
+        matches!(&checked.decision.action, Action::Hold(spec) if spec.mode == crate::policy::HoldMode::Defer)
     }
 
     /// Waits until the held statement's request is decided, expires or is

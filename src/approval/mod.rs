@@ -74,6 +74,10 @@ pub struct HoldRequest {
     pub votes: Vec<Vote>,
     /// Why it ended, for expired and withdrawn requests.
     pub ended_because: Option<String>,
+    /// Defer mode: when the approved statement was re-sent and ran (an
+    /// approval runs the statement once).
+    #[serde(default)]
+    pub consumed_ms: Option<u64>,
 }
 
 impl HoldRequest {
@@ -201,6 +205,7 @@ mod tests {
             state: State::Pending,
             votes: Vec::new(),
             ended_because: None,
+            consumed_ms: None,
         }
     }
 

@@ -218,6 +218,64 @@ impl Approvals {
         Ok(ended)
     }
 
+    /// Defer mode: the approved, unexpired, not yet used request of
+    /// `requester` for the same statement text on `database`, marked used
+    /// in the same transaction — an approval runs the statement once.
+    pub async fn claim_approved(
+        &self,
+        requester: &str,
+        database: &str,
+        sql_hash: &str,
+    ) -> Result<Option<HoldRequest>, StoreError> {
+        let (requester, database, sql_hash) = (
+            requester.to_string(),
+            database.to_string(),
+            sql_hash.to_string(),
+        );
+        let claimed = self
+            .with(move |c| -> Result<Option<HoldRequest>, StoreError> {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let now = now_ms();
+                let found = matching(&tx, "approved", &requester, &database, &sql_hash)?
+                    .into_iter()
+                    .find(|r| r.consumed_ms.is_none() && r.expires_ms > now);
+                let Some(mut request) = found else {
+                    return Ok(None);
+                };
+                request.consumed_ms = Some(now);
+                write(&tx, &request)?;
+                tx.commit()?;
+                Ok(Some(request))
+            })
+            .await?;
+        if let Some(r) = &claimed {
+            self.changed(&r.id);
+        }
+        Ok(claimed)
+    }
+
+    /// Defer mode: a pending, unexpired request for the same statement of
+    /// the same requester, so that re-sending it early does not make another.
+    pub async fn find_pending(
+        &self,
+        requester: &str,
+        database: &str,
+        sql_hash: &str,
+    ) -> Result<Option<HoldRequest>, StoreError> {
+        let (requester, database, sql_hash) = (
+            requester.to_string(),
+            database.to_string(),
+            sql_hash.to_string(),
+        );
+        self.with(move |c| {
+            let now = now_ms();
+            Ok(matching(c, "pending", &requester, &database, &sql_hash)?
+                .into_iter()
+                .find(|r| r.expires_ms > now))
+        })
+        .await
+    }
+
     /// Waits until request `id` is no longer pending, or `deadline`
     /// passes (then returns it as it is). Wakes on this process's change
     /// feed, and looks again every second for decisions made elsewhere.
@@ -253,6 +311,28 @@ pub enum Decided {
     Refused(VoteError),
     #[error("{0}")]
     Store(StoreError),
+}
+
+/// Requests in `state` from `requester` for this statement, newest first.
+fn matching(
+    c: &Connection,
+    state: &str,
+    requester: &str,
+    database: &str,
+    sql_hash: &str,
+) -> Result<Vec<HoldRequest>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT body FROM requests WHERE state = ?1 ORDER BY created_ms DESC LIMIT 10000",
+    )?;
+    let rows = stmt.query_map([state], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for body in rows {
+        let r = parse(&body?)?;
+        if r.requester == requester && r.database == database && r.sql_hash == sql_hash {
+            out.push(r);
+        }
+    }
+    Ok(out)
 }
 
 fn read(c: &Connection, id: &str) -> Result<Option<HoldRequest>, StoreError> {

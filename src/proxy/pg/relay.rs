@@ -461,6 +461,12 @@ impl Front {
     /// shutting down withdraws the request; what the client pipelines
     /// meanwhile is kept and handled, in order, after the wait.
     async fn wait_for_approval(&mut self, checked: &Checked, sql: &[u8]) -> Result<(), Refusal> {
+        if Gate::is_deferred(checked) {
+            return self
+                .gate
+                .release_deferred(&self.session, checked, sql)
+                .await;
+        }
         let (request, notice) = self.gate.hold(&self.session, checked, sql).await?;
         let told = self
             .push(Expect::Inject {
