@@ -69,7 +69,11 @@ fn token(name: &str) -> String {
 }
 
 fn gateway() -> Gateway {
-    let mut toml = String::from("[approval]\nenabled = true\n");
+    gateway_with("")
+}
+
+fn gateway_with(extra: &str) -> Gateway {
+    let mut toml = format!("[approval]\nenabled = true\n{extra}");
     for (name, role, groups) in PEOPLE {
         toml.push_str(&format!(
             "\n[[identity]]\nname = \"{name}\"\nrole = \"{role}\"\ngroups = {groups}\npassword = \"{name}-pw\"\napi_token_hash = \"{}\"\n",
@@ -619,4 +623,178 @@ fn defer_mode_refuses_at_once_and_runs_the_approved_statement_once() {
         "",
     );
     assert!(used["consumed_ms"].as_u64().is_some(), "{used}");
+}
+
+/// One HTTP request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Value,
+    raw: Vec<u8>,
+}
+
+/// A local HTTP receiver: answers 500 to the first request on `/flaky`
+/// and every request on `/broken`, 200 otherwise, and keeps what it got.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        let mut flaky_seen = false;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            let (head, body) = loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), Vec::new());
+                }
+                data.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&data).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let head = text[..end].to_string();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if data.len() >= end + 4 + length {
+                        break (head, data[end + 4..end + 4 + length].to_vec());
+                    }
+                }
+            };
+            let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+            let headers = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(": "))
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+                .collect();
+            let fail = path == "/broken"
+                || (path == "/flaky" && !std::mem::replace(&mut flaky_seen, true));
+            keep.lock().unwrap().push(Received {
+                path,
+                headers,
+                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                raw: body,
+            });
+            let status = if fail {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (addr, got)
+}
+
+#[test]
+fn approvers_are_notified_and_a_failing_notifier_blocks_nothing() {
+    let db = TestDb::create("holds_notify");
+    let (addr, got) = receiver();
+    let notify = format!(
+        "[[notify]]\ngroup = \"dba\"\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\nsecret = \"hook-secret\"\n\
+         [[notify]]\ngroup = \"dba\"\nkind = \"slack\"\nurl = \"http://{addr}/slack\"\n\
+         [[notify]]\ngroup = \"dba\"\nkind = \"teams\"\nurl = \"http://{addr}/flaky\"\n\
+         [[notify]]\ngroup = \"dba\"\nkind = \"webhook\"\nurl = \"http://{addr}/broken\"\n\
+         [[notify]]\ngroup = \"dba\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/refused\"\n\
+         [[notify]]\ngroup = \"finance\"\nkind = \"slack\"\nurl = \"http://{addr}/other-group\"\n"
+    );
+    let gateway = gateway_with(&notify);
+    let inbox = inbox(&gateway);
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE notified_t (email text)",
+    );
+    let id = pending(&inbox)["id"].as_str().unwrap().to_string();
+    let link = format!("http://{inbox}/requests/{id}");
+
+    // Deciding does not wait for the notifiers, failing ones included.
+    assert_eq!(decide(&inbox, "dba1", &id, "approve", "").0, 200);
+    let out = psql.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let received = loop {
+        let received = got.lock().unwrap().clone();
+        let broken = received.iter().filter(|r| r.path == "/broken").count();
+        if broken >= 4 && received.iter().filter(|r| r.path == "/flaky").count() >= 2 {
+            break received;
+        }
+        assert!(Instant::now() < deadline, "notifications: {received:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The webhook: our JSON, signed over the timestamp and the body.
+    let hook = received
+        .iter()
+        .find(|r| r.path == "/hook")
+        .expect("the webhook");
+    assert_eq!(hook.body["event"], "request.created");
+    assert_eq!(hook.body["request"]["id"], id.as_str());
+    assert_eq!(hook.body["url"], link.as_str());
+    let header = |r: &Received, name: &str| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let timestamp: u64 = header(hook, "x-airlock-timestamp")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = &hook.raw;
+    assert_eq!(
+        header(hook, "x-airlock-signature").unwrap(),
+        format!(
+            "sha256={}",
+            airlock::approval::notify::signature("hook-secret", timestamp, body)
+        )
+    );
+    // Slack: the context and a button to the request.
+    let slack = received.iter().find(|r| r.path == "/slack").expect("slack");
+    let slack_text = slack.body.to_string();
+    assert!(
+        slack_text.contains(&link)
+            && slack_text.contains("hold-ddl")
+            && slack_text.contains("CREATE TABLE notified_t"),
+        "{slack_text}"
+    );
+    // Teams: an Adaptive Card, delivered on the second attempt.
+    let teams: Vec<&Received> = received.iter().filter(|r| r.path == "/flaky").collect();
+    assert_eq!(teams.len(), 2, "retried after a 500");
+    assert_eq!(
+        teams[1].body["attachments"][0]["content"]["type"],
+        "AdaptiveCard"
+    );
+    assert_eq!(
+        teams[1].body["attachments"][0]["content"]["actions"][0]["url"],
+        link.as_str()
+    );
+    // Another group's channel hears nothing.
+    assert!(!received.iter().any(|r| r.path == "/other-group"));
+    // Failures are logged, without the URL's path.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gateway
+        .stderr()
+        .matches("approvers could not be notified")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "{}", gateway.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!gateway.stderr().contains("/broken"));
 }

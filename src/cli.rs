@@ -722,7 +722,12 @@ async fn serve_with(config: Config) -> Result<(), String> {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{bound}"));
-        gate = gate.with_approvals(approvals.clone(), &url);
+        let notifier = (!config.notify.is_empty()).then(|| {
+            Arc::new(crate::approval::notify::Notifier::new(
+                config.notify.clone(),
+            ))
+        });
+        gate = gate.with_approvals(approvals.clone(), &url, notifier);
         tokio::spawn(crate::inbox::serve(
             listener,
             crate::inbox::Inbox {

@@ -60,6 +60,8 @@ pub struct Config {
     pub audit: AuditConfig,
     pub approval: ApprovalConfig,
     pub inbox: InboxConfig,
+    /// Where approver groups are told of new requests (`[[notify]]`).
+    pub notify: Vec<crate::approval::notify::Target>,
     pub identities: Vec<Identity>,
     /// Identities whose password was given in clear (dev only, warned about).
     pub plaintext_identities: Vec<String>,
@@ -298,6 +300,8 @@ struct RawConfig {
     #[serde(default)]
     inbox: RawInbox,
     #[serde(default)]
+    notify: Vec<RawNotify>,
+    #[serde(default)]
     identity: Vec<RawIdentity>,
 }
 
@@ -351,6 +355,15 @@ struct RawServer {
 struct RawApproval {
     enabled: Option<bool>,
     store: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    group: String,
+    kind: String,
+    url: String,
+    secret: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -697,6 +710,44 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         listen: inbox_addr,
         public_url,
     };
+    let mut notify = Vec::new();
+    for (i, n) in raw.notify.into_iter().enumerate() {
+        use crate::approval::notify::{Channel, Target};
+        let key = |field: &str| format!("notify[{i}].{field}");
+        if !(n.url.starts_with("https://") || n.url.starts_with("http://")) {
+            return Err(err(
+                &key("url"),
+                "must start with https:// or http://".into(),
+            ));
+        }
+        if n.secret.is_some() && n.kind != "webhook" {
+            return Err(err(
+                &key("secret"),
+                "only a webhook is signed with a secret".into(),
+            ));
+        }
+        let channel = match n.kind.as_str() {
+            "webhook" => Channel::Webhook {
+                url: n.url,
+                secret: n.secret,
+            },
+            "slack" => Channel::Slack { url: n.url },
+            "teams" => Channel::Teams { url: n.url },
+            other => {
+                return Err(err(
+                    &key("kind"),
+                    format!("`{other}` is not one of webhook, slack, teams"),
+                ))
+            }
+        };
+        if n.group.is_empty() {
+            return Err(err(&key("group"), "must name an approver group".into()));
+        }
+        notify.push(Target {
+            group: n.group,
+            channel,
+        });
+    }
     Ok(Config {
         policies: raw.policies.unwrap_or_else(|| "policies".into()),
         state_dir,
@@ -720,6 +771,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         audit,
         approval,
         inbox,
+        notify,
         identities,
         plaintext_identities,
     })

@@ -8,7 +8,7 @@
 //! policy in force ([`crate::policy`]) — and the proxy decides *how* to say
 //! so to its client.
 
-use crate::approval::{self, store::Approvals, HoldRequest, State};
+use crate::approval::{self, notify::Notifier, store::Approvals, HoldRequest, State};
 use crate::audit::{Audit, AuditEvent, Receipt};
 use crate::identity::Role;
 use crate::mask::{Masker, RowMasker};
@@ -179,6 +179,8 @@ pub struct Gate {
     approvals: Option<Approvals>,
     /// The inbox's address, for the notice a held statement's client gets.
     inbox_url: String,
+    /// Tells approver groups of new requests.
+    notifier: Option<Arc<Notifier>>,
     policy: RwLock<Arc<Policy>>,
     /// The masking engine of the policy in force; rebuilt with it.
     masker: RwLock<Arc<Masker>>,
@@ -201,6 +203,7 @@ impl Gate {
             audit,
             approvals: None,
             inbox_url: String::new(),
+            notifier: None,
             policy: RwLock::new(Arc::new(policy)),
             masker: RwLock::new(masker),
             mask_key,
@@ -209,9 +212,15 @@ impl Gate {
     }
 
     /// Holds wait in `approvals` for approvers who decide at `inbox_url`.
-    pub fn with_approvals(mut self, approvals: Approvals, inbox_url: &str) -> Self {
+    pub fn with_approvals(
+        mut self,
+        approvals: Approvals,
+        inbox_url: &str,
+        notifier: Option<Arc<Notifier>>,
+    ) -> Self {
         self.approvals = Some(approvals);
         self.inbox_url = inbox_url.trim_end_matches('/').to_string();
+        self.notifier = notifier;
         self
     }
 
@@ -285,6 +294,12 @@ impl Gate {
             session: &session.id,
             request: &request,
         });
+        if let Some(notifier) = &self.notifier {
+            notifier.request_created(
+                &request,
+                &format!("{}/requests/{}", self.inbox_url, request.id),
+            );
+        }
         let notice = format!(
             "statement held for approval as request {id} by Airlock rule \"{rule}\" ({quorum} approval{s} \
              from group \"{group}\", expires in {expiry}); it runs when approved at {url}/requests/{id}",
