@@ -73,12 +73,23 @@ fn gateway() -> Gateway {
 }
 
 fn gateway_with(extra: &str) -> Gateway {
+    configured(extra, false)
+}
+
+/// With `web`, each person also gets the inbox password `<name>-web-pw`.
+fn configured(extra: &str, web: bool) -> Gateway {
     let mut toml = format!("[approval]\nenabled = true\n{extra}");
     for (name, role, groups) in PEOPLE {
         toml.push_str(&format!(
             "\n[[identity]]\nname = \"{name}\"\nrole = \"{role}\"\ngroups = {groups}\npassword = \"{name}-pw\"\napi_token_hash = \"{}\"\n",
             airlock::hex::encode(blake3::hash(token(name).as_bytes()).as_bytes())
         ));
+        if web {
+            toml.push_str(&format!(
+                "inbox_password_hash = \"{}\"\n",
+                airlock::identity::inbox_password_hash(&format!("{name}-web-pw"))
+            ));
+        }
     }
     Gateway::start_with(Options {
         toml,
@@ -797,4 +808,235 @@ fn approvers_are_notified_and_a_failing_notifier_blocks_nothing() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(!gateway.stderr().contains("/broken"));
+}
+
+/// One request to the inbox's pages: status, the raw head, the body.
+fn web(
+    addr: &str,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: &str,
+) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the inbox");
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, head.to_string(), body.to_string())
+}
+
+/// Logs in; the session cookie (`name=value`).
+fn web_login(addr: &str, user: &str, password: &str) -> Result<String, (u16, String)> {
+    let (status, head, body) = web(
+        addr,
+        "POST",
+        "/login",
+        None,
+        &format!("username={user}&password={password}"),
+    );
+    if status != 303 {
+        return Err((status, body));
+    }
+    let set = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .expect("a session cookie")
+        .to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    Ok(set.split(';').next().unwrap().to_string())
+}
+
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token in the page")
+        .to_string()
+}
+
+#[test]
+fn the_web_inbox_logs_in_shows_requests_escaped_and_decides_with_csrf() {
+    let db = TestDb::create("holds_web");
+    let gateway = configured("", true);
+    let inbox = inbox(&gateway);
+
+    // Logins: wrong password, an agent (no inbox password), then right.
+    assert_eq!(web_login(&inbox, "dba1", "wrong").unwrap_err().0, 401);
+    let (status, body) = web_login(&inbox, AGENT, AGENT_PASSWORD).unwrap_err();
+    assert_eq!(status, 401);
+    assert!(body.contains("Wrong name or password"), "{body}");
+    let (status, head, _) = web(&inbox, "GET", "/", None, "");
+    assert_eq!(status, 303, "pages need a login: {head}");
+    let dba1 = web_login(&inbox, "dba1", "dba1-web-pw").unwrap();
+
+    // Live updates: an open event stream hears of the new request.
+    let mut events = TcpStream::connect(&inbox).unwrap();
+    write!(
+        events,
+        "GET /events HTTP/1.1\r\nHost: {inbox}\r\nCookie: {dba1}\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let hostile = r#"CREATE TABLE "<script>alert(1)</script>" (x int)"#;
+    let psql = psql_spawn(&gateway, AGENT, AGENT_PASSWORD, &db.name, hostile);
+    let id = pending(&inbox)["id"].as_str().unwrap().to_string();
+    events
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("event: changed") {
+        let n = events.read(&mut buf).expect("an event within 10 s");
+        assert!(n > 0, "the event stream ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains(&id), "{seen}");
+
+    // The pending list and the request page show the statement as text.
+    let (status, _, list) = web(&inbox, "GET", "/", Some(&dba1), "");
+    assert_eq!(status, 200);
+    assert!(list.contains(&format!("data-id=\"{id}\"")), "{list}");
+    let (_, _, rows) = web(&inbox, "GET", "/pending-rows", Some(&dba1), "");
+    assert!(rows.contains(&id), "{rows}");
+    let (status, _, request) = web(&inbox, "GET", &format!("/requests/{id}"), Some(&dba1), "");
+    assert_eq!(status, 200);
+    assert!(
+        !request.contains("<script>alert"),
+        "statement not escaped: {request}"
+    );
+    assert!(
+        request.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{request}"
+    );
+    assert!(
+        request.contains("hold-ddl") && request.contains("agent (agent)"),
+        "{request}"
+    );
+
+    // Without the CSRF token nothing is decided; with it the statement runs.
+    let (status, _, _) = web(
+        &inbox,
+        "POST",
+        &format!("/requests/{id}/decide"),
+        Some(&dba1),
+        "csrf=forged&verdict=approve&reason=x",
+    );
+    assert_eq!(status, 403);
+    let csrf = csrf_of(&request);
+    let (status, _, decided) = web(
+        &inbox,
+        "POST",
+        &format!("/requests/{id}/decide"),
+        Some(&dba1),
+        &format!("csrf={csrf}&verdict=approve&reason=checked+the+plan"),
+    );
+    assert_eq!(status, 200);
+    assert!(decided.contains("Your decision on"), "{decided}");
+    let out = psql.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let (_, _, history) = web(&inbox, "GET", "/history", Some(&dba1), "");
+    assert!(
+        history.contains(&id) && history.contains("dba1 approved"),
+        "{history}"
+    );
+
+    // Batch: two held statements denied at once.
+    let one = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE batch_a (x int)",
+    );
+    let two = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE batch_b (x int)",
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let ids: Vec<String> = loop {
+        let (_, list) = http(&inbox, "GET", "/api/requests", Some(&token("dba1")), "");
+        let ids: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        if ids.len() == 2 {
+            break ids;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (_, _, page) = web(&inbox, "GET", "/", Some(&dba1), "");
+    let form = format!(
+        "csrf={}&verdict=deny&reason=not+now&ids={}&ids={}",
+        csrf_of(&page),
+        ids[0],
+        ids[1]
+    );
+    let (status, _, results) = web(&inbox, "POST", "/batch", Some(&dba1), &form);
+    assert_eq!(status, 200);
+    assert_eq!(results.matches(": recorded").count(), 2, "{results}");
+    for child in [one, two] {
+        let out = child.wait_with_output().unwrap();
+        assert!(text(&out).contains("not now"), "{}", text(&out));
+    }
+
+    // Auditors: the session list and a replay with the chain's status.
+    let auditor = web_login(&inbox, "auditor1", "auditor1-web-pw").unwrap();
+    let (status, _, sessions) = web(&inbox, "GET", "/sessions", Some(&auditor), "");
+    assert_eq!(status, 200);
+    let session = request_session(&gateway, &id);
+    assert!(sessions.contains(&session), "{sessions}");
+    let (status, _, replay) = web(
+        &inbox,
+        "GET",
+        &format!("/sessions/{session}"),
+        Some(&auditor),
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(replay.contains("Chain verified"), "{replay}");
+    assert!(
+        replay.contains("held as request") && !replay.contains("<script>alert"),
+        "{replay}"
+    );
+    let (status, _, _) = web(&inbox, "GET", "/sessions", Some(&dba1), "");
+    assert_eq!(status, 403, "approvers do not browse sessions");
+}
+
+fn request_session(gateway: &Gateway, id: &str) -> String {
+    let inbox = inbox(gateway);
+    let (_, r) = http(
+        &inbox,
+        "GET",
+        &format!("/api/requests/{id}"),
+        Some(&token("dba1")),
+        "",
+    );
+    r["session"].as_str().unwrap().to_string()
 }

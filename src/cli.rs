@@ -201,6 +201,9 @@ enum IdentityCommand {
     /// the approver or auditor) and the `api_token_hash = "…"` line for
     /// their `[[identity]]`.
     Token,
+    /// Read a password on standard input and print the
+    /// `inbox_password_hash = "…"` line (Argon2id) for the inbox's login.
+    InboxPassword,
 }
 
 pub fn run() -> ExitCode {
@@ -213,6 +216,25 @@ pub fn run() -> ExitCode {
         Command::Identity {
             command: IdentityCommand::Hash { iterations },
         } => identity_hash(iterations),
+        Command::Identity {
+            command: IdentityCommand::InboxPassword,
+        } => {
+            eprint!("password: ");
+            let _ = std::io::stderr().flush();
+            let mut line = String::new();
+            if std::io::stdin().lock().read_line(&mut line).is_err() {
+                return fail(&"cannot read the password from standard input");
+            }
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.len() < 8 {
+                return fail(&"the password must be at least 8 characters");
+            }
+            println!(
+                "inbox_password_hash = \"{}\"",
+                crate::identity::inbox_password_hash(password)
+            );
+            ExitCode::SUCCESS
+        }
         Command::Identity {
             command: IdentityCommand::Token,
         } => {
@@ -596,6 +618,7 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
         groups: Vec::new(),
         verifier: ScramVerifier::generate(&password, DEFAULT_SCRAM_ITERATIONS),
         api_token_hash: None,
+        inbox_password_hash: None,
     };
     Ok((identity, password))
 }
@@ -622,8 +645,8 @@ fn state_key(path: &Path, what: &str) -> Result<[u8; 32], String> {
 }
 
 /// Opens the chained audit log as `[audit]` says; returns it with the
-/// checkpoint public key (hex) auditors verify with.
-fn open_audit(config: &crate::config::AuditConfig) -> Result<(Audit, String), String> {
+/// checkpoint public key (hex) auditors verify with, and the chain key.
+fn open_audit(config: &crate::config::AuditConfig) -> Result<(Audit, String, [u8; 32]), String> {
     let chain_key = match config.chain_key {
         Some(k) => k,
         None => state_key(&config.chain_key_file, "an audit chain key")?,
@@ -652,7 +675,7 @@ fn open_audit(config: &crate::config::AuditConfig) -> Result<(Audit, String), St
         Vec::new(),
     )
     .map_err(|e| format!("audit: {e}"))?;
-    Ok((Audit::chained(log, config.capture_rows), public))
+    Ok((Audit::chained(log, config.capture_rows), public, chain_key))
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -701,7 +724,8 @@ async fn serve_with(config: Config) -> Result<(), String> {
     );
     let policy = load_policy(&config.policies)?;
     let mask_key = state_key(&config.state_dir.join("mask-key"), "a masking key")?;
-    let (audit, public_key) = open_audit(&config.audit)?;
+    let (audit, public_key, audit_chain_key) = open_audit(&config.audit)?;
+    let audit_chain_key = Some(audit_chain_key);
     let mut gate = Gate::with_mask_key(Arc::new(audit), policy, mask_key);
     let identities = Arc::new(Identities::new(identities));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -733,6 +757,15 @@ async fn serve_with(config: Config) -> Result<(), String> {
             crate::inbox::Inbox {
                 approvals,
                 identities: identities.clone(),
+                web: Default::default(),
+                throttle: Arc::new(LoginThrottle::new(
+                    config.auth.max_failures,
+                    Duration::from_secs(config.auth.failure_window_secs),
+                    Duration::from_secs(config.auth.lockout_secs),
+                )),
+                secure_cookies: url.starts_with("https://"),
+                audit_dir: Some(config.audit.dir.clone()),
+                chain_key: audit_chain_key,
             },
             stop_rx.clone(),
         ));

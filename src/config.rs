@@ -400,6 +400,7 @@ struct RawIdentity {
     password: Option<String>,
     scram_verifier: Option<String>,
     api_token_hash: Option<String>,
+    inbox_password_hash: Option<String>,
 }
 
 /// One override of a key, from the environment or a flag.
@@ -641,6 +642,21 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
                 })
             })
             .transpose()?;
+        if let Some(phc) = &id.inbox_password_hash {
+            if id.role == Role::Agent {
+                return Err(err(
+                    &key("inbox_password_hash"),
+                    "agents do not use the inbox; only approvers, auditors and admins log in"
+                        .into(),
+                ));
+            }
+            if !phc.starts_with("$argon2") {
+                return Err(err(
+                    &key("inbox_password_hash"),
+                    "must be an Argon2 hash (see `airlock identity inbox-password`)".into(),
+                ));
+            }
+        }
         if api_token_hash.is_some() && id.role == Role::Agent {
             return Err(err(
                 &key("api_token_hash"),
@@ -654,6 +670,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             groups: id.groups,
             verifier,
             api_token_hash,
+            inbox_password_hash: id.inbox_password_hash,
         });
     }
 

@@ -51,6 +51,29 @@ pub struct Identity {
     pub verifier: ScramVerifier,
     /// BLAKE3 of the bearer token this identity uses with the inbox's API.
     pub api_token_hash: Option<[u8; 32]>,
+    /// Argon2 hash (PHC string) of the password for the inbox's web pages.
+    pub inbox_password_hash: Option<String>,
+}
+
+/// Checks `password` against an Argon2 PHC string; false on any mismatch
+/// or malformed hash.
+pub fn inbox_password_matches(phc: &str, password: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc).is_ok_and(|hash| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
+}
+
+/// An Argon2id PHC string for `password`, with a fresh salt.
+pub fn inbox_password_hash(password: &str) -> String {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("Argon2 hashes any password")
+        .to_string()
 }
 
 /// A SCRAM-SHA-256 verifier: what the server keeps to check a proof of the

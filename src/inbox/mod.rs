@@ -1,7 +1,8 @@
-//! The HTTP side for approvers and auditors: the JSON API over held
-//! requests (this module), with bearer tokens from `[[identity]]
-//! api_token_hash`. Agents have no way in: the configuration gives them no
-//! token, and a token that maps to an agent is refused all the same.
+//! The HTTP side for approvers and auditors: web pages ([`web`]) and the
+//! JSON API over held requests (this module), with bearer tokens from
+//! `[[identity]] api_token_hash`. Agents have no way in: the configuration
+//! gives them no token and no inbox password, and a token or login that
+//! maps to an agent is refused all the same.
 //!
 //! ```text
 //! GET  /api/requests?state=pending|approved|denied|expired|withdrawn|all&limit=N
@@ -10,6 +11,7 @@
 //! POST /api/requests/{id}/deny      {"reason": "…"}
 //! ```
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -23,17 +25,38 @@ use serde_json::json;
 
 use crate::approval::store::{Approvals, Decided};
 use crate::approval::{State, VoteError};
-use crate::identity::{Identities, Identity, Role};
+use crate::identity::{Identities, Identity, LoginThrottle, Role};
+
+pub mod web;
 
 /// What every handler needs.
 #[derive(Clone)]
 pub struct Inbox {
     pub approvals: Approvals,
     pub identities: Arc<Identities>,
+    pub web: Arc<web::WebSessions>,
+    pub throttle: Arc<LoginThrottle>,
+    /// Cookies are marked Secure when the inbox is served over https.
+    pub secure_cookies: bool,
+    /// The audit log, for the session views and requests' recent statements.
+    pub audit_dir: Option<PathBuf>,
+    /// To check the chain's hashes in the replay view.
+    pub chain_key: Option<[u8; 32]>,
 }
 
 pub fn router(inbox: Inbox) -> Router {
     Router::new()
+        .route("/", get(web::pending))
+        .route("/login", get(web::login_form).post(web::login))
+        .route("/logout", post(web::logout))
+        .route("/pending-rows", get(web::pending_fragment))
+        .route("/events", get(web::events))
+        .route("/history", get(web::history))
+        .route("/requests/{id}", get(web::request_page))
+        .route("/requests/{id}/decide", post(web::decide))
+        .route("/batch", post(web::batch))
+        .route("/sessions", get(web::sessions))
+        .route("/sessions/{id}", get(web::replay))
         .route("/api/requests", get(list))
         .route("/api/requests/{id}", get(show))
         .route("/api/requests/{id}/approve", post(approve))
@@ -50,7 +73,8 @@ pub async fn serve(
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    if let Err(e) = axum::serve(listener, router(inbox))
+    let app = router(inbox).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
     {

@@ -1,0 +1,847 @@
+//! The inbox's web pages: server-rendered HTML with a little plain
+//! JavaScript (the live pending list), readable on a laptop and a phone.
+//!
+//! Login with the Argon2 password in `[[identity]] inbox_password_hash`;
+//! the session is a random id in an HttpOnly, SameSite=Strict cookie
+//! (Secure when the inbox is served over https), kept in memory for eight
+//! hours; every form carries the session's CSRF token; failed logins count
+//! against the client address like the gateway's own. Agents cannot log
+//! in. Everything a page shows is HTML-escaped.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Form, Path, State as Extract};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::Inbox;
+use crate::approval::store::Decided;
+use crate::approval::{now_ms, HoldRequest, State};
+use crate::identity::{inbox_password_matches, Identity, Role};
+
+const COOKIE: &str = "airlock_session";
+const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+
+/// Logged-in browser sessions.
+#[derive(Default)]
+pub struct WebSessions {
+    by_id: Mutex<HashMap<String, WebSession>>,
+}
+
+#[derive(Clone)]
+struct WebSession {
+    identity: String,
+    csrf: String,
+    expires: Instant,
+}
+
+fn random_token() -> String {
+    crate::hex::encode(&rand::random::<[u8; 32]>())
+}
+
+impl WebSessions {
+    fn open(&self, identity: &str) -> (String, WebSession) {
+        let session = WebSession {
+            identity: identity.to_string(),
+            csrf: random_token(),
+            expires: Instant::now() + SESSION_LIFETIME,
+        };
+        let id = random_token();
+        let mut all = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|_, s| s.expires > Instant::now());
+        all.insert(id.clone(), session.clone());
+        (id, session)
+    }
+
+    fn get(&self, id: &str) -> Option<WebSession> {
+        let all = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(id).filter(|s| s.expires > Instant::now()).cloned()
+    }
+
+    fn close(&self, id: &str) {
+        self.by_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+}
+
+/// `&`, `<`, `>`, `"` and `'` as entities: safe in text and in quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The logged-in identity and its session, or a redirect to the login page.
+fn signed_in<'a>(
+    inbox: &'a Inbox,
+    headers: &HeaderMap,
+) -> Result<(&'a Identity, WebSession, String), Redirect> {
+    let found = cookie_value(headers, COOKIE).and_then(|id| {
+        let session = inbox.web.get(id)?;
+        let identity = inbox.identities.get(&session.identity)?;
+        Some((identity, session, id.to_string()))
+    });
+    found.ok_or_else(|| Redirect::to("/login"))
+}
+
+fn page(title: &str, who: Option<(&Identity, &WebSession)>, body: &str) -> Html<String> {
+    let nav = match who {
+        Some((identity, session)) => {
+            let auditor_links = if matches!(identity.role, Role::Auditor | Role::Admin) {
+                r#"<a href="/sessions">Sessions</a>"#
+            } else {
+                ""
+            };
+            format!(
+                r#"<nav><a href="/">Pending</a><a href="/history">History</a>{auditor_links}
+<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}">
+<button type="submit">Log out {name}</button></form></nav>"#,
+                csrf = escape(&session.csrf),
+                name = escape(&identity.name),
+            )
+        }
+        None => String::new(),
+    };
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Airlock</title>
+<style>
+body{{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}}
+header{{background:#1b1f24;color:#fff;padding:.6rem 1rem;display:flex;flex-wrap:wrap;gap:1rem;align-items:center}}
+header b{{font-size:1.1rem}} nav{{display:flex;flex-wrap:wrap;gap:1rem;align-items:center}}
+nav a{{color:#cfe3ff}} main{{padding:1rem;max-width:70rem;margin:auto}}
+table{{border-collapse:collapse;width:100%;background:#fff}} th,td{{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #e3e6ea;vertical-align:top}}
+pre{{background:#fff;border:1px solid #e3e6ea;padding:.6rem;white-space:pre-wrap;word-break:break-word}}
+.inline{{display:inline}} .error{{color:#a40000;font-weight:600}} .ok{{color:#0a6b2b;font-weight:600}}
+.facts th{{width:9rem;color:#555}} button{{padding:.35rem .8rem}} textarea{{width:100%;min-height:3rem}}
+@media (max-width:40rem){{td.wide,th.wide{{display:none}}}}
+</style></head>
+<body><header><b>Airlock</b>{nav}</header><main>
+<h1>{title}</h1>
+{body}
+</main></body></html>"#,
+        title = escape(title),
+    ))
+}
+
+// ---- login -----------------------------------------------------------------
+
+pub async fn login_form() -> Html<String> {
+    login_page("")
+}
+
+fn login_page(error: &str) -> Html<String> {
+    let error = if error.is_empty() {
+        String::new()
+    } else {
+        format!(r#"<p class="error" id="login-error">{}</p>"#, escape(error))
+    };
+    page(
+        "Log in",
+        None,
+        &format!(
+            r#"{error}<form method="post" action="/login" id="login">
+<p><label>Name<br><input name="username" autocomplete="username" required></label></p>
+<p><label>Password<br><input name="password" type="password" autocomplete="current-password" required></label></p>
+<p><button type="submit">Log in</button></p></form>"#
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct Login {
+    username: String,
+    password: String,
+}
+
+pub async fn login(
+    Extract(inbox): Extract<Inbox>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<Login>,
+) -> Response {
+    if let Err(wait) = inbox.throttle.check(peer.ip()) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            login_page(&format!(
+                "Too many failed logins from this address; try again in {} s.",
+                wait.as_secs().max(1)
+            )),
+        )
+            .into_response();
+    }
+    let identity = inbox.identities.get(&form.username);
+    let hash = identity.and_then(|i| i.inbox_password_hash.as_deref());
+    // Unknown names cost the same Argon2 work as known ones.
+    let matches = inbox_password_matches(hash.unwrap_or_else(|| decoy_hash()), &form.password)
+        && hash.is_some();
+    let identity = match identity {
+        Some(i) if matches && i.role != Role::Agent => i,
+        _ => {
+            inbox.throttle.record_failure(peer.ip());
+            tracing::warn!(client = %peer, user = %form.username, "inbox login failed");
+            return (
+                StatusCode::UNAUTHORIZED,
+                login_page("Wrong name or password."),
+            )
+                .into_response();
+        }
+    };
+    inbox.throttle.record_success(peer.ip());
+    let (id, _) = inbox.web.open(&identity.name);
+    tracing::info!(client = %peer, user = %identity.name, "inbox login");
+    let secure = if inbox.secure_cookies { "; Secure" } else { "" };
+    (
+        [(
+            header::SET_COOKIE,
+            format!(
+                "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+                SESSION_LIFETIME.as_secs()
+            ),
+        )],
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+/// An Argon2 hash of a random password, checked when the name is unknown
+/// so that the time a login takes does not tell names apart.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| crate::identity::inbox_password_hash(&random_token()))
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+pub async fn logout(
+    Extract(inbox): Extract<Inbox>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Ok((_, session, id)) = signed_in(&inbox, &headers) {
+        if constant_eq(&session.csrf, &form.csrf) {
+            inbox.web.close(&id);
+        }
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        )],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+fn constant_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+// ---- pending, history, request ---------------------------------------------
+
+fn age(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The rows of the pending table (also served alone for live updates).
+fn pending_rows(requests: &[HoldRequest], csrf: &str) -> String {
+    let now = now_ms();
+    let mut rows = String::new();
+    for r in requests {
+        let _ = write!(
+            rows,
+            r#"<tr class="request" data-id="{id}"><td><input type="checkbox" name="ids" value="{id}" form="batch" aria-label="select {id}"></td>
+<td><a class="open" href="/requests/{id}">{id}</a></td><td>{who}</td><td class="wide"><code>{sql}</code></td>
+<td>{rule}</td><td>{age} ago</td><td>{left}</td></tr>"#,
+            id = escape(&r.id),
+            who = escape(&r.requester),
+            sql = escape(&shorten(&r.sql, 120)),
+            rule = escape(&r.rule),
+            age = age(now.saturating_sub(r.created_ms)),
+            left = age(r.expires_ms.saturating_sub(now)),
+        );
+    }
+    if requests.is_empty() {
+        rows.push_str(r#"<tr class="empty"><td colspan="7">Nothing is waiting.</td></tr>"#);
+    }
+    let _ = csrf;
+    rows
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+pub async fn pending(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Response {
+    let (identity, session, _) = match signed_in(&inbox, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let requests = match inbox.approvals.list(Some(State::Pending), 500).await {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    let body = format!(
+        r#"<form method="post" action="/batch" id="batch"><input type="hidden" name="csrf" value="{csrf}">
+<p><label>Reason <input name="reason" size="40"></label>
+<button type="submit" name="verdict" value="approve" id="batch-approve">Approve selected</button>
+<button type="submit" name="verdict" value="deny" id="batch-deny">Deny selected</button></p></form>
+<table id="pending"><thead><tr><th></th><th>Request</th><th>Requester</th><th class="wide">Statement</th><th>Rule</th><th>Age</th><th>Time left</th></tr></thead>
+<tbody id="pending-rows">{rows}</tbody></table>
+<p><small id="live">Live: the list updates by itself.</small></p>
+<script>
+(function () {{
+  var events = new EventSource('/events');
+  function refresh() {{
+    fetch('/pending-rows', {{credentials: 'same-origin'}}).then(function (r) {{ return r.ok ? r.text() : null; }})
+      .then(function (html) {{ if (html !== null) document.getElementById('pending-rows').innerHTML = html; }});
+  }}
+  events.addEventListener('changed', refresh);
+  events.onerror = function () {{ document.getElementById('live').textContent = 'Live updates paused; reload to resume.'; }};
+}})();
+</script>"#,
+        csrf = escape(&session.csrf),
+        rows = pending_rows(&requests, &session.csrf),
+    );
+    page("Pending requests", Some((identity, &session)), &body).into_response()
+}
+
+pub async fn pending_fragment(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Response {
+    let (_, session, _) = match signed_in(&inbox, &headers) {
+        Ok(s) => s,
+        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
+    };
+    match inbox.approvals.list(Some(State::Pending), 500).await {
+        Ok(r) => Html(pending_rows(&r, &session.csrf)).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+/// Server-sent events: `changed` with a request id whenever one changes.
+pub async fn events(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Response {
+    use tokio_stream::StreamExt;
+    if signed_in(&inbox, &headers).is_err() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    // A receiver that lagged missed some ids: one `changed` covers them all.
+    let stream =
+        tokio_stream::wrappers::BroadcastStream::new(inbox.approvals.subscribe()).map(|item| {
+            Ok::<_, std::convert::Infallible>(
+                Event::default()
+                    .event("changed")
+                    .data(item.unwrap_or_default()),
+            )
+        });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+pub async fn history(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Response {
+    let (identity, session, _) = match signed_in(&inbox, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let requests = match inbox.approvals.list(None, 500).await {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    let mut rows = String::new();
+    for r in requests.iter().filter(|r| r.state != State::Pending) {
+        let deciders: Vec<String> = r
+            .votes
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} {}",
+                    v.approver,
+                    if v.approve { "approved" } else { "denied" }
+                )
+            })
+            .collect();
+        let _ = write!(
+            rows,
+            r#"<tr><td><a href="/requests/{id}">{id}</a></td><td>{state}</td><td>{who}</td><td class="wide"><code>{sql}</code></td><td>{votes}</td></tr>"#,
+            id = escape(&r.id),
+            state = r.state.name(),
+            who = escape(&r.requester),
+            sql = escape(&shorten(&r.sql, 120)),
+            votes = escape(&if deciders.is_empty() {
+                r.ended_because.clone().unwrap_or_default()
+            } else {
+                deciders.join(", ")
+            }),
+        );
+    }
+    let body = format!(
+        r#"<table id="history"><thead><tr><th>Request</th><th>Outcome</th><th>Requester</th><th class="wide">Statement</th><th>Decisions</th></tr></thead><tbody>{rows}</tbody></table>"#
+    );
+    page("History", Some((identity, &session)), &body).into_response()
+}
+
+pub async fn request_page(
+    Extract(inbox): Extract<Inbox>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let (identity, session, _) = match signed_in(&inbox, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let request = match inbox.approvals.get(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return (
+                StatusCode::NOT_FOUND,
+                page(
+                    "Not found",
+                    Some((identity, &session)),
+                    "<p>No such request.</p>",
+                ),
+            )
+                .into_response()
+        }
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    page(
+        &format!("Request {}", request.id),
+        Some((identity, &session)),
+        &request_body(&inbox, &request, identity, &session, ""),
+    )
+    .into_response()
+}
+
+fn request_body(
+    inbox: &Inbox,
+    r: &HoldRequest,
+    identity: &Identity,
+    session: &WebSession,
+    flash: &str,
+) -> String {
+    let now = now_ms();
+    let fact =
+        |name: &str, value: &str| format!("<tr><th>{name}</th><td>{}</td></tr>", escape(value));
+    let mut facts = String::new();
+    facts.push_str(&fact("State", r.state.name()));
+    facts.push_str(&fact(
+        "Requester",
+        &format!("{} ({})", r.requester, r.requester_role),
+    ));
+    facts.push_str(&fact(
+        "From",
+        &format!(
+            "{} via {}",
+            r.client,
+            r.application.as_deref().unwrap_or("an unnamed application")
+        ),
+    ));
+    facts.push_str(&fact(
+        "Database",
+        &format!("{} ({})", r.database, r.protocol),
+    ));
+    facts.push_str(&fact("Session", &r.session));
+    facts.push_str(&fact("Classes", &r.classes.join(", ")));
+    facts.push_str(&fact("Objects", &r.objects.join(", ")));
+    facts.push_str(&fact("Rule", &r.rule));
+    facts.push_str(&fact(
+        "Needs",
+        &format!(
+            "{} approval{} from group {} ({} so far)",
+            r.quorum,
+            if r.quorum == 1 { "" } else { "s" },
+            r.group,
+            r.approvals()
+        ),
+    ));
+    facts.push_str(&fact(
+        "Age / time left",
+        &format!(
+            "{} / {}",
+            age(now.saturating_sub(r.created_ms)),
+            if r.state == State::Pending {
+                age(r.expires_ms.saturating_sub(now))
+            } else {
+                "—".into()
+            }
+        ),
+    ));
+    if let Some(why) = &r.ended_because {
+        facts.push_str(&fact("Ended", why));
+    }
+    let mut votes = String::new();
+    for v in &r.votes {
+        let _ = write!(
+            votes,
+            "<li>{} {}{}</li>",
+            escape(&v.approver),
+            if v.approve { "approved" } else { "denied" },
+            if v.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", escape(&v.reason))
+            }
+        );
+    }
+    let recent = recent_statements(inbox, &r.session);
+    let can_decide = r.state == State::Pending
+        && matches!(identity.role, Role::Approver | Role::Admin)
+        && identity.name != r.requester
+        && identity.groups.contains(&r.group);
+    let forms = if can_decide {
+        format!(
+            r#"<form method="post" action="/requests/{id}/decide" id="decide"><input type="hidden" name="csrf" value="{csrf}">
+<p><label>Reason<br><textarea name="reason"></textarea></label></p>
+<p><button type="submit" name="verdict" value="approve" id="approve">Approve</button>
+<button type="submit" name="verdict" value="deny" id="deny">Deny</button></p></form>"#,
+            id = escape(&r.id),
+            csrf = escape(&session.csrf),
+        )
+    } else if r.state == State::Pending && identity.name == r.requester {
+        "<p>This is your own request: someone else decides it.</p>".into()
+    } else {
+        String::new()
+    };
+    format!(
+        r#"{flash}<h2>Statement</h2><pre id="statement">{sql}</pre>
+<table class="facts">{facts}</table>
+<h2>Decisions</h2><ul id="votes">{votes}</ul>
+{forms}
+<h2>Recent statements in this session</h2>{recent}"#,
+        flash = flash,
+        sql = escape(&r.sql),
+    )
+}
+
+/// The last statements of `session` from the audit log (masked as logged).
+fn recent_statements(inbox: &Inbox, session: &str) -> String {
+    let Some(dir) = &inbox.audit_dir else {
+        return "<p>No audit log.</p>".into();
+    };
+    let records = crate::audit::read::session_records(dir, session).unwrap_or_default();
+    let statements: Vec<String> = records
+        .iter()
+        .filter(|(_, r)| r.get("kind").and_then(|k| k.as_str()) == Some("statement"))
+        .rev()
+        .take(10)
+        .map(|(_, r)| {
+            format!(
+                "<li><code>{}</code> — {}</li>",
+                escape(r.get("sql").and_then(|s| s.as_str()).unwrap_or("")),
+                escape(r.get("verdict").and_then(|s| s.as_str()).unwrap_or(""))
+            )
+        })
+        .collect();
+    if statements.is_empty() {
+        "<p>None recorded.</p>".into()
+    } else {
+        format!(r#"<ol id="recent">{}</ol>"#, statements.join(""))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Decision {
+    csrf: String,
+    verdict: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn decide(
+    Extract(inbox): Extract<Inbox>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<Decision>,
+) -> Response {
+    let (identity, session, _) = match signed_in(&inbox, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    if !constant_eq(&session.csrf, &form.csrf) {
+        return (StatusCode::FORBIDDEN, "invalid CSRF token; reload the page").into_response();
+    }
+    let flash = match cast(&inbox, identity, &id, &form.verdict, &form.reason).await {
+        Ok(()) => format!(
+            r#"<p class="ok" id="flash">Your decision on {} is recorded.</p>"#,
+            escape(&id)
+        ),
+        Err(why) => format!(r#"<p class="error" id="flash">{}</p>"#, escape(&why)),
+    };
+    match inbox.approvals.get(&id).await {
+        Ok(Some(r)) => page(
+            &format!("Request {}", r.id),
+            Some((identity, &session)),
+            &request_body(&inbox, &r, identity, &session, &flash),
+        )
+        .into_response(),
+        _ => (StatusCode::NOT_FOUND, "no such request").into_response(),
+    }
+}
+
+async fn cast(
+    inbox: &Inbox,
+    identity: &Identity,
+    id: &str,
+    verdict: &str,
+    reason: &str,
+) -> Result<(), String> {
+    if identity.role == Role::Auditor {
+        return Err("Auditors read requests; they do not decide them.".into());
+    }
+    let approve = match verdict {
+        "approve" => true,
+        "deny" => false,
+        _ => return Err("Choose approve or deny.".into()),
+    };
+    if reason.len() > 2000 {
+        return Err("The reason is longer than 2000 bytes.".into());
+    }
+    match inbox
+        .approvals
+        .vote(
+            id,
+            &identity.name,
+            identity.role,
+            &identity.groups,
+            approve,
+            reason,
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(Decided::Refused(e)) => Err(e.to_string()),
+        Err(Decided::Store(e)) => Err(e.to_string()),
+    }
+}
+
+pub async fn batch(
+    Extract(inbox): Extract<Inbox>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let (identity, session, _) = match signed_in(&inbox, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    // `ids` repeats, which a struct form cannot hold: read the pairs.
+    let pairs: Vec<(String, String)> = form_urlencoded(&body);
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    if !constant_eq(&session.csrf, get("csrf")) {
+        return (StatusCode::FORBIDDEN, "invalid CSRF token; reload the page").into_response();
+    }
+    let (verdict, reason) = (get("verdict").to_string(), get("reason").to_string());
+    let mut results = String::new();
+    for id in pairs.iter().filter(|(k, _)| k == "ids").map(|(_, v)| v) {
+        let outcome = match cast(&inbox, identity, id, &verdict, &reason).await {
+            Ok(()) => "recorded".to_string(),
+            Err(why) => why,
+        };
+        let _ = write!(results, "<li>{}: {}</li>", escape(id), escape(&outcome));
+    }
+    if results.is_empty() {
+        results.push_str("<li>No request was selected.</li>");
+    }
+    page(
+        "Batch decision",
+        Some((identity, &session)),
+        &format!(r#"<ul id="batch-results">{results}</ul><p><a href="/">Back to pending</a></p>"#),
+    )
+    .into_response()
+}
+
+/// `application/x-www-form-urlencoded` pairs, repeated names kept.
+fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
+    let decode = |part: &[u8]| -> String {
+        let mut out = Vec::with_capacity(part.len());
+        let mut i = 0;
+        while i < part.len() {
+            match part[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < part.len() => {
+                    match std::str::from_utf8(&part[i + 1..i + 3])
+                        .ok()
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    {
+                        Some(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    body.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.iter().position(|&b| b == b'=') {
+            Some(eq) => (decode(&p[..eq]), decode(&p[eq + 1..])),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+// ---- auditors: sessions and replay ------------------------------------------
+
+pub async fn sessions(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Response {
+    let (identity, session, _) = match signed_in(&inbox, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    if !matches!(identity.role, Role::Auditor | Role::Admin) {
+        return (
+            StatusCode::FORBIDDEN,
+            page(
+                "Not allowed",
+                Some((identity, &session)),
+                "<p>Sessions are for auditors.</p>",
+            ),
+        )
+            .into_response();
+    }
+    let Some(dir) = inbox.audit_dir.clone() else {
+        return page(
+            "Sessions",
+            Some((identity, &session)),
+            "<p>No audit log.</p>",
+        )
+        .into_response();
+    };
+    let listed = tokio::task::spawn_blocking(move || {
+        crate::audit::read::sessions(&dir, &Default::default())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    let mut rows = String::new();
+    for s in listed.unwrap_or_default().iter().rev().take(500) {
+        let _ = write!(
+            rows,
+            r#"<tr><td><a href="/sessions/{id}">{id}</a></td><td>{who}</td><td>{started}</td><td>{statements}</td><td class="wide">{end}</td></tr>"#,
+            id = escape(&s.session),
+            who = escape(&s.identity),
+            started = escape(&s.started),
+            statements = s.statements,
+            end = escape(s.end_reason.as_deref().unwrap_or("open")),
+        );
+    }
+    page(
+        "Sessions",
+        Some((identity, &session)),
+        &format!(r#"<table id="sessions"><thead><tr><th>Session</th><th>Identity</th><th>Started</th><th>Statements</th><th class="wide">End</th></tr></thead><tbody>{rows}</tbody></table>"#),
+    )
+    .into_response()
+}
+
+pub async fn replay(
+    Extract(inbox): Extract<Inbox>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let (identity, session, _) = match signed_in(&inbox, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    if !matches!(identity.role, Role::Auditor | Role::Admin) {
+        return (StatusCode::FORBIDDEN, "sessions are for auditors").into_response();
+    }
+    let Some(dir) = inbox.audit_dir.clone() else {
+        return page("Replay", Some((identity, &session)), "<p>No audit log.</p>").into_response();
+    };
+    let (key, wanted) = (inbox.chain_key, id.clone());
+    let (records, status) = tokio::task::spawn_blocking(move || {
+        let records = crate::audit::read::session_records(&dir, &wanted).unwrap_or_default();
+        let status = match crate::audit::verify::verify(&dir, key.as_ref(), None) {
+            Ok(report) => match report.broken {
+                None => "Chain verified: every link, hash and checkpoint signature.".to_string(),
+                Some(b) => format!(
+                    "CHAIN BROKEN at {} line {}: {}",
+                    b.file.display(),
+                    b.line,
+                    b.problem
+                ),
+            },
+            Err(e) => format!("Chain not verified: {e}"),
+        };
+        (records, status)
+    })
+    .await
+    .unwrap_or_default();
+    if records.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            page(
+                "Replay",
+                Some((identity, &session)),
+                "<p>No such session.</p>",
+            ),
+        )
+            .into_response();
+    }
+    let class = if status.starts_with("Chain verified") {
+        "ok"
+    } else {
+        "error"
+    };
+    page(
+        &format!("Session {id}"),
+        Some((identity, &session)),
+        &format!(
+            r#"<p class="{class}" id="chain">{}</p><pre id="transcript">{}</pre>"#,
+            escape(&status),
+            escape(&crate::audit::read::transcript(&records))
+        ),
+    )
+    .into_response()
+}
