@@ -17,6 +17,15 @@ use support::gateway::{psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSW
 
 const POLICY: &str = r#"
 [[rule]]
+name = "hold-audited-writes"
+classes = ["write"]
+objects = ["audited_*"]
+action = "hold"
+group = "dba"
+quorum = 1
+expiry = "60s"
+
+[[rule]]
 name = "allow-everyday"
 classes = ["read", "write", "session"]
 action = "allow"
@@ -1039,4 +1048,59 @@ fn request_session(gateway: &Gateway, id: &str) -> String {
         "",
     );
     r["session"].as_str().unwrap().to_string()
+}
+
+/// Approvers see PostgreSQL's plan for a held write (EXPLAIN, which runs
+/// nothing), with the values in it masked; statements EXPLAIN cannot take
+/// safely (DDL) get none.
+#[test]
+fn a_held_write_comes_with_its_plan_as_impact_estimate() {
+    let db = TestDb::create("holds_impact");
+    psql_direct(
+        &db.name,
+        "CREATE TABLE audited_accounts (email text, note text); \
+         INSERT INTO audited_accounts SELECT 'user' || g || '@example.com', '' FROM generate_series(1, 500) g",
+    );
+    let gateway = gateway();
+    let inbox = inbox(&gateway);
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "UPDATE audited_accounts SET note = 'checked' WHERE email = 'ana.lima@example.com'",
+    );
+    let request = pending(&inbox);
+    let id = request["id"].as_str().unwrap().to_string();
+    assert_eq!(request["rule"], "hold-audited-writes");
+    let impact = request["impact"].as_str().expect("a plan").to_string();
+    assert!(impact.contains("Update on audited_accounts"), "{impact}");
+    assert!(impact.contains("Seq Scan on audited_accounts"), "{impact}");
+    assert!(
+        impact.contains("<EMAIL>") && !impact.contains("ana.lima"),
+        "{impact}"
+    );
+    assert_eq!(decide(&inbox, "dba1", &id, "approve", "").0, 200);
+    let out = psql.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("UPDATE 0"), "{}", text(&out));
+
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE no_plan_t (x int)",
+    );
+    let ddl = pending_other_than(&inbox, &id);
+    let (_, request) = http(
+        &inbox,
+        "GET",
+        &format!("/api/requests/{ddl}"),
+        Some(&token("dba1")),
+        "",
+    );
+    assert!(request["impact"].is_null(), "{request}");
+    assert_eq!(decide(&inbox, "dba1", &ddl, "deny", "").0, 200);
+    let _ = psql.wait_with_output();
 }

@@ -243,6 +243,7 @@ impl Gate {
         session: &SessionInfo,
         checked: &Checked,
         sql: &[u8],
+        impact: Option<String>,
     ) -> Result<(HoldRequest, String), Refusal> {
         let (Some(approvals), Action::Hold(spec)) = (&self.approvals, &checked.decision.action)
         else {
@@ -285,6 +286,7 @@ impl Gate {
             votes: Vec::new(),
             ended_because: None,
             consumed_ms: None,
+            impact,
         };
         if let Err(e) = approvals.create(&request).await {
             tracing::error!(error = %e, "cannot store an approval request; the statement is refused");
@@ -323,6 +325,7 @@ impl Gate {
         session: &SessionInfo,
         checked: &Checked,
         sql: &[u8],
+        impact: Option<String>,
     ) -> Result<(), Refusal> {
         let Some(approvals) = &self.approvals else {
             return Err(store_unavailable("no approval store"));
@@ -357,7 +360,7 @@ impl Gate {
         };
         let request = match pending {
             Some(r) => r,
-            None => self.hold(session, checked, sql).await?.0,
+            None => self.hold(session, checked, sql, impact).await?.0,
         };
         Err(Refusal {
             code: "42501",

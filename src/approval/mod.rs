@@ -79,6 +79,10 @@ pub struct HoldRequest {
     /// approval runs the statement once).
     #[serde(default)]
     pub consumed_ms: Option<u64>,
+    /// PostgreSQL's plan for the statement (values masked), when Airlock
+    /// could ask for one safely.
+    #[serde(default)]
+    pub impact: Option<String>,
 }
 
 impl HoldRequest {
@@ -207,6 +211,7 @@ mod tests {
             votes: Vec::new(),
             ended_because: None,
             consumed_ms: None,
+            impact: None,
         }
     }
 

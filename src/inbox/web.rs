@@ -548,11 +548,16 @@ fn request_body(
     format!(
         r#"{flash}<h2>Statement</h2><pre id="statement">{sql}</pre>
 <table class="facts">{facts}</table>
+<h2>Impact estimate</h2>{impact}
 <h2>Decisions</h2><ul id="votes">{votes}</ul>
 {forms}
 <h2>Recent statements in this session</h2>{recent}"#,
         flash = flash,
         sql = escape(&r.sql),
+        impact = match &r.impact {
+            Some(plan) => format!(r#"<pre id="impact">{}</pre>"#, escape(plan)),
+            None => "<p>Not available (Airlock asks PostgreSQL for a plan only for a single query that reads, writes or exports).</p>".into(),
+        },
     )
 }
 

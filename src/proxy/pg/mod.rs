@@ -320,6 +320,8 @@ async fn run_session(
         held: Default::default(),
         held_portals: Default::default(),
         cancelled: cancel_key.cancelled(),
+        pool: shared.pool.clone(),
+        pool_key: key.clone(),
     };
     let mut back = Back {
         reader: MessageReader::with_buffer(upstream_read, buffered, usize::MAX),

@@ -26,6 +26,7 @@ use crate::audit::AuditEvent;
 use crate::gate::{Checked, Gate, Origin, Refusal, SessionInfo, SessionStatements};
 use crate::mask::{Column, RowMasker};
 use crate::proxy::Stream;
+use crate::sql::{Classes, StatementClass};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -159,6 +160,10 @@ pub struct Front {
     pub held_portals: HashMap<Vec<u8>, Arc<(Checked, Vec<u8>)>>,
     /// Changes with each CancelRequest for this session.
     pub cancelled: watch::Receiver<u64>,
+    /// For the impact estimate of held statements (EXPLAIN on another
+    /// connection for this session's database and settings).
+    pub pool: Arc<super::upstream::Pool>,
+    pub pool_key: super::upstream::PoolKey,
 }
 
 /// Messages kept while a held statement waits; beyond this the client is
@@ -461,13 +466,14 @@ impl Front {
     /// shutting down withdraws the request; what the client pipelines
     /// meanwhile is kept and handled, in order, after the wait.
     async fn wait_for_approval(&mut self, checked: &Checked, sql: &[u8]) -> Result<(), Refusal> {
+        let impact = self.impact(checked, sql).await;
         if Gate::is_deferred(checked) {
             return self
                 .gate
-                .release_deferred(&self.session, checked, sql)
+                .release_deferred(&self.session, checked, sql, impact)
                 .await;
         }
-        let (request, notice) = self.gate.hold(&self.session, checked, sql).await?;
+        let (request, notice) = self.gate.hold(&self.session, checked, sql, impact).await?;
         let told = self
             .push(Expect::Inject {
                 frames: backend::notice(&notice),
@@ -505,6 +511,49 @@ impl Front {
             }
         };
         gate.await_release(session, &request, withdraw).await
+    }
+
+    /// What PostgreSQL plans for a held statement, for the approvers:
+    /// `EXPLAIN` (which runs nothing) on another connection, for one
+    /// statement that reads, writes or exports with a query; values in the
+    /// plan masked like the statement. `None` when not safe or not possible.
+    async fn impact(&self, checked: &Checked, sql: &[u8]) -> Option<String> {
+        let statement = match checked.classification.statements.as_slice() {
+            [one] => one,
+            _ => return None,
+        };
+        let routine = Classes::of(&[
+            StatementClass::Read,
+            StatementClass::Write,
+            StatementClass::Export,
+        ]);
+        if statement.classes.iter().any(|c| !routine.contains(c)) {
+            return None;
+        }
+        let text = std::str::from_utf8(sql).ok()?.trim().trim_end_matches(';');
+        let first = text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .find(|w| !w.is_empty())?
+            .to_ascii_uppercase();
+        if !matches!(
+            first.as_str(),
+            "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "WITH" | "MERGE" | "VALUES" | "TABLE"
+        ) {
+            return None;
+        }
+        let plan = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            self.pool.explain(&self.pool_key, text),
+        )
+        .await;
+        match plan {
+            Ok(Ok(lines)) => Some(self.gate.masker().mask_sql_literals(&lines.join("\n"))),
+            Ok(Err(e)) => {
+                tracing::debug!(session = %self.session.id, error = %e, "no impact estimate");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     async fn push(&self, expect: Expect) -> bool {

@@ -433,6 +433,36 @@ async fn ping(conn: &mut UpstreamConn) -> Result<(), UpstreamError> {
 }
 
 async fn roundtrip(conn: &mut UpstreamConn, request: Bytes) -> Result<(), UpstreamError> {
+    query_rows(conn, request).await.map(drop)
+}
+
+impl Pool {
+    /// The plan PostgreSQL gives for `sql` (`EXPLAIN`, which does not run
+    /// it), one line per row, on a connection of this pool for `key`.
+    pub async fn explain(
+        self: &Arc<Self>,
+        key: &PoolKey,
+        sql: &str,
+    ) -> Result<Vec<String>, UpstreamError> {
+        let mut pooled = self.acquire(key).await?;
+        let plan = query_rows(
+            &mut pooled.conn,
+            codec::frontend::query(&format!("EXPLAIN {sql}")),
+        )
+        .await;
+        match &plan {
+            Ok(_) => self.release(pooled),
+            // An error leaves the connection idle; anything else drops it.
+            Err(UpstreamError::Rejected { .. }) => self.release(pooled),
+            Err(_) => {}
+        }
+        plan
+    }
+}
+
+/// Sends one simple query; the first column of every row, as text.
+async fn query_rows(conn: &mut UpstreamConn, request: Bytes) -> Result<Vec<String>, UpstreamError> {
+    let mut rows = Vec::new();
     let work = async {
         conn.stream
             .write_all(&request)
@@ -457,6 +487,16 @@ async fn roundtrip(conn: &mut UpstreamConn, request: Bytes) -> Result<(), Upstre
                         ));
                     }
                 }
+                b'D' => {
+                    let mut f = codec::Fields::new(msg.body());
+                    if let (Some(n), Some(len)) = (f.i16(), f.i32()) {
+                        if n >= 1 && len >= 0 {
+                            if let Some(v) = f.take(len as usize) {
+                                rows.push(String::from_utf8_lossy(v).into_owned());
+                            }
+                        }
+                    }
+                }
                 b'Z' => {
                     let status = msg.body().first().copied();
                     let (_, rest) = reader.into_parts();
@@ -470,7 +510,7 @@ async fn roundtrip(conn: &mut UpstreamConn, request: Bytes) -> Result<(), Upstre
                     if status != Some(b'I') {
                         return Err(UpstreamError::Protocol("connection is not idle".into()));
                     }
-                    return Ok(());
+                    return Ok(rows);
                 }
                 _ => {}
             }
