@@ -14,6 +14,8 @@ command -v psql >/dev/null || apt_missing+=(postgresql-client)
 command -v pgbench >/dev/null || apt_missing+=(postgresql-contrib)
 [ -f /usr/share/java/postgresql.jar ] || apt_missing+=(libpostgresql-jdbc-java)
 command -v javac >/dev/null || apt_missing+=(default-jdk-headless)
+# The inbox's browser test drives Debian's Chromium with playwright-core.
+command -v chromium >/dev/null || apt_missing+=(chromium)
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     echo "install-test-deps: apt installing ${apt_missing[*]}"

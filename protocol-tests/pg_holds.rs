@@ -1104,3 +1104,86 @@ fn a_held_write_comes_with_its_plan_as_impact_estimate() {
     assert_eq!(decide(&inbox, "dba1", &ddl, "deny", "").0, 200);
     let _ = psql.wait_with_output();
 }
+
+/// A real browser (Debian's Chromium through playwright-core): log in,
+/// watch the held statement arrive without reloading, open it, approve it;
+/// the waiting psql session gets its result. Screenshots of the pending
+/// list and the request page go to `target/tmp/inbox-browser/`.
+#[test]
+fn a_browser_watches_the_hold_arrive_opens_it_and_approves_it() {
+    use std::io::BufRead;
+    let db = TestDb::create("holds_browser");
+    let gateway = configured("", true);
+    let inbox = inbox(&gateway);
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inbox-browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    for name in ["pending-list.png", "request-page.png"] {
+        let _ = std::fs::remove_file(shots.join(name));
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/protocol-tests/drivers/node/inbox_browser.js"
+    );
+    let mut browser = Command::new("node")
+        .arg(script)
+        .arg(format!("http://{inbox}"))
+        .args(["dba1", "dba1-web-pw"])
+        .arg(&shots)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node");
+    // The page is open and logged in before the statement is held.
+    let stderr = browser.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = String::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(90)) {
+            Ok(line) if line == "ready" => break,
+            Ok(line) => said.push_str(&format!("{line}\n")),
+            Err(_) => panic!("the browser did not log in: {said}"),
+        }
+    }
+    let hostile = r#"CREATE TABLE "<script>document.title='pwned'</script>" (x int)"#;
+    let psql = psql_spawn(&gateway, AGENT, AGENT_PASSWORD, &db.name, hostile);
+    let out = browser.wait_with_output().unwrap();
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(out.status.success(), "browser: {said}{}", rest.join("\n"));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the browser's report");
+    // The statement is shown as text, script tags and all.
+    assert!(
+        report["statement"]
+            .as_str()
+            .unwrap()
+            .contains("<script>document.title='pwned'</script>"),
+        "{report}"
+    );
+    let done = psql.wait_with_output().unwrap();
+    assert!(done.status.success(), "{}", text(&done));
+    let (_, request) = http(
+        &inbox,
+        "GET",
+        &format!("/api/requests/{}", report["request"].as_str().unwrap()),
+        Some(&token("dba1")),
+        "",
+    );
+    assert_eq!(request["state"], "approved");
+    assert_eq!(
+        request["votes"][0]["reason"],
+        "approved in the browser test"
+    );
+    for name in ["pending-list.png", "request-page.png"] {
+        let size = std::fs::metadata(shots.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(size > 1000, "{name} was not saved");
+    }
+}
