@@ -17,13 +17,11 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use airlock::audit::chain;
-use airlock::mask::{Detectors, Finding, Scanner};
-use serde::Deserialize;
 use serde_json::{Map, Value};
+use support::corpus::{load_corpus, Cell};
 use support::gateway::{
     default_policy, psql_direct, psql_through, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
 };
@@ -597,51 +595,11 @@ fn marker(text: &str, tag: &str) -> Option<String> {
     Some(rest[..end].to_string())
 }
 
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/protocol-tests/corpus/masking.jsonl"
-);
-
-#[derive(Deserialize)]
-struct Cell {
-    id: u32,
-    shape: String,
-    text: String,
-    labels: Vec<Label>,
-}
-
-#[derive(Deserialize)]
-struct Label {
-    kind: String,
-    start: usize,
-    end: usize,
-}
-
-/// Whether the detectors find `label` where the masker looks for it: in a
-/// JSON document leaf by leaf, in other text as a whole (as `pg_masking`
-/// decides what a client must not see).
-fn detected(cell: &Cell, label: &Label) -> bool {
-    static SCANNER: OnceLock<Scanner> = OnceLock::new();
-    let scanner = SCANNER.get_or_init(|| Scanner::new(&Detectors::all()));
-    let mut found: Vec<Finding> = Vec::new();
-    let bytes = cell.text.as_bytes();
-    if cell.shape != "json" || scanner.scan_json(bytes, &mut found).is_err() {
-        found.clear();
-        scanner.scan(bytes, &mut found);
-    }
-    found
-        .iter()
-        .any(|f| f.start < label.end && label.start < f.end)
-}
-
 #[test]
 fn values_from_the_masking_corpus_never_reach_the_log_in_clear() {
-    let cells: Vec<Cell> = std::fs::read_to_string(CORPUS)
-        .expect("read the corpus")
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("a corpus cell"))
-        .filter(|c: &Cell| !c.labels.is_empty())
+    let cells: Vec<Cell> = load_corpus()
+        .into_iter()
+        .filter(|c| !c.labels.is_empty())
         .step_by(4)
         .collect();
     let db = TestDb::create("audit_pii");
@@ -695,7 +653,7 @@ fn values_from_the_masking_corpus_never_reach_the_log_in_clear() {
     for cell in &cells {
         for label in &cell.labels {
             let value = &cell.text[label.start..label.end];
-            if !detected(cell, label) {
+            if !cell.detected(label) {
                 misses += 1;
                 continue;
             }

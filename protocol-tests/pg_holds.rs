@@ -118,27 +118,41 @@ fn inbox(gateway: &Gateway) -> String {
         .to_string()
 }
 
-/// One HTTP/1.1 request; the status and the body as JSON.
-fn http(addr: &str, method: &str, path: &str, bearer: Option<&str>, body: &str) -> (u16, Value) {
+/// One HTTP/1.1 request with an extra header line (or none): the status,
+/// the raw head and the body.
+fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    header: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to the inbox");
-    let auth = bearer
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{header}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let status: u16 = response
+    let status = response
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("a status line");
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, head.to_string(), body.to_string())
+}
+
+/// A JSON API request; the status and the body as JSON.
+fn http(addr: &str, method: &str, path: &str, bearer: Option<&str>, body: &str) -> (u16, Value) {
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let (status, _, body) = exchange(addr, method, path, &auth, "application/json", body);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 /// psql through the gateway, running in the background.
@@ -780,7 +794,7 @@ fn approvers_are_notified_and_a_failing_notifier_blocks_nothing() {
         header(hook, "x-airlock-signature").unwrap(),
         format!(
             "sha256={}",
-            airlock::approval::notify::signature("hook-secret", timestamp, body)
+            airlock::inbox::notify::signature("hook-secret", timestamp, body)
         )
     );
     // Slack: the context and a button to the request.
@@ -827,25 +841,11 @@ fn web(
     cookie: Option<&str>,
     form: &str,
 ) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to the inbox");
     let cookie = cookie
         .map(|c| format!("Cookie: {c}\r\n"))
         .unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
-        form.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (status, head.to_string(), body.to_string())
+    let form_type = "application/x-www-form-urlencoded";
+    exchange(addr, method, path, &cookie, form_type, form)
 }
 
 /// Logs in; the session cookie (`name=value`).

@@ -28,9 +28,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use airlock::mask::{Detectors, Finding, Scanner};
-use serde::Deserialize;
 use serde_json::Value;
+use support::corpus::{load_corpus, Cell};
 use support::gateway::{
     binary, psql_direct, psql_through, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
     ALLOW_ALL_POLICY, UPSTREAM_ADDR,
@@ -1997,71 +1996,6 @@ fn copy_binary_rows(out: &[u8]) -> Result<BTreeMap<u32, Got>, String> {
 }
 
 // ---- the labelled corpus ------------------------------------------------------------
-
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/protocol-tests/corpus/masking.jsonl"
-);
-
-#[derive(Deserialize)]
-struct Cell {
-    id: u32,
-    shape: String,
-    text: String,
-    labels: Vec<Label>,
-}
-
-#[derive(Deserialize)]
-struct Label {
-    kind: String,
-    start: usize,
-    end: usize,
-}
-
-impl Cell {
-    fn is_json(&self) -> bool {
-        self.shape == "json"
-    }
-
-    /// The labelled value as stored, and for JSON also as a client decodes
-    /// the string it sits in (escapes resolved).
-    fn forms(&self, label: &Label) -> Vec<String> {
-        let raw = &self.text[label.start..label.end];
-        let mut forms = vec![raw.to_string()];
-        if self.is_json() {
-            if let Ok(decoded) = serde_json::from_str::<String>(&format!("\"{raw}\"")) {
-                if decoded != raw {
-                    forms.push(decoded);
-                }
-            }
-        }
-        forms
-    }
-
-    /// Whether the detectors find anything overlapping `label` in the
-    /// stored text: free text with `scan`, a JSON document with `scan_json`.
-    fn detected(&self, label: &Label) -> bool {
-        static SCANNER: OnceLock<Scanner> = OnceLock::new();
-        let scanner = SCANNER.get_or_init(|| Scanner::new(&Detectors::all()));
-        let mut found: Vec<Finding> = Vec::new();
-        let bytes = self.text.as_bytes();
-        if !self.is_json() || scanner.scan_json(bytes, &mut found).is_err() {
-            found.clear();
-            scanner.scan(bytes, &mut found);
-        }
-        found
-            .iter()
-            .any(|f| f.start < label.end && label.start < f.end)
-    }
-}
-
-fn load_corpus() -> Vec<Cell> {
-    let data = std::fs::read_to_string(CORPUS).expect("read the corpus");
-    data.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("a corpus cell"))
-        .collect()
-}
 
 fn csv_field(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))

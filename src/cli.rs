@@ -218,35 +218,10 @@ pub fn run() -> ExitCode {
         } => identity_hash(iterations),
         Command::Identity {
             command: IdentityCommand::InboxPassword,
-        } => {
-            eprint!("password: ");
-            let _ = std::io::stderr().flush();
-            let mut line = String::new();
-            if std::io::stdin().lock().read_line(&mut line).is_err() {
-                return fail(&"cannot read the password from standard input");
-            }
-            let password = line.trim_end_matches(['\r', '\n']);
-            if password.len() < 8 {
-                return fail(&"the password must be at least 8 characters");
-            }
-            println!(
-                "inbox_password_hash = \"{}\"",
-                crate::identity::inbox_password_hash(password)
-            );
-            ExitCode::SUCCESS
-        }
+        } => identity_inbox_password(),
         Command::Identity {
             command: IdentityCommand::Token,
-        } => {
-            let secret: [u8; 32] = rand::random();
-            let token = format!("alk_{}", crate::hex::encode(&secret));
-            println!("token: {token}");
-            println!(
-                "api_token_hash = \"{}\"",
-                crate::hex::encode(blake3::hash(token.as_bytes()).as_bytes())
-            );
-            ExitCode::SUCCESS
-        }
+        } => identity_token(),
         Command::Policy {
             command: PolicyCommand::Check(args),
         } => policy_check(args),
@@ -540,21 +515,55 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn identity_hash(iterations: u32) -> ExitCode {
-    if iterations == 0 {
-        return fail(&"--iterations must be at least 1");
-    }
+/// A password typed (or piped) on standard input, without its newline.
+fn read_password() -> Result<String, ExitCode> {
     eprint!("password: ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     if std::io::stdin().lock().read_line(&mut line).is_err() {
-        return fail(&"cannot read the password from standard input");
+        return Err(fail(&"cannot read the password from standard input"));
     }
-    let password = line.trim_end_matches(['\r', '\n']);
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn identity_hash(iterations: u32) -> ExitCode {
+    if iterations == 0 {
+        return fail(&"--iterations must be at least 1");
+    }
+    let password = match read_password() {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     if password.is_empty() {
         return fail(&"the password is empty");
     }
-    println!("{}", ScramVerifier::generate(password, iterations));
+    println!("{}", ScramVerifier::generate(&password, iterations));
+    ExitCode::SUCCESS
+}
+
+fn identity_inbox_password() -> ExitCode {
+    let password = match read_password() {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if password.len() < 8 {
+        return fail(&"the password must be at least 8 characters");
+    }
+    println!(
+        "inbox_password_hash = \"{}\"",
+        crate::identity::inbox_password_hash(&password)
+    );
+    ExitCode::SUCCESS
+}
+
+fn identity_token() -> ExitCode {
+    let secret: [u8; 32] = rand::random();
+    let token = format!("alk_{}", crate::hex::encode(&secret));
+    println!("token: {token}");
+    println!(
+        "api_token_hash = \"{}\"",
+        crate::hex::encode(blake3::hash(token.as_bytes()).as_bytes())
+    );
     ExitCode::SUCCESS
 }
 
@@ -746,12 +755,11 @@ async fn serve_with(config: Config) -> Result<(), String> {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{bound}"));
-        let notifier = (!config.notify.is_empty()).then(|| {
-            Arc::new(crate::approval::notify::Notifier::new(
-                config.notify.clone(),
-            ))
-        });
-        gate = gate.with_approvals(approvals.clone(), &url, notifier);
+        if !config.notify.is_empty() {
+            let notifier = Arc::new(crate::inbox::notify::Notifier::new(config.notify.clone()));
+            tokio::spawn(notifier.run(approvals.subscribe_created(), url.clone()));
+        }
+        gate = gate.with_approvals(approvals.clone(), &url);
         tokio::spawn(crate::inbox::serve(
             listener,
             crate::inbox::Inbox {

@@ -61,7 +61,7 @@ pub struct Config {
     pub approval: ApprovalConfig,
     pub inbox: InboxConfig,
     /// Where approver groups are told of new requests (`[[notify]]`).
-    pub notify: Vec<crate::approval::notify::Target>,
+    pub notify: Vec<crate::inbox::notify::Target>,
     pub identities: Vec<Identity>,
     /// Identities whose password was given in clear (dev only, warned about).
     pub plaintext_identities: Vec<String>,
@@ -729,7 +729,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
     };
     let mut notify = Vec::new();
     for (i, n) in raw.notify.into_iter().enumerate() {
-        use crate::approval::notify::{Channel, Target};
+        use crate::inbox::notify::{Channel, Target};
         let key = |field: &str| format!("notify[{i}].{field}");
         if !(n.url.starts_with("https://") || n.url.starts_with("http://")) {
             return Err(err(

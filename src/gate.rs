@@ -8,7 +8,7 @@
 //! policy in force ([`crate::policy`]) — and the proxy decides *how* to say
 //! so to its client.
 
-use crate::approval::{self, notify::Notifier, store::Approvals, HoldRequest, State};
+use crate::approval::{self, store::Approvals, HoldRequest, State};
 use crate::audit::{Audit, AuditEvent, Receipt};
 use crate::identity::Role;
 use crate::mask::{Masker, RowMasker};
@@ -179,8 +179,6 @@ pub struct Gate {
     approvals: Option<Approvals>,
     /// The inbox's address, for the notice a held statement's client gets.
     inbox_url: String,
-    /// Tells approver groups of new requests.
-    notifier: Option<Arc<Notifier>>,
     policy: RwLock<Arc<Policy>>,
     /// The masking engine of the policy in force; rebuilt with it.
     masker: RwLock<Arc<Masker>>,
@@ -203,7 +201,6 @@ impl Gate {
             audit,
             approvals: None,
             inbox_url: String::new(),
-            notifier: None,
             policy: RwLock::new(Arc::new(policy)),
             masker: RwLock::new(masker),
             mask_key,
@@ -212,15 +209,9 @@ impl Gate {
     }
 
     /// Holds wait in `approvals` for approvers who decide at `inbox_url`.
-    pub fn with_approvals(
-        mut self,
-        approvals: Approvals,
-        inbox_url: &str,
-        notifier: Option<Arc<Notifier>>,
-    ) -> Self {
+    pub fn with_approvals(mut self, approvals: Approvals, inbox_url: &str) -> Self {
         self.approvals = Some(approvals);
         self.inbox_url = inbox_url.trim_end_matches('/').to_string();
-        self.notifier = notifier;
         self
     }
 
@@ -296,12 +287,6 @@ impl Gate {
             session: &session.id,
             request: &request,
         });
-        if let Some(notifier) = &self.notifier {
-            notifier.request_created(
-                &request,
-                &format!("{}/requests/{}", self.inbox_url, request.id),
-            );
-        }
         let notice = format!(
             "statement held for approval as request {id} by Airlock rule \"{rule}\" ({quorum} approval{s} \
              from group \"{group}\", expires in {expiry}); it runs when approved at {url}/requests/{id}",
@@ -320,12 +305,13 @@ impl Gate {
     /// an approval (once per approval, before the request expires);
     /// otherwise puts it before the approvers (or points at the request
     /// already pending) and refuses it at once with the request's id.
+    /// `impact` is only awaited when a new request is made.
     pub async fn release_deferred(
         &self,
         session: &SessionInfo,
         checked: &Checked,
         sql: &[u8],
-        impact: Option<String>,
+        impact: impl std::future::Future<Output = Option<String>>,
     ) -> Result<(), Refusal> {
         let Some(approvals) = &self.approvals else {
             return Err(store_unavailable("no approval store"));
@@ -360,7 +346,7 @@ impl Gate {
         };
         let request = match pending {
             Some(r) => r,
-            None => self.hold(session, checked, sql, impact).await?.0,
+            None => self.hold(session, checked, sql, impact.await).await?.0,
         };
         Err(Refusal {
             code: "42501",

@@ -2,6 +2,7 @@
 //! differential corpus. Each test crate uses a different part of it.
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod differential;
 pub mod gateway;
 pub mod wire;

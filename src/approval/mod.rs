@@ -8,7 +8,6 @@
 //! ([`store::Approvals`]) keeps requests so that the gateway holding the
 //! statement and whoever decides it (inbox, API, another gateway) agree.
 
-pub mod notify;
 pub mod store;
 
 use crate::identity::Role;

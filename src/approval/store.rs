@@ -23,6 +23,7 @@ use crate::identity::Role;
 pub struct Approvals {
     conn: Arc<Mutex<Connection>>,
     changes: broadcast::Sender<String>,
+    created: broadcast::Sender<HoldRequest>,
 }
 
 /// A failure of the store itself (not a refused decision).
@@ -60,14 +61,21 @@ impl Approvals {
                  state TEXT NOT NULL,
                  created_ms INTEGER NOT NULL,
                  expires_ms INTEGER NOT NULL,
+                 requester TEXT NOT NULL,
+                 database TEXT NOT NULL,
+                 sql_hash TEXT NOT NULL,
                  body TEXT NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS requests_state ON requests (state, created_ms);",
+             CREATE INDEX IF NOT EXISTS requests_state ON requests (state, created_ms);
+             CREATE INDEX IF NOT EXISTS requests_statement
+                 ON requests (requester, database, sql_hash, state);",
         )?;
         let (changes, _) = broadcast::channel(1024);
+        let (created, _) = broadcast::channel(1024);
         Ok(Approvals {
             conn: Arc::new(Mutex::new(conn)),
             changes,
+            created,
         })
     }
 
@@ -93,22 +101,33 @@ impl Approvals {
         self.changes.subscribe()
     }
 
+    /// New requests, whole, as they are stored (for notifications).
+    pub fn subscribe_created(&self) -> broadcast::Receiver<HoldRequest> {
+        self.created.subscribe()
+    }
+
     pub async fn create(&self, request: &HoldRequest) -> Result<(), StoreError> {
         let body = serde_json::to_string(request).map_err(|e| StoreError(e.to_string()))?;
-        let (id, state, created, expires) = (
-            request.id.clone(),
-            request.state.name(),
-            request.created_ms as i64,
-            request.expires_ms as i64,
-        );
+        let r = request.clone();
         self.with(move |c| {
             c.execute(
-                "INSERT INTO requests (id, state, created_ms, expires_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, state, created, expires, body],
+                "INSERT INTO requests (id, state, created_ms, expires_ms, requester, database, sql_hash, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    r.id,
+                    r.state.name(),
+                    r.created_ms as i64,
+                    r.expires_ms as i64,
+                    r.requester,
+                    r.database,
+                    r.sql_hash,
+                    body
+                ],
             )
         })
         .await?;
         self.changed(&request.id);
+        let _ = self.created.send(request.clone());
         Ok(())
     }
 
@@ -322,15 +341,16 @@ fn matching(
     sql_hash: &str,
 ) -> Result<Vec<HoldRequest>, StoreError> {
     let mut stmt = c.prepare(
-        "SELECT body FROM requests WHERE state = ?1 ORDER BY created_ms DESC LIMIT 10000",
+        "SELECT body FROM requests
+         WHERE requester = ?1 AND database = ?2 AND sql_hash = ?3 AND state = ?4
+         ORDER BY created_ms DESC",
     )?;
-    let rows = stmt.query_map([state], |r| r.get::<_, String>(0))?;
+    let rows = stmt.query_map(params![requester, database, sql_hash, state], |r| {
+        r.get::<_, String>(0)
+    })?;
     let mut out = Vec::new();
     for body in rows {
-        let r = parse(&body?)?;
-        if r.requester == requester && r.database == database && r.sql_hash == sql_hash {
-            out.push(r);
-        }
+        out.push(parse(&body?)?);
     }
     Ok(out)
 }

@@ -27,6 +27,7 @@ use crate::approval::store::{Approvals, Decided};
 use crate::approval::{State, VoteError};
 use crate::identity::{Identities, Identity, LoginThrottle, Role};
 
+pub mod notify;
 pub mod web;
 
 /// What every handler needs.

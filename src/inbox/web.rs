@@ -285,7 +285,7 @@ fn age(ms: u64) -> String {
 }
 
 /// The rows of the pending table (also served alone for live updates).
-fn pending_rows(requests: &[HoldRequest], csrf: &str) -> String {
+fn pending_rows(requests: &[HoldRequest]) -> String {
     let now = now_ms();
     let mut rows = String::new();
     for r in requests {
@@ -305,7 +305,6 @@ fn pending_rows(requests: &[HoldRequest], csrf: &str) -> String {
     if requests.is_empty() {
         rows.push_str(r#"<tr class="empty"><td colspan="7">Nothing is waiting.</td></tr>"#);
     }
-    let _ = csrf;
     rows
 }
 
@@ -345,18 +344,17 @@ pub async fn pending(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
 }})();
 </script>"#,
         csrf = escape(&session.csrf),
-        rows = pending_rows(&requests, &session.csrf),
+        rows = pending_rows(&requests),
     );
     page("Pending requests", Some((identity, &session)), &body).into_response()
 }
 
 pub async fn pending_fragment(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Response {
-    let (_, session, _) = match signed_in(&inbox, &headers) {
-        Ok(s) => s,
-        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
-    };
+    if signed_in(&inbox, &headers).is_err() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
     match inbox.approvals.list(Some(State::Pending), 500).await {
-        Ok(r) => Html(pending_rows(&r, &session.csrf)).into_response(),
+        Ok(r) => Html(pending_rows(&r)).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }

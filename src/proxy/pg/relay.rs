@@ -466,13 +466,14 @@ impl Front {
     /// shutting down withdraws the request; what the client pipelines
     /// meanwhile is kept and handled, in order, after the wait.
     async fn wait_for_approval(&mut self, checked: &Checked, sql: &[u8]) -> Result<(), Refusal> {
-        let impact = self.impact(checked, sql).await;
         if Gate::is_deferred(checked) {
+            let impact = self.impact(checked, sql);
             return self
                 .gate
                 .release_deferred(&self.session, checked, sql, impact)
                 .await;
         }
+        let impact = self.impact(checked, sql).await;
         let (request, notice) = self.gate.hold(&self.session, checked, sql, impact).await?;
         let told = self
             .push(Expect::Inject {

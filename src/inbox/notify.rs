@@ -2,7 +2,8 @@
 //! signed with HMAC-SHA256), a Slack incoming webhook, or a Microsoft Teams
 //! Adaptive Card — configured per approver group (`[[notify]]`).
 //!
-//! A notification never blocks, approves or denies anything: each is sent
+//! A notification never blocks, approves or denies anything: the notifier
+//! follows the approval store's feed of new requests, each message is sent
 //! by its own task, retried with backoff, and a failure is logged and
 //! counted. The request itself is already stored and the statement already
 //! waiting when the first attempt starts.
@@ -16,7 +17,7 @@ use serde_json::json;
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::HoldRequest;
+use crate::approval::HoldRequest;
 
 /// Where one group's notifications go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +96,30 @@ impl Notifier {
             self.sent.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed),
         )
+    }
+
+    /// Follows `created` (the store's feed of new requests) until the
+    /// store goes away, telling each request's group; links point into
+    /// the inbox at `inbox_url`.
+    pub async fn run(
+        self: Arc<Self>,
+        mut created: tokio::sync::broadcast::Receiver<HoldRequest>,
+        inbox_url: String,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        let base = inbox_url.trim_end_matches('/').to_string();
+        loop {
+            match created.recv().await {
+                Ok(request) => {
+                    self.request_created(&request, &format!("{base}/requests/{}", request.id))
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    self.failed.fetch_add(missed, Ordering::Relaxed);
+                    tracing::warn!(missed, "new requests came faster than notifications could be started; those wait in the inbox unannounced");
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
     }
 
     /// Tells the request's group, in the background; `link` is the
@@ -177,7 +202,7 @@ pub fn message(channel: &Channel, r: &HoldRequest, link: &str) -> (Vec<u8>, Vec<
             .expect("JSON serializes");
             let mut headers = Vec::new();
             if let Some(secret) = secret {
-                let timestamp = super::now_ms() / 1000;
+                let timestamp = crate::approval::now_ms() / 1000;
                 headers.push(("X-Airlock-Timestamp".into(), timestamp.to_string()));
                 headers.push((
                     "X-Airlock-Signature".into(),

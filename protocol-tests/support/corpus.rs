@@ -1,0 +1,72 @@
+//! The labelled masking corpus (`corpus/masking.jsonl`): cells of text or
+//! JSON with the byte ranges of the sensitive values in them.
+
+use std::sync::OnceLock;
+
+use airlock::mask::{Detectors, Finding, Scanner};
+use serde::Deserialize;
+
+pub const CORPUS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/protocol-tests/corpus/masking.jsonl"
+);
+
+#[derive(Deserialize)]
+pub struct Cell {
+    pub id: u32,
+    pub shape: String,
+    pub text: String,
+    pub labels: Vec<Label>,
+}
+
+#[derive(Deserialize)]
+pub struct Label {
+    pub kind: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Cell {
+    pub fn is_json(&self) -> bool {
+        self.shape == "json"
+    }
+
+    /// The labelled value as stored, and for JSON also as a client decodes
+    /// the string it sits in (escapes resolved).
+    pub fn forms(&self, label: &Label) -> Vec<String> {
+        let raw = &self.text[label.start..label.end];
+        let mut forms = vec![raw.to_string()];
+        if self.is_json() {
+            if let Ok(decoded) = serde_json::from_str::<String>(&format!("\"{raw}\"")) {
+                if decoded != raw {
+                    forms.push(decoded);
+                }
+            }
+        }
+        forms
+    }
+
+    /// Whether the detectors find anything overlapping `label` in the
+    /// stored text: free text with `scan`, a JSON document with `scan_json`.
+    pub fn detected(&self, label: &Label) -> bool {
+        static SCANNER: OnceLock<Scanner> = OnceLock::new();
+        let scanner = SCANNER.get_or_init(|| Scanner::new(&Detectors::all()));
+        let mut found: Vec<Finding> = Vec::new();
+        let bytes = self.text.as_bytes();
+        if !self.is_json() || scanner.scan_json(bytes, &mut found).is_err() {
+            found.clear();
+            scanner.scan(bytes, &mut found);
+        }
+        found
+            .iter()
+            .any(|f| f.start < label.end && label.start < f.end)
+    }
+}
+
+pub fn load_corpus() -> Vec<Cell> {
+    let data = std::fs::read_to_string(CORPUS).expect("read the corpus");
+    data.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a corpus cell"))
+        .collect()
+}
