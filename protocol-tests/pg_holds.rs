@@ -1187,3 +1187,273 @@ fn a_browser_watches_the_hold_arrive_opens_it_and_approves_it() {
         assert!(size > 1000, "{name} was not saved");
     }
 }
+
+// ---- the shared store: several gateways, one inbox ----------------------
+
+/// A PostgreSQL database for a shared approval store, and its URL.
+fn shared_store(label: &str) -> (TestDb, String) {
+    let db = TestDb::create(label);
+    let url = format!("postgresql://postgres@127.0.0.1:5432/{}", db.name);
+    (db, url)
+}
+
+fn pending_request(id: &str, group: &str, quorum: u32) -> airlock::approval::HoldRequest {
+    let now = airlock::approval::now_ms();
+    serde_json::from_value(serde_json::json!({
+        "id": id, "requester": "agent", "requester_role": "agent", "session": "s-1",
+        "application": null, "client": "127.0.0.1:1", "database": "db", "protocol": "postgres",
+        "sql": "DROP TABLE t", "sql_hash": format!("hash-{id}"), "classes": ["ddl"],
+        "objects": ["t"], "rule": "hold-ddl", "group": group, "quorum": quorum,
+        "created_ms": now, "expires_ms": now + 60_000, "state": "pending", "votes": [],
+        "ended_because": null
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shared_store_applies_decisions_from_every_gateway_once() {
+    use airlock::approval::{store::Approvals, State};
+    use airlock::config::StoreLocation;
+    use airlock::identity::Role;
+    let (_db, url) = shared_store("approvals_lib");
+    let location = StoreLocation::Shared(url);
+    let (a, b) = (
+        Approvals::open(&location).await.unwrap(),
+        Approvals::open(&location).await.unwrap(),
+    );
+    let dba = vec!["dba".to_string()];
+
+    // A waits on its request; a decision taken through B wakes it.
+    a.create(&pending_request("r-wake", "dba", 1))
+        .await
+        .unwrap();
+    let waiting = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            let got = a.wait("r-wake", deadline).await.unwrap();
+            (got, Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let decided_at = Instant::now();
+    b.vote("r-wake", "dba1", Role::Approver, &dba, true, "fine")
+        .await
+        .unwrap();
+    let (seen, woke_at) = waiting.await.unwrap();
+    assert_eq!(seen.state, State::Approved);
+    let lag = woke_at.duration_since(decided_at);
+    eprintln!("a decision on B woke the statement waiting on A after {lag:?}");
+    assert!(
+        lag < Duration::from_millis(500),
+        "woken by the notification, not the once-a-second look: {lag:?}"
+    );
+
+    // Two approvers deciding at the same moment on two gateways: both
+    // votes count (no lost update), and the quorum of two is met once.
+    a.create(&pending_request("r-two", "dba", 2)).await.unwrap();
+    let (one, two) = tokio::join!(
+        a.vote("r-two", "dba1", Role::Approver, &dba, true, "one"),
+        b.vote("r-two", "dba2", Role::Admin, &dba, true, "two"),
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    let last = if one.votes.len() == 2 { one } else { two };
+    assert_eq!(last.state, State::Approved);
+    assert_eq!(last.votes.len(), 2);
+
+    // Defer mode: the approved statement re-sent to both gateways at once
+    // runs on exactly one of them.
+    let (claim_a, claim_b) = tokio::join!(
+        a.claim_approved("agent", "db", "hash-r-two"),
+        b.claim_approved("agent", "db", "hash-r-two"),
+    );
+    let claims = [claim_a.unwrap(), claim_b.unwrap()];
+    assert_eq!(
+        claims.iter().filter(|c| c.is_some()).count(),
+        1,
+        "{claims:?}"
+    );
+
+    // The rules hold whatever the store: nobody decides their own request.
+    a.create(&pending_request("r-own", "dba", 1)).await.unwrap();
+    let refused = b
+        .vote("r-own", "agent", Role::Admin, &dba, true, "")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("own request"), "{refused}");
+    // Withdrawn on A, it cannot be approved on B.
+    a.end("r-own", State::Withdrawn, "the client cancelled")
+        .await
+        .unwrap();
+    let refused = b
+        .vote("r-own", "dba1", Role::Approver, &dba, true, "")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("withdrawn"), "{refused}");
+    let listed = b.list(None, 10).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+}
+
+#[test]
+fn a_statement_held_on_one_gateway_is_decided_through_another_gateways_inbox() {
+    let db = TestDb::create("holds_shared");
+    let (_store, url) = shared_store("approvals_shared");
+    let store = format!("store = \"{url}\"\n");
+    let a = configured(&store, true);
+    let b = configured(&store, true);
+    let (inbox_a, inbox_b) = (inbox(&a), inbox(&b));
+
+    // Held on A after a read in the same session; B's web inbox lists it,
+    // shows it with that context, and approves it.
+    let (host, port) = a.addr.rsplit_once(':').unwrap();
+    let psql = Command::new("psql")
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .args(["-h", host, "-p", port, "-U", AGENT, "-d", &db.name])
+        .args(["-c", "SELECT 'ana.lima@example.com' AS contact"])
+        .args(["-c", "CREATE TABLE shared_approved (x int)"])
+        .env("PGPASSWORD", AGENT_PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = pending(&inbox_a)["id"].as_str().unwrap().to_string();
+    let dba1 = web_login(&inbox_b, "dba1", "dba1-web-pw").unwrap();
+    let (status, _, list) = web(&inbox_b, "GET", "/", Some(&dba1), "");
+    assert_eq!(status, 200);
+    assert!(
+        list.contains(&id),
+        "B's pending list shows A's hold: {list}"
+    );
+    let (status, _, page) = web(&inbox_b, "GET", &format!("/requests/{id}"), Some(&dba1), "");
+    assert_eq!(status, 200);
+    assert!(page.contains("CREATE TABLE shared_approved"), "{page}");
+    let recent = page
+        .split("id=\"recent\"")
+        .nth(1)
+        .expect("recent statements");
+    assert!(recent.contains("AS contact</code> — allow"), "{recent}");
+    assert!(!page.contains("ana.lima@example.com"), "masked: {recent}");
+    let form = format!(
+        "csrf={}&verdict=approve&reason=from+gateway+B",
+        csrf_of(&page)
+    );
+    let (status, _, body) = web(
+        &inbox_b,
+        "POST",
+        &format!("/requests/{id}/decide"),
+        Some(&dba1),
+        &form,
+    );
+    assert!(status == 303 || status == 200, "{status} {body}");
+    let approved_at = Instant::now();
+    let out = psql.wait_with_output().unwrap();
+    eprintln!(
+        "psql on gateway A returned {:?} after the approval on gateway B",
+        approved_at.elapsed()
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(table_exists(&db.name, "shared_approved"));
+
+    // The other way round: held on B, denied through A's API.
+    let psql = psql_spawn(
+        &b,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE shared_denied (x int)",
+    );
+    let id_b = pending_other_than(&inbox_b, &id);
+    let (status, decided) = decide(&inbox_a, "dba2", &id_b, "deny", "not on B either");
+    assert_eq!(status, 200, "{decided}");
+    let out = psql.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("42501") && said.contains("not on B either"),
+        "{said}"
+    );
+    assert!(!table_exists(&db.name, "shared_denied"));
+
+    // Each gateway's audit log has its own statement's hold and decision,
+    // with the approver who decided elsewhere.
+    for (gateway, request, verdict, approver) in
+        [(a, &id, "approved", "dba1"), (b, &id_b, "denied", "dba2")]
+    {
+        let dir = gateway.stop();
+        let mut decisions = Vec::new();
+        airlock::audit::read::for_each(&dir.path().join("var/audit"), |_, r| {
+            if r["kind"] == "decision" {
+                decisions.push((
+                    r["request"].as_str().unwrap_or("").to_string(),
+                    r["verdict"].as_str().unwrap_or("").to_string(),
+                    r["approver"].as_str().unwrap_or("").to_string(),
+                ));
+            }
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            decisions,
+            [(request.clone(), verdict.to_string(), approver.to_string())]
+        );
+    }
+}
+
+#[test]
+fn a_gateway_whose_shared_store_is_unreachable_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n[postgres]\nlisten = \"127.0.0.1:0\"\n[inbox]\nlisten = \"127.0.0.1:0\"\n[approval]\nstore = \"postgresql://postgres:s3cret@127.0.0.1:1/airlock\"\n",
+            dir.path().join("var").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(support::gateway::binary())
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("approval store: cannot reach the shared store"),
+        "{said}"
+    );
+    assert!(!said.contains("s3cret"), "{said}");
+}
+
+#[test]
+fn losing_the_shared_store_refuses_what_needs_approval_and_nothing_else() {
+    let db = TestDb::create("holds_store_lost");
+    let (store, url) = shared_store("approvals_lost");
+    let gateway = configured(&format!("store = \"{url}\"\n"), false);
+    psql_direct(
+        "test",
+        &format!("DROP DATABASE {} WITH (FORCE)", store.name),
+    );
+    let held = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE never_held (x int)",
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(!held.status.success());
+    let said = text(&held);
+    assert!(
+        said.contains("58000") && said.contains("approval store is unavailable"),
+        "{said}"
+    );
+    assert!(!table_exists(&db.name, "never_held"));
+    let read = psql_spawn(&gateway, AGENT, AGENT_PASSWORD, &db.name, "SELECT 40 + 2")
+        .wait_with_output()
+        .unwrap();
+    assert!(read.status.success(), "{}", text(&read));
+    assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), "42");
+}

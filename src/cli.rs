@@ -740,7 +740,9 @@ async fn serve_with(config: Config) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut inbox_line = None;
     if config.approval.enabled {
-        let approvals = Approvals::open(&config.approval.store).map_err(|e| e.to_string())?;
+        let approvals = Approvals::open(&config.approval.store)
+            .await
+            .map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(config.inbox.listen)
             .await
             .map_err(|e| {

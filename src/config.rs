@@ -264,8 +264,18 @@ pub use crate::audit::log::Fsync;
 pub struct ApprovalConfig {
     /// Off: held statements are refused at once, as no one could approve them.
     pub enabled: bool,
-    /// The embedded store's file; default `<state_dir>/approvals.sqlite3`.
-    pub store: PathBuf,
+    pub store: StoreLocation,
+}
+
+/// Where hold requests are kept (`[approval] store`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The embedded store: a SQLite file, by default
+    /// `<state_dir>/approvals.sqlite3`. One gateway, or several on one host.
+    Embedded(PathBuf),
+    /// A PostgreSQL database (`postgresql://…`) that several gateways share,
+    /// so that one inbox decides what any of them holds.
+    Shared(String),
 }
 
 /// The inbox and its API (`[inbox]`).
@@ -354,7 +364,7 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawApproval {
     enabled: Option<bool>,
-    store: Option<PathBuf>,
+    store: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -702,10 +712,27 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
     let audit = validate_audit(raw.audit, &state_dir, &err)?;
     let approval = ApprovalConfig {
         enabled: raw.approval.enabled.unwrap_or(true),
-        store: raw
-            .approval
-            .store
-            .unwrap_or_else(|| state_dir.join("approvals.sqlite3")),
+        store: match raw.approval.store {
+            None => StoreLocation::Embedded(state_dir.join("approvals.sqlite3")),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                url.parse::<tokio_postgres::Config>().map_err(|e| {
+                    // The parser's message never repeats the URL, so no
+                    // password reaches the error.
+                    err(
+                        "approval.store",
+                        format!("not a usable PostgreSQL URL: {e}"),
+                    )
+                })?;
+                StoreLocation::Shared(url)
+            }
+            Some(path) if path.contains("://") => {
+                return Err(err(
+                    "approval.store",
+                    "expected a file path or a postgresql:// URL".into(),
+                ))
+            }
+            Some(path) => StoreLocation::Embedded(path.into()),
+        },
     };
     let inbox_listen = raw.inbox.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
     let inbox_addr: SocketAddr = inbox_listen.parse().map_err(|_| {
@@ -970,6 +997,34 @@ mod tests {
                 "environment variable AIRLOCK_POSTGRES_LISTN: key `postgres.listn`: unknown field"
             ),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn the_approval_store_is_a_file_or_a_postgresql_url() {
+        let c = load("").unwrap();
+        assert_eq!(
+            c.approval.store,
+            StoreLocation::Embedded("var/approvals.sqlite3".into())
+        );
+        let c = load("[approval]\nstore = \"/srv/airlock/holds.db\"\n").unwrap();
+        assert_eq!(
+            c.approval.store,
+            StoreLocation::Embedded("/srv/airlock/holds.db".into())
+        );
+        let url = "postgresql://airlock:s3cret@db.internal:5432/airlock";
+        let c = load(&format!("[approval]\nstore = \"{url}\"\n")).unwrap();
+        assert_eq!(c.approval.store, StoreLocation::Shared(url.into()));
+        let e = load("[approval]\nstore = \"postgresql://u:s3cret@h:notaport/db\"\n").unwrap_err();
+        assert!(
+            e.starts_with("airlock.toml: key `approval.store`: not a usable PostgreSQL URL"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cret"), "the password stays out: {e}");
+        let e = load("[approval]\nstore = \"mysql://h/db\"\n").unwrap_err();
+        assert_eq!(
+            e,
+            "airlock.toml: key `approval.store`: expected a file path or a postgresql:// URL"
         );
     }
 

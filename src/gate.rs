@@ -8,13 +8,13 @@
 //! policy in force ([`crate::policy`]) — and the proxy decides *how* to say
 //! so to its client.
 
-use crate::approval::{self, store::Approvals, HoldRequest, State};
+use crate::approval::{self, store::Approvals, HoldRequest, Recent, State};
 use crate::audit::{Audit, AuditEvent, Receipt};
 use crate::identity::Role;
 use crate::mask::{Masker, RowMasker};
 use crate::policy::{Action, Decision, Policy, Request};
 use crate::sql::{Classes, Classification, ClassifierCache, Dialect, Statement, StatementClass};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -145,6 +145,8 @@ impl Checked {
 #[derive(Debug, Default)]
 pub struct SessionStatements {
     prepared: HashMap<String, Classes>,
+    /// The session's last statements as logged, for approvers' context.
+    recent: VecDeque<Recent>,
 }
 
 impl SessionStatements {
@@ -157,6 +159,9 @@ impl SessionStatements {
         std::str::from_utf8(name).is_ok_and(|n| self.prepared.contains_key(n))
     }
 }
+
+/// Statements of its session a hold request carries as context.
+const RECENT_STATEMENTS: usize = 10;
 
 /// Prepared names one session may hold; beyond this, old names are
 /// forgotten and their EXECUTE is unknown again (fail closed).
@@ -235,6 +240,7 @@ impl Gate {
         checked: &Checked,
         sql: &[u8],
         impact: Option<String>,
+        statements: &SessionStatements,
     ) -> Result<(HoldRequest, String), Refusal> {
         let (Some(approvals), Action::Hold(spec)) = (&self.approvals, &checked.decision.action)
         else {
@@ -278,6 +284,7 @@ impl Gate {
             ended_because: None,
             consumed_ms: None,
             impact,
+            recent: statements.recent.iter().cloned().collect(),
         };
         if let Err(e) = approvals.create(&request).await {
             tracing::error!(error = %e, "cannot store an approval request; the statement is refused");
@@ -312,6 +319,7 @@ impl Gate {
         checked: &Checked,
         sql: &[u8],
         impact: impl std::future::Future<Output = Option<String>>,
+        statements: &SessionStatements,
     ) -> Result<(), Refusal> {
         let Some(approvals) = &self.approvals else {
             return Err(store_unavailable("no approval store"));
@@ -346,7 +354,11 @@ impl Gate {
         };
         let request = match pending {
             Some(r) => r,
-            None => self.hold(session, checked, sql, impact.await).await?.0,
+            None => {
+                self.hold(session, checked, sql, impact.await, statements)
+                    .await?
+                    .0
+            }
         };
         Err(Refusal {
             code: "42501",
@@ -551,6 +563,13 @@ impl Gate {
             Ok(())
         };
         let audit_failure = recorded.err();
+        if statements.recent.len() == RECENT_STATEMENTS {
+            statements.recent.pop_front();
+        }
+        statements.recent.push_back(Recent {
+            sql: logged,
+            verdict: decision.action.name().to_string(),
+        });
         if audit_failure.is_none() && decision.action == Action::Allow {
             for s in &classification.statements {
                 if let Some(name) = &s.prepares {

@@ -82,6 +82,18 @@ pub struct HoldRequest {
     /// could ask for one safely.
     #[serde(default)]
     pub impact: Option<String>,
+    /// The requester's last statements in this session (masked, as
+    /// logged), oldest first, the held one last: context that travels with
+    /// the request to whichever gateway's inbox shows it.
+    #[serde(default)]
+    pub recent: Vec<Recent>,
+}
+
+/// One statement of the requester's session and what Airlock decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recent {
+    pub sql: String,
+    pub verdict: String,
 }
 
 impl HoldRequest {
@@ -211,6 +223,7 @@ mod tests {
             ended_because: None,
             consumed_ms: None,
             impact: None,
+            recent: Vec::new(),
         }
     }
 

@@ -1,29 +1,41 @@
-//! The embedded approval store: requests in SQLite under `state_dir`, and
-//! a change feed so that a waiting statement resumes the moment its
-//! request is decided.
+//! Where hold requests live, and the change feed that wakes a waiting
+//! statement the moment its request is decided.
 //!
-//! Each request is one row: its id, state and expiry as columns (for the
-//! queries) and the whole request as JSON. A decision is a read-modify-
-//! write inside an immediate transaction, so two approvers deciding at
-//! once are applied one after the other, never lost.
+//! Two backends keep the same rows: the embedded one ([`embedded`], SQLite
+//! under `state_dir`, the default) and the shared one ([`shared`], a
+//! PostgreSQL database several gateways use, so that a statement held by
+//! one is decided through the inbox of any). Both offer the same few
+//! primitives — insert, read, list, find, and `update`, a read-modify-write
+//! of one request under a row lock — and everything that decides anything
+//! (votes, expiry, withdrawal, defer-mode claims) is written once, here, on
+//! top of them. Two approvers deciding at once are applied one after the
+//! other, never lost, whichever gateways they use.
+
+mod embedded;
+mod shared;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::broadcast;
 
 use super::{now_ms, vote, Approver, HoldRequest, State, VoteError};
+use crate::config::StoreLocation;
 use crate::identity::Role;
 
 /// The approval requests of this gateway (or of every gateway sharing the
-/// file), and who is told when one changes.
+/// store), and who is told when one changes.
 #[derive(Clone)]
 pub struct Approvals {
-    conn: Arc<Mutex<Connection>>,
+    backend: Backend,
     changes: broadcast::Sender<String>,
     created: broadcast::Sender<HoldRequest>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Embedded(embedded::Store),
+    Shared(shared::Store),
 }
 
 /// A failure of the store itself (not a refused decision).
@@ -43,97 +55,85 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError(format!("a stored request is unreadable: {e}"))
+    }
+}
+
+/// What an [`update`](Backend::update) callback asks of the store.
+enum Write {
+    Keep,
+    Store,
+}
+
 impl Approvals {
-    /// Opens (or creates) the store at `path`.
-    pub fn open(path: &Path) -> Result<Approvals, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
+    /// Opens the store `location` names: the embedded file is created if
+    /// missing; the shared database gets its table if missing, and this
+    /// gateway starts listening for the changes other gateways make.
+    pub async fn open(location: &StoreLocation) -> Result<Approvals, StoreError> {
+        match location {
+            StoreLocation::Embedded(path) => Self::open_embedded(path),
+            StoreLocation::Shared(url) => {
+                let (changes, created) = feeds();
+                let store = shared::Store::connect(url, changes.clone()).await?;
+                Ok(Approvals {
+                    backend: Backend::Shared(store),
+                    changes,
+                    created,
+                })
+            }
         }
-        let conn = Connection::open(path)
-            .map_err(|e| StoreError(format!("cannot open `{}`: {e}", path.display())))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS requests (
-                 id TEXT PRIMARY KEY,
-                 state TEXT NOT NULL,
-                 created_ms INTEGER NOT NULL,
-                 expires_ms INTEGER NOT NULL,
-                 requester TEXT NOT NULL,
-                 database TEXT NOT NULL,
-                 sql_hash TEXT NOT NULL,
-                 body TEXT NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS requests_state ON requests (state, created_ms);
-             CREATE INDEX IF NOT EXISTS requests_statement
-                 ON requests (requester, database, sql_hash, state);",
-        )?;
-        let (changes, _) = broadcast::channel(1024);
-        let (created, _) = broadcast::channel(1024);
+    }
+
+    /// Opens (or creates) the embedded store at `path`.
+    pub fn open_embedded(path: &Path) -> Result<Approvals, StoreError> {
+        let (changes, created) = feeds();
         Ok(Approvals {
-            conn: Arc::new(Mutex::new(conn)),
+            backend: Backend::Embedded(embedded::Store::open(path)?),
             changes,
             created,
         })
-    }
-
-    async fn with<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> T + Send + 'static,
-    ) -> T {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .expect("the approval store task panicked")
     }
 
     fn changed(&self, id: &str) {
         let _ = self.changes.send(id.to_string());
     }
 
-    /// Ids of requests as they change (created, decided, ended).
+    /// Ids of requests as they change (created, decided, ended) — here,
+    /// and with the shared store, on every gateway sharing it.
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
         self.changes.subscribe()
     }
 
-    /// New requests, whole, as they are stored (for notifications).
+    /// New requests this gateway made, whole, as they are stored (for
+    /// notifications: each request is announced once, by the gateway that
+    /// holds its statement).
     pub fn subscribe_created(&self) -> broadcast::Receiver<HoldRequest> {
         self.created.subscribe()
     }
 
     pub async fn create(&self, request: &HoldRequest) -> Result<(), StoreError> {
-        let body = serde_json::to_string(request).map_err(|e| StoreError(e.to_string()))?;
-        let r = request.clone();
-        self.with(move |c| {
-            c.execute(
-                "INSERT INTO requests (id, state, created_ms, expires_ms, requester, database, sql_hash, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    r.id,
-                    r.state.name(),
-                    r.created_ms as i64,
-                    r.expires_ms as i64,
-                    r.requester,
-                    r.database,
-                    r.sql_hash,
-                    body
-                ],
-            )
-        })
-        .await?;
+        match &self.backend {
+            Backend::Embedded(s) => s.insert(request).await?,
+            Backend::Shared(s) => s.insert(request).await?,
+        }
         self.changed(&request.id);
         let _ = self.created.send(request.clone());
         Ok(())
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<HoldRequest>, StoreError> {
-        let id = id.to_string();
-        self.with(move |c| read(c, &id)).await
+        match &self.backend {
+            Backend::Embedded(s) => s.get(id).await,
+            Backend::Shared(s) => s.get(id).await,
+        }
     }
 
     /// Requests newest first: those in `state`, or all; at most `limit`.
@@ -142,21 +142,43 @@ impl Approvals {
         state: Option<State>,
         limit: usize,
     ) -> Result<Vec<HoldRequest>, StoreError> {
-        self.with(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT body FROM requests WHERE (?1 IS NULL OR state = ?1)
-                 ORDER BY created_ms DESC, id DESC LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![state.map(State::name), limit as i64], |r| {
-                r.get::<_, String>(0)
-            })?;
-            let mut out = Vec::new();
-            for body in rows {
-                out.push(parse(&body?)?);
-            }
-            Ok(out)
-        })
-        .await
+        match &self.backend {
+            Backend::Embedded(s) => s.list(state, limit).await,
+            Backend::Shared(s) => s.list(state, limit).await,
+        }
+    }
+
+    /// Requests in `state` from `requester` for one statement (by its
+    /// hash) on `database`, newest first.
+    async fn matching(
+        &self,
+        state: State,
+        requester: &str,
+        database: &str,
+        sql_hash: &str,
+    ) -> Result<Vec<HoldRequest>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.matching(state, requester, database, sql_hash).await,
+            Backend::Shared(s) => s.matching(state, requester, database, sql_hash).await,
+        }
+    }
+
+    /// Applies `change` to request `id` under its row lock and stores the
+    /// result if `change` says so; returns the request as it now is and
+    /// what `change` returned, or `None` if there is no such request.
+    async fn update<T: Send + 'static>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut HoldRequest) -> (Write, T) + Send + 'static,
+    ) -> Result<Option<(HoldRequest, T)>, StoreError> {
+        let updated = match &self.backend {
+            Backend::Embedded(s) => s.update(id, change).await?,
+            Backend::Shared(s) => s.update(id, change).await?,
+        };
+        if let Some((request, _)) = &updated {
+            self.changed(&request.id);
+        }
+        Ok(updated)
     }
 
     /// Records one approver's decision; returns the request as it now is.
@@ -169,41 +191,30 @@ impl Approvals {
         approve: bool,
         reason: &str,
     ) -> Result<HoldRequest, Decided> {
-        let (id, approver, groups, reason) = (
-            id.to_string(),
-            approver.to_string(),
-            groups.to_vec(),
-            reason.to_string(),
-        );
-        let result = self
-            .with(
-                move |c| -> Result<Result<HoldRequest, VoteError>, StoreError> {
-                    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let Some(mut request) = read(&tx, &id)? else {
-                        return Ok(Err(VoteError::NotFound(id)));
-                    };
-                    let who = Approver {
-                        name: &approver,
-                        role,
-                        groups: &groups,
-                    };
-                    let outcome = vote(&mut request, &who, approve, &reason, now_ms());
-                    // An expiry found while voting is kept; a refused vote is not.
-                    if outcome.is_ok() || request.state == State::Expired {
-                        write(&tx, &request)?;
-                        tx.commit()?;
-                    }
-                    Ok(outcome.map(|()| request))
-                },
-            )
-            .await;
-        match result {
-            Ok(Ok(request)) => {
-                self.changed(&request.id);
-                Ok(request)
-            }
-            Ok(Err(refused)) => Err(Decided::Refused(refused)),
-            Err(e) => Err(Decided::Store(e)),
+        let (approver, groups, reason) =
+            (approver.to_string(), groups.to_vec(), reason.to_string());
+        let updated = self
+            .update(id, move |request| {
+                let who = Approver {
+                    name: &approver,
+                    role,
+                    groups: &groups,
+                };
+                let outcome = vote(request, &who, approve, &reason, now_ms());
+                // An expiry found while voting is kept; a refused vote is not.
+                let write = if outcome.is_ok() || request.state == State::Expired {
+                    Write::Store
+                } else {
+                    Write::Keep
+                };
+                (write, outcome)
+            })
+            .await
+            .map_err(Decided::Store)?;
+        match updated {
+            None => Err(Decided::Refused(VoteError::NotFound(id.to_string()))),
+            Some((request, Ok(()))) => Ok(request),
+            Some((_, Err(refused))) => Err(Decided::Refused(refused)),
         }
     }
 
@@ -215,62 +226,52 @@ impl Approvals {
         state: State,
         because: &str,
     ) -> Result<Option<HoldRequest>, StoreError> {
-        let (id, because) = (id.to_string(), because.to_string());
-        let ended = self
-            .with(move |c| -> Result<Option<HoldRequest>, StoreError> {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let Some(mut request) = read(&tx, &id)? else {
-                    return Ok(None);
-                };
-                if request.state == State::Pending {
-                    request.state = state;
-                    request.ended_because = Some(because);
-                    write(&tx, &request)?;
-                    tx.commit()?;
+        let because = because.to_string();
+        let updated = self
+            .update(id, move |request| {
+                if request.state != State::Pending {
+                    return (Write::Keep, ());
                 }
-                Ok(Some(request))
+                request.state = state;
+                request.ended_because = Some(because);
+                (Write::Store, ())
             })
             .await?;
-        if let Some(r) = &ended {
-            self.changed(&r.id);
-        }
-        Ok(ended)
+        Ok(updated.map(|(request, ())| request))
     }
 
     /// Defer mode: the approved, unexpired, not yet used request of
     /// `requester` for the same statement text on `database`, marked used
-    /// in the same transaction — an approval runs the statement once.
+    /// under its row lock — an approval runs the statement once, even when
+    /// two sessions (or two gateways) re-send it at the same moment.
     pub async fn claim_approved(
         &self,
         requester: &str,
         database: &str,
         sql_hash: &str,
     ) -> Result<Option<HoldRequest>, StoreError> {
-        let (requester, database, sql_hash) = (
-            requester.to_string(),
-            database.to_string(),
-            sql_hash.to_string(),
-        );
-        let claimed = self
-            .with(move |c| -> Result<Option<HoldRequest>, StoreError> {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let now = now_ms();
-                let found = matching(&tx, "approved", &requester, &database, &sql_hash)?
-                    .into_iter()
-                    .find(|r| r.consumed_ms.is_none() && r.expires_ms > now);
-                let Some(mut request) = found else {
-                    return Ok(None);
-                };
-                request.consumed_ms = Some(now);
-                write(&tx, &request)?;
-                tx.commit()?;
-                Ok(Some(request))
-            })
+        let candidates = self
+            .matching(State::Approved, requester, database, sql_hash)
             .await?;
-        if let Some(r) = &claimed {
-            self.changed(&r.id);
+        for candidate in candidates {
+            let claimed = self
+                .update(&candidate.id, |request| {
+                    let now = now_ms();
+                    let usable = request.state == State::Approved
+                        && request.consumed_ms.is_none()
+                        && request.expires_ms > now;
+                    if !usable {
+                        return (Write::Keep, false);
+                    }
+                    request.consumed_ms = Some(now);
+                    (Write::Store, true)
+                })
+                .await?;
+            if let Some((request, true)) = claimed {
+                return Ok(Some(request));
+            }
         }
-        Ok(claimed)
+        Ok(None)
     }
 
     /// Defer mode: a pending, unexpired request for the same statement of
@@ -281,23 +282,18 @@ impl Approvals {
         database: &str,
         sql_hash: &str,
     ) -> Result<Option<HoldRequest>, StoreError> {
-        let (requester, database, sql_hash) = (
-            requester.to_string(),
-            database.to_string(),
-            sql_hash.to_string(),
-        );
-        self.with(move |c| {
-            let now = now_ms();
-            Ok(matching(c, "pending", &requester, &database, &sql_hash)?
-                .into_iter()
-                .find(|r| r.expires_ms > now))
-        })
-        .await
+        let now = now_ms();
+        Ok(self
+            .matching(State::Pending, requester, database, sql_hash)
+            .await?
+            .into_iter()
+            .find(|r| r.expires_ms > now))
     }
 
     /// Waits until request `id` is no longer pending, or `deadline`
-    /// passes (then returns it as it is). Wakes on this process's change
-    /// feed, and looks again every second for decisions made elsewhere.
+    /// passes (then returns it as it is). Wakes on the change feed, and
+    /// looks again every second in case a change was missed (a shared
+    /// store's listener reconnecting, say).
     pub async fn wait(
         &self,
         id: &str,
@@ -308,7 +304,7 @@ impl Approvals {
             let request = self
                 .get(id)
                 .await?
-                .ok_or_else(|| StoreError(format!("request {id} vanished")))?;
+                .ok_or_else(|| StoreError::vanished(id))?;
             if request.state != State::Pending || tokio::time::Instant::now() >= deadline {
                 return Ok(request);
             }
@@ -323,6 +319,10 @@ impl Approvals {
     }
 }
 
+fn feeds() -> (broadcast::Sender<String>, broadcast::Sender<HoldRequest>) {
+    (broadcast::channel(1024).0, broadcast::channel(1024).0)
+}
+
 /// Why a decision was not recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum Decided {
@@ -330,52 +330,6 @@ pub enum Decided {
     Refused(VoteError),
     #[error("{0}")]
     Store(StoreError),
-}
-
-/// Requests in `state` from `requester` for this statement, newest first.
-fn matching(
-    c: &Connection,
-    state: &str,
-    requester: &str,
-    database: &str,
-    sql_hash: &str,
-) -> Result<Vec<HoldRequest>, StoreError> {
-    let mut stmt = c.prepare(
-        "SELECT body FROM requests
-         WHERE requester = ?1 AND database = ?2 AND sql_hash = ?3 AND state = ?4
-         ORDER BY created_ms DESC",
-    )?;
-    let rows = stmt.query_map(params![requester, database, sql_hash, state], |r| {
-        r.get::<_, String>(0)
-    })?;
-    let mut out = Vec::new();
-    for body in rows {
-        out.push(parse(&body?)?);
-    }
-    Ok(out)
-}
-
-fn read(c: &Connection, id: &str) -> Result<Option<HoldRequest>, StoreError> {
-    let body: Option<String> = c
-        .query_row("SELECT body FROM requests WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    body.map(|b| parse(&b)).transpose()
-}
-
-fn write(c: &Connection, request: &HoldRequest) -> Result<(), StoreError> {
-    let body = serde_json::to_string(request).map_err(|e| StoreError(e.to_string()))?;
-    c.execute(
-        "UPDATE requests SET state = ?2, body = ?3 WHERE id = ?1",
-        params![request.id, request.state.name(), body],
-    )?;
-    Ok(())
-}
-
-fn parse(body: &str) -> Result<HoldRequest, StoreError> {
-    serde_json::from_str(body)
-        .map_err(|e| StoreError(format!("a stored request is unreadable: {e}")))
 }
 
 #[cfg(test)]
@@ -393,7 +347,7 @@ mod tests {
     #[tokio::test]
     async fn decisions_wake_the_waiting_statement() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Approvals::open(&dir.path().join("approvals.sqlite3")).unwrap();
+        let store = Approvals::open_embedded(&dir.path().join("approvals.sqlite3")).unwrap();
         store.create(&pending("r-1", 1)).await.unwrap();
         let waiter = {
             let store = store.clone();
@@ -434,7 +388,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_ended_as_withdrawn_cannot_be_approved() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Approvals::open(&dir.path().join("a.sqlite3")).unwrap();
+        let store = Approvals::open_embedded(&dir.path().join("a.sqlite3")).unwrap();
         store.create(&pending("r-2", 1)).await.unwrap();
         let ended = store
             .end("r-2", State::Withdrawn, "the client cancelled")

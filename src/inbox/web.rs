@@ -448,18 +448,12 @@ pub async fn request_page(
     page(
         &format!("Request {}", request.id),
         Some((identity, &session)),
-        &request_body(&inbox, &request, identity, &session, ""),
+        &request_body(&request, identity, &session, ""),
     )
     .into_response()
 }
 
-fn request_body(
-    inbox: &Inbox,
-    r: &HoldRequest,
-    identity: &Identity,
-    session: &WebSession,
-    flash: &str,
-) -> String {
+fn request_body(r: &HoldRequest, identity: &Identity, session: &WebSession, flash: &str) -> String {
     let now = now_ms();
     let fact =
         |name: &str, value: &str| format!("<tr><th>{name}</th><td>{}</td></tr>", escape(value));
@@ -524,7 +518,7 @@ fn request_body(
             }
         );
     }
-    let recent = recent_statements(inbox, &r.session);
+    let recent = recent_statements(&r);
     let can_decide = r.state == State::Pending
         && matches!(identity.role, Role::Approver | Role::Admin)
         && identity.name != r.requester
@@ -559,30 +553,26 @@ fn request_body(
     )
 }
 
-/// The last statements of `session` from the audit log (masked as logged).
-fn recent_statements(inbox: &Inbox, session: &str) -> String {
-    let Some(dir) = &inbox.audit_dir else {
-        return "<p>No audit log.</p>".into();
-    };
-    let records = crate::audit::read::session_records(dir, session).unwrap_or_default();
-    let statements: Vec<String> = records
+/// The requester's last statements in the session (masked, as logged),
+/// newest first; they travel with the request, so any gateway sharing the
+/// store shows them.
+fn recent_statements(r: &HoldRequest) -> String {
+    if r.recent.is_empty() {
+        return "<p>None recorded.</p>".into();
+    }
+    let statements: Vec<String> = r
+        .recent
         .iter()
-        .filter(|(_, r)| r.get("kind").and_then(|k| k.as_str()) == Some("statement"))
         .rev()
-        .take(10)
-        .map(|(_, r)| {
+        .map(|s| {
             format!(
                 "<li><code>{}</code> — {}</li>",
-                escape(r.get("sql").and_then(|s| s.as_str()).unwrap_or("")),
-                escape(r.get("verdict").and_then(|s| s.as_str()).unwrap_or(""))
+                escape(&s.sql),
+                escape(&s.verdict)
             )
         })
         .collect();
-    if statements.is_empty() {
-        "<p>None recorded.</p>".into()
-    } else {
-        format!(r#"<ol id="recent">{}</ol>"#, statements.join(""))
-    }
+    format!(r#"<ol id="recent">{}</ol>"#, statements.join(""))
 }
 
 #[derive(Deserialize)]
@@ -617,7 +607,7 @@ pub async fn decide(
         Ok(Some(r)) => page(
             &format!("Request {}", r.id),
             Some((identity, &session)),
-            &request_body(&inbox, &r, identity, &session, &flash),
+            &request_body(&r, identity, &session, &flash),
         )
         .into_response(),
         _ => (StatusCode::NOT_FOUND, "no such request").into_response(),

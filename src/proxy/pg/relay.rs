@@ -470,11 +470,14 @@ impl Front {
             let impact = self.impact(checked, sql);
             return self
                 .gate
-                .release_deferred(&self.session, checked, sql, impact)
+                .release_deferred(&self.session, checked, sql, impact, &self.sql_statements)
                 .await;
         }
         let impact = self.impact(checked, sql).await;
-        let (request, notice) = self.gate.hold(&self.session, checked, sql, impact).await?;
+        let (request, notice) = self
+            .gate
+            .hold(&self.session, checked, sql, impact, &self.sql_statements)
+            .await?;
         let told = self
             .push(Expect::Inject {
                 frames: backend::notice(&notice),
