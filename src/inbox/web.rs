@@ -518,7 +518,7 @@ fn request_body(r: &HoldRequest, identity: &Identity, session: &WebSession, flas
             }
         );
     }
-    let recent = recent_statements(&r);
+    let recent = recent_statements(r);
     let can_decide = r.state == State::Pending
         && matches!(identity.role, Role::Approver | Role::Admin)
         && identity.name != r.requester
