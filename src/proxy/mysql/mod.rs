@@ -1,6 +1,9 @@
 //! The MySQL / MariaDB side of the gateway.
 //!
 //! * [`packet`] — packet framing, sequence ids, and the field encodings
-//!   inside payloads.
+//!   inside payloads;
+//! * [`auth`] — the password plugins' arithmetic (`mysql_native_password`,
+//!   `caching_sha2_password`) and connection nonces.
 
+pub mod auth;
 pub mod packet;
