@@ -329,7 +329,7 @@ impl ClientReply {
     pub fn parse(payload: &[u8]) -> Result<Self, HandshakeError> {
         let mut f = Fields::new(payload);
         let head = SslRequest::parse_fixed(&mut f)?;
-        if f.is_empty() && head.capabilities & CLIENT_SSL != 0 {
+        if payload.len() == FIXED_RESPONSE_LEN && head.capabilities & CLIENT_SSL != 0 {
             return Ok(Self::Ssl(head));
         }
         HandshakeResponse::parse_rest(head, &mut f).map(Self::Login)

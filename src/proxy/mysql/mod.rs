@@ -4,8 +4,10 @@
 //!   inside payloads;
 //! * [`auth`] — the password plugins' arithmetic (`mysql_native_password`,
 //!   `caching_sha2_password`) and connection nonces;
-//! * [`handshake`] — the connection-phase packets and OK / EOF / ERR.
+//! * [`handshake`] — the connection-phase packets and OK / EOF / ERR;
+//! * [`upstream`] — Airlock's own logins to the real server.
 
 pub mod auth;
 pub mod handshake;
 pub mod packet;
+pub mod upstream;
