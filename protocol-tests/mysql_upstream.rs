@@ -6,11 +6,15 @@
 //! Each test makes its own account (`airlock_up_<pid>_<nanos>_<n>`, for
 //! 127.0.0.1 and localhost) with the `mariadb` CLI as root, and a guard
 //! drops it when the test ends, failed or not.
+//!
+//! TLS is also tested whatever the machine's server says, against a private
+//! MariaDB the test starts in a temporary directory with a certificate from
+//! a test CA made with rcgen.
 
 use airlock::config::UpstreamTls;
 use airlock::proxy::mysql::handshake::{
     self, ErrPacket, OkPacket, CLIENT_DEPRECATE_EOF, CLIENT_LONG_PASSWORD, CLIENT_PROTOCOL_41,
-    CLIENT_SSL, SUPPORTED,
+    CLIENT_SSL,
 };
 use airlock::proxy::mysql::packet::{Fields, PacketStream};
 use airlock::proxy::mysql::upstream::{
@@ -256,7 +260,10 @@ async fn unknown_database_is_refused() {
 #[tokio::test]
 async fn select_one_read_by_hand_with_and_without_eof_packets() {
     let user = TestUser::create();
-    for caps in [SUPPORTED, SUPPORTED & !CLIENT_DEPRECATE_EOF] {
+    for caps in [
+        handshake::DEFAULT_CLIENT,
+        handshake::DEFAULT_CLIENT & !CLIENT_DEPRECATE_EOF,
+    ] {
         let mut settings = user.settings();
         settings.capabilities = caps;
         let mut up = upstream::connect(&settings).await.expect("login");
@@ -273,6 +280,35 @@ async fn select_one_read_by_hand_with_and_without_eof_packets() {
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0], [None, Some("a".into())]);
     }
+}
+
+#[tokio::test]
+async fn qualified_names_work_without_a_database() {
+    // Regression: asking for every supported flag included NO_SCHEMA, and
+    // MariaDB then refused `information_schema.x` with "No database selected".
+    let user = TestUser::create();
+    let mut settings = user.settings();
+    settings.database = None;
+    let mut up = upstream::connect(&settings).await.expect("login");
+    let rows = query(
+        &mut up,
+        "SELECT COUNT(*) > 0 FROM information_schema.SESSION_STATUS",
+    )
+    .await;
+    assert_eq!(rows, [[Some("1".to_string())]]);
+    // An agent that asks for NO_SCHEMA gets it.
+    settings.capabilities |= handshake::CLIENT_NO_SCHEMA;
+    let mut up = upstream::connect(&settings).await.expect("login");
+    assert_ne!(up.capabilities & handshake::CLIENT_NO_SCHEMA, 0);
+    send_query(
+        &mut up.packets,
+        "SELECT COUNT(*) FROM information_schema.SESSION_STATUS",
+    )
+    .await;
+    let err = read_result_set(&mut up)
+        .await
+        .expect_err("NO_SCHEMA refuses db.table");
+    assert_eq!(err.code, 1046);
 }
 
 #[tokio::test]
@@ -355,4 +391,170 @@ fn capability_constants_match_the_protocol() {
     assert_eq!(handshake::CLIENT_PLUGIN_AUTH, 0x80000);
     assert_eq!(CLIENT_DEPRECATE_EOF, 0x100_0000);
     assert_eq!(handshake::CLIENT_QUERY_ATTRIBUTES, 0x800_0000);
+}
+
+// ---- a private MariaDB with TLS ----------------------------------------------
+
+/// A throwaway MariaDB server with TLS on, killed when dropped.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    /// The CA that signed the server certificate, and one that did not.
+    ca: std::path::PathBuf,
+    other_ca: std::path::PathBuf,
+}
+
+fn ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = rcgen::KeyPair::generate().unwrap();
+    (params.self_signed(&key).unwrap(), key)
+}
+
+impl TlsServer {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = |name: &str| dir.path().join(name);
+        let (ca_cert, ca_key) = ca("Airlock MySQL Test CA");
+        let (other, _) = ca("Unrelated Test CA");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
+        std::fs::write(path("ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(path("other-ca.pem"), other.pem()).unwrap();
+        std::fs::write(path("server.pem"), cert.pem()).unwrap();
+        std::fs::write(path("server.key"), key.serialize_pem()).unwrap();
+
+        let data = path("data");
+        let install = Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--user=root", "--auth-root-authentication-method=normal"])
+            .arg("--skip-test-db")
+            .output()
+            .expect("mariadb-install-db");
+        assert!(
+            install.status.success(),
+            "{}",
+            String::from_utf8_lossy(&install.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = Command::new("/usr/sbin/mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", path("sock").display()))
+            .arg(format!("--pid-file={}", path("pid").display()))
+            .arg(format!("--ssl-cert={}", path("server.pem").display()))
+            .arg(format!("--ssl-key={}", path("server.key").display()))
+            .args(["--user=root", "--bind-address=127.0.0.1", "--skip-log-bin"])
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(path("server.log")).unwrap())
+            .spawn()
+            .expect("mariadbd");
+        let server = Self {
+            child,
+            port,
+            ca: path("ca.pem"),
+            other_ca: path("other-ca.pem"),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.sql("SELECT 1").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the private MariaDB did not start: {}",
+                std::fs::read_to_string(server.dir.path().join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        server
+    }
+
+    fn sql(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new("mariadb")
+            .args(["-uroot", "-h127.0.0.1", "--skip-ssl", "-N", "-B"])
+            .arg(format!("-P{}", self.port))
+            .args(["-e", sql])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    fn settings(&self, mode: UpstreamTls, ca: Option<&std::path::Path>) -> UpstreamSettings {
+        let mut s = UpstreamSettings::new(format!("127.0.0.1:{}", self.port), "tls_only");
+        s.password = PASSWORD.into();
+        s.connect_timeout = Duration::from_secs(5);
+        s.tls = tls::upstream_config(mode, ca).expect("TLS config");
+        s
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn tls_against_a_private_server() {
+    let server = TlsServer::start();
+    server
+        .sql(&format!(
+            "CREATE USER 'tls_only'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}' REQUIRE SSL"
+        ))
+        .expect("create the TLS-only account");
+
+    // `require`: encrypted, certificate not checked.
+    let mut up = upstream::connect(&server.settings(UpstreamTls::Require, None))
+        .await
+        .expect("login over TLS");
+    assert!(up.is_tls());
+    assert_ne!(up.server_capabilities & CLIENT_SSL, 0);
+    let rows = query(
+        &mut up,
+        "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS \
+         WHERE VARIABLE_NAME = 'SSL_VERSION'",
+    )
+    .await;
+    let version = rows[0][0].clone().unwrap_or_default();
+    eprintln!("private server TLS version: {version}");
+    assert!(version.starts_with("TLS"), "{version:?}");
+
+    // `verify-full` with the CA that signed the certificate.
+    let up = upstream::connect(&server.settings(UpstreamTls::VerifyFull, Some(&server.ca)))
+        .await
+        .expect("login with a verified certificate");
+    assert!(up.is_tls());
+
+    // `verify-full` with a CA that did not sign it.
+    match upstream::connect(&server.settings(UpstreamTls::VerifyFull, Some(&server.other_ca))).await
+    {
+        Err(UpstreamError::Tls(message)) => eprintln!("untrusted certificate: {message}"),
+        Err(other) => panic!("expected a TLS error, got: {other}"),
+        Ok(_) => panic!("an untrusted certificate was accepted"),
+    }
+
+    // Without TLS the account refuses the login.
+    let (code, _, _) =
+        rejected(upstream::connect(&server.settings(UpstreamTls::Disable, None)).await);
+    assert_eq!(code, 1045);
 }

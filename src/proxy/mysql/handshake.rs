@@ -114,6 +114,24 @@ pub const SUPPORTED: u32 = REQUIRED
     | CLIENT_SESSION_TRACK
     | CLIENT_DEPRECATE_EOF;
 
+/// What Airlock asks for when it speaks for itself rather than for an
+/// agent — libmysqlclient's defaults. Left out: flags that change what
+/// statements mean (`FOUND_ROWS` changes affected-row counts,
+/// `IGNORE_SPACE` the parsing of function names, `NO_SCHEMA` refuses
+/// `db.table` names — MariaDB then answers "No database selected" —,
+/// `INTERACTIVE` the idle timeout); they are passed on only when an agent
+/// asks for them.
+pub const DEFAULT_CLIENT: u32 = REQUIRED
+    | CLIENT_LONG_PASSWORD
+    | CLIENT_LONG_FLAG
+    | CLIENT_TRANSACTIONS
+    | CLIENT_MULTI_RESULTS
+    | CLIENT_PS_MULTI_RESULTS
+    | CLIENT_CONNECT_ATTRS
+    | CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS
+    | CLIENT_SESSION_TRACK
+    | CLIENT_DEPRECATE_EOF;
+
 // Server status flags used here.
 pub const SERVER_STATUS_IN_TRANS: u16 = 1;
 pub const SERVER_STATUS_AUTOCOMMIT: u16 = 1 << 1;

@@ -122,7 +122,7 @@ impl UpstreamSettings {
             database: None,
             tls: None,
             connect_timeout: Duration::from_secs(10),
-            capabilities: SUPPORTED,
+            capabilities: handshake::DEFAULT_CLIENT,
             charset: handshake::UTF8MB4_GENERAL_CI,
         }
     }
