@@ -221,6 +221,8 @@ def main():
         with conn.cursor() as cur:
             # banana and cherry already have qty 5: three rows match, one changes.
             check(cur.execute("UPDATE pym_items SET qty = 5 WHERE id <= 3"), 1, "affected (changed) rows")
+            # Servers send the info as a length-prefixed string even without
+            # CLIENT_SESSION_TRACK; PyMySQL keeps the length byte (0x28 = "(").
             check(conn._result.message, b"(Rows matched: 3  Changed: 1  Warnings: 0", "OK packet info")
         with found_rows.cursor() as cur:
             check(cur.execute("UPDATE pym_items SET qty = 5 WHERE id <= 3"), 3, "affected (matched) rows")
