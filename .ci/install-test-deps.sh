@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what protocol-tests/drivers/ needs: psql, pgbench, the JDBC driver,
-# a JDK, the Python drivers and the node drivers. Runs as root, non-interactive.
+# Installs what protocol-tests/drivers/ needs: psql, pgbench, the pgJDBC and
+# MariaDB Connector/J drivers, a JDK, the mariadb client, sysbench, the Python
+# drivers and the node drivers. Runs as root, non-interactive.
 # Idempotent: apt and npm steps run only when something is missing, and pip is
 # a no-op when the pins are satisfied, so a second run takes about two seconds.
 set -euo pipefail
@@ -14,6 +15,10 @@ command -v psql >/dev/null || apt_missing+=(postgresql-client)
 command -v pgbench >/dev/null || apt_missing+=(postgresql-contrib)
 [ -f /usr/share/java/postgresql.jar ] || apt_missing+=(libpostgresql-jdbc-java)
 command -v javac >/dev/null || apt_missing+=(default-jdk-headless)
+command -v mariadb >/dev/null || apt_missing+=(mariadb-client)
+[ -f /usr/share/java/mariadb-java-client.jar ] || apt_missing+=(libmariadb-java)
+# The MySQL benchmark drives the gateway with sysbench.
+command -v sysbench >/dev/null || apt_missing+=(sysbench)
 # The inbox's browser test drives Debian's Chromium with playwright-core.
 command -v chromium >/dev/null || apt_missing+=(chromium)
 
