@@ -88,7 +88,8 @@ def connect(**kwargs):
         host=env("MYSQL_HOST"),
         port=int(env("MYSQL_PORT")),
         user=env("MYSQL_USER"),
-        password=os.environ.get("MYSQL_PASSWORD", ""),
+        # PyMySQL encodes a str password as latin-1; servers hash UTF-8.
+        password=os.environ.get("MYSQL_PASSWORD", "").encode("utf-8"),
         database=env("MYSQL_DATABASE"),
         charset="utf8mb4",
         connect_timeout=10,
