@@ -12,6 +12,8 @@
 //! - `pg` applies it to PostgreSQL values by type and format (text and
 //!   binary encodings, arrays, COPY data) — value encodings only; the
 //!   framing of messages stays in `proxy::pg`.
+//! - `value` holds what the row maskers share: [`RowOutcome`], [`MaskStats`] and the
+//!   value rules that do not depend on a wire format.
 
 mod checks;
 mod json;
@@ -20,12 +22,14 @@ mod masker;
 mod pg;
 mod scan;
 mod tld;
+mod value;
 
 pub use json::InvalidJson;
 pub use kind::{Detectors, Finding, Kind};
 pub use masker::{MaskSettings, Masked, Masker, Scratch, Strategy, Tally};
-pub use pg::{Column, MaskStats, RowMasker, RowOutcome};
+pub use pg::{Column, RowMasker};
 pub use scan::Scanner;
+pub use value::{MaskStats, RowOutcome};
 
 #[cfg(test)]
 mod robustness;

@@ -8,6 +8,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::kind::Kind;
 use super::masker::{Masked, Masker, Scratch, Strategy, Tally};
+use super::value::{
+    fail_closed, fit_int, int_max, looks_like_json, mask_message, mask_text_value, MaskStats,
+    RowOutcome,
+};
 
 /// One result column as described by RowDescription (or the statement's
 /// description plus the format codes of Bind).
@@ -17,45 +21,6 @@ pub struct Column {
     pub type_oid: u32,
     /// 0 text, 1 binary.
     pub format: i16,
-}
-
-/// What the masker did to one row.
-#[derive(Debug, PartialEq, Eq)]
-pub enum RowOutcome {
-    /// Forward the original bytes.
-    Unchanged,
-    /// Forward this rewritten frame instead.
-    Rewritten(Bytes),
-}
-
-impl RowOutcome {
-    /// The frame to forward: the rewritten one, or `original`.
-    pub fn frame_or<'a>(&'a self, original: &'a Bytes) -> &'a Bytes {
-        match self {
-            RowOutcome::Unchanged => original,
-            RowOutcome::Rewritten(frame) => frame,
-        }
-    }
-}
-
-/// Masking counts of one statement's result: per column, per kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MaskStats {
-    pub columns: Vec<(String, Vec<(Kind, u32)>)>,
-}
-
-impl MaskStats {
-    pub fn is_empty(&self) -> bool {
-        self.columns.is_empty()
-    }
-
-    pub fn total(&self) -> u64 {
-        self.columns
-            .iter()
-            .flat_map(|(_, c)| c.iter())
-            .map(|(_, n)| u64::from(*n))
-            .sum()
-    }
 }
 
 /// How Airlock treats a column, from its type.
@@ -171,28 +136,12 @@ impl RowMasker {
     /// The masking counts since the last call, by column name.
     pub fn take_stats(&mut self) -> MaskStats {
         let mut stats = MaskStats::default();
-        for (i, tally) in self.tallies.iter_mut().enumerate() {
-            if !tally.is_empty() {
-                let name = self
-                    .columns
-                    .get(i)
-                    .map_or_else(|| format!("column{}", i + 1), |c| c.name.clone());
-                stats.columns.push((name, tally.counts().collect()));
-                *tally = Tally::default();
-            }
-        }
-        if !self.message_tally.is_empty() {
-            stats
-                .columns
-                .push(("(messages)".into(), self.message_tally.counts().collect()));
-            self.message_tally = Tally::default();
-        }
-        if !self.copy_tally.is_empty() {
-            stats
-                .columns
-                .push(("(copy)".into(), self.copy_tally.counts().collect()));
-            self.copy_tally = Tally::default();
-        }
+        let columns = &self.columns;
+        stats.take_columns(&mut self.tallies, |i| {
+            columns.get(i).map(|c| c.name.as_str())
+        });
+        stats.take_named("(messages)", &mut self.message_tally);
+        stats.take_named("(copy)", &mut self.copy_tally);
         stats
     }
 
@@ -268,13 +217,7 @@ impl RowMasker {
             message_tally,
             ..
         } = self;
-        match engine
-            .as_deref()?
-            .mask_delimited(text, scratch, message_tally)
-        {
-            Masked::Replaced(v) => Some(v),
-            Masked::Unchanged | Masked::Null => None,
-        }
+        mask_message(engine.as_deref()?, text, scratch, message_tally)
     }
 
     /// Inspects one CopyData frame of COPY … TO STDOUT output.
@@ -605,7 +548,10 @@ fn mask_value(
             Class::Text => mask_text_value(engine, value, scratch, tally),
             Class::Json | Class::Jsonb => engine.mask_json(value, scratch, tally),
             Class::Xml => mask_xml(engine, value, scratch, tally),
-            Class::Int(width) => fit_int(engine.mask_number(value, scratch, tally), width),
+            Class::Int(width) => fit_int(
+                engine.mask_number(value, scratch, tally),
+                int_max(width, false),
+            ),
             Class::Numeric => engine.mask_number(value, scratch, tally),
             Class::Bytea => mask_bytea_text(engine, value, scratch, tally),
             Class::Inet => mask_inet_text(engine, value, scratch, tally),
@@ -641,40 +587,6 @@ fn mask_value(
         Class::Array => mask_array_binary(engine, value, scratch, tally),
         Class::Record => mask_record_binary(engine, value, scratch, tally),
         Class::Other => fail_closed(engine, value, scratch, tally),
-    }
-}
-
-/// A text value: a JSON document kept in a text column is masked as JSON
-/// (its member names are context, not text to match), anything else as
-/// free text.
-fn mask_text_value(
-    engine: &Masker,
-    value: &[u8],
-    scratch: &mut Scratch,
-    tally: &mut Tally,
-) -> Masked {
-    if looks_like_json(value) {
-        return engine.mask_json(value, scratch, tally);
-    }
-    engine.mask_text(value, scratch, tally)
-}
-
-fn looks_like_json(value: &[u8]) -> bool {
-    let trimmed = value.trim_ascii();
-    matches!(
-        (trimmed.first(), trimmed.last()),
-        (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
-    )
-}
-
-/// A binary value of a type Airlock cannot rewrite: text-looking bytes are
-/// masked as text; anything else with a finding becomes NULL.
-fn fail_closed(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
-    let printable = std::str::from_utf8(value)
-        .is_ok_and(|s| s.chars().all(|c| !c.is_control() || c.is_whitespace()));
-    match engine.mask_text(value, scratch, tally) {
-        Masked::Replaced(_) if !printable => Masked::Null,
-        other => other,
     }
 }
 
@@ -849,26 +761,6 @@ fn mask_xml(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mut Ta
     }
 }
 
-/// A masked integer must fit its column's width.
-fn fit_int(masked: Masked, width: u8) -> Masked {
-    match masked {
-        Masked::Replaced(v) => {
-            let max: u64 = match width {
-                2 => i16::MAX as u64,
-                4 => i32::MAX as u64,
-                _ => i64::MAX as u64,
-            };
-            let n: u64 = std::str::from_utf8(&v)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let n = if n > max { n % (max / 10 + 1) } else { n };
-            Masked::Replaced(n.to_string().into_bytes())
-        }
-        other => other,
-    }
-}
-
 fn mask_int_binary(
     engine: &Masker,
     value: &[u8],
@@ -883,7 +775,10 @@ fn mask_int_binary(
         _ => return fail_closed(engine, value, scratch, tally),
     };
     let text = n.to_string();
-    match fit_int(engine.mask_number(text.as_bytes(), scratch, tally), width) {
+    match fit_int(
+        engine.mask_number(text.as_bytes(), scratch, tally),
+        int_max(width, false),
+    ) {
         Masked::Replaced(v) => {
             let n: i64 = std::str::from_utf8(&v)
                 .ok()
