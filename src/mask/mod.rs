@@ -1,7 +1,8 @@
 //! Masking of result rows by the content of their values.
 //!
-//! Every row a client receives passes through the session's [`RowMasker`].
-//! The relay hands it whole DataRow frames so that a row with nothing to
+//! Every row a client receives passes through the session's [`RowMasker`]
+//! (PostgreSQL) or [`MysqlRowMasker`] (MySQL / MariaDB). The relay hands
+//! it whole DataRow frames or row payloads so that a row with nothing to
 //! mask is forwarded as the very bytes the upstream sent: no decoding, no
 //! copy.
 //!
@@ -12,6 +13,9 @@
 //! - `pg` applies it to PostgreSQL values by type and format (text and
 //!   binary encodings, arrays, COPY data) — value encodings only; the
 //!   framing of messages stays in `proxy::pg`.
+//! - `mysql` does the same for MySQL / MariaDB rows in the text and binary
+//!   protocols, and reads column definitions; packet framing stays in
+//!   `proxy::mysql`.
 //! - `value` holds what the row maskers share: [`RowOutcome`], [`MaskStats`] and the
 //!   value rules that do not depend on a wire format.
 
@@ -19,6 +23,7 @@ mod checks;
 mod json;
 mod kind;
 mod masker;
+pub mod mysql;
 mod pg;
 mod scan;
 mod tld;
@@ -27,6 +32,7 @@ mod value;
 pub use json::InvalidJson;
 pub use kind::{Detectors, Finding, Kind};
 pub use masker::{MaskSettings, Masked, Masker, Scratch, Strategy, Tally};
+pub use mysql::{MysqlColumn, MysqlRowMasker};
 pub use pg::{Column, RowMasker};
 pub use scan::Scanner;
 pub use value::{MaskStats, RowOutcome};
