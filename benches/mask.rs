@@ -1,7 +1,8 @@
 //! Masking throughput: the scanner on cells with nothing to find, on
 //! digit-heavy table data, and on the PII-dense evaluation corpus; the same
 //! inputs with one detector at a time, to show where a scan's time goes;
-//! the row masker on a typical ten-column DataRow.
+//! the row masker on a typical ten-column DataRow, and the MySQL row
+//! masker on the same row in the text protocol.
 //!
 //!     cargo bench --bench mask
 //!     cargo bench --bench mask -- by_detector      # one group only
@@ -13,9 +14,10 @@
 
 use std::sync::Arc;
 
+use airlock::mask::mysql::types as mysql_types;
 use airlock::mask::{
-    Column, Detectors, Finding, Kind, MaskSettings, Masker, RowMasker, RowOutcome, Scanner,
-    Strategy,
+    Column, Detectors, Finding, Kind, MaskSettings, Masker, MysqlColumn, MysqlRowMasker, RowMasker,
+    RowOutcome, Scanner, Strategy,
 };
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
@@ -616,5 +618,87 @@ fn mask_row(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, scan, scan_corpus, scan_by_detector, mask_row);
+/// A MySQL text-protocol row payload: each value a length-encoded string
+/// (all of these are shorter than 251 bytes: a one-byte length).
+fn mysql_text_row(values: &[&str]) -> Bytes {
+    let mut row = BytesMut::new();
+    for v in values {
+        row.put_u8(v.len() as u8);
+        row.put_slice(v.as_bytes());
+    }
+    row.freeze()
+}
+
+/// The ten columns of [`COLUMNS`] as MySQL reports them: INT, BIGINT,
+/// VARCHAR, VARCHAR, DECIMAL, DATETIME, CHAR(36), TINYINT(1), JSON,
+/// VARCHAR (utf8mb4, or `binary` for numbers, dates and JSON).
+const MYSQL_COLUMNS: &[(&str, u8, u16)] = &[
+    ("id", mysql_types::LONG, 63),
+    ("account_id", mysql_types::LONGLONG, 63),
+    ("name", mysql_types::VAR_STRING, 45),
+    ("status", mysql_types::VAR_STRING, 45),
+    ("amount", mysql_types::NEWDECIMAL, 63),
+    ("created_at", mysql_types::DATETIME, 63),
+    ("request_id", mysql_types::STRING, 45),
+    ("active", mysql_types::TINY, 63),
+    ("settings", mysql_types::JSON, 63),
+    ("city", mysql_types::VAR_STRING, 45),
+];
+
+fn mask_mysql_text_row(c: &mut Criterion) {
+    let masker = Arc::new(Masker::new(&MaskSettings {
+        detectors: Detectors::standard(),
+        default_strategy: Strategy::Redact,
+        ..Default::default()
+    }));
+    let columns: Vec<MysqlColumn> = MYSQL_COLUMNS
+        .iter()
+        .map(|(name, column_type, charset)| MysqlColumn {
+            name: (*name).into(),
+            column_type: *column_type,
+            charset: *charset,
+            flags: 0,
+            decimals: 0,
+        })
+        .collect();
+    let mysql_values = |note| {
+        let mut values = row_values(note);
+        values[7] = "1";
+        values
+    };
+    let rows = [
+        (
+            "no_pii",
+            mysql_text_row(&mysql_values("shipped, awaiting pickup")),
+        ),
+        (
+            "one_email",
+            mysql_text_row(&mysql_values("ask margarethe.o@example.de")),
+        ),
+    ];
+    let mut group = c.benchmark_group("mask_mysql_text_row");
+    for (name, row) in &rows {
+        let mut rows_masker = MysqlRowMasker::new(masker.clone());
+        rows_masker.set_columns(&columns);
+        let rewritten = matches!(rows_masker.mask_text_row(row), RowOutcome::Rewritten(_));
+        eprintln!(
+            "mask_mysql_text_row {name}: {} bytes, rewritten: {rewritten}",
+            row.len()
+        );
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(*name, |b| {
+            b.iter(|| rows_masker.mask_text_row(black_box(row)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    scan,
+    scan_corpus,
+    scan_by_detector,
+    mask_row,
+    mask_mysql_text_row
+);
 criterion_main!(benches);
