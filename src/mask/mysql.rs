@@ -559,28 +559,11 @@ fn mask_int_binary(
     scratch: &mut Scratch,
     tally: &mut Tally,
 ) -> Masked {
-    let mut raw = [0u8; 8];
-    let Some(slot) = raw.get_mut(..value.len()) else {
-        return Masked::Null;
-    };
-    slot.copy_from_slice(value);
-    let bits = value.len() as u32 * 8;
-    let n = u64::from_le_bytes(raw);
-    let negative = !unsigned && bits > 0 && (n >> (bits - 1)) & 1 == 1;
-    let magnitude = if negative {
-        // Two's complement of the value's width, as a positive magnitude.
-        let extended = if bits == 64 {
-            n
-        } else {
-            n | (u64::MAX << bits)
-        };
-        extended.wrapping_neg()
-    } else {
-        n
-    };
     // Formatted on the stack: this runs for every integer of every row.
     let mut buf = [0u8; 21];
-    let text = decimal(negative, magnitude, &mut buf);
+    let Some(text) = le_int_decimal(value, unsigned, &mut buf) else {
+        return Masked::Null;
+    };
     match fit_int(
         engine.mask_number(text, scratch, tally),
         int_max(width, unsigned),
@@ -594,6 +577,31 @@ fn mask_int_binary(
         }
         other => other,
     }
+}
+
+/// The decimal text of a little-endian integer of 1 to 8 bytes, written
+/// into `buf`; `None` for any other width.
+fn le_int_decimal<'a>(value: &[u8], unsigned: bool, buf: &'a mut [u8; 21]) -> Option<&'a [u8]> {
+    if value.is_empty() {
+        return None;
+    }
+    let mut raw = [0u8; 8];
+    raw.get_mut(..value.len())?.copy_from_slice(value);
+    let bits = value.len() as u32 * 8;
+    let n = u64::from_le_bytes(raw);
+    let negative = !unsigned && (n >> (bits - 1)) & 1 == 1;
+    let magnitude = if negative {
+        // Sign-extended to 64 bits, then negated: the magnitude.
+        let extended = if bits == 64 {
+            n
+        } else {
+            n | (u64::MAX << bits)
+        };
+        extended.wrapping_neg()
+    } else {
+        n
+    };
+    Some(decimal(negative, magnitude, buf))
 }
 
 /// `magnitude` (negated when `negative`) in decimal, written into `buf`.

@@ -423,36 +423,30 @@ fn binary_integers_get_substitutes_of_the_same_width() {
 #[test]
 fn binary_integers_read_sign_and_width_right() {
     let mut buf = [0u8; 21];
-    let text = |bytes: &[u8], unsigned: bool, buf: &mut [u8; 21]| {
-        let mut raw = [0u8; 8];
-        raw[..bytes.len()].copy_from_slice(bytes);
-        let bits = bytes.len() as u32 * 8;
-        let n = u64::from_le_bytes(raw);
-        let negative = !unsigned && (n >> (bits - 1)) & 1 == 1;
-        let magnitude = if negative {
-            let extended = if bits == 64 {
-                n
-            } else {
-                n | (u64::MAX << bits)
-            };
-            extended.wrapping_neg()
-        } else {
-            n
-        };
-        String::from_utf8_lossy(decimal(negative, magnitude, buf)).into_owned()
+    let mut text = |bytes: &[u8], unsigned: bool| {
+        le_int_decimal(bytes, unsigned, &mut buf).map(|t| String::from_utf8_lossy(t).into_owned())
     };
-    assert_eq!(text(&[0xff], false, &mut buf), "-1");
-    assert_eq!(text(&[0xff], true, &mut buf), "255");
+    assert_eq!(text(&[0xff], false).as_deref(), Some("-1"));
+    assert_eq!(text(&[0xff], true).as_deref(), Some("255"));
     assert_eq!(
-        text(&i64::MIN.to_le_bytes(), false, &mut buf),
-        i64::MIN.to_string()
+        text(&i64::MIN.to_le_bytes(), false),
+        Some(i64::MIN.to_string())
     );
     assert_eq!(
-        text(&u64::MAX.to_le_bytes(), true, &mut buf),
-        u64::MAX.to_string()
+        text(&u64::MAX.to_le_bytes(), true),
+        Some(u64::MAX.to_string())
     );
-    assert_eq!(text(&(-300i16).to_le_bytes(), false, &mut buf), "-300");
-    assert_eq!(text(&[0, 0, 0, 0], false, &mut buf), "0");
+    assert_eq!(
+        text(&(-300i16).to_le_bytes(), false).as_deref(),
+        Some("-300")
+    );
+    assert_eq!(
+        text(&(-8_388_608i32).to_le_bytes(), false).as_deref(),
+        Some("-8388608")
+    );
+    assert_eq!(text(&[0, 0, 0, 0], false).as_deref(), Some("0"));
+    assert_eq!(text(&[], false), None);
+    assert_eq!(text(&[1; 9], true), None);
 }
 
 #[test]
