@@ -70,6 +70,10 @@ fn zero_config_serve_prints_how_to_connect_and_keeps_the_password() {
             "AIRLOCK_INBOX_LISTEN".to_string(),
             "127.0.0.1:0".to_string(),
         ),
+        (
+            "AIRLOCK_MYSQL_LISTEN".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
     ];
     let gateway = Gateway::spawn(dir, &["serve"], &env);
     assert!(

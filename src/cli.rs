@@ -8,6 +8,10 @@ use crate::identity::{
     Identities, Identity, LoginThrottle, Role, ScramVerifier, DEFAULT_SCRAM_ITERATIONS,
 };
 use crate::policy::Policy;
+use crate::proxy::mysql::{
+    frontend::LoginSettings as MysqlLogin, upstream::UpstreamSettings as MysqlUpstream,
+    MysqlListener, MysqlShared,
+};
 use crate::proxy::pg::{
     cancel::CancelMap, frontend::LoginSettings, upstream, PgListener, PgShared,
 };
@@ -196,6 +200,10 @@ enum IdentityCommand {
     Hash {
         #[arg(long, default_value_t = DEFAULT_SCRAM_ITERATIONS)]
         iterations: u32,
+        /// Print MySQL's `mysql_native_hash` (SHA1(SHA1(password)), for
+        /// `mysql_native_password` logins) instead.
+        #[arg(long)]
+        mysql: bool,
     },
     /// Make a new API token for the inbox: prints the token (give it to
     /// the approver or auditor) and the `api_token_hash = "…"` line for
@@ -214,8 +222,8 @@ pub fn run() -> ExitCode {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
         Command::Identity {
-            command: IdentityCommand::Hash { iterations },
-        } => identity_hash(iterations),
+            command: IdentityCommand::Hash { iterations, mysql },
+        } => identity_hash(iterations, mysql),
         Command::Identity {
             command: IdentityCommand::InboxPassword,
         } => identity_inbox_password(),
@@ -526,7 +534,7 @@ fn read_password() -> Result<String, ExitCode> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-fn identity_hash(iterations: u32) -> ExitCode {
+fn identity_hash(iterations: u32, mysql: bool) -> ExitCode {
     if iterations == 0 {
         return fail(&"--iterations must be at least 1");
     }
@@ -537,7 +545,14 @@ fn identity_hash(iterations: u32) -> ExitCode {
     if password.is_empty() {
         return fail(&"the password is empty");
     }
-    println!("{}", ScramVerifier::generate(&password, iterations));
+    if mysql {
+        println!(
+            "{}",
+            crate::proxy::mysql::auth::NativeHash::from_password(password.as_bytes())
+        );
+    } else {
+        println!("{}", ScramVerifier::generate(&password, iterations));
+    }
     ExitCode::SUCCESS
 }
 
@@ -628,6 +643,8 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
         verifier: ScramVerifier::generate(&password, DEFAULT_SCRAM_ITERATIONS),
         api_token_hash: None,
         inbox_password_hash: None,
+        mysql: crate::identity::MysqlCredentials::from_password(&password),
+        databases: None,
     };
     Ok((identity, password))
 }
@@ -786,7 +803,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
     reload_policy_on_sighup(gate.clone(), config.policies.clone());
     let shared = Arc::new(PgShared {
         login: LoginSettings {
-            identities,
+            identities: identities.clone(),
             tls: tls_acceptor,
             require_tls: config.tls.as_ref().is_some_and(|t| t.require),
         },
@@ -804,6 +821,10 @@ async fn serve_with(config: Config) -> Result<(), String> {
         max_connections: config.server.max_connections,
         default_database: config.postgres.upstream.database.clone(),
     });
+    let mysql = match config.mysql.enabled {
+        true => Some(mysql_listener(&config, &identities, &gate).await?),
+        false => None,
+    };
     let listener = PgListener::bind(config.postgres.listen, shared)
         .await
         .map_err(|e| {
@@ -841,6 +862,25 @@ async fn serve_with(config: Config) -> Result<(), String> {
             audit::log::Fsync::Batch => "batch",
         }
     );
+    if let Some(my) = &mysql {
+        let up = &config.mysql.upstream;
+        println!(
+            "mysql listening on {} -> upstream {}{} (client TLS: {}, upstream TLS: {})",
+            my.local_addr().map_err(|e| e.to_string())?,
+            up.address(),
+            if up.database.is_empty() {
+                String::new()
+            } else {
+                format!(" database {}", up.database)
+            },
+            match &config.tls {
+                Some(t) if t.require => "required",
+                Some(_) => "optional",
+                None => "off",
+            },
+            config.mysql.upstream_tls.name()
+        );
+    }
     println!(
         "postgres listening on {addr} -> upstream {} database {} (client TLS: {}, upstream TLS: {})",
         up.address(),
@@ -859,10 +899,62 @@ async fn serve_with(config: Config) -> Result<(), String> {
         tracing::info!("shutdown requested");
         let _ = stop_tx.send(true);
     });
+    let mysql_served = mysql.map(|my| tokio::spawn(my.serve(stop_rx.clone())));
     listener.serve(stop_rx).await;
+    if let Some(served) = mysql_served {
+        let _ = served.await;
+    }
     gate.audit().close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The MySQL listener, bound, with the upstream probed for its version.
+async fn mysql_listener(
+    config: &Config,
+    identities: &Arc<Identities>,
+    gate: &Arc<Gate>,
+) -> Result<MysqlListener, String> {
+    let my = &config.mysql;
+    let upstream_tls = tls::upstream_config(my.upstream_tls, my.upstream_ca.as_deref())
+        .map_err(|e| format!("mysql.upstream_ca: {e}"))?;
+    let mut upstream = MysqlUpstream::new(my.upstream.address(), my.upstream.user.clone());
+    upstream.password = my.upstream.password.clone().unwrap_or_default();
+    upstream.database = Some(my.upstream.database.clone()).filter(|d| !d.is_empty());
+    upstream.tls = upstream_tls;
+    upstream.connect_timeout = Duration::from_secs(my.connect_timeout_secs);
+    let tls = match &config.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(
+            tls::server_config(&t.cert, &t.key).map_err(|e| format!("tls: {e}"))?,
+        )),
+        None => None,
+    };
+    let shared = Arc::new(MysqlShared {
+        login: MysqlLogin {
+            identities: identities.clone(),
+            tls,
+            require_tls: config.tls.as_ref().is_some_and(|t| t.require),
+            sha2_cache: Default::default(),
+        },
+        gate: gate.clone(),
+        upstream,
+        throttle: LoginThrottle::new(
+            config.auth.max_failures,
+            Duration::from_secs(config.auth.failure_window_secs),
+            Duration::from_secs(config.auth.lockout_secs),
+        ),
+        max_packet_bytes: my.max_packet_bytes,
+        startup_timeout: Duration::from_secs(config.server.startup_timeout_secs),
+        shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
+        max_connections: config.server.max_connections,
+        kills: Default::default(),
+        server: Default::default(),
+    });
+    let listener = MysqlListener::bind(my.listen, shared)
+        .await
+        .map_err(|e| format!("mysql.listen: cannot listen on {}: {e}", my.listen))?;
+    listener.probe_upstream().await;
+    Ok(listener)
 }
 
 /// The policy from the configured folder, or the built-in default when the

@@ -9,7 +9,8 @@
 //! or `AIRLOCK_<KEY>` for top-level keys, then command-line flags. Their
 //! values are read as TOML scalars (`32`, `true`) and fall back to strings.
 
-use crate::identity::{Identity, Role, ScramVerifier, DEFAULT_SCRAM_ITERATIONS};
+use crate::identity::{Identity, MysqlCredentials, Role, ScramVerifier, DEFAULT_SCRAM_ITERATIONS};
+use crate::proxy::mysql::auth::NativeHash;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 /// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
 const SECTIONS: &[&str] = &[
-    "postgres", "tls", "auth", "log", "server", "audit", "approval", "inbox",
+    "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox",
 ];
 
 /// A configuration problem, always naming its source and key.
@@ -53,6 +54,7 @@ pub struct Config {
     /// Where Airlock keeps its state (audit segments, approval store, …).
     pub state_dir: PathBuf,
     pub postgres: PostgresConfig,
+    pub mysql: MysqlConfig,
     pub tls: Option<TlsConfig>,
     pub auth: AuthConfig,
     pub log: LogConfig,
@@ -81,6 +83,23 @@ pub struct PostgresConfig {
     pub acquire_timeout_secs: u64,
 }
 
+/// The MySQL / MariaDB listener (`[mysql]`).
+#[derive(Clone, Debug)]
+pub struct MysqlConfig {
+    /// Off: no MySQL listener.
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Airlock's service account; its database (if any) is only a default
+    /// for clients that name none.
+    pub upstream: UpstreamUrl,
+    pub upstream_tls: UpstreamTls,
+    pub upstream_ca: Option<PathBuf>,
+    /// The largest packet a client may send (bytes, after joining 16 MiB
+    /// pieces).
+    pub max_packet_bytes: usize,
+    pub connect_timeout_secs: u64,
+}
+
 /// Airlock's own login to the upstream database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamUrl {
@@ -104,6 +123,31 @@ impl UpstreamUrl {
         let (authority, database) = rest
             .split_once('/')
             .ok_or("must name a database: postgresql://user@host/database")?;
+        let url = Self::parse_authority(authority, 5432, database)?;
+        if url.database.is_empty() {
+            return Err("host, user and database must not be empty".into());
+        }
+        Ok(url)
+    }
+
+    /// Parses `mysql://user[:password]@host[:port][/database]`; the
+    /// database may be left out.
+    pub fn parse_mysql(text: &str) -> Result<Self, String> {
+        let rest = text
+            .strip_prefix("mysql://")
+            .or_else(|| text.strip_prefix("mariadb://"))
+            .ok_or("must start with mysql://")?;
+        if rest.contains('?') {
+            return Err(
+                "query parameters are not supported; use mysql.upstream_tls and mysql.upstream_ca"
+                    .into(),
+            );
+        }
+        let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
+        Self::parse_authority(authority, 3306, database)
+    }
+
+    fn parse_authority(authority: &str, default_port: u16, database: &str) -> Result<Self, String> {
         let (userinfo, hostport) = authority
             .rsplit_once('@')
             .ok_or("must name a user: postgresql://user@host/database")?;
@@ -126,10 +170,10 @@ impl UpstreamUrl {
             Some(p) => p
                 .parse::<u16>()
                 .map_err(|_| format!("invalid port `{p}`"))?,
-            None => 5432,
+            None => default_port,
         };
-        if host.is_empty() || user.is_empty() || database.is_empty() {
-            return Err("host, user and database must not be empty".into());
+        if host.is_empty() || user.is_empty() {
+            return Err("host and user must not be empty".into());
         }
         Ok(Self {
             host,
@@ -296,6 +340,8 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     #[serde(default)]
     postgres: RawPostgres,
+    #[serde(default)]
+    mysql: RawMysql,
     tls: Option<RawTls>,
     #[serde(default)]
     auth: RawAuth,
@@ -326,6 +372,18 @@ struct RawPostgres {
     max_message_bytes: Option<usize>,
     connect_timeout_secs: Option<u64>,
     acquire_timeout_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMysql {
+    enabled: Option<bool>,
+    listen: Option<String>,
+    upstream: Option<String>,
+    upstream_tls: Option<UpstreamTls>,
+    upstream_ca: Option<PathBuf>,
+    max_packet_bytes: Option<usize>,
+    connect_timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -411,6 +469,8 @@ struct RawIdentity {
     scram_verifier: Option<String>,
     api_token_hash: Option<String>,
     inbox_password_hash: Option<String>,
+    mysql_native_hash: Option<String>,
+    databases: Option<Vec<String>>,
 }
 
 /// One override of a key, from the environment or a flag.
@@ -543,6 +603,30 @@ fn scalar(text: &str) -> toml::Value {
     }
 }
 
+/// `<section>.upstream_ca` must exist, and `verify-full` needs it.
+fn check_upstream_tls(
+    section: &str,
+    mode: UpstreamTls,
+    ca: Option<&Path>,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if let Some(ca) = ca {
+        if !ca.is_file() {
+            return Err(err(
+                &format!("{section}.upstream_ca"),
+                format!("file `{}` does not exist", ca.display()),
+            ));
+        }
+    }
+    if mode == UpstreamTls::VerifyFull && ca.is_none() {
+        return Err(err(
+            &format!("{section}.upstream_tls"),
+            format!("verify-full needs {section}.upstream_ca (a PEM file of trusted CAs)"),
+        ));
+    }
+    Ok(())
+}
+
 fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, ConfigError> {
     let err = |key: &str, problem: String| ConfigError::new(blame(key), key, problem);
 
@@ -563,20 +647,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         return Err(err("postgres.pool_size", "must be at least 1".into()));
     }
     let upstream_tls = pg.upstream_tls.unwrap_or(UpstreamTls::Disable);
-    if let Some(ca) = &pg.upstream_ca {
-        if !ca.is_file() {
-            return Err(err(
-                "postgres.upstream_ca",
-                format!("file `{}` does not exist", ca.display()),
-            ));
-        }
-    }
-    if upstream_tls == UpstreamTls::VerifyFull && pg.upstream_ca.is_none() {
-        return Err(err(
-            "postgres.upstream_tls",
-            "verify-full needs postgres.upstream_ca (a PEM file of trusted CAs)".into(),
-        ));
-    }
+    check_upstream_tls("postgres", upstream_tls, pg.upstream_ca.as_deref(), &err)?;
     let max_message_bytes = pg.max_message_bytes.unwrap_or(64 << 20);
     if max_message_bytes < 1024 {
         return Err(err(
@@ -584,6 +655,38 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             "must be at least 1024".into(),
         ));
     }
+
+    let my = raw.mysql;
+    let my_listen_text = my.listen.unwrap_or_else(|| "127.0.0.1:3307".into());
+    let my_listen: SocketAddr = my_listen_text.parse().map_err(|_| {
+        err(
+            "mysql.listen",
+            format!("`{my_listen_text}` is not an address like 127.0.0.1:3307"),
+        )
+    })?;
+    let my_upstream_text = my
+        .upstream
+        .unwrap_or_else(|| "mysql://root@127.0.0.1:3306".into());
+    let my_upstream =
+        UpstreamUrl::parse_mysql(&my_upstream_text).map_err(|p| err("mysql.upstream", p))?;
+    let my_upstream_tls = my.upstream_tls.unwrap_or(UpstreamTls::Disable);
+    check_upstream_tls("mysql", my_upstream_tls, my.upstream_ca.as_deref(), &err)?;
+    let max_packet_bytes = my.max_packet_bytes.unwrap_or(64 << 20);
+    if max_packet_bytes < 1024 {
+        return Err(err(
+            "mysql.max_packet_bytes",
+            "must be at least 1024".into(),
+        ));
+    }
+    let mysql = MysqlConfig {
+        enabled: my.enabled.unwrap_or(true),
+        listen: my_listen,
+        upstream: my_upstream,
+        upstream_tls: my_upstream_tls,
+        upstream_ca: my.upstream_ca,
+        max_packet_bytes,
+        connect_timeout_secs: my.connect_timeout_secs.unwrap_or(10),
+    };
 
     let tls = match raw.tls {
         None => None,
@@ -617,6 +720,39 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         if identities.iter().any(|x: &Identity| x.name == id.name) {
             return Err(err(&key("name"), format!("`{}` is defined twice", id.name)));
         }
+        let mut mysql = match &id.password {
+            Some(p) => MysqlCredentials::from_password(p),
+            None => MysqlCredentials::default(),
+        };
+        if let Some(hash) = &id.mysql_native_hash {
+            if id.password.is_some() {
+                return Err(err(
+                    &key("mysql_native_hash"),
+                    "not needed with password (Airlock derives it)".into(),
+                ));
+            }
+            mysql.native = Some(NativeHash::parse(hash).map_err(|e| {
+                err(
+                    &key("mysql_native_hash"),
+                    format!("{e} (see `airlock identity hash --mysql`)"),
+                )
+            })?);
+        }
+        let databases = match id.databases {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|g| {
+                        crate::policy::Glob::new(g).ok_or_else(|| {
+                            err(
+                                &key("databases"),
+                                format!("`{g}` is not a valid name pattern"),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
         let verifier = match (id.password, id.scram_verifier) {
             (Some(_), Some(_)) => {
                 return Err(err(
@@ -681,6 +817,8 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             verifier,
             api_token_hash,
             inbox_password_hash: id.inbox_password_hash,
+            mysql,
+            databases,
         });
     }
 
@@ -795,6 +933,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
     Ok(Config {
         policies: raw.policies.unwrap_or_else(|| "policies".into()),
         state_dir,
+        mysql,
         postgres: PostgresConfig {
             listen,
             upstream,

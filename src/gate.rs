@@ -591,11 +591,20 @@ impl Gate {
     /// or none for roles the policy exempts (whose sessions are still
     /// audited) and when the policy turns masking off.
     pub fn masker_for(&self, session: &SessionInfo) -> RowMasker {
+        match self.masking_for(session) {
+            Some(engine) => RowMasker::new(engine),
+            None => RowMasker::pass_through(),
+        }
+    }
+
+    /// The masking engine for `session`'s rows, or `None` when the policy
+    /// turns masking off or exempts the session's role.
+    pub fn masking_for(&self, session: &SessionInfo) -> Option<Arc<Masker>> {
         let masking = self.policy().masking().clone();
         if !masking.enabled || masking.exempt_roles.contains(&session.role) {
-            return RowMasker::pass_through();
+            return None;
         }
-        RowMasker::new(self.masker())
+        Some(self.masker())
     }
 
     pub fn audit(&self) -> &Arc<Audit> {

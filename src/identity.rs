@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::proxy::mysql::auth::{NativeHash, Sha2Hash};
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// PostgreSQL's default iteration count for new verifiers.
@@ -53,6 +55,40 @@ pub struct Identity {
     pub api_token_hash: Option<[u8; 32]>,
     /// Argon2 hash (PHC string) of the password for the inbox's web pages.
     pub inbox_password_hash: Option<String>,
+    /// MySQL logins: what checks a `mysql_native_password` or a
+    /// `caching_sha2_password` fast-path answer. Known when the config
+    /// gives the password or the hash; a `caching_sha2_password` login over
+    /// TLS with only the SCRAM verifier known checks the password sent in
+    /// full and remembers its hash for the session's fast path.
+    pub mysql: MysqlCredentials,
+    /// Databases this identity may use (globs); `None`: any.
+    pub databases: Option<Vec<crate::policy::Glob>>,
+}
+
+/// The MySQL protocol's password hashes of one identity.
+#[derive(Clone, Debug, Default)]
+pub struct MysqlCredentials {
+    pub native: Option<NativeHash>,
+    pub sha2: Option<Sha2Hash>,
+}
+
+impl MysqlCredentials {
+    /// Both hashes, from a password given in clear.
+    pub fn from_password(password: &str) -> Self {
+        MysqlCredentials {
+            native: Some(NativeHash::from_password(password.as_bytes())),
+            sha2: Some(Sha2Hash::from_password(password.as_bytes())),
+        }
+    }
+}
+
+impl Identity {
+    /// Whether this identity may work in `database`.
+    pub fn may_use_database(&self, database: &str) -> bool {
+        self.databases
+            .as_ref()
+            .is_none_or(|globs| globs.iter().any(|g| g.matches(database)))
+    }
 }
 
 /// Checks `password` against an Argon2 PHC string; false on any mismatch
@@ -133,6 +169,13 @@ impl ScramVerifier {
         }
     }
 
+    /// Whether `password` is the one this verifier was made from (for
+    /// protocols that send the password itself, over TLS).
+    pub fn matches_password(&self, password: &str) -> bool {
+        let derived = Self::derive(password, self.salt.clone(), self.iterations);
+        constant_time_eq(&derived.stored_key, &self.stored_key)
+    }
+
     /// Parses PostgreSQL's `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`.
     pub fn parse(text: &str) -> Result<Self, VerifierError> {
         let rest = text
@@ -205,7 +248,8 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+/// Compares secrets in time that does not depend on where they differ.
+pub fn constant_time_eq<const N: usize>(a: &[u8; N], b: &[u8; N]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -16,6 +16,8 @@ pub const AGENT_PASSWORD: &str = "agent-secret";
 pub struct Gateway {
     child: Option<Child>,
     pub addr: String,
+    /// The MySQL listener's address (empty when it is off).
+    pub mysql_addr: String,
     pub dir: tempfile::TempDir,
     pub stdout: String,
 }
@@ -57,6 +59,9 @@ impl Gateway {
         toml.push_str(&options.toml);
         if !options.toml.contains("[postgres]") {
             toml.push_str("\n[postgres]\nlisten = \"127.0.0.1:0\"\n");
+        }
+        if !options.toml.contains("[mysql]") {
+            toml.push_str("\n[mysql]\nlisten = \"127.0.0.1:0\"\n");
         }
         if !options.toml.contains("[inbox]") {
             toml.push_str("\n[inbox]\nlisten = \"127.0.0.1:0\"\n");
@@ -134,9 +139,16 @@ impl Gateway {
             .find_map(|l| l.strip_prefix("postgres listening on "))
             .and_then(|l| l.split_whitespace().next())
             .map(str::to_string);
+        let mysql_addr = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("mysql listening on "))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .unwrap_or_default();
         let mut gateway = Gateway {
             child: Some(child),
             addr: String::new(),
+            mysql_addr,
             dir,
             stdout,
         };

@@ -5,4 +5,5 @@
 pub mod corpus;
 pub mod differential;
 pub mod gateway;
+pub mod mysql;
 pub mod wire;

@@ -8,6 +8,7 @@
 //! the bytes), and no stored secret ever leaves a value of this module in
 //! clear. Comparisons of secrets are constant-time.
 
+use crate::identity::constant_time_eq;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -243,10 +244,6 @@ fn xor<const N: usize>(a: &[u8; N], b: &[u8; N]) -> [u8; N] {
 
 /// Equal-length comparison whose time does not depend on where the inputs
 /// differ.
-fn constant_time_eq<const N: usize>(a: &[u8; N], b: &[u8; N]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

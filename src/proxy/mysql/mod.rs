@@ -5,9 +5,436 @@
 //! * [`auth`] — the password plugins' arithmetic (`mysql_native_password`,
 //!   `caching_sha2_password`) and connection nonces;
 //! * [`handshake`] — the connection-phase packets and OK / EOF / ERR;
-//! * [`upstream`] — Airlock's own logins to the real server.
+//! * [`frontend`] — the agent's login: greeting, TLS, password check;
+//! * [`upstream`] — Airlock's own logins to the real server;
+//! * [`relay`] — the command loop of a session.
+//!
+//! [`MysqlListener`] ties them together: it accepts connections, caps their
+//! number, gives each session its own upstream connection (MySQL sessions
+//! carry state — the database, variables, prepared statements — that
+//! cannot be shared), and drains them on shutdown.
 
 pub mod auth;
+pub mod frontend;
 pub mod handshake;
 pub mod packet;
+pub mod relay;
 pub mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::audit::AuditEvent;
+use crate::gate::{Gate, Protocol, SessionId, SessionInfo};
+use crate::identity::LoginThrottle;
+use frontend::{Greeting, LoggedIn, LoginSettings};
+use handshake::{ErrPacket, OkPacket, CLIENT_DEPRECATE_EOF, SUPPORTED};
+use upstream::{UpstreamError, UpstreamSettings};
+
+/// Everything a MySQL session needs, shared by all of them.
+pub struct MysqlShared {
+    pub login: LoginSettings,
+    pub gate: Arc<Gate>,
+    /// Airlock's service account; `database` is the default for clients
+    /// that name none.
+    pub upstream: UpstreamSettings,
+    pub throttle: LoginThrottle,
+    pub max_packet_bytes: usize,
+    pub startup_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub max_connections: usize,
+    pub kills: KillMap,
+    /// What the upstream server said of itself when last reached: the
+    /// greeting repeats its version, and offers only what it offers.
+    pub server: Mutex<ServerFacts>,
+}
+
+/// The upstream's version and capabilities.
+#[derive(Clone, Debug)]
+pub struct ServerFacts {
+    pub version: String,
+    pub capabilities: u32,
+}
+
+impl Default for ServerFacts {
+    fn default() -> Self {
+        ServerFacts {
+            version: "8.0.0-airlock".into(),
+            capabilities: SUPPORTED,
+        }
+    }
+}
+
+/// Gateway connection ids (what agents see as their connection id and
+/// pass to `KILL QUERY`) and the upstream connections they stand for.
+#[derive(Default)]
+pub struct KillMap {
+    next: AtomicU32,
+    entries: Mutex<HashMap<u32, KillEntry>>,
+}
+
+struct KillEntry {
+    upstream_id: u32,
+    identity: String,
+    /// Bumped to withdraw the session's held statement.
+    cancel: watch::Sender<u64>,
+}
+
+impl KillMap {
+    /// A fresh gateway connection id (never 0, which clients treat as none).
+    pub fn next_id(&self) -> u32 {
+        loop {
+            let id = self.next.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    fn register(&self, id: u32, upstream_id: u32, identity: &str) -> watch::Receiver<u64> {
+        let (cancel, cancelled) = watch::channel(0);
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                id,
+                KillEntry {
+                    upstream_id,
+                    identity: identity.to_string(),
+                    cancel,
+                },
+            );
+        cancelled
+    }
+
+    fn remove(&self, id: u32) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+}
+
+pub struct MysqlListener {
+    listener: TcpListener,
+    shared: Arc<MysqlShared>,
+}
+
+impl MysqlListener {
+    pub async fn bind(addr: SocketAddr, shared: Arc<MysqlShared>) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: TcpListener::bind(addr).await?,
+            shared,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Learns the upstream's version and capabilities (so that the first
+    /// agent is greeted like the server would greet it); a server that
+    /// cannot be reached yet is not an error — sessions connect on login.
+    pub async fn probe_upstream(&self) {
+        match upstream::connect(&self.shared.upstream).await {
+            Ok(mut up) => {
+                remember_server(&self.shared, &up);
+                let _ = up.packets.get_mut();
+            }
+            Err(e) => tracing::warn!(error = %e, "the MySQL upstream cannot be reached yet"),
+        }
+    }
+
+    /// Serves until `shutdown` turns true, then lets running statements
+    /// finish (up to the shutdown timeout) and closes every session.
+    pub async fn serve(self, shutdown: watch::Receiver<bool>) {
+        let limit = Arc::new(Semaphore::new(self.shared.max_connections));
+        let mut sessions = JoinSet::new();
+        let mut stop = shutdown.clone();
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                accepted = self.listener.accept() => accepted,
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                let error = ErrPacket::new(1040, "08004", "Too many connections to Airlock");
+                tokio::spawn(async move { frontend::refuse_at_once(tcp, &error).await });
+                continue;
+            };
+            let shared = self.shared.clone();
+            let shutdown = shutdown.clone();
+            sessions.spawn(async move {
+                handle(tcp, peer, shared, shutdown).await;
+                drop(permit);
+            });
+        }
+        tracing::info!(
+            sessions = sessions.len(),
+            "mysql listener stopped; draining sessions"
+        );
+        let drain = async { while sessions.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.shared.shutdown_timeout + Duration::from_secs(1), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("sessions still running after the shutdown timeout; closing them");
+            sessions.shutdown().await;
+        }
+    }
+}
+
+fn remember_server(shared: &MysqlShared, up: &upstream::Upstream) {
+    let mut facts = shared.server.lock().unwrap_or_else(|e| e.into_inner());
+    facts.version = up.server_version.clone();
+    facts.capabilities = up.server_capabilities;
+}
+
+async fn handle(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<MysqlShared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let connection_id = shared.kills.next_id();
+    let span = tracing::info_span!("mysql", client = %peer, connection = connection_id);
+    let opened = tokio::time::timeout(
+        shared.startup_timeout,
+        open(tcp, peer, connection_id, &shared),
+    )
+    .instrument(span.clone())
+    .await;
+    let Ok(Some((session, logged_in, upstream))) = opened else {
+        return;
+    };
+    let span = tracing::info_span!("session", id = %session.id, client = %peer, identity = %session.identity);
+    run_session(
+        session,
+        logged_in,
+        upstream,
+        connection_id,
+        shared,
+        shutdown,
+    )
+    .instrument(span)
+    .await;
+}
+
+/// Login and upstream connection; `None` when the client was refused.
+async fn open(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    connection_id: u32,
+    shared: &MysqlShared,
+) -> Option<(SessionInfo, LoggedIn, upstream::Upstream)> {
+    if let Err(remaining) = shared.throttle.check(peer.ip()) {
+        let error = ErrPacket::new(
+            1129,
+            "HY000",
+            format!(
+                "too many failed logins from this address; try again in {} s",
+                remaining.as_secs().max(1)
+            ),
+        );
+        frontend::refuse_at_once(tcp, &error).await;
+        return None;
+    }
+    let facts = shared
+        .server
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let greeting = Greeting {
+        server_version: facts.version,
+        connection_id,
+        capabilities: SUPPORTED & facts.capabilities,
+    };
+    let mut logged_in = match frontend::log_in(tcp, &greeting, &shared.login).await {
+        Ok(l) => l,
+        Err(refused) => {
+            if refused.auth_failure {
+                shared.throttle.record_failure(peer.ip());
+                shared.gate.audit().record(AuditEvent::AuthFailure {
+                    client_addr: peer,
+                    user: &refused.user,
+                    reason: &refused.error.message,
+                });
+            }
+            tracing::info!(code = refused.error.code, reason = %refused.error.message, "login refused");
+            frontend::refuse(refused).await;
+            return None;
+        }
+    };
+    shared.throttle.record_success(peer.ip());
+    let identity = &logged_in.identity;
+    let database = logged_in
+        .response
+        .database
+        .as_ref()
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .or_else(|| shared.upstream.database.clone());
+    if let Some(db) = &database {
+        if !identity.may_use_database(db) {
+            let error = ErrPacket::new(
+                1044,
+                "42000",
+                format!(
+                    "Access denied for user '{}' to database '{db}' (not among the identity's databases in Airlock)",
+                    identity.name
+                ),
+            );
+            refuse_logged_in(logged_in, error).await;
+            return None;
+        }
+    }
+    let mut settings = shared.upstream.clone();
+    settings.database = database.clone();
+    settings.capabilities = logged_in.capabilities;
+    settings.charset = logged_in.response.charset;
+    let upstream = match upstream::connect(&settings).await {
+        Ok(u) => u,
+        Err(e) => {
+            let error = upstream_error(&e);
+            refuse_logged_in(logged_in, error).await;
+            return None;
+        }
+    };
+    remember_server(shared, &upstream);
+    // Rows are relayed as they come: both legs must frame result sets the
+    // same way.
+    if upstream.capabilities & CLIENT_DEPRECATE_EOF != logged_in.capabilities & CLIENT_DEPRECATE_EOF
+    {
+        let error = ErrPacket::new(
+            1105,
+            "HY000",
+            "the upstream server changed its capabilities; reconnect",
+        );
+        refuse_logged_in(logged_in, error).await;
+        return None;
+    }
+    let application = logged_in
+        .response
+        .attributes
+        .iter()
+        .find(|(k, _)| k == b"program_name" || k == b"_program_name")
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    let session = SessionInfo {
+        id: SessionId::next(),
+        identity: logged_in.identity.name.clone(),
+        role: logged_in.identity.role,
+        client_addr: peer,
+        application_name: application,
+        database: database.unwrap_or_default(),
+        protocol: Protocol::Mysql,
+        tls: logged_in.packets.get_ref().is_tls(),
+    };
+    let ok = OkPacket {
+        affected_rows: 0,
+        last_insert_id: 0,
+        status: upstream.status,
+        warnings: 0,
+        info: Vec::new(),
+        session_state: None,
+    };
+    let caps = logged_in.capabilities;
+    logged_in.packets.write_with(|b| ok.write(b, caps, false));
+    if logged_in.packets.flush().await.is_err() {
+        return None;
+    }
+    Some((session, logged_in, upstream))
+}
+
+async fn refuse_logged_in(logged_in: LoggedIn, error: ErrPacket) {
+    tracing::info!(code = error.code, reason = %error.message, "session refused");
+    frontend::refuse(frontend::Refused {
+        packets: Some(logged_in.packets),
+        error,
+        auth_failure: false,
+        user: String::new(),
+    })
+    .await;
+}
+
+/// What the agent is told when the upstream cannot serve it: errors about
+/// its own request (an unknown database) pass on; anything about
+/// Airlock's service account does not.
+fn upstream_error(e: &UpstreamError) -> ErrPacket {
+    tracing::warn!(error = %e, "upstream connection failed");
+    match e {
+        UpstreamError::Rejected {
+            code: code @ (1049 | 1044),
+            message,
+            ..
+        } => ErrPacket::new(*code, "42000", message.clone()),
+        UpstreamError::Rejected { code: 1040, .. } => ErrPacket::new(
+            1040,
+            "08004",
+            "the upstream server has too many connections",
+        ),
+        _ => ErrPacket::new(
+            1105,
+            "HY000",
+            "Airlock could not connect to the upstream database",
+        ),
+    }
+}
+
+async fn run_session(
+    session: SessionInfo,
+    logged_in: LoggedIn,
+    mut upstream: upstream::Upstream,
+    connection_id: u32,
+    shared: Arc<MysqlShared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let audit = shared.gate.audit().clone();
+    audit.record(AuditEvent::SessionStart { session: &session });
+    let cancelled = shared.kills.register(
+        connection_id,
+        upstream.connection_id,
+        &logged_in.identity.name,
+    );
+    let LoggedIn {
+        mut packets,
+        identity,
+        capabilities,
+        ..
+    } = logged_in;
+    packets.set_limit(shared.max_packet_bytes);
+    upstream.packets.reset();
+    let mut relay = relay::Relay::new(
+        packets,
+        upstream,
+        capabilities,
+        session.clone(),
+        identity,
+        shared.clone(),
+        shutdown,
+        connection_id,
+        cancelled,
+    );
+    let end = relay.run().await;
+    shared.kills.remove(connection_id);
+    audit.record(AuditEvent::SessionEnd {
+        session: &session.id,
+        reason: end.reason(),
+    });
+    let _ = tokio::io::AsyncWriteExt::shutdown(relay.client.get_mut()).await;
+}

@@ -105,6 +105,11 @@ impl<S> PacketStream<S> {
         self.seq = seq;
     }
 
+    /// Changes the largest logical payload accepted from now on.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     pub fn limit(&self) -> usize {
         self.limit
     }

@@ -211,6 +211,18 @@ async fn log_in(
     }
 
     let database = database.unwrap_or_else(|| shared.default_database.clone());
+    if !identity.may_use_database(&database) {
+        let error = StartupError {
+            code: "42501",
+            message: format!(
+                "identity \"{}\" may not use database \"{database}\" (its [[identity]] databases)",
+                identity.name
+            ),
+            auth_failure: false,
+        };
+        frontend::refuse(&mut stream, &error).await;
+        return None;
+    }
     let application_name = params
         .iter()
         .find(|(k, _)| k == "application_name")

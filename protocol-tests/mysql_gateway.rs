@@ -1,0 +1,791 @@
+//! The MySQL listener against the real MariaDB: logins with both password
+//! plugins, queries and their results, policy verdicts (with MariaDB's
+//! general log as the witness that refused statements never reach it),
+//! an identity's databases, KILL, holds, and bad input.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::gateway::{Gateway, Options, AGENT, AGENT_PASSWORD};
+use support::mysql::{mariadb_command, mariadb_direct, mariadb_through, marker, GeneralLog, MyDb};
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs `sql` through the gateway as the agent; panics on failure.
+fn agent_ok(gateway: &Gateway, database: &str, sql: &str) -> String {
+    let out = mariadb_through(
+        &gateway.mysql_addr,
+        AGENT,
+        AGENT_PASSWORD,
+        database,
+        sql,
+        &[],
+    );
+    assert!(out.status.success(), "{sql}: {}", text(&out));
+    stdout(&out)
+}
+
+/// Runs `sql` through the gateway as the agent; the error it must fail with.
+fn agent_err(gateway: &Gateway, database: &str, sql: &str) -> String {
+    let out = mariadb_through(
+        &gateway.mysql_addr,
+        AGENT,
+        AGENT_PASSWORD,
+        database,
+        sql,
+        &[],
+    );
+    assert!(!out.status.success(), "{sql} ran: {}", text(&out));
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+#[test]
+fn the_mariadb_client_logs_in_with_either_plugin_and_gets_the_servers_answers() {
+    let db = MyDb::create("basics");
+    let gateway = Gateway::start();
+    let addr = &gateway.mysql_addr;
+    for plugin in ["caching_sha2_password", "mysql_native_password"] {
+        let auth = format!("--default-auth={plugin}");
+        let out = mariadb_through(
+            addr,
+            AGENT,
+            AGENT_PASSWORD,
+            &db.name,
+            "SELECT CONCAT('via ', 'airlock')",
+            &[&auth],
+        );
+        assert!(out.status.success(), "{plugin}: {}", text(&out));
+        assert_eq!(stdout(&out), "via airlock");
+        let out = mariadb_through(addr, AGENT, "wrong", &db.name, "SELECT 1", &[&auth]);
+        assert!(!out.status.success());
+        assert!(
+            text(&out).contains("ERROR 1045 (28000)"),
+            "{plugin}: {}",
+            text(&out)
+        );
+    }
+    // An unknown name is refused exactly like a wrong password.
+    let out = mariadb_through(addr, "nobody", AGENT_PASSWORD, &db.name, "SELECT 1", &[]);
+    assert!(
+        text(&out).contains("ERROR 1045 (28000): Access denied for user 'nobody'"),
+        "{}",
+        text(&out)
+    );
+
+    // Writes, their counts and ids, multi-statements and several results.
+    let out = agent_ok(
+        &gateway,
+        &db.name,
+        "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(40), amount DECIMAL(8,2), at DATETIME(6));\
+         INSERT INTO t (name, amount, at) VALUES ('ana', 12.50, '2026-01-02 03:04:05.123456'), ('bo', NULL, NULL);\
+         SELECT ROW_COUNT(), LAST_INSERT_ID();\
+         UPDATE t SET amount = 1 WHERE name = 'bo';\
+         SELECT ROW_COUNT();\
+         SELECT id, name, amount, at FROM t ORDER BY id",
+    );
+    assert_eq!(
+        out,
+        "2\t1\n1\n1\tana\t12.50\t2026-01-02 03:04:05.123456\n2\tbo\t1.00\tNULL"
+    );
+    // The server's errors come through with their codes; the session goes on.
+    let out = mariadb_through(
+        addr,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "SELECT * FROM no_such_table",
+        &[],
+    );
+    assert!(text(&out).contains("ERROR 1146 (42S02)"), "{}", text(&out));
+    let out = mariadb_through(
+        addr,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "INSERT INTO t (id) VALUES (1)",
+        &[],
+    );
+    assert!(text(&out).contains("ERROR 1062 (23000)"), "{}", text(&out));
+    let out = mariadb_through(
+        addr,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "SELECT 1; SELECT * FROM no_such_table; SELECT 2",
+        &["--force"],
+    );
+    assert_eq!(
+        stdout(&out),
+        "1",
+        "the batch stops at the error: {}",
+        text(&out)
+    );
+    // A large result arrives whole.
+    let out = agent_ok(
+        &gateway,
+        &db.name,
+        "SELECT COUNT(*), SUM(seq) FROM seq_1_to_100000",
+    );
+    assert_eq!(out, "100000\t5000050000");
+    let rows = agent_ok(
+        &gateway,
+        &db.name,
+        "SELECT seq, REPEAT('x', 100) FROM seq_1_to_20000",
+    );
+    assert_eq!(rows.lines().count(), 20_000);
+    // The session is recorded with the MySQL protocol.
+    let dir = gateway.stop();
+    let mut protocols = Vec::new();
+    airlock::audit::read::for_each(&dir.path().join("var/audit"), |_, r| {
+        if r["kind"] == "session_start" {
+            protocols.push(r["protocol"].as_str().unwrap_or("").to_string());
+        }
+        true
+    })
+    .unwrap();
+    assert!(
+        !protocols.is_empty() && protocols.iter().all(|p| p == "mysql"),
+        "{protocols:?}"
+    );
+}
+
+const DENY_DDL: &str = r#"
+[[rule]]
+name = "no-ddl"
+classes = ["ddl"]
+action = "deny"
+reason = "schema changes go through migrations"
+
+[[rule]]
+name = "allow-the-rest"
+classes = ["read", "write", "session"]
+action = "allow"
+"#;
+
+#[test]
+fn refused_statements_never_reach_mariadb() {
+    let db = MyDb::create("refused");
+    mariadb_direct(&db.name, "CREATE TABLE kept (x INT)");
+    let log = GeneralLog::on();
+    let gateway = Gateway::start_with(Options {
+        policy: Some(DENY_DDL.into()),
+        ..Default::default()
+    });
+    let mark = marker("mydeny");
+    let err = agent_err(&gateway, &db.name, &format!("DROP TABLE kept /* {mark} */"));
+    assert!(err.contains("ERROR 1227 (42000)"), "{err}");
+    assert!(
+        err.contains("no-ddl") && err.contains("migrations"),
+        "{err}"
+    );
+    // Hidden behind an allowed statement, or in a prepared statement.
+    let err = agent_err(
+        &gateway,
+        &db.name,
+        &format!("SELECT 1; DROP TABLE kept /* {mark}-multi */"),
+    );
+    assert!(err.contains("ERROR 1227"), "{err}");
+    // Unparseable: unknown, which this policy does not allow.
+    let err = agent_err(
+        &gateway,
+        &db.name,
+        &format!("FROBNICATE kept /* {mark}-unknown */"),
+    );
+    assert!(err.contains("ERROR 1227"), "{err}");
+    let allowed = marker("myallow");
+    agent_ok(&gateway, &db.name, &format!("SELECT '{allowed}'"));
+    assert!(log.contains(&allowed), "the log is a working witness");
+    assert!(!log.contains(&mark), "a refused statement reached MariaDB");
+    assert_eq!(mariadb_direct(&db.name, "SHOW TABLES"), "kept");
+}
+
+#[test]
+fn an_identitys_databases_bound_its_logins_and_use() {
+    let mine = MyDb::create("mine");
+    let other = MyDb::create("other");
+    let gateway = Gateway::start_with(Options {
+        toml: "[[identity]]\nname = \"bounded\"\nrole = \"agent\"\npassword = \"bounded-pw\"\ndatabases = [\"airlock_my_mine_*\"]\n".into(),
+        ..Default::default()
+    });
+    let addr = &gateway.mysql_addr;
+    let run = |db: &str, sql: &str| mariadb_through(addr, "bounded", "bounded-pw", db, sql, &[]);
+    let out = run(&mine.name, "SELECT DATABASE()");
+    assert_eq!(stdout(&out), mine.name, "{}", text(&out));
+    let out = run(&other.name, "SELECT 1");
+    assert!(text(&out).contains("ERROR 1044 (42000)"), "{}", text(&out));
+    let out = run(&mine.name, &format!("USE {}", other.name));
+    assert!(text(&out).contains("ERROR 1044 (42000)"), "{}", text(&out));
+    let out = run(&mine.name, &format!("SELECT 1; USE `{}`", other.name));
+    assert!(text(&out).contains("ERROR 1044 (42000)"), "{}", text(&out));
+    // COM_INIT_DB, as the client's `use` command sends it.
+    let mut cmd = mariadb_command(addr, "bounded", "bounded-pw", &mine.name, &[]);
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("use {}\nSELECT DATABASE();\n", other.name).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(text(&out).contains("ERROR 1044 (42000)"), "{}", text(&out));
+    assert!(!stdout(&out).contains(&other.name), "{}", text(&out));
+}
+
+#[test]
+fn kill_and_side_doors_are_refused_clearly() {
+    let db = MyDb::create("kill");
+    let gateway = Gateway::start();
+    let err = agent_err(&gateway, &db.name, "KILL 1");
+    assert!(err.contains("ERROR 1095"), "{err}");
+    let err = agent_err(&gateway, &db.name, "KILL QUERY 999999");
+    assert!(
+        err.contains("ERROR 1095") && err.contains("not owner"),
+        "{err}"
+    );
+    let err = agent_err(
+        &gateway,
+        &db.name,
+        "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE x",
+    );
+    assert!(err.contains("ERROR"), "{err}");
+}
+
+/// Raw bytes to the listener: what comes back before the connection closes.
+fn raw_exchange(addr: &str, send: &[u8], read_greeting: bool) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    if read_greeting {
+        let mut header = [0u8; 4];
+        s.read_exact(&mut header).unwrap();
+        let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+        let mut greeting = vec![0u8; len];
+        s.read_exact(&mut greeting).unwrap();
+    }
+    let _ = s.write_all(send);
+    let mut back = Vec::new();
+    let _ = s.read_to_end(&mut back);
+    back
+}
+
+#[test]
+fn bad_packets_get_an_error_and_a_closed_connection_while_others_go_on() {
+    let db = MyDb::create("bad");
+    let gateway = Gateway::start_with(Options {
+        toml: "[mysql]\nlisten = \"127.0.0.1:0\"\nmax_packet_bytes = 1048576\n".into(),
+        ..Default::default()
+    });
+    let addr = &gateway.mysql_addr;
+    // Garbage instead of a login (an HTTP request, say).
+    let back = raw_exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", true);
+    assert!(
+        String::from_utf8_lossy(&back).contains("Bad handshake"),
+        "{back:?}"
+    );
+    // A login packet with a wrong sequence id.
+    let back = raw_exchange(addr, &[5, 0, 0, 7, 1, 2, 3, 4, 5], true);
+    assert!(
+        String::from_utf8_lossy(&back).contains("Bad handshake"),
+        "{back:?}"
+    );
+    // A login that announces 16 MiB.
+    let back = raw_exchange(addr, &[0xff, 0xff, 0xff, 1], true);
+    assert!(
+        String::from_utf8_lossy(&back).contains("Bad handshake"),
+        "{back:?}"
+    );
+    // Bytes, then silence: the startup timeout ends it; meanwhile others log in.
+    let out = agent_ok(&gateway, &db.name, "SELECT 'still serving'");
+    assert_eq!(out, "still serving");
+    // A packet over mysql.max_packet_bytes after login: ERR 1153, closed.
+    let big = format!("SELECT LENGTH('{}');\n", "x".repeat(2 << 20));
+    let mut client = mariadb_command(
+        addr,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        &["--max-allowed-packet=64M"],
+    )
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let _ = client.stdin.take().unwrap().write_all(big.as_bytes());
+    let out = client.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("ERROR 1153 (08S01)"), "{}", text(&out));
+    assert_eq!(agent_ok(&gateway, &db.name, "SELECT 'after'"), "after");
+}
+
+const HOLD_WRITES: &str = r#"
+[[rule]]
+name = "hold-writes"
+classes = ["write"]
+action = "hold"
+group = "dba"
+quorum = 1
+expiry = "60s"
+
+[[rule]]
+name = "hold-exports-briefly"
+classes = ["export", "unknown"]
+action = "hold"
+group = "dba"
+quorum = 1
+expiry = "2s"
+
+[[rule]]
+name = "allow-reads"
+classes = ["read", "session", "ddl"]
+action = "allow"
+"#;
+
+fn holding_gateway() -> Gateway {
+    let toml = format!(
+        "[approval]\nenabled = true\n[[identity]]\nname = \"dba1\"\nrole = \"approver\"\ngroups = [\"dba\"]\npassword = \"dba1-pw\"\napi_token_hash = \"{}\"\n",
+        airlock::hex::encode(blake3::hash(b"dba1-token").as_bytes())
+    );
+    Gateway::start_with(Options {
+        toml,
+        policy: Some(HOLD_WRITES.into()),
+        ..Default::default()
+    })
+}
+
+fn inbox(gateway: &Gateway) -> String {
+    gateway
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("inbox listening on "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the inbox line")
+        .to_string()
+}
+
+fn api(inbox: &str, method: &str, path: &str, body: &str) -> Value {
+    let mut s = TcpStream::connect(inbox).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {inbox}\r\nAuthorization: Bearer dba1-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
+    serde_json::from_str(body).unwrap_or(Value::Null)
+}
+
+fn pending_id(inbox: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let list = api(inbox, "GET", "/api/requests", "");
+        if let Some(id) = list
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|r| r["id"].as_str())
+        {
+            return id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no request appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_held_statement_waits_on_its_connection_until_decided() {
+    let db = MyDb::create("holds");
+    mariadb_direct(&db.name, "CREATE TABLE h (x INT)");
+    let gateway = holding_gateway();
+    let inbox = inbox(&gateway);
+    let spawn = |sql: &str| {
+        mariadb_command(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, &[])
+            .args(["-e", sql])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Approved: it runs, and its result comes back on the same connection.
+    let client = spawn("INSERT INTO h VALUES (1); SELECT ROW_COUNT()");
+    let id = pending_id(&inbox);
+    assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM h"), "0");
+    let decided = api(
+        &inbox,
+        "POST",
+        &format!("/api/requests/{id}/approve"),
+        r#"{"reason":"ok"}"#,
+    );
+    assert_eq!(decided["state"], "approved", "{decided}");
+    assert_eq!(decided["protocol"], "mysql", "{decided}");
+    let out = client.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(stdout(&out), "1");
+    assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM h"), "1");
+
+    // Denied: ERR 1227 naming the approver and the reason.
+    let client = spawn("INSERT INTO h VALUES (2)");
+    let id2 = loop {
+        let id2 = pending_id(&inbox);
+        if id2 != id {
+            break id2;
+        }
+    };
+    api(
+        &inbox,
+        "POST",
+        &format!("/api/requests/{id2}/deny"),
+        r#"{"reason":"not today"}"#,
+    );
+    let out = client.wait_with_output().unwrap();
+    let said = text(&out);
+    assert!(
+        said.contains("ERROR 1227 (42000)") && said.contains("dba1") && said.contains("not today"),
+        "{said}"
+    );
+    assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM h"), "1");
+
+    // Expired: ERR 1317.
+    let out = mariadb_through(
+        &gateway.mysql_addr,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "SELECT * FROM h INTO OUTFILE '/tmp/airlock-never-written'",
+        &[],
+    );
+    assert!(text(&out).contains("ERROR 1317 (70100)"), "{}", text(&out));
+}
+
+/// A MariaDB account that can do anything in one database and nothing
+/// elsewhere: what the gateway logs in with when a test lets statements
+/// the classifier might misjudge reach the server.
+struct ServiceAccount {
+    name: String,
+}
+
+impl ServiceAccount {
+    fn for_database(db: &str) -> Self {
+        let name = format!("airlock_svc_{}", std::process::id());
+        mariadb_direct(
+            "",
+            &format!(
+                "CREATE OR REPLACE USER '{name}'@'127.0.0.1' IDENTIFIED BY 'svc-pw'; \
+                 CREATE OR REPLACE USER '{name}'@'localhost' IDENTIFIED BY 'svc-pw'; \
+                 GRANT ALL ON `{db}`.* TO '{name}'@'127.0.0.1'; \
+                 GRANT ALL ON `{db}`.* TO '{name}'@'localhost'"
+            ),
+        );
+        ServiceAccount { name }
+    }
+}
+
+impl Drop for ServiceAccount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("mariadb")
+            .args(["-h", "127.0.0.1", "-u", "root", "-e"])
+            .arg(format!(
+                "DROP USER IF EXISTS '{0}'@'127.0.0.1'; DROP USER IF EXISTS '{0}'@'localhost'",
+                self.name
+            ))
+            .output();
+    }
+}
+
+/// Runs each `{marker, sql}` line of stdin on one PyMySQL connection (with
+/// multi-statements) and prints `{marker, code, message}` per statement.
+const CORPUS_RUNNER: &str = r#"
+import json, sys, pymysql
+from pymysql.constants import CLIENT
+args = dict(host=sys.argv[1], port=int(sys.argv[2]), user=sys.argv[3], password=sys.argv[4],
+            database=sys.argv[5], client_flag=CLIENT.MULTI_STATEMENTS, autocommit=True,
+            connect_timeout=10, read_timeout=30)
+conn = pymysql.connect(**args)
+for line in sys.stdin:
+    case = json.loads(line)
+    code, message = 0, ""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(case["sql"])
+            while cur.nextset():
+                pass
+    except pymysql.err.MySQLError as e:
+        code = e.args[0] if e.args and isinstance(e.args[0], int) else -1
+        message = str(e.args[1]) if len(e.args) > 1 else str(e)
+    except Exception as e:
+        code, message = -2, repr(e)
+    if not conn.open or code in (-1, -2, 2006, 2013, 2014):
+        try:
+            conn.close()
+        except Exception:
+            pass
+        conn = pymysql.connect(**args)
+    print(json.dumps({"marker": case["marker"], "code": code, "message": message}), flush=True)
+"#;
+
+#[test]
+fn the_classification_corpus_mysql_cases_never_reach_mariadb_when_refused() {
+    #[derive(serde::Deserialize)]
+    struct Corpus {
+        case: Vec<toml::Value>,
+    }
+    let written = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/protocol-tests/corpus/classification.toml"
+    ))
+    .unwrap();
+    let corpus: Corpus = toml::from_str(&written).unwrap();
+    let cases: Vec<String> = corpus
+        .case
+        .iter()
+        .filter(|c| c["dialect"].as_str() == Some("mysql"))
+        .map(|c| c["sql"].as_str().unwrap().to_string())
+        .collect();
+    assert!(cases.len() > 200, "{} MySQL cases", cases.len());
+
+    let db = MyDb::create("corpus");
+    let account = ServiceAccount::for_database(&db.name);
+    let log = GeneralLog::on();
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let policy = airlock::policy::Policy::load_dir(&policies).unwrap();
+    let gateway = Gateway::start_with(Options {
+        toml: format!(
+            "[mysql]\nlisten = \"127.0.0.1:0\"\nupstream = \"mysql://{}:svc-pw@127.0.0.1:3306/{}\"\n",
+            account.name, db.name
+        ),
+        policy: Some(std::fs::read_to_string(policies.join("default.toml")).unwrap()),
+        ..Default::default()
+    });
+    let run = marker("corpus");
+    let mut input = String::new();
+    let mut refused_expected = std::collections::HashMap::new();
+    for (i, sql) in cases.iter().enumerate() {
+        let classification = airlock::sql::classify(sql, airlock::sql::Dialect::Mysql);
+        let decision = policy.evaluate(&airlock::policy::Request {
+            identity: AGENT,
+            role: airlock::identity::Role::Agent,
+            database: &db.name,
+            classification: &classification,
+        });
+        let tag = format!("{run}c{i}x");
+        refused_expected.insert(
+            tag.clone(),
+            decision.action != airlock::policy::Action::Allow,
+        );
+        input.push_str(
+            &serde_json::json!({"marker": tag, "sql": format!("/* {tag} */ {sql}")}).to_string(),
+        );
+        input.push('\n');
+    }
+    let (host, port) = gateway.mysql_addr.rsplit_once(':').unwrap();
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            CORPUS_RUNNER,
+            host,
+            port,
+            AGENT,
+            AGENT_PASSWORD,
+            &db.name,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let results: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), cases.len(), "{}", text(&out));
+    let logged = std::fs::read(&log.file)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap();
+    let (mut refused, mut allowed) = (0, 0);
+    for r in &results {
+        let tag = r["marker"].as_str().unwrap();
+        let message = r["message"].as_str().unwrap_or("");
+        let by_airlock = r["code"] == 1227 && message.contains("Airlock");
+        if refused_expected[tag] {
+            assert!(by_airlock, "{tag} should be refused by Airlock: {r}");
+            assert!(
+                !logged.contains(&format!("{tag} ")),
+                "a refused statement reached MariaDB: {r}"
+            );
+            refused += 1;
+        } else {
+            assert!(!by_airlock, "{tag} should run: {r}");
+            allowed += 1;
+        }
+    }
+    // The log is a working witness: allowed statements are in it.
+    let witnessed = results
+        .iter()
+        .filter(|r| !refused_expected[r["marker"].as_str().unwrap()])
+        .filter(|r| logged.contains(&format!("{} ", r["marker"].as_str().unwrap())))
+        .count();
+    assert!(
+        witnessed * 10 >= allowed * 9,
+        "{witnessed} of {allowed} allowed statements in the log"
+    );
+    eprintln!("{refused} refused, none reached MariaDB; {allowed} allowed, {witnessed} in its log");
+    drop(gateway);
+}
+
+/// Loads `{id, body}` lines of stdin into `corpus` (directly, as root).
+const CORPUS_LOADER: &str = r#"
+import json, sys, pymysql
+conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=sys.argv[1],
+                       charset="utf8mb4", autocommit=True)
+rows = [json.loads(l) for l in sys.stdin]
+with conn.cursor() as cur:
+    cur.execute("CREATE TABLE corpus (id INT PRIMARY KEY, body LONGTEXT, doc JSON)")
+    cur.executemany("INSERT INTO corpus VALUES (%s, %s, %s)",
+                    [(r["id"], r["body"], r["doc"]) for r in rows])
+"#;
+
+/// Reads the corpus table through the gateway, in the text protocol
+/// (PyMySQL) or the binary protocol (mysql-connector's server-side
+/// prepared statements), and prints `{id, body, doc}` lines.
+const CORPUS_READER: &str = r#"
+import json, sys
+host, port, user, password, db, protocol = sys.argv[1:7]
+if protocol == "text":
+    import pymysql
+    conn = pymysql.connect(host=host, port=int(port), user=user, password=password, database=db,
+                           charset="utf8mb4")
+    cur = conn.cursor()
+    cur.execute("SELECT id, body, doc FROM corpus ORDER BY id")
+else:
+    import mysql.connector
+    conn = mysql.connector.connect(host=host, port=int(port), user=user, password=password,
+                                   database=db, use_pure=True, ssl_disabled=True)
+    cur = conn.cursor(prepared=True)
+    cur.execute("SELECT id, body, doc FROM corpus WHERE id >= ? ORDER BY id", (0,))
+def text(v):
+    return v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else v
+for (i, body, doc) in cur.fetchall():
+    print(json.dumps({"id": i, "body": text(body), "doc": text(doc)}))
+"#;
+
+#[test]
+fn the_masking_corpus_comes_back_masked_through_mysql_clients() {
+    use support::corpus::load_corpus;
+    let cells: Vec<_> = load_corpus()
+        .into_iter()
+        .filter(|c| c.id % 4 == 1)
+        .collect();
+    let db = MyDb::create("masking");
+    let mut rows = String::new();
+    for cell in &cells {
+        let doc = cell.is_json().then_some(cell.text.as_str());
+        rows.push_str(
+            &serde_json::json!({"id": cell.id, "body": cell.text, "doc": doc}).to_string(),
+        );
+        rows.push('\n');
+    }
+    let python = |script: &str, args: &[&str], input: &str| {
+        let mut child = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    python(CORPUS_LOADER, &[&db.name], &rows);
+    let gateway = Gateway::start_with(Options {
+        policy: Some(format!(
+            "{}\n[masking]\ndetectors = [\"all\"]\njson_secret_keys = true\nstrategy = \"redact\"\n",
+            support::gateway::ALLOW_ALL_POLICY
+        )),
+        ..Default::default()
+    });
+    let (host, port) = gateway.mysql_addr.rsplit_once(':').unwrap();
+    for protocol in ["text", "binary"] {
+        let out = python(
+            CORPUS_READER,
+            &[host, port, AGENT, AGENT_PASSWORD, &db.name, protocol],
+            "",
+        );
+        let got: std::collections::HashMap<u64, Value> = out
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (v["id"].as_u64().unwrap(), v)
+            })
+            .collect();
+        assert_eq!(got.len(), cells.len(), "{protocol}: every row came back");
+        let (mut checked, mut leaks, mut untouched) = (0, Vec::new(), 0);
+        for cell in &cells {
+            let row = &got[&u64::from(cell.id)];
+            let body = row["body"].as_str().unwrap_or("");
+            let doc = row["doc"].as_str().unwrap_or("");
+            if cell.labels.is_empty() {
+                assert_eq!(
+                    body, cell.text,
+                    "{protocol}: cell {} has nothing to mask",
+                    cell.id
+                );
+                untouched += 1;
+            }
+            for label in cell.labels.iter().filter(|l| cell.detected(l)) {
+                checked += 1;
+                for form in cell.forms(label) {
+                    if body.contains(&form) || doc.contains(&form) {
+                        leaks.push(format!("cell {} {}: {form}", cell.id, label.kind));
+                    }
+                }
+            }
+        }
+        assert!(
+            leaks.is_empty(),
+            "{protocol}: {} values in clear: {:?}",
+            leaks.len(),
+            &leaks[..leaks.len().min(10)]
+        );
+        assert!(
+            checked > 1000,
+            "{protocol}: {checked} detected values checked"
+        );
+        eprintln!("{protocol} protocol: {checked} detected values masked, {untouched} cells without labels unchanged");
+    }
+}
