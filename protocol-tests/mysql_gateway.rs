@@ -789,3 +789,82 @@ fn the_masking_corpus_comes_back_masked_through_mysql_clients() {
         eprintln!("{protocol} protocol: {checked} detected values masked, {untouched} cells without labels unchanged");
     }
 }
+
+/// Connection A sleeps (or waits on a hold); connection B, the same
+/// identity, sends `KILL QUERY <A's connection id as Airlock gave it>`.
+/// Prints A's error code and how long it waited.
+const KILL_RUNNER: &str = r#"
+import json, sys, threading, time, pymysql
+host, port, user, password, db, sql = sys.argv[1:7]
+args = dict(host=host, port=int(port), user=user, password=password, database=db, read_timeout=60)
+a = pymysql.connect(**args)
+result = {}
+def run():
+    started = time.time()
+    try:
+        with a.cursor() as cur:
+            cur.execute(sql)
+            result["rows"] = [list(r) for r in cur.fetchall()]
+    except pymysql.err.MySQLError as e:
+        result["code"] = e.args[0]
+        result["message"] = str(e.args[1]) if len(e.args) > 1 else ""
+    result["seconds"] = time.time() - started
+t = threading.Thread(target=run)
+t.start()
+time.sleep(1.5)
+b = pymysql.connect(**args)
+with b.cursor() as cur:
+    cur.execute("KILL QUERY %d" % a.thread_id())
+t.join(30)
+result["a_thread_id"] = a.thread_id()
+print(json.dumps(result))
+"#;
+
+fn kill_from_another_connection(gateway: &Gateway, db: &str, sql: &str) -> Value {
+    let (host, port) = gateway.mysql_addr.rsplit_once(':').unwrap();
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            KILL_RUNNER,
+            host,
+            port,
+            AGENT,
+            AGENT_PASSWORD,
+            db,
+            sql,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn kill_query_from_another_connection_cancels_a_statement_or_withdraws_a_hold() {
+    let db = MyDb::create("killq");
+    mariadb_direct(&db.name, "CREATE TABLE h (x INT)");
+    let gateway = holding_gateway();
+    // A running statement: MariaDB interrupts it (ERR 1317) long before it ends.
+    let r = kill_from_another_connection(&gateway, &db.name, "SELECT SLEEP(20)");
+    assert!(
+        r["code"] == 1317 || r["rows"] == serde_json::json!([[1]]),
+        "{r}"
+    );
+    assert!(r["seconds"].as_f64().unwrap() < 10.0, "{r}");
+    // A held statement: the request is withdrawn and the client told so.
+    let r = kill_from_another_connection(&gateway, &db.name, "INSERT INTO h VALUES (1)");
+    assert_eq!(r["code"], 1317, "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("withdrawn")
+            || r["message"].as_str().unwrap().contains("cancel"),
+        "{r}"
+    );
+    assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM h"), "0");
+    let inbox = inbox(&gateway);
+    let list = api(&inbox, "GET", "/api/requests?state=withdrawn", "");
+    assert!(
+        list.as_array()
+            .is_some_and(|a| a.iter().any(|r| r["state"] == "withdrawn")),
+        "{list}"
+    );
+}

@@ -274,6 +274,9 @@ impl Relay {
 
     async fn query(&mut self, payload: Bytes) -> Step {
         let sql = &payload[1..];
+        if let Some(kill) = self.cancel_request(sql) {
+            return self.kill(kill).await;
+        }
         let checked = self
             .gate
             .check(
@@ -288,8 +291,8 @@ impl Relay {
             let message = self.database_refused(db);
             return self.refuse(1044, "42000", &message).await;
         }
-        if let Some(kill) = kill_statement(&checked) {
-            if checked.refusal().is_none() || self.gate.waits_for_approval(&checked) {
+        if let Some(kill) = kill_statement(&checked.classification) {
+            if checked.allowed() {
                 return self.kill(kill).await;
             }
         }
@@ -461,6 +464,28 @@ impl Relay {
             self.send_upstream(payload).await?;
         }
         Ok(())
+    }
+
+    /// A query that is exactly `KILL QUERY <id>`: MySQL's way to cancel a
+    /// statement (drivers send it on a second connection), so it is
+    /// Airlock's CancelRequest and not judged as server administration. It
+    /// is recorded as such; whether the id is the identity's own is checked
+    /// by [`Relay::kill`].
+    fn cancel_request(&self, sql: &[u8]) -> Option<Kill> {
+        let text = std::str::from_utf8(sql).ok()?;
+        let classification = crate::sql::classify(text, crate::sql::Dialect::Mysql);
+        let kill = kill_statement(&classification).filter(|k| k.query_only)?;
+        let logged = self.gate.masker().mask_sql_literals(text);
+        self.gate.audit().record(AuditEvent::Statement {
+            session: &self.session.id,
+            sql: &logged,
+            origin: Origin::SimpleQuery,
+            classes: classification.classes(),
+            objects: &[],
+            action: "allow",
+            rule: "(cancel of the identity's own statement)",
+        });
+        Some(kill)
     }
 
     /// `KILL QUERY <id>` of one of the identity's own connections to this
@@ -917,8 +942,8 @@ struct Kill {
 
 /// The query's KILL, when it is exactly one KILL statement. A KILL among
 /// other statements is left to the gate (and refused by default policy).
-fn kill_statement(checked: &Checked) -> Option<Kill> {
-    let [one] = checked.classification.statements.as_slice() else {
+fn kill_statement(classification: &crate::sql::Classification) -> Option<Kill> {
+    let [one] = classification.statements.as_slice() else {
         return None;
     };
     let rest = strip_keyword(&one.text, "KILL")?;
