@@ -8,7 +8,9 @@
 #
 # Needs: MariaDB at 127.0.0.1:3306 (root without password), sysbench.
 # Runs alternate direct / through so that drift on a shared machine hits
-# both; each figure is the median of the rounds.
+# both; each figure is the median of the rounds. When socat is installed a
+# bare TCP forwarder is measured too: the cost of any extra hop on this
+# machine, the floor for a proxy.
 set -euo pipefail
 
 duration="${1:-10}"
@@ -18,10 +20,12 @@ work="$(mktemp -d)"
 db="airlock_sysbench_$$"
 password="bench-$$"
 airlock_pid=""
+socat_pid=""
 
 cleanup() {
     set +e
     [ -n "$airlock_pid" ] && kill "$airlock_pid" 2>/dev/null && wait "$airlock_pid" 2>/dev/null
+    [ -n "$socat_pid" ] && { pkill -P "$socat_pid" 2>/dev/null; kill "$socat_pid" 2>/dev/null; }
     mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
     rm -rf "$work"
     true
@@ -72,21 +76,32 @@ run() {
     echo "$tps $lat"
 }
 
+socat_port=""
+if command -v socat >/dev/null; then
+    socat_port=$(( 20000 + $$ % 20000 ))
+    socat "TCP-LISTEN:$socat_port,fork,reuseaddr,bind=127.0.0.1,nodelay" TCP:127.0.0.1:3306,nodelay &
+    socat_pid=$!
+    sleep 0.3
+fi
+
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "sysbench oltp_read_only, 4 tables × 10,000 rows, ${duration} s per run, median of ${rounds} rounds, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "| threads | direct TPS | Airlock TPS | ratio | direct latency | Airlock latency | added latency |"
-echo "|---|---|---|---|---|---|---|"
+echo "| threads | direct TPS | Airlock TPS | ratio | direct latency | Airlock latency | added latency | bare forwarder ratio |"
+echo "|---|---|---|---|---|---|---|---|"
 for threads in 1 8; do
-    : >"$work/d" && : >"$work/a"
+    : >"$work/d" && : >"$work/a" && : >"$work/s"
     for _ in $(seq "$rounds"); do
         run 3306 root "" "$threads" >>"$work/d"
         run "$port" bench "$password" "$threads" >>"$work/a"
+        [ -n "$socat_port" ] && run "$socat_port" root "" "$threads" >>"$work/s"
     done
     d_tps=$(cut -d' ' -f1 "$work/d" | median); d_lat=$(cut -d' ' -f2 "$work/d" | median)
     a_tps=$(cut -d' ' -f1 "$work/a" | median); a_lat=$(cut -d' ' -f2 "$work/a" | median)
-    awk -v c="$threads" -v dt="$d_tps" -v at="$a_tps" -v dl="$d_lat" -v al="$a_lat" 'BEGIN {
-        printf "| %d | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %+.0f µs |\n", c, dt, at, at / dt, dl, al, (al - dl) * 1000
+    s_tps=$( [ -s "$work/s" ] && cut -d' ' -f1 "$work/s" | median || echo "")
+    awk -v c="$threads" -v dt="$d_tps" -v at="$a_tps" -v dl="$d_lat" -v al="$a_lat" -v st="$s_tps" 'BEGIN {
+        fr = (st == "") ? "—" : sprintf("%.2f", st / dt)
+        printf "| %d | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %+.0f µs | %s |\n", c, dt, at, at / dt, dl, al, (al - dl) * 1000, fr
     }'
 done

@@ -24,6 +24,9 @@ pub const MAX_CHUNK: usize = 0xFF_FFFF;
 
 const HEADER: usize = 4;
 
+/// The least room the read buffer has before each read.
+const READ_CHUNK: usize = 32 << 10;
+
 /// Why a packet could not be read or a field could not be decoded. Framing
 /// errors end the connection: after one, the byte stream cannot be trusted.
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +244,12 @@ impl<S: AsyncRead + Unpin> PacketStream<S> {
                     continue;
                 }
                 self.rbuf.reserve(HEADER + len - self.rbuf.len());
+            }
+            // Read in large pieces: a result set is many small packets,
+            // and a read per packet (or per 64 bytes, BytesMut's default
+            // growth) costs a syscall and a wake-up each.
+            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK {
+                self.rbuf.reserve(READ_CHUNK);
             }
             if self.io.read_buf(&mut self.rbuf).await? == 0 {
                 if self.rbuf.is_empty() && self.partial.is_none() {
