@@ -512,8 +512,10 @@ impl Relay {
                 .await
             }
             _ => {
-                self.refuse(1095, "HY000", &format!("You are not owner of thread {id}"))
-                    .await
+                let message = format!(
+                    "You are not owner of thread {id} (Airlock lets an identity kill only its own connections' queries)"
+                );
+                self.refuse(1095, "HY000", &message).await
             }
         }
     }
