@@ -436,5 +436,26 @@ async fn run_session(
         session: &session.id,
         reason: end.reason(),
     });
-    let _ = tokio::io::AsyncWriteExt::shutdown(relay.client.get_mut()).await;
+    let stream = relay.client.get_mut();
+    let _ = tokio::io::AsyncWriteExt::shutdown(stream).await;
+    if end == relay::End::ProtocolError {
+        drain(stream).await;
+    }
+}
+
+/// Reads and drops what a refused client is still sending (the rest of an
+/// oversized packet, say) for a moment: closing a socket with unread bytes
+/// makes the kernel reset the connection, and the client would lose the
+/// ERR that says why.
+async fn drain(stream: &mut crate::proxy::Stream) {
+    use tokio::io::AsyncReadExt;
+    let mut sink = vec![0u8; 64 << 10];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut left: usize = 256 << 20;
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
+        }
+    }
 }
