@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::gateway::{Gateway, Options, AGENT, AGENT_PASSWORD};
+use support::inbox::{http, inbox};
 use support::mysql::{mariadb_command, mariadb_direct, mariadb_through, marker, GeneralLog, MyDb};
 
 fn text(out: &Output) -> String {
@@ -278,12 +279,25 @@ fn kill_and_side_doors_are_refused_clearly() {
         err.contains("ERROR 1095") && err.contains("not owner"),
         "{err}"
     );
-    let err = agent_err(
-        &gateway,
+    // Airlock never lets the upstream ask the client for a file: the
+    // server refuses LOCAL INFILE on a session without the capability.
+    mariadb_direct(&db.name, "CREATE TABLE x (line TEXT)");
+    // The client offers the capability (--local-infile=1); Airlock does not
+    // pass it on.
+    let out = mariadb_through(
+        &gateway.mysql_addr,
+        AGENT,
+        AGENT_PASSWORD,
         &db.name,
         "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE x",
+        &["--local-infile=1"],
     );
-    assert!(err.contains("ERROR"), "{err}");
+    let err = text(&out);
+    assert!(
+        err.contains("ERROR 4166") && err.contains("local infile"),
+        "{err}"
+    );
+    assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM x"), "0");
 }
 
 /// Raw bytes to the listener: what comes back before the connection closes.
@@ -390,31 +404,9 @@ fn holding_gateway() -> Gateway {
     })
 }
 
-fn inbox(gateway: &Gateway) -> String {
-    gateway
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("inbox listening on "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("the inbox line")
-        .to_string()
-}
-
+/// A JSON API call as the approver `dba1`; the body as JSON.
 fn api(inbox: &str, method: &str, path: &str, body: &str) -> Value {
-    let mut s = TcpStream::connect(inbox).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {inbox}\r\nAuthorization: Bearer dba1-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or("");
-    serde_json::from_str(body).unwrap_or(Value::Null)
+    http(inbox, method, path, Some("dba1-token"), body).1
 }
 
 fn pending_id(inbox: &str) -> String {

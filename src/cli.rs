@@ -804,7 +804,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
     let shared = Arc::new(PgShared {
         login: LoginSettings {
             identities: identities.clone(),
-            tls: tls_acceptor,
+            tls: tls_acceptor.clone(),
             require_tls: config.tls.as_ref().is_some_and(|t| t.require),
         },
         gate: gate.clone(),
@@ -822,7 +822,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
         default_database: config.postgres.upstream.database.clone(),
     });
     let mysql = match config.mysql.enabled {
-        true => Some(mysql_listener(&config, &identities, &gate).await?),
+        true => Some(mysql_listener(&config, &identities, &gate, tls_acceptor).await?),
         false => None,
     };
     let listener = PgListener::bind(config.postgres.listen, shared)
@@ -914,6 +914,7 @@ async fn mysql_listener(
     config: &Config,
     identities: &Arc<Identities>,
     gate: &Arc<Gate>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<MysqlListener, String> {
     let my = &config.mysql;
     let upstream_tls = tls::upstream_config(my.upstream_tls, my.upstream_ca.as_deref())
@@ -923,12 +924,6 @@ async fn mysql_listener(
     upstream.database = Some(my.upstream.database.clone()).filter(|d| !d.is_empty());
     upstream.tls = upstream_tls;
     upstream.connect_timeout = Duration::from_secs(my.connect_timeout_secs);
-    let tls = match &config.tls {
-        Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-            tls::server_config(&t.cert, &t.key).map_err(|e| format!("tls: {e}"))?,
-        )),
-        None => None,
-    };
     let shared = Arc::new(MysqlShared {
         login: MysqlLogin {
             identities: identities.clone(),

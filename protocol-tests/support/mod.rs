@@ -5,5 +5,6 @@
 pub mod corpus;
 pub mod differential;
 pub mod gateway;
+pub mod inbox;
 pub mod mysql;
 pub mod wire;

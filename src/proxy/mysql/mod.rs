@@ -28,13 +28,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::audit::AuditEvent;
 use crate::gate::{Gate, Protocol, SessionId, SessionInfo};
 use crate::identity::LoginThrottle;
+use crate::proxy::{serve_sessions, SessionLimits};
 use frontend::{Greeting, LoggedIn, LoginSettings};
 use handshake::{ErrPacket, OkPacket, CLIENT_DEPRECATE_EOF, SUPPORTED};
 use upstream::{UpstreamError, UpstreamSettings};
@@ -145,10 +145,7 @@ impl MysqlListener {
     /// cannot be reached yet is not an error — sessions connect on login.
     pub async fn probe_upstream(&self) {
         match upstream::connect(&self.shared.upstream).await {
-            Ok(mut up) => {
-                remember_server(&self.shared, &up);
-                let _ = up.packets.get_mut();
-            }
+            Ok(up) => remember_server(&self.shared, &up),
             Err(e) => tracing::warn!(error = %e, "the MySQL upstream cannot be reached yet"),
         }
     }
@@ -156,48 +153,17 @@ impl MysqlListener {
     /// Serves until `shutdown` turns true, then lets running statements
     /// finish (up to the shutdown timeout) and closes every session.
     pub async fn serve(self, shutdown: watch::Receiver<bool>) {
-        let limit = Arc::new(Semaphore::new(self.shared.max_connections));
-        let mut sessions = JoinSet::new();
-        let mut stop = shutdown.clone();
-        loop {
-            let accepted = tokio::select! {
-                _ = stop.wait_for(|s| *s) => break,
-                accepted = self.listener.accept() => accepted,
-                Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let Ok(permit) = limit.clone().try_acquire_owned() else {
-                let error = ErrPacket::new(1040, "08004", "Too many connections to Airlock");
-                tokio::spawn(async move { frontend::refuse_at_once(tcp, &error).await });
-                continue;
-            };
-            let shared = self.shared.clone();
-            let shutdown = shutdown.clone();
-            sessions.spawn(async move {
-                handle(tcp, peer, shared, shutdown).await;
-                drop(permit);
-            });
-        }
-        tracing::info!(
-            sessions = sessions.len(),
-            "mysql listener stopped; draining sessions"
-        );
-        let drain = async { while sessions.join_next().await.is_some() {} };
-        if tokio::time::timeout(self.shared.shutdown_timeout + Duration::from_secs(1), drain)
-            .await
-            .is_err()
-        {
-            tracing::warn!("sessions still running after the shutdown timeout; closing them");
-            sessions.shutdown().await;
-        }
+        let shared = self.shared.clone();
+        let limits = SessionLimits {
+            max_connections: shared.max_connections,
+            shutdown_timeout: shared.shutdown_timeout,
+        };
+        let refuse = |tcp| async move {
+            let error = ErrPacket::new(1040, "08004", "Too many connections to Airlock");
+            frontend::refuse_at_once(tcp, &error).await;
+        };
+        let session = move |tcp, peer, stop| handle(tcp, peer, shared.clone(), stop);
+        serve_sessions(&self.listener, "mysql", limits, shutdown, refuse, session).await;
     }
 }
 

@@ -404,12 +404,17 @@ impl Relay {
         let Some(id) = self.statement_id(&payload) else {
             return self.unknown_statement().await;
         };
-        let (checked, sql) = match self.prepared.get(&id) {
-            Some(p) => (p.checked.clone(), p.sql.clone()),
+        // The common case — an allowed statement — copies nothing; a held
+        // or refused one takes its verdict and text along into the wait.
+        let pending = match self.prepared.get(&id) {
+            Some(p) if p.checked.allowed() => None,
+            Some(p) => Some((p.checked.clone(), p.sql.clone())),
             None => return self.unknown_statement().await,
         };
-        if let Err(refusal) = self.clear(&checked, &sql).await {
-            return self.refuse_with(&refusal).await;
+        if let Some((checked, sql)) = pending {
+            if let Err(refusal) = self.clear(&checked, &sql).await {
+                return self.refuse_with(&refusal).await;
+            }
         }
         self.send_upstream(&payload).await?;
         self.relay_results(Rows::Binary, Some(id)).await.map(|_| ())
@@ -419,13 +424,9 @@ impl Relay {
         let Some(id) = self.statement_id(payload) else {
             return self.unknown_statement().await;
         };
-        let columns = self
-            .prepared
-            .get(&id)
-            .map(|p| p.columns.clone())
-            .unwrap_or_default();
         self.send_upstream(payload).await?;
-        self.masker.set_columns(&columns);
+        let columns = self.prepared.get(&id).map_or(&[][..], |p| &p.columns);
+        self.masker.set_columns(columns);
         let started = Instant::now();
         let mut tally = Tally::default();
         loop {
@@ -472,6 +473,11 @@ impl Relay {
     /// is recorded as such; whether the id is the identity's own is checked
     /// by [`Relay::kill`].
     fn cancel_request(&self, sql: &[u8]) -> Option<Kill> {
+        // Every query passes here: only one that names KILL at all is
+        // classified (the gate's cached classification comes later).
+        if !sql.windows(4).any(|w| w.eq_ignore_ascii_case(b"kill")) {
+            return None;
+        }
         let text = std::str::from_utf8(sql).ok()?;
         let classification = crate::sql::classify(text, crate::sql::Dialect::Mysql);
         let kill = kill_statement(&classification).filter(|k| k.query_only)?;

@@ -18,7 +18,7 @@ pub mod upstream;
 use crate::audit::AuditEvent;
 use crate::gate::{Gate, Protocol, SessionId, SessionInfo};
 use crate::identity::LoginThrottle;
-use crate::proxy::Stream;
+use crate::proxy::{serve_sessions, SessionLimits, Stream};
 use cancel::CancelMap;
 use codec::MessageReader;
 use frontend::{LoginSettings, Opening, StartupError};
@@ -28,8 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tracing::Instrument;
 use upstream::{Pool, PoolKey, UpstreamError};
 
@@ -68,54 +67,29 @@ impl PgListener {
     /// Serves until `shutdown` turns true, then lets running statements
     /// finish (up to the shutdown timeout) and closes every session.
     pub async fn serve(self, shutdown: watch::Receiver<bool>) {
-        let limit = Arc::new(Semaphore::new(self.shared.max_connections));
-        let mut sessions = JoinSet::new();
-        let mut stop = shutdown.clone();
-        loop {
-            let accepted = tokio::select! {
-                _ = stop.wait_for(|s| *s) => break,
-                accepted = self.listener.accept() => accepted,
-                Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+        let shared = self.shared.clone();
+        let limits = SessionLimits {
+            max_connections: shared.max_connections,
+            shutdown_timeout: shared.shutdown_timeout,
+        };
+        let refuse = |tcp| async move {
+            let error = StartupError {
+                code: "53300",
+                message: "too many connections to Airlock".into(),
+                auth_failure: false,
             };
-            let (tcp, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let Ok(permit) = limit.clone().try_acquire_owned() else {
-                let mut stream = Stream::Plain(tcp);
-                let error = StartupError {
-                    code: "53300",
-                    message: "too many connections to Airlock".into(),
-                    auth_failure: false,
-                };
-                tokio::spawn(async move { frontend::refuse(&mut stream, &error).await });
-                continue;
-            };
-            let shared = self.shared.clone();
-            let shutdown = shutdown.clone();
-            sessions.spawn(async move {
-                handle(tcp, peer, shared, shutdown).await;
-                drop(permit);
-            });
-        }
-        tracing::info!(
-            sessions = sessions.len(),
-            "postgres listener stopped; draining sessions"
-        );
-        let drain = async { while sessions.join_next().await.is_some() {} };
-        if tokio::time::timeout(self.shared.shutdown_timeout + Duration::from_secs(1), drain)
-            .await
-            .is_err()
-        {
-            tracing::warn!("sessions still running after the shutdown timeout; closing them");
-            sessions.shutdown().await;
-        }
+            frontend::refuse(&mut Stream::Plain(tcp), &error).await;
+        };
+        let session = move |tcp, peer, stop| handle(tcp, peer, shared.clone(), stop);
+        serve_sessions(
+            &self.listener,
+            "postgres",
+            limits,
+            shutdown,
+            refuse,
+            session,
+        )
+        .await;
     }
 }
 
