@@ -56,6 +56,9 @@ const COM_SET_OPTION: u8 = 0x1b;
 const COM_STMT_FETCH: u8 = 0x1c;
 const COM_RESET_CONNECTION: u8 = 0x1f;
 
+/// How MariaDB names COM_STMT_EXECUTE in its errors.
+const EXECUTE: &str = "mysqld_stmt_execute";
+
 /// SERVER_STATUS_CURSOR_EXISTS: an execute opened a cursor; rows come with
 /// COM_STMT_FETCH.
 const SERVER_STATUS_CURSOR_EXISTS: u16 = 1 << 6;
@@ -230,7 +233,10 @@ impl Relay {
                 COM_STMT_CLOSE => self.close_statement(&packet.payload).await,
                 COM_STMT_RESET => match self.statement_id(&packet.payload) {
                     Some(_) => self.forward_single(&packet.payload).await,
-                    None => self.unknown_statement().await,
+                    None => {
+                        self.unknown_statement(&packet.payload, "mysqld_stmt_reset")
+                            .await
+                    }
                 },
                 COM_CHANGE_USER => {
                     self.refuse(
@@ -402,14 +408,14 @@ impl Relay {
 
     async fn execute(&mut self, payload: Bytes) -> Step {
         let Some(id) = self.statement_id(&payload) else {
-            return self.unknown_statement().await;
+            return self.unknown_statement(&payload, EXECUTE).await;
         };
         // The common case — an allowed statement — copies nothing; a held
         // or refused one takes its verdict and text along into the wait.
         let pending = match self.prepared.get(&id) {
             Some(p) if p.checked.allowed() => None,
             Some(p) => Some((p.checked.clone(), p.sql.clone())),
-            None => return self.unknown_statement().await,
+            None => return self.unknown_statement(&payload, EXECUTE).await,
         };
         if let Some((checked, sql)) = pending {
             if let Err(refusal) = self.clear(&checked, &sql).await {
@@ -422,7 +428,7 @@ impl Relay {
 
     async fn fetch(&mut self, payload: &[u8]) -> Step {
         let Some(id) = self.statement_id(payload) else {
-            return self.unknown_statement().await;
+            return self.unknown_statement(payload, "mysqld_stmt_fetch").await;
         };
         self.send_upstream(payload).await?;
         let columns = self.prepared.get(&id).map_or(&[][..], |p| &p.columns);
@@ -796,13 +802,16 @@ impl Relay {
         self.refuse(code, sqlstate, &refusal.message).await
     }
 
-    async fn unknown_statement(&mut self) -> Step {
-        self.refuse(
-            1243,
-            "HY000",
-            "Unknown prepared statement handler given to Airlock",
-        )
-        .await
+    /// The server's own refusal of a statement id it does not know, word
+    /// for word (`what` names the command as MariaDB does), so that drivers
+    /// which match on it behave as they would directly.
+    async fn unknown_statement(&mut self, payload: &[u8], what: &str) -> Step {
+        let id = payload
+            .get(1..)
+            .and_then(|rest| Fields::new(rest).u32().ok())
+            .unwrap_or(0);
+        let message = format!("Unknown prepared statement handler ({id}) given to {what}");
+        self.refuse(1243, "HY000", &message).await
     }
 
     async fn protocol_error(&mut self, e: &PacketError) {
