@@ -19,8 +19,10 @@
 mod support;
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
+use airlock::config::UpstreamTls;
 use airlock::proxy::mysql::handshake::{
     CLIENT_DEPRECATE_EOF, CLIENT_FOUND_ROWS, CLIENT_MULTI_RESULTS, CLIENT_MULTI_STATEMENTS,
     CLIENT_PS_MULTI_RESULTS, CLIENT_SESSION_TRACK, DEFAULT_CLIENT, EOF_HEADER, ERR_HEADER,
@@ -28,8 +30,9 @@ use airlock::proxy::mysql::handshake::{
 };
 use airlock::proxy::mysql::packet::{put_lenenc_bytes, Fields, Packet, MAX_CHUNK};
 use airlock::proxy::mysql::upstream::{self, Upstream, UpstreamSettings};
-use support::gateway::{Gateway, Options, AGENT, AGENT_PASSWORD, ALLOW_ALL_POLICY};
-use support::mysql::{mariadb_direct, MyDb, MYSQL_HOST, MYSQL_PORT};
+use airlock::proxy::tls;
+use support::gateway::{tls_section, Gateway, Options, AGENT, AGENT_PASSWORD, ALLOW_ALL_POLICY};
+use support::mysql::{mariadb_direct, LargePackets, MyDb, MYSQL_HOST, MYSQL_PORT};
 
 const COM_QUIT: u8 = 0x01;
 const COM_INIT_DB: u8 = 0x02;
@@ -852,6 +855,9 @@ struct Endpoint {
     user: String,
     password: String,
     database: String,
+    /// TLS to the endpoint (encryption only: the test's certificate is
+    /// self-signed), or plaintext.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 struct Recorded {
@@ -864,8 +870,12 @@ async fn connect(ep: &Endpoint, capabilities: u32) -> Upstream {
     settings.password = ep.password.clone();
     settings.database = Some(ep.database.clone());
     settings.capabilities = capabilities;
+    settings.tls = ep.tls.clone();
     match upstream::connect(&settings).await {
-        Ok(up) => up,
+        Ok(up) => {
+            assert_eq!(up.is_tls(), ep.tls.is_some(), "TLS as asked");
+            up
+        }
         Err(e) => panic!("login to {} as {} failed: {e}", ep.address, ep.user),
     }
 }
@@ -1173,20 +1183,37 @@ async fn run_cases(direct: &Endpoint, through: &Endpoint, cases: &[Case]) {
     );
 }
 
-fn endpoints(gateway: &Gateway, db: &MyDb) -> (Endpoint, Endpoint) {
+/// Direct as root, and through the gateway as the agent, over TLS or not.
+fn endpoints(gateway: &Gateway, db: &MyDb, tls: bool) -> (Endpoint, Endpoint) {
     let direct = Endpoint {
         address: format!("{MYSQL_HOST}:{MYSQL_PORT}"),
         user: "root".into(),
         password: String::new(),
         database: db.name.clone(),
+        tls: None,
     };
     let through = Endpoint {
         address: gateway.mysql_addr.clone(),
         user: AGENT.into(),
         password: AGENT_PASSWORD.into(),
         database: db.name.clone(),
+        tls: tls.then(|| {
+            tls::upstream_config(UpstreamTls::Require, None)
+                .expect("TLS client")
+                .expect("TLS on")
+        }),
     };
     (direct, through)
+}
+
+/// A gateway that relays as is (masking off) and offers TLS.
+fn relaying_gateway() -> Gateway {
+    let dir = tempfile::tempdir().expect("temp dir");
+    Gateway::start_with(Options {
+        toml: tls_section(dir.path()),
+        policy: Some(format!("{ALLOW_ALL_POLICY}\n[masking]\nenabled = false\n")),
+        ..Options::default()
+    })
 }
 
 fn case_database(label: &str) -> MyDb {
@@ -1196,53 +1223,23 @@ fn case_database(label: &str) -> MyDb {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn direct_and_through_airlock_are_identical() {
+async fn direct_and_through_airlock_are_identical_in_clear_and_over_tls() {
     let db = case_database("diff");
     // The relay itself must be transparent; what masking changes is tested
     // in the masking suites, and below for rows with nothing to mask.
-    let gateway = Gateway::start_with(Options {
-        policy: Some(format!("{ALLOW_ALL_POLICY}\n[masking]\nenabled = false\n")),
-        ..Options::default()
-    });
-    let (direct, through) = endpoints(&gateway, &db);
-    run_cases(&direct, &through, &corpus()).await;
+    let gateway = relaying_gateway();
+    for tls in [false, true] {
+        let (direct, through) = endpoints(&gateway, &db, tls);
+        run_cases(&direct, &through, &corpus()).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn masking_leaves_rows_with_nothing_sensitive_byte_identical() {
     let db = case_database("diffmask");
     let gateway = Gateway::start();
-    let (direct, through) = endpoints(&gateway, &db);
+    let (direct, through) = endpoints(&gateway, &db, false);
     run_cases(&direct, &through, &corpus()).await;
-}
-
-/// Raises MariaDB's `max_allowed_packet` (a global; sessions opened after
-/// see it) so that packets past 16 MiB can travel, and puts it back.
-struct LargePackets {
-    previous: String,
-}
-
-impl LargePackets {
-    fn allow() -> Self {
-        let previous = mariadb_direct("", "SELECT @@GLOBAL.max_allowed_packet");
-        mariadb_direct("", "SET GLOBAL max_allowed_packet = 134217728");
-        // A new session sees it: the server builds values past 16 MiB
-        // (at the old limit REPEAT would answer NULL with a warning).
-        assert_eq!(
-            mariadb_direct("", "SELECT LENGTH(REPEAT('b', 20000000))"),
-            "20000000"
-        );
-        LargePackets { previous }
-    }
-}
-
-impl Drop for LargePackets {
-    fn drop(&mut self) {
-        mariadb_direct(
-            "",
-            &format!("SET GLOBAL max_allowed_packet = {}", self.previous),
-        );
-    }
 }
 
 /// Packets of 16 MiB and more travel as several chunks, each with its own
@@ -1291,10 +1288,9 @@ fn large_cases() -> Vec<Case> {
 async fn packets_past_16_mib_are_split_and_joined_as_mariadb_does() {
     let _large = LargePackets::allow();
     let db = case_database("difflarge");
-    let gateway = Gateway::start_with(Options {
-        policy: Some(format!("{ALLOW_ALL_POLICY}\n[masking]\nenabled = false\n")),
-        ..Options::default()
-    });
-    let (direct, through) = endpoints(&gateway, &db);
-    run_cases(&direct, &through, &selected(large_cases())).await;
+    let gateway = relaying_gateway();
+    for tls in [false, true] {
+        let (direct, through) = endpoints(&gateway, &db, tls);
+        run_cases(&direct, &through, &selected(large_cases())).await;
+    }
 }

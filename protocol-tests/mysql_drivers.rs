@@ -9,34 +9,24 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use support::gateway::{Gateway, Options, AGENT, AGENT_PASSWORD};
-use support::mysql::{mariadb_direct, MyDb};
+use support::gateway::{tls_section, Gateway, Options, AGENT, AGENT_PASSWORD};
+use support::mysql::{LargePackets, MyDb};
 
 /// A gateway with a TLS certificate (self-signed; drivers are told not to
 /// verify it) and an identity known only by its SCRAM verifier.
 fn gateway_with_tls() -> Gateway {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
     let verifier = airlock::identity::ScramVerifier::generate("hashed-pw", 4096).to_string();
     let gateway = Gateway::start_with(Options {
         toml: format!(
-            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n\n[[identity]]\nname = \"hashed\"\nrole = \"agent\"\nscram_verifier = \"{verifier}\"\n",
-            cert_path.display(),
-            key_path.display()
+            "{}\n[[identity]]\nname = \"hashed\"\nrole = \"agent\"\nscram_verifier = \"{verifier}\"\n",
+            tls_section(dir.path())
         ),
         ..Default::default()
     });
     // The certificate files must outlive the gateway's start only.
     drop(dir);
     gateway
-}
-
-/// Sessions send values over 16 MiB when the server accepts them.
-fn allow_large_packets() {
-    mariadb_direct("", "SET GLOBAL max_allowed_packet = 67108864");
 }
 
 fn run_driver(gateway: &Gateway, label: &str, program: &str, args: &[&str], env: &[(&str, &str)]) {
@@ -70,7 +60,8 @@ fn run_driver(gateway: &Gateway, label: &str, program: &str, args: &[&str], env:
 
 /// Each session with each plugin, in clear and over TLS.
 fn every_way(label: &str, program: &str, args: &[&str]) {
-    allow_large_packets();
+    // Sessions send values over 16 MiB.
+    let _large = LargePackets::allow();
     let gateway = gateway_with_tls();
     for auth in ["caching_sha2_password", "mysql_native_password"] {
         for tls in ["", "require"] {

@@ -353,3 +353,18 @@ pub fn write(dir: &Path, name: &str, contents: &str) -> String {
     std::fs::write(&path, contents).expect("write file");
     path.to_str().expect("utf-8").to_string()
 }
+
+/// A `[tls]` section with a fresh self-signed certificate for `localhost`
+/// and 127.0.0.1, written into `dir` (clients are told not to verify it).
+pub fn tls_section(dir: &Path) -> String {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let cert = rcgen::generate_simple_self_signed(names).expect("certificate");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write certificate");
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
+    format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert_path.display(),
+        key_path.display()
+    )
+}

@@ -148,3 +148,38 @@ pub fn marker(label: &str) -> String {
         .as_nanos();
     format!("{label}{}x{nanos}", std::process::id())
 }
+
+/// MariaDB's `max_allowed_packet` raised to 128 MiB while any guard lives
+/// (a global: sessions opened after see it), so that packets past 16 MiB
+/// can travel; put back when the last guard goes.
+pub struct LargePackets;
+
+static LARGE_PACKETS: std::sync::Mutex<(usize, String)> = std::sync::Mutex::new((0, String::new()));
+
+impl LargePackets {
+    pub fn allow() -> Self {
+        let mut state = LARGE_PACKETS.lock().unwrap_or_else(|e| e.into_inner());
+        if state.0 == 0 {
+            state.1 = mariadb_direct("", "SELECT @@GLOBAL.max_allowed_packet");
+            mariadb_direct("", "SET GLOBAL max_allowed_packet = 134217728");
+            // A new session sees it: the server builds values past 16 MiB
+            // (at the old limit REPEAT would answer NULL with a warning).
+            assert_eq!(
+                mariadb_direct("", "SELECT LENGTH(REPEAT('b', 20000000))"),
+                "20000000"
+            );
+        }
+        state.0 += 1;
+        LargePackets
+    }
+}
+
+impl Drop for LargePackets {
+    fn drop(&mut self) {
+        let mut state = LARGE_PACKETS.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 -= 1;
+        if state.0 == 0 {
+            let _ = run_direct("", &format!("SET GLOBAL max_allowed_packet = {}", state.1));
+        }
+    }
+}
