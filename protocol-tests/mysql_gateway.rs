@@ -836,3 +836,153 @@ fn kill_query_from_another_connection_cancels_a_statement_or_withdraws_a_hold() 
         "{list}"
     );
 }
+
+/// Approvers see MariaDB's plan for a held write (EXPLAIN FORMAT=JSON on
+/// another connection), its values masked. MariaDB evaluates derived
+/// tables while it explains, so a statement that calls a stored function
+/// gets no plan — and the function does not run before the decision.
+#[test]
+fn a_held_write_comes_with_mariadbs_plan_and_explaining_it_runs_nothing() {
+    let db = MyDb::create("holds_impact");
+    mariadb_direct(
+        &db.name,
+        "CREATE TABLE accounts (id INT PRIMARY KEY, email TEXT, note TEXT); \
+         INSERT INTO accounts VALUES (1, 'ana.lima@example.com', ''), (2, 'bo@example.com', ''); \
+         CREATE TABLE calls (n INT) ENGINE=Aria TRANSACTIONAL=0",
+    );
+    // Non-transactional on purpose: a rollback would not undo its writes.
+    let created = std::process::Command::new("mariadb")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "-D",
+            &db.name,
+            "--delimiter=//",
+            "-e",
+        ])
+        .arg(
+            "CREATE FUNCTION noisy() RETURNS INT MODIFIES SQL DATA \
+             BEGIN INSERT INTO calls VALUES (1); RETURN 1; END//",
+        )
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", text(&created));
+    let gateway = holding_gateway();
+    let inbox = inbox(&gateway);
+    let spawn = |sql: &str| {
+        mariadb_command(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, &[])
+            .args(["-e", sql])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    let client = spawn("UPDATE accounts SET note = 'checked' WHERE email = 'ana.lima@example.com'");
+    let id = pending_id(&inbox);
+    let request = api(&inbox, "GET", &format!("/api/requests/{id}"), "");
+    let impact = request["impact"].as_str().expect("a plan").to_string();
+    assert!(impact.contains(r#""table_name": "accounts""#), "{impact}");
+    assert!(impact.contains("\"rows\""), "{impact}");
+    assert!(!impact.contains("ana.lima"), "{impact}");
+    api(&inbox, "POST", &format!("/api/requests/{id}/approve"), "");
+    let out = client.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        mariadb_direct(&db.name, "SELECT note FROM accounts WHERE id = 1"),
+        "checked"
+    );
+
+    let client =
+        spawn("UPDATE accounts SET note = 'x' WHERE id IN (SELECT a FROM (SELECT noisy() AS a) d)");
+    let id2 = loop {
+        let next = pending_id(&inbox);
+        if next != id {
+            break next;
+        }
+    };
+    let request = api(&inbox, "GET", &format!("/api/requests/{id2}"), "");
+    assert!(request["impact"].is_null(), "{request}");
+    assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM calls"), "0");
+    api(&inbox, "POST", &format!("/api/requests/{id2}/deny"), "");
+    let _ = client.wait_with_output();
+    assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM calls"), "0");
+}
+
+/// A client that does not wait for its held statement: `pipeline` sends a
+/// second query behind it, `quit` hangs up (COM_QUIT) while it waits.
+const PIPELINE_RUNNER: &str = r#"
+import json, sys, time, pymysql
+from pymysql.constants import COMMAND
+from pymysql.connections import MySQLResult
+host, port, user, password, db, mode, held = sys.argv[1:8]
+conn = pymysql.connect(host=host, port=int(port), user=user, password=password, database=db, read_timeout=60, autocommit=True)
+conn._execute_command(COMMAND.COM_QUERY, held)
+if mode == "quit":
+    time.sleep(0.5)
+    conn.close()
+    print(json.dumps({"quit": True}))
+    sys.exit(0)
+conn._execute_command(COMMAND.COM_QUERY, "SELECT COUNT(*) FROM h")
+print("sent", flush=True)
+# Both commands were sent; each reply starts at sequence id 1.
+conn._next_seq_id = 1
+first = MySQLResult(conn)
+first.read()
+conn._next_seq_id = 1
+second = MySQLResult(conn)
+second.read()
+print(json.dumps({"affected": first.affected_rows, "rows": [list(r) for r in second.rows]}))
+"#;
+
+#[test]
+fn what_a_client_sends_behind_a_held_statement_waits_its_turn_and_a_quit_withdraws_it() {
+    let db = MyDb::create("holds_pipeline");
+    mariadb_direct(&db.name, "CREATE TABLE h (x INT)");
+    let gateway = holding_gateway();
+    let inbox = inbox(&gateway);
+    let (host, port) = gateway.mysql_addr.rsplit_once(':').unwrap();
+    let run = |mode: &str| {
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(PIPELINE_RUNNER)
+            .args([host, port, AGENT, AGENT_PASSWORD, &db.name, mode])
+            .arg("INSERT INTO h VALUES (1)")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // The query behind the held one is answered after it, in order: it
+    // sees the row the approved insert wrote.
+    let client = run("pipeline");
+    let id = pending_id(&inbox);
+    std::thread::sleep(Duration::from_millis(500));
+    let request = api(&inbox, "GET", &format!("/api/requests/{id}"), "");
+    assert_eq!(request["state"], "pending", "{request}");
+    api(&inbox, "POST", &format!("/api/requests/{id}/approve"), "");
+    let out = client.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said = stdout(&out);
+    let result: Value = serde_json::from_str(said.lines().last().unwrap()).unwrap();
+    assert_eq!(result["affected"], 1, "{said}");
+    assert_eq!(result["rows"], serde_json::json!([[1]]), "{said}");
+
+    // A client that quits while its statement waits withdraws it.
+    let client = run("quit");
+    let out = client.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let list = api(&inbox, "GET", "/api/requests?state=withdrawn", "");
+        if list.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not withdrawn: {list}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM h"), "1");
+}

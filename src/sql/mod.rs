@@ -197,6 +197,248 @@ impl Classification {
     }
 }
 
+/// The text to ask the upstream to `EXPLAIN` for a held query, so that
+/// its approvers see what it would touch; `None` when explaining it might
+/// do more than plan it.
+///
+/// Only one statement that reads or writes rows (in PostgreSQL also one
+/// that exports with a query), led by a verb `EXPLAIN` takes. MySQL and
+/// MariaDB evaluate constant subqueries and derived tables while they
+/// explain — running whatever functions those call, stored ones with their
+/// writes included — so there every call must be to a built-in that only
+/// computes a value. `sql` is the query as sent: a cached classification
+/// may come from one that differed in its literals.
+pub fn explainable<'a>(
+    classification: &Classification,
+    sql: &'a [u8],
+    dialect: Dialect,
+) -> Option<&'a str> {
+    let [statement] = classification.statements.as_slice() else {
+        return None;
+    };
+    let routine = match dialect {
+        Dialect::Postgres => Classes::of(&[
+            StatementClass::Read,
+            StatementClass::Write,
+            StatementClass::Export,
+        ]),
+        Dialect::Mysql => Classes::of(&[StatementClass::Read, StatementClass::Write]),
+    };
+    if statement.classes.iter().any(|c| !routine.contains(c)) {
+        return None;
+    }
+    if dialect == Dialect::Mysql
+        && !statement
+            .functions
+            .iter()
+            .all(|f| MYSQL_PURE_BUILTINS.contains(&f.as_str()))
+    {
+        return None;
+    }
+    let text = std::str::from_utf8(sql).ok()?.trim().trim_end_matches(';');
+    let first = text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .find(|w| !w.is_empty())?
+        .to_ascii_uppercase();
+    let verbs: &[&str] = match dialect {
+        Dialect::Postgres => &[
+            "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "MERGE", "VALUES", "TABLE",
+        ],
+        Dialect::Mysql => &[
+            "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "VALUES", "TABLE",
+        ],
+    };
+    verbs.contains(&first.as_str()).then_some(text)
+}
+
+/// Built-in MySQL/MariaDB functions that compute a value and do nothing
+/// else (no waits, locks, sequences, files or SQL of their own), as the
+/// classifier records them: lower case, unqualified — `db.count()` is a
+/// stored function and not among them.
+const MYSQL_PURE_BUILTINS: &[&str] = &[
+    // aggregates and window functions
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "group_concat",
+    "json_arrayagg",
+    "json_objectagg",
+    "bit_and",
+    "bit_or",
+    "bit_xor",
+    "std",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "var_pop",
+    "var_samp",
+    "variance",
+    "row_number",
+    "rank",
+    "dense_rank",
+    "ntile",
+    "lag",
+    "lead",
+    "first_value",
+    "last_value",
+    "nth_value",
+    "percent_rank",
+    "cume_dist",
+    // strings
+    "concat",
+    "concat_ws",
+    "lower",
+    "upper",
+    "lcase",
+    "ucase",
+    "length",
+    "char_length",
+    "character_length",
+    "octet_length",
+    "bit_length",
+    "substring",
+    "substr",
+    "substring_index",
+    "left",
+    "right",
+    "trim",
+    "ltrim",
+    "rtrim",
+    "replace",
+    "reverse",
+    "repeat",
+    "space",
+    "lpad",
+    "rpad",
+    "locate",
+    "instr",
+    "position",
+    "field",
+    "find_in_set",
+    "elt",
+    "strcmp",
+    "format",
+    "hex",
+    "unhex",
+    "ascii",
+    "char",
+    "ord",
+    "quote",
+    "insert",
+    // control flow and comparison
+    "coalesce",
+    "ifnull",
+    "nullif",
+    "if",
+    "isnull",
+    "greatest",
+    "least",
+    "interval",
+    // numbers
+    "abs",
+    "round",
+    "truncate",
+    "floor",
+    "ceil",
+    "ceiling",
+    "mod",
+    "sign",
+    "sqrt",
+    "power",
+    "pow",
+    "exp",
+    "ln",
+    "log",
+    "log2",
+    "log10",
+    "pi",
+    "degrees",
+    "radians",
+    "conv",
+    // dates and times
+    "date",
+    "time",
+    "year",
+    "month",
+    "day",
+    "dayofmonth",
+    "dayofweek",
+    "dayofyear",
+    "week",
+    "weekday",
+    "weekofyear",
+    "yearweek",
+    "hour",
+    "minute",
+    "second",
+    "microsecond",
+    "quarter",
+    "now",
+    "curdate",
+    "curtime",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+    "sysdate",
+    "utc_date",
+    "utc_time",
+    "utc_timestamp",
+    "date_add",
+    "date_sub",
+    "adddate",
+    "subdate",
+    "addtime",
+    "subtime",
+    "datediff",
+    "timediff",
+    "timestampdiff",
+    "timestampadd",
+    "date_format",
+    "time_format",
+    "str_to_date",
+    "unix_timestamp",
+    "from_unixtime",
+    "from_days",
+    "to_days",
+    "last_day",
+    "makedate",
+    "maketime",
+    "monthname",
+    "dayname",
+    "extract",
+    // JSON
+    "json_extract",
+    "json_value",
+    "json_query",
+    "json_unquote",
+    "json_contains",
+    "json_contains_path",
+    "json_length",
+    "json_keys",
+    "json_object",
+    "json_array",
+    "json_type",
+    "json_valid",
+    "json_search",
+    "json_depth",
+    // hashes and encodings
+    "md5",
+    "sha",
+    "sha1",
+    "sha2",
+    "crc32",
+    "to_base64",
+    "from_base64",
+    "inet_aton",
+    "inet_ntoa",
+    "inet6_aton",
+    "inet6_ntoa",
+];
+
 /// Classifies `sql`. Never panics; never fails: whatever cannot be
 /// analysed is `unknown`.
 pub fn classify(sql: &str, dialect: Dialect) -> Classification {
@@ -369,5 +611,42 @@ mod cache_tests {
         assert!(fingerprint("COPY t TO '/tmp/x'", Dialect::Postgres).is_none());
         assert!(fingerprint("SELECT 1", Dialect::Postgres).is_some());
         assert_eq!(fingerprint("SELECT 1x", Dialect::Postgres), None);
+    }
+}
+
+#[cfg(test)]
+mod explain_tests {
+    use super::*;
+
+    fn explainable_text(sql: &str, dialect: Dialect) -> Option<String> {
+        explainable(&classify(sql, dialect), sql.as_bytes(), dialect).map(str::to_string)
+    }
+
+    #[test]
+    fn only_routine_statements_are_explained() {
+        let m = Dialect::Mysql;
+        assert_eq!(
+            explainable_text("UPDATE t SET a = 1 WHERE id = 2;", m).as_deref(),
+            Some("UPDATE t SET a = 1 WHERE id = 2")
+        );
+        assert!(explainable_text("DELETE FROM t WHERE lower(email) = 'x'", m).is_some());
+        assert!(explainable_text("REPLACE INTO t VALUES (1)", m).is_some());
+        for sql in [
+            "DROP TABLE t",
+            "SELECT 1; DELETE FROM t",
+            "SELECT * FROM t INTO OUTFILE '/tmp/x'",
+            "UPDATE t SET a = 1 WHERE id IN (SELECT a FROM (SELECT noisy() AS a) d)",
+            "SELECT * FROM t WHERE id = db.count(1)",
+            "SELECT SLEEP(5)",
+            "SELECT GET_LOCK('x', 1)",
+            "SELECT 1 /*!, noisy() */",
+            "CALL p()",
+        ] {
+            assert_eq!(explainable_text(sql, m), None, "{sql}");
+        }
+        // PostgreSQL's EXPLAIN runs no function; only the class and verb count.
+        let p = Dialect::Postgres;
+        assert!(explainable_text("UPDATE t SET a = f(1)", p).is_some());
+        assert!(explainable_text("CREATE TABLE t (a int)", p).is_none());
     }
 }

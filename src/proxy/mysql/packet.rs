@@ -439,6 +439,25 @@ pub fn put_lenenc_bytes(buf: &mut impl BufMut, s: &[u8]) {
     buf.put_slice(s);
 }
 
+/// The values of a text-protocol row as text (lossily: for the audit
+/// capture and the impact estimate, never for relaying).
+pub fn text_values(row: &[u8]) -> Vec<Option<String>> {
+    let mut values = Vec::new();
+    let mut f = Fields::new(row);
+    while !f.is_empty() {
+        if f.peek_u8() == Some(0xFB) {
+            let _ = f.u8();
+            values.push(None);
+            continue;
+        }
+        match f.lenenc_bytes() {
+            Ok(v) => values.push(Some(String::from_utf8_lossy(v).into_owned())),
+            Err(_) => break,
+        }
+    }
+    values
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

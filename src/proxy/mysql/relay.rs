@@ -17,7 +17,7 @@
 //! capability is never negotiated; a server asking anyway gets an empty
 //! file and the agent an error).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,14 +28,15 @@ use super::handshake::{
     ends_result_set, is_eof, ErrPacket, OkPacket, CLIENT_DEPRECATE_EOF, ERR_HEADER, OK_HEADER,
     SERVER_MORE_RESULTS_EXISTS,
 };
-use super::packet::{Fields, Packet, PacketError, PacketStream};
-use super::upstream::Upstream;
+use super::packet::{text_values, Fields, Packet, PacketError, PacketStream};
+use super::upstream::{self, Upstream};
 use super::{KillMap, MysqlShared};
 use crate::audit::AuditEvent;
 use crate::gate::{Checked, Gate, Origin, Refusal, SessionInfo, SessionStatements};
 use crate::identity::Identity;
 use crate::mask::mysql::{parse_column_definition, MysqlColumn, MysqlRowMasker};
 use crate::proxy::Stream;
+use crate::sql::{Dialect, StatementClass};
 
 // Command bytes (the first byte of a command packet).
 const COM_SLEEP: u8 = 0x00;
@@ -73,6 +74,14 @@ const FLUSH_AT: usize = 256 << 10;
 /// Prepared statements one session may hold (the server's own limit,
 /// max_prepared_stmt_count, is global).
 const MAX_PREPARED: usize = 10_000;
+
+/// Commands kept while a held statement waits; beyond this the client is
+/// not read until the wait ends.
+const MAX_STASHED: usize = 16;
+
+/// How long the impact estimate of a held statement may take; the hold
+/// is made without one after that.
+const IMPACT_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +146,10 @@ pub struct Relay {
     statements: SessionStatements,
     prepared: HashMap<u32, Prepared>,
     capture_rows: usize,
+    /// Commands the client sent while a held statement waited, with the
+    /// sequence id after each: handled in order after the wait, as the
+    /// server itself would (it reads the next command only when done).
+    stash: VecDeque<(Packet, u8)>,
 }
 
 /// Why a command could not be completed with the upstream.
@@ -190,6 +203,7 @@ impl Relay {
             statements: SessionStatements::default(),
             prepared: HashMap::new(),
             capture_rows,
+            stash: VecDeque::new(),
         }
     }
 
@@ -197,9 +211,15 @@ impl Relay {
     pub async fn run(&mut self) -> End {
         loop {
             self.client.reset();
-            let read = tokio::select! {
-                _ = self.shutdown.wait_for(|s| *s) => return End::Shutdown,
-                r = self.client.read() => r,
+            let read = match self.stash.pop_front() {
+                Some((packet, seq)) => {
+                    self.client.set_seq(seq);
+                    Ok(Some(packet))
+                }
+                None => tokio::select! {
+                    _ = self.shutdown.wait_for(|s| *s) => return End::Shutdown,
+                    r = self.client.read() => r,
+                },
             };
             let packet = match read {
                 Ok(Some(p)) => p,
@@ -550,32 +570,76 @@ impl Relay {
                     &self.session,
                     checked,
                     sql,
-                    std::future::ready(None),
+                    self.impact(checked, sql),
                     &self.statements,
                 )
                 .await;
         }
+        let impact = self.impact(checked, sql).await;
         let (request, _notice) = self
             .gate
-            .hold(&self.session, checked, sql, None, &self.statements)
+            .hold(&self.session, checked, sql, impact, &self.statements)
             .await?;
+        let reply_seq = self.client.seq();
         let Relay {
             client,
             shutdown,
             cancelled,
             gate,
             session,
+            stash,
             ..
         } = self;
         cancelled.borrow_and_update();
         let withdraw = async {
-            tokio::select! {
-                _ = cancelled.changed() => "the client cancelled the statement (KILL QUERY)".to_string(),
-                _ = shutdown.wait_for(|stop| *stop) => "Airlock is shutting down".to_string(),
-                _ = client_gone(client) => "the client disconnected".to_string(),
+            loop {
+                tokio::select! {
+                    _ = cancelled.changed() => return "the client cancelled the statement (KILL QUERY)".to_string(),
+                    _ = shutdown.wait_for(|stop| *stop) => return "Airlock is shutting down".to_string(),
+                    read = next_command(client), if stash.len() < MAX_STASHED => match read {
+                        Ok(Some(packet)) => {
+                            let quit = packet.payload.first() == Some(&COM_QUIT);
+                            stash.push_back((packet, client.seq()));
+                            if quit {
+                                return "the client quit".to_string();
+                            }
+                        }
+                        Ok(None) | Err(_) => return "the client disconnected".to_string(),
+                    },
+                }
             }
         };
-        gate.await_release(session, &request, withdraw).await
+        let released = gate.await_release(session, &request, withdraw).await;
+        self.client.set_seq(reply_seq);
+        released
+    }
+
+    /// What the server plans for a held statement, for the approvers:
+    /// `EXPLAIN` on another connection, for the statements
+    /// [`crate::sql::explainable`] admits; values in the plan masked like
+    /// the statement. `None` when not safe or not possible.
+    async fn impact(&self, checked: &Checked, sql: &[u8]) -> Option<String> {
+        let text = crate::sql::explainable(&checked.classification, sql, Dialect::Mysql)?;
+        let read_only = !checked
+            .classification
+            .classes()
+            .contains(StatementClass::Write);
+        let database = Some(self.session.database.as_str());
+        let plan = upstream::explain(
+            &self.shared.upstream,
+            database,
+            text,
+            read_only,
+            IMPACT_LIMIT,
+        )
+        .await;
+        match plan {
+            Ok(plan) => Some(self.gate.masker().mask_sql_literals(&plan)),
+            Err(e) => {
+                tracing::debug!(session = %self.session.id, error = %e, "no impact estimate");
+                None
+            }
+        }
     }
 
     // ---- responses ----------------------------------------------------
@@ -873,10 +937,10 @@ impl Relay {
     }
 }
 
-/// Completes when the client hangs up (or sends anything: a client that
-/// pipelines behind a held statement is not waiting for it either).
-async fn client_gone(client: &mut PacketStream<Stream>) {
-    let _ = client.read().await;
+/// The client's next command, read while a statement waits for approval.
+async fn next_command(client: &mut PacketStream<Stream>) -> Result<Option<Packet>, PacketError> {
+    client.reset();
+    client.read().await
 }
 
 /// The (code, SQLSTATE) a MySQL client sees for a gate refusal.
@@ -911,24 +975,6 @@ fn status_of(payload: &[u8]) -> u16 {
     let _ = f.lenenc_int();
     let _ = f.lenenc_int();
     f.u16().unwrap_or(0)
-}
-
-/// The values of a text-protocol row as text, for the audit capture.
-fn text_values(row: &[u8]) -> Vec<Option<String>> {
-    let mut values = Vec::new();
-    let mut f = Fields::new(row);
-    while !f.is_empty() {
-        if f.peek_u8() == Some(0xFB) {
-            let _ = f.u8();
-            values.push(None);
-            continue;
-        }
-        match f.lenenc_bytes() {
-            Ok(v) => values.push(Some(String::from_utf8_lossy(v).into_owned())),
-            Err(_) => break,
-        }
-    }
-    values
 }
 
 /// The databases `USE` statements of a query switch to.

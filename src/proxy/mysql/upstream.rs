@@ -16,10 +16,11 @@
 use super::auth::{self, CACHING_SHA2_PASSWORD, NATIVE_PASSWORD};
 use super::handshake::{
     self, AuthSwitchRequest, ErrPacket, HandshakeError, HandshakeResponse, OkPacket,
-    ServerHandshake, SslRequest, CLIENT_CONNECT_ATTRS, CLIENT_CONNECT_WITH_DB, CLIENT_LOCAL_FILES,
-    CLIENT_LONG_PASSWORD, CLIENT_SSL, ERR_HEADER, OK_HEADER, REQUIRED, SUPPORTED,
+    ServerHandshake, SslRequest, CLIENT_CONNECT_ATTRS, CLIENT_CONNECT_WITH_DB,
+    CLIENT_DEPRECATE_EOF, CLIENT_LOCAL_FILES, CLIENT_LONG_PASSWORD, CLIENT_SSL, ERR_HEADER,
+    OK_HEADER, REQUIRED, SUPPORTED,
 };
-use super::packet::{PacketError, PacketStream};
+use super::packet::{text_values, Fields, PacketError, PacketStream};
 use crate::proxy::Stream;
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
@@ -410,6 +411,102 @@ pub async fn kill_query(settings: &UpstreamSettings, id: u32) -> Result<(), Upst
     upstream.packets.write_packet(&[COM_QUIT]);
     let _ = upstream.packets.flush().await;
     killed.map(drop)
+}
+
+/// What the server plans for `sql` (`EXPLAIN FORMAT=JSON`), for the
+/// approvers of a held statement: asked on a connection of its own in
+/// `database`, inside a transaction that is rolled back — read-only for a
+/// statement that only reads, so that nothing the optimiser evaluates can
+/// write. Past `limit` the server is told to stop (`KILL QUERY`).
+pub async fn explain(
+    settings: &UpstreamSettings,
+    database: Option<&str>,
+    sql: &str,
+    read_only: bool,
+    limit: Duration,
+) -> Result<String, UpstreamError> {
+    let mut own = settings.clone();
+    own.database = database.filter(|d| !d.is_empty()).map(str::to_string);
+    own.capabilities = REQUIRED;
+    let mut upstream = tokio::time::timeout(limit, connect(&own))
+        .await
+        .map_err(|_| UpstreamError::Timeout)??;
+    let begin = if read_only {
+        "START TRANSACTION READ ONLY"
+    } else {
+        "START TRANSACTION"
+    };
+    let planned = tokio::time::timeout(limit, async {
+        execute(&mut upstream, begin).await?;
+        let rows = text_rows(&mut upstream, &format!("EXPLAIN FORMAT=JSON {sql}")).await?;
+        execute(&mut upstream, "ROLLBACK").await?;
+        Ok::<_, UpstreamError>(rows)
+    })
+    .await;
+    let Ok(rows) = planned else {
+        let id = upstream.connection_id;
+        tokio::spawn(async move {
+            // Closing alone would not stop a statement already running.
+            let _ = kill_query(&own, id).await;
+            drop(upstream);
+        });
+        return Err(UpstreamError::Timeout);
+    };
+    upstream.packets.reset();
+    upstream.packets.write_packet(&[COM_QUIT]);
+    let _ = upstream.packets.flush().await;
+    Ok(rows?
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// Runs a query and returns its rows' values (text protocol).
+async fn text_rows(
+    upstream: &mut Upstream,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, UpstreamError> {
+    let capabilities = upstream.capabilities;
+    let packets = &mut upstream.packets;
+    packets.reset();
+    packets.write_with(|buf| {
+        buf.extend_from_slice(&[COM_QUERY]);
+        buf.extend_from_slice(sql.as_bytes());
+    });
+    packets.flush().await?;
+    let mut next = async || {
+        packets
+            .read()
+            .await?
+            .ok_or_else(|| UpstreamError::Protocol("the server closed the connection".into()))
+    };
+    let first = next().await?;
+    let columns = match first.payload.first() {
+        Some(&ERR_HEADER) => return Err(ErrPacket::parse(&first.payload)?.into()),
+        Some(&OK_HEADER) => return Ok(Vec::new()),
+        _ => Fields::new(&first.payload)
+            .lenenc_int()
+            .map_err(|_| UpstreamError::Protocol("a malformed column count".into()))?,
+    };
+    for _ in 0..columns {
+        next().await?;
+    }
+    if capabilities & CLIENT_DEPRECATE_EOF == 0 {
+        next().await?;
+    }
+    let mut rows = Vec::new();
+    loop {
+        let row = next().await?;
+        if handshake::ends_result_set(&row.payload, capabilities) {
+            return Ok(rows);
+        }
+        if row.payload.first() == Some(&ERR_HEADER) {
+            return Err(ErrPacket::parse(&row.payload)?.into());
+        }
+        rows.push(text_values(&row.payload));
+    }
 }
 
 #[cfg(test)]

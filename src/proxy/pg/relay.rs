@@ -26,7 +26,7 @@ use crate::audit::AuditEvent;
 use crate::gate::{Checked, Gate, Origin, Refusal, SessionInfo, SessionStatements};
 use crate::mask::{Column, RowMasker};
 use crate::proxy::Stream;
-use crate::sql::{Classes, StatementClass};
+use crate::sql::Dialect;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -518,33 +518,11 @@ impl Front {
     }
 
     /// What PostgreSQL plans for a held statement, for the approvers:
-    /// `EXPLAIN` (which runs nothing) on another connection, for one
-    /// statement that reads, writes or exports with a query; values in the
-    /// plan masked like the statement. `None` when not safe or not possible.
+    /// `EXPLAIN` (which runs nothing) on another connection, for the
+    /// statements [`crate::sql::explainable`] admits; values in the plan
+    /// masked like the statement. `None` when not safe or not possible.
     async fn impact(&self, checked: &Checked, sql: &[u8]) -> Option<String> {
-        let statement = match checked.classification.statements.as_slice() {
-            [one] => one,
-            _ => return None,
-        };
-        let routine = Classes::of(&[
-            StatementClass::Read,
-            StatementClass::Write,
-            StatementClass::Export,
-        ]);
-        if statement.classes.iter().any(|c| !routine.contains(c)) {
-            return None;
-        }
-        let text = std::str::from_utf8(sql).ok()?.trim().trim_end_matches(';');
-        let first = text
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .find(|w| !w.is_empty())?
-            .to_ascii_uppercase();
-        if !matches!(
-            first.as_str(),
-            "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "WITH" | "MERGE" | "VALUES" | "TABLE"
-        ) {
-            return None;
-        }
+        let text = crate::sql::explainable(&checked.classification, sql, Dialect::Postgres)?;
         let plan = tokio::time::timeout(
             std::time::Duration::from_secs(3),
             self.pool.explain(&self.pool_key, text),
