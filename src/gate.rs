@@ -147,6 +147,11 @@ pub struct SessionStatements {
     prepared: HashMap<String, Classes>,
     /// The session's last statements as logged, for approvers' context.
     recent: VecDeque<Recent>,
+    /// Set when the relay learns prepared statements from the server's
+    /// confirmations and hands the gate what each `EXECUTE` runs
+    /// ([`SessionStatements::resolve`]) instead of the gate remembering
+    /// every allowed `PREPARE` as if it had succeeded.
+    confirmed_by_relay: bool,
 }
 
 impl SessionStatements {
@@ -157,6 +162,21 @@ impl SessionStatements {
     /// `"Q"` is not `q`, and may be a statement Airlock never saw.
     pub fn contains(&self, name: &[u8]) -> bool {
         std::str::from_utf8(name).is_ok_and(|n| self.prepared.contains_key(n))
+    }
+
+    /// Statements whose prepared names the relay tracks from the server's
+    /// confirmations.
+    pub fn confirmed_by_relay() -> Self {
+        Self {
+            confirmed_by_relay: true,
+            ..Self::default()
+        }
+    }
+
+    /// What the prepared statements named by the next query's `EXECUTE`s
+    /// run, as the server has them; names left out stay `unknown`.
+    pub fn resolve(&mut self, prepared: HashMap<String, Classes>) {
+        self.prepared = prepared;
     }
 }
 
@@ -570,7 +590,10 @@ impl Gate {
             sql: logged,
             verdict: decision.action.name().to_string(),
         });
-        if audit_failure.is_none() && decision.action == Action::Allow {
+        if audit_failure.is_none()
+            && decision.action == Action::Allow
+            && !statements.confirmed_by_relay
+        {
             for s in &classification.statements {
                 if let Some(name) = &s.prepares {
                     if statements.prepared.len() >= MAX_PREPARED_NAMES {
@@ -584,6 +607,19 @@ impl Gate {
             classification,
             decision,
             audit_failure,
+        }
+    }
+
+    /// The classification `check` will give `sql` (before `EXECUTE`s are
+    /// resolved), from the cache.
+    pub fn classify(&self, session: &SessionInfo, sql: &[u8]) -> Arc<Classification> {
+        let dialect = match session.protocol {
+            Protocol::Postgres => Dialect::Postgres,
+            Protocol::Mysql => Dialect::Mysql,
+        };
+        match std::str::from_utf8(sql) {
+            Ok(text) => self.cache.classify(text, dialect),
+            Err(_) => Arc::new(not_utf8(sql)),
         }
     }
 

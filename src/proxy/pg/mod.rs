@@ -12,11 +12,12 @@
 pub mod cancel;
 pub mod codec;
 pub mod frontend;
+pub mod names;
 pub mod relay;
 pub mod upstream;
 
 use crate::audit::AuditEvent;
-use crate::gate::{Gate, Protocol, SessionId, SessionInfo};
+use crate::gate::{Gate, Protocol, SessionId, SessionInfo, SessionStatements};
 use crate::identity::LoginThrottle;
 use crate::proxy::{serve_sessions, SessionLimits, Stream};
 use cancel::CancelMap;
@@ -292,6 +293,7 @@ async fn run_session(
     let (client_read, client_write) = tokio::io::split(client);
     let (upstream_read, upstream_write) = tokio::io::split(upstream_stream);
     let (tx, rx) = relay::queue();
+    let names = Arc::new(names::Names::default());
     let mut front = Front {
         reader: MessageReader::new(client_read, shared.max_message_bytes),
         upstream: upstream_write,
@@ -299,12 +301,11 @@ async fn run_session(
         gate: shared.gate.clone(),
         session: session.clone(),
         shutdown,
-        sql_statements: Default::default(),
-        statements: Default::default(),
-        portals: Default::default(),
+        sql_statements: SessionStatements::confirmed_by_relay(),
+        names: names.clone(),
+        segment: Default::default(),
+        segment_no: 0,
         stash: Default::default(),
-        held: Default::default(),
-        held_portals: Default::default(),
         cancelled: cancel_key.cancelled(),
         pool: shared.pool.clone(),
         pool_key: key.clone(),
@@ -319,7 +320,9 @@ async fn run_session(
         reported: Vec::new(),
         status: b'I',
         fatal_forwarded: false,
-        described: Default::default(),
+        names,
+        loaded: None,
+        failed_segment: None,
         capture_rows: shared.gate.audit().capture_rows(),
     };
 

@@ -9,6 +9,11 @@
 //! * **back** reads upstream messages, passes every DataRow through the
 //!   session's [`RowMasker`], and forwards them to the client.
 //!
+//! Which statement a name runs is decided by [`Names`]: the back loop
+//! applies a Parse, Bind, Close, `PREPARE` or `DEALLOCATE` there only when
+//! the server confirms it, and the front loop waits for those answers when
+//! a name's meaning depends on one still outstanding.
+//!
 //! Nothing is decoded and re-encoded: frames travel as the bytes received.
 //! When Airlock itself must answer (a refused statement, a fastpath call),
 //! the front loop queues the answer as an [`Expect::Inject`]; the back loop
@@ -22,13 +27,16 @@
 use super::codec::{
     backend, backend::Severity, write_out, Fields, FrameError, Message, MessageReader,
 };
+use super::names::{
+    self, Change, Lookup, Names, PortalDef, PortalGate, Segment, Source, StatementDef,
+};
 use crate::audit::AuditEvent;
 use crate::gate::{Checked, Gate, Origin, Refusal, SessionInfo, SessionStatements};
 use crate::mask::{Column, RowMasker};
 use crate::proxy::Stream;
 use crate::sql::Dialect;
 use bytes::{BufMut, Bytes, BytesMut};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{ReadHalf, WriteHalf};
@@ -45,42 +53,70 @@ const QUEUE_DEPTH: usize = 4096;
 /// Prepared statements and portals one session may have open at once.
 const MAX_NAMES: usize = 10_000;
 
+/// Bind parameters shown to approvers of a held run, and how much of each.
+const SHOWN_PARAMETERS: usize = 100;
+const SHOWN_PARAMETER_BYTES: usize = 2048;
+
+/// What the back loop should expect from the upstream for one message, and
+/// the segment (messages up to a Sync) it belongs to: after an error the
+/// server skips the rest of the segment, and so does the back loop.
+#[derive(Debug)]
+pub struct Pending {
+    pub segment: u64,
+    pub expect: Expect,
+}
+
+/// A statement of a simple query that changes the statement namespace, by
+/// its position among the query's statements and the command tag that
+/// confirms it.
+#[derive(Debug)]
+pub struct QueryChange {
+    pub index: usize,
+    pub change: Change,
+    pub tag: &'static str,
+}
+
 /// What the back loop should expect from the upstream, in order.
 #[derive(Debug)]
 pub enum Expect {
     /// A simple Query: everything through ReadyForQuery.
     Query {
         started: Instant,
+        /// PREPARE / DEALLOCATE / DISCARD ALL statements in it.
+        changes: VecDeque<QueryChange>,
+        /// CommandCompletes seen so far.
+        completed: usize,
+        /// The query destroys the unnamed statement and portal.
+        unnamed: [Change; 2],
     },
     Parse {
-        statement: Vec<u8>,
+        change: Change,
     },
     Bind {
-        portal: Vec<u8>,
-        statement: Vec<u8>,
-        /// The result format codes the client asked for.
-        formats: Vec<i16>,
+        change: Change,
+        portal: Arc<PortalDef>,
     },
+    /// Describe of a statement; its definition when Airlock is sure which
+    /// one the server describes.
     DescribeStatement {
-        statement: Vec<u8>,
+        def: Option<Arc<StatementDef>>,
     },
     DescribePortal {
-        portal: Vec<u8>,
+        def: Option<Arc<PortalDef>>,
     },
     /// A Describe Airlock sent itself so that the masker knows the result
     /// types of every statement a client may bind; its answer is not
     /// forwarded.
     HiddenDescribe {
-        statement: Vec<u8>,
+        def: Arc<StatementDef>,
     },
     /// Rows, then CommandComplete / EmptyQuery / PortalSuspended (or COPY).
     Execute {
         started: Instant,
-        portal: Vec<u8>,
+        portal: Arc<PortalDef>,
     },
     Close {
-        statement: Option<Vec<u8>>,
-        portal: Option<Vec<u8>>,
+        change: Change,
     },
     Sync,
     /// Airlock's own messages for the client, sent when reached. With
@@ -106,6 +142,27 @@ impl Expect {
                 | Expect::Execute { .. }
                 | Expect::Close { .. }
         )
+    }
+
+    /// Tells `names` how the server answered this message: `applied` when
+    /// it succeeded, not when it failed or was skipped.
+    fn settle(&self, names: &Names, applied: bool) {
+        match self {
+            Expect::Parse { change } | Expect::Bind { change, .. } | Expect::Close { change } => {
+                names.settle(change, applied)
+            }
+            Expect::Query {
+                changes, unnamed, ..
+            } => {
+                for c in changes {
+                    names.settle(&c.change, false);
+                }
+                for c in unnamed {
+                    names.settle(c, applied);
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -140,24 +197,21 @@ pub enum BackEnd {
 pub struct Front {
     pub reader: MessageReader<ReadHalf<Stream>>,
     pub upstream: WriteHalf<Stream>,
-    pub queue: mpsc::Sender<Expect>,
+    pub queue: mpsc::Sender<Pending>,
     pub gate: Arc<Gate>,
     pub session: SessionInfo,
     pub shutdown: watch::Receiver<bool>,
-    /// SQL-level PREPAREs this session made, for its EXECUTEs.
+    /// The session's recent statements for approvers, and the classes of
+    /// the prepared statements an `EXECUTE` about to be checked runs.
     pub sql_statements: SessionStatements,
-    /// Protocol-level statements this session parsed with the gate's
-    /// approval; a Bind of any other name is refused.
-    pub statements: HashSet<Vec<u8>>,
-    /// Portals bound from those statements; an Execute of any other is refused.
-    pub portals: HashSet<Vec<u8>>,
+    /// What the server has confirmed about statements and portals.
+    pub names: Arc<Names>,
+    /// This segment's changes, laid over `names`.
+    pub segment: Segment,
+    /// Numbers segments: incremented at each Sync.
+    pub segment_no: u64,
     /// Messages the client sent while a held statement waited, in order.
     pub stash: VecDeque<Message>,
-    /// Held statements parsed in this session (checked, and the SQL), and
-    /// the portals bound from them that have not run: each Execute of
-    /// such a portal waits for its own approval.
-    pub held: HashMap<Vec<u8>, Arc<(Checked, Vec<u8>)>>,
-    pub held_portals: HashMap<Vec<u8>, Arc<(Checked, Vec<u8>)>>,
     /// Changes with each CancelRequest for this session.
     pub cancelled: watch::Receiver<u64>,
     /// For the impact estimate of held statements (EXPLAIN on another
@@ -182,8 +236,16 @@ enum Step {
     },
 }
 
-pub fn queue() -> (mpsc::Sender<Expect>, mpsc::Receiver<Expect>) {
+pub fn queue() -> (mpsc::Sender<Pending>, mpsc::Receiver<Pending>) {
     mpsc::channel(QUEUE_DEPTH)
+}
+
+/// Why a name cannot be used, as the client is told.
+fn lost_names(why: &str) -> String {
+    format!(
+        "Airlock cannot tell which statement this name refers to ({why}), so it runs none; \
+         reconnect to start a fresh session"
+    )
 }
 
 impl Front {
@@ -238,11 +300,9 @@ impl Front {
                         self.inject_fatal("08P01", "invalid Query message").await;
                         return FrontEnd::ProtocolError;
                     };
-                    // A simple query destroys the unnamed statement and portal.
-                    self.statements.remove(&b""[..]);
-                    self.portals.remove(&b""[..]);
-                    self.held.remove(&b""[..]);
-                    self.held_portals.remove(&b""[..]);
+                    if !self.resolve_executes(sql, &mut out).await {
+                        return FrontEnd::UpstreamGone;
+                    }
                     let checked = self.gate.check(&self.session, &mut self.sql_statements, sql, Origin::SimpleQuery).await;
                     let verdict = if self.gate.waits_for_approval(&checked) {
                         if write_out(&mut self.upstream, &mut out).await.is_err() {
@@ -253,7 +313,7 @@ impl Front {
                         checked.refusal().map_or(Ok(()), Err)
                     };
                     match verdict {
-                        Ok(()) => Step::Forward(Expect::Query { started: Instant::now() }),
+                        Ok(()) => Step::Forward(self.query_expect(&checked)),
                         Err(r) => Step::Refuse { code: r.code, message: r.message, ready: true },
                     }
                 }
@@ -262,122 +322,143 @@ impl Front {
                         self.inject_fatal("08P01", "invalid Parse message").await;
                         return FrontEnd::ProtocolError;
                     };
-                    let name = name.to_vec();
-                    // Whatever the verdict, the old statement of this name is gone.
-                    self.statements.remove(&name);
-                    self.held.remove(&name);
                     let checked = self.gate.check(&self.session, &mut self.sql_statements, sql, Origin::Prepare).await;
                     // A held statement is parsed (nothing runs at Parse)
                     // and waits for its approvers at each Execute.
-                    let refusal = if self.gate.waits_for_approval(&checked) {
-                        self.held.insert(name.clone(), Arc::new((checked, sql.to_vec())));
-                        None
-                    } else {
-                        checked.refusal()
-                    };
+                    let held = self.gate.waits_for_approval(&checked);
+                    let refusal = if held { None } else { checked.refusal() };
                     match refusal {
                         Some(r) => Step::Refuse { code: r.code, message: r.message, ready: false },
-                        None if self.statements.len() >= MAX_NAMES => Step::Refuse {
+                        None if self.names.counts().0 >= MAX_NAMES => Step::Refuse {
                             code: "54000",
                             message: format!("too many prepared statements in this session (Airlock allows {MAX_NAMES})"),
                             ready: false,
                         },
                         None => {
-                            self.statements.insert(name.clone());
-                            Step::Forward(Expect::Parse { statement: name })
+                            let def = StatementDef::parsed(checked, sql.to_vec(), held);
+                            let change = Change::Statement(names::key(name), Some(def));
+                            self.names.ask(&mut self.segment, &change);
+                            Step::Forward(Expect::Parse { change })
                         }
                     }
                 }
-                b'B' => match bind_names(msg.body()) {
-                    None => {
+                b'B' => {
+                    let Some((portal_name, statement)) = bind_names(msg.body()) else {
                         self.inject_fatal("08P01", "invalid Bind message").await;
                         return FrontEnd::ProtocolError;
+                    };
+                    let Some(bind) = read_bind(msg.body()) else {
+                        self.inject_fatal("08P01", "invalid Bind message").await;
+                        return FrontEnd::ProtocolError;
+                    };
+                    let Some(def) = self.settled_statement(statement, &mut out).await else {
+                        return FrontEnd::UpstreamGone;
+                    };
+                    match def {
+                        Err(why) => Step::Refuse { code: "26000", message: lost_names(&why), ready: false },
+                        Ok(None) => Step::Refuse {
+                            code: "26000",
+                            message: format!(
+                                "prepared statement \"{}\" was not prepared through Airlock in this session",
+                                String::from_utf8_lossy(statement)
+                            ),
+                            ready: false,
+                        },
+                        Ok(Some(_)) if self.names.counts().1 >= MAX_NAMES => Step::Refuse {
+                            code: "54000",
+                            message: format!("too many portals in this session (Airlock allows {MAX_NAMES})"),
+                            ready: false,
+                        },
+                        Ok(Some(def)) => match self.portal_gate(&def, &mut out).await {
+                            Err(r) => Step::Refuse { code: r.code, message: r.message, ready: false },
+                            Ok(gate) => {
+                                // A statement prepared with SQL PREPARE has not
+                                // been described to Airlock: describe it before
+                                // the client binds it.
+                                if def.columns.get().is_none() && matches!(def.source, Source::SqlPrepare { .. }) {
+                                    out.extend_from_slice(&describe_statement(statement));
+                                    if !self.push(Expect::HiddenDescribe { def: def.clone() }).await {
+                                        return FrontEnd::UpstreamGone;
+                                    }
+                                }
+                                let parameters = if matches!(gate, PortalGate::Held(_)) { bind.parameters } else { Vec::new() };
+                                let portal = PortalDef::new(def, bind.formats, gate, parameters);
+                                let change = Change::Portal(names::key(portal_name), Some(portal.clone()));
+                                self.names.ask(&mut self.segment, &change);
+                                Step::Forward(Expect::Bind { change, portal })
+                            }
+                        },
                     }
-                    Some((_, statement)) if !self.statements.contains(statement) && !self.sql_statements.contains(statement) => Step::Refuse {
-                        code: "26000",
-                        message: format!(
-                            "prepared statement \"{}\" was not parsed through Airlock in this session",
-                            String::from_utf8_lossy(statement)
-                        ),
-                        ready: false,
-                    },
-                    Some((portal, _)) if self.portals.len() >= MAX_NAMES && !self.portals.contains(portal) => Step::Refuse {
-                        code: "54000",
-                        message: format!("too many portals in this session (Airlock allows {MAX_NAMES})"),
-                        ready: false,
-                    },
-                    Some((portal, statement)) => match bind_result_formats(msg.body()) {
-                        None => {
-                            self.inject_fatal("08P01", "invalid Bind message").await;
-                            return FrontEnd::ProtocolError;
-                        }
-                        Some(formats) => {
-                            self.portals.insert(portal.to_vec());
-                            match self.held.get(statement) {
-                                Some(held) => self.held_portals.insert(portal.to_vec(), held.clone()),
-                                None => self.held_portals.remove(portal),
-                            };
-                            Step::Forward(Expect::Bind {
-                                portal: portal.to_vec(),
-                                statement: statement.to_vec(),
-                                formats,
-                            })
-                        }
-                    },
-                },
+                }
                 b'D' => match (msg.body().first(), Fields::new(&msg.body()[1.min(msg.body().len())..]).cstr()) {
-                    (Some(b'S'), Some(name)) => Step::Forward(Expect::DescribeStatement { statement: name.to_vec() }),
-                    (Some(b'P'), Some(name)) => Step::Forward(Expect::DescribePortal { portal: name.to_vec() }),
+                    // Describing runs nothing: when the name's meaning is not
+                    // settled, the answer is forwarded but not learned from.
+                    (Some(b'S'), Some(name)) => Step::Forward(Expect::DescribeStatement {
+                        def: match self.names.statement(&self.segment, &names::key(name)) {
+                            Lookup::Known(def) => def,
+                            _ => None,
+                        },
+                    }),
+                    (Some(b'P'), Some(name)) => Step::Forward(Expect::DescribePortal {
+                        def: match self.names.portal(&self.segment, &names::key(name)) {
+                            Lookup::Known(def) => def,
+                            _ => None,
+                        },
+                    }),
                     _ => {
                         self.inject_fatal("08P01", "invalid Describe message").await;
                         return FrontEnd::ProtocolError;
                     }
                 },
-                b'E' => match Fields::new(msg.body()).cstr() {
-                    None => {
+                b'E' => {
+                    let Some(portal) = Fields::new(msg.body()).cstr() else {
                         self.inject_fatal("08P01", "invalid Execute message").await;
                         return FrontEnd::ProtocolError;
-                    }
+                    };
+                    let Some(def) = self.settled_portal(portal, &mut out).await else {
+                        return FrontEnd::UpstreamGone;
+                    };
                     // Execute enforces the verdict given at Parse: only portals
                     // bound from approved statements run.
-                    Some(portal) if !self.portals.contains(portal) => Step::Refuse {
-                        code: "34000",
-                        message: format!("portal \"{}\" was not bound through Airlock in this session", String::from_utf8_lossy(portal)),
-                        ready: false,
-                    },
-                    Some(portal) => match self.held_portals.remove(portal) {
-                        None => Step::Forward(Expect::Execute { started: Instant::now(), portal: portal.to_vec() }),
-                        // What is already queued goes first, so the client
-                        // has its earlier answers while the statement waits.
-                        Some(held) => {
-                            if write_out(&mut self.upstream, &mut out).await.is_err() {
-                                return FrontEnd::UpstreamGone;
+                    match def {
+                        Err(why) => Step::Refuse { code: "34000", message: lost_names(&why), ready: false },
+                        Ok(None) => Step::Refuse {
+                            code: "34000",
+                            message: format!("portal \"{}\" was not bound through Airlock in this session", String::from_utf8_lossy(portal)),
+                            ready: false,
+                        },
+                        Ok(Some(def)) => match &def.gate {
+                            PortalGate::Held(held) if !def.released.load(std::sync::atomic::Ordering::Relaxed) => {
+                                // What is already queued goes first, so the client
+                                // has its earlier answers while the statement waits.
+                                if write_out(&mut self.upstream, &mut out).await.is_err() {
+                                    return FrontEnd::UpstreamGone;
+                                }
+                                let sql = with_parameters(&held.1, &def.parameters);
+                                match self.wait_for_approval(&held.0, &sql).await {
+                                    Ok(()) => {
+                                        def.released.store(true, std::sync::atomic::Ordering::Relaxed);
+                                        Step::Forward(Expect::Execute { started: Instant::now(), portal: def.clone() })
+                                    }
+                                    Err(r) => Step::Refuse { code: r.code, message: r.message, ready: false },
+                                }
                             }
-                            match self.wait_for_approval(&held.0, &held.1).await {
-                                Ok(()) => Step::Forward(Expect::Execute { started: Instant::now(), portal: portal.to_vec() }),
-                                Err(r) => Step::Refuse { code: r.code, message: r.message, ready: false },
-                            }
-                        }
-                    },
-                },
+                            _ => Step::Forward(Expect::Execute { started: Instant::now(), portal: def.clone() }),
+                        },
+                    }
+                }
                 b'C' => {
                     let mut f = Fields::new(msg.body());
-                    match (f.u8(), f.cstr()) {
-                        (Some(b'S'), Some(name)) => {
-                            self.statements.remove(name);
-                            self.held.remove(name);
-                            Step::Forward(Expect::Close { statement: Some(name.to_vec()), portal: None })
-                        }
-                        (Some(b'P'), Some(name)) => {
-                            self.portals.remove(name);
-                            self.held_portals.remove(name);
-                            Step::Forward(Expect::Close { statement: None, portal: Some(name.to_vec()) })
-                        }
+                    let change = match (f.u8(), f.cstr()) {
+                        (Some(b'S'), Some(name)) => Change::Statement(names::key(name), None),
+                        (Some(b'P'), Some(name)) => Change::Portal(names::key(name), None),
                         _ => {
                             self.inject_fatal("08P01", "invalid Close message").await;
                             return FrontEnd::ProtocolError;
                         }
-                    }
+                    };
+                    self.names.ask(&mut self.segment, &change);
+                    Step::Forward(Expect::Close { change })
                 }
                 b'S' => {
                     skipping_to_sync = false;
@@ -425,36 +506,172 @@ impl Front {
                     continue;
                 }
             };
-            // A statement prepared with SQL PREPARE has not been described
-            // to Airlock: describe it before the client binds it.
-            let describe_before = match &expect {
-                Expect::Bind { statement, .. } if !self.statements.contains(statement) => {
-                    Some(statement.clone())
-                }
-                _ => None,
-            };
-            if let Some(statement) = describe_before {
-                out.extend_from_slice(&describe_statement(&statement));
-                if !self.push(Expect::HiddenDescribe { statement }).await {
-                    return FrontEnd::UpstreamGone;
-                }
-            }
             // Every statement parsed is described right away, in the same
             // pipeline: drivers that describe once and then only bind and
             // execute (or never describe) still get their rows masked by
             // column type.
             let describe_after = match &expect {
-                Expect::Parse { statement } => Some(statement.clone()),
+                Expect::Parse {
+                    change: Change::Statement(_, Some(def)),
+                } => Some(def.clone()),
                 _ => None,
             };
+            let sync = matches!(expect, Expect::Sync);
             out.extend_from_slice(msg.frame());
             if !self.push(expect).await {
                 return FrontEnd::UpstreamGone;
             }
-            if let Some(statement) = describe_after {
-                out.extend_from_slice(&describe_statement(&statement));
-                if !self.push(Expect::HiddenDescribe { statement }).await {
+            if let Some(def) = describe_after {
+                let name = parse_text(msg.body()).map_or(&b""[..], |(n, _)| n);
+                out.extend_from_slice(&describe_statement(name));
+                if !self.push(Expect::HiddenDescribe { def }).await {
                     return FrontEnd::UpstreamGone;
+                }
+            }
+            if sync {
+                self.segment.end();
+                self.segment_no += 1;
+            }
+        }
+    }
+
+    /// The expectation for a simple query about to be forwarded, with the
+    /// changes its statements make to the statement namespace. Their
+    /// effect is not certain until confirmed (a failed statement in a
+    /// simple query does not make the server skip later messages), so
+    /// they are asked, not laid over this segment.
+    fn query_expect(&mut self, checked: &Checked) -> Expect {
+        let mut changes = VecDeque::new();
+        for (index, statement) in checked.classification.statements.iter().enumerate() {
+            if let Some((change, tag)) = names::sql_change(statement) {
+                self.names.ask_unsettled(&mut self.segment, &change);
+                changes.push_back(QueryChange { index, change, tag });
+            }
+        }
+        let unnamed = [
+            Change::Statement(Vec::new(), None),
+            Change::Portal(Vec::new(), None),
+        ];
+        for change in &unnamed {
+            self.names.ask(&mut self.segment, change);
+        }
+        Expect::Query {
+            started: Instant::now(),
+            changes,
+            completed: 0,
+            unnamed,
+        }
+    }
+
+    /// Gives the gate the classes of the prepared statements the query's
+    /// `EXECUTE`s run, as the server will have them: waits for answers
+    /// still outstanding. False when the upstream is gone.
+    async fn resolve_executes(&mut self, sql: &[u8], out: &mut BytesMut) -> bool {
+        let executes: Vec<String> = self
+            .gate
+            .classify(&self.session, sql)
+            .statements
+            .iter()
+            .filter_map(|s| s.executes.clone())
+            .collect();
+        let mut resolved = HashMap::new();
+        for name in executes {
+            let key = names::sql_key(&name);
+            let Some(def) = self.settled_statement(&key, out).await else {
+                return false;
+            };
+            // Unknown, lost or undefined: the EXECUTE stays `unknown`.
+            if let Ok(Some(def)) = def {
+                resolved.insert(name, def.classes());
+            }
+        }
+        self.sql_statements.resolve(resolved);
+        true
+    }
+
+    /// The statement `name` runs when the server reaches the message being
+    /// handled, waiting for outstanding answers that decide it. `None` when
+    /// the upstream is gone; `Err` when Airlock lost track.
+    async fn settled_statement(
+        &mut self,
+        name: &[u8],
+        out: &mut BytesMut,
+    ) -> Option<Result<Option<Arc<StatementDef>>, String>> {
+        let key = names::key(name);
+        let names = self.names.clone();
+        loop {
+            let settled = names.settled();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            match names.statement(&self.segment, &key) {
+                Lookup::Known(def) => return Some(Ok(def)),
+                Lookup::Lost(why) => return Some(Err(why)),
+                Lookup::Unsettled => {
+                    // The answers we wait for follow a Sync already sent; what
+                    // is buffered must reach the server for them to come.
+                    write_out(&mut self.upstream, out).await.ok()?;
+                    settled.await;
+                }
+            }
+        }
+    }
+
+    async fn settled_portal(
+        &mut self,
+        name: &[u8],
+        out: &mut BytesMut,
+    ) -> Option<Result<Option<Arc<PortalDef>>, String>> {
+        let key = names::key(name);
+        let names = self.names.clone();
+        loop {
+            let settled = names.settled();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            match names.portal(&self.segment, &key) {
+                Lookup::Known(def) => return Some(Ok(def)),
+                Lookup::Lost(why) => return Some(Err(why)),
+                Lookup::Unsettled => {
+                    write_out(&mut self.upstream, out).await.ok()?;
+                    settled.await;
+                }
+            }
+        }
+    }
+
+    /// How Executes of a portal bound from `def` are judged. A statement
+    /// from a Parse carries the verdict given then; one prepared with SQL
+    /// `PREPARE` is judged as `EXECUTE name` would be.
+    async fn portal_gate(
+        &mut self,
+        def: &StatementDef,
+        out: &mut BytesMut,
+    ) -> Result<PortalGate, Refusal> {
+        match &def.source {
+            Source::Parse { checked, sql } => Ok(if def.held {
+                PortalGate::Held(Arc::new((checked.clone(), sql.clone())))
+            } else {
+                PortalGate::Allowed
+            }),
+            Source::SqlPrepare { name, classes } => {
+                let sql = format!("EXECUTE \"{}\"", name.replace('"', "\"\""));
+                self.sql_statements
+                    .resolve(HashMap::from([(name.clone(), *classes)]));
+                let checked = self
+                    .gate
+                    .check(
+                        &self.session,
+                        &mut self.sql_statements,
+                        sql.as_bytes(),
+                        Origin::Prepare,
+                    )
+                    .await;
+                if self.gate.waits_for_approval(&checked) {
+                    let _ = write_out(&mut self.upstream, out).await;
+                    return Ok(PortalGate::Held(Arc::new((checked, sql.into_bytes()))));
+                }
+                match checked.refusal() {
+                    Some(r) => Err(r),
+                    None => Ok(PortalGate::Allowed),
                 }
             }
         }
@@ -539,7 +756,8 @@ impl Front {
     }
 
     async fn push(&self, expect: Expect) -> bool {
-        self.queue.send(expect).await.is_ok()
+        let segment = self.segment_no;
+        self.queue.send(Pending { segment, expect }).await.is_ok()
     }
 
     async fn inject_fatal(&self, code: &str, message: &str) {
@@ -642,26 +860,82 @@ fn describe_statement(name: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// The result-column format codes of a Bind message.
-fn bind_result_formats(body: &[u8]) -> Option<Vec<i16>> {
+/// What Airlock reads from a Bind message.
+struct Bind {
+    /// The result-column format codes.
+    formats: Vec<i16>,
+    /// Parameter values as text for approvers (`None` for NULL), binary
+    /// ones as `\x…` hex; at most [`SHOWN_PARAMETERS`], each cut short.
+    parameters: Vec<Option<String>>,
+}
+
+fn read_bind(body: &[u8]) -> Option<Bind> {
     let mut f = Fields::new(body);
     f.cstr()?;
     f.cstr()?;
-    let params = f.i16()?;
-    for _ in 0..params.max(0) {
-        f.i16()?;
-    }
+    let n = f.i16()?;
+    let param_formats = (0..n.max(0)).map(|_| f.i16()).collect::<Option<Vec<_>>>()?;
     let values = f.i16()?;
-    for _ in 0..values.max(0) {
+    let mut parameters = Vec::new();
+    for i in 0..values.max(0) as usize {
         let len = f.i32()?;
-        if len > 0 {
-            f.take(len as usize)?;
+        let value = if len >= 0 {
+            Some(f.take(len as usize)?)
+        } else {
+            None
+        };
+        if i >= SHOWN_PARAMETERS {
+            continue;
         }
+        let binary = match param_formats.as_slice() {
+            [] => false,
+            [one] => *one == 1,
+            many => many.get(i).is_some_and(|f| *f == 1),
+        };
+        parameters.push(value.map(|v| {
+            let shown = &v[..v.len().min(SHOWN_PARAMETER_BYTES)];
+            match (binary, std::str::from_utf8(shown)) {
+                (false, Ok(text)) => text.to_string(),
+                _ => format!("\\x{}", crate::hex::encode(shown)),
+            }
+        }));
     }
     let n = f.i16()?;
-    (0..n.max(0)).map(|_| f.i16()).collect()
+    let formats = (0..n.max(0)).map(|_| f.i16()).collect::<Option<Vec<_>>>()?;
+    Some(Bind {
+        formats,
+        parameters,
+    })
 }
 
+/// A held statement's text as approvers see it and the approval binds:
+/// with the values of its parameters, as literals the display masks.
+fn with_parameters(sql: &[u8], parameters: &[Option<String>]) -> Vec<u8> {
+    if parameters.is_empty() {
+        return sql.to_vec();
+    }
+    let mut text = sql.to_vec();
+    text.extend_from_slice(b"\n/* parameters:");
+    for (i, p) in parameters.iter().enumerate() {
+        let value = match p {
+            None => "NULL".to_string(),
+            // A comment cannot be closed from inside a quoted value shown
+            // here: `*/` is broken up.
+            Some(v) => format!(
+                "'{}'",
+                v.replace('\'', "''")
+                    .replace("*/", "* /")
+                    .replace("/*", "/ *")
+            ),
+        };
+        text.extend_from_slice(format!(" ${} = {value}", i + 1).as_bytes());
+        if i + 1 < parameters.len() {
+            text.push(b',');
+        }
+    }
+    text.extend_from_slice(b" */");
+    text
+}
 /// The columns of a RowDescription.
 fn row_description(body: &[u8]) -> Option<Vec<Column>> {
     let mut f = Fields::new(body);
@@ -693,7 +967,7 @@ fn bind_names(body: &[u8]) -> Option<(&[u8], &[u8])> {
 pub struct Back {
     pub reader: MessageReader<ReadHalf<Stream>>,
     pub client: WriteHalf<Stream>,
-    pub queue: mpsc::Receiver<Expect>,
+    pub queue: mpsc::Receiver<Pending>,
     pub masker: RowMasker,
     pub gate: Arc<Gate>,
     pub session: SessionInfo,
@@ -703,29 +977,16 @@ pub struct Back {
     pub status: u8,
     /// Whether the upstream already told the client why it is going away.
     pub fatal_forwarded: bool,
-    /// Result columns of statements and portals, for the masker.
-    pub described: Described,
+    /// What the server has confirmed about statements and portals; this
+    /// loop is the one that applies its answers.
+    pub names: Arc<Names>,
+    /// The portal whose columns the masker holds.
+    pub loaded: Option<u64>,
+    /// The segment in which the server reported an error: it skips the
+    /// rest of it, up to Sync.
+    pub failed_segment: Option<u64>,
     /// Rows of each result kept in its audit record.
     pub capture_rows: usize,
-}
-
-/// What the back loop knows about the result columns of the session's
-/// prepared statements and portals. Rows of an Execute carry no
-/// description of their own: drivers describe a statement once and then
-/// only bind and execute it.
-#[derive(Default)]
-pub struct Described {
-    statements: HashMap<Vec<u8>, Vec<Column>>,
-    portals: HashMap<Vec<u8>, PortalColumns>,
-    /// The portal whose columns the masker holds.
-    loaded: Option<Vec<u8>>,
-}
-
-enum PortalColumns {
-    Known(Vec<Column>),
-    /// Bound from a statement the client never described: the format
-    /// codes are known, the types are not.
-    Unknown(Vec<i16>),
 }
 
 fn with_formats(columns: &[Column], formats: &[i16]) -> Vec<Column> {
@@ -788,16 +1049,31 @@ impl ResultCount {
 
 impl Back {
     pub async fn run(&mut self) -> BackEnd {
-        let mut pending: VecDeque<Expect> = VecDeque::new();
+        let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut out = BytesMut::with_capacity(64 * 1024);
         let mut count = ResultCount::default();
         let mut front_open = true;
         loop {
-            // Airlock's own answers go out as soon as everything before them has.
             while let Some(head) = pending.front() {
-                match head {
+                // The rest of a segment the server is skipping gets no
+                // answers: messages the front loop forwarded after the
+                // error, and Airlock's own answers queued among them.
+                if self.failed_segment == Some(head.segment)
+                    && !matches!(head.expect, Expect::Sync | Expect::End)
+                {
+                    if let Some(skipped) = pending.pop_front() {
+                        skipped.expect.settle(&self.names, false);
+                    }
+                    continue;
+                }
+                // Airlock's own answers go out as soon as everything before them has.
+                match &head.expect {
                     Expect::Inject { .. } => {
-                        if let Some(Expect::Inject { frames, ready }) = pending.pop_front() {
+                        if let Some(Pending {
+                            expect: Expect::Inject { frames, ready },
+                            ..
+                        }) = pending.pop_front()
+                        {
                             out.extend_from_slice(&frames);
                             if ready {
                                 out.extend_from_slice(&backend::ready_for_query(self.status));
@@ -846,6 +1122,7 @@ impl Back {
                         ));
                     }
                     let _ = write_out(&mut self.client, &mut out).await;
+                    self.names.lose("the upstream connection was lost");
                     return BackEnd::UpstreamGone;
                 }
             };
@@ -860,7 +1137,7 @@ impl Back {
     fn on_upstream(
         &mut self,
         msg: Message,
-        pending: &mut VecDeque<Expect>,
+        pending: &mut VecDeque<Pending>,
         out: &mut BytesMut,
         count: &mut ResultCount,
     ) {
@@ -895,8 +1172,9 @@ impl Back {
             }
             b'D' => {
                 count.rows += 1;
-                if let Some(Expect::Execute { portal, .. }) = pending.front() {
-                    self.load_portal(portal, msg.frame());
+                if let Some(Expect::Execute { portal, .. }) = pending.front().map(|p| &p.expect) {
+                    let portal = portal.clone();
+                    self.load_portal(&portal, msg.frame());
                 }
                 let outcome = self.masker.mask_row(msg.frame());
                 let frame = outcome.frame_or(msg.frame());
@@ -916,7 +1194,7 @@ impl Back {
             }
             _ => {}
         }
-        if let Some(Expect::HiddenDescribe { statement }) = pending.front() {
+        if let Some(Expect::HiddenDescribe { def }) = pending.front().map(|p| &p.expect) {
             // Airlock's own Describe: recorded, not forwarded.
             match tag {
                 b't' => return,
@@ -927,7 +1205,7 @@ impl Back {
                         Some(Vec::new())
                     };
                     if let Some(columns) = columns {
-                        self.described.statements.insert(statement.clone(), columns);
+                        let _ = def.columns.set(columns);
                     }
                     pending.pop_front();
                     return;
@@ -939,28 +1217,51 @@ impl Back {
             .then(|| masked_notice(&mut self.masker, &msg))
             .flatten();
         out.extend_from_slice(masked.as_ref().unwrap_or(msg.frame()));
-        if let Some(head) = pending.front() {
-            self.note_description(head, tag, msg.body());
-        }
         if tag == b'E' && is_fatal(msg.body()) {
             self.fatal_forwarded = true;
         }
-        let Some(head) = pending.front() else {
+        let Some(head) = pending.front_mut() else {
             if tag != b'E' {
                 tracing::warn!(session = %self.session.id, tag = %(tag as char), "unsolicited upstream message");
+                self.names
+                    .lose("the server sent an answer Airlock did not expect");
             }
             return;
         };
-        let done = match (head, tag) {
-            (Expect::Query { started }, b'C') | (Expect::Execute { started, .. }, b'C') => {
-                self.record_result(msg.body(), *started, count);
-                matches!(head, Expect::Execute { .. })
+        self.note_description(&head.expect, tag, msg.body());
+        let segment = head.segment;
+        let done = match (&mut head.expect, tag) {
+            (
+                Expect::Query {
+                    started,
+                    changes,
+                    completed,
+                    ..
+                },
+                b'C',
+            ) => {
+                let started = *started;
+                self.confirm_query_statement(changes, completed, msg.body());
+                self.record_result(msg.body(), started, count);
+                false
+            }
+            (Expect::Execute { started, .. }, b'C') => {
+                let started = *started;
+                self.record_result(msg.body(), started, count);
+                true
             }
             (Expect::Query { .. }, b'Z') | (Expect::Sync, b'Z') => {
                 self.status = msg.body().first().copied().unwrap_or(b'I');
+                if matches!(head.expect, Expect::Sync) {
+                    self.failed_segment = None;
+                }
                 true
             }
-            (Expect::Query { .. }, b'E') => {
+            (Expect::Query { changes, .. }, b'E') => {
+                // The rest of the query's statements do not run.
+                for c in changes.drain(..) {
+                    self.names.settle(&c.change, false);
+                }
                 self.record_error(msg.body(), count);
                 false
             }
@@ -975,33 +1276,79 @@ impl Back {
             (e, b'E') if e.is_extended() => {
                 self.record_error(msg.body(), count);
                 // The server now skips everything up to Sync, and so do we —
-                // including any answer Airlock had queued in that stretch.
-                while pending
-                    .front()
-                    .is_some_and(|e| !matches!(e, Expect::Sync | Expect::End))
-                {
-                    pending.pop_front();
+                // including what the front loop forwards after this point.
+                self.failed_segment = Some(segment);
+                while pending.front().is_some_and(|p| {
+                    p.segment == segment && !matches!(p.expect, Expect::Sync | Expect::End)
+                }) {
+                    if let Some(skipped) = pending.pop_front() {
+                        skipped.expect.settle(&self.names, false);
+                    }
                 }
                 return;
             }
             (e, t) => {
                 tracing::warn!(session = %self.session.id, expected = ?e, got = %(t as char), "unexpected upstream message");
+                self.names
+                    .lose("the server sent an answer Airlock did not expect");
                 false
             }
         };
         if done {
-            pending.pop_front();
+            if let Some(finished) = pending.pop_front() {
+                finished.expect.settle(&self.names, true);
+            }
         }
     }
 
-    /// Keeps track of result columns as the upstream answers Parse, Bind,
-    /// Describe and Close, and tells the masker about those of a simple
-    /// query's rows and of COPY output.
+    /// A CommandComplete of a simple query: if the statement that ended is
+    /// one that changes the statement namespace, the change now holds —
+    /// provided the server confirms the very command Airlock expected there.
+    fn confirm_query_statement(
+        &mut self,
+        changes: &mut VecDeque<QueryChange>,
+        completed: &mut usize,
+        body: &[u8],
+    ) {
+        let index = *completed;
+        *completed += 1;
+        let tag = Fields::new(body).cstr().unwrap_or_default();
+        let expected = changes.front().filter(|c| c.index == index).map(|c| c.tag);
+        let names_changing = [
+            &b"PREPARE"[..],
+            b"DEALLOCATE",
+            b"DEALLOCATE ALL",
+            b"DISCARD ALL",
+        ];
+        match expected {
+            Some(want) if want.as_bytes() == tag => {
+                if let Some(c) = changes.pop_front() {
+                    self.names.settle(&c.change, true);
+                }
+            }
+            Some(_) => {
+                self.names.lose(
+                    "a statement of a simple query completed as another command than expected",
+                );
+                if let Some(c) = changes.pop_front() {
+                    self.names.settle(&c.change, false);
+                }
+            }
+            None if names_changing.contains(&tag) => {
+                self.names
+                    .lose("the server reported a PREPARE or DEALLOCATE Airlock did not see");
+            }
+            None => {}
+        }
+    }
+
+    /// Keeps track of result columns as the upstream answers Bind and
+    /// Describe, and tells the masker about those of a simple query's rows
+    /// and of COPY output.
     fn note_description(&mut self, head: &Expect, tag: u8, body: &[u8]) {
-        let d = &mut self.described;
         match (head, tag) {
             (Expect::Query { .. }, b'T') => {
-                d.loaded = None;
+                self.loaded = None;
                 match row_description(body) {
                     Some(columns) => self.masker.set_columns(&columns),
                     None => self.masker.set_unknown_columns(&[], 0),
@@ -1010,46 +1357,23 @@ impl Back {
             (Expect::Query { .. } | Expect::Execute { .. }, b'H') => {
                 self.masker.start_copy(body.first() == Some(&1));
             }
-            (Expect::DescribeStatement { statement }, b'T') => {
+            (Expect::DescribeStatement { def: Some(def) }, b'T') => {
                 if let Some(columns) = row_description(body) {
-                    d.statements.insert(statement.clone(), columns);
+                    let _ = def.columns.set(columns);
                 }
             }
-            (Expect::DescribeStatement { statement }, b'n') => {
-                d.statements.insert(statement.clone(), Vec::new());
+            (Expect::DescribeStatement { def: Some(def) }, b'n') => {
+                let _ = def.columns.set(Vec::new());
             }
-            (Expect::DescribePortal { portal }, b'T') => {
+            (Expect::DescribePortal { def: Some(def) }, b'T') => {
                 if let Some(columns) = row_description(body) {
-                    d.portals
-                        .insert(portal.clone(), PortalColumns::Known(columns));
-                    d.loaded = None;
+                    let _ = def.columns.set(columns);
+                    self.loaded = None;
                 }
             }
-            (Expect::Parse { statement }, b'1') => {
-                d.statements.remove(statement);
-            }
-            (
-                Expect::Bind {
-                    portal,
-                    statement,
-                    formats,
-                },
-                b'2',
-            ) => {
-                let columns = match d.statements.get(statement) {
-                    Some(columns) => PortalColumns::Known(with_formats(columns, formats)),
-                    None => PortalColumns::Unknown(formats.clone()),
-                };
-                d.portals.insert(portal.clone(), columns);
-                d.loaded = None;
-            }
-            (Expect::Close { statement, portal }, b'3') => {
-                if let Some(s) = statement {
-                    d.statements.remove(s);
-                }
-                if let Some(p) = portal {
-                    d.portals.remove(p);
-                    d.loaded = None;
+            (Expect::Bind { portal, .. }, b'2') => {
+                if let Some(columns) = portal.statement.columns.get() {
+                    let _ = portal.columns.set(with_formats(columns, &portal.formats));
                 }
             }
             _ => {}
@@ -1057,29 +1381,22 @@ impl Back {
     }
 
     /// Gives the masker the columns of the portal an Execute runs.
-    fn load_portal(&mut self, portal: &[u8], row: &[u8]) {
-        let d = &mut self.described;
-        if d.loaded.as_deref() == Some(portal) {
+    fn load_portal(&mut self, portal: &PortalDef, row: &[u8]) {
+        if self.loaded == Some(portal.id) {
             return;
         }
-        match d.portals.get(portal) {
-            Some(PortalColumns::Known(columns)) => self.masker.set_columns(columns),
-            Some(PortalColumns::Unknown(formats)) => {
-                let count = row
-                    .get(5..7)
-                    .map_or(0, |n| u16::from_be_bytes([n[0], n[1]]) as usize);
-                self.masker.set_unknown_columns(formats, count);
-            }
-            // Not bound through Airlock: the front loop refuses such an
-            // Execute, so no rows can come; treat any as undescribed.
+        match portal.columns.get() {
+            Some(columns) => self.masker.set_columns(columns),
+            // Bound from a statement never described: the format codes are
+            // known, the types are not.
             None => {
                 let count = row
                     .get(5..7)
                     .map_or(0, |n| u16::from_be_bytes([n[0], n[1]]) as usize);
-                self.masker.set_unknown_columns(&[], count);
+                self.masker.set_unknown_columns(&portal.formats, count);
             }
         }
-        d.loaded = Some(portal.to_vec());
+        self.loaded = Some(portal.id);
     }
 
     fn record_result(&mut self, body: &[u8], started: Instant, count: &mut ResultCount) {

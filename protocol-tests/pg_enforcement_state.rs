@@ -1,0 +1,531 @@
+//! The relay's model of prepared statements and portals against a hostile
+//! client: a name must run the statement the *server* holds under it, so
+//! Airlock's model moves only on the server's confirmation. Each attack
+//! below tries to make Airlock believe a name means an allowed statement
+//! while the server keeps a held one under it; the held statement is a
+//! `CREATE TABLE` whose table must never appear, and PostgreSQL's own log
+//! must show no execution of it.
+
+mod support;
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use support::gateway::{
+    default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
+};
+use support::wire::{BackendMsg, Frontend, Wire};
+
+/// The shipped policy with approvals on in defer mode: a held statement is
+/// parsed upstream (nothing runs at Parse) and each Execute of it is
+/// answered at once with a hold — the state in which a desync would let it
+/// run.
+fn default_gateway() -> Gateway {
+    let policy = default_policy().replace("mode = \"wait\"", "mode = \"defer\"");
+    assert!(
+        policy.contains("mode = \"defer\""),
+        "the default policy holds in wait mode"
+    );
+    Gateway::start_with(Options {
+        policy: Some(policy),
+        toml: "[approval]\nenabled = true\n".into(),
+        ..Default::default()
+    })
+}
+
+async fn login(gateway: &Gateway, database: &str) -> Wire {
+    Wire::connect(&gateway.addr, AGENT, AGENT_PASSWORD, database, &[])
+        .await
+        .expect("login through airlock")
+}
+
+/// The server's log file, from `pg_lsclusters` (Debian), for port 5432.
+fn server_log() -> String {
+    let out = std::process::Command::new("pg_lsclusters")
+        .arg("--no-header")
+        .output()
+        .expect("pg_lsclusters");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some("5432"))
+        .and_then(|l| l.split_whitespace().last().map(str::to_string))
+        .expect("a cluster on port 5432 with a log file")
+}
+
+/// A database whose every statement PostgreSQL logs, and a marker unique
+/// to this run.
+fn logged_db(label: &str) -> (TestDb, String) {
+    let db = TestDb::create(label);
+    psql_direct(
+        "test",
+        &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name),
+    );
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    (db, format!("{label}{}x{nanos}", std::process::id()))
+}
+
+/// Lines of the server log that show `needle` being executed.
+fn executed_in_log(needle: &str) -> Vec<String> {
+    let log = std::fs::read(server_log()).unwrap_or_default();
+    String::from_utf8_lossy(&log)
+        .lines()
+        .filter(|l| l.contains(needle) && (l.contains("execute") || l.contains("statement:")))
+        .map(str::to_string)
+        .collect()
+}
+
+fn table_exists(db: &TestDb, table: &str) -> bool {
+    psql_direct(
+        &db.name,
+        // Spelled apart so that this check is not itself a log line
+        // naming the table.
+        &format!(
+            "SELECT count(*) FROM pg_class WHERE relname = 'held_' || '{}'",
+            table.trim_start_matches("held_")
+        ),
+    )
+    .trim()
+        == "1"
+}
+
+/// Sends `msgs` in one write (the client pipelines everything) and reads
+/// until every Sync and Query has its ReadyForQuery.
+async fn pipeline(wire: &mut Wire, msgs: &[Frontend]) -> Vec<BackendMsg> {
+    wire.send_all(msgs).await.expect("send");
+    let mut readies = msgs
+        .iter()
+        .filter(|m| matches!(m, Frontend::Sync | Frontend::Query(_)))
+        .count();
+    let mut got = Vec::new();
+    while readies > 0 {
+        let m = wire.recv().await.expect("an answer for every Sync");
+        if m.ready_status().is_some() {
+            readies -= 1;
+        }
+        got.push(m);
+    }
+    got
+}
+
+/// Sends `msgs` one segment at a time, waiting for each ReadyForQuery.
+async fn stepwise(wire: &mut Wire, msgs: &[Frontend]) -> Vec<BackendMsg> {
+    let mut got = Vec::new();
+    let mut batch = Vec::new();
+    for m in msgs {
+        batch.push(m.clone());
+        if matches!(m, Frontend::Sync | Frontend::Query(_)) {
+            got.extend(pipeline(wire, &batch).await);
+            batch.clear();
+        }
+    }
+    got
+}
+
+fn errors(msgs: &[BackendMsg]) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| m.is_error())
+        .filter_map(|m| m.fields())
+        .map(|f| format!("{} {}", f[&b'C'], f[&b'M']))
+        .collect()
+}
+
+fn bind(portal: &str, statement: &str) -> Frontend {
+    Frontend::bind(portal, statement, &[], vec![], &[])
+}
+
+/// One attack: a sequence that must not create `held_<marker>`.
+struct Attack {
+    name: &'static str,
+    build: fn(&str) -> Vec<Frontend>,
+}
+
+fn held(marker: &str) -> String {
+    format!("CREATE TABLE held_{marker} (x int)")
+}
+
+fn attacks() -> Vec<Attack> {
+    vec![
+        Attack {
+            // The example: a redefinition the server refuses (42P05).
+            name: "redefine_refused",
+            build: |m| {
+                vec![
+                    Frontend::parse("s1", &held(m), &[]),
+                    Frontend::Sync,
+                    Frontend::parse("s1", "SELECT 1", &[]),
+                    Frontend::Sync,
+                    bind("", "s1"),
+                    Frontend::execute("", 0),
+                    Frontend::Sync,
+                ]
+            },
+        },
+        Attack {
+            // A Close the server skips (after an error in its segment) does
+            // not free the name.
+            name: "close_skipped_after_error",
+            build: |m| {
+                vec![
+                    Frontend::parse("x", &held(m), &[]),
+                    Frontend::Sync,
+                    Frontend::query("SELECT 1"),
+                    Frontend::parse("bad", "SELECT 1/0", &[]),
+                    bind("", "bad"),
+                    Frontend::execute("", 0),
+                    Frontend::close_statement("x"),
+                    Frontend::Sync,
+                    Frontend::parse("x", "SELECT 2", &[]),
+                    Frontend::Sync,
+                    bind("", "x"),
+                    Frontend::execute("", 0),
+                    Frontend::Sync,
+                ]
+            },
+        },
+        Attack {
+            // One namespace: a SQL PREPARE of a taken name fails, and
+            // EXECUTE runs what the protocol Parse defined.
+            name: "sql_prepare_over_protocol_name",
+            build: |m| {
+                vec![
+                    Frontend::parse("s2", &held(m), &[]),
+                    Frontend::Sync,
+                    Frontend::query("PREPARE s2 AS SELECT 1"),
+                    Frontend::query("EXECUTE s2"),
+                ]
+            },
+        },
+        Attack {
+            // The same through a quoted name and a Bind.
+            name: "sql_prepare_quoted_then_bind",
+            build: |m| {
+                vec![
+                    Frontend::parse("Sq", &held(m), &[]),
+                    Frontend::Sync,
+                    Frontend::query("PREPARE \"Sq\" AS SELECT 1"),
+                    bind("", "Sq"),
+                    Frontend::execute("", 0),
+                    Frontend::Sync,
+                ]
+            },
+        },
+        Attack {
+            // A portal redefinition the server refuses (42P03) inside a
+            // transaction, where portals outlive Sync.
+            name: "portal_redefine_refused",
+            build: |m| {
+                vec![
+                    Frontend::query("BEGIN"),
+                    Frontend::parse("h", &held(m), &[]),
+                    bind("p", "h"),
+                    Frontend::Sync,
+                    Frontend::parse("a", "SELECT 1", &[]),
+                    bind("p", "a"),
+                    Frontend::Sync,
+                    Frontend::query("ROLLBACK"),
+                    Frontend::query("BEGIN"),
+                    Frontend::parse("h2", &held(m), &[]),
+                    bind("p2", "h2"),
+                    Frontend::Sync,
+                    Frontend::parse("a2", "SELECT 1", &[]),
+                    bind("p2", "a2"),
+                    Frontend::Sync,
+                    Frontend::execute("p2", 0),
+                    Frontend::Sync,
+                    Frontend::query("ROLLBACK"),
+                ]
+            },
+        },
+        Attack {
+            // PostgreSQL keys names on their first 63 bytes: two long names
+            // with that prefix are one statement.
+            name: "long_names_collide",
+            build: |m| {
+                let a = format!("{}A", "n".repeat(63));
+                let b = format!("{}B", "n".repeat(63));
+                vec![
+                    Frontend::parse(&a, "SELECT 1", &[]),
+                    Frontend::Sync,
+                    Frontend::close_statement(&b),
+                    Frontend::Sync,
+                    Frontend::parse(&b, &held(m), &[]),
+                    Frontend::Sync,
+                    bind("", &a),
+                    Frontend::execute("", 0),
+                    Frontend::Sync,
+                ]
+            },
+        },
+        Attack {
+            // DEALLOCATE ALL in an aborted transaction fails: the held
+            // statement stays, and the later Parse of its name fails.
+            name: "deallocate_all_refused",
+            build: |m| {
+                vec![
+                    Frontend::parse("d", &held(m), &[]),
+                    Frontend::Sync,
+                    Frontend::query("BEGIN"),
+                    Frontend::query("SELECT 1/0"),
+                    Frontend::query("DEALLOCATE ALL"),
+                    Frontend::query("ROLLBACK"),
+                    Frontend::parse("d", "SELECT 1", &[]),
+                    Frontend::Sync,
+                    bind("", "d"),
+                    Frontend::execute("", 0),
+                    Frontend::Sync,
+                ]
+            },
+        },
+        Attack {
+            // A simple query's failing PREPARE does not make the server
+            // skip the Bind after it: Airlock must not take the PREPARE
+            // as done.
+            name: "query_prepare_fails_midsegment",
+            build: |m| {
+                vec![
+                    Frontend::parse("q", &held(m), &[]),
+                    Frontend::Sync,
+                    Frontend::query("DEALLOCATE nope_not_there; PREPARE q AS SELECT 1"),
+                    bind("", "q"),
+                    Frontend::execute("", 0),
+                    Frontend::Sync,
+                ]
+            },
+        },
+        Attack {
+            // DEALLOCATE of a name spelled another way (quoted upper case
+            // is another name) leaves the held statement in place.
+            name: "deallocate_other_spelling",
+            build: |m| {
+                vec![
+                    Frontend::parse("up", &held(m), &[]),
+                    Frontend::Sync,
+                    Frontend::query("DEALLOCATE \"UP\""),
+                    Frontend::parse("up", "SELECT 1", &[]),
+                    Frontend::Sync,
+                    bind("", "up"),
+                    Frontend::execute("", 0),
+                    Frontend::Sync,
+                ]
+            },
+        },
+    ]
+}
+
+#[tokio::test]
+async fn names_follow_the_server_not_the_client() {
+    let (db, run) = logged_db("names");
+    let gateway = default_gateway();
+    let mut failures = Vec::new();
+    for (i, attack) in attacks().iter().enumerate() {
+        for (mode, piped) in [("stepwise", false), ("pipelined", true)] {
+            let marker = format!("{run}a{i}{}", &mode[..1]);
+            let msgs = (attack.build)(&marker);
+            let mut wire = login(&gateway, &db.name).await;
+            let got = if piped {
+                pipeline(&mut wire, &msgs).await
+            } else {
+                stepwise(&mut wire, &msgs).await
+            };
+            // The session is still in step with the server afterwards.
+            let after = wire
+                .simple_query("SELECT 'still here'")
+                .await
+                .expect("query");
+            let in_step = after
+                .iter()
+                .filter_map(|m| m.data_row())
+                .any(|r| r[0].as_deref() == Some(&b"still here"[..]));
+            let table = format!("held_{marker}");
+            if table_exists(&db, &table.to_lowercase()) {
+                failures.push(format!(
+                    "{} ({mode}): the held statement ran; errors: {:?}",
+                    attack.name,
+                    errors(&got)
+                ));
+            }
+            let executed = executed_in_log(&table);
+            if !executed.is_empty() {
+                failures.push(format!(
+                    "{} ({mode}): the server log shows {executed:?}",
+                    attack.name
+                ));
+            }
+            if !in_step {
+                failures.push(format!(
+                    "{} ({mode}): out of step afterwards: {after:?}",
+                    attack.name
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn ordinary_name_reuse_still_works() {
+    let (db, _) = logged_db("reuse");
+    let gateway = default_gateway();
+    let mut wire = login(&gateway, &db.name).await;
+    let row = |msgs: &[BackendMsg]| -> Vec<String> {
+        msgs.iter()
+            .filter_map(|m| m.data_row())
+            .map(|r| String::from_utf8_lossy(r[0].as_deref().unwrap_or_default()).into_owned())
+            .collect()
+    };
+    // Close and reparse in one pipeline, then bind the new definition.
+    let got = pipeline(
+        &mut wire,
+        &[
+            Frontend::parse("s", "SELECT 'one'", &[]),
+            Frontend::Sync,
+            Frontend::close_statement("s"),
+            Frontend::parse("s", "SELECT 'two'", &[]),
+            bind("", "s"),
+            Frontend::execute("", 0),
+            Frontend::Sync,
+        ],
+    )
+    .await;
+    assert_eq!(row(&got), ["two"], "{:?}", errors(&got));
+    // A SQL PREPARE, its EXECUTE pipelined right behind it, a Bind of it,
+    // and a DEALLOCATE + PREPARE under the same name.
+    let got = pipeline(
+        &mut wire,
+        &[
+            Frontend::query("PREPARE t AS SELECT 'three'"),
+            Frontend::query("EXECUTE t"),
+            bind("", "t"),
+            Frontend::execute("", 0),
+            Frontend::Sync,
+            Frontend::query("DEALLOCATE t; PREPARE t AS SELECT 'four'"),
+            Frontend::query("EXECUTE t"),
+            bind("", "t"),
+            Frontend::execute("", 0),
+            Frontend::Sync,
+            // Empty statements do not count among a query's statements.
+            Frontend::query("PREPARE u AS SELECT 'five';; PREPARE v AS SELECT 'six'"),
+            Frontend::query("EXECUTE v"),
+            Frontend::query("DEALLOCATE ALL"),
+            Frontend::parse("t", "SELECT 'seven'", &[]),
+            bind("", "t"),
+            Frontend::execute("", 0),
+            Frontend::Sync,
+        ],
+    )
+    .await;
+    assert_eq!(
+        row(&got),
+        ["three", "three", "four", "four", "six", "seven"],
+        "{:?}",
+        errors(&got)
+    );
+    // The unnamed statement is gone after a simple query: Airlock says so
+    // rather than guessing.
+    let got = pipeline(
+        &mut wire,
+        &[
+            Frontend::parse("", "SELECT 'eight'", &[]),
+            Frontend::Sync,
+            Frontend::query("SELECT 'nine'"),
+            bind("", ""),
+            Frontend::execute("", 0),
+            Frontend::Sync,
+        ],
+    )
+    .await;
+    assert_eq!(row(&got), ["nine"]);
+    assert_eq!(errors(&got).len(), 1, "{:?}", errors(&got));
+}
+
+/// Random sequences of Parse / Bind / Describe / Execute / Close / Sync and
+/// SQL PREPARE / EXECUTE / DEALLOCATE over a few names, with statements that
+/// succeed, fail at Parse or fail at Execute, sent pipelined. Invariant: a
+/// held statement never runs (no table it would create exists, the server
+/// log shows no execution of it), every Sync and Query is answered, and the
+/// session stays in step with the server.
+#[tokio::test]
+async fn random_sequences_never_run_a_held_statement() {
+    let (db, run) = logged_db("fuzz");
+    let gateway = default_gateway();
+    let seed: u64 = std::env::var("AIRLOCK_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let long = "L".repeat(63);
+    let statements = ["s", "t", "", "S", &format!("{long}1"), &format!("{long}2")];
+    let portals = ["", "p", "q"];
+    let rounds = 60;
+    let mut held_tables = Vec::new();
+    for round in 0..rounds {
+        let mut wire = login(&gateway, &db.name).await;
+        let mut msgs = Vec::new();
+        for step in 0..rng.gen_range(5..40) {
+            let name = statements[rng.gen_range(0..statements.len())];
+            let portal = portals[rng.gen_range(0..portals.len())];
+            let marker = format!("{run}r{round}s{step}");
+            let sql = match rng.gen_range(0..5) {
+                0 => {
+                    held_tables.push(format!("held_{marker}").to_lowercase());
+                    held(&marker)
+                }
+                1 => "SELECT 1/0".to_string(),
+                2 => "SELEC broken".to_string(),
+                _ => format!("SELECT {step}"),
+            };
+            let sql_name = if name.is_empty() { "e" } else { name };
+            let msg = match rng.gen_range(0..14) {
+                0..=2 => Frontend::parse(name, &sql, &[]),
+                3..=4 => bind(portal, name),
+                5 => Frontend::describe_statement(name),
+                6 => Frontend::describe_portal(portal),
+                7..=8 => Frontend::execute(portal, 0),
+                9 => Frontend::close_statement(name),
+                10 => Frontend::close_portal(portal),
+                11 => Frontend::query(&format!("PREPARE \"{sql_name}\" AS SELECT {step}")),
+                12 => Frontend::query(&format!("DEALLOCATE \"{sql_name}\"")),
+                _ => Frontend::query(if rng.gen_bool(0.5) {
+                    "BEGIN"
+                } else {
+                    "ROLLBACK"
+                }),
+            };
+            // A Query inside a segment the server is skipping after an
+            // error gets no answer at all; the sequence keeps queries at
+            // segment starts so that every one is answered.
+            if matches!(msg, Frontend::Query(_))
+                && !matches!(msgs.last(), None | Some(Frontend::Sync))
+            {
+                msgs.push(Frontend::Sync);
+            }
+            msgs.push(msg);
+            if rng.gen_bool(0.3) {
+                msgs.push(Frontend::Sync);
+            }
+        }
+        msgs.push(Frontend::Sync);
+        let got = pipeline(&mut wire, &msgs).await;
+        wire.simple_query("ROLLBACK").await.expect("rollback");
+        let after = wire.simple_query("SELECT 'in step'").await.expect("query");
+        let in_step = after
+            .iter()
+            .filter_map(|m| m.data_row())
+            .any(|r| r[0].as_deref() == Some(&b"in step"[..]));
+        assert!(
+            in_step,
+            "seed {seed} round {round}: out of step after {msgs:?}\ngot {got:?}\nthen {after:?}"
+        );
+    }
+    let mut ran = Vec::new();
+    for table in &held_tables {
+        if table_exists(&db, table) || !executed_in_log(table).is_empty() {
+            ran.push(table.clone());
+        }
+    }
+    assert!(
+        ran.is_empty(),
+        "seed {seed}: held statements ran: {ran:?} (rerun with AIRLOCK_FUZZ_SEED={seed})"
+    );
+}
