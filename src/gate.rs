@@ -590,12 +590,18 @@ impl Gate {
             sql: logged,
             verdict: decision.action.name().to_string(),
         });
-        if audit_failure.is_none()
-            && decision.action == Action::Allow
-            && !statements.confirmed_by_relay
-        {
+        if !statements.confirmed_by_relay {
+            // A PREPARE that is not allowed outright may still run later
+            // (approved): whatever the name meant before is then stale,
+            // so its EXECUTE becomes `unknown` again rather than keep the
+            // classes of an earlier, harmless definition.
+            let allowed = audit_failure.is_none() && decision.action == Action::Allow;
             for s in &classification.statements {
                 if let Some(name) = &s.prepares {
+                    if !allowed {
+                        statements.prepared.remove(name);
+                        continue;
+                    }
                     if statements.prepared.len() >= MAX_PREPARED_NAMES {
                         statements.prepared.clear();
                     }
@@ -712,5 +718,70 @@ fn not_utf8(sql: &[u8]) -> Classification {
             prepares: None,
             executes: None,
         }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(protocol: Protocol) -> SessionInfo {
+        SessionInfo {
+            id: SessionId::next(),
+            identity: "agent".into(),
+            role: Role::Agent,
+            client_addr: "127.0.0.1:1".parse().expect("address"),
+            application_name: None,
+            database: "test".into(),
+            protocol,
+            tls: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_prepare_not_allowed_outright_forgets_the_old_definition() {
+        let gate = Gate::new(Arc::new(Audit::log_only()), Policy::builtin_default());
+        let s = session(Protocol::Mysql);
+        let mut statements = SessionStatements::default();
+        gate.check(&s, &mut statements, b"PREPARE s FROM 'SELECT 1'", Origin::SimpleQuery)
+            .await;
+        assert!(statements.contains(b"s"));
+        let run = gate
+            .check(&s, &mut statements, b"EXECUTE s", Origin::SimpleQuery)
+            .await;
+        assert!(run.allowed());
+        // Held (and perhaps approved later): `s` may now be the DROP.
+        let held = gate
+            .check(&s, &mut statements, b"PREPARE s FROM 'DROP TABLE t'", Origin::SimpleQuery)
+            .await;
+        assert!(!held.allowed());
+        assert!(!statements.contains(b"s"));
+        let run = gate
+            .check(&s, &mut statements, b"EXECUTE s", Origin::SimpleQuery)
+            .await;
+        assert!(!run.allowed(), "EXECUTE of a redefined name is not allowed outright");
+    }
+
+    #[tokio::test]
+    async fn a_relay_that_confirms_names_decides_what_execute_runs() {
+        let gate = Gate::new(Arc::new(Audit::log_only()), Policy::builtin_default());
+        let s = session(Protocol::Postgres);
+        let mut statements = SessionStatements::confirmed_by_relay();
+        gate.check(&s, &mut statements, b"PREPARE s AS SELECT 1", Origin::SimpleQuery)
+            .await;
+        // Not remembered until the server confirms it.
+        assert!(!statements.contains(b"s"));
+        let run = gate
+            .check(&s, &mut statements, b"EXECUTE s", Origin::SimpleQuery)
+            .await;
+        assert!(!run.allowed());
+        statements.resolve(HashMap::from([(
+            "s".to_string(),
+            Classes::of(&[StatementClass::Read]),
+        )]));
+        let run = gate
+            .check(&s, &mut statements, b"EXECUTE s", Origin::SimpleQuery)
+            .await;
+        assert!(run.allowed());
     }
 }
