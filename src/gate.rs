@@ -743,8 +743,13 @@ mod tests {
         let gate = Gate::new(Arc::new(Audit::log_only()), Policy::builtin_default());
         let s = session(Protocol::Mysql);
         let mut statements = SessionStatements::default();
-        gate.check(&s, &mut statements, b"PREPARE s FROM 'SELECT 1'", Origin::SimpleQuery)
-            .await;
+        gate.check(
+            &s,
+            &mut statements,
+            b"PREPARE s FROM 'SELECT 1'",
+            Origin::SimpleQuery,
+        )
+        .await;
         assert!(statements.contains(b"s"));
         let run = gate
             .check(&s, &mut statements, b"EXECUTE s", Origin::SimpleQuery)
@@ -752,14 +757,22 @@ mod tests {
         assert!(run.allowed());
         // Held (and perhaps approved later): `s` may now be the DROP.
         let held = gate
-            .check(&s, &mut statements, b"PREPARE s FROM 'DROP TABLE t'", Origin::SimpleQuery)
+            .check(
+                &s,
+                &mut statements,
+                b"PREPARE s FROM 'DROP TABLE t'",
+                Origin::SimpleQuery,
+            )
             .await;
         assert!(!held.allowed());
         assert!(!statements.contains(b"s"));
         let run = gate
             .check(&s, &mut statements, b"EXECUTE s", Origin::SimpleQuery)
             .await;
-        assert!(!run.allowed(), "EXECUTE of a redefined name is not allowed outright");
+        assert!(
+            !run.allowed(),
+            "EXECUTE of a redefined name is not allowed outright"
+        );
     }
 
     #[tokio::test]
@@ -767,8 +780,13 @@ mod tests {
         let gate = Gate::new(Arc::new(Audit::log_only()), Policy::builtin_default());
         let s = session(Protocol::Postgres);
         let mut statements = SessionStatements::confirmed_by_relay();
-        gate.check(&s, &mut statements, b"PREPARE s AS SELECT 1", Origin::SimpleQuery)
-            .await;
+        gate.check(
+            &s,
+            &mut statements,
+            b"PREPARE s AS SELECT 1",
+            Origin::SimpleQuery,
+        )
+        .await;
         // Not remembered until the server confirms it.
         assert!(!statements.contains(b"s"));
         let run = gate

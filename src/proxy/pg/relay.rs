@@ -118,6 +118,13 @@ pub enum Expect {
     Close {
         change: Change,
     },
+    /// A Close of the unnamed statement Airlock sent itself in place of a
+    /// Parse of it that it refused: the server drops the unnamed statement
+    /// when a Parse of it fails, and so must the session here. Its
+    /// CloseComplete is not forwarded.
+    HiddenClose {
+        change: Change,
+    },
     Sync,
     /// Airlock's own messages for the client, sent when reached. With
     /// `ready`, a ReadyForQuery carrying the current transaction status
@@ -141,6 +148,7 @@ impl Expect {
                 | Expect::HiddenDescribe { .. }
                 | Expect::Execute { .. }
                 | Expect::Close { .. }
+                | Expect::HiddenClose { .. }
         )
     }
 
@@ -148,9 +156,10 @@ impl Expect {
     /// it succeeded, not when it failed or was skipped.
     fn settle(&self, names: &Names, applied: bool) {
         match self {
-            Expect::Parse { change } | Expect::Bind { change, .. } | Expect::Close { change } => {
-                names.settle(change, applied)
-            }
+            Expect::Parse { change }
+            | Expect::Bind { change, .. }
+            | Expect::Close { change }
+            | Expect::HiddenClose { change } => names.settle(change, applied),
             Expect::Query {
                 changes, unnamed, ..
             } => {
@@ -328,7 +337,17 @@ impl Front {
                     let held = self.gate.waits_for_approval(&checked);
                     let refusal = if held { None } else { checked.refusal() };
                     match refusal {
-                        Some(r) => Step::Refuse { code: r.code, message: r.message, ready: false },
+                        Some(r) => {
+                            if name.is_empty() {
+                                let change = Change::Statement(Vec::new(), None);
+                                self.names.ask(&mut self.segment, &change);
+                                out.extend_from_slice(&close_statement(b""));
+                                if !self.push(Expect::HiddenClose { change }).await {
+                                    return FrontEnd::UpstreamGone;
+                                }
+                            }
+                            Step::Refuse { code: r.code, message: r.message, ready: false }
+                        }
                         None if self.names.counts().0 >= MAX_NAMES => Step::Refuse {
                             code: "54000",
                             message: format!("too many prepared statements in this session (Airlock allows {MAX_NAMES})"),
@@ -849,6 +868,13 @@ fn masked_notification(masker: &mut RowMasker, msg: &Message) -> Option<Bytes> {
     }))
 }
 
+/// A Close (statement) message.
+fn close_statement(name: &[u8]) -> Vec<u8> {
+    let mut frame = describe_statement(name);
+    frame[0] = b'C';
+    frame
+}
+
 /// A Describe (statement) message.
 fn describe_statement(name: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(name.len() + 7);
@@ -1193,6 +1219,17 @@ impl Back {
                 return;
             }
             _ => {}
+        }
+        if tag == b'3'
+            && matches!(
+                pending.front().map(|p| &p.expect),
+                Some(Expect::HiddenClose { .. })
+            )
+        {
+            if let Some(done) = pending.pop_front() {
+                done.expect.settle(&self.names, true);
+            }
+            return;
         }
         if let Some(Expect::HiddenDescribe { def }) = pending.front().map(|p| &p.expect) {
             // Airlock's own Describe: recorded, not forwarded.
