@@ -81,8 +81,9 @@ fn table_exists(db: &TestDb, table: &str) -> bool {
         // Spelled apart so that this check is not itself a log line
         // naming the table.
         &format!(
-            "SELECT count(*) FROM pg_class WHERE relname = 'held_' || '{}'",
-            table.trim_start_matches("held_")
+            "SELECT count(*) FROM pg_class WHERE relname = '{}' || '{}'",
+            &table[..table.len() / 2],
+            &table[table.len() / 2..]
         ),
     )
     .trim()
@@ -316,6 +317,9 @@ fn attacks() -> Vec<Attack> {
 #[tokio::test]
 async fn names_follow_the_server_not_the_client() {
     let (db, run) = logged_db("names");
+    // The witness works: a table made directly is seen.
+    psql_direct(&db.name, "CREATE TABLE held_witness (x int)");
+    assert!(table_exists(&db, "held_witness"));
     let gateway = default_gateway();
     let mut failures = Vec::new();
     for (i, attack) in attacks().iter().enumerate() {
@@ -638,4 +642,45 @@ async fn held_bind_parameters_are_part_of_the_request() {
         assert!(!body.contains("dora.secret@example.com"), "masked: {body}");
     }
     assert!(!ids.is_empty());
+}
+
+/// A held extended statement announces itself at once: the answers to the
+/// messages before its Execute and the hold's notice reach the client while
+/// it waits, though the client's Sync is still behind the Execute.
+#[tokio::test]
+async fn an_extended_hold_announces_itself_while_it_waits() {
+    let (db, _) = logged_db("notice");
+    let gateway = Gateway::start_with(Options {
+        policy: Some(default_policy()),
+        toml: "[approval]\nenabled = true\n".into(),
+        ..Default::default()
+    });
+    let mut wire = login(&gateway, &db.name).await;
+    wire.send_all(&[
+        Frontend::parse("", "CREATE TABLE announced (x int)", &[]),
+        bind("", ""),
+        Frontend::execute("", 0),
+        Frontend::Sync,
+    ])
+    .await
+    .expect("send");
+    let mut seen = Vec::new();
+    loop {
+        let m = wire.recv().await.expect("answers before the decision");
+        let notice = m.is_notice();
+        seen.push(m.tag_char());
+        if notice {
+            break;
+        }
+    }
+    assert_eq!(seen, ['1', '2', 'N']);
+    // Cancelling withdraws the request; the statement never runs.
+    wire.cancel().await.expect("cancel");
+    let rest = wire.recv_until_ready().await.expect("the withdrawal");
+    assert!(
+        errors(&rest).iter().any(|e| e.starts_with("57014")),
+        "{:?}",
+        errors(&rest)
+    );
+    assert!(!table_exists(&db, "announced"));
 }

@@ -50,6 +50,9 @@ const FLUSH_AT: usize = 64 * 1024;
 /// before the front loop waits; bounds memory under deep pipelining.
 const QUEUE_DEPTH: usize = 4096;
 
+/// A Flush message: the server sends what it has buffered, and nothing else.
+const FLUSH: [u8; 5] = [b'H', 0, 0, 0, 4];
+
 /// Prepared statements and portals one session may have open at once.
 const MAX_NAMES: usize = 10_000;
 
@@ -449,7 +452,11 @@ impl Front {
                         Ok(Some(def)) => match &def.gate {
                             PortalGate::Held(held) if !def.released.load(std::sync::atomic::Ordering::Relaxed) => {
                                 // What is already queued goes first, so the client
-                                // has its earlier answers while the statement waits.
+                                // has its earlier answers while the statement waits;
+                                // a Flush makes the server send its answers to them
+                                // now rather than at the Sync, and the hold's notice
+                                // follows them at once.
+                                out.extend_from_slice(&FLUSH);
                                 if write_out(&mut self.upstream, &mut out).await.is_err() {
                                     return FrontEnd::UpstreamGone;
                                 }
