@@ -684,3 +684,77 @@ async fn an_extended_hold_announces_itself_while_it_waits() {
     );
     assert!(!table_exists(&db, "announced"));
 }
+
+/// A statement Airlock refuses inside a transaction leaves it failed, as a
+/// server error would: the COMMIT after it rolls back, on both protocols.
+#[tokio::test]
+async fn a_refusal_aborts_the_transaction_like_a_server_error() {
+    let (db, _) = logged_db("abort");
+    psql_direct(&db.name, "CREATE TABLE kept (x int)");
+    let gateway = default_gateway();
+    let mut wire = login(&gateway, &db.name).await;
+    let tags = |msgs: &[BackendMsg]| -> Vec<String> {
+        msgs.iter().filter_map(|m| m.command_tag()).collect()
+    };
+    // Simple protocol.
+    let mut got = Vec::new();
+    for sql in [
+        "BEGIN",
+        "INSERT INTO kept VALUES (1)",
+        "CREATE TABLE nope (x int)",
+    ] {
+        got.extend(wire.simple_query(sql).await.expect("query"));
+    }
+    assert_eq!(
+        got.last().and_then(|m| m.ready_status()),
+        Some(b'E'),
+        "{got:?}"
+    );
+    let commit = wire.simple_query("COMMIT").await.expect("commit");
+    assert_eq!(tags(&commit), ["ROLLBACK"]);
+    // Extended protocol: the refused Parse fails the transaction.
+    let got = pipeline(
+        &mut wire,
+        &[
+            Frontend::query("BEGIN"),
+            Frontend::parse("", "INSERT INTO kept VALUES (2)", &[]),
+            bind("", ""),
+            Frontend::execute("", 0),
+            Frontend::Sync,
+            Frontend::parse("", "CREATE TABLE nope (x int)", &[]),
+            bind("", ""),
+            Frontend::execute("", 0),
+            Frontend::Sync,
+            Frontend::query("COMMIT"),
+        ],
+    )
+    .await;
+    assert!(
+        errors(&got).iter().any(|e| e.contains("held for approval")),
+        "{:?}",
+        errors(&got)
+    );
+    assert_eq!(
+        tags(&got).last().map(String::as_str),
+        Some("ROLLBACK"),
+        "{got:?}"
+    );
+    assert_eq!(
+        psql_direct(&db.name, "SELECT count(*) FROM kept").trim(),
+        "0"
+    );
+    // Outside a transaction a refusal changes nothing for what follows.
+    let got = pipeline(
+        &mut wire,
+        &[
+            Frontend::query("CREATE TABLE nope (x int)"),
+            Frontend::query("INSERT INTO kept VALUES (3)"),
+        ],
+    )
+    .await;
+    assert_eq!(tags(&got), ["INSERT 0 1"]);
+    assert_eq!(
+        psql_direct(&db.name, "SELECT count(*) FROM kept").trim(),
+        "1"
+    );
+}

@@ -53,6 +53,32 @@ const QUEUE_DEPTH: usize = 4096;
 /// A Flush message: the server sends what it has buffered, and nothing else.
 const FLUSH: [u8; 5] = [b'H', 0, 0, 0, 4];
 
+const SYNC: [u8; 5] = [b'S', 0, 0, 0, 4];
+
+/// A Bind that fails at the server without touching any name a client can
+/// use: the statement name is random per process and long enough that its
+/// first 63 bytes (all the server compares) cannot be guessed.
+fn failing_bind() -> Vec<u8> {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let name = NAME.get_or_init(|| {
+        format!(
+            "airlock-refused-{}",
+            crate::hex::encode(&rand::random::<[u8; 20]>())
+        )
+    });
+    let mut body = Vec::with_capacity(2 * name.len() + 10);
+    for _ in 0..2 {
+        body.extend_from_slice(name.as_bytes());
+        body.push(0);
+    }
+    // No parameter formats, no parameters, no result formats.
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let mut frame = vec![b'B'];
+    frame.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
 /// Prepared statements and portals one session may have open at once.
 const MAX_NAMES: usize = 10_000;
 
@@ -129,6 +155,12 @@ pub enum Expect {
         change: Change,
     },
     Sync,
+    /// Airlock refused a message and made the server fail in its place
+    /// ([`failing_bind`]): the server's ErrorResponse is replaced by
+    /// `frames`, and the rest of the segment is skipped.
+    Refused {
+        frames: Bytes,
+    },
     /// Airlock's own messages for the client, sent when reached. With
     /// `ready`, a ReadyForQuery carrying the current transaction status
     /// follows (the end of a refused simple query).
@@ -152,6 +184,7 @@ impl Expect {
                 | Expect::Execute { .. }
                 | Expect::Close { .. }
                 | Expect::HiddenClose { .. }
+                | Expect::Refused { .. }
         )
     }
 
@@ -526,8 +559,24 @@ impl Front {
                     // Airlock does the same for the errors it raises itself.
                     skipping_to_sync = !ready;
                     let frames = backend::error(Severity::Error, code, &message, None);
-                    if !self.push(Expect::Inject { frames, ready }).await {
+                    // The server must fail too, so that a refusal inside a
+                    // transaction leaves it failed as a server error would
+                    // (a later COMMIT rolls back): Airlock sends a Bind of
+                    // a statement no client can have named, and answers the
+                    // client with its own error in place of the server's.
+                    out.extend_from_slice(&failing_bind());
+                    if !self.push(Expect::Refused { frames }).await {
                         return FrontEnd::UpstreamGone;
+                    }
+                    if ready {
+                        // A simple query's refusal ends with ReadyForQuery:
+                        // the server's answer to Airlock's own Sync.
+                        out.extend_from_slice(&SYNC);
+                        if !self.push(Expect::Sync).await {
+                            return FrontEnd::UpstreamGone;
+                        }
+                        self.segment.end();
+                        self.segment_no += 1;
                     }
                     continue;
                 }
@@ -1257,6 +1306,15 @@ impl Back {
                 _ => {}
             }
         }
+        if let Some(Expect::Refused { frames }) = pending.front().map(|p| &p.expect) {
+            if tag == b'E' {
+                out.extend_from_slice(frames);
+                if let Some(head) = pending.pop_front() {
+                    self.skip_segment(head.segment, pending);
+                }
+                return;
+            }
+        }
         let masked = (tag == b'E')
             .then(|| masked_notice(&mut self.masker, &msg))
             .flatten();
@@ -1321,14 +1379,7 @@ impl Back {
                 self.record_error(msg.body(), count);
                 // The server now skips everything up to Sync, and so do we —
                 // including what the front loop forwards after this point.
-                self.failed_segment = Some(segment);
-                while pending.front().is_some_and(|p| {
-                    p.segment == segment && !matches!(p.expect, Expect::Sync | Expect::End)
-                }) {
-                    if let Some(skipped) = pending.pop_front() {
-                        skipped.expect.settle(&self.names, false);
-                    }
-                }
+                self.skip_segment(segment, pending);
                 return;
             }
             (e, t) => {
@@ -1341,6 +1392,18 @@ impl Back {
         if done {
             if let Some(finished) = pending.pop_front() {
                 finished.expect.settle(&self.names, true);
+            }
+        }
+    }
+
+    /// After an error the server skips the rest of `segment`, up to Sync.
+    fn skip_segment(&mut self, segment: u64, pending: &mut VecDeque<Pending>) {
+        self.failed_segment = Some(segment);
+        while pending.front().is_some_and(|p| {
+            p.segment == segment && !matches!(p.expect, Expect::Sync | Expect::End)
+        }) {
+            if let Some(skipped) = pending.pop_front() {
+                skipped.expect.settle(&self.names, false);
             }
         }
     }
