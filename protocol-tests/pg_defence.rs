@@ -56,7 +56,16 @@ impl TestRole {
 impl Drop for TestRole {
     fn drop(&mut self) {
         let _ = std::process::Command::new("psql")
-            .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "test"])
+            .args([
+                "-X",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+            ])
             .args(["-c", &format!("DROP ROLE IF EXISTS {}", self.name)])
             .output();
     }
@@ -129,7 +138,10 @@ async fn server_refuses(wire: &mut Wire, sql: &str, code: &str) {
     match run(wire, sql).await {
         Err((c, m)) => {
             assert_eq!(c, code, "{sql}: {m}");
-            assert!(!m.contains("Airlock"), "{sql}: refused by Airlock, not the server: {m}");
+            assert!(
+                !m.contains("Airlock"),
+                "{sql}: refused by Airlock, not the server: {m}"
+            );
         }
         Ok(v) => panic!("{sql} ran: {v:?}"),
     }
@@ -263,7 +275,10 @@ async fn an_upstream_role_is_enforced_by_the_server_and_cannot_be_dropped() {
     while !log_contains(&log, &reached) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(log_contains(&log, &reached), "the server log is not written");
+    assert!(
+        log_contains(&log, &reached),
+        "the server log is not written"
+    );
     let log_text = String::from_utf8_lossy(&std::fs::read(&log).expect("log")).into_owned();
     for i in 0..20 {
         assert!(
@@ -349,17 +364,18 @@ async fn a_read_only_identity_is_read_only_in_the_server() {
 #[tokio::test]
 async fn a_role_the_server_refuses_refuses_the_login_and_superusers_are_warned_about() {
     let db = TestDb::create("ghost");
-    let gateway = gateway(&[(
-        "ghost",
-        "upstream_role = \"airlock_no_such_role_anywhere\"",
-    )]);
+    let gateway = gateway(&[("ghost", "upstream_role = \"airlock_no_such_role_anywhere\"")]);
     let err = Wire::connect(&gateway.addr, "ghost", PASSWORD, &db.name, &[])
         .await
         .err()
         .expect("the login is refused");
     let server = support::wire::server_error(&err).expect("an ErrorResponse");
     assert_eq!(server.code(), "42501");
-    assert!(server.message().contains("upstream_role"), "{}", server.message());
+    assert!(
+        server.message().contains("upstream_role"),
+        "{}",
+        server.message()
+    );
     assert!(!server.message().contains("airlock_no_such_role_anywhere"));
     // The tests' service login is `postgres`, a superuser.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -367,7 +383,9 @@ async fn a_role_the_server_refuses_refuses_the_login_and_superusers_are_warned_a
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        gateway.stderr().contains("postgres upstream login `postgres` is a superuser"),
+        gateway
+            .stderr()
+            .contains("postgres upstream login `postgres` is a superuser"),
         "{}",
         gateway.stderr()
     );

@@ -1128,8 +1128,7 @@ mod tests {
         for value in ["\"yes\"", "1", "\"true\""] {
             let e = load(&format!("{base}read_only = {value}\n")).unwrap_err();
             assert!(
-                e.starts_with("airlock.toml: key `identity[0].read_only`: ")
-                    && e.contains("bool"),
+                e.starts_with("airlock.toml: key `identity[0].read_only`: ") && e.contains("bool"),
                 "{value}: {e}"
             );
         }

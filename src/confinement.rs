@@ -344,10 +344,7 @@ impl Confinement {
         // pg_settings' update rule calls set_config() for each row it updates.
         if lead != "SELECT"
             && lead != "TABLE"
-            && tokens
-                .iter()
-                .filter_map(ident)
-                .any(|n| n == "pg_settings")
+            && tokens.iter().filter_map(ident).any(|n| n == "pg_settings")
             && tokens.iter().any(|t| {
                 ["UPDATE", "INSERT", "DELETE", "MERGE"]
                     .iter()
@@ -369,8 +366,7 @@ impl Confinement {
                     return Some("RESET ALL is not allowed (it would reset the limits)".into());
                 }
                 if role
-                    && (names(ROLE_SETTINGS)
-                        || tokens.iter().any(|t| t.is_word("AUTHORIZATION")))
+                    && (names(ROLE_SETTINGS) || tokens.iter().any(|t| t.is_word("AUTHORIZATION")))
                 {
                     return Some(format!(
                         "{lead} of the role or session authorization is not allowed"
@@ -492,7 +488,12 @@ mod tests {
     #[test]
     fn unconfined_identities_are_never_refused_here() {
         let c = Confinement::default();
-        for sql in ["RESET ROLE", "SET ROLE postgres", "DISCARD ALL", "DO $$ BEGIN END $$"] {
+        for sql in [
+            "RESET ROLE",
+            "SET ROLE postgres",
+            "DISCARD ALL",
+            "DO $$ BEGIN END $$",
+        ] {
             assert!(!refused(&c, sql, Dialect::Postgres), "{sql}");
         }
     }
@@ -629,7 +630,11 @@ mod tests {
         ] {
             assert!(!refused(&c, sql, p), "{sql}");
         }
-        for sql in ["SELECT 1", "START TRANSACTION", "SET SESSION TRANSACTION READ ONLY"] {
+        for sql in [
+            "SELECT 1",
+            "START TRANSACTION",
+            "SET SESSION TRANSACTION READ ONLY",
+        ] {
             assert!(!refused(&c, sql, m), "{sql}");
         }
     }

@@ -277,6 +277,17 @@ async fn open(
     }
     let mut settings = shared.upstream.clone();
     settings.database = database.clone();
+    // A least-privilege service login may reach the database only through
+    // the identity's role, which is not active yet at login: a confined
+    // session logs in without a database and enters it after `SET ROLE`.
+    let setup = logged_in.identity.confinement.mysql_setup();
+    let enter_after_setup = match &database {
+        Some(db) if !setup.is_empty() => {
+            settings.database = None;
+            Some(format!("USE `{}`", db.replace('`', "``")))
+        }
+        _ => None,
+    };
     settings.capabilities = logged_in.capabilities;
     settings.charset = logged_in.response.charset;
     let mut upstream = match upstream::connect(&settings).await {
@@ -290,7 +301,7 @@ async fn open(
     // The identity's upstream role and read-only mode, before the agent's
     // first command. The server's reason (a role not granted to the
     // service login…) is for the administrator's log only.
-    for sql in logged_in.identity.confinement.mysql_setup() {
+    for sql in setup.into_iter().chain(enter_after_setup) {
         if let Err(e) = upstream::execute(&mut upstream, &sql).await {
             tracing::warn!(error = %e, statement = %sql, "the upstream refused the identity's upstream_role / read_only set-up");
             let error = ErrPacket::new(

@@ -467,7 +467,11 @@ pub async fn explain(
 /// `SHOW GRANTS` line granting `ALL PRIVILEGES` or `SUPER` on `*.*`.
 pub async fn login_is_superuser(upstream: &mut Upstream) -> Result<bool, UpstreamError> {
     let rows = text_rows(upstream, "SHOW GRANTS").await?;
-    Ok(rows.iter().flatten().flatten().any(|line| grants_superuser(line)))
+    Ok(rows
+        .iter()
+        .flatten()
+        .flatten()
+        .any(|line| grants_superuser(line)))
 }
 
 fn grants_superuser(line: &str) -> bool {
@@ -478,9 +482,7 @@ fn grants_superuser(line: &str) -> bool {
     let global = rest.trim_start().starts_with("*.*");
     global
         && (privileges.contains("ALL PRIVILEGES")
-            || privileges
-                .split([',', ' '])
-                .any(|p| p == "SUPER"))
+            || privileges.split([',', ' ']).any(|p| p == "SUPER"))
 }
 
 /// Runs a query and returns its rows' values (text protocol).
