@@ -93,6 +93,7 @@ fn session() -> SessionInfo {
         application_name: Some("bench".into()),
         database: "test".into(),
         protocol: Protocol::Postgres,
+        confinement: Default::default(),
         tls: false,
     }
 }

@@ -645,6 +645,7 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
         inbox_password_hash: None,
         mysql: crate::identity::MysqlCredentials::from_password(&password),
         databases: None,
+        confinement: Default::default(),
     };
     Ok((identity, password))
 }
@@ -748,6 +749,21 @@ async fn serve_with(config: Config) -> Result<(), String> {
         config.postgres.pool_size,
         Duration::from_secs(config.postgres.acquire_timeout_secs),
     );
+    // In the background: an upstream that is not up yet must not delay
+    // the start, and the warning matters whenever it can be given.
+    {
+        let pool = pool.clone();
+        let key = upstream::PoolKey {
+            database: config.postgres.upstream.database.clone(),
+            params: Vec::new(),
+        };
+        let user = config.postgres.upstream.user.clone();
+        tokio::spawn(async move {
+            if let Ok(true) = pool.service_login_is_superuser(&key).await {
+                crate::proxy::warn_superuser_login("postgres", &user);
+            }
+        });
+    }
     let policy = load_policy(&config.policies)?;
     let mask_key = state_key(&config.state_dir.join("mask-key"), "a masking key")?;
     let (audit, public_key, audit_chain_key) = open_audit(&config.audit)?;

@@ -471,6 +471,8 @@ struct RawIdentity {
     inbox_password_hash: Option<String>,
     mysql_native_hash: Option<String>,
     databases: Option<Vec<String>>,
+    upstream_role: Option<String>,
+    read_only: Option<bool>,
 }
 
 /// One override of a key, from the environment or a flag.
@@ -810,6 +812,18 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
                     .into(),
             ));
         }
+        let upstream_role = id
+            .upstream_role
+            .as_deref()
+            .map(|r| {
+                crate::confinement::RoleName::parse(r)
+                    .map_err(|e| err(&key("upstream_role"), format!("`{r}`: {e}")))
+            })
+            .transpose()?;
+        let confinement = crate::confinement::Confinement {
+            upstream_role,
+            read_only: id.read_only.unwrap_or(false),
+        };
         identities.push(Identity {
             name: id.name,
             role: id.role,
@@ -819,6 +833,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             inbox_password_hash: id.inbox_password_hash,
             mysql,
             databases,
+            confinement,
         });
     }
 
@@ -1082,6 +1097,43 @@ mod tests {
             e.contains("key `postgres.upstream_tls`: verify-full needs postgres.upstream_ca"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn identity_confinement_is_validated() {
+        let base = "[[identity]]\nname = \"a\"\nrole = \"agent\"\npassword = \"x\"\n";
+        let c = load(&format!(
+            "{base}upstream_role = \"Agent RO\"\nread_only = true\n"
+        ))
+        .unwrap();
+        let conf = &c.identities[0].confinement;
+        assert_eq!(conf.upstream_role.as_ref().unwrap().as_str(), "Agent RO");
+        assert!(conf.read_only);
+        let c = load(base).unwrap();
+        assert!(!c.identities[0].confinement.is_confined());
+        for (value, problem) in [
+            ("\"\"", "must not be empty"),
+            ("\"none\"", "reserved word"),
+            ("\"CURRENT_USER\"", "reserved word"),
+            ("\"a\\nb\"", "control characters"),
+            (&format!("\"{}\"", "r".repeat(64)), "at most 63 bytes"),
+        ] {
+            let e = load(&format!("{base}upstream_role = {value}\n")).unwrap_err();
+            assert!(
+                e.starts_with("airlock.toml: key `identity[0].upstream_role`: ")
+                    && e.contains(problem),
+                "{value}: {e}"
+            );
+        }
+        for value in ["\"yes\"", "1", "\"true\""] {
+            let e = load(&format!("{base}read_only = {value}\n")).unwrap_err();
+            assert!(
+                e.starts_with("airlock.toml: key `identity[0].read_only`: ") && e.contains("bool"),
+                "{value}: {e}"
+            );
+        }
+        let e = load(&format!("{base}upstream_roles = \"x\"\n")).unwrap_err();
+        assert!(e.contains("upstream_roles"), "{e}");
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub struct SessionInfo {
     pub database: String,
     pub protocol: Protocol,
     pub tls: bool,
+    /// What the database enforces for the identity (upstream role,
+    /// read-only); statements that would undo it are refused.
+    pub confinement: crate::confinement::Confinement,
 }
 
 /// How a statement reached the gateway.
@@ -536,6 +539,12 @@ impl Gate {
             database: &session.database,
             classification: &classification,
         });
+        // What would undo the identity's upstream role or read-only mode
+        // is refused whatever the policy says.
+        let decision =
+            session
+                .confinement
+                .overrule(&session.identity, &classification, dialect, decision);
         // Nothing runs unrecorded: while the log cannot be written, the
         // statement is refused before it is even classified as allowed.
         if let Some(why) = self.audit.failure() {

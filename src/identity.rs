@@ -63,6 +63,9 @@ pub struct Identity {
     pub mysql: MysqlCredentials,
     /// Databases this identity may use (globs); `None`: any.
     pub databases: Option<Vec<crate::policy::Glob>>,
+    /// What the database enforces for this identity's sessions: the
+    /// upstream role they run under, read-only.
+    pub confinement: crate::confinement::Confinement,
 }
 
 /// The MySQL protocol's password hashes of one identity.

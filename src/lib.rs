@@ -9,6 +9,7 @@
 //! * [`cli`] — the `airlock` command (thin `main.rs` calls it);
 //! * [`config`] — `airlock.toml` into a validated [`config::Config`];
 //! * [`identity`] — who may connect and how they prove it;
+//! * [`confinement`] — what the database enforces for an identity (upstream role, read-only);
 //! * [`sql`] — statement classification (lexer, classifier);
 //! * [`policy`] — rules that turn classifications into allow / hold / deny;
 //! * [`gate`] — the protocol-independent decision seam;
@@ -20,6 +21,7 @@ pub mod approval;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod confinement;
 pub mod gate;
 pub mod hex;
 pub mod identity;

@@ -148,3 +148,19 @@ pub async fn serve_sessions<S, R>(
         sessions.shutdown().await;
     }
 }
+
+/// Says, in the log and on stderr, that Airlock's service login to the
+/// `protocol` upstream is a superuser: then one statement the classifier
+/// misjudges can do anything, and the identities' `upstream_role` is the
+/// only limit the server enforces (README: a least-privilege account).
+pub fn warn_superuser_login(protocol: &str, user: &str) {
+    tracing::warn!(
+        protocol,
+        user,
+        "Airlock's service login to the upstream is a superuser; create a least-privilege account (see the README) and use upstream_role"
+    );
+    eprintln!(
+        "warning: the {protocol} upstream login `{user}` is a superuser: one statement Airlock misjudges could do anything; \
+         use a least-privilege service account and [[identity]] upstream_role (see the README)"
+    );
+}

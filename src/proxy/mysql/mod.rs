@@ -145,7 +145,12 @@ impl MysqlListener {
     /// cannot be reached yet is not an error — sessions connect on login.
     pub async fn probe_upstream(&self) {
         match upstream::connect(&self.shared.upstream).await {
-            Ok(up) => remember_server(&self.shared, &up),
+            Ok(mut up) => {
+                remember_server(&self.shared, &up);
+                if let Ok(true) = upstream::login_is_superuser(&mut up).await {
+                    crate::proxy::warn_superuser_login("mysql", &self.shared.upstream.user);
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "the MySQL upstream cannot be reached yet"),
         }
     }
@@ -272,9 +277,20 @@ async fn open(
     }
     let mut settings = shared.upstream.clone();
     settings.database = database.clone();
+    // A least-privilege service login may reach the database only through
+    // the identity's role, which is not active yet at login: a confined
+    // session logs in without a database and enters it after `SET ROLE`.
+    let setup = logged_in.identity.confinement.mysql_setup();
+    let enter_after_setup = match &database {
+        Some(db) if !setup.is_empty() => {
+            settings.database = None;
+            Some(format!("USE `{}`", db.replace('`', "``")))
+        }
+        _ => None,
+    };
     settings.capabilities = logged_in.capabilities;
     settings.charset = logged_in.response.charset;
-    let upstream = match upstream::connect(&settings).await {
+    let mut upstream = match upstream::connect(&settings).await {
         Ok(u) => u,
         Err(e) => {
             let error = upstream_error(&e);
@@ -282,6 +298,21 @@ async fn open(
             return None;
         }
     };
+    // The identity's upstream role and read-only mode, before the agent's
+    // first command. The server's reason (a role not granted to the
+    // service login…) is for the administrator's log only.
+    for sql in setup.into_iter().chain(enter_after_setup) {
+        if let Err(e) = upstream::execute(&mut upstream, &sql).await {
+            tracing::warn!(error = %e, statement = %sql, "the upstream refused the identity's upstream_role / read_only set-up");
+            let error = ErrPacket::new(
+                1227,
+                "42000",
+                "Airlock could not start this session under the identity's upstream_role / read_only setting; the gateway's log says why",
+            );
+            refuse_logged_in(logged_in, error).await;
+            return None;
+        }
+    }
     remember_server(shared, &upstream);
     // Rows are relayed as they come: both legs must frame result sets the
     // same way.
@@ -309,6 +340,7 @@ async fn open(
         application_name: application,
         database: database.unwrap_or_default(),
         protocol: Protocol::Mysql,
+        confinement: logged_in.identity.confinement.clone(),
         tls: logged_in.packets.get_ref().is_tls(),
     };
     let ok = OkPacket {

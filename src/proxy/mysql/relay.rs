@@ -242,6 +242,16 @@ impl Relay {
                     self.forward_single(&packet.payload).await
                 }
                 COM_FIELD_LIST => self.field_list(&packet.payload).await,
+                // It would reset the identity's role and read-only mode
+                // (see crate::confinement).
+                COM_RESET_CONNECTION if self.session.confinement.is_confined() => {
+                    self.refuse(
+                        1227,
+                        "42000",
+                        "Airlock does not relay COM_RESET_CONNECTION for an identity with upstream_role or read_only (it would reset them); open a new connection instead",
+                    )
+                    .await
+                }
                 COM_RESET_CONNECTION => {
                     self.prepared.clear();
                     self.forward_single(&packet.payload).await

@@ -463,6 +463,28 @@ pub async fn explain(
         .join("\n"))
 }
 
+/// Whether the connection's login holds global superuser rights: a
+/// `SHOW GRANTS` line granting `ALL PRIVILEGES` or `SUPER` on `*.*`.
+pub async fn login_is_superuser(upstream: &mut Upstream) -> Result<bool, UpstreamError> {
+    let rows = text_rows(upstream, "SHOW GRANTS").await?;
+    Ok(rows
+        .iter()
+        .flatten()
+        .flatten()
+        .any(|line| grants_superuser(line)))
+}
+
+fn grants_superuser(line: &str) -> bool {
+    let upper = line.to_ascii_uppercase();
+    let Some((privileges, rest)) = upper.split_once(" ON ") else {
+        return false;
+    };
+    let global = rest.trim_start().starts_with("*.*");
+    global
+        && (privileges.contains("ALL PRIVILEGES")
+            || privileges.split([',', ' ']).any(|p| p == "SUPER"))
+}
+
 /// Runs a query and returns its rows' values (text protocol).
 async fn text_rows(
     upstream: &mut Upstream,
@@ -512,6 +534,19 @@ async fn text_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn superuser_grants_are_recognised() {
+        assert!(grants_superuser(
+            "GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"
+        ));
+        assert!(grants_superuser("GRANT SELECT, SUPER ON *.* TO `a`@`%`"));
+        assert!(!grants_superuser("GRANT USAGE ON *.* TO `airlock`@`%`"));
+        assert!(!grants_superuser(
+            "GRANT ALL PRIVILEGES ON `app`.* TO `airlock`@`%`"
+        ));
+        assert!(!grants_superuser("GRANT `agent_ro` TO `airlock`@`%`"));
+    }
 
     #[test]
     fn host_is_taken_from_the_address() {

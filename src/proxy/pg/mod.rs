@@ -206,7 +206,8 @@ async fn log_in(
         database: database.clone(),
         params,
     };
-    let pooled = match shared.pool.acquire(&key).await {
+    let setup = identity.confinement.postgres_setup();
+    let pooled = match shared.pool.acquire_confined(&key, setup.as_deref()).await {
         Ok(p) => p,
         Err(e) => {
             frontend::refuse(&mut stream, &upstream_error(&e)).await;
@@ -221,6 +222,7 @@ async fn log_in(
         application_name,
         database,
         protocol: Protocol::Postgres,
+        confinement: identity.confinement.clone(),
         tls: stream.is_tls(),
     };
     // A client asking for a newer minor version or for protocol options is
@@ -244,6 +246,15 @@ fn upstream_error(e: &UpstreamError) -> StartupError {
         UpstreamError::Rejected { code, .. } if code == "53300" => StartupError {
             code: "53300",
             message: "the upstream database has no free connections".into(),
+            auth_failure: false,
+        },
+        // The detail (a missing role, a grant the service login lacks) is
+        // for the administrator, in the gateway's log, not for the agent.
+        UpstreamError::Confinement { .. } => StartupError {
+            code: "42501",
+            message: "Airlock could not start this session under the identity's upstream_role / read_only \
+                      setting; the gateway's log says why"
+                .into(),
             auth_failure: false,
         },
         UpstreamError::Exhausted(n) => StartupError {

@@ -68,6 +68,9 @@ pub enum UpstreamError {
     Protocol(String),
     #[error("all {0} upstream connections are in use")]
     Exhausted(usize),
+    /// The server refused the identity's upstream role or read-only set-up.
+    #[error("the upstream refused the identity's confinement: {code} {message}")]
+    Confinement { code: String, message: String },
 }
 
 impl From<FrameError> for UpstreamError {
@@ -347,6 +350,40 @@ impl Pool {
     /// A connection for `key`: an idle one that passes a round-trip check,
     /// else a new one. Waits up to the acquire timeout on a full pool.
     pub async fn acquire(&self, key: &PoolKey) -> Result<Pooled, UpstreamError> {
+        self.acquire_confined(key, None).await
+    }
+
+    /// Like [`Pool::acquire`], and then runs `setup` (a confined
+    /// identity's `SET SESSION ROLE …`, see
+    /// [`crate::confinement::Confinement::postgres_setup`]) on the
+    /// connection before handing it out. Idle connections were reset with
+    /// `DISCARD ALL`, which drops any role an earlier session ran under, so
+    /// the set-up runs on every checkout; it doubles as the idle
+    /// connection's liveness check. A set-up the server refuses is
+    /// [`UpstreamError::Confinement`], and the connection goes back to the
+    /// pool (it is unchanged: the set-up is one implicit transaction).
+    pub async fn acquire_confined(
+        &self,
+        key: &PoolKey,
+        setup: Option<&str>,
+    ) -> Result<Pooled, UpstreamError> {
+        let mut pooled = self.acquire_unconfined(key).await?;
+        let Some(setup) = setup else {
+            return Ok(pooled);
+        };
+        match roundtrip(&mut pooled.conn, codec::frontend::query(setup)).await {
+            Ok(()) => Ok(pooled),
+            Err(UpstreamError::Rejected { code, message }) => {
+                // The connection is idle and unchanged; it can serve others.
+                // (A connection that failed otherwise is dropped with its slot.)
+                self.put_back(pooled);
+                Err(UpstreamError::Confinement { code, message })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn acquire_unconfined(&self, key: &PoolKey) -> Result<Pooled, UpstreamError> {
         let deadline = tokio::time::Instant::now() + self.acquire_timeout;
         loop {
             while let Some(mut pooled) = self.take_idle(key) {
@@ -414,6 +451,25 @@ impl Pool {
                 Err(e) => tracing::debug!(error = %e, "upstream connection not reusable"),
             }
         });
+    }
+
+    fn put_back(&self, pooled: Pooled) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(pooled);
+        self.returned.notify_one();
+    }
+
+    /// Whether the service login (`postgres.upstream`'s user) is a
+    /// superuser, from the `is_superuser` the server reports at login: a
+    /// fresh connection, so no session's role is in effect.
+    pub async fn service_login_is_superuser(&self, key: &PoolKey) -> Result<bool, UpstreamError> {
+        let conn = self.settings.connect(key.clone()).await?;
+        Ok(conn
+            .params
+            .iter()
+            .any(|(n, v)| n == "is_superuser" && v == "on"))
     }
 
     pub fn idle_count(&self) -> usize {
