@@ -744,6 +744,7 @@ mod tests {
             database: "test".into(),
             protocol,
             tls: false,
+            confinement: Default::default(),
         }
     }
 
