@@ -334,6 +334,7 @@ async fn run_session(
         names,
         loaded: None,
         failed_segment: None,
+        broken: None,
         capture_rows: shared.gate.audit().capture_rows(),
     };
 

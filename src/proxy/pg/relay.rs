@@ -1069,6 +1069,9 @@ pub struct Back {
     pub failed_segment: Option<u64>,
     /// Rows of each result kept in its audit record.
     pub capture_rows: usize,
+    /// Set when the server reports a setting under which Airlock can no
+    /// longer vouch for the session: it ends, with this reason.
+    pub broken: Option<(&'static str, String)>,
 }
 
 fn with_formats(columns: &[Column], formats: &[i16]) -> Vec<Column> {
@@ -1209,6 +1212,13 @@ impl Back {
                 }
             };
             self.on_upstream(msg, &mut pending, &mut out, &mut count);
+            if let Some((code, why)) = self.broken.take() {
+                tracing::warn!(session = %self.session.id, reason = %why, "session ended by Airlock");
+                self.names.lose(&why);
+                out.extend_from_slice(&backend::error(Severity::Fatal, code, &why, None));
+                let _ = write_out(&mut self.client, &mut out).await;
+                return BackEnd::UpstreamGone;
+            }
             if !front_open && pending.is_empty() {
                 let _ = write_out(&mut self.client, &mut out).await;
                 return BackEnd::Abandoned;
@@ -1238,6 +1248,10 @@ impl Back {
             b'S' => {
                 let mut f = Fields::new(msg.body());
                 if let (Some(n), Some(v)) = (f.cstr(), f.cstr()) {
+                    if let Some(broken) = self.guard_parameter(n, v) {
+                        self.broken = Some(broken);
+                        return;
+                    }
                     // The latest value per name: a session that keeps
                     // changing settings must not grow this list.
                     let (name, value) = (
@@ -1393,6 +1407,42 @@ impl Back {
             if let Some(finished) = pending.pop_front() {
                 finished.expect.settle(&self.names, true);
             }
+        }
+    }
+
+    /// The server reports a setting changed (however it was changed: a
+    /// function, a procedure, a setting's side effect). Some settings
+    /// Airlock's gate relies on: an encoding in which it reads statements
+    /// as the server does, and for confined identities the role the
+    /// session runs under. When one moves, the session cannot go on.
+    fn guard_parameter(&self, name: &[u8], value: &[u8]) -> Option<(&'static str, String)> {
+        let value = String::from_utf8_lossy(value);
+        match name {
+            b"client_encoding" if !crate::sql::encoding::is_ascii_safe_pg(&value) => Some((
+                "0A000",
+                format!(
+                    "terminating connection: the session's client encoding became {value}, in which \
+                     Airlock cannot read statements as the server does; use UTF8"
+                ),
+            )),
+            b"session_authorization" | b"is_superuser" if self.session.confinement.is_confined() => {
+                let changed = match name {
+                    b"is_superuser" => value == "on",
+                    _ => true,
+                };
+                changed.then(|| {
+                    (
+                        "42501",
+                        format!(
+                            "terminating connection: the session's {} changed to {value}, but identity \
+                             \"{}\" is confined to its upstream role",
+                            String::from_utf8_lossy(name),
+                            self.session.identity
+                        ),
+                    )
+                })
+            }
+            _ => None,
         }
     }
 
