@@ -1165,14 +1165,21 @@ fn pending_request(id: &str, group: &str, quorum: u32) -> airlock::approval::Hol
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shared_store_applies_decisions_from_every_gateway_once() {
-    use airlock::approval::{store::Approvals, State};
+    use airlock::approval::{
+        store::{Approvals, StoreKey},
+        State,
+    };
     use airlock::config::StoreLocation;
     use airlock::identity::Role;
     let (_db, url) = shared_store("approvals_lib");
     let location = StoreLocation::Shared(url);
     let (a, b) = (
-        Approvals::open(&location).await.unwrap(),
-        Approvals::open(&location).await.unwrap(),
+        Approvals::open(&location, StoreKey::new([5; 32]))
+            .await
+            .unwrap(),
+        Approvals::open(&location, StoreKey::new([5; 32]))
+            .await
+            .unwrap(),
     );
     let dba = vec!["dba".to_string()];
 

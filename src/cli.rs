@@ -1,6 +1,6 @@
 //! The `airlock` command line: `serve`, `config check`, `identity hash`.
 
-use crate::approval::store::Approvals;
+use crate::approval::store::{Approvals, StoreKey};
 use crate::audit::{self, Audit, AuditEvent};
 use crate::config::{env_overrides, Config, ConfigError, LogFormat, Override};
 use crate::gate::Gate;
@@ -757,7 +757,11 @@ async fn serve_with(config: Config) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut inbox_line = None;
     if config.approval.enabled {
-        let approvals = Approvals::open(&config.approval.store)
+        let store_key = match config.approval.store_key {
+            Some(k) => k,
+            None => state_key(&config.approval.store_key_file, "an approval store key")?,
+        };
+        let approvals = Approvals::open(&config.approval.store, StoreKey::new(store_key))
             .await
             .map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(config.inbox.listen)

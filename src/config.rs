@@ -309,6 +309,13 @@ pub struct ApprovalConfig {
     /// Off: held statements are refused at once, as no one could approve them.
     pub enabled: bool,
     pub store: StoreLocation,
+    /// The key every stored request is sealed with (HMAC-SHA256): given
+    /// (hex, `store_key`), or kept in `store_key_file` (default
+    /// `<state_dir>/approval-store-key`, created on first start, mode
+    /// 0600). Every gateway sharing one store must hold the same key: a
+    /// row sealed under another is ignored.
+    pub store_key: Option<[u8; 32]>,
+    pub store_key_file: PathBuf,
 }
 
 /// Where hold requests are kept (`[approval] store`).
@@ -423,6 +430,8 @@ struct RawServer {
 struct RawApproval {
     enabled: Option<bool>,
     store: Option<String>,
+    store_key: Option<String>,
+    store_key_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -871,6 +880,22 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             }
             Some(path) => StoreLocation::Embedded(path.into()),
         },
+        store_key: raw
+            .approval
+            .store_key
+            .map(|hex| {
+                crate::hex::decode::<32>(hex.trim()).ok_or_else(|| {
+                    err(
+                        "approval.store_key",
+                        "must be 64 hex digits (32 bytes)".into(),
+                    )
+                })
+            })
+            .transpose()?,
+        store_key_file: raw
+            .approval
+            .store_key_file
+            .unwrap_or_else(|| state_dir.join("approval-store-key")),
     };
     let inbox_listen = raw.inbox.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
     let inbox_addr: SocketAddr = inbox_listen.parse().map_err(|_| {
