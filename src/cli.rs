@@ -805,6 +805,15 @@ async fn serve_with(config: Config) -> Result<(), String> {
     let gate = Arc::new(gate);
     record_policy(&gate, &config.policies);
     reload_policy_on_sighup(gate.clone(), config.policies.clone());
+    // Agents reaching the store's table could write their own approvals.
+    let reserved = config
+        .approval
+        .store_database_on(&config.postgres.upstream.host, config.postgres.upstream.port);
+    if let Some(db) = &reserved {
+        if *db == config.postgres.upstream.database {
+            tracing::warn!(database = %db, "the shared approval store is in the upstream's default database: agents that name no database will be refused; put the store in a database of its own");
+        }
+    }
     let shared = Arc::new(PgShared {
         login: LoginSettings {
             identities: identities.clone(),
@@ -824,6 +833,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
         max_connections: config.server.max_connections,
         default_database: config.postgres.upstream.database.clone(),
+        reserved_databases: reserved.into_iter().collect(),
     });
     let mysql = match config.mysql.enabled {
         true => Some(mysql_listener(&config, &identities, &gate, tls_acceptor).await?),

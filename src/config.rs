@@ -318,6 +318,51 @@ pub struct ApprovalConfig {
     pub store_key_file: PathBuf,
 }
 
+impl ApprovalConfig {
+    /// The database of a shared store that may live on the server at
+    /// `host:port`: agents must never reach it there, whatever their
+    /// `databases`, or they could write their own approvals. "May" is
+    /// decided failing closed: same port, and hosts that are equal, both
+    /// loopback, or not both IP addresses (two names, or a name and an
+    /// address, may be one server).
+    pub fn store_database_on(&self, host: &str, port: u16) -> Option<String> {
+        let StoreLocation::Shared(url) = &self.store else {
+            return None;
+        };
+        let config: tokio_postgres::Config = url.parse().ok()?;
+        // libpq's defaults: the database is named after the user.
+        let database = config
+            .get_dbname()
+            .or(config.get_user())
+            .unwrap_or("postgres")
+            .to_string();
+        let ports = config.get_ports();
+        let hosts = config.get_hosts();
+        let loopback = |h: &str| {
+            h.eq_ignore_ascii_case("localhost")
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        };
+        let near = hosts.iter().enumerate().any(|(i, h)| {
+            let store_port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            let store_host = match h {
+                tokio_postgres::config::Host::Tcp(name) => name.trim_matches(['[', ']']).to_string(),
+                // A Unix socket is this host.
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(_) => "localhost".to_string(),
+            };
+            let host = host.trim_matches(['[', ']']);
+            let both_ips = store_host.parse::<std::net::IpAddr>().is_ok()
+                && host.parse::<std::net::IpAddr>().is_ok();
+            store_port == port
+                && (store_host.eq_ignore_ascii_case(host)
+                    || (loopback(&store_host) && loopback(host))
+                    || !both_ips)
+        });
+        (near || hosts.is_empty()).then_some(database)
+    }
+}
+
 /// Where hold requests are kept (`[approval] store`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreLocation {
