@@ -1473,7 +1473,13 @@ fn a_forged_approval_in_the_shared_store_releases_nothing() {
     }
     // A forged row of its own, approved, for a statement in defer mode is
     // not believed either: nothing lists it.
-    let (status, list) = http(&inbox, "GET", "/api/requests?state=approved", Some(&token("dba1")), "");
+    let (status, list) = http(
+        &inbox,
+        "GET",
+        "/api/requests?state=approved",
+        Some(&token("dba1")),
+        "",
+    );
     assert_eq!(status, 200);
     assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
 }
@@ -1512,4 +1518,41 @@ fn no_identity_logs_in_to_the_shared_stores_database() {
         .wait_with_output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+}
+
+// ---- what approvers see is what runs ---------------------------------------
+
+/// A value in a comment or a literal that masking replaces must not take
+/// the statements after it out of the approver's view (nor the audit log's).
+#[test]
+fn approvers_see_every_statement_of_a_held_query() {
+    let db = TestDb::create("holds_display");
+    let gateway = gateway();
+    let inbox = inbox(&gateway);
+    let key = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj";
+    let queries = [
+        format!("CREATE TABLE shown_a (c text /* -----BEGIN PRIVATE KEY----- {key} */); DROP TABLE shown_gone"),
+        format!("CREATE TABLE shown_b (c text DEFAULT '-----BEGIN PRIVATE KEY----- {key}'); DROP TABLE shown_gone"),
+        format!("CREATE TABLE shown_c (c text DEFAULT $k$ -----BEGIN PRIVATE KEY----- {key} $k$);DROP TABLE shown_gone"),
+        format!("CREATE TABLE shown_d (c text) -- -----BEGIN PRIVATE KEY----- {key}\n; DROP TABLE shown_gone"),
+    ];
+    for sql in &queries {
+        let held = psql_spawn(&gateway, AGENT, AGENT_PASSWORD, &db.name, sql);
+        let request = pending(&inbox);
+        let shown = request["sql"].as_str().unwrap_or_default().to_string();
+        let id = request["id"].as_str().unwrap_or_default().to_string();
+        let (status, body) = decide(&inbox, "dba1", &id, "deny", "shown whole");
+        assert_eq!(status, 200, "{body}");
+        let out = held.wait_with_output().unwrap();
+        assert!(!out.status.success());
+        assert!(shown.contains("DROP TABLE shown_gone"), "{shown}");
+        assert!(shown.contains("<PRIVATE_KEY>"), "{shown}");
+        assert!(!shown.contains(key), "{shown}");
+    }
+    let log = std::fs::read_dir(gateway.path("var/audit"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .collect::<String>();
+    assert!(!log.contains(key), "the audit log shows the key");
+    assert!(log.matches("DROP TABLE shown_gone").count() >= queries.len());
 }

@@ -806,9 +806,10 @@ async fn serve_with(config: Config) -> Result<(), String> {
     record_policy(&gate, &config.policies);
     reload_policy_on_sighup(gate.clone(), config.policies.clone());
     // Agents reaching the store's table could write their own approvals.
-    let reserved = config
-        .approval
-        .store_database_on(&config.postgres.upstream.host, config.postgres.upstream.port);
+    let reserved = config.approval.store_database_on(
+        &config.postgres.upstream.host,
+        config.postgres.upstream.port,
+    );
     if let Some(db) = &reserved {
         if *db == config.postgres.upstream.database {
             tracing::warn!(database = %db, "the shared approval store is in the upstream's default database: agents that name no database will be refused; put the store in a database of its own");

@@ -346,7 +346,9 @@ impl ApprovalConfig {
         let near = hosts.iter().enumerate().any(|(i, h)| {
             let store_port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
             let store_host = match h {
-                tokio_postgres::config::Host::Tcp(name) => name.trim_matches(['[', ']']).to_string(),
+                tokio_postgres::config::Host::Tcp(name) => {
+                    name.trim_matches(['[', ']']).to_string()
+                }
                 // A Unix socket is this host.
                 #[cfg(unix)]
                 tokio_postgres::config::Host::Unix(_) => "localhost".to_string(),
@@ -1206,6 +1208,64 @@ mod tests {
                 "environment variable AIRLOCK_POSTGRES_LISTN: key `postgres.listn`: unknown field"
             ),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn the_store_key_is_hex_or_kept_in_a_file() {
+        let c = load("").unwrap();
+        assert_eq!(c.approval.store_key, None);
+        assert_eq!(
+            c.approval.store_key_file,
+            PathBuf::from("var/approval-store-key")
+        );
+        let c = load(&format!(
+            "[approval]\nstore_key = \"{}\"\n",
+            "ab".repeat(32)
+        ))
+        .unwrap();
+        assert_eq!(c.approval.store_key, Some([0xab; 32]));
+        let e = load("[approval]\nstore_key = \"abc\"\n").unwrap_err();
+        assert!(e.contains("approval.store_key"), "{e}");
+    }
+
+    /// The store's database is closed to agents wherever it may be on the
+    /// upstream server; only a provably different server keeps it open.
+    #[test]
+    fn the_store_database_is_reserved_on_its_own_server() {
+        let on = |url: &str, host: &str, port: u16| {
+            load(&format!("[approval]\nstore = \"{url}\"\n"))
+                .unwrap()
+                .approval
+                .store_database_on(host, port)
+        };
+        let store = "postgresql://postgres@127.0.0.1:5432/approvals";
+        assert_eq!(on(store, "127.0.0.1", 5432).as_deref(), Some("approvals"));
+        assert_eq!(on(store, "localhost", 5432).as_deref(), Some("approvals"));
+        assert_eq!(on(store, "::1", 5432).as_deref(), Some("approvals"));
+        assert_eq!(on(store, "db.internal", 5432).as_deref(), Some("approvals"));
+        assert_eq!(on(store, "10.0.0.7", 5432), None);
+        assert_eq!(on(store, "127.0.0.1", 5433), None);
+        // No port: PostgreSQL's; no database: the user's name.
+        assert_eq!(
+            on("postgresql://airlock@db.internal", "db.internal", 5432).as_deref(),
+            Some("airlock")
+        );
+        assert_eq!(
+            on(
+                "postgresql://airlock@DB.internal:5432/a",
+                "db.internal",
+                5432
+            )
+            .as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            load("")
+                .unwrap()
+                .approval
+                .store_database_on("127.0.0.1", 5432),
+            None
         );
     }
 
