@@ -184,7 +184,8 @@ mod tests {
     #[test]
     fn edited_rows_are_not_believed() {
         let row = Row::sealed(&request("r-1"), &key()).unwrap();
-        let edits: Vec<(&str, Box<dyn Fn(&mut Row)>)> = vec![
+        type Edit = Box<dyn Fn(&mut Row)>;
+        let edits: Vec<(&str, Edit)> = vec![
             ("state column", Box::new(|r| r.state = "approved".into())),
             (
                 "state in the body",
