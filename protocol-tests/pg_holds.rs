@@ -1150,6 +1150,12 @@ fn shared_store(label: &str) -> (TestDb, String) {
     (db, url)
 }
 
+/// `[approval]` lines for a shared store at `url`, with the seal key every
+/// gateway sharing it must hold.
+fn store_section(url: &str) -> String {
+    format!("store = \"{url}\"\nstore_key = \"{}\"\n", "5a".repeat(32))
+}
+
 fn pending_request(id: &str, group: &str, quorum: u32) -> airlock::approval::HoldRequest {
     let now = airlock::approval::now_ms();
     serde_json::from_value(serde_json::json!({
@@ -1165,14 +1171,21 @@ fn pending_request(id: &str, group: &str, quorum: u32) -> airlock::approval::Hol
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shared_store_applies_decisions_from_every_gateway_once() {
-    use airlock::approval::{store::Approvals, State};
+    use airlock::approval::{
+        store::{Approvals, StoreKey},
+        State,
+    };
     use airlock::config::StoreLocation;
     use airlock::identity::Role;
     let (_db, url) = shared_store("approvals_lib");
     let location = StoreLocation::Shared(url);
     let (a, b) = (
-        Approvals::open(&location).await.unwrap(),
-        Approvals::open(&location).await.unwrap(),
+        Approvals::open(&location, StoreKey::new([5; 32]))
+            .await
+            .unwrap(),
+        Approvals::open(&location, StoreKey::new([5; 32]))
+            .await
+            .unwrap(),
     );
     let dba = vec!["dba".to_string()];
 
@@ -1252,7 +1265,7 @@ async fn a_shared_store_applies_decisions_from_every_gateway_once() {
 fn a_statement_held_on_one_gateway_is_decided_through_another_gateways_inbox() {
     let db = TestDb::create("holds_shared");
     let (_store, url) = shared_store("approvals_shared");
-    let store = format!("store = \"{url}\"\n");
+    let store = store_section(&url);
     let a = configured(&store, true);
     let b = configured(&store, true);
     let (inbox_a, inbox_b) = (inbox(&a), inbox(&b));
@@ -1383,7 +1396,7 @@ fn a_gateway_whose_shared_store_is_unreachable_does_not_start() {
 fn losing_the_shared_store_refuses_what_needs_approval_and_nothing_else() {
     let db = TestDb::create("holds_store_lost");
     let (store, url) = shared_store("approvals_lost");
-    let gateway = configured(&format!("store = \"{url}\"\n"), false);
+    let gateway = configured(&store_section(&url), false);
     psql_direct(
         "test",
         &format!("DROP DATABASE {} WITH (FORCE)", store.name),
@@ -1409,4 +1422,137 @@ fn losing_the_shared_store_refuses_what_needs_approval_and_nothing_else() {
         .unwrap();
     assert!(read.status.success(), "{}", text(&read));
     assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), "42");
+}
+
+// ---- the shared store cannot be written by an agent ----------------------
+
+/// An agent that reaches the store's table approves its own statement by
+/// writing the row; the gateway must not believe the row, must say so in
+/// its log, and the statement must never reach the server.
+#[test]
+fn a_forged_approval_in_the_shared_store_releases_nothing() {
+    let db = TestDb::create("holds_forged");
+    let (store, url) = shared_store("approvals_forged");
+    let gateway = configured(&store_section(&url), false);
+    let inbox = inbox(&gateway);
+    let forgeries = [
+        // The state column only.
+        "UPDATE airlock_hold_requests SET state = 'approved' WHERE id = '{id}'",
+        // The column and the request body alike, votes and all.
+        "UPDATE airlock_hold_requests SET state = 'approved', body = replace(replace(body, '\"state\":\"pending\"', '\"state\":\"approved\"'), '\"votes\":[]', '\"votes\":[{\"approver\":\"dba1\",\"approve\":true,\"reason\":\"ok\",\"at_ms\":1}]') WHERE id = '{id}'",
+        // The seal dropped as well.
+        "UPDATE airlock_hold_requests SET state = 'approved', mac = NULL, body = replace(body, '\"state\":\"pending\"', '\"state\":\"approved\"') WHERE id = '{id}'",
+    ];
+    for (i, forgery) in forgeries.iter().enumerate() {
+        let table = format!("forged_{i}");
+        let held = psql_spawn(
+            &gateway,
+            AGENT,
+            AGENT_PASSWORD,
+            &db.name,
+            &format!("CREATE TABLE {table} (x int)"),
+        );
+        let id = pending(&inbox)["id"].as_str().unwrap().to_string();
+        psql_direct(&store.name, &forgery.replace("{id}", &id));
+        let out = held.wait_with_output().unwrap();
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(
+            !table_exists(&db.name, &table),
+            "forgery {i} released the statement"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !gateway.stderr().contains(&id) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = gateway.stderr();
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&id) && l.contains("stored hold request is ignored")),
+            "forgery {i} not logged: {log}"
+        );
+    }
+    // A forged row of its own, approved, for a statement in defer mode is
+    // not believed either: nothing lists it.
+    let (status, list) = http(
+        &inbox,
+        "GET",
+        "/api/requests?state=approved",
+        Some(&token("dba1")),
+        "",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+}
+
+/// Whatever an identity's `databases`, the store's database cannot be
+/// opened through the gateway.
+#[test]
+fn no_identity_logs_in_to_the_shared_stores_database() {
+    let (store, url) = shared_store("approvals_closed");
+    let extra = format!(
+        "{}\n[[identity]]\nname = \"wide\"\nrole = \"agent\"\npassword = \"wide-pw\"\ndatabases = [\"*\"]\n\n[[identity]]\nname = \"named\"\nrole = \"agent\"\npassword = \"named-pw\"\ndatabases = [\"{}\"]\n",
+        store_section(&url),
+        store.name
+    );
+    let gateway = configured(&extra, false);
+    for (user, password) in [
+        (AGENT, AGENT_PASSWORD),
+        ("wide", "wide-pw"),
+        ("named", "named-pw"),
+        ("dba1", "dba1-pw"),
+    ] {
+        for sql in [
+            "SELECT count(*) FROM airlock_hold_requests",
+            "UPDATE airlock_hold_requests SET state = 'approved'",
+        ] {
+            let out = psql_spawn(&gateway, user, password, &store.name, sql)
+                .wait_with_output()
+                .unwrap();
+            let said = text(&out);
+            assert!(!out.status.success(), "{user}: {said}");
+            assert!(said.contains("approval store"), "{user}: {said}");
+        }
+    }
+    // Other databases stay open.
+    let out = psql_spawn(&gateway, "wide", "wide-pw", "test", "SELECT 1")
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+// ---- what approvers see is what runs ---------------------------------------
+
+/// A value in a comment or a literal that masking replaces must not take
+/// the statements after it out of the approver's view (nor the audit log's).
+#[test]
+fn approvers_see_every_statement_of_a_held_query() {
+    let db = TestDb::create("holds_display");
+    let gateway = gateway();
+    let inbox = inbox(&gateway);
+    let key = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj";
+    let queries = [
+        format!("CREATE TABLE shown_a (c text /* -----BEGIN PRIVATE KEY----- {key} */); DROP TABLE shown_gone"),
+        format!("CREATE TABLE shown_b (c text DEFAULT '-----BEGIN PRIVATE KEY----- {key}'); DROP TABLE shown_gone"),
+        format!("CREATE TABLE shown_c (c text DEFAULT $k$ -----BEGIN PRIVATE KEY----- {key} $k$);DROP TABLE shown_gone"),
+        format!("CREATE TABLE shown_d (c text) -- -----BEGIN PRIVATE KEY----- {key}\n; DROP TABLE shown_gone"),
+    ];
+    for sql in &queries {
+        let held = psql_spawn(&gateway, AGENT, AGENT_PASSWORD, &db.name, sql);
+        let request = pending(&inbox);
+        let shown = request["sql"].as_str().unwrap_or_default().to_string();
+        let id = request["id"].as_str().unwrap_or_default().to_string();
+        let (status, body) = decide(&inbox, "dba1", &id, "deny", "shown whole");
+        assert_eq!(status, 200, "{body}");
+        let out = held.wait_with_output().unwrap();
+        assert!(!out.status.success());
+        assert!(shown.contains("DROP TABLE shown_gone"), "{shown}");
+        assert!(shown.contains("<PRIVATE_KEY>"), "{shown}");
+        assert!(!shown.contains(key), "{shown}");
+    }
+    let log = std::fs::read_dir(gateway.path("var/audit"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .collect::<String>();
+    assert!(!log.contains(key), "the audit log shows the key");
+    assert!(log.matches("DROP TABLE shown_gone").count() >= queries.len());
 }

@@ -1,6 +1,6 @@
 //! The `airlock` command line: `serve`, `config check`, `identity hash`.
 
-use crate::approval::store::Approvals;
+use crate::approval::store::{Approvals, StoreKey};
 use crate::audit::{self, Audit, AuditEvent};
 use crate::config::{env_overrides, Config, ConfigError, LogFormat, Override};
 use crate::gate::Gate;
@@ -773,7 +773,11 @@ async fn serve_with(config: Config) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut inbox_line = None;
     if config.approval.enabled {
-        let approvals = Approvals::open(&config.approval.store)
+        let store_key = match config.approval.store_key {
+            Some(k) => k,
+            None => state_key(&config.approval.store_key_file, "an approval store key")?,
+        };
+        let approvals = Approvals::open(&config.approval.store, StoreKey::new(store_key))
             .await
             .map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(config.inbox.listen)
@@ -817,6 +821,16 @@ async fn serve_with(config: Config) -> Result<(), String> {
     let gate = Arc::new(gate);
     record_policy(&gate, &config.policies);
     reload_policy_on_sighup(gate.clone(), config.policies.clone());
+    // Agents reaching the store's table could write their own approvals.
+    let reserved = config.approval.store_database_on(
+        &config.postgres.upstream.host,
+        config.postgres.upstream.port,
+    );
+    if let Some(db) = &reserved {
+        if *db == config.postgres.upstream.database {
+            tracing::warn!(database = %db, "the shared approval store is in the upstream's default database: agents that name no database will be refused; put the store in a database of its own");
+        }
+    }
     let shared = Arc::new(PgShared {
         login: LoginSettings {
             identities: identities.clone(),
@@ -836,6 +850,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
         max_connections: config.server.max_connections,
         default_database: config.postgres.upstream.database.clone(),
+        reserved_databases: reserved.into_iter().collect(),
     });
     let mysql = match config.mysql.enabled {
         true => Some(mysql_listener(&config, &identities, &gate, tls_acceptor).await?),

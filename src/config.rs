@@ -309,6 +309,60 @@ pub struct ApprovalConfig {
     /// Off: held statements are refused at once, as no one could approve them.
     pub enabled: bool,
     pub store: StoreLocation,
+    /// The key every stored request is sealed with (HMAC-SHA256): given
+    /// (hex, `store_key`), or kept in `store_key_file` (default
+    /// `<state_dir>/approval-store-key`, created on first start, mode
+    /// 0600). Every gateway sharing one store must hold the same key: a
+    /// row sealed under another is ignored.
+    pub store_key: Option<[u8; 32]>,
+    pub store_key_file: PathBuf,
+}
+
+impl ApprovalConfig {
+    /// The database of a shared store that may live on the server at
+    /// `host:port`: agents must never reach it there, whatever their
+    /// `databases`, or they could write their own approvals. "May" is
+    /// decided failing closed: same port, and hosts that are equal, both
+    /// loopback, or not both IP addresses (two names, or a name and an
+    /// address, may be one server).
+    pub fn store_database_on(&self, host: &str, port: u16) -> Option<String> {
+        let StoreLocation::Shared(url) = &self.store else {
+            return None;
+        };
+        let config: tokio_postgres::Config = url.parse().ok()?;
+        // libpq's defaults: the database is named after the user.
+        let database = config
+            .get_dbname()
+            .or(config.get_user())
+            .unwrap_or("postgres")
+            .to_string();
+        let ports = config.get_ports();
+        let hosts = config.get_hosts();
+        let loopback = |h: &str| {
+            h.eq_ignore_ascii_case("localhost")
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        };
+        let near = hosts.iter().enumerate().any(|(i, h)| {
+            let store_port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            let store_host = match h {
+                tokio_postgres::config::Host::Tcp(name) => {
+                    name.trim_matches(['[', ']']).to_string()
+                }
+                // A Unix socket is this host.
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(_) => "localhost".to_string(),
+            };
+            let host = host.trim_matches(['[', ']']);
+            let both_ips = store_host.parse::<std::net::IpAddr>().is_ok()
+                && host.parse::<std::net::IpAddr>().is_ok();
+            store_port == port
+                && (store_host.eq_ignore_ascii_case(host)
+                    || (loopback(&store_host) && loopback(host))
+                    || !both_ips)
+        });
+        (near || hosts.is_empty()).then_some(database)
+    }
 }
 
 /// Where hold requests are kept (`[approval] store`).
@@ -423,6 +477,8 @@ struct RawServer {
 struct RawApproval {
     enabled: Option<bool>,
     store: Option<String>,
+    store_key: Option<String>,
+    store_key_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -886,6 +942,22 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             }
             Some(path) => StoreLocation::Embedded(path.into()),
         },
+        store_key: raw
+            .approval
+            .store_key
+            .map(|hex| {
+                crate::hex::decode::<32>(hex.trim()).ok_or_else(|| {
+                    err(
+                        "approval.store_key",
+                        "must be 64 hex digits (32 bytes)".into(),
+                    )
+                })
+            })
+            .transpose()?,
+        store_key_file: raw
+            .approval
+            .store_key_file
+            .unwrap_or_else(|| state_dir.join("approval-store-key")),
     };
     let inbox_listen = raw.inbox.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
     let inbox_addr: SocketAddr = inbox_listen.parse().map_err(|_| {
@@ -1188,6 +1260,64 @@ mod tests {
                 "environment variable AIRLOCK_POSTGRES_LISTN: key `postgres.listn`: unknown field"
             ),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn the_store_key_is_hex_or_kept_in_a_file() {
+        let c = load("").unwrap();
+        assert_eq!(c.approval.store_key, None);
+        assert_eq!(
+            c.approval.store_key_file,
+            PathBuf::from("var/approval-store-key")
+        );
+        let c = load(&format!(
+            "[approval]\nstore_key = \"{}\"\n",
+            "ab".repeat(32)
+        ))
+        .unwrap();
+        assert_eq!(c.approval.store_key, Some([0xab; 32]));
+        let e = load("[approval]\nstore_key = \"abc\"\n").unwrap_err();
+        assert!(e.contains("approval.store_key"), "{e}");
+    }
+
+    /// The store's database is closed to agents wherever it may be on the
+    /// upstream server; only a provably different server keeps it open.
+    #[test]
+    fn the_store_database_is_reserved_on_its_own_server() {
+        let on = |url: &str, host: &str, port: u16| {
+            load(&format!("[approval]\nstore = \"{url}\"\n"))
+                .unwrap()
+                .approval
+                .store_database_on(host, port)
+        };
+        let store = "postgresql://postgres@127.0.0.1:5432/approvals";
+        assert_eq!(on(store, "127.0.0.1", 5432).as_deref(), Some("approvals"));
+        assert_eq!(on(store, "localhost", 5432).as_deref(), Some("approvals"));
+        assert_eq!(on(store, "::1", 5432).as_deref(), Some("approvals"));
+        assert_eq!(on(store, "db.internal", 5432).as_deref(), Some("approvals"));
+        assert_eq!(on(store, "10.0.0.7", 5432), None);
+        assert_eq!(on(store, "127.0.0.1", 5433), None);
+        // No port: PostgreSQL's; no database: the user's name.
+        assert_eq!(
+            on("postgresql://airlock@db.internal", "db.internal", 5432).as_deref(),
+            Some("airlock")
+        );
+        assert_eq!(
+            on(
+                "postgresql://airlock@DB.internal:5432/a",
+                "db.internal",
+                5432
+            )
+            .as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            load("")
+                .unwrap()
+                .approval
+                .store_database_on("127.0.0.1", 5432),
+            None
         );
     }
 

@@ -283,7 +283,10 @@ impl Gate {
             client: session.client_addr.to_string(),
             database: session.database.clone(),
             protocol: session.protocol.to_string(),
-            sql: self.masker().mask_sql_literals(&text),
+            // Structure stays visible: approvers see every keyword that runs.
+            sql: self
+                .masker()
+                .mask_statement(&text, dialect_of(session.protocol)),
             sql_hash: crate::hex::encode(blake3::hash(sql).as_bytes()),
             classes: checked
                 .classification
@@ -524,10 +527,7 @@ impl Gate {
         sql: &[u8],
         origin: Origin,
     ) -> Checked {
-        let dialect = match session.protocol {
-            Protocol::Postgres => Dialect::Postgres,
-            Protocol::Mysql => Dialect::Mysql,
-        };
+        let dialect = dialect_of(session.protocol);
         let classification = match std::str::from_utf8(sql) {
             Ok(text) => resolve_executes(self.cache.classify(text, dialect), statements),
             Err(_) => Arc::new(not_utf8(sql)),
@@ -558,7 +558,7 @@ impl Gate {
         // The log keeps the statement with its sensitive values masked.
         let logged = self
             .masker()
-            .mask_sql_literals(&String::from_utf8_lossy(sql));
+            .mask_statement(&String::from_utf8_lossy(sql), dialect);
         let objects: Vec<String> = classification
             .statements
             .iter()
@@ -714,6 +714,14 @@ fn resolve_executes(
         }
     }
     Arc::new(resolved)
+}
+
+/// The SQL dialect a session's statements are written in.
+pub fn dialect_of(protocol: Protocol) -> Dialect {
+    match protocol {
+        Protocol::Postgres => Dialect::Postgres,
+        Protocol::Mysql => Dialect::Mysql,
+    }
 }
 
 fn not_utf8(sql: &[u8]) -> Classification {

@@ -12,7 +12,10 @@
 //! other, never lost, whichever gateways they use.
 
 mod embedded;
+mod seal;
 mod shared;
+
+pub use seal::StoreKey;
 
 use std::path::Path;
 use std::time::Duration;
@@ -77,12 +80,15 @@ impl Approvals {
     /// Opens the store `location` names: the embedded file is created if
     /// missing; the shared database gets its table if missing, and this
     /// gateway starts listening for the changes other gateways make.
-    pub async fn open(location: &StoreLocation) -> Result<Approvals, StoreError> {
+    ///
+    /// Every row is sealed with `key` and a row whose seal does not verify
+    /// is ignored: every gateway sharing a store must hold the same key.
+    pub async fn open(location: &StoreLocation, key: StoreKey) -> Result<Approvals, StoreError> {
         match location {
-            StoreLocation::Embedded(path) => Self::open_embedded(path),
+            StoreLocation::Embedded(path) => Self::open_embedded(path, key),
             StoreLocation::Shared(url) => {
                 let (changes, created) = feeds();
-                let store = shared::Store::connect(url, changes.clone()).await?;
+                let store = shared::Store::connect(url, key, changes.clone()).await?;
                 Ok(Approvals {
                     backend: Backend::Shared(store),
                     changes,
@@ -93,10 +99,10 @@ impl Approvals {
     }
 
     /// Opens (or creates) the embedded store at `path`.
-    pub fn open_embedded(path: &Path) -> Result<Approvals, StoreError> {
+    pub fn open_embedded(path: &Path, key: StoreKey) -> Result<Approvals, StoreError> {
         let (changes, created) = feeds();
         Ok(Approvals {
-            backend: Backend::Embedded(embedded::Store::open(path)?),
+            backend: Backend::Embedded(embedded::Store::open(path, key)?),
             changes,
             created,
         })
@@ -347,7 +353,11 @@ mod tests {
     #[tokio::test]
     async fn decisions_wake_the_waiting_statement() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Approvals::open_embedded(&dir.path().join("approvals.sqlite3")).unwrap();
+        let store = Approvals::open_embedded(
+            &dir.path().join("approvals.sqlite3"),
+            StoreKey::new([1; 32]),
+        )
+        .unwrap();
         store.create(&pending("r-1", 1)).await.unwrap();
         let waiter = {
             let store = store.clone();
@@ -388,7 +398,8 @@ mod tests {
     #[tokio::test]
     async fn a_request_ended_as_withdrawn_cannot_be_approved() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Approvals::open_embedded(&dir.path().join("a.sqlite3")).unwrap();
+        let store = Approvals::open_embedded(&dir.path().join("a.sqlite3"), StoreKey::new([1; 32]))
+            .unwrap();
         store.create(&pending("r-2", 1)).await.unwrap();
         let ended = store
             .end("r-2", State::Withdrawn, "the client cancelled")

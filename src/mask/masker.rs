@@ -4,6 +4,8 @@
 use super::json::{self, Leaf};
 use super::kind::{Detectors, Finding, Kind};
 use super::scan::Scanner;
+use crate::sql::{lexer, Dialect};
+use std::ops::Range;
 
 /// How a detected value is replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -443,12 +445,129 @@ impl Masker {
         *hasher.finalize().as_bytes()
     }
 
-    /// `sql` with every detected value replaced by its label, for the audit
-    /// log and the approval inbox. The whole text is scanned — literals,
-    /// comments and identifiers alike — so nothing depends on the statement
-    /// parsing; string literals holding a JSON document are also scanned as
-    /// JSON, so that what only its key gives away (`"password": "…"`) is
-    /// masked in the statement as it would be in a result.
+    /// A statement as approvers and the audit log see it: every detected
+    /// value inside a literal, a comment or a number replaced by its label,
+    /// and everything else — each keyword, identifier, operator and `;` —
+    /// byte for byte as the server will read it.
+    ///
+    /// Each value range of [`lexer::value_spans`] is scanned on its own, so
+    /// no detector's match can run past the literal or comment it starts
+    /// in: a "private key" opened in a comment cannot swallow the `DROP`
+    /// that follows the comment. String literals holding a JSON document
+    /// are also scanned as JSON, so that what only its key gives away
+    /// (`"password": "…"`) is masked as it would be in a result. A value
+    /// split over several literals joined by `||` (or written side by side)
+    /// is found in their concatenation and masked piece by piece.
+    pub fn mask_statement(&self, sql: &str, dialect: Dialect) -> String {
+        let spans = lexer::value_spans(sql, dialect);
+        let mut edits: Vec<Range<usize>> = Vec::new();
+        let mut labels: Vec<Kind> = Vec::new();
+        let (mut findings, mut leaf) = (Vec::new(), Vec::new());
+        for span in &spans {
+            self.scan_with_json(
+                &sql.as_bytes()[span.clone()],
+                &mut findings,
+                &mut leaf,
+                true,
+            );
+            for f in findings.drain(..) {
+                // Snap to character boundaries inside the span (a local part
+                // may take in part of a multi-byte character).
+                let start = floor_char_boundary(sql, span.start + f.start).max(span.start);
+                let end = ceil_char_boundary(sql, span.start + f.end).min(span.end);
+                edits.push(start..end);
+                labels.push(f.kind);
+            }
+        }
+        self.joined_literal_values(sql, &spans, &mut edits, &mut labels);
+        if edits.is_empty() {
+            return sql.to_string();
+        }
+        let mut order: Vec<usize> = (0..edits.len()).collect();
+        order.sort_by_key(|&i| (edits[i].start, std::cmp::Reverse(edits[i].end)));
+        let mut out = String::with_capacity(sql.len());
+        let mut at = 0;
+        for i in order {
+            let edit = &edits[i];
+            if edit.end <= at {
+                continue;
+            }
+            let start = edit.start.max(at);
+            out.push_str(&sql[at..start]);
+            // A span already partly replaced keeps its one label.
+            if start == edit.start {
+                out.push_str(labels[i].label());
+            }
+            at = edit.end;
+        }
+        out.push_str(&sql[at..]);
+        out
+    }
+
+    /// Findings in the concatenation of string literals that sit side by
+    /// side or are joined by `||` (`'jane@exa' || 'mple.org'`), each cut
+    /// back to the pieces of the literals it covers.
+    fn joined_literal_values(
+        &self,
+        sql: &str,
+        spans: &[Range<usize>],
+        edits: &mut Vec<Range<usize>>,
+        labels: &mut Vec<Kind>,
+    ) {
+        let src = sql.as_bytes();
+        let is_string = |r: &Range<usize>| {
+            r.start > 0 && r.end < src.len() && matches!(src[r.start - 1], b'\'' | b'"')
+        };
+        // Only quotes, blanks and one `||` between two literals: the server
+        // reads them as one value.
+        let joined_by = |between: &str| {
+            between.matches("||").count() <= 1
+                && between
+                    .chars()
+                    .all(|c| matches!(c, '\'' | '"' | '|') || c.is_ascii_whitespace())
+        };
+        let mut i = 0;
+        while i < spans.len() {
+            let mut group = vec![i];
+            while let Some(next) = spans.get(group[group.len() - 1] + 1) {
+                let last = &spans[group[group.len() - 1]];
+                if !(is_string(last) && is_string(next) && joined_by(&sql[last.end..next.start])) {
+                    break;
+                }
+                group.push(group[group.len() - 1] + 1);
+            }
+            i = group[group.len() - 1] + 1;
+            if group.len() < 2 {
+                continue;
+            }
+            let mut joined = Vec::new();
+            let mut origin = Vec::new();
+            for &g in &group {
+                origin.push((joined.len(), spans[g].start));
+                joined.extend_from_slice(&src[spans[g].clone()]);
+            }
+            let mut findings = Vec::new();
+            self.scanner.scan(&joined, &mut findings);
+            for f in findings {
+                for (k, &(offset, source)) in origin.iter().enumerate() {
+                    let len = spans[group[k]].len();
+                    let (a, b) = (f.start.max(offset), f.end.min(offset + len));
+                    if a < b {
+                        let start = floor_char_boundary(sql, source + a - offset).max(source);
+                        let end = ceil_char_boundary(sql, source + b - offset).min(source + len);
+                        edits.push(start..end);
+                        labels.push(f.kind);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Free text that is not a statement — a server's error message, a
+    /// query plan — with every detected value replaced by its label. The
+    /// whole text is scanned, and JSON documents in it leaf by leaf.
+    /// Statements go through [`Masker::mask_statement`], which keeps their
+    /// structure visible.
     pub fn mask_sql_literals(&self, sql: &str) -> String {
         let mut findings = Vec::new();
         self.scan_with_json(sql.as_bytes(), &mut findings, &mut Vec::new(), true);

@@ -15,6 +15,8 @@
 //! lexes such queries both ways and reports [`LexError::Ambiguous`] when the
 //! two readings split the query differently.
 
+use std::ops::Range;
+
 use super::Dialect;
 
 /// What a token is. Comments and whitespace produce no tokens.
@@ -118,6 +120,11 @@ struct Lexer<'a> {
     code: String,
     /// Inside a MySQL executable comment: its `*/` ends it, not a statement.
     in_executable_comment: bool,
+    /// The source bytes inside each literal and comment, in order (see
+    /// [`value_spans`]).
+    values: Vec<Range<usize>>,
+    /// Where the construct that could not be finished begins.
+    failed_at: Option<usize>,
 }
 
 fn lex_with(
@@ -125,19 +132,92 @@ fn lex_with(
     dialect: Dialect,
     backslash_escapes: bool,
 ) -> Result<(Vec<LexedStatement>, bool), LexError> {
-    let mut lexer = Lexer {
-        src: sql.as_bytes(),
-        pos: 0,
-        dialect,
-        backslash_escapes,
-        saw_backslash: false,
-        statements: Vec::new(),
-        tokens: Vec::new(),
-        code: String::new(),
-        in_executable_comment: false,
-    };
+    let mut lexer = Lexer::new(sql, dialect, backslash_escapes);
     lexer.run()?;
     Ok((lexer.statements, lexer.saw_backslash))
+}
+
+/// The byte ranges of `sql` that hold values rather than structure, for
+/// masking a statement for display: the inside of every string literal
+/// (all forms, dollar-quoted bodies and MySQL `"…"` included), the text of
+/// every comment, and every number. Everything else — keywords,
+/// identifiers (quoted ones too: approvers must see which object is
+/// touched), operators, `;`, the code of MySQL `/*! … */` — is structure
+/// and must stay visible. Ranges are sorted, disjoint, and never include
+/// a delimiter, so a detector run on one range can never cross a token
+/// boundary.
+///
+/// Nothing here fails. Text the lexer cannot finish (an unterminated
+/// string, comment or dollar quote) is a value from its opener to the end
+/// as far as the lexer can tell; since the server may read it otherwise,
+/// that tail is cut at every character that could end a literal or a
+/// statement (`;`, quotes, `$`, `/*`, `*/`), so a value there is masked
+/// but no structure can hide behind one. When backslashes make the
+/// reading depend on a session setting, only what is a value under both
+/// readings counts as one.
+pub fn value_spans(sql: &str, dialect: Dialect) -> Vec<Range<usize>> {
+    let default_escapes = dialect == Dialect::Mysql;
+    let (spans, saw_backslash) = value_reading(sql, dialect, default_escapes);
+    if !saw_backslash {
+        return spans;
+    }
+    let (other, _) = value_reading(sql, dialect, !default_escapes);
+    intersect(&spans, &other)
+}
+
+fn value_reading(sql: &str, dialect: Dialect, escapes: bool) -> (Vec<Range<usize>>, bool) {
+    let mut lexer = Lexer::new(sql, dialect, escapes);
+    let finished = lexer.run().is_ok();
+    let mut spans = std::mem::take(&mut lexer.values);
+    if let (false, Some(from)) = (finished, lexer.failed_at) {
+        spans.retain(|r| r.end <= from);
+        spans.extend(unfinished_pieces(sql.as_bytes(), from));
+    }
+    spans.retain(|r| !r.is_empty());
+    (spans, lexer.saw_backslash)
+}
+
+/// The tail of `src` from `from`, split at every byte that could close a
+/// literal or comment or end a statement (those bytes left out).
+fn unfinished_pieces(src: &[u8], from: usize) -> Vec<Range<usize>> {
+    let mut pieces = Vec::new();
+    let mut start = from;
+    let mut i = from;
+    while i < src.len() {
+        let boundary = match src[i] {
+            b';' | b'\'' | b'"' | b'`' | b'$' => 1,
+            b'/' | b'*' if matches!(src.get(i + 1), Some(b'*' | b'/')) && src[i] != src[i + 1] => 2,
+            _ => 0,
+        };
+        if boundary > 0 {
+            pieces.push(start..i);
+            i += boundary;
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    pieces.push(start..src.len().max(start));
+    pieces
+}
+
+/// The ranges covered by both sorted, disjoint lists.
+fn intersect(a: &[Range<usize>], b: &[Range<usize>]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let start = a[i].start.max(b[j].start);
+        let end = a[i].end.min(b[j].end);
+        if start < end {
+            out.push(start..end);
+        }
+        if a[i].end < b[j].end {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
 }
 
 fn is_ident_start(b: u8) -> bool {
@@ -149,6 +229,22 @@ fn is_ident_char(b: u8) -> bool {
 }
 
 impl<'a> Lexer<'a> {
+    fn new(sql: &'a str, dialect: Dialect, backslash_escapes: bool) -> Lexer<'a> {
+        Lexer {
+            src: sql.as_bytes(),
+            pos: 0,
+            dialect,
+            backslash_escapes,
+            saw_backslash: false,
+            statements: Vec::new(),
+            tokens: Vec::new(),
+            code: String::new(),
+            in_executable_comment: false,
+            values: Vec::new(),
+            failed_at: None,
+        }
+    }
+
     fn peek(&self, ahead: usize) -> Option<u8> {
         self.src.get(self.pos + ahead).copied()
     }
@@ -195,6 +291,7 @@ impl<'a> Lexer<'a> {
     fn run(&mut self) -> Result<(), LexError> {
         while let Some(b) = self.peek(0) {
             let start = self.pos;
+            self.failed_at = Some(start);
             match b {
                 // Both servers also count vertical tab as whitespace.
                 b if b.is_ascii_whitespace() || b == 0x0b => {
@@ -206,8 +303,8 @@ impl<'a> Lexer<'a> {
                     self.pos += 1;
                     self.end_statement();
                 }
-                b'-' if self.peek(1) == Some(b'-') && self.dash_comment() => self.line_comment(),
-                b'#' if self.dialect == Dialect::Mysql => self.line_comment(),
+                b'-' if self.peek(1) == Some(b'-') && self.dash_comment() => self.line_comment(2),
+                b'#' if self.dialect == Dialect::Mysql => self.line_comment(1),
                 b'/' if self.peek(1) == Some(b'*') => self.block_comment()?,
                 b'*' if self.in_executable_comment && self.peek(1) == Some(b'/') => {
                     self.pos += 2;
@@ -233,6 +330,7 @@ impl<'a> Lexer<'a> {
                         self.pos += 1;
                     }
                     let text = self.text(start, self.pos);
+                    self.values.push(start..self.pos);
                     self.push(Kind::Number, text, start);
                 }
                 b if is_ident_start(b) => self.word(start)?,
@@ -245,6 +343,7 @@ impl<'a> Lexer<'a> {
                 }
             }
         }
+        self.failed_at = None;
         if self.in_executable_comment {
             return Err(LexError::UnterminatedComment);
         }
@@ -261,10 +360,13 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn line_comment(&mut self) {
+    /// A comment from its opener (`opener` bytes long) to the line's end.
+    fn line_comment(&mut self, opener: usize) {
+        let body = (self.pos + opener).min(self.src.len());
         while self.peek(0).is_some_and(|b| b != b'\n') {
             self.pos += 1;
         }
+        self.values.push(body..self.pos.max(body));
         self.separator();
     }
 
@@ -290,9 +392,11 @@ impl<'a> Lexer<'a> {
             }
             // Ordinary MySQL comments do not nest.
             self.pos += 2;
+            let body = self.pos;
             loop {
                 match (self.peek(0), self.peek(1)) {
                     (Some(b'*'), Some(b'/')) => {
+                        self.values.push(body..self.pos);
                         self.pos += 2;
                         break;
                     }
@@ -303,6 +407,7 @@ impl<'a> Lexer<'a> {
         } else {
             // PostgreSQL comments nest.
             self.pos += 2;
+            let body = self.pos;
             let mut depth = 1;
             while depth > 0 {
                 match (self.peek(0), self.peek(1)) {
@@ -318,6 +423,7 @@ impl<'a> Lexer<'a> {
                     (None, _) => return Err(LexError::UnterminatedComment),
                 }
             }
+            self.values.push(body..self.pos - 2);
         }
         self.separator();
         Ok(())
@@ -327,7 +433,9 @@ impl<'a> Lexer<'a> {
     /// escape a quote; with `escapes`, so does a backslash.
     fn string(&mut self, start: usize, escapes: bool) -> Result<(), LexError> {
         self.pos += 1;
+        let body = self.pos;
         let content = self.quoted_body(b'\'', escapes, LexError::UnterminatedString)?;
+        self.values.push(body..self.pos - 1);
         self.push(Kind::String, content, start);
         Ok(())
     }
@@ -378,8 +486,10 @@ impl<'a> Lexer<'a> {
     /// identifier; either way one token with the same boundaries).
     fn mysql_double_quoted(&mut self, start: usize) -> Result<(), LexError> {
         self.pos += 1;
+        let body = self.pos;
         let content =
             self.quoted_body(b'"', self.backslash_escapes, LexError::UnterminatedString)?;
+        self.values.push(body..self.pos - 1);
         self.push(Kind::String, content, start);
         Ok(())
     }
@@ -424,6 +534,7 @@ impl<'a> Lexer<'a> {
             return Err(LexError::UnterminatedDollar);
         };
         let content = self.text(body_start, body_start + offset);
+        self.values.push(body_start..body_start + offset);
         self.pos = body_start + offset + delimiter.len();
         self.push(Kind::String, content, start);
         Ok(())

@@ -12,16 +12,21 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::seal::{Row, StoreKey};
 use super::{StoreError, Write};
 use crate::approval::{HoldRequest, State};
+
+/// Every column of a row, in [`row`]'s order.
+const COLUMNS: &str = "id, state, created_ms, expires_ms, requester, database, sql_hash, body, mac";
 
 #[derive(Clone)]
 pub(super) struct Store {
     conn: Arc<Mutex<Connection>>,
+    key: StoreKey,
 }
 
 impl Store {
-    pub(super) fn open(path: &Path) -> Result<Store, StoreError> {
+    pub(super) fn open(path: &Path, key: StoreKey) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError(format!("cannot create `{}`: {e}", dir.display())))?;
@@ -46,8 +51,19 @@ impl Store {
              CREATE INDEX IF NOT EXISTS requests_statement
                  ON requests (requester, database, sql_hash, state);",
         )?;
+        // Files made before rows were sealed get the column; their
+        // unsealed rows are ignored.
+        let sealed: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('requests') WHERE name = 'mac'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !sealed {
+            conn.execute_batch("ALTER TABLE requests ADD COLUMN mac TEXT")?;
+        }
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
+            key,
         })
     }
 
@@ -65,21 +81,22 @@ impl Store {
     }
 
     pub(super) async fn insert(&self, request: &HoldRequest) -> Result<(), StoreError> {
-        let body = serde_json::to_string(request)?;
-        let r = request.clone();
+        let r = Row::sealed(request, &self.key)?;
         self.with(move |c| {
             c.execute(
-                "INSERT INTO requests (id, state, created_ms, expires_ms, requester, database, sql_hash, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                &format!(
+                    "INSERT INTO requests ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ),
                 params![
                     r.id,
-                    r.state.name(),
-                    r.created_ms as i64,
-                    r.expires_ms as i64,
+                    r.state,
+                    r.created_ms,
+                    r.expires_ms,
                     r.requester,
                     r.database,
                     r.sql_hash,
-                    body
+                    r.body,
+                    r.mac
                 ],
             )?;
             Ok(())
@@ -89,7 +106,8 @@ impl Store {
 
     pub(super) async fn get(&self, id: &str) -> Result<Option<HoldRequest>, StoreError> {
         let id = id.to_string();
-        self.with(move |c| read(c, &id)).await
+        let key = self.key.clone();
+        self.with(move |c| read(c, &id, &key)).await
     }
 
     pub(super) async fn list(
@@ -97,15 +115,14 @@ impl Store {
         state: Option<State>,
         limit: usize,
     ) -> Result<Vec<HoldRequest>, StoreError> {
+        let key = self.key.clone();
         self.with(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT body FROM requests WHERE (?1 IS NULL OR state = ?1)
-                 ORDER BY created_ms DESC, id DESC LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![state.map(State::name), limit as i64], |r| {
-                r.get::<_, String>(0)
-            })?;
-            rows.map(|body| Ok(serde_json::from_str(&body?)?)).collect()
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM requests WHERE (?1 IS NULL OR state = ?1)
+                 ORDER BY created_ms DESC, id DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![state.map(State::name), limit as i64], row)?;
+            believed(rows, &key)
         })
         .await
     }
@@ -123,15 +140,15 @@ impl Store {
             sql_hash.to_string(),
             state.name().to_string(),
         ];
+        let key = self.key.clone();
         self.with(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT body FROM requests
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM requests
                  WHERE requester = ?1 AND database = ?2 AND sql_hash = ?3 AND state = ?4
-                 ORDER BY created_ms DESC",
-            )?;
-            let rows =
-                stmt.query_map(rusqlite::params_from_iter(keys), |r| r.get::<_, String>(0))?;
-            rows.map(|body| Ok(serde_json::from_str(&body?)?)).collect()
+                 ORDER BY created_ms DESC"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(keys), row)?;
+            believed(rows, &key)
         })
         .await
     }
@@ -142,17 +159,18 @@ impl Store {
         change: impl FnOnce(&mut HoldRequest) -> (Write, T) + Send + 'static,
     ) -> Result<Option<(HoldRequest, T)>, StoreError> {
         let id = id.to_string();
+        let key = self.key.clone();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let Some(mut request) = read(&tx, &id)? else {
+            let Some(mut request) = read(&tx, &id, &key)? else {
                 return Ok(None);
             };
             let (write, answer) = change(&mut request);
             if let Write::Store = write {
-                let body = serde_json::to_string(&request)?;
+                let r = Row::sealed(&request, &key)?;
                 tx.execute(
-                    "UPDATE requests SET state = ?2, body = ?3 WHERE id = ?1",
-                    params![request.id, request.state.name(), body],
+                    "UPDATE requests SET state = ?2, body = ?3, mac = ?4 WHERE id = ?1",
+                    params![r.id, r.state, r.body, r.mac],
                 )?;
                 tx.commit()?;
             }
@@ -162,11 +180,41 @@ impl Store {
     }
 }
 
-fn read(c: &Connection, id: &str) -> Result<Option<HoldRequest>, StoreError> {
-    let body: Option<String> = c
-        .query_row("SELECT body FROM requests WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+/// Request `id`, if it exists and its seal verifies.
+fn read(c: &Connection, id: &str, key: &StoreKey) -> Result<Option<HoldRequest>, StoreError> {
+    let found = c
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM requests WHERE id = ?1"),
+            [id],
+            row,
+        )
         .optional()?;
-    Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+    Ok(found.and_then(|r| r.believed(key, "embedded")))
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        id: r.get(0)?,
+        state: r.get(1)?,
+        created_ms: r.get(2)?,
+        expires_ms: r.get(3)?,
+        requester: r.get(4)?,
+        database: r.get(5)?,
+        sql_hash: r.get(6)?,
+        body: r.get(7)?,
+        mac: r.get(8)?,
+    })
+}
+
+/// The requests of `rows` whose seals verify; the others are logged and
+/// left out.
+fn believed(
+    rows: impl Iterator<Item = rusqlite::Result<Row>>,
+    key: &StoreKey,
+) -> Result<Vec<HoldRequest>, StoreError> {
+    let mut out = Vec::new();
+    for r in rows {
+        out.extend(r?.believed(key, "embedded"));
+    }
+    Ok(out)
 }

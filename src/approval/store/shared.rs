@@ -20,11 +20,15 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use super::seal::{Row, StoreKey};
 use super::{StoreError, Write};
 use crate::approval::{HoldRequest, State};
 
 /// The channel every gateway LISTENs on (and the table's name).
 const CHANNEL: &str = "airlock_hold_requests";
+
+/// Every column of a row, in [`row`]'s order.
+const COLUMNS: &str = "id, state, created_ms, expires_ms, requester, database, sql_hash, body, mac";
 
 /// Connections for Airlock's own queries: decisions are short, and a
 /// waiting statement reads its request once a second at most.
@@ -33,6 +37,7 @@ const POOL_SIZE: usize = 8;
 #[derive(Clone)]
 pub(super) struct Store {
     pool: Pool,
+    key: StoreKey,
 }
 
 impl Store {
@@ -40,6 +45,7 @@ impl Store {
     /// that forwards other gateways' changes into `changes`.
     pub(super) async fn connect(
         url: &str,
+        key: StoreKey,
         changes: broadcast::Sender<String>,
     ) -> Result<Store, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url)
@@ -64,7 +70,7 @@ impl Store {
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(|e| StoreError(e.to_string()))?;
-        let store = Store { pool };
+        let store = Store { pool, key };
         store.create_table().await?;
         // The first LISTEN happens before `connect` returns, so no change
         // made after this gateway starts can be missed.
@@ -97,6 +103,9 @@ impl Store {
                  sql_hash text NOT NULL,
                  body text NOT NULL
              );
+             -- Tables made before rows were sealed get the column; their
+             -- unsealed rows are ignored.
+             ALTER TABLE airlock_hold_requests ADD COLUMN IF NOT EXISTS mac text;
              CREATE INDEX IF NOT EXISTS airlock_hold_requests_state
                  ON airlock_hold_requests (state, created_ms);
              CREATE INDEX IF NOT EXISTS airlock_hold_requests_statement
@@ -108,22 +117,21 @@ impl Store {
     }
 
     pub(super) async fn insert(&self, request: &HoldRequest) -> Result<(), StoreError> {
-        let body = serde_json::to_string(request)?;
+        let row = Row::sealed(request, &self.key)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.execute(
-            "INSERT INTO airlock_hold_requests
-                 (id, state, created_ms, expires_ms, requester, database, sql_hash, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &format!("INSERT INTO airlock_hold_requests ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
             &[
-                &request.id,
-                &request.state.name(),
-                &(request.created_ms as i64),
-                &(request.expires_ms as i64),
-                &request.requester,
-                &request.database,
-                &request.sql_hash,
-                &body,
+                &row.id,
+                &row.state,
+                &row.created_ms,
+                &row.expires_ms,
+                &row.requester,
+                &row.database,
+                &row.sql_hash,
+                &row.body,
+                &row.mac,
             ],
         )
         .await?;
@@ -137,13 +145,11 @@ impl Store {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT body FROM airlock_hold_requests WHERE id = $1",
+                &format!("SELECT {COLUMNS} FROM airlock_hold_requests WHERE id = $1"),
                 &[&id],
             )
             .await?;
-        Ok(row
-            .map(|r| serde_json::from_str(r.get::<_, &str>(0)))
-            .transpose()?)
+        Ok(row.and_then(|r| self.believed(&r)))
     }
 
     pub(super) async fn list(
@@ -154,15 +160,15 @@ impl Store {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT body FROM airlock_hold_requests
-                 WHERE ($1::text IS NULL OR state = $1)
-                 ORDER BY created_ms DESC, id DESC LIMIT $2",
+                &format!(
+                    "SELECT {COLUMNS} FROM airlock_hold_requests
+                     WHERE ($1::text IS NULL OR state = $1)
+                     ORDER BY created_ms DESC, id DESC LIMIT $2"
+                ),
                 &[&state.map(State::name), &(limit as i64)],
             )
             .await?;
-        rows.iter()
-            .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
-            .collect()
+        Ok(rows.iter().filter_map(|r| self.believed(r)).collect())
     }
 
     pub(super) async fn matching(
@@ -175,15 +181,15 @@ impl Store {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT body FROM airlock_hold_requests
-                 WHERE requester = $1 AND database = $2 AND sql_hash = $3 AND state = $4
-                 ORDER BY created_ms DESC",
+                &format!(
+                    "SELECT {COLUMNS} FROM airlock_hold_requests
+                     WHERE requester = $1 AND database = $2 AND sql_hash = $3 AND state = $4
+                     ORDER BY created_ms DESC"
+                ),
                 &[&requester, &database, &sql_hash, &state.name()],
             )
             .await?;
-        rows.iter()
-            .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
-            .collect()
+        Ok(rows.iter().filter_map(|r| self.believed(r)).collect())
     }
 
     pub(super) async fn update<T>(
@@ -195,20 +201,23 @@ impl Store {
         let tx = client.transaction().await?;
         let Some(row) = tx
             .query_opt(
-                "SELECT body FROM airlock_hold_requests WHERE id = $1 FOR UPDATE",
+                &format!("SELECT {COLUMNS} FROM airlock_hold_requests WHERE id = $1 FOR UPDATE"),
                 &[&id],
             )
             .await?
         else {
             return Ok(None);
         };
-        let mut request: HoldRequest = serde_json::from_str(row.get::<_, &str>(0))?;
+        // A row that is not believed is not decided on either.
+        let Some(mut request) = self.believed(&row) else {
+            return Ok(None);
+        };
         let (write, answer) = change(&mut request);
         if let Write::Store = write {
-            let body = serde_json::to_string(&request)?;
+            let row = Row::sealed(&request, &self.key)?;
             tx.execute(
-                "UPDATE airlock_hold_requests SET state = $2, body = $3 WHERE id = $1",
-                &[&request.id, &request.state.name(), &body],
+                "UPDATE airlock_hold_requests SET state = $2, body = $3, mac = $4 WHERE id = $1",
+                &[&row.id, &row.state, &row.body, &row.mac],
             )
             .await?;
             tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &request.id])
@@ -217,6 +226,35 @@ impl Store {
         }
         Ok(Some((request, answer)))
     }
+}
+
+impl Store {
+    /// The request a fetched row holds, if its seal verifies (see
+    /// [`super::seal`]); a row that does not is logged and ignored.
+    fn believed(&self, r: &tokio_postgres::Row) -> Option<HoldRequest> {
+        let row = match row(r) {
+            Ok(row) => row,
+            Err(e) => {
+                tracing::error!(error = %e, "a row of the shared approval store is unreadable: ignored");
+                return None;
+            }
+        };
+        row.believed(&self.key, "shared")
+    }
+}
+
+fn row(r: &tokio_postgres::Row) -> Result<Row, tokio_postgres::Error> {
+    Ok(Row {
+        id: r.try_get(0)?,
+        state: r.try_get(1)?,
+        created_ms: r.try_get(2)?,
+        expires_ms: r.try_get(3)?,
+        requester: r.try_get(4)?,
+        database: r.try_get(5)?,
+        sql_hash: r.try_get(6)?,
+        body: r.try_get(7)?,
+        mac: r.try_get(8)?,
+    })
 }
 
 /// A connection that has run LISTEN, and the stream of its notifications.

@@ -179,3 +179,230 @@ fn json_in_sql_literals_is_masked_as_json() {
     );
     assert!(!m.mask_sql_literals(&odd).is_empty());
 }
+
+const KEY_BODY: &str = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj";
+const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+
+/// The structure of `sql` as the server reads it: every token but string
+/// literals and numbers (the values masking may change), with each label
+/// that replaced a number (`<CARD>`, three tokens) left out.
+fn structure(sql: &str, dialect: Dialect) -> Option<Vec<String>> {
+    let statements = lexer::lex(sql, dialect).ok()?;
+    let mut out = Vec::new();
+    for s in statements {
+        let tokens: Vec<_> = s
+            .tokens
+            .into_iter()
+            .filter(|t| !matches!(t.kind, lexer::Kind::String | lexer::Kind::Number))
+            .collect();
+        let mut i = 0;
+        while i < tokens.len() {
+            let label = tokens.get(i + 1).map(|t| format!("<{}>", t.text));
+            if tokens[i].is_punct('<')
+                && tokens.get(i + 2).is_some_and(|t| t.is_punct('>'))
+                && Kind::ALL
+                    .iter()
+                    .any(|k| Some(k.label()) == label.as_deref())
+            {
+                i += 3;
+                continue;
+            }
+            out.push(format!("{:?}:{}", tokens[i].kind, tokens[i].text));
+            i += 1;
+        }
+        out.push(";".into());
+    }
+    Some(out)
+}
+
+/// Texts an agent could send to hide part of a statement from approvers
+/// behind a value that masking replaces, with what must stay visible.
+fn attacks() -> Vec<(Dialect, String, Vec<&'static str>)> {
+    use Dialect::{Mysql, Postgres};
+    let pem = format!("-----BEGIN PRIVATE KEY----- {KEY_BODY}");
+    let closed_pem = format!("{pem} -----END PRIVATE KEY-----");
+    vec![
+        // The example: an unterminated key in a closed comment.
+        (
+            Postgres,
+            format!("ALTER TABLE t ADD COLUMN c text /* {pem} */; DROP TABLE t"),
+            vec!["ALTER TABLE t ADD COLUMN c text", "*/; DROP TABLE t"],
+        ),
+        (
+            Mysql,
+            format!("ALTER TABLE t ADD COLUMN c text /* {pem} */; DROP TABLE t"),
+            vec!["*/; DROP TABLE t"],
+        ),
+        // In a line comment, the next line is code.
+        (
+            Postgres,
+            format!("SELECT 1 -- {pem}\n; DROP TABLE t"),
+            vec!["SELECT 1 --", "\n; DROP TABLE t"],
+        ),
+        (
+            Mysql,
+            format!("SELECT 1 # {pem}\nDROP TABLE t"),
+            vec!["\nDROP TABLE t"],
+        ),
+        // In closed strings of every form.
+        (
+            Postgres,
+            format!("INSERT INTO k VALUES ('{pem}'); DROP TABLE k"),
+            vec!["INSERT INTO k VALUES ('", "'); DROP TABLE k"],
+        ),
+        (
+            Postgres,
+            format!("INSERT INTO k VALUES (E'\\'{pem}'); DROP TABLE k"),
+            vec!["'); DROP TABLE k"],
+        ),
+        (
+            Postgres,
+            format!("SELECT $k$ {pem} $k$; DROP TABLE t; SELECT $$ {closed_pem} $$"),
+            vec!["$k$; DROP TABLE t; SELECT $$", "$$"],
+        ),
+        (
+            Mysql,
+            format!("SELECT \"{pem}\"; DROP TABLE t"),
+            vec!["\"; DROP TABLE t"],
+        ),
+        (
+            Mysql,
+            format!("SELECT '{pem}' /*!50000 ; DROP TABLE t */"),
+            vec!["' /*!50000 ; DROP TABLE t */"],
+        ),
+        // A comment inside a comment: PostgreSQL nests them, MySQL does not.
+        (
+            Mysql,
+            format!("SELECT 1 /* /* {pem} */ DROP TABLE t"),
+            vec!["*/ DROP TABLE t"],
+        ),
+        // Tokens against keywords without spaces.
+        (
+            Postgres,
+            format!("SELECT'{JWT}'FROM t;DROP TABLE t"),
+            vec!["SELECT'", "'FROM t;DROP TABLE t"],
+        ),
+        (
+            Mysql,
+            "SELECT'AKIAQWERTYUIOPASDFGH'FROM t;DROP TABLE t".into(),
+            vec!["'FROM t;DROP TABLE t"],
+        ),
+        // A value split over literals.
+        (
+            Postgres,
+            "SELECT 'jane.doe@exa' || 'mple.org' FROM t; DELETE FROM t".into(),
+            vec!["' || '", "' FROM t; DELETE FROM t"],
+        ),
+        (
+            Mysql,
+            "SELECT '4111 1111' ' 1111 1111', 4111111111111111; TRUNCATE t".into(),
+            vec!["' '", "; TRUNCATE t"],
+        ),
+        // Several statements, values in comments between them.
+        (
+            Postgres,
+            "-- mail jane@example.org\nDELETE FROM t; /* a.b@example.com */ TRUNCATE u".into(),
+            vec!["\nDELETE FROM t; /*", "*/ TRUNCATE u"],
+        ),
+    ]
+}
+
+#[test]
+fn statement_structure_survives_masking() {
+    let m = masker(Strategy::Redact);
+    for (dialect, sql, visible) in attacks() {
+        let masked = m.mask_statement(&sql, dialect);
+        assert_ne!(masked, sql, "nothing masked in {sql:?}");
+        for needle in visible {
+            assert!(masked.contains(needle), "{needle:?} hidden in {masked:?}");
+        }
+        for secret in [KEY_BODY, "jane", "4111", "AKIA", "eyJ"] {
+            assert!(!masked.contains(secret), "{secret} shown in {masked:?}");
+        }
+        let before = structure(&sql, dialect).expect("the attack lexes");
+        assert_eq!(
+            structure(&masked, dialect),
+            Some(before),
+            "{sql:?} became {masked:?}"
+        );
+    }
+}
+
+/// Text the lexer cannot finish: values are masked, and everything that
+/// could be code under another reading stays.
+#[test]
+fn unfinished_statements_keep_every_possible_keyword() {
+    let m = masker(Strategy::Redact);
+    let pem = format!("-----BEGIN PRIVATE KEY----- {KEY_BODY}");
+    for (dialect, sql, visible) in [
+        // PostgreSQL nests comments: this one never ends.
+        (
+            Dialect::Postgres,
+            format!("SELECT 1 /* /* {pem} */ DROP TABLE t"),
+            "*/ DROP TABLE t",
+        ),
+        (
+            Dialect::Postgres,
+            format!("SELECT 1; DROP TABLE t /* {pem}"),
+            "SELECT 1; DROP TABLE t /*",
+        ),
+        (
+            Dialect::Postgres,
+            format!("SELECT '{pem}; DROP TABLE t"),
+            "; DROP TABLE t",
+        ),
+        (
+            Dialect::Postgres,
+            format!("SELECT $q$ {pem} $; DROP TABLE t"),
+            "$; DROP TABLE t",
+        ),
+        (
+            Dialect::Mysql,
+            format!("SELECT \"{pem}'; DROP TABLE t"),
+            "'; DROP TABLE t",
+        ),
+        // Backslashes: one reading ends the string early, the other does
+        // not; what is code in either stays.
+        (
+            Dialect::Postgres,
+            format!("SELECT 'a\\'; DROP TABLE t; -- {pem} '"),
+            "'a\\'; DROP TABLE t; --",
+        ),
+        (
+            Dialect::Mysql,
+            format!("SELECT 'a\\'; DROP TABLE t; -- {pem} '"),
+            "'a\\'; DROP TABLE t; --",
+        ),
+    ] {
+        let masked = m.mask_statement(&sql, dialect);
+        assert!(masked.contains(visible), "{visible:?} hidden in {masked:?}");
+        assert!(!masked.contains(KEY_BODY), "key shown in {masked:?}");
+    }
+}
+
+#[test]
+fn statement_values_are_masked_inside_their_literals() {
+    let m = masker(Strategy::Redact);
+    let sql = r#"INSERT INTO cfg VALUES ('{"db": {"password": "hunter2-Blue"}}', 'it''s jane@example.org', x'00') -- ip 10.1.2.3"#;
+    assert_eq!(
+        m.mask_statement(sql, Dialect::Postgres),
+        r#"INSERT INTO cfg VALUES ('{"db": {"password": "<SECRET>"}}', 'it''s <EMAIL>', x'00') -- ip <IPV4>"#
+    );
+    // Identifiers stay: approvers must see which object is touched.
+    assert_eq!(
+        m.mask_statement(
+            "SELECT \"jane@example.org\" FROM `a@example.org`",
+            Dialect::Postgres
+        ),
+        "SELECT \"jane@example.org\" FROM `a@example.org`"
+    );
+    assert_eq!(
+        m.mask_statement("SELECT * FROM `a@example.org`", Dialect::Mysql),
+        "SELECT * FROM `a@example.org`"
+    );
+    assert_eq!(
+        m.mask_statement("SELECT 'é jane@example.org'", Dialect::Mysql),
+        "SELECT 'é <EMAIL>'"
+    );
+    assert_eq!(m.mask_statement("SELECT 1", Dialect::Postgres), "SELECT 1");
+}

@@ -517,7 +517,10 @@ impl Relay {
         let text = std::str::from_utf8(sql).ok()?;
         let classification = crate::sql::classify(text, crate::sql::Dialect::Mysql);
         let kill = kill_statement(&classification).filter(|k| k.query_only)?;
-        let logged = self.gate.masker().mask_sql_literals(text);
+        let logged = self
+            .gate
+            .masker()
+            .mask_statement(text, crate::sql::Dialect::Mysql);
         self.gate.audit().record(AuditEvent::Statement {
             session: &self.session.id,
             sql: &logged,

@@ -46,6 +46,9 @@ pub struct PgShared {
     pub max_connections: usize,
     /// The database used when a client names none.
     pub default_database: String,
+    /// Databases no agent may open whatever its `databases` say: the
+    /// shared approval store's, when it may be on the upstream server.
+    pub reserved_databases: Vec<String>,
 }
 
 pub struct PgListener {
@@ -186,6 +189,20 @@ async fn log_in(
     }
 
     let database = database.unwrap_or_else(|| shared.default_database.clone());
+    // Whatever the identity: Airlock reaches its store directly, never
+    // through its own listener, so no session needs it.
+    if shared.reserved_databases.contains(&database) {
+        tracing::warn!(identity = %identity.name, database = %database, "login to the approval store's database refused");
+        let error = StartupError {
+            code: "42501",
+            message: format!(
+                "database \"{database}\" holds Airlock's approval store; no session through Airlock may use it"
+            ),
+            auth_failure: false,
+        };
+        frontend::refuse(&mut stream, &error).await;
+        return None;
+    }
     if !identity.may_use_database(&database) {
         let error = StartupError {
             code: "42501",
