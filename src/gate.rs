@@ -92,6 +92,9 @@ pub struct Checked {
     pub decision: Decision,
     /// Why the statement cannot be recorded (and so must not run), if so.
     pub audit_failure: Option<String>,
+    /// Why Airlock refuses the statement whatever the policy says (it
+    /// would switch to a client encoding Airlock cannot read), if so.
+    pub unsupported: Option<String>,
 }
 
 /// Why a query is not run, as the agent is told.
@@ -116,6 +119,12 @@ impl Checked {
                 message: format!(
                     "Airlock cannot record statements right now, so it runs none: {why}"
                 ),
+            });
+        }
+        if let Some(why) = &self.unsupported {
+            return Some(Refusal {
+                code: "0A000",
+                message: why.clone(),
             });
         }
         let policy = |message: String| {
@@ -510,12 +519,23 @@ impl Gate {
             Err(_) => Arc::new(not_utf8(sql)),
         };
         let policy = self.policy();
-        let decision = policy.evaluate(&Request {
-            identity: &session.identity,
-            role: session.role,
-            database: &session.database,
-            classification: &classification,
-        });
+        // Not the policy's to allow: see sql::encoding.
+        let unsupported = crate::sql::encoding::encoding_change(sql, dialect);
+        let decision = match &unsupported {
+            Some(why) => Decision {
+                action: Action::Deny { reason: why.clone() },
+                rule: "airlock:client-encoding".into(),
+                statement: None,
+                class: None,
+                trace: Vec::new(),
+            },
+            None => policy.evaluate(&Request {
+                identity: &session.identity,
+                role: session.role,
+                database: &session.database,
+                classification: &classification,
+            }),
+        };
         // Nothing runs unrecorded: while the log cannot be written, the
         // statement is refused before it is even classified as allowed.
         if let Some(why) = self.audit.failure() {
@@ -524,6 +544,7 @@ impl Gate {
                 classification,
                 decision,
                 audit_failure: Some(why),
+                unsupported,
             };
         }
         // The log keeps the statement with its sensitive values masked.
@@ -584,6 +605,7 @@ impl Gate {
             classification,
             decision,
             audit_failure,
+            unsupported,
         }
     }
 
