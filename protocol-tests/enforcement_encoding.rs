@@ -13,12 +13,20 @@
 mod support;
 
 use airlock::config::UpstreamUrl;
-use airlock::proxy::mysql::handshake::{CLIENT_MULTI_RESULTS, CLIENT_MULTI_STATEMENTS, DEFAULT_CLIENT};
-use airlock::proxy::mysql::upstream::{self as my_upstream, Upstream, UpstreamError as MyError, UpstreamSettings as MySettings};
-use airlock::proxy::pg::upstream::{Pool, PoolKey, UpstreamError as PgError, UpstreamSettings as PgSettings};
+use airlock::proxy::mysql::handshake::{
+    CLIENT_MULTI_RESULTS, CLIENT_MULTI_STATEMENTS, DEFAULT_CLIENT,
+};
+use airlock::proxy::mysql::upstream::{
+    self as my_upstream, Upstream, UpstreamError as MyError, UpstreamSettings as MySettings,
+};
+use airlock::proxy::pg::upstream::{
+    Pool, PoolKey, UpstreamError as PgError, UpstreamSettings as PgSettings,
+};
 use std::sync::Arc;
 use std::time::Duration;
-use support::gateway::{default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD};
+use support::gateway::{
+    default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
+};
 use support::mysql::{mariadb_direct, marker, GeneralLog, MyDb};
 use support::wire::{server_error, Frontend, Wire};
 
@@ -44,12 +52,19 @@ fn default_gateway() -> Gateway {
     })
 }
 
-async fn login(gateway: &Gateway, database: &str, params: &[(&str, &str)]) -> std::io::Result<Wire> {
+async fn login(
+    gateway: &Gateway,
+    database: &str,
+    params: &[(&str, &str)],
+) -> std::io::Result<Wire> {
     Wire::connect(&gateway.addr, AGENT, AGENT_PASSWORD, database, params).await
 }
 
 fn pg_table_exists(db: &str, table: &str) -> bool {
-    psql_direct(db, &format!("SELECT count(*) FROM pg_class WHERE relname = '{table}'")) == "1"
+    psql_direct(
+        db,
+        &format!("SELECT count(*) FROM pg_class WHERE relname = '{table}'"),
+    ) == "1"
 }
 
 fn server_log() -> String {
@@ -73,7 +88,10 @@ fn log_contains(path: &str, marker: &str) -> bool {
 /// A database whose every statement the server logs.
 fn logged_db(label: &str) -> TestDb {
     let db = TestDb::create(label);
-    psql_direct("test", &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name));
+    psql_direct(
+        "test",
+        &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name),
+    );
     db
 }
 
@@ -95,14 +113,23 @@ async fn pg_payloads_hide_a_statement_from_a_utf8_reader_but_not_through_airlock
     // Without Airlock: in the payload's encoding, the hidden statement runs.
     for (i, (encoding, payload)) in PG_PAYLOADS.iter().enumerate() {
         let table = format!("direct_{i}");
-        let mut direct = Wire::connect("127.0.0.1:5432", "postgres", "", &db.name, &[("client_encoding", encoding)])
-            .await
-            .expect("direct login");
+        let mut direct = Wire::connect(
+            "127.0.0.1:5432",
+            "postgres",
+            "",
+            &db.name,
+            &[("client_encoding", encoding)],
+        )
+        .await
+        .expect("direct login");
         direct
             .simple_query(&payload.replace("{t}", &table))
             .await
             .expect("direct query");
-        assert!(pg_table_exists(&db.name, &table), "{encoding}: the payload does not work; the test proves nothing");
+        assert!(
+            pg_table_exists(&db.name, &table),
+            "{encoding}: the payload does not work; the test proves nothing"
+        );
     }
     // Through Airlock in UTF8 (the only way in): one string, nothing created.
     let gateway = default_gateway();
@@ -111,7 +138,10 @@ async fn pg_payloads_hide_a_statement_from_a_utf8_reader_but_not_through_airlock
         let table = format!("through_{i}");
         let error = pg_error(&mut wire, &payload.replace("{t}", &table)).await;
         assert_eq!(error, None, "{encoding}: a plain SELECT of a string");
-        assert!(!pg_table_exists(&db.name, &table), "{encoding}: the hidden statement ran");
+        assert!(
+            !pg_table_exists(&db.name, &table),
+            "{encoding}: the hidden statement ran"
+        );
     }
 }
 
@@ -120,8 +150,19 @@ async fn pg_startup_client_encodings_airlock_cannot_read_are_refused() {
     let db = TestDb::create("encstart");
     let gateway = default_gateway();
     for encoding in [
-        "SJIS", "Shift_JIS", "WIN932", "shift_jis_2004", "GBK", "CP936", "WIN936", "BIG5", "win950", "GB18030", "UHC",
-        "Windows-949", "JOHAB",
+        "SJIS",
+        "Shift_JIS",
+        "WIN932",
+        "shift_jis_2004",
+        "GBK",
+        "CP936",
+        "WIN936",
+        "BIG5",
+        "win950",
+        "GB18030",
+        "UHC",
+        "Windows-949",
+        "JOHAB",
     ] {
         let refused = login(&gateway, &db.name, &[("client_encoding", encoding)]).await;
         let error = refused.err().expect("refused");
@@ -130,7 +171,9 @@ async fn pg_startup_client_encodings_airlock_cannot_read_are_refused() {
         assert!(error.message().contains("UTF8"), "{error}");
     }
     for encoding in ["UTF8", "utf-8", "LATIN1", "EUC_JP", "SQL_ASCII"] {
-        let mut wire = login(&gateway, &db.name, &[("client_encoding", encoding)]).await.expect(encoding);
+        let mut wire = login(&gateway, &db.name, &[("client_encoding", encoding)])
+            .await
+            .expect(encoding);
         assert_eq!(pg_error(&mut wire, "SELECT 1").await, None, "{encoding}");
     }
 }
@@ -171,7 +214,11 @@ async fn pg_every_way_to_switch_is_refused_before_the_server_sees_it() {
     }
     // Extended protocol: refused at Parse.
     wire.send_all(&[
-        Frontend::parse("", &format!("SELECT set_config('client_encoding', $1, false) /* {m}q */"), &[]),
+        Frontend::parse(
+            "",
+            &format!("SELECT set_config('client_encoding', $1, false) /* {m}q */"),
+            &[],
+        ),
         Frontend::Sync,
     ])
     .await
@@ -180,13 +227,25 @@ async fn pg_every_way_to_switch_is_refused_before_the_server_sees_it() {
     let codes: Vec<_> = replies.iter().filter_map(|r| r.sqlstate()).collect();
     assert_eq!(codes, vec!["0A000".to_string()]);
     // A safe switch still works.
-    assert_eq!(pg_error(&mut wire, "SET client_encoding = 'LATIN1'").await, None);
+    assert_eq!(
+        pg_error(&mut wire, "SET client_encoding = 'LATIN1'").await,
+        None
+    );
     assert_eq!(pg_error(&mut wire, "RESET client_encoding").await, None);
-    let show = wire.simple_query("SHOW client_encoding").await.expect("show");
-    let value = show.iter().find_map(|r| r.data_row()).and_then(|row| row[0].clone());
+    let show = wire
+        .simple_query("SHOW client_encoding")
+        .await
+        .expect("show");
+    let value = show
+        .iter()
+        .find_map(|r| r.data_row())
+        .and_then(|row| row[0].clone());
     assert_eq!(value.as_deref(), Some(&b"UTF8"[..]));
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!log_contains(&log, &m), "a refused statement reached the server");
+    assert!(
+        !log_contains(&log, &m),
+        "a refused statement reached the server"
+    );
 }
 
 #[tokio::test]
@@ -196,14 +255,21 @@ async fn pg_no_policy_can_allow_an_encoding_switch() {
     let mut wire = login(&gateway, &db.name, &[]).await.expect("login");
     let error = pg_error(&mut wire, "SET client_encoding = 'SJIS'").await;
     assert_eq!(error.map(|e| e.0).as_deref(), Some("0A000"));
-    let error = pg_error(&mut wire, "SELECT set_config('client_encoding', 'GBK', false)").await;
+    let error = pg_error(
+        &mut wire,
+        "SELECT set_config('client_encoding', 'GBK', false)",
+    )
+    .await;
     assert_eq!(error.map(|e| e.0).as_deref(), Some("0A000"));
 }
 
 #[tokio::test]
 async fn pg_a_database_default_airlock_cannot_read_is_refused_at_login() {
     let db = TestDb::create("encdefault");
-    psql_direct("test", &format!("ALTER DATABASE {} SET client_encoding = 'SJIS'", db.name));
+    psql_direct(
+        "test",
+        &format!("ALTER DATABASE {} SET client_encoding = 'SJIS'", db.name),
+    );
     let gateway = default_gateway();
     let refused = login(&gateway, &db.name, &[]).await;
     let error = refused.err().expect("refused");
@@ -229,9 +295,17 @@ async fn pg_string_settings_do_not_hide_statements() {
     for (i, setting) in settings.iter().enumerate() {
         assert_eq!(pg_error(&mut wire, setting).await, None, "{setting}");
         let plain = format!("scs_plain_{i}");
-        let _ = pg_error(&mut wire, &format!("SELECT 'a\\'; CREATE TABLE {plain} (); --'")).await;
+        let _ = pg_error(
+            &mut wire,
+            &format!("SELECT 'a\\'; CREATE TABLE {plain} (); --'"),
+        )
+        .await;
         let escaped = format!("scs_escaped_{i}");
-        let _ = pg_error(&mut wire, &format!("SELECT E'a\\\\'; CREATE TABLE {escaped} (); --'")).await;
+        let _ = pg_error(
+            &mut wire,
+            &format!("SELECT E'a\\\\'; CREATE TABLE {escaped} (); --'"),
+        )
+        .await;
         for t in [plain, escaped] {
             // Either the gate saw both statements (and held them) or the
             // server read one string: never an unapproved CREATE.
@@ -268,7 +342,10 @@ async fn pg_the_impact_estimate_runs_one_statement_at_most() {
             // In UTF8 this is one SELECT of a string.
             assert!(result.is_ok(), "{result:?}");
         } else {
-            assert!(matches!(result, Err(PgError::Rejected { .. })), "{hidden}: {result:?}");
+            assert!(
+                matches!(result, Err(PgError::Rejected { .. })),
+                "{hidden}: {result:?}"
+            );
         }
     }
     for t in ["explain_a", "explain_b", "explain_c"] {
@@ -285,10 +362,20 @@ const MY_PAYLOADS: &[(&str, u8, &str)] = &[
     ("gbk", 28, "SET @x = '丁\\'; CREATE TABLE {t} (a int); -- '"),
     ("sjis", 13, "SET @x = 'Ã\\'; CREATE TABLE {t} (a int); -- '"),
     ("big5", 1, "SET @x = '严\\'; CREATE TABLE {t} (a int); -- '"),
-    ("cp932", 95, "SET @x = 'Ã\\'; CREATE TABLE {t} (a int); -- '"),
+    (
+        "cp932",
+        95,
+        "SET @x = 'Ã\\'; CREATE TABLE {t} (a int); -- '",
+    ),
 ];
 
-async fn my_connect(address: &str, user: &str, password: &str, db: &str, charset: u8) -> Result<Upstream, MyError> {
+async fn my_connect(
+    address: &str,
+    user: &str,
+    password: &str,
+    db: &str,
+    charset: u8,
+) -> Result<Upstream, MyError> {
     let mut settings = MySettings::new(address, user);
     settings.password = password.to_string();
     settings.database = Some(db.to_string());
@@ -302,10 +389,21 @@ async fn my_run(conn: &mut Upstream, sql: &str) -> Result<(), MyError> {
     let first = my_upstream::execute(conn, sql).await?;
     let mut more = first.status & airlock::proxy::mysql::handshake::SERVER_MORE_RESULTS_EXISTS != 0;
     while more {
-        let packet = conn.packets.read().await.ok().flatten().ok_or(MyError::Timeout)?;
+        let packet = conn
+            .packets
+            .read()
+            .await
+            .ok()
+            .flatten()
+            .ok_or(MyError::Timeout)?;
         more = packet.payload.first() == Some(&0)
-            && airlock::proxy::mysql::handshake::OkPacket::parse(&packet.payload, conn.capabilities)
-                .is_ok_and(|ok| ok.status & airlock::proxy::mysql::handshake::SERVER_MORE_RESULTS_EXISTS != 0);
+            && airlock::proxy::mysql::handshake::OkPacket::parse(
+                &packet.payload,
+                conn.capabilities,
+            )
+            .is_ok_and(|ok| {
+                ok.status & airlock::proxy::mysql::handshake::SERVER_MORE_RESULTS_EXISTS != 0
+            });
     }
     Ok(())
 }
@@ -329,20 +427,36 @@ async fn mysql_payloads_hide_a_statement_but_not_through_airlock() {
     let db = MyDb::create("encpay");
     for (i, (charset, id, payload)) in MY_PAYLOADS.iter().enumerate() {
         let table = format!("direct_{i}");
-        let mut direct = my_connect("127.0.0.1:3306", "root", "", &db.name, *id).await.expect("direct login");
-        my_run(&mut direct, &payload.replace("{t}", &table)).await.expect("direct query");
-        assert!(my_table_exists(&db.name, &table), "{charset}: the payload does not work; the test proves nothing");
+        let mut direct = my_connect("127.0.0.1:3306", "root", "", &db.name, *id)
+            .await
+            .expect("direct login");
+        my_run(&mut direct, &payload.replace("{t}", &table))
+            .await
+            .expect("direct query");
+        assert!(
+            my_table_exists(&db.name, &table),
+            "{charset}: the payload does not work; the test proves nothing"
+        );
     }
     let gateway = default_gateway();
-    let mut conn = my_connect(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, 45).await.expect("login");
+    let mut conn = my_connect(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, 45)
+        .await
+        .expect("login");
     for (i, (charset, _, payload)) in MY_PAYLOADS.iter().enumerate() {
         let table = format!("through_{i}");
         // The gate reads `\'` both ways (sql_mode may turn backslash
         // escapes off), sees the readings split differently and holds it;
         // either way the hidden statement never runs.
         let result = my_run(&mut conn, &payload.replace("{t}", &table)).await;
-        assert_eq!(rejected_code(result), Some(1227), "{charset}: held as ambiguous");
-        assert!(!my_table_exists(&db.name, &table), "{charset}: the hidden statement ran");
+        assert_eq!(
+            rejected_code(result),
+            Some(1227),
+            "{charset}: held as ambiguous"
+        );
+        assert!(
+            !my_table_exists(&db.name, &table),
+            "{charset}: the hidden statement ran"
+        );
     }
 }
 
@@ -370,7 +484,9 @@ async fn mysql_every_way_to_switch_is_refused_before_the_server_sees_it() {
     let log = GeneralLog::on();
     let m = marker("encset");
     let gateway = default_gateway();
-    let mut conn = my_connect(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, 45).await.expect("login");
+    let mut conn = my_connect(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, 45)
+        .await
+        .expect("login");
     let statements = [
         format!("SET NAMES gbk /* {m}a */"),
         format!("SET NAMES 'sjis' COLLATE sjis_bin /* {m}b */"),
@@ -394,12 +510,22 @@ async fn mysql_every_way_to_switch_is_refused_before_the_server_sees_it() {
         let result = my_run(&mut conn, sql).await;
         assert_eq!(rejected_code(result), Some(1235), "{sql}");
         // The session goes on.
-        my_run(&mut conn, "SET @ok = 1").await.expect("still usable");
+        my_run(&mut conn, "SET @ok = 1")
+            .await
+            .expect("still usable");
     }
-    my_run(&mut conn, "SET NAMES utf8mb4").await.expect("safe switch");
-    my_run(&mut conn, "SET NAMES latin1").await.expect("safe switch");
-    my_run(&mut conn, "/*!40101 SET NAMES utf8mb4 */").await.expect("safe switch");
-    my_run(&mut conn, "SET character_set_client = DEFAULT").await.expect("safe switch");
+    my_run(&mut conn, "SET NAMES utf8mb4")
+        .await
+        .expect("safe switch");
+    my_run(&mut conn, "SET NAMES latin1")
+        .await
+        .expect("safe switch");
+    my_run(&mut conn, "/*!40101 SET NAMES utf8mb4 */")
+        .await
+        .expect("safe switch");
+    my_run(&mut conn, "SET character_set_client = DEFAULT")
+        .await
+        .expect("safe switch");
     assert!(!log.contains(&m), "a refused statement reached the server");
 }
 
@@ -407,16 +533,26 @@ async fn mysql_every_way_to_switch_is_refused_before_the_server_sees_it() {
 async fn mysql_no_policy_can_allow_an_encoding_switch() {
     let db = MyDb::create("encallow");
     let gateway = Gateway::start();
-    let mut conn = my_connect(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, 45).await.expect("login");
-    assert_eq!(rejected_code(my_run(&mut conn, "SET NAMES gbk").await), Some(1235));
+    let mut conn = my_connect(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, 45)
+        .await
+        .expect("login");
+    assert_eq!(
+        rejected_code(my_run(&mut conn, "SET NAMES gbk").await),
+        Some(1235)
+    );
     let refused = my_connect(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, 28).await;
     assert_eq!(rejected_code(refused), Some(1235));
     // This policy lets the ambiguous payload run: the server, in
     // utf8mb4, reads one string, as the gate did.
     for (i, (charset, _, payload)) in MY_PAYLOADS.iter().enumerate() {
         let table = format!("allowed_{i}");
-        my_run(&mut conn, &payload.replace("{t}", &table)).await.expect("one SET of a string");
-        assert!(!my_table_exists(&db.name, &table), "{charset}: the hidden statement ran");
+        my_run(&mut conn, &payload.replace("{t}", &table))
+            .await
+            .expect("one SET of a string");
+        assert!(
+            !my_table_exists(&db.name, &table),
+            "{charset}: the hidden statement ran"
+        );
     }
 }
 
@@ -429,13 +565,34 @@ async fn mysql_the_impact_estimate_runs_one_statement_at_most() {
     let mut settings = MySettings::new("127.0.0.1:3306", "root");
     settings.charset = 28; // a gbk session: the estimate must not inherit it
     let limit = Duration::from_secs(3);
-    let plan = my_upstream::explain(&settings, Some(&db.name), "SELECT a FROM t", true, limit).await;
+    let plan =
+        my_upstream::explain(&settings, Some(&db.name), "SELECT a FROM t", true, limit).await;
     assert!(plan.is_ok(), "{plan:?}");
-    let hidden = my_upstream::explain(&settings, Some(&db.name), "SELECT 1; CREATE TABLE explain_a (a int)", false, limit).await;
+    let hidden = my_upstream::explain(
+        &settings,
+        Some(&db.name),
+        "SELECT 1; CREATE TABLE explain_a (a int)",
+        false,
+        limit,
+    )
+    .await;
     assert!(hidden.is_err(), "{hidden:?}");
-    let gbk = my_upstream::explain(&settings, Some(&db.name), "SELECT '丁\\'; CREATE TABLE explain_b (a int); -- '", false, limit).await;
-    assert!(gbk.is_ok(), "in utf8mb4 this is one SELECT of a string: {gbk:?}");
+    let gbk = my_upstream::explain(
+        &settings,
+        Some(&db.name),
+        "SELECT '丁\\'; CREATE TABLE explain_b (a int); -- '",
+        false,
+        limit,
+    )
+    .await;
+    assert!(
+        gbk.is_ok(),
+        "in utf8mb4 this is one SELECT of a string: {gbk:?}"
+    );
     for table in ["explain_a", "explain_b"] {
-        assert!(!my_table_exists(&db.name, table), "{table} created by the estimate");
+        assert!(
+            !my_table_exists(&db.name, table),
+            "{table} created by the estimate"
+        );
     }
 }

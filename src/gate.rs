@@ -19,6 +19,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+/// The rule name recorded when a statement would switch to a client
+/// encoding Airlock cannot read.
+pub const ENCODING_RULE: &str = "airlock:client-encoding";
+
 /// Which wire protocol a session speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -522,13 +526,7 @@ impl Gate {
         // Not the policy's to allow: see sql::encoding.
         let unsupported = crate::sql::encoding::encoding_change(sql, dialect);
         let decision = match &unsupported {
-            Some(why) => Decision {
-                action: Action::Deny { reason: why.clone() },
-                rule: "airlock:client-encoding".into(),
-                statement: None,
-                class: None,
-                trace: Vec::new(),
-            },
+            Some(why) => Decision::refused_by_airlock(ENCODING_RULE, why.clone()),
             None => policy.evaluate(&Request {
                 identity: &session.identity,
                 role: session.role,

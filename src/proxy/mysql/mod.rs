@@ -272,7 +272,9 @@ async fn open(
     }
     // The handshake's collation id is the session's character set: one
     // Airlock cannot read as the server does is refused (see sql::encoding).
-    if !crate::sql::encoding::is_ascii_safe_mysql_collation_id(u16::from(logged_in.response.charset)) {
+    if !crate::sql::encoding::is_ascii_safe_mysql_collation_id(u16::from(
+        logged_in.response.charset,
+    )) {
         let error = ErrPacket::new(
             1235,
             "42000",

@@ -407,8 +407,8 @@ pub mod frontend {
         parse.extend_from_slice(sql.as_bytes());
         parse.put_u8(0);
         parse.put_i16(0); // no parameter types
-        // Unnamed portal and statement, no parameter formats, no
-        // parameters, no result formats (text).
+                          // Unnamed portal and statement, no parameter formats, no
+                          // parameters, no result formats (text).
         let bind = [0u8, 0, 0, 0, 0, 0, 0, 0];
         // Unnamed portal, no row limit.
         let execute = [0u8, 0, 0, 0, 0];

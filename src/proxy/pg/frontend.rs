@@ -519,17 +519,36 @@ mod tests {
 
     #[test]
     fn startup_refuses_encodings_airlock_cannot_read() {
-        for enc in ["SJIS", "shift_jis_2004", "win932", "BIG5", "GBK", "CP936", "GB18030", "UHC", "Windows-949", "JOHAB", "auto"] {
+        for enc in [
+            "SJIS",
+            "shift_jis_2004",
+            "win932",
+            "BIG5",
+            "GBK",
+            "CP936",
+            "GB18030",
+            "UHC",
+            "Windows-949",
+            "JOHAB",
+            "auto",
+        ] {
             let e = parse_params(&params(&[("user", "a"), ("client_encoding", enc)]))
                 .err()
                 .map(|e| e.code);
             assert_eq!(e, Some("0A000"), "{enc}");
         }
         // Also under another spelling of the name, and when repeated.
-        let e = parse_params(&params(&[("user", "a"), ("CLIENT_ENCODING", "UTF8"), ("Client_Encoding", "SJIS")]));
+        let e = parse_params(&params(&[
+            ("user", "a"),
+            ("CLIENT_ENCODING", "UTF8"),
+            ("Client_Encoding", "SJIS"),
+        ]));
         assert!(e.is_err());
         for enc in ["UTF8", "utf-8", "LATIN1", "SQL_ASCII", "EUC_JP"] {
-            assert!(parse_params(&params(&[("user", "a"), ("client_encoding", enc)])).is_ok(), "{enc}");
+            assert!(
+                parse_params(&params(&[("user", "a"), ("client_encoding", enc)])).is_ok(),
+                "{enc}"
+            );
         }
     }
 
