@@ -596,3 +596,96 @@ async fn mysql_the_impact_estimate_runs_one_statement_at_most() {
         );
     }
 }
+
+/// Airlock's encoding tables agree with the servers': every PostgreSQL
+/// encoding the server knows is judged by its canonical name as expected,
+/// every MariaDB collation id below 256 as its character set.
+#[test]
+fn the_encoding_tables_match_the_servers() {
+    use airlock::sql::encoding::{
+        is_ascii_safe_mysql_charset, is_ascii_safe_mysql_collation_id, is_ascii_safe_pg,
+    };
+    const PG_UNSAFE: &[&str] = &[
+        "SJIS",
+        "SHIFT_JIS_2004",
+        "BIG5",
+        "GBK",
+        "GB18030",
+        "UHC",
+        "JOHAB",
+    ];
+    let names = psql_direct(
+        "test",
+        "SELECT string_agg(pg_encoding_to_char(i), ' ') FROM generate_series(0, 60) i WHERE pg_encoding_to_char(i) <> ''",
+    );
+    let names: Vec<&str> = names.split_whitespace().collect();
+    assert!(names.len() > 30, "{names:?}");
+    for name in names {
+        assert_eq!(is_ascii_safe_pg(name), !PG_UNSAFE.contains(&name), "{name}");
+    }
+    // Every alias Airlock accepts resolves, on the server, to a safe encoding.
+    for alias in [
+        "unicode",
+        "iso-8859-1",
+        "koi8",
+        "win",
+        "alt",
+        "abc",
+        "tcvn",
+        "vscii",
+        "windows-1252",
+        "euc_jis_2004",
+        "mule_internal",
+    ] {
+        assert!(is_ascii_safe_pg(alias), "{alias}");
+        let canonical = psql_direct(
+            "test",
+            &format!("SELECT pg_encoding_to_char(pg_char_to_encoding('{alias}'))"),
+        );
+        assert!(
+            !canonical.is_empty() && !PG_UNSAFE.contains(&canonical.as_str()),
+            "{alias} is {canonical}"
+        );
+    }
+    // Aliases of unsafe encodings are refused.
+    for alias in [
+        "mskanji",
+        "shiftjis",
+        "win932",
+        "windows932",
+        "win936",
+        "windows936",
+        "cp936",
+        "win949",
+        "windows949",
+        "win950",
+        "windows950",
+    ] {
+        let canonical = psql_direct(
+            "test",
+            &format!("SELECT pg_encoding_to_char(pg_char_to_encoding('{alias}'))"),
+        );
+        // (An empty answer: not a name this server knows — refused too.)
+        assert!(
+            canonical.is_empty() || PG_UNSAFE.contains(&canonical.as_str()),
+            "{alias} is {canonical}"
+        );
+        assert!(!is_ascii_safe_pg(alias), "{alias}");
+    }
+    let rows = mariadb_direct(
+        "",
+        "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID < 256",
+    );
+    for line in rows.lines() {
+        let mut cols = line.split('\t');
+        let (Some(id), Some(charset)) = (cols.next(), cols.next()) else {
+            continue;
+        };
+        let id: u16 = id.parse().expect("an id");
+        assert_eq!(
+            is_ascii_safe_mysql_collation_id(id),
+            is_ascii_safe_mysql_charset(charset),
+            "collation {id} ({charset})"
+        );
+    }
+}
