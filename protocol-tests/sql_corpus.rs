@@ -462,3 +462,38 @@ fn the_literal_blind_cache_never_changes_a_classification() {
         wrong.join("\n")
     );
 }
+
+/// The gate refuses every statement that would switch the client encoding
+/// to one Airlock cannot read (`sql::encoding`), whatever the policy: the
+/// corpus cases marked "encoding switch:" must be refused, and no benign
+/// case may be.
+#[test]
+fn encoding_switches_are_refused_and_nothing_benign_is() {
+    let text = std::fs::read_to_string(CORPUS).unwrap_or_else(|e| panic!("reading {CORPUS}: {e}"));
+    let corpus: Corpus = toml::from_str(&text).unwrap_or_else(|e| panic!("parsing {CORPUS}: {e}"));
+    let mut wrong = Vec::new();
+    let mut switches = 0;
+    for case in corpus.cases.into_iter().map(Case::from) {
+        let dialect = if case.dialect == "mysql" {
+            Dialect::Mysql
+        } else {
+            Dialect::Postgres
+        };
+        let refused = airlock::sql::encoding::encoding_change(case.sql.as_bytes(), dialect);
+        if case.why.starts_with("encoding switch:") {
+            switches += 1;
+            if refused.is_none() {
+                wrong.push(format!("not refused: {dialect:?} {:?}", case.sql));
+            }
+        } else if case.category.as_deref() == Some("benign") {
+            if let Some(why) = refused {
+                wrong.push(format!(
+                    "benign but refused: {dialect:?} {:?}: {why}",
+                    case.sql
+                ));
+            }
+        }
+    }
+    assert!(switches >= 10, "only {switches} encoding-switch cases");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -502,12 +502,19 @@ fn policy_check(args: PolicyCheckArgs) -> ExitCode {
     let mut worst = 0u8;
     for sql in &queries {
         let classification = classify(sql, dialect);
-        let decision = policy.evaluate(&Request {
-            identity: &args.identity,
-            role,
-            database: &args.database,
-            classification: &classification,
-        });
+        // As the gate does: a switch to an encoding Airlock cannot read is
+        // refused whatever the policy says.
+        let decision = match crate::sql::encoding::encoding_change(sql.as_bytes(), dialect) {
+            Some(why) => {
+                crate::policy::Decision::refused_by_airlock(crate::gate::ENCODING_RULE, why)
+            }
+            None => policy.evaluate(&Request {
+                identity: &args.identity,
+                role,
+                database: &args.database,
+                classification: &classification,
+            }),
+        };
         worst = worst.max(match decision.action {
             Action::Allow => 0,
             Action::Hold(_) => 3,

@@ -19,6 +19,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+/// The rule name recorded when a statement would switch to a client
+/// encoding Airlock cannot read.
+pub const ENCODING_RULE: &str = "airlock:client-encoding";
+
 /// Which wire protocol a session speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -95,6 +99,9 @@ pub struct Checked {
     pub decision: Decision,
     /// Why the statement cannot be recorded (and so must not run), if so.
     pub audit_failure: Option<String>,
+    /// Why Airlock refuses the statement whatever the policy says (it
+    /// would switch to a client encoding Airlock cannot read), if so.
+    pub unsupported: Option<String>,
 }
 
 /// Why a query is not run, as the agent is told.
@@ -119,6 +126,12 @@ impl Checked {
                 message: format!(
                     "Airlock cannot record statements right now, so it runs none: {why}"
                 ),
+            });
+        }
+        if let Some(why) = &self.unsupported {
+            return Some(Refusal {
+                code: "0A000",
+                message: why.clone(),
             });
         }
         let policy = |message: String| {
@@ -533,12 +546,17 @@ impl Gate {
             Err(_) => Arc::new(not_utf8(sql)),
         };
         let policy = self.policy();
-        let decision = policy.evaluate(&Request {
-            identity: &session.identity,
-            role: session.role,
-            database: &session.database,
-            classification: &classification,
-        });
+        // Not the policy's to allow: see sql::encoding.
+        let unsupported = crate::sql::encoding::encoding_change(sql, dialect);
+        let decision = match &unsupported {
+            Some(why) => Decision::refused_by_airlock(ENCODING_RULE, why.clone()),
+            None => policy.evaluate(&Request {
+                identity: &session.identity,
+                role: session.role,
+                database: &session.database,
+                classification: &classification,
+            }),
+        };
         // What would undo the identity's upstream role or read-only mode
         // is refused whatever the policy says.
         let decision =
@@ -553,6 +571,7 @@ impl Gate {
                 classification,
                 decision,
                 audit_failure: Some(why),
+                unsupported,
             };
         }
         // The log keeps the statement with its sensitive values masked.
@@ -622,6 +641,7 @@ impl Gate {
             classification,
             decision,
             audit_failure,
+            unsupported,
         }
     }
 

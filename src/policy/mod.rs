@@ -140,6 +140,21 @@ pub struct Decision {
     pub trace: Vec<ClassDecision>,
 }
 
+impl Decision {
+    /// A refusal that is Airlock's own, not any rule's: no policy can
+    /// allow what it refuses (e.g. a switch to a client encoding Airlock
+    /// cannot read, see [`crate::sql::encoding`]).
+    pub fn refused_by_airlock(rule: &str, reason: String) -> Self {
+        Decision {
+            action: Action::Deny { reason },
+            rule: rule.to_string(),
+            statement: None,
+            class: None,
+            trace: Vec::new(),
+        }
+    }
+}
+
 /// How one class of one statement was decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClassDecision {

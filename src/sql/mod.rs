@@ -32,6 +32,7 @@
 //! `SELECT "grant" FROM t` are `read`.
 
 pub mod classify;
+pub mod encoding;
 pub mod lexer;
 
 use std::collections::HashMap;

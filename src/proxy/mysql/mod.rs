@@ -275,6 +275,24 @@ async fn open(
             return None;
         }
     }
+    // The handshake's collation id is the session's character set: one
+    // Airlock cannot read as the server does is refused (see sql::encoding).
+    if !crate::sql::encoding::is_ascii_safe_mysql_collation_id(u16::from(
+        logged_in.response.charset,
+    )) {
+        let error = ErrPacket::new(
+            1235,
+            "42000",
+            format!(
+                "Airlock does not accept the character set of collation id {}: in it, bytes that look like \
+                 quotes or backslashes can be part of multi-byte characters, so Airlock cannot read statements \
+                 the way the server does; connect with the utf8mb4 character set",
+                logged_in.response.charset
+            ),
+        );
+        refuse_logged_in(logged_in, error).await;
+        return None;
+    }
     let mut settings = shared.upstream.clone();
     settings.database = database.clone();
     // A least-privilege service login may reach the database only through

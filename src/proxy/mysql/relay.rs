@@ -962,6 +962,8 @@ fn mysql_error_of(refusal: &Refusal) -> (u16, &'static str) {
         "42501" => (1227, "42000"),
         "57014" => (1317, "70100"),
         "53100" => (1290, "HY000"),
+        // ER_NOT_SUPPORTED_YET: a client character set Airlock cannot read.
+        "0A000" => (1235, "42000"),
         _ => (1105, "HY000"),
     }
 }

@@ -425,9 +425,14 @@ pub async fn explain(
     read_only: bool,
     limit: Duration,
 ) -> Result<String, UpstreamError> {
+    // No CLIENT_MULTI_STATEMENTS (REQUIRED lacks it): the server refuses a
+    // second statement in the text. utf8mb4, set again after login in case
+    // the server ignores the handshake's character set: the server reads
+    // the text as the classifier did.
     let mut own = settings.clone();
     own.database = database.filter(|d| !d.is_empty()).map(str::to_string);
     own.capabilities = REQUIRED;
+    own.charset = handshake::UTF8MB4_GENERAL_CI;
     let mut upstream = tokio::time::timeout(limit, connect(&own))
         .await
         .map_err(|_| UpstreamError::Timeout)??;
@@ -437,6 +442,7 @@ pub async fn explain(
         "START TRANSACTION"
     };
     let planned = tokio::time::timeout(limit, async {
+        execute(&mut upstream, "SET NAMES utf8mb4").await?;
         execute(&mut upstream, begin).await?;
         let rows = text_rows(&mut upstream, &format!("EXPLAIN FORMAT=JSON {sql}")).await?;
         execute(&mut upstream, "ROLLBACK").await?;

@@ -385,6 +385,41 @@ pub mod frontend {
         buf.freeze()
     }
 
+    /// One statement through the extended protocol — Parse, Bind,
+    /// Execute (all rows, text format) of the unnamed statement, and Sync
+    /// — for Airlock's own queries that carry text it did not write: the
+    /// server refuses a Parse that holds more than one statement, so no
+    /// splitting mistake can make it run a second. `None` when `sql`
+    /// contains a NUL (it would end the field early).
+    pub fn extended_query(sql: &str) -> Option<Bytes> {
+        if sql.as_bytes().contains(&0) {
+            return None;
+        }
+        let message = |tag: u8, body: &[u8]| {
+            let mut buf = BytesMut::with_capacity(body.len() + 5);
+            buf.put_u8(tag);
+            buf.put_i32((body.len() + 4) as i32);
+            buf.extend_from_slice(body);
+            buf.freeze()
+        };
+        let mut parse = BytesMut::with_capacity(sql.len() + 4);
+        parse.put_u8(0); // unnamed statement
+        parse.extend_from_slice(sql.as_bytes());
+        parse.put_u8(0);
+        parse.put_i16(0); // no parameter types
+                          // Unnamed portal and statement, no parameter formats, no
+                          // parameters, no result formats (text).
+        let bind = [0u8, 0, 0, 0, 0, 0, 0, 0];
+        // Unnamed portal, no row limit.
+        let execute = [0u8, 0, 0, 0, 0];
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&message(b'P', &parse));
+        out.extend_from_slice(&message(b'B', &bind));
+        out.extend_from_slice(&message(b'E', &execute));
+        out.extend_from_slice(&sync());
+        Some(out.freeze())
+    }
+
     pub fn sync() -> Bytes {
         Bytes::from_static(&[b'S', 0, 0, 0, 4])
     }

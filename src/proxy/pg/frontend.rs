@@ -239,6 +239,11 @@ fn parse_params(body: &[u8]) -> Result<Startup, StartupError> {
                     "the startup parameter `options` is not allowed through Airlock; set parameters with SET after connecting",
                 ));
             }
+            // Every value is checked (a repeated parameter is deduplicated
+            // below, and the server reads the last one).
+            "client_encoding" if !crate::sql::encoding::is_ascii_safe_pg(&value) => {
+                return Err(unsafe_encoding(&value));
+            }
             _ if lower.starts_with("_pq_.") => protocol_options.push(name.to_string()),
             _ if FORWARDED_PARAMS.contains(&lower.as_str()) => params.push((lower, value)),
             _ => dropped.push(name.to_string()),
@@ -261,6 +266,20 @@ fn parse_params(body: &[u8]) -> Result<Startup, StartupError> {
         protocol_options,
         minor_version: 0,
     })
+}
+
+/// The refusal of a session whose client encoding Airlock cannot read
+/// (see [`crate::sql::encoding`]): at startup, or as the role's or
+/// database's default the server reports.
+pub fn unsafe_encoding(value: &str) -> StartupError {
+    StartupError::new(
+        "0A000",
+        format!(
+            "Airlock does not accept the client encoding \"{value}\": in it, bytes that look like quotes \
+             or backslashes can be part of multi-byte characters, so Airlock cannot read statements the \
+             way the server does; connect with client_encoding=UTF8 (PGCLIENTENCODING=UTF8)"
+        ),
+    )
 }
 
 /// Runs the SCRAM-SHA-256 exchange (RFC 5802 / 7677) for `user`. Unknown
@@ -496,6 +515,41 @@ mod tests {
         );
         assert_eq!(s.dropped, vec!["session_authorization".to_string()]);
         assert_eq!(s.protocol_options, vec!["_pq_.compression".to_string()]);
+    }
+
+    #[test]
+    fn startup_refuses_encodings_airlock_cannot_read() {
+        for enc in [
+            "SJIS",
+            "shift_jis_2004",
+            "win932",
+            "BIG5",
+            "GBK",
+            "CP936",
+            "GB18030",
+            "UHC",
+            "Windows-949",
+            "JOHAB",
+            "auto",
+        ] {
+            let e = parse_params(&params(&[("user", "a"), ("client_encoding", enc)]))
+                .err()
+                .map(|e| e.code);
+            assert_eq!(e, Some("0A000"), "{enc}");
+        }
+        // Also under another spelling of the name, and when repeated.
+        let e = parse_params(&params(&[
+            ("user", "a"),
+            ("CLIENT_ENCODING", "UTF8"),
+            ("Client_Encoding", "SJIS"),
+        ]));
+        assert!(e.is_err());
+        for enc in ["UTF8", "utf-8", "LATIN1", "SQL_ASCII", "EUC_JP"] {
+            assert!(
+                parse_params(&params(&[("user", "a"), ("client_encoding", enc)])).is_ok(),
+                "{enc}"
+            );
+        }
     }
 
     #[test]

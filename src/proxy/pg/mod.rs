@@ -231,6 +231,15 @@ async fn log_in(
             return None;
         }
     };
+    // A role's or database's default (ALTER ROLE … SET client_encoding)
+    // applies at login: the server reports it before the first query.
+    if let Some((_, value)) = pooled.conn.params.iter().find(|(n, v)| {
+        crate::sql::encoding::reported_parameter_refusal(n.as_bytes(), v.as_bytes()).is_some()
+    }) {
+        tracing::warn!(client_encoding = %value, "session refused: the server's client encoding for it is not ASCII-safe");
+        frontend::refuse(&mut stream, &frontend::unsafe_encoding(value)).await;
+        return None;
+    }
     let session = SessionInfo {
         id: SessionId::next(),
         identity: identity.name,

@@ -495,17 +495,19 @@ async fn roundtrip(conn: &mut UpstreamConn, request: Bytes) -> Result<(), Upstre
 impl Pool {
     /// The plan PostgreSQL gives for `sql` (`EXPLAIN`, which does not run
     /// it), one line per row, on a connection of this pool for `key`.
+    ///
+    /// `sql` is the agent's text: it goes in one extended-protocol Parse,
+    /// which the server refuses if it holds more than one statement — so
+    /// whatever Airlock misread in it, at most the one EXPLAIN runs.
     pub async fn explain(
         self: &Arc<Self>,
         key: &PoolKey,
         sql: &str,
     ) -> Result<Vec<String>, UpstreamError> {
+        let request = codec::frontend::extended_query(&format!("EXPLAIN {sql}"))
+            .ok_or_else(|| UpstreamError::Protocol("the statement contains a NUL byte".into()))?;
         let mut pooled = self.acquire(key).await?;
-        let plan = query_rows(
-            &mut pooled.conn,
-            codec::frontend::query(&format!("EXPLAIN {sql}")),
-        )
-        .await;
+        let plan = query_rows(&mut pooled.conn, request).await;
         match &plan {
             Ok(_) => self.release(pooled),
             // An error leaves the connection idle; anything else drops it.
@@ -516,7 +518,8 @@ impl Pool {
     }
 }
 
-/// Sends one simple query; the first column of every row, as text.
+/// Sends one request (a simple query, or extended-protocol messages ending
+/// in Sync); the first column of every row, as text.
 async fn query_rows(conn: &mut UpstreamConn, request: Bytes) -> Result<Vec<String>, UpstreamError> {
     let mut rows = Vec::new();
     let work = async {
