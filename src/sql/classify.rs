@@ -579,7 +579,9 @@ fn alter(b: &mut Builder, after: usize) {
                 || b.tokens[j].is_word("RESET") && name != "all"
             {
                 let class = pg_setting_class(&name);
-                b.add(class);
+                if class != C::Session {
+                    b.add(class);
+                }
             }
         }
     }
@@ -1473,5 +1475,168 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    }
+}
+
+#[cfg(test)]
+mod hostile_spelling_tests {
+    use super::super::{classify, Dialect};
+    use Dialect::{Mysql as M, Postgres as P};
+
+    fn check(cases: &[(&str, Dialect, &str)]) {
+        let mut wrong = Vec::new();
+        for (sql, d, want) in cases {
+            let got = classify(sql, *d).classes().to_string();
+            if got != *want {
+                wrong.push(format!("{d:?} {sql:?}: want {want}, got {got}"));
+            }
+        }
+        assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn names_are_compared_as_the_server_resolves_them() {
+        check(&[
+            (r#"SELECT U&"pg_r\0065ad_file"('/etc/hostname')"#, P, "read+export"),
+            (r#"SELECT u&"pg_r\+000065ad_file"('/etc/hostname')"#, P, "read+export"),
+            (r#"SELECT U&"pg_r!0065ad_file" UESCAPE '!' ('x')"#, P, "read+export+unknown"),
+            (r#"SELECT U&"pg_r!!0065ad_file" UESCAPE '!' ('x')"#, P, "read+unknown"),
+            (r#"SELECT U&"pg_r#0065ad_file" /* c */ UESCAPE /* d */ '#' ('x')"#, P, "read+export+unknown"),
+            (r#"SELECT "pg_catalog"."pg_read_file"('x')"#, P, "read+export"),
+            (r#"SELECT U&"pg_c\0061talog".U&"lo_\0065xport"(1, 'x')"#, P, "read+export"),
+            (r#"SELECT U&"x\00" FROM t"#, P, "unknown"),
+            (r#"SELECT U&"x\D800" FROM t"#, P, "unknown"),
+            (r#"SELECT U&"x" UESCAPE 'a' FROM t"#, P, "unknown"),
+            (r#"SELECT "set_config"('role', 'x', false)"#, P, "read+privilege"),
+            (r#"SELECT pg_catalog."set_config"('role', 'x', false)"#, P, "read+privilege"),
+            (r#"SELECT U&"set_c\006Fnfig"('role', 'x', false)"#, P, "read+privilege"),
+            (r#"SELECT set_config('ROLE', 'x', false)"#, P, "read+privilege"),
+            (r#"SELECT set_config(U&'r\006Fle', 'x', false)"#, P, "read+privilege"),
+            (r#"SELECT set_config('work_mem', '1MB', false)"#, P, "read+session"),
+            (r#"SET "role" = 'postgres'"#, P, "privilege"),
+            (r#"SET "ROLE" = 'postgres'"#, P, "privilege"),
+            (r#"SET U&"r\006Fle" = 'postgres'"#, P, "privilege+unknown"),
+            (r#"SET LOCAL "session_authorization" TO 'postgres'"#, P, "privilege"),
+            (r#"RESET "role""#, P, "privilege"),
+            (r#"RESET U&"ro\006Ce""#, P, "privilege+unknown"),
+            ("SELECT `load_file`('/etc/passwd')", M, "read+export"),
+            ("SELECT `mysql`.`load_file`('/etc/passwd')", M, "read+export"),
+            ("SELECT LOAD_FILE('/etc/passwd')", M, "read+export"),
+            (r#"SELECT "load_file"('/etc/passwd')"#, M, "read+export+unknown"),
+            ("SELECT 1 /*!50000 , load_file('/etc/passwd') */", M, "read+export"),
+        ]);
+    }
+
+    #[test]
+    fn explain_runs_the_statement_for_every_spelling_of_analyze() {
+        check(&[
+            (r#"EXPLAIN ("analyze") CREATE TABLE x AS SELECT 1"#, P, "read+write+export+ddl"),
+            (r#"EXPLAIN ("ANALYZE") DELETE FROM t"#, P, "read+write"),
+            (r#"EXPLAIN (U&"an\0061lyze") DELETE FROM t"#, P, "read+write+unknown"),
+            ("EXPLAIN (analyze 'on') DELETE FROM t", P, "read+write"),
+            ("EXPLAIN (analyze yes) DELETE FROM t", P, "read+write"),
+            ("EXPLAIN (analyze 1) DELETE FROM t", P, "read+write"),
+            ("EXPLAIN (analyze true) DELETE FROM t", P, "read+write"),
+            ("EXPLAIN (analyze \"true\") DELETE FROM t", P, "read+write"),
+            ("EXPLAIN (costs off, ANALYSE) DELETE FROM t", P, "read+write"),
+            ("EXPLAIN (format json, analyze, buffers) DELETE FROM t", P, "read+write"),
+            ("EXPLAIN (analyze E'of\\x66') DELETE FROM t", P, "read+write"),
+            ("EXPLAIN (analyze 'OFF') DELETE FROM t", P, "read"),
+            ("EXPLAIN (analyze \"off\") DELETE FROM t", P, "read"),
+            ("EXPLAIN (analyze false, verbose) DELETE FROM t", P, "read"),
+            ("EXPLAIN (analyze 0) DELETE FROM t", P, "read"),
+            ("EXPLAIN (generic_plan) DELETE FROM t WHERE id = $1", P, "read"),
+            ("EXPLAIN (verbose) DELETE FROM t", P, "read"),
+            ("EXPLAIN (analyze DELETE FROM t", P, "read+unknown"),
+        ]);
+    }
+
+    #[test]
+    fn catalog_writes_and_locks_are_privilege() {
+        check(&[
+            ("UPDATE pg_catalog.pg_authid SET rolsuper = true WHERE rolname = 'a'", P, "write+privilege"),
+            ("UPDATE pg_authid SET rolsuper = true", P, "write+privilege"),
+            (r#"UPDATE "pg_catalog"."pg_authid" SET rolsuper = true"#, P, "write+privilege"),
+            (r#"UPDATE U&"pg_\0061uthid" SET rolsuper = true"#, P, "write+privilege+unknown"),
+            ("UPDATE ONLY pg_catalog . pg_class SET relname = 'x'", P, "write+privilege+unknown"),
+            ("DELETE FROM pg_catalog.pg_database WHERE datname = 'x'", P, "write+privilege"),
+            ("INSERT INTO pg_catalog.pg_namespace VALUES (1)", P, "write+privilege"),
+            ("INSERT INTO information_schema.sql_features VALUES ('x')", P, "write+privilege"),
+            ("LOCK pg_catalog.pg_database", P, "write+privilege"),
+            ("LOCK TABLE ONLY pg_authid IN ACCESS EXCLUSIVE MODE", P, "write+privilege"),
+            ("TRUNCATE pg_catalog.pg_statistic", P, "write+ddl+privilege"),
+            ("COPY pg_authid FROM STDIN", P, "write+privilege"),
+            ("MERGE INTO pg_authid a USING t ON true WHEN MATCHED THEN DELETE", P, "write+privilege"),
+            ("WITH x AS (UPDATE pg_authid SET rolsuper = true RETURNING 1) SELECT * FROM x", P, "read+write+privilege"),
+            ("UPDATE pg_settings SET setting = 'replica' WHERE name = 'session_replication_role'", P, "write+privilege"),
+            ("UPDATE test.pg_catalog.pg_authid SET rolsuper = true", P, "write+privilege"),
+            ("UPDATE t SET a = 1 FROM pg_class c WHERE c.oid = t.id", P, "write"),
+            ("INSERT INTO t SELECT relname FROM pg_class", P, "read+write"),
+            ("INSERT INTO mysql.global_priv VALUES ('%', 'x', '{}')", M, "write+privilege"),
+            ("INSERT INTO `mysql`.`global_priv` VALUES ('%', 'x', '{}')", M, "write+privilege"),
+            ("INSERT INTO mysql . user VALUES ()", M, "write+privilege"),
+            ("INSERT INTO MySQL.User VALUES ()", M, "write+privilege"),
+            (r#"INSERT INTO "mysql"."user" VALUES ()"#, M, "write+privilege"),
+            ("REPLACE INTO mysql.proxies_priv VALUES ()", M, "write+privilege"),
+            ("UPDATE t JOIN mysql.user u ON u.User = t.a SET u.Password = ''", M, "write+privilege"),
+            ("UPDATE t, mysql.user SET mysql.user.Host = '%'", M, "write+privilege+unknown"),
+            ("DELETE u FROM mysql.user u WHERE u.User = 'x'", M, "write+privilege"),
+            ("DELETE FROM mysql.user USING mysql.user WHERE User = 'x'", M, "write+privilege"),
+            ("UPDATE performance_schema.setup_instruments SET ENABLED = 'NO'", M, "write+privilege"),
+            ("LOCK TABLES mysql.user WRITE", M, "write+privilege+unknown"),
+            ("LOAD DATA INFILE '/tmp/x' INTO TABLE mysql.user", M, "write+export+privilege+unknown"),
+            ("/*!40000 INSERT INTO mysql.db VALUES () */", M, "write+privilege"),
+            ("PREPARE s FROM 'UPDATE mysql.user SET Host = ''%'''", M, "write+privilege"),
+            ("USE mysql", M, "privilege"),
+            ("USE `mysql`", M, "privilege"),
+            ("USE shop", M, "session"),
+            ("INSERT INTO t SELECT * FROM mysql.user", M, "read+write"),
+        ]);
+    }
+
+    #[test]
+    fn only_settings_ordinary_users_may_change_are_session() {
+        check(&[
+            ("SET session_replication_role = replica", P, "privilege"),
+            ("SET SESSION session_replication_role TO 'replica'", P, "privilege"),
+            ("SET LOCAL log_statement = 'none'", P, "privilege"),
+            ("SET \"log_min_duration_statement\" = -1", P, "privilege"),
+            ("SET Log_Statement = 'none'", P, "privilege"),
+            ("SET pgaudit.log = 'none'", P, "privilege"),
+            ("RESET session_replication_role", P, "privilege"),
+            ("SELECT set_config('session_replication_role', 'replica', false)", P, "read+privilege"),
+            ("SELECT set_config('log_statement', 'none', true)", P, "read+privilege"),
+            ("ALTER DATABASE d SET log_statement = 'none'", P, "ddl+privilege+unknown"),
+            ("ALTER FUNCTION f() SET session_replication_role TO replica", P, "ddl+privilege"),
+            ("ALTER ROLE a SET log_statement = 'none'", P, "privilege"),
+            ("SET work_mem = '8MB'", P, "session"),
+            ("SET search_path TO app, public", P, "session"),
+            ("SET TIME ZONE 'UTC'", P, "session"),
+            ("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", P, "session"),
+            ("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", P, "session"),
+            ("SET app.tenant_id = '42'", P, "session"),
+            ("SET statement_timeout = 0", P, "session"),
+            ("RESET ALL", P, "session"),
+            ("RESET work_mem", P, "session"),
+            ("DISCARD ALL", P, "privilege+session"),
+            ("ALTER DATABASE d SET work_mem = '1MB'", P, "ddl+unknown"),
+            ("SET sql_log_bin = 0", M, "admin"),
+            ("SET SESSION sql_log_off = 1", M, "admin"),
+            ("SET @@session.sql_log_bin = 0", M, "admin"),
+            ("SET @@SQL_LOG_BIN = 0", M, "admin"),
+            ("SET `sql_log_bin` = 0", M, "admin"),
+            ("SET autocommit = 1, pseudo_thread_id = 7", M, "admin+session"),
+            ("SET gtid_seq_no = 10", M, "admin"),
+            ("SET /*!40101 sql_log_bin = 0 */", M, "admin"),
+            ("SET STATEMENT sql_log_bin = 0 FOR INSERT INTO t VALUES (1)", M, "write+admin+unknown"),
+            ("SET STATEMENT max_statement_time = 1 FOR DROP TABLE t", M, "ddl+session+unknown"),
+            ("SET STATEMENT max_statement_time = 1 FOR SELECT 1", M, "read+session+unknown"),
+            ("SET @sql_log_bin = 0", M, "session"),
+            ("SET NAMES utf8mb4", M, "session"),
+            ("SET sql_mode = 'ANSI_QUOTES', autocommit = 0", M, "session"),
+            ("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", M, "session"),
+            ("SET GLOBAL max_connections = 10", M, "admin"),
+            ("SET @@global.max_connections = 10", M, "admin"),
+        ]);
     }
 }

@@ -753,6 +753,51 @@ mod tests {
     }
 
     #[test]
+    fn unicode_identifiers_and_strings_are_decoded_as_the_server_does() {
+        let tokens = |sql: &str| lex(sql, Dialect::Postgres).map(|s| s[0].tokens.clone());
+        let t = tokens(r#"SELECT U&"pg_r\0065ad_file"('x')"#).unwrap();
+        assert_eq!((t[1].kind, t[1].text.as_str()), (Kind::QuotedIdent, "pg_read_file"));
+        assert!(t[2].is_punct('('));
+        // UESCAPE: the clause goes, the name is decoded with its escape.
+        let t = tokens(r#"SELECT U&"a!0062!!" /* c */ UESCAPE '!' FROM t"#).unwrap();
+        assert_eq!(t[1].text, "ab!");
+        assert!(t[2].is_word("FROM"));
+        assert_eq!(tokens(r#"SELECT U&'\+01F600\D83D\DE00'"#).unwrap()[1].text, "😀😀");
+        for bad in [
+            r#"SELECT U&"\00""#,
+            r#"SELECT U&"\0000""#,
+            r#"SELECT U&"\D800""#,
+            r#"SELECT U&"\DE00""#,
+            r#"SELECT U&"\zzzz""#,
+            r#"SELECT U&"a" UESCAPE 'b'"#,
+            r#"SELECT U&"a" UESCAPE '+'"#,
+            r#"SELECT U&"a" UESCAPE '!!'"#,
+            r#"SELECT U&"a" UESCAPE"#,
+            r#"SELECT U&"""#,
+        ] {
+            assert!(tokens(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Token { kind: Kind::Word, text: "PG_Read_File".into(), start: 0 }.ident(Dialect::Postgres),
+            Some("pg_read_file".into())
+        );
+        assert_eq!(
+            Token { kind: Kind::QuotedIdent, text: "PG_Read_File".into(), start: 0 }
+                .ident(Dialect::Postgres),
+            Some("PG_Read_File".into())
+        );
+        assert_eq!(
+            Token { kind: Kind::QuotedIdent, text: "LOAD_File".into(), start: 0 }.ident(Dialect::Mysql),
+            Some("load_file".into())
+        );
+        let long = "a".repeat(70);
+        assert_eq!(
+            Token { kind: Kind::Word, text: long, start: 0 }.ident(Dialect::Postgres).map(|n| n.len()),
+            Some(63)
+        );
+    }
+
+    #[test]
     fn code_keeps_tokens_as_written_and_drops_comments() {
         let s = lex("SELECT/**/a,\n\t\"B\" -- c\nFROM t", Dialect::Postgres).unwrap();
         assert_eq!(s[0].code, "SELECT a, \"B\" FROM t");

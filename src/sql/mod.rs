@@ -653,6 +653,31 @@ mod cache_tests {
         );
         assert!(fingerprint("COPY t TO '/tmp/x'", Dialect::Postgres).is_none());
         assert!(fingerprint("SELECT 1", Dialect::Postgres).is_some());
+        // Arguments of a call keep their literals, however the call is spelled.
+        for sql in [
+            r#"SELECT "set_config"('work_mem', '1MB', false)"#,
+            r#"SELECT pg_catalog."set_config"('work_mem', '1MB', false)"#,
+            r#"SELECT U&"set_c\006Fnfig"('work_mem', '1MB', false)"#,
+            r#"SELECT anything(('work_mem'), 1)"#,
+            r#"SELECT x FROM t WHERE f(a, 'k') = 1"#,
+        ] {
+            let print = fingerprint(sql, Dialect::Postgres);
+            assert!(print.is_none_or(|p| p.contains("'work_mem'") || p.contains("'k'")), "{sql}");
+        }
+        assert_eq!(
+            fingerprint("SELECT a FROM t WHERE id IN (1, 2) AND b = 'x'", Dialect::Postgres)
+                .as_deref(),
+            Some("SELECT a FROM t WHERE id IN (0, 0) AND b = '';\n")
+        );
+        // Through the one cache of this test: each pair shares a shape.
+        for (a, b) in [
+            (r#"SELECT "set_config"('work_mem', '1MB', false)"#, r#"SELECT "set_config"('role', 'x', false)"#),
+            (r#"SELECT U&"set_config"('work_mem', '1MB', false)"#, r#"SELECT U&"set_config"('role', 'x', false)"#),
+            ("SELECT set_config('work_mem', '1MB', false)", "SELECT set_config('log_statement', 'none', false)"),
+        ] {
+            assert_eq!(classes(a), "read+session", "{a}");
+            assert_eq!(classes(b), "read+privilege", "{b}");
+        }
         assert_eq!(fingerprint("SELECT 1x", Dialect::Postgres), None);
     }
 }
