@@ -714,7 +714,11 @@ fn mysql_set(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Class
         b.merge_inner(body + 1, prepared);
         end = body;
     }
-    let start = if b.kw(after) == "STATEMENT" { after + 1 } else { after };
+    let start = if b.kw(after) == "STATEMENT" {
+        after + 1
+    } else {
+        after
+    };
     match (b.kw(start).as_str(), b.kw(start + 1).as_str()) {
         ("PASSWORD" | "ROLE", _) | ("DEFAULT", "ROLE") => return b.add(C::Privilege),
         ("TRANSACTION", _) => return b.add(C::Session),
@@ -1497,55 +1501,147 @@ mod hostile_spelling_tests {
     #[test]
     fn names_are_compared_as_the_server_resolves_them() {
         check(&[
-            (r#"SELECT U&"pg_r\0065ad_file"('/etc/hostname')"#, P, "read+export"),
-            (r#"SELECT u&"pg_r\+000065ad_file"('/etc/hostname')"#, P, "read+export"),
-            (r#"SELECT U&"pg_r!0065ad_file" UESCAPE '!' ('x')"#, P, "read+export+unknown"),
-            (r#"SELECT U&"pg_r!!0065ad_file" UESCAPE '!' ('x')"#, P, "read+unknown"),
-            (r#"SELECT U&"pg_r#0065ad_file" /* c */ UESCAPE /* d */ '#' ('x')"#, P, "read+export+unknown"),
-            (r#"SELECT "pg_catalog"."pg_read_file"('x')"#, P, "read+export"),
-            (r#"SELECT U&"pg_c\0061talog".U&"lo_\0065xport"(1, 'x')"#, P, "read+export"),
+            (
+                r#"SELECT U&"pg_r\0065ad_file"('/etc/hostname')"#,
+                P,
+                "read+export",
+            ),
+            (
+                r#"SELECT u&"pg_r\+000065ad_file"('/etc/hostname')"#,
+                P,
+                "read+export",
+            ),
+            (
+                r#"SELECT U&"pg_r!0065ad_file" UESCAPE '!' ('x')"#,
+                P,
+                "read+export+unknown",
+            ),
+            (
+                r#"SELECT U&"pg_r!!0065ad_file" UESCAPE '!' ('x')"#,
+                P,
+                "read+unknown",
+            ),
+            (
+                r#"SELECT U&"pg_r#0065ad_file" /* c */ UESCAPE /* d */ '#' ('x')"#,
+                P,
+                "read+export+unknown",
+            ),
+            (
+                r#"SELECT "pg_catalog"."pg_read_file"('x')"#,
+                P,
+                "read+export",
+            ),
+            (
+                r#"SELECT U&"pg_c\0061talog".U&"lo_\0065xport"(1, 'x')"#,
+                P,
+                "read+export",
+            ),
             (r#"SELECT U&"x\00" FROM t"#, P, "unknown"),
             (r#"SELECT U&"x\D800" FROM t"#, P, "unknown"),
             (r#"SELECT U&"x" UESCAPE 'a' FROM t"#, P, "unknown"),
-            (r#"SELECT "set_config"('role', 'x', false)"#, P, "read+privilege"),
-            (r#"SELECT pg_catalog."set_config"('role', 'x', false)"#, P, "read+privilege"),
-            (r#"SELECT U&"set_c\006Fnfig"('role', 'x', false)"#, P, "read+privilege"),
-            (r#"SELECT set_config('ROLE', 'x', false)"#, P, "read+privilege"),
-            (r#"SELECT set_config(U&'r\006Fle', 'x', false)"#, P, "read+privilege"),
-            (r#"SELECT set_config('work_mem', '1MB', false)"#, P, "read+session"),
+            (
+                r#"SELECT "set_config"('role', 'x', false)"#,
+                P,
+                "read+privilege",
+            ),
+            (
+                r#"SELECT pg_catalog."set_config"('role', 'x', false)"#,
+                P,
+                "read+privilege",
+            ),
+            (
+                r#"SELECT U&"set_c\006Fnfig"('role', 'x', false)"#,
+                P,
+                "read+privilege",
+            ),
+            (
+                r#"SELECT set_config('ROLE', 'x', false)"#,
+                P,
+                "read+privilege",
+            ),
+            (
+                r#"SELECT set_config(U&'r\006Fle', 'x', false)"#,
+                P,
+                "read+privilege",
+            ),
+            (
+                r#"SELECT set_config('work_mem', '1MB', false)"#,
+                P,
+                "read+session",
+            ),
             (r#"SET "role" = 'postgres'"#, P, "privilege"),
             (r#"SET "ROLE" = 'postgres'"#, P, "privilege"),
             (r#"SET U&"r\006Fle" = 'postgres'"#, P, "privilege+unknown"),
-            (r#"SET LOCAL "session_authorization" TO 'postgres'"#, P, "privilege"),
+            (
+                r#"SET LOCAL "session_authorization" TO 'postgres'"#,
+                P,
+                "privilege",
+            ),
             (r#"RESET "role""#, P, "privilege"),
             (r#"RESET U&"ro\006Ce""#, P, "privilege+unknown"),
             ("SELECT `load_file`('/etc/passwd')", M, "read+export"),
-            ("SELECT `mysql`.`load_file`('/etc/passwd')", M, "read+export"),
+            (
+                "SELECT `mysql`.`load_file`('/etc/passwd')",
+                M,
+                "read+export",
+            ),
             ("SELECT LOAD_FILE('/etc/passwd')", M, "read+export"),
-            (r#"SELECT "load_file"('/etc/passwd')"#, M, "read+export+unknown"),
-            ("SELECT 1 /*!50000 , load_file('/etc/passwd') */", M, "read+export"),
+            (
+                r#"SELECT "load_file"('/etc/passwd')"#,
+                M,
+                "read+export+unknown",
+            ),
+            (
+                "SELECT 1 /*!50000 , load_file('/etc/passwd') */",
+                M,
+                "read+export",
+            ),
         ]);
     }
 
     #[test]
     fn explain_runs_the_statement_for_every_spelling_of_analyze() {
         check(&[
-            (r#"EXPLAIN ("analyze") CREATE TABLE x AS SELECT 1"#, P, "read+write+export+ddl"),
+            (
+                r#"EXPLAIN ("analyze") CREATE TABLE x AS SELECT 1"#,
+                P,
+                "read+write+export+ddl",
+            ),
             (r#"EXPLAIN ("ANALYZE") DELETE FROM t"#, P, "read+write"),
-            (r#"EXPLAIN (U&"an\0061lyze") DELETE FROM t"#, P, "read+write+unknown"),
+            (
+                r#"EXPLAIN (U&"an\0061lyze") DELETE FROM t"#,
+                P,
+                "read+write+unknown",
+            ),
             ("EXPLAIN (analyze 'on') DELETE FROM t", P, "read+write"),
             ("EXPLAIN (analyze yes) DELETE FROM t", P, "read+write"),
             ("EXPLAIN (analyze 1) DELETE FROM t", P, "read+write"),
             ("EXPLAIN (analyze true) DELETE FROM t", P, "read+write"),
             ("EXPLAIN (analyze \"true\") DELETE FROM t", P, "read+write"),
-            ("EXPLAIN (costs off, ANALYSE) DELETE FROM t", P, "read+write"),
-            ("EXPLAIN (format json, analyze, buffers) DELETE FROM t", P, "read+write"),
-            ("EXPLAIN (analyze E'of\\x66') DELETE FROM t", P, "read+write"),
+            (
+                "EXPLAIN (costs off, ANALYSE) DELETE FROM t",
+                P,
+                "read+write",
+            ),
+            (
+                "EXPLAIN (format json, analyze, buffers) DELETE FROM t",
+                P,
+                "read+write",
+            ),
+            (
+                "EXPLAIN (analyze E'of\\x66') DELETE FROM t",
+                P,
+                "read+write",
+            ),
             ("EXPLAIN (analyze 'OFF') DELETE FROM t", P, "read"),
             ("EXPLAIN (analyze \"off\") DELETE FROM t", P, "read"),
             ("EXPLAIN (analyze false, verbose) DELETE FROM t", P, "read"),
             ("EXPLAIN (analyze 0) DELETE FROM t", P, "read"),
-            ("EXPLAIN (generic_plan) DELETE FROM t WHERE id = $1", P, "read"),
+            (
+                "EXPLAIN (generic_plan) DELETE FROM t WHERE id = $1",
+                P,
+                "read",
+            ),
             ("EXPLAIN (verbose) DELETE FROM t", P, "read"),
             ("EXPLAIN (analyze DELETE FROM t", P, "read+unknown"),
         ]);
@@ -1598,21 +1694,45 @@ mod hostile_spelling_tests {
     fn only_settings_ordinary_users_may_change_are_session() {
         check(&[
             ("SET session_replication_role = replica", P, "privilege"),
-            ("SET SESSION session_replication_role TO 'replica'", P, "privilege"),
+            (
+                "SET SESSION session_replication_role TO 'replica'",
+                P,
+                "privilege",
+            ),
             ("SET LOCAL log_statement = 'none'", P, "privilege"),
             ("SET \"log_min_duration_statement\" = -1", P, "privilege"),
             ("SET Log_Statement = 'none'", P, "privilege"),
             ("SET pgaudit.log = 'none'", P, "privilege"),
             ("RESET session_replication_role", P, "privilege"),
-            ("SELECT set_config('session_replication_role', 'replica', false)", P, "read+privilege"),
-            ("SELECT set_config('log_statement', 'none', true)", P, "read+privilege"),
-            ("ALTER DATABASE d SET log_statement = 'none'", P, "ddl+privilege+unknown"),
-            ("ALTER FUNCTION f() SET session_replication_role TO replica", P, "ddl+privilege"),
+            (
+                "SELECT set_config('session_replication_role', 'replica', false)",
+                P,
+                "read+privilege",
+            ),
+            (
+                "SELECT set_config('log_statement', 'none', true)",
+                P,
+                "read+privilege",
+            ),
+            (
+                "ALTER DATABASE d SET log_statement = 'none'",
+                P,
+                "ddl+privilege+unknown",
+            ),
+            (
+                "ALTER FUNCTION f() SET session_replication_role TO replica",
+                P,
+                "ddl+privilege",
+            ),
             ("ALTER ROLE a SET log_statement = 'none'", P, "privilege"),
             ("SET work_mem = '8MB'", P, "session"),
             ("SET search_path TO app, public", P, "session"),
             ("SET TIME ZONE 'UTC'", P, "session"),
-            ("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", P, "session"),
+            (
+                "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+                P,
+                "session",
+            ),
             ("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", P, "session"),
             ("SET app.tenant_id = '42'", P, "session"),
             ("SET statement_timeout = 0", P, "session"),
@@ -1625,16 +1745,36 @@ mod hostile_spelling_tests {
             ("SET @@session.sql_log_bin = 0", M, "admin"),
             ("SET @@SQL_LOG_BIN = 0", M, "admin"),
             ("SET `sql_log_bin` = 0", M, "admin"),
-            ("SET autocommit = 1, pseudo_thread_id = 7", M, "admin+session"),
+            (
+                "SET autocommit = 1, pseudo_thread_id = 7",
+                M,
+                "admin+session",
+            ),
             ("SET gtid_seq_no = 10", M, "admin"),
             ("SET /*!40101 sql_log_bin = 0 */", M, "admin"),
-            ("SET STATEMENT sql_log_bin = 0 FOR INSERT INTO t VALUES (1)", M, "write+admin+unknown"),
-            ("SET STATEMENT max_statement_time = 1 FOR DROP TABLE t", M, "ddl+session+unknown"),
-            ("SET STATEMENT max_statement_time = 1 FOR SELECT 1", M, "read+session+unknown"),
+            (
+                "SET STATEMENT sql_log_bin = 0 FOR INSERT INTO t VALUES (1)",
+                M,
+                "write+admin+unknown",
+            ),
+            (
+                "SET STATEMENT max_statement_time = 1 FOR DROP TABLE t",
+                M,
+                "ddl+session+unknown",
+            ),
+            (
+                "SET STATEMENT max_statement_time = 1 FOR SELECT 1",
+                M,
+                "read+session+unknown",
+            ),
             ("SET @sql_log_bin = 0", M, "session"),
             ("SET NAMES utf8mb4", M, "session"),
             ("SET sql_mode = 'ANSI_QUOTES', autocommit = 0", M, "session"),
-            ("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", M, "session"),
+            (
+                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                M,
+                "session",
+            ),
             ("SET GLOBAL max_connections = 10", M, "admin"),
             ("SET @@global.max_connections = 10", M, "admin"),
         ]);

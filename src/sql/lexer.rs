@@ -593,9 +593,9 @@ pub fn decode_unicode(body: &str, escape: char) -> Option<String> {
         i += skip + digits;
         match (code, high.take()) {
             (0xD800..=0xDBFF, None) => high = Some(code),
-            (0xDC00..=0xDFFF, Some(h)) => {
-                out.push(char::from_u32(0x10000 + ((h - 0xD800) << 10) + (code - 0xDC00))?)
-            }
+            (0xDC00..=0xDFFF, Some(h)) => out.push(char::from_u32(
+                0x10000 + ((h - 0xD800) << 10) + (code - 0xDC00),
+            )?),
             (_, Some(_)) | (0xDC00..=0xDFFF, None) | (0, None) => return None,
             (_, None) => out.push(char::from_u32(code)?),
         }
@@ -756,13 +756,19 @@ mod tests {
     fn unicode_identifiers_and_strings_are_decoded_as_the_server_does() {
         let tokens = |sql: &str| lex(sql, Dialect::Postgres).map(|s| s[0].tokens.clone());
         let t = tokens(r#"SELECT U&"pg_r\0065ad_file"('x')"#).unwrap();
-        assert_eq!((t[1].kind, t[1].text.as_str()), (Kind::QuotedIdent, "pg_read_file"));
+        assert_eq!(
+            (t[1].kind, t[1].text.as_str()),
+            (Kind::QuotedIdent, "pg_read_file")
+        );
         assert!(t[2].is_punct('('));
         // UESCAPE: the clause goes, the name is decoded with its escape.
         let t = tokens(r#"SELECT U&"a!0062!!" /* c */ UESCAPE '!' FROM t"#).unwrap();
         assert_eq!(t[1].text, "ab!");
         assert!(t[2].is_word("FROM"));
-        assert_eq!(tokens(r#"SELECT U&'\+01F600\D83D\DE00'"#).unwrap()[1].text, "😀😀");
+        assert_eq!(
+            tokens(r#"SELECT U&'\+01F600\D83D\DE00'"#).unwrap()[1].text,
+            "😀😀"
+        );
         for bad in [
             r#"SELECT U&"\00""#,
             r#"SELECT U&"\0000""#,
@@ -778,21 +784,41 @@ mod tests {
             assert!(tokens(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            Token { kind: Kind::Word, text: "PG_Read_File".into(), start: 0 }.ident(Dialect::Postgres),
+            Token {
+                kind: Kind::Word,
+                text: "PG_Read_File".into(),
+                start: 0
+            }
+            .ident(Dialect::Postgres),
             Some("pg_read_file".into())
         );
         assert_eq!(
-            Token { kind: Kind::QuotedIdent, text: "PG_Read_File".into(), start: 0 }
-                .ident(Dialect::Postgres),
+            Token {
+                kind: Kind::QuotedIdent,
+                text: "PG_Read_File".into(),
+                start: 0
+            }
+            .ident(Dialect::Postgres),
             Some("PG_Read_File".into())
         );
         assert_eq!(
-            Token { kind: Kind::QuotedIdent, text: "LOAD_File".into(), start: 0 }.ident(Dialect::Mysql),
+            Token {
+                kind: Kind::QuotedIdent,
+                text: "LOAD_File".into(),
+                start: 0
+            }
+            .ident(Dialect::Mysql),
             Some("load_file".into())
         );
         let long = "a".repeat(70);
         assert_eq!(
-            Token { kind: Kind::Word, text: long, start: 0 }.ident(Dialect::Postgres).map(|n| n.len()),
+            Token {
+                kind: Kind::Word,
+                text: long,
+                start: 0
+            }
+            .ident(Dialect::Postgres)
+            .map(|n| n.len()),
             Some(63)
         );
     }

@@ -548,9 +548,37 @@ pub fn fingerprint(sql: &str, dialect: Dialect) -> Option<String> {
     ];
     // Keywords after which `(` opens a list or a subquery, not a call.
     const NOT_CALLS: &[&str] = &[
-        "VALUES", "IN", "AS", "WHERE", "AND", "OR", "NOT", "ON", "SELECT", "SET", "WHEN", "THEN",
-        "ELSE", "EXISTS", "ANY", "ALL", "SOME", "BY", "HAVING", "FROM", "JOIN", "RETURNING",
-        "BETWEEN", "IS", "LIKE", "UNION", "INTERSECT", "EXCEPT", "DISTINCT", "CASE", "LIMIT",
+        "VALUES",
+        "IN",
+        "AS",
+        "WHERE",
+        "AND",
+        "OR",
+        "NOT",
+        "ON",
+        "SELECT",
+        "SET",
+        "WHEN",
+        "THEN",
+        "ELSE",
+        "EXISTS",
+        "ANY",
+        "ALL",
+        "SOME",
+        "BY",
+        "HAVING",
+        "FROM",
+        "JOIN",
+        "RETURNING",
+        "BETWEEN",
+        "IS",
+        "LIKE",
+        "UNION",
+        "INTERSECT",
+        "EXCEPT",
+        "DISTINCT",
+        "CASE",
+        "LIMIT",
         "OFFSET",
     ];
     let statements = lexer::lex(sql, dialect).ok()?;
@@ -574,15 +602,16 @@ pub fn fingerprint(sql: &str, dialect: Dialect) -> Option<String> {
                 let end = s.tokens.get(i + 1).map_or(s.code.len(), |n| n.start);
                 let source = &s.code[t.start..end];
                 if t.is_punct('(') {
-                    let call = i.checked_sub(1).map(|j| &s.tokens[j]).is_some_and(|p| {
-                        match p.kind {
-                            lexer::Kind::Word => !NOT_CALLS.iter().any(|k| p.is_word(k)),
-                            lexer::Kind::Punct | lexer::Kind::Number | lexer::Kind::Param => {
-                                false
-                            }
-                            lexer::Kind::QuotedIdent | lexer::Kind::String => true,
-                        }
-                    });
+                    let call =
+                        i.checked_sub(1)
+                            .map(|j| &s.tokens[j])
+                            .is_some_and(|p| match p.kind {
+                                lexer::Kind::Word => !NOT_CALLS.iter().any(|k| p.is_word(k)),
+                                lexer::Kind::Punct | lexer::Kind::Number | lexer::Kind::Param => {
+                                    false
+                                }
+                                lexer::Kind::QuotedIdent | lexer::Kind::String => true,
+                            });
                     calls.push(call);
                 } else if t.is_punct(')') {
                     calls.pop();
@@ -662,18 +691,33 @@ mod cache_tests {
             r#"SELECT x FROM t WHERE f(a, 'k') = 1"#,
         ] {
             let print = fingerprint(sql, Dialect::Postgres);
-            assert!(print.is_none_or(|p| p.contains("'work_mem'") || p.contains("'k'")), "{sql}");
+            assert!(
+                print.is_none_or(|p| p.contains("'work_mem'") || p.contains("'k'")),
+                "{sql}"
+            );
         }
         assert_eq!(
-            fingerprint("SELECT a FROM t WHERE id IN (1, 2) AND b = 'x'", Dialect::Postgres)
-                .as_deref(),
+            fingerprint(
+                "SELECT a FROM t WHERE id IN (1, 2) AND b = 'x'",
+                Dialect::Postgres
+            )
+            .as_deref(),
             Some("SELECT a FROM t WHERE id IN (0, 0) AND b = '';\n")
         );
         // Through the one cache of this test: each pair shares a shape.
         for (a, b) in [
-            (r#"SELECT "set_config"('work_mem', '1MB', false)"#, r#"SELECT "set_config"('role', 'x', false)"#),
-            (r#"SELECT U&"set_config"('work_mem', '1MB', false)"#, r#"SELECT U&"set_config"('role', 'x', false)"#),
-            ("SELECT set_config('work_mem', '1MB', false)", "SELECT set_config('log_statement', 'none', false)"),
+            (
+                r#"SELECT "set_config"('work_mem', '1MB', false)"#,
+                r#"SELECT "set_config"('role', 'x', false)"#,
+            ),
+            (
+                r#"SELECT U&"set_config"('work_mem', '1MB', false)"#,
+                r#"SELECT U&"set_config"('role', 'x', false)"#,
+            ),
+            (
+                "SELECT set_config('work_mem', '1MB', false)",
+                "SELECT set_config('log_statement', 'none', false)",
+            ),
         ] {
             assert_eq!(classes(a), "read+session", "{a}");
             assert_eq!(classes(b), "read+privilege", "{b}");
