@@ -433,23 +433,31 @@ fn the_literal_blind_cache_never_changes_a_classification() {
             ));
         }
     }
-    // Literal variants of every case must not borrow another's classes either.
+    // Variants of every case — other literals where it has literals, names
+    // spelled the ways the server also resolves them — and pairs of
+    // queries that differ only in a literal the classifier reads, all
+    // through the same cache, forwards then backwards: none may borrow
+    // another's classes.
+    let mut queries: Vec<(Dialect, String)> = Vec::new();
     for case in &cases {
         let dialect = if case.dialect == "mysql" {
             Dialect::Mysql
         } else {
             Dialect::Postgres
         };
-        let variant = case
-            .sql
-            .replace('1', "7")
-            .replace("'x'", "'role'")
-            .replace("'a'", "'session_authorization'");
-        let direct = classify(&variant, dialect).classes();
-        let cached = cache.classify(&variant, dialect).classes();
+        for variant in variants(&case.sql) {
+            queries.push((dialect, variant));
+        }
+    }
+    for (dialect, sql) in LITERAL_SENSITIVE {
+        queries.push((*dialect, sql.to_string()));
+    }
+    for (dialect, sql) in queries.iter().chain(queries.iter().rev()) {
+        let direct = classify(sql, *dialect).classes();
+        let cached = cache.classify(sql, *dialect).classes();
         if direct != cached {
             wrong.push(format!(
-                "{dialect:?} {variant:?}: direct {}, cached {}",
+                "{dialect:?} {sql:?}: direct {}, cached {}",
                 names(direct),
                 names(cached)
             ));
@@ -496,4 +504,146 @@ fn encoding_switches_are_refused_and_nothing_benign_is() {
     }
     assert!(switches >= 10, "only {switches} encoding-switch cases");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Queries that differ from each other only in literals the classifier
+/// reads (setting names, EXPLAIN option values, COPY endpoints, SQL given
+/// as a string, SET values), with the names they call spelled every way.
+const LITERAL_SENSITIVE: &[(Dialect, &str)] = &[
+    (
+        Dialect::Postgres,
+        "SELECT set_config('work_mem', '1MB', false)",
+    ),
+    (
+        Dialect::Postgres,
+        "SELECT set_config('role', 'postgres', false)",
+    ),
+    (
+        Dialect::Postgres,
+        "SELECT set_config('log_statement', 'none', false)",
+    ),
+    (
+        Dialect::Postgres,
+        "SELECT \"set_config\"('work_mem', '1MB', false)",
+    ),
+    (
+        Dialect::Postgres,
+        "SELECT \"set_config\"('role', 'postgres', false)",
+    ),
+    (
+        Dialect::Postgres,
+        "SELECT U&\"set_config\"('work_mem', '1MB', false)",
+    ),
+    (
+        Dialect::Postgres,
+        "SELECT U&\"set_config\"('role', 'postgres', false)",
+    ),
+    (
+        Dialect::Postgres,
+        "SELECT U&\"set_c\\006Fnfig\"('role', 'postgres', false)",
+    ),
+    (
+        Dialect::Postgres,
+        "SELECT pg_catalog.\"set_config\"('work_mem', '1MB', false)",
+    ),
+    (
+        Dialect::Postgres,
+        "SELECT pg_catalog.\"set_config\"('session_replication_role', 'replica', false)",
+    ),
+    (
+        Dialect::Postgres,
+        "SELECT 1 FROM t WHERE \"set_config\"('work_mem', '1MB', false) = 'x'",
+    ),
+    (
+        Dialect::Postgres,
+        "SELECT 1 FROM t WHERE \"set_config\"('role', 'postgres', false) = 'x'",
+    ),
+    (Dialect::Postgres, "EXPLAIN (ANALYZE 0) DELETE FROM t"),
+    (Dialect::Postgres, "EXPLAIN (ANALYZE 1) DELETE FROM t"),
+    (
+        Dialect::Postgres,
+        "EXPLAIN (\"analyze\" 'off') DELETE FROM t",
+    ),
+    (
+        Dialect::Postgres,
+        "EXPLAIN (\"analyze\" 'on') DELETE FROM t",
+    ),
+    (Dialect::Postgres, "COPY t TO STDOUT"),
+    (Dialect::Postgres, "COPY t TO '/tmp/x'"),
+    (Dialect::Postgres, "COPY t FROM '/tmp/x'"),
+    (Dialect::Postgres, "SET work_mem = '1MB'"),
+    (Dialect::Postgres, "SET log_statement = 'none'"),
+    (
+        Dialect::Postgres,
+        "SELECT 1 FROM t WHERE a = 'x' AND b IN (1, 2)",
+    ),
+    (
+        Dialect::Postgres,
+        "SELECT 1 FROM t WHERE a = 'role' AND b IN (7, 8)",
+    ),
+    (Dialect::Mysql, "PREPARE s FROM 'SELECT 1'"),
+    (Dialect::Mysql, "PREPARE s FROM 'DROP TABLE t'"),
+    (Dialect::Mysql, "EXECUTE IMMEDIATE 'SELECT 1'"),
+    (Dialect::Mysql, "EXECUTE IMMEDIATE 'DROP TABLE t'"),
+    (Dialect::Mysql, "SELECT 1 FROM t WHERE a = 'x'"),
+    (
+        Dialect::Mysql,
+        "SELECT 1 FROM t WHERE a = 'x' INTO OUTFILE '/tmp/x'",
+    ),
+    (Dialect::Mysql, "SELECT \"load_file\"('/etc/passwd')"),
+    (Dialect::Mysql, "SELECT \"lower\"('/etc/passwd')"),
+    (Dialect::Mysql, "SET sql_mode = 'ANSI_QUOTES'"),
+    (Dialect::Mysql, "SET sql_log_bin = 0"),
+];
+
+/// A query and its variants: each `'…'` literal replaced in turn by values
+/// the classifier may read, digits swapped, and the names it reads spelled
+/// quoted, Unicode-escaped and qualified.
+fn variants(sql: &str) -> Vec<String> {
+    const VALUES: &[&str] = &[
+        "role",
+        "work_mem",
+        "session_replication_role",
+        "off",
+        "on",
+        "/tmp/x",
+        "DROP TABLE t",
+    ];
+    let mut out = vec![sql.to_string(), sql.replace('1', "7").replace('0', "1")];
+    // Plain '…' literals, found naively: a variant that does not lex is
+    // still a query to compare.
+    let quotes: Vec<usize> = sql.match_indices('\'').map(|(i, _)| i).collect();
+    for pair in quotes.chunks(2).take(4) {
+        let [open, close] = pair else { break };
+        for value in VALUES {
+            out.push(format!("{}'{value}'{}", &sql[..*open], &sql[close + 1..]));
+        }
+    }
+    for (word, spellings) in [
+        (
+            "set_config",
+            &[
+                "\"set_config\"",
+                "U&\"set_c\\006Fnfig\"",
+                "pg_catalog.\"set_config\"",
+            ][..],
+        ),
+        (
+            "pg_read_file",
+            &["\"pg_read_file\"", "U&\"pg_r\\0065ad_file\""][..],
+        ),
+        ("ANALYZE", &["\"analyze\"", "U&\"an\\0061lyze\""][..]),
+        (
+            "pg_authid",
+            &["\"pg_authid\"", "pg_catalog.\"pg_authid\""][..],
+        ),
+        ("load_file", &["`load_file`", "\"load_file\""][..]),
+    ] {
+        if sql.contains(word) {
+            for spelling in spellings {
+                out.push(sql.replace(word, spelling));
+            }
+        }
+    }
+    out
 }

@@ -12,6 +12,7 @@
 //!    `unknown`) and supplies the objects and functions touched.
 
 use super::lexer::{self, Kind, LexedStatement, Token};
+use super::settings::{mysql_variable_class, pg_setting_class};
 use super::{Classes, Classification, Dialect, Statement, StatementClass as C};
 use sqlparser::ast::{visit_expressions, visit_relations, Expr, ObjectName, ObjectNamePart};
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
@@ -89,6 +90,38 @@ impl Builder<'_> {
         self.tokens.iter().any(|t| t.is_word(kw))
     }
 
+    /// The identifier at `i` as the server resolves it (see
+    /// [`Token::ident`]). In MySQL a `"…"` string counts too: under
+    /// `ANSI_QUOTES`, which a client may switch on, it is an identifier.
+    fn ident(&self, i: usize) -> Option<String> {
+        let t = self.tokens.get(i)?;
+        if self.dialect == Dialect::Mysql
+            && t.kind == Kind::String
+            && self.code[t.start..].starts_with('"')
+        {
+            return Some(t.text.to_lowercase());
+        }
+        t.ident(self.dialect)
+    }
+
+    /// A setting's name at `i`: settings are looked up case-insensitively
+    /// whether quoted or not (`SET "ROLE" = …` is `SET role`), and may be
+    /// qualified (`SET app.tenant = …`). The name and the index after it.
+    fn setting_name(&self, mut i: usize) -> Option<(String, usize)> {
+        let part = |t: &Token| match t.kind {
+            Kind::Word | Kind::QuotedIdent => Some(t.text.to_ascii_lowercase()),
+            _ => None,
+        };
+        let mut name = part(self.tokens.get(i)?)?;
+        i += 1;
+        while self.tokens.get(i).is_some_and(|t| t.is_punct('.')) {
+            name.push('.');
+            name.push_str(&part(self.tokens.get(i + 1)?)?);
+            i += 2;
+        }
+        Some((name, i))
+    }
+
     /// Classifies the statement that starts at token `i` (EXPLAIN ANALYZE
     /// x, PREPARE p AS x) and merges its classes in.
     fn merge_inner(&mut self, i: usize, prepared: &mut HashMap<String, Classes>) -> Classes {
@@ -141,6 +174,7 @@ fn classify_statement(
     };
     let parsed_inner = leading_keywords(&mut b, prepared);
     scan_tokens(&mut b);
+    catalog_writes(&mut b);
     if !parsed_inner {
         from_ast(&mut b);
     }
@@ -192,34 +226,36 @@ fn leading_keywords(b: &mut Builder, prepared: &mut HashMap<String, Classes>) ->
         "GRANT" | "REVOKE" | "REASSIGN" => b.add(C::Privilege),
         "SECURITY" if next == "LABEL" => b.add(C::Privilege),
         "COMMENT" => b.add(C::Ddl),
-        "SET" => set(b, first + 1),
-        "RESET" => {
-            // The target may be quoted: RESET "role" is RESET role.
-            let target = b
-                .tokens
-                .get(first + 1)
-                .map(|t| t.text.to_ascii_lowercase())
-                .unwrap_or_default();
-            match target.as_str() {
-                "role" | "session_authorization" => b.add(C::Privilege),
-                "session" if b.kw(first + 2) == "AUTHORIZATION" => b.add(C::Privilege),
-                "all" => {
-                    // RESET ALL resets the role too.
-                    b.add(C::Privilege);
-                    b.add(C::Session);
-                }
-                "master" | "slave" | "replica" | "query" | "persist" | "binary" => b.add(C::Admin),
-                _ => b.add(C::Session),
-            }
-        }
+        "SET" => set(b, first + 1, prepared),
+        "RESET" if !pg => match next.as_str() {
+            "MASTER" | "SLAVE" | "REPLICA" | "QUERY" | "PERSIST" | "BINARY" => b.add(C::Admin),
+            _ => b.unknown("RESET of something MariaDB has no RESET for"),
+        },
+        "RESET" => match (next.as_str(), b.setting_name(first + 1)) {
+            ("SESSION", _) if b.kw(first + 2) == "AUTHORIZATION" => b.add(C::Privilege),
+            // RESET ALL leaves the role and the session authorization
+            // alone (they are exempt from it); drivers' pools send it on
+            // every release.
+            ("ALL", _) => b.add(C::Session),
+            ("TIME", _) if b.kw(first + 2) == "ZONE" => b.add(C::Session),
+            // Resetting a superuser setting needs superuser too. The
+            // target may be quoted: RESET "role" is RESET role.
+            (_, Some((name, _))) => b.add(pg_setting_class(&name)),
+            (_, None) => b.unknown("RESET without a setting"),
+        },
         "DISCARD" => {
             b.add(C::Session);
             if next == "ALL" {
-                // DISCARD ALL includes RESET ALL, which resets the role.
+                // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT,
+                // which puts the login role back (undoing a SET ROLE).
                 b.add(C::Privilege);
             }
         }
         "SHOW" if next == "CREATE" => b.add(C::Read),
+        "USE" if !pg && b.ident(first + 1).is_some_and(|db| is_mysql_catalog(&db)) => {
+            b.add(C::Privilege);
+            b.note("after USE of a system database, unqualified names are its tables");
+        }
         "SHOW" | "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE"
         | "LISTEN" | "UNLISTEN" | "NOTIFY" | "DEALLOCATE" | "USE" | "XA" | "UNLOCK" | "HELP"
         | "SIGNAL" | "RESIGNAL" | "GET" => b.add(C::Session),
@@ -242,6 +278,16 @@ fn leading_keywords(b: &mut Builder, prepared: &mut HashMap<String, Classes>) ->
             }
         }
         "EXPLAIN" => explain(b, first + 1, prepared),
+        // MariaDB `ANALYZE [FORMAT=JSON] stmt` runs the statement.
+        "ANALYZE" if !pg && !matches!(next.as_str(), "TABLE" | "NO_WRITE_TO_BINLOG" | "LOCAL") => {
+            b.add(C::Ddl);
+            let mut i = first + 1;
+            if b.kw(i) == "FORMAT" {
+                i += 3;
+            }
+            b.note("ANALYZE runs the statement");
+            b.merge_inner(i, prepared);
+        }
         "PREPARE" => return prepare(b, first + 1, prepared),
         "EXECUTE" => execute(b, first + 1, prepared),
         "CALL" => b.unknown("CALL runs a procedure whose body Airlock cannot see"),
@@ -515,6 +561,30 @@ fn alter(b: &mut Builder, after: usize) {
     if owner || rls || b.has_word("SECURITY") && b.has_word("INVOKER") {
         b.add(C::Privilege);
     }
+    // ALTER DATABASE/FUNCTION … SET x = v applies x to later sessions or
+    // calls: a superuser setting there is as privileged as in SET.
+    if b.dialect == Dialect::Postgres
+        && matches!(
+            kind.as_str(),
+            "DATABASE" | "FUNCTION" | "PROCEDURE" | "ROUTINE"
+        )
+    {
+        for j in i..b.tokens.len() {
+            let Some((name, after)) = b.setting_name(j + 1) else {
+                continue;
+            };
+            let assigns = matches!(b.kw(after).as_str(), "TO" | "FROM")
+                || b.tokens.get(after).is_some_and(|t| t.is_punct('='));
+            if b.tokens[j].is_word("SET") && assigns
+                || b.tokens[j].is_word("RESET") && name != "all"
+            {
+                let class = pg_setting_class(&name);
+                if class != C::Session {
+                    b.add(class);
+                }
+            }
+        }
+    }
 }
 
 /// A possibly qualified, possibly quoted name starting at token `i`, as
@@ -588,34 +658,9 @@ fn drop_statement(b: &mut Builder, after: usize) {
     }
 }
 
-fn set(b: &mut Builder, after: usize) {
-    // MySQL: `SET GLOBAL x`, `SET @@global.x`, `SET a = 1, PERSIST b = 2`
-    // change the server for everyone. A user variable `@global` does not.
+fn set(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Classes>) {
     if b.dialect == Dialect::Mysql {
-        let scoped = |w: &[Token]| {
-            let scope = ["GLOBAL", "PERSIST", "PERSIST_ONLY"]
-                .iter()
-                .any(|k| w[2].is_word(k));
-            scope
-                && (w[0].is_punct('@') && w[1].is_punct('@')
-                    || w[1].is_word("SET")
-                    || w[1].is_punct(','))
-        };
-        let first_scoped = ["GLOBAL", "PERSIST", "PERSIST_ONLY"]
-            .iter()
-            .any(|k| b.kw(after) == *k);
-        if first_scoped || b.tokens.windows(3).any(scoped) {
-            b.add(C::Admin);
-            return;
-        }
-        if b.tokens
-            .iter()
-            .any(|t| t.kind == Kind::Word && t.text.eq_ignore_ascii_case("sql_log_bin"))
-        {
-            b.add(C::Admin);
-            b.note("sql_log_bin hides the session from replication and binary-log audit");
-            return;
-        }
+        return mysql_set(b, after, prepared);
     }
     let mut i = after;
     while matches!(b.kw(i).as_str(), "SESSION" | "LOCAL") && b.kw(i + 1) != "CHARACTERISTICS" {
@@ -625,17 +670,109 @@ fn set(b: &mut Builder, after: usize) {
         }
         i += 1;
     }
-    // The target may be quoted: SET "role" = … is SET role.
-    let target = b
-        .tokens
-        .get(i)
-        .map(|t| t.text.to_ascii_lowercase())
-        .unwrap_or_default();
-    match target.as_str() {
-        "role" | "session_authorization" | "password" | "authorization" => b.add(C::Privilege),
-        "default" if b.kw(i + 1) == "ROLE" => b.add(C::Privilege),
-        "global" | "persist" | "persist_only" => b.add(C::Admin),
-        _ => b.add(C::Session),
+    // The grammar's own forms (keywords, never quoted) map to settings
+    // ordinary users may change or to no setting at all.
+    match (b.kw(i).as_str(), b.kw(i + 1).as_str()) {
+        ("ROLE", _) => return b.add(C::Privilege),
+        ("TIME", "ZONE")
+        | ("SCHEMA" | "NAMES" | "SEED" | "CATALOG" | "TRANSACTION" | "CONSTRAINTS", _)
+        | ("XML", "OPTION")
+        | ("SESSION", "CHARACTERISTICS") => return b.add(C::Session),
+        _ => {}
+    }
+    // Otherwise `name {TO | =} value`; the name may be quoted or
+    // qualified and is compared case-insensitively, like the server does.
+    match b.setting_name(i) {
+        Some((name, _)) => b.add(pg_setting_class(&name)),
+        None => b.unknown("SET without a setting name"),
+    }
+}
+
+/// MySQL/MariaDB `SET`: a list of assignments, each of which may name a
+/// scope (`GLOBAL x`, `@@global.x` change the server for everyone) and a
+/// variable only privileged users may set (`sql_log_bin` hides the session
+/// from replication and binary-log audit). A user variable `@x` is the
+/// session's own. MariaDB's `SET STATEMENT … FOR stmt` also runs `stmt`.
+fn mysql_set(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Classes>) {
+    let mut end = b.tokens.len();
+    if b.kw(after) == "STATEMENT" {
+        let mut depth = 0i32;
+        let body = (after + 1..b.tokens.len()).find(|&j| {
+            let t = &b.tokens[j];
+            if t.is_punct('(') {
+                depth += 1;
+            } else if t.is_punct(')') {
+                depth -= 1;
+            }
+            depth == 0 && t.is_word("FOR")
+        });
+        let Some(body) = body else {
+            b.unknown("SET STATEMENT without FOR");
+            return;
+        };
+        b.note("SET STATEMENT … FOR runs the statement after FOR");
+        b.merge_inner(body + 1, prepared);
+        end = body;
+    }
+    let start = if b.kw(after) == "STATEMENT" {
+        after + 1
+    } else {
+        after
+    };
+    match (b.kw(start).as_str(), b.kw(start + 1).as_str()) {
+        ("PASSWORD" | "ROLE", _) | ("DEFAULT", "ROLE") => return b.add(C::Privilege),
+        ("TRANSACTION", _) => return b.add(C::Session),
+        _ => {}
+    }
+    // Assignments are separated by top-level commas.
+    let mut depth = 0i32;
+    let mut from = start;
+    for j in start..=end {
+        let t = b.tokens.get(j).filter(|_| j < end);
+        match t {
+            Some(t) if t.is_punct('(') => depth += 1,
+            Some(t) if t.is_punct(')') => depth -= 1,
+            Some(t) if !(depth == 0 && t.is_punct(',')) => {}
+            _ => {
+                let class = mysql_assignment(b, from);
+                b.add(class);
+                from = j + 1;
+            }
+        }
+    }
+}
+
+/// The class of one MySQL assignment starting at token `i`.
+fn mysql_assignment(b: &Builder, mut i: usize) -> C {
+    match b.kw(i).as_str() {
+        "GLOBAL" | "PERSIST" | "PERSIST_ONLY" => return C::Admin,
+        "SESSION" | "LOCAL" => i += 1,
+        _ => {}
+    }
+    if b.tokens.get(i).is_some_and(|t| t.is_punct('@')) {
+        if !b.tokens.get(i + 1).is_some_and(|t| t.is_punct('@')) {
+            return C::Session; // @user_variable
+        }
+        i += 2;
+        if b.tokens.get(i + 1).is_some_and(|t| t.is_punct('.')) {
+            match b.ident(i).as_deref() {
+                Some("global" | "persist" | "persist_only") => return C::Admin,
+                Some("session" | "local") => i += 2,
+                _ => {}
+            }
+        }
+    }
+    let Some(name) = b.ident(i) else {
+        return C::Unknown;
+    };
+    if b.tokens.get(i + 1).is_some_and(|t| t.is_punct('.')) {
+        // `keycache.key_buffer_size`: structured variables are global.
+        return C::Admin;
+    }
+    match name.as_str() {
+        "names" | "character" | "charset" => C::Session,
+        "password" | "role" => C::Privilege,
+        _ => mysql_variable_class(&name),
     }
 }
 
@@ -643,24 +780,31 @@ fn explain(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Classes
     b.add(C::Read);
     let mut i = after;
     let mut analyze = false;
-    // EXPLAIN (ANALYZE [true|on|1], …) stmt
+    // EXPLAIN (option [value], …) stmt
     if b.tokens.get(i).is_some_and(|t| t.is_punct('(')) {
         let mut depth = 0;
+        let mut option = i + 1;
         while let Some(t) = b.tokens.get(i) {
             if t.is_punct('(') {
                 depth += 1;
-            } else if t.is_punct(')') {
-                depth -= 1;
-                if depth == 0 {
-                    i += 1;
-                    break;
+            } else if t.is_punct(')') || depth == 1 && t.is_punct(',') {
+                if depth == 1 {
+                    analyze |= explain_option_runs(b, option, i);
+                    option = i + 1;
                 }
-            } else if t.is_word("ANALYZE") || t.is_word("ANALYSE") {
-                let off = matches!(b.kw(i + 1).as_str(), "FALSE" | "OFF")
-                    || b.tokens.get(i + 1).is_some_and(|t| t.text == "0");
-                analyze |= !off;
+                if t.is_punct(')') {
+                    depth -= 1;
+                    if depth == 0 {
+                        i += 1;
+                        break;
+                    }
+                }
             }
             i += 1;
+        }
+        if depth != 0 {
+            b.unknown("EXPLAIN options without a closing parenthesis");
+            return;
         }
     }
     // EXPLAIN ANALYZE VERBOSE … / MySQL EXPLAIN FORMAT=x …
@@ -687,6 +831,38 @@ fn explain(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Classes
     {
         // MySQL `EXPLAIN table` describes a table.
     }
+}
+
+/// Whether the EXPLAIN option in tokens `from..to` makes EXPLAIN run the
+/// statement. The server compares option names after folding unquoted ones
+/// (`"analyze"` is ANALYZE, `"ANALYZE"` an error); here any spelling of
+/// analyze counts, quoted or not, so that what the server would reject is
+/// treated as running. It is off only for a value the server reads as false
+/// — `false`/`off` however quoted or cased, or the integer 0; every other
+/// value is true (`on`, `1`, `'true'`) or an error.
+fn explain_option_runs(b: &Builder, from: usize, to: usize) -> bool {
+    let name = match b.tokens.get(from) {
+        Some(t) if matches!(t.kind, Kind::Word | Kind::QuotedIdent) => t.text.to_ascii_lowercase(),
+        _ => return false,
+    };
+    if name != "analyze" && name != "analyse" {
+        return false;
+    }
+    let off = match &b.tokens[from + 1..to.max(from + 1)] {
+        [value] => match value.kind {
+            // Only a string whose text is certain: no escapes to decode.
+            Kind::String if !b.code[value.start..].starts_with(['\'', '$']) => false,
+            Kind::Word | Kind::QuotedIdent | Kind::String => {
+                !value.text.contains('\\')
+                    && (value.text.eq_ignore_ascii_case("false")
+                        || value.text.eq_ignore_ascii_case("off"))
+            }
+            Kind::Number => value.text == "0",
+            _ => false,
+        },
+        _ => false,
+    };
+    !off
 }
 
 /// Returns true when the prepared body was classified from a literal.
@@ -915,24 +1091,22 @@ fn is_structural(word: &str) -> bool {
 fn scan_tokens(b: &mut Builder) {
     let tokens = b.tokens;
     for (i, t) in tokens.iter().enumerate() {
-        if !(matches!(t.kind, Kind::Word | Kind::QuotedIdent)
-            && tokens.get(i + 1).is_some_and(|n| n.is_punct('(')))
-        {
+        if !tokens.get(i + 1).is_some_and(|n| n.is_punct('(')) {
             continue;
         }
         if t.kind == Kind::Word && is_structural(&t.text.to_ascii_uppercase()) {
             continue;
         }
-        let name = t.text.to_ascii_lowercase();
+        // Names as the server resolves them: `"set_config"`,
+        // `U&"pg_r\0065ad_file"`, `pg_catalog."x"`, MySQL `` `db`.`fn` ``.
+        let Some(name) = b.ident(i) else {
+            continue;
+        };
         let qualified = match (
-            i.checked_sub(2).and_then(|j| tokens.get(j)),
+            i.checked_sub(2).and_then(|j| b.ident(j)),
             i.checked_sub(1).and_then(|j| tokens.get(j)),
         ) {
-            (Some(schema), Some(dot))
-                if dot.is_punct('.') && matches!(schema.kind, Kind::Word | Kind::QuotedIdent) =>
-            {
-                format!("{}.{name}", schema.text.to_ascii_lowercase())
-            }
+            (Some(schema), Some(dot)) if dot.is_punct('.') => format!("{schema}.{name}"),
             _ => name.clone(),
         };
         // Names after these are the object being defined or written, not calls.
@@ -982,8 +1156,8 @@ fn scan_tokens(b: &mut Builder) {
                 .filter(|a| !a.text.contains('\\'))
                 .map(|a| a.text.trim().to_ascii_lowercase());
             match setting.as_deref() {
-                Some("role") | Some("session_authorization") | None => b.add(C::Privilege),
-                Some(_) => b.add(C::Session),
+                Some(name) => b.add(pg_setting_class(name)),
+                None => b.add(C::Privilege),
             }
         } else if b.tokens.first().is_some_and(|f| f.is_word("CALL")) && !defines {
             b.out.functions.push(qualified.clone());
@@ -1014,6 +1188,162 @@ fn scan_tokens(b: &mut Builder) {
             }
         }
     }
+}
+
+/// MySQL/MariaDB schemas that are the server's own: its accounts and
+/// grants (`mysql`), instrumentation (`performance_schema`, `sys`) and
+/// metadata (`information_schema`).
+fn is_mysql_catalog(schema: &str) -> bool {
+    matches!(
+        schema,
+        "mysql" | "performance_schema" | "sys" | "information_schema"
+    )
+}
+
+/// Whether the resolved, possibly qualified name `parts` is a table of the
+/// server's own catalogs. Compared case-insensitively: a spelling the
+/// server would not resolve to the catalog only errors there.
+fn is_catalog_table(parts: &[String], dialect: Dialect) -> bool {
+    let lower: Vec<String> = parts.iter().map(|p| p.to_lowercase()).collect();
+    match (dialect, lower.as_slice()) {
+        // Unqualified names find pg_catalog first (it is searched before
+        // the search_path unless listed later in it), and every table and
+        // view there is called pg_*: `UPDATE pg_authid` is the catalog's.
+        (Dialect::Postgres, [name]) => name.starts_with("pg_"),
+        // schema.name or database.schema.name
+        (Dialect::Postgres, [.., schema, _]) => {
+            matches!(schema.as_str(), "pg_catalog" | "information_schema")
+                || schema.starts_with("pg_toast")
+        }
+        (Dialect::Mysql, [.., schema, _]) => is_mysql_catalog(schema),
+        _ => false,
+    }
+}
+
+/// Pass 4: rows written or locked in the server's catalogs. Writing
+/// `pg_authid` makes a superuser, `mysql.global_priv` an account, and
+/// locking `pg_database` stalls every new connection: not ordinary work
+/// but `privilege`. Every writing verb of the statement counts, wherever
+/// it sits (CTEs, rules' actions, multi-table MySQL forms).
+fn catalog_writes(b: &mut Builder) {
+    if !b.out.classes.contains(C::Write) {
+        return;
+    }
+    let tokens = b.tokens;
+    let mut targets: Vec<Vec<String>> = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if t.kind != Kind::Word
+            || tokens.get(i + 1).is_some_and(|n| n.is_punct('('))
+            || i.checked_sub(1).is_some_and(|j| tokens[j].is_punct('.'))
+        {
+            continue;
+        }
+        let prev = i.checked_sub(1).map(|j| b.kw(j)).unwrap_or_default();
+        let verb = t.text.to_ascii_uppercase();
+        let after_modifiers = |mut j: usize| {
+            while matches!(
+                b.kw(j).as_str(),
+                "LOW_PRIORITY"
+                    | "DELAYED"
+                    | "HIGH_PRIORITY"
+                    | "IGNORE"
+                    | "QUICK"
+                    | "INTO"
+                    | "ONLY"
+                    | "TABLE"
+                    | "TABLES"
+                    | "FROM"
+            ) {
+                j += 1;
+            }
+            j
+        };
+        match verb.as_str() {
+            "INSERT" | "REPLACE" | "MERGE" | "UPSERT" => {
+                targets.extend(catalog_name_at(b, after_modifiers(i + 1)));
+            }
+            // Not the verbs of `FOR [NO KEY] UPDATE`, `ON DUPLICATE KEY
+            // UPDATE`, `ON CONFLICT DO UPDATE`, triggers and foreign keys.
+            "UPDATE" | "DELETE"
+                if !matches!(
+                    prev.as_str(),
+                    "FOR" | "KEY" | "DO" | "NO" | "OF" | "ON" | "OR" | "BEFORE" | "AFTER"
+                ) =>
+            {
+                let stop: &[&str] = if verb == "UPDATE" {
+                    &["SET"]
+                } else {
+                    &["WHERE", "ORDER", "LIMIT", "RETURNING"]
+                };
+                if b.dialect == Dialect::Postgres {
+                    targets.extend(catalog_name_at(b, after_modifiers(i + 1)));
+                } else {
+                    // MySQL multi-table forms: any table named before SET
+                    // (UPDATE) or WHERE (DELETE) may be the one written.
+                    targets.extend(names_until(b, i + 1, stop));
+                }
+            }
+            "TRUNCATE" | "LOCK" if i == 0 => targets.extend(names_until(b, i + 1, &["IN"])),
+            "COPY" if i == 0 && tokens.iter().any(|t| t.is_word("FROM")) => {
+                targets.extend(catalog_name_at(b, 1));
+            }
+            // LOAD DATA … INTO TABLE name
+            "INTO" if tokens.first().is_some_and(|f| f.is_word("LOAD")) => {
+                targets.extend(catalog_name_at(b, after_modifiers(i + 1)));
+            }
+            _ => {}
+        }
+    }
+    let catalog: Vec<String> = targets
+        .into_iter()
+        .filter(|parts| is_catalog_table(parts, b.dialect))
+        .map(|parts| parts.join("."))
+        .collect();
+    if !catalog.is_empty() {
+        b.add(C::Privilege);
+        b.note(format!(
+            "writes or locks the server's catalog: {}",
+            catalog.join(", ")
+        ));
+    }
+}
+
+/// The resolved parts of the (possibly qualified) name at `i`, as a
+/// one-element list when there is one.
+fn catalog_name_at(b: &Builder, i: usize) -> Option<Vec<String>> {
+    let mut parts = vec![b.ident(i)?];
+    let mut j = i + 1;
+    while b.tokens.get(j).is_some_and(|t| t.is_punct('.')) {
+        match b.ident(j + 1) {
+            Some(part) => parts.push(part),
+            None => break, // `t.*`
+        }
+        j += 2;
+    }
+    Some(parts)
+}
+
+/// Every name from `i` up to the first of `stop` at the top level.
+fn names_until(b: &Builder, mut i: usize, stop: &[&str]) -> Vec<Vec<String>> {
+    let mut names = Vec::new();
+    let mut depth = 0i32;
+    while let Some(t) = b.tokens.get(i) {
+        if t.is_punct('(') {
+            depth += 1;
+        } else if t.is_punct(')') {
+            depth -= 1;
+        } else if depth == 0 && stop.iter().any(|k| t.is_word(k)) {
+            break;
+        }
+        let after_dot = i > 0 && b.tokens[i - 1].is_punct('.');
+        if !after_dot {
+            if let Some(name) = catalog_name_at(b, i) {
+                names.push(name);
+            }
+        }
+        i += 1;
+    }
+    names
 }
 
 /// Pass 3: the statement must parse; objects and functions come from the AST.
@@ -1149,5 +1479,304 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    }
+}
+
+#[cfg(test)]
+mod hostile_spelling_tests {
+    use super::super::{classify, Dialect};
+    use Dialect::{Mysql as M, Postgres as P};
+
+    fn check(cases: &[(&str, Dialect, &str)]) {
+        let mut wrong = Vec::new();
+        for (sql, d, want) in cases {
+            let got = classify(sql, *d).classes().to_string();
+            if got != *want {
+                wrong.push(format!("{d:?} {sql:?}: want {want}, got {got}"));
+            }
+        }
+        assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn names_are_compared_as_the_server_resolves_them() {
+        check(&[
+            (
+                r#"SELECT U&"pg_r\0065ad_file"('/etc/hostname')"#,
+                P,
+                "read+export",
+            ),
+            (
+                r#"SELECT u&"pg_r\+000065ad_file"('/etc/hostname')"#,
+                P,
+                "read+export",
+            ),
+            (
+                r#"SELECT U&"pg_r!0065ad_file" UESCAPE '!' ('x')"#,
+                P,
+                "read+export+unknown",
+            ),
+            (
+                r#"SELECT U&"pg_r!!0065ad_file" UESCAPE '!' ('x')"#,
+                P,
+                "read+unknown",
+            ),
+            (
+                r#"SELECT U&"pg_r#0065ad_file" /* c */ UESCAPE /* d */ '#' ('x')"#,
+                P,
+                "read+export+unknown",
+            ),
+            (
+                r#"SELECT "pg_catalog"."pg_read_file"('x')"#,
+                P,
+                "read+export",
+            ),
+            (
+                r#"SELECT U&"pg_c\0061talog".U&"lo_\0065xport"(1, 'x')"#,
+                P,
+                "read+export",
+            ),
+            (r#"SELECT U&"x\00" FROM t"#, P, "unknown"),
+            (r#"SELECT U&"x\D800" FROM t"#, P, "unknown"),
+            (r#"SELECT U&"x" UESCAPE 'a' FROM t"#, P, "unknown"),
+            (
+                r#"SELECT "set_config"('role', 'x', false)"#,
+                P,
+                "read+privilege",
+            ),
+            (
+                r#"SELECT pg_catalog."set_config"('role', 'x', false)"#,
+                P,
+                "read+privilege",
+            ),
+            (
+                r#"SELECT U&"set_c\006Fnfig"('role', 'x', false)"#,
+                P,
+                "read+privilege",
+            ),
+            (
+                r#"SELECT set_config('ROLE', 'x', false)"#,
+                P,
+                "read+privilege",
+            ),
+            (
+                r#"SELECT set_config(U&'r\006Fle', 'x', false)"#,
+                P,
+                "read+privilege",
+            ),
+            (
+                r#"SELECT set_config('work_mem', '1MB', false)"#,
+                P,
+                "read+session",
+            ),
+            (r#"SET "role" = 'postgres'"#, P, "privilege"),
+            (r#"SET "ROLE" = 'postgres'"#, P, "privilege"),
+            (r#"SET U&"r\006Fle" = 'postgres'"#, P, "privilege+unknown"),
+            (
+                r#"SET LOCAL "session_authorization" TO 'postgres'"#,
+                P,
+                "privilege",
+            ),
+            (r#"RESET "role""#, P, "privilege"),
+            (r#"RESET U&"ro\006Ce""#, P, "privilege+unknown"),
+            ("SELECT `load_file`('/etc/passwd')", M, "read+export"),
+            (
+                "SELECT `mysql`.`load_file`('/etc/passwd')",
+                M,
+                "read+export",
+            ),
+            ("SELECT LOAD_FILE('/etc/passwd')", M, "read+export"),
+            (
+                r#"SELECT "load_file"('/etc/passwd')"#,
+                M,
+                "read+export+unknown",
+            ),
+            (
+                "SELECT 1 /*!50000 , load_file('/etc/passwd') */",
+                M,
+                "read+export",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn explain_runs_the_statement_for_every_spelling_of_analyze() {
+        check(&[
+            (
+                r#"EXPLAIN ("analyze") CREATE TABLE x AS SELECT 1"#,
+                P,
+                "read+write+export+ddl",
+            ),
+            (r#"EXPLAIN ("ANALYZE") DELETE FROM t"#, P, "read+write"),
+            (
+                r#"EXPLAIN (U&"an\0061lyze") DELETE FROM t"#,
+                P,
+                "read+write+unknown",
+            ),
+            ("EXPLAIN (analyze 'on') DELETE FROM t", P, "read+write"),
+            ("EXPLAIN (analyze yes) DELETE FROM t", P, "read+write"),
+            ("EXPLAIN (analyze 1) DELETE FROM t", P, "read+write"),
+            ("EXPLAIN (analyze true) DELETE FROM t", P, "read+write"),
+            ("EXPLAIN (analyze \"true\") DELETE FROM t", P, "read+write"),
+            (
+                "EXPLAIN (costs off, ANALYSE) DELETE FROM t",
+                P,
+                "read+write",
+            ),
+            (
+                "EXPLAIN (format json, analyze, buffers) DELETE FROM t",
+                P,
+                "read+write",
+            ),
+            (
+                "EXPLAIN (analyze E'of\\x66') DELETE FROM t",
+                P,
+                "read+write",
+            ),
+            ("EXPLAIN (analyze 'OFF') DELETE FROM t", P, "read"),
+            ("EXPLAIN (analyze \"off\") DELETE FROM t", P, "read"),
+            ("EXPLAIN (analyze false, verbose) DELETE FROM t", P, "read"),
+            ("EXPLAIN (analyze 0) DELETE FROM t", P, "read"),
+            (
+                "EXPLAIN (generic_plan) DELETE FROM t WHERE id = $1",
+                P,
+                "read",
+            ),
+            ("EXPLAIN (verbose) DELETE FROM t", P, "read"),
+            ("EXPLAIN (analyze DELETE FROM t", P, "read+unknown"),
+        ]);
+    }
+
+    #[test]
+    fn catalog_writes_and_locks_are_privilege() {
+        check(&[
+            ("UPDATE pg_catalog.pg_authid SET rolsuper = true WHERE rolname = 'a'", P, "write+privilege"),
+            ("UPDATE pg_authid SET rolsuper = true", P, "write+privilege"),
+            (r#"UPDATE "pg_catalog"."pg_authid" SET rolsuper = true"#, P, "write+privilege"),
+            (r#"UPDATE U&"pg_\0061uthid" SET rolsuper = true"#, P, "write+privilege+unknown"),
+            ("UPDATE ONLY pg_catalog . pg_class SET relname = 'x'", P, "write+privilege+unknown"),
+            ("DELETE FROM pg_catalog.pg_database WHERE datname = 'x'", P, "write+privilege"),
+            ("INSERT INTO pg_catalog.pg_namespace VALUES (1)", P, "write+privilege"),
+            ("INSERT INTO information_schema.sql_features VALUES ('x')", P, "write+privilege"),
+            ("LOCK pg_catalog.pg_database", P, "write+privilege"),
+            ("LOCK TABLE ONLY pg_authid IN ACCESS EXCLUSIVE MODE", P, "write+privilege"),
+            ("TRUNCATE pg_catalog.pg_statistic", P, "write+ddl+privilege"),
+            ("COPY pg_authid FROM STDIN", P, "write+privilege"),
+            ("MERGE INTO pg_authid a USING t ON true WHEN MATCHED THEN DELETE", P, "write+privilege"),
+            ("WITH x AS (UPDATE pg_authid SET rolsuper = true RETURNING 1) SELECT * FROM x", P, "read+write+privilege"),
+            ("UPDATE pg_settings SET setting = 'replica' WHERE name = 'session_replication_role'", P, "write+privilege"),
+            ("UPDATE test.pg_catalog.pg_authid SET rolsuper = true", P, "write+privilege"),
+            ("UPDATE t SET a = 1 FROM pg_class c WHERE c.oid = t.id", P, "write"),
+            ("INSERT INTO t SELECT relname FROM pg_class", P, "read+write"),
+            ("INSERT INTO mysql.global_priv VALUES ('%', 'x', '{}')", M, "write+privilege"),
+            ("INSERT INTO `mysql`.`global_priv` VALUES ('%', 'x', '{}')", M, "write+privilege"),
+            ("INSERT INTO mysql . user VALUES ()", M, "write+privilege"),
+            ("INSERT INTO MySQL.User VALUES ()", M, "write+privilege"),
+            (r#"INSERT INTO "mysql"."user" VALUES ()"#, M, "write+privilege"),
+            ("REPLACE INTO mysql.proxies_priv VALUES ()", M, "write+privilege"),
+            ("UPDATE t JOIN mysql.user u ON u.User = t.a SET u.Password = ''", M, "write+privilege"),
+            ("UPDATE t, mysql.user SET mysql.user.Host = '%'", M, "write+privilege+unknown"),
+            ("DELETE u FROM mysql.user u WHERE u.User = 'x'", M, "write+privilege"),
+            ("DELETE FROM mysql.user USING mysql.user WHERE User = 'x'", M, "write+privilege"),
+            ("UPDATE performance_schema.setup_instruments SET ENABLED = 'NO'", M, "write+privilege"),
+            ("LOCK TABLES mysql.user WRITE", M, "write+privilege+unknown"),
+            ("LOAD DATA INFILE '/tmp/x' INTO TABLE mysql.user", M, "write+export+privilege+unknown"),
+            ("/*!40000 INSERT INTO mysql.db VALUES () */", M, "write+privilege"),
+            ("PREPARE s FROM 'UPDATE mysql.user SET Host = ''%'''", M, "write+privilege"),
+            ("USE mysql", M, "privilege"),
+            ("USE `mysql`", M, "privilege"),
+            ("USE shop", M, "session"),
+            ("INSERT INTO t SELECT * FROM mysql.user", M, "read+write"),
+        ]);
+    }
+
+    #[test]
+    fn only_settings_ordinary_users_may_change_are_session() {
+        check(&[
+            ("SET session_replication_role = replica", P, "privilege"),
+            (
+                "SET SESSION session_replication_role TO 'replica'",
+                P,
+                "privilege",
+            ),
+            ("SET LOCAL log_statement = 'none'", P, "privilege"),
+            ("SET \"log_min_duration_statement\" = -1", P, "privilege"),
+            ("SET Log_Statement = 'none'", P, "privilege"),
+            ("SET pgaudit.log = 'none'", P, "privilege"),
+            ("RESET session_replication_role", P, "privilege"),
+            (
+                "SELECT set_config('session_replication_role', 'replica', false)",
+                P,
+                "read+privilege",
+            ),
+            (
+                "SELECT set_config('log_statement', 'none', true)",
+                P,
+                "read+privilege",
+            ),
+            (
+                "ALTER DATABASE d SET log_statement = 'none'",
+                P,
+                "ddl+privilege+unknown",
+            ),
+            (
+                "ALTER FUNCTION f() SET session_replication_role TO replica",
+                P,
+                "ddl+privilege",
+            ),
+            ("ALTER ROLE a SET log_statement = 'none'", P, "privilege"),
+            ("SET work_mem = '8MB'", P, "session"),
+            ("SET search_path TO app, public", P, "session"),
+            ("SET TIME ZONE 'UTC'", P, "session"),
+            (
+                "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+                P,
+                "session",
+            ),
+            ("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", P, "session"),
+            ("SET app.tenant_id = '42'", P, "session"),
+            ("SET statement_timeout = 0", P, "session"),
+            ("RESET ALL", P, "session"),
+            ("RESET work_mem", P, "session"),
+            ("DISCARD ALL", P, "privilege+session"),
+            ("ALTER DATABASE d SET work_mem = '1MB'", P, "ddl+unknown"),
+            ("SET sql_log_bin = 0", M, "admin"),
+            ("SET SESSION sql_log_off = 1", M, "admin"),
+            ("SET @@session.sql_log_bin = 0", M, "admin"),
+            ("SET @@SQL_LOG_BIN = 0", M, "admin"),
+            ("SET `sql_log_bin` = 0", M, "admin"),
+            (
+                "SET autocommit = 1, pseudo_thread_id = 7",
+                M,
+                "admin+session",
+            ),
+            ("SET gtid_seq_no = 10", M, "admin"),
+            ("SET /*!40101 sql_log_bin = 0 */", M, "admin"),
+            (
+                "SET STATEMENT sql_log_bin = 0 FOR INSERT INTO t VALUES (1)",
+                M,
+                "write+admin+unknown",
+            ),
+            (
+                "SET STATEMENT max_statement_time = 1 FOR DROP TABLE t",
+                M,
+                "ddl+session+unknown",
+            ),
+            (
+                "SET STATEMENT max_statement_time = 1 FOR SELECT 1",
+                M,
+                "read+session+unknown",
+            ),
+            ("SET @sql_log_bin = 0", M, "session"),
+            ("SET NAMES utf8mb4", M, "session"),
+            ("SET sql_mode = 'ANSI_QUOTES', autocommit = 0", M, "session"),
+            (
+                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                M,
+                "session",
+            ),
+            ("SET GLOBAL max_connections = 10", M, "admin"),
+            ("SET @@global.max_connections = 10", M, "admin"),
+        ]);
     }
 }

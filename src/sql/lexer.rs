@@ -24,7 +24,8 @@ use super::Dialect;
 pub enum Kind {
     /// A keyword or unquoted identifier; `text` is as written.
     Word,
-    /// A quoted identifier; `text` is its content, unescaped.
+    /// A quoted identifier; `text` is the name it resolves to: quotes
+    /// unescaped and, for PostgreSQL `U&"…"`, Unicode escapes decoded.
     QuotedIdent,
     /// A string literal of any form; `text` is its content, unescaped
     /// as far as classification needs (quotes and backslash escapes).
@@ -53,6 +54,36 @@ impl Token {
     pub fn is_punct(&self, c: char) -> bool {
         self.kind == Kind::Punct && self.text.len() == 1 && self.text.starts_with(c)
     }
+
+    /// The name this token stands for where the server expects an
+    /// identifier, as the server resolves it: PostgreSQL folds unquoted
+    /// names to lower case (ASCII only, as in a UTF-8 database), keeps
+    /// quoted ones exactly, and truncates both to 63 bytes; MySQL compares
+    /// function and schema names case-insensitively, quoted or not.
+    /// `None` for tokens that are not names.
+    pub fn ident(&self, dialect: Dialect) -> Option<String> {
+        match (self.kind, dialect) {
+            (Kind::Word, Dialect::Postgres) => Some(truncate_pg(self.text.to_ascii_lowercase())),
+            (Kind::QuotedIdent, Dialect::Postgres) => Some(truncate_pg(self.text.clone())),
+            (Kind::Word | Kind::QuotedIdent, Dialect::Mysql) => Some(self.text.to_lowercase()),
+            _ => None,
+        }
+    }
+}
+
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1): longer names are
+/// truncated, at a character boundary, before they are looked up.
+const PG_MAX_IDENT_BYTES: usize = 63;
+
+fn truncate_pg(mut name: String) -> String {
+    if name.len() > PG_MAX_IDENT_BYTES {
+        let mut end = PG_MAX_IDENT_BYTES;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    name
 }
 
 /// One statement of a query.
@@ -80,6 +111,10 @@ pub enum LexError {
         "the query splits differently depending on how the server treats backslashes in strings"
     )]
     Ambiguous,
+    #[error("invalid Unicode escape in a U& literal or identifier, or in its UESCAPE clause")]
+    BadUnicodeEscape,
+    #[error("zero-length quoted identifier")]
+    EmptyIdent,
 }
 
 /// Lexes `sql` into statements (empty statements are dropped).
@@ -125,6 +160,10 @@ struct Lexer<'a> {
     values: Vec<Range<usize>>,
     /// Where the construct that could not be finished begins.
     failed_at: Option<usize>,
+    /// Indices in `tokens` of PostgreSQL `U&` literals and identifiers whose
+    /// escapes are decoded when the statement ends (a `UESCAPE 'c'` clause
+    /// after one changes its escape character).
+    unicode: Vec<usize>,
 }
 
 fn lex_with(
@@ -242,6 +281,7 @@ impl<'a> Lexer<'a> {
             in_executable_comment: false,
             values: Vec::new(),
             failed_at: None,
+            unicode: Vec::new(),
         }
     }
 
@@ -266,7 +306,8 @@ impl<'a> Lexer<'a> {
         });
     }
 
-    fn end_statement(&mut self) {
+    fn end_statement(&mut self) -> Result<(), LexError> {
+        self.resolve_unicode()?;
         if !self.tokens.is_empty() {
             // Only Airlock's own separator spaces are trimmed: Unicode-aware
             // trimming would also cut characters that are tokens here.
@@ -278,6 +319,51 @@ impl<'a> Lexer<'a> {
             });
         }
         self.code.clear();
+        Ok(())
+    }
+
+    /// Decodes the statement's `U&'…'` and `U&"…"` tokens the way
+    /// PostgreSQL does, so that a name is compared as the server resolves
+    /// it (`U&"pg_r\0065ad_file"` is `pg_read_file`). A `UESCAPE 'c'`
+    /// clause after one sets its escape character and is dropped from the
+    /// tokens (the code keeps it). Whatever the server would reject is an
+    /// error: the statement is then `unknown`.
+    fn resolve_unicode(&mut self) -> Result<(), LexError> {
+        let pending = std::mem::take(&mut self.unicode);
+        let mut clauses = Vec::new();
+        for &i in &pending {
+            let mut escape = '\\';
+            if self.tokens.get(i + 1).is_some_and(|t| t.is_word("UESCAPE")) {
+                let Some(t) = self.tokens.get(i + 2) else {
+                    return Err(LexError::BadUnicodeEscape);
+                };
+                // Only a plain one-character '…' literal: PostgreSQL wants
+                // a string constant here and forbids hex digits, `+`,
+                // quotes and white space as the escape.
+                let plain = t.kind == Kind::String && self.code[t.start..].starts_with('\'');
+                let mut chars = t.text.chars();
+                escape = match (plain, chars.next(), chars.next()) {
+                    (true, Some(c), None)
+                        if !c.is_ascii_hexdigit()
+                            && !matches!(c, '+' | '\'' | '"')
+                            && !c.is_whitespace() =>
+                    {
+                        c
+                    }
+                    _ => return Err(LexError::BadUnicodeEscape),
+                };
+                clauses.push(i + 1);
+            }
+            let token = &mut self.tokens[i];
+            token.text = decode_unicode(&token.text, escape).ok_or(LexError::BadUnicodeEscape)?;
+            if token.kind == Kind::QuotedIdent && token.text.is_empty() {
+                return Err(LexError::EmptyIdent);
+            }
+        }
+        for &i in clauses.iter().rev() {
+            self.tokens.drain(i..i + 2);
+        }
+        Ok(())
     }
 
     /// Whitespace and comments become one space between tokens (none
@@ -301,7 +387,7 @@ impl<'a> Lexer<'a> {
                 // Also inside `/*! … */`: the server splits there too.
                 b';' => {
                     self.pos += 1;
-                    self.end_statement();
+                    self.end_statement()?;
                 }
                 b'-' if self.peek(1) == Some(b'-') && self.dash_comment() => self.line_comment(2),
                 b'#' if self.dialect == Dialect::Mysql => self.line_comment(1),
@@ -347,8 +433,7 @@ impl<'a> Lexer<'a> {
         if self.in_executable_comment {
             return Err(LexError::UnterminatedComment);
         }
-        self.end_statement();
-        Ok(())
+        self.end_statement()
     }
 
     /// `--` starts a comment in PostgreSQL always; in MySQL only when a
@@ -555,11 +640,13 @@ impl<'a> Lexer<'a> {
                 if matches!(self.peek(2), Some(b'\'') | Some(b'"')) =>
             {
                 self.pos += 2;
-                return if self.peek(0) == Some(b'\'') {
-                    self.string(start, false)
+                if self.peek(0) == Some(b'\'') {
+                    self.string(start, false)?;
                 } else {
-                    self.quoted_ident(start, b'"')
-                };
+                    self.quoted_ident(start, b'"')?;
+                }
+                self.unicode.push(self.tokens.len() - 1);
+                return Ok(());
             }
             (_, b'B' | b'X' | b'N', Some(b'\'')) => {
                 self.pos += 1;
@@ -574,6 +661,57 @@ impl<'a> Lexer<'a> {
         self.push(Kind::Word, text, start);
         Ok(())
     }
+}
+
+/// The text of a `U&` literal or identifier with its escapes decoded:
+/// `<e>XXXX`, `<e>+XXXXXX` (a UTF-16 surrogate pair as two escapes) and
+/// `<e><e>` for the escape character itself. `None` where PostgreSQL
+/// reports an error (a malformed escape, a lone surrogate, U+0000, a code
+/// point beyond Unicode).
+pub fn decode_unicode(body: &str, escape: char) -> Option<String> {
+    let chars: Vec<char> = body.chars().collect();
+    let mut out = String::with_capacity(body.len());
+    let mut high: Option<u32> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c != escape {
+            if high.is_some() {
+                return None;
+            }
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if chars.get(i + 1) == Some(&escape) {
+            if high.is_some() {
+                return None;
+            }
+            out.push(escape);
+            i += 2;
+            continue;
+        }
+        let (skip, digits) = if chars.get(i + 1) == Some(&'+') {
+            (2, 6)
+        } else {
+            (1, 4)
+        };
+        let hex = chars.get(i + skip..i + skip + digits)?;
+        if !hex.iter().all(char::is_ascii_hexdigit) {
+            return None;
+        }
+        let code = u32::from_str_radix(&hex.iter().collect::<String>(), 16).ok()?;
+        i += skip + digits;
+        match (code, high.take()) {
+            (0xD800..=0xDBFF, None) => high = Some(code),
+            (0xDC00..=0xDFFF, Some(h)) => out.push(char::from_u32(
+                0x10000 + ((h - 0xD800) << 10) + (code - 0xDC00),
+            )?),
+            (_, Some(_)) | (0xDC00..=0xDFFF, None) | (0, None) => return None,
+            (_, None) => out.push(char::from_u32(code)?),
+        }
+    }
+    high.is_none().then_some(out)
 }
 
 fn utf8_len(first: u8) -> usize {
@@ -722,6 +860,77 @@ mod tests {
         assert_eq!(
             words("SELECT\x0b1", Dialect::Postgres),
             vec![vec!["SELECT", "1"]]
+        );
+    }
+
+    #[test]
+    fn unicode_identifiers_and_strings_are_decoded_as_the_server_does() {
+        let tokens = |sql: &str| lex(sql, Dialect::Postgres).map(|s| s[0].tokens.clone());
+        let t = tokens(r#"SELECT U&"pg_r\0065ad_file"('x')"#).unwrap();
+        assert_eq!(
+            (t[1].kind, t[1].text.as_str()),
+            (Kind::QuotedIdent, "pg_read_file")
+        );
+        assert!(t[2].is_punct('('));
+        // UESCAPE: the clause goes, the name is decoded with its escape.
+        let t = tokens(r#"SELECT U&"a!0062!!" /* c */ UESCAPE '!' FROM t"#).unwrap();
+        assert_eq!(t[1].text, "ab!");
+        assert!(t[2].is_word("FROM"));
+        assert_eq!(
+            tokens(r#"SELECT U&'\+01F600\D83D\DE00'"#).unwrap()[1].text,
+            "😀😀"
+        );
+        for bad in [
+            r#"SELECT U&"\00""#,
+            r#"SELECT U&"\0000""#,
+            r#"SELECT U&"\D800""#,
+            r#"SELECT U&"\DE00""#,
+            r#"SELECT U&"\zzzz""#,
+            r#"SELECT U&"a" UESCAPE 'b'"#,
+            r#"SELECT U&"a" UESCAPE '+'"#,
+            r#"SELECT U&"a" UESCAPE '!!'"#,
+            r#"SELECT U&"a" UESCAPE"#,
+            r#"SELECT U&"""#,
+        ] {
+            assert!(tokens(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Token {
+                kind: Kind::Word,
+                text: "PG_Read_File".into(),
+                start: 0
+            }
+            .ident(Dialect::Postgres),
+            Some("pg_read_file".into())
+        );
+        assert_eq!(
+            Token {
+                kind: Kind::QuotedIdent,
+                text: "PG_Read_File".into(),
+                start: 0
+            }
+            .ident(Dialect::Postgres),
+            Some("PG_Read_File".into())
+        );
+        assert_eq!(
+            Token {
+                kind: Kind::QuotedIdent,
+                text: "LOAD_File".into(),
+                start: 0
+            }
+            .ident(Dialect::Mysql),
+            Some("load_file".into())
+        );
+        let long = "a".repeat(70);
+        assert_eq!(
+            Token {
+                kind: Kind::Word,
+                text: long,
+                start: 0
+            }
+            .ident(Dialect::Postgres)
+            .map(|n| n.len()),
+            Some(63)
         );
     }
 

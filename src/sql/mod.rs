@@ -20,9 +20,9 @@
 //! | `write` | changes rows (or sequences, large objects) | `INSERT`/`UPDATE`/`DELETE`/`MERGE`/`REPLACE`, `COPY … FROM STDIN`, `nextval()`, `LOCK`, data-modifying CTEs (with `read`) |
 //! | `export` | moves data out of the reach of masking and audit: to files, programs, other servers, new tables, or as a bulk stream | `COPY … TO`, `SELECT … INTO t`, `CREATE TABLE … AS`, `INTO OUTFILE/DUMPFILE`, `LOAD DATA INFILE`, `pg_read_file()`, `lo_export()`, `LOAD_FILE()`, dblink, foreign servers, FEDERATED |
 //! | `ddl` | changes the schema or stored code | `CREATE/ALTER/DROP` of tables, views, indexes, functions, procedures, triggers, events, rules; `TRUNCATE`, `RENAME`, `COMMENT`, `VACUUM`/`CLUSTER`/`REINDEX` |
-//! | `privilege` | changes who may do what, or who the session is | `GRANT`, `REVOKE`, `CREATE/ALTER/DROP ROLE/USER`, `SET ROLE`, `SET SESSION AUTHORIZATION`, `RESET ROLE`/`RESET ALL`, `set_config('role', …)`, `SET PASSWORD`, `ALTER DEFAULT PRIVILEGES`, policies and row-level security, `OWNER TO` |
-//! | `admin` | operates the server itself | `ALTER SYSTEM`, `SET GLOBAL`, `INSTALL PLUGIN/SONAME`, `CREATE EXTENSION`, `KILL`, `pg_terminate_backend()`, `LOAD 'lib'`, COPY to/from server files or programs, `SHUTDOWN` |
-//! | `session` | changes only this session's state | `SET` (other settings), `SHOW`, `BEGIN`/`COMMIT`/`ROLLBACK`/`SAVEPOINT`, `DISCARD`, `LISTEN`, `USE`, `DEALLOCATE` |
+//! | `privilege` | changes who may do what, or who the session is | `GRANT`, `REVOKE`, `CREATE/ALTER/DROP ROLE/USER`, `SET ROLE`, `SET SESSION AUTHORIZATION`, `RESET ROLE`, `DISCARD ALL`, `set_config('role', …)`, `SET PASSWORD`, `ALTER DEFAULT PRIVILEGES`, policies and row-level security, `OWNER TO`; writes and locks on the server's catalogs (`UPDATE pg_authid`, `INSERT INTO mysql.global_priv`, `LOCK pg_database`, `USE mysql`); `SET`/`RESET`/`set_config` of a PostgreSQL setting ordinary users may not change (`session_replication_role`, `log_statement`) |
+//! | `admin` | operates the server itself | `ALTER SYSTEM`, `SET GLOBAL`, MySQL session variables that need SUPER (`sql_log_bin`, `sql_log_off`, `pseudo_thread_id`), `INSTALL PLUGIN/SONAME`, `CREATE EXTENSION`, `KILL`, `pg_terminate_backend()`, `LOAD 'lib'`, COPY to/from server files or programs, `SHUTDOWN` |
+//! | `session` | changes only this session's state | `SET` of settings any user may change (see [`settings`]), `RESET ALL`, `SHOW`, `BEGIN`/`COMMIT`/`ROLLBACK`/`SAVEPOINT`, `DISCARD`, `LISTEN`, `USE`, `DEALLOCATE` |
 //! | `unknown` | cannot be analysed: unparseable, ambiguous, or opaque code | parse failures, `DO` blocks, `CALL`, `EXECUTE` of a statement not seen prepared, `PREPARE … FROM @var`, dynamic-SQL functions (`query_to_xml`) |
 //!
 //! A statement can have several classes: `WITH d AS (DELETE …) SELECT …` is
@@ -30,10 +30,16 @@
 //! `COPY t TO '/tmp/f'` is `export` + `admin`. Words inside literals,
 //! quoted identifiers and comments never count: `SELECT 'DROP TABLE t'` and
 //! `SELECT "grant" FROM t` are `read`.
+//!
+//! Names are compared as the server resolves them: PostgreSQL `U&"…"`
+//! escapes decoded (with their `UESCAPE` clause), unquoted names folded
+//! to lower case and quoted ones kept, schema-qualified or not, MySQL
+//! backticks and executable comments; see [`lexer::Token::ident`].
 
 pub mod classify;
 pub mod encoding;
 pub mod lexer;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -510,12 +516,25 @@ impl ClassifierCache {
 /// The query with plain literals replaced — or `None` when literals could
 /// matter, and the exact text must be the key.
 ///
-/// Literals never decide a class in data statements (SELECT, INSERT,
-/// UPDATE, DELETE, WITH, VALUES), except through the few words listed in
-/// `SENSITIVE` (EXPLAIN's `ANALYZE 0`, `set_config('role', …)`, SQL given as
-/// a string). Only literals whose shape cannot change how either Airlock's
-/// lexer or the parser reads the rest are replaced: digit strings with an
-/// optional fraction, and `'…'` strings without backslashes.
+/// The key must cover everything the classifier reads, so a literal is
+/// replaced only where the classifier provably ignores it:
+///
+/// * only in data statements (SELECT, INSERT, UPDATE, DELETE, WITH,
+///   VALUES) — elsewhere literals decide classes (`EXPLAIN (ANALYZE 0)`,
+///   `SET x = …`, `COPY … TO 'file'`, `PREPARE … FROM 'sql'`);
+/// * never inside the parentheses of a call: the classifier reads
+///   arguments (`set_config('role', …)`), whatever the function is called
+///   or however its name is spelled (`"set_config"`, `U&"…"`,
+///   `pg_catalog.set_config`). A parenthesis counts as a call's unless
+///   the token before it is one of a few keywords that open a
+///   parenthesised list or subquery (`VALUES (…)`, `IN (…)`, `AS (…)`);
+///   anything else — a name, a type, a keyword not listed — keeps its
+///   literals;
+/// * not in statements naming any of the `SENSITIVE` words, as a second
+///   line: names are compared as the server resolves them;
+/// * only literals whose shape cannot change how either Airlock's lexer or
+///   the parser reads the rest: digit strings with an optional fraction,
+///   and `'…'` strings without backslashes.
 pub fn fingerprint(sql: &str, dialect: Dialect) -> Option<String> {
     const DATA: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"];
     const SENSITIVE: &[&str] = &[
@@ -528,6 +547,41 @@ pub fn fingerprint(sql: &str, dialect: Dialect) -> Option<String> {
         "IMMEDIATE",
         "QUERY_TO_XML",
     ];
+    // Keywords after which `(` opens a list or a subquery, not a call.
+    const NOT_CALLS: &[&str] = &[
+        "VALUES",
+        "IN",
+        "AS",
+        "WHERE",
+        "AND",
+        "OR",
+        "NOT",
+        "ON",
+        "SELECT",
+        "SET",
+        "WHEN",
+        "THEN",
+        "ELSE",
+        "EXISTS",
+        "ANY",
+        "ALL",
+        "SOME",
+        "BY",
+        "HAVING",
+        "FROM",
+        "JOIN",
+        "RETURNING",
+        "BETWEEN",
+        "IS",
+        "LIKE",
+        "UNION",
+        "INTERSECT",
+        "EXCEPT",
+        "DISTINCT",
+        "CASE",
+        "LIMIT",
+        "OFFSET",
+    ];
     let statements = lexer::lex(sql, dialect).ok()?;
     let mut out = String::with_capacity(sql.len());
     let mut replaced = false;
@@ -536,22 +590,40 @@ pub fn fingerprint(sql: &str, dialect: Dialect) -> Option<String> {
             .tokens
             .first()
             .is_some_and(|t| DATA.iter().any(|k| t.is_word(k)));
-        let sensitive = s
-            .tokens
-            .iter()
-            .any(|t| t.kind == lexer::Kind::Word && SENSITIVE.iter().any(|k| t.is_word(k)));
+        let sensitive = s.tokens.iter().any(|t| {
+            matches!(t.kind, lexer::Kind::Word | lexer::Kind::QuotedIdent)
+                && SENSITIVE.iter().any(|k| t.text.eq_ignore_ascii_case(k))
+        });
         if !data || sensitive {
             out.push_str(&s.code);
         } else {
+            // One entry per open parenthesis: whether it is a call's.
+            let mut calls: Vec<bool> = Vec::new();
             for (i, t) in s.tokens.iter().enumerate() {
                 let end = s.tokens.get(i + 1).map_or(s.code.len(), |n| n.start);
                 let source = &s.code[t.start..end];
+                if t.is_punct('(') {
+                    let call =
+                        i.checked_sub(1)
+                            .map(|j| &s.tokens[j])
+                            .is_some_and(|p| match p.kind {
+                                lexer::Kind::Word => !NOT_CALLS.iter().any(|k| p.is_word(k)),
+                                lexer::Kind::Punct | lexer::Kind::Number | lexer::Kind::Param => {
+                                    false
+                                }
+                                lexer::Kind::QuotedIdent | lexer::Kind::String => true,
+                            });
+                    calls.push(call);
+                } else if t.is_punct(')') {
+                    calls.pop();
+                }
+                let in_call = calls.iter().any(|&c| c);
                 let plain_number = t.kind == lexer::Kind::Number
                     && t.text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
                 let plain_string = t.kind == lexer::Kind::String
                     && source.starts_with('\'')
                     && !source.contains('\\');
-                if plain_number || plain_string {
+                if !in_call && (plain_number || plain_string) {
                     out.push_str(if plain_number { "0" } else { "''" });
                     if source.ends_with(' ') {
                         out.push(' ');
@@ -611,6 +683,46 @@ mod cache_tests {
         );
         assert!(fingerprint("COPY t TO '/tmp/x'", Dialect::Postgres).is_none());
         assert!(fingerprint("SELECT 1", Dialect::Postgres).is_some());
+        // Arguments of a call keep their literals, however the call is spelled.
+        for sql in [
+            r#"SELECT "set_config"('work_mem', '1MB', false)"#,
+            r#"SELECT pg_catalog."set_config"('work_mem', '1MB', false)"#,
+            r#"SELECT U&"set_c\006Fnfig"('work_mem', '1MB', false)"#,
+            r#"SELECT anything(('work_mem'), 1)"#,
+            r#"SELECT x FROM t WHERE f(a, 'k') = 1"#,
+        ] {
+            let print = fingerprint(sql, Dialect::Postgres);
+            assert!(
+                print.is_none_or(|p| p.contains("'work_mem'") || p.contains("'k'")),
+                "{sql}"
+            );
+        }
+        assert_eq!(
+            fingerprint(
+                "SELECT a FROM t WHERE id IN (1, 2) AND b = 'x'",
+                Dialect::Postgres
+            )
+            .as_deref(),
+            Some("SELECT a FROM t WHERE id IN (0, 0) AND b = '';\n")
+        );
+        // Through the one cache of this test: each pair shares a shape.
+        for (a, b) in [
+            (
+                r#"SELECT "set_config"('work_mem', '1MB', false)"#,
+                r#"SELECT "set_config"('role', 'x', false)"#,
+            ),
+            (
+                r#"SELECT U&"set_config"('work_mem', '1MB', false)"#,
+                r#"SELECT U&"set_config"('role', 'x', false)"#,
+            ),
+            (
+                "SELECT set_config('work_mem', '1MB', false)",
+                "SELECT set_config('log_statement', 'none', false)",
+            ),
+        ] {
+            assert_eq!(classes(a), "read+session", "{a}");
+            assert_eq!(classes(b), "read+privilege", "{b}");
+        }
         assert_eq!(fingerprint("SELECT 1x", Dialect::Postgres), None);
     }
 }
