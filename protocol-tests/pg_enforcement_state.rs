@@ -758,3 +758,34 @@ async fn a_refusal_aborts_the_transaction_like_a_server_error() {
         "1"
     );
 }
+
+/// Whatever changes the client encoding behind the classifier's back (here
+/// a function whose body sets it), the server reports it, and a session in
+/// an encoding Airlock cannot read ends before another statement runs.
+#[tokio::test]
+async fn a_session_whose_encoding_moves_under_it_ends() {
+    let (db, run) = logged_db("enc");
+    psql_direct(
+        &db.name,
+        "CREATE FUNCTION to_sjis() RETURNS text LANGUAGE sql AS \
+         $$ SELECT set_config('client_encoding', 'SJIS', false) $$",
+    );
+    let gateway = Gateway::start();
+    let mut wire = login(&gateway, &db.name).await;
+    wire.send_all(&[
+        Frontend::query("SELECT to_sjis()"),
+        Frontend::query(&format!("SELECT 'after_{run}'")),
+    ])
+    .await
+    .expect("send");
+    let mut fatal = None;
+    while let Ok(Some(m)) = wire.recv_or_eof().await {
+        assert!(m.parameter_status().is_none_or(|(n, _)| n != "client_encoding"), "{m:?}");
+        if m.is_error() {
+            fatal = m.fields();
+        }
+    }
+    let fatal = fatal.expect("a FATAL before the connection closes");
+    assert_eq!(fatal[&b'C'], "0A000", "{fatal:?}");
+    assert!(executed_in_log(&format!("after_{run}")).is_empty());
+}

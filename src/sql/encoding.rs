@@ -342,30 +342,8 @@ impl<'a> Cursor<'a> {
         let t = self.token(i)?;
         match t.kind {
             Kind::Word => Some((t.text.to_ascii_lowercase(), i + 1)),
-            Kind::QuotedIdent => {
-                let raw = self.raw(i);
-                if self.dialect == Dialect::Postgres && is_unicode_prefixed(raw) {
-                    let (escape, next) = self.uescape(i + 1)?;
-                    let body = quoted_content(&raw[3..], '"')?;
-                    Some((decode_unicode(&body, escape)?.to_ascii_lowercase(), next))
-                } else {
-                    Some((t.text.to_ascii_lowercase(), i + 1))
-                }
-            }
-            _ => None,
-        }
-    }
-
-    /// `UESCAPE 'c'` after a `U&` token: the escape character and the
-    /// index after the clause (`\` and `i` when absent).
-    fn uescape(&self, i: usize) -> Option<(char, usize)> {
-        if !self.is_word(i, "UESCAPE") {
-            return Some(('\\', i));
-        }
-        let t = self.token(i + 1)?;
-        let mut chars = t.text.chars();
-        match (t.kind, chars.next(), chars.next()) {
-            (Kind::String, Some(c), None) if self.raw(i + 1).starts_with('\'') => Some((c, i + 2)),
+            // The lexer has decoded `U&"…"` (and its UESCAPE clause).
+            Kind::QuotedIdent => Some((t.text.to_ascii_lowercase(), i + 1)),
             _ => None,
         }
     }
@@ -404,11 +382,8 @@ impl<'a> Cursor<'a> {
         match (self.dialect, first) {
             // Dollar quotes: the content is exactly as written.
             (Dialect::Postgres, b'$') => Some((t.text.clone(), i + 1)),
-            (Dialect::Postgres, b'U') if is_unicode_prefixed(raw) => {
-                let (escape, next) = self.uescape(i + 1)?;
-                let body = quoted_content(&raw[3..], '\'')?;
-                Some((decode_unicode(&body, escape)?, next))
-            }
+            // `U&'…'`: the lexer has decoded it, UESCAPE clause included.
+            (Dialect::Postgres, b'U') if is_unicode_prefixed(raw) => Some((t.text.clone(), i + 1)),
             // Plain, E'' and N'' strings: a backslash means something
             // that depends on session settings or an escape the lexer
             // does not decode — not worth reading, so not trusted.
@@ -460,34 +435,6 @@ fn quoted_content(after_quote: &str, quote: char) -> Option<String> {
     None
 }
 
-/// Decodes PostgreSQL's `U&` escapes: `\XXXX`, `\+XXXXXX`, `\\` (with
-/// `escape` in place of `\`). `None` for anything malformed.
-fn decode_unicode(body: &str, escape: char) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = body.chars();
-    while let Some(c) = chars.next() {
-        if c != escape {
-            out.push(c);
-            continue;
-        }
-        let rest = chars.as_str();
-        if rest.starts_with(escape) {
-            chars.next();
-            out.push(escape);
-            continue;
-        }
-        let (digits, len) = match rest.strip_prefix('+') {
-            Some(r) => (r.get(..6)?, 7),
-            None => (rest.get(..4)?, 4),
-        };
-        let code = u32::from_str_radix(digits, 16).ok()?;
-        out.push(char::from_u32(code)?);
-        for _ in 0..len {
-            chars.next();
-        }
-    }
-    Some(out)
-}
 
 /// Whether `value` is a client encoding PostgreSQL reads like Airlock.
 fn pg_value_ok(value: &Value) -> bool {

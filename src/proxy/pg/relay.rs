@@ -1416,15 +1416,11 @@ impl Back {
     /// as the server does, and for confined identities the role the
     /// session runs under. When one moves, the session cannot go on.
     fn guard_parameter(&self, name: &[u8], value: &[u8]) -> Option<(&'static str, String)> {
+        if let Some(why) = crate::sql::encoding::reported_parameter_refusal(name, value) {
+            return Some(("0A000", format!("terminating connection: {why}")));
+        }
         let value = String::from_utf8_lossy(value);
         match name {
-            b"client_encoding" if !crate::sql::encoding::is_ascii_safe_pg(&value) => Some((
-                "0A000",
-                format!(
-                    "terminating connection: the session's client encoding became {value}, in which \
-                     Airlock cannot read statements as the server does; use UTF8"
-                ),
-            )),
             b"session_authorization" | b"is_superuser" if self.session.confinement.is_confined() => {
                 let changed = match name {
                     b"is_superuser" => value == "on",
