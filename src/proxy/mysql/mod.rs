@@ -262,6 +262,10 @@ async fn open(
         .map(|d| String::from_utf8_lossy(d).into_owned())
         .or_else(|| shared.upstream.database.clone());
     if let Some(db) = &database {
+        if let Some(error) = system_database_refusal(db) {
+            refuse_logged_in(logged_in, error).await;
+            return None;
+        }
         if !identity.may_use_database(db) {
             let error = ErrPacket::new(
                 1044,
@@ -472,6 +476,40 @@ async fn drain(stream: &mut crate::proxy::Stream) {
         match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
             Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
             _ => return,
+        }
+    }
+}
+
+/// The server's own schemas: with one of them as the session's default
+/// database, an unqualified `INSERT INTO user …` writes the grant tables,
+/// and the classifier (which reads names as written) cannot tell. Agents
+/// may still read them with qualified names, which the classifier judges.
+fn system_database_refusal(db: &str) -> Option<ErrPacket> {
+    const SYSTEM: [&str; 3] = ["mysql", "performance_schema", "sys"];
+    SYSTEM
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(db.trim()))
+        .then(|| {
+            ErrPacket::new(
+                1044,
+                "42000",
+                format!(
+                    "Access denied to database '{db}': Airlock does not let a session work inside the server's \
+                     system schemas; qualify names (e.g. {db}.table) instead"
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+mod system_database_tests {
+    #[test]
+    fn system_schemas_are_refused_in_any_case() {
+        for db in ["mysql", "MySQL", "performance_schema", "SYS", " mysql"] {
+            assert!(super::system_database_refusal(db).is_some(), "{db}");
+        }
+        for db in ["test", "mysqlx", "sysadmin", "information_schema"] {
+            assert!(super::system_database_refusal(db).is_none(), "{db}");
         }
     }
 }

@@ -347,6 +347,9 @@ impl Relay {
 
     async fn init_db(&mut self, payload: Bytes) -> Step {
         let db = String::from_utf8_lossy(&payload[1..]).into_owned();
+        if let Some(error) = super::system_database_refusal(&db) {
+            return self.refuse(error.code, "42000", &error.message).await;
+        }
         if !self.identity.may_use_database(&db) {
             let message = self.database_refused(&db);
             return self.refuse(1044, "42000", &message).await;
