@@ -11,9 +11,10 @@
 //! 3. **The sqlparser AST** must exist (a statement it cannot parse is
 //!    `unknown`) and supplies the objects and functions touched.
 
+use super::functions::{self, UserFunctions};
 use super::lexer::{self, Kind, LexedStatement, Token};
 use super::{Classes, Classification, Dialect, Statement, StatementClass as C};
-use sqlparser::ast::{visit_expressions, visit_relations, Expr, ObjectName, ObjectNamePart};
+use sqlparser::ast::{visit_relations, ObjectName, ObjectNamePart};
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
 use std::collections::HashMap;
@@ -23,11 +24,16 @@ use std::ops::ControlFlow;
 /// looking and calls the statement unknown.
 const MAX_DEPTH: usize = 4;
 
-pub fn classify_query(sql: &str, dialect: Dialect) -> Classification {
-    classify_nested(sql, dialect, 0)
+pub fn classify_query(sql: &str, dialect: Dialect, user: UserFunctions) -> Classification {
+    classify_nested(sql, dialect, user, 0)
 }
 
-fn classify_nested(sql: &str, dialect: Dialect, depth: usize) -> Classification {
+fn classify_nested(
+    sql: &str,
+    dialect: Dialect,
+    user: UserFunctions,
+    depth: usize,
+) -> Classification {
     let lexed = match lexer::lex(sql, dialect) {
         Ok(s) => s,
         Err(e) => {
@@ -47,7 +53,7 @@ fn classify_nested(sql: &str, dialect: Dialect, depth: usize) -> Classification 
     let mut prepared = HashMap::new();
     let statements = lexed
         .iter()
-        .map(|s| classify_statement(s, dialect, depth, &mut prepared))
+        .map(|s| classify_statement(s, dialect, user, depth, &mut prepared))
         .collect();
     Classification { statements }
 }
@@ -59,6 +65,8 @@ struct Builder<'a> {
     tokens: &'a [Token],
     code: &'a str,
     dialect: Dialect,
+    /// What a call of a function that is not a built-in counts as.
+    user: UserFunctions,
     depth: usize,
     out: Statement,
 }
@@ -105,7 +113,7 @@ impl Builder<'_> {
             self.unknown("statements nested too deeply");
             return Classes::of(&[C::Unknown]);
         }
-        let inner = classify_nested(sql, self.dialect, self.depth + 1);
+        let inner = classify_nested(sql, self.dialect, self.user, self.depth + 1);
         let classes = inner.classes();
         for s in inner.statements {
             self.out.classes = self.out.classes.union(s.classes);
@@ -120,6 +128,7 @@ impl Builder<'_> {
 fn classify_statement(
     stmt: &LexedStatement,
     dialect: Dialect,
+    user: UserFunctions,
     depth: usize,
     prepared: &mut HashMap<String, Classes>,
 ) -> Statement {
@@ -128,6 +137,7 @@ fn classify_statement(
         tokens: &stmt.tokens,
         code: &stmt.code,
         dialect,
+        user,
         depth,
         out: Statement {
             text: stmt.code.clone(),
@@ -748,74 +758,6 @@ fn statement_name(token: &Token) -> String {
     }
 }
 
-/// What calling a function does beyond reading, by its unqualified name.
-fn function_effect(name: &str) -> Option<C> {
-    Some(match name {
-        "pg_read_file"
-        | "pg_read_binary_file"
-        | "pg_ls_dir"
-        | "pg_stat_file"
-        | "pg_ls_logdir"
-        | "pg_ls_waldir"
-        | "pg_ls_tmpdir"
-        | "pg_ls_archive_statusdir"
-        | "pg_ls_logicalmapdir"
-        | "pg_ls_logicalsnapdir"
-        | "pg_ls_replslotdir"
-        | "lo_import"
-        | "lo_export"
-        | "load_file"
-        | "dblink"
-        | "dblink_exec"
-        | "dblink_connect"
-        | "dblink_connect_u"
-        | "dblink_open"
-        | "dblink_fetch"
-        | "dblink_send_query"
-        | "dblink_get_result"
-        | "pg_export_snapshot" => C::Export,
-        "pg_terminate_backend"
-        | "pg_cancel_backend"
-        | "pg_reload_conf"
-        | "pg_rotate_logfile"
-        | "pg_promote"
-        | "pg_switch_wal"
-        | "pg_create_restore_point"
-        | "pg_start_backup"
-        | "pg_stop_backup"
-        | "pg_backup_start"
-        | "pg_backup_stop"
-        | "pg_create_physical_replication_slot"
-        | "pg_create_logical_replication_slot"
-        | "pg_drop_replication_slot"
-        | "pg_logical_slot_get_changes"
-        | "pg_logical_slot_peek_changes"
-        | "pg_replication_origin_create"
-        | "pg_file_write"
-        | "pg_file_rename"
-        | "pg_file_unlink"
-        | "pg_file_sync"
-        | "pg_log_backend_memory_contexts"
-        | "pg_wal_replay_pause"
-        | "pg_wal_replay_resume"
-        | "sys_exec"
-        | "sys_eval"
-        | "sys_get"
-        | "sys_set" => C::Admin,
-        "nextval" | "setval" | "lo_unlink" | "lo_create" | "lo_creat" | "lo_put"
-        | "lo_from_bytea" | "lo_truncate" | "lowrite" | "pg_notify" | "txid_current"
-        | "pg_current_xact_id" => C::Write,
-        "query_to_xml"
-        | "query_to_xml_and_xmlschema"
-        | "query_to_xmlschema"
-        | "cursor_to_xml"
-        | "cursor_to_xmlschema"
-        | "exec"
-        | "execute" => C::Unknown,
-        _ => return None,
-    })
-}
-
 /// Words that are followed by `(` without being function calls.
 fn is_structural(word: &str) -> bool {
     matches!(
@@ -962,16 +904,12 @@ fn scan_tokens(b: &mut Builder) {
                 .iter()
                 .any(|k| p.is_word(k))
             });
-        if let Some(effect) = function_effect(&name) {
+        // What the function's name alone tells (see sql::functions).
+        let effect = functions::lexical_effect(b.dialect, tokens, i);
+        if !effect.classes.is_empty() {
             b.out.functions.push(qualified.clone());
-            b.add(effect);
-            if name == "lo_import" {
-                // It also creates a large object.
-                b.add(C::Write);
-            }
-            if effect == C::Unknown {
-                b.note(format!("{name}() runs SQL given as a string"));
-            }
+            b.out.classes = b.out.classes.union(effect.classes);
+            b.out.notes.extend(effect.note);
         } else if name == "set_config" {
             b.out.functions.push(qualified.clone());
             // Only a plain '…' literal naming another setting is harmless:
@@ -1037,22 +975,24 @@ fn from_ast(b: &mut Builder) {
     // The AST knows calls precisely: replace the lexical guesses, keeping
     // the side-effect functions found by the token scan.
     b.out.functions.retain(|f| {
-        function_effect(f.rsplit('.').next().unwrap_or(f)).is_some() || f.ends_with("set_config")
+        let last = f.rsplit('.').next().unwrap_or(f);
+        !functions::reviewed_effect(last).classes.is_empty() || f.ends_with("set_config")
     });
     let mut objects = Vec::new();
-    let mut functions = Vec::new();
     let _ = visit_relations(&statements, |name| {
         objects.push(object_name(name));
         ControlFlow::<()>::Continue(())
     });
-    let _ = visit_expressions(&statements, |expr| {
-        if let Expr::Function(f) = expr {
-            functions.push(object_name(&f.name));
-        }
-        ControlFlow::<()>::Continue(())
-    });
     b.out.objects.extend(objects);
-    b.out.functions.extend(functions);
+    // Every call — in expressions and in FROM — must be known harmless for
+    // the statement to stay a read.
+    for call in functions::ast_calls(&statements) {
+        let effect = functions::judge(b.dialect, &call, b.user);
+        b.out.classes = b.out.classes.union(effect.classes);
+        b.out.notes.extend(effect.note);
+        b.out.functions.push(call.display());
+    }
+    b.out.notes.dedup();
 }
 
 /// `schema.name` with unquoted parts lower-cased.
