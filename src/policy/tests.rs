@@ -1076,8 +1076,14 @@ fn classify_user_functions_is_read_once_and_validated() {
     let e = error(&format!("{RULE}[classify]\nuser_function = \"read\"\n"));
     assert!(e.problem.contains("user_function"), "{e}");
     let twice = Policy::from_sources(&[
-        ("a.toml".into(), format!("{RULE}[classify]\nuser_functions = \"read\"\n")),
-        ("b.toml".into(), "[classify]\nuser_functions = \"write\"\n".into()),
+        (
+            "a.toml".into(),
+            format!("{RULE}[classify]\nuser_functions = \"read\"\n"),
+        ),
+        (
+            "b.toml".into(),
+            "[classify]\nuser_functions = \"write\"\n".into(),
+        ),
     ]);
     assert!(twice.is_err_and(|e| e.file == "b.toml" && e.problem.contains("already set")));
 }
@@ -1091,11 +1097,23 @@ fn user_functions_decide_through_the_classifier() {
             .action
             .name()
     };
-    assert_eq!(decide(UserFunctions::Unknown, "SELECT app.score(1)"), "hold");
+    assert_eq!(
+        decide(UserFunctions::Unknown, "SELECT app.score(1)"),
+        "hold"
+    );
     assert_eq!(decide(UserFunctions::Read, "SELECT app.score(1)"), "allow");
     assert_eq!(decide(UserFunctions::Write, "SELECT app.score(1)"), "allow");
     // Built-ins never depend on the setting.
-    assert_eq!(decide(UserFunctions::Read, "SELECT pg_read_file('x')"), "hold");
-    assert_eq!(decide(UserFunctions::Read, "SELECT pg_terminate_backend(1)"), "deny");
-    assert_eq!(decide(UserFunctions::Unknown, "SELECT lower(now()::text)"), "allow");
+    assert_eq!(
+        decide(UserFunctions::Read, "SELECT pg_read_file('x')"),
+        "hold"
+    );
+    assert_eq!(
+        decide(UserFunctions::Read, "SELECT pg_terminate_backend(1)"),
+        "deny"
+    );
+    assert_eq!(
+        decide(UserFunctions::Unknown, "SELECT lower(now()::text)"),
+        "allow"
+    );
 }
