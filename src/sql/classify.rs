@@ -645,6 +645,12 @@ fn set(b: &mut Builder, after: usize) {
         "role" | "session_authorization" | "password" | "authorization" => b.add(C::Privilege),
         "default" if b.kw(i + 1) == "ROLE" => b.add(C::Privilege),
         "global" | "persist" | "persist_only" => b.add(C::Admin),
+        "search_path" if functions::shadows_catalog(b.dialect, b.tokens.get(i + 1..)) => {
+            b.add(C::Session);
+            b.unknown(
+                "search_path puts a schema before pg_catalog: its functions can shadow built-ins",
+            );
+        }
         _ => b.add(C::Session),
     }
 }
@@ -921,6 +927,12 @@ fn scan_tokens(b: &mut Builder) {
                 .map(|a| a.text.trim().to_ascii_lowercase());
             match setting.as_deref() {
                 Some("role") | Some("session_authorization") | None => b.add(C::Privilege),
+                Some("search_path")
+                    if functions::shadows_catalog(b.dialect, tokens.get(i + 3..i + 5)) =>
+                {
+                    b.add(C::Session);
+                    b.unknown("search_path puts a schema before pg_catalog: its functions can shadow built-ins");
+                }
                 Some(_) => b.add(C::Session),
             }
         } else if b.tokens.first().is_some_and(|f| f.is_word("CALL")) && !defines {

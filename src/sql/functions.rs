@@ -783,6 +783,42 @@ pub(super) fn lexical_effect(dialect: Dialect, tokens: &[Token], i: usize) -> Ef
     effect
 }
 
+/// Whether a `search_path` value (the tokens after `SET search_path`, or
+/// `, 'value'` of `set_config`) names a schema before `pg_catalog`, so that
+/// functions of that schema are found before the built-ins of the same
+/// name. Without `pg_catalog` in the list PostgreSQL searches it first.
+/// A value Airlock cannot read (an expression, a parameter) counts as one
+/// that does.
+pub(super) fn shadows_catalog(dialect: Dialect, tokens: Option<&[Token]>) -> bool {
+    if dialect != Dialect::Postgres {
+        return false;
+    }
+    let Some(tokens) = tokens else {
+        return true;
+    };
+    let mut elements = Vec::new();
+    for t in tokens {
+        match t.kind {
+            Kind::Word if t.is_word("TO") || t.is_word("DEFAULT") => {}
+            Kind::Word => elements.push(t.text.to_ascii_lowercase()),
+            Kind::QuotedIdent => elements.push(t.text.clone()),
+            // A string may hold the whole list: 'app, pg_catalog'.
+            Kind::String => elements.extend(
+                t.text
+                    .split(',')
+                    .map(|e| e.trim().trim_matches('"').to_ascii_lowercase()),
+            ),
+            Kind::Punct if t.is_punct(',') || t.is_punct('=') => {}
+            Kind::Punct if t.is_punct(';') || t.is_punct(')') => break,
+            _ => return true,
+        }
+    }
+    elements
+        .iter()
+        .position(|e| e == "pg_catalog")
+        .is_some_and(|at| at > 0)
+}
+
 /// Every function call in parsed statements: in expressions (aggregates and
 /// window functions included) and in FROM (`FROM f(…)`, `LATERAL f(…)`).
 pub(super) fn ast_calls(statements: &[sqlparser::ast::Statement]) -> Vec<Call> {
