@@ -942,6 +942,14 @@ fn scan_tokens(b: &mut Builder) {
             b.out.functions.push(qualified);
         }
     }
+    // MySQL `SELECT @a := 1` sets a user variable of this session.
+    if b.dialect == Dialect::Mysql
+        && tokens
+            .windows(2)
+            .any(|w| w[0].is_punct(':') && w[1].is_punct('='))
+    {
+        b.add(C::Session);
+    }
     // Writes inside a query: data-modifying CTEs, or DML the lead missed.
     if b.is_query && !b.out.classes.contains(C::Write) {
         for (i, t) in tokens.iter().enumerate() {
