@@ -780,7 +780,11 @@ async fn a_session_whose_encoding_moves_under_it_ends() {
     .expect("send");
     let mut fatal = None;
     while let Ok(Some(m)) = wire.recv_or_eof().await {
-        assert!(m.parameter_status().is_none_or(|(n, _)| n != "client_encoding"), "{m:?}");
+        assert!(
+            m.parameter_status()
+                .is_none_or(|(n, _)| n != "client_encoding"),
+            "{m:?}"
+        );
         if m.is_error() {
             fatal = m.fields();
         }

@@ -457,7 +457,7 @@ fn config_check(file: &Path) -> ExitCode {
 
 fn policy_check(args: PolicyCheckArgs) -> ExitCode {
     use crate::policy::{explain, Action, Request};
-    use crate::sql::{classify, Dialect};
+    use crate::sql::{classify_with, Dialect};
     let config = match env_overrides(std::env::vars())
         .and_then(|o| Config::load(args.config.as_deref(), &o))
     {
@@ -501,7 +501,7 @@ fn policy_check(args: PolicyCheckArgs) -> ExitCode {
     };
     let mut worst = 0u8;
     for sql in &queries {
-        let classification = classify(sql, dialect);
+        let classification = classify_with(sql, dialect, policy.user_functions());
         // As the gate does: a switch to an encoding Airlock cannot read is
         // refused whatever the policy says.
         let decision = match crate::sql::encoding::encoding_change(sql.as_bytes(), dialect) {

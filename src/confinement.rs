@@ -425,7 +425,7 @@ impl Confinement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::classify::classify_query;
+    use crate::sql::classify as classify_query;
 
     fn role_only() -> Confinement {
         Confinement {

@@ -238,6 +238,7 @@ impl Gate {
 
     pub fn with_mask_key(audit: Arc<Audit>, policy: Policy, mask_key: [u8; 32]) -> Self {
         let masker = build_masker(&policy, mask_key);
+        let user_functions = policy.user_functions();
         Self {
             audit,
             approvals: None,
@@ -245,7 +246,7 @@ impl Gate {
             policy: RwLock::new(Arc::new(policy)),
             masker: RwLock::new(masker),
             mask_key,
-            cache: ClassifierCache::new(8192),
+            cache: ClassifierCache::with_user_functions(8192, user_functions),
         }
     }
 
@@ -524,6 +525,8 @@ impl Gate {
     /// Puts a new policy in force for every statement checked from now on.
     pub fn replace_policy(&self, policy: Policy) {
         let masker = build_masker(&policy, self.mask_key);
+        // Classifications made under another [classify] setting are dropped.
+        self.cache.set_user_functions(policy.user_functions());
         *self.masker.write().unwrap_or_else(|e| e.into_inner()) = masker;
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
     }

@@ -34,6 +34,17 @@
 //! reason = "shown to the agent"
 //! ```
 //!
+//! One table (in any file of the folder, at most once) tells the classifier
+//! what it cannot see for itself:
+//!
+//! ```toml
+//! [classify]
+//! # A call of a function that is not a built-in of the server (or is
+//! # qualified with a schema other than pg_catalog) counts as this class:
+//! # "unknown" (default: held by the default policy), "read" or "write".
+//! user_functions = "unknown"
+//! ```
+//!
 //! A key given as an empty list (`objects = []`) is refused: it would match
 //! nothing. Keys of another action (`quorum` on an allow rule, `reason` on a
 //! hold rule) are refused too: they are usually left over from a rule whose
@@ -93,7 +104,7 @@ pub use masking::MaskingPolicy;
 pub use rule::{format_expiry, parse_expiry, Rule, DEFAULT_EXPIRY, DEFAULT_GROUP};
 
 use crate::identity::Role;
-use crate::sql::{Classes, Classification, StatementClass};
+use crate::sql::{Classes, Classification, StatementClass, UserFunctions};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
@@ -111,6 +122,9 @@ const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
 pub struct Policy {
     rules: Vec<Rule>,
     masking: MaskingPolicy,
+    /// `[classify] user_functions`: what a call of a function that is not a
+    /// built-in counts as.
+    user_functions: UserFunctions,
     /// `(file name, text)` in load order.
     sources: Vec<(String, String)>,
     digest: String,
@@ -344,8 +358,23 @@ impl Policy {
         let mut rules: Vec<Rule> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut masking: Option<(MaskingPolicy, String, usize)> = None;
+        let mut user_functions: Option<(UserFunctions, String, usize)> = None;
         for (file, text) in &sources {
             let parsed = rule::parse_file(file, text)?;
+            if let Some((u, line)) = parsed.user_functions {
+                if let Some((_, first_file, first_line)) = &user_functions {
+                    return Err(PolicyError {
+                        file: file.clone(),
+                        line: Some(line),
+                        rule: None,
+                        problem: format!(
+                            "[classify] user_functions is already set in {first_file} line \
+                             {first_line}; a policy sets it once"
+                        ),
+                    });
+                }
+                user_functions = Some((u, file.clone(), line));
+            }
             if let Some((m, line)) = parsed.masking {
                 if let Some((_, first_file, first_line)) = &masking {
                     return Err(PolicyError {
@@ -383,6 +412,7 @@ impl Policy {
         Ok(Policy {
             rules,
             masking: masking.map(|(m, _, _)| m).unwrap_or_default(),
+            user_functions: user_functions.map(|(u, _, _)| u).unwrap_or_default(),
             sources,
             digest,
         })
@@ -407,6 +437,12 @@ impl Policy {
     /// How result rows are masked.
     pub fn masking(&self) -> &MaskingPolicy {
         &self.masking
+    }
+
+    /// What the classifier counts a call of a user-defined function as
+    /// (`[classify] user_functions`, `unknown` when no file sets it).
+    pub fn user_functions(&self) -> UserFunctions {
+        self.user_functions
     }
 
     /// The rules, in evaluation order.

@@ -8,7 +8,7 @@
 use super::glob::Glob;
 use super::{Action, HoldMode, HoldSpec, PolicyError, Request};
 use crate::identity::Role;
-use crate::sql::{Classes, Statement, StatementClass};
+use crate::sql::{Classes, Statement, StatementClass, UserFunctions};
 use serde::Deserialize;
 use std::time::Duration;
 use toml::Spanned;
@@ -99,6 +99,14 @@ struct RawFile {
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
     masking: Option<Spanned<super::masking::RawMasking>>,
+    classify: Option<Spanned<RawClassify>>,
+}
+
+/// `[classify]`: how the classifier treats what it cannot see.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClassify {
+    user_functions: Option<Spanned<String>>,
 }
 
 type List = Option<Spanned<Vec<Spanned<String>>>>;
@@ -149,6 +157,8 @@ pub(super) struct ParsedFile {
     pub rules: Vec<Rule>,
     /// The `[masking]` table and the line it starts on.
     pub masking: Option<(super::masking::MaskingPolicy, usize)>,
+    /// The `[classify] user_functions` setting and the line of the table.
+    pub user_functions: Option<(UserFunctions, usize)>,
 }
 
 /// Reads the rules of one file. `file` is the name used in errors and kept
@@ -173,6 +183,30 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, PolicyErr
         .masking
         .map(|m| super::masking::validate(file, text, m))
         .transpose()?;
+    let user_functions = match raw.classify {
+        None => None,
+        Some(table) => {
+            let line = line_of(text, table.span().start);
+            match table.into_inner().user_functions {
+                None => None,
+                Some(value) => match UserFunctions::from_name(value.get_ref()) {
+                    Some(u) => Some((u, line)),
+                    None => {
+                        return Err(PolicyError {
+                            file: file.to_string(),
+                            line: Some(line_of(text, value.span().start)),
+                            rule: None,
+                            problem: format!(
+                                "[classify]: unknown user_functions \"{}\" (expected one of {})",
+                                value.get_ref(),
+                                UserFunctions::NAMES
+                            ),
+                        })
+                    }
+                },
+            }
+        }
+    };
     let rules = raw
         .rule
         .into_iter()
@@ -187,7 +221,11 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, PolicyErr
             .rule(r.into_inner())
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(ParsedFile { rules, masking })
+    Ok(ParsedFile {
+        rules,
+        masking,
+        user_functions,
+    })
 }
 
 /// Whether the file says `[rule]` where it means `[[rule]]`, the most

@@ -1053,3 +1053,67 @@ fn masking_mistakes_name_file_line_and_problem() {
         "{e}"
     );
 }
+
+#[test]
+fn classify_user_functions_is_read_once_and_validated() {
+    const RULE: &str = "[[rule]]\nname = \"a\"\naction = \"allow\"\n";
+    assert_eq!(policy(RULE).user_functions(), UserFunctions::Unknown);
+    assert_eq!(
+        Policy::builtin_default().user_functions(),
+        UserFunctions::Unknown
+    );
+    for (value, want) in [
+        ("unknown", UserFunctions::Unknown),
+        ("read", UserFunctions::Read),
+        ("write", UserFunctions::Write),
+    ] {
+        let p = policy(&format!("{RULE}[classify]\nuser_functions = \"{value}\"\n"));
+        assert_eq!(p.user_functions(), want);
+    }
+    let e = error(&format!("{RULE}[classify]\nuser_functions = \"allow\"\n"));
+    assert_eq!(e.line, Some(5));
+    assert!(e.problem.contains("unknown, read, write"), "{e}");
+    let e = error(&format!("{RULE}[classify]\nuser_function = \"read\"\n"));
+    assert!(e.problem.contains("user_function"), "{e}");
+    let twice = Policy::from_sources(&[
+        (
+            "a.toml".into(),
+            format!("{RULE}[classify]\nuser_functions = \"read\"\n"),
+        ),
+        (
+            "b.toml".into(),
+            "[classify]\nuser_functions = \"write\"\n".into(),
+        ),
+    ]);
+    assert!(twice.is_err_and(|e| e.file == "b.toml" && e.problem.contains("already set")));
+}
+
+#[test]
+fn user_functions_decide_through_the_classifier() {
+    use crate::sql::{classify_with, Dialect};
+    let p = Policy::builtin_default();
+    let decide = |user: UserFunctions, sql: &str| {
+        eval(&p, &classify_with(sql, Dialect::Postgres, user))
+            .action
+            .name()
+    };
+    assert_eq!(
+        decide(UserFunctions::Unknown, "SELECT app.score(1)"),
+        "hold"
+    );
+    assert_eq!(decide(UserFunctions::Read, "SELECT app.score(1)"), "allow");
+    assert_eq!(decide(UserFunctions::Write, "SELECT app.score(1)"), "allow");
+    // Built-ins never depend on the setting.
+    assert_eq!(
+        decide(UserFunctions::Read, "SELECT pg_read_file('x')"),
+        "hold"
+    );
+    assert_eq!(
+        decide(UserFunctions::Read, "SELECT pg_terminate_backend(1)"),
+        "deny"
+    );
+    assert_eq!(
+        decide(UserFunctions::Unknown, "SELECT lower(now()::text)"),
+        "allow"
+    );
+}

@@ -11,10 +11,11 @@
 //! 3. **The sqlparser AST** must exist (a statement it cannot parse is
 //!    `unknown`) and supplies the objects and functions touched.
 
+use super::functions::{self, UserFunctions};
 use super::lexer::{self, Kind, LexedStatement, Token};
 use super::settings::{mysql_variable_class, pg_setting_class};
 use super::{Classes, Classification, Dialect, Statement, StatementClass as C};
-use sqlparser::ast::{visit_expressions, visit_relations, Expr, ObjectName, ObjectNamePart};
+use sqlparser::ast::{visit_relations, ObjectName, ObjectNamePart};
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
 use std::collections::HashMap;
@@ -24,11 +25,16 @@ use std::ops::ControlFlow;
 /// looking and calls the statement unknown.
 const MAX_DEPTH: usize = 4;
 
-pub fn classify_query(sql: &str, dialect: Dialect) -> Classification {
-    classify_nested(sql, dialect, 0)
+pub fn classify_query(sql: &str, dialect: Dialect, user: UserFunctions) -> Classification {
+    classify_nested(sql, dialect, user, 0)
 }
 
-fn classify_nested(sql: &str, dialect: Dialect, depth: usize) -> Classification {
+fn classify_nested(
+    sql: &str,
+    dialect: Dialect,
+    user: UserFunctions,
+    depth: usize,
+) -> Classification {
     let lexed = match lexer::lex(sql, dialect) {
         Ok(s) => s,
         Err(e) => {
@@ -48,7 +54,7 @@ fn classify_nested(sql: &str, dialect: Dialect, depth: usize) -> Classification 
     let mut prepared = HashMap::new();
     let statements = lexed
         .iter()
-        .map(|s| classify_statement(s, dialect, depth, &mut prepared))
+        .map(|s| classify_statement(s, dialect, user, depth, &mut prepared))
         .collect();
     Classification { statements }
 }
@@ -60,6 +66,8 @@ struct Builder<'a> {
     tokens: &'a [Token],
     code: &'a str,
     dialect: Dialect,
+    /// What a call of a function that is not a built-in counts as.
+    user: UserFunctions,
     depth: usize,
     out: Statement,
 }
@@ -138,7 +146,7 @@ impl Builder<'_> {
             self.unknown("statements nested too deeply");
             return Classes::of(&[C::Unknown]);
         }
-        let inner = classify_nested(sql, self.dialect, self.depth + 1);
+        let inner = classify_nested(sql, self.dialect, self.user, self.depth + 1);
         let classes = inner.classes();
         for s in inner.statements {
             self.out.classes = self.out.classes.union(s.classes);
@@ -153,6 +161,7 @@ impl Builder<'_> {
 fn classify_statement(
     stmt: &LexedStatement,
     dialect: Dialect,
+    user: UserFunctions,
     depth: usize,
     prepared: &mut HashMap<String, Classes>,
 ) -> Statement {
@@ -161,6 +170,7 @@ fn classify_statement(
         tokens: &stmt.tokens,
         code: &stmt.code,
         dialect,
+        user,
         depth,
         out: Statement {
             text: stmt.code.clone(),
@@ -683,7 +693,13 @@ fn set(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Classes>) {
     // Otherwise `name {TO | =} value`; the name may be quoted or
     // qualified and is compared case-insensitively, like the server does.
     match b.setting_name(i) {
-        Some((name, _)) => b.add(pg_setting_class(&name)),
+        Some((name, next)) => {
+            b.add(pg_setting_class(&name));
+            if name == "search_path" && functions::shadows_catalog(b.dialect, b.tokens.get(next..))
+            {
+                b.unknown("search_path puts a schema before pg_catalog: its functions can shadow built-ins");
+            }
+        }
         None => b.unknown("SET without a setting name"),
     }
 }
@@ -924,74 +940,6 @@ fn statement_name(token: &Token) -> String {
     }
 }
 
-/// What calling a function does beyond reading, by its unqualified name.
-fn function_effect(name: &str) -> Option<C> {
-    Some(match name {
-        "pg_read_file"
-        | "pg_read_binary_file"
-        | "pg_ls_dir"
-        | "pg_stat_file"
-        | "pg_ls_logdir"
-        | "pg_ls_waldir"
-        | "pg_ls_tmpdir"
-        | "pg_ls_archive_statusdir"
-        | "pg_ls_logicalmapdir"
-        | "pg_ls_logicalsnapdir"
-        | "pg_ls_replslotdir"
-        | "lo_import"
-        | "lo_export"
-        | "load_file"
-        | "dblink"
-        | "dblink_exec"
-        | "dblink_connect"
-        | "dblink_connect_u"
-        | "dblink_open"
-        | "dblink_fetch"
-        | "dblink_send_query"
-        | "dblink_get_result"
-        | "pg_export_snapshot" => C::Export,
-        "pg_terminate_backend"
-        | "pg_cancel_backend"
-        | "pg_reload_conf"
-        | "pg_rotate_logfile"
-        | "pg_promote"
-        | "pg_switch_wal"
-        | "pg_create_restore_point"
-        | "pg_start_backup"
-        | "pg_stop_backup"
-        | "pg_backup_start"
-        | "pg_backup_stop"
-        | "pg_create_physical_replication_slot"
-        | "pg_create_logical_replication_slot"
-        | "pg_drop_replication_slot"
-        | "pg_logical_slot_get_changes"
-        | "pg_logical_slot_peek_changes"
-        | "pg_replication_origin_create"
-        | "pg_file_write"
-        | "pg_file_rename"
-        | "pg_file_unlink"
-        | "pg_file_sync"
-        | "pg_log_backend_memory_contexts"
-        | "pg_wal_replay_pause"
-        | "pg_wal_replay_resume"
-        | "sys_exec"
-        | "sys_eval"
-        | "sys_get"
-        | "sys_set" => C::Admin,
-        "nextval" | "setval" | "lo_unlink" | "lo_create" | "lo_creat" | "lo_put"
-        | "lo_from_bytea" | "lo_truncate" | "lowrite" | "pg_notify" | "txid_current"
-        | "pg_current_xact_id" => C::Write,
-        "query_to_xml"
-        | "query_to_xml_and_xmlschema"
-        | "query_to_xmlschema"
-        | "cursor_to_xml"
-        | "cursor_to_xmlschema"
-        | "exec"
-        | "execute" => C::Unknown,
-        _ => return None,
-    })
-}
-
 /// Words that are followed by `(` without being function calls.
 fn is_structural(word: &str) -> bool {
     matches!(
@@ -1136,16 +1084,12 @@ fn scan_tokens(b: &mut Builder) {
                 .iter()
                 .any(|k| p.is_word(k))
             });
-        if let Some(effect) = function_effect(&name) {
+        // What the function's name alone tells (see sql::functions).
+        let effect = functions::lexical_effect(b.dialect, tokens, i);
+        if !effect.classes.is_empty() {
             b.out.functions.push(qualified.clone());
-            b.add(effect);
-            if name == "lo_import" {
-                // It also creates a large object.
-                b.add(C::Write);
-            }
-            if effect == C::Unknown {
-                b.note(format!("{name}() runs SQL given as a string"));
-            }
+            b.out.classes = b.out.classes.union(effect.classes);
+            b.out.notes.extend(effect.note);
         } else if name == "set_config" {
             b.out.functions.push(qualified.clone());
             // Only a plain '…' literal naming another setting is harmless:
@@ -1156,6 +1100,12 @@ fn scan_tokens(b: &mut Builder) {
                 .filter(|a| !a.text.contains('\\'))
                 .map(|a| a.text.trim().to_ascii_lowercase());
             match setting.as_deref() {
+                Some("search_path")
+                    if functions::shadows_catalog(b.dialect, tokens.get(i + 3..i + 5)) =>
+                {
+                    b.add(C::Session);
+                    b.unknown("search_path puts a schema before pg_catalog: its functions can shadow built-ins");
+                }
                 Some(name) => b.add(pg_setting_class(name)),
                 None => b.add(C::Privilege),
             }
@@ -1165,6 +1115,14 @@ fn scan_tokens(b: &mut Builder) {
             // Recorded only when the AST is unavailable; see from_ast.
             b.out.functions.push(qualified);
         }
+    }
+    // MySQL `SELECT @a := 1` sets a user variable of this session.
+    if b.dialect == Dialect::Mysql
+        && tokens
+            .windows(2)
+            .any(|w| w[0].is_punct(':') && w[1].is_punct('='))
+    {
+        b.add(C::Session);
     }
     // Writes inside a query: data-modifying CTEs, or DML the lead missed.
     if b.is_query && !b.out.classes.contains(C::Write) {
@@ -1367,22 +1325,24 @@ fn from_ast(b: &mut Builder) {
     // The AST knows calls precisely: replace the lexical guesses, keeping
     // the side-effect functions found by the token scan.
     b.out.functions.retain(|f| {
-        function_effect(f.rsplit('.').next().unwrap_or(f)).is_some() || f.ends_with("set_config")
+        let last = f.rsplit('.').next().unwrap_or(f);
+        !functions::reviewed_effect(last).classes.is_empty() || f.ends_with("set_config")
     });
     let mut objects = Vec::new();
-    let mut functions = Vec::new();
     let _ = visit_relations(&statements, |name| {
         objects.push(object_name(name));
         ControlFlow::<()>::Continue(())
     });
-    let _ = visit_expressions(&statements, |expr| {
-        if let Expr::Function(f) = expr {
-            functions.push(object_name(&f.name));
-        }
-        ControlFlow::<()>::Continue(())
-    });
     b.out.objects.extend(objects);
-    b.out.functions.extend(functions);
+    // Every call — in expressions and in FROM — must be known harmless for
+    // the statement to stay a read.
+    for call in functions::ast_calls(&statements) {
+        let effect = functions::judge(b.dialect, &call, b.user);
+        b.out.classes = b.out.classes.union(effect.classes);
+        b.out.notes.extend(effect.note);
+        b.out.functions.push(call.display());
+    }
+    b.out.notes.dedup();
 }
 
 /// `schema.name` with unquoted parts lower-cased.

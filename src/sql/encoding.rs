@@ -435,7 +435,6 @@ fn quoted_content(after_quote: &str, quote: char) -> Option<String> {
     None
 }
 
-
 /// Whether `value` is a client encoding PostgreSQL reads like Airlock.
 fn pg_value_ok(value: &Value) -> bool {
     match value {

@@ -23,7 +23,7 @@
 //! | `privilege` | changes who may do what, or who the session is | `GRANT`, `REVOKE`, `CREATE/ALTER/DROP ROLE/USER`, `SET ROLE`, `SET SESSION AUTHORIZATION`, `RESET ROLE`, `DISCARD ALL`, `set_config('role', …)`, `SET PASSWORD`, `ALTER DEFAULT PRIVILEGES`, policies and row-level security, `OWNER TO`; writes and locks on the server's catalogs (`UPDATE pg_authid`, `INSERT INTO mysql.global_priv`, `LOCK pg_database`, `USE mysql`); `SET`/`RESET`/`set_config` of a PostgreSQL setting ordinary users may not change (`session_replication_role`, `log_statement`) |
 //! | `admin` | operates the server itself | `ALTER SYSTEM`, `SET GLOBAL`, MySQL session variables that need SUPER (`sql_log_bin`, `sql_log_off`, `pseudo_thread_id`), `INSTALL PLUGIN/SONAME`, `CREATE EXTENSION`, `KILL`, `pg_terminate_backend()`, `LOAD 'lib'`, COPY to/from server files or programs, `SHUTDOWN` |
 //! | `session` | changes only this session's state | `SET` of settings any user may change (see [`settings`]), `RESET ALL`, `SHOW`, `BEGIN`/`COMMIT`/`ROLLBACK`/`SAVEPOINT`, `DISCARD`, `LISTEN`, `USE`, `DEALLOCATE` |
-//! | `unknown` | cannot be analysed: unparseable, ambiguous, or opaque code | parse failures, `DO` blocks, `CALL`, `EXECUTE` of a statement not seen prepared, `PREPARE … FROM @var`, dynamic-SQL functions (`query_to_xml`) |
+//! | `unknown` | cannot be analysed: unparseable, ambiguous, or opaque code | parse failures, `DO` blocks, `CALL`, `EXECUTE` of a statement not seen prepared, `PREPARE … FROM @var`, dynamic-SQL functions (`query_to_xml`, `ts_stat`), volatile built-ins not reviewed, user-defined functions (by default: see [`functions`]) |
 //!
 //! A statement can have several classes: `WITH d AS (DELETE …) SELECT …` is
 //! `read` + `write`; `SELECT pg_read_file('…')` is `read` + `export`;
@@ -38,8 +38,11 @@
 
 pub mod classify;
 pub mod encoding;
+pub mod functions;
 pub mod lexer;
 pub mod settings;
+
+pub use functions::UserFunctions;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -446,10 +449,16 @@ const MYSQL_PURE_BUILTINS: &[&str] = &[
     "inet6_ntoa",
 ];
 
-/// Classifies `sql`. Never panics; never fails: whatever cannot be
-/// analysed is `unknown`.
+/// Classifies `sql`, with calls of user-defined functions `unknown`. Never
+/// panics; never fails: whatever cannot be analysed is `unknown`.
 pub fn classify(sql: &str, dialect: Dialect) -> Classification {
-    classify::classify_query(sql, dialect)
+    classify_with(sql, dialect, UserFunctions::default())
+}
+
+/// Classifies `sql`, a call of a function that is not a built-in counting
+/// as `user` says (the policy's `[classify] user_functions`).
+pub fn classify_with(sql: &str, dialect: Dialect, user: UserFunctions) -> Classification {
+    classify::classify_query(sql, dialect, user)
 }
 
 /// Results cached by statement text: agents repeat the same statements, and
@@ -465,15 +474,43 @@ type CacheMap = HashMap<String, Arc<Classification>>;
 
 pub struct ClassifierCache {
     /// `[exact, fingerprint]` per dialect.
-    entries: Mutex<[[CacheMap; 2]; 2]>,
+    entries: Mutex<Entries>,
     capacity: usize,
+}
+
+/// The cached classifications and the setting they were made under.
+#[derive(Default)]
+struct Entries {
+    user: UserFunctions,
+    maps: [[CacheMap; 2]; 2],
 }
 
 impl ClassifierCache {
     pub fn new(capacity: usize) -> Self {
+        Self::with_user_functions(capacity, UserFunctions::default())
+    }
+
+    /// A cache whose classifications count calls of user-defined functions
+    /// as `user` says.
+    pub fn with_user_functions(capacity: usize, user: UserFunctions) -> Self {
         Self {
-            entries: Mutex::new(Default::default()),
+            entries: Mutex::new(Entries {
+                user,
+                maps: Default::default(),
+            }),
             capacity: capacity.max(1),
+        }
+    }
+
+    /// Classifies from now on with `user`; forgets every classification
+    /// made under another setting.
+    pub fn set_user_functions(&self, user: UserFunctions) {
+        let mut entries = self.lock();
+        if entries.user != user {
+            *entries = Entries {
+                user,
+                maps: Default::default(),
+            };
         }
     }
 
@@ -486,20 +523,28 @@ impl ClassifierCache {
     /// take it from the query itself.
     pub fn classify(&self, sql: &str, dialect: Dialect) -> Arc<Classification> {
         let d = dialect as usize;
-        if let Some(hit) = self.lock()[d][0].get(sql) {
-            return hit.clone();
-        }
+        let user = {
+            let entries = self.lock();
+            if let Some(hit) = entries.maps[d][0].get(sql) {
+                return hit.clone();
+            }
+            entries.user
+        };
         let print = fingerprint(sql, dialect);
         if let Some(print) = &print {
-            if let Some(hit) = self.lock()[d][1].get(print) {
+            if let Some(hit) = self.lock().maps[d][1].get(print) {
                 return hit.clone();
             }
         }
-        let result = Arc::new(classify(sql, dialect));
+        let result = Arc::new(classify_with(sql, dialect, user));
         let mut entries = self.lock();
+        // The setting changed while this one was classified: do not keep it.
+        if entries.user != user {
+            return result;
+        }
         for (slot, key) in [(0, Some(sql.to_string())), (1, print)] {
             let Some(key) = key else { continue };
-            let map = &mut entries[d][slot];
+            let map = &mut entries.maps[d][slot];
             if map.len() >= self.capacity {
                 map.clear();
             }
@@ -508,7 +553,7 @@ impl ClassifierCache {
         result
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, [[CacheMap; 2]; 2]> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -757,9 +802,13 @@ mod explain_tests {
         ] {
             assert_eq!(explainable_text(sql, m), None, "{sql}");
         }
-        // PostgreSQL's EXPLAIN runs no function; only the class and verb count.
+        // PostgreSQL's EXPLAIN runs no volatile function; only the class and
+        // verb count. (A call of a user-defined function is `unknown` under
+        // the default setting: the planner may evaluate it if it is declared
+        // immutable.)
         let p = Dialect::Postgres;
-        assert!(explainable_text("UPDATE t SET a = f(1)", p).is_some());
+        assert!(explainable_text("UPDATE t SET a = lower('X')", p).is_some());
+        assert!(explainable_text("UPDATE t SET a = f(1)", p).is_none());
         assert!(explainable_text("CREATE TABLE t (a int)", p).is_none());
     }
 }

@@ -1421,7 +1421,9 @@ impl Back {
         }
         let value = String::from_utf8_lossy(value);
         match name {
-            b"session_authorization" | b"is_superuser" if self.session.confinement.is_confined() => {
+            b"session_authorization" | b"is_superuser"
+                if self.session.confinement.is_confined() =>
+            {
                 let changed = match name {
                     b"is_superuser" => value == "on",
                     _ => true,
