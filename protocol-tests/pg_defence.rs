@@ -150,6 +150,11 @@ async fn server_refuses(wire: &mut Wire, sql: &str, code: &str) {
 /// Refused by Airlock (42501, naming the confinement).
 async fn airlock_refuses(wire: &mut Wire, sql: &str, names: &str) {
     match run(wire, sql).await {
+        // Some spellings are refused first because they could also switch
+        // the client encoding (0A000): refused by Airlock all the same.
+        Err((c, m)) if c == "0A000" => {
+            assert!(m.contains("Airlock refuses"), "{sql}: {m}");
+        }
         Err((c, m)) => {
             assert_eq!(c, "42501", "{sql}: {m}");
             assert!(
