@@ -792,4 +792,28 @@ async fn a_session_whose_encoding_moves_under_it_ends() {
     let fatal = fatal.expect("a FATAL before the connection closes");
     assert_eq!(fatal[&b'C'], "0A000", "{fatal:?}");
     assert!(executed_in_log(&format!("after_{run}")).is_empty());
+
+    // The same through the extended protocol, everything in one pipeline.
+    let mut wire = login(&gateway, &db.name).await;
+    wire.send_all(&[
+        Frontend::parse("", "SELECT to_sjis()", &[]),
+        bind("", ""),
+        Frontend::execute("", 0),
+        Frontend::parse("", &format!("SELECT 'later_{run}'"), &[]),
+        bind("", ""),
+        Frontend::execute("", 0),
+        Frontend::Sync,
+    ])
+    .await
+    .expect("send");
+    let got = wire.recv_until_ready().await.expect("answers");
+    let codes: Vec<String> = got.iter().filter_map(|m| m.sqlstate()).collect();
+    // The statement behind the opaque one is refused until the Sync; the
+    // refusal fails the segment's implicit transaction, so the encoding
+    // change rolls back with it and the session goes on in UTF8.
+    assert_eq!(codes, ["0A000"], "{got:?}");
+    assert!(executed_in_log(&format!("later_{run}")).is_empty());
+    let shown = wire.simple_query("SHOW client_encoding").await.expect("show");
+    let encoding = shown.iter().find_map(|m| m.data_row()).expect("a row");
+    assert_eq!(encoding[0].as_deref(), Some(&b"UTF8"[..]));
 }

@@ -331,6 +331,7 @@ async fn run_session(
     let (upstream_read, upstream_write) = tokio::io::split(upstream_stream);
     let (tx, rx) = relay::queue();
     let names = Arc::new(names::Names::default());
+    let progress = Arc::new(relay::Progress::default());
     let mut front = Front {
         reader: MessageReader::new(client_read, shared.max_message_bytes),
         upstream: upstream_write,
@@ -342,6 +343,8 @@ async fn run_session(
         names: names.clone(),
         segment: Default::default(),
         segment_no: 0,
+        progress: progress.clone(),
+        barrier: None,
         stash: Default::default(),
         cancelled: cancel_key.cancelled(),
         pool: shared.pool.clone(),
@@ -361,6 +364,7 @@ async fn run_session(
         loaded: None,
         failed_segment: None,
         broken: None,
+        progress,
         capture_rows: shared.gate.audit().capture_rows(),
     };
 

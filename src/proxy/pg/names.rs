@@ -77,6 +77,11 @@ impl StatementDef {
         })
     }
 
+    /// Whether running it may act where Airlock cannot see.
+    pub fn opaque(&self) -> bool {
+        self.classes().contains(crate::sql::StatementClass::Unknown)
+    }
+
     /// The classes an `EXECUTE` of this statement runs with.
     pub fn classes(&self) -> Classes {
         match &self.source {

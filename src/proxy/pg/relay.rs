@@ -37,9 +37,11 @@ use crate::proxy::Stream;
 use crate::sql::Dialect;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{ReadHalf, WriteHalf};
+use tokio::sync::Notify;
 use tokio::sync::{mpsc, watch};
 
 /// Output is flushed when this much is buffered even if more input is
@@ -85,6 +87,19 @@ const MAX_NAMES: usize = 10_000;
 /// Bind parameters shown to approvers of a held run, and how much of each.
 const SHOWN_PARAMETERS: usize = 100;
 const SHOWN_PARAMETER_BYTES: usize = 2048;
+
+/// How far the back loop has got through what the front loop queued: the
+/// front waits on it before a statement that must not be sent while an
+/// earlier, opaque one may still change the session under Airlock.
+#[derive(Default)]
+pub struct Progress {
+    /// Expectations the front loop queued.
+    pushed: AtomicU64,
+    /// Expectations the back loop had taken when it last had nothing left
+    /// to wait for.
+    drained: AtomicU64,
+    idle: Notify,
+}
 
 /// What the back loop should expect from the upstream for one message, and
 /// the segment (messages up to a Sync) it belongs to: after an error the
@@ -255,6 +270,17 @@ pub struct Front {
     pub segment: Segment,
     /// Numbers segments: incremented at each Sync.
     pub segment_no: u64,
+    /// Shared with the back loop.
+    pub progress: Arc<Progress>,
+    /// Set after forwarding a statement Airlock cannot see into (`unknown`:
+    /// a user function, `DO`, `CALL`): it may change the session's
+    /// encoding or role where the classifier cannot see, so the next
+    /// statement waits until its answers — and any ParameterStatus that
+    /// ends the session — are in. After an extended-protocol Execute the
+    /// server reports changed settings only at the next Sync, so a
+    /// statement in the same segment behind it is refused; one after the
+    /// Sync waits.
+    pub barrier: Option<Barrier>,
     /// Messages the client sent while a held statement waited, in order.
     pub stash: VecDeque<Message>,
     /// Changes with each CancelRequest for this session.
@@ -283,6 +309,24 @@ enum Step {
 
 pub fn queue() -> (mpsc::Sender<Pending>, mpsc::Receiver<Pending>) {
     mpsc::channel(QUEUE_DEPTH)
+}
+
+/// What the front loop must wait for before the next statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Barrier {
+    /// A simple query: its ReadyForQuery brings any changed settings.
+    Query,
+    /// An Execute in this segment: only the segment's Sync does.
+    Execute(u64),
+}
+
+/// Whether a statement may act where Airlock cannot see (see
+/// [`Front::barrier`]).
+fn opaque(checked: &Checked) -> bool {
+    checked
+        .classification
+        .classes()
+        .contains(crate::sql::StatementClass::Unknown)
 }
 
 /// Why a name cannot be used, as the client is told.
@@ -339,6 +383,31 @@ impl Front {
             if skipping_to_sync && msg.tag() != b'S' {
                 continue;
             }
+            if let Some(barrier) = self
+                .barrier
+                .filter(|_| matches!(msg.tag(), b'Q' | b'P' | b'B' | b'E'))
+            {
+                if barrier == Barrier::Execute(self.segment_no) {
+                    skipping_to_sync = true;
+                    let frames = backend::error(
+                        Severity::Error,
+                        "0A000",
+                        "Airlock runs no statement pipelined behind one it cannot see into (a user function, \
+                         DO or CALL) before that one's Sync: the server reports what it changed in the \
+                         session only then. Send Sync first.",
+                        None,
+                    );
+                    out.extend_from_slice(&failing_bind());
+                    if !self.push(Expect::Refused { frames }).await {
+                        return FrontEnd::UpstreamGone;
+                    }
+                    continue;
+                }
+                self.barrier = None;
+                if !self.drain(&mut out).await {
+                    return FrontEnd::UpstreamGone;
+                }
+            }
             let step = match msg.tag() {
                 b'Q' => {
                     let Some(sql) = query_text(msg.body()) else {
@@ -358,7 +427,12 @@ impl Front {
                         checked.refusal().map_or(Ok(()), Err)
                     };
                     match verdict {
-                        Ok(()) => Step::Forward(self.query_expect(&checked)),
+                        Ok(()) => {
+                            if opaque(&checked) {
+                                self.barrier = Some(Barrier::Query);
+                            }
+                            Step::Forward(self.query_expect(&checked))
+                        }
                         Err(r) => Step::Refuse { code: r.code, message: r.message, ready: true },
                     }
                 }
@@ -496,13 +570,21 @@ impl Front {
                                 let sql = with_parameters(&held.1, &def.parameters);
                                 match self.wait_for_approval(&held.0, &sql).await {
                                     Ok(()) => {
+                                        if def.statement.opaque() {
+                                    self.barrier = Some(Barrier::Execute(self.segment_no));
+                                }
                                         def.released.store(true, std::sync::atomic::Ordering::Relaxed);
                                         Step::Forward(Expect::Execute { started: Instant::now(), portal: def.clone() })
                                     }
                                     Err(r) => Step::Refuse { code: r.code, message: r.message, ready: false },
                                 }
                             }
-                            _ => Step::Forward(Expect::Execute { started: Instant::now(), portal: def.clone() }),
+                            _ => {
+                                if def.statement.opaque() {
+                                    self.barrier = Some(Barrier::Execute(self.segment_no));
+                                }
+                                Step::Forward(Expect::Execute { started: Instant::now(), portal: def.clone() })
+                            }
                         },
                     }
                 }
@@ -832,7 +914,29 @@ impl Front {
 
     async fn push(&self, expect: Expect) -> bool {
         let segment = self.segment_no;
+        self.progress.pushed.fetch_add(1, Ordering::Relaxed);
         self.queue.send(Pending { segment, expect }).await.is_ok()
+    }
+
+    /// Waits until the back loop has answered everything queued so far
+    /// (the server is asked to flush what it holds). False when the
+    /// upstream is gone.
+    async fn drain(&mut self, out: &mut BytesMut) -> bool {
+        out.extend_from_slice(&FLUSH);
+        if write_out(&mut self.upstream, out).await.is_err() {
+            return false;
+        }
+        let target = self.progress.pushed.load(Ordering::Relaxed);
+        let progress = self.progress.clone();
+        loop {
+            let idle = progress.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if progress.drained.load(Ordering::Relaxed) >= target {
+                return true;
+            }
+            idle.await;
+        }
     }
 
     async fn inject_fatal(&self, code: &str, message: &str) {
@@ -1072,6 +1176,8 @@ pub struct Back {
     /// Set when the server reports a setting under which Airlock can no
     /// longer vouch for the session: it ends, with this reason.
     pub broken: Option<(&'static str, String)>,
+    /// Shared with the front loop.
+    pub progress: Arc<Progress>,
 }
 
 fn with_formats(columns: &[Column], formats: &[i16]) -> Vec<Column> {
@@ -1138,7 +1244,12 @@ impl Back {
         let mut out = BytesMut::with_capacity(64 * 1024);
         let mut count = ResultCount::default();
         let mut front_open = true;
+        let mut taken = 0u64;
         loop {
+            if pending.is_empty() && self.progress.drained.load(Ordering::Relaxed) != taken {
+                self.progress.drained.store(taken, Ordering::Relaxed);
+                self.progress.idle.notify_waiters();
+            }
             while let Some(head) = pending.front() {
                 // The rest of a segment the server is skipping gets no
                 // answers: messages the front loop forwarded after the
@@ -1184,7 +1295,10 @@ impl Back {
                 // real: beyond it the front loop waits to forward more.
                 expect = self.queue.recv(), if front_open && pending.len() < QUEUE_DEPTH => {
                     match expect {
-                        Some(e) => pending.push_back(e),
+                        Some(e) => {
+                            taken += 1;
+                            pending.push_back(e);
+                        }
                         None => front_open = false,
                     }
                     continue;
