@@ -601,9 +601,14 @@ fn the_classification_corpus_mysql_cases_never_reach_mariadb_when_refused() {
             classification: &classification,
         });
         let tag = format!("{run}c{i}x");
+        // The gate also refuses encoding switches, whatever the policy.
+        let encoding = airlock::sql::encoding::encoding_change(
+            sql.as_bytes(),
+            airlock::sql::Dialect::Mysql,
+        );
         refused_expected.insert(
             tag.clone(),
-            decision.action != airlock::policy::Action::Allow,
+            decision.action != airlock::policy::Action::Allow || encoding.is_some(),
         );
         input.push_str(
             &serde_json::json!({"marker": tag, "sql": format!("/* {tag} */ {sql}")}).to_string(),
@@ -629,7 +634,9 @@ fn the_classification_corpus_mysql_cases_never_reach_mariadb_when_refused() {
         let tag = r["marker"].as_str().unwrap();
         let message = r["message"].as_str().unwrap_or("");
         // 1095: a KILL of a connection that is not the identity's own.
-        let by_airlock = (r["code"] == 1227 || r["code"] == 1095) && message.contains("Airlock");
+        // 1235: an encoding switch Airlock cannot read (sql::encoding).
+        let by_airlock = (r["code"] == 1227 || r["code"] == 1095 || r["code"] == 1235)
+            && message.contains("Airlock");
         if refused_expected[tag] {
             assert!(by_airlock, "{tag} should be refused by Airlock: {r}");
             assert!(
