@@ -602,10 +602,8 @@ fn the_classification_corpus_mysql_cases_never_reach_mariadb_when_refused() {
         });
         let tag = format!("{run}c{i}x");
         // The gate also refuses encoding switches, whatever the policy.
-        let encoding = airlock::sql::encoding::encoding_change(
-            sql.as_bytes(),
-            airlock::sql::Dialect::Mysql,
-        );
+        let encoding =
+            airlock::sql::encoding::encoding_change(sql.as_bytes(), airlock::sql::Dialect::Mysql);
         refused_expected.insert(
             tag.clone(),
             decision.action != airlock::policy::Action::Allow || encoding.is_some(),

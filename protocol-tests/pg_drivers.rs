@@ -74,3 +74,37 @@ fn node_postgres() {
 fn pgjdbc() {
     run_driver("jdbc", "bash", &["jdbc/run.sh"], &[]);
 }
+
+/// asyncpg under the shipped default policy: executemany whose batch fails
+/// part-way, savepoint recovery, and a pool whose release resets the
+/// connection (RESET ALL, which must not be held).
+#[test]
+fn asyncpg_recovers_from_errors_and_pools_under_the_default_policy() {
+    let db = TestDb::create("apgrec");
+    support::gateway::psql_direct(
+        &db.name,
+        "CREATE TABLE rec_items (id int PRIMARY KEY, label text)",
+    );
+    let gateway = Gateway::start_with(support::gateway::Options {
+        policy: Some(support::gateway::default_policy()),
+        ..Default::default()
+    });
+    let drivers = Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol-tests/drivers");
+    let (host, port) = gateway.addr.rsplit_once(':').unwrap();
+    let out = Command::new("python3")
+        .arg("asyncpg_recovery.py")
+        .current_dir(&drivers)
+        .env("PGHOST", host)
+        .env("PGPORT", port)
+        .env("PGUSER", AGENT)
+        .env("PGPASSWORD", AGENT_PASSWORD)
+        .env("PGDATABASE", &db.name)
+        .output()
+        .expect("python3 (run .ci/install-test-deps.sh)");
+    assert!(
+        out.status.success(),
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

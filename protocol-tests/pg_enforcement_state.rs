@@ -813,7 +813,10 @@ async fn a_session_whose_encoding_moves_under_it_ends() {
     // change rolls back with it and the session goes on in UTF8.
     assert_eq!(codes, ["0A000"], "{got:?}");
     assert!(executed_in_log(&format!("later_{run}")).is_empty());
-    let shown = wire.simple_query("SHOW client_encoding").await.expect("show");
+    let shown = wire
+        .simple_query("SHOW client_encoding")
+        .await
+        .expect("show");
     let encoding = shown.iter().find_map(|m| m.data_row()).expect("a row");
     assert_eq!(encoding[0].as_deref(), Some(&b"UTF8"[..]));
 }
