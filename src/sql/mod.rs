@@ -38,6 +38,7 @@
 
 pub mod classify;
 pub mod encoding;
+pub mod forms;
 pub mod functions;
 pub mod lexer;
 pub mod settings;
