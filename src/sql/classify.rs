@@ -1707,6 +1707,51 @@ mod hostile_spelling_tests {
     }
 
     #[test]
+    fn drivers_own_statements_are_classified_without_unknown() {
+        check(&[
+            (
+                "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE",
+                P,
+                "session",
+            ),
+            ("MOVE ABSOLUTE 0 FROM \"srv\"", P, "read"),
+            ("MOVE FORWARD 1 __asyncpg_portal_7__", P, "read"),
+            ("PREPARE TRANSACTION 'g'", P, "write+session"),
+            (
+                "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL",
+                P,
+                "read+session",
+            ),
+            ("SELECT FROM t", P, "read"),
+            ("SELECT", P, "read"),
+            (
+                "SELECT FROM t WHERE pg_read_file('x') = ''",
+                P,
+                "read+export",
+            ),
+            ("SELECT FROM t WHERE f(id) = 1", P, "read+unknown"),
+            (
+                "SELECT information_schema._pg_expandarray(ARRAY[1])",
+                P,
+                "read",
+            ),
+            ("SELECT _pg_expandarray(ARRAY[1])", P, "read+unknown"),
+            (
+                "SELECT other_schema._pg_expandarray(ARRAY[1])",
+                P,
+                "read+unknown",
+            ),
+            ("START TRANSACTION WITH CONSISTENT SNAPSHOT", M, "session"),
+            ("SET @`a` = 1", M, "session"),
+            ("SET @`a` = 1, GLOBAL general_log = 1", M, "admin+session"),
+            ("XA PREPARE 'g'", M, "write+session"),
+            ("XA RECOVER", M, "session"),
+            ("MOVE FORWARD (SELECT 1) FROM c", P, "read+unknown"),
+            ("PREPARE TRANSACTION 'g' || f()", P, "write+session+unknown"),
+        ]);
+    }
+
+    #[test]
     fn only_settings_ordinary_users_may_change_are_session() {
         check(&[
             ("SET session_replication_role = replica", P, "privilege"),
