@@ -450,6 +450,38 @@ const MYSQL_PURE_BUILTINS: &[&str] = &[
     "inet6_ntoa",
 ];
 
+/// Why Airlock refuses `sql` whatever the policy says when it is a MySQL
+/// `LOAD DATA|XML … LOCAL INFILE` (in any statement of the query, in
+/// executable comments too): the server would answer it by asking the
+/// *client* for a file, a channel Airlock never opens (its upstream
+/// connections do not offer `CLIENT_LOCAL_FILES`, so the server could
+/// only refuse it with its own, puzzling error). `None` otherwise — and
+/// for a query that cannot be lexed, which is `unknown` anyway.
+pub fn local_infile(sql: &[u8], dialect: Dialect) -> Option<String> {
+    if dialect != Dialect::Mysql {
+        return None;
+    }
+    let statements = lexer::lex(std::str::from_utf8(sql).ok()?, dialect).ok()?;
+    statements.iter().find_map(|s| {
+        let t = &s.tokens;
+        let load = t.first().is_some_and(|w| w.is_word("LOAD"))
+            && t.get(1)
+                .is_some_and(|w| w.is_word("DATA") || w.is_word("XML"));
+        let mut i = 2;
+        while t
+            .get(i)
+            .is_some_and(|w| w.is_word("LOW_PRIORITY") || w.is_word("CONCURRENT"))
+        {
+            i += 1;
+        }
+        (load && t.get(i).is_some_and(|w| w.is_word("LOCAL"))).then(|| {
+            "LOAD DATA LOCAL INFILE is not allowed through Airlock: it would read a file \
+             from the client's machine; load the rows with INSERT, or ask a DBA"
+                .to_string()
+        })
+    })
+}
+
 /// Classifies `sql`, with calls of user-defined functions `unknown`. Never
 /// panics; never fails: whatever cannot be analysed is `unknown`.
 pub fn classify(sql: &str, dialect: Dialect) -> Classification {
@@ -770,6 +802,43 @@ mod cache_tests {
             assert_eq!(classes(b), "read+privilege", "{b}");
         }
         assert_eq!(fingerprint("SELECT 1x", Dialect::Postgres), None);
+    }
+}
+
+#[cfg(test)]
+mod local_infile_tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_load_data_local_is_found() {
+        for sql in [
+            "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE x",
+            "load data local infile '/etc/passwd' into table x",
+            "LOAD /* c */ DATA -- c\n LOCAL INFILE 'f' INTO TABLE x",
+            "LOAD DATA /*! LOCAL */ INFILE 'f' INTO TABLE x",
+            "/*!40000 LOAD DATA LOCAL INFILE 'f' INTO TABLE x */",
+            "LOAD XML LOCAL INFILE 'f' INTO TABLE x",
+            "LOAD DATA LOW_PRIORITY LOCAL INFILE 'f' INTO TABLE x",
+            "LOAD DATA CONCURRENT LOCAL INFILE 'f' REPLACE INTO TABLE x",
+            "SELECT 1; LOAD DATA LOCAL INFILE 'f' INTO TABLE x",
+        ] {
+            assert!(
+                local_infile(sql.as_bytes(), Dialect::Mysql).is_some(),
+                "{sql}"
+            );
+        }
+        for sql in [
+            "LOAD DATA INFILE '/tmp/f' INTO TABLE x",
+            "SELECT 'LOAD DATA LOCAL INFILE'",
+            "SELECT `local` FROM t",
+            "INSERT INTO t VALUES ('LOAD DATA LOCAL')",
+        ] {
+            assert!(
+                local_infile(sql.as_bytes(), Dialect::Mysql).is_none(),
+                "{sql}"
+            );
+        }
+        assert!(local_infile(b"LOAD DATA LOCAL INFILE 'f'", Dialect::Postgres).is_none());
     }
 }
 
