@@ -6,11 +6,23 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use support::gateway::{Gateway, TestDb, AGENT, AGENT_PASSWORD};
+use support::gateway::{
+    default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
+};
 
 fn run_driver(label: &str, program: &str, args: &[&str], extra_env: &[(&str, &str)]) {
     let db = TestDb::create(label);
-    let gateway = Gateway::start();
+    run_driver_in(&db, Gateway::start(), program, args, extra_env);
+}
+
+fn run_driver_in(
+    db: &TestDb,
+    gateway: Gateway,
+    program: &str,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) {
+    let label = &db.name;
     let drivers = Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol-tests/drivers");
     let (host, port) = gateway.addr.rsplit_once(':').unwrap();
     let mut cmd = Command::new(program);
@@ -73,4 +85,20 @@ fn node_postgres() {
 #[test]
 fn pgjdbc() {
     run_driver("jdbc", "bash", &["jdbc/run.sh"], &[]);
+}
+
+/// What psycopg and asyncpg send on their own — asyncpg's pool reset
+/// (`SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`),
+/// `BEGIN ISOLATION LEVEL … READ ONLY DEFERRABLE`, savepoints, `MOVE` and
+/// `FETCH` on scrollable cursors, type introspection — passes the shipped
+/// default policy: a held driver statement would stall every pool.
+#[test]
+fn drivers_own_statements_pass_the_default_policy() {
+    let db = TestDb::create("dps");
+    psql_direct(&db.name, "CREATE TABLE dps_items (id int, v text)");
+    let gateway = Gateway::start_with(Options {
+        policy: Some(default_policy()),
+        ..Default::default()
+    });
+    run_driver_in(&db, gateway, "python3", &["default_policy_session.py"], &[]);
 }

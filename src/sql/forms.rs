@@ -377,10 +377,8 @@ fn mysql_xa(c: &mut Cursor) -> bool {
         "START" | "BEGIN" => {
             let _ = c.one_of(&["JOIN", "RESUME"]);
         }
-        "END" => {
-            if c.kw("SUSPEND") {
-                let _ = c.kws(&["FOR", "MIGRATE"]);
-            }
+        "END" if c.kw("SUSPEND") => {
+            let _ = c.kws(&["FOR", "MIGRATE"]);
         }
         "COMMIT" => {
             let _ = c.kws(&["ONE", "PHASE"]);

@@ -7,7 +7,8 @@
 //! functions and nested writes — the sqlparser AST.
 //!
 //! **Fail closed**: a statement whose leading keywords are not in the
-//! classifier's table, that sqlparser cannot parse, whose quoting is
+//! classifier's table, that sqlparser cannot parse (unless it is one of
+//! the expression-free [`forms`] matched in full), whose quoting is
 //! ambiguous, or that the lexer cannot finish, is [`StatementClass::Unknown`]
 //! (together with whatever dangerous class was still recognised). The
 //! default policy holds `unknown`.
@@ -17,12 +18,12 @@
 //! | class | meaning | examples |
 //! |---|---|---|
 //! | `read` | reads data, changes nothing | `SELECT`, `VALUES`, `TABLE t`, `EXPLAIN` (no ANALYZE), `SHOW CREATE`, cursors `FETCH` |
-//! | `write` | changes rows (or sequences, large objects) | `INSERT`/`UPDATE`/`DELETE`/`MERGE`/`REPLACE`, `COPY … FROM STDIN`, `nextval()`, `LOCK`, data-modifying CTEs (with `read`) |
+//! | `write` | changes rows (or sequences, large objects), or keeps locks beyond the session | `INSERT`/`UPDATE`/`DELETE`/`MERGE`/`REPLACE`, `COPY … FROM STDIN`, `nextval()`, `LOCK`, `pg_advisory_lock()`, data-modifying CTEs (with `read`), `PREPARE TRANSACTION`/`XA PREPARE` (with `session`) |
 //! | `export` | moves data out of the reach of masking and audit: to files, programs, other servers, new tables, or as a bulk stream | `COPY … TO`, `SELECT … INTO t`, `CREATE TABLE … AS`, `INTO OUTFILE/DUMPFILE`, `LOAD DATA INFILE`, `pg_read_file()`, `lo_export()`, `LOAD_FILE()`, dblink, foreign servers, FEDERATED |
 //! | `ddl` | changes the schema or stored code | `CREATE/ALTER/DROP` of tables, views, indexes, functions, procedures, triggers, events, rules; `TRUNCATE`, `RENAME`, `COMMENT`, `VACUUM`/`CLUSTER`/`REINDEX` |
 //! | `privilege` | changes who may do what, or who the session is | `GRANT`, `REVOKE`, `CREATE/ALTER/DROP ROLE/USER`, `SET ROLE`, `SET SESSION AUTHORIZATION`, `RESET ROLE`, `DISCARD ALL`, `set_config('role', …)`, `SET PASSWORD`, `ALTER DEFAULT PRIVILEGES`, policies and row-level security, `OWNER TO`; writes and locks on the server's catalogs (`UPDATE pg_authid`, `INSERT INTO mysql.global_priv`, `LOCK pg_database`, `USE mysql`); `SET`/`RESET`/`set_config` of a PostgreSQL setting ordinary users may not change (`session_replication_role`, `log_statement`) |
 //! | `admin` | operates the server itself | `ALTER SYSTEM`, `SET GLOBAL`, MySQL session variables that need SUPER (`sql_log_bin`, `sql_log_off`, `pseudo_thread_id`), `INSTALL PLUGIN/SONAME`, `CREATE EXTENSION`, `KILL`, `pg_terminate_backend()`, `LOAD 'lib'`, COPY to/from server files or programs, `SHUTDOWN` |
-//! | `session` | changes only this session's state | `SET` of settings any user may change (see [`settings`]), `RESET ALL`, `SHOW`, `BEGIN`/`COMMIT`/`ROLLBACK`/`SAVEPOINT`, `DISCARD`, `LISTEN`, `USE`, `DEALLOCATE` |
+//! | `session` | changes only this session's state | `SET` of settings any user may change (see [`settings`]), `RESET ALL`, `SHOW`, `BEGIN`/`COMMIT`/`ROLLBACK`/`SAVEPOINT` with their transaction modes, `DISCARD`, `LISTEN`/`UNLISTEN`, `USE`, `DEALLOCATE`, `XA`, `pg_advisory_unlock_all()` (releases only the session's own locks) |
 //! | `unknown` | cannot be analysed: unparseable, ambiguous, or opaque code | parse failures, `DO` blocks, `CALL`, `EXECUTE` of a statement not seen prepared, `PREPARE … FROM @var`, dynamic-SQL functions (`query_to_xml`, `ts_stat`), volatile built-ins not reviewed, user-defined functions (by default: see [`functions`]) |
 //!
 //! A statement can have several classes: `WITH d AS (DELETE …) SELECT …` is
