@@ -279,24 +279,98 @@ fn kill_and_side_doors_are_refused_clearly() {
         err.contains("ERROR 1095") && err.contains("not owner"),
         "{err}"
     );
-    // Airlock never lets the upstream ask the client for a file: the
-    // server refuses LOCAL INFILE on a session without the capability.
+}
+
+/// Reads one statement per input line through the gateway with PyMySQL
+/// (multi-statements and LOCAL INFILE offered by the client) and, with
+/// `prepare` as the fifth argument, with mysql-connector's server-side
+/// prepared statements; prints `code message` of each error, or `ok`.
+const LOCAL_INFILE_RUNNER: &str = r#"
+import sys
+host, port, user, password, db, how = sys.argv[1:7]
+for line in sys.stdin.read().splitlines():
+    try:
+        if how == "prepare":
+            import mysql.connector
+            conn = mysql.connector.connect(host=host, port=int(port), user=user,
+                password=password, database=db, allow_local_infile=True, use_pure=True)
+            cur = conn.cursor(prepared=True)
+            cur.execute(line)
+        else:
+            import pymysql
+            from pymysql.constants import CLIENT
+            conn = pymysql.connect(host=host, port=int(port), user=user, password=password,
+                database=db, local_infile=True, client_flag=CLIENT.MULTI_STATEMENTS)
+            conn.cursor().execute(line)
+        print("ok")
+    except Exception as e:
+        args = getattr(e, "args", ())
+        code = getattr(e, "errno", None) or (args[0] if args else None)
+        print(code, getattr(e, "msg", None) or (args[1] if len(args) > 1 else str(e)))
+"#;
+
+/// `LOAD DATA LOCAL INFILE` is Airlock's to refuse, whatever the policy
+/// (this gateway allows everything) and however it is spelt: ERR 1148
+/// with Airlock's reason, before MariaDB sees the statement — never the
+/// server's puzzling 4166 after it asked the client for a file.
+#[test]
+fn load_data_local_infile_is_refused_by_airlock_before_the_server_sees_it() {
+    let db = MyDb::create("infile");
     mariadb_direct(&db.name, "CREATE TABLE x (line TEXT)");
-    // The client offers the capability (--local-infile=1); Airlock does not
-    // pass it on.
-    let out = mariadb_through(
-        &gateway.mysql_addr,
-        AGENT,
-        AGENT_PASSWORD,
-        &db.name,
+    let log = GeneralLog::on();
+    let gateway = Gateway::start();
+    let mark = marker("infile");
+    // The mariadb client offers the capability (--local-infile=1).
+    let spellings = [
         "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE x",
-        &["--local-infile=1"],
-    );
-    let err = text(&out);
-    assert!(
-        err.contains("ERROR 4166") && err.contains("local infile"),
-        "{err}"
-    );
+        "load data local infile '/etc/passwd' into table x",
+        "LOAD /* c */ DATA LOCAL INFILE '/etc/passwd' INTO TABLE x",
+        "LOAD DATA /*! LOCAL */ INFILE '/etc/passwd' INTO TABLE x",
+        "/*!40000 LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE x */",
+        "LOAD XML LOCAL INFILE '/etc/passwd' INTO TABLE x",
+        "LOAD DATA CONCURRENT LOCAL INFILE '/etc/passwd' IGNORE INTO TABLE x",
+        "LOAD DATA LOW_PRIORITY LOCAL INFILE '/etc/passwd' REPLACE INTO TABLE x",
+    ];
+    for (n, sql) in spellings.iter().enumerate() {
+        let out = mariadb_through(
+            &gateway.mysql_addr,
+            AGENT,
+            AGENT_PASSWORD,
+            &db.name,
+            &format!("{sql} /* {mark}-{n} */"),
+            &["--local-infile=1"],
+        );
+        let err = text(&out);
+        assert!(
+            err.contains("ERROR 1148 (42000)") && err.contains("not allowed through Airlock"),
+            "{sql}: {err}"
+        );
+    }
+    // Behind an allowed statement of the same query, and as a prepared
+    // statement (COM_STMT_PREPARE).
+    let (host, port) = gateway.mysql_addr.rsplit_once(':').unwrap();
+    for how in ["query", "prepare"] {
+        let input = format!(
+            "SELECT '{mark}-multi'; LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE x\n\
+             LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE x /* {mark}-{how} */\n"
+        );
+        let out = python(
+            LOCAL_INFILE_RUNNER,
+            &[host, port, AGENT, AGENT_PASSWORD, &db.name, how],
+            &input,
+        );
+        for line in out.lines() {
+            assert!(
+                line.starts_with("1148 ") && line.contains("not allowed through Airlock"),
+                "{how}: {out}"
+            );
+        }
+        assert_eq!(out.lines().count(), 2, "{how}: {out}");
+    }
+    let allowed = marker("infile_ok");
+    agent_ok(&gateway, &db.name, &format!("SELECT '{allowed}'"));
+    assert!(log.contains(&allowed), "the log is a working witness");
+    assert!(!log.contains(&mark), "a LOAD DATA LOCAL reached MariaDB");
     assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM x"), "0");
 }
 
@@ -601,12 +675,13 @@ fn the_classification_corpus_mysql_cases_never_reach_mariadb_when_refused() {
             classification: &classification,
         });
         let tag = format!("{run}c{i}x");
-        // The gate also refuses encoding switches, whatever the policy.
-        let encoding =
-            airlock::sql::encoding::encoding_change(sql.as_bytes(), airlock::sql::Dialect::Mysql);
+        // Refused by the policy, or by Airlock whatever the policy says.
+        let d = airlock::sql::Dialect::Mysql;
+        let by_airlock = airlock::sql::encoding::encoding_change(sql.as_bytes(), d).is_some()
+            || airlock::sql::local_infile(sql.as_bytes(), d).is_some();
         refused_expected.insert(
             tag.clone(),
-            decision.action != airlock::policy::Action::Allow || encoding.is_some(),
+            by_airlock || decision.action != airlock::policy::Action::Allow,
         );
         input.push_str(
             &serde_json::json!({"marker": tag, "sql": format!("/* {tag} */ {sql}")}).to_string(),
@@ -631,10 +706,11 @@ fn the_classification_corpus_mysql_cases_never_reach_mariadb_when_refused() {
     for r in &results {
         let tag = r["marker"].as_str().unwrap();
         let message = r["message"].as_str().unwrap_or("");
-        // 1095: a KILL of a connection that is not the identity's own.
-        // 1235: an encoding switch Airlock cannot read (sql::encoding).
-        let by_airlock = (r["code"] == 1227 || r["code"] == 1095 || r["code"] == 1235)
-            && message.contains("Airlock");
+        // 1095: a KILL of a connection that is not the identity's own;
+        // 1235: a statement that may switch the client encoding; 1148:
+        // LOAD DATA LOCAL INFILE — both refused by Airlock whatever the policy.
+        let by_airlock =
+            [1227, 1095, 1235, 1148].iter().any(|c| r["code"] == *c) && message.contains("Airlock");
         if refused_expected[tag] {
             assert!(by_airlock, "{tag} should be refused by Airlock: {r}");
             assert!(

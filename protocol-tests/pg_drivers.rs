@@ -6,11 +6,23 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use support::gateway::{Gateway, TestDb, AGENT, AGENT_PASSWORD};
+use support::gateway::{
+    default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
+};
 
 fn run_driver(label: &str, program: &str, args: &[&str], extra_env: &[(&str, &str)]) {
     let db = TestDb::create(label);
-    let gateway = Gateway::start();
+    run_driver_in(&db, Gateway::start(), program, args, extra_env);
+}
+
+fn run_driver_in(
+    db: &TestDb,
+    gateway: Gateway,
+    program: &str,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) {
+    let label = &db.name;
     let drivers = Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol-tests/drivers");
     let (host, port) = gateway.addr.rsplit_once(':').unwrap();
     let mut cmd = Command::new(program);
@@ -81,30 +93,29 @@ fn pgjdbc() {
 #[test]
 fn asyncpg_recovers_from_errors_and_pools_under_the_default_policy() {
     let db = TestDb::create("apgrec");
-    support::gateway::psql_direct(
+    psql_direct(
         &db.name,
         "CREATE TABLE rec_items (id int PRIMARY KEY, label text)",
     );
-    let gateway = Gateway::start_with(support::gateway::Options {
-        policy: Some(support::gateway::default_policy()),
+    let gateway = Gateway::start_with(Options {
+        policy: Some(default_policy()),
         ..Default::default()
     });
-    let drivers = Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol-tests/drivers");
-    let (host, port) = gateway.addr.rsplit_once(':').unwrap();
-    let out = Command::new("python3")
-        .arg("asyncpg_recovery.py")
-        .current_dir(&drivers)
-        .env("PGHOST", host)
-        .env("PGPORT", port)
-        .env("PGUSER", AGENT)
-        .env("PGPASSWORD", AGENT_PASSWORD)
-        .env("PGDATABASE", &db.name)
-        .output()
-        .expect("python3 (run .ci/install-test-deps.sh)");
-    assert!(
-        out.status.success(),
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_driver_in(&db, gateway, "python3", &["asyncpg_recovery.py"], &[]);
+}
+
+/// What psycopg and asyncpg send on their own — asyncpg's pool reset
+/// (`SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`),
+/// `BEGIN ISOLATION LEVEL … READ ONLY DEFERRABLE`, savepoints, `MOVE` and
+/// `FETCH` on scrollable cursors, type introspection — passes the shipped
+/// default policy: a held driver statement would stall every pool.
+#[test]
+fn drivers_own_statements_pass_the_default_policy() {
+    let db = TestDb::create("dps");
+    psql_direct(&db.name, "CREATE TABLE dps_items (id int, v text)");
+    let gateway = Gateway::start_with(Options {
+        policy: Some(default_policy()),
+        ..Default::default()
+    });
+    run_driver_in(&db, gateway, "python3", &["default_policy_session.py"], &[]);
 }

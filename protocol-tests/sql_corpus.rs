@@ -25,8 +25,18 @@ const CORPUS: &str = concat!(
     "/protocol-tests/corpus/classification.toml"
 );
 
+/// The statements drivers send on their own (captured by
+/// scripts/driver-corpus/capture.py): same format, all `benign`.
+const DRIVERS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/protocol-tests/corpus/drivers.toml"
+);
+
 /// Fewest cases the corpus may have.
 const MIN_CASES: usize = 250;
+
+/// Fewest cases the driver corpus may have.
+const MIN_DRIVER_CASES: usize = 50;
 
 /// How long one `classify` call may take before it counts as hung.
 const CASE_TIME_LIMIT: Duration = Duration::from_secs(10);
@@ -105,8 +115,19 @@ enum Outcome {
 
 #[test]
 fn classification_corpus() {
-    let text = std::fs::read_to_string(CORPUS).unwrap_or_else(|e| panic!("reading {CORPUS}: {e}"));
-    let corpus: Corpus = toml::from_str(&text).unwrap_or_else(|e| panic!("parsing {CORPUS}: {e}"));
+    run_corpus(CORPUS, MIN_CASES);
+}
+
+/// Every statement a mainstream driver sends on its own is classified as
+/// the benign class it is: none is `unknown`, none is held.
+#[test]
+fn driver_corpus() {
+    run_corpus(DRIVERS, MIN_DRIVER_CASES);
+}
+
+fn run_corpus(path: &str, min_cases: usize) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let corpus: Corpus = toml::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"));
 
     // The corpus itself: well-formed, big enough, both dialects.
     let mut problems = Vec::new();
@@ -131,8 +152,8 @@ fn classification_corpus() {
         problems.join("\n")
     );
     assert!(
-        prepared.len() >= MIN_CASES,
-        "the corpus has {} cases, at least {MIN_CASES} are required",
+        prepared.len() >= min_cases,
+        "the corpus has {} cases, at least {min_cases} are required",
         prepared.len()
     );
     for dialect in [Dialect::Postgres, Dialect::Mysql] {
@@ -201,7 +222,7 @@ fn classification_corpus() {
 
     if !failures.is_empty() {
         panic!(
-            "{} of {ran} corpus cases failed ({CORPUS}):\n\n{}\n\n{} of {ran} cases failed",
+            "{} of {ran} corpus cases failed ({path}):\n\n{}\n\n{} of {ran} cases failed",
             failures.len(),
             failures.join("\n\n"),
             failures.len()
@@ -410,9 +431,13 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// of different classes would be a bypass.
 #[test]
 fn the_literal_blind_cache_never_changes_a_classification() {
-    let text = std::fs::read_to_string(CORPUS).unwrap_or_else(|e| panic!("reading {CORPUS}: {e}"));
-    let corpus: Corpus = toml::from_str(&text).unwrap_or_else(|e| panic!("parsing {CORPUS}: {e}"));
-    let cases: Vec<Case> = corpus.cases.into_iter().map(Case::from).collect();
+    let mut cases: Vec<Case> = Vec::new();
+    for path in [CORPUS, DRIVERS] {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        let corpus: Corpus =
+            toml::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"));
+        cases.extend(corpus.cases.into_iter().map(Case::from));
+    }
     let cache = airlock::sql::ClassifierCache::new(100_000);
     let mut wrong = Vec::new();
     // Twice, forwards then backwards, so each query meets the others' entries.
@@ -477,11 +502,16 @@ fn the_literal_blind_cache_never_changes_a_classification() {
 /// case may be.
 #[test]
 fn encoding_switches_are_refused_and_nothing_benign_is() {
-    let text = std::fs::read_to_string(CORPUS).unwrap_or_else(|e| panic!("reading {CORPUS}: {e}"));
-    let corpus: Corpus = toml::from_str(&text).unwrap_or_else(|e| panic!("parsing {CORPUS}: {e}"));
+    let mut cases: Vec<Case> = Vec::new();
+    for path in [CORPUS, DRIVERS] {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        let corpus: Corpus =
+            toml::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"));
+        cases.extend(corpus.cases.into_iter().map(Case::from));
+    }
     let mut wrong = Vec::new();
     let mut switches = 0;
-    for case in corpus.cases.into_iter().map(Case::from) {
+    for case in cases {
         let dialect = if case.dialect == "mysql" {
             Dialect::Mysql
         } else {

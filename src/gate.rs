@@ -23,6 +23,10 @@ use std::sync::{Arc, RwLock};
 /// encoding Airlock cannot read.
 pub const ENCODING_RULE: &str = "airlock:client-encoding";
 
+/// The rule named when Airlock refuses `LOAD DATA LOCAL INFILE` (see
+/// [`crate::sql::local_infile`]).
+pub const LOCAL_INFILE_RULE: &str = "airlock:local-infile";
+
 /// Which wire protocol a session speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -100,7 +104,8 @@ pub struct Checked {
     /// Why the statement cannot be recorded (and so must not run), if so.
     pub audit_failure: Option<String>,
     /// Why Airlock refuses the statement whatever the policy says (it
-    /// would switch to a client encoding Airlock cannot read), if so.
+    /// would switch to a client encoding Airlock cannot read, or ask the
+    /// client for a file: `LOAD DATA LOCAL INFILE`), if so.
     pub unsupported: Option<String>,
 }
 
@@ -549,10 +554,13 @@ impl Gate {
             Err(_) => Arc::new(not_utf8(sql)),
         };
         let policy = self.policy();
-        // Not the policy's to allow: see sql::encoding.
-        let unsupported = crate::sql::encoding::encoding_change(sql, dialect);
-        let decision = match &unsupported {
-            Some(why) => Decision::refused_by_airlock(ENCODING_RULE, why.clone()),
+        // Not the policy's to allow: see sql::encoding and sql::local_infile.
+        let refused = crate::sql::encoding::encoding_change(sql, dialect)
+            .map(|why| (ENCODING_RULE, why))
+            .or_else(|| crate::sql::local_infile(sql, dialect).map(|why| (LOCAL_INFILE_RULE, why)));
+        let unsupported = refused.as_ref().map(|(_, why)| why.clone());
+        let decision = match &refused {
+            Some((rule, why)) => Decision::refused_by_airlock(rule, why.clone()),
             None => policy.evaluate(&Request {
                 identity: &session.identity,
                 role: session.role,

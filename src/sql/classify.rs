@@ -11,6 +11,7 @@
 //! 3. **The sqlparser AST** must exist (a statement it cannot parse is
 //!    `unknown`) and supplies the objects and functions touched.
 
+use super::forms;
 use super::functions::{self, UserFunctions};
 use super::lexer::{self, Kind, LexedStatement, Token};
 use super::settings::{mysql_variable_class, pg_setting_class};
@@ -265,6 +266,13 @@ fn leading_keywords(b: &mut Builder, prepared: &mut HashMap<String, Classes>) ->
         "USE" if !pg && b.ident(first + 1).is_some_and(|db| is_mysql_catalog(&db)) => {
             b.add(C::Privilege);
             b.note("after USE of a system database, unqualified names are its tables");
+        }
+        // MariaDB XA PREPARE: as PREPARE TRANSACTION (the prepared XA
+        // transaction outlives the connection).
+        "XA" if next == "PREPARE" => {
+            b.add(C::Session);
+            b.add(C::Write);
+            b.note("XA PREPARE keeps the transaction's locks until it is committed or rolled back");
         }
         "SHOW" | "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE"
         | "LISTEN" | "UNLISTEN" | "NOTIFY" | "DEALLOCATE" | "USE" | "XA" | "UNLOCK" | "HELP"
@@ -884,7 +892,12 @@ fn explain_option_runs(b: &Builder, from: usize, to: usize) -> bool {
 /// Returns true when the prepared body was classified from a literal.
 fn prepare(b: &mut Builder, after: usize, prepared: &mut HashMap<String, Classes>) -> bool {
     if b.kw(after) == "TRANSACTION" {
+        // Two-phase commit (psycopg's tpc_prepare, pgJDBC's XA): the
+        // transaction leaves the session and keeps its locks and writes
+        // pending on the server until someone commits or rolls it back.
         b.add(C::Session);
+        b.add(C::Write);
+        b.note("PREPARE TRANSACTION keeps the transaction's locks until it is committed or rolled back");
         return false;
     }
     b.out.prepares = b.tokens.get(after).map(statement_name);
@@ -1306,12 +1319,16 @@ fn names_until(b: &Builder, mut i: usize, stop: &[&str]) -> Vec<Vec<String>> {
 
 /// Pass 3: the statement must parse; objects and functions come from the AST.
 fn from_ast(b: &mut Builder) {
+    let code = with_target_list(b);
     let parsed = match b.dialect {
-        Dialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, b.code),
-        Dialect::Mysql => Parser::parse_sql(&MySqlDialect {}, b.code),
+        Dialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, &code),
+        Dialect::Mysql => Parser::parse_sql(&MySqlDialect {}, &code),
     };
     let statements = match parsed {
         Ok(s) => s,
+        // A form without expressions, matched to its last token: the
+        // parser would have found nothing the other passes missed.
+        Err(_) if forms::understood(b.tokens, b.code, b.dialect) => return,
         Err(e) => {
             // Keep the lexical function names: the best information there is.
             b.unknown(format!("could not parse: {e}"));
@@ -1343,6 +1360,45 @@ fn from_ast(b: &mut Builder) {
         b.out.functions.push(call.display());
     }
     b.out.notes.dedup();
+}
+
+/// The statement's code for the parser. PostgreSQL allows a `SELECT`
+/// with no target list (`SELECT FROM t WHERE …`, `SELECT`: drivers and
+/// ORMs send it to test existence or a connection), which sqlparser does
+/// not; given a constant target, `NULL`, it parses the same query — the
+/// same tables, calls and clauses — so nothing the AST pass looks for is
+/// added or lost.
+fn with_target_list<'a>(b: &Builder<'a>) -> std::borrow::Cow<'a, str> {
+    const AFTER_TARGETS: &[&str] = &[
+        "FROM",
+        "WHERE",
+        "GROUP",
+        "HAVING",
+        "WINDOW",
+        "ORDER",
+        "LIMIT",
+        "OFFSET",
+        "FETCH",
+        "FOR",
+        "UNION",
+        "INTERSECT",
+        "EXCEPT",
+    ];
+    let empty = b.dialect == Dialect::Postgres
+        && b.tokens.first().is_some_and(|t| t.is_word("SELECT"))
+        && b.tokens
+            .get(1)
+            .is_none_or(|t| AFTER_TARGETS.iter().any(|k| t.is_word(k)));
+    match b.tokens.first() {
+        Some(select) if empty => {
+            let at = select.start + select.text.len();
+            match (b.code.get(..at), b.code.get(at..)) {
+                (Some(head), Some(tail)) => format!("{head} NULL{tail}").into(),
+                _ => b.code.into(),
+            }
+        }
+        _ => b.code.into(),
+    }
 }
 
 /// `schema.name` with unquoted parts lower-cased.
@@ -1650,6 +1706,51 @@ mod hostile_spelling_tests {
             ("USE `mysql`", M, "privilege"),
             ("USE shop", M, "session"),
             ("INSERT INTO t SELECT * FROM mysql.user", M, "read+write"),
+        ]);
+    }
+
+    #[test]
+    fn drivers_own_statements_are_classified_without_unknown() {
+        check(&[
+            (
+                "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE",
+                P,
+                "session",
+            ),
+            ("MOVE ABSOLUTE 0 FROM \"srv\"", P, "read"),
+            ("MOVE FORWARD 1 __asyncpg_portal_7__", P, "read"),
+            ("PREPARE TRANSACTION 'g'", P, "write+session"),
+            (
+                "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL",
+                P,
+                "read+session",
+            ),
+            ("SELECT FROM t", P, "read"),
+            ("SELECT", P, "read"),
+            (
+                "SELECT FROM t WHERE pg_read_file('x') = ''",
+                P,
+                "read+export",
+            ),
+            ("SELECT FROM t WHERE f(id) = 1", P, "read+unknown"),
+            (
+                "SELECT information_schema._pg_expandarray(ARRAY[1])",
+                P,
+                "read",
+            ),
+            ("SELECT _pg_expandarray(ARRAY[1])", P, "read+unknown"),
+            (
+                "SELECT other_schema._pg_expandarray(ARRAY[1])",
+                P,
+                "read+unknown",
+            ),
+            ("START TRANSACTION WITH CONSISTENT SNAPSHOT", M, "session"),
+            ("SET @`a` = 1", M, "session"),
+            ("SET @`a` = 1, GLOBAL general_log = 1", M, "admin+session"),
+            ("XA PREPARE 'g'", M, "write+session"),
+            ("XA RECOVER", M, "session"),
+            ("MOVE FORWARD (SELECT 1) FROM c", P, "read+unknown"),
+            ("PREPARE TRANSACTION 'g' || f()", P, "write+session+unknown"),
         ]);
     }
 

@@ -266,9 +266,6 @@ const REVIEWED: &[Reviewed] = &[
     r("pg_try_advisory_lock_shared", C::Write, "takes a lock other sessions wait for"),
     r("pg_try_advisory_xact_lock", C::Write, "takes a lock other sessions wait for"),
     r("pg_try_advisory_xact_lock_shared", C::Write, "takes a lock other sessions wait for"),
-    r("pg_advisory_unlock", C::Write, "releases a lock, like the statements that take them"),
-    r("pg_advisory_unlock_shared", C::Write, "releases a lock, like the statements that take them"),
-    r("pg_advisory_unlock_all", C::Write, "releases locks, like the statements that take them"),
     r("get_lock", C::Write, "takes a named lock other sessions wait for (MariaDB)"),
     r("release_lock", C::Write, "releases a named lock (MariaDB)"),
     r("release_all_locks", C::Write, "releases named locks (MariaDB)"),
@@ -278,6 +275,11 @@ const REVIEWED: &[Reviewed] = &[
     r("setseed", C::Session, "seeds this session's random()"),
     r("pg_stat_clear_snapshot", C::Session, "drops this session's statistics snapshot"),
     r("pg_stat_force_next_flush", C::Session, "flushes this session's own statistics sooner"),
+    // Advisory locks are released only by the session that holds them:
+    // asyncpg's pool sends pg_advisory_unlock_all() on every release.
+    r("pg_advisory_unlock", C::Session, "releases this session's own advisory lock"),
+    r("pg_advisory_unlock_shared", C::Session, "releases this session's own advisory lock"),
+    r("pg_advisory_unlock_all", C::Session, "releases this session's own advisory locks"),
     r("lo_open", C::Session, "opens a large-object descriptor of this session"),
     r("lo_close", C::Session, "closes a large-object descriptor of this session"),
     r("lo_lseek", C::Session, "moves a large-object descriptor of this session"),
@@ -659,6 +661,16 @@ impl Call {
     }
 
     /// Whether the server looks the name up among its built-ins.
+    /// Whether the call is `information_schema.f` of one of the helpers
+    /// PostgreSQL defines there (see [`PG_INFORMATION_SCHEMA`]).
+    fn is_information_schema_helper(&self, dialect: Dialect) -> bool {
+        let n = self.parts.len();
+        dialect == Dialect::Postgres
+            && n >= 2
+            && self.parts[n - 2].resolved() == "information_schema"
+            && PG_INFORMATION_SCHEMA.contains(&self.last().resolved().as_str())
+    }
+
     fn resolves_to_catalog(&self, dialect: Dialect) -> bool {
         match (dialect, self.parts.len()) {
             (_, 1) => true,
@@ -671,59 +683,81 @@ impl Call {
     }
 }
 
+/// The functions PostgreSQL itself creates in `information_schema`, all
+/// immutable or stable SQL functions over catalog values (pgJDBC's
+/// `getPrimaryKeys` calls `information_schema._pg_expandarray`). The
+/// schema belongs to the bootstrap superuser and grants `CREATE` to no
+/// one else, so an ordinary role cannot add or replace a function there.
+/// Judged as built-ins only when qualified: unqualified, the name is
+/// looked up along the search path like any user function.
+const PG_INFORMATION_SCHEMA: &[&str] = &[
+    "_pg_char_max_length",
+    "_pg_char_octet_length",
+    "_pg_datetime_precision",
+    "_pg_expandarray",
+    "_pg_index_position",
+    "_pg_interval_type",
+    "_pg_numeric_precision",
+    "_pg_numeric_precision_radix",
+    "_pg_numeric_scale",
+    "_pg_truetypid",
+    "_pg_truetypmod",
+];
+
 /// What a call does (steps 1–3 of the module docs).
 pub(super) fn judge(dialect: Dialect, call: &Call, user: UserFunctions) -> Effect {
     let last = call.last();
     let mut effect = reviewed_effect(&last.text);
     let lower = last.text.to_ascii_lowercase();
     let shown = call.display();
-    let builtin = call.resolves_to_catalog(dialect)
-        && match dialect {
-            Dialect::Postgres => {
-                let name = last.resolved();
-                if !last.quoted && call.parts.len() == 1 && PG_SYNTAX.contains(&name.as_str()) {
-                    true
-                } else {
-                    match pg_builtins().get(name.as_str()) {
-                        None => false,
-                        Some(Volatility::Volatile) => {
-                            match reviewed(&name) {
-                                Some(r) if r.class == C::Session => {
-                                    effect.add(C::Session, format!("{name}(): {}", r.why))
-                                }
-                                // Reviewed: its class is in `effect` already.
-                                Some(_) => {}
-                                None => effect.add(
-                                    C::Unknown,
-                                    format!(
+    let builtin = call.is_information_schema_helper(dialect)
+        || call.resolves_to_catalog(dialect)
+            && match dialect {
+                Dialect::Postgres => {
+                    let name = last.resolved();
+                    if !last.quoted && call.parts.len() == 1 && PG_SYNTAX.contains(&name.as_str()) {
+                        true
+                    } else {
+                        match pg_builtins().get(name.as_str()) {
+                            None => false,
+                            Some(Volatility::Volatile) => {
+                                match reviewed(&name) {
+                                    Some(r) if r.class == C::Session => {
+                                        effect.add(C::Session, format!("{name}(): {}", r.why))
+                                    }
+                                    // Reviewed: its class is in `effect` already.
+                                    Some(_) => {}
+                                    None => effect.add(
+                                        C::Unknown,
+                                        format!(
                                         "{shown}() is a volatile built-in Airlock has not reviewed"
                                     ),
-                                ),
+                                    ),
+                                }
+                                true
                             }
-                            true
+                            Some(_) => true,
                         }
-                        Some(_) => true,
                     }
                 }
-            }
-            // A quoted MariaDB name may be a stored function (see the
-            // module docs).
-            Dialect::Mysql => {
-                let known = !last.quoted && mysql_builtin(&lower);
-                if known {
-                    if let Some(r) = reviewed(&lower).filter(|r| r.class == C::Session) {
-                        effect.add(C::Session, format!("{lower}(): {}", r.why));
+                // A quoted MariaDB name may be a stored function (see the
+                // module docs).
+                Dialect::Mysql => {
+                    let known = !last.quoted && mysql_builtin(&lower);
+                    if known {
+                        if let Some(r) = reviewed(&lower).filter(|r| r.class == C::Session) {
+                            effect.add(C::Session, format!("{lower}(): {}", r.why));
+                        }
+                        if lower == "last_insert_id" && call.has_args {
+                            effect.add(
+                                C::Session,
+                                "LAST_INSERT_ID(expr) sets this session's value".into(),
+                            );
+                        }
                     }
-                    if lower == "last_insert_id" && call.has_args {
-                        effect.add(
-                            C::Session,
-                            "LAST_INSERT_ID(expr) sets this session's value".into(),
-                        );
-                    }
+                    known
                 }
-                known
-            }
-        };
+            };
     // An extension's well-known function (dblink, adminpack, sys_exec)
     // called by its bare name is held or refused for what it does; a
     // qualified or merely `write` one still counts as user code.

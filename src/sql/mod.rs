@@ -7,7 +7,8 @@
 //! functions and nested writes — the sqlparser AST.
 //!
 //! **Fail closed**: a statement whose leading keywords are not in the
-//! classifier's table, that sqlparser cannot parse, whose quoting is
+//! classifier's table, that sqlparser cannot parse (unless it is one of
+//! the expression-free [`forms`] matched in full), whose quoting is
 //! ambiguous, or that the lexer cannot finish, is [`StatementClass::Unknown`]
 //! (together with whatever dangerous class was still recognised). The
 //! default policy holds `unknown`.
@@ -17,12 +18,12 @@
 //! | class | meaning | examples |
 //! |---|---|---|
 //! | `read` | reads data, changes nothing | `SELECT`, `VALUES`, `TABLE t`, `EXPLAIN` (no ANALYZE), `SHOW CREATE`, cursors `FETCH` |
-//! | `write` | changes rows (or sequences, large objects) | `INSERT`/`UPDATE`/`DELETE`/`MERGE`/`REPLACE`, `COPY … FROM STDIN`, `nextval()`, `LOCK`, data-modifying CTEs (with `read`) |
+//! | `write` | changes rows (or sequences, large objects), or keeps locks beyond the session | `INSERT`/`UPDATE`/`DELETE`/`MERGE`/`REPLACE`, `COPY … FROM STDIN`, `nextval()`, `LOCK`, `pg_advisory_lock()`, data-modifying CTEs (with `read`), `PREPARE TRANSACTION`/`XA PREPARE` (with `session`) |
 //! | `export` | moves data out of the reach of masking and audit: to files, programs, other servers, new tables, or as a bulk stream | `COPY … TO`, `SELECT … INTO t`, `CREATE TABLE … AS`, `INTO OUTFILE/DUMPFILE`, `LOAD DATA INFILE`, `pg_read_file()`, `lo_export()`, `LOAD_FILE()`, dblink, foreign servers, FEDERATED |
 //! | `ddl` | changes the schema or stored code | `CREATE/ALTER/DROP` of tables, views, indexes, functions, procedures, triggers, events, rules; `TRUNCATE`, `RENAME`, `COMMENT`, `VACUUM`/`CLUSTER`/`REINDEX` |
 //! | `privilege` | changes who may do what, or who the session is | `GRANT`, `REVOKE`, `CREATE/ALTER/DROP ROLE/USER`, `SET ROLE`, `SET SESSION AUTHORIZATION`, `RESET ROLE`, `DISCARD ALL`, `set_config('role', …)`, `SET PASSWORD`, `ALTER DEFAULT PRIVILEGES`, policies and row-level security, `OWNER TO`; writes and locks on the server's catalogs (`UPDATE pg_authid`, `INSERT INTO mysql.global_priv`, `LOCK pg_database`, `USE mysql`); `SET`/`RESET`/`set_config` of a PostgreSQL setting ordinary users may not change (`session_replication_role`, `log_statement`) |
 //! | `admin` | operates the server itself | `ALTER SYSTEM`, `SET GLOBAL`, MySQL session variables that need SUPER (`sql_log_bin`, `sql_log_off`, `pseudo_thread_id`), `INSTALL PLUGIN/SONAME`, `CREATE EXTENSION`, `KILL`, `pg_terminate_backend()`, `LOAD 'lib'`, COPY to/from server files or programs, `SHUTDOWN` |
-//! | `session` | changes only this session's state | `SET` of settings any user may change (see [`settings`]), `RESET ALL`, `SHOW`, `BEGIN`/`COMMIT`/`ROLLBACK`/`SAVEPOINT`, `DISCARD`, `LISTEN`, `USE`, `DEALLOCATE` |
+//! | `session` | changes only this session's state | `SET` of settings any user may change (see [`settings`]), `RESET ALL`, `SHOW`, `BEGIN`/`COMMIT`/`ROLLBACK`/`SAVEPOINT` with their transaction modes, `DISCARD`, `LISTEN`/`UNLISTEN`, `USE`, `DEALLOCATE`, `XA`, `pg_advisory_unlock_all()` (releases only the session's own locks) |
 //! | `unknown` | cannot be analysed: unparseable, ambiguous, or opaque code | parse failures, `DO` blocks, `CALL`, `EXECUTE` of a statement not seen prepared, `PREPARE … FROM @var`, dynamic-SQL functions (`query_to_xml`, `ts_stat`), volatile built-ins not reviewed, user-defined functions (by default: see [`functions`]) |
 //!
 //! A statement can have several classes: `WITH d AS (DELETE …) SELECT …` is
@@ -38,6 +39,7 @@
 
 pub mod classify;
 pub mod encoding;
+pub mod forms;
 pub mod functions;
 pub mod lexer;
 pub mod settings;
@@ -449,6 +451,38 @@ const MYSQL_PURE_BUILTINS: &[&str] = &[
     "inet6_ntoa",
 ];
 
+/// Why Airlock refuses `sql` whatever the policy says when it is a MySQL
+/// `LOAD DATA|XML … LOCAL INFILE` (in any statement of the query, in
+/// executable comments too): the server would answer it by asking the
+/// *client* for a file, a channel Airlock never opens (its upstream
+/// connections do not offer `CLIENT_LOCAL_FILES`, so the server could
+/// only refuse it with its own, puzzling error). `None` otherwise — and
+/// for a query that cannot be lexed, which is `unknown` anyway.
+pub fn local_infile(sql: &[u8], dialect: Dialect) -> Option<String> {
+    if dialect != Dialect::Mysql {
+        return None;
+    }
+    let statements = lexer::lex(std::str::from_utf8(sql).ok()?, dialect).ok()?;
+    statements.iter().find_map(|s| {
+        let t = &s.tokens;
+        let load = t.first().is_some_and(|w| w.is_word("LOAD"))
+            && t.get(1)
+                .is_some_and(|w| w.is_word("DATA") || w.is_word("XML"));
+        let mut i = 2;
+        while t
+            .get(i)
+            .is_some_and(|w| w.is_word("LOW_PRIORITY") || w.is_word("CONCURRENT"))
+        {
+            i += 1;
+        }
+        (load && t.get(i).is_some_and(|w| w.is_word("LOCAL"))).then(|| {
+            "LOAD DATA LOCAL INFILE is not allowed through Airlock: it would read a file \
+             from the client's machine; load the rows with INSERT, or ask a DBA"
+                .to_string()
+        })
+    })
+}
+
 /// Classifies `sql`, with calls of user-defined functions `unknown`. Never
 /// panics; never fails: whatever cannot be analysed is `unknown`.
 pub fn classify(sql: &str, dialect: Dialect) -> Classification {
@@ -769,6 +803,43 @@ mod cache_tests {
             assert_eq!(classes(b), "read+privilege", "{b}");
         }
         assert_eq!(fingerprint("SELECT 1x", Dialect::Postgres), None);
+    }
+}
+
+#[cfg(test)]
+mod local_infile_tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_load_data_local_is_found() {
+        for sql in [
+            "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE x",
+            "load data local infile '/etc/passwd' into table x",
+            "LOAD /* c */ DATA -- c\n LOCAL INFILE 'f' INTO TABLE x",
+            "LOAD DATA /*! LOCAL */ INFILE 'f' INTO TABLE x",
+            "/*!40000 LOAD DATA LOCAL INFILE 'f' INTO TABLE x */",
+            "LOAD XML LOCAL INFILE 'f' INTO TABLE x",
+            "LOAD DATA LOW_PRIORITY LOCAL INFILE 'f' INTO TABLE x",
+            "LOAD DATA CONCURRENT LOCAL INFILE 'f' REPLACE INTO TABLE x",
+            "SELECT 1; LOAD DATA LOCAL INFILE 'f' INTO TABLE x",
+        ] {
+            assert!(
+                local_infile(sql.as_bytes(), Dialect::Mysql).is_some(),
+                "{sql}"
+            );
+        }
+        for sql in [
+            "LOAD DATA INFILE '/tmp/f' INTO TABLE x",
+            "SELECT 'LOAD DATA LOCAL INFILE'",
+            "SELECT `local` FROM t",
+            "INSERT INTO t VALUES ('LOAD DATA LOCAL')",
+        ] {
+            assert!(
+                local_infile(sql.as_bytes(), Dialect::Mysql).is_none(),
+                "{sql}"
+            );
+        }
+        assert!(local_infile(b"LOAD DATA LOCAL INFILE 'f'", Dialect::Postgres).is_none());
     }
 }
 

@@ -13,9 +13,11 @@
 //! Refused outright, with a clear ERR: identity switches
 //! (COM_CHANGE_USER), replication (COM_BINLOG_DUMP, COM_REGISTER_SLAVE…),
 //! COM_PROCESS_KILL, server administration commands (COM_SHUTDOWN,
-//! COM_DEBUG, COM_REFRESH…) and `LOAD DATA LOCAL INFILE` requests (the
-//! capability is never negotiated; a server asking anyway gets an empty
-//! file and the agent an error).
+//! COM_DEBUG, COM_REFRESH…) and `LOAD DATA LOCAL INFILE`: the statement is
+//! refused by the gate before it reaches the server (ERR 1148, see
+//! [`crate::sql::local_infile`]), and the capability is never negotiated —
+//! a server asking for a file anyway gets an empty one and the agent an
+//! error.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -32,7 +34,9 @@ use super::packet::{text_values, Fields, Packet, PacketError, PacketStream};
 use super::upstream::{self, Upstream};
 use super::{KillMap, MysqlShared};
 use crate::audit::AuditEvent;
-use crate::gate::{Checked, Gate, Origin, Refusal, SessionInfo, SessionStatements};
+use crate::gate::{
+    Checked, Gate, Origin, Refusal, SessionInfo, SessionStatements, LOCAL_INFILE_RULE,
+};
 use crate::identity::Identity;
 use crate::mask::mysql::{parse_column_definition, MysqlColumn, MysqlRowMasker};
 use crate::proxy::Stream;
@@ -332,6 +336,9 @@ impl Relay {
                 return self.kill(kill).await;
             }
         }
+        if let Some(why) = local_infile_refused(&checked) {
+            return self.refuse(1148, "42000", why).await;
+        }
         if let Err(refusal) = self.clear(&checked, sql).await {
             return self.refuse_with(&refusal).await;
         }
@@ -384,6 +391,9 @@ impl Relay {
             .gate
             .check(&self.session, &mut self.statements, &sql, Origin::Prepare)
             .await;
+        if let Some(why) = local_infile_refused(&checked) {
+            return self.refuse(1148, "42000", why).await;
+        }
         // A held statement is prepared (the agent needs its metadata) and
         // held when executed; anything else refused is never prepared.
         if !checked.allowed() && !self.gate.waits_for_approval(&checked) {
@@ -969,6 +979,16 @@ fn mysql_error_of(refusal: &Refusal) -> (u16, &'static str) {
         "0A000" => (1235, "42000"),
         _ => (1105, "HY000"),
     }
+}
+
+/// Airlock's own refusal of `LOAD DATA LOCAL INFILE` (see
+/// [`crate::sql::local_infile`]), answered as MariaDB answers a command
+/// it does not allow: ER_NOT_ALLOWED_COMMAND, before the server could ask
+/// the client for a file.
+fn local_infile_refused(checked: &Checked) -> Option<&str> {
+    (checked.decision.rule == LOCAL_INFILE_RULE)
+        .then_some(checked.unsupported.as_deref())
+        .flatten()
 }
 
 fn not_allowed() -> Refusal {
