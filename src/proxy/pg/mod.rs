@@ -115,13 +115,20 @@ async fn handle(
             frontend::refuse(&mut stream, &error).await;
             return;
         }
-        Ok(Ok(Opening::Cancel { key })) => {
+        Ok(Ok(Opening::Cancel { key, mut stream })) => {
             if let Some(upstream_key) = shared.cancels.cancel(key) {
                 tracing::info!(client = %peer, "forwarding cancel request");
                 if let Err(e) = shared.pool.settings().cancel(upstream_key).await {
                     tracing::warn!(error = %e, "cancel request could not reach the upstream");
                 }
+            } else {
+                tracing::info!(client = %peer, "cancel request for no live session ignored");
             }
+            // As the server does: nothing is answered, the connection is
+            // closed once the request is handled. Over TLS the shutdown
+            // sends close_notify first; without it libpq reports "SSL
+            // error: unexpected eof" although the cancel worked.
+            let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
             return;
         }
         Ok(Ok(Opening::Session(s))) => s,
