@@ -424,8 +424,17 @@ async fn run_session(
     let mut client = client_reader.into_parts().0.unsplit(client_write);
     let _ = client.shutdown().await;
 
+    // Before the connection can serve anyone else: a CancelRequest with
+    // this session's key must find nothing from now on.
+    drop(cancel_key);
     let (upstream_read, leftover) = upstream_reader.into_parts();
     let upstream_stream = upstream_read.unsplit(upstream_write);
+    // Whether the server may still be working for this session: unless the
+    // back loop saw the answer to everything sent, it may be.
+    let upstream_busy = !matches!(
+        back_end,
+        Some(BackEnd::Drained { .. }) | Some(BackEnd::UpstreamGone)
+    ) && front_end != Some(FrontEnd::UpstreamGone);
     if reusable && leftover.is_empty() {
         let mut conn = upstream::UpstreamConn {
             stream: upstream_stream,
@@ -438,9 +447,11 @@ async fn run_session(
             conn.set_param(&name, &value);
         }
         shared.pool.release(upstream::Pooled::new(conn, permit));
-    } else if front_end != Some(FrontEnd::Terminated) && back_end != Some(BackEnd::UpstreamGone) {
-        // The upstream may still be running the client's last statement:
-        // stop it rather than let it finish for nobody.
+    } else if upstream_busy {
+        // The upstream may still be running the client's last statement
+        // (the client left mid-query, or sent Terminate and did not wait):
+        // stop it rather than let it finish for nobody. Closing the socket
+        // alone would not: a backend notices only when it next writes.
         drop(upstream_stream);
         let settings = shared.pool.settings().clone();
         tokio::spawn(async move {
@@ -448,5 +459,4 @@ async fn run_session(
             drop(permit);
         });
     }
-    drop(cancel_key);
 }
