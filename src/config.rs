@@ -1161,7 +1161,9 @@ mod tests {
         for bad in ["0", "86401", "9223372036854775807"] {
             let e = load(&format!("[postgres]\nidle_timeout_secs = {bad}\n")).unwrap_err();
             assert!(
-                e.starts_with("airlock.toml: key `postgres.idle_timeout_secs`: must be between 1 and 86400"),
+                e.starts_with(
+                    "airlock.toml: key `postgres.idle_timeout_secs`: must be between 1 and 86400"
+                ),
                 "{bad}: {e}"
             );
         }

@@ -669,7 +669,10 @@ mod tests {
             words(r"-c search_path=my\ schema,public"),
             ["-c", "search_path=my schema,public"]
         );
-        assert_eq!(words(r"-c application_name=a\\b"), ["-c", r"application_name=a\b"]);
+        assert_eq!(
+            words(r"-c application_name=a\\b"),
+            ["-c", r"application_name=a\b"]
+        );
         assert_eq!(words(r"a\b"), ["ab"]);
         assert_eq!(words("a\\\tb"), ["a\tb"]);
         // A trailing backslash vanishes; an escaped one at the end stays.
@@ -704,8 +707,10 @@ mod tests {
         // Every spelling the server reads; names are case-insensitive and
         // `-` is `_`.
         assert_eq!(
-            options(r"-cDateStyle=ISO,\ DMY --lock-timeout=10 -c TimeZone=UTC --Application_Name=x\ y")
-                .unwrap(),
+            options(
+                r"-cDateStyle=ISO,\ DMY --lock-timeout=10 -c TimeZone=UTC --Application_Name=x\ y"
+            )
+            .unwrap(),
             pairs(&[
                 ("application_name", "x y"),
                 ("datestyle", "ISO, DMY"),
@@ -735,7 +740,10 @@ mod tests {
         let s = parse_params(&params(&[
             ("user", "a"),
             ("search_path", "from_param"),
-            ("options", "-c search_path=from_options -c lock_timeout=1 -c lock_timeout=2"),
+            (
+                "options",
+                "-c search_path=from_options -c lock_timeout=1 -c lock_timeout=2",
+            ),
             ("application_name", "z"),
             ("application_name", "b"),
         ]))
@@ -802,14 +810,23 @@ mod tests {
             "-c myext.setting=1",
             "-c search_path=caf\u{e9}",
         ] {
-            let e = options(bad).err().unwrap_or_else(|| panic!("accepted: {bad}"));
+            let e = options(bad)
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {bad}"));
             assert_eq!(e.code, "42501", "{bad}");
             assert!(e.message.contains("`options`"), "{bad}: {}", e.message);
         }
         // client_encoding is allowlisted, but only for encodings Airlock reads.
         for enc in ["SJIS", "BIG5", "GBK"] {
-            for form in [format!("-c client_encoding={enc}"), format!("--client-encoding={enc}")] {
-                assert_eq!(options(&form).err().map(|e| e.code), Some("0A000"), "{form}");
+            for form in [
+                format!("-c client_encoding={enc}"),
+                format!("--client-encoding={enc}"),
+            ] {
+                assert_eq!(
+                    options(&form).err().map(|e| e.code),
+                    Some("0A000"),
+                    "{form}"
+                );
             }
         }
         assert_eq!(

@@ -276,6 +276,14 @@ fn upstream_error(e: &UpstreamError) -> StartupError {
             message: message.clone(),
             auth_failure: false,
         },
+        // A setting the client asked for (a startup parameter or one in
+        // `options`) that the server finds invalid: the message is about
+        // the client's own value.
+        UpstreamError::Rejected { code, message } if code == "22023" => StartupError {
+            code: "22023",
+            message: message.clone(),
+            auth_failure: false,
+        },
         UpstreamError::Rejected { code, .. } if code == "53300" => StartupError {
             code: "53300",
             message: "the upstream database has no free connections".into(),

@@ -574,7 +574,11 @@ impl Pool {
             close(pooled);
             return;
         }
-        let evictions = self.idle.lock().unwrap_or_else(|e| e.into_inner()).evictions;
+        let evictions = self
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .evictions;
         let pool = self.clone();
         tokio::spawn(async move {
             match reset(&mut pooled.conn).await {
@@ -692,7 +696,9 @@ pub fn needs_database_alone(sql: &[u8]) -> bool {
     // keyword cannot be quoted or escaped), so a query without it is none.
     let mentions = sql.windows(8).enumerate().any(|(i, w)| {
         w.eq_ignore_ascii_case(b"database")
-            && !sql.get(i.wrapping_sub(1)).is_some_and(|b| is_ident_byte(*b))
+            && !sql
+                .get(i.wrapping_sub(1))
+                .is_some_and(|b| is_ident_byte(*b))
             && !sql.get(i + 8).is_some_and(|b| is_ident_byte(*b))
     });
     if !mentions {
