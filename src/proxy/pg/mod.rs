@@ -2,9 +2,10 @@
 //!
 //! * [`codec`] — message framing and the few messages Airlock writes itself;
 //! * [`frontend`] — TLS, startup packet and SCRAM login of the client;
-//! * [`upstream`] — Airlock's own connections to the server, and their pool;
+//! * [`upstream`] — Airlock's own connections to the server, and their pool
+//!   (which keeps no connection longer than it is useful);
 //! * [`relay`] — the two loops that carry a session;
-//! * [`cancel`] — CancelRequest routing through Airlock's own keys.
+//! * [`cancel`] — CancelRequest routing: the server's pid, Airlock's own secret.
 //!
 //! [`PgListener`] ties them together: it accepts connections, caps their
 //! number, and drains them on shutdown.

@@ -307,6 +307,7 @@ impl UpstreamSettings {
         // The server closes the connection when it has read the request.
         let mut sink = [0u8; 1];
         let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut sink)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
         Ok(())
     }
 }
