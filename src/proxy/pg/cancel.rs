@@ -14,20 +14,55 @@
 //! pid alone never identifies a session: it is public, and a pid is reused
 //! once its connection closes, so a request must carry the secret of the
 //! session that holds the pid now.
+//!
+//! With the pid known, only the 32-bit secret is left to guess (as with the
+//! server itself); an address that sends many requests naming no live
+//! session has its cancel requests ignored for a while.
 
+use crate::identity::LoginThrottle;
 use rand::Rng;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// A backend key: (process id, secret).
 type Key = (i32, i32);
 
-#[derive(Default)]
+/// Cancel requests naming no live session that one address may send within
+/// [`MISS_WINDOW`] before its cancel requests are ignored for
+/// [`MISS_LOCKOUT`]. A client misses only when its session ended just
+/// before its cancel arrived; a hundred a minute is guessing.
+const MAX_MISSES: u32 = 100;
+const MISS_WINDOW: Duration = Duration::from_secs(60);
+const MISS_LOCKOUT: Duration = Duration::from_secs(60);
+
 pub struct CancelMap {
     /// Client-facing key → the upstream key, and the session's count of
     /// cancel requests.
     sessions: Mutex<HashMap<Key, (Key, watch::Sender<u64>)>>,
+    misses: LoginThrottle,
+}
+
+impl Default for CancelMap {
+    fn default() -> Self {
+        Self {
+            sessions: Default::default(),
+            misses: LoginThrottle::new(MAX_MISSES, MISS_WINDOW, MISS_LOCKOUT),
+        }
+    }
+}
+
+/// What became of a CancelRequest.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Cancel {
+    /// The session is live: cancel upstream with this key.
+    Forward(Key),
+    /// No live session has this key.
+    NoSession,
+    /// The address sent too many requests naming no session; ignored.
+    Throttled,
 }
 
 impl CancelMap {
@@ -54,14 +89,25 @@ impl CancelMap {
         }
     }
 
-    /// A CancelRequest for `key`: the upstream key to cancel with, if the
-    /// pid and secret name a live session; the session's count of cancels
-    /// goes up.
-    pub fn cancel(&self, key: Key) -> Option<Key> {
+    /// A CancelRequest for `key` from `from`: the upstream key to cancel
+    /// with, if the pid and secret name a live session (whose count of
+    /// cancels then goes up).
+    pub fn cancel(&self, key: Key, from: IpAddr) -> Cancel {
+        if self.misses.check(from).is_err() {
+            return Cancel::Throttled;
+        }
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        let (upstream, cancels) = sessions.get(&key)?;
-        cancels.send_modify(|n| *n += 1);
-        Some(*upstream)
+        match sessions.get(&key) {
+            Some((upstream, cancels)) => {
+                cancels.send_modify(|n| *n += 1);
+                Cancel::Forward(*upstream)
+            }
+            None => {
+                drop(sessions);
+                self.misses.record_failure(from);
+                Cancel::NoSession
+            }
+        }
     }
 }
 
@@ -97,6 +143,8 @@ impl Drop for CancelKey {
 mod tests {
     use super::*;
 
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[test]
     fn keys_carry_the_upstream_pid_and_vanish_with_the_session() {
         let map = Arc::new(CancelMap::default());
@@ -106,10 +154,10 @@ mod tests {
         assert_ne!(key.1, 7, "never the server's secret");
         let cancelled = guard.cancelled();
         assert!(!cancelled.has_changed().unwrap());
-        assert_eq!(map.cancel(key), Some((42, 7)));
+        assert_eq!(map.cancel(key, HERE), Cancel::Forward((42, 7)));
         assert!(cancelled.has_changed().unwrap());
         drop(guard);
-        assert_eq!(map.cancel(key), None);
+        assert_eq!(map.cancel(key, HERE), Cancel::NoSession);
     }
 
     #[test]
@@ -127,7 +175,7 @@ mod tests {
             i32::MAX,
         ] {
             if wrong != secret {
-                assert_eq!(map.cancel((pid, wrong)), None, "{wrong}");
+                assert_eq!(map.cancel((pid, wrong), HERE), Cancel::NoSession, "{wrong}");
             }
         }
         assert!(!guard.cancelled().has_changed().unwrap());
@@ -143,10 +191,28 @@ mod tests {
         let second = map.register((42, 9));
         let new = second.key();
         assert_ne!(old, new);
-        assert_eq!(map.cancel(old), Some((42, 7)));
-        assert_eq!(map.cancel(new), Some((42, 9)));
+        assert_eq!(map.cancel(old, HERE), Cancel::Forward((42, 7)));
+        assert_eq!(map.cancel(new, HERE), Cancel::Forward((42, 9)));
         drop(first);
-        assert_eq!(map.cancel(old), None);
-        assert_eq!(map.cancel(new), Some((42, 9)));
+        assert_eq!(map.cancel(old, HERE), Cancel::NoSession);
+        assert_eq!(map.cancel(new, HERE), Cancel::Forward((42, 9)));
+    }
+
+    #[test]
+    fn an_address_that_guesses_is_ignored_for_a_while() {
+        let map = Arc::new(CancelMap::default());
+        let guard = map.register((42, 7));
+        let (pid, secret) = guard.key();
+        let guesser = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+        let mut wrong = secret;
+        for _ in 0..MAX_MISSES {
+            wrong = wrong.wrapping_add(1);
+            assert_eq!(map.cancel((pid, wrong), guesser), Cancel::NoSession);
+        }
+        // Even the right secret is ignored from there now…
+        assert_eq!(map.cancel((pid, secret), guesser), Cancel::Throttled);
+        assert!(!guard.cancelled().has_changed().unwrap());
+        // …but not from elsewhere.
+        assert_eq!(map.cancel((pid, secret), HERE), Cancel::Forward((42, 7)));
     }
 }

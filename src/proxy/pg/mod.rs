@@ -21,7 +21,7 @@ use crate::audit::AuditEvent;
 use crate::gate::{Gate, Protocol, SessionId, SessionInfo, SessionStatements};
 use crate::identity::LoginThrottle;
 use crate::proxy::{serve_sessions, SessionLimits, Stream};
-use cancel::CancelMap;
+use cancel::{Cancel, CancelMap};
 use codec::MessageReader;
 use frontend::{LoginSettings, Opening, StartupError};
 use relay::{Back, BackEnd, Front, FrontEnd};
@@ -117,13 +117,19 @@ async fn handle(
             return;
         }
         Ok(Ok(Opening::Cancel { key, mut stream })) => {
-            if let Some(upstream_key) = shared.cancels.cancel(key) {
-                tracing::info!(client = %peer, "forwarding cancel request");
-                if let Err(e) = shared.pool.settings().cancel(upstream_key).await {
-                    tracing::warn!(error = %e, "cancel request could not reach the upstream");
+            match shared.cancels.cancel(key, peer.ip()) {
+                Cancel::Forward(upstream_key) => {
+                    tracing::info!(client = %peer, "forwarding cancel request");
+                    if let Err(e) = shared.pool.settings().cancel(upstream_key).await {
+                        tracing::warn!(error = %e, "cancel request could not reach the upstream");
+                    }
                 }
-            } else {
-                tracing::info!(client = %peer, "cancel request for no live session ignored");
+                Cancel::NoSession => {
+                    tracing::info!(client = %peer, "cancel request for no live session ignored");
+                }
+                Cancel::Throttled => {
+                    tracing::warn!(client = %peer, "cancel request ignored: too many from this address named no session");
+                }
             }
             // As the server does: nothing is answered, the connection is
             // closed once the request is handled. Over TLS the shutdown
