@@ -14,8 +14,6 @@ use support::gateway::{
 const REFUSED_BY_DESIGN: &[&str] = &[
     // Fastpath FunctionCall messages are refused (42501).
     "ext_function_call",
-    // The `options` startup parameter can carry `-c role=…`; refused.
-    "session_startup_options",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

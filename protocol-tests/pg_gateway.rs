@@ -311,10 +311,31 @@ async fn agents_never_see_the_upstream_backend_key_or_credentials() {
                 .unwrap()
         })
         .unwrap();
-    assert_ne!(
-        wire.backend_key().0,
-        pid,
-        "the client-facing key must be Airlock's own"
+    // The client is told the server's pid (pg_stat_activity and NOTIFY
+    // agree with it), with a secret of Airlock's: the key it holds cancels
+    // nothing when sent to the server directly.
+    let (key_pid, secret) = wire.backend_key();
+    assert_eq!(key_pid, pid, "the client sees its backend's pid");
+    wire.send(Frontend::query("SELECT pg_sleep(1)"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut cancel = TcpStream::connect(support::gateway::UPSTREAM_ADDR)
+        .await
+        .unwrap();
+    let request = [
+        &16i32.to_be_bytes()[..],
+        &80_877_102i32.to_be_bytes()[..],
+        &key_pid.to_be_bytes()[..],
+        &secret.to_be_bytes()[..],
+    ]
+    .concat();
+    cancel.write_all(&request).await.unwrap();
+    let _ = read_to_close(&mut cancel).await;
+    let replies = wire.recv_until_ready().await.unwrap();
+    assert!(
+        !replies.iter().any(|m| m.is_error()),
+        "the client's key is the server's own: {replies:?}"
     );
     // The session runs upstream as Airlock's service login, not as the agent.
     let rows = wire.simple_query("SELECT current_user").await.unwrap();

@@ -751,10 +751,11 @@ async fn serve_with(config: Config) -> Result<(), String> {
         tls: upstream_tls,
         connect_timeout: Duration::from_secs(config.postgres.connect_timeout_secs),
     });
-    let pool = upstream::Pool::new(
+    let pool = upstream::Pool::with_idle_timeout(
         settings,
         config.postgres.pool_size,
         Duration::from_secs(config.postgres.acquire_timeout_secs),
+        Duration::from_secs(config.postgres.idle_timeout_secs),
     );
     // In the background: an upstream that is not up yet must not delay
     // the start, and the warning matters whenever it can be given.

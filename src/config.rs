@@ -16,6 +16,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// The longest `postgres.idle_timeout_secs`: an idle connection holds a
+/// backend (and its database) on the server; a day is more than any pool
+/// needs.
+const MAX_IDLE_TIMEOUT_SECS: u64 = 86_400;
+
 /// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
 const SECTIONS: &[&str] = &[
     "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox",
@@ -81,6 +86,9 @@ pub struct PostgresConfig {
     pub connect_timeout_secs: u64,
     /// How long a new session waits for a free upstream connection.
     pub acquire_timeout_secs: u64,
+    /// How long an upstream connection may stay idle in the pool before
+    /// it is closed.
+    pub idle_timeout_secs: u64,
 }
 
 /// The MySQL / MariaDB listener (`[mysql]`).
@@ -426,6 +434,7 @@ struct RawPostgres {
     max_message_bytes: Option<usize>,
     connect_timeout_secs: Option<u64>,
     acquire_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -703,6 +712,15 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
     let pool_size = pg.pool_size.unwrap_or(32);
     if pool_size == 0 {
         return Err(err("postgres.pool_size", "must be at least 1".into()));
+    }
+    let idle_timeout_secs = pg.idle_timeout_secs.unwrap_or(300);
+    if !(1..=MAX_IDLE_TIMEOUT_SECS).contains(&idle_timeout_secs) {
+        return Err(err(
+            "postgres.idle_timeout_secs",
+            format!(
+                "must be between 1 and {MAX_IDLE_TIMEOUT_SECS} (seconds an unused upstream connection is kept)"
+            ),
+        ));
     }
     let upstream_tls = pg.upstream_tls.unwrap_or(UpstreamTls::Disable);
     check_upstream_tls("postgres", upstream_tls, pg.upstream_ca.as_deref(), &err)?;
@@ -1030,6 +1048,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             max_message_bytes,
             connect_timeout_secs: pg.connect_timeout_secs.unwrap_or(10),
             acquire_timeout_secs: pg.acquire_timeout_secs.unwrap_or(30),
+            idle_timeout_secs,
         },
         tls,
         auth,
@@ -1130,6 +1149,28 @@ mod tests {
         assert_eq!(
             e,
             "airlock.toml: key `postgres.listen`: `nowhere` is not an address like 127.0.0.1:6432"
+        );
+        assert_eq!(load("").unwrap().postgres.idle_timeout_secs, 300);
+        assert_eq!(
+            load("[postgres]\nidle_timeout_secs = 1\n")
+                .unwrap()
+                .postgres
+                .idle_timeout_secs,
+            1
+        );
+        for bad in ["0", "86401", "9223372036854775807"] {
+            let e = load(&format!("[postgres]\nidle_timeout_secs = {bad}\n")).unwrap_err();
+            assert!(
+                e.starts_with(
+                    "airlock.toml: key `postgres.idle_timeout_secs`: must be between 1 and 86400"
+                ),
+                "{bad}: {e}"
+            );
+        }
+        let e = load("[postgres]\nidle_timeout_secs = -1\n").unwrap_err();
+        assert!(
+            e.starts_with("airlock.toml: key `postgres.idle_timeout_secs`: invalid value"),
+            "{e}"
         );
         let e = load("[postgres]\npool_sise = 3\n").unwrap_err();
         assert!(

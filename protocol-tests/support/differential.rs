@@ -1180,6 +1180,18 @@ fn session_state_cases() -> Vec<Case> {
             .q("SHOW statement_timeout")
             .q("SHOW extra_float_digits")
             .build(),
+        // Every spelling the server reads, escaped spaces included; a
+        // reported parameter (DateStyle) shows in the startup messages.
+        B::new("session_startup_options_spellings")
+            .startup(
+                "options",
+                r#"--search-path="my\ schema",public -cLock_Timeout=1500 --DateStyle=SQL,\ DMY  -c  application_name=a\ b"#,
+            )
+            .q("SHOW search_path")
+            .q("SHOW lock_timeout")
+            .q("SHOW DateStyle")
+            .q("SHOW application_name")
+            .build(),
         B::new("session_startup_client_encoding")
             .startup("client_encoding", "LATIN1")
             .q("SHOW client_encoding")

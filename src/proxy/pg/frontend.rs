@@ -2,9 +2,12 @@
 //! negotiation, the startup packet, and SCRAM-SHA-256 authentication of the
 //! agent against Airlock's own identities.
 //!
-//! Side doors are closed here: replication connections and the `options`
-//! startup parameter (which can carry `-c role=…`) are refused, and only
-//! allowlisted parameters are ever passed to the upstream.
+//! Side doors are closed here: replication connections are refused, the
+//! `options` startup parameter (which can carry `-c role=…`) is read the
+//! way the server reads it and accepted only when every setting in it is
+//! one of the allowlisted startup parameters, and only allowlisted
+//! parameters are ever passed to the upstream — as ordinary startup
+//! parameters, never as `options`.
 
 use super::codec::{
     self, backend, backend::Severity, read_startup_packet, FrameError, MessageReader,
@@ -66,8 +69,10 @@ impl StartupError {
 pub enum Opening {
     /// A session to authenticate.
     Session(Startup),
-    /// A CancelRequest carrying a client-facing backend key.
-    Cancel { key: (i32, i32) },
+    /// A CancelRequest carrying a client-facing backend key, with the
+    /// connection it came on: the caller closes it (with a TLS
+    /// close_notify when encrypted, which libpq checks for).
+    Cancel { key: (i32, i32), stream: Stream },
 }
 
 pub struct Startup {
@@ -157,7 +162,7 @@ pub async fn open(
             }
             CANCEL_REQUEST => {
                 let key = (f.i32().unwrap_or(0), f.i32().unwrap_or(0));
-                return Ok(Opening::Cancel { key });
+                return Ok(Opening::Cancel { key, stream });
             }
             version if version >> 16 == 3 => {
                 if require_tls && !stream.is_tls() {
@@ -208,6 +213,9 @@ fn parse_params(body: &[u8]) -> Result<Startup, StartupError> {
     let mut params = Vec::new();
     let mut dropped = Vec::new();
     let mut protocol_options = Vec::new();
+    // The server applies the last `options` first, then the other
+    // parameters in order (a later one wins): see the end of this function.
+    let mut option_settings = Vec::new();
     loop {
         let name = f.cstr().ok_or_else(invalid)?;
         if name.is_empty() {
@@ -232,13 +240,7 @@ fn parse_params(body: &[u8]) -> Result<Startup, StartupError> {
                 ));
             }
             "replication" => {}
-            "options" if value.trim().is_empty() => {}
-            "options" => {
-                return Err(StartupError::new(
-                    "42501",
-                    "the startup parameter `options` is not allowed through Airlock; set parameters with SET after connecting",
-                ));
-            }
+            "options" => option_settings = parse_options(&value)?,
             // Every value is checked (a repeated parameter is deduplicated
             // below, and the server reads the last one).
             "client_encoding" if !crate::sql::encoding::is_ascii_safe_pg(&value) => {
@@ -255,8 +257,8 @@ fn parse_params(body: &[u8]) -> Result<Startup, StartupError> {
     let user = user
         .filter(|u| !u.is_empty())
         .ok_or_else(|| StartupError::new("28000", "no user name specified in startup packet"))?;
-    params.sort();
-    params.dedup_by(|a, b| a.0 == b.0);
+    option_settings.append(&mut params);
+    let params = last_of_each(option_settings);
     Ok(Startup {
         stream: Stream::Closed,
         user,
@@ -266,6 +268,99 @@ fn parse_params(body: &[u8]) -> Result<Startup, StartupError> {
         protocol_options,
         minor_version: 0,
     })
+}
+
+/// `settings` (in the order the server applies them) sorted by name, each
+/// name once with the value the server ends up with: the last one given.
+fn last_of_each(mut settings: Vec<(String, String)>) -> Vec<(String, String)> {
+    settings.reverse();
+    // Stable: among equal names the last given comes first, and stays.
+    settings.sort_by(|a, b| a.0.cmp(&b.0));
+    settings.dedup_by(|later, kept| later.0 == kept.0);
+    settings
+}
+
+/// Splits an `options` value into words as the server does
+/// (`pg_split_opts`): words are separated by whitespace, and a backslash
+/// makes the next character part of the word, whatever it is (a
+/// backslash at the very end vanishes). Only ASCII is accepted: the
+/// server tests bytes with its locale's `isspace`, which Airlock cannot
+/// know for bytes above 0x7f.
+fn split_options(options: &str) -> Option<Vec<String>> {
+    if !options.is_ascii() {
+        return None;
+    }
+    let mut words = Vec::new();
+    let mut chars = options.chars().peekable();
+    loop {
+        while chars.next_if(|c| is_c_space(*c)).is_some() {}
+        if chars.peek().is_none() {
+            return Some(words);
+        }
+        let mut word = String::new();
+        while let Some(c) = chars.next_if(|c| !is_c_space(*c)) {
+            if c == '\\' {
+                if let Some(escaped) = chars.next() {
+                    word.push(escaped);
+                }
+            } else {
+                word.push(c);
+            }
+        }
+        words.push(word);
+    }
+}
+
+/// C's `isspace` in the C locale.
+fn is_c_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\u{0b}' | '\u{0c}' | '\r')
+}
+
+/// The settings in an `options` startup parameter, as (lower-case name,
+/// value), in order. Only `-c name=value`, `-cname=value` and
+/// `--name=value` are read (the server's `-` in a name is `_`), and only
+/// for the allowlisted startup parameters: anything else — another
+/// setting (`role`, `session_authorization`, a superuser-only one), another
+/// switch (`-D`, `-P`, `-F`…), a stray word — refuses the session, since
+/// the server would act on it.
+fn parse_options(options: &str) -> Result<Vec<(String, String)>, StartupError> {
+    let refuse = |what: &str| {
+        StartupError::new(
+            "42501",
+            format!(
+                "the startup parameter `options` may only set {} (as -c name=value or --name=value); \
+                 {what} is not allowed through Airlock; set other parameters with SET after connecting",
+                FORWARDED_PARAMS.join(", ")
+            ),
+        )
+    };
+    let words = split_options(options).ok_or_else(|| refuse("a non-ASCII character"))?;
+    let mut settings = Vec::new();
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        let setting = if word == "-c" {
+            words
+                .next()
+                .ok_or_else(|| refuse("`-c` without a setting"))?
+                .as_str()
+        } else if let Some(rest) = word.strip_prefix("--").or_else(|| word.strip_prefix("-c")) {
+            rest
+        } else {
+            return Err(refuse(&format!("`{word}`")));
+        };
+        let Some((name, value)) = setting.split_once('=') else {
+            return Err(refuse(&format!("`{word}` without a value")));
+        };
+        let name = name.replace('-', "_").to_ascii_lowercase();
+        if !FORWARDED_PARAMS.contains(&name.as_str()) {
+            return Err(refuse(&format!("setting `{name}`")));
+        }
+        if name == "client_encoding" && !crate::sql::encoding::is_ascii_safe_pg(value) {
+            return Err(unsafe_encoding(value));
+        }
+        settings.push((name, value.to_string()));
+    }
+    Ok(settings)
 }
 
 /// The refusal of a session whose client encoding Airlock cannot read
@@ -552,12 +647,196 @@ mod tests {
         }
     }
 
+    fn words(options: &str) -> Vec<String> {
+        split_options(options).unwrap()
+    }
+
     #[test]
-    fn startup_refuses_options_and_replication() {
-        let e = parse_params(&params(&[("user", "a"), ("options", "-c role=postgres")]))
-            .err()
-            .unwrap();
-        assert_eq!(e.code, "42501");
+    fn options_split_like_the_server() {
+        assert_eq!(words(""), Vec::<String>::new());
+        assert_eq!(words(" \t\n "), Vec::<String>::new());
+        assert_eq!(
+            words("-c search_path=foo -c statement_timeout=5000"),
+            ["-c", "search_path=foo", "-c", "statement_timeout=5000"]
+        );
+        // Any run of C whitespace separates words.
+        assert_eq!(
+            words("\t-csearch_path=a\r\n\x0b\x0c--lock-timeout=1 "),
+            ["-csearch_path=a", "--lock-timeout=1"]
+        );
+        // A backslash makes the next character part of the word.
+        assert_eq!(
+            words(r"-c search_path=my\ schema,public"),
+            ["-c", "search_path=my schema,public"]
+        );
+        assert_eq!(
+            words(r"-c application_name=a\\b"),
+            ["-c", r"application_name=a\b"]
+        );
+        assert_eq!(words(r"a\b"), ["ab"]);
+        assert_eq!(words("a\\\tb"), ["a\tb"]);
+        // A trailing backslash vanishes; an escaped one at the end stays.
+        assert_eq!(words(r"x\"), ["x"]);
+        assert_eq!(words(r"x\\"), [r"x\"]);
+        assert_eq!(words(r"\ "), [" "]);
+        // Garbage is still split; what it means is judged afterwards.
+        assert_eq!(words("-D /tmp -P"), ["-D", "/tmp", "-P"]);
+        assert_eq!(words("=== -- -"), ["===", "--", "-"]);
+        // Bytes the server's locale might call space are not guessed at.
+        assert_eq!(split_options("-c search_path=caf\u{e9}"), None);
+        assert_eq!(split_options("-c\u{a0}role=postgres"), None);
+        assert_eq!(split_options("-c\u{85}role=postgres"), None);
+    }
+
+    fn options(value: &str) -> Result<Vec<(String, String)>, StartupError> {
+        parse_params(&params(&[("user", "a"), ("options", value)])).map(|s| s.params)
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn options_forward_allowlisted_settings() {
+        assert_eq!(
+            options("-c search_path=foo -c statement_timeout=5000").unwrap(),
+            pairs(&[("search_path", "foo"), ("statement_timeout", "5000")])
+        );
+        // Every spelling the server reads; names are case-insensitive and
+        // `-` is `_`.
+        assert_eq!(
+            options(
+                r"-cDateStyle=ISO,\ DMY --lock-timeout=10 -c TimeZone=UTC --Application_Name=x\ y"
+            )
+            .unwrap(),
+            pairs(&[
+                ("application_name", "x y"),
+                ("datestyle", "ISO, DMY"),
+                ("lock_timeout", "10"),
+                ("timezone", "UTC"),
+            ])
+        );
+        // An escaped space keeps a would-be switch inside the value.
+        assert_eq!(
+            options(r"-c search_path=foo\ -c\ role=postgres").unwrap(),
+            pairs(&[("search_path", "foo -c role=postgres")])
+        );
+        // Empty and blank options set nothing.
+        assert_eq!(options("").unwrap(), vec![]);
+        assert_eq!(options("   ").unwrap(), vec![]);
+        // Values may be empty or contain `=`.
+        assert_eq!(
+            options("-c application_name= -c search_path=a=b").unwrap(),
+            pairs(&[("application_name", ""), ("search_path", "a=b")])
+        );
+    }
+
+    #[test]
+    fn options_and_parameters_combine_as_the_server_applies_them() {
+        // The server applies `options` first, then the other parameters
+        // in order: the last value of a name wins.
+        let s = parse_params(&params(&[
+            ("user", "a"),
+            ("search_path", "from_param"),
+            (
+                "options",
+                "-c search_path=from_options -c lock_timeout=1 -c lock_timeout=2",
+            ),
+            ("application_name", "z"),
+            ("application_name", "b"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.params,
+            pairs(&[
+                ("application_name", "b"),
+                ("lock_timeout", "2"),
+                ("search_path", "from_param"),
+            ])
+        );
+        // Only the last `options` counts, but each must be acceptable.
+        let s = parse_params(&params(&[
+            ("user", "a"),
+            ("options", "-c search_path=first"),
+            ("options", "-c lock_timeout=3"),
+        ]))
+        .unwrap();
+        assert_eq!(s.params, pairs(&[("lock_timeout", "3")]));
+        assert!(parse_params(&params(&[
+            ("user", "a"),
+            ("options", "-c role=postgres"),
+            ("options", "-c lock_timeout=3"),
+        ]))
+        .is_err());
+    }
+
+    #[test]
+    fn options_refuse_everything_else() {
+        for bad in [
+            "-c role=postgres",
+            "-c search_path=foo -c role=postgres",
+            "--role=postgres",
+            "-crole=postgres",
+            "-c ROLE=postgres",
+            "-c session_authorization=postgres",
+            "--session-authorization=postgres",
+            "-c default_transaction_read_only=off",
+            "-c transaction_read_only=off",
+            "-c log_statement=none",
+            "-c session_replication_role=replica",
+            "-c row_security=off",
+            "-c allow_system_table_mods=on",
+            "-c search_path",
+            "--search_path",
+            "-c",
+            "-c search_path=foo -c",
+            "-D /tmp",
+            "-P",
+            "-F",
+            "-e",
+            "-O",
+            "-s",
+            "-B 10",
+            "-ec search_path=x",
+            "--",
+            "-- search_path=x",
+            "-",
+            "search_path=foo",
+            "postgres",
+            "-c =x",
+            r"-c search\_path=x -P",
+            "-c myext.setting=1",
+            "-c search_path=caf\u{e9}",
+        ] {
+            let e = options(bad)
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {bad}"));
+            assert_eq!(e.code, "42501", "{bad}");
+            assert!(e.message.contains("`options`"), "{bad}: {}", e.message);
+        }
+        // client_encoding is allowlisted, but only for encodings Airlock reads.
+        for enc in ["SJIS", "BIG5", "GBK"] {
+            for form in [
+                format!("-c client_encoding={enc}"),
+                format!("--client-encoding={enc}"),
+            ] {
+                assert_eq!(
+                    options(&form).err().map(|e| e.code),
+                    Some("0A000"),
+                    "{form}"
+                );
+            }
+        }
+        assert_eq!(
+            options("-c client_encoding=UTF8").unwrap(),
+            pairs(&[("client_encoding", "UTF8")])
+        );
+    }
+
+    #[test]
+    fn startup_refuses_replication() {
         let e = parse_params(&params(&[("user", "a"), ("replication", "database")]))
             .err()
             .unwrap();

@@ -2,9 +2,10 @@
 //!
 //! * [`codec`] — message framing and the few messages Airlock writes itself;
 //! * [`frontend`] — TLS, startup packet and SCRAM login of the client;
-//! * [`upstream`] — Airlock's own connections to the server, and their pool;
+//! * [`upstream`] — Airlock's own connections to the server, and their pool
+//!   (which keeps no connection longer than it is useful);
 //! * [`relay`] — the two loops that carry a session;
-//! * [`cancel`] — CancelRequest routing through Airlock's own keys.
+//! * [`cancel`] — CancelRequest routing: the server's pid, Airlock's own secret.
 //!
 //! [`PgListener`] ties them together: it accepts connections, caps their
 //! number, and drains them on shutdown.
@@ -20,7 +21,7 @@ use crate::audit::AuditEvent;
 use crate::gate::{Gate, Protocol, SessionId, SessionInfo, SessionStatements};
 use crate::identity::LoginThrottle;
 use crate::proxy::{serve_sessions, SessionLimits, Stream};
-use cancel::CancelMap;
+use cancel::{Cancel, CancelMap};
 use codec::MessageReader;
 use frontend::{LoginSettings, Opening, StartupError};
 use relay::{Back, BackEnd, Front, FrontEnd};
@@ -115,13 +116,26 @@ async fn handle(
             frontend::refuse(&mut stream, &error).await;
             return;
         }
-        Ok(Ok(Opening::Cancel { key })) => {
-            if let Some(upstream_key) = shared.cancels.cancel(key) {
-                tracing::info!(client = %peer, "forwarding cancel request");
-                if let Err(e) = shared.pool.settings().cancel(upstream_key).await {
-                    tracing::warn!(error = %e, "cancel request could not reach the upstream");
+        Ok(Ok(Opening::Cancel { key, mut stream })) => {
+            match shared.cancels.cancel(key, peer.ip()) {
+                Cancel::Forward(upstream_key) => {
+                    tracing::info!(client = %peer, "forwarding cancel request");
+                    if let Err(e) = shared.pool.settings().cancel(upstream_key).await {
+                        tracing::warn!(error = %e, "cancel request could not reach the upstream");
+                    }
+                }
+                Cancel::NoSession => {
+                    tracing::info!(client = %peer, "cancel request for no live session ignored");
+                }
+                Cancel::Throttled => {
+                    tracing::warn!(client = %peer, "cancel request ignored: too many from this address named no session");
                 }
             }
+            // As the server does: nothing is answered, the connection is
+            // closed once the request is handled. Over TLS the shutdown
+            // sends close_notify first; without it libpq reports "SSL
+            // error: unexpected eof" although the cancel worked.
+            let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
             return;
         }
         Ok(Ok(Opening::Session(s))) => s,
@@ -266,6 +280,14 @@ fn upstream_error(e: &UpstreamError) -> StartupError {
     match e {
         UpstreamError::Rejected { code, message } if code == "3D000" => StartupError {
             code: "3D000",
+            message: message.clone(),
+            auth_failure: false,
+        },
+        // A setting the client asked for (a startup parameter or one in
+        // `options`) that the server finds invalid: the message is about
+        // the client's own value.
+        UpstreamError::Rejected { code, message } if code == "22023" => StartupError {
+            code: "22023",
             message: message.clone(),
             auth_failure: false,
         },
@@ -421,8 +443,17 @@ async fn run_session(
     let mut client = client_reader.into_parts().0.unsplit(client_write);
     let _ = client.shutdown().await;
 
+    // Before the connection can serve anyone else: a CancelRequest with
+    // this session's key must find nothing from now on.
+    drop(cancel_key);
     let (upstream_read, leftover) = upstream_reader.into_parts();
     let upstream_stream = upstream_read.unsplit(upstream_write);
+    // Whether the server may still be working for this session: unless the
+    // back loop saw the answer to everything sent, it may be.
+    let upstream_busy = !matches!(
+        back_end,
+        Some(BackEnd::Drained { .. }) | Some(BackEnd::UpstreamGone)
+    ) && front_end != Some(FrontEnd::UpstreamGone);
     if reusable && leftover.is_empty() {
         let mut conn = upstream::UpstreamConn {
             stream: upstream_stream,
@@ -435,9 +466,11 @@ async fn run_session(
             conn.set_param(&name, &value);
         }
         shared.pool.release(upstream::Pooled::new(conn, permit));
-    } else if front_end != Some(FrontEnd::Terminated) && back_end != Some(BackEnd::UpstreamGone) {
-        // The upstream may still be running the client's last statement:
-        // stop it rather than let it finish for nobody.
+    } else if upstream_busy {
+        // The upstream may still be running the client's last statement
+        // (the client left mid-query, or sent Terminate and did not wait):
+        // stop it rather than let it finish for nobody. Closing the socket
+        // alone would not: a backend notices only when it next writes.
         drop(upstream_stream);
         let settings = shared.pool.settings().clone();
         tokio::spawn(async move {
@@ -445,5 +478,4 @@ async fn run_session(
             drop(permit);
         });
     }
-    drop(cancel_key);
 }

@@ -7,6 +7,16 @@
 //! session that asks for the same database and startup parameters — the
 //! parameters a connection was opened with are its defaults, which `DISCARD
 //! ALL` restores, so only sessions that agree on them may share it.
+//!
+//! An idle connection still holds a backend in its database, and the server
+//! refuses `DROP DATABASE`, `CREATE DATABASE … TEMPLATE` and a rename while
+//! any backend is in the database concerned. So the pool keeps nothing
+//! longer than it is useful: idle connections close after the idle timeout
+//! (`postgres.idle_timeout_secs`); connections to the template databases
+//! (which `CREATE DATABASE` copies) are never kept; a statement that needs
+//! a database to itself closes every idle connection before it is
+//! forwarded ([`Pool::before_statement`]); and when the server says it has
+//! no free connection slot, idle connections make room.
 
 use super::codec::{self, error_fields, FrameError, MessageReader};
 use crate::config::UpstreamUrl;
@@ -14,11 +24,26 @@ use crate::proxy::Stream;
 use bytes::{Bytes, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 use rustls::pki_types::ServerName;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// How long an upstream connection stays idle in the pool when the
+/// configuration does not say (`postgres.idle_timeout_secs`).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Databases `CREATE DATABASE` copies: the server refuses to copy one while
+/// any other session is connected to it, so the pool never keeps a
+/// connection to them. (template0 does not accept connections; it is here
+/// in case an administrator allowed them.)
+const TEMPLATE_DATABASES: &[&str] = &["template0", "template1"];
+
+/// The frontend Terminate message: a connection closed with it ends its
+/// backend at once and without a complaint in the server's log.
+const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 
 /// Upstream messages can be as large as the server produces (a DataRow may
 /// carry a 1 GB value); this bounds a single message, not the connection.
@@ -282,6 +307,7 @@ impl UpstreamSettings {
         // The server closes the connection when it has read the request.
         let mut sink = [0u8; 1];
         let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut sink)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
         Ok(())
     }
 }
@@ -320,27 +346,63 @@ pub struct Pool {
     settings: Arc<UpstreamSettings>,
     size: usize,
     slots: Arc<Semaphore>,
-    idle: Mutex<Vec<Pooled>>,
+    idle: Mutex<IdleSet>,
     /// Woken when a connection goes back to idle, for sessions waiting on a
     /// full pool.
     returned: Notify,
     acquire_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+/// The idle connections, oldest first.
+#[derive(Default)]
+struct IdleSet {
+    conns: Vec<Idle>,
+    /// Counts evictions of every idle connection: a connection that was
+    /// being reset while one happened is closed rather than kept, since
+    /// the eviction was meant for it too.
+    evictions: u64,
+}
+
+struct Idle {
+    pooled: Pooled,
+    since: Instant,
 }
 
 impl Pool {
+    /// A pool whose idle connections close after [`DEFAULT_IDLE_TIMEOUT`].
     pub fn new(
         settings: Arc<UpstreamSettings>,
         size: usize,
         acquire_timeout: Duration,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        Self::with_idle_timeout(settings, size, acquire_timeout, DEFAULT_IDLE_TIMEOUT)
+    }
+
+    /// A pool whose idle connections close after `idle_timeout`. Must be
+    /// called inside a Tokio runtime, which runs the task that closes them.
+    pub fn with_idle_timeout(
+        settings: Arc<UpstreamSettings>,
+        size: usize,
+        acquire_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Arc<Self> {
+        let pool = Arc::new(Self {
             settings,
             size,
             slots: Arc::new(Semaphore::new(size)),
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(IdleSet::default()),
             returned: Notify::new(),
             acquire_timeout,
-        })
+            idle_timeout,
+        });
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(expire_idle(Arc::downgrade(&pool)));
+            }
+            Err(_) => tracing::warn!("no runtime: idle upstream connections will not expire"),
+        }
+        pool
     }
 
     pub fn settings(&self) -> &Arc<UpstreamSettings> {
@@ -398,7 +460,7 @@ impl Pool {
                 Err(_) => self.evict_one_idle(),
             };
             if let Some(permit) = permit {
-                let conn = self.settings.connect(key.clone()).await?;
+                let conn = self.connect_making_room(key).await?;
                 return Ok(Pooled { conn, permit });
             }
             let waited = tokio::time::timeout_at(deadline, async {
@@ -411,7 +473,7 @@ impl Pool {
             match waited {
                 Err(_) => return Err(UpstreamError::Exhausted(self.size)),
                 Ok(Some(permit)) => {
-                    let conn = self.settings.connect(key.clone()).await?;
+                    let conn = self.connect_making_room(key).await?;
                     return Ok(Pooled { conn, permit });
                 }
                 Ok(None) => continue,
@@ -419,33 +481,120 @@ impl Pool {
         }
     }
 
+    /// Connects; when the server says it is full (53300: its
+    /// `max_connections`, or the database's or role's connection limit)
+    /// while this pool holds idle connections, those are closed and the
+    /// connection is tried again as their backends exit.
+    async fn connect_making_room(&self, key: &PoolKey) -> Result<UpstreamConn, UpstreamError> {
+        let mut retries = 0;
+        loop {
+            match self.settings.connect(key.clone()).await {
+                Err(UpstreamError::Rejected { code, .. })
+                    if code == "53300"
+                        && retries < 20
+                        && (retries > 0 || self.evict_idle(|_| true) > 0) =>
+                {
+                    if retries == 0 {
+                        tracing::info!("the upstream is full: closed the pool's idle connections");
+                    }
+                    retries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// An idle connection for `key`, the most recently used one; expired
+    /// ones met on the way are closed.
     fn take_idle(&self, key: &PoolKey) -> Option<Pooled> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let i = idle.iter().rposition(|p| &p.conn.key == key)?;
-        Some(idle.swap_remove(i))
+        loop {
+            let i = idle.conns.iter().rposition(|p| &p.pooled.conn.key == key)?;
+            let Idle { pooled, since } = idle.conns.remove(i);
+            if since.elapsed() < self.idle_timeout {
+                return Some(pooled);
+            }
+            close(pooled);
+        }
     }
 
     fn evict_one_idle(&self) -> Option<OwnedSemaphorePermit> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.is_empty() {
+        if idle.conns.is_empty() {
             return None;
         }
-        let Pooled { conn, permit } = idle.remove(0);
-        drop(conn);
+        // The oldest: the least likely to be asked for again.
+        let Pooled { conn, permit } = idle.conns.remove(0).pooled;
+        tokio::spawn(terminate(conn));
         Some(permit)
     }
 
+    /// Closes the idle connections whose key matches; how many.
+    fn evict_idle(&self, matches: impl Fn(&PoolKey) -> bool) -> usize {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.evictions += 1;
+        let (evicted, kept) = std::mem::take(&mut idle.conns)
+            .into_iter()
+            .partition::<Vec<_>, _>(|i| matches(&i.pooled.conn.key));
+        idle.conns = kept;
+        let n = evicted.len();
+        for i in evicted {
+            close(i.pooled);
+        }
+        n
+    }
+
+    /// To be called by the relay before it forwards a client's query
+    /// (simple Query) or statement (Parse) to the upstream, with its text.
+    ///
+    /// The server runs `DROP DATABASE`, `CREATE DATABASE … TEMPLATE`,
+    /// `ALTER DATABASE … RENAME` and the like only while no other backend
+    /// is in the database concerned, and waits only a few seconds for them
+    /// to leave. Before such a statement, every idle connection of the
+    /// pool is closed — not just those to the database it names: the
+    /// pooled connections cost a reconnect at most, and not reading names
+    /// leaves no spelling of one to get wrong.
+    pub fn before_statement(&self, sql: &[u8]) {
+        if needs_database_alone(sql) {
+            let n = self.evict_idle(|_| true);
+            if n > 0 {
+                tracing::debug!(
+                    closed = n,
+                    "closed idle upstream connections before a database-level statement"
+                );
+            }
+        }
+    }
+
     /// Takes back a connection whose session ended cleanly: resets it in the
-    /// background and keeps it if the reset succeeds.
+    /// background and keeps it if the reset succeeds. Connections to the
+    /// template databases are closed instead.
     pub fn release(self: &Arc<Self>, mut pooled: Pooled) {
+        if TEMPLATE_DATABASES.contains(&pooled.conn.key.database.as_str()) {
+            close(pooled);
+            return;
+        }
+        let evictions = self
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .evictions;
         let pool = self.clone();
         tokio::spawn(async move {
             match reset(&mut pooled.conn).await {
                 Ok(()) => {
-                    pool.idle
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(pooled);
+                    let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+                    if idle.evictions != evictions {
+                        drop(idle);
+                        close(pooled);
+                        return;
+                    }
+                    idle.conns.push(Idle {
+                        pooled,
+                        since: Instant::now(),
+                    });
+                    drop(idle);
                     pool.returned.notify_one();
                 }
                 Err(e) => tracing::debug!(error = %e, "upstream connection not reusable"),
@@ -457,7 +606,11 @@ impl Pool {
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(pooled);
+            .conns
+            .push(Idle {
+                pooled,
+                since: Instant::now(),
+            });
         self.returned.notify_one();
     }
 
@@ -466,15 +619,109 @@ impl Pool {
     /// fresh connection, so no session's role is in effect.
     pub async fn service_login_is_superuser(&self, key: &PoolKey) -> Result<bool, UpstreamError> {
         let conn = self.settings.connect(key.clone()).await?;
-        Ok(conn
+        let superuser = conn
             .params
             .iter()
-            .any(|(n, v)| n == "is_superuser" && v == "on"))
+            .any(|(n, v)| n == "is_superuser" && v == "on");
+        terminate(conn).await;
+        Ok(superuser)
     }
 
     pub fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .conns
+            .len()
     }
+
+    /// Closes the idle connections older than the idle timeout; when the
+    /// next one is due.
+    fn expire(&self) -> Instant {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let timeout = self.idle_timeout;
+        let (expired, kept) = std::mem::take(&mut idle.conns)
+            .into_iter()
+            .partition::<Vec<_>, _>(|i| now.duration_since(i.since) >= timeout);
+        idle.conns = kept;
+        if !expired.is_empty() {
+            tracing::debug!(closed = expired.len(), "closed idle upstream connections");
+        }
+        for i in expired {
+            close(i.pooled);
+        }
+        // Connections go idle in time order, so the first is due first;
+        // with none, any that comes is due a full timeout from now.
+        idle.conns
+            .first()
+            .map_or(now + timeout, |i| i.since + timeout)
+    }
+}
+
+/// Closes the pool's idle connections as they expire, for as long as the
+/// pool exists.
+async fn expire_idle(pool: Weak<Pool>) {
+    loop {
+        let Some(due) = pool.upgrade().map(|p| p.expire()) else {
+            return;
+        };
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// Closes a connection (politely, in the background), then frees its slot.
+fn close(pooled: Pooled) {
+    let Pooled { conn, permit } = pooled;
+    tokio::spawn(async move {
+        terminate(conn).await;
+        drop(permit);
+    });
+}
+
+/// Sends Terminate and closes the connection.
+async fn terminate(mut conn: UpstreamConn) {
+    let bye = async {
+        conn.stream.write_all(&TERMINATE).await?;
+        conn.stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+}
+
+/// Whether `sql` holds a statement the server runs only while no other
+/// backend is in the database it concerns: `DROP DATABASE`, `CREATE
+/// DATABASE` (its template) and `ALTER DATABASE` (a rename, a new
+/// tablespace). Errs on the side of yes: a query Airlock cannot lex counts.
+pub fn needs_database_alone(sql: &[u8]) -> bool {
+    // Fast path: every such statement spells the keyword DATABASE out (a
+    // keyword cannot be quoted or escaped), so a query without it is none.
+    let mentions = sql.windows(8).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(b"database")
+            && !sql
+                .get(i.wrapping_sub(1))
+                .is_some_and(|b| is_ident_byte(*b))
+            && !sql.get(i + 8).is_some_and(|b| is_ident_byte(*b))
+    });
+    if !mentions {
+        return false;
+    }
+    let text = String::from_utf8_lossy(sql);
+    match crate::sql::lexer::lex(&text, crate::sql::Dialect::Postgres) {
+        Ok(statements) => statements.iter().any(|s| {
+            let mut words = s.tokens.iter();
+            let verb = words.next();
+            let object = words.next();
+            verb.is_some_and(|v| v.is_word("DROP") || v.is_word("CREATE") || v.is_word("ALTER"))
+                && object.is_some_and(|o| o.is_word("DATABASE"))
+        }),
+        Err(_) => true,
+    }
+}
+
+/// Bytes that continue an unquoted PostgreSQL identifier (any non-ASCII
+/// byte can be part of one).
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
 }
 
 /// Runs `DISCARD ALL`, which drops prepared statements, portals, temporary
@@ -578,4 +825,53 @@ async fn query_rows(conn: &mut UpstreamConn, request: Bytes) -> Result<Vec<Strin
     tokio::time::timeout(Duration::from_secs(10), work)
         .await
         .map_err(|_| UpstreamError::Timeout)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_level_statements_are_recognised_in_every_spelling() {
+        for sql in [
+            "DROP DATABASE x",
+            "drop database if exists \"X y\"",
+            "  /* c */ DrOp\n\tDaTaBaSe x WITH (FORCE)",
+            "-- comment\nCREATE DATABASE y TEMPLATE x",
+            "create database y",
+            "ALTER DATABASE x RENAME TO y",
+            "alter database x set tablespace t",
+            "SELECT 1; DROP DATABASE x",
+            "DROP/**/DATABASE x",
+            "DROP DATABASE U&\"d\\0061t\"",
+            // Text Airlock cannot lex counts as one.
+            "DROP DATABASE x; SELECT 'unterminated",
+            "SELECT database FROM t WHERE 'unterminated",
+        ] {
+            assert!(needs_database_alone(sql.as_bytes()), "{sql}");
+        }
+        assert!(needs_database_alone(b"DROP DATABASE caf\xe9"));
+    }
+
+    #[test]
+    fn other_statements_leave_the_pool_alone() {
+        for sql in [
+            "SELECT 1",
+            "SELECT current_database()",
+            "SELECT datname FROM pg_database",
+            "SELECT 'DROP DATABASE x'",
+            "SELECT 1 -- DROP DATABASE x",
+            "/* DROP DATABASE x */ SELECT 1",
+            "SELECT $$DROP DATABASE x$$",
+            "SELECT \"database\" FROM t",
+            "GRANT CONNECT ON DATABASE x TO r",
+            "COMMENT ON DATABASE x IS 'y'",
+            "REINDEX DATABASE x",
+            "CREATE TABLE database (id int)",
+            "DROP TABLE databases",
+            "",
+        ] {
+            assert!(!needs_database_alone(sql.as_bytes()), "{sql}");
+        }
+    }
 }
