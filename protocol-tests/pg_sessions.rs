@@ -513,7 +513,6 @@ async fn a_full_server_gets_the_pools_idle_connections_back() {
 /// Needs the relay to call `Pool::before_statement` with each query's and
 /// Parse's text before forwarding it (see the pool's module doc).
 #[tokio::test]
-#[ignore = "needs the relay (src/proxy/pg/relay.rs) to call Pool::before_statement"]
 async fn database_level_statements_are_not_blocked_by_idle_connections() {
     let gateway = Gateway::start();
     let source = TestDb::create("dropsrc");

@@ -428,6 +428,9 @@ impl Front {
                     };
                     match verdict {
                         Ok(()) => {
+                            // DROP/CREATE/ALTER DATABASE must not find idle
+                            // pooled connections in their way.
+                            self.pool.before_statement(sql);
                             if opaque(&checked) {
                                 self.barrier = Some(Barrier::Query);
                             }
@@ -464,6 +467,7 @@ impl Front {
                             ready: false,
                         },
                         None => {
+                            self.pool.before_statement(sql);
                             let def = StatementDef::parsed(checked, sql.to_vec(), held);
                             let change = Change::Statement(names::key(name), Some(def));
                             self.names.ask(&mut self.segment, &change);
