@@ -28,6 +28,7 @@ use support::gateway::{
     default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
 };
 use support::mysql::{mariadb_direct, marker, GeneralLog, MyDb};
+use support::pglog::{log_contains, logged_database, server_log};
 use support::wire::{server_error, Frontend, Wire};
 
 // ---- PostgreSQL ---------------------------------------------------------
@@ -65,34 +66,6 @@ fn pg_table_exists(db: &str, table: &str) -> bool {
         db,
         &format!("SELECT count(*) FROM pg_class WHERE relname = '{table}'"),
     ) == "1"
-}
-
-fn server_log() -> String {
-    let out = std::process::Command::new("pg_lsclusters")
-        .arg("--no-header")
-        .output()
-        .expect("pg_lsclusters");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.split_whitespace().nth(2) == Some("5432"))
-        .and_then(|l| l.split_whitespace().last().map(str::to_string))
-        .expect("a cluster on port 5432 with a log file")
-}
-
-fn log_contains(path: &str, marker: &str) -> bool {
-    std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).contains(marker))
-        .unwrap_or(false)
-}
-
-/// A database whose every statement the server logs.
-fn logged_db(label: &str) -> TestDb {
-    let db = TestDb::create(label);
-    psql_direct(
-        "test",
-        &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name),
-    );
-    db
 }
 
 /// The SQLSTATE and message of the first error among the replies.
@@ -180,7 +153,7 @@ async fn pg_startup_client_encodings_airlock_cannot_read_are_refused() {
 
 #[tokio::test]
 async fn pg_every_way_to_switch_is_refused_before_the_server_sees_it() {
-    let db = logged_db("encset");
+    let db = logged_database("encset");
     let log = server_log();
     let m = marker("encset");
     let gateway = default_gateway();

@@ -12,28 +12,10 @@ mod support;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use support::gateway::{psql_direct, Gateway, Options, TestDb};
+use support::pglog::{log_contains, logged_database, run_marker, server_log};
 use support::wire::{Frontend, Wire};
 
 const PASSWORD: &str = "defence-secret";
-
-/// The server's log file, from `pg_lsclusters` (Debian), for port 5432.
-fn server_log() -> String {
-    let out = std::process::Command::new("pg_lsclusters")
-        .arg("--no-header")
-        .output()
-        .expect("pg_lsclusters");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.split_whitespace().nth(2) == Some("5432"))
-        .and_then(|l| l.split_whitespace().last().map(str::to_string))
-        .expect("a cluster on port 5432 with a log file")
-}
-
-fn log_contains(path: &str, marker: &str) -> bool {
-    std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).contains(marker))
-        .unwrap_or(false)
-}
 
 /// A role without privileges, dropped (with what it owns) on drop.
 struct TestRole {
@@ -74,20 +56,12 @@ impl Drop for TestRole {
 /// A database whose every statement the server logs, with one table `t`
 /// owned by the service login, and a marker unique to this run.
 fn logged_db(label: &str) -> (TestDb, String, String) {
-    let db = TestDb::create(label);
-    psql_direct(
-        "test",
-        &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name),
-    );
+    let db = logged_database(label);
     psql_direct(
         &db.name,
         "CREATE TABLE t (id int); INSERT INTO t VALUES (1)",
     );
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    let marker = format!("{label}{}x{nanos}", std::process::id());
+    let marker = run_marker(label);
     (db, server_log(), marker)
 }
 

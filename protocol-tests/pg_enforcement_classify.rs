@@ -13,6 +13,7 @@ use support::gateway::{
     default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
 };
 use support::mysql::{mariadb_direct, mariadb_through, marker, GeneralLog, MyDb};
+use support::pglog::{log_text, logged_database, server_log};
 use support::wire::{Frontend, Wire};
 
 fn default_gateway() -> Gateway {
@@ -22,33 +23,10 @@ fn default_gateway() -> Gateway {
     })
 }
 
-/// The server's log file, from `pg_lsclusters` (Debian), for port 5432.
-fn server_log() -> String {
-    let out = std::process::Command::new("pg_lsclusters")
-        .arg("--no-header")
-        .output()
-        .expect("pg_lsclusters");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.split_whitespace().nth(2) == Some("5432"))
-        .and_then(|l| l.split_whitespace().last().map(str::to_string))
-        .expect("a cluster on port 5432 with a log file")
-}
-
-fn log_text(path: &str) -> String {
-    std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
-}
-
 /// A fresh database whose every statement the server logs, the log file,
 /// and a marker unique to this run.
 fn logged_db(label: &str) -> (TestDb, String, String) {
-    let db = TestDb::create(label);
-    psql_direct(
-        "test",
-        &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name),
-    );
+    let db = logged_database(label);
     (db, server_log(), marker(label))
 }
 

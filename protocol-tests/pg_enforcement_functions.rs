@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use support::gateway::{
     default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
 };
+use support::pglog::{log_text, logged_database, run_marker, server_log};
 use support::wire::{Frontend, Wire};
 
 async fn login(gateway: &Gateway, database: &str) -> Wire {
@@ -20,34 +21,11 @@ async fn login(gateway: &Gateway, database: &str) -> Wire {
         .expect("login through airlock")
 }
 
-/// The server's log file, from `pg_lsclusters` (Debian), for port 5432.
-fn server_log() -> String {
-    let out = std::process::Command::new("pg_lsclusters")
-        .arg("--no-header")
-        .output()
-        .expect("pg_lsclusters");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.split_whitespace().nth(2) == Some("5432"))
-        .and_then(|l| l.split_whitespace().last().map(str::to_string))
-        .expect("a cluster on port 5432 with a log file")
-}
-
-fn log_text(path: &str) -> String {
-    std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
-}
-
 /// A fresh database whose every statement the server logs, with a user
 /// function `app.touch()` that records each call in `app.calls`; the log
 /// file; and a marker unique to this run.
 fn logged_db(label: &str) -> (TestDb, String, String) {
-    let db = TestDb::create(label);
-    psql_direct(
-        "test",
-        &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name),
-    );
+    let db = logged_database(label);
     psql_direct(
         &db.name,
         "CREATE SCHEMA app; CREATE TABLE app.calls (at timestamptz); \
@@ -57,11 +35,7 @@ fn logged_db(label: &str) -> (TestDb, String, String) {
          CREATE FUNCTION app.rows() RETURNS SETOF int LANGUAGE sql \
            AS 'INSERT INTO app.calls VALUES (now()) RETURNING 1'",
     );
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    let marker = format!("{label}{}x{nanos}", std::process::id());
+    let marker = run_marker(label);
     (db, server_log(), marker)
 }
 

@@ -12,6 +12,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use support::gateway::{
     default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
 };
+use support::pglog::{logged_database, run_marker, server_log};
 use support::wire::{BackendMsg, Frontend, Wire};
 
 /// The shipped policy with approvals on in defer mode: a held statement is
@@ -37,32 +38,11 @@ async fn login(gateway: &Gateway, database: &str) -> Wire {
         .expect("login through airlock")
 }
 
-/// The server's log file, from `pg_lsclusters` (Debian), for port 5432.
-fn server_log() -> String {
-    let out = std::process::Command::new("pg_lsclusters")
-        .arg("--no-header")
-        .output()
-        .expect("pg_lsclusters");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.split_whitespace().nth(2) == Some("5432"))
-        .and_then(|l| l.split_whitespace().last().map(str::to_string))
-        .expect("a cluster on port 5432 with a log file")
-}
-
 /// A database whose every statement PostgreSQL logs, and a marker unique
 /// to this run.
 fn logged_db(label: &str) -> (TestDb, String) {
-    let db = TestDb::create(label);
-    psql_direct(
-        "test",
-        &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name),
-    );
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    (db, format!("{label}{}x{nanos}", std::process::id()))
+    let db = logged_database(label);
+    (db, run_marker(label))
 }
 
 /// Lines of the server log that show `needle` being executed.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use support::gateway::{
     default_policy, psql_direct, write, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
 };
+use support::pglog::{log_contains, logged_database, run_marker, server_log};
 use support::wire::{Frontend, Wire};
 
 async fn login(gateway: &Gateway, database: &str) -> Wire {
@@ -25,39 +26,12 @@ fn default_gateway() -> Gateway {
     })
 }
 
-/// The server's log file, from `pg_lsclusters` (Debian), for port 5432.
-fn server_log() -> String {
-    let out = std::process::Command::new("pg_lsclusters")
-        .arg("--no-header")
-        .output()
-        .expect("pg_lsclusters");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.split_whitespace().nth(2) == Some("5432"))
-        .and_then(|l| l.split_whitespace().last().map(str::to_string))
-        .expect("a cluster on port 5432 with a log file")
-}
-
-fn log_contains(path: &str, marker: &str) -> bool {
-    std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).contains(marker))
-        .unwrap_or(false)
-}
-
 /// A fresh database whose every statement the server logs, the log file,
 /// and a marker unique to this run (pid and wall-clock time: markers from
 /// earlier runs in the same log must never match).
 fn logged_db(label: &str) -> (TestDb, String, String) {
-    let db = TestDb::create(label);
-    psql_direct(
-        "test",
-        &format!("ALTER DATABASE {} SET log_statement = 'all'", db.name),
-    );
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    let marker = format!("{label}{}x{nanos}", std::process::id());
+    let db = logged_database(label);
+    let marker = run_marker(label);
     (db, server_log(), marker)
 }
 

@@ -7,4 +7,5 @@ pub mod differential;
 pub mod gateway;
 pub mod inbox;
 pub mod mysql;
+pub mod pglog;
 pub mod wire;

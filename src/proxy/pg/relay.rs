@@ -484,7 +484,8 @@ impl Front {
                         self.inject_fatal("08P01", "invalid Bind message").await;
                         return FrontEnd::ProtocolError;
                     };
-                    let Some(def) = self.settled_statement(statement, &mut out).await else {
+                    let key = names::key(statement);
+                    let Some(def) = self.settled(&mut out, |n, s| n.statement(s, &key)).await else {
                         return FrontEnd::UpstreamGone;
                     };
                     match def {
@@ -548,7 +549,8 @@ impl Front {
                         self.inject_fatal("08P01", "invalid Execute message").await;
                         return FrontEnd::ProtocolError;
                     };
-                    let Some(def) = self.settled_portal(portal, &mut out).await else {
+                    let key = names::key(portal);
+                    let Some(def) = self.settled(&mut out, |n, s| n.portal(s, &key)).await else {
                         return FrontEnd::UpstreamGone;
                     };
                     // Execute enforces the verdict given at Parse: only portals
@@ -738,7 +740,7 @@ impl Front {
         let mut resolved = HashMap::new();
         for name in executes {
             let key = names::sql_key(&name);
-            let Some(def) = self.settled_statement(&key, out).await else {
+            let Some(def) = self.settled(out, |n, s| n.statement(s, &key)).await else {
                 return false;
             };
             // Unknown, lost or undefined: the EXECUTE stays `unknown`.
@@ -750,48 +752,26 @@ impl Front {
         true
     }
 
-    /// The statement `name` runs when the server reaches the message being
-    /// handled, waiting for outstanding answers that decide it. `None` when
-    /// the upstream is gone; `Err` when Airlock lost track.
-    async fn settled_statement(
+    /// What a name means when the server reaches the message being
+    /// handled (`lookup` asks [`Names`] for a statement or a portal),
+    /// waiting for outstanding answers that decide it. `None` when the
+    /// upstream is gone; `Err` when Airlock lost track.
+    async fn settled<T>(
         &mut self,
-        name: &[u8],
         out: &mut BytesMut,
-    ) -> Option<Result<Option<Arc<StatementDef>>, String>> {
-        let key = names::key(name);
+        lookup: impl Fn(&Names, &Segment) -> Lookup<T>,
+    ) -> Option<Result<Option<T>, String>> {
         let names = self.names.clone();
         loop {
             let settled = names.settled();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            match names.statement(&self.segment, &key) {
+            match lookup(&names, &self.segment) {
                 Lookup::Known(def) => return Some(Ok(def)),
                 Lookup::Lost(why) => return Some(Err(why)),
                 Lookup::Unsettled => {
                     // The answers we wait for follow a Sync already sent; what
                     // is buffered must reach the server for them to come.
-                    write_out(&mut self.upstream, out).await.ok()?;
-                    settled.await;
-                }
-            }
-        }
-    }
-
-    async fn settled_portal(
-        &mut self,
-        name: &[u8],
-        out: &mut BytesMut,
-    ) -> Option<Result<Option<Arc<PortalDef>>, String>> {
-        let key = names::key(name);
-        let names = self.names.clone();
-        loop {
-            let settled = names.settled();
-            tokio::pin!(settled);
-            settled.as_mut().enable();
-            match names.portal(&self.segment, &key) {
-                Lookup::Known(def) => return Some(Ok(def)),
-                Lookup::Lost(why) => return Some(Err(why)),
-                Lookup::Unsettled => {
                     write_out(&mut self.upstream, out).await.ok()?;
                     settled.await;
                 }
