@@ -51,6 +51,9 @@ upstream = "postgresql://postgres@127.0.0.1:5432/$db"
 pool_size = 16
 [inbox]
 listen = "127.0.0.1:0"
+# Two gateways run side by side; neither needs the MySQL listener.
+[mysql]
+listen = "127.0.0.1:0"
 [log]
 level = "warn"
 [[identity]]
