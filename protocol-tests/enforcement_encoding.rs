@@ -24,9 +24,7 @@ use airlock::proxy::pg::upstream::{
 };
 use std::sync::Arc;
 use std::time::Duration;
-use support::gateway::{
-    default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
-};
+use support::gateway::{psql_direct, Gateway, TestDb, AGENT, AGENT_PASSWORD};
 use support::mysql::{mariadb_direct, marker, GeneralLog, MyDb};
 use support::pglog::{log_contains, logged_database, server_log};
 use support::wire::{server_error, Frontend, Wire};
@@ -45,13 +43,6 @@ const PG_PAYLOADS: &[(&str, &str)] = &[
     // 严 = E4 B8 A5: E4 B8 is one character, A5 5C (功) another.
     ("BIG5", "SELECT E'严\\'; CREATE TABLE {t} (); --'"),
 ];
-
-fn default_gateway() -> Gateway {
-    Gateway::start_with(Options {
-        policy: Some(default_policy()),
-        ..Default::default()
-    })
-}
 
 async fn login(
     gateway: &Gateway,
@@ -105,7 +96,7 @@ async fn pg_payloads_hide_a_statement_from_a_utf8_reader_but_not_through_airlock
         );
     }
     // Through Airlock in UTF8 (the only way in): one string, nothing created.
-    let gateway = default_gateway();
+    let gateway = Gateway::with_default_policy();
     let mut wire = login(&gateway, &db.name, &[]).await.expect("login");
     for (i, (encoding, payload)) in PG_PAYLOADS.iter().enumerate() {
         let table = format!("through_{i}");
@@ -121,7 +112,7 @@ async fn pg_payloads_hide_a_statement_from_a_utf8_reader_but_not_through_airlock
 #[tokio::test]
 async fn pg_startup_client_encodings_airlock_cannot_read_are_refused() {
     let db = TestDb::create("encstart");
-    let gateway = default_gateway();
+    let gateway = Gateway::with_default_policy();
     for encoding in [
         "SJIS",
         "Shift_JIS",
@@ -156,7 +147,7 @@ async fn pg_every_way_to_switch_is_refused_before_the_server_sees_it() {
     let db = logged_database("encset");
     let log = server_log();
     let m = marker("encset");
-    let gateway = default_gateway();
+    let gateway = Gateway::with_default_policy();
     let mut wire = login(&gateway, &db.name, &[]).await.expect("login");
     let name = &db.name;
     let statements = [
@@ -243,7 +234,7 @@ async fn pg_a_database_default_airlock_cannot_read_is_refused_at_login() {
         "test",
         &format!("ALTER DATABASE {} SET client_encoding = 'SJIS'", db.name),
     );
-    let gateway = default_gateway();
+    let gateway = Gateway::with_default_policy();
     let refused = login(&gateway, &db.name, &[]).await;
     let error = refused.err().expect("refused");
     let error = server_error(&error).expect("an ErrorResponse");
@@ -257,7 +248,7 @@ async fn pg_a_database_default_airlock_cannot_read_is_refused_at_login() {
 #[tokio::test]
 async fn pg_string_settings_do_not_hide_statements() {
     let db = TestDb::create("encscs");
-    let gateway = default_gateway();
+    let gateway = Gateway::with_default_policy();
     let mut wire = login(&gateway, &db.name, &[]).await.expect("login");
     let settings = [
         "SET standard_conforming_strings = off",
@@ -411,7 +402,7 @@ async fn mysql_payloads_hide_a_statement_but_not_through_airlock() {
             "{charset}: the payload does not work; the test proves nothing"
         );
     }
-    let gateway = default_gateway();
+    let gateway = Gateway::with_default_policy();
     let mut conn = my_connect(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, 45)
         .await
         .expect("login");
@@ -436,7 +427,7 @@ async fn mysql_payloads_hide_a_statement_but_not_through_airlock() {
 #[tokio::test]
 async fn mysql_login_character_sets_airlock_cannot_read_are_refused() {
     let db = MyDb::create("enclogin");
-    let gateway = default_gateway();
+    let gateway = Gateway::with_default_policy();
     // big5, sjis, gbk, ucs2, utf16, utf16le, utf32, cp932, swe7, gbk_bin, sjis_bin, MySQL's gb18030
     for id in [1u8, 13, 28, 35, 54, 56, 60, 95, 10, 87, 88, 248] {
         let refused = my_connect(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, id).await;
@@ -456,7 +447,7 @@ async fn mysql_every_way_to_switch_is_refused_before_the_server_sees_it() {
     let db = MyDb::create("encset");
     let log = GeneralLog::on();
     let m = marker("encset");
-    let gateway = default_gateway();
+    let gateway = Gateway::with_default_policy();
     let mut conn = my_connect(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, 45)
         .await
         .expect("login");

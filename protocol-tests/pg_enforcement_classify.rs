@@ -9,19 +9,10 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::gateway::{
-    default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
-};
+use support::gateway::{psql_direct, Gateway, TestDb, AGENT, AGENT_PASSWORD};
 use support::mysql::{mariadb_direct, mariadb_through, marker, GeneralLog, MyDb};
 use support::pglog::{log_text, logged_database, server_log};
 use support::wire::{Frontend, Wire};
-
-fn default_gateway() -> Gateway {
-    Gateway::start_with(Options {
-        policy: Some(default_policy()),
-        ..Default::default()
-    })
-}
 
 /// A fresh database whose every statement the server logs, the log file,
 /// and a marker unique to this run.
@@ -47,7 +38,7 @@ async fn check_postgres(label: &str, setup: &str, cases: &[(&str, bool)]) {
     if !setup.is_empty() {
         psql_direct(&db.name, setup);
     }
-    let gateway = default_gateway();
+    let gateway = Gateway::with_default_policy();
     let mut wire = Wire::connect(&gateway.addr, AGENT, AGENT_PASSWORD, &db.name, &[])
         .await
         .expect("login through airlock");
@@ -221,7 +212,7 @@ async fn the_classification_cache_cannot_be_poisoned() {
 
     // Extended protocol: the Parse of the second is refused.
     let (db, log, run_id) = logged_db("cls6ext");
-    let gateway = default_gateway();
+    let gateway = Gateway::with_default_policy();
     let mut wire = Wire::connect(&gateway.addr, AGENT, AGENT_PASSWORD, &db.name, &[])
         .await
         .expect("login through airlock");
@@ -264,7 +255,7 @@ fn mariadb_catalog_writes_and_restricted_variables_never_reach_the_server() {
     let db = MyDb::create("cls5");
     mariadb_direct(&db.name, "CREATE TABLE kept (x INT)");
     let log = GeneralLog::on();
-    let gateway = default_gateway();
+    let gateway = Gateway::with_default_policy();
     let mark = marker("mycls5");
     // The client strips comments: markers travel in string literals.
     let attacks = [

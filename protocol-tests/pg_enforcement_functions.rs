@@ -9,17 +9,9 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::gateway::{
-    default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
-};
+use support::gateway::{psql_direct, Gateway, TestDb};
 use support::pglog::{log_text, logged_database, run_marker, server_log};
 use support::wire::{Frontend, Wire};
-
-async fn login(gateway: &Gateway, database: &str) -> Wire {
-    Wire::connect(&gateway.addr, AGENT, AGENT_PASSWORD, database, &[])
-        .await
-        .expect("login through airlock")
-}
 
 /// A fresh database whose every statement the server logs, with a user
 /// function `app.touch()` that records each call in `app.calls`; the log
@@ -37,13 +29,6 @@ fn logged_db(label: &str) -> (TestDb, String, String) {
     );
     let marker = run_marker(label);
     (db, server_log(), marker)
-}
-
-fn default_gateway() -> Gateway {
-    Gateway::start_with(Options {
-        policy: Some(default_policy()),
-        ..Default::default()
-    })
 }
 
 /// The SQLSTATE and message of the query's error, if any.
@@ -130,8 +115,8 @@ const CASES: &[(&str, Option<&str>)] = &[
 #[tokio::test]
 async fn only_calls_known_to_be_harmless_are_reads() {
     let (db, log, run_id) = logged_db("funcs");
-    let gateway = default_gateway();
-    let mut wire = login(&gateway, &db.name).await;
+    let gateway = Gateway::with_default_policy();
+    let mut wire = gateway.agent_session(&db.name).await;
     let mut allowed = Vec::new();
     let mut refused = Vec::new();
     for (i, (sql, expected)) in CASES.iter().enumerate() {

@@ -9,9 +9,7 @@
 mod support;
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use support::gateway::{
-    default_policy, psql_direct, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
-};
+use support::gateway::{default_policy, psql_direct, Gateway, Options, TestDb};
 use support::pglog::{logged_database, run_marker, server_log};
 use support::wire::{BackendMsg, Frontend, Wire};
 
@@ -30,12 +28,6 @@ fn default_gateway() -> Gateway {
         toml: "[approval]\nenabled = true\n".into(),
         ..Default::default()
     })
-}
-
-async fn login(gateway: &Gateway, database: &str) -> Wire {
-    Wire::connect(&gateway.addr, AGENT, AGENT_PASSWORD, database, &[])
-        .await
-        .expect("login through airlock")
 }
 
 /// A database whose every statement PostgreSQL logs, and a marker unique
@@ -306,7 +298,7 @@ async fn names_follow_the_server_not_the_client() {
         for (mode, piped) in [("stepwise", false), ("pipelined", true)] {
             let marker = format!("{run}a{i}{}", &mode[..1]);
             let msgs = (attack.build)(&marker);
-            let mut wire = login(&gateway, &db.name).await;
+            let mut wire = gateway.agent_session(&db.name).await;
             let got = if piped {
                 pipeline(&mut wire, &msgs).await
             } else {
@@ -351,7 +343,7 @@ async fn names_follow_the_server_not_the_client() {
 async fn ordinary_name_reuse_still_works() {
     let (db, _) = logged_db("reuse");
     let gateway = default_gateway();
-    let mut wire = login(&gateway, &db.name).await;
+    let mut wire = gateway.agent_session(&db.name).await;
     let row = |msgs: &[BackendMsg]| -> Vec<String> {
         msgs.iter()
             .filter_map(|m| m.data_row())
@@ -446,7 +438,7 @@ async fn random_sequences_never_run_a_held_statement() {
     let rounds = 50;
     let mut held_tables = Vec::new();
     for round in 0..rounds {
-        let mut wire = login(&gateway, &db.name).await;
+        let mut wire = gateway.agent_session(&db.name).await;
         let mut msgs = Vec::new();
         for step in 0..rng.gen_range(5..40) {
             let name = statements[rng.gen_range(0..statements.len())];
@@ -527,7 +519,7 @@ async fn a_redefined_name_is_masked_with_its_own_columns() {
         "CREATE TABLE people (email text); INSERT INTO people VALUES ('alice.hostile@example.com')",
     );
     let gateway = default_gateway();
-    let mut wire = login(&gateway, &db.name).await;
+    let mut wire = gateway.agent_session(&db.name).await;
     let leaked = |msgs: &[BackendMsg]| {
         msgs.iter()
             .filter_map(|m| m.data_row())
@@ -574,7 +566,7 @@ async fn a_redefined_name_is_masked_with_its_own_columns() {
 async fn held_bind_parameters_are_part_of_the_request() {
     let (db, _) = logged_db("params");
     let gateway = default_gateway();
-    let mut wire = login(&gateway, &db.name).await;
+    let mut wire = gateway.agent_session(&db.name).await;
     let mut ids = Vec::new();
     for value in ["dora.secret@example.com", "other.value@example.org"] {
         let got = pipeline(
@@ -635,7 +627,7 @@ async fn an_extended_hold_announces_itself_while_it_waits() {
         toml: "[approval]\nenabled = true\n".into(),
         ..Default::default()
     });
-    let mut wire = login(&gateway, &db.name).await;
+    let mut wire = gateway.agent_session(&db.name).await;
     wire.send_all(&[
         Frontend::parse("", "CREATE TABLE announced (x int)", &[]),
         bind("", ""),
@@ -672,7 +664,7 @@ async fn a_refusal_aborts_the_transaction_like_a_server_error() {
     let (db, _) = logged_db("abort");
     psql_direct(&db.name, "CREATE TABLE kept (x int)");
     let gateway = default_gateway();
-    let mut wire = login(&gateway, &db.name).await;
+    let mut wire = gateway.agent_session(&db.name).await;
     let tags = |msgs: &[BackendMsg]| -> Vec<String> {
         msgs.iter().filter_map(|m| m.command_tag()).collect()
     };
@@ -751,7 +743,7 @@ async fn a_session_whose_encoding_moves_under_it_ends() {
          $$ SELECT set_config('client_encoding', 'SJIS', false) $$",
     );
     let gateway = Gateway::start();
-    let mut wire = login(&gateway, &db.name).await;
+    let mut wire = gateway.agent_session(&db.name).await;
     wire.send_all(&[
         Frontend::query("SELECT to_sjis()"),
         Frontend::query(&format!("SELECT 'after_{run}'")),
@@ -774,7 +766,7 @@ async fn a_session_whose_encoding_moves_under_it_ends() {
     assert!(executed_in_log(&format!("after_{run}")).is_empty());
 
     // The same through the extended protocol, everything in one pipeline.
-    let mut wire = login(&gateway, &db.name).await;
+    let mut wire = gateway.agent_session(&db.name).await;
     wire.send_all(&[
         Frontend::parse("", "SELECT to_sjis()", &[]),
         bind("", ""),

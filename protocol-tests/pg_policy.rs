@@ -7,24 +7,9 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::gateway::{
-    default_policy, psql_direct, write, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
-};
+use support::gateway::{psql_direct, write, Gateway, Options, TestDb};
 use support::pglog::{log_contains, logged_database, run_marker, server_log};
 use support::wire::{Frontend, Wire};
-
-async fn login(gateway: &Gateway, database: &str) -> Wire {
-    Wire::connect(&gateway.addr, AGENT, AGENT_PASSWORD, database, &[])
-        .await
-        .expect("login through airlock")
-}
-
-fn default_gateway() -> Gateway {
-    Gateway::start_with(Options {
-        policy: Some(default_policy()),
-        ..Default::default()
-    })
-}
 
 /// A fresh database whose every statement the server logs, the log file,
 /// and a marker unique to this run (pid and wall-clock time: markers from
@@ -48,8 +33,8 @@ async fn run(wire: &mut Wire, sql: &str) -> Option<(String, String)> {
 async fn default_policy_verdicts_and_the_server_log_as_witness() {
     let (db, log, run_id) = logged_db("policy");
     psql_direct(&db.name, "CREATE TABLE items (id int, secret text)");
-    let gateway = default_gateway();
-    let mut wire = login(&gateway, &db.name).await;
+    let gateway = Gateway::with_default_policy();
+    let mut wire = gateway.agent_session(&db.name).await;
 
     // (sql, expected: None = runs, Some((code, words in message)))
     let cases: &[(&str, Option<&str>)] = &[
@@ -133,8 +118,8 @@ async fn default_policy_verdicts_and_the_server_log_as_witness() {
 #[tokio::test]
 async fn extended_protocol_is_classified_at_parse_and_enforced_at_execute() {
     let (db, log, marker) = logged_db("policy_ext");
-    let gateway = default_gateway();
-    let mut wire = login(&gateway, &db.name).await;
+    let gateway = Gateway::with_default_policy();
+    let mut wire = gateway.agent_session(&db.name).await;
 
     // A held statement in a pipeline: the Parse is refused, Bind and Execute
     // are skipped up to Sync, and the session goes on.
@@ -251,7 +236,7 @@ action = "hold"
         policy: Some(policy.into()),
         ..Default::default()
     });
-    let mut wire = login(&gateway, "test").await;
+    let mut wire = gateway.agent_session("test").await;
     assert_eq!(run(&mut wire, "PREPARE q AS SELECT 1").await, None);
     assert_eq!(run(&mut wire, "EXECUTE q").await, None);
     // A statement from an allowed SQL PREPARE may be bound by name too.
@@ -306,7 +291,7 @@ fn policy_reloads_on_sighup_and_a_bad_reload_keeps_the_old_policy() {
     let pid = gateway.pid();
     let policy_file = gateway.path("policies/00-test.toml");
     let attempt =
-        |sql: &str| rt.block_on(async { run(&mut login(&gateway, "test").await, sql).await });
+        |sql: &str| rt.block_on(async { run(&mut gateway.agent_session("test").await, sql).await });
     let name = format!("airlock_reload_{}", std::process::id());
     assert!(attempt(&format!("CREATE TEMP TABLE {name} (x int)")).is_some());
 

@@ -41,6 +41,22 @@ pub struct Options {
 }
 
 impl Gateway {
+    /// A gateway with the shipped default policy (approvals off: held
+    /// statements are refused at once).
+    pub fn with_default_policy() -> Self {
+        Self::start_with(Options {
+            policy: Some(default_policy()),
+            ..Default::default()
+        })
+    }
+
+    /// The test agent's session to `database` through this gateway.
+    pub async fn agent_session(&self, database: &str) -> super::wire::Wire {
+        super::wire::Wire::connect(&self.addr, AGENT, AGENT_PASSWORD, database, &[])
+            .await
+            .expect("login through airlock")
+    }
+
     pub fn start() -> Self {
         Self::start_with(Options::default())
     }
