@@ -568,7 +568,15 @@ async fn held_bind_parameters_are_part_of_the_request() {
     let gateway = default_gateway();
     let mut wire = gateway.agent_session(&db.name).await;
     let mut ids = Vec::new();
-    for value in ["dora.secret@example.com", "other.value@example.org"] {
+    // The last two differ only past what approvers are shown of a value.
+    let long_a = format!("{}a", "x".repeat(3000));
+    let long_b = format!("{}b", "x".repeat(3000));
+    for value in [
+        "dora.secret@example.com",
+        "other.value@example.org",
+        &long_a,
+        &long_b,
+    ] {
         let got = pipeline(
             &mut wire,
             &[
@@ -603,12 +611,13 @@ async fn held_bind_parameters_are_part_of_the_request() {
         .prepare("SELECT sql_hash FROM requests")
         .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
         .expect("hashes");
-    assert_eq!(
-        bodies.len(),
-        2,
-        "one request per parameter value: {bodies:?}"
+    assert_eq!(bodies.len(), 4, "one request per parameter value");
+    assert_eq!(hashes.len(), 4, "the approval binds every value, whole");
+    assert!(
+        bodies[2].contains("values shown cut short"),
+        "{}",
+        bodies[2]
     );
-    assert_eq!(hashes.len(), 2, "the approval is bound to the values");
     for body in &bodies {
         assert!(body.contains("parameters: $1 = "), "{body}");
         assert!(!body.contains("dora.secret@example.com"), "masked: {body}");

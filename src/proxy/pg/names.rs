@@ -110,6 +110,9 @@ pub struct PortalDef {
     pub released: AtomicBool,
     /// The Bind message's parameters as text, for approvers of a held run.
     pub parameters: Vec<Option<String>>,
+    /// A digest of every parameter value when `parameters` shows them cut
+    /// short: the approval binds all of them.
+    pub parameters_digest: Option<String>,
     /// Result columns with this binding's formats, once known.
     pub columns: OnceLock<Vec<Column>>,
     /// Unique in the process: which portal the masker's columns are for.
@@ -122,6 +125,7 @@ impl PortalDef {
         formats: Vec<i16>,
         gate: PortalGate,
         parameters: Vec<Option<String>>,
+        parameters_digest: Option<String>,
     ) -> Arc<Self> {
         static IDS: AtomicU64 = AtomicU64::new(0);
         Arc::new(Self {
@@ -130,6 +134,7 @@ impl PortalDef {
             gate,
             released: AtomicBool::new(false),
             parameters,
+            parameters_digest,
             columns: OnceLock::new(),
             id: IDS.fetch_add(1, Ordering::Relaxed),
         })

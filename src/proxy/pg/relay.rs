@@ -515,8 +515,12 @@ impl Front {
                                         return FrontEnd::UpstreamGone;
                                     }
                                 }
-                                let parameters = if matches!(gate, PortalGate::Held(_)) { bind.parameters } else { Vec::new() };
-                                let portal = PortalDef::new(def, bind.formats, gate, parameters);
+                                let (parameters, digest) = if matches!(gate, PortalGate::Held(_)) {
+                                    (bind.parameters, bind.digest)
+                                } else {
+                                    (Vec::new(), None)
+                                };
+                                let portal = PortalDef::new(def, bind.formats, gate, parameters, digest);
                                 let change = Change::Portal(names::key(portal_name), Some(portal.clone()));
                                 self.names.ask(&mut self.segment, &change);
                                 Step::Forward(Expect::Bind { change, portal })
@@ -573,7 +577,7 @@ impl Front {
                                 if write_out(&mut self.upstream, &mut out).await.is_err() {
                                     return FrontEnd::UpstreamGone;
                                 }
-                                let sql = with_parameters(&held.1, &def.parameters);
+                                let sql = with_parameters(&held.1, &def.parameters, def.parameters_digest.as_deref());
                                 match self.wait_for_approval(&held.0, &sql).await {
                                     Ok(()) => {
                                         if def.statement.opaque() {
@@ -1043,6 +1047,9 @@ struct Bind {
     /// Parameter values as text for approvers (`None` for NULL), binary
     /// ones as `\x…` hex; at most [`SHOWN_PARAMETERS`], each cut short.
     parameters: Vec<Option<String>>,
+    /// When not every value is shown whole: a BLAKE3 digest of all of them,
+    /// so that the approval still binds exactly the values that run.
+    digest: Option<String>,
 }
 
 fn read_bind(body: &[u8]) -> Option<Bind> {
@@ -1053,6 +1060,8 @@ fn read_bind(body: &[u8]) -> Option<Bind> {
     let param_formats = (0..n.max(0)).map(|_| f.i16()).collect::<Option<Vec<_>>>()?;
     let values = f.i16()?;
     let mut parameters = Vec::new();
+    let mut all = blake3::Hasher::new();
+    let mut cut = values.max(0) as usize > SHOWN_PARAMETERS;
     for i in 0..values.max(0) as usize {
         let len = f.i32()?;
         let value = if len >= 0 {
@@ -1060,6 +1069,9 @@ fn read_bind(body: &[u8]) -> Option<Bind> {
         } else {
             None
         };
+        all.update(&len.to_be_bytes());
+        all.update(value.unwrap_or_default());
+        cut |= value.is_some_and(|v| v.len() > SHOWN_PARAMETER_BYTES);
         if i >= SHOWN_PARAMETERS {
             continue;
         }
@@ -1081,13 +1093,14 @@ fn read_bind(body: &[u8]) -> Option<Bind> {
     Some(Bind {
         formats,
         parameters,
+        digest: cut.then(|| crate::hex::encode(all.finalize().as_bytes())),
     })
 }
 
 /// A held statement's text as approvers see it and the approval binds:
 /// with the values of its parameters, as literals the display masks.
-fn with_parameters(sql: &[u8], parameters: &[Option<String>]) -> Vec<u8> {
-    if parameters.is_empty() {
+fn with_parameters(sql: &[u8], parameters: &[Option<String>], digest: Option<&str>) -> Vec<u8> {
+    if parameters.is_empty() && digest.is_none() {
         return sql.to_vec();
     }
     let mut text = sql.to_vec();
@@ -1108,6 +1121,11 @@ fn with_parameters(sql: &[u8], parameters: &[Option<String>]) -> Vec<u8> {
         if i + 1 < parameters.len() {
             text.push(b',');
         }
+    }
+    if let Some(digest) = digest {
+        text.extend_from_slice(
+            format!("; values shown cut short, all of them: blake3 {digest}").as_bytes(),
+        );
     }
     text.extend_from_slice(b" */");
     text
