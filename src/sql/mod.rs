@@ -459,7 +459,9 @@ const MYSQL_PURE_BUILTINS: &[&str] = &[
 /// only refuse it with its own, puzzling error). `None` otherwise — and
 /// for a query that cannot be lexed, which is `unknown` anyway.
 pub fn local_infile(sql: &[u8], dialect: Dialect) -> Option<String> {
-    if dialect != Dialect::Mysql {
+    // LOCAL is a keyword: it cannot be quoted or escaped, so a query
+    // without those letters needs no second lexing.
+    if dialect != Dialect::Mysql || !sql.windows(5).any(|w| w.eq_ignore_ascii_case(b"local")) {
         return None;
     }
     let statements = lexer::lex(std::str::from_utf8(sql).ok()?, dialect).ok()?;
