@@ -513,6 +513,9 @@ fn policy_check(args: PolicyCheckArgs) -> ExitCode {
                 role,
                 database: &args.database,
                 classification: &classification,
+                // Not known here: a `transforms = "masked-columns"` rule is
+                // shown as it would decide once the column is flagged.
+                masked_columns: crate::policy::MaskedColumns::Unknown,
             }),
         };
         worst = worst.max(match decision.action {
@@ -776,7 +779,15 @@ async fn serve_with(config: Config) -> Result<(), String> {
     let mask_key = state_key(&config.state_dir.join("mask-key"), "a masking key")?;
     let (audit, public_key, audit_chain_key) = open_audit(&config.audit)?;
     let audit_chain_key = Some(audit_chain_key);
-    let mut gate = Gate::with_mask_key(Arc::new(audit), policy, mask_key);
+    let masked_columns_file = config.state_dir.join("masked-columns");
+    let masked_columns = crate::mask::MaskedColumns::open(&masked_columns_file).map_err(|e| {
+        format!(
+            "cannot open the masked-column list `{}`: {e}",
+            masked_columns_file.display()
+        )
+    })?;
+    let mut gate =
+        Gate::with_mask_key(Arc::new(audit), policy, mask_key).with_masked_columns(masked_columns);
     let identities = Arc::new(Identities::new(identities));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut inbox_line = None;

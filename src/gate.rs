@@ -12,7 +12,7 @@ use crate::approval::{self, store::Approvals, HoldRequest, Recent, State};
 use crate::audit::{Audit, AuditEvent, Receipt};
 use crate::identity::Role;
 use crate::mask::{Masker, RowMasker};
-use crate::policy::{Action, Decision, Policy, Request};
+use crate::policy::{Action, Decision, MaskedColumns, Policy, Request};
 use crate::sql::{Classes, Classification, ClassifierCache, Dialect, Statement, StatementClass};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -231,6 +231,8 @@ pub struct Gate {
     /// The key of the `token` strategy's pseudonyms.
     mask_key: [u8; 32],
     cache: ClassifierCache,
+    /// Columns masking has found values in, for `transforms` rules.
+    masked_columns: crate::mask::MaskedColumns,
 }
 
 impl Gate {
@@ -252,7 +254,20 @@ impl Gate {
             masker: RwLock::new(masker),
             mask_key,
             cache: ClassifierCache::with_user_functions(8192, user_functions),
+            masked_columns: crate::mask::MaskedColumns::in_memory(),
         }
+    }
+
+    /// Learned masked columns are kept in `columns` (see
+    /// [`crate::mask::MaskedColumns`]) rather than in memory only.
+    pub fn with_masked_columns(mut self, columns: crate::mask::MaskedColumns) -> Self {
+        self.masked_columns = columns;
+        self
+    }
+
+    /// Remembers the columns a result's masking found values in.
+    pub fn learn_masked(&self, stats: &crate::mask::MaskStats) {
+        self.masked_columns.learn(stats);
     }
 
     /// Holds wait in `approvals` for approvers who decide at `inbox_url`.
@@ -566,6 +581,7 @@ impl Gate {
                 role: session.role,
                 database: &session.database,
                 classification: &classification,
+                masked_columns: MaskedColumns::Learned(&self.masked_columns.read()),
             }),
         };
         // What would undo the identity's upstream role or read-only mode
@@ -765,6 +781,7 @@ fn not_utf8(sql: &[u8]) -> Classification {
             notes: vec!["the statement is not valid UTF-8".into()],
             prepares: None,
             executes: None,
+            transformed: Vec::new(),
         }],
     }
 }

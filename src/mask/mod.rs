@@ -18,8 +18,11 @@
 //!   `proxy::mysql`.
 //! - `value` holds what the row maskers share: [`RowOutcome`], [`MaskStats`] and the
 //!   value rules that do not depend on a wire format.
+//! - `columns` remembers which columns values were found in
+//!   ([`MaskedColumns`]), for policy rules on reversible transforms.
 
 mod checks;
+mod columns;
 mod json;
 mod kind;
 mod masker;
@@ -29,6 +32,7 @@ mod scan;
 mod tld;
 mod value;
 
+pub use columns::MaskedColumns;
 pub use json::InvalidJson;
 pub use kind::{Detectors, Finding, Kind};
 pub use masker::{MaskSettings, Masked, Masker, Scratch, Strategy, Tally};

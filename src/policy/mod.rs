@@ -24,6 +24,9 @@
 //! databases = ["prod*"]                 # optional, globs on the database name
 //! objects = ["reporting.*"]             # optional, globs on tables, views, …
 //! functions = ["pg_sleep"]              # optional, globs on function names
+//! transforms = "masked-columns"         # optional, hold/deny only: the statement reads
+//!                                       # a column masking has flagged (or "any-column")
+//!                                       # through a reversible transform
 //! action = "allow"                      # required: allow | hold | deny
 //! # hold only:
 //! group = "dba"                         # approver group (default "dba")
@@ -137,6 +140,67 @@ pub struct Request<'a> {
     pub role: Role,
     pub database: &'a str,
     pub classification: &'a Classification,
+    /// Columns masking has found sensitive values in, for rules with a
+    /// `transforms` condition.
+    pub masked_columns: MaskedColumns<'a>,
+}
+
+/// What is known of the columns masking has found sensitive values in.
+#[derive(Clone, Copy, Debug)]
+pub enum MaskedColumns<'a> {
+    /// The names the gateway has learned (lower-case).
+    Learned(&'a std::collections::HashSet<String>),
+    /// Not known (`airlock policy check`): any column may be one, so a
+    /// `transforms = "masked-columns"` rule matches every transform.
+    Unknown,
+}
+
+impl MaskedColumns<'_> {
+    /// Whether a column of this name (lower-case, or
+    /// [`crate::sql::transforms::EVERY_COLUMN`]) may hold sensitive values.
+    pub fn flagged(&self, column: &str) -> bool {
+        match self {
+            MaskedColumns::Unknown => true,
+            MaskedColumns::Learned(names) => {
+                if column == crate::sql::transforms::EVERY_COLUMN {
+                    !names.is_empty()
+                } else {
+                    names.contains(column)
+                }
+            }
+        }
+    }
+}
+
+/// A rule's `transforms` condition: which reversible transforms
+/// (`reverse(email)`, `card + 1`; see [`crate::sql::transforms`]) make the
+/// rule apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transforms {
+    /// A transform of a column masking has found sensitive values in.
+    MaskedColumns,
+    /// A transform of any column.
+    AnyColumn,
+}
+
+impl Transforms {
+    pub const NAMES: &'static str = "\"masked-columns\", \"any-column\"";
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "masked-columns" => Some(Self::MaskedColumns),
+            "any-column" => Some(Self::AnyColumn),
+            _ => None,
+        }
+    }
+
+    /// Whether a statement transforming `columns` meets the condition.
+    pub fn matches(self, columns: &[String], masked: MaskedColumns) -> bool {
+        match self {
+            Transforms::AnyColumn => !columns.is_empty(),
+            Transforms::MaskedColumns => columns.iter().any(|c| masked.flagged(c)),
+        }
+    }
 }
 
 /// The verdict on a whole query, and how it was reached.

@@ -6,7 +6,7 @@
 //! line of the value that causes it.
 
 use super::glob::Glob;
-use super::{Action, HoldMode, HoldSpec, PolicyError, Request};
+use super::{Action, HoldMode, HoldSpec, PolicyError, Request, Transforms};
 use crate::identity::Role;
 use crate::sql::{Classes, Statement, StatementClass, UserFunctions};
 use serde::Deserialize;
@@ -38,6 +38,8 @@ pub struct Rule {
     pub objects: Option<Vec<Glob>>,
     /// `None`: functions are not looked at.
     pub functions: Option<Vec<Glob>>,
+    /// `None`: reversible transforms are not looked at.
+    pub transforms: Option<Transforms>,
     pub action: Action,
 }
 
@@ -71,6 +73,11 @@ impl Rule {
         }
         if let Some(globs) = &self.functions {
             if !names_match(globs, &statement.functions, allow) {
+                return false;
+            }
+        }
+        if let Some(transforms) = self.transforms {
+            if !transforms.matches(&statement.transformed, request.masked_columns) {
                 return false;
             }
         }
@@ -121,6 +128,7 @@ struct RawRule {
     databases: List,
     objects: List,
     functions: List,
+    transforms: Option<Spanned<String>>,
     action: Option<Spanned<String>>,
     group: Option<Spanned<String>>,
     quorum: Option<Spanned<i64>>,
@@ -306,6 +314,20 @@ impl Validator<'_> {
         let objects = self.list("objects", raw.objects.take(), Kind::Pattern, Glob::new)?;
         let functions = self.list("functions", raw.functions.take(), Kind::Pattern, Glob::new)?;
 
+        let transforms = match &raw.transforms {
+            None => None,
+            Some(t) => Some(Transforms::from_name(t.get_ref()).ok_or_else(|| {
+                self.err(
+                    Some(t.span().start),
+                    format!(
+                        "unknown transforms \"{}\" (expected one of {})",
+                        t.get_ref(),
+                        Transforms::NAMES
+                    ),
+                )
+            })?),
+        };
+
         let Some(action) = &raw.action else {
             return Err(self.err(
                 None,
@@ -316,6 +338,14 @@ impl Validator<'_> {
             "allow" => {
                 self.only_for("allow", "hold", &raw)?;
                 self.only_for("allow", "deny", &raw)?;
+                // An allow that applies only when a masked column is
+                // transformed would let exactly those statements through.
+                if let Some(t) = &raw.transforms {
+                    return Err(self.err(
+                        Some(t.span().start),
+                        "transforms applies only to hold and deny rules, and this rule is allow",
+                    ));
+                }
                 Action::Allow
             }
             "deny" => {
@@ -356,6 +386,7 @@ impl Validator<'_> {
             databases,
             objects,
             functions,
+            transforms,
             action,
         })
     }

@@ -16,6 +16,7 @@ fn stmt(classes: &[StatementClass], objects: &[&str], functions: &[&str]) -> Sta
         notes: Vec::new(),
         prepares: None,
         executes: None,
+        transformed: Vec::new(),
     }
 }
 
@@ -38,6 +39,7 @@ fn eval_as(policy: &Policy, identity: &str, role: Role, db: &str, q: &Classifica
         role,
         database: db,
         classification: q,
+        masked_columns: crate::policy::MaskedColumns::Unknown,
     })
 }
 
@@ -1115,5 +1117,86 @@ fn user_functions_decide_through_the_classifier() {
     assert_eq!(
         decide(UserFunctions::Unknown, "SELECT lower(now()::text)"),
         "allow"
+    );
+}
+
+#[test]
+fn transforms_narrow_a_rule_to_statements_that_transform_masked_columns() {
+    let p = policy(&format!(
+        r#"
+[[rule]]
+name = "hold-unmasking"
+transforms = "masked-columns"
+action = "hold"
+
+[[rule]]
+name = "deny-any-transform"
+identities = ["strict-*"]
+transforms = "any-column"
+action = "deny"
+reason = "no transforms"
+
+[[rule]]
+name = "reads"
+classes = ["read"]
+action = "allow"
+{DENY_REST}"#
+    ));
+    let transforming = |columns: &[&str]| {
+        let mut s = stmt(&[Read], &["users"], &["reverse"]);
+        s.transformed = columns.iter().map(|c| c.to_string()).collect();
+        query(vec![s])
+    };
+    let learned: std::collections::HashSet<String> = ["email".to_string()].into();
+    let run = |identity: &str, q: &Classification, masked: MaskedColumns| {
+        p.evaluate(&Request {
+            identity,
+            role: Role::Agent,
+            database: "app",
+            classification: q,
+            masked_columns: masked,
+        })
+        .rule
+    };
+    let known = MaskedColumns::Learned(&learned);
+    assert_eq!(
+        run("bot", &transforming(&["email"]), known),
+        "hold-unmasking"
+    );
+    assert_eq!(run("bot", &transforming(&["id"]), known), "reads");
+    assert_eq!(run("bot", &transforming(&[]), known), "reads");
+    // A whole row read through a transform holds once anything is flagged.
+    assert_eq!(run("bot", &transforming(&["*"]), known), "hold-unmasking");
+    let nothing = std::collections::HashSet::new();
+    assert_eq!(
+        run(
+            "bot",
+            &transforming(&["*"]),
+            MaskedColumns::Learned(&nothing)
+        ),
+        "reads"
+    );
+    // Unknown (policy check): shown as it decides once flagged.
+    assert_eq!(
+        run("bot", &transforming(&["id"]), MaskedColumns::Unknown),
+        "hold-unmasking"
+    );
+    assert_eq!(
+        run("strict-bot", &transforming(&["id"]), known),
+        "deny-any-transform"
+    );
+}
+
+#[test]
+fn transforms_values_and_actions_are_checked() {
+    assert_error(
+        "[[rule]]\nname = \"x\"\ntransforms = \"masked\"\naction = \"hold\"\n",
+        3,
+        "10-test.toml: line 3: rule \"x\": unknown transforms \"masked\" (expected one of \"masked-columns\", \"any-column\")",
+    );
+    assert_error(
+        "[[rule]]\nname = \"x\"\ntransforms = \"masked-columns\"\naction = \"allow\"\n",
+        3,
+        "10-test.toml: line 3: rule \"x\": transforms applies only to hold and deny rules, and this rule is allow",
     );
 }

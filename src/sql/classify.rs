@@ -48,6 +48,7 @@ fn classify_nested(
                     notes: vec![e.to_string()],
                     prepares: None,
                     executes: None,
+                    transformed: Vec::new(),
                 }],
             }
         }
@@ -154,6 +155,7 @@ impl Builder<'_> {
             self.out.objects.extend(s.objects);
             self.out.functions.extend(s.functions);
             self.out.notes.extend(s.notes);
+            self.out.transformed.extend(s.transformed);
         }
         classes
     }
@@ -181,6 +183,7 @@ fn classify_statement(
             notes: Vec::new(),
             prepares: None,
             executes: None,
+            transformed: Vec::new(),
         },
     };
     let parsed_inner = leading_keywords(&mut b, prepared);
@@ -196,6 +199,8 @@ fn classify_statement(
     b.out.objects.dedup();
     b.out.functions.sort();
     b.out.functions.dedup();
+    b.out.transformed.sort();
+    b.out.transformed.dedup();
     b.out
 }
 
@@ -1351,6 +1356,7 @@ fn from_ast(b: &mut Builder) {
         ControlFlow::<()>::Continue(())
     });
     b.out.objects.extend(objects);
+    b.out.transformed = super::transforms::transformed_columns(&statements);
     // Every call — in expressions and in FROM — must be known harmless for
     // the statement to stay a read.
     for call in functions::ast_calls(&statements) {

@@ -43,6 +43,7 @@ pub mod forms;
 pub mod functions;
 pub mod lexer;
 pub mod settings;
+pub mod transforms;
 
 pub use functions::UserFunctions;
 
@@ -192,6 +193,9 @@ pub struct Statement {
     pub prepares: Option<String>,
     /// For `EXECUTE name`: the name of the prepared statement it runs.
     pub executes: Option<String>,
+    /// Columns the statement reads through a reversible transform
+    /// (`reverse(email)`, `card + 1`; see [`transforms`]).
+    pub transformed: Vec<String>,
 }
 
 /// A whole query, split into statements.

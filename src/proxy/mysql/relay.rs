@@ -937,13 +937,15 @@ impl Relay {
     }
 
     fn record_result(&mut self, tag: &str, tally: Tally, started: Instant) {
+        let masked = self.masker.take_stats();
+        self.gate.learn_masked(&masked);
         self.gate.audit().record(AuditEvent::Result {
             session: &self.session.id,
             tag,
             rows: tally.rows,
             bytes: tally.bytes,
             duration: started.elapsed(),
-            masked: &self.masker.take_stats(),
+            masked: &masked,
             digest: &crate::hex::encode(tally.digest.finalize().as_bytes()),
             captured: &tally.captured,
         });

@@ -1682,13 +1682,15 @@ impl Back {
             .map(String::from_utf8_lossy)
             .unwrap_or_default();
         let done = std::mem::take(count);
+        let masked = self.masker.take_stats();
+        self.gate.learn_masked(&masked);
         self.gate.audit().record(AuditEvent::Result {
             session: &self.session.id,
             tag: &tag,
             rows: done.rows,
             bytes: done.bytes,
             duration: started.elapsed(),
-            masked: &self.masker.take_stats(),
+            masked: &masked,
             digest: &crate::hex::encode(done.digest.finalize().as_bytes()),
             captured: &done.captured,
         });

@@ -1,0 +1,370 @@
+//! Which columns a statement passes through a reversible transform.
+//!
+//! Content detection sees values as the server sends them. A statement that
+//! sends `reverse(email)`, `encode(card::text::bytea, 'base64')`,
+//! `left(card, 8)` and `right(card, 8)` in two columns, or `card + 1`, hands
+//! the agent a value no detector recognises and that it can turn back into
+//! the original. This module names the columns such expressions read, so
+//! that a policy rule can hold or deny them when masking has found
+//! sensitive values in a column of that name (see `transforms` in
+//! policies/README.md).
+//!
+//! What counts as a transform is deliberately broad — encodings, digests
+//! (a card number's digest is reversed by trying every number), substrings,
+//! padding, reversal, character maps, concatenation, arithmetic and bitwise
+//! operators, casts to binary types and charset conversions, aggregation
+//! that glues values together without a separator — because a false
+//! finding costs a hold on a column already known to hold sensitive data,
+//! while a missed one lets it out.
+
+use sqlparser::ast::{
+    BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArguments, ObjectName, Statement, TableFactor, Value, Visitor,
+};
+use std::ops::ControlFlow;
+
+/// A transformed whole row (`reverse(t::text)`, `md5(p.*::text)`): every
+/// column of the table is read through the transform.
+pub const EVERY_COLUMN: &str = "*";
+
+/// Functions whose result spells their input in another form, or a part of
+/// it, on PostgreSQL or MySQL/MariaDB (lower-case, unqualified).
+const TRANSFORMS: &[&str] = &[
+    // Encodings and charset conversions.
+    "encode",
+    "decode",
+    "to_hex",
+    "hex",
+    "unhex",
+    "to_base64",
+    "from_base64",
+    "convert_to",
+    "convert_from",
+    "convert",
+    "textsend",
+    "bin",
+    "oct",
+    "conv",
+    "compress",
+    "aes_encrypt",
+    "des_encrypt",
+    "encrypt",
+    "pgp_sym_encrypt",
+    "quote",
+    "quote_literal",
+    "quote_nullable",
+    // Digests: a short or structured value is recovered by trying them all.
+    "md5",
+    "sha",
+    "sha1",
+    "sha2",
+    "sha224",
+    "sha256",
+    "sha384",
+    "sha512",
+    "digest",
+    "hmac",
+    "crc32",
+    "hashtext",
+    // Parts, order and character maps.
+    "reverse",
+    "translate",
+    "replace",
+    "regexp_replace",
+    "overlay",
+    "insert",
+    "substr",
+    "substring",
+    "substring_index",
+    "mid",
+    "left",
+    "right",
+    "split_part",
+    "lpad",
+    "rpad",
+    "repeat",
+    "ascii",
+    "ord",
+    "chr",
+    "char",
+    "string_to_array",
+    "regexp_split_to_array",
+    "regexp_split_to_table",
+    "regexp_substr",
+    "concat",
+    "concat_ws",
+    "format",
+    "to_char",
+    "export_set",
+    "make_set",
+    "elt",
+];
+
+/// Aggregates that glue values together: a transform only when nothing
+/// that a detector treats as a boundary separates the values.
+const GLUING_AGGREGATES: &[&str] = &["string_agg", "group_concat", "array_to_string", "listagg"];
+
+/// The columns read through a reversible transform anywhere in
+/// `statements`, lower-cased and unqualified (`p.card` → `card`), sorted
+/// and without repeats; [`EVERY_COLUMN`] for a whole row.
+pub fn transformed_columns(statements: &[Statement]) -> Vec<String> {
+    let mut finder = Finder::default();
+    for statement in statements {
+        let _ = sqlparser::ast::Visit::visit(statement, &mut finder);
+    }
+    let tables = finder.tables;
+    let mut columns: Vec<String> = finder
+        .columns
+        .into_iter()
+        .map(|c| {
+            if tables.contains(&c) {
+                EVERY_COLUMN.to_string()
+            } else {
+                c
+            }
+        })
+        .collect();
+    columns.sort();
+    columns.dedup();
+    columns
+}
+
+#[derive(Default)]
+struct Finder {
+    /// How many transforms enclose the expression being visited.
+    depth: usize,
+    columns: Vec<String>,
+    /// Table names and aliases: a bare one inside a transform is a whole
+    /// row (`reverse(p::text)`).
+    tables: Vec<String>,
+}
+
+impl Visitor for Finder {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, alias, .. } = factor {
+            if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
+                self.tables.push(last.value.to_lowercase());
+            }
+            if let Some(alias) = alias {
+                self.tables.push(alias.name.value.to_lowercase());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if is_transform(expr) {
+            self.depth += 1;
+            // Wildcards are function arguments, not expressions: the
+            // visitor never reaches them on its own.
+            if let Expr::Function(f) = expr {
+                if has_wildcard(f) {
+                    self.columns.push(EVERY_COLUMN.to_string());
+                }
+            }
+        }
+        if self.depth > 0 {
+            match expr {
+                Expr::Identifier(ident) => self.columns.push(ident.value.to_lowercase()),
+                Expr::CompoundIdentifier(parts) => {
+                    if let Some(last) = parts.last() {
+                        self.columns.push(last.value.to_lowercase());
+                    }
+                }
+                Expr::QualifiedWildcard(..) | Expr::Wildcard(..) => {
+                    self.columns.push(EVERY_COLUMN.to_string())
+                }
+                _ => {}
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if is_transform(expr) {
+            self.depth = self.depth.saturating_sub(1);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn is_transform(expr: &Expr) -> bool {
+    match expr {
+        Expr::Function(f) => {
+            let name = last_name(&f.name);
+            TRANSFORMS.contains(&name.as_str())
+                || (GLUING_AGGREGATES.contains(&name.as_str()) && glues(f))
+        }
+        Expr::BinaryOp { op, .. } => matches!(
+            op,
+            BinaryOperator::Plus
+                | BinaryOperator::Minus
+                | BinaryOperator::Multiply
+                | BinaryOperator::Divide
+                | BinaryOperator::Modulo
+                | BinaryOperator::StringConcat
+                | BinaryOperator::BitwiseOr
+                | BinaryOperator::BitwiseAnd
+                | BinaryOperator::BitwiseXor
+                | BinaryOperator::MyIntegerDivide
+                | BinaryOperator::PGBitwiseXor
+                | BinaryOperator::PGBitwiseShiftLeft
+                | BinaryOperator::PGBitwiseShiftRight
+                | BinaryOperator::PGExp
+        ),
+        Expr::Substring { .. } | Expr::Overlay { .. } => true,
+        Expr::Convert { charset, .. } => charset.is_some(),
+        Expr::Cast { data_type, .. } => binary_type(data_type),
+        _ => false,
+    }
+}
+
+/// A cast whose text output spells the value's bytes (PostgreSQL shows
+/// `bytea` as hex).
+fn binary_type(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Bytea | DataType::Binary(_) | DataType::Varbinary(_) | DataType::Blob(_)
+    )
+}
+
+/// Whether an aggregate's separator leaves neighbouring values glued: no
+/// separator (GROUP_CONCAT's default is a comma, STRING_AGG requires one),
+/// or one without any character that is not a letter or digit.
+fn glues(f: &Function) -> bool {
+    let FunctionArguments::List(list) = &f.args else {
+        return false;
+    };
+    let separator = list.clauses.iter().find_map(|c| match c {
+        FunctionArgumentClause::Separator(v) => Some(&v.value),
+        _ => None,
+    });
+    let name = last_name(&f.name);
+    let separator = match separator {
+        Some(v) => Some(v.clone()),
+        None if name == "group_concat" => return false,
+        None => list.args.get(1).and_then(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => Some(v.value.clone()),
+            _ => None,
+        }),
+    };
+    match separator {
+        Some(Value::SingleQuotedString(s)) | Some(Value::DoubleQuotedString(s)) => {
+            s.chars().all(char::is_alphanumeric)
+        }
+        // An expression or parameter may be '' at run time.
+        _ => true,
+    }
+}
+
+fn has_wildcard(f: &Function) -> bool {
+    let FunctionArguments::List(list) = &f.args else {
+        return false;
+    };
+    list.args.iter().any(|a| {
+        matches!(
+            a,
+            FunctionArg::Unnamed(FunctionArgExpr::Wildcard)
+                | FunctionArg::Unnamed(FunctionArgExpr::QualifiedWildcard(_))
+        )
+    })
+}
+
+fn last_name(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.to_lowercase())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
+    use sqlparser::parser::Parser;
+
+    fn pg(sql: &str) -> Vec<String> {
+        transformed_columns(&Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap())
+    }
+
+    fn my(sql: &str) -> Vec<String> {
+        transformed_columns(&Parser::parse_sql(&MySqlDialect {}, sql).unwrap())
+    }
+
+    #[test]
+    fn plain_reads_transform_nothing() {
+        assert!(pg("SELECT card, email FROM payments WHERE id = 1").is_empty());
+        assert!(pg("SELECT count(*), max(card) FROM payments").is_empty());
+        assert!(pg("SELECT string_agg(email, ', ') FROM users").is_empty());
+        assert!(my("SELECT GROUP_CONCAT(email) FROM users").is_empty());
+        assert!(pg("SELECT lower(email) FROM users").is_empty());
+    }
+
+    #[test]
+    fn encodings_parts_and_arithmetic_name_their_columns() {
+        assert_eq!(pg("SELECT reverse(email) FROM users"), ["email"]);
+        assert_eq!(
+            pg("SELECT encode(p.card::text::bytea, 'base64') FROM payments p"),
+            ["card"]
+        );
+        assert_eq!(
+            pg("SELECT left(card, 6), right(\"Card\", 10) FROM payments"),
+            ["card"]
+        );
+        assert_eq!(pg("SELECT card + 1 FROM payments"), ["card"]);
+        assert_eq!(pg("SELECT card::text || '0' FROM payments"), ["card"]);
+        assert_eq!(
+            pg("SELECT substring(ssn from 1 for 3) FROM people"),
+            ["ssn"]
+        );
+        assert_eq!(pg("SELECT card::bytea FROM payments"), ["card"]);
+        assert_eq!(pg("SELECT md5(email) FROM users"), ["email"]);
+        assert_eq!(
+            pg("SELECT translate(email, 'abc', 'xyz') FROM users"),
+            ["email"]
+        );
+        assert_eq!(
+            my("SELECT HEX(card), TO_BASE64(email) FROM t"),
+            ["card", "email"]
+        );
+        assert_eq!(my("SELECT CONVERT(email USING utf16) FROM t"), ["email"]);
+        assert_eq!(my("SELECT CAST(card AS BINARY) FROM t"), ["card"]);
+    }
+
+    #[test]
+    fn aggregates_glue_only_without_a_separator() {
+        assert_eq!(pg("SELECT string_agg(email, '') FROM users"), ["email"]);
+        assert_eq!(pg("SELECT string_agg(email, $1) FROM users"), ["email"]);
+        assert_eq!(
+            my("SELECT GROUP_CONCAT(card SEPARATOR '') FROM t"),
+            ["card"]
+        );
+        assert!(my("SELECT GROUP_CONCAT(card SEPARATOR ' | ') FROM t").is_empty());
+    }
+
+    #[test]
+    fn a_transformed_row_reads_every_column() {
+        assert_eq!(pg("SELECT md5(p::text) FROM payments p"), [EVERY_COLUMN]);
+        assert_eq!(
+            pg("SELECT reverse(payments::text) FROM payments"),
+            [EVERY_COLUMN]
+        );
+        assert_eq!(my("SELECT MD5(CONCAT_WS(',', t.*)) FROM t"), [EVERY_COLUMN]);
+    }
+
+    #[test]
+    fn transforms_in_subqueries_and_where_clauses_count() {
+        assert_eq!(
+            pg("SELECT x FROM (SELECT reverse(email) AS x FROM users) s"),
+            ["email"]
+        );
+        // A predicate on a transform answers questions about the value.
+        assert_eq!(
+            pg("SELECT id FROM payments WHERE left(card, 1) = '4'"),
+            ["card"]
+        );
+    }
+}
