@@ -94,6 +94,7 @@ fn session() -> SessionInfo {
         database: "test".into(),
         protocol: Protocol::Postgres,
         confinement: Default::default(),
+        ending: Default::default(),
         tls: false,
     }
 }

@@ -1068,3 +1068,58 @@ fn what_a_client_sends_behind_a_held_statement_waits_its_turn_and_a_quit_withdra
     }
     assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM h"), "1");
 }
+
+#[test]
+fn a_hold_whose_database_connection_is_killed_is_withdrawn_and_cannot_be_approved() {
+    let db = MyDb::create("holds_killed");
+    mariadb_direct(&db.name, "CREATE TABLE h (x INT)");
+    let gateway = holding_gateway();
+    let inbox = inbox(&gateway);
+    let client = mariadb_command(&gateway.mysql_addr, AGENT, AGENT_PASSWORD, &db.name, &[])
+        .args(["-e", "INSERT INTO h VALUES (1)"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = pending_id(&inbox);
+    // The gateway's upstream connection for the session is the one in the
+    // test's database.
+    let ids = mariadb_direct(
+        "",
+        &format!(
+            "SELECT id FROM information_schema.processlist WHERE db = '{}' AND id <> CONNECTION_ID()",
+            db.name
+        ),
+    );
+    for upstream in ids.lines() {
+        mariadb_direct("", &format!("KILL CONNECTION {upstream}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let request = loop {
+        let request = api(&inbox, "GET", &format!("/api/requests/{id}"), "");
+        if request["state"] == "withdrawn" {
+            break request;
+        }
+        assert!(Instant::now() < deadline, "not withdrawn: {request}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        request["ended_because"]
+            .as_str()
+            .unwrap_or("")
+            .contains("database connection was lost"),
+        "{request}"
+    );
+    let (status, refused) = http(
+        &inbox,
+        "POST",
+        &format!("/api/requests/{id}/approve"),
+        Some("dba1-token"),
+        "{}",
+    );
+    assert_eq!(status, 409, "{refused}");
+    let out = client.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("withdrawn"), "{}", text(&out));
+    assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM h"), "0");
+}

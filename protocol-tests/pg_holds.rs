@@ -357,6 +357,109 @@ fn a_cancel_or_a_disconnect_withdraws_the_request() {
     assert!(!table_exists(&db.name, "gone_t"));
 }
 
+/// Request `id` once it reaches `state`.
+fn request_in_state(inbox: &str, id: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, request) = http(
+            inbox,
+            "GET",
+            &format!("/api/requests/{id}"),
+            Some(&token("dba1")),
+            "",
+        );
+        if request["state"] == state {
+            return request;
+        }
+        assert!(Instant::now() < deadline, "not {state}: {request}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The verdicts of the audit log's decision records for request `id`.
+fn decisions_logged(dir: &std::path::Path, id: &str) -> Vec<String> {
+    let mut verdicts = Vec::new();
+    airlock::audit::read::for_each(&dir.join("var/audit"), |_, r| {
+        if r["kind"] == "decision" && r.get("request").and_then(Value::as_str) == Some(id) {
+            verdicts.push(r["verdict"].as_str().unwrap_or("").to_string());
+        }
+        true
+    })
+    .unwrap();
+    verdicts
+}
+
+#[test]
+fn a_request_whose_database_connection_is_lost_is_withdrawn_and_cannot_be_approved() {
+    let db = TestDb::create("holds_lost");
+    let gateway = gateway();
+    let inbox = inbox(&gateway);
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE lost_t (x int)",
+    );
+    let id = pending(&inbox)["id"].as_str().unwrap().to_string();
+    // The session's upstream connection (and any idle one) to the database.
+    psql_direct(
+        "test",
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            db.name
+        ),
+    );
+    let request = request_in_state(&inbox, &id, "withdrawn");
+    assert!(
+        request["ended_because"]
+            .as_str()
+            .unwrap_or("")
+            .contains("database connection was lost"),
+        "{request}"
+    );
+    let (status, refused) = decide(&inbox, "dba1", &id, "approve", "");
+    assert_eq!(status, 409, "{refused}");
+    let out = psql.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!table_exists(&db.name, "lost_t"));
+    let dir = gateway.stop();
+    assert_eq!(decisions_logged(dir.path(), &id), ["withdrawn"]);
+}
+
+#[test]
+fn requests_a_crashed_gateway_left_pending_are_withdrawn_when_it_restarts() {
+    let db = TestDb::create("holds_crash");
+    let gateway = gateway();
+    let inbox_before = inbox(&gateway);
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE crashed_t (x int)",
+    );
+    let id = pending(&inbox_before)["id"].as_str().unwrap().to_string();
+    let dir = gateway.crash();
+    let _ = psql.wait_with_output();
+    let config = dir.path().join("airlock.toml");
+    let again = Gateway::spawn(dir, &["serve", "--config", config.to_str().unwrap()], &[]);
+    let inbox = inbox(&again);
+    let request = request_in_state(&inbox, &id, "withdrawn");
+    assert!(
+        request["ended_because"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stopped before a decision"),
+        "{request}"
+    );
+    assert_eq!(decide(&inbox, "dba1", &id, "approve", "").0, 409);
+    assert!(!table_exists(&db.name, "crashed_t"));
+    let dir = again.stop();
+    assert_eq!(decisions_logged(dir.path(), &id), ["withdrawn"]);
+}
+
 fn pending_other_than(inbox: &str, old: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

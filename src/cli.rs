@@ -628,6 +628,24 @@ fn serve(args: ServeArgs) -> ExitCode {
 /// The identity a zero-configuration gateway lets agents log in with. Its
 /// password is kept under the state directory (mode 0600) so that restarts
 /// do not change it.
+/// This gateway's id, kept in `<state_dir>/gateway-id` (created on first
+/// start): what its hold requests carry, so that after a restart it knows
+/// which pending requests were its own.
+fn gateway_id(state_dir: &Path) -> Result<String, String> {
+    let path = state_dir.join("gateway-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
+    }
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| format!("cannot create state_dir `{}`: {e}", state_dir.display()))?;
+    let id = format!("g-{}", crate::hex::encode(&rand::random::<[u8; 8]>()));
+    std::fs::write(&path, &id).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    Ok(id)
+}
+
 fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> {
     let path = state_dir.join("dev-identity");
     let password = match std::fs::read_to_string(&path) {
@@ -817,7 +835,29 @@ async fn serve_with(config: Config) -> Result<(), String> {
             let notifier = Arc::new(crate::inbox::notify::Notifier::new(config.notify.clone()));
             tokio::spawn(notifier.run(approvals.subscribe_created(), url.clone()));
         }
-        gate = gate.with_approvals(approvals.clone(), &url);
+        let gateway_id = gateway_id(&config.state_dir)?;
+        match approvals.withdraw_orphans(&gateway_id).await {
+            Ok(orphans) => {
+                for request in &orphans {
+                    gate.audit().record(crate::audit::AuditEvent::Decision {
+                        session: &crate::gate::SessionId(request.session.clone()),
+                        request,
+                    });
+                }
+                if !orphans.is_empty() {
+                    tracing::info!(
+                        count = orphans.len(),
+                        "withdrew the requests a previous run left pending"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot withdraw the requests a previous run left pending")
+            }
+        }
+        gate = gate
+            .with_gateway_id(gateway_id)
+            .with_approvals(approvals.clone(), &url);
         tokio::spawn(crate::inbox::serve(
             listener,
             crate::inbox::Inbox {

@@ -85,6 +85,69 @@ pub struct SessionInfo {
     /// What the database enforces for the identity (upstream role,
     /// read-only); statements that would undo it are refused.
     pub confinement: crate::confinement::Confinement,
+    /// Why the session ended, once the relay knows: the reason a statement
+    /// still waiting for approval is withdrawn.
+    pub ending: EndCause,
+}
+
+/// Why a session ended, set once by the relay that sees it end and read by
+/// whatever the session leaves behind (a pending approval request).
+#[derive(Clone, Debug, Default)]
+pub struct EndCause(Arc<std::sync::OnceLock<String>>);
+
+impl EndCause {
+    /// Records the first cause; later ones are ignored.
+    pub fn set(&self, why: &str) {
+        let _ = self.0.set(why.to_string());
+    }
+
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
+/// Ends a held statement's request as withdrawn when the wait for it is
+/// dropped, and records how it ended: every request a session leaves
+/// behind is ended, and every decision it got is in the audit log.
+struct WithdrawOnDrop {
+    approvals: Approvals,
+    audit: Arc<Audit>,
+    session: SessionInfo,
+    /// `None` once the wait finished on its own.
+    id: Option<String>,
+}
+
+impl Drop for WithdrawOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let approvals = self.approvals.clone();
+        let audit = self.audit.clone();
+        let session = self.session.clone();
+        runtime.spawn(async move {
+            let why = format!(
+                "the session ended before a decision ({})",
+                session.ending.get().unwrap_or("its connection closed")
+            );
+            match approvals.end(&id, State::Withdrawn, &why).await {
+                // Decided or not, nobody else will record it now.
+                Ok(Some(request)) => {
+                    audit.record(AuditEvent::Decision {
+                        session: &session.id,
+                        request: &request,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(request = %id, error = %e, "cannot withdraw the request of an ended session")
+                }
+            }
+        });
+    }
 }
 
 /// How a statement reached the gateway.
@@ -233,6 +296,9 @@ pub struct Gate {
     cache: ClassifierCache,
     /// Columns masking has found values in, for `transforms` rules.
     masked_columns: crate::mask::MaskedColumns,
+    /// This gateway's id in the requests it holds (see
+    /// [`Approvals::withdraw_orphans`]).
+    gateway_id: Option<String>,
 }
 
 impl Gate {
@@ -255,6 +321,7 @@ impl Gate {
             mask_key,
             cache: ClassifierCache::with_user_functions(8192, user_functions),
             masked_columns: crate::mask::MaskedColumns::in_memory(),
+            gateway_id: None,
         }
     }
 
@@ -268,6 +335,13 @@ impl Gate {
     /// Remembers the columns a result's masking found values in.
     pub fn learn_masked(&self, stats: &crate::mask::MaskStats) {
         self.masked_columns.learn(stats);
+    }
+
+    /// The requests this gateway holds carry `id` (see
+    /// [`Approvals::withdraw_orphans`]).
+    pub fn with_gateway_id(mut self, id: String) -> Self {
+        self.gateway_id = Some(id);
+        self
     }
 
     /// Holds wait in `approvals` for approvers who decide at `inbox_url`.
@@ -343,6 +417,7 @@ impl Gate {
             votes: Vec::new(),
             ended_because: None,
             consumed_ms: None,
+            gateway: self.gateway_id.clone(),
             impact,
             recent: statements.recent.iter().cloned().collect(),
         };
@@ -457,6 +532,15 @@ impl Gate {
         let Some(approvals) = &self.approvals else {
             return Err(store_unavailable("no approval store"));
         };
+        // Dropped before the wait ends (the session's other half ended it:
+        // the database connection went away, the task was stopped), the
+        // request must not stay live: nobody would run it if approved.
+        let mut guard = WithdrawOnDrop {
+            approvals: approvals.clone(),
+            audit: self.audit.clone(),
+            session: session.clone(),
+            id: Some(request.id.clone()),
+        };
         let left = request.expires_ms.saturating_sub(approval::now_ms());
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(left);
         let waited = tokio::select! {
@@ -466,6 +550,7 @@ impl Gate {
                 .await
                 .and_then(|r| r.ok_or_else(|| crate::approval::store::StoreError::vanished(&request.id))),
         };
+        guard.id = None;
         let mut ended = match waited {
             Ok(r) => r,
             Err(e) => return Err(store_unavailable(&e.to_string())),
@@ -801,6 +886,7 @@ mod tests {
             protocol,
             tls: false,
             confinement: Default::default(),
+            ending: Default::default(),
         }
     }
 

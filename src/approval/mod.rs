@@ -87,6 +87,11 @@ pub struct HoldRequest {
     /// the request to whichever gateway's inbox shows it.
     #[serde(default)]
     pub recent: Vec<Recent>,
+    /// The gateway whose session waits on the request (its id, kept in
+    /// its state directory): a gateway that restarts withdraws the requests
+    /// its previous run left pending, whose statements can no longer run.
+    #[serde(default)]
+    pub gateway: Option<String>,
 }
 
 /// One statement of the requester's session and what Airlock decided.
@@ -222,6 +227,7 @@ mod tests {
             votes: Vec::new(),
             ended_because: None,
             consumed_ms: None,
+            gateway: None,
             impact: None,
             recent: Vec::new(),
         }

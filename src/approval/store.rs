@@ -224,6 +224,26 @@ impl Approvals {
         }
     }
 
+    /// Ends the requests a previous run of gateway `gateway` left pending:
+    /// the sessions that held them ended with that run (a crash, a kill),
+    /// so their statements can no longer run. Returns the requests ended.
+    pub async fn withdraw_orphans(&self, gateway: &str) -> Result<Vec<HoldRequest>, StoreError> {
+        let mut ended = Vec::new();
+        for request in self.list(Some(State::Pending), i64::MAX as usize).await? {
+            if request.gateway.as_deref() != Some(gateway) {
+                continue;
+            }
+            let why =
+                "the gateway holding it stopped before a decision; the statement can no longer run";
+            if let Some(r) = self.end(&request.id, State::Withdrawn, why).await? {
+                if r.state == State::Withdrawn {
+                    ended.push(r);
+                }
+            }
+        }
+        Ok(ended)
+    }
+
     /// Ends a pending request as expired or withdrawn; returns the request
     /// as it now is (unchanged if it was decided meanwhile).
     pub async fn end(

@@ -364,6 +364,7 @@ async fn open(
         protocol: Protocol::Mysql,
         confinement: logged_in.identity.confinement.clone(),
         tls: logged_in.packets.get_ref().is_tls(),
+        ending: Default::default(),
     };
     let ok = OkPacket {
         affected_rows: 0,

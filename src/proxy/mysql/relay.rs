@@ -609,6 +609,7 @@ impl Relay {
         let reply_seq = self.client.seq();
         let Relay {
             client,
+            upstream,
             shutdown,
             cancelled,
             gate,
@@ -622,6 +623,14 @@ impl Relay {
                 tokio::select! {
                     _ = cancelled.changed() => return "the client cancelled the statement (KILL QUERY)".to_string(),
                     _ = shutdown.wait_for(|stop| *stop) => return "Airlock is shutting down".to_string(),
+                    // The server sends nothing unasked on an idle connection
+                    // but its last words (an error such as "connection was
+                    // killed", or the close itself): the held statement could
+                    // no longer run there.
+                    _ = upstream.packets.read() => {
+                        session.ending.set("the database connection was lost");
+                        return "the database connection was lost".to_string();
+                    }
                     read = next_command(client), if stash.len() < MAX_STASHED => match read {
                         Ok(Some(packet)) => {
                             let quit = packet.payload.first() == Some(&COM_QUIT);

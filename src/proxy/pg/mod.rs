@@ -264,6 +264,7 @@ async fn log_in(
         protocol: Protocol::Postgres,
         confinement: identity.confinement.clone(),
         tls: stream.is_tls(),
+        ending: Default::default(),
     };
     // A client asking for a newer minor version or for protocol options is
     // told what this session speaks: 3.0, no options.
@@ -406,7 +407,16 @@ async fn run_session(
                 };
                 (Some(f), b)
             }
-            b = &mut back_run => (None, Some(b)),
+            b = &mut back_run => {
+                // The front loop is dropped with this block, perhaps in
+                // the middle of a hold: say why, for the request it leaves.
+                session.ending.set(match b {
+                    BackEnd::UpstreamGone => "the database connection was lost",
+                    BackEnd::ClientGone => "the client disconnected",
+                    _ => "the session ended",
+                });
+                (None, Some(b))
+            }
         }
     };
 
