@@ -529,6 +529,24 @@ fn a_held_statement_waits_on_its_connection_until_decided() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(stdout(&out), "1");
     assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM h"), "1");
+    // What it did is on the request.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let outcome = loop {
+        let request = api(&inbox, "GET", &format!("/api/requests/{id}"), "");
+        if !request["outcome"].is_null() {
+            break request["outcome"].clone();
+        }
+        assert!(Instant::now() < deadline, "no outcome: {request}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(outcome["ok"], true, "{outcome}");
+    assert!(
+        outcome["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("OK 1 rows affected in "),
+        "{outcome}"
+    );
 
     // Denied: ERR 1227 naming the approver and the reason.
     let client = spawn("INSERT INTO h VALUES (2)");

@@ -184,6 +184,7 @@ fn a_held_statement_runs_once_another_identity_approves() {
     assert_eq!(request["rule"], "hold-ddl");
     assert_eq!(request["classes"], serde_json::json!(["ddl"]));
     assert_eq!(request["state"], "pending");
+    assert_eq!(request["waiting"], true, "{request}");
     assert!(!table_exists(&db.name, "approved_t"), "nothing ran yet");
 
     // No token, a wrong token: nothing is shown or decided.
@@ -214,6 +215,14 @@ fn a_held_statement_runs_once_another_identity_approves() {
         "{said}"
     );
     assert!(table_exists(&db.name, "approved_t"));
+    // What it did is on the request, for approvers and History.
+    let outcome = request_with_outcome(&inbox, &id);
+    assert_eq!(outcome["ok"], true, "{outcome}");
+    let summary = outcome["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("CREATE TABLE in ") && summary.ends_with(" ms"),
+        "{summary}"
+    );
 
     // The audit log has the hold and the decision, before the result.
     let dir = gateway.stop();
@@ -355,6 +364,25 @@ fn a_cancel_or_a_disconnect_withdraws_the_request() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!table_exists(&db.name, "gone_t"));
+}
+
+/// The outcome recorded on request `id`, once there is one.
+fn request_with_outcome(inbox: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, request) = http(
+            inbox,
+            "GET",
+            &format!("/api/requests/{id}"),
+            Some(&token("dba1")),
+            "",
+        );
+        if !request["outcome"].is_null() {
+            return request["outcome"].clone();
+        }
+        assert!(Instant::now() < deadline, "no outcome: {request}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Request `id` once it reaches `state`.
@@ -629,6 +657,19 @@ async fn extended_protocol_holds_at_execute_and_keeps_the_pipeline_in_order() {
             .data_row()
             .is_some_and(|r| r[0].as_deref() == Some(&b"0"[..]))),
         "the pipelined query ran after the held one: {second:?}"
+    );
+    let outcome = {
+        let (inbox, id) = (inbox.clone(), id.clone());
+        tokio::task::spawn_blocking(move || request_with_outcome(&inbox, &id))
+            .await
+            .unwrap()
+    };
+    assert!(
+        outcome["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("CREATE TABLE in "),
+        "{outcome}"
     );
 
     // Bound again: a new Execute, a new request; denied this time.

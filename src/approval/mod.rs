@@ -92,6 +92,25 @@ pub struct HoldRequest {
     /// its previous run left pending, whose statements can no longer run.
     #[serde(default)]
     pub gateway: Option<String>,
+    /// What the released statement did, once it ran ("DELETE 222 in
+    /// 7.8 ms", "failed: 23505 …"), as the gateway that ran it saw it.
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
+    /// Whether the agent's statement waits on its connection for the
+    /// decision (wait mode) rather than being re-sent later (defer mode).
+    #[serde(default)]
+    pub waiting: bool,
+}
+
+/// What an approved statement did when it ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Whether it completed without an error.
+    pub ok: bool,
+    /// Command tags and times, or the error (values masked).
+    pub summary: String,
 }
 
 /// One statement of the requester's session and what Airlock decided.
@@ -228,6 +247,8 @@ mod tests {
             ended_because: None,
             consumed_ms: None,
             gateway: None,
+            outcome: None,
+            waiting: true,
             impact: None,
             recent: Vec::new(),
         }

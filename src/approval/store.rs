@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use super::{now_ms, vote, Approver, HoldRequest, State, VoteError};
+use super::{now_ms, vote, Approver, HoldRequest, Outcome, State, VoteError};
 use crate::config::StoreLocation;
 use crate::identity::Role;
 
@@ -222,6 +222,16 @@ impl Approvals {
             Some((request, Ok(()))) => Ok(request),
             Some((_, Err(refused))) => Err(Decided::Refused(refused)),
         }
+    }
+
+    /// Records what request `id`'s statement did when it ran.
+    pub async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<(), StoreError> {
+        self.update(id, move |request| {
+            request.outcome = Some(outcome);
+            (Write::Store, ())
+        })
+        .await?;
+        Ok(())
     }
 
     /// Ends the requests a previous run of gateway `gateway` left pending:

@@ -403,9 +403,10 @@ pub async fn history(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
             .collect();
         let _ = write!(
             rows,
-            r#"<tr><td><a href="/requests/{id}">{id}</a></td><td>{state}</td><td>{who}</td><td class="wide"><code>{sql}</code></td><td>{votes}</td></tr>"#,
+            r#"<tr><td><a href="/requests/{id}">{id}</a></td><td>{state}<br><small>{happened}</small></td><td>{who}</td><td class="wide"><code>{sql}</code></td><td>{votes}</td></tr>"#,
             id = escape(&r.id),
             state = r.state.name(),
+            happened = escape(&what_happened(r)),
             who = escape(&r.requester),
             sql = escape(&shorten(&r.sql, 120)),
             votes = escape(&if deciders.is_empty() {
@@ -419,6 +420,32 @@ pub async fn history(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
         r#"<table id="history"><thead><tr><th>Request</th><th>Outcome</th><th>Requester</th><th class="wide">Statement</th><th>Decisions</th></tr></thead><tbody>{rows}</tbody></table>"#
     );
     page("History", Some((identity, &session)), &body).into_response()
+}
+
+/// What became of a request's statement, in one line: what it did if it
+/// ran, why not if it never did.
+fn what_happened(r: &HoldRequest) -> String {
+    if let Some(o) = &r.outcome {
+        return if o.ok {
+            format!("ran: {}", o.summary)
+        } else {
+            format!("ran and {}", o.summary)
+        };
+    }
+    match r.state {
+        State::Pending => "not run yet: waiting for a decision".into(),
+        State::Approved if r.waiting => "approved; the result is not recorded yet".into(),
+        State::Approved if r.consumed_ms.is_some() => {
+            "approved; re-sent and released (result not recorded)".into()
+        }
+        State::Approved => "approved; not run yet: the agent has to re-send it".into(),
+        State::Denied => "never ran: denied".into(),
+        State::Expired => "never ran: expired without a decision".into(),
+        State::Withdrawn => format!(
+            "never ran: withdrawn because {}",
+            r.ended_because.as_deref().unwrap_or("the agent gave up")
+        ),
+    }
 }
 
 pub async fn request_page(
@@ -503,6 +530,17 @@ fn request_body(r: &HoldRequest, identity: &Identity, session: &WebSession, flas
     ));
     if let Some(why) = &r.ended_because {
         facts.push_str(&fact("Ended", why));
+    }
+    facts.push_str(&fact("What happened", &what_happened(r)));
+    if r.state == State::Pending {
+        facts.push_str(&fact(
+            "Agent",
+            if r.waiting {
+                "waiting: its statement waits on its connection for this decision"
+            } else {
+                "not waiting (defer mode): it re-sends the statement once approved"
+            },
+        ));
     }
     let mut votes = String::new();
     for v in &r.votes {

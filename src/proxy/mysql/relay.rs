@@ -35,7 +35,7 @@ use super::upstream::{self, Upstream};
 use super::{KillMap, MysqlShared};
 use crate::audit::AuditEvent;
 use crate::gate::{
-    Checked, Gate, Origin, Refusal, SessionInfo, SessionStatements, LOCAL_INFILE_RULE,
+    Checked, Gate, Origin, Refusal, Released, SessionInfo, SessionStatements, LOCAL_INFILE_RULE,
 };
 use crate::identity::Identity;
 use crate::mask::mysql::{parse_column_definition, MysqlColumn, MysqlRowMasker};
@@ -154,6 +154,9 @@ pub struct Relay {
     /// sequence id after each: handled in order after the wait, as the
     /// server itself would (it reads the next command only when done).
     stash: VecDeque<(Packet, u8)>,
+    /// The approval that released the statement being answered, which is
+    /// told what the statement did.
+    released: Option<Released>,
 }
 
 /// Why a command could not be completed with the upstream.
@@ -208,6 +211,7 @@ impl Relay {
             prepared: HashMap::new(),
             capture_rows,
             stash: VecDeque::new(),
+            released: None,
         }
     }
 
@@ -344,6 +348,7 @@ impl Relay {
         }
         self.send_upstream(&payload).await?;
         let ok = self.relay_results(Rows::Text, None).await?;
+        self.report_released();
         if ok {
             if let Some(db) = uses.last() {
                 self.session.database = db.clone();
@@ -466,7 +471,15 @@ impl Relay {
             }
         }
         self.send_upstream(&payload).await?;
-        self.relay_results(Rows::Binary, Some(id)).await.map(|_| ())
+        self.relay_results(Rows::Binary, Some(id)).await?;
+        self.report_released();
+        Ok(())
+    }
+
+    fn report_released(&mut self) {
+        if let Some(released) = self.released.take() {
+            released.report(&self.gate);
+        }
     }
 
     async fn fetch(&mut self, payload: &[u8]) -> Step {
@@ -586,6 +599,14 @@ impl Relay {
         if checked.allowed() {
             return Ok(());
         }
+        let id = self.release(checked, sql).await?;
+        self.released = Some(Released::new(id));
+        Ok(())
+    }
+
+    /// Waits for a held statement's decision; the id of the request that
+    /// released it.
+    async fn release(&mut self, checked: &Checked, sql: &[u8]) -> Result<String, Refusal> {
         if !self.gate.waits_for_approval(checked) {
             return Err(checked.refusal().unwrap_or_else(not_allowed));
         }
@@ -946,6 +967,12 @@ impl Relay {
     }
 
     fn record_result(&mut self, tag: &str, tally: Tally, started: Instant) {
+        if let Some(released) = &mut self.released {
+            released.ran(format!(
+                "{tag} in {:.1} ms",
+                started.elapsed().as_secs_f64() * 1000.0
+            ));
+        }
         let masked = self.masker.take_stats();
         self.gate.learn_masked(&masked);
         self.gate.audit().record(AuditEvent::Result {
@@ -966,6 +993,9 @@ impl Relay {
         };
         let message = self.gate.masker().mask_sql_literals(&err.message);
         let code = format!("{} ({})", err.code, err.sqlstate());
+        if let Some(released) = &mut self.released {
+            released.failed(format!("{code} {message}"));
+        }
         self.gate.audit().record(AuditEvent::Error {
             session: &self.session.id,
             code: &code,

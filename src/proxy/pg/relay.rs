@@ -31,7 +31,7 @@ use super::names::{
     self, Change, Lookup, Names, PortalDef, PortalGate, Segment, Source, StatementDef,
 };
 use crate::audit::AuditEvent;
-use crate::gate::{Checked, Gate, Origin, Refusal, SessionInfo, SessionStatements};
+use crate::gate::{Checked, Gate, Origin, Refusal, Released, SessionInfo, SessionStatements};
 use crate::mask::{Column, RowMasker};
 use crate::proxy::Stream;
 use crate::sql::Dialect;
@@ -132,6 +132,8 @@ pub enum Expect {
         completed: usize,
         /// The query destroys the unnamed statement and portal.
         unnamed: [Change; 2],
+        /// The approval that released the query, if one did.
+        released: Option<Released>,
     },
     Parse {
         change: Change,
@@ -158,6 +160,8 @@ pub enum Expect {
     Execute {
         started: Instant,
         portal: Arc<PortalDef>,
+        /// The approval that released the execution, if one did.
+        released: Option<Released>,
     },
     Close {
         change: Change,
@@ -422,19 +426,23 @@ impl Front {
                         if write_out(&mut self.upstream, &mut out).await.is_err() {
                             return FrontEnd::UpstreamGone;
                         }
-                        self.wait_for_approval(&checked, sql).await
+                        self.wait_for_approval(&checked, sql).await.map(Some)
                     } else {
-                        checked.refusal().map_or(Ok(()), Err)
+                        checked.refusal().map_or(Ok(None), Err)
                     };
                     match verdict {
-                        Ok(()) => {
+                        Ok(released) => {
                             // DROP/CREATE/ALTER DATABASE must not find idle
                             // pooled connections in their way.
                             self.pool.before_statement(sql);
                             if opaque(&checked) {
                                 self.barrier = Some(Barrier::Query);
                             }
-                            Step::Forward(self.query_expect(&checked))
+                            let mut expect = self.query_expect(&checked);
+                            if let Expect::Query { released: r, .. } = &mut expect {
+                                *r = released;
+                            }
+                            Step::Forward(expect)
                         }
                         Err(r) => Step::Refuse { code: r.code, message: r.message, ready: true },
                     }
@@ -579,12 +587,12 @@ impl Front {
                                 }
                                 let sql = with_parameters(&held.1, &def.parameters, def.parameters_digest.as_deref());
                                 match self.wait_for_approval(&held.0, &sql).await {
-                                    Ok(()) => {
+                                    Ok(released) => {
                                         if def.statement.opaque() {
                                     self.barrier = Some(Barrier::Execute(self.segment_no));
                                 }
                                         def.released.store(true, std::sync::atomic::Ordering::Relaxed);
-                                        Step::Forward(Expect::Execute { started: Instant::now(), portal: def.clone() })
+                                        Step::Forward(Expect::Execute { started: Instant::now(), portal: def.clone(), released: Some(released) })
                                     }
                                     Err(r) => Step::Refuse { code: r.code, message: r.message, ready: false },
                                 }
@@ -593,7 +601,7 @@ impl Front {
                                 if def.statement.opaque() {
                                     self.barrier = Some(Barrier::Execute(self.segment_no));
                                 }
-                                Step::Forward(Expect::Execute { started: Instant::now(), portal: def.clone() })
+                                Step::Forward(Expect::Execute { started: Instant::now(), portal: def.clone(), released: None })
                             }
                         },
                     }
@@ -727,6 +735,7 @@ impl Front {
             changes,
             completed: 0,
             unnamed,
+            released: None,
         }
     }
 
@@ -833,13 +842,18 @@ impl Front {
     /// and waits. A CancelRequest, the client going away or the gateway
     /// shutting down withdraws the request; what the client pipelines
     /// meanwhile is kept and handled, in order, after the wait.
-    async fn wait_for_approval(&mut self, checked: &Checked, sql: &[u8]) -> Result<(), Refusal> {
+    async fn wait_for_approval(
+        &mut self,
+        checked: &Checked,
+        sql: &[u8],
+    ) -> Result<Released, Refusal> {
         if Gate::is_deferred(checked) {
             let impact = self.impact(checked, sql);
             return self
                 .gate
                 .release_deferred(&self.session, checked, sql, impact, &self.sql_statements)
-                .await;
+                .await
+                .map(Released::new);
         }
         let impact = self.impact(checked, sql).await;
         let (request, notice) = self
@@ -882,7 +896,9 @@ impl Front {
                 }
             }
         };
-        gate.await_release(session, &request, withdraw).await
+        gate.await_release(session, &request, withdraw)
+            .await
+            .map(Released::new)
     }
 
     /// What PostgreSQL plans for a held statement, for the approvers:
@@ -1474,37 +1490,73 @@ impl Back {
                     started,
                     changes,
                     completed,
+                    released,
                     ..
                 },
                 b'C',
             ) => {
                 let started = *started;
                 self.confirm_query_statement(changes, completed, msg.body());
-                self.record_result(msg.body(), started, count);
+                let done = self.record_result(msg.body(), started, count);
+                if let Some(r) = released {
+                    r.ran(done);
+                }
                 false
             }
-            (Expect::Execute { started, .. }, b'C') => {
+            (
+                Expect::Execute {
+                    started, released, ..
+                },
+                b'C',
+            ) => {
                 let started = *started;
-                self.record_result(msg.body(), started, count);
-                true
-            }
-            (Expect::Query { .. }, b'Z') | (Expect::Sync, b'Z') => {
-                self.status = msg.body().first().copied().unwrap_or(b'I');
-                if matches!(head.expect, Expect::Sync) {
-                    self.failed_segment = None;
+                let done = self.record_result(msg.body(), started, count);
+                if let Some(mut r) = released.take() {
+                    r.ran(done);
+                    r.report(&self.gate);
                 }
                 true
             }
-            (Expect::Query { changes, .. }, b'E') => {
+            (Expect::Query { released, .. }, b'Z') => {
+                self.status = msg.body().first().copied().unwrap_or(b'I');
+                if let Some(r) = released.take() {
+                    r.report(&self.gate);
+                }
+                true
+            }
+            (Expect::Sync, b'Z') => {
+                self.status = msg.body().first().copied().unwrap_or(b'I');
+                self.failed_segment = None;
+                true
+            }
+            (
+                Expect::Query {
+                    changes, released, ..
+                },
+                b'E',
+            ) => {
                 // The rest of the query's statements do not run.
                 for c in changes.drain(..) {
                     self.names.settle(&c.change, false);
                 }
-                self.record_error(msg.body(), count);
+                let error = self.record_error(msg.body(), count);
+                if let Some(r) = released {
+                    r.failed(error);
+                }
                 false
             }
             (Expect::Query { .. }, _) => false,
-            (Expect::Execute { .. }, b'I' | b's') => true,
+            (Expect::Execute { released, .. }, b'I' | b's') => {
+                if let Some(mut r) = released.take() {
+                    r.ran(if tag == b's' {
+                        "a first batch of rows (portal suspended)".into()
+                    } else {
+                        "an empty query".into()
+                    });
+                    r.report(&self.gate);
+                }
+                true
+            }
             (Expect::Execute { .. }, b'T' | b'H' | b'G' | b'd' | b'c') => false,
             (Expect::Parse { .. }, b'1')
             | (Expect::Bind { .. }, b'2')
@@ -1512,7 +1564,13 @@ impl Back {
             (Expect::DescribeStatement { .. }, b't') => false,
             (Expect::DescribeStatement { .. } | Expect::DescribePortal { .. }, b'T' | b'n') => true,
             (e, b'E') if e.is_extended() => {
-                self.record_error(msg.body(), count);
+                let error = self.record_error(msg.body(), count);
+                if let Expect::Execute { released, .. } = e {
+                    if let Some(mut r) = released.take() {
+                        r.failed(error);
+                        r.report(&self.gate);
+                    }
+                }
                 // The server now skips everything up to Sync, and so do we —
                 // including what the front loop forwards after this point.
                 self.skip_segment(segment, pending);
@@ -1676,7 +1734,9 @@ impl Back {
         self.loaded = Some(portal.id);
     }
 
-    fn record_result(&mut self, body: &[u8], started: Instant, count: &mut ResultCount) {
+    /// Records a statement's result; returns its tag and time, as shown
+    /// with the approval that released it.
+    fn record_result(&mut self, body: &[u8], started: Instant, count: &mut ResultCount) -> String {
         let tag = Fields::new(body)
             .cstr()
             .map(String::from_utf8_lossy)
@@ -1694,11 +1754,15 @@ impl Back {
             digest: &crate::hex::encode(done.digest.finalize().as_bytes()),
             captured: &done.captured,
         });
+        format!(
+            "{tag} in {:.1} ms",
+            started.elapsed().as_secs_f64() * 1000.0
+        )
     }
 
     /// Records a statement's error; rows it sent before failing are not
     /// carried into the next statement's result.
-    fn record_error(&mut self, body: &[u8], count: &mut ResultCount) {
+    fn record_error(&mut self, body: &[u8], count: &mut ResultCount) -> String {
         *count = ResultCount::default();
         self.masker.take_stats();
         let fields = super::codec::error_fields(body);
@@ -1717,5 +1781,6 @@ impl Back {
             code: get(b'C'),
             message: &message,
         });
+        format!("{} {message}", get(b'C'))
     }
 }
