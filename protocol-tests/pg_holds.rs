@@ -449,6 +449,7 @@ fn a_request_whose_database_connection_is_lost_is_withdrawn_and_cannot_be_approv
     );
     let (status, refused) = decide(&inbox, "dba1", &id, "approve", "");
     assert_eq!(status, 409, "{refused}");
+    assert!(refused.to_string().contains("will never run"), "{refused}");
     let out = psql.wait_with_output().unwrap();
     assert!(!out.status.success(), "{}", text(&out));
     assert!(!table_exists(&db.name, "lost_t"));

@@ -152,8 +152,10 @@ pub enum VoteError {
     NotInGroup(String),
     #[error("you have already decided this request")]
     AlreadyVoted,
-    #[error("the request is already {0}")]
-    Closed(&'static str),
+    /// The request ended before this decision: the state and, for a
+    /// request that will never run, why.
+    #[error("the request is already {0}; this decision was not recorded")]
+    Closed(String),
     #[error("the request expired")]
     Expired,
 }
@@ -177,7 +179,16 @@ pub fn vote(
         return Err(VoteError::NotInGroup(request.group.clone()));
     }
     if request.state != State::Pending {
-        return Err(VoteError::Closed(request.state.name()));
+        let state = match (&request.state, &request.ended_because) {
+            (State::Withdrawn | State::Expired, Some(why)) => {
+                format!(
+                    "{} ({why}) and its statement will never run",
+                    request.state.name()
+                )
+            }
+            (state, _) => state.name().to_string(),
+        };
+        return Err(VoteError::Closed(state));
     }
     if now_ms >= request.expires_ms {
         request.state = State::Expired;
@@ -289,7 +300,7 @@ mod tests {
         };
         assert_eq!(
             vote(&mut r, &cy, false, "late", 2_003),
-            Err(VoteError::Closed("approved"))
+            Err(VoteError::Closed("approved".into()))
         );
     }
 

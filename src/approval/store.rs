@@ -442,9 +442,12 @@ mod tests {
             .vote("r-2", "ana", Role::Approver, &groups, true, "")
             .await
             .unwrap_err();
-        assert!(matches!(
-            err,
-            Decided::Refused(VoteError::Closed("withdrawn"))
-        ));
+        let Decided::Refused(VoteError::Closed(state)) = err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(
+            state,
+            "withdrawn (the client cancelled) and its statement will never run"
+        );
     }
 }
