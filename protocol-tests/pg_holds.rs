@@ -1051,15 +1051,54 @@ fn the_web_inbox_logs_in_shows_requests_escaped_and_decides_with_csrf() {
     );
     assert_eq!(status, 403);
     let csrf = csrf_of(&request);
-    let (status, _, decided) = web(
+    // Enter in a field submits through the first submit button, which is
+    // disabled; Approve and Deny are apart and look different.
+    let form = request
+        .split("id=\"decide\"")
+        .nth(1)
+        .expect("the decision form");
+    let first_button = form.split("<button").nth(1).expect("a button");
+    assert!(
+        first_button.contains("disabled") && !first_button.contains("value=\"approve\""),
+        "{form}"
+    );
+    assert!(form.contains("class=\"approve\"") && form.contains("class=\"deny\""));
+    // A denial needs a reason.
+    let (status, _, refused) = web(
+        &inbox,
+        "POST",
+        &format!("/requests/{id}/decide"),
+        Some(&dba1),
+        &format!("csrf={csrf}&verdict=deny&reason=+"),
+    );
+    assert_eq!(status, 200);
+    assert!(refused.contains("A denial needs a reason"), "{refused}");
+    let (status, head, _) = web(
         &inbox,
         "POST",
         &format!("/requests/{id}/decide"),
         Some(&dba1),
         &format!("csrf={csrf}&verdict=approve&reason=checked+the+plan"),
     );
-    assert_eq!(status, 200);
+    // Post, redirect, get.
+    assert_eq!(status, 303, "{head}");
+    assert!(
+        head.contains(&format!("location: /requests/{id}?decided=1"))
+            || head.contains(&format!("Location: /requests/{id}?decided=1")),
+        "{head}"
+    );
+    let (_, _, decided) = web(
+        &inbox,
+        "GET",
+        &format!("/requests/{id}?decided=1"),
+        Some(&dba1),
+        "",
+    );
     assert!(decided.contains("Your decision on"), "{decided}");
+    assert!(
+        decided.contains("nothing left to decide") && !decided.contains("id=\"approve\""),
+        "{decided}"
+    );
     let out = psql.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let (_, _, history) = web(&inbox, "GET", "/history", Some(&dba1), "");
@@ -1105,7 +1144,31 @@ fn the_web_inbox_logs_in_shows_requests_escaped_and_decides_with_csrf() {
         ids[0],
         ids[1]
     );
-    let (status, _, results) = web(&inbox, "POST", "/batch", Some(&dba1), &form);
+    // First the list of what would be decided; nothing is decided yet.
+    let (status, _, confirm) = web(&inbox, "POST", "/batch", Some(&dba1), &form);
+    assert_eq!(status, 200);
+    assert!(
+        confirm.contains("CREATE TABLE batch_a") && confirm.contains("CREATE TABLE batch_b"),
+        "{confirm}"
+    );
+    assert!(confirm.contains("Deny: 2 requests"), "{confirm}");
+    for id in &ids {
+        let (_, r) = http(
+            &inbox,
+            "GET",
+            &format!("/api/requests/{id}"),
+            Some(&token("dba1")),
+            "",
+        );
+        assert_eq!(r["state"], "pending", "{r}");
+    }
+    let (status, _, results) = web(
+        &inbox,
+        "POST",
+        "/batch",
+        Some(&dba1),
+        &format!("{form}&confirm=yes"),
+    );
     assert_eq!(status, 200);
     assert_eq!(results.matches(": recorded").count(), 2, "{results}");
     for child in [one, two] {
@@ -1115,6 +1178,12 @@ fn the_web_inbox_logs_in_shows_requests_escaped_and_decides_with_csrf() {
 
     // Auditors: the session list and a replay with the chain's status.
     let auditor = web_login(&inbox, "auditor1", "auditor1-web-pw").unwrap();
+    // No decision controls for auditors, and a sentence that says why.
+    let (_, _, pending_page) = web(&inbox, "GET", "/", Some(&auditor), "");
+    assert!(
+        pending_page.contains("You are an auditor") && !pending_page.contains("id=\"batch\""),
+        "{pending_page}"
+    );
     let (status, _, sessions) = web(&inbox, "GET", "/sessions", Some(&auditor), "");
     assert_eq!(status, 200);
     let session = request_session(&gateway, &id);
@@ -1199,7 +1268,10 @@ fn a_held_write_comes_with_its_plan_as_impact_estimate() {
         "",
     );
     assert!(request["impact"].is_null(), "{request}");
-    assert_eq!(decide(&inbox, "dba1", &ddl, "deny", "").0, 200);
+    // A denial without a reason is refused: the agent is shown the reason.
+    let (status, refused) = decide(&inbox, "dba1", &ddl, "deny", " ");
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(decide(&inbox, "dba1", &ddl, "deny", "no DDL today").0, 200);
     let _ = psql.wait_with_output();
 }
 
@@ -1700,4 +1772,67 @@ fn approvers_see_every_statement_of_a_held_query() {
         .collect::<String>();
     assert!(!log.contains(key), "the audit log shows the key");
     assert!(log.matches("DROP TABLE shown_gone").count() >= queries.len());
+}
+
+/// On a phone, an approver has a request open when another approver
+/// decides it: the page shows it decided, without reloading, and its
+/// buttons stop working; it never scrolls sideways.
+#[test]
+fn a_request_page_open_on_a_phone_shows_a_decision_made_elsewhere() {
+    use std::io::BufRead;
+    let db = TestDb::create("holds_phone");
+    let gateway = configured("", true);
+    let inbox = inbox(&gateway);
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inbox-browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE phone_t (x int)",
+    );
+    let id = pending(&inbox)["id"].as_str().unwrap().to_string();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/protocol-tests/drivers/node/inbox_browser.js"
+    );
+    let mut browser = Command::new("node")
+        .arg(script)
+        .arg(format!("http://{inbox}"))
+        .args(["dba1", "dba1-web-pw"])
+        .arg(&shots)
+        .arg("live")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node");
+    let stderr = browser.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = String::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(90)) {
+            Ok(line) if line == format!("opened {id}") => break,
+            Ok(line) => said.push_str(&format!("{line}\n")),
+            Err(_) => panic!("the browser did not open the request: {said}"),
+        }
+    }
+    let (status, _) = decide(&inbox, "dba2", &id, "approve", "from the API");
+    assert_eq!(status, 200);
+    let out = browser.wait_with_output().unwrap();
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(out.status.success(), "browser: {said}{}", rest.join("\n"));
+    assert!(psql.wait_with_output().unwrap().status.success());
+    let size = std::fs::metadata(shots.join("request-decided-elsewhere.png"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(size > 1000, "the screenshot was not saved");
 }

@@ -8,7 +8,7 @@
 //! GET  /api/requests?state=pending|approved|denied|expired|withdrawn|all&limit=N
 //! GET  /api/requests/{id}
 //! POST /api/requests/{id}/approve   {"reason": "…"}   (body optional)
-//! POST /api/requests/{id}/deny      {"reason": "…"}
+//! POST /api/requests/{id}/deny      {"reason": "…"}   (reason required)
 //! ```
 
 use std::path::PathBuf;
@@ -54,6 +54,7 @@ pub fn router(inbox: Inbox) -> Router {
         .route("/events", get(web::events))
         .route("/history", get(web::history))
         .route("/requests/{id}", get(web::request_page))
+        .route("/requests/{id}/state", get(web::request_state))
         .route("/requests/{id}/decide", post(web::decide))
         .route("/batch", post(web::batch))
         .route("/sessions", get(web::sessions))
@@ -238,6 +239,12 @@ async fn decide(
             "the reason is longer than 2000 bytes",
         );
     }
+    if !approve && reason.reason.trim().is_empty() {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "a denial needs a reason (the agent is shown it): {\"reason\": \"…\"}",
+        );
+    }
     match inbox
         .approvals
         .vote(
@@ -246,7 +253,7 @@ async fn decide(
             who.role,
             &who.groups,
             approve,
-            &reason.reason,
+            reason.reason.trim(),
         )
         .await
     {

@@ -143,7 +143,11 @@ nav a{{color:#cfe3ff}} main{{padding:1rem;max-width:70rem;margin:auto}}
 table{{border-collapse:collapse;width:100%;background:#fff}} th,td{{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #e3e6ea;vertical-align:top}}
 pre{{background:#fff;border:1px solid #e3e6ea;padding:.6rem;white-space:pre-wrap;word-break:break-word}}
 .inline{{display:inline}} .error{{color:#a40000;font-weight:600}} .ok{{color:#0a6b2b;font-weight:600}}
-.facts th{{width:9rem;color:#555}} button{{padding:.35rem .8rem}} textarea{{width:100%;min-height:3rem}}
+.facts th{{width:9rem;color:#555}} button{{padding:.35rem .8rem;min-height:44px}} textarea{{width:100%;min-height:3rem}}
+.verdicts{{display:flex;justify-content:space-between;gap:2rem;flex-wrap:wrap}}
+button.approve{{background:#0a6b2b;color:#fff;border:0;border-radius:4px;font-weight:600}}
+button.deny{{background:#fff;color:#a40000;border:2px solid #a40000;border-radius:4px;font-weight:600}}
+button:disabled{{opacity:.45}} .why{{color:#555;font-style:italic}}
 @media (max-width:40rem){{td.wide,th.wide{{display:none}}}}
 </style></head>
 <body><header><b>Airlock</b>{nav}</header><main>
@@ -324,11 +328,22 @@ pub async fn pending(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
         Ok(r) => r,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     };
+    let decides = matches!(identity.role, Role::Approver | Role::Admin);
+    let batch = if decides {
+        format!(
+            r#"<form method="post" action="/batch" id="batch"><input type="hidden" name="csrf" value="{csrf}">
+{no_enter}<p><label>Reason (required to deny) <input name="reason" size="40" maxlength="2000"></label></p>
+<p class="verdicts"><button type="submit" name="verdict" value="approve" id="batch-approve" class="approve">Approve selected…</button>
+<button type="submit" name="verdict" value="deny" id="batch-deny" class="deny">Deny selected…</button></p>
+<p class="why">Both ask you to confirm, with the list of statements, before anything is decided.</p></form>"#,
+            csrf = escape(&session.csrf),
+            no_enter = NO_IMPLICIT_SUBMIT,
+        )
+    } else {
+        r#"<p class="why" id="why-no-decision">You are an auditor: you can read requests but not decide them.</p>"#.to_string()
+    };
     let body = format!(
-        r#"<form method="post" action="/batch" id="batch"><input type="hidden" name="csrf" value="{csrf}">
-<p><label>Reason <input name="reason" size="40"></label>
-<button type="submit" name="verdict" value="approve" id="batch-approve">Approve selected</button>
-<button type="submit" name="verdict" value="deny" id="batch-deny">Deny selected</button></p></form>
+        r#"{batch}
 <table id="pending"><thead><tr><th></th><th>Request</th><th>Requester</th><th class="wide">Statement</th><th>Rule</th><th>Age</th><th>Time left</th></tr></thead>
 <tbody id="pending-rows">{rows}</tbody></table>
 <p><small id="live">Live: the list updates by itself.</small></p>
@@ -343,7 +358,6 @@ pub async fn pending(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
   events.onerror = function () {{ document.getElementById('live').textContent = 'Live updates paused; reload to resume.'; }};
 }})();
 </script>"#,
-        csrf = escape(&session.csrf),
         rows = pending_rows(&requests),
     );
     page("Pending requests", Some((identity, &session)), &body).into_response()
@@ -448,10 +462,17 @@ fn what_happened(r: &HoldRequest) -> String {
     }
 }
 
+#[derive(Deserialize)]
+pub struct RequestPageQuery {
+    #[serde(default)]
+    decided: Option<String>,
+}
+
 pub async fn request_page(
     Extract(inbox): Extract<Inbox>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<RequestPageQuery>,
 ) -> Response {
     let (identity, session, _) = match signed_in(&inbox, &headers) {
         Ok(s) => s,
@@ -472,12 +493,32 @@ pub async fn request_page(
         }
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     };
+    let flash = if query.decided.is_some() {
+        format!(
+            r#"<p class="ok" id="flash" aria-live="polite">Your decision on {} is recorded.</p>"#,
+            escape(&request.id)
+        )
+    } else {
+        String::new()
+    };
     page(
         &format!("Request {}", request.id),
         Some((identity, &session)),
-        &request_body(&request, identity, &session, ""),
+        &request_body(&request, identity, &session, &flash),
     )
     .into_response()
+}
+
+/// Percent-encodes `s` for a URL path or query.
+fn form_urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn request_body(r: &HoldRequest, identity: &Identity, session: &WebSession, flash: &str) -> String {
@@ -557,23 +598,39 @@ fn request_body(r: &HoldRequest, identity: &Identity, session: &WebSession, flas
         );
     }
     let recent = recent_statements(r);
-    let can_decide = r.state == State::Pending
-        && matches!(identity.role, Role::Approver | Role::Admin)
-        && identity.name != r.requester
-        && identity.groups.contains(&r.group);
-    let forms = if can_decide {
-        format!(
+    let forms = match why_not_decider(r, identity) {
+        None => format!(
             r#"<form method="post" action="/requests/{id}/decide" id="decide"><input type="hidden" name="csrf" value="{csrf}">
-<p><label>Reason<br><textarea name="reason"></textarea></label></p>
-<p><button type="submit" name="verdict" value="approve" id="approve">Approve</button>
-<button type="submit" name="verdict" value="deny" id="deny">Deny</button></p></form>"#,
+{no_enter}<p><label>Reason (required to deny; the agent is shown it)<br><textarea name="reason" id="reason" maxlength="2000"></textarea></label></p>
+<p class="verdicts"><button type="submit" name="verdict" value="approve" id="approve" class="approve">Approve and run</button>
+<button type="submit" name="verdict" value="deny" id="deny" class="deny">Deny</button></p></form>
+<p id="decided-elsewhere" class="why" aria-live="polite"></p>
+<script>
+(function () {{
+  var id = {id_js};
+  var events = new EventSource('/events');
+  events.addEventListener('changed', function (e) {{
+    if (e.data !== id) return;
+    fetch('/requests/' + encodeURIComponent(id) + '/state', {{credentials: 'same-origin'}})
+      .then(function (r) {{ return r.ok ? r.json() : null; }})
+      .then(function (s) {{
+        if (!s || s.state === 'pending') return;
+        document.querySelectorAll('#decide button').forEach(function (b) {{ b.disabled = true; }});
+        document.getElementById('decided-elsewhere').textContent =
+          'This request is now ' + s.state + ' (' + s.what_happened + '); your decision is no longer needed.';
+      }});
+  }});
+}})();
+</script>"#,
             id = escape(&r.id),
+            id_js = json_string(&r.id),
             csrf = escape(&session.csrf),
-        )
-    } else if r.state == State::Pending && identity.name == r.requester {
-        "<p>This is your own request: someone else decides it.</p>".into()
-    } else {
-        String::new()
+            no_enter = NO_IMPLICIT_SUBMIT,
+        ),
+        Some(why) => format!(
+            r#"<p class="why" id="why-no-decision">{}</p>"#,
+            escape(&why)
+        ),
     };
     format!(
         r#"{flash}<h2>Statement</h2><pre id="statement">{sql}</pre>
@@ -589,6 +646,68 @@ fn request_body(r: &HoldRequest, identity: &Identity, session: &WebSession, flas
             None => "<p>Not available (Airlock asks PostgreSQL for a plan only for a single query that reads, writes or exports).</p>".into(),
         },
     )
+}
+
+/// A form's first submit button, disabled: pressing Enter in a field
+/// submits a form through its first submit button, and a disabled one
+/// submits nothing — Enter never approves.
+const NO_IMPLICIT_SUBMIT: &str =
+    r#"<button type="submit" disabled hidden aria-hidden="true" tabindex="-1"></button>"#;
+
+/// Why `identity` cannot decide `r`, in a sentence; `None` when it can.
+fn why_not_decider(r: &HoldRequest, identity: &Identity) -> Option<String> {
+    if r.state != State::Pending {
+        return Some(format!(
+            "This request is {}: there is nothing left to decide.",
+            r.state.name()
+        ));
+    }
+    match identity.role {
+        Role::Auditor => {
+            return Some("You are an auditor: you can read requests but not decide them.".into())
+        }
+        Role::Agent => return Some("Agents do not decide requests.".into()),
+        Role::Approver | Role::Admin => {}
+    }
+    if identity.name == r.requester {
+        return Some("This is your own request: someone else decides it.".into());
+    }
+    if !identity.groups.contains(&r.group) {
+        return Some(format!(
+            "Only members of group \"{}\" decide this request, and you are not one.",
+            r.group
+        ));
+    }
+    None
+}
+
+/// `s` as a JavaScript string literal, safe inside a `<script>` element.
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s)
+        .unwrap_or_else(|_| "\"\"".into())
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+/// A request's state for the live request page (signed-in sessions).
+pub async fn request_state(
+    Extract(inbox): Extract<Inbox>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if signed_in(&inbox, &headers).is_err() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match inbox.approvals.get(&id).await {
+        Ok(Some(r)) => axum::Json(serde_json::json!({
+            "state": r.state.name(),
+            "what_happened": what_happened(&r),
+        }))
+        .into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
 }
 
 /// The requester's last statements in the session (masked, as logged),
@@ -635,10 +754,14 @@ pub async fn decide(
         return (StatusCode::FORBIDDEN, "invalid CSRF token; reload the page").into_response();
     }
     let flash = match cast(&inbox, identity, &id, &form.verdict, &form.reason).await {
-        Ok(()) => format!(
-            r#"<p class="ok" id="flash">Your decision on {} is recorded.</p>"#,
-            escape(&id)
-        ),
+        // Post, redirect, get: a reload does not send the decision again.
+        Ok(()) => {
+            return axum::response::Redirect::to(&format!(
+                "/requests/{}?decided=1",
+                form_urlencode(&id)
+            ))
+            .into_response()
+        }
         Err(why) => format!(r#"<p class="error" id="flash">{}</p>"#, escape(&why)),
     };
     match inbox.approvals.get(&id).await {
@@ -669,6 +792,11 @@ async fn cast(
     };
     if reason.len() > 2000 {
         return Err("The reason is longer than 2000 bytes.".into());
+    }
+    // A stray Enter or space around the reason is not part of it.
+    let reason = reason.trim();
+    if !approve && reason.is_empty() {
+        return Err("A denial needs a reason: the agent is shown it.".into());
     }
     match inbox
         .approvals
@@ -710,8 +838,16 @@ pub async fn batch(
         return (StatusCode::FORBIDDEN, "invalid CSRF token; reload the page").into_response();
     }
     let (verdict, reason) = (get("verdict").to_string(), get("reason").to_string());
+    let ids: Vec<&String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "ids")
+        .map(|(_, v)| v)
+        .collect();
+    if get("confirm") != "yes" {
+        return batch_confirmation(&inbox, identity, &session, &ids, &verdict, &reason).await;
+    }
     let mut results = String::new();
-    for id in pairs.iter().filter(|(k, _)| k == "ids").map(|(_, v)| v) {
+    for id in ids {
         let outcome = match cast(&inbox, identity, id, &verdict, &reason).await {
             Ok(()) => "recorded".to_string(),
             Err(why) => why,
@@ -727,6 +863,77 @@ pub async fn batch(
         &format!(r#"<ul id="batch-results">{results}</ul><p><a href="/">Back to pending</a></p>"#),
     )
     .into_response()
+}
+
+/// The first step of a batch decision: what would be decided, statement by
+/// statement, and one button that confirms exactly that list.
+async fn batch_confirmation(
+    inbox: &Inbox,
+    identity: &Identity,
+    session: &WebSession,
+    ids: &[&String],
+    verdict: &str,
+    reason: &str,
+) -> Response {
+    let back = r#"<p><a href="/">Back to pending</a></p>"#;
+    let problem = match verdict {
+        _ if ids.is_empty() => Some("No request was selected."),
+        "approve" | "deny" => None,
+        _ => Some("Choose approve or deny."),
+    }
+    .or((verdict == "deny" && reason.trim().is_empty())
+        .then_some("A denial needs a reason: the agent is shown it."));
+    if let Some(problem) = problem {
+        return page(
+            "Batch decision",
+            Some((identity, session)),
+            &format!(r#"<p class="error" id="flash">{problem}</p>{back}"#),
+        )
+        .into_response();
+    }
+    let mut items = String::new();
+    let mut hidden = String::new();
+    for id in ids {
+        let line = match inbox.approvals.get(id).await {
+            Ok(Some(r)) => format!(
+                "<li><a href=\"/requests/{id}\">{id}</a> — {who}, rule {rule}, {state}<pre>{sql}</pre></li>",
+                id = escape(&r.id),
+                who = escape(&r.requester),
+                rule = escape(&r.rule),
+                state = r.state.name(),
+                sql = escape(&r.sql),
+            ),
+            _ => format!("<li>{}: no such request</li>", escape(id)),
+        };
+        items.push_str(&line);
+        let _ = write!(
+            hidden,
+            r#"<input type="hidden" name="ids" value="{}">"#,
+            escape(id)
+        );
+    }
+    let (class, action) = if verdict == "approve" {
+        ("approve", "Approve and run")
+    } else {
+        ("deny", "Deny")
+    };
+    let body = format!(
+        r#"<p>{action} these {n} request{s}{reason_note}?</p><ol id="batch-list">{items}</ol>
+<form method="post" action="/batch" id="batch-confirm"><input type="hidden" name="csrf" value="{csrf}">{hidden}
+<input type="hidden" name="verdict" value="{verdict}"><input type="hidden" name="reason" value="{reason}"><input type="hidden" name="confirm" value="yes">
+<p class="verdicts"><button type="submit" id="batch-confirm-button" class="{class}">{action}: {n} request{s}</button> <a href="/">Cancel</a></p></form>"#,
+        n = ids.len(),
+        s = if ids.len() == 1 { "" } else { "s" },
+        reason_note = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(", giving the reason “{}”", escape(reason))
+        },
+        csrf = escape(&session.csrf),
+        verdict = escape(verdict),
+        reason = escape(reason),
+    );
+    page("Confirm batch decision", Some((identity, session)), &body).into_response()
 }
 
 /// `application/x-www-form-urlencoded` pairs, repeated names kept.
