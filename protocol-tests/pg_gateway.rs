@@ -170,6 +170,30 @@ fn config_check_names_file_key_and_problem() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(stdout_of(&out).contains("OK"));
+    // The default policy holds for group dba, and nobody here can approve.
+    assert!(
+        stdout_of(&out).contains("warning: hold group \"dba\" has nobody who can approve"),
+        "{}",
+        stdout_of(&out)
+    );
+
+    // An approver who cannot sign in, and no agent: both said.
+    let lonely = write(
+        dir.path(),
+        "lonely.toml",
+        "[[identity]]\nname = \"ann\"\nrole = \"approver\"\ngroups = [\"dba\"]\npassword = \"x\"\n",
+    );
+    let out = std::process::Command::new(support::gateway::binary())
+        .args(["config", "check", &lonely])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let said = stdout_of(&out);
+    assert!(said.contains("no identity has role \"agent\""), "{said}");
+    assert!(
+        said.contains("identity \"ann\" (approver) cannot sign in"),
+        "{said}"
+    );
 
     // Serving with a bad file fails the same way, before listening.
     let out = std::process::Command::new(support::gateway::binary())

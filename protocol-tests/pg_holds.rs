@@ -1281,7 +1281,6 @@ fn a_held_write_comes_with_its_plan_as_impact_estimate() {
 /// list and the request page go to `target/tmp/inbox-browser/`.
 #[test]
 fn a_browser_watches_the_hold_arrive_opens_it_and_approves_it() {
-    use std::io::BufRead;
     let db = TestDb::create("holds_browser");
     let gateway = configured("", true);
     let inbox = inbox(&gateway);
@@ -1290,43 +1289,14 @@ fn a_browser_watches_the_hold_arrive_opens_it_and_approves_it() {
     for name in ["pending-list.png", "request-page.png"] {
         let _ = std::fs::remove_file(shots.join(name));
     }
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/protocol-tests/drivers/node/inbox_browser.js"
-    );
-    let mut browser = Command::new("node")
-        .arg(script)
-        .arg(format!("http://{inbox}"))
-        .args(["dba1", "dba1-web-pw"])
-        .arg(&shots)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node");
     // The page is open and logged in before the statement is held.
-    let stderr = browser.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let mut said = String::new();
-    loop {
-        match rx.recv_timeout(Duration::from_secs(90)) {
-            Ok(line) if line == "ready" => break,
-            Ok(line) => said.push_str(&format!("{line}\n")),
-            Err(_) => panic!("the browser did not log in: {said}"),
-        }
-    }
+    let (browser, rx) = spawn_browser(&inbox, "dba1", "dba1-web-pw", &shots, "approve");
+    browser_says(&rx, "ready");
     let hostile = r#"CREATE TABLE "<script>document.title='pwned'</script>" (x int)"#;
     let psql = psql_spawn(&gateway, AGENT, AGENT_PASSWORD, &db.name, hostile);
     let out = browser.wait_with_output().unwrap();
     let rest: Vec<String> = rx.try_iter().collect();
-    assert!(out.status.success(), "browser: {said}{}", rest.join("\n"));
+    assert!(out.status.success(), "browser: {}", rest.join("\n"));
     let report: Value = serde_json::from_slice(&out.stdout).expect("the browser's report");
     // The statement is shown as text, script tags and all.
     assert!(
@@ -1774,25 +1744,16 @@ fn approvers_see_every_statement_of_a_held_query() {
     assert!(log.matches("DROP TABLE shown_gone").count() >= queries.len());
 }
 
-/// On a phone, an approver has a request open when another approver
-/// decides it: the page shows it decided, without reloading, and its
-/// buttons stop working; it never scrolls sideways.
-#[test]
-fn a_request_page_open_on_a_phone_shows_a_decision_made_elsewhere() {
+/// `inbox_browser.js` in `mode`, signed in as `user`; its stderr lines
+/// arrive on the receiver as they are written.
+fn spawn_browser(
+    inbox: &str,
+    user: &str,
+    password: &str,
+    shots: &std::path::Path,
+    mode: &str,
+) -> (Child, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead;
-    let db = TestDb::create("holds_phone");
-    let gateway = configured("", true);
-    let inbox = inbox(&gateway);
-    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inbox-browser");
-    std::fs::create_dir_all(&shots).unwrap();
-    let psql = psql_spawn(
-        &gateway,
-        AGENT,
-        AGENT_PASSWORD,
-        &db.name,
-        "CREATE TABLE phone_t (x int)",
-    );
-    let id = pending(&inbox)["id"].as_str().unwrap().to_string();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/protocol-tests/drivers/node/inbox_browser.js"
@@ -1800,9 +1761,9 @@ fn a_request_page_open_on_a_phone_shows_a_decision_made_elsewhere() {
     let mut browser = Command::new("node")
         .arg(script)
         .arg(format!("http://{inbox}"))
-        .args(["dba1", "dba1-web-pw"])
-        .arg(&shots)
-        .arg("live")
+        .args([user, password])
+        .arg(shots)
+        .arg(mode)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1817,19 +1778,103 @@ fn a_request_page_open_on_a_phone_shows_a_decision_made_elsewhere() {
             let _ = tx.send(line);
         }
     });
+    (browser, rx)
+}
+
+/// Waits for the browser to say `line`; what it said before, on failure.
+fn browser_says(rx: &std::sync::mpsc::Receiver<String>, line: &str) {
     let mut said = String::new();
     loop {
         match rx.recv_timeout(Duration::from_secs(90)) {
-            Ok(line) if line == format!("opened {id}") => break,
-            Ok(line) => said.push_str(&format!("{line}\n")),
-            Err(_) => panic!("the browser did not open the request: {said}"),
+            Ok(l) if l == line => return,
+            Ok(l) => said.push_str(&format!("{l}\n")),
+            Err(_) => panic!("the browser did not say {line:?}: {said}"),
         }
     }
+}
+
+/// A newcomer's first run: a fresh state directory and no configuration.
+/// `airlock serve` prints the agent's psql line and the development
+/// approver's inbox login; psql's DROP TABLE is held by the built-in
+/// default policy; the printed approver signs in to the inbox in Chromium
+/// and approves; psql gets its result.
+#[test]
+fn a_newcomer_runs_serve_without_config_and_approves_the_first_hold_in_a_browser() {
+    let db = TestDb::create("newcomer");
+    psql_direct(&db.name, "CREATE TABLE first_table (x int)");
+    let env: Vec<(String, String)> = [
+        ("AIRLOCK_POSTGRES_LISTEN", "127.0.0.1:0"),
+        ("AIRLOCK_INBOX_LISTEN", "127.0.0.1:0"),
+        ("AIRLOCK_MYSQL_LISTEN", "127.0.0.1:0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let gateway = Gateway::spawn(tempfile::tempdir().unwrap(), &["serve"], &env);
+    let agent_password = std::fs::read_to_string(gateway.path("var/dev-identity")).unwrap();
+    let approver_password = std::fs::read_to_string(gateway.path("var/dev-approver")).unwrap();
+    assert!(
+        gateway.stdout.contains("development approver `dba`")
+            && gateway.stdout.contains(&approver_password),
+        "{}",
+        gateway.stdout
+    );
+    let inbox = inbox(&gateway);
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inbox-newcomer");
+    std::fs::create_dir_all(&shots).unwrap();
+    let (browser, rx) = spawn_browser(&inbox, "dba", &approver_password, &shots, "approve");
+    browser_says(&rx, "ready");
+    let psql = psql_spawn(
+        &gateway,
+        "agent",
+        &agent_password,
+        &db.name,
+        "DROP TABLE first_table",
+    );
+    let out = browser.wait_with_output().unwrap();
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(out.status.success(), "browser: {}", rest.join("\n"));
+    let done = psql.wait_with_output().unwrap();
+    assert!(done.status.success(), "{}", text(&done));
+    assert!(text(&done).contains("held for approval"), "{}", text(&done));
+    assert!(!table_exists(&db.name, "first_table"));
+    // The development approver has no way into the database.
+    let (host, port) = gateway.addr.rsplit_once(':').unwrap();
+    let denied = Command::new("psql")
+        .args([
+            "-X", "-h", host, "-p", port, "-U", "dba", "-d", &db.name, "-c", "SELECT 1",
+        ])
+        .env("PGPASSWORD", &approver_password)
+        .output()
+        .unwrap();
+    assert!(!denied.status.success(), "{}", text(&denied));
+}
+
+/// On a phone, an approver has a request open when another approver
+/// decides it: the page shows it decided, without reloading, and its
+/// buttons stop working; it never scrolls sideways.
+#[test]
+fn a_request_page_open_on_a_phone_shows_a_decision_made_elsewhere() {
+    let db = TestDb::create("holds_phone");
+    let gateway = configured("", true);
+    let inbox = inbox(&gateway);
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inbox-browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE phone_t (x int)",
+    );
+    let id = pending(&inbox)["id"].as_str().unwrap().to_string();
+    let (browser, rx) = spawn_browser(&inbox, "dba1", "dba1-web-pw", &shots, "live");
+    browser_says(&rx, &format!("opened {id}"));
     let (status, _) = decide(&inbox, "dba2", &id, "approve", "from the API");
     assert_eq!(status, 200);
     let out = browser.wait_with_output().unwrap();
     let rest: Vec<String> = rx.try_iter().collect();
-    assert!(out.status.success(), "browser: {said}{}", rest.join("\n"));
+    assert!(out.status.success(), "browser: {}", rest.join("\n"));
     assert!(psql.wait_with_output().unwrap().status.success());
     let size = std::fs::metadata(shots.join("request-decided-elsewhere.png"))
         .map(|m| m.len())

@@ -433,6 +433,57 @@ fn overrides(args: &ServeArgs) -> Result<Vec<Override>, ConfigError> {
     Ok(all)
 }
 
+/// What would leave a configured gateway unable to do its job although
+/// it starts: a hold group nobody can approve, approvers who cannot sign
+/// in, no agent at all. Empty for the zero-identity development setup.
+fn setup_warnings(
+    identities: &[Identity],
+    policy: &crate::policy::Policy,
+    approvals: bool,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if identities.is_empty() {
+        return warnings;
+    }
+    if !identities.iter().any(|i| i.role == Role::Agent) {
+        warnings.push("no identity has role \"agent\": no agent can log in".to_string());
+    }
+    let can_sign_in = |i: &Identity| i.inbox_password_hash.is_some() || i.api_token_hash.is_some();
+    for i in identities {
+        if matches!(i.role, Role::Approver | Role::Admin | Role::Auditor) && !can_sign_in(i) {
+            warnings.push(format!(
+                "identity \"{}\" ({}) cannot sign in to the inbox: give it inbox_password_hash or api_token_hash",
+                i.name, i.role
+            ));
+        }
+    }
+    if approvals {
+        let mut groups: Vec<&str> = policy
+            .rules()
+            .iter()
+            .filter_map(|r| match &r.action {
+                crate::policy::Action::Hold(spec) => Some(spec.group.as_str()),
+                _ => None,
+            })
+            .collect();
+        groups.sort();
+        groups.dedup();
+        for group in groups {
+            let deciders = identities.iter().filter(|i| {
+                matches!(i.role, Role::Approver | Role::Admin)
+                    && i.groups.iter().any(|g| g == group)
+                    && can_sign_in(i)
+            });
+            if deciders.count() == 0 {
+                warnings.push(format!(
+                    "hold group \"{group}\" has nobody who can approve (an approver or admin in the group who can sign in): its holds can only expire"
+                ));
+            }
+        }
+    }
+    warnings
+}
+
 fn config_check(file: &Path) -> ExitCode {
     let overrides = match env_overrides(std::env::vars()) {
         Ok(o) => o,
@@ -449,6 +500,14 @@ fn config_check(file: &Path) -> ExitCode {
                 c.identities.len(),
                 if c.tls.is_some() { "on" } else { "off" }
             );
+            match load_policy(&c.policies) {
+                Ok(policy) => {
+                    for w in setup_warnings(&c.identities, &policy, c.approval.enabled) {
+                        println!("warning: {w}");
+                    }
+                }
+                Err(e) => println!("warning: {e}"),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),
@@ -646,10 +705,12 @@ fn gateway_id(state_dir: &Path) -> Result<String, String> {
     Ok(id)
 }
 
-fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> {
-    let path = state_dir.join("dev-identity");
-    let password = match std::fs::read_to_string(&path) {
-        Ok(p) if !p.trim().is_empty() => p.trim().to_string(),
+/// A development password kept in `<state_dir>/<file>` (mode 0600),
+/// created on first start.
+fn development_password(state_dir: &Path, file: &str) -> Result<String, String> {
+    let path = state_dir.join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(p) if !p.trim().is_empty() => Ok(p.trim().to_string()),
         _ => {
             use rand::Rng;
             let password: String = rand::thread_rng()
@@ -661,9 +722,33 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
                 .map_err(|e| format!("cannot create state_dir `{}`: {e}", state_dir.display()))?;
             write_private(&path, &password)
                 .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-            password
+            Ok(password)
         }
+    }
+}
+
+/// With no identity configured, the development approver `dba` (group
+/// `dba`, the default policy's hold group): a newcomer's first held
+/// statement can be approved in the inbox. It has no database login.
+fn development_approver(state_dir: &Path) -> Result<(Identity, String), String> {
+    let password = development_password(state_dir, "dev-approver")?;
+    let unusable: [u8; 32] = rand::random();
+    let identity = Identity {
+        name: "dba".into(),
+        role: Role::Approver,
+        groups: vec![crate::policy::DEFAULT_GROUP.to_string()],
+        verifier: ScramVerifier::generate(&crate::hex::encode(&unusable), DEFAULT_SCRAM_ITERATIONS),
+        api_token_hash: None,
+        inbox_password_hash: Some(crate::identity::inbox_password_hash(&password)),
+        mysql: crate::identity::MysqlCredentials::from_password(&crate::hex::encode(&unusable)),
+        databases: Some(Vec::new()),
+        confinement: Default::default(),
     };
+    Ok((identity, password))
+}
+
+fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> {
+    let password = development_password(state_dir, "dev-identity")?;
     let identity = Identity {
         name: "agent".into(),
         role: Role::Agent,
@@ -753,7 +838,9 @@ async fn serve_with(config: Config) -> Result<(), String> {
     if identities.is_empty() {
         let (identity, password) = development_identity(&config.state_dir)?;
         identities.push(identity);
-        generated = Some(password);
+        let (approver, approver_password) = development_approver(&config.state_dir)?;
+        identities.push(approver);
+        generated = Some((password, approver_password));
     }
 
     let tls_acceptor = match &config.tls {
@@ -794,6 +881,9 @@ async fn serve_with(config: Config) -> Result<(), String> {
         });
     }
     let policy = load_policy(&config.policies)?;
+    for w in setup_warnings(&config.identities, &policy, config.approval.enabled) {
+        tracing::warn!("{w}");
+    }
     let mask_key = state_key(&config.state_dir.join("mask-key"), "a masking key")?;
     let (audit, public_key, audit_chain_key) = open_audit(&config.audit)?;
     let audit_chain_key = Some(audit_chain_key);
@@ -929,7 +1019,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
     // that the gateway is ready.
     let up = &config.postgres.upstream;
     println!("airlock {}", env!("CARGO_PKG_VERSION"));
-    if let Some(password) = generated {
+    if let Some((password, approver_password)) = &generated {
         println!("no [[identity]] configured: agents log in as the development identity `agent`");
         println!(
             "  password is in {}",
@@ -938,6 +1028,10 @@ async fn serve_with(config: Config) -> Result<(), String> {
         println!(
             "  psql \"postgresql://agent:{password}@{addr}/{}\"",
             up.database
+        );
+        println!(
+            "  held statements are approved in the inbox by the development approver `dba` (group dba), password {approver_password} (in {})",
+            config.state_dir.join("dev-approver").display()
         );
     }
     match inbox_line {
