@@ -185,6 +185,9 @@ fn a_held_statement_runs_once_another_identity_approves() {
     assert_eq!(request["classes"], serde_json::json!(["ddl"]));
     assert_eq!(request["state"], "pending");
     assert_eq!(request["waiting"], true, "{request}");
+    // Instants also in ISO 8601 UTC.
+    let created = request["created_at"].as_str().unwrap_or("");
+    assert!(created.len() == 27 && created.ends_with('Z'), "{request}");
     assert!(!table_exists(&db.name, "approved_t"), "nothing ran yet");
 
     // No token, a wrong token: nothing is shown or decided.
@@ -1038,6 +1041,11 @@ fn the_web_inbox_logs_in_shows_requests_escaped_and_decides_with_csrf() {
     );
     assert!(
         request.contains("hold-ddl") && request.contains("agent (agent)"),
+        "{request}"
+    );
+    // Absolute times with their zone, and how long ago.
+    assert!(
+        request.contains(" UTC</time> (") && request.contains("<th>Expires</th>"),
         "{request}"
     );
 

@@ -84,6 +84,34 @@ pub async fn serve(
     }
 }
 
+/// A request as the API shows it: its fields, plus every `…_ms` instant
+/// also as ISO 8601 UTC (`created_at`, `expires_at`, votes' `at`,
+/// `consumed_at`, the outcome's `at`).
+fn with_times(request: &crate::approval::HoldRequest) -> serde_json::Value {
+    let iso = |ms: u64| crate::audit::chain::timestamp(std::time::Duration::from_millis(ms));
+    let mut v = serde_json::to_value(request).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("created_at".into(), iso(request.created_ms).into());
+        o.insert("expires_at".into(), iso(request.expires_ms).into());
+        if let Some(ms) = request.consumed_ms {
+            o.insert("consumed_at".into(), iso(ms).into());
+        }
+        if let (Some(out), Some(outcome)) = (o.get_mut("outcome"), &request.outcome) {
+            if let Some(out) = out.as_object_mut() {
+                out.insert("at".into(), iso(outcome.at_ms).into());
+            }
+        }
+        if let Some(votes) = o.get_mut("votes").and_then(|v| v.as_array_mut()) {
+            for (vote, at) in votes.iter_mut().zip(request.votes.iter().map(|v| v.at_ms)) {
+                if let Some(vote) = vote.as_object_mut() {
+                    vote.insert("at".into(), iso(at).into());
+                }
+            }
+        }
+    }
+    v
+}
+
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
@@ -156,7 +184,7 @@ async fn list(
         .list(state, q.limit.unwrap_or(100).min(1000))
         .await
     {
-        Ok(requests) => Json(requests).into_response(),
+        Ok(requests) => Json(requests.iter().map(with_times).collect::<Vec<_>>()).into_response(),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
@@ -170,7 +198,7 @@ async fn show(
         return r.into_response();
     }
     match inbox.approvals.get(&id).await {
-        Ok(Some(r)) => Json(r).into_response(),
+        Ok(Some(r)) => Json(with_times(&r)).into_response(),
         Ok(None) => problem(
             StatusCode::NOT_FOUND,
             format!("request {id} does not exist"),
@@ -259,7 +287,7 @@ async fn decide(
     {
         Ok(request) => {
             tracing::info!(request = %id, approver = %who.name, approve, state = request.state.name(), "decision recorded");
-            Json(request).into_response()
+            Json(with_times(&request)).into_response()
         }
         Err(Decided::Refused(e)) => {
             let status = match e {

@@ -279,6 +279,21 @@ fn constant_eq(a: &str, b: &str) -> bool {
 
 // ---- pending, history, request ---------------------------------------------
 
+/// An instant as people read it on any device: the absolute time with its
+/// zone (UTC; the `datetime` attribute is ISO 8601) and how long ago or
+/// ahead it is.
+fn when(at_ms: u64, now_ms: u64) -> String {
+    let iso = crate::audit::chain::timestamp(std::time::Duration::from_millis(at_ms));
+    // 2026-12-05T01:02:03.456789Z → 2026-12-05 01:02:03 UTC
+    let shown = format!("{} {} UTC", &iso[..10], &iso[11..19]);
+    let relative = if at_ms <= now_ms {
+        format!("{} ago", age(now_ms - at_ms))
+    } else {
+        format!("in {}", age(at_ms - now_ms))
+    };
+    format!(r#"<time datetime="{iso}">{shown}</time> ({relative})"#)
+}
+
 fn age(ms: u64) -> String {
     let s = ms / 1000;
     match s {
@@ -297,13 +312,13 @@ fn pending_rows(requests: &[HoldRequest]) -> String {
             rows,
             r#"<tr class="request" data-id="{id}"><td><input type="checkbox" name="ids" value="{id}" form="batch" aria-label="select {id}"></td>
 <td><a class="open" href="/requests/{id}">{id}</a></td><td>{who}</td><td class="wide"><code>{sql}</code></td>
-<td>{rule}</td><td>{age} ago</td><td>{left}</td></tr>"#,
+<td>{rule}</td><td>{created}</td><td>{expires}</td></tr>"#,
             id = escape(&r.id),
             who = escape(&r.requester),
             sql = escape(&shorten(&r.sql, 120)),
             rule = escape(&r.rule),
-            age = age(now.saturating_sub(r.created_ms)),
-            left = age(r.expires_ms.saturating_sub(now)),
+            created = when(r.created_ms, now),
+            expires = when(r.expires_ms, now),
         );
     }
     if requests.is_empty() {
@@ -344,7 +359,7 @@ pub async fn pending(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
     };
     let body = format!(
         r#"{batch}
-<table id="pending"><thead><tr><th></th><th>Request</th><th>Requester</th><th class="wide">Statement</th><th>Rule</th><th>Age</th><th>Time left</th></tr></thead>
+<table id="pending"><thead><tr><th></th><th>Request</th><th>Requester</th><th class="wide">Statement</th><th>Rule</th><th>Held at</th><th>Expires</th></tr></thead>
 <tbody id="pending-rows">{rows}</tbody></table>
 <p><small id="live">Live: the list updates by itself.</small></p>
 <script>
@@ -417,7 +432,8 @@ pub async fn history(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
             .collect();
         let _ = write!(
             rows,
-            r#"<tr><td><a href="/requests/{id}">{id}</a></td><td>{state}<br><small>{happened}</small></td><td>{who}</td><td class="wide"><code>{sql}</code></td><td>{votes}</td></tr>"#,
+            r#"<tr><td><a href="/requests/{id}">{id}</a><br><small>{held}</small></td><td>{state}<br><small>{happened}</small></td><td>{who}</td><td class="wide"><code>{sql}</code></td><td>{votes}</td></tr>"#,
+            held = when(r.created_ms, now_ms()),
             id = escape(&r.id),
             state = r.state.name(),
             happened = escape(&what_happened(r)),
@@ -557,18 +573,24 @@ fn request_body(r: &HoldRequest, identity: &Identity, session: &WebSession, flas
             r.approvals()
         ),
     ));
-    facts.push_str(&fact(
-        "Age / time left",
-        &format!(
-            "{} / {}",
-            age(now.saturating_sub(r.created_ms)),
-            if r.state == State::Pending {
-                age(r.expires_ms.saturating_sub(now))
-            } else {
-                "—".into()
-            }
-        ),
-    ));
+    // Times are markup (<time>), built from numbers only.
+    let _ = write!(
+        facts,
+        "<tr><th>Held at</th><td>{}</td></tr><tr><th>Expires</th><td>{}</td></tr>",
+        when(r.created_ms, now),
+        if r.state == State::Pending {
+            when(r.expires_ms, now)
+        } else {
+            "—".into()
+        }
+    );
+    if let Some(o) = &r.outcome {
+        let _ = write!(
+            facts,
+            "<tr><th>Ran at</th><td>{}</td></tr>",
+            when(o.at_ms, now)
+        );
+    }
     if let Some(why) = &r.ended_because {
         facts.push_str(&fact("Ended", why));
     }
@@ -587,9 +609,10 @@ fn request_body(r: &HoldRequest, identity: &Identity, session: &WebSession, flas
     for v in &r.votes {
         let _ = write!(
             votes,
-            "<li>{} {}{}</li>",
+            "<li>{} {} at {}{}</li>",
             escape(&v.approver),
             if v.approve { "approved" } else { "denied" },
+            when(v.at_ms, now),
             if v.reason.is_empty() {
                 String::new()
             } else {
