@@ -1043,6 +1043,10 @@ fn the_web_inbox_logs_in_shows_requests_escaped_and_decides_with_csrf() {
         request.contains("hold-ddl") && request.contains("agent (agent)"),
         "{request}"
     );
+    assert!(
+        request.contains("No estimate: Airlock asks PostgreSQL"),
+        "{request}"
+    );
     // Absolute times with their zone, and how long ago.
     assert!(
         request.contains(" UTC</time> (") && request.contains("<th>Expires</th>"),
@@ -1255,6 +1259,14 @@ fn a_held_write_comes_with_its_plan_as_impact_estimate() {
         impact.contains("<EMAIL>") && !impact.contains("ana.lima"),
         "{impact}"
     );
+    // The estimate says how old its statistics are (none gathered yet).
+    assert!(
+        impact.contains("Statistics behind the estimate:")
+            && impact.contains("public.audited_accounts:")
+            && impact.contains("never gathered"),
+        "{impact}"
+    );
+    psql_direct(&db.name, "ANALYZE audited_accounts");
     assert_eq!(decide(&inbox, "dba1", &id, "approve", "").0, 200);
     let out = psql.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));

@@ -658,17 +658,33 @@ fn request_body(r: &HoldRequest, identity: &Identity, session: &WebSession, flas
     format!(
         r#"{flash}<h2>Statement</h2><pre id="statement">{sql}</pre>
 <table class="facts">{facts}</table>
-<h2>Impact estimate</h2>{impact}
+<h2>Impact</h2>{impact}
 <h2>Decisions</h2><ul id="votes">{votes}</ul>
 {forms}
 <h2>Recent statements in this session</h2>{recent}"#,
         flash = flash,
         sql = escape(&r.sql),
-        impact = match &r.impact {
-            Some(plan) => format!(r#"<pre id="impact">{}</pre>"#, escape(plan)),
-            None => "<p>Not available (Airlock asks PostgreSQL for a plan only for a single query that reads, writes or exports).</p>".into(),
-        },
+        impact = impact_section(r),
     )
+}
+
+/// The impact section, labelled for what it is: a planner's estimate on
+/// the request's own server, never a count.
+fn impact_section(r: &HoldRequest) -> String {
+    let server = if r.protocol == "mysql" {
+        "MySQL / MariaDB"
+    } else {
+        "PostgreSQL"
+    };
+    match &r.impact {
+        Some(plan) => format!(
+            r#"<p id="impact-label"><strong>{server} planner estimate</strong> (EXPLAIN, nothing ran): row counts are the optimizer's guesses from table statistics, not counts.</p><pre id="impact">{}</pre>"#,
+            escape(plan)
+        ),
+        None => format!(
+            "<p id=\"impact-label\">No estimate: Airlock asks {server} for a plan only for a single statement that reads, writes or exports.</p>"
+        ),
+    }
 }
 
 /// A form's first submit button, disabled: pressing Enter in a field

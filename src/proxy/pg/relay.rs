@@ -912,14 +912,34 @@ impl Front {
             self.pool.explain(&self.pool_key, text),
         )
         .await;
-        match plan {
-            Ok(Ok(lines)) => Some(self.gate.masker().mask_sql_literals(&lines.join("\n"))),
+        let mut impact = match plan {
+            Ok(Ok(lines)) => self.gate.masker().mask_sql_literals(&lines.join("\n")),
             Ok(Err(e)) => {
                 tracing::debug!(session = %self.session.id, error = %e, "no impact estimate");
-                None
+                return None;
             }
-            Err(_) => None,
+            Err(_) => return None,
+        };
+        // Row counts above are the planner's guesses: say how old the
+        // statistics behind them are.
+        let tables: Vec<String> = checked
+            .classification
+            .statements
+            .iter()
+            .flat_map(|s| s.objects.iter().cloned())
+            .collect();
+        let ages = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            self.pool.statistics_age(&self.pool_key, &tables),
+        )
+        .await;
+        if let Ok(Ok(lines)) = ages {
+            if !lines.is_empty() {
+                impact.push_str("\n\nStatistics behind the estimate:\n");
+                impact.push_str(&lines.join("\n"));
+            }
         }
+        Some(impact)
     }
 
     async fn push(&self, expect: Expect) -> bool {

@@ -765,6 +765,43 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// How old the planner's statistics are for `tables` (names as the
+    /// classifier reports them; the last part is matched), one line per
+    /// table: approvers weigh a row estimate by it.
+    pub async fn statistics_age(
+        self: &Arc<Self>,
+        key: &PoolKey,
+        tables: &[String],
+    ) -> Result<Vec<String>, UpstreamError> {
+        let names: Vec<String> = tables
+            .iter()
+            .map(|t| t.rsplit('.').next().unwrap_or(t))
+            .map(|t| format!("'{}'", t.replace('\'', "''")))
+            .collect();
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT format('%s.%s: %s rows live, statistics %s', schemaname, relname, n_live_tup, \
+             coalesce('from ' || to_char(greatest(last_analyze, last_autoanalyze), 'YYYY-MM-DD HH24:MI TZ') \
+             || ' (' || justify_interval(date_trunc('minute', now() - greatest(last_analyze, last_autoanalyze))) || ' ago)', \
+             'never gathered (estimates are defaults)')) \
+             FROM pg_stat_user_tables WHERE relname = ANY (ARRAY[{}]::name[]) ORDER BY 1",
+            names.join(", ")
+        );
+        let request = codec::frontend::extended_query(&sql)
+            .ok_or_else(|| UpstreamError::Protocol("a table name contains a NUL byte".into()))?;
+        let mut pooled = self.acquire(key).await?;
+        let lines = query_rows(&mut pooled.conn, request).await;
+        match &lines {
+            Ok(_) | Err(UpstreamError::Rejected { .. }) => self.release(pooled),
+            Err(_) => {}
+        }
+        lines
+    }
+}
+
 /// Sends one request (a simple query, or extended-protocol messages ending
 /// in Sync); the first column of every row, as text.
 async fn query_rows(conn: &mut UpstreamConn, request: Bytes) -> Result<Vec<String>, UpstreamError> {
