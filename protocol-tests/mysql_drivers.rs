@@ -156,3 +156,43 @@ fn an_identity_known_by_its_scram_verifier_logs_in_over_tls_first() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An identity configured the way README says for hashed MySQL logins
+/// (`scram_verifier` plus `mysql_native_hash`, no password in the config)
+/// logs in with README's own `mariadb` command, in clear and at once: the
+/// client answers the greeting's caching_sha2_password, which nothing can
+/// check in clear for it, so Airlock switches it to native auth.
+#[test]
+fn a_hashed_identity_logs_in_with_the_readme_command() {
+    let verifier = airlock::identity::ScramVerifier::generate("hashed-pw", 4096).to_string();
+    let native = airlock::identity::MysqlCredentials::from_password("hashed-pw")
+        .native
+        .expect("a native hash")
+        .to_string();
+    let gateway = Gateway::start_with(Options {
+        toml: format!(
+            "[[identity]]\nname = \"hashed\"\nrole = \"agent\"\nscram_verifier = \"{verifier}\"\nmysql_native_hash = \"{native}\"\n"
+        ),
+        ..Default::default()
+    });
+    let db = MyDb::create("readme");
+    let (host, port) = gateway.mysql_addr.rsplit_once(':').unwrap();
+    let login = |password: &str| {
+        Command::new("mariadb")
+            .args(["-h", host, "-P", port, "-u", "hashed"])
+            .arg(format!("--password={password}"))
+            .args(["--skip-ssl", "-N", "-B", &db.name, "-e", "SELECT 'in'"])
+            .output()
+            .unwrap()
+    };
+    let out = login("hashed-pw");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in");
+    let out = login("wrong-pw");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1045"));
+}

@@ -249,8 +249,12 @@ async fn authenticate(
     let mut token = response.auth_response.clone();
     let mut switched = false;
     for _ in 0..MAX_AUTH_ROUNDS {
+        // In clear, a caching_sha2 answer for an identity with no fast-path
+        // hash cannot be checked, and its password may not be asked for;
+        // a native hash can check a native answer: switch to it below.
+        let sha2_checkable = cached.is_some() || tls || native.is_none() || switched;
         match plugin {
-            CACHING_SHA2_PASSWORD => {
+            CACHING_SHA2_PASSWORD if sha2_checkable => {
                 if let Some(hash) = &cached {
                     let ok = hash.verify(scramble, &token);
                     if ok {
