@@ -90,9 +90,11 @@ fn gateway_with(extra: &str) -> Gateway {
 fn configured(extra: &str, web: bool) -> Gateway {
     let mut toml = format!("[approval]\nenabled = true\n{extra}");
     for (name, role, groups) in PEOPLE {
+        // dba1 also sends statements of their own through the gateway.
         toml.push_str(&format!(
-            "\n[[identity]]\nname = \"{name}\"\nrole = \"{role}\"\ngroups = {groups}\npassword = \"{name}-pw\"\napi_token_hash = \"{}\"\n",
-            airlock::hex::encode(blake3::hash(token(name).as_bytes()).as_bytes())
+            "\n[[identity]]\nname = \"{name}\"\nrole = \"{role}\"\ngroups = {groups}\npassword = \"{name}-pw\"\napi_token_hash = \"{}\"\n{}",
+            airlock::hex::encode(blake3::hash(token(name).as_bytes()).as_bytes()),
+            if *name == "dba1" { "database_login = true\n" } else { "" }
         ));
         if web {
             toml.push_str(&format!(
@@ -1868,6 +1870,49 @@ fn a_newcomer_runs_serve_without_config_and_approves_the_first_hold_in_a_browser
         .output()
         .unwrap();
     assert!(!denied.status.success(), "{}", text(&denied));
+}
+
+/// Approvers and auditors work in the inbox: they need no database
+/// password, and without `database_login = true` neither listener lets
+/// them in, whatever password they have.
+#[test]
+fn approvers_and_auditors_do_not_log_in_to_the_database_unless_allowed() {
+    let db = TestDb::create("holds_nologin");
+    let gateway = configured(
+        "\n[[identity]]\nname = \"ann\"\nrole = \"auditor\"\napi_token_hash = \"00000000000000000000000000000000000000000000000000000000000000aa\"\n",
+        false,
+    );
+    // auditor1 has a password but no database_login; dba2 (admin) may.
+    let out = psql_spawn(&gateway, "auditor1", "auditor1-pw", &db.name, "SELECT 1")
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("signs in to the inbox, not to the database"),
+        "{}",
+        text(&out)
+    );
+    let out = psql_spawn(&gateway, "dba2", "dba2-pw", &db.name, "SELECT 1")
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = support::mysql::mariadb_through(
+        &gateway.mysql_addr,
+        "auditor1",
+        "auditor1-pw",
+        "",
+        "SELECT 1",
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signs in to the inbox"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `ann` was configured with no password at all, and the inbox works.
+    let (status, _) = http(&inbox(&gateway), "GET", "/api/requests", Some("wrong"), "");
+    assert_eq!(status, 401);
 }
 
 /// On a phone, an approver has a request open when another approver

@@ -743,6 +743,7 @@ fn development_approver(state_dir: &Path) -> Result<(Identity, String), String> 
         mysql: crate::identity::MysqlCredentials::from_password(&crate::hex::encode(&unusable)),
         databases: Some(Vec::new()),
         confinement: Default::default(),
+        database_login: false,
     };
     Ok((identity, password))
 }
@@ -759,6 +760,7 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
         mysql: crate::identity::MysqlCredentials::from_password(&password),
         databases: None,
         confinement: Default::default(),
+        database_login: true,
     };
     Ok((identity, password))
 }

@@ -538,6 +538,7 @@ struct RawIdentity {
     databases: Option<Vec<String>>,
     upstream_role: Option<String>,
     read_only: Option<bool>,
+    database_login: Option<bool>,
 }
 
 /// One override of a key, from the environment or a flag.
@@ -829,7 +830,17 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
+        // Approvers and auditors work in the inbox: they need no database
+        // credentials and, unless told, may not use the database listeners.
+        let database_login = id
+            .database_login
+            .unwrap_or(matches!(id.role, Role::Agent | Role::Admin));
         let verifier = match (id.password, id.scram_verifier) {
+            (None, None) if !database_login => {
+                // Nothing can match it: the identity has no database login.
+                let unusable: [u8; 32] = rand::random();
+                ScramVerifier::generate(&crate::hex::encode(&unusable), DEFAULT_SCRAM_ITERATIONS)
+            }
             (Some(_), Some(_)) => {
                 return Err(err(
                     &key("password"),
@@ -908,6 +919,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             mysql,
             databases,
             confinement,
+            database_login,
         });
     }
 

@@ -63,6 +63,9 @@ pub struct Identity {
     pub mysql: MysqlCredentials,
     /// Databases this identity may use (globs); `None`: any.
     pub databases: Option<Vec<crate::policy::Glob>>,
+    /// Whether it may log in to the database listeners at all (`false` by
+    /// default for approvers and auditors, who work in the inbox).
+    pub database_login: bool,
     /// What the database enforces for this identity's sessions: the
     /// upstream role they run under, read-only.
     pub confinement: crate::confinement::Confinement,
@@ -86,6 +89,16 @@ impl MysqlCredentials {
 }
 
 impl Identity {
+    /// Why this identity may not log in to a database listener, if so.
+    pub fn database_login_refusal(&self) -> Option<String> {
+        (!self.database_login).then(|| {
+            format!(
+                "identity \"{}\" is an {}: it signs in to the inbox, not to the database (set database_login = true on its [[identity]] to allow it)",
+                self.name, self.role
+            )
+        })
+    }
+
     /// Whether this identity may work in `database`.
     pub fn may_use_database(&self, database: &str) -> bool {
         self.databases

@@ -261,6 +261,11 @@ async fn open(
         .as_ref()
         .map(|d| String::from_utf8_lossy(d).into_owned())
         .or_else(|| shared.upstream.database.clone());
+    if let Some(message) = identity.database_login_refusal() {
+        tracing::warn!(identity = %identity.name, "database login refused: the identity works in the inbox");
+        refuse_logged_in(logged_in, ErrPacket::new(1045, "28000", message)).await;
+        return None;
+    }
     if let Some(db) = &database {
         if let Some(error) = system_database_refusal(db) {
             refuse_logged_in(logged_in, error).await;

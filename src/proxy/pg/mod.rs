@@ -217,6 +217,16 @@ async fn log_in(
         frontend::refuse(&mut stream, &error).await;
         return None;
     }
+    if let Some(message) = identity.database_login_refusal() {
+        tracing::warn!(identity = %identity.name, "database login refused: the identity works in the inbox");
+        let error = StartupError {
+            code: "28000",
+            message,
+            auth_failure: false,
+        };
+        frontend::refuse(&mut stream, &error).await;
+        return None;
+    }
     if !identity.may_use_database(&database) {
         let error = StartupError {
             code: "42501",
