@@ -882,3 +882,91 @@ async fn sigterm_lets_running_statements_finish_then_closes_sessions() {
         "no longer listening"
     );
 }
+
+/// `airlock identity add` prints a whole `[[identity]]` block that the
+/// config accepts: an agent with its database verifiers, an approver with
+/// an inbox password and a token (on stderr) and no database login. The
+/// password is asked twice; two different ones are refused.
+#[test]
+fn identity_add_prints_a_block_the_config_accepts() {
+    use std::io::Write as _;
+    let add = |args: &[&str], input: &str| {
+        let mut child = std::process::Command::new(support::gateway::binary())
+            .args(["identity", "add"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let agent = add(&["bot", "--role", "agent"], "bot-password\nbot-password\n");
+    assert!(agent.status.success(), "{}", stderr_of(&agent));
+    let agent_block = stdout_of(&agent);
+    assert!(
+        agent_block.contains("scram_verifier = \"SCRAM-SHA-256$")
+            && agent_block.contains("mysql_native_hash = \"*"),
+        "{agent_block}"
+    );
+    let approver = add(
+        &["ann", "--role", "approver", "--groups", "dba"],
+        "ann-password\nann-password\n",
+    );
+    assert!(approver.status.success(), "{}", stderr_of(&approver));
+    let approver_block = stdout_of(&approver);
+    assert!(stderr_of(&approver).contains("API token for ann"));
+    assert!(
+        approver_block.contains("inbox_password_hash = \"$argon2")
+            && !approver_block.contains("scram_verifier"),
+        "{approver_block}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "airlock.toml",
+        &format!("{agent_block}\n{approver_block}\n"),
+    );
+    let out = std::process::Command::new(support::gateway::binary())
+        .args(["config", "check", &config])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).contains("2 identities"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(!stdout_of(&out).contains("warning"), "{}", stdout_of(&out));
+    // The agent logs in with the password it was given.
+    let gateway = Gateway::start_with(Options {
+        toml: agent_block.clone(),
+        no_identity: true,
+        ..Default::default()
+    });
+    let out = psql_through(
+        &gateway.addr,
+        "bot",
+        "bot-password",
+        "test",
+        &["-c", "SELECT 1"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+
+    let mismatch = add(
+        &["x", "--role", "agent"],
+        "first-password\nsecond-password\n",
+    );
+    assert!(!mismatch.status.success());
+    assert!(
+        stderr_of(&mismatch).contains("differ"),
+        "{}",
+        stderr_of(&mismatch)
+    );
+}

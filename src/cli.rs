@@ -212,6 +212,23 @@ enum IdentityCommand {
     /// Read a password on standard input and print the
     /// `inbox_password_hash = "…"` line (Argon2id) for the inbox's login.
     InboxPassword,
+    /// Print a whole `[[identity]]` block for a new identity, asking for
+    /// its password twice (hidden when typed at a terminal): an agent gets
+    /// its database verifiers, an approver, auditor or admin an inbox
+    /// password hash and an API token (the token goes to standard error,
+    /// the block to standard output, ready to append to airlock.toml).
+    Add {
+        name: String,
+        /// agent, approver, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// Approver groups, comma-separated (e.g. `dba`).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Databases the identity may use (globs, comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        databases: Vec<String>,
+    },
 }
 
 pub fn run() -> ExitCode {
@@ -230,6 +247,15 @@ pub fn run() -> ExitCode {
         Command::Identity {
             command: IdentityCommand::Token,
         } => identity_token(),
+        Command::Identity {
+            command:
+                IdentityCommand::Add {
+                    name,
+                    role,
+                    groups,
+                    databases,
+                },
+        } => identity_add(&name, &role, &groups, &databases),
         Command::Policy {
             command: PolicyCommand::Check(args),
         } => policy_check(args),
@@ -601,6 +627,88 @@ fn read_password() -> Result<String, ExitCode> {
         return Err(fail(&"cannot read the password from standard input"));
     }
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// A new password, asked twice: hidden at a terminal, two lines when
+/// piped.
+fn read_new_password() -> Result<String, String> {
+    use std::io::IsTerminal;
+    let ask = |prompt: &str| -> Result<String, String> {
+        if std::io::stdin().is_terminal() {
+            rpassword::prompt_password(prompt).map_err(|e| format!("cannot read the password: {e}"))
+        } else {
+            eprint!("{prompt}");
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the password: {e}"))?;
+            Ok(line.trim_end_matches(['\r', '\n']).to_string())
+        }
+    };
+    let password = ask("password: ")?;
+    if password.len() < 8 {
+        return Err("the password must be at least 8 characters".into());
+    }
+    if ask("again: ")? != password {
+        return Err("the two passwords differ".into());
+    }
+    Ok(password)
+}
+
+fn identity_add(name: &str, role: &str, groups: &[String], databases: &[String]) -> ExitCode {
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let list = |items: &[String]| {
+        let quoted: Vec<String> = items.iter().map(|i| quote(i)).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let role = match role {
+        "agent" => Role::Agent,
+        "approver" => Role::Approver,
+        "auditor" => Role::Auditor,
+        "admin" => Role::Admin,
+        other => {
+            return fail(&format!(
+                "unknown role `{other}` (expected agent, approver, auditor or admin)"
+            ))
+        }
+    };
+    if name.trim().is_empty() {
+        return fail(&"the name is empty");
+    }
+    if role == Role::Agent && !groups.is_empty() {
+        return fail(&"agents belong to no approver group");
+    }
+    let password = match read_new_password() {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let mut block = format!("[[identity]]\nname = {}\nrole = \"{role}\"\n", quote(name));
+    if !groups.is_empty() {
+        block.push_str(&format!("groups = {}\n", list(groups)));
+    }
+    if !databases.is_empty() {
+        block.push_str(&format!("databases = {}\n", list(databases)));
+    }
+    if matches!(role, Role::Agent | Role::Admin) {
+        block.push_str(&format!(
+            "scram_verifier = \"{}\"\nmysql_native_hash = \"{}\"\n",
+            ScramVerifier::generate(&password, DEFAULT_SCRAM_ITERATIONS),
+            crate::proxy::mysql::auth::NativeHash::from_password(password.as_bytes())
+        ));
+    }
+    if role != Role::Agent {
+        let secret: [u8; 32] = rand::random();
+        let token = format!("alk_{}", crate::hex::encode(&secret));
+        eprintln!("API token for {name} (shown once; keep it secret): {token}");
+        block.push_str(&format!(
+            "inbox_password_hash = \"{}\"\napi_token_hash = \"{}\"\n",
+            crate::identity::inbox_password_hash(&password),
+            crate::hex::encode(blake3::hash(token.as_bytes()).as_bytes())
+        ));
+    }
+    print!("{block}");
+    ExitCode::SUCCESS
 }
 
 fn identity_hash(iterations: u32, mysql: bool) -> ExitCode {
