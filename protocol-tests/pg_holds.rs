@@ -1295,6 +1295,38 @@ fn a_held_write_comes_with_its_plan_as_impact_estimate() {
     assert_eq!(status, 400, "{refused}");
     assert_eq!(decide(&inbox, "dba1", &ddl, "deny", "no DDL today").0, 200);
     let _ = psql.wait_with_output();
+
+    // A schema change of an existing table comes with facts, not a plan:
+    // the lock it takes, the table's size and rows, what depends on it.
+    psql_direct(
+        &db.name,
+        "CREATE VIEW accounts_view AS SELECT email FROM audited_accounts",
+    );
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "DROP TABLE audited_accounts CASCADE",
+    );
+    let drop = pending_other_than(&inbox, &ddl);
+    let (_, request) = http(
+        &inbox,
+        "GET",
+        &format!("/api/requests/{drop}"),
+        Some(&token("dba1")),
+        "",
+    );
+    let facts = request["impact"].as_str().expect("facts").to_string();
+    assert!(facts.contains("Lock: ACCESS EXCLUSIVE"), "{facts}");
+    assert!(
+        facts.contains("public.audited_accounts:")
+            && facts.contains("about 500 rows")
+            && facts.contains("accounts_view"),
+        "{facts}"
+    );
+    assert_eq!(decide(&inbox, "dba1", &drop, "deny", "keep it").0, 200);
+    let _ = psql.wait_with_output();
 }
 
 /// A real browser (Debian's Chromium through playwright-core): log in,

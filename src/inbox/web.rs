@@ -677,6 +677,10 @@ fn impact_section(r: &HoldRequest) -> String {
         "PostgreSQL"
     };
     match &r.impact {
+        Some(facts) if r.classes.iter().any(|c| c == "ddl") => format!(
+            r#"<p id="impact-label"><strong>Schema change facts</strong> from {server} (nothing ran): the lock it takes and the tables it touches as they are now.</p><pre id="impact">{}</pre>"#,
+            escape(facts)
+        ),
         Some(plan) => format!(
             r#"<p id="impact-label"><strong>{server} planner estimate</strong> (EXPLAIN, nothing ran): row counts are the optimizer's guesses from table statistics, not counts.</p><pre id="impact">{}</pre>"#,
             escape(plan)

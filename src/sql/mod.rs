@@ -224,6 +224,38 @@ impl Classification {
 /// writes included — so there every call must be to a built-in that only
 /// computes a value. `sql` is the query as sent: a cached classification
 /// may come from one that differed in its literals.
+/// The table lock a PostgreSQL schema change takes, from its leading
+/// keywords, for approvers weighing it: what it blocks while it runs.
+pub fn pg_ddl_lock(statement: &Statement) -> Option<&'static str> {
+    let words: Vec<String> = statement
+        .text
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .take(4)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    const EXCLUSIVE: &str =
+        "ACCESS EXCLUSIVE on the table: every read and write of it waits until it commits";
+    match w.as_slice() {
+        ["CREATE", "INDEX", "CONCURRENTLY", ..] | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY", ..] => {
+            Some("SHARE UPDATE EXCLUSIVE on the table: reads and writes go on; it waits for running transactions")
+        }
+        ["CREATE", "INDEX", ..] | ["CREATE", "UNIQUE", "INDEX", ..] => {
+            Some("SHARE on the table: reads go on, writes wait until it commits")
+        }
+        ["DROP", "INDEX", "CONCURRENTLY", ..] => {
+            Some("SHARE UPDATE EXCLUSIVE on the table: reads and writes go on")
+        }
+        ["DROP", ..] | ["TRUNCATE", ..] | ["ALTER", "TABLE", ..] | ["VACUUM", "FULL", ..]
+        | ["CLUSTER", ..] | ["REINDEX", ..] | ["ALTER", "INDEX", ..] => Some(EXCLUSIVE),
+        ["CREATE", "TRIGGER", ..] | ["ALTER", "TRIGGER", ..] => {
+            Some("SHARE ROW EXCLUSIVE on the table: writes wait until it commits")
+        }
+        _ => None,
+    }
+}
+
 pub fn explainable<'a>(
     classification: &Classification,
     sql: &'a [u8],

@@ -906,7 +906,10 @@ impl Front {
     /// statements [`crate::sql::explainable`] admits; values in the plan
     /// masked like the statement. `None` when not safe or not possible.
     async fn impact(&self, checked: &Checked, sql: &[u8]) -> Option<String> {
-        let text = crate::sql::explainable(&checked.classification, sql, Dialect::Postgres)?;
+        let Some(text) = crate::sql::explainable(&checked.classification, sql, Dialect::Postgres)
+        else {
+            return self.ddl_facts(checked).await;
+        };
         let plan = tokio::time::timeout(
             std::time::Duration::from_secs(3),
             self.pool.explain(&self.pool_key, text),
@@ -940,6 +943,34 @@ impl Front {
             }
         }
         Some(impact)
+    }
+
+    /// For a held schema change, which EXPLAIN cannot plan: the lock it
+    /// takes and facts about the tables it touches.
+    async fn ddl_facts(&self, checked: &Checked) -> Option<String> {
+        let [statement] = checked.classification.statements.as_slice() else {
+            return None;
+        };
+        if !statement.classes.contains(crate::sql::StatementClass::Ddl) {
+            return None;
+        }
+        let mut facts = Vec::new();
+        if let Some(lock) = crate::sql::pg_ddl_lock(statement) {
+            facts.push(format!("Lock: {lock}."));
+        }
+        let tables = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            self.pool.table_facts(&self.pool_key, &statement.objects),
+        )
+        .await;
+        match tables {
+            Ok(Ok(lines)) if !lines.is_empty() => {
+                facts.push("Tables (as they are now):".into());
+                facts.extend(lines);
+            }
+            _ => {}
+        }
+        (!facts.is_empty()).then(|| facts.join("\n"))
     }
 
     async fn push(&self, expect: Expect) -> bool {

@@ -802,6 +802,46 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Facts about `tables` for a held schema change: size, estimated rows
+    /// and the views, foreign keys and other objects that depend on each.
+    pub async fn table_facts(
+        self: &Arc<Self>,
+        key: &PoolKey,
+        tables: &[String],
+    ) -> Result<Vec<String>, UpstreamError> {
+        let names: Vec<String> = tables
+            .iter()
+            .map(|t| t.rsplit('.').next().unwrap_or(t))
+            .map(|t| format!("'{}'", t.replace('\'', "''")))
+            .collect();
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT format('%s.%s: %s on disk, about %s rows, %s', n.nspname, c.relname, \
+               pg_size_pretty(pg_total_relation_size(c.oid)), greatest(c.reltuples, 0)::bigint, \
+               coalesce((SELECT count(*) || ' dependent object(s): ' || string_agg(DISTINCT \
+                   pg_describe_object(d.classid, d.objid, d.objsubid), ', ') \
+                 FROM pg_depend d WHERE d.refobjid = c.oid AND d.deptype = 'n' \
+                   AND d.classid <> 'pg_type'::regclass HAVING count(*) > 0), 'no dependent objects')) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = ANY (ARRAY[{}]::name[]) AND c.relkind IN ('r', 'p', 'm', 'v', 'i') \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+            names.join(", ")
+        );
+        let request = codec::frontend::extended_query(&sql)
+            .ok_or_else(|| UpstreamError::Protocol("a table name contains a NUL byte".into()))?;
+        let mut pooled = self.acquire(key).await?;
+        let lines = query_rows(&mut pooled.conn, request).await;
+        match &lines {
+            Ok(_) | Err(UpstreamError::Rejected { .. }) => self.release(pooled),
+            Err(_) => {}
+        }
+        lines
+    }
+}
+
 /// Sends one request (a simple query, or extended-protocol messages ending
 /// in Sync); the first column of every row, as text.
 async fn query_rows(conn: &mut UpstreamConn, request: Bytes) -> Result<Vec<String>, UpstreamError> {
