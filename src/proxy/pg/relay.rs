@@ -480,7 +480,7 @@ impl Front {
                         self.inject_fatal("08P01", "invalid Bind message").await;
                         return FrontEnd::ProtocolError;
                     };
-                    let Some(bind) = read_bind(msg.body()) else {
+                    let Some(formats) = bind_result_formats(msg.body()) else {
                         self.inject_fatal("08P01", "invalid Bind message").await;
                         return FrontEnd::ProtocolError;
                     };
@@ -515,12 +515,17 @@ impl Front {
                                         return FrontEnd::UpstreamGone;
                                     }
                                 }
-                                let (parameters, digest) = if matches!(gate, PortalGate::Held(_)) {
-                                    (bind.parameters, bind.digest)
-                                } else {
-                                    (Vec::new(), None)
+                                let (parameters, digest) = match gate {
+                                    PortalGate::Allowed => (Vec::new(), None),
+                                    PortalGate::Held(_) => match shown_parameters(msg.body()) {
+                                        Some(shown) => (shown.parameters, shown.digest),
+                                        None => {
+                                            self.inject_fatal("08P01", "invalid Bind message").await;
+                                            return FrontEnd::ProtocolError;
+                                        }
+                                    },
                                 };
-                                let portal = PortalDef::new(def, bind.formats, gate, parameters, digest);
+                                let portal = PortalDef::new(def, formats, gate, parameters, digest);
                                 let change = Change::Portal(names::key(portal_name), Some(portal.clone()));
                                 self.names.ask(&mut self.segment, &change);
                                 Step::Forward(Expect::Bind { change, portal })
@@ -1040,19 +1045,41 @@ fn describe_statement(name: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// What Airlock reads from a Bind message.
-struct Bind {
-    /// The result-column format codes.
-    formats: Vec<i16>,
-    /// Parameter values as text for approvers (`None` for NULL), binary
-    /// ones as `\x…` hex; at most [`SHOWN_PARAMETERS`], each cut short.
+/// The result-column format codes of a Bind message, after checking that
+/// the message is well formed. Its values are stepped over, not read: most
+/// portals run without approvers, and a Bind may carry megabytes.
+fn bind_result_formats(body: &[u8]) -> Option<Vec<i16>> {
+    let mut f = Fields::new(body);
+    f.cstr()?;
+    f.cstr()?;
+    let n = f.i16()?;
+    for _ in 0..n.max(0) {
+        f.i16()?;
+    }
+    for _ in 0..f.i16()?.max(0) {
+        let len = f.i32()?;
+        if len >= 0 {
+            f.take(len as usize)?;
+        }
+    }
+    let n = f.i16()?;
+    (0..n.max(0)).map(|_| f.i16()).collect()
+}
+
+/// The parameters of a Bind message as approvers of a held statement see
+/// them.
+struct Shown {
+    /// Parameter values as text (`None` for NULL), binary ones as `\x…`
+    /// hex; at most [`SHOWN_PARAMETERS`], each cut short.
     parameters: Vec<Option<String>>,
     /// When not every value is shown whole: a BLAKE3 digest of all of them,
     /// so that the approval still binds exactly the values that run.
     digest: Option<String>,
 }
 
-fn read_bind(body: &[u8]) -> Option<Bind> {
+/// Reads the parameters of a Bind message that [`bind_result_formats`]
+/// accepted; only for portals that wait for approvers.
+fn shown_parameters(body: &[u8]) -> Option<Shown> {
     let mut f = Fields::new(body);
     f.cstr()?;
     f.cstr()?;
@@ -1088,10 +1115,7 @@ fn read_bind(body: &[u8]) -> Option<Bind> {
             }
         }));
     }
-    let n = f.i16()?;
-    let formats = (0..n.max(0)).map(|_| f.i16()).collect::<Option<Vec<_>>>()?;
-    Some(Bind {
-        formats,
+    Some(Shown {
         parameters,
         digest: cut.then(|| crate::hex::encode(all.finalize().as_bytes())),
     })
