@@ -19,7 +19,8 @@
 # Exit status 1 when an unexplained difference remains.
 #
 # Idempotent: the sdist is fetched from PyPI once (checked against a pinned
-# sha256), the suite database `asyncpg_suite` is recreated on every run.
+# sha256), the suite database `asyncpg_suite` is made for the run and dropped
+# after it.
 # The suite is unittest-based and targets an existing server when PGHOST is
 # set (asyncpg/_testbase uses RunningCluster then); tests that start their
 # own clusters, edit pg_hba.conf or need Kerberos skip themselves.
@@ -66,7 +67,7 @@ tar -xzf "$sdist" -C "$work/suite" --strip-components=1 "asyncpg-$version/tests"
 target="${CARGO_TARGET_DIR:-$repo/target}"
 cp "$target/debug/airlock" "$work/airlock"
 
-psql_direct() { psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
+psql_direct() { PGOPTIONS="-c client_min_messages=warning" psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 psql_direct "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 psql_direct "CREATE DATABASE $db"
 # Databases and roles some tests create and drop; a run that was cut short
@@ -75,7 +76,10 @@ psql_direct "DROP DATABASE IF EXISTS asyncpg_intro_test WITH (FORCE)"
 psql_direct "DROP DATABASE IF EXISTS testdb WITH (FORCE)"
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    psql_direct "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+}
 trap cleanup EXIT
 
 # start_gateway NAME POLICY_FILE: starts a gateway, sets $port.
