@@ -119,3 +119,45 @@ fn drivers_own_statements_pass_the_default_policy() {
     });
     run_driver_in(&db, gateway, "python3", &["default_policy_session.py"], &[]);
 }
+
+/// node-postgres sees through Airlock exactly what it sees from the server:
+/// the same probe (drivers/node/differential.js) runs directly and through
+/// an allow-all gateway, and every case's result — rows, types, COPY
+/// bytes, notification, error codes, the cancelled and timed-out queries —
+/// must be identical.
+#[test]
+fn node_postgres_matches_the_server() {
+    let db = TestDb::create("npdiff");
+    let gateway = Gateway::start();
+    let drivers = Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol-tests/drivers/node");
+    let run = |addr: &str, user: &str, password: &str| {
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        let out = Command::new("node")
+            .arg("differential.js")
+            .current_dir(&drivers)
+            .env("PGHOST", host)
+            .env("PGPORT", port)
+            .env("PGUSER", user)
+            .env("PGPASSWORD", password)
+            .env("PGDATABASE", &db.name)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run node: {e} (run .ci/install-test-deps.sh)"));
+        assert!(
+            out.status.success(),
+            "differential.js against {addr} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let direct = run(support::gateway::UPSTREAM_ADDR, "postgres", "");
+    let through = run(&gateway.addr, AGENT, AGENT_PASSWORD);
+    assert!(
+        direct.lines().count() >= 13,
+        "probe ran every case:\n{direct}"
+    );
+    for (d, g) in direct.lines().zip(through.lines()) {
+        assert_eq!(d, g, "node-postgres differs through Airlock");
+    }
+    assert_eq!(direct.lines().count(), through.lines().count());
+}

@@ -283,6 +283,81 @@ fn attacks() -> Vec<Attack> {
                 ]
             },
         },
+        Attack {
+            // A SQL EXECUTE inside a Parse runs what the name means when
+            // the server gets there, not what it meant for an earlier
+            // simple query that executed the same name.
+            name: "execute_in_parse_after_redefinition",
+            build: |m| {
+                vec![
+                    Frontend::query("PREPARE r AS SELECT 1"),
+                    Frontend::query("EXECUTE r"),
+                    Frontend::close_statement("r"),
+                    Frontend::Sync,
+                    Frontend::parse("r", &held(m), &[]),
+                    Frontend::Sync,
+                    Frontend::parse("", "EXECUTE r", &[]),
+                    bind("", ""),
+                    Frontend::execute("", 0),
+                    Frontend::Sync,
+                ]
+            },
+        },
+        Attack {
+            // EXECUTE looks its name up when the portal runs: a Parse of
+            // `EXECUTE n` while n is harmless, then n redefined, then the
+            // portal run.
+            name: "execute_in_parse_redefined_before_run",
+            build: |m| {
+                vec![
+                    Frontend::parse("n", "SELECT 1", &[]),
+                    Frontend::Sync,
+                    Frontend::parse("e", "EXECUTE n", &[]),
+                    Frontend::Sync,
+                    Frontend::close_statement("n"),
+                    Frontend::parse("n", &held(m), &[]),
+                    Frontend::Sync,
+                    bind("", "e"),
+                    Frontend::execute("", 0),
+                    Frontend::Sync,
+                ]
+            },
+        },
+        Attack {
+            // The same with the portal bound before the redefinition.
+            name: "execute_in_parse_portal_bound_before_redefinition",
+            build: |m| {
+                vec![
+                    Frontend::query("BEGIN"),
+                    Frontend::parse("n2", "SELECT 1", &[]),
+                    Frontend::parse("e2", "EXECUTE n2", &[]),
+                    bind("pe", "e2"),
+                    Frontend::Sync,
+                    Frontend::close_statement("n2"),
+                    Frontend::parse("n2", &held(m), &[]),
+                    Frontend::Sync,
+                    Frontend::execute("pe", 0),
+                    Frontend::Sync,
+                    Frontend::query("COMMIT"),
+                ]
+            },
+        },
+        Attack {
+            // A statement whose text is itself an EXECUTE, run by a SQL
+            // EXECUTE after the inner name changed.
+            name: "execute_of_an_execute",
+            build: |m| {
+                vec![
+                    Frontend::parse("n3", "SELECT 1", &[]),
+                    Frontend::parse("e3", "EXECUTE n3", &[]),
+                    Frontend::Sync,
+                    Frontend::close_statement("n3"),
+                    Frontend::parse("n3", &held(m), &[]),
+                    Frontend::Sync,
+                    Frontend::query("EXECUTE e3"),
+                ]
+            },
+        },
     ]
 }
 

@@ -2,7 +2,8 @@
 default policy: pool releases (asyncpg's reset query: advisory unlock,
 CLOSE ALL, UNLISTEN *, RESET ALL), transactions with isolation levels,
 READ ONLY and DEFERRABLE, savepoints, scrollable and plain server-side
-cursors (MOVE, FETCH), executemany, LISTEN. The application's own
+cursors (MOVE, FETCH), executemany, LISTEN, SQL EXECUTE of a statement
+prepared by name. The application's own
 statements here are reads and writes only, which the policy allows; the
 table `dps_items (id int, v text)` exists beforehand (DDL is held).
 
@@ -106,6 +107,15 @@ async def asyncpg_session():
         rows = await conn.fetch("SELECT id FROM dps_items WHERE id > 4 ORDER BY id")
         assert [r["id"] for r in rows] == [5, 6, 7], rows
     step("asyncpg isolation levels, savepoints, executemany")
+    async with pool.acquire() as conn:
+        # A statement prepared under a name (protocol Parse) run by SQL
+        # EXECUTE, itself sent as a Parse: it runs what the name means.
+        # (asyncpg closes a statement once nothing refers to it: keep it.)
+        by_id = await conn.prepare("SELECT id FROM dps_items WHERE id = $1", name="dps_by_id")
+        for _ in range(2):
+            assert await conn.fetchval("EXECUTE dps_by_id(5)") == 5
+        assert await by_id.fetchval(6) == 6
+    step("asyncpg EXECUTE of a statement prepared by name")
     await pool.close()
     step("asyncpg pool closed")
 

@@ -27,7 +27,7 @@ use crate::mask::Column;
 use crate::sql::Classes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use tokio::sync::Notify;
 
 /// PostgreSQL compares statement and portal names on their first 63 bytes
@@ -43,10 +43,47 @@ pub fn key(name: &[u8]) -> Vec<u8> {
 #[derive(Debug)]
 pub enum Source {
     /// A protocol Parse, judged when it arrived.
-    Parse { checked: Checked, sql: Vec<u8> },
+    Parse {
+        checked: Checked,
+        sql: Vec<u8>,
+        /// The statements its SQL `EXECUTE`s named, as they were when it
+        /// was judged. The server looks them up only when a portal of it
+        /// runs: a run after any of them changed is not the run judged.
+        executes: Vec<Executed>,
+    },
     /// A SQL `PREPARE name AS …` in a simple query; a Bind of it is judged
     /// as `EXECUTE name` would be.
     SqlPrepare { name: String, classes: Classes },
+}
+
+/// A prepared statement named by an `EXECUTE` in a Parse: its key, and the
+/// definition it had then (`None` when it was not defined). Weak, so that
+/// the definition is not kept alive, yet never mistaken for a newer one:
+/// the allocation stays while a `Weak` points at it.
+#[derive(Debug)]
+pub struct Executed {
+    pub name: Vec<u8>,
+    pub def: Option<Weak<StatementDef>>,
+}
+
+impl Executed {
+    pub fn new(name: Vec<u8>, def: Option<&Arc<StatementDef>>) -> Self {
+        Self {
+            name,
+            def: def.map(Arc::downgrade),
+        }
+    }
+
+    /// Whether a run with the name defined as `now` runs what was judged:
+    /// the same definition, or none at all (the server then answers that
+    /// the statement does not exist, and runs nothing).
+    pub fn runs_as_judged(&self, now: Option<&Arc<StatementDef>>) -> bool {
+        match (&self.def, now) {
+            (_, None) => true,
+            (Some(then), Some(now)) => Weak::ptr_eq(then, &Arc::downgrade(now)),
+            (None, Some(_)) => false,
+        }
+    }
 }
 
 /// One definition of a prepared statement. A name that is redefined gets a
@@ -61,9 +98,18 @@ pub struct StatementDef {
 }
 
 impl StatementDef {
-    pub fn parsed(checked: Checked, sql: Vec<u8>, held: bool) -> Arc<Self> {
+    pub fn parsed(
+        checked: Checked,
+        sql: Vec<u8>,
+        held: bool,
+        executes: Vec<Executed>,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            source: Source::Parse { checked, sql },
+            source: Source::Parse {
+                checked,
+                sql,
+                executes,
+            },
             held,
             columns: OnceLock::new(),
         })
@@ -79,14 +125,34 @@ impl StatementDef {
 
     /// Whether running it may act where Airlock cannot see.
     pub fn opaque(&self) -> bool {
-        self.classes().contains(crate::sql::StatementClass::Unknown)
-    }
-
-    /// The classes an `EXECUTE` of this statement runs with.
-    pub fn classes(&self) -> Classes {
-        match &self.source {
+        let classes = match &self.source {
             Source::Parse { checked, .. } => checked.classification.classes(),
             Source::SqlPrepare { classes, .. } => *classes,
+        };
+        classes.contains(crate::sql::StatementClass::Unknown)
+    }
+
+    /// The classes an `EXECUTE` of this statement runs with. A Parse whose
+    /// own text is an `EXECUTE` runs whatever its inner name means at
+    /// that moment, which an outer `EXECUTE` cannot check: unknown.
+    pub fn classes(&self) -> Classes {
+        match &self.source {
+            Source::Parse {
+                checked, executes, ..
+            } if !executes.is_empty() => checked
+                .classification
+                .classes()
+                .union(Classes::of(&[crate::sql::StatementClass::Unknown])),
+            Source::Parse { checked, .. } => checked.classification.classes(),
+            Source::SqlPrepare { classes, .. } => *classes,
+        }
+    }
+
+    /// The statements its `EXECUTE`s named when it was judged.
+    pub fn executes(&self) -> &[Executed] {
+        match &self.source {
+            Source::Parse { executes, .. } => executes,
+            Source::SqlPrepare { .. } => &[],
         }
     }
 }

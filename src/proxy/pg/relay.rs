@@ -28,7 +28,7 @@ use super::codec::{
     backend, backend::Severity, write_out, Fields, FrameError, Message, MessageReader,
 };
 use super::names::{
-    self, Change, Lookup, Names, PortalDef, PortalGate, Segment, Source, StatementDef,
+    self, Change, Executed, Lookup, Names, PortalDef, PortalGate, Segment, Source, StatementDef,
 };
 use crate::audit::AuditEvent;
 use crate::gate::{Checked, Gate, Origin, Refusal, Released, SessionInfo, SessionStatements};
@@ -418,7 +418,7 @@ impl Front {
                         self.inject_fatal("08P01", "invalid Query message").await;
                         return FrontEnd::ProtocolError;
                     };
-                    if !self.resolve_executes(sql, &mut out).await {
+                    if self.resolve_executes(sql, &mut out).await.is_none() {
                         return FrontEnd::UpstreamGone;
                     }
                     let checked = self.gate.check(&self.session, &mut self.sql_statements, sql, Origin::SimpleQuery).await;
@@ -452,6 +452,11 @@ impl Front {
                         self.inject_fatal("08P01", "invalid Parse message").await;
                         return FrontEnd::ProtocolError;
                     };
+                    // Its EXECUTEs are judged by what their names mean when
+                    // the server parses it; each run checks they still do.
+                    let Some(executes) = self.resolve_executes(sql, &mut out).await else {
+                        return FrontEnd::UpstreamGone;
+                    };
                     let checked = self.gate.check(&self.session, &mut self.sql_statements, sql, Origin::Prepare).await;
                     // A held statement is parsed (nothing runs at Parse)
                     // and waits for its approvers at each Execute.
@@ -476,7 +481,7 @@ impl Front {
                         },
                         None => {
                             self.pool.before_statement(sql);
-                            let def = StatementDef::parsed(checked, sql.to_vec(), held);
+                            let def = StatementDef::parsed(checked, sql.to_vec(), held, executes);
                             let change = Change::Statement(names::key(name), Some(def));
                             self.names.ask(&mut self.segment, &change);
                             Step::Forward(Expect::Parse { change })
@@ -488,7 +493,7 @@ impl Front {
                         self.inject_fatal("08P01", "invalid Bind message").await;
                         return FrontEnd::ProtocolError;
                     };
-                    let Some(bind) = read_bind(msg.body()) else {
+                    let Some(formats) = bind_result_formats(msg.body()) else {
                         self.inject_fatal("08P01", "invalid Bind message").await;
                         return FrontEnd::ProtocolError;
                     };
@@ -523,12 +528,17 @@ impl Front {
                                         return FrontEnd::UpstreamGone;
                                     }
                                 }
-                                let (parameters, digest) = if matches!(gate, PortalGate::Held(_)) {
-                                    (bind.parameters, bind.digest)
-                                } else {
-                                    (Vec::new(), None)
+                                let (parameters, digest) = match gate {
+                                    PortalGate::Allowed => (Vec::new(), None),
+                                    PortalGate::Held(_) => match shown_parameters(msg.body()) {
+                                        Some(shown) => (shown.parameters, shown.digest),
+                                        None => {
+                                            self.inject_fatal("08P01", "invalid Bind message").await;
+                                            return FrontEnd::ProtocolError;
+                                        }
+                                    },
                                 };
-                                let portal = PortalDef::new(def, bind.formats, gate, parameters, digest);
+                                let portal = PortalDef::new(def, formats, gate, parameters, digest);
                                 let change = Change::Portal(names::key(portal_name), Some(portal.clone()));
                                 self.names.ask(&mut self.segment, &change);
                                 Step::Forward(Expect::Bind { change, portal })
@@ -565,9 +575,29 @@ impl Front {
                     let Some(def) = self.settled(&mut out, |n, s| n.portal(s, &key)).await else {
                         return FrontEnd::UpstreamGone;
                     };
+                    // A statement that EXECUTEs another runs what that name
+                    // means now: the verdict given at Parse holds only if
+                    // that is still the statement it was judged with.
+                    let redefined = match &def {
+                        Ok(Some(portal)) if !portal.statement.executes().is_empty() => {
+                            let statement = portal.statement.clone();
+                            match self.executes_unchanged(&statement, &mut out).await {
+                                None => return FrontEnd::UpstreamGone,
+                                Some(unchanged) => !unchanged,
+                            }
+                        }
+                        _ => false,
+                    };
                     // Execute enforces the verdict given at Parse: only portals
                     // bound from approved statements run.
                     match def {
+                        Ok(Some(_)) if redefined => Step::Refuse {
+                            code: "0A000",
+                            message: "a prepared statement this statement EXECUTEs was redefined (or closed) since \
+                                      Airlock judged it at Parse, so it runs none; parse it again"
+                                .into(),
+                            ready: false,
+                        },
                         Err(why) => Step::Refuse { code: "34000", message: lost_names(&why), ready: false },
                         Ok(None) => Step::Refuse {
                             code: "34000",
@@ -739,15 +769,17 @@ impl Front {
         }
     }
 
-    /// Gives the gate the classes of the prepared statements the query's
-    /// `EXECUTE`s run, as the server will have them: waits for answers
-    /// still outstanding. False when the upstream is gone.
-    async fn resolve_executes(&mut self, sql: &[u8], out: &mut BytesMut) -> bool {
+    /// Gives the gate the classes of the prepared statements the
+    /// statement's `EXECUTE`s run, as the server will have them when it
+    /// reaches this message: waits for answers still outstanding. Returns
+    /// the definitions found (for a Parse, whose portals run later); `None`
+    /// when the upstream is gone.
+    async fn resolve_executes(&mut self, sql: &[u8], out: &mut BytesMut) -> Option<Vec<Executed>> {
         // An EXECUTE statement spells its keyword in ASCII (keywords cannot
-        // be quoted or escaped): most queries need no second look.
+        // be quoted or escaped): most statements need no second look.
         if !sql.windows(7).any(|w| w.eq_ignore_ascii_case(b"execute")) {
             self.sql_statements.resolve(HashMap::new());
-            return true;
+            return Some(Vec::new());
         }
         let executes: Vec<String> = self
             .gate
@@ -757,18 +789,36 @@ impl Front {
             .filter_map(|s| s.executes.clone())
             .collect();
         let mut resolved = HashMap::new();
+        let mut found = Vec::with_capacity(executes.len());
         for name in executes {
             let key = names::sql_key(&name);
-            let Some(def) = self.settled(out, |n, s| n.statement(s, &key)).await else {
-                return false;
-            };
+            let def = self.settled(out, |n, s| n.statement(s, &key)).await?;
             // Unknown, lost or undefined: the EXECUTE stays `unknown`.
-            if let Ok(Some(def)) = def {
+            let def = def.ok().flatten();
+            if let Some(def) = &def {
                 resolved.insert(name, def.classes());
             }
+            found.push(Executed::new(key, def.as_ref()));
         }
         self.sql_statements.resolve(resolved);
-        true
+        Some(found)
+    }
+
+    /// Whether every statement `def`'s `EXECUTE`s named still has the
+    /// definition it was judged with (or none: the server then refuses
+    /// the run itself), when the server reaches this message. `None` when
+    /// the upstream is gone.
+    async fn executes_unchanged(&mut self, def: &StatementDef, out: &mut BytesMut) -> Option<bool> {
+        for executed in def.executes() {
+            let now = self
+                .settled(out, |n, s| n.statement(s, &executed.name))
+                .await?;
+            match now {
+                Ok(now) if executed.runs_as_judged(now.as_ref()) => {}
+                _ => return Some(false),
+            }
+        }
+        Some(true)
     }
 
     /// What a name means when the server reaches the message being
@@ -807,7 +857,7 @@ impl Front {
         out: &mut BytesMut,
     ) -> Result<PortalGate, Refusal> {
         match &def.source {
-            Source::Parse { checked, sql } => Ok(if def.held {
+            Source::Parse { checked, sql, .. } => Ok(if def.held {
                 PortalGate::Held(Arc::new((checked.clone(), sql.clone())))
             } else {
                 PortalGate::Allowed
@@ -1107,19 +1157,41 @@ fn describe_statement(name: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// What Airlock reads from a Bind message.
-struct Bind {
-    /// The result-column format codes.
-    formats: Vec<i16>,
-    /// Parameter values as text for approvers (`None` for NULL), binary
-    /// ones as `\x…` hex; at most [`SHOWN_PARAMETERS`], each cut short.
+/// The result-column format codes of a Bind message, after checking that
+/// the message is well formed. Its values are stepped over, not read: most
+/// portals run without approvers, and a Bind may carry megabytes.
+fn bind_result_formats(body: &[u8]) -> Option<Vec<i16>> {
+    let mut f = Fields::new(body);
+    f.cstr()?;
+    f.cstr()?;
+    let n = f.i16()?;
+    for _ in 0..n.max(0) {
+        f.i16()?;
+    }
+    for _ in 0..f.i16()?.max(0) {
+        let len = f.i32()?;
+        if len >= 0 {
+            f.take(len as usize)?;
+        }
+    }
+    let n = f.i16()?;
+    (0..n.max(0)).map(|_| f.i16()).collect()
+}
+
+/// The parameters of a Bind message as approvers of a held statement see
+/// them.
+struct Shown {
+    /// Parameter values as text (`None` for NULL), binary ones as `\x…`
+    /// hex; at most [`SHOWN_PARAMETERS`], each cut short.
     parameters: Vec<Option<String>>,
     /// When not every value is shown whole: a BLAKE3 digest of all of them,
     /// so that the approval still binds exactly the values that run.
     digest: Option<String>,
 }
 
-fn read_bind(body: &[u8]) -> Option<Bind> {
+/// Reads the parameters of a Bind message that [`bind_result_formats`]
+/// accepted; only for portals that wait for approvers.
+fn shown_parameters(body: &[u8]) -> Option<Shown> {
     let mut f = Fields::new(body);
     f.cstr()?;
     f.cstr()?;
@@ -1155,10 +1227,7 @@ fn read_bind(body: &[u8]) -> Option<Bind> {
             }
         }));
     }
-    let n = f.i16()?;
-    let formats = (0..n.max(0)).map(|_| f.i16()).collect::<Option<Vec<_>>>()?;
-    Some(Bind {
-        formats,
+    Some(Shown {
         parameters,
         digest: cut.then(|| crate::hex::encode(all.finalize().as_bytes())),
     })
