@@ -83,9 +83,15 @@ public class MariaDbProbe {
         return "[" + q(v.getClass().getSimpleName()) + "," + q(s) + "]";
     }
 
+    /** The driver prefixes messages with the server's connection id, which
+     * differs between any two sessions. */
+    static String noConn(String m) {
+        return String.valueOf(m).replaceAll("\\(conn=\\d+\\) ", "(conn=N) ");
+    }
+
     static String err(SQLException e) {
         return "{\"error\":" + q(e.getClass().getSimpleName()) + ",\"code\":" + e.getErrorCode() + ",\"state\":"
-            + q(String.valueOf(e.getSQLState())) + ",\"msg\":" + q(String.valueOf(e.getMessage())) + "}";
+            + q(String.valueOf(e.getSQLState())) + ",\"msg\":" + q(noConn(e.getMessage())) + "}";
     }
 
     static String warnings(Statement st) throws SQLException {
@@ -93,7 +99,7 @@ public class MariaDbProbe {
         for (SQLWarning w = st.getWarnings(); w != null; w = w.getNextWarning()) {
             if (b.length() > 1) b.append(',');
             b.append("[").append(w.getErrorCode()).append(',').append(q(String.valueOf(w.getSQLState()))).append(',')
-                .append(q(String.valueOf(w.getMessage()))).append(']');
+                .append(q(noConn(w.getMessage()))).append(']');
         }
         return b.append(']').toString();
     }
@@ -177,7 +183,7 @@ public class MariaDbProbe {
         } catch (SQLException e) {
             out = err(e);
         } catch (Exception e) {
-            out = "{\"thrown\":" + q(e.toString()) + "}";
+            out = "{\"thrown\":" + q(noConn(e.toString())) + "}";
         }
         emit(name, out);
         try {

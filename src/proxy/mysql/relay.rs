@@ -569,7 +569,14 @@ impl Relay {
                 )
                 .await
             }
-            _ => {
+            // No such gateway connection: the server's own answer, word for
+            // word, so that drivers which treat "already gone" as success
+            // (a cancel racing the end of its statement) behave as directly.
+            None => {
+                self.refuse(1094, "HY000", &format!("Unknown thread id: {id}"))
+                    .await
+            }
+            Some(_) => {
                 let message = format!(
                     "You are not owner of thread {id} (Airlock lets an identity kill only its own connections' queries)"
                 );
