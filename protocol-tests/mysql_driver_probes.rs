@@ -77,20 +77,33 @@ fn differential(label: &str, program: &str, args: &[&str], enforced: &[&str]) {
         &db.name,
     );
     let (host, port) = gateway.mysql_addr.rsplit_once(':').expect("host:port");
-    let through = run_probe(program, args, (host, port), (AGENT, AGENT_PASSWORD), &db.name);
+    let through = run_probe(
+        program,
+        args,
+        (host, port),
+        (AGENT, AGENT_PASSWORD),
+        &db.name,
+    );
     let direct = steps(&direct);
     let through = steps(&through);
     let mut report = String::new();
     let is_enforced = |key: &str| {
-        enforced
-            .iter()
-            .any(|e| key.strip_prefix(e).is_some_and(|r| r.starts_with('#') || r.starts_with('.')))
+        enforced.iter().any(|e| {
+            key.strip_prefix(e)
+                .is_some_and(|r| r.starts_with('#') || r.starts_with('.'))
+        })
     };
     for (key, d) in &direct {
         if is_enforced(key) {
             if let Some((_, t)) = through.iter().find(|(k, _)| k == key) {
-                if enforced.iter().any(|e| key.strip_prefix(e).is_some_and(|r| r.starts_with('#'))) {
-                    assert!(t.contains("Airlock"), "{label}: {key} should be refused by Airlock: {t}");
+                if enforced
+                    .iter()
+                    .any(|e| key.strip_prefix(e).is_some_and(|r| r.starts_with('#')))
+                {
+                    assert!(
+                        t.contains("Airlock"),
+                        "{label}: {key} should be refused by Airlock: {t}"
+                    );
                 }
             }
             continue;
@@ -154,6 +167,13 @@ fn clip(line: &str) -> String {
 /// COM_RESET_CONNECTION instead, which is relayed.
 const CHANGE_USER: &str = "change_user";
 
+/// Airlock does not offer the compressed protocol. Drivers that honour the
+/// greeting then talk uncompressed (the Connector/J, C-extension and mysql2
+/// probes ask for compression and see no difference); mysql-connector's
+/// pure driver compresses anyway, which Airlock refuses at login with ERR
+/// 1043 instead of leaving both sides waiting.
+const COMPRESS: &str = "compress";
+
 #[test]
 fn pymysql_sees_no_difference() {
     differential("prbpym", "python3", &["mysql_probe.py", "pymysql"], &[]);
@@ -161,12 +181,22 @@ fn pymysql_sees_no_difference() {
 
 #[test]
 fn mysql_connector_pure_sees_no_difference() {
-    differential("prbpure", "python3", &["mysql_probe.py", "pure"], &[CHANGE_USER]);
+    differential(
+        "prbpure",
+        "python3",
+        &["mysql_probe.py", "pure"],
+        &[CHANGE_USER, COMPRESS],
+    );
 }
 
 #[test]
 fn mysql_connector_c_extension_sees_no_difference() {
-    differential("prbcext", "python3", &["mysql_probe.py", "cext"], &[CHANGE_USER]);
+    differential(
+        "prbcext",
+        "python3",
+        &["mysql_probe.py", "cext"],
+        &[CHANGE_USER],
+    );
 }
 
 #[test]

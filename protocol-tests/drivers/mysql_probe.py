@@ -35,8 +35,16 @@ MODE = sys.argv[1] if len(sys.argv) == 2 else ""
 if MODE not in ("pymysql", "pure", "cext"):
     sys.exit(f"usage: {sys.argv[0]} pymysql|pure|cext")
 
-signal.signal(signal.SIGALRM, lambda *_: (print("TIMEOUT", flush=True), os._exit(3)))
-signal.alarm(300)
+
+def on_deadline(*_):
+    import faulthandler
+    print("TIMEOUT", flush=True)
+    faulthandler.dump_traceback(file=sys.stderr)  # where it was stuck
+    os._exit(3)
+
+
+signal.signal(signal.SIGALRM, on_deadline)
+signal.alarm(int(os.environ.get("PROBE_DEADLINE", "300")))
 
 HOST = os.environ["MYSQL_HOST"]
 PORT = int(os.environ["MYSQL_PORT"])
@@ -62,6 +70,8 @@ def norm(v):
         return [type(v).__name__, len(v), hashlib.md5(v).hexdigest()]
     if isinstance(v, str) and len(v) > 64:
         return ["str", len(v), hashlib.md5(v.encode("utf-8", "surrogatepass")).hexdigest()]
+    if isinstance(v, (set, frozenset)):  # a SET column; iteration order is random
+        return [type(v).__name__, sorted(norm(x) for x in v)]
     if isinstance(v, (list, tuple)):
         return [norm(x) for x in v]
     if isinstance(v, dict):
