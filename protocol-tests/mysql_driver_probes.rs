@@ -16,7 +16,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 use support::gateway::{Gateway, Options, AGENT, AGENT_PASSWORD, ALLOW_ALL_POLICY};
-use support::mysql::{LargePackets, MyDb, MYSQL_HOST, MYSQL_PORT};
+use support::mysql::{mariadb_direct, LargePackets, MyDb, MYSQL_HOST, MYSQL_PORT};
 
 /// Allow everything and mask nothing: what is left to differ is the relay.
 fn transparent_gateway() -> Gateway {
@@ -207,4 +207,102 @@ fn node_mysql2_sees_no_difference() {
 #[test]
 fn mariadb_connector_j_sees_no_difference() {
     differential("prbjdbc", "bash", &["jdbc/mariadb_probe.sh"], &[]);
+}
+
+/// A statement Airlock refuses inside a transaction leaves the transaction
+/// as MariaDB leaves it when it refuses a statement for want of privilege:
+/// the statement fails alone, the transaction stays open with the rows
+/// written so far, and COMMIT commits them (ROLLBACK discards them).
+/// Compared with the same session run directly as a MariaDB account that
+/// lacks the FILE privilege.
+///
+/// One difference is kept on purpose: a refused DDL never reaches the
+/// server, so it does not commit the open transaction implicitly, whereas
+/// MariaDB commits before it checks the DDL's privileges. Under Airlock
+/// the transaction stays open and a ROLLBACK still discards its rows.
+#[test]
+fn a_refusal_inside_a_transaction_leaves_it_as_a_server_refusal_does() {
+    let db = MyDb::create("prbtx");
+    mariadb_direct(&db.name, "CREATE TABLE tx_items (v VARCHAR(20))");
+    let user = format!("prbtx_{}", std::process::id());
+    mariadb_direct(
+        "",
+        &format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT SELECT, INSERT, DELETE ON {}.* TO '{user}'@'%'",
+            db.name
+        ),
+    );
+    let script = ["mysql_tx_refusal.py"];
+    let direct = run_lines(
+        "python3",
+        &script,
+        (MYSQL_HOST, MYSQL_PORT),
+        (&user, "pw"),
+        &db.name,
+    );
+    mariadb_direct("", &format!("DROP USER '{user}'@'%'"));
+    mariadb_direct(&db.name, "DELETE FROM tx_items");
+    let gateway = Gateway::with_default_policy();
+    let (host, port) = gateway.mysql_addr.rsplit_once(':').expect("host:port");
+    let through = run_lines(
+        "python3",
+        &script,
+        (host, port),
+        (AGENT, AGENT_PASSWORD),
+        &db.name,
+    );
+    let round = |rounds: &[serde_json::Value], name: &str| {
+        let mut r = rounds
+            .iter()
+            .find(|r| r["round"] == name)
+            .unwrap_or_else(|| panic!("no round {name} in {rounds:?}"))
+            .clone();
+        // Refused on both sides, each with its own error code.
+        assert!(r["refused"].is_u64(), "{name} was not refused: {r}");
+        r["refused"] = serde_json::Value::Null;
+        r
+    };
+    for name in ["export_commit", "export_rollback"] {
+        assert_eq!(round(&direct, name), round(&through, name), "{name}");
+    }
+    // MariaDB commits before it checks a DDL's privileges; Airlock's refusal
+    // never reaches the server, so the transaction stays open.
+    let ddl = round(&direct, "ddl_rollback");
+    assert_eq!(
+        (
+            ddl["in_transaction"].as_u64(),
+            ddl["after_rollback"].as_u64()
+        ),
+        (Some(0), Some(1)),
+        "{ddl}"
+    );
+    let ddl = round(&through, "ddl_rollback");
+    assert_eq!(
+        (
+            ddl["in_transaction"].as_u64(),
+            ddl["after_rollback"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{ddl}"
+    );
+    assert_eq!(
+        mariadb_direct(&db.name, "SELECT COUNT(*) FROM tx_items"),
+        "1",
+        "only the committed export round's row is left"
+    );
+}
+
+/// The JSON lines a script printed, its `end` line left out.
+fn run_lines(
+    program: &str,
+    args: &[&str],
+    addr: (&str, &str),
+    login: (&str, &str),
+    db: &str,
+) -> Vec<serde_json::Value> {
+    run_probe(program, args, addr, login, db)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .filter(|v| v["step"] != "end")
+        .collect()
 }
