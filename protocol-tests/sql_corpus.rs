@@ -677,3 +677,40 @@ fn variants(sql: &str) -> Vec<String> {
     }
     out
 }
+
+/// The shipped default policy lets an agent run every statement a driver
+/// sends on its own: a driver's session set-up, transactions, savepoints,
+/// isolation levels and reads of its own variables are never held.
+#[test]
+fn the_default_policy_allows_what_drivers_send_on_their_own() {
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let policy = airlock::policy::Policy::load_dir(&policies).expect("the shipped policy loads");
+    let text = std::fs::read_to_string(DRIVERS).expect("driver corpus");
+    let corpus: Corpus = toml::from_str(&text).expect("driver corpus parses");
+    let mut held = Vec::new();
+    for case in corpus.cases.into_iter().map(Case::from) {
+        let dialect = if case.dialect == "mysql" {
+            Dialect::Mysql
+        } else {
+            Dialect::Postgres
+        };
+        let classification = classify(&case.sql, dialect);
+        let decision = policy.evaluate(&airlock::policy::Request {
+            identity: "agent",
+            role: airlock::identity::Role::Agent,
+            database: "app",
+            classification: &classification,
+        });
+        if decision.action != airlock::policy::Action::Allow {
+            held.push(format!(
+                "{dialect:?} {:?}: {:?} by rule {}",
+                case.sql, decision.action, decision.rule
+            ));
+        }
+    }
+    assert!(
+        held.is_empty(),
+        "the default policy does not allow what drivers send on their own:\n{}",
+        held.join("\n")
+    );
+}

@@ -118,9 +118,23 @@ impl MysqlColumn {
 /// MariaDB's extended metadata (a type name before the fixed fields) has
 /// no place here: Airlock never negotiates it.
 pub fn parse_column_definition(payload: &[u8]) -> Option<MysqlColumn> {
+    parse_column_definition_with(payload, false)
+}
+
+/// [`parse_column_definition`] for a session that negotiated MariaDB's
+/// `MARIADB_CLIENT_EXTENDED_METADATA`: a length-encoded block of extended
+/// type information (`format=json`, a geometry's type name…) follows the
+/// original column name. It must be skipped by its length: read as the
+/// fixed block's length marker instead, a block of 12 bytes would make the
+/// type and character set come from the wrong bytes.
+pub fn parse_column_definition_with(
+    payload: &[u8],
+    extended_metadata: bool,
+) -> Option<MysqlColumn> {
     let mut at = 0;
     let mut name = &[][..];
-    for i in 0..6 {
+    let strings = if extended_metadata { 7 } else { 6 };
+    for i in 0..strings {
         let range = lenenc_str(payload, &mut at)?;
         if i == 4 {
             name = &payload[range];

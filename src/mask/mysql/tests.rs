@@ -935,3 +935,30 @@ fn random_bytes_and_random_rows_never_panic() {
         let _ = m.take_stats();
     }
 }
+
+#[test]
+fn extended_metadata_is_skipped_by_its_length() {
+    // MariaDB's extended type information (MARIADB_CLIENT_EXTENDED_METADATA)
+    // sits between the original name and the fixed fields. A 12-byte block
+    // (type name "linestring") has the length of the fixed fields' marker,
+    // so only knowing it is there keeps the type and charset right.
+    let plain = unhex(MARIADB_NAME_COLUMN);
+    let fixed_at = plain.len() - 13;
+    let mut block = vec![0x00, 10];
+    block.extend_from_slice(b"linestring");
+    assert_eq!(block.len(), 12);
+    let mut extended = plain[..fixed_at].to_vec();
+    extended.extend_from_slice(&lenenc(&block));
+    extended.extend_from_slice(&plain[fixed_at..]);
+    let expected = parse_column_definition(&plain);
+    assert!(expected.is_some());
+    assert_eq!(parse_column_definition_with(&extended, true), expected);
+    assert_ne!(parse_column_definition_with(&extended, false), expected);
+    // An empty block (a column with no extended information).
+    let mut empty = plain[..fixed_at].to_vec();
+    empty.push(0);
+    empty.extend_from_slice(&plain[fixed_at..]);
+    assert_eq!(parse_column_definition_with(&empty, true), expected);
+    // Without the block where one was negotiated: refused, never misread.
+    assert_eq!(parse_column_definition_with(&plain, true), None);
+}

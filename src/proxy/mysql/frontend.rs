@@ -32,8 +32,8 @@ use super::auth::{
 };
 use super::handshake::{
     write_auth_more_data, AuthSwitchRequest, ClientReply, ErrPacket, HandshakeResponse,
-    ServerHandshake, CLIENT_LONG_PASSWORD, CLIENT_PLUGIN_AUTH, CLIENT_SSL, REQUIRED,
-    SERVER_STATUS_AUTOCOMMIT, UTF8MB4_GENERAL_CI,
+    ServerHandshake, CLIENT_COMPRESS, CLIENT_LONG_PASSWORD, CLIENT_PLUGIN_AUTH, CLIENT_SSL,
+    CLIENT_ZSTD_COMPRESSION_ALGORITHM, REQUIRED, SERVER_STATUS_AUTOCOMMIT, UTF8MB4_GENERAL_CI,
 };
 use super::packet::{PacketError, PacketStream};
 use crate::identity::{Identities, Identity};
@@ -51,6 +51,9 @@ pub struct Greeting {
     pub connection_id: u32,
     /// Capabilities offered (without `SSL`, added when TLS is configured).
     pub capabilities: u32,
+    /// MariaDB extended capabilities offered, when the upstream is MariaDB:
+    /// the greeting then clears bit 0 as MariaDB's own does.
+    pub mariadb_capabilities: Option<u32>,
 }
 
 /// How logins are checked, shared by every connection of the listener.
@@ -70,6 +73,8 @@ pub struct LoggedIn {
     pub response: HandshakeResponse,
     /// What the client and Airlock agreed on.
     pub capabilities: u32,
+    /// The MariaDB extended capabilities agreed on (0 for a MySQL client).
+    pub mariadb_capabilities: u32,
 }
 
 /// Why a connection ends during login: the ERR to send (if the client is
@@ -91,6 +96,10 @@ pub async fn log_in(
 ) -> Result<LoggedIn, Refused> {
     let scramble = Scramble::generate();
     let mut capabilities = greeting.capabilities | CLIENT_LONG_PASSWORD;
+    if greeting.mariadb_capabilities.is_some() {
+        capabilities &= !CLIENT_LONG_PASSWORD;
+    }
+    let mariadb_offered = greeting.mariadb_capabilities.unwrap_or(0);
     if settings.tls.is_some() {
         capabilities |= CLIENT_SSL;
     } else {
@@ -101,7 +110,7 @@ pub async fn log_in(
         connection_id: greeting.connection_id,
         scramble: scramble.as_bytes().to_vec(),
         capabilities,
-        mariadb_capabilities: 0,
+        mariadb_capabilities: mariadb_offered,
         charset: UTF8MB4_GENERAL_CI,
         status: SERVER_STATUS_AUTOCOMMIT,
         auth_plugin: CACHING_SHA2_PASSWORD.as_bytes().to_vec(),
@@ -172,6 +181,26 @@ pub async fn log_in(
             false,
         ));
     }
+    // Compression is never offered (the relay reads packets, not a
+    // compressed stream), yet some drivers ask for it anyway and then
+    // compress everything after the login, which would leave both sides
+    // waiting for packets the other cannot read. Refused while the client
+    // still reads plain packets, with what to do.
+    let unoffered_compression = response.capabilities
+        & !capabilities
+        & (CLIENT_COMPRESS | CLIENT_ZSTD_COMPRESSION_ALGORITHM);
+    if unoffered_compression != 0 {
+        return Err(Refused {
+            packets: Some(packets),
+            error: ErrPacket::new(
+                1043,
+                "08S01",
+                "Airlock does not support the compressed protocol (it is not offered): connect without compression",
+            ),
+            auth_failure: false,
+            user,
+        });
+    }
     if settings.require_tls && !packets.get_ref().is_tls() {
         return Err(Refused {
             packets: Some(packets),
@@ -198,6 +227,12 @@ pub async fn log_in(
             packets,
             identity,
             capabilities: response.capabilities & capabilities,
+            // A client that sets bit 0 speaks MySQL: the field is filler.
+            mariadb_capabilities: if response.capabilities & CLIENT_LONG_PASSWORD == 0 {
+                response.mariadb_capabilities & mariadb_offered
+            } else {
+                0
+            },
             response,
         }),
         (Err(e), _) => Err(deny(packets, format!("login failed: {e}"), false)),

@@ -30,11 +30,13 @@
 //! MariaDB calls `CLIENT_MYSQL`) and put 32 more capability bits in the
 //! last 4 bytes of the greeting's reserved filler; a client that also
 //! clears bit 0 answers with its own in the same place of its response.
-//! Airlock advertises none of them on either leg: towards agents it sets
-//! bit 0 and sends zeros, so MariaDB clients behave as with MySQL; towards
-//! the upstream it sends zeros. Bulk execution, progress reports and
-//! cached metadata then never appear in a session, and the relay need not
-//! understand them. The fields are still parsed so that they can be logged.
+//! Towards agents Airlock presents itself as the upstream does: a MariaDB
+//! upstream's greeting is repeated with bit 0 clear and the extended
+//! capabilities of [`MARIADB_SUPPORTED`] it offers (extended column
+//! metadata only); the upstream leg then asks for exactly what the agent
+//! took. Bulk execution, progress reports and cached metadata are never
+//! offered, so they never appear in a session and the relay need not
+//! understand them.
 
 use super::packet::{put_lenenc_bytes, put_lenenc_int, Fields, PacketError};
 use bytes::BufMut;
@@ -79,6 +81,13 @@ pub const MARIADB_CLIENT_STMT_BULK_OPERATIONS: u32 = 1 << 2;
 pub const MARIADB_CLIENT_EXTENDED_METADATA: u32 = 1 << 3;
 pub const MARIADB_CLIENT_CACHE_METADATA: u32 = 1 << 4;
 pub const MARIADB_CLIENT_BULK_UNIT_RESULTS: u32 = 1 << 5;
+
+/// MariaDB extended capabilities a session may use: extended column
+/// metadata only (drivers learn from it that a LONGTEXT holds JSON). The
+/// others change what commands and results look like — bulk execution,
+/// progress packets inside results, result sets without column
+/// definitions — and the relay does not speak them.
+pub const MARIADB_SUPPORTED: u32 = MARIADB_CLIENT_EXTENDED_METADATA;
 
 /// Capabilities every Airlock connection uses: 4.1 packets and pluggable
 /// authentication with length-encoded tokens.

@@ -36,7 +36,7 @@ use crate::gate::{Gate, Protocol, SessionId, SessionInfo};
 use crate::identity::LoginThrottle;
 use crate::proxy::{serve_sessions, SessionLimits};
 use frontend::{Greeting, LoggedIn, LoginSettings};
-use handshake::{ErrPacket, OkPacket, CLIENT_DEPRECATE_EOF, SUPPORTED};
+use handshake::{ErrPacket, OkPacket, CLIENT_DEPRECATE_EOF, MARIADB_SUPPORTED, SUPPORTED};
 use upstream::{UpstreamError, UpstreamSettings};
 
 /// Everything a MySQL session needs, shared by all of them.
@@ -62,6 +62,9 @@ pub struct MysqlShared {
 pub struct ServerFacts {
     pub version: String,
     pub capabilities: u32,
+    /// MariaDB's extended capabilities offered, or `None` when the server
+    /// is not MariaDB (it sets capability bit 0).
+    pub mariadb_capabilities: Option<u32>,
 }
 
 impl Default for ServerFacts {
@@ -69,6 +72,7 @@ impl Default for ServerFacts {
         ServerFacts {
             version: "8.0.0-airlock".into(),
             capabilities: SUPPORTED,
+            mariadb_capabilities: None,
         }
     }
 }
@@ -176,6 +180,7 @@ fn remember_server(shared: &MysqlShared, up: &upstream::Upstream) {
     let mut facts = shared.server.lock().unwrap_or_else(|e| e.into_inner());
     facts.version = up.server_version.clone();
     facts.capabilities = up.server_capabilities;
+    facts.mariadb_capabilities = up.is_mariadb().then_some(up.server_mariadb_capabilities);
 }
 
 async fn handle(
@@ -236,6 +241,9 @@ async fn open(
         server_version: facts.version,
         connection_id,
         capabilities: SUPPORTED & facts.capabilities,
+        mariadb_capabilities: facts
+            .mariadb_capabilities
+            .map(|offered| offered & MARIADB_SUPPORTED),
     };
     let mut logged_in = match frontend::log_in(tcp, &greeting, &shared.login).await {
         Ok(l) => l,
@@ -316,6 +324,7 @@ async fn open(
         _ => None,
     };
     settings.capabilities = logged_in.capabilities;
+    settings.mariadb_capabilities = logged_in.mariadb_capabilities;
     settings.charset = logged_in.response.charset;
     let mut upstream = match upstream::connect(&settings).await {
         Ok(u) => u,
@@ -325,6 +334,19 @@ async fn open(
             return None;
         }
     };
+    // Both legs must read column definitions alike: an upstream that no
+    // longer offers what the agent was promised (a failover to another
+    // server since the greeting) cannot carry this session.
+    if upstream.mariadb_capabilities != logged_in.mariadb_capabilities {
+        remember_server(shared, &upstream);
+        let error = ErrPacket::new(
+            1043,
+            "08S01",
+            "the upstream server changed its capabilities during the login; connect again",
+        );
+        refuse_logged_in(logged_in, error).await;
+        return None;
+    }
     // The identity's upstream role and read-only mode, before the agent's
     // first command. The server's reason (a role not granted to the
     // service login…) is for the administrator's log only.

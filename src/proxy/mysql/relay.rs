@@ -27,8 +27,8 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::handshake::{
-    ends_result_set, is_eof, ErrPacket, OkPacket, CLIENT_DEPRECATE_EOF, ERR_HEADER, OK_HEADER,
-    SERVER_MORE_RESULTS_EXISTS,
+    ends_result_set, is_eof, ErrPacket, OkPacket, CLIENT_DEPRECATE_EOF, ERR_HEADER,
+    MARIADB_CLIENT_EXTENDED_METADATA, OK_HEADER, SERVER_MORE_RESULTS_EXISTS,
 };
 use super::packet::{text_values, Fields, Packet, PacketError, PacketStream};
 use super::upstream::{self, Upstream};
@@ -38,7 +38,7 @@ use crate::gate::{
     Checked, Gate, Origin, Refusal, Released, SessionInfo, SessionStatements, LOCAL_INFILE_RULE,
 };
 use crate::identity::Identity;
-use crate::mask::mysql::{parse_column_definition, MysqlColumn, MysqlRowMasker};
+use crate::mask::mysql::{parse_column_definition_with, MysqlColumn, MysqlRowMasker};
 use crate::proxy::Stream;
 use crate::sql::{Dialect, StatementClass};
 
@@ -436,7 +436,7 @@ impl Relay {
         let mut described = Vec::with_capacity(columns as usize);
         for _ in 0..columns {
             let p = self.read_upstream().await?;
-            described.push(column_of(&p.payload));
+            described.push(column_of(&p.payload, self.extended_metadata()));
             self.client.write_packet(&p.payload);
         }
         if columns > 0 && eof {
@@ -582,7 +582,14 @@ impl Relay {
                 )
                 .await
             }
-            _ => {
+            // No such gateway connection: the server's own answer, word for
+            // word, so that drivers which treat "already gone" as success
+            // (a cancel racing the end of its statement) behave as directly.
+            None => {
+                self.refuse(1094, "HY000", &format!("Unknown thread id: {id}"))
+                    .await
+            }
+            Some(_) => {
                 let message = format!(
                     "You are not owner of thread {id} (Airlock lets an identity kill only its own connections' queries)"
                 );
@@ -761,7 +768,7 @@ impl Relay {
         let mut columns = Vec::with_capacity(count.min(4096) as usize);
         for _ in 0..count {
             let p = self.read_upstream().await?;
-            columns.push(column_of(&p.payload));
+            columns.push(column_of(&p.payload, self.extended_metadata()));
             self.client.write_packet(&p.payload);
         }
         if self.capabilities & CLIENT_DEPRECATE_EOF == 0 {
@@ -954,6 +961,11 @@ impl Relay {
         let _ = self.client.flush().await;
     }
 
+    /// Whether column definitions carry MariaDB's extended metadata block.
+    fn extended_metadata(&self) -> bool {
+        self.upstream.mariadb_capabilities & MARIADB_CLIENT_EXTENDED_METADATA != 0
+    }
+
     fn statement_id(&self, payload: &[u8]) -> Option<u32> {
         let id = Fields::new(payload.get(1..)?).u32().ok()?;
         self.prepared.contains_key(&id).then_some(id)
@@ -1039,10 +1051,11 @@ fn not_allowed() -> Refusal {
     }
 }
 
-fn column_of(payload: &[u8]) -> MysqlColumn {
+fn column_of(payload: &[u8], extended_metadata: bool) -> MysqlColumn {
     // A definition Airlock cannot read is given an unknown type, so its
     // values are masked by content (fail closed), never skipped.
-    parse_column_definition(payload).unwrap_or_else(|| MysqlColumn::unknown("(unreadable column)"))
+    parse_column_definition_with(payload, extended_metadata)
+        .unwrap_or_else(|| MysqlColumn::unknown("(unreadable column)"))
 }
 
 /// Status flags of an EOF packet or of an OK that ends a result set.

@@ -112,6 +112,10 @@ pub struct UpstreamSettings {
     /// The collation id to log in with (the agent's choice, so that the
     /// server encodes results the way the agent expects).
     pub charset: u8,
+    /// MariaDB extended capabilities to ask for (what the agent took); only
+    /// those of [`handshake::MARIADB_SUPPORTED`] a MariaDB server offers
+    /// are used.
+    pub mariadb_capabilities: u32,
 }
 
 impl UpstreamSettings {
@@ -125,6 +129,7 @@ impl UpstreamSettings {
             connect_timeout: Duration::from_secs(10),
             capabilities: handshake::DEFAULT_CLIENT,
             charset: handshake::UTF8MB4_GENERAL_CI,
+            mariadb_capabilities: 0,
         }
     }
 
@@ -147,8 +152,10 @@ pub struct Upstream {
     /// As the server reports it (MariaDB prefixes `5.5.5-`).
     pub server_version: String,
     pub server_capabilities: u32,
-    /// MariaDB's extended capabilities as offered (none are used).
+    /// MariaDB's extended capabilities as offered.
     pub server_mariadb_capabilities: u32,
+    /// The MariaDB extended capabilities this connection uses.
+    pub mariadb_capabilities: u32,
     /// What this connection uses: requested ∩ offered.
     pub capabilities: u32,
     /// The plugin that finally authenticated.
@@ -211,15 +218,25 @@ async fn login(settings: &UpstreamSettings) -> Result<Upstream, UpstreamError> {
     if settings.tls.is_some() {
         caps |= CLIENT_SSL;
     }
-    // Airlock presents itself as a MySQL client (bit 0 set) and asks for
-    // none of MariaDB's extended capabilities; see the handshake module.
-    caps |= CLIENT_LONG_PASSWORD;
+    // Towards MariaDB, asked-for extended capabilities go where the server
+    // reads them only when bit 0 is clear; otherwise Airlock is a MySQL
+    // client (bit 0 set). See the handshake module.
+    let mariadb = if hs.capabilities & CLIENT_LONG_PASSWORD == 0 {
+        settings.mariadb_capabilities & hs.mariadb_capabilities & handshake::MARIADB_SUPPORTED
+    } else {
+        0
+    };
+    if mariadb != 0 {
+        caps &= !CLIENT_LONG_PASSWORD;
+    } else {
+        caps |= CLIENT_LONG_PASSWORD;
+    }
 
     let mut response = HandshakeResponse {
         capabilities: caps,
         max_packet: MAX_UPSTREAM_PACKET as u32,
         charset: settings.charset,
-        mariadb_capabilities: 0,
+        mariadb_capabilities: mariadb,
         user: settings.user.as_bytes().to_vec(),
         auth_response: Vec::new(),
         database: settings.database.as_ref().map(|d| d.as_bytes().to_vec()),
@@ -274,6 +291,7 @@ async fn login(settings: &UpstreamSettings) -> Result<Upstream, UpstreamError> {
                     server_version: String::from_utf8_lossy(&hs.server_version).into_owned(),
                     server_capabilities: hs.capabilities,
                     server_mariadb_capabilities: hs.mariadb_capabilities,
+                    mariadb_capabilities: mariadb,
                     capabilities: caps,
                     auth_plugin: plugin.to_string(),
                     status: ok.status,
