@@ -167,14 +167,14 @@ impl SessionSummary {
         }
     }
 
-    /// One line for a terminal.
+    /// One line for a terminal, agent-supplied text escaped.
     pub fn line(&self) -> String {
         let verdicts: Vec<String> = self
             .verdicts
             .iter()
             .map(|(v, n)| format!("{n} {v}"))
             .collect();
-        format!(
+        let line = format!(
             "{}  {} → {}  {} ({}) from {}{}  {} {}{}  {} statements{}, {} errors, {} rows, {} masked  [{}]",
             self.session,
             self.started,
@@ -200,7 +200,8 @@ impl SessionSummary {
             self.rows,
             self.masked,
             self.end_reason.as_deref().unwrap_or("no end recorded"),
-        )
+        );
+        escape_terminal(&line.replace('\n', "\\n")).into_owned()
     }
 }
 
@@ -293,8 +294,44 @@ pub fn session_records(dir: &Path, session: &str) -> Result<Vec<Line>, String> {
     Ok(found)
 }
 
-/// A session's records as a transcript a person reads.
+/// `text` safe to show on a terminal or a page: every character that could
+/// move the cursor, recolour, retitle, hide or reorder what is shown is
+/// written as a visible escape (`\x1b`, `\r`, `\u{202e}`): C0 controls
+/// except the newline, DEL, C1 controls, and the Unicode bidirectional and
+/// line/paragraph separators. Agent-supplied text (statements, application
+/// names, messages) reaches the auditor only through this.
+pub fn escape_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    fn dangerous(c: char) -> bool {
+        matches!(c,
+            '\u{0}'..='\u{9}' | '\u{b}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+            | '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(dangerous) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if dangerous(c) && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if dangerous(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A session's records as a transcript a person reads, every character
+/// that could control a terminal escaped ([`escape_terminal`]).
 pub fn transcript(records: &[Line]) -> String {
+    escape_terminal(&raw_transcript(records)).into_owned()
+}
+
+fn raw_transcript(records: &[Line]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for (_, r) in records {
@@ -447,9 +484,11 @@ fn indent(text: &str, by: &str) -> String {
 }
 
 /// The lines of a period, as written, for a SIEM: from the first record
-/// at or after `since` to the last at or before `until`. The lines form an
-/// unbroken stretch of the chain, so the receiver can check every link and
-/// hash (with the chain key) and every checkpoint (with the public key).
+/// at or after `since` to the last at or before `until`, then on to the
+/// first checkpoint after it, whose signature then covers every record
+/// exported. The lines form an unbroken stretch of the chain, so the
+/// receiver checks every link, hash and signature with the public key
+/// alone (`airlock audit verify-export`).
 pub fn export(
     dir: &Path,
     since: Option<&str>,
@@ -467,7 +506,8 @@ pub fn export(
                 return true;
             }
         }
-        if until.is_some_and(|u| ts > u) {
+        let after = until.is_some_and(|u| ts > u);
+        if after && count == 0 {
             return false;
         }
         if let Err(e) = writeln!(out, "{line}") {
@@ -475,7 +515,7 @@ pub fn export(
             return false;
         }
         count += 1;
-        true
+        !(after && text(record, "kind") == "checkpoint")
     })?;
     match failed {
         Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(count),

@@ -41,8 +41,10 @@ pub struct Inbox {
     pub secure_cookies: bool,
     /// The audit log, for the session views and requests' recent statements.
     pub audit_dir: Option<PathBuf>,
-    /// To check the chain's hashes in the replay view.
-    pub chain_key: Option<[u8; 32]>,
+    /// The keys the replay view verifies the chain with: the trusted
+    /// public key (`audit.public_key`, else this gateway's own) and the
+    /// chain key of format-1 records, if any.
+    pub audit_trust: crate::audit::verify::Trust,
 }
 
 pub fn router(inbox: Inbox) -> Router {
