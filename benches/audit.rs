@@ -29,7 +29,8 @@ const CALLS: usize = 50_000;
 fn settings(dir: &std::path::Path, fsync: Fsync) -> LogSettings {
     LogSettings {
         dir: dir.to_path_buf(),
-        chain_key: [7; 32],
+        chain_key: None,
+        previous_signing_key: None,
         signing_key: [9; 32],
         fsync,
         window: Duration::from_millis(10),

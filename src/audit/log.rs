@@ -388,13 +388,20 @@ impl AuditLog {
     /// `None` when it could not be written (see [`AuditLog::failure`]; the
     /// record then waits in memory, or is counted as lost if the backlog
     /// is full).
+    ///
+    /// A record the disk refuses is taken back out of the chain: its
+    /// statement is refused, so the log must not later show it as run.
     pub fn append(&self, record: Map<String, Value>) -> Option<u64> {
         let mut w = self.admit()?;
+        let before = w.mark(&record);
         let seq = w.seal(record);
-        if w.since_checkpoint >= w.settings.checkpoint_every {
+        let mut written = self.shared.write(&mut w);
+        if !written {
+            w.undo(before);
+        } else if w.since_checkpoint >= w.settings.checkpoint_every {
             w.checkpoint(false);
+            written = self.shared.write(&mut w);
         }
-        let written = self.shared.write(&mut w);
         if w.settings.fsync == Fsync::Always {
             self.shared.wake.notify_one();
         }
@@ -644,6 +651,7 @@ struct Writer {
 }
 
 /// A session's records so far: how many, and the root over their hashes.
+#[derive(Clone, Copy)]
 struct Transcript {
     records: u64,
     root: Hash,
@@ -652,7 +660,51 @@ struct Transcript {
     ended: bool,
 }
 
+/// Where the chain stood before a record was sealed, to take it back.
+struct Mark {
+    pending: usize,
+    seq: u64,
+    prev: Hash,
+    since_checkpoint: u64,
+    /// The session the record belongs to, and its transcript before.
+    session: Option<(String, Option<Transcript>)>,
+}
+
 impl Writer {
+    /// Where the chain stands before `record` is sealed.
+    fn mark(&self, record: &Map<String, Value>) -> Mark {
+        let session = match record.get("session") {
+            Some(Value::String(id)) => Some((id.clone(), self.sessions.get(id.as_str()).copied())),
+            _ => None,
+        };
+        Mark {
+            pending: self.pending.len(),
+            seq: self.seq,
+            prev: self.prev,
+            since_checkpoint: self.since_checkpoint,
+            session,
+        }
+    }
+
+    /// Takes the record sealed since `mark` out of the chain (it was never
+    /// written).
+    fn undo(&mut self, mark: Mark) {
+        self.pending.truncate(mark.pending);
+        self.seq = mark.seq;
+        self.prev = mark.prev;
+        self.since_checkpoint = mark.since_checkpoint;
+        if let Some((id, before)) = mark.session {
+            match before {
+                Some(t) => {
+                    self.sessions.insert(id, t);
+                }
+                None => {
+                    self.sessions.remove(&id);
+                }
+            }
+        }
+    }
+
     /// Links and seals one record onto the pending bytes; its sequence number.
     fn seal(&mut self, record: Map<String, Value>) -> u64 {
         self.seal_signed(record, None)
