@@ -560,3 +560,59 @@ fn appends_from_many_threads_form_one_chain() {
     assert!(report.broken.is_none(), "{:?}", report.broken);
     assert_eq!(report.records - report.checkpoints, 1000 + 1);
 }
+
+#[test]
+fn incremental_verification_resumes_and_still_sees_an_old_record_edited() {
+    let dir = written(40);
+    let mut incremental = super::verify::Incremental::default();
+    let first = incremental.verify(dir.path(), &pinned()).unwrap();
+    assert!(first.broken.is_none(), "{:?}", first.broken);
+    let resumes = incremental
+        .resumes_after()
+        .expect("a checkpoint to resume after");
+    assert_eq!(resumes, first.last_seq, "the final checkpoint");
+    // More records from a second run: verification goes on from the
+    // checkpoint and agrees with a full one.
+    let log = AuditLog::open(settings(dir.path()), Vec::new()).unwrap();
+    for i in 100..140 {
+        log.append(record(i));
+    }
+    log.close();
+    let again = incremental.verify(dir.path(), &pinned()).unwrap();
+    let full = verify(dir.path(), &pinned()).unwrap();
+    assert!(again.broken.is_none(), "{:?}", again.broken);
+    assert!(incremental.resumes_after() > Some(resumes));
+    assert_eq!(
+        (
+            again.records,
+            again.checkpoints,
+            again.segments,
+            again.session_roots,
+            again.last_seq
+        ),
+        (
+            full.records,
+            full.checkpoints,
+            full.segments,
+            full.session_roots,
+            full.last_seq
+        )
+    );
+    // A record verified before is edited: the resume point no longer
+    // holds, and the edit is found.
+    let (path, mut l) = lines(dir.path()).remove(0);
+    let i = l.iter().position(|x| x.contains("SELECT 3")).unwrap();
+    l[i] = l[i].replace("SELECT 3", "SELECT 4");
+    rewrite(&path, &l);
+    let report = incremental.verify(dir.path(), &pinned()).unwrap();
+    assert_eq!(report.broken.map(|b| b.problem), Some(Problem::Edited));
+    // With other keys it starts over too.
+    let other = Trust {
+        pinned: Some(public([1; 32])),
+        chain_key: None,
+    };
+    let report = super::verify::Incremental::default()
+        .verify(dir.path(), &other)
+        .unwrap();
+    assert!(report.broken.is_some());
+}

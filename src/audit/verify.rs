@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use serde_json::{Map, Value};
 
+use sha2::{Digest, Sha256};
+
 use super::chain::{self, Hash, GENESIS};
 use super::log::segments;
 
@@ -157,7 +159,7 @@ pub struct KeyUse {
     pub checkpoints: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Report {
     pub segments: usize,
     pub records: u64,
@@ -266,7 +268,12 @@ pub const WRITER_LOCK: &str = "writer.pid";
 pub fn verify(dir: &Path, trust: &Trust) -> Result<Report, String> {
     let segs = segments(dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
     let files: Vec<PathBuf> = segs.into_iter().map(|(_, p)| p).collect();
-    let mut report = run(&files, trust, false)?;
+    let (report, _) = run(&files, trust, false, None)?;
+    Ok(finish(dir, &files, report))
+}
+
+/// Marks a log that ends without a final checkpoint, no writer running.
+fn finish(dir: &Path, files: &[PathBuf], mut report: Report) -> Report {
     report.open = writer_running(dir);
     if report.broken.is_none() && report.records > 0 && !report.open && !ends_final(&report) {
         let file = files.last().cloned().unwrap_or_default();
@@ -277,7 +284,82 @@ pub fn verify(dir: &Path, trust: &Trust) -> Result<Report, String> {
             problem: Problem::Truncated,
         });
     }
-    Ok(report)
+    report
+}
+
+/// Verification that goes on from where it last stood instead of starting
+/// over: the inbox's replay verifies the log on every page view, and a log
+/// of millions of records would otherwise be re-checked each time.
+///
+/// It resumes after the last checkpoint it verified, once it has checked
+/// that every byte it verified before is still the same (a SHA-256 of each
+/// segment's verified prefix: reading is far cheaper than parsing and
+/// re-serializing every record). Anything changed, or other keys given,
+/// and it verifies from the start again.
+#[derive(Default)]
+pub struct Incremental {
+    resume: Option<Resume>,
+}
+
+impl Incremental {
+    pub fn verify(&mut self, dir: &Path, trust: &Trust) -> Result<Report, String> {
+        let segs = segments(dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
+        let files: Vec<PathBuf> = segs.into_iter().map(|(_, p)| p).collect();
+        let resume = self
+            .resume
+            .take()
+            .filter(|r| r.pinned == trust.pinned && r.chain_key == trust.chain_key);
+        let (report, resume) = run(&files, trust, false, resume)?;
+        self.resume = resume;
+        Ok(finish(dir, &files, report))
+    }
+
+    /// The seq verification will resume after, if any.
+    pub fn resumes_after(&self) -> Option<u64> {
+        self.resume.as_ref().map(|r| r.report.last_seq)
+    }
+}
+
+/// Where verification stood just after a checkpoint it verified.
+#[derive(Clone)]
+struct Resume {
+    /// Each segment read: its path, the bytes verified and their SHA-256.
+    files: Vec<(PathBuf, u64, Hash)>,
+    /// Lines read in the last of them.
+    line: usize,
+    state: State,
+    report: Report,
+    pinned: Option<[u8; 32]>,
+    chain_key: Option<Hash>,
+}
+
+/// Whether every byte `resume` verified is still there, unchanged; if so,
+/// the hasher of the last segment's prefix, to go on with.
+fn still_valid(files: &[PathBuf], resume: &Resume) -> Option<Sha256> {
+    use std::io::Read;
+    let mut last = None;
+    for (i, (path, len, digest)) in resume.files.iter().enumerate() {
+        if files.get(i) != Some(path) {
+            return None;
+        }
+        let mut file = std::fs::File::open(path).ok()?.take(*len);
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut read = 0u64;
+        loop {
+            let n = file.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            read += n as u64;
+        }
+        if read != *len || <[u8; 32]>::from(hasher.clone().finalize()) != *digest {
+            return None;
+        }
+        last = Some(hasher);
+    }
+    last
 }
 
 /// Verifies an `audit export` file: an unbroken stretch of the chain from
@@ -285,7 +367,7 @@ pub fn verify(dir: &Path, trust: &Trust) -> Result<Report, String> {
 /// checkpoint; a session is proved complete when its start and a signed
 /// root after its end are both in the stretch.
 pub fn verify_export(file: &Path, trust: &Trust) -> Result<Report, String> {
-    run(&[file.to_path_buf()], trust, true)
+    run(&[file.to_path_buf()], trust, true, None).map(|(report, _)| report)
 }
 
 fn ends_final(report: &Report) -> bool {
@@ -294,42 +376,85 @@ fn ends_final(report: &Report) -> bool {
 
 /// Per-session state: records so far, the root over their hashes, and
 /// whether the session's start was seen (an export may begin mid-session).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct SessionState {
     records: u64,
     root: Hash,
     started_here: bool,
 }
 
-fn run(files: &[PathBuf], trust: &Trust, export: bool) -> Result<Report, String> {
-    let mut report = Report {
-        segments: files.len(),
-        pinned: trust.pinned.is_some(),
-        keyed_checked: trust.chain_key.is_some(),
-        ..Default::default()
+fn run(
+    files: &[PathBuf],
+    trust: &Trust,
+    export: bool,
+    resume: Option<Resume>,
+) -> Result<(Report, Option<Resume>), String> {
+    use std::io::{Seek, SeekFrom};
+    let resumed = resume.and_then(|r| still_valid(files, &r).map(|hasher| (r, hasher)));
+    // Until a later checkpoint is verified, the place to resume stays put.
+    let mut last_resume = resumed.as_ref().map(|(r, _)| r.clone());
+    let (mut report, mut state, mut done, start, mut hasher) = match resumed {
+        Some((r, hasher)) => {
+            let mut done = r.files;
+            let current = done.pop().map(|(p, len, _)| (p, len, r.line));
+            (r.report, r.state, done, current, hasher)
+        }
+        None => {
+            let mut report = Report {
+                pinned: trust.pinned.is_some(),
+                keyed_checked: trust.chain_key.is_some(),
+                ..Default::default()
+            };
+            if let Some(k) = trust.pinned {
+                report.keys.push(KeyUse {
+                    key: k,
+                    introduced_at: None,
+                    checkpoints: 0,
+                });
+            }
+            let state = State {
+                prev: GENESIS,
+                last_seq: 0,
+                seen_format2: false,
+                keyed_verified: false,
+                key: trust.pinned,
+                sessions: HashMap::new(),
+                run_seen: false,
+                export,
+            };
+            (report, state, Vec::new(), None, Sha256::new())
+        }
     };
-    let mut state = State {
-        prev: GENESIS,
-        last_seq: 0,
-        seen_format2: false,
-        keyed_verified: false,
-        key: trust.pinned,
-        sessions: HashMap::new(),
-        run_seen: false,
-        export,
-    };
-    if let Some(k) = trust.pinned {
-        report.keys.push(KeyUse {
-            key: k,
-            introduced_at: None,
-            checkpoints: 0,
-        });
-    }
-    for path in files {
-        let file = std::fs::File::open(path)
+    report.segments = files.len();
+    let mut line = Vec::new();
+    for path in &files[done.len()..] {
+        let mut file = std::fs::File::open(path)
             .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
-        for (index, line) in BufReader::new(file).split(b'\n').enumerate() {
-            let line = line.map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let (mut offset, mut index) = (0u64, 0usize);
+        match &start {
+            // The segment verification stopped in: on from where it stood.
+            Some((p, len, lines)) if p == path => {
+                file.seek(SeekFrom::Start(*len))
+                    .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+                (offset, index) = (*len, *lines);
+            }
+            _ => hasher = Sha256::new(),
+        }
+        let mut reader = BufReader::new(file);
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&line);
+            offset += n as u64;
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            let checkpoints = report.checkpoints;
             if let Err((problem, seq)) = state.record(&line, trust, &mut report, path, index) {
                 report.broken = Some(Broken {
                     file: path.clone(),
@@ -337,13 +462,28 @@ fn run(files: &[PathBuf], trust: &Trust, export: bool) -> Result<Report, String>
                     seq,
                     problem,
                 });
-                return Ok(report);
+                return Ok((report, last_resume));
+            }
+            index += 1;
+            if report.checkpoints > checkpoints {
+                let mut files = done.clone();
+                files.push((path.clone(), offset, hasher.clone().finalize().into()));
+                last_resume = Some(Resume {
+                    files,
+                    line: index,
+                    state: state.clone(),
+                    report: report.clone(),
+                    pinned: trust.pinned,
+                    chain_key: trust.chain_key,
+                });
             }
         }
+        done.push((path.clone(), offset, hasher.clone().finalize().into()));
     }
-    Ok(report)
+    Ok((report, last_resume))
 }
 
+#[derive(Clone)]
 struct State {
     prev: Hash,
     last_seq: u64,
