@@ -328,8 +328,8 @@ fn audit_replay(dir: &Path, session: &str, json: bool, trust: &TrustArgs) -> Exi
         Ok(k) => k,
         Err(e) => return fail(&e),
     };
-    let records = match read::session_records(dir, session) {
-        Ok(r) => r,
+    let records = match read::session_page(dir, session, 0, usize::MAX) {
+        Ok(page) => page.records,
         Err(e) => return fail(&e),
     };
     if records.is_empty() {
@@ -343,9 +343,16 @@ fn audit_replay(dir: &Path, session: &str, json: bool, trust: &TrustArgs) -> Exi
     }
     let status = match verify::verify(dir, &keys) {
         Ok(report) => match &report.broken {
-            None if report.unchecked().is_empty() => format!(
-                "chain verified: every link, hash and signature, from the key pinned by {}",
-                source.as_deref().unwrap_or("?")
+            None if report.vouched() => format!(
+                "chain verified: every link, hash and signature up to record {}, from the key \
+                 pinned by {}{}",
+                report.signed_through,
+                source.as_deref().unwrap_or("?"),
+                if report.signed_through < report.last_seq {
+                    "; the records since are not signed yet (the log is being written)"
+                } else {
+                    ""
+                }
             ),
             None => format!(
                 "chain consistent, but NOT fully verified: {}",
@@ -1034,6 +1041,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
                     })),
                     chain_key: audit_chain_key,
                 },
+                audit_verifier: Default::default(),
             },
             stop_rx.clone(),
         ));

@@ -237,6 +237,16 @@ impl fmt::Display for Unchecked {
 }
 
 impl Report {
+    /// Nothing broken and everything vouched for from the pinned key,
+    /// except records a log still being written has not signed yet.
+    pub fn vouched(&self) -> bool {
+        self.broken.is_none()
+            && self
+                .unchecked()
+                .iter()
+                .all(|u| matches!(u, Unchecked::UnsignedTail { open: true, .. }))
+    }
+
     /// What was asked but could not be checked; empty when everything was.
     pub fn unchecked(&self) -> Vec<Unchecked> {
         let mut out = Vec::new();

@@ -45,6 +45,8 @@ pub struct Inbox {
     /// public key (`audit.public_key`, else this gateway's own) and the
     /// chain key of format-1 records, if any.
     pub audit_trust: crate::audit::verify::Trust,
+    /// Verification resumed page view after page view, not redone.
+    pub audit_verifier: Arc<std::sync::Mutex<crate::audit::verify::Incremental>>,
 }
 
 pub fn router(inbox: Inbox) -> Router {
