@@ -586,8 +586,9 @@ fn sessions_replay_and_export_tell_what_happened() {
     let log = audit_dir(dir.path());
     let log_arg = log.to_str().unwrap();
     // The signing key was created on first start, readable by the owner only.
-    for name in ["var/audit-signing-key"] {
+    {
         use std::os::unix::fs::PermissionsExt;
+        let name = "var/audit-signing-key";
         let mode = std::fs::metadata(dir.path().join(name))
             .unwrap()
             .permissions()
