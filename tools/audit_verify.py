@@ -55,6 +55,21 @@ class Broken(Exception):
         self.seq = seq
 
 
+def _not_json(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse(line):
+    """The record a line holds, or None: strict JSON (no NaN, no lone
+    surrogates), as serde_json reads it."""
+    try:
+        record = json.loads(line.decode("utf-8"), parse_constant=_not_json)
+        canonical(record if isinstance(record, dict) else {})
+    except (UnicodeDecodeError, UnicodeEncodeError, ValueError):
+        return None
+    return record
+
+
 def unhex(value, n):
     """Exactly n bytes as 2n hex digits, or None."""
     if not isinstance(value, str) or len(value) != 2 * n or not HEX.match(value):
@@ -134,10 +149,7 @@ class Verifier:
         return self.key
 
     def record(self, line, rest):
-        try:
-            record = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise Broken("unreadable")
+        record = parse(line)
         if not isinstance(record, dict):
             raise Broken("unreadable")
         seq = as_u64(record.get("seq"))
@@ -172,10 +184,7 @@ class Verifier:
             problem = "deleted"
             lines, start = rest
             for later in lines[start:]:
-                try:
-                    r = json.loads(later.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError):
-                    continue
+                r = parse(later)
                 if isinstance(r, dict) and as_u64(r.get("seq")) == wanted:
                     problem = "reordered"
                     break
