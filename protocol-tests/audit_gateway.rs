@@ -198,7 +198,7 @@ fn records(dir: &Path) -> Vec<Map<String, Value>> {
 }
 
 fn segment_lines(dir: &Path) -> Vec<(PathBuf, Vec<String>)> {
-    airlock::audit::log::segments(dir)
+    airlock::audit::layout::segments(dir)
         .unwrap()
         .into_iter()
         .map(|(_, p)| {
@@ -932,7 +932,7 @@ fn values_from_the_masking_corpus_never_reach_the_log_in_clear() {
     let dir = gateway.stop();
 
     let mut log = String::new();
-    for (_, path) in airlock::audit::log::segments(&audit_dir(dir.path())).unwrap() {
+    for (_, path) in airlock::audit::layout::segments(&audit_dir(dir.path())).unwrap() {
         log.push_str(&std::fs::read_to_string(path).unwrap());
     }
     assert!(log.contains("\"captured\""), "rows were captured");

@@ -291,7 +291,7 @@ def segments(directory):
     found = []
     for name in os.listdir(directory):
         stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else None
-        if stem and stem.isdigit():
+        if stem and re.fullmatch(r"[0-9]+", stem) and int(stem) < 2**64:
             found.append((int(stem), os.path.join(directory, name)))
     return [p for _, p in sorted(found)]
 

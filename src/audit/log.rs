@@ -35,6 +35,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Map, Value};
 
 use super::chain::{self, Hash, GENESIS};
+use super::layout::{segment_path, segments};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -82,29 +83,6 @@ struct Shared {
     synced: tokio::sync::watch::Sender<(u64, Option<String>)>,
     healthy: AtomicBool,
     failure: Mutex<Option<String>>,
-}
-
-/// Segment files are `NNNNNNNN.jsonl`, numbered from 1.
-fn segment_path(dir: &Path, n: u64) -> PathBuf {
-    dir.join(format!("{n:08}.jsonl"))
-}
-
-/// The segments under `dir`, in order.
-pub fn segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(n) = name
-            .strip_suffix(".jsonl")
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            found.push((n, entry.path()));
-        }
-    }
-    found.sort();
-    Ok(found)
 }
 
 /// Where the chain stood at the end of the log found on disk.
@@ -365,7 +343,7 @@ impl AuditLog {
             .map_err(|e| format!("cannot write the audit log: {e}"))?;
         // While this file names a live process, verification treats an
         // end without a final checkpoint as a log still being written.
-        let lock = writer.settings.dir.join(super::verify::WRITER_LOCK);
+        let lock = writer.settings.dir.join(super::layout::WRITER_LOCK);
         std::fs::write(&lock, std::process::id().to_string())
             .map_err(|e| format!("cannot write `{}`: {e}", lock.display()))?;
         let (synced, _) = tokio::sync::watch::channel((writer.seq, None));
@@ -499,7 +477,7 @@ impl AuditLog {
         let synced = written && w.file.sync_data().is_ok();
         w.closed = true;
         if synced {
-            let _ = std::fs::remove_file(w.settings.dir.join(super::verify::WRITER_LOCK));
+            let _ = std::fs::remove_file(w.settings.dir.join(super::layout::WRITER_LOCK));
             let seq = w.written_seq;
             self.shared.synced.send_replace((seq, None));
         } else {

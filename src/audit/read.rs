@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use super::chain;
-use super::log::segments;
+use super::layout::segments;
 
 /// Calls `each` with every record of the log under `dir`, in order, and the
 /// line exactly as written. Stops early when `each` returns `false`.

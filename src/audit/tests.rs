@@ -60,7 +60,7 @@ fn written(n: u64) -> tempfile::TempDir {
 }
 
 fn lines(dir: &Path) -> Vec<(std::path::PathBuf, Vec<String>)> {
-    super::log::segments(dir)
+    super::layout::segments(dir)
         .unwrap()
         .into_iter()
         .map(|(_, p)| {
@@ -514,7 +514,7 @@ fn durable_appends_return_after_the_record_is_on_disk() {
         .unwrap();
     rt.block_on(log.append_durable(record(1))).unwrap();
     let text =
-        std::fs::read_to_string(super::log::segments(dir.path()).unwrap()[0].1.clone()).unwrap();
+        std::fs::read_to_string(super::layout::segments(dir.path()).unwrap()[0].1.clone()).unwrap();
     assert!(text.contains("SELECT 1"));
     // While the writer runs, a log without a final checkpoint is open, not truncated.
     let report = verify(dir.path(), &pinned()).unwrap();

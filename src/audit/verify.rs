@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::chain::{self, Hash, GENESIS};
-use super::log::segments;
+use super::layout::{segments, writer_running};
 
 /// What is wrong with a log, in the order verification finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,10 +269,6 @@ impl Report {
         out
     }
 }
-
-/// The file a running writer holds; verification uses it to tell a log
-/// that is being written from one cut short.
-pub const WRITER_LOCK: &str = "writer.pid";
 
 /// Verifies the log under `dir` from its first record.
 pub fn verify(dir: &Path, trust: &Trust) -> Result<Report, String> {
@@ -765,15 +761,4 @@ fn signed_by(key: &[u8; 32], message: &[u8], record: &Map<String, Value>) -> boo
         k.verify(message, &Signature::from_bytes(&signature))
             .is_ok()
     })
-}
-
-/// Whether the process named in the writer lock is alive.
-pub fn writer_running(dir: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(dir.join(WRITER_LOCK)) else {
-        return false;
-    };
-    let Ok(pid) = text.trim().parse::<u32>() else {
-        return false;
-    };
-    Path::new(&format!("/proc/{pid}")).exists()
 }
