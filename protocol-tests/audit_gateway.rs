@@ -1,7 +1,11 @@
 //! The audit log as the real gateway writes it, against the real server:
 //!
 //! * each kind of tampering, done to a log the gateway wrote, is named by
-//!   `airlock audit verify` with its exit code;
+//!   `airlock audit verify` with its exit code — with only the pinned
+//!   public key — and by the independent Python verifier
+//!   (`tools/audit_verify.py`) with the same verdict;
+//! * a new signing key is followed when the old one introduced it, and a
+//!   forged introduction is refused;
 //! * `audit sessions`, `replay` and `export` tell what happened, and an
 //!   export verifies on its own;
 //! * `kill -9` under load, then a restart: the torn end is repaired, the log
@@ -42,10 +46,6 @@ fn audit_dir(dir: &Path) -> PathBuf {
     dir.join("var/audit")
 }
 
-fn key_file(dir: &Path) -> PathBuf {
-    dir.join("var/audit-chain-key")
-}
-
 /// The checkpoint public key the gateway printed at start.
 fn public_key(gateway: &Gateway) -> String {
     gateway
@@ -69,14 +69,107 @@ fn airlock(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn verify(dir: &Path, key: &Path, pubkey: Option<&str>) -> (i32, String) {
-    let (d, k) = (dir.to_str().unwrap(), key.to_str().unwrap());
-    let mut args = vec!["audit", "verify", "--dir", d, "--key-file", k];
+/// The independent verifier, in Python.
+fn python_verifier(args: &[&str]) -> (i32, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/audit_verify.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Where a verifier says the log broke: the line and seq it names.
+fn broken_at(text: &str) -> Option<String> {
+    let rest = text.split("BROKEN at ").nth(1)?;
+    let at = rest.rfind(" line ")?;
+    let after = &rest[at..];
+    Some(after[..after.find(':')?].to_string())
+}
+
+/// Both verifiers on the same target must reach the same verdict: the
+/// exit code, and the line and seq of a break. Returns Rust's.
+fn both(rust: &[&str], python: &[&str]) -> (i32, String) {
+    let (code, out, err) = airlock(rust);
+    let text = out + &err;
+    let (py_code, py_text) = python_verifier(python);
+    assert_eq!(
+        (code, broken_at(&text)),
+        (py_code, broken_at(&py_text)),
+        "the verifiers disagree:\n--- airlock\n{text}\n--- python\n{py_text}"
+    );
+    (code, text)
+}
+
+/// `airlock audit verify` (and the Python verifier) with the pinned key.
+fn verify(dir: &Path, pubkey: Option<&str>) -> (i32, String) {
+    let d = dir.to_str().unwrap();
+    let mut rust = vec!["audit", "verify", "--dir", d];
+    let mut python = vec![d];
     if let Some(p) = pubkey {
-        args.extend(["--pubkey", p]);
+        rust.extend(["--pubkey", p]);
+        python.extend(["--pubkey", p]);
     }
-    let (code, out, err) = airlock(&args);
-    (code, out + &err)
+    both(&rust, &python)
+}
+
+/// `airlock audit verify-export` (and the Python verifier) on an export.
+fn verify_export(file: &Path, pubkey: &str) -> (i32, String) {
+    let f = file.to_str().unwrap();
+    both(
+        &["audit", "verify-export", f, "--pubkey", pubkey],
+        &["--export", f, "--pubkey", pubkey],
+    )
+}
+
+/// Rewrites the log from line `from` (counted over all segments, from 0)
+/// with `change` applied to that record, recomputing every hash after it —
+/// which anyone can do — and returns the line numbers rewritten.
+fn forge(dir: &Path, from: usize, change: &dyn Fn(&mut Map<String, Value>)) {
+    let mut prev: Option<chain::Hash> = None;
+    let mut index = 0;
+    for (path, mut lines) in segment_lines(dir) {
+        for line in lines.iter_mut() {
+            if index >= from {
+                let mut r: Map<String, Value> = serde_json::from_str(line).unwrap();
+                if index == from {
+                    change(&mut r);
+                }
+                if let Some(p) = prev {
+                    r.insert("prev".into(), Value::from(chain::hex(&p)));
+                }
+                r.remove("hash");
+                let p = chain::unhex::<32>(r["prev"].as_str().unwrap()).unwrap();
+                let (sealed, hash) = chain::seal(&p, &mut r);
+                *line = String::from_utf8(sealed).unwrap();
+                prev = Some(hash);
+            }
+            index += 1;
+        }
+        rewrite(&path, &lines);
+    }
+}
+
+/// The index (over all segments) of the first line containing `needle`.
+fn line_index(dir: &Path, needle: &str) -> usize {
+    segment_lines(dir)
+        .into_iter()
+        .flat_map(|(_, l)| l)
+        .position(|l| l.contains(needle))
+        .expect("the line")
+}
+
+fn sign(key: &ed25519_dalek::SigningKey, domain: &[u8], r: &mut Map<String, Value>) {
+    use ed25519_dalek::Signer;
+    let signature = key.sign(&chain::signed_message(domain, r));
+    r.insert(
+        "signature".into(),
+        Value::from(chain::hex(&signature.to_bytes())),
+    );
 }
 
 fn psql_ok(gateway: &Gateway, database: &str, sql: &[&str]) -> String {
@@ -105,7 +198,7 @@ fn records(dir: &Path) -> Vec<Map<String, Value>> {
 }
 
 fn segment_lines(dir: &Path) -> Vec<(PathBuf, Vec<String>)> {
-    airlock::audit::log::segments(dir)
+    airlock::audit::layout::segments(dir)
         .unwrap()
         .into_iter()
         .map(|(_, p)| {
@@ -145,10 +238,17 @@ fn each_kind_of_tampering_with_a_gateway_written_log_is_named() {
         );
     }
     let dir = gateway.stop();
-    let (log, key) = (audit_dir(dir.path()), key_file(dir.path()));
-    let (code, text) = verify(&log, &key, Some(&pubkey));
+    let log = audit_dir(dir.path());
+    // No secret is kept for the chain any more: the public key is enough.
+    assert!(!dir.path().join("var/audit-chain-key").exists());
+    let (code, text) = verify(&log, Some(&pubkey));
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("OK"), "{text}");
+    assert!(
+        text.contains(&format!("key {pubkey}: pinned by --pubkey")),
+        "{text}"
+    );
+    assert!(text.contains("sessions proved complete"), "{text}");
     let segments = segment_lines(&log);
     assert!(segments.len() >= 3, "rotated by size: {}", segments.len());
 
@@ -159,7 +259,7 @@ fn each_kind_of_tampering_with_a_gateway_written_log_is_named() {
         let copy = scratch.path().join(format!("copy{n}"));
         copy_dir(&log, &copy);
         change(&copy);
-        verify(&copy, &key, Some(&pubkey))
+        verify(&copy, Some(&pubkey))
     };
     let first = |dir: &Path| segment_lines(dir).remove(0);
     let middle = |dir: &Path| segment_lines(dir).remove(1);
@@ -167,7 +267,10 @@ fn each_kind_of_tampering_with_a_gateway_written_log_is_named() {
     // Edited: one statement's text changed in place.
     let (code, text) = tampered(&|d| {
         let (path, mut lines) = middle(d);
-        let i = lines.iter().position(|l| l.contains("INSERT")).unwrap();
+        let i = lines
+            .iter()
+            .position(|l| l.contains("INSERT INTO t VALUES ("))
+            .unwrap();
         lines[i] = lines[i].replacen("INSERT INTO t VALUES (", "INSERT INTO t VALUES (9", 1);
         rewrite(&path, &lines);
     });
@@ -215,42 +318,237 @@ fn each_kind_of_tampering_with_a_gateway_written_log_is_named() {
     assert_eq!(code, 14, "{text}");
     assert!(text.contains("truncated"), "{text}");
 
-    // Wrong chain key; a signature that does not verify with the key given.
-    let wrong = scratch.path().join("wrong-key");
-    std::fs::write(&wrong, airlock::hex::encode(&[1u8; 32])).unwrap();
-    let (code, text) = verify(&log, &wrong, None);
-    assert_eq!(code, 15, "{text}");
+    // A signature that does not verify with the key given.
     let other = airlock::hex::encode(
         ed25519_dalek::SigningKey::from_bytes(&[2; 32])
             .verifying_key()
             .as_bytes(),
     );
-    let (code, text) = verify(&log, &key, Some(&other));
+    let (code, text) = verify(&log, Some(&other));
     assert_eq!(code, 16, "{text}");
 
-    // A forger with the public key but not the chain key: a record edited
-    // and every hash after it recomputed with a guessed key still fails.
+    // No trusted key: nothing is vouched for, and the exit code says so.
+    let (code, text) = verify(&log, None);
+    assert_eq!(code, 20, "{text}");
+    assert!(text.contains("NOT VOUCHED FOR"), "{text}");
+    let (code, text, _) = airlock(&[
+        "audit",
+        "verify",
+        "--dir",
+        log.to_str().unwrap(),
+        "--self-check",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("self-check only"), "{text}");
+
+    // Hashes are public: an edit with every hash after it recomputed links
+    // cleanly, and the next checkpoint's signature gives it away.
     let (code, text) = tampered(&|d| {
-        let (path, mut lines) = first(d);
-        let guessed = [0u8; 32];
-        let mut prev: Option<[u8; 32]> = None;
-        for line in lines.iter_mut().skip(1) {
-            let mut r: Map<String, Value> = serde_json::from_str(line).unwrap();
-            if let Some(p) = prev {
-                r.insert("prev".into(), Value::from(chain::hex(&p)));
-            }
-            if let Some(Value::String(sql)) = r.get_mut("sql") {
-                *sql = sql.replace("INSERT", "DELETE");
-            }
-            r.remove("hash");
-            let prev_hash = chain::unhex::<32>(r["prev"].as_str().unwrap()).unwrap();
-            let (sealed, hash) = chain::seal(&guessed, &prev_hash, &mut r);
-            *line = String::from_utf8(sealed).unwrap();
-            prev = Some(hash);
-        }
-        rewrite(&path, &lines);
+        let at = line_index(d, "INSERT INTO t VALUES (3");
+        forge(d, at, &|r| {
+            r.insert("sql".into(), Value::from("SELECT 'nothing to see'"));
+        });
     });
-    assert_ne!(code, 0, "{text}");
+    assert_eq!(code, 16, "{text}");
+
+    // A forged checkpoint: re-signed by a key of the forger's own.
+    let (code, text) = tampered(&|d| {
+        let at = line_index(d, "\"checkpoint\"");
+        forge(d, at, &|r| {
+            let forger = ed25519_dalek::SigningKey::from_bytes(&[66; 32]);
+            r.insert(
+                "public_key".into(),
+                Value::from(chain::hex(forger.verifying_key().as_bytes())),
+            );
+            sign(&forger, chain::CHECKPOINT_DOMAIN, r);
+        });
+    });
+    assert_eq!(code, 16, "{text}");
+
+    // A truncation dressed as a clean shutdown: cut after a checkpoint
+    // and mark it final. The signature covers `final`.
+    let (code, text) = tampered(&|d| {
+        let at = line_index(d, "\"checkpoint\"");
+        let mut index = 0;
+        for (path, lines) in segment_lines(d) {
+            let keep: Vec<String> = lines
+                .into_iter()
+                .filter(|_| {
+                    index += 1;
+                    index <= at + 1
+                })
+                .collect();
+            if keep.is_empty() {
+                std::fs::remove_file(&path).unwrap();
+            } else {
+                rewrite(&path, &keep);
+            }
+        }
+        forge(d, at, &|r| {
+            r.insert("final".into(), Value::from(true));
+        });
+    });
+    assert_eq!(code, 16, "{text}");
+}
+
+#[test]
+fn a_new_signing_key_is_followed_from_the_pinned_one_and_a_forged_one_refused() {
+    let db = TestDb::create("audit_rotate");
+    let gateway = audited("", None);
+    let old_public = public_key(&gateway);
+    psql_ok(
+        &gateway,
+        &db.name,
+        &["CREATE TABLE t (n int)", "INSERT INTO t VALUES (1)"],
+    );
+    let dir = gateway.stop();
+    // The operator replaces the signing key, keeping the old one to
+    // introduce the new.
+    let key = dir.path().join("var/audit-signing-key");
+    let old = dir.path().join("old-signing-key");
+    std::fs::rename(&key, &old).unwrap();
+    let config = dir.path().join("airlock.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let with_new = text.replacen(
+        "[audit]\n",
+        &format!(
+            "[audit]\nprevious_signing_key_file = \"{}\"\n",
+            old.display()
+        ),
+        1,
+    );
+    std::fs::write(&config, &with_new).unwrap();
+    let gateway = Gateway::spawn(dir, &["serve", "--config", config.to_str().unwrap()], &[]);
+    let new_public = public_key(&gateway);
+    assert_ne!(new_public, old_public);
+    psql_ok(
+        &gateway,
+        &db.name,
+        &["INSERT INTO t VALUES (2)", "SELECT * FROM t"],
+    );
+    let dir = gateway.stop();
+    let log = audit_dir(dir.path());
+
+    let (code, text) = verify(&log, Some(&old_public));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("1 key rotation"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "key {new_public}: introduced by the rotation at seq"
+        )),
+        "{text}"
+    );
+    // The new key alone is not the log's pinned start.
+    let (code, text) = verify(&log, Some(&new_public));
+    assert_eq!(code, 16, "{text}");
+
+    // The pinned key from the auditor's configuration, never from the log.
+    let auditor = dir.path().join("auditor.toml");
+    std::fs::write(
+        &auditor,
+        format!("[audit]\npublic_key = \"{old_public}\"\n"),
+    )
+    .unwrap();
+    let (code, out, err) = airlock(&[
+        "audit",
+        "verify",
+        "--dir",
+        log.to_str().unwrap(),
+        "--config",
+        auditor.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("pinned by audit.public_key in"), "{out}");
+
+    // A rotation to a forger's key, signed by the forger.
+    let copy = dir.path().join("forged");
+    copy_dir(&log, &copy);
+    let at = line_index(&copy, "key_rotation");
+    forge(&copy, at, &|r| {
+        let forger = ed25519_dalek::SigningKey::from_bytes(&[66; 32]);
+        r.insert(
+            "new_public_key".into(),
+            Value::from(chain::hex(forger.verifying_key().as_bytes())),
+        );
+        sign(&forger, chain::ROTATION_DOMAIN, r);
+    });
+    let (code, text) = verify(&copy, Some(&old_public));
+    assert_eq!(code, 18, "{text}");
+    assert!(text.contains("bad rotation"), "{text}");
+
+    // A new key nobody introduced: the gateway refuses to start on the log.
+    std::fs::write(&config, text_without_previous(&with_new)).unwrap();
+    std::fs::remove_file(dir.path().join("var/audit-signing-key")).unwrap();
+    let out = Command::new(support::gateway::binary())
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("previous_signing_key_file"), "{err}");
+}
+
+fn text_without_previous(config: &str) -> String {
+    config
+        .lines()
+        .filter(|l| !l.starts_with("previous_signing_key_file"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn replay_shows_agent_supplied_control_characters_escaped() {
+    let db = TestDb::create("audit_escape");
+    let gateway = audited("", None);
+    let sql = "SELECT 1 AS \"a\u{1b}[2J\u{1b}]0;owned\u{7}\", 'x\rDROP TABLE users\u{9b}31m \u{202e}cod.exe'";
+    let out = Command::new("psql")
+        .args(["-X", "-h", gateway.addr.rsplit_once(':').unwrap().0])
+        .args([
+            "-p",
+            gateway.addr.rsplit_once(':').unwrap().1,
+            "-U",
+            AGENT,
+            "-d",
+            &db.name,
+        ])
+        .args(["-c", sql])
+        .env("PGPASSWORD", AGENT_PASSWORD)
+        .env("PGAPPNAME", "agent\u{1b}[1A\u{1b}[2K")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = gateway.stop();
+    let log = audit_dir(dir.path());
+    let session = records(&log)
+        .iter()
+        .find(|r| {
+            r["kind"] == "statement" && r["sql"].as_str().is_some_and(|s| s.contains("owned"))
+        })
+        .map(|r| r["session"].as_str().unwrap().to_string())
+        .expect("the statement's record");
+    let log_arg = log.to_str().unwrap();
+    let (code, out, err) = airlock(&["audit", "replay", "--dir", log_arg, "--session", &session]);
+    assert_eq!(code, 0, "{err}");
+    for bad in ['\u{1b}', '\r', '\u{7}', '\u{9b}', '\u{202e}'] {
+        assert!(
+            !out.contains(bad),
+            "{bad:?} reaches the terminal raw: {out:?}"
+        );
+    }
+    assert!(out.contains(r"a\x1b[2J\x1b]0;owned\x07"), "{out}");
+    assert!(
+        out.contains(r"x\rDROP TABLE users\x9b31m \u{202e}cod.exe"),
+        "{out}"
+    );
+    assert!(out.contains(r"via agent\x1b[1A\x1b[2K"), "{out}");
+    let (code, out, _) = airlock(&["audit", "sessions", "--dir", log_arg]);
+    assert_eq!(code, 0);
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    assert!(out.contains(r"via agent\x1b[1A\x1b[2K"), "{out}");
 }
 
 #[test]
@@ -285,11 +583,12 @@ fn sessions_replay_and_export_tell_what_happened() {
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
     let pubkey = public_key(&gateway);
     let dir = gateway.stop();
-    let (log, key) = (audit_dir(dir.path()), key_file(dir.path()));
+    let log = audit_dir(dir.path());
     let log_arg = log.to_str().unwrap();
-    // The keys were created on first start, readable by the owner only.
-    for name in ["var/audit-chain-key", "var/audit-signing-key"] {
+    // The signing key was created on first start, readable by the owner only.
+    {
         use std::os::unix::fs::PermissionsExt;
+        let name = "var/audit-signing-key";
         let mode = std::fs::metadata(dir.path().join(name))
             .unwrap()
             .permissions()
@@ -347,7 +646,6 @@ fn sessions_replay_and_export_tell_what_happened() {
         .find(|r| r["kind"] == "session_start")
         .map(|r| r["session"].as_str().unwrap().to_string())
         .unwrap();
-    let key_arg = key.to_str().unwrap();
     let (code, out, err) = airlock(&[
         "audit",
         "replay",
@@ -355,8 +653,8 @@ fn sessions_replay_and_export_tell_what_happened() {
         log_arg,
         "--session",
         &first_session,
-        "--key-file",
-        key_arg,
+        "--pubkey",
+        &pubkey,
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("chain verified"), "{out}");
@@ -421,37 +719,29 @@ fn sessions_replay_and_export_tell_what_happened() {
     assert!(exported
         .iter()
         .all(|r| r["ts"].as_str().unwrap() >= since.as_str()));
-    let chain_key =
-        airlock::hex::decode::<32>(std::fs::read_to_string(&key).unwrap().trim()).unwrap();
-    let public =
-        ed25519_dalek::VerifyingKey::from_bytes(&airlock::hex::decode::<32>(&pubkey).unwrap())
-            .unwrap();
-    let mut prev: Option<[u8; 32]> = None;
-    let mut signatures = 0;
-    for (line, r) in out.lines().zip(&exported) {
-        let claimed_prev = chain::unhex::<32>(r["prev"].as_str().unwrap()).unwrap();
-        if let Some(p) = prev {
-            assert_eq!(p, claimed_prev, "a broken link in the export");
-        }
-        let hash = chain::record_hash(&chain_key, &claimed_prev, &chain::canonical(r));
-        assert_eq!(chain::hex(&hash), r["hash"].as_str().unwrap(), "{line}");
-        if r["kind"] == "checkpoint" {
-            use ed25519_dalek::Verifier;
-            let message = chain::checkpoint_message(
-                r["signed_seq"].as_u64().unwrap(),
-                &chain::unhex::<32>(r["signed_hash"].as_str().unwrap()).unwrap(),
-            );
-            let signature = ed25519_dalek::Signature::from_bytes(
-                &chain::unhex::<64>(r["signature"].as_str().unwrap()).unwrap(),
-            );
-            public
-                .verify(&message, &signature)
-                .expect("checkpoint signature");
-            signatures += 1;
-        }
-        prev = Some(hash);
-    }
-    assert!(signatures >= 1, "the export ends with the final checkpoint");
+    // The receiver verifies it with the public key alone, with either
+    // verifier; the held session is in it whole and proved complete.
+    let file = dir.path().join("export.jsonl");
+    std::fs::write(&file, &out).unwrap();
+    let (code, text) = verify_export(&file, &pubkey);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("1 sessions proved complete"), "{text}");
+    assert_eq!(exported.last().unwrap()["kind"], "checkpoint", "{out}");
+    // An export edited, cut before its checkpoint, or without a key.
+    let lines: Vec<String> = out.lines().map(str::to_string).collect();
+    let mut edited = lines.clone();
+    let i = edited
+        .iter()
+        .position(|l| l.contains("DROP TABLE"))
+        .unwrap();
+    edited[i] = edited[i].replace("DROP TABLE people", "SELECT 1");
+    rewrite(&file, &edited);
+    let (code, text) = verify_export(&file, &pubkey);
+    assert_eq!(code, 10, "{text}");
+    rewrite(&file, &lines[..lines.len() - 1]);
+    let (code, text) = verify_export(&file, &pubkey);
+    assert_eq!(code, 20, "{text}");
+    assert!(text.contains("covered by no checkpoint"), "{text}");
 }
 
 /// Where PostgreSQL writes its log: the collector's file, or the file the
@@ -546,15 +836,16 @@ fn kill_9_under_load_then_restart_verifies_and_every_executed_statement_is_recor
     let config = dir.path().join("airlock.toml");
     let gateway = Gateway::spawn(dir, &["serve", "--config", config.to_str().unwrap()], &[]);
     psql_ok(&gateway, &db.name, &["SELECT count(*) FROM crash"]);
-    let (log, key) = (audit_dir(gateway.dir.path()), key_file(gateway.dir.path()));
-    let (code, text) = verify(&log, &key, None);
+    let pubkey = public_key(&gateway);
+    let log = audit_dir(gateway.dir.path());
+    let (code, text) = verify(&log, Some(&pubkey));
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("still being written") && text.contains("1 repairs"),
+        text.contains("still being written") && text.contains("1 repair\n"),
         "{text}"
     );
     let dir = gateway.stop();
-    let (code, text) = verify(&audit_dir(dir.path()), &key_file(dir.path()), None);
+    let (code, text) = verify(&audit_dir(dir.path()), Some(&pubkey));
     assert_eq!(code, 0, "{text}");
 
     // The witness: every INSERT PostgreSQL received has its record.
@@ -641,7 +932,7 @@ fn values_from_the_masking_corpus_never_reach_the_log_in_clear() {
     let dir = gateway.stop();
 
     let mut log = String::new();
-    for (_, path) in airlock::audit::log::segments(&audit_dir(dir.path())).unwrap() {
+    for (_, path) in airlock::audit::layout::segments(&audit_dir(dir.path())).unwrap() {
         log.push_str(&std::fs::read_to_string(path).unwrap());
     }
     assert!(log.contains("\"captured\""), "rows were captured");
@@ -787,7 +1078,7 @@ fn a_full_disk_refuses_statements_until_space_returns() {
     // Space returns: statements run again, and nothing was lost.
     std::fs::remove_file(&filler).unwrap();
     psql_ok(&gateway, &db.name, &["INSERT INTO t VALUES (1000)"]);
-    let (code, text) = verify(&inside.join("audit"), &key_file(gateway.dir.path()), None);
+    let (code, text) = verify(&inside.join("audit"), Some(&public_key(&gateway)));
     assert_eq!(code, 0, "{text}");
     let all = records(&inside.join("audit"));
     let sqls: Vec<&str> = all

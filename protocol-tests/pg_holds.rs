@@ -1211,6 +1211,22 @@ fn the_web_inbox_logs_in_shows_requests_escaped_and_decides_with_csrf() {
     );
     assert_eq!(status, 200);
     assert!(replay.contains("Chain verified"), "{replay}");
+    // Paged, and no server file path reaches the browser.
+    assert!(replay.contains("Records 1–"), "{replay}");
+    assert!(
+        !replay.contains(".jsonl") && !replay.contains("/tmp/"),
+        "{replay}"
+    );
+    // Verification goes on from where the last view left it, and agrees.
+    let (status, _, again) = web(
+        &inbox,
+        "GET",
+        &format!("/sessions/{session}?page=1"),
+        Some(&auditor),
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(again.contains("Chain verified"), "{again}");
     assert!(
         replay.contains("held as request") && !replay.contains("<script>alert"),
         "{replay}"

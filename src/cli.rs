@@ -62,23 +62,29 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check every link, hash and checkpoint signature of the log. Prints
-    /// the counts and OK, or the first broken record and why. Exit code: 0
-    /// intact, 10 edited, 11 deleted, 12 inserted, 13 reordered,
-    /// 14 truncated, 15 wrong key, 16 bad signature, 17 unreadable, 2 on
-    /// error.
+    /// Check every link, hash, checkpoint signature, key rotation and
+    /// session transcript root of the log, from the pinned public key.
+    /// Prints what was checked and OK, or the first broken record and why.
+    /// Exit code: 0 intact and vouched for, 10 edited, 11 deleted,
+    /// 12 inserted, 13 reordered, 14 truncated, 15 wrong chain key, 16 bad
+    /// signature, 17 unreadable, 18 bad key rotation, 19 session mismatch,
+    /// 20 intact as far as checked but not everything could be (no trusted
+    /// key, format-1 records without the chain key), 2 on error.
     Verify {
         /// The log's directory.
         #[arg(long, default_value = "var/audit")]
         dir: PathBuf,
-        /// File holding the chain key (64 hex digits); without it, links,
-        /// sequence and signatures are checked but not the hashes.
-        #[arg(long)]
-        key_file: Option<PathBuf>,
-        /// The Ed25519 public key (64 hex digits) checkpoints must verify
-        /// with; without it, the key each checkpoint names is used.
-        #[arg(long)]
-        pubkey: Option<String>,
+        #[command(flatten)]
+        trust: TrustArgs,
+    },
+    /// Verify a file written by `audit export`: its links, hashes,
+    /// signatures and the sessions it holds whole. Exit codes as `verify`;
+    /// 20 also when records at its end are covered by no checkpoint.
+    VerifyExport {
+        /// The export file (JSON lines).
+        file: PathBuf,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// One line per session: when, who, from where, statements by
     /// verdict, errors, rows and masked values.
@@ -113,12 +119,13 @@ enum AuditCommand {
         /// The session's records as written (JSON lines), chain fields included.
         #[arg(long)]
         json: bool,
-        /// The chain key file, to check hashes too.
-        #[arg(long)]
-        key_file: Option<PathBuf>,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Records of a period as JSON lines for a SIEM, exactly as written:
-    /// an unbroken stretch of the chain the receiver can verify.
+    /// an unbroken stretch of the chain, carried on to the first
+    /// checkpoint after the period so that a signature covers every
+    /// record (`audit verify-export` checks it).
     Export {
         #[arg(long, default_value = "var/audit")]
         dir: PathBuf,
@@ -129,6 +136,29 @@ enum AuditCommand {
         #[arg(long)]
         until: Option<String>,
     },
+}
+
+/// The keys an auditor trusts, given on the command line or by a
+/// configuration file — never taken from the log.
+#[derive(clap::Args)]
+struct TrustArgs {
+    /// The Ed25519 public key (64 hex digits) the log's checkpoints start
+    /// from; key rotations signed by it are followed.
+    #[arg(long)]
+    pubkey: Option<String>,
+    /// A configuration file whose `audit.public_key` (or, failing that,
+    /// the public half of its signing key) is the trusted key, and whose
+    /// chain key checks format-1 records.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// File holding the chain key of format-1 (keyed) records, written
+    /// before format 2 (64 hex digits).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Without a trusted key, check only that the log agrees with itself
+    /// (signatures against the keys it names) and exit 0 if it does.
+    #[arg(long)]
+    self_check: bool,
 }
 
 #[derive(Subcommand)]
@@ -260,11 +290,8 @@ pub fn run() -> ExitCode {
             command: PolicyCommand::Check(args),
         } => policy_check(args),
         Command::Audit { command } => match command {
-            AuditCommand::Verify {
-                dir,
-                key_file,
-                pubkey,
-            } => audit_verify(&dir, key_file.as_deref(), pubkey.as_deref()),
+            AuditCommand::Verify { dir, trust } => audit_verify(&dir, &trust, false),
+            AuditCommand::VerifyExport { file, trust } => audit_verify(&file, &trust, true),
             AuditCommand::Sessions {
                 dir,
                 identity,
@@ -277,8 +304,8 @@ pub fn run() -> ExitCode {
                 dir,
                 session,
                 json,
-                key_file,
-            } => audit_replay(&dir, &session, json, key_file.as_deref()),
+                trust,
+            } => audit_replay(&dir, &session, json, &trust),
             AuditCommand::Export { dir, since, until } => audit_export(&dir, since, until),
         },
     }
@@ -321,14 +348,14 @@ fn audit_sessions(
     ExitCode::SUCCESS
 }
 
-fn audit_replay(dir: &Path, session: &str, json: bool, key_file: Option<&Path>) -> ExitCode {
+fn audit_replay(dir: &Path, session: &str, json: bool, trust: &TrustArgs) -> ExitCode {
     use crate::audit::{read, verify};
-    let key = match key_file.map(read_key_file).transpose() {
+    let (keys, source) = match audit_trust(trust) {
         Ok(k) => k,
         Err(e) => return fail(&e),
     };
-    let records = match read::session_records(dir, session) {
-        Ok(r) => r,
+    let records = match read::session_page(dir, session, 0, usize::MAX) {
+        Ok(page) => page.records,
         Err(e) => return fail(&e),
     };
     if records.is_empty() {
@@ -340,11 +367,28 @@ fn audit_replay(dir: &Path, session: &str, json: bool, key_file: Option<&Path>) 
         }
         return ExitCode::SUCCESS;
     }
-    let status = match verify::verify(dir, key.as_ref(), None) {
-        Ok(report) => match report.broken {
-            None if key.is_some() => "chain verified: every link, hash and signature".to_string(),
-            None => "chain links and signatures verified (hashes not checked: no --key-file)"
-                .to_string(),
+    let status = match verify::verify(dir, &keys) {
+        Ok(report) => match &report.broken {
+            None if report.vouched() => format!(
+                "chain verified: every link, hash and signature up to record {}, from the key \
+                 pinned by {}{}",
+                report.signed_through,
+                source.as_deref().unwrap_or("?"),
+                if report.signed_through < report.last_seq {
+                    "; the records since are not signed yet (the log is being written)"
+                } else {
+                    ""
+                }
+            ),
+            None => format!(
+                "chain consistent, but NOT fully verified: {}",
+                report
+                    .unchecked()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
             Some(b) => format!(
                 "CHAIN BROKEN at {} line {}: {} — do not rely on this transcript",
                 b.file.display(),
@@ -354,7 +398,12 @@ fn audit_replay(dir: &Path, session: &str, json: bool, key_file: Option<&Path>) 
         },
         Err(e) => format!("chain not verified: {e}"),
     };
-    println!("session {session}: {} records; {status}", records.len());
+    println!(
+        "session {}: {} records; {}",
+        read::escape_terminal(session),
+        records.len(),
+        read::escape_terminal(&status)
+    );
     print!("{}", read::transcript(&records));
     ExitCode::SUCCESS
 }
@@ -392,50 +441,194 @@ fn read_key_file(path: &Path) -> Result<[u8; 32], String> {
         .ok_or_else(|| format!("`{}`: not a key (64 hex digits expected)", path.display()))
 }
 
-fn audit_verify(dir: &Path, key_file: Option<&Path>, pubkey: Option<&str>) -> ExitCode {
+/// The keys an auditor gave, and where the trusted public key came from.
+fn audit_trust(args: &TrustArgs) -> Result<(crate::audit::verify::Trust, Option<String>), String> {
+    let config = args
+        .config
+        .as_deref()
+        .map(|path| Config::load(Some(path), &[]).map_err(|e| e.to_string()))
+        .transpose()?;
+    let (pinned, source) = match (&args.pubkey, &config) {
+        (Some(text), _) => match crate::hex::decode::<32>(text.trim()) {
+            Some(k) => (Some(k), Some("--pubkey".to_string())),
+            None => {
+                return Err(
+                    "--pubkey: not an Ed25519 public key (64 hex digits expected)".to_string(),
+                )
+            }
+        },
+        (None, Some(c)) => {
+            let path = args.config.as_deref().unwrap_or(Path::new("")).display();
+            if let Some(k) = c.audit.public_key {
+                (Some(k), Some(format!("audit.public_key in {path}")))
+            } else {
+                let signing = match c.audit.signing_key {
+                    Some(k) => Some(k),
+                    None => match std::fs::read_to_string(&c.audit.signing_key_file) {
+                        Ok(text) => {
+                            Some(crate::hex::decode::<32>(text.trim()).ok_or_else(|| {
+                                format!(
+                                    "`{}`: not a signing key (64 hex digits expected)",
+                                    c.audit.signing_key_file.display()
+                                )
+                            })?)
+                        }
+                        Err(_) => None,
+                    },
+                };
+                match signing {
+                    Some(k) => (
+                        Some(
+                            *ed25519_dalek::SigningKey::from_bytes(&k)
+                                .verifying_key()
+                                .as_bytes(),
+                        ),
+                        Some(format!("the signing key configured in {path}")),
+                    ),
+                    None => {
+                        return Err(format!(
+                            "{path} names no audit.public_key and its signing key `{}` cannot be \
+                             read: give --pubkey",
+                            c.audit.signing_key_file.display()
+                        ))
+                    }
+                }
+            }
+        }
+        (None, None) => (None, None),
+    };
+    let chain_key = match (&args.key_file, &config) {
+        (Some(path), _) => Some(read_key_file(path)?),
+        (None, Some(c)) => match c.audit.chain_key {
+            Some(k) => Some(k),
+            None if c.audit.chain_key_file.exists() => {
+                Some(read_key_file(&c.audit.chain_key_file)?)
+            }
+            None => None,
+        },
+        (None, None) => None,
+    };
+    Ok((crate::audit::verify::Trust { pinned, chain_key }, source))
+}
+
+/// `audit verify` of a directory, or `audit verify-export` of a file.
+fn audit_verify(target: &Path, args: &TrustArgs, export: bool) -> ExitCode {
     use crate::audit::{chain, verify};
-    let key = match key_file.map(read_key_file).transpose() {
-        Ok(k) => k,
+    let (trust, source) = match audit_trust(args) {
+        Ok(t) => t,
         Err(e) => return fail(&e),
     };
-    let public = match pubkey {
-        None => None,
-        Some(text) => match chain::unhex::<32>(text.trim()) {
-            Some(k) => Some(k),
-            None => return fail(&"--pubkey: not an Ed25519 public key (64 hex digits expected)"),
-        },
+    let verified = if export {
+        verify::verify_export(target, &trust)
+    } else {
+        verify::verify(target, &trust)
     };
-    let report = match verify::verify(dir, key.as_ref(), public.as_ref()) {
+    let report = match verified {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    let what = if export { "export" } else { "log" };
+    println!("{what}: {}", target.display());
+    if !export {
+        println!(
+            "  {} segments{}",
+            report.segments,
+            if report.open {
+                ", still being written (a gateway holds the writer lock)"
+            } else {
+                ""
+            }
+        );
+    }
+    match report.first_seq {
+        Some(first) => println!(
+            "  records: {} (seq {first} to {}), from {} to {}",
+            report.records, report.last_seq, report.first_ts, report.last_ts
+        ),
+        None => println!("  records: none"),
+    }
+    let keyed = if report.keyed_records == 0 {
+        String::new()
+    } else if report.keyed_checked {
+        format!(
+            "; {} in format 1, their keyed hashes checked with the chain key",
+            report.keyed_records
+        )
+    } else {
+        format!(
+            "; {} in format 1, their keyed hashes NOT checked",
+            report.keyed_records
+        )
+    };
     println!(
-        "{} segments, {} records, {} checkpoints, {} repairs{}",
-        report.segments,
-        report.records,
-        report.checkpoints,
-        report.repairs,
-        if report.open {
-            " (still being written)"
+        "  hashes: every record's{keyed}; links and sequence unbroken{}",
+        if export {
+            " from the export's first record"
         } else {
-            ""
+            " from the first record"
         }
     );
-    match report.broken {
-        None => {
-            println!("OK");
-            ExitCode::SUCCESS
-        }
-        Some(b) => {
-            let seq = b.seq.map(|s| format!(" (seq {s})")).unwrap_or_default();
-            println!(
-                "BROKEN at {} line {}{seq}: {}",
-                b.file.display(),
-                b.line,
-                b.problem
-            );
-            ExitCode::from(b.problem.exit_code())
-        }
+    println!(
+        "  checkpoints: {} signature{} verified, {} key rotation{}, {} repair{}",
+        report.checkpoints,
+        if report.checkpoints == 1 { "" } else { "s" },
+        report.rotations,
+        if report.rotations == 1 { "" } else { "s" },
+        report.repairs,
+        if report.repairs == 1 { "" } else { "s" },
+    );
+    for (i, k) in report.keys.iter().enumerate() {
+        let origin = match (i, k.introduced_at, &source) {
+            (0, None, Some(source)) => format!("pinned by {source}"),
+            (0, None, None) => "named by the log itself (not pinned)".to_string(),
+            (_, Some(seq), _) => format!("introduced by the rotation at seq {seq}"),
+            _ => String::new(),
+        };
+        println!(
+            "  key {}: {origin}; signed {} checkpoints",
+            chain::hex(&k.key),
+            k.checkpoints
+        );
+    }
+    println!(
+        "  sessions: {} transcript roots matched signed checkpoints; {} sessions proved complete",
+        report.session_roots, report.sessions_proved
+    );
+    if report.signed_through > 0 {
+        println!(
+            "  signatures cover every record up to seq {}",
+            report.signed_through
+        );
+    }
+    if let Some(b) = &report.broken {
+        let seq = b.seq.map(|s| format!(" (seq {s})")).unwrap_or_default();
+        println!(
+            "BROKEN at {} line {}{seq}: {}",
+            b.file.display(),
+            b.line,
+            b.problem
+        );
+        return ExitCode::from(b.problem.exit_code());
+    }
+    let mut failing = false;
+    for limit in report.unchecked() {
+        let fatal = match limit {
+            verify::Unchecked::NoPinnedKey => !args.self_check,
+            verify::Unchecked::KeyedRecords(_) => true,
+            verify::Unchecked::UnsignedTail { open, .. } => !open,
+        };
+        failing |= fatal;
+        println!("NOT CHECKED: {limit}");
+    }
+    if failing {
+        println!("NOT VOUCHED FOR: intact as far as checked, but not everything asked could be");
+        ExitCode::from(verify::NOT_VOUCHED)
+    } else if report.pinned {
+        println!("OK");
+        ExitCode::SUCCESS
+    } else {
+        println!("OK (self-check only: consistent with itself, not vouched for by a trusted key)");
+        ExitCode::SUCCESS
     }
 }
 
@@ -895,15 +1088,26 @@ fn state_key(path: &Path, what: &str) -> Result<[u8; 32], String> {
 }
 
 /// Opens the chained audit log as `[audit]` says; returns it with the
-/// checkpoint public key (hex) auditors verify with, and the chain key.
-fn open_audit(config: &crate::config::AuditConfig) -> Result<(Audit, String, [u8; 32]), String> {
+/// checkpoint public key (hex) auditors verify with, and the chain key of
+/// format-1 records when there is one.
+fn open_audit(
+    config: &crate::config::AuditConfig,
+) -> Result<(Audit, String, Option<[u8; 32]>), String> {
+    // Only logs begun before format 2 have a chain key; none is made now.
     let chain_key = match config.chain_key {
-        Some(k) => k,
-        None => state_key(&config.chain_key_file, "an audit chain key")?,
+        Some(k) => Some(k),
+        None if config.chain_key_file.exists() => {
+            Some(state_key(&config.chain_key_file, "an audit chain key")?)
+        }
+        None => None,
     };
     let signing_key = match config.signing_key {
         Some(k) => k,
         None => state_key(&config.signing_key_file, "an audit signing key")?,
+    };
+    let previous_signing_key = match &config.previous_signing_key_file {
+        Some(path) => Some(read_key_file(path).map_err(|e| format!("audit: {e}"))?),
+        None => None,
     };
     let public = crate::hex::encode(
         ed25519_dalek::SigningKey::from_bytes(&signing_key)
@@ -915,6 +1119,7 @@ fn open_audit(config: &crate::config::AuditConfig) -> Result<(Audit, String, [u8
             dir: config.dir.clone(),
             chain_key,
             signing_key,
+            previous_signing_key,
             fsync: config.fsync,
             window: Duration::from_millis(config.batch_window_ms),
             segment_bytes: config.segment_bytes,
@@ -996,7 +1201,6 @@ async fn serve_with(config: Config) -> Result<(), String> {
     }
     let mask_key = state_key(&config.state_dir.join("mask-key"), "a masking key")?;
     let (audit, public_key, audit_chain_key) = open_audit(&config.audit)?;
-    let audit_chain_key = Some(audit_chain_key);
     let masked_columns_file = config.state_dir.join("masked-columns");
     let masked_columns = crate::mask::MaskedColumns::open(&masked_columns_file).map_err(|e| {
         format!(
@@ -1071,7 +1275,13 @@ async fn serve_with(config: Config) -> Result<(), String> {
                 )),
                 secure_cookies: url.starts_with("https://"),
                 audit_dir: Some(config.audit.dir.clone()),
-                chain_key: audit_chain_key,
+                audit_trust: crate::audit::verify::Trust {
+                    pinned: Some(config.audit.public_key.unwrap_or_else(|| {
+                        crate::hex::decode::<32>(&public_key).unwrap_or_default()
+                    })),
+                    chain_key: audit_chain_key,
+                },
+                audit_verifier: Default::default(),
             },
             stop_rx.clone(),
         ));

@@ -298,13 +298,21 @@ pub struct AuditConfig {
     pub checkpoint_secs: u64,
     /// Memory for records the disk refuses (full), before they are counted lost.
     pub backlog_bytes: usize,
-    /// The chain key: given (hex, e.g. from `AIRLOCK_AUDIT_CHAIN_KEY`), or
-    /// kept in this file (created on first start, mode 0600).
+    /// The key of format-1 (keyed) records, written before format 2: given
+    /// (hex, e.g. from `AIRLOCK_AUDIT_CHAIN_KEY`), or read from this file
+    /// when it exists. Only needed to check such records; never created.
     pub chain_key: Option<[u8; 32]>,
     pub chain_key_file: PathBuf,
-    /// The Ed25519 checkpoint signing key, likewise.
+    /// The Ed25519 checkpoint signing key: given, or kept in this file
+    /// (created on first start, mode 0600).
     pub signing_key: Option<[u8; 32]>,
     pub signing_key_file: PathBuf,
+    /// The key that signed the log before `signing_key` replaced it: the
+    /// gateway writes a key rotation record signed with it.
+    pub previous_signing_key_file: Option<PathBuf>,
+    /// The trusted checkpoint public key auditors pin (`audit verify
+    /// --config`): the key the log's signatures must start from.
+    pub public_key: Option<[u8; 32]>,
     /// Masked rows kept in each result record (0: none, the default).
     pub capture_rows: usize,
 }
@@ -520,6 +528,8 @@ struct RawAudit {
     chain_key_file: Option<PathBuf>,
     signing_key: Option<String>,
     signing_key_file: Option<PathBuf>,
+    previous_signing_key_file: Option<PathBuf>,
+    public_key: Option<String>,
     capture_rows: Option<usize>,
 }
 
@@ -1126,6 +1136,8 @@ fn validate_audit(
         signing_key_file: a
             .signing_key_file
             .unwrap_or_else(|| state_dir.join("audit-signing-key")),
+        previous_signing_key_file: a.previous_signing_key_file,
+        public_key: key("audit.public_key", a.public_key)?,
         capture_rows: a.capture_rows.unwrap_or(0),
     })
 }

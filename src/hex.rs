@@ -13,7 +13,8 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// Exactly `N` bytes written as `2N` hex digits (either case).
 pub fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != N * 2 {
+    // Digits only: `from_str_radix` alone would also take a sign.
+    if text.len() != N * 2 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; N];
@@ -32,5 +33,6 @@ mod tests {
         assert_eq!(super::decode::<4>("00AB7fff"), Some(bytes));
         assert_eq!(super::decode::<4>("00ab7f"), None);
         assert_eq!(super::decode::<2>("zz00"), None);
+        assert_eq!(super::decode::<2>("+a00"), None);
     }
 }

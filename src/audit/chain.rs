@@ -1,53 +1,112 @@
-//! The chain: how a record is turned into bytes, hashed and linked.
+//! The chain: how a record is turned into bytes, hashed, linked and signed.
 //!
 //! A record is a JSON object. Its canonical bytes are its compact JSON
-//! serialization with the keys in sorted order and without `hash`; its hash
-//! is `BLAKE3-keyed(chain_key, prev ‖ canonical bytes)`, where `prev` is the
-//! 32-byte hash of the record before it (all zeros for the first record of
-//! a log). The written line is the same serialization with `hash` included.
-//! Because serde_json's map is ordered, parsing a line and serializing it
-//! again gives back exactly the bytes that were hashed.
+//! serialization with the keys in sorted order and without `hash`. Because
+//! serde_json's map is ordered, parsing a line and serializing it again
+//! gives back exactly the bytes that were hashed. `docs/audit-format.md`
+//! specifies all of it for other implementations.
+//!
+//! Format 2 (written today): a record's hash is
+//! `SHA-256("airlock-audit-record-v2\n" ‖ prev ‖ canonical)`, computable by
+//! anyone, and Ed25519 checkpoints sign their own canonical bytes (which
+//! name the chain head as `prev`): the signature, not a secret, is what
+//! makes an edit detectable. SHA-256 rather than BLAKE3 so that any
+//! standard library can check a log (Python's `hashlib` has no BLAKE3).
+//!
+//! Format 1 (logs written before): the hash was keyed,
+//! `BLAKE3-keyed(chain_key, prev ‖ canonical)`, so only a holder of the
+//! chain key — who could also forge — could check content. Such records
+//! are still read, and verified when the chain key is given.
 
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
-/// The version of the record schema, written as `"v"` in every record.
-pub const VERSION: u64 = 1;
+/// The version of the record format written, as `"v"` in every record.
+pub const VERSION: u64 = 2;
+
+/// The first format: keyed BLAKE3 hashes.
+pub const KEYED_VERSION: u64 = 1;
 
 pub type Hash = [u8; 32];
 
 pub const GENESIS: Hash = [0; 32];
 
+/// Domain-separation prefixes: a hash or signature made for one purpose can
+/// never be taken for another.
+pub const RECORD_DOMAIN: &[u8] = b"airlock-audit-record-v2\n";
+pub const SESSION_DOMAIN: &[u8] = b"airlock-audit-session-v2\n";
+pub const CHECKPOINT_DOMAIN: &[u8] = b"airlock-audit-checkpoint-v2\n";
+pub const ROTATION_DOMAIN: &[u8] = b"airlock-audit-key-rotation-v2\n";
+
 pub use crate::hex::{decode as unhex, encode as hex};
 
 /// The bytes a record's hash covers: the record without `hash`.
 pub fn canonical(record: &Map<String, Value>) -> Vec<u8> {
-    if !record.contains_key("hash") {
+    canonical_without(record, &["hash"])
+}
+
+/// The record's canonical bytes without the fields named.
+pub fn canonical_without(record: &Map<String, Value>, leave_out: &[&str]) -> Vec<u8> {
+    if !leave_out.iter().any(|k| record.contains_key(*k)) {
         return serde_json::to_vec(record).expect("a JSON map serializes");
     }
     let mut without = record.clone();
-    without.remove("hash");
+    for k in leave_out {
+        without.remove(*k);
+    }
     serde_json::to_vec(&Value::Object(without)).expect("a JSON map serializes")
 }
 
-pub fn record_hash(key: &Hash, prev: &Hash, canonical: &[u8]) -> Hash {
+/// A format-2 record hash: no key, anyone can compute it.
+pub fn record_hash(prev: &Hash, canonical: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(RECORD_DOMAIN);
+    h.update(prev);
+    h.update(canonical);
+    h.finalize().into()
+}
+
+/// A format-1 record hash, keyed with the chain key.
+pub fn keyed_record_hash(key: &Hash, prev: &Hash, canonical: &[u8]) -> Hash {
     let mut h = blake3::Hasher::new_keyed(key);
     h.update(prev);
     h.update(canonical);
     *h.finalize().as_bytes()
 }
 
-/// Completes `record` (which already has `prev`) with its hash and returns
-/// the line to write (without the newline) and the hash.
-pub fn seal(key: &Hash, prev: &Hash, record: &mut Map<String, Value>) -> (Vec<u8>, Hash) {
-    let hash = record_hash(key, prev, &canonical(record));
+/// The next transcript root of a session after one more of its records:
+/// `SHA-256("airlock-audit-session-v2\n" ‖ root ‖ record hash)`, from
+/// all zeros. A checkpoint signs each session's root and record count, so
+/// a session's records can be proved complete with that checkpoint alone.
+pub fn session_root(root: &Hash, record: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update(SESSION_DOMAIN);
+    h.update(root);
+    h.update(record);
+    h.finalize().into()
+}
+
+/// What a signature over a record covers: the domain, then the record's
+/// canonical bytes without `hash` and `signature` (so its position —
+/// `seq`, `prev` — and every other field are signed).
+pub fn signed_message(domain: &[u8], record: &Map<String, Value>) -> Vec<u8> {
+    let mut m = domain.to_vec();
+    m.extend_from_slice(&canonical_without(record, &["hash", "signature"]));
+    m
+}
+
+/// Completes `record` (which already has `v` and `prev`) with its hash and
+/// returns the line to write (without the newline) and the hash.
+pub fn seal(prev: &Hash, record: &mut Map<String, Value>) -> (Vec<u8>, Hash) {
+    let hash = record_hash(prev, &canonical(record));
     record.insert("hash".into(), Value::String(hex(&hash)));
     let line = serde_json::to_vec(&*record).expect("a JSON map serializes");
     (line, hash)
 }
 
-/// The message a checkpoint's signature covers: the sequence number and
-/// hash of the record it vouches for.
-pub fn checkpoint_message(seq: u64, hash: &Hash) -> Vec<u8> {
+/// The message a format-1 checkpoint's signature covers: the sequence
+/// number and hash of the record it vouches for.
+pub fn checkpoint_message_v1(seq: u64, hash: &Hash) -> Vec<u8> {
     let mut m = Vec::with_capacity(48);
     m.extend_from_slice(b"airlock-audit-checkpoint-v1");
     m.extend_from_slice(&seq.to_be_bytes());
@@ -85,18 +144,32 @@ mod tests {
 
     #[test]
     fn a_parsed_line_gives_back_the_bytes_that_were_hashed() {
-        let key = [7u8; 32];
         let mut record = Map::new();
         record.insert("v".into(), Value::from(VERSION));
         record.insert("seq".into(), Value::from(1u64));
         record.insert("kind".into(), Value::from("statement"));
-        record.insert("sql".into(), Value::from("SELECT 'é' -- \"quoted\"\n"));
+        record.insert(
+            "sql".into(),
+            Value::from("SELECT 'é' -- \"quoted\"\n\u{1b}[2J"),
+        );
         record.insert("prev".into(), Value::from(hex(&GENESIS)));
-        let (line, hash) = seal(&key, &GENESIS, &mut record);
+        let (line, hash) = seal(&GENESIS, &mut record);
         let parsed: Map<String, Value> = serde_json::from_slice(&line).unwrap();
-        assert_eq!(record_hash(&key, &GENESIS, &canonical(&parsed)), hash);
+        assert_eq!(record_hash(&GENESIS, &canonical(&parsed)), hash);
         assert_eq!(serde_json::to_vec(&Value::Object(parsed)).unwrap(), line);
-        assert_ne!(record_hash(&[8u8; 32], &GENESIS, &canonical(&record)), hash);
+        assert_ne!(record_hash(&[1; 32], &canonical(&record)), hash);
+    }
+
+    #[test]
+    fn the_record_hash_is_domain_separated_sha256() {
+        // Any SHA-256 implementation gives the same: no secret, no BLAKE3.
+        let mut h = Sha256::new();
+        h.update(b"airlock-audit-record-v2\n");
+        h.update([0u8; 32]);
+        h.update(b"{}");
+        let expected: Hash = h.finalize().into();
+        assert_eq!(record_hash(&GENESIS, b"{}"), expected);
+        assert_ne!(session_root(&GENESIS, &expected), expected);
     }
 
     #[test]

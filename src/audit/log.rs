@@ -11,15 +11,19 @@
 //! when a caller waits on a record ([`AuditLog::durable`]).
 //!
 //! Every `checkpoint_every` records or `checkpoint_secs` a checkpoint
-//! signed with the Ed25519 key vouches for the chain so far; a clean
-//! shutdown writes a final one. On start, a torn tail (a crash mid-write)
-//! is cut and a `repair` record says what was cut.
+//! signed with the Ed25519 key vouches for the chain so far and for the
+//! transcript root of every session with records since the checkpoint
+//! before; a clean shutdown writes a final one with every open session's
+//! root. On start, a torn tail (a crash mid-write) is cut and a `repair`
+//! record says what was cut; a new signing key is introduced by a
+//! `key_rotation` record the previous key signs.
 //!
 //! When the disk refuses a write (full, read-only), the bytes are cut back
 //! to the last whole record, the sealed records wait in memory (bounded)
 //! and are written when the disk takes them again; meanwhile
 //! [`AuditLog::failure`] says why, and the gate refuses statements.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -31,6 +35,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Map, Value};
 
 use super::chain::{self, Hash, GENESIS};
+use super::layout::{segment_path, segments};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,8 +47,13 @@ pub enum Fsync {
 #[derive(Debug, Clone)]
 pub struct LogSettings {
     pub dir: PathBuf,
-    pub chain_key: Hash,
+    /// The key of format-1 (keyed) records, to check the end of a log
+    /// written before format 2 when continuing it; new records need none.
+    pub chain_key: Option<Hash>,
     pub signing_key: [u8; 32],
+    /// The key that signed the log so far, when `signing_key` replaces it:
+    /// it signs the `key_rotation` record that introduces the new one.
+    pub previous_signing_key: Option<[u8; 32]>,
     pub fsync: Fsync,
     pub window: Duration,
     pub segment_bytes: u64,
@@ -75,29 +85,6 @@ struct Shared {
     failure: Mutex<Option<String>>,
 }
 
-/// Segment files are `NNNNNNNN.jsonl`, numbered from 1.
-fn segment_path(dir: &Path, n: u64) -> PathBuf {
-    dir.join(format!("{n:08}.jsonl"))
-}
-
-/// The segments under `dir`, in order.
-pub fn segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(n) = name
-            .strip_suffix(".jsonl")
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            found.push((n, entry.path()));
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
 /// Where the chain stood at the end of the log found on disk.
 struct Tail {
     seq: u64,
@@ -107,15 +94,53 @@ struct Tail {
     clean: bool,
     /// Bytes cut from a torn or corrupt end, and how many lines they held.
     cut: Option<(u64, usize)>,
+    /// The key the log's last checkpoint or key rotation names.
+    signing_key: Option<[u8; 32]>,
 }
 
 /// Reads the last segment, cutting a torn or unverifiable end.
-fn recover(dir: &Path, key: &Hash) -> Result<Tail, String> {
+fn recover(dir: &Path, key: Option<&Hash>) -> Result<Tail, String> {
     let segs = segments(dir).map_err(|e| format!("cannot list `{}`: {e}", dir.display()))?;
-    recover_in(&segs, key)
+    let mut tail = recover_in(&segs, key)?;
+    // The key in force: from the last segment that names one.
+    for (_, path) in segs.iter().rev() {
+        if tail.signing_key.is_some() {
+            break;
+        }
+        tail.signing_key = last_signing_key(path);
+    }
+    Ok(tail)
 }
 
-fn recover_in(segs: &[(u64, PathBuf)], key: &Hash) -> Result<Tail, String> {
+/// The key a segment's last checkpoint or key rotation says signs from then on.
+fn last_signing_key(path: &Path) -> Option<[u8; 32]> {
+    let file = File::open(path).ok()?;
+    let mut found = None;
+    for line in BufReader::new(file).split(b'\n') {
+        let Ok(line) = line else { break };
+        if let Some(key) = signing_key_named(&line) {
+            found = Some(key);
+        }
+    }
+    found
+}
+
+fn signing_key_named(line: &[u8]) -> Option<[u8; 32]> {
+    // Most records are neither: skip parsing them.
+    let text = std::str::from_utf8(line).ok()?;
+    if !text.contains("\"checkpoint\"") && !text.contains("\"key_rotation\"") {
+        return None;
+    }
+    let record: Map<String, Value> = serde_json::from_str(text).ok()?;
+    let field = match record.get("kind")?.as_str()? {
+        "checkpoint" => "public_key",
+        "key_rotation" => "new_public_key",
+        _ => return None,
+    };
+    chain::unhex::<32>(record.get(field)?.as_str()?)
+}
+
+fn recover_in(segs: &[(u64, PathBuf)], key: Option<&Hash>) -> Result<Tail, String> {
     // The hash the last segment starts from is the previous segment's end.
     let Some((last_n, last_path)) = segs.last().cloned() else {
         return Ok(Tail {
@@ -124,6 +149,7 @@ fn recover_in(segs: &[(u64, PathBuf)], key: &Hash) -> Result<Tail, String> {
             segment: 1,
             clean: true,
             cut: None,
+            signing_key: None,
         });
     };
     let file = File::open(&last_path)
@@ -134,6 +160,7 @@ fn recover_in(segs: &[(u64, PathBuf)], key: &Hash) -> Result<Tail, String> {
     let mut offset = 0u64;
     let mut tail: Option<(u64, Hash, bool)> = None;
     let mut bad_lines = 0usize;
+    let mut signing_key = None;
     loop {
         line.clear();
         let n = reader
@@ -155,16 +182,27 @@ fn recover_in(segs: &[(u64, PathBuf)], key: &Hash) -> Result<Tail, String> {
                     Some((s, h, _)) => prev == h && seq == s + 1,
                     None => true,
                 };
-                let ok =
-                    links && chain::record_hash(key, &prev, &chain::canonical(&record)) == hash;
+                let canonical = chain::canonical(&record);
+                // A format-1 record is checked when its key is known; else
+                // its link alone (a torn line does not parse at all).
+                let hashed = match record.get("v").and_then(Value::as_u64) {
+                    Some(chain::VERSION) => chain::record_hash(&prev, &canonical) == hash,
+                    Some(chain::KEYED_VERSION) => {
+                        key.is_none_or(|k| chain::keyed_record_hash(k, &prev, &canonical) == hash)
+                    }
+                    _ => false,
+                };
                 let clean = record.get("kind").and_then(Value::as_str) == Some("checkpoint")
                     && record.get("final").and_then(Value::as_bool) == Some(true);
-                ok.then_some((seq, hash, clean))
+                (links && hashed).then_some((seq, hash, clean))
             });
         match parsed {
             Some(t) if bad_lines == 0 => {
                 tail = Some(t);
                 good_end = offset;
+                if let Some(k) = signing_key_named(&line[..line.len() - 1]) {
+                    signing_key = Some(k);
+                }
             }
             _ => bad_lines += 1,
         }
@@ -181,8 +219,15 @@ fn recover_in(segs: &[(u64, PathBuf)], key: &Hash) -> Result<Tail, String> {
             .map_err(|e| format!("cannot sync `{}`: {e}", last_path.display()))?;
     }
     match tail {
-        Some((seq, hash, clean)) => Ok(Tail { seq, hash, segment: last_n, clean, cut }),
-        None if last_n == 1 => Ok(Tail { seq: 0, hash: GENESIS, segment: 1, clean: false, cut }),
+        Some((seq, hash, clean)) => Ok(Tail { seq, hash, segment: last_n, clean, cut, signing_key }),
+        None if last_n == 1 => Ok(Tail {
+            seq: 0,
+            hash: GENESIS,
+            segment: 1,
+            clean: false,
+            cut,
+            signing_key: None,
+        }),
         // A segment started just before a crash: the chain ends in the one before.
         None if segs.len() >= 2 => {
             let before = recover_in(&segs[..segs.len() - 1], key)?;
@@ -205,7 +250,34 @@ impl AuditLog {
                 settings.dir.display()
             )
         })?;
-        let tail = recover(&settings.dir, &settings.chain_key)?;
+        let tail = recover(&settings.dir, settings.chain_key.as_ref())?;
+        let signing = SigningKey::from_bytes(&settings.signing_key);
+        let public = *signing.verifying_key().as_bytes();
+        // A key the log has not seen must be introduced by the one it has:
+        // otherwise verification with the pinned key stops at the switch.
+        let previous = match tail.signing_key {
+            Some(in_log) if in_log != public => {
+                match settings
+                    .previous_signing_key
+                    .map(|k| SigningKey::from_bytes(&k))
+                    .filter(|k| k.verifying_key().as_bytes() == &in_log)
+                {
+                    Some(previous) => Some(previous),
+                    None => {
+                        return Err(format!(
+                            "`{}` is signed with the key {}, not this signing key ({}): set \
+                             `audit.previous_signing_key_file` to the key it was signed with, so \
+                             that a key rotation record introduces the new key, or start a new \
+                             audit directory",
+                            settings.dir.display(),
+                            chain::hex(&in_log),
+                            chain::hex(&public)
+                        ))
+                    }
+                }
+            }
+            _ => None,
+        };
         let path = segment_path(&settings.dir, tail.segment);
         let file = OpenOptions::new()
             .create(true)
@@ -218,7 +290,7 @@ impl AuditLog {
                 .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?,
         );
         let mut writer = Writer {
-            signing: SigningKey::from_bytes(&settings.signing_key),
+            signing,
             settings,
             file,
             syncing,
@@ -234,8 +306,13 @@ impl AuditLog {
             pending: Vec::with_capacity(64 * 1024),
             lost: 0,
             closed: false,
+            sessions: HashMap::new(),
         };
-        let mut opening = Vec::new();
+        // Every run begins with a mark: session transcripts (and their
+        // roots in checkpoints) start afresh with each run.
+        let mut start = Map::new();
+        start.insert("kind".into(), "writer_start".into());
+        let mut opening = vec![start];
         if tail.seq > 0 && (!tail.clean || tail.cut.is_some()) {
             let mut repair = Map::new();
             repair.insert("kind".into(), "repair".into());
@@ -251,8 +328,13 @@ impl AuditLog {
             }
             opening.push(repair);
         }
-        opening.extend(first);
         for record in opening {
+            writer.seal(record);
+        }
+        if let Some(previous) = previous {
+            writer.rotate_key(&previous);
+        }
+        for record in first {
             writer.seal(record);
         }
         writer
@@ -261,7 +343,7 @@ impl AuditLog {
             .map_err(|e| format!("cannot write the audit log: {e}"))?;
         // While this file names a live process, verification treats an
         // end without a final checkpoint as a log still being written.
-        let lock = writer.settings.dir.join(super::verify::WRITER_LOCK);
+        let lock = writer.settings.dir.join(super::layout::WRITER_LOCK);
         std::fs::write(&lock, std::process::id().to_string())
             .map_err(|e| format!("cannot write `{}`: {e}", lock.display()))?;
         let (synced, _) = tokio::sync::watch::channel((writer.seq, None));
@@ -284,13 +366,20 @@ impl AuditLog {
     /// `None` when it could not be written (see [`AuditLog::failure`]; the
     /// record then waits in memory, or is counted as lost if the backlog
     /// is full).
+    ///
+    /// A record the disk refuses is taken back out of the chain: its
+    /// statement is refused, so the log must not later show it as run.
     pub fn append(&self, record: Map<String, Value>) -> Option<u64> {
         let mut w = self.admit()?;
+        let before = w.mark(&record);
         let seq = w.seal(record);
-        if w.since_checkpoint >= w.settings.checkpoint_every {
+        let mut written = self.shared.write(&mut w);
+        if !written {
+            w.undo(before);
+        } else if w.since_checkpoint >= w.settings.checkpoint_every {
             w.checkpoint(false);
+            written = self.shared.write(&mut w);
         }
-        let written = self.shared.write(&mut w);
         if w.settings.fsync == Fsync::Always {
             self.shared.wake.notify_one();
         }
@@ -388,7 +477,7 @@ impl AuditLog {
         let synced = written && w.file.sync_data().is_ok();
         w.closed = true;
         if synced {
-            let _ = std::fs::remove_file(w.settings.dir.join(super::verify::WRITER_LOCK));
+            let _ = std::fs::remove_file(w.settings.dir.join(super::layout::WRITER_LOCK));
             let seq = w.written_seq;
             self.shared.synced.send_replace((seq, None));
         } else {
@@ -535,11 +624,77 @@ struct Writer {
     /// Records refused while the backlog was full.
     lost: u64,
     closed: bool,
+    /// Each session's transcript so far, until the checkpoint after its end.
+    sessions: HashMap<String, Transcript>,
+}
+
+/// A session's records so far: how many, and the root over their hashes.
+#[derive(Clone, Copy)]
+struct Transcript {
+    records: u64,
+    root: Hash,
+    /// Records since the last checkpoint: it goes in the next one.
+    touched: bool,
+    ended: bool,
+}
+
+/// Where the chain stood before a record was sealed, to take it back.
+struct Mark {
+    pending: usize,
+    seq: u64,
+    prev: Hash,
+    since_checkpoint: u64,
+    /// The session the record belongs to, and its transcript before.
+    session: Option<(String, Option<Transcript>)>,
 }
 
 impl Writer {
+    /// Where the chain stands before `record` is sealed.
+    fn mark(&self, record: &Map<String, Value>) -> Mark {
+        let session = match record.get("session") {
+            Some(Value::String(id)) => Some((id.clone(), self.sessions.get(id.as_str()).copied())),
+            _ => None,
+        };
+        Mark {
+            pending: self.pending.len(),
+            seq: self.seq,
+            prev: self.prev,
+            since_checkpoint: self.since_checkpoint,
+            session,
+        }
+    }
+
+    /// Takes the record sealed since `mark` out of the chain (it was never
+    /// written).
+    fn undo(&mut self, mark: Mark) {
+        self.pending.truncate(mark.pending);
+        self.seq = mark.seq;
+        self.prev = mark.prev;
+        self.since_checkpoint = mark.since_checkpoint;
+        if let Some((id, before)) = mark.session {
+            match before {
+                Some(t) => {
+                    self.sessions.insert(id, t);
+                }
+                None => {
+                    self.sessions.remove(&id);
+                }
+            }
+        }
+    }
+
     /// Links and seals one record onto the pending bytes; its sequence number.
-    fn seal(&mut self, mut record: Map<String, Value>) -> u64 {
+    fn seal(&mut self, record: Map<String, Value>) -> u64 {
+        self.seal_signed(record, None)
+    }
+
+    /// Seals a record, first signing it (all but `hash` and `signature`)
+    /// with `signer` under the domain given, when given.
+    fn seal_signed(
+        &mut self,
+        mut record: Map<String, Value>,
+        signer: Option<(&SigningKey, &[u8])>,
+    ) -> u64 {
         self.seq += 1;
         record.insert("v".into(), chain::VERSION.into());
         record.insert("seq".into(), self.seq.into());
@@ -548,35 +703,87 @@ impl Writer {
             .unwrap_or_default();
         record.insert("ts".into(), chain::timestamp(now).into());
         record.insert("prev".into(), chain::hex(&self.prev).into());
+        if let Some((key, domain)) = signer {
+            let signature = key.sign(&chain::signed_message(domain, &record));
+            record.insert("signature".into(), chain::hex(&signature.to_bytes()).into());
+        }
         let is_checkpoint = record.get("kind").and_then(Value::as_str) == Some("checkpoint");
-        let (line, hash) = chain::seal(&self.settings.chain_key, &self.prev, &mut record);
+        let (line, hash) = chain::seal(&self.prev, &mut record);
         self.pending.extend_from_slice(&line);
         self.pending.push(b'\n');
         self.prev = hash;
         if !is_checkpoint {
             self.since_checkpoint += 1;
         }
+        if let Some(Value::String(session)) = record.get("session") {
+            let ended = record.get("kind").and_then(Value::as_str) == Some("session_end");
+            let transcript = match self.sessions.get_mut(session.as_str()) {
+                Some(t) => t,
+                None => self.sessions.entry(session.clone()).or_insert(Transcript {
+                    records: 0,
+                    root: GENESIS,
+                    touched: false,
+                    ended: false,
+                }),
+            };
+            transcript.records += 1;
+            transcript.root = chain::session_root(&transcript.root, &hash);
+            transcript.touched = true;
+            transcript.ended |= ended;
+        }
         self.seq
     }
 
+    /// Introduces this writer's key: a `key_rotation` record signed by the
+    /// key that signed the log so far, then a checkpoint the new key signs.
+    fn rotate_key(&mut self, previous: &SigningKey) {
+        let mut record = Map::new();
+        record.insert("kind".into(), "key_rotation".into());
+        record.insert(
+            "public_key".into(),
+            chain::hex(previous.verifying_key().as_bytes()).into(),
+        );
+        record.insert(
+            "new_public_key".into(),
+            chain::hex(self.signing.verifying_key().as_bytes()).into(),
+        );
+        self.seal_signed(record, Some((previous, chain::ROTATION_DOMAIN)));
+        self.checkpoint(false);
+    }
+
     /// A checkpoint vouching, by signature, for the record before it.
+    /// Its signature covers its own fields: `prev` (the chain head, and so
+    /// every record before it), `final`, and the transcript root and record
+    /// count of each session with records since the checkpoint before (of
+    /// every session still open, in a final one).
     fn checkpoint(&mut self, last: bool) {
-        let signature = self
-            .signing
-            .sign(&chain::checkpoint_message(self.seq, &self.prev));
         let mut record = Map::new();
         record.insert("kind".into(), "checkpoint".into());
-        record.insert("signed_seq".into(), self.seq.into());
-        record.insert("signed_hash".into(), chain::hex(&self.prev).into());
-        record.insert("signature".into(), chain::hex(&signature.to_bytes()).into());
         record.insert(
             "public_key".into(),
             chain::hex(self.signing.verifying_key().as_bytes()).into(),
         );
+        let mut sessions = Map::new();
+        for (id, t) in &mut self.sessions {
+            if t.touched || last {
+                let mut entry = Map::new();
+                entry.insert("records".into(), t.records.into());
+                entry.insert("root".into(), chain::hex(&t.root).into());
+                if t.ended {
+                    entry.insert("ended".into(), true.into());
+                }
+                sessions.insert(id.clone(), Value::Object(entry));
+                t.touched = false;
+            }
+        }
+        // An ended session's root is now signed; nothing more can join it.
+        self.sessions.retain(|_, t| !t.ended);
+        record.insert("sessions".into(), Value::Object(sessions));
         if last {
             record.insert("final".into(), true.into());
         }
-        self.seal(record);
+        let signing = self.signing.clone();
+        self.seal_signed(record, Some((&signing, chain::CHECKPOINT_DOMAIN)));
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
     }

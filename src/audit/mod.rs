@@ -8,6 +8,7 @@
 //! as sent and, when capture is configured, the first masked rows.
 
 pub mod chain;
+pub mod layout;
 pub mod log;
 pub mod read;
 pub mod record;

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use super::chain;
-use super::log::segments;
+use super::layout::segments;
 
 /// Calls `each` with every record of the log under `dir`, in order, and the
 /// line exactly as written. Stops early when `each` returns `false`.
@@ -167,14 +167,14 @@ impl SessionSummary {
         }
     }
 
-    /// One line for a terminal.
+    /// One line for a terminal, agent-supplied text escaped.
     pub fn line(&self) -> String {
         let verdicts: Vec<String> = self
             .verdicts
             .iter()
             .map(|(v, n)| format!("{n} {v}"))
             .collect();
-        format!(
+        let line = format!(
             "{}  {} → {}  {} ({}) from {}{}  {} {}{}  {} statements{}, {} errors, {} rows, {} masked  [{}]",
             self.session,
             self.started,
@@ -200,7 +200,8 @@ impl SessionSummary {
             self.rows,
             self.masked,
             self.end_reason.as_deref().unwrap_or("no end recorded"),
-        )
+        );
+        escape_terminal(&line.replace('\n', "\\n")).into_owned()
     }
 }
 
@@ -293,8 +294,108 @@ pub fn session_records(dir: &Path, session: &str) -> Result<Vec<Line>, String> {
     Ok(found)
 }
 
-/// A session's records as a transcript a person reads.
+/// One page of a session's records, and how many it has in all.
+#[derive(Debug, Default)]
+pub struct SessionPage {
+    pub total: usize,
+    pub records: Vec<Line>,
+}
+
+/// Records `skip .. skip + limit` of a session, in order, and its total.
+///
+/// The log is scanned as bytes: a line is the session's when it holds
+/// `"session":"<id>"` — which can only be the field itself, since a quote
+/// inside any string value is escaped — and only the page's lines are
+/// parsed. A session of 40,000 statements in a log of millions of records
+/// opens at the speed of reading the files.
+pub fn session_page(
+    dir: &Path,
+    session: &str,
+    skip: usize,
+    limit: usize,
+) -> Result<SessionPage, String> {
+    let needle = format!(
+        "\"session\":{}",
+        serde_json::to_string(session).map_err(|e| e.to_string())?
+    );
+    let finder = memchr::memmem::Finder::new(needle.as_bytes());
+    let segs = segments(dir).map_err(|e| format!("cannot list `{}`: {e}", dir.display()))?;
+    if segs.is_empty() {
+        return Err(format!("`{}` holds no audit log", dir.display()));
+    }
+    let mut page = SessionPage::default();
+    let mut line = Vec::new();
+    for (_, path) in segs {
+        let file = std::fs::File::open(&path)
+            .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            if finder.find(&line).is_none() {
+                continue;
+            }
+            let wanted = page.total >= skip && page.total < skip.saturating_add(limit);
+            if wanted {
+                let written = String::from_utf8_lossy(&line).trim_end().to_string();
+                // A torn line is not a record; `audit verify` reports it.
+                let Ok(record) = serde_json::from_str::<Map<String, Value>>(&written) else {
+                    continue;
+                };
+                if text(&record, "session") != session {
+                    continue;
+                }
+                page.records.push((written, record));
+            }
+            page.total += 1;
+        }
+    }
+    Ok(page)
+}
+
+/// `text` safe to show on a terminal or a page: every character that could
+/// move the cursor, recolour, retitle, hide or reorder what is shown is
+/// written as a visible escape (`\x1b`, `\r`, `\u{202e}`): C0 controls
+/// except the newline, DEL, C1 controls, and the Unicode bidirectional and
+/// line/paragraph separators. Agent-supplied text (statements, application
+/// names, messages) reaches the auditor only through this.
+pub fn escape_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    fn dangerous(c: char) -> bool {
+        matches!(c,
+            '\u{0}'..='\u{9}' | '\u{b}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+            | '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(dangerous) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if dangerous(c) && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if dangerous(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A session's records as a transcript a person reads, every character
+/// that could control a terminal escaped ([`escape_terminal`]).
 pub fn transcript(records: &[Line]) -> String {
+    escape_terminal(&raw_transcript(records)).into_owned()
+}
+
+fn raw_transcript(records: &[Line]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for (_, r) in records {
@@ -447,9 +548,11 @@ fn indent(text: &str, by: &str) -> String {
 }
 
 /// The lines of a period, as written, for a SIEM: from the first record
-/// at or after `since` to the last at or before `until`. The lines form an
-/// unbroken stretch of the chain, so the receiver can check every link and
-/// hash (with the chain key) and every checkpoint (with the public key).
+/// at or after `since` to the last at or before `until`, then on to the
+/// first checkpoint after it, whose signature then covers every record
+/// exported. The lines form an unbroken stretch of the chain, so the
+/// receiver checks every link, hash and signature with the public key
+/// alone (`airlock audit verify-export`).
 pub fn export(
     dir: &Path,
     since: Option<&str>,
@@ -467,7 +570,8 @@ pub fn export(
                 return true;
             }
         }
-        if until.is_some_and(|u| ts > u) {
+        let after = until.is_some_and(|u| ts > u);
+        if after && count == 0 {
             return false;
         }
         if let Err(e) = writeln!(out, "{line}") {
@@ -475,7 +579,7 @@ pub fn export(
             return false;
         }
         count += 1;
-        true
+        !(after && text(record, "kind") == "checkpoint")
     })?;
     match failed {
         Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(count),

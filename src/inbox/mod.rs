@@ -41,8 +41,12 @@ pub struct Inbox {
     pub secure_cookies: bool,
     /// The audit log, for the session views and requests' recent statements.
     pub audit_dir: Option<PathBuf>,
-    /// To check the chain's hashes in the replay view.
-    pub chain_key: Option<[u8; 32]>,
+    /// The keys the replay view verifies the chain with: the trusted
+    /// public key (`audit.public_key`, else this gateway's own) and the
+    /// chain key of format-1 records, if any.
+    pub audit_trust: crate::audit::verify::Trust,
+    /// Verification resumed page view after page view, not redone.
+    pub audit_verifier: Arc<std::sync::Mutex<crate::audit::verify::Incremental>>,
 }
 
 pub fn router(inbox: Inbox) -> Router {

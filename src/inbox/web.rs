@@ -1065,10 +1065,19 @@ pub async fn sessions(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Res
     .into_response()
 }
 
+/// Records per replay page.
+const REPLAY_PAGE: usize = 1000;
+
+#[derive(Deserialize)]
+pub struct ReplayQuery {
+    page: Option<usize>,
+}
+
 pub async fn replay(
     Extract(inbox): Extract<Inbox>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<ReplayQuery>,
 ) -> Response {
     let (identity, session, _) = match signed_in(&inbox, &headers) {
         Ok(s) => s,
@@ -1080,26 +1089,29 @@ pub async fn replay(
     let Some(dir) = inbox.audit_dir.clone() else {
         return page("Replay", Some((identity, &session)), "<p>No audit log.</p>").into_response();
     };
-    let (key, wanted) = (inbox.chain_key, id.clone());
-    let (records, status) = tokio::task::spawn_blocking(move || {
-        let records = crate::audit::read::session_records(&dir, &wanted).unwrap_or_default();
-        let status = match crate::audit::verify::verify(&dir, key.as_ref(), None) {
-            Ok(report) => match report.broken {
-                None => "Chain verified: every link, hash and checkpoint signature.".to_string(),
-                Some(b) => format!(
-                    "CHAIN BROKEN at {} line {}: {}",
-                    b.file.display(),
-                    b.line,
-                    b.problem
-                ),
-            },
-            Err(e) => format!("Chain not verified: {e}"),
-        };
-        (records, status)
+    let number = query.page.unwrap_or(1).max(1);
+    let (trust, verifier, wanted) = (
+        inbox.audit_trust.clone(),
+        inbox.audit_verifier.clone(),
+        id.clone(),
+    );
+    let (found, verified) = tokio::task::spawn_blocking(move || {
+        let found = crate::audit::read::session_page(
+            &dir,
+            &wanted,
+            (number - 1) * REPLAY_PAGE,
+            REPLAY_PAGE,
+        );
+        let verified = verifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .verify(&dir, &trust);
+        (found, verified)
     })
     .await
-    .unwrap_or_default();
-    if records.is_empty() {
+    .unwrap_or_else(|e| (Err(e.to_string()), Err(String::new())));
+    let found = found.unwrap_or_default();
+    if found.total == 0 {
         return (
             StatusCode::NOT_FOUND,
             page(
@@ -1110,18 +1122,112 @@ pub async fn replay(
         )
             .into_response();
     }
+    // Record positions only: the server's file paths stay on the server.
+    let (status, broken_seq) = match &verified {
+        Ok(report) => match &report.broken {
+            None if report.vouched() => (
+                format!(
+                    "Chain verified: every link, hash and checkpoint signature up to record {}{}.",
+                    report.signed_through,
+                    if report.signed_through < report.last_seq {
+                        format!(
+                            "; the {} records since are not signed yet (the log is being written)",
+                            report.last_seq - report.signed_through
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+                None,
+            ),
+            None => (
+                format!(
+                    "Chain consistent but not fully verified: {}",
+                    report
+                        .unchecked()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                None,
+            ),
+            Some(b) => {
+                let at = b.seq.unwrap_or(report.last_seq);
+                (
+                    format!("CHAIN BROKEN at record {at}: {}", b.problem),
+                    Some(at),
+                )
+            }
+        },
+        Err(_) => (
+            "Chain not verified: the log cannot be read.".to_string(),
+            None,
+        ),
+    };
+    // Whether this session's records are on the verified side of a break.
+    let session_status = match broken_seq {
+        None => String::new(),
+        Some(at) => {
+            let first = found
+                .records
+                .first()
+                .and_then(|(_, r)| r.get("seq").and_then(serde_json::Value::as_u64));
+            match first {
+                Some(first) if first >= at => " This session's records on this page come at or after the break: none of them is verified.".to_string(),
+                _ => " Records of this session before the break are verified; the break and what follows are not.".to_string(),
+            }
+        }
+    };
     let class = if status.starts_with("Chain verified") {
         "ok"
     } else {
         "error"
     };
+    let mut transcript = String::new();
+    for record in &found.records {
+        let seq = record.1.get("seq").and_then(serde_json::Value::as_u64);
+        let text = escape(&crate::audit::read::transcript(std::slice::from_ref(
+            record,
+        )));
+        match (seq, broken_seq) {
+            (Some(seq), Some(at)) if seq == at => {
+                let _ = write!(
+                    transcript,
+                    r#"<mark id="broken" class="broken">BROKEN HERE (record {seq}) — </mark>{text}"#
+                );
+            }
+            _ => transcript.push_str(&text),
+        }
+    }
+    let pages = found.total.div_ceil(REPLAY_PAGE);
+    let mut nav = format!(
+        "Records {}–{} of {}",
+        ((number - 1) * REPLAY_PAGE + 1).min(found.total),
+        ((number - 1) * REPLAY_PAGE + found.records.len()).min(found.total),
+        found.total
+    );
+    let link = |n: usize, label: &str| {
+        format!(
+            r#" <a href="/sessions/{}?page={n}">{label}</a>"#,
+            escape(&id)
+        )
+    };
+    if number > 1 {
+        nav.push_str(&link(1, "first"));
+        nav.push_str(&link(number - 1, "previous"));
+    }
+    if number < pages {
+        nav.push_str(&link(number + 1, "next"));
+        nav.push_str(&link(pages, "last"));
+    }
     page(
         &format!("Session {id}"),
         Some((identity, &session)),
         &format!(
-            r#"<p class="{class}" id="chain">{}</p><pre id="transcript">{}</pre>"#,
+            r#"<p class="{class}" id="chain">{}{}</p><p id="pages">{nav}</p><pre id="transcript">{transcript}</pre>"#,
             escape(&status),
-            escape(&crate::audit::read::transcript(&records))
+            escape(&session_status),
         ),
     )
     .into_response()
