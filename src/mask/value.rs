@@ -173,6 +173,295 @@ pub(super) fn mask_message(
     }
 }
 
+/// The longest digit string a number form is scanned as: a card has 19
+/// digits at most; a longer run is no identifier the detectors know.
+const FORM_DIGITS: usize = 24;
+
+/// A digit string on the stack: number forms are built per value without
+/// allocating.
+struct Digits {
+    buf: [u8; FORM_DIGITS],
+    len: usize,
+}
+
+impl Digits {
+    fn new() -> Self {
+        Digits {
+            buf: [0; FORM_DIGITS],
+            len: 0,
+        }
+    }
+
+    /// Appends a digit; `false` once the string would be too long.
+    fn push(&mut self, d: u8) -> bool {
+        if self.len == FORM_DIGITS {
+            return false;
+        }
+        self.buf[self.len] = d;
+        self.len += 1;
+        true
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// The decimal forms in which a number rendering can hide an identifier
+/// from a detector reading its text: `4.111111111111111e+15`,
+/// `4111111111111111.0` or `0.4111111111111111` show the digits of a
+/// card, but not as one run between boundaries. Returns the integer part
+/// (the exponent applied) and the significant digits (leading and trailing
+/// zeros dropped), each when it is at most [`FORM_DIGITS`] long. Accepts
+/// what PostgreSQL and MySQL write for integers, numeric/DECIMAL, floats
+/// and money (a currency sign and group separators are skipped; `,` is
+/// read as a decimal point only when followed by exactly two digits at
+/// the end, as in money's European renderings).
+fn number_forms(text: &[u8]) -> Option<(Digits, Digits)> {
+    let text = text.trim_ascii();
+    // An exponent is `e` after a digit and before an integer; an `E` in
+    // a currency name is none.
+    let exponent_at = text
+        .iter()
+        .position(|&b| b == b'e' || b == b'E')
+        .filter(|&e| {
+            e > 0
+                && text[e - 1].is_ascii_digit()
+                && std::str::from_utf8(&text[e + 1..]).is_ok_and(|x| x.parse::<i32>().is_ok())
+        });
+    let (mantissa, exponent) = match exponent_at {
+        Some(e) => {
+            let exp = std::str::from_utf8(&text[e + 1..])
+                .ok()
+                .and_then(|x| x.parse::<i32>().ok())
+                .unwrap_or(0);
+            (&text[..e], exp)
+        }
+        None => (text, 0),
+    };
+    if !mantissa.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    // The decimal point: the last `.`, or a `,` with two digits after it
+    // and no `.` (money in locales that group with `.`).
+    let point = mantissa.iter().rposition(|&b| b == b'.').or_else(|| {
+        mantissa.iter().rposition(|&b| b == b',').filter(|&c| {
+            mantissa.len() - c == 3 && mantissa[c + 1..].iter().all(u8::is_ascii_digit)
+        })
+    });
+    let (int_text, frac_text) = match point {
+        Some(p) => (&mantissa[..p], &mantissa[p + 1..]),
+        None => (mantissa, &[][..]),
+    };
+    let int_digits = int_text.iter().copied().filter(u8::is_ascii_digit);
+    let frac_digits = frac_text.iter().copied().filter(u8::is_ascii_digit);
+    let int_count = int_text.iter().filter(|b| b.is_ascii_digit()).count() as i64;
+    let mut sig = Digits::new();
+    let mut started = false;
+    let mut sig_ok = true;
+    for d in int_digits.clone().chain(frac_digits.clone()) {
+        if !started && d == b'0' {
+            continue;
+        }
+        started = true;
+        sig_ok &= sig.push(d);
+    }
+    while sig.len > 0 && sig.buf[sig.len - 1] == b'0' {
+        sig.len -= 1;
+    }
+    // The integer part: the first `int_count + exponent` digits of the
+    // mantissa, padded with zeros when the exponent reaches past it.
+    let mut int = Digits::new();
+    let mut int_ok = true;
+    let int_len = int_count + i64::from(exponent);
+    if int_len > 0 {
+        let mut all = int_digits.chain(frac_digits).chain(std::iter::repeat(b'0'));
+        let mut started = false;
+        for _ in 0..int_len.min(FORM_DIGITS as i64 + 1) {
+            let d = all.next().unwrap_or(b'0');
+            if !started && d == b'0' {
+                continue;
+            }
+            started = true;
+            int_ok &= int.push(d);
+        }
+        int_ok &= int_len <= 64;
+    }
+    if !sig_ok {
+        sig.len = 0;
+    }
+    if !int_ok {
+        int.len = 0;
+    }
+    Some((int, sig))
+}
+
+/// Masks a number by every decimal form an identifier can take in it
+/// (see [`number_forms`]): the substitute is a number (digits only) that
+/// stands in for the whole value. Identifiers shorter than 13 digits are
+/// looked for in the integer part only, so that the digits of ordinary
+/// amounts (`1234567.89`) are not read as one.
+pub(super) fn mask_number_forms(
+    engine: &Masker,
+    text: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let Some((int, sig)) = number_forms(text) else {
+        return engine.mask_number(text, scratch, tally);
+    };
+    if int.len > 0 {
+        let masked = engine.mask_number(int.as_slice(), scratch, tally);
+        if masked != Masked::Unchanged {
+            return masked;
+        }
+    }
+    if sig.len >= 13 && sig.as_slice() != int.as_slice() {
+        return engine.mask_number(sig.as_slice(), scratch, tally);
+    }
+    Masked::Unchanged
+}
+
+/// An IEEE float masked by the decimal forms of its shortest rendering:
+/// a substitute goes back as a float of the same width.
+pub(super) fn mask_float(
+    engine: &Masker,
+    value: f64,
+    single: bool,
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Option<Masked> {
+    use std::io::Write;
+    if !value.is_finite() {
+        return Some(Masked::Unchanged);
+    }
+    let mut buf = [0u8; 40];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    // The shortest rendering that reads back as the same value: the digits
+    // a client prints.
+    let written = if single {
+        write!(cursor, "{:e}", value as f32)
+    } else {
+        write!(cursor, "{value:e}")
+    };
+    written.ok()?;
+    let len = cursor.position() as usize;
+    Some(mask_number_forms(engine, &buf[..len], scratch, tally))
+}
+
+/// Whether `value` may be text in a wide encoding (UTF-16 or UTF-32, as
+/// MySQL's ucs2/utf16/utf16le/utf32 columns or bytes built to look like
+/// them): every ASCII character there has a zero byte beside it, and
+/// identifiers are ASCII. Text in an ASCII-compatible encoding has no
+/// zero bytes.
+pub(super) fn may_be_wide(value: &[u8]) -> bool {
+    value.len() >= 12 && memchr::memchr(0, value).is_some()
+}
+
+/// The wide encodings a value is tried in, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wide {
+    Utf16Be,
+    Utf16Le,
+    Utf32Be,
+    Utf32Le,
+}
+
+impl Wide {
+    const ALL: [Wide; 4] = [Wide::Utf32Be, Wide::Utf32Le, Wide::Utf16Be, Wide::Utf16Le];
+
+    fn decode(self, value: &[u8]) -> Option<String> {
+        match self {
+            Wide::Utf16Be | Wide::Utf16Le => {
+                if value.len() % 2 != 0 {
+                    return None;
+                }
+                let units = value.chunks_exact(2).map(|p| {
+                    let pair = [p[0], p[1]];
+                    if self == Wide::Utf16Be {
+                        u16::from_be_bytes(pair)
+                    } else {
+                        u16::from_le_bytes(pair)
+                    }
+                });
+                char::decode_utf16(units)
+                    .collect::<Result<String, _>>()
+                    .ok()
+            }
+            Wide::Utf32Be | Wide::Utf32Le => {
+                if value.len() % 4 != 0 {
+                    return None;
+                }
+                value
+                    .chunks_exact(4)
+                    .map(|q| {
+                        let quad = [q[0], q[1], q[2], q[3]];
+                        char::from_u32(if self == Wide::Utf32Be {
+                            u32::from_be_bytes(quad)
+                        } else {
+                            u32::from_le_bytes(quad)
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn encode(self, text: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(text.len() * 4);
+        match self {
+            Wide::Utf16Be | Wide::Utf16Le => {
+                for unit in text.encode_utf16() {
+                    out.extend_from_slice(&if self == Wide::Utf16Be {
+                        unit.to_be_bytes()
+                    } else {
+                        unit.to_le_bytes()
+                    });
+                }
+            }
+            Wide::Utf32Be | Wide::Utf32Le => {
+                for c in text.chars() {
+                    let c = u32::from(c);
+                    out.extend_from_slice(&if self == Wide::Utf32Be {
+                        c.to_be_bytes()
+                    } else {
+                        c.to_le_bytes()
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Masks a value that may be text in a wide encoding (see
+/// [`may_be_wide`]): each encoding it decodes in is scanned, and a
+/// replacement is written back in that encoding, so the value stays text
+/// of its character set. `Unchanged` when no decoding has a finding.
+pub(super) fn mask_wide_text(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    for wide in Wide::ALL {
+        let Some(text) = wide.decode(value) else {
+            continue;
+        };
+        match mask_text_value(engine, text.as_bytes(), scratch, tally) {
+            Masked::Unchanged => {}
+            Masked::Null => return Masked::Null,
+            Masked::Replaced(v) => {
+                return match String::from_utf8(v) {
+                    Ok(masked) => Masked::Replaced(wide.encode(&masked)),
+                    Err(_) => Masked::Null,
+                };
+            }
+        }
+    }
+    Masked::Unchanged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
