@@ -679,9 +679,18 @@ impl Relay {
             let first = self.read_upstream().await?;
             match first.payload.first() {
                 Some(&OK_HEADER) => {
-                    let ok = OkPacket::parse(&first.payload, self.capabilities)
+                    let mut ok = OkPacket::parse(&first.payload, self.capabilities)
                         .map_err(|_| Broken::Upstream)?;
-                    self.client.write_packet(&first.payload);
+                    // The human-readable info ("Rows matched: 1 …") is
+                    // the server's text: masked as its messages are.
+                    match self.masker.mask_message_text(&ok.info) {
+                        Some(info) => {
+                            ok.info = info;
+                            self.client
+                                .write_with(|b| ok.write(b, self.capabilities, false));
+                        }
+                        None => self.client.write_packet(&first.payload),
+                    }
                     let tag = format!("OK {} rows affected", ok.affected_rows);
                     self.record_result(&tag, Tally::default(), started);
                     if ok.status & SERVER_MORE_RESULTS_EXISTS == 0 {
