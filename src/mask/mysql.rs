@@ -158,7 +158,9 @@ enum Class {
     },
     Decimal,
     /// FLOAT (4) or DOUBLE (8).
-    Float { width: u8 },
+    Float {
+        width: u8,
+    },
     /// A type Airlock does not know.
     Other,
 }
