@@ -17,6 +17,7 @@ DRIVER is one of:
 
 AIRLOCK_SQL is a JSON list of statements run in order on one connection;
 each gives one JSON line in OUT: {"sql": s, "rows": [[repr(value), ...]],
+"columns": [name, ...],
 "message": "<hex of the OK packet's trailing bytes>" (pymysql)} or
 {"sql": s, "error": "..."}. The first line is {"capabilities": n}, the
 capability flags the session ended up with (pymysql).
@@ -59,6 +60,7 @@ def run_pymysql(out):
                 with conn.cursor() as cur:
                     cur.execute(sql)
                     rows = cur.fetchall()
+                    names = [d[0] for d in cur.description or []]
                     message = getattr(cur._result, "message", b"") or b""
             except Exception as e:  # noqa: BLE001 - the error is the finding
                 out.append({"sql": sql, "error": f"{type(e).__name__}: {e}"})
@@ -67,6 +69,7 @@ def run_pymysql(out):
                 {
                     "sql": sql,
                     "rows": [[repr(v) for v in row] for row in rows or []],
+                    "columns": names,
                     "message": bytes(message).hex(),
                 }
             )
@@ -84,11 +87,14 @@ def run_connector(prepared, out):
                 cur = conn.cursor(prepared=prepared)
                 cur.execute(sql)
                 rows = cur.fetchall() if cur.with_rows else []
+                names = [d[0] for d in cur.description or []]
                 cur.close()
             except Exception as e:  # noqa: BLE001 - the error is the finding
                 out.append({"sql": sql, "error": f"{type(e).__name__}: {e}"})
                 continue
-            out.append({"sql": sql, "rows": [[repr(v) for v in row] for row in rows]})
+            out.append(
+                {"sql": sql, "rows": [[repr(v) for v in row] for row in rows], "columns": names}
+            )
     finally:
         conn.close()
 

@@ -307,6 +307,46 @@ impl MysqlRowMasker {
         mask_message(engine.as_deref()?, text, scratch, message_tally)
     }
 
+    /// A column definition with its names masked (catalog, schema, table,
+    /// original table, name, original name); `None` to forward it as it
+    /// came. Names are written in statements, but a statement built by
+    /// dynamic SQL (`PREPARE s FROM CONCAT('SELECT 1 AS `', email, '`')`)
+    /// names columns and tables by data. One that cannot be read is
+    /// forwarded as it came: its values fail closed by
+    /// [`MysqlColumn::unknown`], and a name Airlock cannot find is no
+    /// value it would mask.
+    pub fn mask_column_definition(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+        let MysqlRowMasker {
+            engine,
+            scratch,
+            message_tally,
+            ..
+        } = self;
+        let engine = engine.as_deref()?;
+        let mut at = 0;
+        let mut names: [Option<Range<usize>>; 6] = Default::default();
+        for name in &mut names {
+            *name = Some(lenenc_str(payload, &mut at)?);
+        }
+        let mut masked: [Option<Vec<u8>>; 6] = Default::default();
+        let mut changed = false;
+        for (range, out) in names.iter().zip(&mut masked) {
+            let range = range.clone()?;
+            *out = mask_message(engine, &payload[range], scratch, message_tally);
+            changed |= out.is_some();
+        }
+        if !changed {
+            return None;
+        }
+        let mut out = BytesMut::with_capacity(payload.len() + 16);
+        for (range, masked) in names.iter().zip(&masked) {
+            let range = range.clone()?;
+            put_lenenc_str(&mut out, masked.as_deref().unwrap_or(&payload[range]));
+        }
+        out.put_slice(&payload[at..]);
+        Some(out.to_vec())
+    }
+
     /// Inspects one text-protocol row: each value a length-encoded string,
     /// or `0xFB` for NULL. `row` is the packet payload.
     pub fn mask_text_row(&mut self, row: &Bytes) -> RowOutcome {

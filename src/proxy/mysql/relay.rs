@@ -432,7 +432,7 @@ impl Relay {
         for _ in 0..columns {
             let p = self.read_upstream().await?;
             described.push(column_of(&p.payload));
-            self.client.write_packet(&p.payload);
+            self.write_column_definition(&p.payload);
         }
         if columns > 0 && eof {
             let p = self.read_upstream().await?;
@@ -741,7 +741,7 @@ impl Relay {
         for _ in 0..count {
             let p = self.read_upstream().await?;
             columns.push(column_of(&p.payload));
-            self.client.write_packet(&p.payload);
+            self.write_column_definition(&p.payload);
         }
         if self.capabilities & CLIENT_DEPRECATE_EOF == 0 {
             let eof = self.read_upstream().await?;
@@ -795,6 +795,14 @@ impl Relay {
             self.flush_client().await?;
         }
         Ok(())
+    }
+
+    /// Forwards a column definition with its names masked.
+    fn write_column_definition(&mut self, payload: &Bytes) {
+        match self.masker.mask_column_definition(payload) {
+            Some(masked) => self.client.write_packet(&masked),
+            None => self.client.write_packet(payload),
+        }
     }
 
     fn remember_columns(&mut self, statement: Option<u32>, columns: Vec<MysqlColumn>) {
