@@ -991,7 +991,9 @@ fn masked_row_description(masker: &mut RowMasker, msg: &Message) -> Option<Bytes
     let Some(count) = fields.i16() else {
         return Some(backend::frame(b'T', |buf| buf.put_i16(0)));
     };
-    let mut parts: Vec<(Option<Vec<u8>>, &[u8], &[u8])> = Vec::new();
+    // Per column: the masked name if it changed, the name, the fixed fields.
+    type Part<'a> = (Option<Vec<u8>>, &'a [u8], &'a [u8]);
+    let mut parts: Vec<Part> = Vec::new();
     let mut changed = false;
     for _ in 0..count.max(0) {
         let (Some(name), Some(rest)) = (fields.cstr(), fields.take(18)) else {
