@@ -253,6 +253,7 @@ fn typed_statements() -> Vec<String> {
         "SELECT card::card_d, card::card_f, ROW(email, ARRAY[card])::holder FROM payments",
         "SELECT ARRAY[card::float8], ARRAY[card::numeric::money] FROM payments",
         "SELECT 'calm'::mood, ROW(id, 'busy'::mood, card) FROM payments",
+        "SELECT card::bit(64), card::bit(64)::varbit FROM payments",
         // UTF-16 text built as bytes.
         "SELECT decode(regexp_replace(encode(convert_to(email, 'UTF8'), 'hex'), '(..)', '00\\1', 'g'), 'hex') FROM payments",
     ]

@@ -20,7 +20,8 @@
 //! | TINY, SHORT, INT24, LONG, LONGLONG | a number that fits the width and sign | same width, little-endian |
 //! | DECIMAL, NEWDECIMAL | by its decimal forms; a number with the value's integer digits at most and its scale | same (sent as text) |
 //! | FLOAT, DOUBLE | by the decimal forms of the value (`4.111111111111111e15`); a number | a float of the same width |
-//! | DATE, TIME, DATETIME, TIMESTAMP, YEAR, BIT, GEOMETRY, NULL | not scanned | not scanned |
+//! | BIT | the big-endian number; a number of the same byte length | same |
+//! | DATE, TIME, DATETIME, TIMESTAMP, YEAR, GEOMETRY, NULL | not scanned | not scanned |
 //! | anything else | by content, failing closed | unless NULL, the row cannot be read past it and becomes NULLs |
 //!
 //! Replacements are the engine's: labels (`<EMAIL>`), partial values and
@@ -161,6 +162,8 @@ enum Class {
     Float {
         width: u8,
     },
+    /// BIT(n): up to eight bytes, a big-endian number.
+    Bit,
     /// A type Airlock does not know.
     Other,
 }
@@ -222,9 +225,10 @@ fn plan_of(column: &MysqlColumn) -> Plan {
         //   length byte (0, 4, 7 or 11; TIME 0, 8 or 12) and fields.
         DATE | DATETIME | TIMESTAMP => (Class::Skip, Layout::Temporal(&[0, 4, 7, 11])),
         TIME => (Class::Skip, Layout::Temporal(&[0, 8, 12])),
-        // - BIT: at most 8 raw bytes, big-endian bits, never text.
+        // BIT(64) holds a card as a big-endian number.
+        BIT => (Class::Bit, Layout::LenEnc),
         // - GEOMETRY: WKB (an SRID and doubles), never text.
-        BIT | GEOMETRY => (Class::Skip, Layout::LenEnc),
+        GEOMETRY => (Class::Skip, Layout::LenEnc),
         // - NULL: has no value.
         NULL => (Class::Skip, Layout::Empty),
         // NEWDATE and the *2 temporal types are server-internal; VECTOR and
@@ -529,6 +533,7 @@ fn mask_text_encoded(
         }
         Class::Decimal => fit_decimal(mask_number_forms(engine, value, scratch, tally), value),
         Class::Float { .. } => mask_number_forms(engine, value, scratch, tally),
+        Class::Bit => mask_bit(engine, value, scratch, tally),
         Class::Other => {
             let numeric = !value.is_empty()
                 && value
@@ -665,6 +670,26 @@ fn mask_float_binary(
         }
         Some(other) => other,
         None => Masked::Null,
+    }
+}
+
+/// A BIT(n) value (the same bytes in both protocols): read as the
+/// unsigned big-endian number it is; a substitute keeps its byte length.
+fn mask_bit(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
+    if value.is_empty() || value.len() > 8 {
+        return Masked::Unchanged;
+    }
+    let n = value.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b));
+    let mut buf = [0u8; 21];
+    match engine.mask_number(decimal(false, n, &mut buf), scratch, tally) {
+        Masked::Replaced(digits) => {
+            let n: u64 = std::str::from_utf8(&digits)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            Masked::Replaced(n.to_be_bytes()[8 - value.len()..].to_vec())
+        }
+        other => other,
     }
 }
 

@@ -37,6 +37,8 @@ enum Class {
     Float(u8),
     /// Cents in an int8; text in the session's lc_monetary.
     Money,
+    /// bit(n) and varbit: a number written in binary digits.
+    Bits,
     Numeric,
     Bytea,
     Inet,
@@ -53,8 +55,14 @@ enum Class {
 
 fn class_of(oid: u32) -> Class {
     match oid {
-        16 | 1082 | 1083 | 1114 | 1184 | 1186 | 1266 | 2950 | 26 | 28 | 29 | 829 | 774 | 1560
-        | 1562 | 3220 | 2278 => Class::Skip,
+        16 | 1082 | 1083 | 1114 | 1184 | 1186 | 1266 | 2950 | 829 | 774 | 3220 | 2278 => {
+            Class::Skip
+        }
+        // `ssn::oid` is a cast: object identifiers are unsigned integers.
+        26 | 28 | 29 => Class::Int(4),
+        5069 => Class::Int(8),
+        // `card::bit(64)` is a cast too.
+        1560 | 1562 => Class::Bits,
         25 | 1043 | 1042 | 19 | 705 | 18 => Class::Text,
         114 => Class::Json,
         3802 => Class::Jsonb,
@@ -581,6 +589,7 @@ fn mask_value(
                 mask_number_forms(engine, value, scratch, tally)
             }
             Class::Bytea => mask_bytea_text(engine, value, scratch, tally),
+            Class::Bits => mask_bits_text(engine, value, scratch, tally),
             Class::Inet => mask_inet_text(engine, value, scratch, tally),
             Class::Array => match element_oid(oid) {
                 Some(element) => mask_text_array(engine, element, value, scratch, tally),
@@ -619,6 +628,7 @@ fn mask_value(
         Class::Int(width) => mask_int_binary(engine, value, width, scratch, tally),
         Class::Float(width) => mask_float_binary(engine, value, width, scratch, tally),
         Class::Money => mask_money_binary(engine, value, scratch, tally),
+        Class::Bits => mask_bits_binary(engine, value, scratch, tally),
         Class::Numeric => mask_numeric_binary(engine, value, scratch, tally),
         Class::Inet => mask_inet_binary(engine, value, scratch, tally),
         Class::Array => mask_array_binary(engine, value, scratch, tally),
@@ -1385,6 +1395,100 @@ fn mask_float_binary(
         }
         Some(other) => other,
         // A value Airlock could not render is not passed unread.
+        None => Masked::Null,
+    }
+}
+
+/// The number `bits` holds (at most 64 of them), masked; the substitute in
+/// as many bits (its low bits, should it not fit), big-endian in 8 bytes.
+fn mask_bit_number(
+    engine: &Masker,
+    n: u64,
+    bits: u32,
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Option<Masked> {
+    use std::io::Write;
+    let mut buf = [0u8; 24];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    write!(cursor, "{n}").ok()?;
+    let len = cursor.position() as usize;
+    Some(match engine.mask_number(&buf[..len], scratch, tally) {
+        Masked::Replaced(digits) => {
+            let sub: u64 = std::str::from_utf8(&digits)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let mask = if bits >= 64 {
+                u64::MAX
+            } else {
+                (1 << bits) - 1
+            };
+            Masked::Replaced((sub & mask).to_be_bytes().to_vec())
+        }
+        other => other,
+    })
+}
+
+/// bit / varbit in text format: a string of `0` and `1`.
+fn mask_bits_text(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let bits = value.len() as u32;
+    if bits == 0 || bits > 64 || !value.iter().all(|&b| b == b'0' || b == b'1') {
+        return Masked::Unchanged;
+    }
+    let n = value
+        .iter()
+        .fold(0u64, |n, &b| (n << 1) | u64::from(b - b'0'));
+    match mask_bit_number(engine, n, bits, scratch, tally) {
+        Some(Masked::Replaced(be)) => {
+            let sub = u64::from_be_bytes(be.try_into().unwrap_or([0; 8]));
+            let text = (0..bits)
+                .rev()
+                .map(|i| if (sub >> i) & 1 == 1 { b'1' } else { b'0' })
+                .collect();
+            Masked::Replaced(text)
+        }
+        Some(other) => other,
+        None => Masked::Null,
+    }
+}
+
+/// bit / varbit in binary format: a bit count, then the bits, high first,
+/// padded to whole bytes.
+fn mask_bits_binary(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let Some(count) = value
+        .get(..4)
+        .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    else {
+        return Masked::Null;
+    };
+    let bytes = &value[4..];
+    let Ok(bits) = u32::try_from(count) else {
+        return Masked::Null;
+    };
+    if bits == 0 || bits > 64 || bytes.len() != bits.div_ceil(8) as usize {
+        return Masked::Unchanged;
+    }
+    let padding = bytes.len() as u32 * 8 - bits;
+    let n = bytes.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b)) >> padding;
+    match mask_bit_number(engine, n, bits, scratch, tally) {
+        Some(Masked::Replaced(be)) => {
+            let sub = u64::from_be_bytes(be.try_into().unwrap_or([0; 8])) << padding;
+            let mut out = value[..4].to_vec();
+            out.extend_from_slice(&sub.to_be_bytes()[8 - bytes.len()..]);
+            Masked::Replaced(out)
+        }
+        Some(other) => other,
         None => Masked::Null,
     }
 }

@@ -453,3 +453,24 @@ fn bytea_holding_wide_text_is_masked() {
         Some(Some(expected.into_bytes()))
     );
 }
+
+#[test]
+fn bit_strings_are_masked_as_the_numbers_they_cast_from() {
+    let card = 4111111111111111u64;
+    let mut m = RowMasker::new(engine(Strategy::Partial));
+    m.set_columns(&[col("b", 1560, 0)]);
+    let text = format!("{card:064b}");
+    assert_eq!(
+        masked_one(&mut m, text.as_bytes()),
+        Some(Some(format!("{:064b}", 1111).into_bytes()))
+    );
+    m.set_columns(&[col("b", 1562, 1)]);
+    let mut binary = 64i32.to_be_bytes().to_vec();
+    binary.extend_from_slice(&card.to_be_bytes());
+    let mut expected = 64i32.to_be_bytes().to_vec();
+    expected.extend_from_slice(&1111u64.to_be_bytes());
+    assert_eq!(masked_one(&mut m, &binary), Some(Some(expected)));
+    // Flags are no identifiers.
+    m.set_columns(&[col("b", 1560, 0)]);
+    assert_eq!(masked_one(&mut m, b"10101010"), None);
+}
