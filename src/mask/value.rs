@@ -207,17 +207,19 @@ impl Digits {
     }
 }
 
-/// The decimal forms in which a number rendering can hide an identifier
-/// from a detector reading its text: `4.111111111111111e+15`,
-/// `4111111111111111.0` or `0.4111111111111111` show the digits of a
-/// card, but not as one run between boundaries. Returns the integer part
-/// (the exponent applied) and the significant digits (leading and trailing
-/// zeros dropped), each when it is at most [`FORM_DIGITS`] long. Accepts
+/// The integer a number rendering stands for, as the digits a detector
+/// reads: `4.111111111111111e+15` and `4111111111111111.0` are a card
+/// cast to float or numeric, but not one run of digits between
+/// boundaries. The integer part, exponent applied, when it is at most
+/// [`FORM_DIGITS`] long (empty when the value is below 1). The fraction
+/// is not read: any double has 16 significant digits, and reading them
+/// as an identifier would mask `2.718281828459045` as a card; a card
+/// divided down is arithmetic, not a cast (see the module docs). Accepts
 /// what PostgreSQL and MySQL write for integers, numeric/DECIMAL, floats
 /// and money (a currency sign and group separators are skipped; `,` is
 /// read as a decimal point only when followed by exactly two digits at
 /// the end, as in money's European renderings).
-fn number_forms(text: &[u8]) -> Option<(Digits, Digits)> {
+fn integer_form(text: &[u8]) -> Option<Digits> {
     let text = text.trim_ascii();
     // An exponent is `e` after a digit and before an integer; an `E` in
     // a currency name is none.
@@ -242,13 +244,23 @@ fn number_forms(text: &[u8]) -> Option<(Digits, Digits)> {
     if !mantissa.iter().any(u8::is_ascii_digit) {
         return None;
     }
-    // The decimal point: the last `.`, or a `,` with two digits after it
-    // and no `.` (money in locales that group with `.`).
-    let point = mantissa.iter().rposition(|&b| b == b'.').or_else(|| {
-        mantissa.iter().rposition(|&b| b == b',').filter(|&c| {
-            mantissa.len() - c == 3 && mantissa[c + 1..].iter().all(u8::is_ascii_digit)
-        })
-    });
+    // The decimal point: a lone `.` after every `,` (`4,111.00`,
+    // `4111.000`), or a last `,` followed by one or two digits
+    // (`4.111,00 EUR`); several `.` and no `,` are group separators.
+    let last_dot = mantissa.iter().rposition(|&b| b == b'.');
+    let last_comma = mantissa.iter().rposition(|&b| b == b',');
+    let dots = mantissa.iter().filter(|&&b| b == b'.').count();
+    let point = match (last_dot, last_comma) {
+        (Some(d), c) if dots == 1 && c.is_none_or(|c| c < d) => Some(d),
+        (d, Some(c)) if d.is_none_or(|d| d < c) => {
+            let digits = mantissa[c + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            (1..=2).contains(&digits).then_some(c)
+        }
+        _ => None,
+    };
     let (int_text, frac_text) = match point {
         Some(p) => (&mantissa[..p], &mantissa[p + 1..]),
         None => (mantissa, &[][..]),
@@ -256,19 +268,6 @@ fn number_forms(text: &[u8]) -> Option<(Digits, Digits)> {
     let int_digits = int_text.iter().copied().filter(u8::is_ascii_digit);
     let frac_digits = frac_text.iter().copied().filter(u8::is_ascii_digit);
     let int_count = int_text.iter().filter(|b| b.is_ascii_digit()).count() as i64;
-    let mut sig = Digits::new();
-    let mut started = false;
-    let mut sig_ok = true;
-    for d in int_digits.clone().chain(frac_digits.clone()) {
-        if !started && d == b'0' {
-            continue;
-        }
-        started = true;
-        sig_ok &= sig.push(d);
-    }
-    while sig.len > 0 && sig.buf[sig.len - 1] == b'0' {
-        sig.len -= 1;
-    }
     // The integer part: the first `int_count + exponent` digits of the
     // mantissa, padded with zeros when the exponent reaches past it.
     let mut int = Digits::new();
@@ -287,43 +286,33 @@ fn number_forms(text: &[u8]) -> Option<(Digits, Digits)> {
         }
         int_ok &= int_len <= 64;
     }
-    if !sig_ok {
-        sig.len = 0;
-    }
     if !int_ok {
         int.len = 0;
     }
-    Some((int, sig))
+    Some(int)
 }
 
-/// Masks a number by every decimal form an identifier can take in it
-/// (see [`number_forms`]): the substitute is a number (digits only) that
-/// stands in for the whole value. Identifiers shorter than 13 digits are
-/// looked for in the integer part only, so that the digits of ordinary
-/// amounts (`1234567.89`) are not read as one.
+/// Masks a number by the integer it stands for (see [`integer_form`]): the
+/// substitute is a number (digits only) that stands in for the whole
+/// value.
 pub(super) fn mask_number_forms(
     engine: &Masker,
     text: &[u8],
     scratch: &mut Scratch,
     tally: &mut Tally,
 ) -> Masked {
-    let Some((int, sig)) = number_forms(text) else {
+    let Some(int) = integer_form(text) else {
         return engine.mask_number(text, scratch, tally);
     };
-    if int.len > 0 {
-        let masked = engine.mask_number(int.as_slice(), scratch, tally);
-        if masked != Masked::Unchanged {
-            return masked;
-        }
+    if int.len == 0 {
+        return Masked::Unchanged;
     }
-    if sig.len >= 13 && sig.as_slice() != int.as_slice() {
-        return engine.mask_number(sig.as_slice(), scratch, tally);
-    }
-    Masked::Unchanged
+    engine.mask_number(int.as_slice(), scratch, tally)
 }
 
-/// An IEEE float masked by the decimal forms of its shortest rendering:
-/// a substitute goes back as a float of the same width.
+/// An IEEE float masked by the integer its shortest rendering stands for
+/// (what a client prints: `4111111111111111.0`); a substitute goes back as
+/// a float of the same width.
 pub(super) fn mask_float(
     engine: &Masker,
     value: f64,
@@ -349,13 +338,40 @@ pub(super) fn mask_float(
     Some(mask_number_forms(engine, &buf[..len], scratch, tally))
 }
 
-/// Whether `value` may be text in a wide encoding (UTF-16 or UTF-32, as
+/// Whether `value` may hold text in a wide encoding (UTF-16 or UTF-32, as
 /// MySQL's ucs2/utf16/utf16le/utf32 columns or bytes built to look like
-/// them): every ASCII character there has a zero byte beside it, and
-/// identifiers are ASCII. Text in an ASCII-compatible encoding has no
-/// zero bytes.
+/// them): a run of ASCII characters each with the zero bytes of its code
+/// unit beside it. Identifiers are ASCII; text in an ASCII-compatible
+/// encoding has no zero bytes, and blobs (images, compressed data) seldom
+/// have such runs, so only values that do are decoded. One pass, no
+/// allocation.
 pub(super) fn may_be_wide(value: &[u8]) -> bool {
-    value.len() >= 12 && memchr::memchr(0, value).is_some()
+    // The shortest value a detector finds (see `Scanner::scan`).
+    const RUN: u32 = 6;
+    if value.len() < 2 * RUN as usize || memchr::memchr(0, value).is_none() {
+        return false;
+    }
+    let ascii = |b: u8| (0x20..0x7f).contains(&b);
+    // Code units in big-endian order at either alignment: little-endian
+    // text read one byte later is big-endian text.
+    let mut runs16 = [0u32; 2];
+    let mut runs32 = [0u32; 4];
+    for i in 0..value.len() {
+        let unit16 = value
+            .get(i..i + 2)
+            .is_some_and(|u| u[0] == 0 && ascii(u[1]));
+        let r = &mut runs16[i % 2];
+        *r = if unit16 { *r + 1 } else { 0 };
+        let unit32 = value
+            .get(i..i + 4)
+            .is_some_and(|u| u[..3] == [0, 0, 0] && ascii(u[3]));
+        let r32 = &mut runs32[i % 4];
+        *r32 = if unit32 { *r32 + 1 } else { 0 };
+        if runs16[i % 2] >= RUN || runs32[i % 4] >= RUN {
+            return true;
+        }
+    }
+    false
 }
 
 /// The wide encodings a value is tried in, in order.
@@ -465,6 +481,25 @@ pub(super) fn mask_wide_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_values_with_wide_ascii_runs_are_decoded_as_wide_text() {
+        let utf16le: Vec<u8> = "a@b.org"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let utf32be: Vec<u8> = "a@b.org"
+            .chars()
+            .flat_map(|c| u32::from(c).to_be_bytes())
+            .collect();
+        assert!(may_be_wide(&utf16le) && may_be_wide(&utf32be));
+        // A blob with zero bytes but no such run, and plain text.
+        let blob: Vec<u8> = (0..70_000usize)
+            .map(|i| ((i * 7 + i / 256) % 256) as u8)
+            .collect();
+        assert!(!may_be_wide(&blob));
+        assert!(!may_be_wide(b"plain text, no zero bytes"));
+    }
 
     #[test]
     fn int_max_covers_every_width_and_sign() {
