@@ -14,12 +14,14 @@
 //!
 //! | type | text protocol | binary protocol |
 //! |---|---|---|
-//! | VARCHAR, VAR_STRING, STRING, ENUM, SET, TINY/MEDIUM/LONG/BLOB with a text charset | free text; JSON-looking text as JSON | same |
-//! | the same with charset `binary` (63) | printable UTF-8 as text, other bytes with a finding become NULL | same |
+//! | VARCHAR, VAR_STRING, STRING, ENUM, SET, TINY/MEDIUM/LONG/BLOB with a text charset | free text; JSON-looking text as JSON; text in UTF-16/UTF-32 (ucs2, utf16, utf16le, utf32: a column's charset, `CONVERT(… USING utf16)`, `character_set_results = NULL`) decoded, masked and encoded back | same |
+//! | the same with charset `binary` (63) | printable UTF-8 as text, UTF-16/32 text as such, other bytes with a finding become NULL | same |
 //! | JSON | JSON leaves | same |
 //! | TINY, SHORT, INT24, LONG, LONGLONG | a number that fits the width and sign | same width, little-endian |
-//! | DECIMAL, NEWDECIMAL | a number with the value's integer digits at most and its scale | same (sent as text) |
-//! | FLOAT, DOUBLE, DATE, TIME, DATETIME, TIMESTAMP, YEAR, BIT, GEOMETRY, NULL | not scanned | not scanned |
+//! | DECIMAL, NEWDECIMAL | by its decimal forms; a number with the value's integer digits at most and its scale | same (sent as text) |
+//! | FLOAT, DOUBLE | by the decimal forms of the value (`4.111111111111111e15`); a number | a float of the same width |
+//! | BIT | the big-endian number; a number of the same byte length | same |
+//! | DATE, TIME, DATETIME, TIMESTAMP, YEAR, GEOMETRY, NULL | not scanned | not scanned |
 //! | anything else | by content, failing closed | unless NULL, the row cannot be read past it and becomes NULLs |
 //!
 //! Replacements are the engine's: labels (`<EMAIL>`), partial values and
@@ -36,8 +38,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::masker::{Masked, Masker, Scratch, Tally};
 use super::value::{
-    fail_closed, fit_int, int_max, is_printable, mask_message, mask_text_value, MaskStats,
-    RowOutcome,
+    fail_closed, fit_int, int_max, is_printable, mask_float, mask_message, mask_number_forms,
+    mask_text_value, mask_wide_text, may_be_wide, MaskStats, RowOutcome,
 };
 
 /// The column types of the protocol (`enum_field_types`).
@@ -170,6 +172,12 @@ enum Class {
         zerofill: bool,
     },
     Decimal,
+    /// FLOAT (4) or DOUBLE (8).
+    Float {
+        width: u8,
+    },
+    /// BIT(n): up to eight bytes, a big-endian number.
+    Bit,
     /// A type Airlock does not know.
     Other,
 }
@@ -218,14 +226,12 @@ fn plan_of(column: &MysqlColumn) -> Plan {
         VARCHAR | VAR_STRING | STRING | ENUM | SET | TINY_BLOB | MEDIUM_BLOB | LONG_BLOB | BLOB => {
             (string, Layout::LenEnc)
         }
-        // Not scanned, as PostgreSQL's floats, dates and geometric types
-        // are not:
-        // - FLOAT and DOUBLE: in the binary protocol IEEE bits, with no
-        //   digits to match and no way to write a substitute without
-        //   rounding; their text is a rounded rendering of the same
-        //   number, and both protocols must give the same answer.
-        FLOAT => (Class::Skip, Layout::Fixed(4)),
-        DOUBLE => (Class::Skip, Layout::Fixed(8)),
+        // Floats hold integers exactly up to 2^53: `CAST(card AS DOUBLE)`
+        // is the card. They are read by their shortest decimal rendering,
+        // the digits a client prints, in both protocols.
+        FLOAT => (Class::Float { width: 4 }, Layout::Fixed(4)),
+        DOUBLE => (Class::Float { width: 8 }, Layout::Fixed(8)),
+        // Not scanned, as PostgreSQL's dates and geometric types are not:
         // - YEAR: four digits at most.
         YEAR => (Class::Skip, Layout::Fixed(2)),
         // - DATE, DATETIME, TIMESTAMP, TIME: calendar fields, which the
@@ -233,9 +239,10 @@ fn plan_of(column: &MysqlColumn) -> Plan {
         //   length byte (0, 4, 7 or 11; TIME 0, 8 or 12) and fields.
         DATE | DATETIME | TIMESTAMP => (Class::Skip, Layout::Temporal(&[0, 4, 7, 11])),
         TIME => (Class::Skip, Layout::Temporal(&[0, 8, 12])),
-        // - BIT: at most 8 raw bytes, big-endian bits, never text.
+        // BIT(64) holds a card as a big-endian number.
+        BIT => (Class::Bit, Layout::LenEnc),
         // - GEOMETRY: WKB (an SRID and doubles), never text.
-        BIT | GEOMETRY => (Class::Skip, Layout::LenEnc),
+        GEOMETRY => (Class::Skip, Layout::LenEnc),
         // - NULL: has no value.
         NULL => (Class::Skip, Layout::Empty),
         // NEWDATE and the *2 temporal types are server-internal; VECTOR and
@@ -316,6 +323,46 @@ impl MysqlRowMasker {
             ..
         } = self;
         mask_message(engine.as_deref()?, text, scratch, message_tally)
+    }
+
+    /// A column definition with its names masked (catalog, schema, table,
+    /// original table, name, original name); `None` to forward it as it
+    /// came. Names are written in statements, but a statement built by
+    /// dynamic SQL (`PREPARE s FROM CONCAT('SELECT 1 AS `', email, '`')`)
+    /// names columns and tables by data. One that cannot be read is
+    /// forwarded as it came: its values fail closed by
+    /// [`MysqlColumn::unknown`], and a name Airlock cannot find is no
+    /// value it would mask.
+    pub fn mask_column_definition(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+        let MysqlRowMasker {
+            engine,
+            scratch,
+            message_tally,
+            ..
+        } = self;
+        let engine = engine.as_deref()?;
+        let mut at = 0;
+        let mut names: [Option<Range<usize>>; 6] = Default::default();
+        for name in &mut names {
+            *name = Some(lenenc_str(payload, &mut at)?);
+        }
+        let mut masked: [Option<Vec<u8>>; 6] = Default::default();
+        let mut changed = false;
+        for (range, out) in names.iter().zip(&mut masked) {
+            let range = range.clone()?;
+            *out = mask_message(engine, &payload[range], scratch, message_tally);
+            changed |= out.is_some();
+        }
+        if !changed {
+            return None;
+        }
+        let mut out = BytesMut::with_capacity(payload.len() + 16);
+        for (range, masked) in names.iter().zip(&masked) {
+            let range = range.clone()?;
+            put_lenenc_str(&mut out, masked.as_deref().unwrap_or(&payload[range]));
+        }
+        out.put_slice(&payload[at..]);
+        Some(out.to_vec())
     }
 
     /// Inspects one text-protocol row: each value a length-encoded string,
@@ -411,6 +458,9 @@ impl MysqlRowMasker {
                     scratch,
                     &mut tallies[i],
                 ),
+                (Class::Float { width }, Layout::Fixed(_)) => {
+                    mask_float_binary(engine, &row[value], width, scratch, &mut tallies[i])
+                }
                 (class, Layout::LenEnc) => {
                     let mut start = value.start;
                     let content = match lenenc_str(row, &mut start) {
@@ -466,7 +516,13 @@ fn mask_text_encoded(
 ) -> Masked {
     match class {
         Class::Skip => Masked::Unchanged,
-        Class::Text => mask_text_value(engine, value, scratch, tally),
+        Class::Text => match mask_text_value(engine, value, scratch, tally) {
+            // A wide character set: ASCII has zero bytes beside it there.
+            Masked::Unchanged if may_be_wide(value) => {
+                mask_wide_text(engine, value, scratch, tally)
+            }
+            other => other,
+        },
         Class::Binary => mask_binary_string(engine, value, scratch, tally),
         Class::Json => engine.mask_json(value, scratch, tally),
         Class::Int {
@@ -489,7 +545,9 @@ fn mask_text_encoded(
                 other => other,
             }
         }
-        Class::Decimal => fit_decimal(engine.mask_number(value, scratch, tally), value),
+        Class::Decimal => fit_decimal(mask_number_forms(engine, value, scratch, tally), value),
+        Class::Float { .. } => mask_number_forms(engine, value, scratch, tally),
+        Class::Bit => mask_bit(engine, value, scratch, tally),
         Class::Other => {
             let numeric = !value.is_empty()
                 && value
@@ -518,7 +576,12 @@ fn mask_binary_string(
     let text_len = value.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let (text, padding) = value.split_at(text_len);
     if !is_printable(text) {
-        return fail_closed(engine, value, scratch, tally);
+        return match fail_closed(engine, value, scratch, tally) {
+            Masked::Unchanged if may_be_wide(value) => {
+                mask_wide_text(engine, value, scratch, tally)
+            }
+            other => other,
+        };
     }
     match mask_text_value(engine, text, scratch, tally) {
         Masked::Replaced(mut v) => {
@@ -588,6 +651,57 @@ fn mask_int_binary(
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             Masked::Replaced(n.to_le_bytes()[..value.len()].to_vec())
+        }
+        other => other,
+    }
+}
+
+/// A binary-protocol FLOAT or DOUBLE (little-endian IEEE): masked by the
+/// decimal forms of its value; a substitute is a float of the same width.
+fn mask_float_binary(
+    engine: &Masker,
+    value: &[u8],
+    width: u8,
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let n = match (width, value.len()) {
+        (4, 4) => f64::from(f32::from_le_bytes([value[0], value[1], value[2], value[3]])),
+        (8, 8) => f64::from_le_bytes(value.try_into().expect("eight bytes")),
+        _ => return Masked::Null,
+    };
+    match mask_float(engine, n, width == 4, scratch, tally) {
+        Some(Masked::Replaced(digits)) => {
+            let n: f64 = std::str::from_utf8(&digits)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0.0);
+            Masked::Replaced(if width == 4 {
+                (n as f32).to_le_bytes().to_vec()
+            } else {
+                n.to_le_bytes().to_vec()
+            })
+        }
+        Some(other) => other,
+        None => Masked::Null,
+    }
+}
+
+/// A BIT(n) value (the same bytes in both protocols): read as the
+/// unsigned big-endian number it is; a substitute keeps its byte length.
+fn mask_bit(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
+    if value.is_empty() || value.len() > 8 {
+        return Masked::Unchanged;
+    }
+    let n = value.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b));
+    let mut buf = [0u8; 21];
+    match engine.mask_number(decimal(false, n, &mut buf), scratch, tally) {
+        Masked::Replaced(digits) => {
+            let n: u64 = std::str::from_utf8(&digits)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            Masked::Replaced(n.to_be_bytes()[8 - value.len()..].to_vec())
         }
         other => other,
     }

@@ -9,8 +9,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::kind::Kind;
 use super::masker::{Masked, Masker, Scratch, Strategy, Tally};
 use super::value::{
-    fail_closed, fit_int, int_max, looks_like_json, mask_message, mask_text_value, MaskStats,
-    RowOutcome,
+    fail_closed, fit_int, int_max, is_printable, looks_like_json, mask_float, mask_message,
+    mask_number_forms, mask_text_value, mask_wide_text, may_be_wide, MaskStats, RowOutcome,
 };
 
 /// One result column as described by RowDescription (or the statement's
@@ -26,26 +26,43 @@ pub struct Column {
 /// How Airlock treats a column, from its type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
-    /// Cannot hold a detectable value: booleans, dates, UUIDs, floats…
+    /// Cannot hold a detectable value: booleans, dates, UUIDs…
     Skip,
     Text,
     Json,
     Jsonb,
     Xml,
     Int(u8),
+    /// float4 (4) and float8 (8): IEEE values, read by their decimal forms.
+    Float(u8),
+    /// Cents in an int8; text in the session's lc_monetary.
+    Money,
+    /// bit(n) and varbit: a number written in binary digits.
+    Bits,
     Numeric,
     Bytea,
     Inet,
     Array,
     Record,
-    /// A type Airlock does not know (extensions, domains, enums, ranges).
+    /// A range of the element type named (0: not known).
+    Range(u32),
+    /// A multirange of the range type named.
+    Multirange(u32),
+    /// A type Airlock does not know (extensions, domains, enums, table row
+    /// types): read by what its bytes can be, failing closed.
     Other,
 }
 
 fn class_of(oid: u32) -> Class {
     match oid {
-        16 | 700 | 701 | 1082 | 1083 | 1114 | 1184 | 1186 | 1266 | 2950 | 26 | 28 | 29 | 829
-        | 774 | 1560 | 1562 | 3220 | 2278 => Class::Skip,
+        16 | 1082 | 1083 | 1114 | 1184 | 1186 | 1266 | 2950 | 829 | 774 | 3220 | 2278 => {
+            Class::Skip
+        }
+        // `ssn::oid` is a cast: object identifiers are unsigned integers.
+        26 | 28 | 29 => Class::Int(4),
+        5069 => Class::Int(8),
+        // `card::bit(64)` is a cast too.
+        1560 | 1562 => Class::Bits,
         25 | 1043 | 1042 | 19 | 705 | 18 => Class::Text,
         114 => Class::Json,
         3802 => Class::Jsonb,
@@ -53,13 +70,29 @@ fn class_of(oid: u32) -> Class {
         21 => Class::Int(2),
         23 => Class::Int(4),
         20 => Class::Int(8),
+        700 => Class::Float(4),
+        701 => Class::Float(8),
+        790 => Class::Money,
         1700 => Class::Numeric,
         17 => Class::Bytea,
         869 | 650 => Class::Inet,
         // The array types of the classes above.
         1009 | 1015 | 1014 | 1003 | 199 | 3807 | 143 | 1005 | 1007 | 1016 | 1231 | 1001 | 1041
-        | 651 | 1002 => Class::Array,
+        | 651 | 1002 | 1021 | 1022 | 791 | 2287 | 3905 | 3907 | 3909 | 3911 | 3913 | 3927
+        | 6150 | 6151 | 6152 | 6153 | 6155 | 6157 => Class::Array,
         2249 => Class::Record,
+        3904 => Class::Range(23),
+        3906 => Class::Range(1700),
+        3908 => Class::Range(1114),
+        3910 => Class::Range(1184),
+        3912 => Class::Range(1082),
+        3926 => Class::Range(20),
+        4451 => Class::Multirange(3904),
+        4532 => Class::Multirange(3906),
+        4533 => Class::Multirange(3908),
+        4534 => Class::Multirange(3910),
+        4535 => Class::Multirange(3912),
+        4536 => Class::Multirange(3926),
         _ => Class::Other,
     }
 }
@@ -552,20 +585,31 @@ fn mask_value(
                 engine.mask_number(value, scratch, tally),
                 int_max(width, false),
             ),
-            Class::Numeric => engine.mask_number(value, scratch, tally),
+            Class::Float(_) | Class::Numeric | Class::Money => {
+                mask_number_forms(engine, value, scratch, tally)
+            }
             Class::Bytea => mask_bytea_text(engine, value, scratch, tally),
+            Class::Bits => mask_bits_text(engine, value, scratch, tally),
             Class::Inet => mask_inet_text(engine, value, scratch, tally),
             Class::Array => match element_oid(oid) {
                 Some(element) => mask_text_array(engine, element, value, scratch, tally),
                 None => mask_by_content(engine, value, scratch, tally),
             },
+            Class::Range(element) => mask_text_composite(engine, element, value, scratch, tally),
+            Class::Multirange(range) => {
+                let element = match class_of(range) {
+                    Class::Range(element) => element,
+                    _ => 0,
+                };
+                mask_text_composite(engine, element, value, scratch, tally)
+            }
             Class::Record | Class::Other => mask_by_content(engine, value, scratch, tally),
         };
     }
     match class {
         Class::Skip => Masked::Unchanged,
         Class::Text => mask_text_value(engine, value, scratch, tally),
-        Class::Bytea => engine.mask_text(value, scratch, tally),
+        Class::Bytea => mask_bytes(engine, value, scratch, tally),
         Class::Json => engine.mask_json(value, scratch, tally),
         Class::Jsonb => match value.split_first() {
             Some((1, doc)) => match engine.mask_json(doc, scratch, tally) {
@@ -582,11 +626,16 @@ fn mask_value(
         },
         Class::Xml => mask_xml(engine, value, scratch, tally),
         Class::Int(width) => mask_int_binary(engine, value, width, scratch, tally),
+        Class::Float(width) => mask_float_binary(engine, value, width, scratch, tally),
+        Class::Money => mask_money_binary(engine, value, scratch, tally),
+        Class::Bits => mask_bits_binary(engine, value, scratch, tally),
         Class::Numeric => mask_numeric_binary(engine, value, scratch, tally),
         Class::Inet => mask_inet_binary(engine, value, scratch, tally),
         Class::Array => mask_array_binary(engine, value, scratch, tally),
         Class::Record => mask_record_binary(engine, value, scratch, tally),
-        Class::Other => fail_closed(engine, value, scratch, tally),
+        Class::Range(element) => mask_range_binary(engine, element, value, scratch, tally),
+        Class::Multirange(range) => mask_multirange_binary(engine, range, value, scratch, tally),
+        Class::Other => guess_binary(engine, value, scratch, tally),
     }
 }
 
@@ -608,6 +657,22 @@ fn element_oid(array_oid: u32) -> Option<u32> {
         1041 => 869,
         651 => 650,
         1002 => 18,
+        1021 => 700,
+        1022 => 701,
+        791 => 790,
+        3905 => 3904,
+        3907 => 3906,
+        3909 => 3908,
+        3911 => 3910,
+        3913 => 3912,
+        3927 => 3926,
+        6150 => 4451,
+        6151 => 4532,
+        6152 => 4533,
+        6153 => 4534,
+        6155 => 4535,
+        6157 => 4536,
+        2287 => 2249,
         _ => return None,
     })
 }
@@ -621,19 +686,63 @@ fn mask_text_array(
     scratch: &mut Scratch,
     tally: &mut Tally,
 ) -> Masked {
+    mask_text_structured(engine, element, value, false, scratch, tally)
+}
+
+/// A record, range or multirange in text format (`(1,"a b")`,
+/// `[4111111111111111,4111111111111112)`, `{[1,2),[5,6)}`): each field or
+/// bound is masked as a value of `element` (0: by its content), so numbers
+/// stay numbers and the literal still parses.
+fn mask_text_composite(
+    engine: &Masker,
+    element: u32,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    mask_text_structured(engine, element, value, true, scratch, tally)
+}
+
+/// Whether a number in `value` is written in a form (`4.1e+15`,
+/// `4111111111111111.0`) in which the scanner does not see its digits as
+/// one run: such literals are taken apart even when a scan of the whole
+/// finds nothing.
+fn has_number_form(value: &[u8]) -> bool {
+    value.windows(3).any(|w| {
+        w[0].is_ascii_digit()
+            && matches!(w[1], b'.' | b'e' | b'E')
+            && (w[2].is_ascii_digit() || matches!(w[2], b'+' | b'-'))
+    })
+}
+
+/// Takes apart a text literal whose elements are separated by `{},` and
+/// spaces (and, with `parens`, by `()[]`), masks each element as a value of
+/// `element`, and writes it back quoted as needed.
+fn mask_text_structured(
+    engine: &Masker,
+    element: u32,
+    value: &[u8],
+    parens: bool,
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
     // Cheap exit: nothing in the whole literal (addresses are found by
-    // their column type, not always by the scanner).
+    // their column type, not always by the scanner; numbers in float
+    // forms by their digits).
     let mut findings = Vec::new();
     engine.scanner().scan(value, &mut findings);
-    if findings.is_empty() && class_of(element) != Class::Inet {
+    if findings.is_empty() && class_of(element) != Class::Inet && !has_number_form(value) {
         return Masked::Unchanged;
     }
+    let structural = |b: u8| {
+        matches!(b, b'{' | b'}' | b',' | b' ') || (parens && matches!(b, b'(' | b')' | b'[' | b']'))
+    };
     let mut out = Vec::with_capacity(value.len() + 16);
     let mut changed = false;
     let mut i = 0;
     while i < value.len() {
         let b = value[i];
-        if matches!(b, b'{' | b'}' | b',' | b' ') {
+        if structural(b) {
             out.push(b);
             i += 1;
             continue;
@@ -642,7 +751,16 @@ fn mask_text_array(
         let (raw_end, element_text, quoted) = if b == b'"' {
             let mut text = Vec::new();
             let mut j = i + 1;
-            while j < value.len() && value[j] != b'"' {
+            while j < value.len() {
+                if value[j] == b'"' {
+                    // Records double a quote inside a quoted field.
+                    if parens && value.get(j + 1) == Some(&b'"') {
+                        text.push(b'"');
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
                 if value[j] == b'\\' && j + 1 < value.len() {
                     j += 1;
                 }
@@ -652,7 +770,10 @@ fn mask_text_array(
             (j + 1, text, true)
         } else {
             let mut j = i;
-            while j < value.len() && !matches!(value[j], b',' | b'}') {
+            while j < value.len()
+                && !matches!(value[j], b',' | b'}')
+                && !(parens && matches!(value[j], b')' | b']'))
+            {
                 j += 1;
             }
             (j, value[i..j].to_vec(), false)
@@ -668,6 +789,17 @@ fn mask_text_array(
             Masked::Null => {
                 changed = true;
                 out.extend_from_slice(b"NULL");
+            }
+            Masked::Replaced(v)
+                if !quoted
+                    && !v.is_empty()
+                    && v != b"NULL"
+                    && !v.iter().any(|&c| {
+                        structural(c) || matches!(c, b'"' | b'\\' | b'(' | b')' | b'[' | b']')
+                    }) =>
+            {
+                changed = true;
+                out.extend_from_slice(&v);
             }
             Masked::Replaced(v) => {
                 changed = true;
@@ -698,13 +830,19 @@ fn mask_by_content(
     scratch: &mut Scratch,
     tally: &mut Tally,
 ) -> Masked {
-    let numeric = !value.is_empty()
+    let numeric = value
+        .first()
+        .is_some_and(|&b| b.is_ascii_digit() || b == b'-' || b == b'.')
+        && value.iter().any(u8::is_ascii_digit)
         && value
             .iter()
-            .enumerate()
-            .all(|(i, &b)| b.is_ascii_digit() || (i == 0 && b == b'-') || b == b'.');
+            .all(|&b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
     if numeric {
-        return engine.mask_number(value, scratch, tally);
+        return mask_number_forms(engine, value, scratch, tally);
+    }
+    // A record, range or multirange literal.
+    if matches!(value.first(), Some(b'(' | b'[')) && matches!(value.last(), Some(b')' | b']')) {
+        return mask_text_composite(engine, 0, value, scratch, tally);
     }
     if looks_like_json(value) {
         // `{…}` that is not JSON is an array (or a record) literal: masked
@@ -896,8 +1034,18 @@ fn mask_numeric_binary(
             Masked::Null
         };
     };
-    match engine.mask_number(text.as_bytes(), scratch, tally) {
+    match mask_number_forms(engine, text.as_bytes(), scratch, tally) {
         Masked::Replaced(v) => Masked::Replaced(integer_to_numeric(&v)),
+        other => other,
+    }
+}
+
+/// bytes (bytea): scanned as text, and — when they have the zero bytes of
+/// UTF-16 or UTF-32 text — as that text too (`convert_to` cannot produce
+/// it, but bytes can be built to be it).
+fn mask_bytes(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
+    match engine.mask_text(value, scratch, tally) {
+        Masked::Unchanged if may_be_wide(value) => mask_wide_text(engine, value, scratch, tally),
         other => other,
     }
 }
@@ -925,7 +1073,7 @@ fn mask_bytea_text(
     let Some(decoded) = decoded else {
         return Masked::Null;
     };
-    match engine.mask_text(&decoded, scratch, tally) {
+    match mask_bytes(engine, &decoded, scratch, tally) {
         Masked::Replaced(v) => {
             let mut out = Vec::with_capacity(2 + v.len() * 2);
             out.extend_from_slice(b"\\x");
@@ -1219,8 +1367,399 @@ fn mask_elements(
     Some(changed)
 }
 
-/// A binary COPY field of unknown type: integers by width, numeric by its
-/// self-describing layout, otherwise text or fail closed.
+/// A binary float4 or float8, masked by the decimal forms of its value; a
+/// substitute is a float of the same width.
+fn mask_float_binary(
+    engine: &Masker,
+    value: &[u8],
+    width: u8,
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let n = match (width, value.len()) {
+        (4, 4) => f64::from(f32::from_be_bytes(value.try_into().expect("four bytes"))),
+        (8, 8) => f64::from_be_bytes(value.try_into().expect("eight bytes")),
+        _ => return fail_closed(engine, value, scratch, tally),
+    };
+    match mask_float(engine, n, width == 4, scratch, tally) {
+        Some(Masked::Replaced(digits)) => {
+            let n: f64 = std::str::from_utf8(&digits)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0.0);
+            Masked::Replaced(if width == 4 {
+                (n as f32).to_be_bytes().to_vec()
+            } else {
+                n.to_be_bytes().to_vec()
+            })
+        }
+        Some(other) => other,
+        // A value Airlock could not render is not passed unread.
+        None => Masked::Null,
+    }
+}
+
+/// The number `bits` holds (at most 64 of them), masked; the substitute in
+/// as many bits (its low bits, should it not fit), big-endian in 8 bytes.
+fn mask_bit_number(
+    engine: &Masker,
+    n: u64,
+    bits: u32,
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Option<Masked> {
+    use std::io::Write;
+    let mut buf = [0u8; 24];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    write!(cursor, "{n}").ok()?;
+    let len = cursor.position() as usize;
+    Some(match engine.mask_number(&buf[..len], scratch, tally) {
+        Masked::Replaced(digits) => {
+            let sub: u64 = std::str::from_utf8(&digits)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let mask = if bits >= 64 {
+                u64::MAX
+            } else {
+                (1 << bits) - 1
+            };
+            Masked::Replaced((sub & mask).to_be_bytes().to_vec())
+        }
+        other => other,
+    })
+}
+
+/// bit / varbit in text format: a string of `0` and `1`.
+fn mask_bits_text(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let bits = value.len() as u32;
+    if bits == 0 || bits > 64 || !value.iter().all(|&b| b == b'0' || b == b'1') {
+        return Masked::Unchanged;
+    }
+    let n = value
+        .iter()
+        .fold(0u64, |n, &b| (n << 1) | u64::from(b - b'0'));
+    match mask_bit_number(engine, n, bits, scratch, tally) {
+        Some(Masked::Replaced(be)) => {
+            let sub = u64::from_be_bytes(be.try_into().unwrap_or([0; 8]));
+            let text = (0..bits)
+                .rev()
+                .map(|i| if (sub >> i) & 1 == 1 { b'1' } else { b'0' })
+                .collect();
+            Masked::Replaced(text)
+        }
+        Some(other) => other,
+        None => Masked::Null,
+    }
+}
+
+/// bit / varbit in binary format: a bit count, then the bits, high first,
+/// padded to whole bytes.
+fn mask_bits_binary(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let Some(count) = value
+        .get(..4)
+        .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    else {
+        return Masked::Null;
+    };
+    let bytes = &value[4..];
+    let Ok(bits) = u32::try_from(count) else {
+        return Masked::Null;
+    };
+    if bits == 0 || bits > 64 || bytes.len() != bits.div_ceil(8) as usize {
+        return Masked::Unchanged;
+    }
+    let padding = bytes.len() as u32 * 8 - bits;
+    let n = bytes.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b)) >> padding;
+    match mask_bit_number(engine, n, bits, scratch, tally) {
+        Some(Masked::Replaced(be)) => {
+            let sub = u64::from_be_bytes(be.try_into().unwrap_or([0; 8])) << padding;
+            let mut out = value[..4].to_vec();
+            out.extend_from_slice(&sub.to_be_bytes()[8 - bytes.len()..]);
+            Masked::Replaced(out)
+        }
+        Some(other) => other,
+        None => Masked::Null,
+    }
+}
+
+/// Binary money: cents in an int8. Masked by the decimal forms of its
+/// amount; a substitute is a whole amount.
+fn mask_money_binary(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    use std::io::Write;
+    let Ok(bytes) = <[u8; 8]>::try_from(value) else {
+        return fail_closed(engine, value, scratch, tally);
+    };
+    let cents = i64::from_be_bytes(bytes);
+    let mut buf = [0u8; 32];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let (whole, part) = (cents.unsigned_abs() / 100, cents.unsigned_abs() % 100);
+    if write!(cursor, "{whole}.{part:02}").is_err() {
+        return Masked::Null;
+    }
+    let len = cursor.position() as usize;
+    match mask_number_forms(engine, &buf[..len], scratch, tally) {
+        Masked::Replaced(digits) => {
+            let n: i64 = std::str::from_utf8(&digits)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            Masked::Replaced(n.saturating_mul(100).to_be_bytes().to_vec())
+        }
+        other => other,
+    }
+}
+
+/// The flags of a binary range: empty, lower and upper bound inclusive,
+/// lower and upper bound infinite.
+const RANGE_EMPTY: u8 = 0x01;
+const RANGE_LB_INF: u8 = 0x08;
+const RANGE_UB_INF: u8 = 0x10;
+
+/// The bounds a binary range carries, from its flags.
+fn range_bounds(flags: u8) -> [bool; 2] {
+    let empty = flags & RANGE_EMPTY != 0;
+    [
+        !empty && flags & RANGE_LB_INF == 0,
+        !empty && flags & RANGE_UB_INF == 0,
+    ]
+}
+
+/// Whether `value` has the layout of a binary range: a flags byte and
+/// each bound it announces, length-prefixed, and nothing more.
+fn range_parses(value: &[u8]) -> bool {
+    let Some((&flags, mut rest)) = value.split_first() else {
+        return false;
+    };
+    if flags & !0x1f != 0 || (flags & RANGE_EMPTY != 0 && flags != RANGE_EMPTY) {
+        return false;
+    }
+    for present in range_bounds(flags) {
+        if !present {
+            continue;
+        }
+        let Some(len) = rest
+            .get(..4)
+            .map(|l| i32::from_be_bytes([l[0], l[1], l[2], l[3]]))
+        else {
+            return false;
+        };
+        let Some(next) = usize::try_from(len)
+            .ok()
+            .and_then(|len| rest.get(4 + len..))
+        else {
+            return false;
+        };
+        rest = next;
+    }
+    rest.is_empty()
+}
+
+/// Binary range: each bound masked as a value of `element` (0: not known,
+/// read by what its bytes can be). A bound that would become NULL makes
+/// the whole range NULL: a range has no NULL bounds.
+fn mask_range_binary(
+    engine: &Masker,
+    element: u32,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    if !range_parses(value) {
+        return fail_closed(engine, value, scratch, tally);
+    }
+    let flags = value[0];
+    let mut rest = &value[1..];
+    let mut out = vec![flags];
+    let mut changed = false;
+    for present in range_bounds(flags) {
+        if !present {
+            continue;
+        }
+        let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let bound = &rest[4..4 + len];
+        rest = &rest[4 + len..];
+        let masked = if element == 0 {
+            guess_binary(engine, bound, scratch, tally)
+        } else {
+            mask_value(engine, element, 1, bound, scratch, tally)
+        };
+        match masked {
+            Masked::Unchanged => {
+                out.extend_from_slice(&(len as i32).to_be_bytes());
+                out.extend_from_slice(bound);
+            }
+            Masked::Replaced(v) => {
+                changed = true;
+                out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                out.extend_from_slice(&v);
+            }
+            Masked::Null => return Masked::Null,
+        }
+    }
+    if changed {
+        Masked::Replaced(out)
+    } else {
+        Masked::Unchanged
+    }
+}
+
+/// Whether `value` has the layout of a binary multirange: a count, then
+/// that many length-prefixed ranges.
+fn multirange_parses(value: &[u8]) -> bool {
+    let Some(count) = value
+        .get(..4)
+        .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    else {
+        return false;
+    };
+    let mut rest = &value[4..];
+    for _ in 0..count.max(0) {
+        let Some(len) = rest
+            .get(..4)
+            .map(|l| i32::from_be_bytes([l[0], l[1], l[2], l[3]]))
+        else {
+            return false;
+        };
+        let Some(range) = usize::try_from(len).ok().and_then(|l| rest.get(4..4 + l)) else {
+            return false;
+        };
+        if !range_parses(range) {
+            return false;
+        }
+        rest = &rest[4 + range.len()..];
+    }
+    count >= 0 && rest.is_empty()
+}
+
+/// Binary multirange: each range masked by [`mask_range_binary`].
+fn mask_multirange_binary(
+    engine: &Masker,
+    range_oid: u32,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    if !multirange_parses(value) {
+        return fail_closed(engine, value, scratch, tally);
+    }
+    let element = match class_of(range_oid) {
+        Class::Range(element) => element,
+        _ => 0,
+    };
+    let mut out = value[..4].to_vec();
+    let mut rest = &value[4..];
+    let mut changed = false;
+    while rest.len() >= 4 {
+        let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let range = &rest[4..4 + len];
+        rest = &rest[4 + len..];
+        match mask_range_binary(engine, element, range, scratch, tally) {
+            Masked::Unchanged => {
+                out.extend_from_slice(&(len as i32).to_be_bytes());
+                out.extend_from_slice(range);
+            }
+            Masked::Replaced(v) => {
+                changed = true;
+                out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                out.extend_from_slice(&v);
+            }
+            Masked::Null => return Masked::Null,
+        }
+    }
+    if changed {
+        Masked::Replaced(out)
+    } else {
+        Masked::Unchanged
+    }
+}
+
+/// Whether `value` has the layout of a binary record: a field count, then
+/// that many fields of type OID, length (-1: NULL) and bytes, and nothing
+/// more.
+fn record_parses(value: &[u8]) -> bool {
+    let Some(count) = value
+        .get(..4)
+        .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    else {
+        return false;
+    };
+    // PostgreSQL's limit on the columns of a row.
+    if !(0..=1664).contains(&count) {
+        return false;
+    }
+    let mut rest = &value[4..];
+    for _ in 0..count {
+        let Some(len) = rest
+            .get(4..8)
+            .map(|l| i32::from_be_bytes([l[0], l[1], l[2], l[3]]))
+        else {
+            return false;
+        };
+        rest = &rest[8..];
+        if len < -1 {
+            return false;
+        }
+        if len > 0 {
+            let Some(next) = rest.get(len as usize..) else {
+                return false;
+            };
+            rest = next;
+        }
+    }
+    rest.is_empty()
+}
+
+/// Whether `value` has the layout of a binary array: dimensions, a
+/// has-nulls flag, an element type and that many length-prefixed elements.
+fn array_parses(value: &[u8]) -> bool {
+    let word = |i: usize| -> Option<i32> {
+        Some(i32::from_be_bytes(value.get(i..i + 4)?.try_into().ok()?))
+    };
+    let (Some(ndim), Some(flags)) = (word(0), word(4)) else {
+        return false;
+    };
+    if !(0..=6).contains(&ndim) || !(0..=1).contains(&flags) || value.len() < 12 {
+        return false;
+    }
+    let mut elements: u64 = if ndim == 0 { 0 } else { 1 };
+    for d in 0..ndim as usize {
+        match word(12 + 8 * d) {
+            Some(n) if n >= 0 => elements = elements.saturating_mul(n as u64),
+            _ => return false,
+        }
+    }
+    let mut at = 12 + 8 * ndim as usize;
+    for _ in 0..elements {
+        match word(at) {
+            Some(-1) => at += 4,
+            Some(len) if len >= 0 => at += 4 + len as usize,
+            _ => return false,
+        }
+    }
+    at == value.len()
+}
+
+/// A binary value of a type Airlock does not know (a binary COPY field, a
+/// domain, a table row type, an extension's type): read as whatever its
+/// bytes can be — integers by width, layouts that describe themselves
+/// (inet, records, arrays, ranges, multirange, jsonb, numeric), a float —
+/// and otherwise as text, failing closed.
 fn guess_binary(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
     // Only integers below 10^18 are read as such: the bit patterns of
     // floats and of text are larger, and reading them as numbers would find
@@ -1248,16 +1787,19 @@ fn guess_binary(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mu
     {
         return mask_inet_binary(engine, value, scratch, tally);
     }
-    if value.len() >= 12 {
-        let ndim = i32::from_be_bytes(value[..4].try_into().expect("four bytes"));
-        let flags = i32::from_be_bytes(value[4..8].try_into().expect("four bytes"));
-        let element = u32::from_be_bytes(value[8..12].try_into().expect("four bytes"));
-        if (1..=6).contains(&ndim) && (0..=1).contains(&flags) && class_of(element) != Class::Other
-        {
-            if let Masked::Replaced(v) = mask_array_binary(engine, value, scratch, tally) {
-                return Masked::Replaced(v);
-            }
-        }
+    // The layouts are checked whole (every length adds up to the value's),
+    // so text or a number is not taken for one.
+    if record_parses(value) {
+        return mask_record_binary(engine, value, scratch, tally);
+    }
+    if array_parses(value) {
+        return mask_array_binary(engine, value, scratch, tally);
+    }
+    if range_parses(value) {
+        return mask_range_binary(engine, 0, value, scratch, tally);
+    }
+    if multirange_parses(value) {
+        return mask_multirange_binary(engine, 0, value, scratch, tally);
     }
     if let Some((1, doc)) = value.split_first() {
         if looks_like_json(doc) {
@@ -1272,7 +1814,22 @@ fn guess_binary(engine: &Masker, value: &[u8], scratch: &mut Scratch, tally: &mu
             return Masked::Replaced(v);
         }
     }
-    fail_closed(engine, value, scratch, tally)
+    // Eight bytes that are no small integer: a float8 (a domain over one).
+    if value.len() == 8 && !small_int {
+        if let Masked::Replaced(v) = mask_float_binary(engine, value, 8, scratch, tally) {
+            return Masked::Replaced(v);
+        }
+    }
+    match fail_closed(engine, value, scratch, tally) {
+        Masked::Unchanged if may_be_wide(value) && !is_printable(value) => {
+            match mask_wide_text(engine, value, scratch, tally) {
+                // Wide text in a type Airlock cannot rewrite.
+                Masked::Replaced(_) => Masked::Null,
+                other => other,
+            }
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

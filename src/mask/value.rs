@@ -173,9 +173,333 @@ pub(super) fn mask_message(
     }
 }
 
+/// The longest digit string a number form is scanned as: a card has 19
+/// digits at most; a longer run is no identifier the detectors know.
+const FORM_DIGITS: usize = 24;
+
+/// A digit string on the stack: number forms are built per value without
+/// allocating.
+struct Digits {
+    buf: [u8; FORM_DIGITS],
+    len: usize,
+}
+
+impl Digits {
+    fn new() -> Self {
+        Digits {
+            buf: [0; FORM_DIGITS],
+            len: 0,
+        }
+    }
+
+    /// Appends a digit; `false` once the string would be too long.
+    fn push(&mut self, d: u8) -> bool {
+        if self.len == FORM_DIGITS {
+            return false;
+        }
+        self.buf[self.len] = d;
+        self.len += 1;
+        true
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// The integer a number rendering stands for, as the digits a detector
+/// reads: `4.111111111111111e+15` and `4111111111111111.0` are a card
+/// cast to float or numeric, but not one run of digits between
+/// boundaries. The integer part, exponent applied, when it is at most
+/// [`FORM_DIGITS`] long (empty when the value is below 1). The fraction
+/// is not read: any double has 16 significant digits, and reading them
+/// as an identifier would mask `2.718281828459045` as a card; a card
+/// divided down is arithmetic, not a cast (see the module docs). Accepts
+/// what PostgreSQL and MySQL write for integers, numeric/DECIMAL, floats
+/// and money (a currency sign and group separators are skipped; `,` is
+/// read as a decimal point only when followed by exactly two digits at
+/// the end, as in money's European renderings).
+fn integer_form(text: &[u8]) -> Option<Digits> {
+    let text = text.trim_ascii();
+    // An exponent is `e` after a digit and before an integer; an `E` in
+    // a currency name is none.
+    let exponent_at = text
+        .iter()
+        .position(|&b| b == b'e' || b == b'E')
+        .filter(|&e| {
+            e > 0
+                && text[e - 1].is_ascii_digit()
+                && std::str::from_utf8(&text[e + 1..]).is_ok_and(|x| x.parse::<i32>().is_ok())
+        });
+    let (mantissa, exponent) = match exponent_at {
+        Some(e) => {
+            let exp = std::str::from_utf8(&text[e + 1..])
+                .ok()
+                .and_then(|x| x.parse::<i32>().ok())
+                .unwrap_or(0);
+            (&text[..e], exp)
+        }
+        None => (text, 0),
+    };
+    if !mantissa.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    // The decimal point: a lone `.` after every `,` (`4,111.00`,
+    // `4111.000`), or a last `,` followed by one or two digits
+    // (`4.111,00 EUR`); several `.` and no `,` are group separators.
+    let last_dot = mantissa.iter().rposition(|&b| b == b'.');
+    let last_comma = mantissa.iter().rposition(|&b| b == b',');
+    let dots = mantissa.iter().filter(|&&b| b == b'.').count();
+    let point = match (last_dot, last_comma) {
+        (Some(d), c) if dots == 1 && c.is_none_or(|c| c < d) => Some(d),
+        (d, Some(c)) if d.is_none_or(|d| d < c) => {
+            let digits = mantissa[c + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            (1..=2).contains(&digits).then_some(c)
+        }
+        _ => None,
+    };
+    let (int_text, frac_text) = match point {
+        Some(p) => (&mantissa[..p], &mantissa[p + 1..]),
+        None => (mantissa, &[][..]),
+    };
+    let int_digits = int_text.iter().copied().filter(u8::is_ascii_digit);
+    let frac_digits = frac_text.iter().copied().filter(u8::is_ascii_digit);
+    let int_count = int_text.iter().filter(|b| b.is_ascii_digit()).count() as i64;
+    // The integer part: the first `int_count + exponent` digits of the
+    // mantissa, padded with zeros when the exponent reaches past it.
+    let mut int = Digits::new();
+    let mut int_ok = true;
+    let int_len = int_count + i64::from(exponent);
+    if int_len > 0 {
+        let mut all = int_digits.chain(frac_digits).chain(std::iter::repeat(b'0'));
+        let mut started = false;
+        for _ in 0..int_len.min(FORM_DIGITS as i64 + 1) {
+            let d = all.next().unwrap_or(b'0');
+            if !started && d == b'0' {
+                continue;
+            }
+            started = true;
+            int_ok &= int.push(d);
+        }
+        int_ok &= int_len <= 64;
+    }
+    if !int_ok {
+        int.len = 0;
+    }
+    Some(int)
+}
+
+/// Masks a number by the integer it stands for (see [`integer_form`]): the
+/// substitute is a number (digits only) that stands in for the whole
+/// value.
+pub(super) fn mask_number_forms(
+    engine: &Masker,
+    text: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let Some(int) = integer_form(text) else {
+        return engine.mask_number(text, scratch, tally);
+    };
+    if int.len == 0 {
+        return Masked::Unchanged;
+    }
+    engine.mask_number(int.as_slice(), scratch, tally)
+}
+
+/// An IEEE float masked by the integer its shortest rendering stands for
+/// (what a client prints: `4111111111111111.0`); a substitute goes back as
+/// a float of the same width.
+pub(super) fn mask_float(
+    engine: &Masker,
+    value: f64,
+    single: bool,
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Option<Masked> {
+    use std::io::Write;
+    if !value.is_finite() {
+        return Some(Masked::Unchanged);
+    }
+    let mut buf = [0u8; 40];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    // The shortest rendering that reads back as the same value: the digits
+    // a client prints.
+    let written = if single {
+        write!(cursor, "{:e}", value as f32)
+    } else {
+        write!(cursor, "{value:e}")
+    };
+    written.ok()?;
+    let len = cursor.position() as usize;
+    Some(mask_number_forms(engine, &buf[..len], scratch, tally))
+}
+
+/// Whether `value` may hold text in a wide encoding (UTF-16 or UTF-32, as
+/// MySQL's ucs2/utf16/utf16le/utf32 columns or bytes built to look like
+/// them): a run of ASCII characters each with the zero bytes of its code
+/// unit beside it. Identifiers are ASCII; text in an ASCII-compatible
+/// encoding has no zero bytes, and blobs (images, compressed data) seldom
+/// have such runs, so only values that do are decoded. One pass, no
+/// allocation.
+pub(super) fn may_be_wide(value: &[u8]) -> bool {
+    // The shortest value a detector finds (see `Scanner::scan`).
+    const RUN: u32 = 6;
+    if value.len() < 2 * RUN as usize || memchr::memchr(0, value).is_none() {
+        return false;
+    }
+    let ascii = |b: u8| (0x20..0x7f).contains(&b);
+    // Code units in big-endian order at either alignment: little-endian
+    // text read one byte later is big-endian text.
+    let mut runs16 = [0u32; 2];
+    let mut runs32 = [0u32; 4];
+    for i in 0..value.len() {
+        let unit16 = value
+            .get(i..i + 2)
+            .is_some_and(|u| u[0] == 0 && ascii(u[1]));
+        let r = &mut runs16[i % 2];
+        *r = if unit16 { *r + 1 } else { 0 };
+        let unit32 = value
+            .get(i..i + 4)
+            .is_some_and(|u| u[..3] == [0, 0, 0] && ascii(u[3]));
+        let r32 = &mut runs32[i % 4];
+        *r32 = if unit32 { *r32 + 1 } else { 0 };
+        if runs16[i % 2] >= RUN || runs32[i % 4] >= RUN {
+            return true;
+        }
+    }
+    false
+}
+
+/// The wide encodings a value is tried in, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wide {
+    Utf16Be,
+    Utf16Le,
+    Utf32Be,
+    Utf32Le,
+}
+
+impl Wide {
+    const ALL: [Wide; 4] = [Wide::Utf32Be, Wide::Utf32Le, Wide::Utf16Be, Wide::Utf16Le];
+
+    fn decode(self, value: &[u8]) -> Option<String> {
+        match self {
+            Wide::Utf16Be | Wide::Utf16Le => {
+                if value.len() % 2 != 0 {
+                    return None;
+                }
+                let units = value.chunks_exact(2).map(|p| {
+                    let pair = [p[0], p[1]];
+                    if self == Wide::Utf16Be {
+                        u16::from_be_bytes(pair)
+                    } else {
+                        u16::from_le_bytes(pair)
+                    }
+                });
+                char::decode_utf16(units)
+                    .collect::<Result<String, _>>()
+                    .ok()
+            }
+            Wide::Utf32Be | Wide::Utf32Le => {
+                if value.len() % 4 != 0 {
+                    return None;
+                }
+                value
+                    .chunks_exact(4)
+                    .map(|q| {
+                        let quad = [q[0], q[1], q[2], q[3]];
+                        char::from_u32(if self == Wide::Utf32Be {
+                            u32::from_be_bytes(quad)
+                        } else {
+                            u32::from_le_bytes(quad)
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn encode(self, text: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(text.len() * 4);
+        match self {
+            Wide::Utf16Be | Wide::Utf16Le => {
+                for unit in text.encode_utf16() {
+                    out.extend_from_slice(&if self == Wide::Utf16Be {
+                        unit.to_be_bytes()
+                    } else {
+                        unit.to_le_bytes()
+                    });
+                }
+            }
+            Wide::Utf32Be | Wide::Utf32Le => {
+                for c in text.chars() {
+                    let c = u32::from(c);
+                    out.extend_from_slice(&if self == Wide::Utf32Be {
+                        c.to_be_bytes()
+                    } else {
+                        c.to_le_bytes()
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Masks a value that may be text in a wide encoding (see
+/// [`may_be_wide`]): each encoding it decodes in is scanned, and a
+/// replacement is written back in that encoding, so the value stays text
+/// of its character set. `Unchanged` when no decoding has a finding.
+pub(super) fn mask_wide_text(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    for wide in Wide::ALL {
+        let Some(text) = wide.decode(value) else {
+            continue;
+        };
+        match mask_text_value(engine, text.as_bytes(), scratch, tally) {
+            Masked::Unchanged => {}
+            Masked::Null => return Masked::Null,
+            Masked::Replaced(v) => {
+                return match String::from_utf8(v) {
+                    Ok(masked) => Masked::Replaced(wide.encode(&masked)),
+                    Err(_) => Masked::Null,
+                };
+            }
+        }
+    }
+    Masked::Unchanged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_values_with_wide_ascii_runs_are_decoded_as_wide_text() {
+        let utf16le: Vec<u8> = "a@b.org"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let utf32be: Vec<u8> = "a@b.org"
+            .chars()
+            .flat_map(|c| u32::from(c).to_be_bytes())
+            .collect();
+        assert!(may_be_wide(&utf16le) && may_be_wide(&utf32be));
+        // A blob with zero bytes but no such run, and plain text.
+        let blob: Vec<u8> = (0..70_000usize)
+            .map(|i| ((i * 7 + i / 256) % 256) as u8)
+            .collect();
+        assert!(!may_be_wide(&blob));
+        assert!(!may_be_wide(b"plain text, no zero bytes"));
+    }
 
     #[test]
     fn int_max_covers_every_width_and_sign() {

@@ -258,3 +258,222 @@ fn message_texts_are_masked_and_counted_apart_from_columns() {
         None
     );
 }
+
+/// The one value of the masked row in column 0.
+fn masked_one(m: &mut RowMasker, value: &[u8]) -> Option<Option<Vec<u8>>> {
+    match m.mask_row(&row(&[Some(value)])) {
+        RowOutcome::Unchanged => None,
+        RowOutcome::Rewritten(frame) => Some(values(&frame).remove(0)),
+    }
+}
+
+#[test]
+fn numbers_are_masked_in_every_decimal_form_and_type() {
+    let card = 4111111111111111i64;
+    let mut m = RowMasker::new(engine(Strategy::Partial));
+    // Text forms of float8, float4, numeric and money.
+    for (oid, text) in [
+        (701, &b"4.111111111111111e+15"[..]),
+        (701, b"4111111111111111"),
+        (1700, b"4111111111111111.0"),
+        (1700, b"4111111111111111.000"),
+        (790, b"$4,111,111,111,111,111.00"),
+        (790, b"4.111.111.111.111.111,00 EUR"),
+    ] {
+        m.set_columns(&[col("n", oid, 0)]);
+        assert_eq!(
+            masked_one(&mut m, text),
+            Some(Some(b"1111".to_vec())),
+            "{}",
+            String::from_utf8_lossy(text)
+        );
+    }
+    // Binary float8 keeps its width and stays a float.
+    m.set_columns(&[col("n", 701, 1)]);
+    let out = masked_one(&mut m, &(card as f64).to_be_bytes());
+    assert_eq!(out, Some(Some(1111f64.to_be_bytes().to_vec())));
+    // Binary money: cents.
+    m.set_columns(&[col("n", 790, 1)]);
+    let out = masked_one(&mut m, &(card * 100).to_be_bytes());
+    assert_eq!(out, Some(Some(111100i64.to_be_bytes().to_vec())));
+    // Binary numeric with a scale.
+    let mut scaled = Vec::new();
+    for w in [4i16, 3, 0, 1, 4111, 1111, 1111, 1111] {
+        scaled.extend_from_slice(&w.to_be_bytes());
+    }
+    m.set_columns(&[col("n", 1700, 1)]);
+    let Some(Some(out)) = masked_one(&mut m, &scaled) else {
+        panic!("numeric with a scale passed")
+    };
+    assert_eq!(numeric_to_text(&out).as_deref(), Some("1111"));
+    // float4 keeps seven digits: no card is left in it, and amounts are no
+    // identifiers.
+    m.set_columns(&[col("n", 700, 1)]);
+    assert_eq!(masked_one(&mut m, &(card as f32).to_be_bytes()), None);
+    m.set_columns(&[col("n", 701, 0), col("m", 1700, 0), col("e", 701, 1)]);
+    assert_eq!(
+        m.mask_row(&row(&[
+            Some(b"1234567.89"),
+            Some(b"2.718281828459045"),
+            Some(&std::f64::consts::E.to_be_bytes()),
+        ])),
+        RowOutcome::Unchanged
+    );
+}
+
+/// A binary record of (oid, value) fields.
+fn record(fields: &[(u32, Option<&[u8]>)]) -> Vec<u8> {
+    let mut out = (fields.len() as i32).to_be_bytes().to_vec();
+    for (oid, value) in fields {
+        out.extend_from_slice(&oid.to_be_bytes());
+        match value {
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(v) => {
+                out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+        }
+    }
+    out
+}
+
+/// A binary range with both bounds.
+fn range(lower: &[u8], upper: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x02];
+    for b in [lower, upper] {
+        out.extend_from_slice(&(b.len() as i32).to_be_bytes());
+        out.extend_from_slice(b);
+    }
+    out
+}
+
+#[test]
+fn composite_binary_values_are_masked_inside() {
+    let card = 4111111111111111i64.to_be_bytes();
+    let sub = 1111i64.to_be_bytes();
+    let mut m = RowMasker::new(engine(Strategy::Partial));
+    // A table row type (an OID Airlock does not know) holding an int8, a
+    // float8 and a record holding an int8range.
+    let inner = record(&[(3926, Some(&range(&card, &card)))]);
+    let row_value = record(&[
+        (23, Some(&7i32.to_be_bytes())),
+        (20, Some(&card)),
+        (701, Some(&4111111111111111f64.to_be_bytes())),
+        (2249, Some(&inner)),
+        (25, None),
+    ]);
+    m.set_columns(&[col("p", 16_385, 1)]);
+    let Some(Some(out)) = masked_one(&mut m, &row_value) else {
+        panic!("row type passed")
+    };
+    let expected = record(&[
+        (23, Some(&7i32.to_be_bytes())),
+        (20, Some(&sub)),
+        (701, Some(&1111f64.to_be_bytes())),
+        (2249, Some(&record(&[(3926, Some(&range(&sub, &sub)))]))),
+        (25, None),
+    ]);
+    assert_eq!(out, expected);
+    // int8range and int8multirange by their OIDs.
+    m.set_columns(&[col("r", 3926, 1)]);
+    assert_eq!(
+        masked_one(&mut m, &range(&card, &7i64.to_be_bytes())),
+        Some(Some(range(&sub, &7i64.to_be_bytes())))
+    );
+    let mut multi = 1i32.to_be_bytes().to_vec();
+    let r = range(&7i64.to_be_bytes(), &card);
+    multi.extend_from_slice(&(r.len() as i32).to_be_bytes());
+    multi.extend_from_slice(&r);
+    m.set_columns(&[col("r", 4536, 1)]);
+    let Some(Some(out)) = masked_one(&mut m, &multi) else {
+        panic!("multirange passed")
+    };
+    assert!(out.ends_with(&sub), "{out:?}");
+    // A domain over int8 comes with an OID Airlock does not know.
+    m.set_columns(&[col("d", 16_400, 1)]);
+    assert_eq!(masked_one(&mut m, &card), Some(Some(sub.to_vec())));
+    // An enum label is text.
+    m.set_columns(&[col("e", 16_401, 1)]);
+    assert_eq!(masked_one(&mut m, b"active"), None);
+}
+
+#[test]
+fn composite_text_values_keep_their_syntax() {
+    let mut m = RowMasker::new(engine(Strategy::Partial));
+    for (oid, text, expected) in [
+        (
+            16_385,
+            &b"(7,4111111111111111,\"jane@example.org\")"[..],
+            &b"(7,1111,\"j***@example.org\")"[..],
+        ),
+        (16_385, b"(7,4.111111111111111e+15)", b"(7,1111)"),
+        (
+            3926,
+            b"[4111111111111111,4111111111111112)",
+            b"[1111,4111111111111112)",
+        ),
+        (4536, b"{[7,4111111111111111)}", b"{[7,1111)}"),
+        (2287, b"{\"(7,4111111111111111)\"}", b"{\"(7,1111)\"}"),
+    ] {
+        m.set_columns(&[col("v", oid, 0)]);
+        assert_eq!(
+            masked_one(&mut m, text).map(|v| String::from_utf8_lossy(&v.unwrap()).into_owned()),
+            Some(String::from_utf8_lossy(expected).into_owned()),
+            "{}",
+            String::from_utf8_lossy(text)
+        );
+    }
+}
+
+#[test]
+fn bytea_holding_wide_text_is_masked() {
+    let mut m = RowMasker::new(engine(Strategy::Redact));
+    let utf16be: Vec<u8> = "mail jane@example.org"
+        .encode_utf16()
+        .flat_map(u16::to_be_bytes)
+        .collect();
+    let utf16le: Vec<u8> = "4111111111111111"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    m.set_columns(&[col("b", 17, 1), col("c", 17, 1)]);
+    let RowOutcome::Rewritten(frame) = m.mask_row(&row(&[Some(&utf16be), Some(&utf16le)])) else {
+        panic!("wide text passed")
+    };
+    let v = values(&frame);
+    let be: Vec<u8> = "mail <EMAIL>"
+        .encode_utf16()
+        .flat_map(u16::to_be_bytes)
+        .collect();
+    assert_eq!(v[0].as_deref(), Some(&be[..]));
+    assert!(v[1].as_ref().is_some_and(|b| b != &utf16le));
+    // The same in hex text format.
+    let hex = format!("\\x{}", crate::hex::encode(&utf16be));
+    m.set_columns(&[col("b", 17, 0)]);
+    let expected = format!("\\x{}", crate::hex::encode(&be));
+    assert_eq!(
+        masked_one(&mut m, hex.as_bytes()),
+        Some(Some(expected.into_bytes()))
+    );
+}
+
+#[test]
+fn bit_strings_are_masked_as_the_numbers_they_cast_from() {
+    let card = 4111111111111111u64;
+    let mut m = RowMasker::new(engine(Strategy::Partial));
+    m.set_columns(&[col("b", 1560, 0)]);
+    let text = format!("{card:064b}");
+    assert_eq!(
+        masked_one(&mut m, text.as_bytes()),
+        Some(Some(format!("{:064b}", 1111).into_bytes()))
+    );
+    m.set_columns(&[col("b", 1562, 1)]);
+    let mut binary = 64i32.to_be_bytes().to_vec();
+    binary.extend_from_slice(&card.to_be_bytes());
+    let mut expected = 64i32.to_be_bytes().to_vec();
+    expected.extend_from_slice(&1111u64.to_be_bytes());
+    assert_eq!(masked_one(&mut m, &binary), Some(Some(expected)));
+    // Flags are no identifiers.
+    m.set_columns(&[col("b", 1560, 0)]);
+    assert_eq!(masked_one(&mut m, b"10101010"), None);
+}

@@ -437,7 +437,7 @@ impl Relay {
         for _ in 0..columns {
             let p = self.read_upstream().await?;
             described.push(column_of(&p.payload, self.extended_metadata()));
-            self.client.write_packet(&p.payload);
+            self.write_column_definition(&p.payload);
         }
         if columns > 0 && eof {
             let p = self.read_upstream().await?;
@@ -716,9 +716,18 @@ impl Relay {
             let first = self.read_upstream().await?;
             match first.payload.first() {
                 Some(&OK_HEADER) => {
-                    let ok = OkPacket::parse(&first.payload, self.capabilities)
+                    let mut ok = OkPacket::parse(&first.payload, self.capabilities)
                         .map_err(|_| Broken::Upstream)?;
-                    self.client.write_packet(&first.payload);
+                    // The human-readable info ("Rows matched: 1 …") is
+                    // the server's text: masked as its messages are.
+                    match self.masker.mask_message_text(&ok.info) {
+                        Some(info) => {
+                            ok.info = info;
+                            self.client
+                                .write_with(|b| ok.write(b, self.capabilities, false));
+                        }
+                        None => self.client.write_packet(&first.payload),
+                    }
                     let tag = format!("OK {} rows affected", ok.affected_rows);
                     self.record_result(&tag, Tally::default(), started);
                     if ok.status & SERVER_MORE_RESULTS_EXISTS == 0 {
@@ -769,7 +778,7 @@ impl Relay {
         for _ in 0..count {
             let p = self.read_upstream().await?;
             columns.push(column_of(&p.payload, self.extended_metadata()));
-            self.client.write_packet(&p.payload);
+            self.write_column_definition(&p.payload);
         }
         if self.capabilities & CLIENT_DEPRECATE_EOF == 0 {
             let eof = self.read_upstream().await?;
@@ -823,6 +832,14 @@ impl Relay {
             self.flush_client().await?;
         }
         Ok(())
+    }
+
+    /// Forwards a column definition with its names masked.
+    fn write_column_definition(&mut self, payload: &Bytes) {
+        match self.masker.mask_column_definition(payload) {
+            Some(masked) => self.client.write_packet(&masked),
+            None => self.client.write_packet(payload),
+        }
     }
 
     fn remember_columns(&mut self, statement: Option<u32>, columns: Vec<MysqlColumn>) {

@@ -351,7 +351,21 @@ async fn run_session(
     } = conn;
     let cancel_key = shared.cancels.register(backend_key);
 
-    let mut welcome = frontend::welcome(&params, cancel_key.key(), negotiate);
+    let mut masker = shared.gate.masker_for(&session);
+    // The values the server reported at startup go through the masker as
+    // later ParameterStatus messages do: a role's or database's defaults
+    // (`ALTER ROLE … SET application_name = …`) are values too.
+    let shown: Vec<(String, String)> = params
+        .iter()
+        .map(|(name, value)| {
+            let value = masker.mask_message_text(value.as_bytes()).map_or_else(
+                || value.clone(),
+                |v| String::from_utf8_lossy(&v).into_owned(),
+            );
+            (name.clone(), value)
+        })
+        .collect();
+    let mut welcome = frontend::welcome(&shown, cancel_key.key(), negotiate);
     if codec::write_out(&mut client, &mut welcome).await.is_err() {
         audit.record(AuditEvent::SessionEnd {
             session: &session.id,
@@ -387,7 +401,7 @@ async fn run_session(
         reader: MessageReader::with_buffer(upstream_read, buffered, usize::MAX),
         client: client_write,
         queue: rx,
-        masker: shared.gate.masker_for(&session),
+        masker,
         gate: shared.gate.clone(),
         session: session.clone(),
         reported: Vec::new(),

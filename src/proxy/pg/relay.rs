@@ -1082,9 +1082,61 @@ fn parse_text(body: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((name, sql))
 }
 
-/// An ErrorResponse or NoticeResponse with the values quoted in its texts
-/// masked; `None` to forward it as it came. Field codes, SQLSTATE,
-/// positions and object names are kept.
+/// A ParameterStatus with its value masked (any parameter: a custom
+/// setting holds whatever was put in it); `None` to forward it as it came.
+/// The name is kept: clients key their settings by it.
+fn masked_parameter(masker: &mut RowMasker, name: &[u8], value: &[u8]) -> Option<Bytes> {
+    let value = masker.mask_message_text(value)?;
+    Some(backend::frame(b'S', |buf| {
+        buf.put_slice(name);
+        buf.put_u8(0);
+        buf.put_slice(&value);
+        buf.put_u8(0);
+    }))
+}
+
+/// A RowDescription with its column names masked; `None` to forward it as
+/// it came. Names are written in the statement, but a cursor opened on
+/// dynamic SQL (`OPEN c FOR EXECUTE format('SELECT 1 AS %I', email)`)
+/// describes columns named by data. One that cannot be read is forwarded
+/// with no columns rather than unread.
+fn masked_row_description(masker: &mut RowMasker, msg: &Message) -> Option<Bytes> {
+    if !masker.is_active() {
+        return None;
+    }
+    let mut fields = Fields::new(msg.body());
+    let Some(count) = fields.i16() else {
+        return Some(backend::frame(b'T', |buf| buf.put_i16(0)));
+    };
+    // Per column: the masked name if it changed, the name, the fixed fields.
+    type Part<'a> = (Option<Vec<u8>>, &'a [u8], &'a [u8]);
+    let mut parts: Vec<Part> = Vec::new();
+    let mut changed = false;
+    for _ in 0..count.max(0) {
+        let (Some(name), Some(rest)) = (fields.cstr(), fields.take(18)) else {
+            return Some(backend::frame(b'T', |buf| buf.put_i16(0)));
+        };
+        let masked = masker.mask_message_text(name);
+        changed |= masked.is_some();
+        parts.push((masked, name, rest));
+    }
+    changed.then(|| {
+        backend::frame(b'T', |buf| {
+            buf.put_i16(count);
+            for (masked, name, rest) in &parts {
+                buf.put_slice(masked.as_deref().unwrap_or(name));
+                buf.put_u8(0);
+                buf.put_slice(rest);
+            }
+        })
+    })
+}
+
+/// An ErrorResponse or NoticeResponse with the values in its texts masked;
+/// `None` to forward it as it came. Every field is masked but severity,
+/// SQLSTATE, positions and the server's source location: PL/pgSQL's
+/// `RAISE … USING DETAIL | HINT | COLUMN | TABLE | CONSTRAINT | DATATYPE |
+/// SCHEMA = <expression>` puts any value in any of the others.
 fn masked_notice(masker: &mut RowMasker, msg: &Message) -> Option<Bytes> {
     if !masker.is_active() {
         return None;
@@ -1099,7 +1151,7 @@ fn masked_notice(masker: &mut RowMasker, msg: &Message) -> Option<Bytes> {
             changed = true;
             break;
         };
-        let masked = matches!(code, b'M' | b'D' | b'H' | b'W' | b'q')
+        let masked = (!matches!(code, b'S' | b'V' | b'C' | b'P' | b'p' | b'F' | b'L' | b'R'))
             .then(|| masker.mask_message_text(value))
             .flatten();
         changed |= masked.is_some();
@@ -1324,6 +1376,63 @@ pub struct Back {
     pub progress: Arc<Progress>,
 }
 
+/// Whether a statement's result columns are decided only when it runs, so
+/// that the description of an earlier run (or of the statement when it was
+/// described) may not be this run's. `EXECUTE name` and `FETCH … cursor`
+/// return what the prepared statement or cursor is *now*, and PostgreSQL
+/// does not check it against the description it gave: a client that
+/// redefines the statement and runs its cached `EXECUTE` gets rows of the
+/// new types. Their rows are masked by content (types unknown, formats as
+/// bound), unless the portal itself was described.
+fn shape_decided_at_run(sql: &[u8]) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_ascii_start();
+        if let Some(after) = rest.strip_prefix(b"--") {
+            rest = after
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(&[][..], |n| &after[n..]);
+        } else if rest.starts_with(b"/*") {
+            // PostgreSQL's block comments nest.
+            let mut depth = 0usize;
+            let mut i = 0;
+            while i + 1 < rest.len() {
+                match &rest[i..i + 2] {
+                    b"/*" => {
+                        depth += 1;
+                        i += 2;
+                    }
+                    b"*/" => {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => i += 1,
+                }
+            }
+            if depth != 0 {
+                return true;
+            }
+            rest = &rest[i..];
+        } else if let Some(after) = rest.strip_prefix(b"(") {
+            rest = after;
+        } else {
+            break;
+        }
+    }
+    let word_len = rest
+        .iter()
+        .position(|b| !b.is_ascii_alphabetic())
+        .unwrap_or(rest.len());
+    let word = &rest[..word_len];
+    ["execute", "fetch", "move", "call"]
+        .iter()
+        .any(|k| word.eq_ignore_ascii_case(k.as_bytes()))
+}
+
 fn with_formats(columns: &[Column], formats: &[i16]) -> Vec<Column> {
     columns
         .iter()
@@ -1520,6 +1629,15 @@ impl Back {
                         Some(entry) => entry.1 = value,
                         None => self.reported.push((name.into_owned(), value)),
                     }
+                    // `set_config('application_name', email, false)` puts a
+                    // value here as surely as in a row.
+                    if let Some(masked) = masked_parameter(&mut self.masker, n, v) {
+                        out.extend_from_slice(&masked);
+                        return;
+                    }
+                } else if self.masker.is_active() {
+                    // Not forwarded unread.
+                    return;
                 }
                 out.extend_from_slice(msg.frame());
                 return;
@@ -1587,9 +1705,29 @@ impl Back {
                 return;
             }
         }
-        let masked = (tag == b'E')
-            .then(|| masked_notice(&mut self.masker, &msg))
-            .flatten();
+        // Messages that would carry a value past the masker, were they
+        // forwarded: COPY BOTH exists only for replication (refused at
+        // startup), FunctionCallResponse only for fastpath calls (refused
+        // by the front loop).
+        if matches!(tag, b'W' | b'V') {
+            self.broken = Some((
+                "08P01",
+                format!(
+                    "terminating connection: the server sent a {} message, which Airlock does not relay",
+                    if tag == b'W' {
+                        "CopyBothResponse"
+                    } else {
+                        "FunctionCallResponse"
+                    }
+                ),
+            ));
+            return;
+        }
+        let masked = match tag {
+            b'E' => masked_notice(&mut self.masker, &msg),
+            b'T' => masked_row_description(&mut self.masker, &msg),
+            _ => None,
+        };
         out.extend_from_slice(masked.as_ref().unwrap_or(msg.frame()));
         if tag == b'E' && is_fatal(msg.body()) {
             self.fatal_forwarded = true;
@@ -1827,7 +1965,11 @@ impl Back {
                 }
             }
             (Expect::Bind { portal, .. }, b'2') => {
-                if let Some(columns) = portal.statement.columns.get() {
+                let shape_fixed = match &portal.statement.source {
+                    Source::Parse { sql, .. } => !shape_decided_at_run(sql),
+                    Source::SqlPrepare { .. } => true,
+                };
+                if let Some(columns) = portal.statement.columns.get().filter(|_| shape_fixed) {
                     let _ = portal.columns.set(with_formats(columns, &portal.formats));
                 }
             }
@@ -1902,5 +2044,33 @@ impl Back {
             message: &message,
         });
         format!("{} {message}", get(b'C'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shape_decided_at_run;
+
+    #[test]
+    fn statements_whose_columns_are_decided_at_run() {
+        for sql in [
+            "EXECUTE s",
+            "  execute s(1)",
+            "-- run it\nEXECUTE s",
+            "/* a /* nested */ comment */ FETCH ALL FROM c",
+            "/* unterminated",
+            "(EXECUTE s)",
+            "CALL p()",
+        ] {
+            assert!(shape_decided_at_run(sql.as_bytes()), "{sql}");
+        }
+        for sql in [
+            "SELECT v FROM t",
+            "/* /* */ EXECUTE */ SELECT 1",
+            "executed",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+        ] {
+            assert!(!shape_decided_at_run(sql.as_bytes()), "{sql}");
+        }
     }
 }
