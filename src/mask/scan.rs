@@ -1265,6 +1265,44 @@ impl Scanner {
         })
     }
 
+    /// A cell that is, as a whole, a phone number in a national format: a
+    /// trunk `0` or an area code in brackets, digit groups, and a number
+    /// some default region issues (`030 1234567`, `098765 43210`,
+    /// `(11) 91234-5678`). Not a finding by itself — invoice numbers look
+    /// the same — but the masker's column memory makes it one in a column
+    /// of such values. Cells of digits alone are left out: a column of
+    /// bare digit strings holds ids more often than phone numbers.
+    pub(crate) fn national_phone_cell(&self, value: &[u8]) -> Option<Finding> {
+        let cell = value.trim_ascii();
+        if !self.on(Kind::Phone) || !matches!(cell.first(), Some(b'0' | b'(')) || cell.len() > 24 {
+            return None;
+        }
+        let digits = cell.iter().filter(|b| b.is_ascii_digit()).count();
+        let shape_ok = cell
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'.' | b'/' | b'(' | b')'));
+        if !shape_ok
+            || !(7..=15).contains(&digits)
+            || digits == cell.len()
+            || cell.starts_with(b"00")
+            || looks_like_date_or_amount(cell)
+            || is_isbn(cell)
+        {
+            return None;
+        }
+        let text = std::str::from_utf8(cell).ok()?;
+        let valid = self
+            .regions
+            .iter()
+            .any(|r| phonenumber::parse(Some(*r), text).is_ok_and(|n| phonenumber::is_valid(&n)));
+        let start = cell.as_ptr() as usize - value.as_ptr() as usize;
+        valid.then_some(Finding {
+            kind: Kind::Phone,
+            start,
+            end: start + cell.len(),
+        })
+    }
+
     // ---- pass 3: IPv6 ------------------------------------------------------
 
     /// `@` (email), `:` (credentials in URLs, IPv6) and `$` (password
