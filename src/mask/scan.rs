@@ -1227,12 +1227,25 @@ impl Scanner {
         let bracketed = closed && digits_after_close;
         // Dotted groups longer than four digits are versions and build numbers.
         let longest_allowed = if candidate.contains(&b'.') { 4 } else { 5 };
+        // Written without a trunk `0`, national numbers have at most 11
+        // digits (US 10, Spain and Poland 9, Italy and Brazil up to 11);
+        // twelve digits in groups are reference numbers.
+        let trunk = candidate
+            .strip_prefix(b"(")
+            .unwrap_or(candidate)
+            .starts_with(b"0");
         let grouped = groups >= 2
             && digits >= 9
+            && (trunk || digits <= 11)
             && longest_group <= longest_allowed
+            && national_layout(candidate)
             && !looks_like_date_or_amount(candidate)
             && !is_isbn(candidate);
-        if !(international || bracketed || grouped || has_context_word(text, start, PHONE_WORDS)) {
+        // A context word does not make a version or an address a phone
+        // number: the layout must still be one.
+        let context =
+            !grouped && national_layout(candidate) && has_context_word(text, start, PHONE_WORDS);
+        if !(international || bracketed || grouped || context) {
             return None;
         }
         let candidate = std::str::from_utf8(candidate).ok()?;
@@ -1248,9 +1261,7 @@ impl Scanner {
             };
             phonenumber::parse(None, e164).is_ok_and(|n| phonenumber::is_valid(&n))
         } else {
-            self.regions.iter().any(|r| {
-                phonenumber::parse(Some(*r), candidate).is_ok_and(|n| phonenumber::is_valid(&n))
-            })
+            self.valid_national(candidate)
         };
         // An extension belongs to the number: `x123`, ` ext. 44`.
         let end = if valid {
@@ -1262,6 +1273,23 @@ impl Scanner {
             kind: Kind::Phone,
             start,
             end,
+        })
+    }
+
+    /// Whether `candidate`, written without a country code, is a number
+    /// one of the default regions issues, written as that region writes
+    /// it: where national numbers are dialled with a trunk `0` (Britain,
+    /// Germany, France, the Netherlands, Sweden, Finland, India) they are
+    /// written with it, so `8091 0761 4283` is no German number.
+    fn valid_national(&self, candidate: &str) -> bool {
+        let trunk = candidate.trim_start_matches('(').starts_with('0');
+        self.regions.iter().any(|r| {
+            let needs_trunk = matches!(
+                r,
+                Region::GB | Region::DE | Region::FR | Region::NL | Region::SE | Region::FI
+            );
+            (trunk || !needs_trunk)
+                && phonenumber::parse(Some(*r), candidate).is_ok_and(|n| phonenumber::is_valid(&n))
         })
     }
 
@@ -1290,11 +1318,7 @@ impl Scanner {
         {
             return None;
         }
-        let text = std::str::from_utf8(cell).ok()?;
-        let valid = self
-            .regions
-            .iter()
-            .any(|r| phonenumber::parse(Some(*r), text).is_ok_and(|n| phonenumber::is_valid(&n)));
+        let valid = self.valid_national(std::str::from_utf8(cell).ok()?);
         let start = cell.as_ptr() as usize - value.as_ptr() as usize;
         valid.then_some(Finding {
             kind: Kind::Phone,
@@ -1464,7 +1488,7 @@ fn shape_at(text: &[u8], at: usize, pattern: &[u8]) -> Option<usize> {
 }
 
 /// Whether the single group of a chunk is a card number followed by an
-/// expiry or cents: 13 to 19 digits, then `/`, `.` or `-` and at most four
+/// expiry or cents: 12 to 19 digits, then `/`, `.` or `-` and at most four
 /// digits.
 fn card_with_tail(text: &[u8], chunk: &Chunk, k: usize) -> bool {
     if k != 1 || chunk.n < 2 || !matches!(chunk.seps[0], b'/' | b'.' | b'-') {
@@ -1472,7 +1496,7 @@ fn card_with_tail(text: &[u8], chunk: &Chunk, k: usize) -> bool {
     }
     let (s, e) = chunk.groups[0];
     let (ts, te) = chunk.groups[1];
-    (13..=19).contains(&(e - s)) && te - ts <= 4 && text[ts..te].iter().all(u8::is_ascii_digit)
+    (12..=19).contains(&(e - s)) && te - ts <= 4 && text[ts..te].iter().all(u8::is_ascii_digit)
 }
 
 fn alnum_len(text: &[u8]) -> usize {
@@ -1616,6 +1640,37 @@ fn extension_len(rest: &[u8]) -> usize {
     i + digits
 }
 
+/// Whether digit groups joined by dots or slashes are laid out as phone
+/// numbers are: dotted only as `415.555.2671` or `01.23.45.67.89` (or
+/// after a trunk `0`), slashed only after a trunk `0` (`030/1234567`).
+/// Other dotted and slashed groups are versions, addresses and invoice
+/// numbers (`3.19.98.8109`, `77.2316.158.143`, `14730/9973`).
+fn national_layout(candidate: &[u8]) -> bool {
+    let dotted = candidate.contains(&b'.');
+    let slashed = candidate.contains(&b'/');
+    if !dotted && !slashed {
+        return true;
+    }
+    let trunk = candidate[0] == b'0' && candidate.get(1).is_some_and(u8::is_ascii_digit);
+    if slashed {
+        return trunk && !dotted;
+    }
+    let mut lens = [0usize; 8];
+    let mut n = 0;
+    for part in candidate
+        .split(|b| !b.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+    {
+        if n == lens.len() {
+            return false;
+        }
+        lens[n] = part.len();
+        n += 1;
+    }
+    let lens = &lens[..n];
+    lens == [3, 3, 4] || lens == [2, 2, 2, 2, 2] || (trunk && lens.iter().all(|&l| l >= 2))
+}
+
 /// ISBN-10 and ISBN-13 written with hyphens: grouped digits that are
 /// book numbers, not phone numbers.
 fn is_isbn(candidate: &[u8]) -> bool {
@@ -1714,6 +1769,17 @@ const PHONE_WORDS: &[&str] = &[
     "número",
     "contact",
     "kontakt",
+    "rufnummer",
+    "mobiel",
+    "telefoon",
+    "celular",
+    "komórka",
+    "ph:",
+    "ph.",
+    "ph#",
+    "電話",
+    "携帯",
+    "телефон",
 ];
 const VERSION_WORDS: &[&str] = &["version", "ver", "release", "build"];
 
@@ -1721,11 +1787,13 @@ const VERSION_WORDS: &[&str] = &["version", "ver", "release", "build"];
 /// `telephone`) in the 24 bytes before `at`, ignoring ASCII case.
 fn has_context_word(text: &[u8], at: usize, words: &[&str]) -> bool {
     // Only word starts are compared, and only with the words that begin
-    // with that letter: a few comparisons per number, not one per offset.
+    // with that letter (or UTF-8 lead byte: 電話): a few comparisons per
+    // number, not one per offset.
     let from = at.saturating_sub(24);
     for i in from..at {
         let b = text[i];
-        if !b.is_ascii_alphabetic() || (i > 0 && text[i - 1].is_ascii_alphanumeric()) {
+        let word_start = b.is_ascii_alphabetic() || b >= 0xC0;
+        if !word_start || (i > 0 && text[i - 1].is_ascii_alphanumeric()) {
             continue;
         }
         let first = b.to_ascii_lowercase();

@@ -360,3 +360,32 @@ fn encoded_runs_without_values_are_left_alone() {
     none("/usr/local/lib/python3.12/site-packages");
     none("Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA");
 }
+
+#[test]
+fn phone_numbers_keep_their_national_layouts_and_look_alikes_do_not() {
+    let found = [
+        ("Rufnummer 030 127750", "030 127750"),
+        ("mobiel 06 12343929", "06 12343929"),
+        ("Ph: 074104 14761", "074104 14761"),
+        ("電話 03-1234-5678", "03-1234-5678"),
+        ("415.555.2671", "415.555.2671"),
+        ("01.23.45.67.89", "01.23.45.67.89"),
+        ("Tel. 030/1234567", "030/1234567"),
+    ];
+    for (text, span) in found {
+        assert_eq!(one(text), ("phone", span.to_string()), "{text}");
+    }
+    // Versions, IP-like numbers, invoice numbers and reference groups that
+    // some region's rules would accept.
+    for text in [
+        "version 3.19.98.8109",
+        "3.13.74.6063",
+        "call 207.176.7264.61",
+        "77.2316.158.143",
+        "Rechnung Nr. 14730/9973",
+        "8091 0761 4283",
+        "9030 0223 4748",
+    ] {
+        none(text);
+    }
+}
