@@ -7,10 +7,13 @@
 //!    prefixes of secrets, `eyJ` for JWTs, `-----BEGIN` for keys, and the
 //!    hot words that make a 40-character string an AWS secret key (exact
 //!    case keeps the automaton on its SIMD prefilter);
-//! 2. one memchr pass for `@` (email) and `:` (credentials in URLs), and
-//!    one for `:` looking for IPv6 addresses;
+//! 2. one memchr pass for `@` (email), `:` (credentials in URLs) and `$`
+//!    (password hashes), one for `:` looking for IPv6 addresses and one
+//!    for `{` (LDAP password schemes);
 //! 3. one pass for digits (eight bytes at a time); each word that holds a
-//!    digit is handed to the numeric detectors, longest reading first.
+//!    digit is handed to the numeric detectors, longest reading first, and
+//!    a long one that none of them claims to the decoder (`encoded`), which
+//!    scans what a base64 or hex run decodes to when that is text.
 //!
 //! Each candidate is then confirmed by its validator (check digits, issuer
 //! tables, entropy, a decoded JWT header, a real top-level domain…), so that
@@ -50,7 +53,6 @@ enum Marker {
     Pypi,
     Jwt,
     Pem,
-    Ldap,
 }
 
 const MARKERS: &[(&str, Marker)] = &[
@@ -103,15 +105,6 @@ const MARKERS: &[(&str, Marker)] = &[
     ("pypi-AgEI", Marker::Pypi),
     ("eyJ", Marker::Jwt),
     ("-----BEGIN", Marker::Pem),
-    // LDAP password schemes; the `$` formats are found by memchr instead.
-    ("{SSHA", Marker::Ldap),
-    ("{SHA", Marker::Ldap),
-    ("{ssha", Marker::Ldap),
-    ("{sha", Marker::Ldap),
-    ("{SMD5}", Marker::Ldap),
-    ("{MD5}", Marker::Ldap),
-    ("{CRYPT}", Marker::Ldap),
-    ("{PBKDF2", Marker::Ldap),
 ];
 
 /// Finds sensitive values. Build one per policy and share it: scanning
@@ -309,7 +302,6 @@ impl Scanner {
                 Marker::AwsKeyId => self.aws_key_id(text, m.start(), out),
                 Marker::AwsSecretHint => self.aws_secret_after(text, m.end(), 120),
                 Marker::OpenaiInfix => self.openai(text, m.start()),
-                Marker::Ldap => self.password_hash(hashes::ldap(text, m.start())),
                 _ => self.prefixed_token(marker, text, m.start(), m.end()),
             };
             if let Some(f) = found {
@@ -1242,10 +1234,13 @@ impl Scanner {
             && !looks_like_date_or_amount(candidate)
             && !is_isbn(candidate);
         // A context word does not make a version or an address a phone
-        // number: the layout must still be one.
-        let context =
-            !grouped && national_layout(candidate) && has_context_word(text, start, PHONE_WORDS);
-        if !(international || bracketed || grouped || context) {
+        // number: the layout must still be one. (Looked for last: it is
+        // the costliest test.)
+        if !(international
+            || bracketed
+            || grouped
+            || (national_layout(candidate) && has_context_word(text, start, PHONE_WORDS)))
+        {
             return None;
         }
         let candidate = std::str::from_utf8(candidate).ok()?;
@@ -1351,6 +1346,21 @@ impl Scanner {
         }
         if self.on(Kind::Ipv6) {
             self.scan_ipv6(text, out);
+        }
+        // LDAP's `{SSHA}…`: a memchr pass of its own, because more
+        // literals in the marker automaton slow its SIMD prefilter on
+        // every text, and `{` is rare outside JSON.
+        if self.on(Kind::PasswordHash) {
+            let mut resume = 0;
+            for at in memchr::memchr_iter(b'{', text) {
+                if at < resume {
+                    continue;
+                }
+                if let Some(f) = self.password_hash(hashes::ldap(text, at)) {
+                    resume = f.end;
+                    out.push(f);
+                }
+            }
         }
     }
 

@@ -1,10 +1,10 @@
 //! Password hashes and verifiers: the shapes servers and applications store
 //! credentials in.
 //!
-//! The scanner reaches these through passes it already makes: a `$` found
+//! The scanner reaches these through its cheap passes: a `$` found
 //! by the punctuation memchr (crypt(3) formats, SCRAM, Django, MySQL's
 //! caching_sha2), a digit-bearing word (PostgreSQL's `md5` + 32 hex, MySQL's
-//! `*` + 40 hex) and the literal markers (`{SSHA}` and the other LDAP
+//! `*` + 40 hex) and a memchr pass for `{` (`{SSHA}` and the other LDAP
 //! schemes). Each function here confirms one candidate by its exact layout
 //! and returns the span to mask.
 //!
@@ -213,10 +213,8 @@ pub(super) fn mysql_native(text: &[u8], ws: usize, word_end: usize) -> bool {
             .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
 }
 
-/// LDAP's `{SCHEME}base64`: the marker at `start`.
+/// LDAP's `{SCHEME}base64`, the `{` at `start`.
 pub(super) fn ldap(text: &[u8], start: usize) -> Option<(usize, usize)> {
-    let close = start + 1 + text[start + 1..].iter().take(16).position(|&b| b == b'}')?;
-    let scheme = text[start + 1..close].to_ascii_uppercase();
     const SCHEMES: &[&[u8]] = &[
         b"SHA",
         b"SSHA",
@@ -235,11 +233,23 @@ pub(super) fn ldap(text: &[u8], start: usize) -> Option<(usize, usize)> {
         b"PBKDF2-SHA1",
         b"ARGON2",
     ];
-    if !SCHEMES.contains(&scheme.as_slice()) {
+    // Most `{` open JSON objects and templates: the next byte tells.
+    if !matches!(
+        text.get(start + 1).map(u8::to_ascii_uppercase),
+        Some(b'S' | b'M' | b'C' | b'P' | b'A')
+    ) {
+        return None;
+    }
+    let close = start + 1 + text[start + 1..].iter().take(16).position(|&b| b == b'}')?;
+    let scheme = &text[start + 1..close];
+    if !SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
         return None;
     }
     let body = close + 1;
-    let end = if scheme == b"CRYPT" || scheme.starts_with(b"PBKDF2") || scheme == b"ARGON2" {
+    let crypt_like = scheme.eq_ignore_ascii_case(b"CRYPT")
+        || scheme.eq_ignore_ascii_case(b"ARGON2")
+        || scheme.len() >= 6 && scheme[..6].eq_ignore_ascii_case(b"PBKDF2");
+    let end = if crypt_like {
         run(text, body, |b| {
             is_crypt64(b) || matches!(b, b'$' | b'+' | b'=' | b',' | b'-')
         })
