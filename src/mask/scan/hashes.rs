@@ -4,8 +4,7 @@
 //! The scanner reaches these through its cheap passes: a `$` found
 //! by the punctuation memchr (crypt(3) formats, SCRAM, Django, MySQL's
 //! caching_sha2), a digit-bearing word (PostgreSQL's `md5` + 32 hex, MySQL's
-//! `*` + 40 hex) and a memchr pass for `{` (`{SSHA}` and the other LDAP
-//! schemes). Each function here confirms one candidate by its exact layout
+//! `*` + 40 hex, and LDAP's `{SSHA}` + base64 after its `}`). Each function here confirms one candidate by its exact layout
 //! and returns the span to mask.
 //!
 //! A bare hex digest (a file's sha256 in a `checksum` column, a git commit
@@ -63,7 +62,10 @@ pub(super) fn at_dollar(text: &[u8], dollar: usize) -> Option<(usize, usize)> {
         }
         return None;
     }
-    modular_crypt(text, dollar)
+    // `{CRYPT}$6$…`: LDAP's wrapper belongs to the hash.
+    let (start, end) = modular_crypt(text, dollar)?;
+    let wrapped = start >= 7 && text[start - 7..start].eq_ignore_ascii_case(b"{CRYPT}");
+    Some((if wrapped { start - 7 } else { start }, end))
 }
 
 /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, as in
@@ -213,7 +215,8 @@ pub(super) fn mysql_native(text: &[u8], ws: usize, word_end: usize) -> bool {
             .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
 }
 
-/// LDAP's `{SCHEME}base64`, the `{` at `start`.
+/// LDAP's `{SCHEME}base64`, the `{` at `start`. `{CRYPT}` before a crypt(3)
+/// hash is taken in by [`at_dollar`].
 pub(super) fn ldap(text: &[u8], start: usize) -> Option<(usize, usize)> {
     const SCHEMES: &[&[u8]] = &[
         b"SHA",
