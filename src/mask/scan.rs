@@ -697,15 +697,12 @@ impl Scanner {
     fn numeric_at(&self, text: &[u8], ws: usize) -> Option<Finding> {
         // PostgreSQL's `md5…` and MySQL's `*…` password hashes are words
         // with digits; the first byte tells whether to look.
-        // LDAP's `{SSHA}…` too: its base64 almost always has a digit in
-        // the word after `}` (one in a hundred has none and is missed),
-        // and finding it here costs no pass of its own.
-        if self.on(Kind::PasswordHash) && ws > 0 && text[ws - 1] == b'}' {
-            let from = ws.saturating_sub(18);
-            if let Some(brace) = text[from..ws].iter().rposition(|&b| b == b'{') {
-                if let Some(f) = self.password_hash(hashes::ldap(text, from + brace)) {
-                    return Some(f);
-                }
+        // LDAP's `{SSHA}…` too, found from a digit in its base64 (one
+        // hash in a hundred has none and is missed) at no pass of its own:
+        // the word follows `}`, or `+` or `/` inside the base64.
+        if self.on(Kind::PasswordHash) && ws > 0 && matches!(text[ws - 1], b'}' | b'+' | b'/') {
+            if let Some(f) = self.password_hash(hashes::ldap_around(text, ws)) {
+                return Some(f);
             }
         }
         if self.on(Kind::PasswordHash) && (text[ws] == b'm' || (ws > 0 && text[ws - 1] == b'*')) {

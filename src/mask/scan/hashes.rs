@@ -215,6 +215,24 @@ pub(super) fn mysql_native(text: &[u8], ws: usize, word_end: usize) -> bool {
             .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
 }
 
+/// LDAP's `{SCHEME}base64` around the base64 word at `ws`: back over
+/// base64 characters to the `}`, then to its `{`.
+pub(super) fn ldap_around(text: &[u8], ws: usize) -> Option<(usize, usize)> {
+    let mut b = ws;
+    while b > 0
+        && ws - b < 96
+        && matches!(text[b - 1], b'+' | b'/' | b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z')
+    {
+        b -= 1;
+    }
+    if b == 0 || text[b - 1] != b'}' {
+        return None;
+    }
+    let from = b.saturating_sub(18);
+    let brace = from + text[from..b].iter().rposition(|&c| c == b'{')?;
+    ldap(text, brace)
+}
+
 /// LDAP's `{SCHEME}base64`, the `{` at `start`. `{CRYPT}` before a crypt(3)
 /// hash is taken in by [`at_dollar`].
 pub(super) fn ldap(text: &[u8], start: usize) -> Option<(usize, usize)> {

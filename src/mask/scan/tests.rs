@@ -246,6 +246,9 @@ fn finds_password_hashes_in_every_stored_format() {
         "argon2$argon2id$v=19$m=102400,t=2,p=8$Y0FYRnhUTWtJQmJY$Ul3kZ0uC2Bbr2vqYsKk8Zw",
         "{SSHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=",
         "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=",
+        // The first digit only after a `+` or `/` of the base64.
+        "{SHA}zLlR+NmDD5e2oL6Wx8MUpWGfcW4=",
+        "{SSHA}/p5EgOZRC2Zt4Pfr9lrxZSGCX7L3u58oNNjQeA==",
         "{CRYPT}$6$saltsalt$Yt8wfKx4mC8Xo0U8O1jnp3J1iHcrjEDNbAcGBFVzOMZyt6b0bVxpErkaHxw5mV.9ZtL0WXmRW6tLgCq0d5tRf1",
     ];
     for hash in cases {
