@@ -23,6 +23,11 @@ pub enum Kind {
     AnthropicKey,
     NpmToken,
     PypiToken,
+    /// Stored credential material: a password hash or verifier (SCRAM,
+    /// md5, MySQL native and caching_sha2, crypt(3) formats, Django, LDAP).
+    /// Whoever holds one can crack it offline or, for SCRAM and MySQL's
+    /// formats, log in with it.
+    PasswordHash,
     JsonSecret,
     Iban,
     ItFiscalCode,
@@ -47,7 +52,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 35] = [
+    pub const ALL: [Kind; 36] = [
         Kind::PrivateKey,
         Kind::Jwt,
         Kind::UrlCredentials,
@@ -62,6 +67,7 @@ impl Kind {
         Kind::AnthropicKey,
         Kind::NpmToken,
         Kind::PypiToken,
+        Kind::PasswordHash,
         Kind::JsonSecret,
         Kind::Iban,
         Kind::ItFiscalCode,
@@ -121,6 +127,7 @@ impl Kind {
             Kind::AnthropicKey => "anthropic_key",
             Kind::NpmToken => "npm_token",
             Kind::PypiToken => "pypi_token",
+            Kind::PasswordHash => "password_hash",
             Kind::JsonSecret => "json_secret",
             Kind::Iban => "iban",
             Kind::ItFiscalCode => "it_fiscal_code",
@@ -166,6 +173,7 @@ impl Kind {
             Kind::AnthropicKey => "<ANTHROPIC_KEY>",
             Kind::NpmToken => "<NPM_TOKEN>",
             Kind::PypiToken => "<PYPI_TOKEN>",
+            Kind::PasswordHash => "<PASSWORD_HASH>",
             Kind::JsonSecret => "<SECRET>",
             Kind::Iban => "<IBAN>",
             Kind::ItFiscalCode => "<IT_FISCAL_CODE>",

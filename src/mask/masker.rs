@@ -53,34 +53,79 @@ pub enum Masked {
     Null,
 }
 
-/// Counts of findings by kind, for one column or one statement.
+/// Counts of findings by kind, for one column or one statement; for a
+/// column, also what its values have looked like so far in this result
+/// ([`ColumnMemory`]). Both are reset when the row masker hands its stats
+/// over at the end of a result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tally([u32; Kind::ALL.len()]);
+pub struct Tally {
+    counts: [u32; Kind::ALL.len()],
+    column: ColumnMemory,
+}
 
 impl Default for Tally {
     fn default() -> Self {
-        Tally([0; Kind::ALL.len()])
+        Tally {
+            counts: [0; Kind::ALL.len()],
+            column: ColumnMemory::default(),
+        }
     }
 }
 
 impl Tally {
     pub fn add(&mut self, kind: Kind) {
-        self.0[kind as usize] += 1;
+        self.counts[kind as usize] += 1;
     }
 
     pub fn merge(&mut self, other: &Tally) {
-        for (a, b) in self.0.iter_mut().zip(other.0) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
             *a += b;
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|&n| n == 0)
+        self.counts.iter().all(|&n| n == 0)
     }
 
     /// Non-zero counts, strongest kind first.
     pub fn counts(&self) -> impl Iterator<Item = (Kind, u32)> + '_ {
-        Kind::ALL.into_iter().zip(self.0).filter(|(_, n)| *n > 0)
+        Kind::ALL
+            .into_iter()
+            .zip(self.counts)
+            .filter(|(_, n)| *n > 0)
+    }
+}
+
+/// What the cells of one column have looked like in the current result:
+/// two saturating counters, so it costs four bytes per column and nothing
+/// per row but two additions.
+///
+/// A national phone number written without `+` (`030 1234567`,
+/// `098765 43210`) has no checksum and, alone in a cell, no context word;
+/// its shape is shared with invoice and reference numbers. A column where
+/// most cells are such numbers is a column of phone numbers all the same,
+/// and from its second such cell on each one is masked. The first cell of
+/// a result is only masked by the scanner's own rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ColumnMemory {
+    /// Non-empty cells seen.
+    cells: u16,
+    /// Of those, cells that were a phone number as a whole, found by the
+    /// scanner or by their national shape.
+    phones: u16,
+}
+
+impl ColumnMemory {
+    fn saw(&mut self, phone: bool) {
+        self.cells = self.cells.saturating_add(1);
+        if phone {
+            self.phones = self.phones.saturating_add(1);
+        }
+    }
+
+    /// At least two phone numbers, and three cells in four.
+    fn holds_phones(self) -> bool {
+        self.phones >= 2 && u32::from(self.phones) * 4 >= u32::from(self.cells) * 3
     }
 }
 
@@ -204,6 +249,40 @@ impl Masker {
             return Masked::Null;
         }
         Masked::Replaced(self.with_replacements(text, &scratch.findings))
+    }
+
+    /// Masks a text cell of a result column: as [`Masker::mask_text`], and
+    /// a national phone number alone in the cell when the column's earlier
+    /// cells show it to be a column of phone numbers ([`ColumnMemory`]).
+    /// `tally` must be the column's own, reset between results.
+    pub fn mask_cell(&self, value: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
+        let masked = self.mask_text(value, scratch, tally);
+        if !self.scanner.detectors().contains(Kind::Phone) {
+            return masked;
+        }
+        let cell = value.trim_ascii();
+        if cell.is_empty() {
+            return masked;
+        }
+        if masked != Masked::Unchanged {
+            let whole = cell.as_ptr() as usize - value.as_ptr() as usize;
+            let is_phone = matches!(scratch.findings.as_slice(),
+                [f] if f.kind == Kind::Phone && f.start == whole && f.end == whole + cell.len());
+            tally.column.saw(is_phone);
+            return masked;
+        }
+        let candidate = self.scanner.national_phone_cell(value);
+        tally.column.saw(candidate.is_some());
+        match candidate {
+            Some(f) if tally.column.holds_phones() => {
+                tally.add(Kind::Phone);
+                if self.strategy(Kind::Phone) == Strategy::Null {
+                    return Masked::Null;
+                }
+                Masked::Replaced(self.with_replacements(value, &[f]))
+            }
+            _ => Masked::Unchanged,
+        }
     }
 
     /// Counts `findings` and says whether one of them makes the whole value

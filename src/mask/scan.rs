@@ -7,10 +7,12 @@
 //!    prefixes of secrets, `eyJ` for JWTs, `-----BEGIN` for keys, and the
 //!    hot words that make a 40-character string an AWS secret key (exact
 //!    case keeps the automaton on its SIMD prefilter);
-//! 2. one memchr pass for `@` (email) and `:` (credentials in URLs), and
-//!    one for `:` looking for IPv6 addresses;
+//! 2. one memchr pass for `@` (email), `:` (credentials in URLs) and `$`
+//!    (password hashes), and one for `:` looking for IPv6 addresses;
 //! 3. one pass for digits (eight bytes at a time); each word that holds a
-//!    digit is handed to the numeric detectors, longest reading first.
+//!    digit is handed to the numeric detectors, longest reading first, and
+//!    a long one that none of them claims to the decoder (`encoded`), which
+//!    scans what a base64 or hex run decodes to when that is text.
 //!
 //! Each candidate is then confirmed by its validator (check digits, issuer
 //! tables, entropy, a decoded JWT header, a real top-level domain…), so that
@@ -28,6 +30,9 @@ use super::checks;
 use super::json::{self, InvalidJson, Leaf};
 use super::kind::{Detectors, Finding, Kind};
 use super::tld;
+
+mod encoded;
+mod hashes;
 
 /// What a literal marker found by the first pass leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +113,14 @@ pub struct Scanner {
     detectors: Detectors,
     markers: AhoCorasick,
     regions: Vec<Region>,
+    /// Whether any detector reads words with digits (the digit pass runs
+    /// regardless, for encoded runs).
     numeric: bool,
 }
+
+/// How many encodings deep a value is decoded: base64 of hex of an email is
+/// found, a value encoded three times over is not.
+const MAX_DECODE_DEPTH: u8 = 2;
 
 /// The phone metadata's patterns are compiled on demand into one shared
 /// cache of 100 regexes; validating numbers against a dozen regions cycles
@@ -149,10 +160,17 @@ impl Scanner {
             .match_kind(MatchKind::LeftmostFirst)
             .build(MARKERS.iter().map(|(text, _)| text))
             .expect("literal markers build");
-        let numeric = [Kind::Card, Kind::Iban, Kind::UsSsn, Kind::Phone, Kind::Ipv4]
-            .into_iter()
-            .chain(Kind::NATIONAL_IDS)
-            .any(|k| detectors.contains(k));
+        let numeric = [
+            Kind::Card,
+            Kind::Iban,
+            Kind::UsSsn,
+            Kind::Phone,
+            Kind::Ipv4,
+            Kind::PasswordHash,
+        ]
+        .into_iter()
+        .chain(Kind::NATIONAL_IDS)
+        .any(|k| detectors.contains(k));
         Scanner {
             detectors: *detectors,
             markers,
@@ -180,14 +198,19 @@ impl Scanner {
     /// Appends the findings of `text` to `out` with offsets moved by
     /// `base`, without resolving overlaps (the caller does, once).
     pub(crate) fn scan_into(&self, text: &[u8], base: usize, out: &mut Vec<Finding>) {
+        self.scan_layer(text, base, out, 0);
+    }
+
+    /// [`Scanner::scan_into`] on text that was decoded `depth` times.
+    fn scan_layer(&self, text: &[u8], base: usize, out: &mut Vec<Finding>, depth: u8) {
         if text.len() < 6 || self.detectors.is_empty() {
             return;
         }
         let first = out.len();
         self.scan_markers(text, out);
-        if self.numeric {
-            self.scan_digits(text, out);
-        }
+        // The digit pass runs whatever the detectors: it also hands
+        // encoded runs to the decoder.
+        self.scan_digits(text, out, depth);
         self.scan_punctuation(text, out);
         if base != 0 {
             for f in &mut out[first..] {
@@ -307,23 +330,10 @@ impl Scanner {
         if start == at {
             return None;
         }
-        let mut end = at + 1;
-        while end < text.len()
-            && (text[end].is_ascii_alphanumeric() || text[end] == b'-' || text[end] == b'.')
-        {
-            end += 1;
-        }
-        while end > at + 1 && matches!(text[end - 1], b'.' | b'-') {
-            end -= 1;
-        }
-        let domain = &text[at + 1..end];
-        let tld_start = domain.iter().rposition(|&b| b == b'.')? + 1;
-        let labels_ok = domain
-            .split(|&b| b == b'.')
-            .all(|l| !l.is_empty() && l.len() <= 63 && l[0] != b'-' && l[l.len() - 1] != b'-');
-        if !labels_ok || !tld::is_tld(&domain[tld_start..]) {
-            return None;
-        }
+        // An internationalised domain (`exämple.de`) has non-ASCII letters
+        // in its labels; when that reading fails (`jane@x.org」`), the
+        // ASCII one is tried.
+        let end = email_domain_end(text, at, true).or_else(|| email_domain_end(text, at, false))?;
         Some(Finding {
             kind: Kind::Email,
             start,
@@ -643,30 +653,67 @@ impl Scanner {
 
     // ---- pass 2: digits ----------------------------------------------------
 
-    fn scan_digits(&self, text: &[u8], out: &mut Vec<Finding>) {
+    fn scan_digits(&self, text: &[u8], out: &mut Vec<Finding>, depth: u8) {
         let mut i = 0;
+        // Encoded runs already tried end here: each is decoded once.
+        let mut decoded_to = 0;
         while let Some(p) = find_digit(text, i) {
             let mut ws = p;
             while ws > i && text[ws - 1].is_ascii_alphanumeric() {
                 ws -= 1;
             }
-            match self.numeric_at(text, ws) {
-                Some(f) => {
-                    i = f.end;
-                    out.push(f);
-                }
-                None => {
-                    i = p;
-                    while i < text.len() && text[i].is_ascii_alphanumeric() {
-                        i += 1;
+            if let Some(f) = self.numeric.then(|| self.numeric_at(text, ws)).flatten() {
+                i = f.end;
+                out.push(f);
+                continue;
+            }
+            i = p + alnum_len(&text[p..]);
+            if depth < MAX_DECODE_DEPTH && ws >= decoded_to && i - ws >= encoded::MIN_RUN / 2 {
+                if let Some((rs, re, decoded)) = encoded::decode_around(text, ws, i) {
+                    decoded_to = re;
+                    if let Some(f) = self.inside_encoding(&decoded, rs, re, depth) {
+                        out.push(f);
+                        i = re;
                     }
                 }
             }
         }
     }
 
+    /// The finding an encoded run `rs..re` makes when its decoded text holds
+    /// a value: the whole run, as the strongest kind found inside.
+    fn inside_encoding(&self, decoded: &[u8], rs: usize, re: usize, depth: u8) -> Option<Finding> {
+        let mut inner = Vec::new();
+        self.scan_layer(decoded, 0, &mut inner, depth + 1);
+        let kind = inner.iter().map(|f| f.kind).min()?;
+        Some(Finding {
+            kind,
+            start: rs,
+            end: re,
+        })
+    }
+
     /// The numeric value starting at word `ws`, if one is there.
     fn numeric_at(&self, text: &[u8], ws: usize) -> Option<Finding> {
+        // PostgreSQL's `md5…` and MySQL's `*…` password hashes are words
+        // with digits; the first byte tells whether to look.
+        // LDAP's `{SSHA}…` too, found from a digit in its base64 (one
+        // hash in a hundred has none and is missed) at no pass of its own:
+        // the word follows `}`, or `+` or `/` inside the base64.
+        if self.on(Kind::PasswordHash) && ws > 0 && matches!(text[ws - 1], b'}' | b'+' | b'/') {
+            if let Some(f) = self.password_hash(hashes::ldap_around(text, ws)) {
+                return Some(f);
+            }
+        }
+        if self.on(Kind::PasswordHash) && (text[ws] == b'm' || (ws > 0 && text[ws - 1] == b'*')) {
+            let word_end = ws + alnum_len(&text[ws..]);
+            if hashes::mysql_native(text, ws, word_end) {
+                return self.password_hash(Some((ws - 1, word_end)));
+            }
+            if boundary_before(text, ws) && hashes::postgres_md5(&text[ws..word_end]) {
+                return self.password_hash(Some((ws, word_end)));
+            }
+        }
         if text[ws].is_ascii_alphabetic() {
             return self.letter_led(text, ws);
         }
@@ -676,7 +723,7 @@ impl Scanner {
             return self.phone(text, ws);
         }
         if joined_before(text, ws) {
-            return None;
+            return self.glued_to_label(text, ws);
         }
         let chunk = Chunk::read(text, ws);
         let found = self
@@ -688,6 +735,50 @@ impl Scanner {
         found.filter(|f| self.on(f.kind))
     }
 
+    /// A value glued to a word before it by `#`, `_`, `/`, `.` or `-`
+    /// (`cc#4111…`, `user_4111…`, `SSN#536-22-8714`): only the kinds a
+    /// checksum or a field name proves are taken from inside a token, so
+    /// that order numbers and build ids (`ORD-2024-…`) stay whole.
+    fn glued_to_label(&self, text: &[u8], ws: usize) -> Option<Finding> {
+        let sep = ws - 1;
+        let mut ls = sep;
+        while ls > 0 && text[ls - 1].is_ascii_alphabetic() {
+            ls -= 1;
+        }
+        // The label is one word of letters, standing on its own.
+        if !(2..=16).contains(&(sep - ls)) || (ls > 0 && text[ls - 1].is_ascii_alphanumeric()) {
+            return None;
+        }
+        let label = &text[ls..sep];
+        if self.on(Kind::UsSsn)
+            && SSN_WORDS
+                .iter()
+                .any(|w| w.as_bytes().eq_ignore_ascii_case(label))
+        {
+            let found = self
+                .fixed_formats(text, ws)
+                .filter(|f| f.kind == Kind::UsSsn);
+            if found.is_some() {
+                return found;
+            }
+        }
+        if !self.on(Kind::Card) {
+            return None;
+        }
+        let chunk = Chunk::read(text, ws);
+        self.grouped_digits(text, &chunk)
+            .filter(|f| f.kind == Kind::Card)
+    }
+
+    fn password_hash(&self, span: Option<(usize, usize)>) -> Option<Finding> {
+        let (start, end) = span?;
+        self.on(Kind::PasswordHash).then_some(Finding {
+            kind: Kind::PasswordHash,
+            start,
+            end,
+        })
+    }
+
     /// Identifiers that start with letters: IBAN, codice fiscale, NIE, NINO.
     fn letter_led(&self, text: &[u8], ws: usize) -> Option<Finding> {
         let word_end = ws
@@ -696,9 +787,11 @@ impl Scanner {
                 .take_while(|b| b.is_ascii_alphanumeric())
                 .count();
         let word = &text[ws..word_end];
+        // IBANs are printed in capitals but typed in either case.
         if self.on(Kind::Iban)
             && word.len() >= 4
-            && word[..2].iter().all(u8::is_ascii_uppercase)
+            && (word[..2].iter().all(u8::is_ascii_uppercase)
+                || word[..2].iter().all(u8::is_ascii_lowercase))
             && word[2..4].iter().all(u8::is_ascii_digit)
         {
             if let Some(f) = iban_at(text, ws) {
@@ -865,13 +958,19 @@ impl Scanner {
             let d = &digits[..n];
             let groups = &lens[..k];
             let sep = if k > 1 { chunk.seps[0] } else { 0 };
-            // `5092-4788-9804-564b…` is one token, not a number and a tail.
-            if k < chunk.n && chunk.seps[k - 1] != b' ' {
+            // `5092-4788-9804-564b…` is one token, not a number and a tail;
+            // but a whole card number may carry an expiry or cents
+            // (`4111111111111111/12/27`, `4111111111111111.00`).
+            let tail = k < chunk.n && chunk.seps[k - 1] != b' ';
+            if tail && !card_with_tail(text, chunk, k) {
                 continue;
             }
             let end = chunk.groups[k - 1].1;
             let start = chunk.groups[0].0;
             if let Some(kind) = self.digit_groups_kind(text, start, d, groups, sep) {
+                if tail && kind != Kind::Card {
+                    continue;
+                }
                 return Some(Finding { kind, start, end });
             }
         }
@@ -890,11 +989,15 @@ impl Scanner {
         let single = groups.len() == 1;
         let spaced = sep == b' ' || sep == b'-';
         let grouped_as = |pattern: &[usize]| groups == pattern;
-        if self.on(Kind::Card) && (12..=19).contains(&n) && (single || spaced) {
+        if self.on(Kind::Card) && (12..=19).contains(&n) && (single || spaced || sep == b'.') {
+            // `4111.1111.1111.1111` too, but no other dotted layout: those
+            // are versions and amounts.
             let layout_ok = single
-                || groups[..groups.len() - 1].iter().all(|&g| g == 4)
-                || grouped_as(&[4, 6, 5])
-                || grouped_as(&[4, 6, 4]);
+                || (sep == b'.' && grouped_as(&[4, 4, 4, 4]))
+                || (sep != b'.'
+                    && (groups[..groups.len() - 1].iter().all(|&g| g == 4)
+                        || grouped_as(&[4, 6, 5])
+                        || grouped_as(&[4, 6, 4])));
             if layout_ok
                 && checks::card_issuer(d)
                 && checks::luhn(d)
@@ -1123,12 +1226,28 @@ impl Scanner {
         let bracketed = closed && digits_after_close;
         // Dotted groups longer than four digits are versions and build numbers.
         let longest_allowed = if candidate.contains(&b'.') { 4 } else { 5 };
+        // Written without a trunk `0`, national numbers have at most 11
+        // digits (US 10, Spain and Poland 9, Italy and Brazil up to 11);
+        // twelve digits in groups are reference numbers.
+        let trunk = candidate
+            .strip_prefix(b"(")
+            .unwrap_or(candidate)
+            .starts_with(b"0");
         let grouped = groups >= 2
             && digits >= 9
+            && (trunk || digits <= 11)
             && longest_group <= longest_allowed
+            && national_layout(candidate)
             && !looks_like_date_or_amount(candidate)
             && !is_isbn(candidate);
-        if !(international || bracketed || grouped || has_context_word(text, start, PHONE_WORDS)) {
+        // A context word does not make a version or an address a phone
+        // number: the layout must still be one. (Looked for last: it is
+        // the costliest test.)
+        if !(international
+            || bracketed
+            || grouped
+            || (national_layout(candidate) && has_context_word(text, start, PHONE_WORDS)))
+        {
             return None;
         }
         let candidate = std::str::from_utf8(candidate).ok()?;
@@ -1144,9 +1263,7 @@ impl Scanner {
             };
             phonenumber::parse(None, e164).is_ok_and(|n| phonenumber::is_valid(&n))
         } else {
-            self.regions.iter().any(|r| {
-                phonenumber::parse(Some(*r), candidate).is_ok_and(|n| phonenumber::is_valid(&n))
-            })
+            self.valid_national(candidate)
         };
         // An extension belongs to the number: `x123`, ` ext. 44`.
         let end = if valid {
@@ -1161,22 +1278,73 @@ impl Scanner {
         })
     }
 
+    /// Whether `candidate`, written without a country code, is a number
+    /// one of the default regions issues, written as that region writes
+    /// it: where national numbers are dialled with a trunk `0` (Britain,
+    /// Germany, France, the Netherlands, Sweden, Finland, India) they are
+    /// written with it, so `8091 0761 4283` is no German number.
+    fn valid_national(&self, candidate: &str) -> bool {
+        let trunk = candidate.trim_start_matches('(').starts_with('0');
+        self.regions.iter().any(|r| {
+            let needs_trunk = matches!(
+                r,
+                Region::GB | Region::DE | Region::FR | Region::NL | Region::SE | Region::FI
+            );
+            (trunk || !needs_trunk)
+                && phonenumber::parse(Some(*r), candidate).is_ok_and(|n| phonenumber::is_valid(&n))
+        })
+    }
+
+    /// A cell that is, as a whole, a phone number in a national format: a
+    /// trunk `0` or an area code in brackets, digit groups, and a number
+    /// some default region issues (`030 1234567`, `098765 43210`,
+    /// `(11) 91234-5678`). Not a finding by itself — invoice numbers look
+    /// the same — but the masker's column memory makes it one in a column
+    /// of such values. Cells of digits alone are left out: a column of
+    /// bare digit strings holds ids more often than phone numbers.
+    pub(crate) fn national_phone_cell(&self, value: &[u8]) -> Option<Finding> {
+        let cell = value.trim_ascii();
+        if !self.on(Kind::Phone) || !matches!(cell.first(), Some(b'0' | b'(')) || cell.len() > 24 {
+            return None;
+        }
+        let digits = cell.iter().filter(|b| b.is_ascii_digit()).count();
+        let shape_ok = cell
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'.' | b'/' | b'(' | b')'));
+        if !shape_ok
+            || !(7..=15).contains(&digits)
+            || digits == cell.len()
+            || cell.starts_with(b"00")
+            || looks_like_date_or_amount(cell)
+            || is_isbn(cell)
+        {
+            return None;
+        }
+        let valid = self.valid_national(std::str::from_utf8(cell).ok()?);
+        let start = cell.as_ptr() as usize - value.as_ptr() as usize;
+        valid.then_some(Finding {
+            kind: Kind::Phone,
+            start,
+            end: start + cell.len(),
+        })
+    }
+
     // ---- pass 3: IPv6 ------------------------------------------------------
 
-    /// `@` (email) and `:` (credentials in URLs, IPv6), found with memchr:
-    /// single bytes would slow the marker automaton down.
+    /// `@` (email), `:` (credentials in URLs, IPv6) and `$` (password
+    /// hashes), found with memchr: single bytes would slow the marker
+    /// automaton down.
     fn scan_punctuation(&self, text: &[u8], out: &mut Vec<Finding>) {
         let mut resume = 0;
-        for at in memchr::memchr2_iter(b'@', b':', text) {
+        for at in memchr::memchr3_iter(b'@', b':', b'$', text) {
             if at < resume {
                 continue;
             }
-            let found = if text[at] == b'@' {
-                self.email(text, at)
-            } else if text[at..].starts_with(b"://") {
-                self.url_credentials(text, at)
-            } else {
-                None
+            let found = match text[at] {
+                b'@' => self.email(text, at),
+                b'$' => self.password_hash(hashes::at_dollar(text, at)),
+                _ if text[at..].starts_with(b"://") => self.url_credentials(text, at),
+                _ => None,
             };
             if let Some(f) = found {
                 resume = f.end;
@@ -1228,6 +1396,29 @@ impl Scanner {
             }
         }
     }
+}
+
+/// Where the domain of an email whose `@` is at `at` ends, if it is a
+/// domain under a real top-level domain.
+fn email_domain_end(text: &[u8], at: usize, non_ascii: bool) -> Option<usize> {
+    let mut end = at + 1;
+    while end < text.len()
+        && (text[end].is_ascii_alphanumeric()
+            || text[end] == b'-'
+            || text[end] == b'.'
+            || (non_ascii && text[end] >= 0x80))
+    {
+        end += 1;
+    }
+    while end > at + 1 && matches!(text[end - 1], b'.' | b'-') {
+        end -= 1;
+    }
+    let domain = &text[at + 1..end];
+    let tld_start = domain.iter().rposition(|&b| b == b'.')? + 1;
+    let labels_ok = domain
+        .split(|&b| b == b'.')
+        .all(|l| !l.is_empty() && l.len() <= 63 && l[0] != b'-' && l[l.len() - 1] != b'-');
+    (labels_ok && tld::is_tld(&domain[tld_start..])).then_some(end)
 }
 
 fn trim_dots(mut t: &[u8]) -> &[u8] {
@@ -1298,14 +1489,41 @@ fn shape_at(text: &[u8], at: usize, pattern: &[u8]) -> Option<usize> {
     (ok && !continues).then_some(end)
 }
 
+/// Whether the single group of a chunk is a card number followed by an
+/// expiry or cents: 12 to 19 digits, then `/`, `.` or `-` and at most four
+/// digits.
+fn card_with_tail(text: &[u8], chunk: &Chunk, k: usize) -> bool {
+    if k != 1 || chunk.n < 2 || !matches!(chunk.seps[0], b'/' | b'.' | b'-') {
+        return false;
+    }
+    let (s, e) = chunk.groups[0];
+    let (ts, te) = chunk.groups[1];
+    (12..=19).contains(&(e - s)) && te - ts <= 4 && text[ts..te].iter().all(u8::is_ascii_digit)
+}
+
+fn alnum_len(text: &[u8]) -> usize {
+    text.iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count()
+}
+
 fn iban_at(text: &[u8], ws: usize) -> Option<Finding> {
-    let expected = checks::iban_expected_length(&text[ws..ws + 2])?;
+    let country = [
+        text[ws].to_ascii_uppercase(),
+        text[ws + 1].to_ascii_uppercase(),
+    ];
+    let expected = checks::iban_expected_length(&country)?;
+    let lower = text[ws].is_ascii_lowercase();
     let mut code = [0u8; 34];
     let mut n = 0;
     let mut i = ws;
     let mut last_end = ws;
     while i < text.len() && n < expected {
         let b = text[i];
+        // One case throughout: `De89…` or `DE89abc…` is a word, not an IBAN.
+        if b.is_ascii_alphabetic() && b.is_ascii_lowercase() != lower {
+            break;
+        }
         if b.is_ascii_alphanumeric() {
             code[n] = b.to_ascii_uppercase();
             n += 1;
@@ -1424,6 +1642,37 @@ fn extension_len(rest: &[u8]) -> usize {
     i + digits
 }
 
+/// Whether digit groups joined by dots or slashes are laid out as phone
+/// numbers are: dotted only as `415.555.2671` or `01.23.45.67.89` (or
+/// after a trunk `0`), slashed only after a trunk `0` (`030/1234567`).
+/// Other dotted and slashed groups are versions, addresses and invoice
+/// numbers (`3.19.98.8109`, `77.2316.158.143`, `14730/9973`).
+fn national_layout(candidate: &[u8]) -> bool {
+    let dotted = candidate.contains(&b'.');
+    let slashed = candidate.contains(&b'/');
+    if !dotted && !slashed {
+        return true;
+    }
+    let trunk = candidate[0] == b'0' && candidate.get(1).is_some_and(u8::is_ascii_digit);
+    if slashed {
+        return trunk && !dotted;
+    }
+    let mut lens = [0usize; 8];
+    let mut n = 0;
+    for part in candidate
+        .split(|b| !b.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+    {
+        if n == lens.len() {
+            return false;
+        }
+        lens[n] = part.len();
+        n += 1;
+    }
+    let lens = &lens[..n];
+    lens == [3, 3, 4] || lens == [2, 2, 2, 2, 2] || (trunk && lens.iter().all(|&l| l >= 2))
+}
+
 /// ISBN-10 and ISBN-13 written with hyphens: grouped digits that are
 /// book numbers, not phone numbers.
 fn is_isbn(candidate: &[u8]) -> bool {
@@ -1522,6 +1771,17 @@ const PHONE_WORDS: &[&str] = &[
     "número",
     "contact",
     "kontakt",
+    "rufnummer",
+    "mobiel",
+    "telefoon",
+    "celular",
+    "komórka",
+    "ph:",
+    "ph.",
+    "ph#",
+    "電話",
+    "携帯",
+    "телефон",
 ];
 const VERSION_WORDS: &[&str] = &["version", "ver", "release", "build"];
 
@@ -1529,11 +1789,13 @@ const VERSION_WORDS: &[&str] = &["version", "ver", "release", "build"];
 /// `telephone`) in the 24 bytes before `at`, ignoring ASCII case.
 fn has_context_word(text: &[u8], at: usize, words: &[&str]) -> bool {
     // Only word starts are compared, and only with the words that begin
-    // with that letter: a few comparisons per number, not one per offset.
+    // with that letter (or UTF-8 lead byte: 電話): a few comparisons per
+    // number, not one per offset.
     let from = at.saturating_sub(24);
     for i in from..at {
         let b = text[i];
-        if !b.is_ascii_alphabetic() || (i > 0 && text[i - 1].is_ascii_alphanumeric()) {
+        let word_start = b.is_ascii_alphabetic() || b >= 0xC0;
+        if !word_start || (i > 0 && text[i - 1].is_ascii_alphanumeric()) {
             continue;
         }
         let first = b.to_ascii_lowercase();

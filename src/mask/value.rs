@@ -53,7 +53,8 @@ impl MaskStats {
     }
 
     /// Moves the non-empty column tallies into the stats, in column order,
-    /// and resets them. A column the masker has no name for (a row longer
+    /// and resets them all (what a column held in one result says nothing
+    /// about the next). A column the masker has no name for (a row longer
     /// than its description) is `columnN`.
     pub(super) fn take_columns<'a>(
         &mut self,
@@ -64,8 +65,8 @@ impl MaskStats {
             if !tally.is_empty() {
                 let name = name_of(i).map_or_else(|| format!("column{}", i + 1), str::to_owned);
                 self.columns.push((name, tally.counts().collect()));
-                *tally = Tally::default();
             }
+            *tally = Tally::default();
         }
     }
 
@@ -81,7 +82,7 @@ impl MaskStats {
 
 /// A text value: a JSON document kept in a text column is masked as JSON
 /// (its member names are context, not text to match), anything else as
-/// free text.
+/// a cell of its column ([`Masker::mask_cell`]).
 pub(super) fn mask_text_value(
     engine: &Masker,
     value: &[u8],
@@ -91,7 +92,7 @@ pub(super) fn mask_text_value(
     if looks_like_json(value) {
         return engine.mask_json(value, scratch, tally);
     }
-    engine.mask_text(value, scratch, tally)
+    engine.mask_cell(value, scratch, tally)
 }
 
 pub(super) fn looks_like_json(value: &[u8]) -> bool {

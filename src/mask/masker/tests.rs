@@ -406,3 +406,67 @@ fn statement_values_are_masked_inside_their_literals() {
     );
     assert_eq!(m.mask_statement("SELECT 1", Dialect::Postgres), "SELECT 1");
 }
+
+#[test]
+fn a_column_of_national_phone_numbers_is_masked_from_its_second_cell() {
+    let masker = Masker::new(&MaskSettings::default());
+    let mut scratch = Scratch::default();
+    let mut tally = Tally::default();
+    // Each alone is a digit group no rule calls a phone number.
+    let column = ["030 1234567", "089 4711223", "040 3089611", "0221 9876543"];
+    let masked: Vec<Masked> = column
+        .iter()
+        .map(|v| masker.mask_cell(v.as_bytes(), &mut scratch, &mut tally))
+        .collect();
+    assert_eq!(
+        masked[0],
+        Masked::Unchanged,
+        "the first cell has no column yet"
+    );
+    for m in &masked[1..] {
+        assert_eq!(*m, Masked::Replaced(b"<PHONE>".to_vec()));
+    }
+    assert_eq!(tally.counts().collect::<Vec<_>>(), vec![(Kind::Phone, 3)]);
+    // Free text is never judged by its column.
+    let mut other = Tally::default();
+    for v in column {
+        assert_eq!(
+            masker.mask_text(v.as_bytes(), &mut scratch, &mut other),
+            Masked::Unchanged
+        );
+    }
+}
+
+#[test]
+fn columns_of_look_alikes_are_not_phone_columns() {
+    let masker = Masker::new(&MaskSettings::default());
+    let mut scratch = Scratch::default();
+    let columns: &[&[&str]] = &[
+        // Invoice numbers, zero-padded ids, dates, amounts, times.
+        &["INV 0301 234567", "INV 0301 234568", "INV 0301 234569"],
+        &["0001234567", "0001234568", "0301234569"],
+        &["2024-12-31", "2025-01-02", "2025-01-03"],
+        &["01.234.567", "02.345.678", "03.456.789"],
+        &["01:23:45.678", "02:34:56.789", "03:45:01.234"],
+    ];
+    for column in columns {
+        let mut tally = Tally::default();
+        for v in *column {
+            assert_eq!(
+                masker.mask_cell(v.as_bytes(), &mut scratch, &mut tally),
+                Masked::Unchanged,
+                "{v}"
+            );
+        }
+    }
+    // A column that is mostly something else does not turn on.
+    let mut tally = Tally::default();
+    let mixed = ["ref A", "ref B", "ref C", "030 1234567", "089 4711223"];
+    for v in mixed {
+        assert_eq!(
+            masker.mask_cell(v.as_bytes(), &mut scratch, &mut tally),
+            Masked::Unchanged,
+            "{v}"
+        );
+    }
+}

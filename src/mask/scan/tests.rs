@@ -220,3 +220,175 @@ fn phone_formats_people_write() {
         assert_eq!(one(text), ("phone", span.to_string()), "{text}");
     }
 }
+
+#[test]
+fn finds_password_hashes_in_every_stored_format() {
+    let cases: &[&str] = &[
+        // PostgreSQL: SCRAM verifier and the old md5 form.
+        "SCRAM-SHA-256$4096:Wz2U5sRgmYq6Jv8TDd1uvA==$Jc4Tj1eZc3jmpH5uQzDkw9pLuXxhzKtSqgP1c7Xx3hA=:XGfOpf6pPqZyCqWmi5nRkCk3sJx1HNDsOJAbk1DjxQQ=",
+        "md5a3556571e93b0d20722ba62be61e8c2d",
+        // MySQL / MariaDB: mysql_native_password and caching_sha2_password.
+        "*6BB4837EB74329105EE4568DDA7DC67ED2CA2AD9",
+        "$A$005$aaaaaaaaaaaaaaaaaaaaDjXnYnhj8h2vy1MjzOAfdCtIdtxWTyd9X6ER9KV/vGA",
+        // crypt(3) and PHC strings.
+        "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+        "$2y$10$abcdefghijklmnopqrstuuJ8wO0W7zE3bZzqM1y6bK1QeI2Sgl7yG",
+        "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
+        "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+        "$7$C6..../....SodiumChloride$kBGj9fHznVYFQMEn/qDCfrDevf9YDtcDdKvEqHJLV8D",
+        "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7",
+        "$5$rounds=80000$wnsT7Yr92oJoP28r$cKhJImk5mfuSKV9b3mumNzlbstFUplKtQXXMo4G6Ep5",
+        "$6$saltsalt$Yt8wfKx4mC8Xo0U8O1jnp3J1iHcrjEDNbAcGBFVzOMZyt6b0bVxpErkaHxw5mV.9ZtL0WXmRW6tLgCq0d5tRf1",
+        "$1$saltsalt$qjXMvbEw8oaL.CzflDugX/",
+        "$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/",
+        // Django and LDAP.
+        "pbkdf2_sha256$260000$aBcDeFgHiJkLmNoP$Q2hhbmdlTWVQbGVhc2VUaGlzSXNBSGFzaDEyMw=",
+        "argon2$argon2id$v=19$m=102400,t=2,p=8$Y0FYRnhUTWtJQmJY$Ul3kZ0uC2Bbr2vqYsKk8Zw",
+        "{SSHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=",
+        "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=",
+        // The first digit only after a `+` or `/` of the base64.
+        "{SHA}zLlR+NmDD5e2oL6Wx8MUpWGfcW4=",
+        "{SSHA}/p5EgOZRC2Zt4Pfr9lrxZSGCX7L3u58oNNjQeA==",
+        "{CRYPT}$6$saltsalt$Yt8wfKx4mC8Xo0U8O1jnp3J1iHcrjEDNbAcGBFVzOMZyt6b0bVxpErkaHxw5mV.9ZtL0WXmRW6tLgCq0d5tRf1",
+    ];
+    for hash in cases {
+        assert_eq!(one(hash), ("password_hash", hash.to_string()), "{hash}");
+        let found = kinds(&format!("user alice: {hash}, active"));
+        assert_eq!(
+            found,
+            vec![("password_hash", hash.to_string())],
+            "{hash} in text"
+        );
+    }
+}
+
+#[test]
+fn caching_sha2_with_a_binary_salt_masks_the_rest_of_the_value() {
+    // The salt is any 7-bit byte but NUL and `$`: here quotes, a space and
+    // a control byte, which no alphabet bounds.
+    let value = "$A$005$\x01' \"\x7f;ab\tcd:ef=gh  trailing text";
+    let found = kinds(value);
+    assert_eq!(found, vec![("password_hash", value.to_string())]);
+}
+
+#[test]
+fn digests_and_look_alikes_are_not_password_hashes() {
+    none("commit 3f786850e387550fdab836ed7c6dc249bb7ed8aa");
+    none("sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    none("checksum d41d8cd98f00b204e9800998ecf8427e");
+    none("md5 a3556571e93b0d20722ba62be61e8c2d");
+    none("costs $12.50 or $1$ each, $2a and $6");
+    none("PATH=$HOME/bin:$PATH");
+    none("2*6BB4837EB74329105EE4568DDA7DC67ED2CA2AD9");
+    none("*6bb4837eb74329105ee4568dda7dc67ed2ca2ad9");
+    none("{SHA} and {SSHA} are LDAP schemes");
+    none("SCRAM-SHA-256$4096:short$x:y");
+}
+
+#[test]
+fn finds_values_glued_to_their_label() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("cc#4111111111111111", "card", "4111111111111111"),
+        ("user_4111111111111111", "card", "4111111111111111"),
+        ("card/5555555555554444", "card", "5555555555554444"),
+        ("pan.4111 1111 1111 1111", "card", "4111 1111 1111 1111"),
+        ("4111111111111111/12/27", "card", "4111111111111111"),
+        ("4111111111111111/1227", "card", "4111111111111111"),
+        ("4111111111111111.00", "card", "4111111111111111"),
+        ("4111.1111.1111.1111", "card", "4111.1111.1111.1111"),
+        ("SSN#536-22-8714", "us_ssn", "536-22-8714"),
+        ("ssn_536-22-8714", "us_ssn", "536-22-8714"),
+        ("ssn:536228714", "us_ssn", "536228714"),
+        (
+            "de89 3704 0044 0532 0130 00",
+            "iban",
+            "de89 3704 0044 0532 0130 00",
+        ),
+        (
+            "iban: gb82west12345698765432",
+            "iban",
+            "gb82west12345698765432",
+        ),
+        ("email:john@example.com", "email", "john@example.com"),
+        ("jöhn@exämple.de", "email", "jöhn@exämple.de"),
+        ("write to jane@example.org」", "email", "jane@example.org"),
+    ];
+    for (text, kind, span) in cases {
+        assert_eq!(one(text), (*kind, span.to_string()), "{text}");
+    }
+}
+
+#[test]
+fn glued_look_alikes_stay_whole() {
+    // Order numbers, versions, timestamps, dotted numbers and tokens.
+    none("ORD-2021-012649");
+    none("INV-2024-4111111111111112");
+    none("ORD-123-45-6789");
+    none("v4.1.11.1111");
+    none("4.1.11.1111");
+    none("20241231235959123");
+    none("4111.111.1111.1111");
+    none("4111111111111111-abc");
+    none("a1b2-4111111111111111");
+    none("4111111111111111.12345");
+    none("De89370400440532013000");
+}
+
+#[test]
+fn finds_values_inside_base64_and_hex() {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let plain = "contact john.doe@example.com or card 4111 1111 1111 1111";
+    let std = STANDARD.encode(plain);
+    let url = URL_SAFE_NO_PAD.encode(format!("{plain}??>>"));
+    let hex = crate::hex::encode(plain.as_bytes());
+    for encoded in [&std, &url, &hex, &hex.to_ascii_uppercase()] {
+        let text = format!("blob={encoded}; ok");
+        let found = kinds(&text);
+        assert_eq!(found.len(), 1, "{text}: {found:?}");
+        assert_eq!(found[0].1, *encoded, "the whole run is masked");
+    }
+    // Twice encoded.
+    let twice = STANDARD.encode(crate::hex::encode(b"jane@example.org"));
+    assert_eq!(one(&twice).1, twice);
+}
+
+#[test]
+fn encoded_runs_without_values_are_left_alone() {
+    use base64::engine::general_purpose::STANDARD;
+    none(&STANDARD.encode("just some harmless words, nothing else"));
+    none(&crate::hex::encode(b"order 1234 shipped"));
+    // Random bytes, keys and hashes decode to no text.
+    none("dGhpcyBpcyBub3QgYSByZWFsIGtleSBhdCBhbGw9PT0");
+    none("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    none("/usr/local/lib/python3.12/site-packages");
+    none("Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA");
+}
+
+#[test]
+fn phone_numbers_keep_their_national_layouts_and_look_alikes_do_not() {
+    let found = [
+        ("Rufnummer 030 127750", "030 127750"),
+        ("mobiel 06 12343929", "06 12343929"),
+        ("Ph: 074104 14761", "074104 14761"),
+        ("電話 03-1234-5678", "03-1234-5678"),
+        ("415.555.2671", "415.555.2671"),
+        ("01.23.45.67.89", "01.23.45.67.89"),
+        ("Tel. 030/1234567", "030/1234567"),
+    ];
+    for (text, span) in found {
+        assert_eq!(one(text), ("phone", span.to_string()), "{text}");
+    }
+    // Versions, IP-like numbers, invoice numbers and reference groups that
+    // some region's rules would accept.
+    for text in [
+        "version 3.19.98.8109",
+        "3.13.74.6063",
+        "call 207.176.7264.61",
+        "77.2316.158.143",
+        "Rechnung Nr. 14730/9973",
+        "8091 0761 4283",
+        "9030 0223 4748",
+    ] {
+        none(text);
+    }
+}
