@@ -44,10 +44,11 @@ pub enum Kind {
     Ipv4,
     Ipv6,
     Phone,
+    Person,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 35] = [
+    pub const ALL: [Kind; 36] = [
         Kind::PrivateKey,
         Kind::Jwt,
         Kind::UrlCredentials,
@@ -83,6 +84,7 @@ impl Kind {
         Kind::Ipv4,
         Kind::Ipv6,
         Kind::Phone,
+        Kind::Person,
     ];
 
     /// The national identifiers: off unless a policy enables them, because
@@ -142,6 +144,7 @@ impl Kind {
             Kind::Ipv4 => "ipv4",
             Kind::Ipv6 => "ipv6",
             Kind::Phone => "phone",
+            Kind::Person => "person",
         }
     }
 
@@ -187,6 +190,7 @@ impl Kind {
             Kind::Ipv4 => "<IPV4>",
             Kind::Ipv6 => "<IPV6>",
             Kind::Phone => "<PHONE>",
+            Kind::Person => "<PERSON>",
         }
     }
 

@@ -29,6 +29,8 @@ use super::json::{self, InvalidJson, Leaf};
 use super::kind::{Detectors, Finding, Kind};
 use super::tld;
 
+mod person;
+
 /// What a literal marker found by the first pass leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Marker {
@@ -144,6 +146,9 @@ const DEFAULT_REGIONS: &[Region] = &[
 impl Scanner {
     pub fn new(detectors: &Detectors) -> Scanner {
         enlarge_phone_regex_cache();
+        if detectors.contains(Kind::Person) {
+            person::warm();
+        }
         let markers = AhoCorasickBuilder::new()
             .ascii_case_insensitive(false)
             .match_kind(MatchKind::LeftmostFirst)
@@ -180,15 +185,24 @@ impl Scanner {
     /// Appends the findings of `text` to `out` with offsets moved by
     /// `base`, without resolving overlaps (the caller does, once).
     pub(crate) fn scan_into(&self, text: &[u8], base: usize, out: &mut Vec<Finding>) {
-        if text.len() < 6 || self.detectors.is_empty() {
-            return;
-        }
         let first = out.len();
+        // Names are short ("Bo Li"): they are looked for below the others'
+        // minimum length.
+        if self.on(Kind::Person) {
+            person::scan(text, out);
+        }
+        if text.len() < 6 || self.detectors.is_empty() {
+            return self.shift(out, first, base);
+        }
         self.scan_markers(text, out);
         if self.numeric {
             self.scan_digits(text, out);
         }
         self.scan_punctuation(text, out);
+        self.shift(out, first, base);
+    }
+
+    fn shift(&self, out: &mut [Finding], first: usize, base: usize) {
         if base != 0 {
             for f in &mut out[first..] {
                 f.start += base;

@@ -1,0 +1,758 @@
+//! The `person` detector: personal names in free text, JSON values and bare
+//! cells, in Latin script (romanised Japanese, Chinese, Indian and Arabic
+//! names included).
+//!
+//! Names have no checksum, so a name is a capitalised word the lexicon
+//! knows as a given name or a surname, *and* a second piece of evidence:
+//! another name beside it (`Jane Smith`, `J. Smith`, `Jennifer Kowalczyk`),
+//! a title before it (`Dr Smith`, `Frau Müller`), a context word before it
+//! (`customer Jennifer`, `Name: Smith`), or a cell holding nothing else
+//! (`SMITH, JOHN`). Words the lexicon marks as common words or places
+//! (`May`, `Paris`, `Victoria`) need stronger evidence, and a word such as
+//! `Street`, `Station` or `GmbH` right after a name makes it a place or a
+//! firm.
+//!
+//! Speed: most text has no capital letters in it, or capitals only at
+//! sentence starts and on nouns. One pass finds bytes that can start a
+//! capitalised word (`A`–`Z`, or the lead byte of a Latin letter with a
+//! diacritic), eight bytes at a time; a capitalised word is looked up only
+//! when another capitalised word follows it, or when it is the whole cell,
+//! or when the word before it may be a title or context word (a two-letter
+//! prefix bitmap screens those before any lookup). Nothing is allocated
+//! unless a name is found.
+//!
+//! The lexicon (`person/lexicon.txt`, see `person/README.md` for its source
+//! and licence) is parsed once into a hash map the first time a scanner
+//! with this detector is built.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
+
+use super::{Finding, Kind};
+
+const LEXICON_TEXT: &str = include_str!("person/lexicon.txt");
+
+/// What the lexicon says about a word.
+const GIVEN: u8 = 1;
+const SURNAME: u8 = 2;
+const AMBIGUOUS: u8 = 4;
+const TITLE: u8 = 8;
+const PARTICLE: u8 = 16;
+const CONTEXT: u8 = 32;
+const SUFFIX: u8 = 64;
+const WORD: u8 = 128;
+const NAME: u8 = GIVEN | SURNAME;
+
+/// Longest word looked up, in bytes after folding.
+const MAX_WORD: usize = 40;
+/// Most words in one run of capitalised words that is evaluated.
+const MAX_RUN: usize = 8;
+
+/// A multiply-rotate hasher for short words. The table is fixed at start
+/// and only lookups see outside input, so flooding is not a concern.
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        self.0 = h;
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+struct Lexicon {
+    words: HashMap<Box<[u8]>, u8, BuildHasherDefault<WordHasher>>,
+    /// Bit `a * 26 + b` is set when a title or context word starts with the
+    /// letters `a`, `b`: screens the word before a lone capitalised word.
+    cue_prefixes: [u64; 11],
+}
+
+impl Lexicon {
+    fn parse(text: &str) -> Lexicon {
+        let mut words: HashMap<Box<[u8]>, u8, BuildHasherDefault<WordHasher>> =
+            HashMap::default();
+        let mut cue_prefixes = [0u64; 11];
+        let mut buf = [0u8; MAX_WORD];
+        for line in text.lines() {
+            let Some((word, flags)) = line.split_once('\t') else {
+                continue;
+            };
+            let bits = flags.bytes().fold(0u8, |acc, f| {
+                acc | match f {
+                    b'g' => GIVEN,
+                    b's' => SURNAME,
+                    b'a' => AMBIGUOUS,
+                    b't' => TITLE,
+                    b'p' => PARTICLE,
+                    b'c' => CONTEXT,
+                    b'x' => SUFFIX,
+                    b'w' => WORD,
+                    _ => 0,
+                }
+            });
+            let Some(len) = fold(word.as_bytes(), &mut buf) else {
+                continue;
+            };
+            let key = &buf[..len];
+            if bits & (TITLE | CONTEXT) != 0 {
+                if let Some(bit) = prefix_bit(key) {
+                    cue_prefixes[bit / 64] |= 1 << (bit % 64);
+                }
+            }
+            *words.entry(key.into()).or_default() |= bits;
+        }
+        Lexicon {
+            words,
+            cue_prefixes,
+        }
+    }
+
+    fn get() -> &'static Lexicon {
+        static LEXICON: OnceLock<Lexicon> = OnceLock::new();
+        LEXICON.get_or_init(|| Lexicon::parse(LEXICON_TEXT))
+    }
+
+    fn flags(&self, word: &[u8]) -> u8 {
+        let mut buf = [0u8; MAX_WORD];
+        let Some(len) = fold(word, &mut buf) else {
+            return 0;
+        };
+        let key = &buf[..len];
+        if let Some(&f) = self.words.get(key) {
+            return f;
+        }
+        // A double-barrelled name is a name when one of its parts is:
+        // Jean-Luc, Müller-Lüdenscheidt, al-Hassan.
+        if key.contains(&b'-') {
+            let parts = key
+                .split(|&b| b == b'-')
+                .map(|p| self.words.get(p).copied().unwrap_or(0));
+            let all = parts.fold(0u8, |acc, f| acc | (f & NAME));
+            return all;
+        }
+        0
+    }
+
+    fn may_be_cue(&self, word: &[u8]) -> bool {
+        let lower = [word[0].to_ascii_lowercase(), word[1].to_ascii_lowercase()];
+        prefix_bit(&lower).is_some_and(|bit| self.cue_prefixes[bit / 64] & (1 << (bit % 64)) != 0)
+    }
+}
+
+fn prefix_bit(word: &[u8]) -> Option<usize> {
+    match word {
+        [a @ b'a'..=b'z', b @ b'a'..=b'z', ..] => {
+            Some(usize::from(a - b'a') * 26 + usize::from(b - b'a'))
+        }
+        _ => None,
+    }
+}
+
+/// Builds the lexicon now, so that the first query does not pay for it.
+pub(super) fn warm() {
+    Lexicon::get();
+}
+
+/// `word` in lower case without apostrophes, into `buf`; `None` when it is
+/// too long or not UTF-8.
+fn fold(word: &[u8], buf: &mut [u8; MAX_WORD]) -> Option<usize> {
+    let mut n = 0;
+    if word.is_ascii() {
+        for &b in word {
+            if b == b'\'' {
+                continue;
+            }
+            *buf.get_mut(n)? = b.to_ascii_lowercase();
+            n += 1;
+        }
+        return Some(n);
+    }
+    let s = std::str::from_utf8(word).ok()?;
+    for c in s.chars().flat_map(char::to_lowercase) {
+        if c == '\'' || c == '\u{2019}' {
+            continue;
+        }
+        let len = c.len_utf8();
+        c.encode_utf8(buf.get_mut(n..n + len)?);
+        n += len;
+    }
+    Some(n)
+}
+
+/// The character at `at` and its length in bytes, if `text` holds a valid
+/// UTF-8 sequence there.
+fn char_at(text: &[u8], at: usize) -> Option<(char, usize)> {
+    let b = *text.get(at)?;
+    let len = match b {
+        0x00..=0x7f => return Some((char::from(b), 1)),
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return None,
+    };
+    let s = std::str::from_utf8(text.get(at..at + len)?).ok()?;
+    s.chars().next().map(|c| (c, len))
+}
+
+fn is_letter_at(text: &[u8], at: usize) -> bool {
+    match text.get(at) {
+        Some(b) if b.is_ascii() => b.is_ascii_alphabetic(),
+        Some(_) => char_at(text, at).is_some_and(|(c, _)| c.is_alphabetic()),
+        None => false,
+    }
+}
+
+fn is_upper_at(text: &[u8], at: usize) -> bool {
+    match text.get(at) {
+        Some(b) if b.is_ascii() => b.is_ascii_uppercase(),
+        Some(_) => char_at(text, at).is_some_and(|(c, _)| c.is_uppercase()),
+        None => false,
+    }
+}
+
+/// Whether the byte before `at` continues a word, so that `at` is not a
+/// word start.
+fn joined_before(text: &[u8], at: usize) -> bool {
+    if at == 0 {
+        return false;
+    }
+    let b = text[at - 1];
+    if b.is_ascii() {
+        return b.is_ascii_alphanumeric() || b == b'_' || b == b'\'';
+    }
+    // Step back to the lead byte of the character before.
+    let mut s = at - 1;
+    while s > 0 && at - s < 4 && text[s] & 0xc0 == 0x80 {
+        s -= 1;
+    }
+    char_at(text, s).is_some_and(|(c, len)| s + len == at && (c.is_alphanumeric() || c == '\u{2019}'))
+}
+
+/// The position of the next byte at or after `from` that can start a
+/// capitalised word: `A`–`Z`, or a lead byte 0xC3–0xC9 (U+00C0–U+027F, the
+/// Latin letters with diacritics), eight bytes at a time.
+fn find_capital(text: &[u8], from: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while i + 8 <= text.len() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&text[i..i + 8]);
+        let w = u64::from_le_bytes(b);
+        // Per byte, on the low seven bits (no carry crosses a byte):
+        // adding 0x80 - x sets the high bit from x up.
+        let low7 = w & (0x7f * LO);
+        let upper = (low7 + 0x3f * LO) & !(low7 + 0x25 * LO) & !w;
+        let lead = (low7 + 0x3d * LO) & !(low7 + 0x36 * LO) & w;
+        let hits = (upper | lead) & HI;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    (i..text.len()).find(|&j| text[j].is_ascii_uppercase() || (0xc3..=0xc9).contains(&text[j]))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `Smith`, `McDonald`, `O'Brien`, `Łukasz`.
+    Capitalised,
+    /// `SMITH`.
+    Upper,
+    /// `J.`
+    Initial,
+    /// `van`, `de`, `al`: a lowercase particle.
+    Lower,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Word {
+    start: usize,
+    /// End of the word itself (a possessive `'s` and an initial's dot
+    /// excluded).
+    end: usize,
+    /// End including an initial's or abbreviation's dot.
+    next: usize,
+    shape: Shape,
+    flags: u8,
+}
+
+impl Word {
+    fn is(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    /// A name the lexicon knows, and no word that is never a name.
+    fn known(&self) -> bool {
+        self.is(NAME)
+    }
+
+    fn given(&self) -> bool {
+        self.is(GIVEN)
+    }
+
+    fn surname(&self) -> bool {
+        self.is(SURNAME)
+    }
+
+    fn ambiguous(&self) -> bool {
+        self.is(AMBIGUOUS | WORD)
+    }
+
+    /// Capitalised, unknown to the lexicon, and shaped like a name: it may
+    /// be a name the lexicon lacks.
+    fn unknown(&self) -> bool {
+        self.flags == 0 && self.shape != Shape::Initial && self.shape != Shape::Lower
+    }
+
+    fn initial(&self) -> bool {
+        self.shape == Shape::Initial
+    }
+
+    fn title(&self) -> bool {
+        self.is(TITLE) && self.shape != Shape::Lower
+    }
+
+    /// Never a name: a month, a street suffix, a common word.
+    fn not_a_name(&self) -> bool {
+        // A common word that some list also has as a surname ("The") is
+        // a word; one that is also a given name (May, Mark) may be either.
+        (self.is(WORD) && !self.is(GIVEN)) || (self.is(SUFFIX) && !self.is(NAME))
+    }
+}
+
+/// Reads the word at `start` (a letter). `None` when it holds digits or is
+/// too long to be a name.
+fn read_word(text: &[u8], start: usize) -> Option<Word> {
+    let mut i = start;
+    let mut letters = 0usize;
+    let mut lower_after_first = 0usize;
+    loop {
+        match char_at(text, i) {
+            Some((c, len)) if c.is_alphabetic() => {
+                if !c.is_uppercase() && letters > 0 {
+                    lower_after_first += 1;
+                }
+                letters += 1;
+                i += len;
+            }
+            // Inner apostrophes and hyphens: O'Brien, D’Angelo, Jean-Luc.
+            Some(('\'' | '\u{2019}' | '-', len)) if is_letter_at(text, i + len) => {
+                i += len;
+            }
+            _ => break,
+        }
+        if i - start > MAX_WORD {
+            return None;
+        }
+    }
+    if letters == 0 || (i < text.len() && (text[i].is_ascii_digit() || text[i] == b'_')) {
+        return None;
+    }
+    let mut end = i;
+    // A possessive: Smith's, Müller’s.
+    for suffix in [&b"'s"[..], "\u{2019}s".as_bytes()] {
+        if text[start..end].ends_with(suffix) && end - suffix.len() > start + 1 {
+            end -= suffix.len();
+        }
+    }
+    let first_upper = is_upper_at(text, start);
+    let shape = if !first_upper {
+        Shape::Lower
+    } else if letters == 1 {
+        if text.get(i) == Some(&b'.') {
+            Shape::Initial
+        } else {
+            // A lone capital letter without a dot: "I", "A".
+            return None;
+        }
+    } else if lower_after_first == 0 {
+        Shape::Upper
+    } else {
+        Shape::Capitalised
+    };
+    let next = if text.get(i) == Some(&b'.') { i + 1 } else { i };
+    Some(Word {
+        start,
+        end,
+        next,
+        shape,
+        flags: 0,
+    })
+}
+
+/// The start of the word that follows `word` in the same name, if the gap
+/// between them is one a name has: a space, or a dot and a space after an
+/// initial or title.
+fn following_start(text: &[u8], word: &Word) -> Option<usize> {
+    let at = word.next;
+    let gap = match text.get(at..) {
+        Some([b' ', ..]) => 1,
+        _ => return None,
+    };
+    let start = at + gap;
+    is_letter_at(text, start).then_some(start)
+}
+
+/// The word just before `start`, across a separator such as `: ` or ` `.
+fn previous_word(text: &[u8], start: usize) -> Option<(usize, usize)> {
+    let mut end = start;
+    let mut gap = 0;
+    while end > 0 && matches!(text[end - 1], b' ' | b':' | b'=' | b'\t' | b',') && gap < 3 {
+        end -= 1;
+        gap += 1;
+    }
+    if gap == 0 || end == 0 {
+        return None;
+    }
+    let mut s = end;
+    while s > 0 && (text[s - 1].is_ascii_alphabetic() || text[s - 1] >= 0x80) && end - s <= 24 {
+        s -= 1;
+    }
+    (s < end && end - s >= 2).then_some((s, end))
+}
+
+/// Whether `[start, end)` is the whole cell, give or take quotes, brackets
+/// and blanks.
+fn is_whole(text: &[u8], start: usize, end: usize) -> bool {
+    let pad = |b: &u8| b.is_ascii_whitespace() || b"\"'()[]<>.,;".contains(b);
+    text[..start].iter().all(pad) && text[end..].iter().all(pad)
+}
+
+/// Finds the names in `text` and appends them to `out`.
+pub(super) fn scan(text: &[u8], out: &mut Vec<Finding>) {
+    let lexicon = Lexicon::get();
+    let mut from = 0;
+    while let Some(p) = find_capital(text, from) {
+        if joined_before(text, p) || !is_upper_at(text, p) {
+            from = p + 1;
+            continue;
+        }
+        let Some(first) = read_word(text, p) else {
+            from = skip_word(text, p);
+            continue;
+        };
+        from = first.next.max(p + 1);
+        let followed = following_start(text, &first).is_some_and(|s| {
+            is_upper_at(text, s) || starts_particle_then_capital(text, s)
+        });
+        let whole = is_whole(text, first.start, first.next);
+        let surname_first = !followed && surname_comma_given(text, &first);
+        let cued = !followed
+            && !whole
+            && !surname_first
+            && previous_word(text, first.start)
+                .is_some_and(|(s, e)| lexicon.may_be_cue(&text[s..e]));
+        if !(followed || whole || surname_first || cued) {
+            continue;
+        }
+        from = evaluate_run(lexicon, text, first, out).max(from);
+    }
+}
+
+/// `de la Cruz`, `van der Berg`: a particle (or two) and then a capital.
+fn starts_particle_then_capital(text: &[u8], start: usize) -> bool {
+    let mut at = start;
+    for _ in 0..2 {
+        let len = text[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_lowercase())
+            .count();
+        if !(1..=4).contains(&len) || text.get(at + len) != Some(&b' ') {
+            return false;
+        }
+        at += len + 1;
+        if is_upper_at(text, at) {
+            return true;
+        }
+    }
+    false
+}
+
+/// `Smith, John` as a whole cell.
+fn surname_comma_given(text: &[u8], first: &Word) -> bool {
+    text.get(first.next..first.next + 2) == Some(b", ")
+        && is_upper_at(text, first.next + 2)
+        && text[..first.start]
+            .iter()
+            .all(|b| b.is_ascii_whitespace() || b"\"'".contains(b))
+}
+
+fn skip_word(text: &[u8], mut at: usize) -> usize {
+    while at < text.len() && (text[at].is_ascii_alphanumeric() || text[at] >= 0x80 || text[at] == b'_')
+    {
+        at += 1;
+    }
+    at.max(1)
+}
+
+/// Reads the run of name-shaped words starting with `first`, looks them
+/// up, and appends the names in it. Returns where scanning goes on.
+fn evaluate_run(lexicon: &Lexicon, text: &[u8], first: Word, out: &mut Vec<Finding>) -> usize {
+    let mut words = [first; MAX_RUN];
+    let mut n = 1;
+    words[0].flags = lexicon.flags(&text[first.start..first.end]);
+    // "Smith, John" in a cell of its own: read past the comma once.
+    let mut comma_at = None;
+    loop {
+        if n == MAX_RUN {
+            break;
+        }
+        let last = words[n - 1];
+        let start = match following_start(text, &last) {
+            Some(s) => s,
+            None if n == 1 && surname_comma_given(text, &last) => {
+                comma_at = Some(1);
+                last.next + 2
+            }
+            None => break,
+        };
+        let Some(mut w) = read_word(text, start) else {
+            break;
+        };
+        if w.shape == Shape::Lower {
+            w.flags = lexicon.flags(&text[w.start..w.end]);
+            // Only a particle followed by a capitalised word (or by another
+            // particle: van der Berg) stays.
+            let then_capital = following_start(text, &w)
+                .is_some_and(|s| is_upper_at(text, s) || starts_particle_then_capital(text, s));
+            if !w.is(PARTICLE) || !then_capital {
+                break;
+            }
+        } else {
+            w.flags = lexicon.flags(&text[w.start..w.end]);
+        }
+        words[n] = w;
+        n += 1;
+    }
+    let words = &words[..n];
+    let run_end = words[n - 1].next;
+
+    let prev_cue = previous_word(text, words[0].start).is_some_and(|(s, e)| {
+        let f = lexicon.flags(&text[s..e]);
+        f & (CONTEXT | TITLE) != 0
+    });
+    if let Some(1) = comma_at {
+        // Surname, Given (Given…): a name when the cell holds nothing else.
+        let (s, g) = (words[0], words.get(1));
+        if let Some(g) = g {
+            let end = words[n - 1].end;
+            let all_names = words[1..].iter().all(|w| w.known() || w.initial());
+            if is_whole(text, s.start, words[n - 1].next)
+                && (s.surname() || prev_cue)
+                && g.given()
+                && all_names
+            {
+                push(out, text, s.start, end);
+                return run_end;
+            }
+        }
+        return run_end;
+    }
+    let all_upper = words.iter().all(|w| w.shape != Shape::Capitalised);
+    let whole = is_whole(text, words[0].start, run_end);
+
+    let mut i = 0;
+    while i < n {
+        let w = words[i];
+        let cue = if i == 0 {
+            prev_cue
+        } else {
+            words[i - 1].is(CONTEXT | TITLE)
+        };
+        let next_suffix = |end: usize| words.get(end).is_some_and(|w| w.is(SUFFIX));
+        // A title: whatever capitalised words follow are the name.
+        if w.title() && !w.known() || (w.title() && words.get(i + 1).is_some_and(|n| n.known())) {
+            let mut j = i + 1;
+            while j < n && words[j].title() && !words[j].known() {
+                j += 1;
+            }
+            let end = name_end(words, j);
+            if end > j && !words[j].not_a_name() && !next_suffix(end) {
+                push(out, text, words[j].start, words[end - 1].end);
+                i = end;
+            } else {
+                i = j.max(i + 1);
+            }
+            continue;
+        }
+        if w.not_a_name() || w.shape == Shape::Lower {
+            i += 1;
+            continue;
+        }
+        let end = name_end(words, i);
+        let seg = &words[i..end];
+        if seg.is_empty() {
+            i += 1;
+            continue;
+        }
+        let whole = whole && i == 0 && end == n;
+        if let Some(len) = judge(seg, cue, whole, all_upper, text) {
+            let last = &seg[len - 1];
+            // "Washington Street", "Victoria Station": a place, unless the
+            // given name is no place and the last word a real surname
+            // (Jennifer Park).
+            let place = next_suffix(i + len)
+                && (seg[0].ambiguous() || !last.surname() || len == 1);
+            if !place {
+                push(out, text, seg[0].start, last.end);
+            }
+            i += len;
+        } else {
+            i += 1;
+        }
+    }
+    run_end
+}
+
+/// The end of the name-shaped words from `i`: initials, known names,
+/// unknown capitalised words and particles between them, up to four name
+/// words.
+fn name_end(words: &[Word], i: usize) -> usize {
+    let mut j = i;
+    let mut names = 0;
+    while j < words.len() && names < 4 {
+        let w = &words[j];
+        if w.shape == Shape::Lower {
+            if w.is(PARTICLE) && j > i {
+                j += 1;
+                continue;
+            }
+            break;
+        }
+        if w.not_a_name() || (w.title() && !w.known()) || w.is(CONTEXT) && !w.known() {
+            break;
+        }
+        // Park, Hall, Street: a surname right after a given name that is
+        // no place (Jennifer Park), otherwise the end of a place's name
+        // (Washington Street, Victoria Park).
+        if w.is(SUFFIX) && !(j == i + 1 && words[i].given() && !words[i].ambiguous()) {
+            break;
+        }
+        names += 1;
+        j += 1;
+    }
+    // Never end on a particle.
+    while j > i && words[j - 1].shape == Shape::Lower {
+        j -= 1;
+    }
+    j
+}
+
+/// How many words of `seg` (name-shaped words, see [`name_end`]) form a
+/// name, if they do. `cue` is a context word or title before them, `whole`
+/// that they are all the cell holds.
+fn judge(seg: &[Word], cue: bool, whole: bool, all_upper: bool, text: &[u8]) -> Option<usize> {
+    let first = &seg[0];
+    let n = seg.len();
+    let strong = cue || whole;
+    let last_known_name = seg.iter().rposition(|w| w.known());
+    if n == 1 {
+        // One name alone: after a cue, or as a cell of its own when it is
+        // no common word or place (a first_name column: "Jennifer").
+        let ok = first.known() && (cue || (whole && !first.ambiguous()));
+        return ok.then_some(1);
+    }
+    // Initials, then a surname: J. Smith, J. R. R. Tolkien.
+    if first.initial() {
+        let k = seg.iter().position(|w| !w.initial())?;
+        let rest = &seg[k..];
+        let sur = rest.iter().rposition(|w| w.surname() || w.given())?;
+        return Some(k + sur + 1);
+    }
+    if first.given() {
+        // Given + a known surname or given name further on.
+        if let Some(last) = last_known_name.filter(|&l| l > 0) {
+            let both_ambiguous = first.ambiguous() && seg[1..=last].iter().all(|w| w.ambiguous() || !w.known());
+            if both_ambiguous && !strong {
+                return None;
+            }
+            // Trailing unknown words: a second surname the lexicon lacks
+            // (García Kowalczyk) in a whole cell or after a cue.
+            let end = if strong { n } else { last + 1 };
+            return Some(end);
+        }
+        // Given + an unknown capitalised word: a surname the lexicon
+        // lacks, unless the given name is a common word or place.
+        let second = &seg[1];
+        if second.unknown() && (!first.ambiguous() || strong) && (!all_upper || strong) {
+            return Some(if strong { n } else { 2 });
+        }
+        return None;
+    }
+    if first.unknown() {
+        // An unknown given name and a known surname: Xiomara Smith. Not at
+        // the start of a sentence, where any word is capitalised.
+        let second = &seg[1];
+        if second.surname() && !second.ambiguous() && (!all_upper || strong) {
+            if strong || !sentence_start(text, first.start) {
+                return Some(if strong { n } else { 2 });
+            }
+        }
+        if strong && !all_upper && n <= 3 {
+            return Some(n);
+        }
+        return None;
+    }
+    // A surname first: two surnames, or a particle name, in a cell or after
+    // a cue.
+    if first.surname() && !first.ambiguous() && strong {
+        return Some(n);
+    }
+    None
+}
+
+/// Whether `at` opens a sentence: the start of the text, or after `.`,
+/// `!`, `?`, a line break or a quote.
+fn sentence_start(text: &[u8], at: usize) -> bool {
+    let before = text[..at].iter().rev().find(|b| !matches!(b, b' ' | b'"' | b'\''));
+    match before {
+        None => true,
+        Some(b) => matches!(b, b'.' | b'!' | b'?' | b'\n' | b'\r' | b':' | b'\t' | b'-'),
+    }
+}
+
+fn push(out: &mut Vec<Finding>, text: &[u8], mut start: usize, end: usize) {
+    // Arabic surnames written al-Hassan, el-Amin: keep the article.
+    if start >= 3 && text[start - 1] == b'-' {
+        let art = &text[start - 3..start - 1];
+        if art.eq_ignore_ascii_case(b"al") || art.eq_ignore_ascii_case(b"el") {
+            start -= 3;
+        }
+    }
+    if end > start {
+        out.push(Finding {
+            kind: Kind::Person,
+            start,
+            end,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
