@@ -18,7 +18,8 @@ Flags:
   g  a given name          s  a surname
   a  a name that is also a common word or a place (May, Will, Paris,
      Victoria): it counts as a name only beside another name or a cue
-  t  a title (Mr, Frau, Sig): the capitalised word after it is a name
+  t  a title (Mr, Frau, Sig; also `ra` and `ssa`, the endings of Sig.ra and
+     Dott.ssa): the capitalised word after it is a name
   p  a particle inside surnames (van, de, von, bin, al)
   c  a context word (name, contact, Ansprechpartner, nombre): a
      capitalised word right after it is a name
@@ -56,7 +57,7 @@ TITLES = """
 mr mrs ms miss mx dr prof sir dame lady lord rev fr
 herr frau hr fr dipl ing mag
 m mme mlle mm me pr
-sig sigra sigg dott dottssa
+sig sigra sigg dott dottssa ra ssa
 sr sra srta dña don doña dn
 dhr mevr mw drs
 pan pani
@@ -71,16 +72,16 @@ CONTEXT_WORDS = """
 name names fullname firstname lastname surname forename contact customer client patient
 employee user author owner manager signed signature attn attention dear hi hello regards
 sincerely applicant holder recipient sender guest tenant driver passenger member agent
-cardholder beneficiary
+cardholder beneficiary assigned assignee
 kunde kundin ansprechpartner ansprechpartnerin vorname nachname inhaber mitarbeiter
 nom prénom prenom destinataire titulaire madame monsieur bonjour cordialement
-nombre apellido apellidos cliente paciente titular estimado estimada hola
-nome cognome gentile cliente paziente
-naam voornaam achternaam klant geachte beste
+nombre apellido apellidos cliente paciente titular estimado estimada hola contacto
+nome cognome gentile cliente paziente contatto
+naam voornaam achternaam klant geachte beste contactpersoon
 imię imie nazwisko klient pacjent szanowny szanowna
 nome sobrenome contato prezado prezada olá
 namn kund kontaktperson hej
-nimi asiakas
+nimi asiakas yhteyshenkilö
 """.split()
 
 # Capitalised words that are never a name, and suffixes that make the name
@@ -98,7 +99,7 @@ rue boulevard gare
 calle avenida plaza estación
 via viale piazza stazione
 rua praça estação
-straat laan plein gracht
+straat laan plein gracht stichting
 ulica aleja plac
 gatan vägen torget
 upon river lake mountain mount valley island islands bay beach falls hills county city town
@@ -125,7 +126,7 @@ king prince duke earl baron knight bishop young brown white black green gray gre
 short little small rich price cash banks sterling chase hall hill wood stone lane
 street field park brook rivers waters bush frank major rich sharp strong swift wise
 paris london berlin madrid roma rome milano florence venice vienna prague warsaw sydney
-victoria georgia virginia carolina dakota india china jordan israel kenya chad
+queen victoria georgia virginia carolina dakota india china jordan israel kenya chad
 austin houston dallas denver phoenix orlando charlotte regina kingston washington lincoln
 jackson madison monroe jefferson franklin clinton trump ford tesla mercedes porsche
 toyota honda jaguar chevrolet dodge lincoln bentley
@@ -210,6 +211,9 @@ def main() -> None:
                 add(name, kind)
 
     places: set[str] = set()
+    # Street and company words from Faker's address data; a given name
+    # among them (street titles honour people) stays a name.
+    faker_suffixes: set[str] = set()
     for mod in sorted({l for l in NAME_LOCALES}):
         try:
             addr = importlib.import_module(f"faker.providers.address.{mod}").Provider
@@ -226,8 +230,8 @@ def main() -> None:
             for entry in getattr(addr, attr, ()) or ():
                 for w in str(entry).split():
                     w = w.strip(".")
-                    if latin(w) and len(w) > 1 and w[0].isupper():
-                        add(w, "x")
+                    if latin(w) and len(w) > 1:
+                        faker_suffixes.add(w)
         try:
             dt = importlib.import_module(f"faker.providers.date_time.{mod}").Provider
             for table in (getattr(dt, "DAY_NAMES", {}), getattr(dt, "MONTH_NAMES", {})):
@@ -240,11 +244,15 @@ def main() -> None:
             company = importlib.import_module(f"faker.providers.company.{mod}").Provider
             for w in getattr(company, "company_suffixes", ()) or ():
                 for part in str(w).replace(".", " ").split():
-                    if latin(part) and len(part) > 1:
-                        add(part, "x")
+                    # "and Sons": the capitalised words only.
+                    if latin(part) and len(part) > 1 and part[0].isupper():
+                        faker_suffixes.add(part)
         except ModuleNotFoundError:
             pass
 
+    for w in sorted(faker_suffixes):
+        if "g" not in flags.get(clean(w), set()):
+            add(w, "x")
     for w in SUFFIX_WORDS:
         add(w, "x")
     for w in COMMON_WORDS:
@@ -263,6 +271,12 @@ def main() -> None:
         # word is unknown to the detector, which is how a place should be.
         if w in flags and flags[w] & {"g", "s"}:
             add(w, "a")
+
+    # Dr is Doctor before a name and Drive after one; St is Saint or
+    # Street: a title is no suffix.
+    for w in flags.values():
+        if "t" in w:
+            w.discard("x")
 
     with open(args.out, "w", encoding="utf-8", newline="\n") as out:
         for w in sorted(flags):

@@ -146,14 +146,21 @@ impl Lexicon {
         if let Some(&f) = self.words.get(key) {
             return f;
         }
-        // A double-barrelled name is a name when one of its parts is:
-        // Jean-Luc, Müller-Lüdenscheidt, al-Hassan.
+        // A double-barrelled name is a given name when each part is one
+        // (Jean-Luc), a surname when each part is one (Müller-Lüdenscheidt).
+        // A part in lower case makes it a place (Clerc-la-Forêt).
         if key.contains(&b'-') {
-            let parts = key
-                .split(|&b| b == b'-')
-                .map(|p| self.words.get(p).copied().unwrap_or(0));
-            let all = parts.fold(0u8, |acc, f| acc | (f & NAME));
-            return all;
+            let mut all = NAME;
+            let mut any = 0;
+            for (part, original) in key.split(|&b| b == b'-').zip(word.split(|&b| b == b'-')) {
+                if !original.first().is_some_and(|&b| b.is_ascii_uppercase() || b >= 0x80) {
+                    return 0;
+                }
+                let f = self.words.get(part).copied().unwrap_or(0);
+                all &= f;
+                any |= f;
+            }
+            return all | (any & AMBIGUOUS);
         }
         0
     }
@@ -396,7 +403,9 @@ fn read_word(text: &[u8], start: usize) -> Option<Word> {
     } else {
         Shape::Capitalised
     };
-    let next = if text.get(i) == Some(&b'.') { i + 1 } else { i };
+    // Only an initial takes its dot here; a title's is taken once the
+    // lexicon says it is one (a dot after any other word ends a sentence).
+    let next = if shape == Shape::Initial { i + 1 } else { i };
     Some(Word {
         start,
         end,
@@ -423,7 +432,7 @@ fn following_start(text: &[u8], word: &Word) -> Option<usize> {
 fn previous_word(text: &[u8], start: usize) -> Option<(usize, usize)> {
     let mut end = start;
     let mut gap = 0;
-    while end > 0 && matches!(text[end - 1], b' ' | b':' | b'=' | b'\t' | b',') && gap < 3 {
+    while end > 0 && matches!(text[end - 1], b' ' | b':' | b'=' | b'\t' | b',' | b'.') && gap < 3 {
         end -= 1;
         gap += 1;
     }
@@ -475,6 +484,46 @@ pub(super) fn scan(text: &[u8], out: &mut Vec<Finding>) {
     }
 }
 
+/// Whether the name-shaped words at `start` name a street: they follow a
+/// house number (`959 Lisa Brooks`) or a street word (`Calle Azucena
+/// Lasa`, `avenue Isabelle Becker`, `Paseo de Armida Gallardo`).
+fn in_address(lexicon: &Lexicon, text: &[u8], start: usize) -> bool {
+    let mut at = start;
+    for _ in 0..3 {
+        let mut s = at;
+        while s > 0 && matches!(text[s - 1], b' ' | b',' | b'\n' | b'.') {
+            s -= 1;
+        }
+        if s == at || s == 0 {
+            return false;
+        }
+        if text[s - 1].is_ascii_digit() {
+            return true;
+        }
+        let Some((ws, we)) = previous_word(text, at) else {
+            return false;
+        };
+        let f = lexicon.flags(&text[ws..we]);
+        if f & SUFFIX != 0 {
+            return true;
+        }
+        // Skip a particle: Paseo de …, Rua das …
+        if f & PARTICLE == 0 || text[ws].is_ascii_uppercase() {
+            return false;
+        }
+        at = ws;
+    }
+    false
+}
+
+/// `Dr.`, `Sr.`, `Sig.`: a title's dot belongs to it, and the name goes on
+/// after it.
+fn take_title_dot(text: &[u8], w: &mut Word) {
+    if w.is(TITLE) && w.next == w.end && text.get(w.end) == Some(&b'.') {
+        w.next += 1;
+    }
+}
+
 /// `de la Cruz`, `van der Berg`: a particle (or two) and then a capital.
 fn starts_particle_then_capital(text: &[u8], start: usize) -> bool {
     let mut at = start;
@@ -517,6 +566,7 @@ fn evaluate_run(lexicon: &Lexicon, text: &[u8], first: Word, out: &mut Vec<Findi
     let mut words = [first; MAX_RUN];
     let mut n = 1;
     words[0].flags = lexicon.flags(&text[first.start..first.end]);
+    take_title_dot(text, &mut words[0]);
     // "Smith, John" in a cell of its own: read past the comma once.
     let mut comma_at = None;
     loop {
@@ -546,6 +596,7 @@ fn evaluate_run(lexicon: &Lexicon, text: &[u8], first: Word, out: &mut Vec<Findi
             }
         } else {
             w.flags = lexicon.flags(&text[w.start..w.end]);
+            take_title_dot(text, &mut w);
         }
         words[n] = w;
         n += 1;
@@ -562,11 +613,15 @@ fn evaluate_run(lexicon: &Lexicon, text: &[u8], first: Word, out: &mut Vec<Findi
         let (s, g) = (words[0], words.get(1));
         if let Some(g) = g {
             let end = words[n - 1].end;
-            let all_names = words[1..].iter().all(|w| w.known() || w.initial());
+            // One of the two must be a known name that is no common word
+            // or place ("Paris, Texas" is neither), the other shaped like
+            // one.
+            let shaped = |w: &Word| w.known() || w.unknown() || w.initial();
+            let anchored = (s.surname() && !s.ambiguous()) || (g.given() && !g.ambiguous());
             if is_whole(text, s.start, words[n - 1].next)
-                && (s.surname() || prev_cue)
-                && g.given()
-                && all_names
+                && (anchored || prev_cue)
+                && shaped(&s)
+                && words[1..].iter().all(shaped)
             {
                 push(out, text, s.start, end);
                 return run_end;
@@ -617,8 +672,7 @@ fn evaluate_run(lexicon: &Lexicon, text: &[u8], first: Word, out: &mut Vec<Findi
             // "Washington Street", "Victoria Station": a place, unless the
             // given name is no place and the last word a real surname
             // (Jennifer Park).
-            let place = next_suffix(i + len)
-                && (seg[0].ambiguous() || !last.surname() || len == 1);
+            let place = next_suffix(i + len) || in_address(lexicon, text, seg[0].start);
             if !place {
                 push(out, text, seg[0].start, last.end);
             }
@@ -639,7 +693,9 @@ fn name_end(words: &[Word], i: usize) -> usize {
     while j < words.len() && names < 4 {
         let w = &words[j];
         if w.shape == Shape::Lower {
-            if w.is(PARTICLE) && j > i {
+            // Particles inside a name, or opening a surname after a title
+            // (Dr. van Dijk); a name never ends on one (below).
+            if w.is(PARTICLE) {
                 j += 1;
                 continue;
             }
@@ -648,10 +704,10 @@ fn name_end(words: &[Word], i: usize) -> usize {
         if w.not_a_name() || (w.title() && !w.known()) || w.is(CONTEXT) && !w.known() {
             break;
         }
-        // Park, Hall, Street: a surname right after a given name that is
-        // no place (Jennifer Park), otherwise the end of a place's name
-        // (Washington Street, Victoria Park).
-        if w.is(SUFFIX) && !(j == i + 1 && words[i].given() && !words[i].ambiguous()) {
+        // Park, Hall, Street end a place's name (Washington Street,
+        // Victoria Park) even where they are surnames too: Jennifer Park
+        // is missed rather than every street named after someone found.
+        if w.is(SUFFIX) {
             break;
         }
         names += 1;
@@ -674,54 +730,64 @@ fn judge(seg: &[Word], cue: bool, whole: bool, all_upper: bool, text: &[u8]) -> 
     let last_known_name = seg.iter().rposition(|w| w.known());
     if n == 1 {
         // One name alone: after a cue, or as a cell of its own when it is
-        // no common word or place (a first_name column: "Jennifer").
-        let ok = first.known() && (cue || (whole && !first.ambiguous()));
+        // a given name and no common word or place (a first_name column:
+        // "Jennifer"). A lone surname in a cell is as often a firm or a
+        // town (Ernst, Barros), so it is left alone.
+        let ok = first.known() && (cue || (whole && first.given() && !first.ambiguous()));
         return ok.then_some(1);
     }
     // Initials, then a surname: J. Smith, J. R. R. Tolkien.
     if first.initial() {
         let k = seg.iter().position(|w| !w.initial())?;
         let rest = &seg[k..];
-        let sur = rest.iter().rposition(|w| w.surname() || w.given())?;
-        return Some(k + sur + 1);
+        return match rest.iter().rposition(|w| w.surname() || w.given()) {
+            Some(sur) => Some(k + sur + 1),
+            // An initial and a surname the lexicon lacks, alone in a cell
+            // or after a cue.
+            None => strong.then_some(n),
+        };
     }
+    // The first word after the first that is not a particle.
+    let at = 1 + seg[1..].iter().position(|w| w.shape != Shape::Lower)?;
+    let second = &seg[at];
     if first.given() {
         // Given + a known surname or given name further on.
         if let Some(last) = last_known_name.filter(|&l| l > 0) {
             let both_ambiguous = first.ambiguous() && seg[1..=last].iter().all(|w| w.ambiguous() || !w.known());
-            if both_ambiguous && !strong {
+            if both_ambiguous && !cue {
                 return None;
             }
             // Trailing unknown words: a second surname the lexicon lacks
-            // (García Kowalczyk) in a whole cell or after a cue.
-            let end = if strong { n } else { last + 1 };
+            // (García Kowalczyk) when the cell holds nothing else.
+            let end = if whole { n } else { last + 1 };
             return Some(end);
         }
         // Given + an unknown capitalised word: a surname the lexicon
         // lacks, unless the given name is a common word or place.
-        let second = &seg[1];
-        if second.unknown() && (!first.ambiguous() || strong) && (!all_upper || strong) {
-            return Some(if strong { n } else { 2 });
+        if second.unknown() && (!first.ambiguous() || cue) && (!all_upper || strong) {
+            return Some(if whole { n } else { at + 1 });
         }
         return None;
     }
     if first.unknown() {
         // An unknown given name and a known surname: Xiomara Smith. Not at
         // the start of a sentence, where any word is capitalised.
-        let second = &seg[1];
-        if second.surname() && !second.ambiguous() && (!all_upper || strong) {
+        // (A word that is also a given name is as likely a second given
+        // name or a noun: Haus Bett, Skoda Octavia.)
+        if second.surname() && !second.given() && !second.ambiguous() && (!all_upper || strong) {
             if strong || !sentence_start(text, first.start) {
-                return Some(if strong { n } else { 2 });
+                return Some(if whole { n } else { at + 1 });
             }
         }
-        if strong && !all_upper && n <= 3 {
+        // Two or three capitalised words after a cue.
+        if n <= 3 && cue {
             return Some(n);
         }
         return None;
     }
     // A surname first: two surnames, or a particle name, in a cell or after
     // a cue.
-    if first.surname() && !first.ambiguous() && strong {
+    if first.surname() && !first.ambiguous() && cue {
         return Some(n);
     }
     None

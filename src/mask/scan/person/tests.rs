@@ -32,10 +32,11 @@ fn full_names_in_cells_and_text() {
     finds("met J. Smith there", &["J. Smith"]);
     finds("Bo Li", &["Bo Li"]);
     finds("John Smith's order", &["John Smith"]);
-    // A cell holding one name that is no common word or place: a
-    // first_name or last_name column.
-    finds("Smith", &["Smith"]);
+    // A cell holding one given name that is no common word or place: a
+    // first_name column. A lone surname is as often a firm or a town.
+    finds("Kowalski", &[]);
     finds("Jennifer", &["Jennifer"]);
+    finds("Jean-Luc", &["Jean-Luc"]);
     finds("Smith said so", &[]);
 }
 
@@ -132,6 +133,23 @@ fn odd_bytes_do_not_panic() {
 
 #[test]
 fn a_surname_that_is_also_a_place_word_follows_a_given_name() {
-    finds("Jennifer Park", &["Jennifer Park"]);
+    // Found with a cue only: Park ends a place's name.
+    finds("Jennifer Park", &[]);
     finds("Victoria Park", &[]);
+    finds("Calle Azucena Lasa 22", &[]);
+    finds("Paseo de Armida Gallardo 32", &[]);
+    finds("959 Lisa Brooks", &[]);
+    finds("28, avenue Isabelle Becker", &[]);
+    finds("Clerc-la-Forêt", &[]);
+    finds("Baird-Fox", &[]);
+}
+
+#[test]
+fn names_end_where_the_sentence_goes_on() {
+    finds("Kunde: Diethard Schlosser Sollen dunkel", &["Diethard Schlosser"]);
+    finds("Nom : Adèle Verdier. Tél. : 0102", &["Adèle Verdier"]);
+    finds("Elisabeth van Beek", &["Elisabeth van Beek"]);
+    finds("Jake van Leuvenhoek", &["Jake van Leuvenhoek"]);
+    finds("Prof. Dr. Hans Müller", &["Hans Müller"]);
+    finds("Dr. Smith called", &["Smith"]);
 }
