@@ -447,10 +447,31 @@ fn previous_word(text: &[u8], start: usize) -> Option<(usize, usize)> {
 }
 
 /// Whether `[start, end)` is the whole cell, give or take quotes, brackets
-/// and blanks.
+/// and blanks, or the whole of a JSON string value. (A JSON document is
+/// first scanned whole, and leaf by leaf only when that finds something:
+/// a name that is a value of its own must be seen as one either way.)
 fn is_whole(text: &[u8], start: usize, end: usize) -> bool {
     let pad = |b: &u8| b.is_ascii_whitespace() || b"\"'()[]<>.,;".contains(b);
-    text[..start].iter().all(pad) && text[end..].iter().all(pad)
+    if text[..start].iter().all(pad) && text[end..].iter().all(pad) {
+        return true;
+    }
+    let before = text[..start].iter().rev().find(|b| !b.is_ascii_whitespace());
+    let after = text[end..].iter().find(|b| !b.is_ascii_whitespace());
+    if before != Some(&b'"') || after != Some(&b'"') {
+        return false;
+    }
+    let quote_before = text[..start].iter().rposition(|&b| b == b'"').unwrap_or(0);
+    let quote_after = end + text[end..].iter().position(|&b| b == b'"').unwrap_or(0);
+    let opens = text[..quote_before]
+        .iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| b":[,".contains(b));
+    let closes = text[quote_after + 1..]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| b",}]".contains(b));
+    opens && closes
 }
 
 /// Finds the names in `text` and appends them to `out`.

@@ -153,3 +153,15 @@ fn names_end_where_the_sentence_goes_on() {
     finds("Prof. Dr. Hans Müller", &["Hans Müller"]);
     finds("Dr. Smith called", &["Smith"]);
 }
+
+#[test]
+fn a_json_string_value_is_a_cell_of_its_own_in_the_whole_document() {
+    // The masker scans a document whole first; a name that is all of a
+    // value must be found there as in the leaf.
+    finds(
+        r#"{"assignee": "Jan van der Berg", "car": "Ford Focus"}"#,
+        &["Jan van der Berg"],
+    );
+    finds(r#"["Jennifer", "Paris"]"#, &["Jennifer"]);
+    finds(r#"{"note": "a \"Jan Berg\" b"}"#, &[]);
+}
