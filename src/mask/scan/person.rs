@@ -804,9 +804,13 @@ fn judge(seg: &[Word], cue: bool, whole: bool, all_upper: bool, text: &[u8]) -> 
     if first.unknown() {
         // An unknown given name and a known surname: Xiomara Smith. Not at
         // the start of a sentence, where any word is capitalised.
-        // (A word that is also a given name is as likely a second given
-        // name or a noun: Haus Bett, Skoda Octavia.)
-        if second.surname() && !second.given() && !second.ambiguous() && (!all_upper || strong) {
+        // (In running text a word that is also a given name is as likely
+        // a second given name or a noun: Haus Bett.)
+        if second.surname()
+            && (whole || !second.given())
+            && !second.ambiguous()
+            && (!all_upper || strong)
+        {
             if strong || !sentence_start(text, first.start) {
                 return Some(if whole { n } else { at + 1 });
             }
