@@ -515,11 +515,11 @@ impl Report {
             }
         }
 
+        let _ = writeln!(out, "\n### person recall by form (in lexicon / held out)\n");
         let _ = writeln!(
             out,
-            "\n### person recall by form (in lexicon / held out)\n"
+            "| form | labels | recall | held-out labels | held-out recall |"
         );
-        let _ = writeln!(out, "| form | labels | recall | held-out labels | held-out recall |");
         let _ = writeln!(out, "|---|---:|---:|---:|---:|");
         let forms: std::collections::BTreeSet<&String> =
             self.person_forms.keys().map(|(f, _)| f).collect();
@@ -632,7 +632,9 @@ impl Report {
         self.negatives
             .iter()
             .filter(|(family, _)| family.starts_with("person_") == person_families)
-            .fold((0, 0), |(c, h), (_, n)| (c + n.cells, h + n.person_cells_hit))
+            .fold((0, 0), |(c, h), (_, n)| {
+                (c + n.cells, h + n.person_cells_hit)
+            })
     }
 
     fn gate_failures(&self) -> Vec<String> {

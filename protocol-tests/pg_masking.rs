@@ -2877,31 +2877,66 @@ fn names_in_bare_columns_and_free_text_are_masked_for_drivers() {
     );
     let gateway = masking_gateway("detectors = [\"standard\"]\n", "");
     let names = [
-        "Maria", "García", "Hans", "Müller", "Łukasz", "Nowak", "SMITH", "JOHN", "Kowalczyk",
-        "Jan van der Berg", "Jean-Luc", "Martin", "Anna", "Kowalska",
+        "Maria",
+        "García",
+        "Hans",
+        "Müller",
+        "Łukasz",
+        "Nowak",
+        "SMITH",
+        "JOHN",
+        "Kowalczyk",
+        "Jan van der Berg",
+        "Jean-Luc",
+        "Martin",
+        "Anna",
+        "Kowalska",
     ];
     let kept = [
-        "Washington Street", "Paris", "Ford Focus", "Mark the box", "Will you send it on Monday?",
+        "Washington Street",
+        "Paris",
+        "Ford Focus",
+        "Mark the box",
+        "Will you send it on Monday?",
     ];
     for driver in [Driver::Psycopg, Driver::Asyncpg] {
         let lines = driver.read(
             Target::agent(&gateway, &db.name),
             &["select"],
-            &[("AIRLOCK_SQL", "SELECT id, full_name, note, doc FROM people ORDER BY id")],
+            &[(
+                "AIRLOCK_SQL",
+                "SELECT id, full_name, note, doc FROM people ORDER BY id",
+            )],
         );
         let rows: Vec<&Value> = lines.iter().filter_map(|l| l.get("row")).collect();
         assert_eq!(rows.len(), 3, "{}: {lines:?}", driver.name());
-        let text: String = rows.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n");
+        let text: String = rows
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
         for name in names {
-            assert!(!text.contains(name), "{}: {name} reached the client:\n{text}", driver.name());
+            assert!(
+                !text.contains(name),
+                "{}: {name} reached the client:\n{text}",
+                driver.name()
+            );
         }
         for word in kept {
-            assert!(text.contains(word), "{}: {word:?} was masked:\n{text}", driver.name());
+            assert!(
+                text.contains(word),
+                "{}: {word:?} was masked:\n{text}",
+                driver.name()
+            );
         }
         // Each bare name column is one label; JSON stays JSON.
         for row in &rows {
             assert_eq!(row[1], "<PERSON>", "{}: {row}", driver.name());
-            assert!(row[3].get("json").is_some_and(Value::is_object), "{}: {row}", driver.name());
+            assert!(
+                row[3].get("json").is_some_and(Value::is_object),
+                "{}: {row}",
+                driver.name()
+            );
         }
         assert!(text.contains("Please ask <PERSON> to call back"), "{text}");
         assert!(text.contains("Kunde: <PERSON>"), "{text}");

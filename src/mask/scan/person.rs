@@ -94,8 +94,7 @@ struct Lexicon {
 
 impl Lexicon {
     fn parse(text: &str) -> Lexicon {
-        let mut words: HashMap<Box<[u8]>, u8, BuildHasherDefault<WordHasher>> =
-            HashMap::default();
+        let mut words: HashMap<Box<[u8]>, u8, BuildHasherDefault<WordHasher>> = HashMap::default();
         let mut cue_prefixes = [0u64; 11];
         let mut buf = [0u8; MAX_WORD];
         for line in text.lines() {
@@ -153,7 +152,10 @@ impl Lexicon {
             let mut all = NAME;
             let mut any = 0;
             for (part, original) in key.split(|&b| b == b'-').zip(word.split(|&b| b == b'-')) {
-                if !original.first().is_some_and(|&b| b.is_ascii_uppercase() || b >= 0x80) {
+                if !original
+                    .first()
+                    .is_some_and(|&b| b.is_ascii_uppercase() || b >= 0x80)
+                {
                     return 0;
                 }
                 let f = self.words.get(part).copied().unwrap_or(0);
@@ -257,7 +259,8 @@ fn joined_before(text: &[u8], at: usize) -> bool {
     while s > 0 && at - s < 4 && text[s] & 0xc0 == 0x80 {
         s -= 1;
     }
-    char_at(text, s).is_some_and(|(c, len)| s + len == at && (c.is_alphanumeric() || c == '\u{2019}'))
+    char_at(text, s)
+        .is_some_and(|(c, len)| s + len == at && (c.is_alphanumeric() || c == '\u{2019}'))
 }
 
 /// The position of the next byte at or after `from` that can start a
@@ -455,7 +458,10 @@ fn is_whole(text: &[u8], start: usize, end: usize) -> bool {
     if text[..start].iter().all(pad) && text[end..].iter().all(pad) {
         return true;
     }
-    let before = text[..start].iter().rev().find(|b| !b.is_ascii_whitespace());
+    let before = text[..start]
+        .iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace());
     let after = text[end..].iter().find(|b| !b.is_ascii_whitespace());
     if before != Some(&b'"') || after != Some(&b'"') {
         return false;
@@ -488,9 +494,8 @@ pub(super) fn scan(text: &[u8], out: &mut Vec<Finding>) {
             continue;
         };
         from = first.next.max(p + 1);
-        let followed = following_start(text, &first).is_some_and(|s| {
-            is_upper_at(text, s) || starts_particle_then_capital(text, s)
-        });
+        let followed = following_start(text, &first)
+            .is_some_and(|s| is_upper_at(text, s) || starts_particle_then_capital(text, s));
         let whole = is_whole(text, first.start, first.next);
         let surname_first = !followed && surname_comma_given(text, &first);
         let cued = !followed
@@ -574,7 +579,8 @@ fn surname_comma_given(text: &[u8], first: &Word) -> bool {
 }
 
 fn skip_word(text: &[u8], mut at: usize) -> usize {
-    while at < text.len() && (text[at].is_ascii_alphanumeric() || text[at] >= 0x80 || text[at] == b'_')
+    while at < text.len()
+        && (text[at].is_ascii_alphanumeric() || text[at] >= 0x80 || text[at] == b'_')
     {
         at += 1;
     }
@@ -783,7 +789,8 @@ fn judge(seg: &[Word], cue: bool, whole: bool, all_upper: bool, text: &[u8]) -> 
             if first.ambiguous() && !strong {
                 return None;
             }
-            let both_ambiguous = first.ambiguous() && seg[1..=last].iter().all(|w| w.ambiguous() || !w.known());
+            let both_ambiguous =
+                first.ambiguous() && seg[1..=last].iter().all(|w| w.ambiguous() || !w.known());
             // Both common words: a name after a cue, or as the whole cell
             // (Jan Berg, but not Earl Grey Tea).
             if both_ambiguous && !(cue || (whole && last == n - 1)) {
@@ -832,7 +839,10 @@ fn judge(seg: &[Word], cue: bool, whole: bool, all_upper: bool, text: &[u8]) -> 
 /// Whether `at` opens a sentence: the start of the text, or after `.`,
 /// `!`, `?`, a line break or a quote.
 fn sentence_start(text: &[u8], at: usize) -> bool {
-    let before = text[..at].iter().rev().find(|b| !matches!(b, b' ' | b'"' | b'\''));
+    let before = text[..at]
+        .iter()
+        .rev()
+        .find(|b| !matches!(b, b' ' | b'"' | b'\''));
     match before {
         None => true,
         Some(b) => matches!(b, b'.' | b'!' | b'?' | b'\n' | b'\r' | b':' | b'\t' | b'-'),

@@ -26,7 +26,10 @@ fn full_names_in_cells_and_text() {
     finds("Please ask Maria García to call back.", &["Maria García"]);
     finds("Ticket closed by Hans Müller yesterday", &["Hans Müller"]);
     finds("Jean-Luc Martin a signé", &["Jean-Luc Martin"]);
-    finds("Mary O'Brien and Ronald McDonald met", &["Mary O'Brien", "Ronald McDonald"]);
+    finds(
+        "Mary O'Brien and Ronald McDonald met",
+        &["Mary O'Brien", "Ronald McDonald"],
+    );
     finds("Jan van der Berg", &["Jan van der Berg"]);
     finds("Maria de la Cruz", &["Maria de la Cruz"]);
     finds("met J. Smith there", &["J. Smith"]);
@@ -146,7 +149,10 @@ fn a_surname_that_is_also_a_place_word_follows_a_given_name() {
 
 #[test]
 fn names_end_where_the_sentence_goes_on() {
-    finds("Kunde: Diethard Schlosser Sollen dunkel", &["Diethard Schlosser"]);
+    finds(
+        "Kunde: Diethard Schlosser Sollen dunkel",
+        &["Diethard Schlosser"],
+    );
     finds("Nom : Adèle Verdier. Tél. : 0102", &["Adèle Verdier"]);
     finds("Elisabeth van Beek", &["Elisabeth van Beek"]);
     finds("Jake van Leuvenhoek", &["Jake van Leuvenhoek"]);
