@@ -3,7 +3,8 @@
 //! `corpus/masking.jsonl` holds 14,000 cells written by
 //! `scripts/mask-corpus/generate.py` (how each value is made and checked is
 //! described there): bare values, sentences with one to three values, and
-//! JSON documents, in thirteen locales, plus hard-negative cells (hashes,
+//! JSON documents, in thirteen locales (person names also romanised from
+//! Japanese, Chinese, Urdu and Turkish), plus hard-negative cells (hashes,
 //! UUIDs, ISBNs, Luhn-failing integers, placeholder secrets, ...) on which
 //! nothing may be found. Every cell goes through a [`Scanner`] with all
 //! detectors on: free text and bare values through `scan`, JSON documents

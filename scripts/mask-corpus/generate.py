@@ -10,7 +10,13 @@ One JSON object per line, one cell per object:
     {"id": 17, "shape": "text", "locale": "de_DE", "text": "...",
      "labels": [{"kind": "email", "start": 12, "end": 31}]}
 
-`start`/`end` are byte offsets into the UTF-8 encoding of `text`. Hard
+`start`/`end` are byte offsets into the UTF-8 encoding of `text`. A person
+label also has `"form"` (full, caps, comma, initial, particle, title) and,
+when a word of the name is missing from the detector's lexicon
+(src/mask/scan/person/lexicon.txt, built with 15 % of the names held out),
+`"held_out": true`. Names are drawn from Faker's lists for the cell's
+locale, and one in seven from romanised Japanese, Chinese, Pakistani and
+Turkish lists; the lexicon must be regenerated first when it changes. Hard
 negative cells carry `"negative": "<family>"` and no labels: nothing in them
 may be reported. `shape` is `bare` (the value alone), `text` (a sentence with
 one to three values) or `json` (a serialized document; labels point at the
