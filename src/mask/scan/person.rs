@@ -87,15 +87,16 @@ impl Hasher for WordHasher {
 
 struct Lexicon {
     words: HashMap<Box<[u8]>, u8, BuildHasherDefault<WordHasher>>,
-    /// Bit `a * 26 + b` is set when a title or context word starts with the
-    /// letters `a`, `b`: screens the word before a lone capitalised word.
-    cue_prefixes: [u64; 11],
+    /// Bit [`prefix_bit`] is set when a title or context word starts with
+    /// those three letters: screens the word before a lone capitalised
+    /// word without a lookup.
+    cue_prefixes: [u64; CUE_BITS / 64 + 1],
 }
 
 impl Lexicon {
     fn parse(text: &str) -> Lexicon {
         let mut words: HashMap<Box<[u8]>, u8, BuildHasherDefault<WordHasher>> = HashMap::default();
-        let mut cue_prefixes = [0u64; 11];
+        let mut cue_prefixes = [0u64; CUE_BITS / 64 + 1];
         let mut buf = [0u8; MAX_WORD];
         for line in text.lines() {
             let Some((word, flags)) = line.split_once('\t') else {
@@ -168,18 +169,36 @@ impl Lexicon {
     }
 
     fn may_be_cue(&self, word: &[u8]) -> bool {
-        let lower = [word[0].to_ascii_lowercase(), word[1].to_ascii_lowercase()];
-        prefix_bit(&lower).is_some_and(|bit| self.cue_prefixes[bit / 64] & (1 << (bit % 64)) != 0)
+        let mut lower = [0u8; 3];
+        for (l, b) in lower.iter_mut().zip(word) {
+            *l = b.to_ascii_lowercase();
+        }
+        let len = word.len().min(3);
+        match prefix_bit(&lower[..len]) {
+            Some(bit) => self.cue_prefixes[bit / 64] & (1 << (bit % 64)) != 0,
+            // "Imię", "Prénom": letters outside ASCII are looked up.
+            None => true,
+        }
     }
 }
 
+/// Bits of the cue prefix bitmap: 27 values (none, a–z) for each of three
+/// letters.
+const CUE_BITS: usize = 27 * 27 * 27;
+
+/// The bit of a word's first three ASCII letters; `None` when one of them
+/// is no ASCII letter (the word is then looked up, not screened).
 fn prefix_bit(word: &[u8]) -> Option<usize> {
-    match word {
-        [a @ b'a'..=b'z', b @ b'a'..=b'z', ..] => {
-            Some(usize::from(a - b'a') * 26 + usize::from(b - b'a'))
-        }
-        _ => None,
+    let mut bit = 0;
+    for i in 0..3 {
+        let v = match word.get(i) {
+            None => 0,
+            Some(b @ b'a'..=b'z') => usize::from(b - b'a') + 1,
+            Some(_) => return None,
+        };
+        bit = bit * 27 + v;
     }
+    Some(bit)
 }
 
 /// Builds the lexicon now, so that the first query does not pay for it.
@@ -363,6 +382,20 @@ fn read_word(text: &[u8], start: usize) -> Option<Word> {
     let mut letters = 0usize;
     let mut lower_after_first = 0usize;
     loop {
+        // ASCII letters without decoding: most names are ASCII.
+        if let Some(&b) = text.get(i) {
+            if b.is_ascii_alphabetic() {
+                if !b.is_ascii_uppercase() && letters > 0 {
+                    lower_after_first += 1;
+                }
+                letters += 1;
+                i += 1;
+                if i - start > MAX_WORD {
+                    return None;
+                }
+                continue;
+            }
+        }
         match char_at(text, i) {
             Some((c, len)) if c.is_alphabetic() => {
                 if !c.is_uppercase() && letters > 0 {
@@ -494,16 +527,15 @@ pub(super) fn scan(text: &[u8], out: &mut Vec<Finding>) {
             continue;
         };
         from = first.next.max(p + 1);
+        // The cheapest evidence first; a word with none is not looked up.
         let followed = following_start(text, &first)
             .is_some_and(|s| is_upper_at(text, s) || starts_particle_then_capital(text, s));
-        let whole = is_whole(text, first.start, first.next);
-        let surname_first = !followed && surname_comma_given(text, &first);
-        let cued = !followed
-            && !whole
-            && !surname_first
-            && previous_word(text, first.start)
-                .is_some_and(|(s, e)| lexicon.may_be_cue(&text[s..e]));
-        if !(followed || whole || surname_first || cued) {
+        let worth_a_look = followed
+            || previous_word(text, first.start)
+                .is_some_and(|(s, e)| lexicon.may_be_cue(&text[s..e]))
+            || surname_comma_given(text, &first)
+            || is_whole(text, first.start, first.next);
+        if !worth_a_look {
             continue;
         }
         from = evaluate_run(lexicon, text, first, out).max(from);
@@ -817,10 +849,9 @@ fn judge(seg: &[Word], cue: bool, whole: bool, all_upper: bool, text: &[u8]) -> 
             && (whole || !second.given())
             && !second.ambiguous()
             && (!all_upper || strong)
+            && (strong || !sentence_start(text, first.start))
         {
-            if strong || !sentence_start(text, first.start) {
-                return Some(if whole { n } else { at + 1 });
-            }
+            return Some(if whole { n } else { at + 1 });
         }
         // Two or three capitalised words after a cue.
         if n <= 3 && cue {
