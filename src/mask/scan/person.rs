@@ -120,9 +120,8 @@ impl Lexicon {
             };
             let key = &buf[..len];
             if bits & (TITLE | CONTEXT) != 0 {
-                if let Some(bit) = prefix_bit(key) {
-                    cue_prefixes[bit / 64] |= 1 << (bit % 64);
-                }
+                let bit = prefix_bit(key);
+                cue_prefixes[bit / 64] |= 1 << (bit % 64);
             }
             *words.entry(key.into()).or_default() |= bits;
         }
@@ -174,31 +173,28 @@ impl Lexicon {
             *l = b.to_ascii_lowercase();
         }
         let len = word.len().min(3);
-        match prefix_bit(&lower[..len]) {
-            Some(bit) => self.cue_prefixes[bit / 64] & (1 << (bit % 64)) != 0,
-            // "Imię", "Prénom": letters outside ASCII are looked up.
-            None => true,
-        }
+        let bit = prefix_bit(&lower[..len]);
+        self.cue_prefixes[bit / 64] & (1 << (bit % 64)) != 0
     }
 }
 
-/// Bits of the cue prefix bitmap: 27 values (none, a–z) for each of three
-/// letters.
-const CUE_BITS: usize = 27 * 27 * 27;
+/// Bits of the cue prefix bitmap: 28 values (none, a–z, any other byte)
+/// for each of the first three bytes.
+const CUE_BITS: usize = 28 * 28 * 28;
 
-/// The bit of a word's first three ASCII letters; `None` when one of them
-/// is no ASCII letter (the word is then looked up, not screened).
-fn prefix_bit(word: &[u8]) -> Option<usize> {
+/// The bit of a word's first three bytes, lower case; the bytes of a
+/// letter outside ASCII (prénom, über) all count as one "other" value.
+fn prefix_bit(word: &[u8]) -> usize {
     let mut bit = 0;
     for i in 0..3 {
         let v = match word.get(i) {
             None => 0,
             Some(b @ b'a'..=b'z') => usize::from(b - b'a') + 1,
-            Some(_) => return None,
+            Some(_) => 27,
         };
-        bit = bit * 27 + v;
+        bit = bit * 28 + v;
     }
-    Some(bit)
+    bit
 }
 
 /// Builds the lexicon now, so that the first query does not pay for it.
