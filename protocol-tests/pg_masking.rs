@@ -2859,7 +2859,7 @@ fn values_in_errors_and_notifications_are_masked() {
 // ---- person names -------------------------------------------------------------
 
 /// Names in a column of their own, in free text and in a JSON document come
-/// back masked to psycopg and asyncpg under the default detectors; the
+/// back masked to psycopg and asyncpg with the person detector on; the
 /// places, brands and words beside them come back as stored.
 #[test]
 fn names_in_bare_columns_and_free_text_are_masked_for_drivers() {
@@ -2875,7 +2875,7 @@ fn names_in_bare_columns_and_free_text_are_masked_for_drivers() {
            (3, 'Jean-Luc Martin', 'Mark the box as fragile. Will you send it on Monday?',
             '{\"note\": \"Kunde: Anna Kowalska\"}');",
     );
-    let gateway = masking_gateway("detectors = [\"standard\"]\n", "");
+    let gateway = masking_gateway("detectors = [\"standard\", \"person\"]\n", "");
     let names = [
         "Maria",
         "García",

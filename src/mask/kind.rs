@@ -228,9 +228,13 @@ impl Detectors {
     }
 
     /// What a policy gets unless it says otherwise: everything except the
-    /// national identifiers and the JSON-key rule, which are opt-in.
+    /// national identifiers, the JSON-key rule and person names, which are
+    /// opt-in. (Names cost a lookup per capitalised word pair: prose scans
+    /// several times slower with them, see benches/RESULTS.md.)
     pub fn standard() -> Detectors {
-        let mut set = Detectors::all().without(Kind::JsonSecret);
+        let mut set = Detectors::all()
+            .without(Kind::JsonSecret)
+            .without(Kind::Person);
         for kind in Kind::NATIONAL_IDS {
             set = set.without(kind);
         }
