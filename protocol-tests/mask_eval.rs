@@ -1,9 +1,10 @@
 //! Precision and recall of the masking detectors on a labelled corpus.
 //!
-//! `corpus/masking.jsonl` holds 12,000 cells written by
+//! `corpus/masking.jsonl` holds 14,000 cells written by
 //! `scripts/mask-corpus/generate.py` (how each value is made and checked is
 //! described there): bare values, sentences with one to three values, and
-//! JSON documents, in thirteen locales, plus hard-negative cells (hashes,
+//! JSON documents, in thirteen locales (person names also romanised from
+//! Japanese, Chinese, Urdu and Turkish), plus hard-negative cells (hashes,
 //! UUIDs, ISBNs, Luhn-failing integers, placeholder secrets, ...) on which
 //! nothing may be found. Every cell goes through a [`Scanner`] with all
 //! detectors on: free text and bare values through `scan`, JSON documents
@@ -93,6 +94,7 @@ const CORPUS_KINDS: &[&str] = &[
     "private_key",
     "url_credentials",
     "json_secret",
+    "person",
 ];
 
 const MIN_LABELS: usize = 50;
@@ -100,6 +102,26 @@ const MIN_LABELS_JSON_SECRET: usize = 30;
 const MIN_PRECISION: f64 = 0.99;
 const MIN_RECALL: f64 = 0.99;
 const MIN_PRECISION_PHONE: f64 = 0.90;
+/// Names have no checksum: the person detector is held to precision 0.90,
+/// recall 0.85 on names whose words are all in its lexicon (a title and a
+/// surname alone aside), and person findings on at most 1 % of the other
+/// families' hard-negative cells (whose JSON documents carry street and
+/// town names). The person_* families (places, brands, sentences that open
+/// with a word that is also a name, months, column names, company names)
+/// are reported apiece.
+const MIN_PRECISION_PERSON: f64 = 0.90;
+const MIN_RECALL_PERSON: f64 = 0.85;
+/// On names with a word the lexicon was built without (held out from the
+/// same lists), recall is reported and held to this floor, below what the
+/// detector reaches, so that a change that loses the structural cues
+/// (titles, context words, a known given name beside an unknown surname)
+/// shows.
+const MIN_RECALL_PERSON_HELD_OUT: f64 = 0.70;
+const MAX_PERSON_NEGATIVE_RATE: f64 = 0.01;
+/// The person_* families are lists chosen to look like names (Aston
+/// Martin, Jasmine Rice, Dr Pepper, a town called Marion): the 1 % target
+/// is missed there, and this gate only keeps the rate from growing.
+const MAX_PERSON_NEGATIVE_RATE_NAME_SHAPED: f64 = 0.05;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +141,13 @@ struct Label {
     kind: String,
     start: usize,
     end: usize,
+    /// person: how the name is written (full, caps, comma, initial,
+    /// particle, title).
+    #[serde(default)]
+    form: Option<String>,
+    /// person: a word of the name is not in the detector's lexicon.
+    #[serde(default)]
+    held_out: bool,
 }
 
 #[derive(Default)]
@@ -175,6 +204,9 @@ struct NegativeStats {
     cells: usize,
     cells_hit: usize,
     findings: usize,
+    /// Cells with a person finding, and those findings.
+    person_cells_hit: usize,
+    person_findings: usize,
     examples: Vec<String>,
 }
 
@@ -192,6 +224,8 @@ struct Report {
     shapes: BTreeMap<String, GroupStats>,
     locales: BTreeMap<String, GroupStats>,
     negatives: BTreeMap<String, NegativeStats>,
+    /// person labels by (form, held out): (labels, recalled).
+    person_forms: BTreeMap<(String, bool), (usize, usize)>,
     /// Broken contracts: scan_json errors, panics, unsorted or overlapping
     /// findings, offsets outside the text.
     errors: Vec<String>,
@@ -359,6 +393,12 @@ impl Report {
                 .filter(|f| f.kind.name() == l.kind && overlaps(f.start, f.end, l.start, l.end))
                 .collect();
             let masked = covered_bytes(found, l.start, l.end);
+            if l.kind == "person" {
+                let form = l.form.clone().unwrap_or_default();
+                let entry = self.person_forms.entry((form, l.held_out)).or_default();
+                entry.0 += 1;
+                entry.1 += usize::from(!same_kind.is_empty());
+            }
             let examples = self.examples;
             let stats = self.kind(&l.kind);
             stats.labels += 1;
@@ -404,9 +444,14 @@ impl Report {
             let examples = self.examples;
             let neg = self.negatives.entry(family.clone()).or_default();
             neg.cells += 1;
-            if !found.is_empty() {
+            let person = found.iter().filter(|f| f.kind.name() == "person").count();
+            neg.person_findings += person;
+            neg.person_cells_hit += usize::from(person > 0);
+            if found.len() > person {
                 neg.cells_hit += 1;
-                neg.findings += found.len();
+                neg.findings += found.len() - person;
+            }
+            if !found.is_empty() {
                 for f in found {
                     if neg.examples.len() < examples {
                         neg.examples.push(format!(
@@ -492,17 +537,63 @@ impl Report {
             }
         }
 
+        let _ = writeln!(out, "\n### person recall by form (in lexicon / held out)\n");
         let _ = writeln!(
             out,
-            "\n### Hard negatives (cells with any finding must be 0)\n"
+            "| form | labels | recall | held-out labels | held-out recall |"
         );
-        let _ = writeln!(out, "| family | cells | cells with findings | findings |");
-        let _ = writeln!(out, "|---|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        let forms: std::collections::BTreeSet<&String> =
+            self.person_forms.keys().map(|(f, _)| f).collect();
+        for form in forms {
+            let get = |h: bool| {
+                self.person_forms
+                    .get(&(form.clone(), h))
+                    .copied()
+                    .unwrap_or((0, 0))
+            };
+            let ((n, r), (hn, hr)) = (get(false), get(true));
+            let _ = writeln!(
+                out,
+                "| {form} | {n} | {} | {hn} | {} |",
+                pct(ratio(r, n)),
+                pct(ratio(hr, hn))
+            );
+        }
+        let (full, held) = (self.person_recall(false), self.person_recall(true));
+        let _ = writeln!(
+            out,
+            "\nperson recall on full names in the lexicon: {} of {} ({}); with a held-out word: {} of {} ({})",
+            full.1,
+            full.0,
+            pct(ratio(full.1, full.0)),
+            held.1,
+            held.0,
+            pct(ratio(held.1, held.0))
+        );
+
+        let _ = writeln!(
+            out,
+            "\n### Hard negatives (cells with any finding must be 0; person_* families: at most 1 %)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| family | cells | cells with findings (not person) | findings | cells with person findings | person findings |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
         for (family, n) in &self.negatives {
             let _ = writeln!(
                 out,
-                "| {family} | {} | {} | {} |",
-                n.cells, n.cells_hit, n.findings
+                "| {family} | {} | {} | {} | {} | {} |",
+                n.cells, n.cells_hit, n.findings, n.person_cells_hit, n.person_findings
+            );
+        }
+        for (name, person_families) in [("person_* families", true), ("other families", false)] {
+            let (cells, hit) = self.person_negative_rate(person_families);
+            let _ = writeln!(
+                out,
+                "\nperson findings on hard negatives, {name}: {hit} of {cells} cells ({})",
+                pct(ratio(hit, cells))
             );
         }
 
@@ -548,6 +639,26 @@ impl Report {
         out
     }
 
+    /// (labels, recalled) of person names other than a title and a lone
+    /// surname, in the lexicon or with a held-out word.
+    fn person_recall(&self, held_out: bool) -> (usize, usize) {
+        self.person_forms
+            .iter()
+            .filter(|((form, h), _)| *h == held_out && form != "title")
+            .fold((0, 0), |(n, r), (_, (ln, lr))| (n + ln, r + lr))
+    }
+
+    /// (cells, cells with a person finding) over the person_* families or
+    /// over the others.
+    fn person_negative_rate(&self, person_families: bool) -> (usize, usize) {
+        self.negatives
+            .iter()
+            .filter(|(family, _)| family.starts_with("person_") == person_families)
+            .fold((0, 0), |(c, h), (_, n)| {
+                (c + n.cells, h + n.person_cells_hit)
+            })
+    }
+
     fn gate_failures(&self) -> Vec<String> {
         let mut failures = Vec::new();
         for name in self.required_kinds {
@@ -566,6 +677,8 @@ impl Report {
         for (name, s) in &self.kinds {
             let (min_p, min_r) = if name == "phone" {
                 (MIN_PRECISION_PHONE, None)
+            } else if name == "person" {
+                (MIN_PRECISION_PERSON, None)
             } else {
                 (MIN_PRECISION, Some(MIN_RECALL))
             };
@@ -584,6 +697,30 @@ impl Report {
                         s.missed, s.labels
                     ));
                 }
+            }
+        }
+        for (held_out, min) in [
+            (false, MIN_RECALL_PERSON),
+            (true, MIN_RECALL_PERSON_HELD_OUT),
+        ] {
+            let (n, r) = self.person_recall(held_out);
+            match ratio(r, n) {
+                Some(recall) if recall >= min => {}
+                recall => failures.push(format!(
+                    "person: recall {recall:?} < {min} on full names (held out: {held_out}; {r} of {n})"
+                )),
+            }
+        }
+        for (person_families, max) in [
+            (true, MAX_PERSON_NEGATIVE_RATE_NAME_SHAPED),
+            (false, MAX_PERSON_NEGATIVE_RATE),
+        ] {
+            let (cells, hit) = self.person_negative_rate(person_families);
+            let rate = ratio(hit, cells).unwrap_or(0.0);
+            if rate > max {
+                failures.push(format!(
+                    "hard negatives: person findings in {hit} of {cells} cells ({rate:.4} > {max}; person_* families: {person_families})"
+                ));
             }
         }
         for (family, n) in &self.negatives {

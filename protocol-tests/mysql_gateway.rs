@@ -840,7 +840,9 @@ fn the_masking_corpus_comes_back_masked_through_mysql_clients() {
             let row = &got[&u64::from(cell.id)];
             let body = row["body"].as_str().unwrap_or("");
             let doc = row["doc"].as_str().unwrap_or("");
-            if cell.labels.is_empty() {
+            // A cell a detector flags falsely is masked: mask_eval's
+            // business, not the gateway's.
+            if cell.labels.is_empty() && !cell.falsely_detected() {
                 assert_eq!(
                     body, cell.text,
                     "{protocol}: cell {} has nothing to mask",

@@ -49,6 +49,19 @@ impl Cell {
     /// Whether the detectors find anything overlapping `label` in the
     /// stored text: free text with `scan`, a JSON document with `scan_json`.
     pub fn detected(&self, label: &Label) -> bool {
+        self.findings()
+            .iter()
+            .any(|f| f.start < label.end && label.start < f.end)
+    }
+
+    /// Whether the detectors find anything in a cell without labels: a
+    /// false positive (mask_eval measures those), which a gateway masks as
+    /// it should.
+    pub fn falsely_detected(&self) -> bool {
+        self.labels.is_empty() && !self.findings().is_empty()
+    }
+
+    fn findings(&self) -> Vec<Finding> {
         static SCANNER: OnceLock<Scanner> = OnceLock::new();
         let scanner = SCANNER.get_or_init(|| Scanner::new(&Detectors::all()));
         let mut found: Vec<Finding> = Vec::new();
@@ -58,8 +71,6 @@ impl Cell {
             scanner.scan(bytes, &mut found);
         }
         found
-            .iter()
-            .any(|f| f.start < label.end && label.start < f.end)
     }
 }
 

@@ -2,7 +2,7 @@
 """Writes the labelled corpus that protocol-tests/mask_eval.rs scores the
 masking detectors against.
 
-    python3 scripts/mask-corpus/generate.py --seed 7 --cells 12000 \
+    python3 scripts/mask-corpus/generate.py --seed 7 --cells 14000 \
         --out protocol-tests/corpus/masking.jsonl
 
 One JSON object per line, one cell per object:
@@ -10,7 +10,13 @@ One JSON object per line, one cell per object:
     {"id": 17, "shape": "text", "locale": "de_DE", "text": "...",
      "labels": [{"kind": "email", "start": 12, "end": 31}]}
 
-`start`/`end` are byte offsets into the UTF-8 encoding of `text`. Hard
+`start`/`end` are byte offsets into the UTF-8 encoding of `text`. A person
+label also has `"form"` (full, caps, comma, initial, particle, title) and,
+when a word of the name is missing from the detector's lexicon
+(src/mask/scan/person/lexicon.txt, built with 15 % of the names held out),
+`"held_out": true`. Names are drawn from Faker's lists for the cell's
+locale, and one in seven from romanised Japanese, Chinese, Pakistani and
+Turkish lists; the lexicon must be regenerated first when it changes. Hard
 negative cells carry `"negative": "<family>"` and no labels: nothing in them
 may be reported. `shape` is `bare` (the value alone), `text` (a sentence with
 one to three values) or `json` (a serialized document; labels point at the
@@ -107,6 +113,42 @@ LOCALES = {
 }
 LOCALE_NAMES = list(LOCALES)
 
+# Names from these locales are mixed in, romanised as Faker writes them.
+ROMANISED_NAME_LOCALES = ["ja_JP", "zh_CN", "en_PK", "tr_TR"]
+
+NAME_PARTICLES = {
+    "nl_NL": ["van", "van der", "van den", "de"], "de_DE": ["von", "von der"], "fr_FR": ["de", "du"],
+    "es_ES": ["de la", "del"], "pt_BR": ["da", "dos", "de"], "it_IT": ["di", "della"],
+}
+
+TITLES = {
+    "en": ["Mr", "Mrs", "Ms", "Dr", "Dr.", "Prof.", "Mr."], "de": ["Herr", "Frau", "Dr.", "Prof. Dr."],
+    "fr": ["M.", "Mme", "Mlle", "Dr"], "es": ["Sr.", "Sra.", "Dr."], "it": ["Sig.", "Sig.ra", "Dott.", "Dott.ssa"],
+    "nl": ["Dhr.", "Mevr.", "Dr."], "pl": ["Pan", "Pani", "Dr"], "pt": ["Sr.", "Sra.", "Dr."],
+}
+
+# The detector's lexicon, to tell which test names it has never seen.
+LEXICON_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "mask", "scan", "person", "lexicon.txt")
+
+
+def _load_lexicon() -> set:
+    with open(LEXICON_PATH, encoding="utf-8") as f:
+        return {line.split("\t")[0] for line in f if "g" in line.split("\t")[-1] or "s" in line.split("\t")[-1]}
+
+
+LEXICON = _load_lexicon()
+
+
+def in_lexicon(words: list[str]) -> bool:
+    """Every given name and surname word (particles aside) is in the lexicon."""
+    for w in words:
+        if w[0].islower():
+            continue
+        key = re.sub("['’]", "", w.lower())
+        if key not in LEXICON and not all(p in LEXICON for p in key.split("-")):
+            return False
+    return True
+
 # Locales whose Faker bank provider prints their own IBANs; the others fall
 # back to GB, which would make every IBAN British.
 IBAN_LOCALES = [
@@ -135,7 +177,7 @@ NATIONAL_KIND_LOCALE = {
     "fi_hetu": "fi_FI",
 }
 
-GENERIC_KINDS = ["email", "card", "iban", "phone", "ipv4", "ipv6"]
+GENERIC_KINDS = ["email", "card", "iban", "phone", "ipv4", "ipv6", "person"]
 SECRET_KINDS = [
     "aws_access_key", "aws_secret_key", "github_token", "slack_token",
     "stripe_key", "gitlab_token", "google_api_key", "openai_key", "npm_token",
@@ -146,14 +188,17 @@ ALL_KINDS = GENERIC_KINDS + list(NATIONAL_KIND_LOCALE) + SECRET_KINDS + ["json_s
 
 # Relative frequency of a kind as the first value of a positive cell.
 KIND_WEIGHT = {k: 1.0 for k in ALL_KINDS}
-KIND_WEIGHT.update({"email": 2.0, "phone": 2.5, "card": 2.0, "iban": 1.5, "private_key": 0.6, "json_secret": 0.0})
+KIND_WEIGHT.update({"email": 2.0, "phone": 2.5, "card": 2.0, "iban": 1.5, "private_key": 0.6, "json_secret": 0.0,
+                    "person": 3.0})
 
 NEGATIVE_FAMILIES = [
     "uuid", "md5", "sha1", "sha256", "ean13", "isbn10", "isbn13", "integer",
     "date", "timestamp", "version", "base64", "order_number", "amount",
     "git_sha", "placeholder", "file_path", "url", "mac_address", "time",
     "fake_jwt", "bigint_id", "epoch", "zip_code",
-]
+] + ["person_place", "person_brand", "person_sentence", "person_calendar", "person_identifier", "person_company"]
+# The person_* families hold capitalised words that are no one's name; the
+# evaluation allows person findings on at most 1 % of their cells.
 
 PLACEHOLDERS = [
     "AKIAIOSFODNN7EXAMPLE",
@@ -189,6 +234,11 @@ class Value:
     text: str
     start: int = 0
     end: int = -1
+    # person only: how the name is written, and whether a word of it is
+    # missing from the detector's lexicon (held out to measure
+    # generalisation).
+    form: str | None = None
+    held_out: bool = False
 
     def __post_init__(self) -> None:
         if self.end < 0:
@@ -211,6 +261,15 @@ class Cell:
     negative: str | None = None
 
 
+def label_of(value: Value, start: int, end: int) -> dict:
+    label = {"kind": value.kind, "start": start, "end": end}
+    if value.form:
+        label["form"] = value.form
+    if value.held_out:
+        label["held_out"] = True
+    return label
+
+
 def render_plain(segments: Segments) -> tuple[str, list]:
     out: list[str] = []
     labels = []
@@ -220,7 +279,7 @@ def render_plain(segments: Segments) -> tuple[str, list]:
             head = seg.text[:seg.start]
             start = pos + len(head.encode())
             end = start + len(seg.labelled.encode())
-            labels.append({"kind": seg.kind, "start": start, "end": end})
+            labels.append(label_of(seg, start, end))
             text = seg.text
         else:
             text = seg
@@ -274,7 +333,7 @@ def render_json(doc, rng: random.Random) -> tuple[str, list]:
             if isinstance(seg, Value):
                 start = len(out) + len(json_escape(seg.text[:seg.start]).encode())
                 end = start + len(json_escape(seg.labelled).encode())
-                labels.append({"kind": seg.kind, "start": start, "end": end})
+                labels.append(label_of(seg, start, end))
                 out += json_escape(seg.text).encode()
             else:
                 out += json_escape(seg).encode()
@@ -395,7 +454,7 @@ class Gen:
     def __init__(self, seed: int):
         Faker.seed(seed)
         self.rng = random.Random(seed)
-        self.fakers = {loc: Faker(loc) for loc in dict.fromkeys(LOCALE_NAMES + IBAN_LOCALES)}
+        self.fakers = {loc: Faker(loc) for loc in dict.fromkeys(LOCALE_NAMES + IBAN_LOCALES + ROMANISED_NAME_LOCALES)}
         self.e164_examples = []
         for region in E164_REGIONS:
             for t in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
@@ -792,7 +851,61 @@ class Gen:
             return self.us_ssn(bare_digits)
         return getattr(self, kind)()
 
+    # ---- person names ---------------------------------------------------------
+
+    def name_parts(self, loc: str) -> tuple[list[str], list[str], str]:
+        """(given names, surname words, name locale). Most names come from the
+        cell's locale; some are romanised Japanese, Chinese, Pakistani
+        (Arabic) or Turkish names."""
+        rng = self.rng
+        if rng.random() < 0.15:
+            nloc = rng.choice(ROMANISED_NAME_LOCALES)
+            f = self.fk(nloc)
+            if nloc in ("ja_JP", "zh_CN"):
+                return [f.first_romanized_name()], [f.last_romanized_name()], nloc
+            return [f.first_name()], [f.last_name()], nloc
+        f = self.fk(loc)
+        given = [f.first_name()]
+        if rng.random() < 0.1:
+            given.append(f.first_name())
+        surname = [f.last_name()]
+        if loc == "es_ES" and rng.random() < 0.5:
+            surname.append(f.last_name())
+        if loc in NAME_PARTICLES and rng.random() < 0.2:
+            surname = NAME_PARTICLES[loc][rng.randrange(len(NAME_PARTICLES[loc]))].split() + surname
+        # Faker's own lists hold a few compound entries ("Mac Donald").
+        return [w for g in given for w in g.split()], [w for x in surname for w in x.split()], loc
+
+    def person(self, loc: str, forms: tuple = ("full", "caps", "comma", "initial")) -> Value:
+        rng = self.rng
+        given, surname, _ = self.name_parts(loc)
+        weights = {"full": 6, "caps": 1, "comma": 1, "initial": 1}
+        form = rng.choices(list(forms), [weights[f] for f in forms])[0]
+        if any(w[0].islower() for w in surname):
+            # "van Beeck, Hanna" is how Dutch registers sort, but not a
+            # form this corpus labels.
+            form = "particle" if form in ("full", "caps", "comma") else form
+        if form in ("full", "particle"):
+            text = " ".join(given + surname)
+        elif form == "caps":
+            text = " ".join(given + surname).upper()
+        elif form == "comma":
+            text = " ".join(surname) + ", " + " ".join(given)
+        else:
+            text = given[0][0] + ". " + " ".join(surname)
+        return Value("person", text, form=form, held_out=not in_lexicon(given + surname))
+
+    def titled(self, loc: str) -> tuple[str, Value]:
+        """A title and the name after it: a surname alone or a full name."""
+        rng = self.rng
+        given, surname, _ = self.name_parts(loc)
+        title = rng.choice(TITLES.get(loc[:2], TITLES["en"]))
+        words = surname if rng.random() < 0.6 else given + surname
+        return title, Value("person", " ".join(words), form="title", held_out=not in_lexicon(words))
+
     def value(self, kind: str, loc: str, need_shape: bool = False) -> Value:
+        if kind == "person":
+            return self.person(loc)
         if kind in NATIONAL_KIND_LOCALE:
             return self.national(kind)
         if kind == "phone":
@@ -893,6 +1006,24 @@ class Gen:
             return str(t * 1000 + rng.randint(0, 999)) if rng.random() < 0.3 else str(t)
         if family == "zip_code":
             return f.postcode()
+        if family == "person_place":
+            r = rng.random()
+            if r < 0.3:
+                return f.city()
+            if r < 0.55:
+                return f.street_address()
+            return rng.choice(PLACES)
+        if family == "person_brand":
+            return rng.choice(BRANDS)
+        if family == "person_sentence":
+            return rng.choice(NAME_WORD_SENTENCES)
+        if family == "person_calendar":
+            return rng.choice([f.day_of_week(), f.month_name(), f"{f.day_of_week()}, {f.month_name()} {rng.randint(1, 28)}",
+                               f"{f.month_name()} {rng.randint(1990, 2030)}"] + CALENDAR_WORDS)
+        if family == "person_identifier":
+            return rng.choice(IDENTIFIERS)
+        if family == "person_company":
+            return f.company()
         raise AssertionError(family)
 
 
@@ -1000,6 +1131,46 @@ PERSONAL_CONTEXT = {
     },
 }
 
+# Names after a context word ("cue") and in text without one ("plain").
+PERSON_CONTEXT = {
+    "en": {"cue": ["Customer: {}", "Contact {} for details", "signed by {}", "Dear {},", "Patient name: {}",
+                   "assigned to {}", "Name: {}"],
+           "plain": ["{} called about the order", "Ask {} about it", "Meeting with {} on site", "{} approved the refund",
+                     "Spoke to {} yesterday", "Forwarded to {} for review"]},
+    "de": {"cue": ["Ansprechpartner: {}", "Kunde: {}", "Name: {}", "Kontakt: {}"],
+           "plain": ["Bitte {} zurückrufen", "Rückfrage von {} erhalten", "Termin mit {} vereinbart", "{} hat angerufen"]},
+    "fr": {"cue": ["Nom : {}", "Contact : {}", "Client : {}"],
+           "plain": ["Merci de rappeler {}", "Rendez-vous avec {} demain", "{} a appelé ce matin"]},
+    "es": {"cue": ["Nombre: {}", "Cliente: {}", "Contacto: {}"],
+           "plain": ["Llamar a {} mañana", "Reunión con {} el lunes", "{} pidió un reembolso"]},
+    "it": {"cue": ["Nome: {}", "Cliente: {}", "Contatto: {}"],
+           "plain": ["Richiamare {} domani", "Incontro con {} in ufficio", "{} ha chiamato"]},
+    "nl": {"cue": ["Naam: {}", "Klant: {}", "Contactpersoon: {}"],
+           "plain": ["Graag {} terugbellen", "Afspraak met {} gemaakt", "{} heeft gebeld"]},
+    "pl": {"cue": ["Imię i nazwisko: {}", "Klient: {}", "Kontakt: {}"],
+           "plain": ["Proszę oddzwonić do {}", "Spotkanie z {} jutro", "{} dzwonił rano"]},
+    "pt": {"cue": ["Nome: {}", "Cliente: {}", "Contato: {}"],
+           "plain": ["Ligar para {} amanhã", "Reunião com {} na segunda", "{} pediu reembolso"]},
+    "sv": {"cue": ["Namn: {}", "Kund: {}", "Kontaktperson: {}"],
+           "plain": ["Ring {} i morgon", "Möte med {} på kontoret", "{} ringde i dag"]},
+    "fi": {"cue": ["Nimi: {}", "Asiakas: {}", "Yhteyshenkilö: {}"],
+           "plain": ["Soita {} huomenna", "Tapaaminen {} kanssa", "{} soitti aamulla"]},
+}
+
+# A title and a name: "{}" is where the title and the name go.
+TITLE_SENTENCES = {
+    "en": ["Please call {} back", "Dear {},", "{} will join the meeting", "Appointment with {} at noon"],
+    "de": ["Sehr geehrte(r) {},", "Bitte {} zurückrufen", "{} kommt morgen"],
+    "fr": ["Bonjour {},", "Merci de rappeler {}", "{} arrive demain"],
+    "es": ["Estimado {},", "Llamar a {}", "{} llega mañana"],
+    "it": ["Gentile {},", "Richiamare {}", "{} arriva domani"],
+    "nl": ["Geachte {},", "Graag {} terugbellen", "{} komt morgen"],
+    "pl": ["Szanowny {},", "Proszę oddzwonić: {}", "{} przyjdzie jutro"],
+    "pt": ["Prezado {},", "Ligar para {}", "{} chega amanhã"],
+    "sv": ["Hej {},", "Ring {}", "{} kommer i morgon"],
+    "fi": ["Hei {},", "Soita {}", "{} tulee huomenna"],
+}
+
 NETWORK_CONTEXT = {
     "ipv4": ["connection from {} refused", "host {}", "IP: {}", "client {} timed out", "connect to {}:5432", "X-Forwarded-For: {}"],
     "ipv6": ["connection from {} refused", "host {}", "IP: {}", "listening on [{}]:8080", "peer {} closed"],
@@ -1069,7 +1240,48 @@ NEGATIVE_CONTEXT = {
     "bigint_id": ["user id {}", "row {}", "customer #{}"],
     "epoch": ["ts={}", "created {}", "expires {}"],
     "zip_code": ["zip {}", "postcode {}", "PLZ {}"],
+    "person_place": ["shipped to {}", "office in {}", "address: {}", "near {}"],
+    "person_brand": ["drives a {}", "product: {}", "brand {}", "sold by {}"],
+    "person_sentence": ["{}", "note: {}", "{} thanks"],
+    "person_calendar": ["due {}", "next {}", "on {}"],
+    "person_identifier": ["column {}", "field {} is required", "select {} from t"],
+    "person_company": ["vendor {}", "supplier: {}", "invoice from {}"],
 }
+
+# Hard negatives for the person detector: capitalised words that are no
+# one's name, many of them made of words that are names elsewhere.
+PLACES = [
+    "Washington Street", "Victoria Station", "Kingston upon Thames", "Paris", "Jordan Valley", "Santa Barbara",
+    "St. Louis", "Port Elizabeth", "Charlotte", "Victoria Park", "Georgetown", "San José", "Las Vegas",
+    "Mount Pleasant", "Lake Geneva", "Florence", "Marienplatz", "Alexanderplatz", "Rue de Rivoli", "Gare du Nord",
+    "Via Roma", "Piazza Navona", "Calle Mayor", "Avenida Paulista", "Praça da Sé", "Kalverstraat", "Ulica Długa",
+    "Drottninggatan", "Mannerheimintie", "Queen Street", "King's Cross", "Elizabeth Line", "Prince Albert Road",
+    "Fort Worth", "San Antonio", "Virginia Beach", "Georgia", "Adelaide", "Regina", "Victoria", "Darwin",
+]
+BRANDS = [
+    "Ford Focus", "Tesla Model 3", "Johnson & Johnson", "Mercedes-Benz", "Procter & Gamble", "Dr Pepper",
+    "Dr. Martens", "Marks & Spencer", "Toyota Corolla", "Honda Civic", "Apple Watch", "Microsoft Teams",
+    "Google Chrome", "Amazon Prime", "Coca-Cola", "Harley-Davidson", "Land Rover", "Aston Martin",
+    "Volkswagen Golf", "Renault Clio", "Fiat Panda", "Skoda Octavia", "Peugeot 208", "Seat Ibiza",
+    "Samsung Galaxy", "Sony Walkman", "Nintendo Switch", "PlayStation 5", "Air Jordan", "Chevrolet Malibu",
+]
+NAME_WORD_SENTENCES = [
+    "Will you send the invoice today?", "May I ask for a refund?", "Mark the box as fragile.",
+    "Grace period ends on Friday.", "Rose garden maintenance is due.", "Bill the customer monthly.",
+    "Hope to hear from you soon.", "Frank feedback is welcome.", "Chase the supplier for an answer.",
+    "Max retries exceeded.", "Jack up the price by two percent.", "Faith in the process is low.",
+    "Sterling Silver Ring", "Will Call Pickup", "May Sale Starts Now", "Summer Collection",
+    "Grant Application Form", "Victoria Sponge Cake", "Earl Grey Tea", "Hunter Green Paint",
+    "Amber Alert", "Ruby on Rails", "Pearl Harbor", "Crystal Palace", "Jasmine Rice", "Iris Scanner",
+    "Bitte Herrn zurückrufen.", "Merci de votre commande.", "Gracias por su compra.", "Grazie mille.",
+]
+CALENDAR_WORDS = ["Montag", "Dienstag", "Mittwoch", "Lundi", "Mardi", "Lunes", "Martes", "Lunedì", "Maandag",
+                  "Poniedziałek", "Segunda-feira", "Måndag", "Maanantai", "August", "June", "April", "May"]
+IDENTIFIERS = [
+    "first_name", "last_name", "FirstName", "LastName", "CUSTOMER_NAME", "contact_person_id", "JohnSmith",
+    "john.smith", "jsmith", "user_name", "FullName", "created_by", "AssigneeName", "PatientName", "owner_id",
+    "ContactPerson", "nameFirst", "nameLast", "ADDRESS_LINE_1", "SMITH_J", "mariaGarcia",
+]
 
 PLACEHOLDER_CONTEXT = {
     "AKIAIOSFODNN7EXAMPLE": ["aws_access_key_id = {}", "AWS_ACCESS_KEY_ID={}"],
@@ -1093,6 +1305,9 @@ NEGATIVE_KEYS = {
     "file_path": ["path", "file"], "url": ["homepage", "callback_url"], "mac_address": ["mac", "hwaddr"],
     "time": ["opens_at", "time"], "fake_jwt": ["bearer", "auth"], "bigint_id": ["user_id", "row_id"],
     "epoch": ["created_epoch", "expires"], "zip_code": ["zip", "postcode"],
+    "person_place": ["city", "street", "venue", "destination"], "person_brand": ["brand", "product", "model"],
+    "person_sentence": ["note", "comment", "title"], "person_calendar": ["weekday", "month", "due"],
+    "person_identifier": ["column", "field"], "person_company": ["company", "vendor", "supplier"],
 }
 
 PLACEHOLDER_KEYS = {
@@ -1123,6 +1338,7 @@ VALUE_KEYS = {
     "npm_token": ["NPM_TOKEN", "npm_token"], "pypi_token": ["PYPI_TOKEN", "TWINE_PASSWORD"],
     "jwt": ["id_token", "access_token", "authorization"], "private_key": ["private_key", "ssh_key", "tls_key"],
     "url_credentials": ["database_url", "dsn", "DATABASE_URL", "broker_url"], "json_secret": JSON_SECRET_KEYS,
+    "person": ["full_name", "customer_name", "contact_person", "author", "assignee", "patient"],
 }
 
 NOTES = [
@@ -1210,6 +1426,18 @@ class Builder:
         if kind == "private_key":
             key = self.g.private_key()
             return [rng.choice(["key:\n", "Here is the deploy key:\n", "id_rsa\n", "\n"]), key, "\n"]
+        if kind == "person":
+            lang = lang if lang in PERSON_CONTEXT else "en"
+            r = rng.random()
+            if r < 0.25:
+                title, value = self.g.titled(loc)
+                head, tail = rng.choice(TITLE_SENTENCES[lang]).split("{}")
+                return [s for s in (head + title + " ", value, tail) if s != ""]
+            value = self.g.person(loc, forms=("full", "full", "caps", "initial"))
+            if value.form == "caps":
+                # Shouted names come in shouted text.
+                return template(rng.choice(PERSON_CONTEXT[lang]["cue"]).upper(), value)
+            return template(rng.choice(PERSON_CONTEXT[lang]["cue" if with_context else "plain"]), value)
         if kind == "phone":
             value = self.g.phone(loc, need_shape=not with_context)
             if with_context:
@@ -1250,7 +1478,7 @@ class Builder:
             return key, Slot([self.g.aws_secret_key()])
         if kind == "json_secret":
             return key, Slot([self.g.json_secret()])
-        if kind in ("email", "ipv4", "ipv6", "phone") and rng.random() < 0.3:
+        if kind in ("email", "ipv4", "ipv6", "phone", "person") and rng.random() < 0.3:
             # Inside a free-text field of the document.
             return rng.choice(["msg", "note", "comment", "description"]), Slot(self.phrase(kind, loc))
         if kind == "phone":
@@ -1290,7 +1518,7 @@ class Builder:
         y, m, d = self.g.date(2019, 2026)
         return f"{y}-{m:02d}-{d:02d}T{self.rng.randint(0, 23):02d}:{self.rng.randint(0, 59):02d}:{self.rng.randint(0, 59):02d}Z"
 
-    def json_skeleton(self, loc: str):
+    def json_skeleton(self, loc: str, names: bool = True):
         """A realistic document with benign fields, and the containers (at
         depths 1 to 3) that values may be put into."""
         rng = self.rng
@@ -1300,13 +1528,15 @@ class Builder:
         if kind == "customer":
             contact: dict = {}
             address = {"street": f.street_address(), "city": f.city(), "postcode": f.postcode()}
-            customer = {"name": f.name(), "locale": loc, "contact": contact, "address": address}
+            # A negative cell has no labels, so no names either.
+            customer = {"name": Slot([self.g.person(loc)]) if names else f"C-{self.next_id}", "locale": loc,
+                        "contact": contact, "address": address}
             doc = {"id": self.next_id, "type": "customer", "customer": customer,
                    "tags": rng.sample(["vip", "b2b", "newsletter", "churn-risk", "trial"], rng.randint(0, 3)),
                    "created_at": self.iso_time(), "updated_by": str(uuid4(rng))}
             return doc, [doc, customer, contact, address]
         if kind == "order":
-            billing: dict = {"name": f.name()}
+            billing: dict = {"name": Slot([self.g.person(loc)])} if names else {"ref": f"B-{self.next_id}"}
             items = [{"sku": f"SKU-{rng.randint(1000, 99999)}", "qty": rng.randint(1, 5),
                       "price": round(rng.uniform(1, 500), 2)} for _ in range(rng.randint(1, 3))]
             payment: dict = {"method": rng.choice(["card", "sepa", "invoice"])}
@@ -1361,7 +1591,7 @@ class Builder:
 
     def negative_json(self, family: str, value: str, loc: str) -> Cell:
         rng = self.rng
-        doc, containers = self.json_skeleton(loc)
+        doc, containers = self.json_skeleton(loc, names=False)
         if family == "placeholder":
             key = rng.choice(PLACEHOLDER_KEYS[value])
         else:
@@ -1459,6 +1689,8 @@ def label_ok(cell: Cell, kind: str, value: str, before: str, after: str) -> bool
         return bool(m) and m.group(1) == m.group(2)
     if kind == "url_credentials":
         return before.endswith(":") and after.startswith("@") and "//" in before[-60:]
+    if kind == "person":
+        return any(w[0].isupper() for w in value.split()) and not any(ch.isdigit() for ch in value)
     if kind == "json_secret":
         return bool(re.search(r'"(?:' + "|".join(JSON_SECRET_KEYS) + r')"\s*:\s*"$', before)) and after.startswith('"')
     raise AssertionError(kind)
@@ -1522,7 +1754,7 @@ def main() -> int:
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--cells", type=int, default=12000)
+    ap.add_argument("--cells", type=int, default=14000)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 

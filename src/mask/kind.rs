@@ -49,10 +49,11 @@ pub enum Kind {
     Ipv4,
     Ipv6,
     Phone,
+    Person,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 36] = [
+    pub const ALL: [Kind; 37] = [
         Kind::PrivateKey,
         Kind::Jwt,
         Kind::UrlCredentials,
@@ -89,6 +90,7 @@ impl Kind {
         Kind::Ipv4,
         Kind::Ipv6,
         Kind::Phone,
+        Kind::Person,
     ];
 
     /// The national identifiers: off unless a policy enables them, because
@@ -149,6 +151,7 @@ impl Kind {
             Kind::Ipv4 => "ipv4",
             Kind::Ipv6 => "ipv6",
             Kind::Phone => "phone",
+            Kind::Person => "person",
         }
     }
 
@@ -195,6 +198,7 @@ impl Kind {
             Kind::Ipv4 => "<IPV4>",
             Kind::Ipv6 => "<IPV6>",
             Kind::Phone => "<PHONE>",
+            Kind::Person => "<PERSON>",
         }
     }
 
@@ -232,9 +236,13 @@ impl Detectors {
     }
 
     /// What a policy gets unless it says otherwise: everything except the
-    /// national identifiers and the JSON-key rule, which are opt-in.
+    /// national identifiers, the JSON-key rule and person names, which are
+    /// opt-in. (Names cost a lookup per capitalised word pair: prose scans
+    /// several times slower with them, see benches/RESULTS.md.)
     pub fn standard() -> Detectors {
-        let mut set = Detectors::all().without(Kind::JsonSecret);
+        let mut set = Detectors::all()
+            .without(Kind::JsonSecret)
+            .without(Kind::Person);
         for kind in Kind::NATIONAL_IDS {
             set = set.without(kind);
         }

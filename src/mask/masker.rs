@@ -691,6 +691,13 @@ fn normalise(kind: Kind, value: &[u8]) -> Vec<u8> {
         Kind::Email => value.to_ascii_lowercase(),
         k if k.is_secret() => value.to_vec(),
         Kind::Ipv4 | Kind::Ipv6 => value.to_ascii_lowercase(),
+        // One person written "Jane Smith", "JANE SMITH" or "Jane  Smith".
+        Kind::Person => String::from_utf8_lossy(value)
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into_bytes(),
         _ => value
             .iter()
             .filter(|b| b.is_ascii_alphanumeric())
@@ -728,6 +735,27 @@ fn partial(kind: Kind, value: &[u8], out: &mut Vec<u8>) {
             out.push(b'*');
         }
         Kind::UrlCredentials => out.extend_from_slice(b"****"),
+        Kind::Person => {
+            // Initials: "Jane van der Berg" becomes "J. B." (the last four
+            // letters of a name would give too much away).
+            let text = String::from_utf8_lossy(value);
+            let mut first = true;
+            for word in text.split([' ', ',']).filter(|w| !w.is_empty()) {
+                let Some(c) = word.chars().next() else {
+                    continue;
+                };
+                if !c.is_uppercase() {
+                    continue;
+                }
+                if !first {
+                    out.push(b' ');
+                }
+                first = false;
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                out.push(b'.');
+            }
+        }
         _ => {
             // Keep the last four letters or digits (and an IBAN's country),
             // star the rest, keep the punctuation.

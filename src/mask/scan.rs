@@ -33,6 +33,7 @@ use super::tld;
 
 mod encoded;
 mod hashes;
+mod person;
 
 /// What a literal marker found by the first pass leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +156,9 @@ const DEFAULT_REGIONS: &[Region] = &[
 impl Scanner {
     pub fn new(detectors: &Detectors) -> Scanner {
         enlarge_phone_regex_cache();
+        if detectors.contains(Kind::Person) {
+            person::warm();
+        }
         let markers = AhoCorasickBuilder::new()
             .ascii_case_insensitive(false)
             .match_kind(MatchKind::LeftmostFirst)
@@ -203,15 +207,24 @@ impl Scanner {
 
     /// [`Scanner::scan_into`] on text that was decoded `depth` times.
     fn scan_layer(&self, text: &[u8], base: usize, out: &mut Vec<Finding>, depth: u8) {
-        if text.len() < 6 || self.detectors.is_empty() {
-            return;
-        }
         let first = out.len();
+        // Names are short ("Bo Li"): they are looked for below the others'
+        // minimum length.
+        if self.on(Kind::Person) {
+            person::scan(text, out);
+        }
+        if text.len() < 6 || self.detectors.is_empty() {
+            return self.shift(out, first, base);
+        }
         self.scan_markers(text, out);
         // The digit pass runs whatever the detectors: it also hands
         // encoded runs to the decoder.
         self.scan_digits(text, out, depth);
         self.scan_punctuation(text, out);
+        self.shift(out, first, base);
+    }
+
+    fn shift(&self, out: &mut [Finding], first: usize, base: usize) {
         if base != 0 {
             for f in &mut out[first..] {
                 f.start += base;
