@@ -325,6 +325,57 @@ impl MysqlRowMasker {
         mask_message(engine.as_deref()?, text, scratch, message_tally)
     }
 
+    /// An OK packet's session-state changes (`CLIENT_SESSION_TRACK`) with
+    /// the values in them masked: a tracked system variable's new value can
+    /// be any value the session computed (`SET @@session.sql_select_limit =
+    /// (SELECT card …)`). `None` to forward them as they came; state that
+    /// cannot be read is dropped whole (`Some` of nothing), never passed
+    /// unscanned.
+    pub fn mask_session_state(&mut self, state: &[u8]) -> Option<Vec<u8>> {
+        let MysqlRowMasker {
+            engine,
+            scratch,
+            message_tally,
+            ..
+        } = self;
+        let engine = engine.as_deref()?;
+        let mut out = BytesMut::with_capacity(state.len() + 16);
+        let mut changed = false;
+        let mut at = 0;
+        while at < state.len() {
+            let kind = state[at];
+            at += 1;
+            let Some(data) = lenenc_str(state, &mut at) else {
+                return Some(Vec::new());
+            };
+            let body = &state[data];
+            // Every entry's strings are scanned: a system variable's name
+            // and value, a schema name, transaction characteristics.
+            let mut rebuilt = BytesMut::with_capacity(body.len());
+            let mut inner = 0;
+            if kind == 2 || kind == 3 {
+                // State-change flag ("1") and GTIDs: no values.
+                rebuilt.put_slice(body);
+                inner = body.len();
+            }
+            while inner < body.len() {
+                let Some(range) = lenenc_str(body, &mut inner) else {
+                    return Some(Vec::new());
+                };
+                match mask_message(engine, &body[range.clone()], scratch, message_tally) {
+                    Some(masked) => {
+                        changed = true;
+                        put_lenenc_str(&mut rebuilt, &masked);
+                    }
+                    None => put_lenenc_str(&mut rebuilt, &body[range]),
+                }
+            }
+            out.put_u8(kind);
+            put_lenenc_str(&mut out, &rebuilt);
+        }
+        changed.then(|| out.to_vec())
+    }
+
     /// A column definition with its names masked (catalog, schema, table,
     /// original table, name, original name); `None` to forward it as it
     /// came. Names are written in statements, but a statement built by

@@ -101,13 +101,13 @@ pub const REQUIRED: u32 = CLIENT_PROTOCOL_41
 /// compression (the relay reads packets, not a compressed stream),
 /// `QUERY_ATTRIBUTES` (COM_QUERY would carry values ahead of the SQL text),
 /// optional result metadata and multi-factor authentication (the relay and
-/// the frontend do not speak them), and `SESSION_TRACK`: with it, every OK
-/// packet can carry the new value of any session variable
-/// (`session_track_system_variables = '*'` and `SET @@session.x = (SELECT
-/// email …)`), a channel for values beside the rows. Servers before MySQL
-/// 5.7 never had it, so every driver works without it; drivers that use it
-/// (to follow the current schema or autocommit) fall back to their own
-/// bookkeeping or to asking. `SSL` and `CONNECT_WITH_DB` are set per
+/// the frontend do not speak them). `SESSION_TRACK` is kept: drivers follow
+/// the session's character set and schema through it (Connector/C decodes
+/// text by the tracked `character_set_client`), and clients that assume it
+/// read OK packets in its layout. With it, every OK packet can carry the
+/// new value of any session variable (`session_track_system_variables =
+/// '*'` and `SET @@session.x = (SELECT email …)`): the relay masks those
+/// values as it masks the server's messages. `SSL` and `CONNECT_WITH_DB` are set per
 /// connection. Multi-statements are allowed because the gate classifies
 /// every statement of a COM_QUERY, not just the first.
 pub const SUPPORTED: u32 = REQUIRED
@@ -126,6 +126,7 @@ pub const SUPPORTED: u32 = REQUIRED
     | CLIENT_PS_MULTI_RESULTS
     | CLIENT_CONNECT_ATTRS
     | CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS
+    | CLIENT_SESSION_TRACK
     | CLIENT_DEPRECATE_EOF;
 
 /// What Airlock asks for when it speaks for itself rather than for an
@@ -143,6 +144,7 @@ pub const DEFAULT_CLIENT: u32 = REQUIRED
     | CLIENT_PS_MULTI_RESULTS
     | CLIENT_CONNECT_ATTRS
     | CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS
+    | CLIENT_SESSION_TRACK
     | CLIENT_DEPRECATE_EOF;
 
 // Server status flags used here.

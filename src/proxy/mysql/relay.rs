@@ -719,14 +719,25 @@ impl Relay {
                     let mut ok = OkPacket::parse(&first.payload, self.capabilities)
                         .map_err(|_| Broken::Upstream)?;
                     // The human-readable info ("Rows matched: 1 …") is
-                    // the server's text: masked as its messages are.
-                    match self.masker.mask_message_text(&ok.info) {
-                        Some(info) => {
+                    // the server's text, and tracked session state holds
+                    // values the session computed: both masked as the
+                    // server's messages are.
+                    let info = self.masker.mask_message_text(&ok.info);
+                    let state = ok
+                        .session_state
+                        .as_deref()
+                        .and_then(|s| self.masker.mask_session_state(s));
+                    if info.is_some() || state.is_some() {
+                        if let Some(info) = info {
                             ok.info = info;
-                            self.client
-                                .write_with(|b| ok.write(b, self.capabilities, false));
                         }
-                        None => self.client.write_packet(&first.payload),
+                        if let Some(state) = state {
+                            ok.session_state = Some(state);
+                        }
+                        self.client
+                            .write_with(|b| ok.write(b, self.capabilities, false));
+                    } else {
+                        self.client.write_packet(&first.payload);
                     }
                     let tag = format!("OK {} rows affected", ok.affected_rows);
                     self.record_result(&tag, Tally::default(), started);
