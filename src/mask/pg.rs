@@ -350,13 +350,9 @@ fn mask_copy_text(
     scratch: &mut Scratch,
     tally: &mut Tally,
 ) -> Option<Vec<u8>> {
-    // Nothing anywhere in the row, and no escapes or JSON that could hide
-    // something: forwarded as is, no field splitting.
-    let mut findings = Vec::new();
-    engine.scanner().scan(row, &mut findings);
-    if findings.is_empty() && !row.iter().any(|&b| b == b'\\' || b == b'{' || b == b'[') {
-        return None;
-    }
+    // Every field is masked as the cell it is: detectors judge a value by
+    // its bounds (a name alone in a cell), which a scan of the joined row
+    // does not see, so there is no whole-row shortcut.
     let (line, newline) = match row.strip_suffix(b"\n") {
         Some(l) => (l, &b"\n"[..]),
         None => (row, &b""[..]),
@@ -830,19 +826,22 @@ fn mask_by_content(
     scratch: &mut Scratch,
     tally: &mut Tally,
 ) -> Masked {
-    let numeric = value
-        .first()
-        .is_some_and(|&b| b.is_ascii_digit() || b == b'-' || b == b'.')
-        && value.iter().any(u8::is_ascii_digit)
-        && value
-            .iter()
-            .all(|&b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
-    if numeric {
-        return mask_number_forms(engine, value, scratch, tally);
+    if is_number_text(value) {
+        // A number of unknown type may also be an identifier written in
+        // digits (a CPF, an SSN): read as text when no number form is.
+        return match mask_number_forms(engine, value, scratch, tally) {
+            Masked::Unchanged => engine.mask_text(value, scratch, tally),
+            masked => masked,
+        };
     }
-    // A record, range or multirange literal.
+    // A record, range or multirange literal — or free text in brackets.
+    // Read whole first: split at its commas, text would lose the context
+    // its detectors need ("call (020) 7946 0958, ask for Ann Lee").
     if matches!(value.first(), Some(b'(' | b'[')) && matches!(value.last(), Some(b')' | b']')) {
-        return mask_text_composite(engine, 0, value, scratch, tally);
+        return match engine.mask_text(value, scratch, tally) {
+            Masked::Unchanged => mask_text_composite(engine, 0, value, scratch, tally),
+            masked => masked,
+        };
     }
     if looks_like_json(value) {
         // `{…}` that is not JSON is an array (or a record) literal: masked
@@ -850,7 +849,10 @@ fn mask_by_content(
         if value.first() == Some(&b'{')
             && serde_json::from_slice::<serde::de::IgnoredAny>(value).is_err()
         {
-            return mask_text_array(engine, 0, value, scratch, tally);
+            return match engine.mask_text(value, scratch, tally) {
+                Masked::Unchanged => mask_text_array(engine, 0, value, scratch, tally),
+                masked => masked,
+            };
         }
         return engine.mask_json(value, scratch, tally);
     }
@@ -861,6 +863,33 @@ fn mask_by_content(
         return mask_bytea_text(engine, value, scratch, tally);
     }
     engine.mask_text(value, scratch, tally)
+}
+
+/// Whether `value` is written as one number: an optional sign, digits with
+/// at most one decimal point, an optional exponent. `203.0.113.7` and
+/// `2024-01-02` are not numbers: they are scanned as text, where the
+/// address and date detectors see them.
+fn is_number_text(value: &[u8]) -> bool {
+    let mut rest = value.strip_prefix(b"-").unwrap_or(value);
+    let mantissa_end = rest
+        .iter()
+        .position(|&b| b == b'e' || b == b'E')
+        .unwrap_or(rest.len());
+    let (mantissa, exponent) = rest.split_at(mantissa_end);
+    let digits = mantissa.iter().filter(|b| b.is_ascii_digit()).count();
+    let points = mantissa.iter().filter(|&&b| b == b'.').count();
+    if digits == 0 || points > 1 || digits + points != mantissa.len() {
+        return false;
+    }
+    if exponent.is_empty() {
+        return true;
+    }
+    rest = &exponent[1..];
+    rest = rest
+        .strip_prefix(b"-")
+        .or_else(|| rest.strip_prefix(b"+"))
+        .unwrap_or(rest);
+    !rest.is_empty() && rest.iter().all(u8::is_ascii_digit)
 }
 
 /// XML text: replacements are escaped so the document stays well formed.

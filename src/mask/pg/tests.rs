@@ -477,3 +477,27 @@ fn bit_strings_are_masked_as_the_numbers_they_cast_from() {
     m.set_columns(&[col("b", 1560, 0)]);
     assert_eq!(masked_one(&mut m, b"10101010"), None);
 }
+
+#[test]
+fn only_single_numbers_are_read_as_numbers() {
+    for yes in [
+        "4111111111111111",
+        "-1.5",
+        "4.111111111111111e+15",
+        ".5",
+        "1E9",
+    ] {
+        assert!(super::is_number_text(yes.as_bytes()), "{yes}");
+    }
+    for no in [
+        "203.0.113.7",
+        "2024-01-02",
+        "1.2.3",
+        "e5",
+        "-",
+        "1e",
+        "12-34",
+    ] {
+        assert!(!super::is_number_text(no.as_bytes()), "{no}");
+    }
+}

@@ -392,6 +392,12 @@ pub mod frontend {
     /// splitting mistake can make it run a second. `None` when `sql`
     /// contains a NUL (it would end the field early).
     pub fn extended_query(sql: &str) -> Option<Bytes> {
+        extended_query_with(sql, &[])
+    }
+
+    /// [`extended_query`] with text parameters `$1`, `$2`, … : values are
+    /// sent apart from the statement, never spliced into its text.
+    pub fn extended_query_with(sql: &str, params: &[&str]) -> Option<Bytes> {
         if sql.as_bytes().contains(&0) {
             return None;
         }
@@ -407,9 +413,18 @@ pub mod frontend {
         parse.extend_from_slice(sql.as_bytes());
         parse.put_u8(0);
         parse.put_i16(0); // no parameter types
-                          // Unnamed portal and statement, no parameter formats, no
-                          // parameters, no result formats (text).
-        let bind = [0u8, 0, 0, 0, 0, 0, 0, 0];
+                          // Unnamed portal and statement, text parameters, text
+                          // results.
+        let mut bind = BytesMut::new();
+        bind.put_u8(0);
+        bind.put_u8(0);
+        bind.put_i16(0);
+        bind.put_i16(i16::try_from(params.len()).ok()?);
+        for p in params {
+            bind.put_i32(i32::try_from(p.len()).ok()?);
+            bind.extend_from_slice(p.as_bytes());
+        }
+        bind.put_i16(0);
         // Unnamed portal, no row limit.
         let execute = [0u8, 0, 0, 0, 0];
         let mut out = BytesMut::new();

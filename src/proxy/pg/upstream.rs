@@ -774,23 +774,16 @@ impl Pool {
         key: &PoolKey,
         tables: &[String],
     ) -> Result<Vec<String>, UpstreamError> {
-        let names: Vec<String> = tables
-            .iter()
-            .map(|t| t.rsplit('.').next().unwrap_or(t))
-            .map(|t| format!("'{}'", t.replace('\'', "''")))
-            .collect();
-        if names.is_empty() {
+        if tables.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT format('%s.%s: %s rows live, statistics %s', schemaname, relname, n_live_tup, \
+        let names = name_array(tables);
+        let sql = "SELECT format('%s.%s: %s rows live, statistics %s', schemaname, relname, n_live_tup, \
              coalesce('from ' || to_char(greatest(last_analyze, last_autoanalyze), 'YYYY-MM-DD HH24:MI TZ') \
              || ' (' || justify_interval(date_trunc('minute', now() - greatest(last_analyze, last_autoanalyze))) || ' ago)', \
              'never gathered (estimates are defaults)')) \
-             FROM pg_stat_user_tables WHERE relname = ANY (ARRAY[{}]::name[]) ORDER BY 1",
-            names.join(", ")
-        );
-        let request = codec::frontend::extended_query(&sql)
+             FROM pg_stat_user_tables WHERE relname = ANY ($1::name[]) ORDER BY 1";
+        let request = codec::frontend::extended_query_with(sql, &[&names])
             .ok_or_else(|| UpstreamError::Protocol("a table name contains a NUL byte".into()))?;
         let mut pooled = self.acquire(key).await?;
         let lines = query_rows(&mut pooled.conn, request).await;
@@ -810,27 +803,20 @@ impl Pool {
         key: &PoolKey,
         tables: &[String],
     ) -> Result<Vec<String>, UpstreamError> {
-        let names: Vec<String> = tables
-            .iter()
-            .map(|t| t.rsplit('.').next().unwrap_or(t))
-            .map(|t| format!("'{}'", t.replace('\'', "''")))
-            .collect();
-        if names.is_empty() {
+        if tables.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT format('%s.%s: %s on disk, about %s rows, %s', n.nspname, c.relname, \
+        let names = name_array(tables);
+        let sql = "SELECT format('%s.%s: %s on disk, about %s rows, %s', n.nspname, c.relname, \
                pg_size_pretty(pg_total_relation_size(c.oid)), greatest(c.reltuples, 0)::bigint, \
                coalesce((SELECT count(*) || ' dependent object(s): ' || string_agg(DISTINCT \
                    pg_describe_object(d.classid, d.objid, d.objsubid), ', ') \
                  FROM pg_depend d WHERE d.refobjid = c.oid AND d.deptype = 'n' \
                    AND d.classid <> 'pg_type'::regclass HAVING count(*) > 0), 'no dependent objects')) \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relname = ANY (ARRAY[{}]::name[]) AND c.relkind IN ('r', 'p', 'm', 'v', 'i') \
-               AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
-            names.join(", ")
-        );
-        let request = codec::frontend::extended_query(&sql)
+             WHERE c.relname = ANY ($1::name[]) AND c.relkind IN ('r', 'p', 'm', 'v', 'i') \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1";
+        let request = codec::frontend::extended_query_with(sql, &[&names])
             .ok_or_else(|| UpstreamError::Protocol("a table name contains a NUL byte".into()))?;
         let mut pooled = self.acquire(key).await?;
         let lines = query_rows(&mut pooled.conn, request).await;
@@ -840,6 +826,18 @@ impl Pool {
         }
         lines
     }
+}
+
+/// The last part of each of `tables` as a PostgreSQL array literal, for a
+/// `name[]` parameter: the names never enter a statement's text (nor the
+/// server's statement log).
+fn name_array(tables: &[String]) -> String {
+    let quoted: Vec<String> = tables
+        .iter()
+        .map(|t| t.rsplit('.').next().unwrap_or(t))
+        .map(|t| format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{{{}}}", quoted.join(","))
 }
 
 /// Sends one request (a simple query, or extended-protocol messages ending
