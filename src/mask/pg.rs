@@ -834,27 +834,21 @@ fn mask_by_content(
             masked => masked,
         };
     }
-    // A record, range or multirange literal — or free text in brackets.
-    // Read whole first: split at its commas, text would lose the context
-    // its detectors need ("call (020) 7946 0958, ask for Ann Lee").
-    if matches!(value.first(), Some(b'(' | b'[')) && matches!(value.last(), Some(b')' | b']')) {
-        return match engine.mask_text(value, scratch, tally) {
-            Masked::Unchanged => mask_text_composite(engine, 0, value, scratch, tally),
-            masked => masked,
-        };
-    }
-    if looks_like_json(value) {
-        // `{…}` that is not JSON is an array (or a record) literal: masked
-        // element by element, so numbers stay numbers.
-        if value.first() == Some(&b'{')
-            && serde_json::from_slice::<serde::de::IgnoredAny>(value).is_err()
-        {
-            return match engine.mask_text(value, scratch, tally) {
-                Masked::Unchanged => mask_text_array(engine, 0, value, scratch, tally),
-                masked => masked,
-            };
-        }
+    let json =
+        looks_like_json(value) && serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok();
+    if json {
         return engine.mask_json(value, scratch, tally);
+    }
+    // A record, range or multirange literal — or free text in brackets.
+    if matches!(value.first(), Some(b'(' | b'[')) && matches!(value.last(), Some(b')' | b']')) {
+        let masked = mask_text_composite(engine, 0, value, scratch, tally);
+        return then_as_text(engine, value, masked, scratch, tally);
+    }
+    // `{…}` that is not JSON is an array (or a record) literal: masked
+    // element by element, so numbers stay numbers.
+    if value.first() == Some(&b'{') && value.last() == Some(&b'}') {
+        let masked = mask_text_array(engine, 0, value, scratch, tally);
+        return then_as_text(engine, value, masked, scratch, tally);
     }
     if value.starts_with(b"\\x")
         && value.len() % 2 == 0
@@ -863,6 +857,27 @@ fn mask_by_content(
         return mask_bytea_text(engine, value, scratch, tally);
     }
     engine.mask_text(value, scratch, tally)
+}
+
+/// A literal masked element by element (numbers stay numbers) is read
+/// again whole, as text: split at its commas, free text that only looks
+/// like a literal ("(call (020) 7946 0958, ask for Ann Lee)") loses the
+/// context its detectors need, and what they find then is masked too.
+fn then_as_text(
+    engine: &Masker,
+    value: &[u8],
+    masked: Masked,
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    match masked {
+        Masked::Null => Masked::Null,
+        Masked::Unchanged => engine.mask_text(value, scratch, tally),
+        Masked::Replaced(v) => match engine.mask_text(&v, scratch, tally) {
+            Masked::Unchanged => Masked::Replaced(v),
+            again => again,
+        },
+    }
 }
 
 /// Whether `value` is written as one number: an optional sign, digits with
