@@ -765,6 +765,25 @@ impl Pool {
     }
 }
 
+/// How old the planner's statistics are for the tables in `$1`.
+const STATISTICS_AGE: &str = "SELECT format('%s.%s: %s rows live, statistics %s', schemaname, relname, n_live_tup, \
+     coalesce('from ' || to_char(greatest(last_analyze, last_autoanalyze), 'YYYY-MM-DD HH24:MI TZ') \
+     || ' (' || justify_interval(date_trunc('minute', now() - greatest(last_analyze, last_autoanalyze))) || ' ago)', \
+     'never gathered (estimates are defaults)')) \
+     FROM pg_stat_user_tables WHERE relname = ANY ($1::name[]) ORDER BY 1";
+
+/// Size, estimated rows and dependent objects of the tables in `$1`.
+const TABLE_FACTS: &str =
+    "SELECT format('%s.%s: %s on disk, about %s rows, %s', n.nspname, c.relname, \
+       pg_size_pretty(pg_total_relation_size(c.oid)), greatest(c.reltuples, 0)::bigint, \
+       coalesce((SELECT count(*) || ' dependent object(s): ' || string_agg(DISTINCT \
+           pg_describe_object(d.classid, d.objid, d.objsubid), ', ') \
+         FROM pg_depend d WHERE d.refobjid = c.oid AND d.deptype = 'n' \
+           AND d.classid <> 'pg_type'::regclass HAVING count(*) > 0), 'no dependent objects')) \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relname = ANY ($1::name[]) AND c.relkind IN ('r', 'p', 'm', 'v', 'i') \
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1";
+
 impl Pool {
     /// How old the planner's statistics are for `tables` (names as the
     /// classifier reports them; the last part is matched), one line per
@@ -774,28 +793,9 @@ impl Pool {
         key: &PoolKey,
         tables: &[String],
     ) -> Result<Vec<String>, UpstreamError> {
-        if tables.is_empty() {
-            return Ok(Vec::new());
-        }
-        let names = name_array(tables);
-        let sql = "SELECT format('%s.%s: %s rows live, statistics %s', schemaname, relname, n_live_tup, \
-             coalesce('from ' || to_char(greatest(last_analyze, last_autoanalyze), 'YYYY-MM-DD HH24:MI TZ') \
-             || ' (' || justify_interval(date_trunc('minute', now() - greatest(last_analyze, last_autoanalyze))) || ' ago)', \
-             'never gathered (estimates are defaults)')) \
-             FROM pg_stat_user_tables WHERE relname = ANY ($1::name[]) ORDER BY 1";
-        let request = codec::frontend::extended_query_with(sql, &[&names])
-            .ok_or_else(|| UpstreamError::Protocol("a table name contains a NUL byte".into()))?;
-        let mut pooled = self.acquire(key).await?;
-        let lines = query_rows(&mut pooled.conn, request).await;
-        match &lines {
-            Ok(_) | Err(UpstreamError::Rejected { .. }) => self.release(pooled),
-            Err(_) => {}
-        }
-        lines
+        self.table_lines(key, STATISTICS_AGE, tables).await
     }
-}
 
-impl Pool {
     /// Facts about `tables` for a held schema change: size, estimated rows
     /// and the views, foreign keys and other objects that depend on each.
     pub async fn table_facts(
@@ -803,24 +803,27 @@ impl Pool {
         key: &PoolKey,
         tables: &[String],
     ) -> Result<Vec<String>, UpstreamError> {
+        self.table_lines(key, TABLE_FACTS, tables).await
+    }
+
+    /// One line per table of `tables` from `sql`, which takes their names
+    /// as `$1`.
+    async fn table_lines(
+        self: &Arc<Self>,
+        key: &PoolKey,
+        sql: &str,
+        tables: &[String],
+    ) -> Result<Vec<String>, UpstreamError> {
         if tables.is_empty() {
             return Ok(Vec::new());
         }
         let names = name_array(tables);
-        let sql = "SELECT format('%s.%s: %s on disk, about %s rows, %s', n.nspname, c.relname, \
-               pg_size_pretty(pg_total_relation_size(c.oid)), greatest(c.reltuples, 0)::bigint, \
-               coalesce((SELECT count(*) || ' dependent object(s): ' || string_agg(DISTINCT \
-                   pg_describe_object(d.classid, d.objid, d.objsubid), ', ') \
-                 FROM pg_depend d WHERE d.refobjid = c.oid AND d.deptype = 'n' \
-                   AND d.classid <> 'pg_type'::regclass HAVING count(*) > 0), 'no dependent objects')) \
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relname = ANY ($1::name[]) AND c.relkind IN ('r', 'p', 'm', 'v', 'i') \
-               AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1";
         let request = codec::frontend::extended_query_with(sql, &[&names])
             .ok_or_else(|| UpstreamError::Protocol("a table name contains a NUL byte".into()))?;
         let mut pooled = self.acquire(key).await?;
         let lines = query_rows(&mut pooled.conn, request).await;
         match &lines {
+            // An error leaves the connection idle; anything else drops it.
             Ok(_) | Err(UpstreamError::Rejected { .. }) => self.release(pooled),
             Err(_) => {}
         }
