@@ -968,3 +968,36 @@ fn extended_metadata_is_skipped_by_its_length() {
     // Without the block where one was negotiated: refused, never misread.
     assert_eq!(parse_column_definition_with(&plain, true), None);
 }
+
+/// One session-state entry: its type, then its data as a length-encoded
+/// string of length-encoded strings.
+fn state_entry(kind: u8, strings: &[&[u8]]) -> Vec<u8> {
+    let mut data = BytesMut::new();
+    for s in strings {
+        put_lenenc_str(&mut data, s);
+    }
+    let mut out = BytesMut::new();
+    out.put_u8(kind);
+    put_lenenc_str(&mut out, &data);
+    out.to_vec()
+}
+
+#[test]
+fn tracked_session_state_values_are_masked_and_the_layout_kept() {
+    let mut m = MysqlRowMasker::new(engine(Strategy::Redact));
+    let mut state = state_entry(0, &[b"sql_select_limit", b"4111111111111111"]);
+    state.extend(state_entry(1, &[b"app"]));
+    state.extend(state_entry(2, &[b"1"]));
+    let masked = m.mask_session_state(&state).expect("the card is masked");
+    assert!(!masked.windows(16).any(|w| w == b"4111111111111111"));
+    // A number alone is masked as a number (the variable stays numeric).
+    let mut expected = state_entry(0, &[b"sql_select_limit", b"0"]);
+    expected.extend(state_entry(1, &[b"app"]));
+    expected.extend(state_entry(2, &[b"1"]));
+    assert_eq!(masked, expected);
+    // Nothing to mask: forwarded as it came.
+    let plain = state_entry(0, &[b"autocommit", b"ON"]);
+    assert_eq!(m.mask_session_state(&plain), None);
+    // State that cannot be read is dropped, never passed unscanned.
+    assert_eq!(m.mask_session_state(&[0, 200, 1]), Some(Vec::new()));
+}
