@@ -371,8 +371,8 @@ fn a_cancel_or_a_disconnect_withdraws_the_request() {
     assert!(!table_exists(&db.name, "gone_t"));
 }
 
-/// The outcome recorded on request `id`, once there is one.
-fn request_with_outcome(inbox: &str, id: &str) -> Value {
+/// Request `id` as the API shows it, once `ready` says so.
+fn request_when(inbox: &str, id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (_, request) = http(
@@ -382,31 +382,22 @@ fn request_with_outcome(inbox: &str, id: &str) -> Value {
             Some(&token("dba1")),
             "",
         );
-        if !request["outcome"].is_null() {
-            return request["outcome"].clone();
+        if ready(&request) {
+            return request;
         }
-        assert!(Instant::now() < deadline, "no outcome: {request}");
+        assert!(Instant::now() < deadline, "not {what}: {request}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
+/// The outcome recorded on request `id`, once there is one.
+fn request_with_outcome(inbox: &str, id: &str) -> Value {
+    request_when(inbox, id, "run", |r| !r["outcome"].is_null())["outcome"].clone()
+}
+
 /// Request `id` once it reaches `state`.
 fn request_in_state(inbox: &str, id: &str, state: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, request) = http(
-            inbox,
-            "GET",
-            &format!("/api/requests/{id}"),
-            Some(&token("dba1")),
-            "",
-        );
-        if request["state"] == state {
-            return request;
-        }
-        assert!(Instant::now() < deadline, "not {state}: {request}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    request_when(inbox, id, state, |r| r["state"] == state)
 }
 
 /// The verdicts of the audit log's decision records for request `id`.

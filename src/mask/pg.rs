@@ -1643,19 +1643,32 @@ fn mask_range_binary(
         } else {
             mask_value(engine, element, 1, bound, scratch, tally)
         };
-        match masked {
-            Masked::Unchanged => {
-                out.extend_from_slice(&(len as i32).to_be_bytes());
-                out.extend_from_slice(bound);
-            }
-            Masked::Replaced(v) => {
-                changed = true;
-                out.extend_from_slice(&(v.len() as i32).to_be_bytes());
-                out.extend_from_slice(&v);
-            }
-            Masked::Null => return Masked::Null,
+        if !push_part(&mut out, bound, masked, &mut changed) {
+            return Masked::Null;
         }
     }
+    finished(out, changed)
+}
+
+/// Appends a range's bound or a multirange's range, length-prefixed:
+/// masked, or `raw` as it came. `false` when it became NULL, which a range
+/// cannot hold: the whole value must then be NULL.
+fn push_part(out: &mut Vec<u8>, raw: &[u8], masked: Masked, changed: &mut bool) -> bool {
+    let part = match &masked {
+        Masked::Unchanged => raw,
+        Masked::Replaced(v) => {
+            *changed = true;
+            v.as_slice()
+        }
+        Masked::Null => return false,
+    };
+    out.extend_from_slice(&(part.len() as i32).to_be_bytes());
+    out.extend_from_slice(part);
+    true
+}
+
+/// The rebuilt value when a part changed.
+fn finished(out: Vec<u8>, changed: bool) -> Masked {
     if changed {
         Masked::Replaced(out)
     } else {
@@ -1713,24 +1726,12 @@ fn mask_multirange_binary(
         let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let range = &rest[4..4 + len];
         rest = &rest[4 + len..];
-        match mask_range_binary(engine, element, range, scratch, tally) {
-            Masked::Unchanged => {
-                out.extend_from_slice(&(len as i32).to_be_bytes());
-                out.extend_from_slice(range);
-            }
-            Masked::Replaced(v) => {
-                changed = true;
-                out.extend_from_slice(&(v.len() as i32).to_be_bytes());
-                out.extend_from_slice(&v);
-            }
-            Masked::Null => return Masked::Null,
+        let masked = mask_range_binary(engine, element, range, scratch, tally);
+        if !push_part(&mut out, range, masked, &mut changed) {
+            return Masked::Null;
         }
     }
-    if changed {
-        Masked::Replaced(out)
-    } else {
-        Masked::Unchanged
-    }
+    finished(out, changed)
 }
 
 /// Whether `value` has the layout of a binary record: a field count, then
