@@ -73,6 +73,8 @@ fn pg_transforms_of_a_masked_column_are_held_once_it_is_known() {
         "SELECT translate(\"email\", 'a', 'b') FROM people",
         "SELECT md5(p::text) FROM people p",
         "WITH x AS (SELECT card * 2 AS c FROM people) SELECT c FROM x",
+        // Through an alias: the transform reads what the alias names.
+        "SELECT reverse(x) FROM (SELECT email AS x FROM people) s",
     ] {
         held(psql(&gateway, &db.name, sql), sql);
     }

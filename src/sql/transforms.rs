@@ -113,8 +113,26 @@ pub fn transformed_columns(statements: &[Statement]) -> Vec<String> {
         let _ = sqlparser::ast::Visit::visit(statement, &mut finder);
     }
     let tables = finder.tables;
-    let mut columns: Vec<String> = finder
-        .columns
+    // A transform of an alias is a transform of what the alias names:
+    // `reverse(x) FROM (SELECT email AS x …)` reads email.
+    let mut named = finder.columns;
+    let mut i = 0;
+    while i < named.len() && named.len() < 10_000 {
+        let name = named[i].clone();
+        for (alias, sources) in &finder.aliases {
+            if *alias == name {
+                named.extend(
+                    sources
+                        .iter()
+                        .filter(|s| !named.contains(s))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        i += 1;
+    }
+    let mut columns: Vec<String> = named
         .into_iter()
         .map(|c| {
             if tables.contains(&c) {
@@ -137,10 +155,25 @@ struct Finder {
     /// Table names and aliases: a bare one inside a transform is a whole
     /// row (`reverse(p::text)`).
     tables: Vec<String>,
+    /// Output aliases (`expr AS x`) and the columns their expression reads.
+    aliases: Vec<(String, Vec<String>)>,
 }
 
 impl Visitor for Finder {
     type Break = ();
+
+    fn pre_visit_query(&mut self, query: &sqlparser::ast::Query) -> ControlFlow<()> {
+        if let sqlparser::ast::SetExpr::Select(select) = query.body.as_ref() {
+            for item in &select.projection {
+                if let sqlparser::ast::SelectItem::ExprWithAlias { expr, alias } = item {
+                    let mut reads = Reads::default();
+                    let _ = sqlparser::ast::Visit::visit(expr, &mut reads);
+                    self.aliases.push((alias.value.to_lowercase(), reads.0));
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
         if let TableFactor::Table { name, alias, .. } = factor {
@@ -185,6 +218,27 @@ impl Visitor for Finder {
     fn post_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
         if is_transform(expr) {
             self.depth = self.depth.saturating_sub(1);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Every column an expression names.
+#[derive(Default)]
+struct Reads(Vec<String>);
+
+impl Visitor for Reads {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::Identifier(ident) => self.0.push(ident.value.to_lowercase()),
+            Expr::CompoundIdentifier(parts) => {
+                if let Some(last) = parts.last() {
+                    self.0.push(last.value.to_lowercase());
+                }
+            }
+            _ => {}
         }
         ControlFlow::Continue(())
     }
@@ -353,6 +407,18 @@ mod tests {
             [EVERY_COLUMN]
         );
         assert_eq!(my("SELECT MD5(CONCAT_WS(',', t.*)) FROM t"), [EVERY_COLUMN]);
+    }
+
+    #[test]
+    fn a_transformed_alias_is_a_transform_of_what_it_names() {
+        assert_eq!(
+            pg("SELECT reverse(x) FROM (SELECT email AS x FROM users) s"),
+            ["email", "x"]
+        );
+        assert_eq!(
+            pg("WITH s AS (SELECT lower(email) AS y FROM users) SELECT md5(y) FROM s"),
+            ["email", "y"]
+        );
     }
 
     #[test]
