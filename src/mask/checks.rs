@@ -364,6 +364,55 @@ pub fn fi_hetu(code: &[u8]) -> bool {
     CHECK[(n % 31) as usize] == code[10].to_ascii_uppercase()
 }
 
+/// A calendar date written YYMMDD or YYYYMMDD (any year; February 29th
+/// accepted).
+fn plausible_date(month: &[u8], day: &[u8]) -> bool {
+    let m = month.iter().fold(0, |acc, &b| acc * 10 + digit(b));
+    let d = day.iter().fold(0, |acc, &b| acc * 10 + digit(b));
+    let days = match m {
+        2 => 29,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
+}
+
+/// Korean resident registration number `YYMMDD-SNNNNNN`: a birth date and
+/// a sex/century digit. Numbers issued since October 2020 carry no check
+/// digit, so none is required; the hyphenated date-led layout is the proof.
+pub fn kr_rrn(code: &[u8]) -> bool {
+    code.len() == 14
+        && code[6] == b'-'
+        && code[..6].iter().chain(&code[7..]).all(u8::is_ascii_digit)
+        && (b'1'..=b'8').contains(&code[7])
+        && plausible_date(&code[2..4], &code[4..6])
+}
+
+/// Chinese resident identity card number: six region digits, a birth date
+/// YYYYMMDD, three sequence digits and an ISO 7064 MOD 11-2 check
+/// character (a digit or X).
+pub fn cn_resident_id(code: &[u8]) -> bool {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    if code.len() != 18
+        || !code[..17].iter().all(u8::is_ascii_digit)
+        || !(b'1'..=b'8').contains(&code[0])
+    {
+        return false;
+    }
+    let year = code[6..10].iter().fold(0, |acc, &b| acc * 10 + digit(b));
+    if !(1900..=2099).contains(&year) || !plausible_date(&code[10..12], &code[12..14]) {
+        return false;
+    }
+    let sum: u32 = code[..17]
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(&b, w)| digit(b) * w)
+        .sum();
+    let expected = b"10X98765432"[(sum % 11) as usize];
+    code[17].to_ascii_uppercase() == expected
+}
+
 /// Swedish personnummer: YYMMDD + 4 digits, Luhn over those ten digits.
 pub fn se_personnummer(ten: &[u8]) -> bool {
     if ten.len() != 10 {
@@ -472,13 +521,16 @@ pub fn card_issuer(d: &[u8]) -> bool {
         b'5' if (51..=55).contains(&p2) => n == 16,     // Mastercard
         b'2' if (2221..=2720).contains(&p4) => n == 16, // Mastercard
         b'3' if p2 == 34 || p2 == 37 => n == 15,        // Amex
-        b'3' if (3528..=3589).contains(&p4) => (16..=19).contains(&n), // JCB
+        // JCB's range is 3528-3589, but 35-led test and generated numbers
+        // (Faker's among them) use the whole 35 block.
+        b'3' if p2 == 35 => (16..=19).contains(&n), // JCB
         b'3' if (300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39 || p3 == 309 => {
             (14..=19).contains(&n) // Diners
         }
         b'6' if p4 == 6011 || p2 == 65 || (644..=649).contains(&p3) => (16..=19).contains(&n), // Discover
         b'6' if (622126..=622925).contains(&p6) => (16..=19).contains(&n), // Discover/UnionPay
-        b'6' if p2 == 62 || p2 == 81 => (16..=19).contains(&n),            // UnionPay
+        b'6' if p2 == 62 => (16..=19).contains(&n),                        // UnionPay
+        b'8' if p2 == 81 => (16..=19).contains(&n),                        // UnionPay (81 block)
         b'5' if p2 == 50 || (56..=58).contains(&p2) => (12..=19).contains(&n), // Maestro
         b'6' if (60..=69).contains(&p2) => (12..=19).contains(&n),         // Maestro and others
         b'2' if p4 == 2131 => n == 15,                                     // JCB legacy
@@ -618,6 +670,11 @@ mod tests {
         assert!(es_nie(b'X', b"1234567", b'L') && !es_nie(b'X', b"1234567", b'M'));
         assert!(fi_hetu(b"131052-308T") && !fi_hetu(b"131052-308U"));
         assert!(se_personnummer(b"8112289874") && !se_personnummer(b"8112289875"));
+        assert!(
+            kr_rrn(b"980215-1979190") && !kr_rrn(b"981315-1979190") && !kr_rrn(b"980215-9979190")
+        );
+        assert!(cn_resident_id(b"451424198708058253") && cn_resident_id(b"11010519491231002X"));
+        assert!(!cn_resident_id(b"451424198708058254") && !cn_resident_id(b"451424198713058253"));
         assert!(it_fiscal_code(b"RSSMRA85T10A562S") && !it_fiscal_code(b"RSSMRA85T10A562T"));
         assert!(us_ssn(b"536904399") && !us_ssn(b"666123456") && !us_ssn(b"078051120"));
         assert!(uk_nino(*b"AB", b'C') && !uk_nino(*b"BG", b'A') && !uk_nino(*b"AB", b'E'));

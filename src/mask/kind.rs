@@ -35,6 +35,8 @@ pub enum Kind {
     UkNino,
     FiHetu,
     SePersonnummer,
+    KrRrn,
+    CnResidentId,
     Card,
     UsSsn,
     BrCpf,
@@ -53,7 +55,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 37] = [
+    pub const ALL: [Kind; 39] = [
         Kind::PrivateKey,
         Kind::Jwt,
         Kind::UrlCredentials,
@@ -76,6 +78,8 @@ impl Kind {
         Kind::UkNino,
         Kind::FiHetu,
         Kind::SePersonnummer,
+        Kind::KrRrn,
+        Kind::CnResidentId,
         Kind::Card,
         Kind::UsSsn,
         Kind::BrCpf,
@@ -93,10 +97,15 @@ impl Kind {
         Kind::Person,
     ];
 
-    /// The national identifiers: off unless a policy enables them, because
-    /// a bare 9- or 11-digit number passes some country's check digit often
-    /// enough to matter in tables full of ids.
-    pub const NATIONAL_IDS: [Kind; 13] = [
+    /// The national identifiers. The standard set finds them in the forms
+    /// they are printed in (letters, punctuation or a structure no counter
+    /// has: `RSSMRA85T10A562S`, `12345678Z`, `123.456.789-09`, `AB 12 34 56
+    /// C`). A bare run of 9, 11 or 12 digits passes some country's check
+    /// digit often enough to matter in tables full of ids, so bare runs are
+    /// taken only next to a word that names the identifier ("PESEL", "BSN",
+    /// "CPF"…), unless a policy lists the detector by name or the
+    /// `national_ids` group, which accepts them anywhere.
+    pub const NATIONAL_IDS: [Kind; 15] = [
         Kind::UkNino,
         Kind::DeTaxId,
         Kind::FrNir,
@@ -110,6 +119,8 @@ impl Kind {
         Kind::CaSin,
         Kind::SePersonnummer,
         Kind::FiHetu,
+        Kind::KrRrn,
+        Kind::CnResidentId,
     ];
 
     /// The name used in policies, audit records and the evaluation corpus.
@@ -137,6 +148,8 @@ impl Kind {
             Kind::UkNino => "uk_nino",
             Kind::FiHetu => "fi_hetu",
             Kind::SePersonnummer => "se_personnummer",
+            Kind::KrRrn => "kr_rrn",
+            Kind::CnResidentId => "cn_resident_id",
             Kind::Card => "card",
             Kind::UsSsn => "us_ssn",
             Kind::BrCpf => "br_cpf",
@@ -184,6 +197,8 @@ impl Kind {
             Kind::UkNino => "<UK_NINO>",
             Kind::FiHetu => "<FI_HETU>",
             Kind::SePersonnummer => "<SE_PERSONNUMMER>",
+            Kind::KrRrn => "<KR_RRN>",
+            Kind::CnResidentId => "<CN_RESIDENT_ID>",
             Kind::Card => "<CARD>",
             Kind::UsSsn => "<US_SSN>",
             Kind::BrCpf => "<BR_CPF>",
@@ -219,50 +234,81 @@ impl fmt::Display for Kind {
     }
 }
 
-/// The set of kinds a scanner looks for.
+/// The set of kinds a scanner looks for, and the national identifiers it
+/// also takes as bare digit runs without a naming word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Detectors(u64);
+pub struct Detectors {
+    kinds: u64,
+    bare: u64,
+}
 
 impl Detectors {
     pub fn none() -> Detectors {
-        Detectors(0)
+        Detectors { kinds: 0, bare: 0 }
     }
 
-    /// Every detector, national identifiers and the JSON-key rule included.
+    /// Every detector, national identifiers (bare runs too) and the
+    /// JSON-key rule included.
     pub fn all() -> Detectors {
         Kind::ALL
             .into_iter()
             .fold(Detectors::none(), Detectors::with)
+            .with_bare_national_ids(&Kind::NATIONAL_IDS)
     }
 
     /// What a policy gets unless it says otherwise: everything except the
-    /// national identifiers, the JSON-key rule and person names, which are
-    /// opt-in. (Names cost a lookup per capitalised word pair: prose scans
-    /// several times slower with them, see benches/RESULTS.md.)
+    /// JSON-key rule and person names, which are opt-in, with national
+    /// identifiers found in their printed forms only (see
+    /// [`Kind::NATIONAL_IDS`]). (Names cost a lookup per capitalised word
+    /// pair: prose scans several times slower with them, see
+    /// benches/RESULTS.md.)
     pub fn standard() -> Detectors {
         let mut set = Detectors::all()
             .without(Kind::JsonSecret)
             .without(Kind::Person);
-        for kind in Kind::NATIONAL_IDS {
-            set = set.without(kind);
-        }
+        set.bare = 0;
         set
     }
 
     pub fn with(self, kind: Kind) -> Detectors {
-        Detectors(self.0 | kind.bit())
+        Detectors {
+            kinds: self.kinds | kind.bit(),
+            ..self
+        }
     }
 
     pub fn without(self, kind: Kind) -> Detectors {
-        Detectors(self.0 & !kind.bit())
+        Detectors {
+            kinds: self.kinds & !kind.bit(),
+            bare: self.bare & !kind.bit(),
+        }
+    }
+
+    /// Takes these national identifiers as bare digit runs anywhere, not
+    /// only next to a word that names them.
+    pub fn with_bare_national_ids(self, kinds: &[Kind]) -> Detectors {
+        let bits = kinds
+            .iter()
+            .filter(|k| Kind::NATIONAL_IDS.contains(k))
+            .fold(0, |acc, k| acc | k.bit());
+        Detectors {
+            bare: self.bare | bits,
+            ..self
+        }
     }
 
     pub fn contains(self, kind: Kind) -> bool {
-        self.0 & kind.bit() != 0
+        self.kinds & kind.bit() != 0
+    }
+
+    /// Whether a bare digit run of this national identifier counts without
+    /// a naming word before it.
+    pub fn takes_bare(self, kind: Kind) -> bool {
+        self.contains(kind) && self.bare & kind.bit() != 0
     }
 
     pub fn is_empty(self) -> bool {
-        self.0 == 0
+        self.kinds == 0
     }
 
     pub fn kinds(self) -> impl Iterator<Item = Kind> {
@@ -303,7 +349,12 @@ mod tests {
     fn standard_set_leaves_out_the_opt_in_detectors() {
         let set = Detectors::standard();
         assert!(set.contains(Kind::Email) && set.contains(Kind::Card));
-        assert!(!set.contains(Kind::NlBsn) && !set.contains(Kind::JsonSecret));
+        assert!(set.contains(Kind::NlBsn) && !set.takes_bare(Kind::NlBsn));
+        assert!(!set.contains(Kind::JsonSecret) && !set.contains(Kind::Person));
+        assert!(Detectors::all().takes_bare(Kind::PlPesel));
+        assert!(!Detectors::all()
+            .without(Kind::PlPesel)
+            .takes_bare(Kind::PlPesel));
         assert_eq!(Detectors::all().kinds().count(), Kind::ALL.len());
     }
 }

@@ -572,7 +572,9 @@ impl Scanner {
             Marker::Github => {
                 let end = run(body, |b| b.is_ascii_alphanumeric());
                 let token = &text[body..end];
-                if token.len() != 36 || !github_checksum(token) {
+                // The checksum proves a token; a token typed or generated
+                // without one is still a credential-shaped secret.
+                if token.len() != 36 || !(github_checksum(token) || plausible_secret(token, 3.5)) {
                     return None;
                 }
                 (Kind::GithubToken, end)
@@ -920,6 +922,31 @@ impl Scanner {
                 }
             }
         }
+        if self.on(Kind::KrRrn) {
+            if let Some(end) = at(b"dddddd-ddddddd") {
+                if checks::kr_rrn(&text[ws..end]) {
+                    return Some(Finding {
+                        kind: Kind::KrRrn,
+                        start: ws,
+                        end,
+                    });
+                }
+            }
+        }
+        if self.on(Kind::CnResidentId) {
+            let end = (at(b"dddddddddddddddddd"))
+                .or_else(|| at(b"dddddddddddddddddX"))
+                .or_else(|| at(b"dddddddddddddddddx"));
+            if let Some(end) = end {
+                if checks::cn_resident_id(&text[ws..end]) {
+                    return Some(Finding {
+                        kind: Kind::CnResidentId,
+                        start: ws,
+                        end,
+                    });
+                }
+            }
+        }
         if self.on(Kind::FrNir) {
             // Corsica: 2A/2B in the department digits make it letter-bearing.
             let word_end = ws
@@ -1026,24 +1053,29 @@ impl Scanner {
         {
             return Some(Kind::FrNir);
         }
+        // A bare run counts where the policy asks for bare runs of that
+        // identifier, or after a word naming one.
+        let bare = |kind: Kind| {
+            self.detectors.takes_bare(kind) || has_context_word(text, start, NATIONAL_ID_WORDS)
+        };
         if n == 11 && single {
-            if self.on(Kind::BrCpf) && checks::br_cpf(d) {
+            if self.on(Kind::BrCpf) && checks::br_cpf(d) && bare(Kind::BrCpf) {
                 return Some(Kind::BrCpf);
             }
-            if self.on(Kind::PlPesel) && checks::pl_pesel(d) {
+            if self.on(Kind::PlPesel) && checks::pl_pesel(d) && bare(Kind::PlPesel) {
                 return Some(Kind::PlPesel);
             }
         }
         if self.on(Kind::DeTaxId)
             && n == 11
-            && (single || grouped_as(&[2, 3, 3, 3]))
+            && (grouped_as(&[2, 3, 3, 3]) || (single && bare(Kind::DeTaxId)))
             && checks::de_tax_id(d)
         {
             return Some(Kind::DeTaxId);
         }
         if self.on(Kind::InAadhaar)
             && n == 12
-            && (single || (spaced && grouped_as(&[4, 4, 4])))
+            && ((spaced && grouped_as(&[4, 4, 4])) || (single && bare(Kind::InAadhaar)))
             && d[0] >= b'2'
             && checks::verhoeff(d)
             && !checks::is_filler_digits(d)
@@ -1055,6 +1087,7 @@ impl Scanner {
             && single
             && (d[..2] == *b"19" || d[..2] == *b"20")
             && checks::se_personnummer(&d[2..])
+            && bare(Kind::SePersonnummer)
         {
             return Some(Kind::SePersonnummer);
         }
@@ -1082,7 +1115,12 @@ impl Scanner {
             {
                 return Some(Kind::CaSin);
             }
-            if single && self.on(Kind::NlBsn) && checks::nl_bsn(d) && !checks::is_filler_digits(d) {
+            if single
+                && self.on(Kind::NlBsn)
+                && checks::nl_bsn(d)
+                && !checks::is_filler_digits(d)
+                && bare(Kind::NlBsn)
+            {
                 return Some(Kind::NlBsn);
             }
         }
@@ -1759,6 +1797,28 @@ fn looks_like_date_or_amount(candidate: &[u8]) -> bool {
 
 const SSN_WORDS: &[&str] = &["ssn", "social security", "ss#", "ss #", "taxpayer", "tin"];
 const SIN_WORDS: &[&str] = &["sin", "social insurance", "nas", "assurance sociale"];
+/// Words that name a national identifier written as a bare digit run.
+const NATIONAL_ID_WORDS: &[&str] = &[
+    "cpf",
+    "pesel",
+    "bsn",
+    "burgerservicenummer",
+    "sofinummer",
+    "steuer-id",
+    "steuerid",
+    "steueridentifikationsnummer",
+    "idnr",
+    "tax id",
+    "aadhaar",
+    "aadhar",
+    "personnummer",
+    "national id",
+    "national identity",
+    "identity number",
+    "id number",
+    "id no",
+    "id-nr",
+];
 const PHONE_WORDS: &[&str] = &[
     "phone",
     "tel",

@@ -93,8 +93,14 @@ pub(super) fn validate(
         Some(_) => Detectors::none(),
     };
     for item in raw.detectors.iter().flatten() {
-        for k in kinds_of(item, "detectors")? {
+        let kinds = kinds_of(item, "detectors")?;
+        for &k in &kinds {
             detectors = detectors.with(k);
+        }
+        // `standard` finds national identifiers in their printed forms;
+        // naming one (or `national_ids`, `all`) asks for bare runs too.
+        if item.get_ref() != "standard" {
+            detectors = detectors.with_bare_national_ids(&kinds);
         }
     }
     for item in raw.disable.iter().flatten() {

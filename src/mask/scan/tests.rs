@@ -53,6 +53,8 @@ fn finds_each_kind_with_exact_spans() {
         ("addr 2001:db8:85a3::8a2e:370:7334,", "ipv6", "2001:db8:85a3::8a2e:370:7334"),
         ("AKIAQWERTYUIOPASDFGH", "aws_access_key", "AKIAQWERTYUIOPASDFGH"),
         ("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", "github_token", "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"),
+        // Checksum wrong (typed by hand, or generated): still a token.
+        ("ghp_16C7e42F292c6912E7710c838347Ae178B4a", "github_token", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"),
         ("xoxb-1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "slack_token", "xoxb-1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"),
         ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "stripe_key", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
         ("glpat-Zx8vY2kQ9mN4pL7rT1sW", "gitlab_token", "glpat-Zx8vY2kQ9mN4pL7rT1sW"),
@@ -124,7 +126,6 @@ fn look_alikes_are_not_flagged() {
         "AKIAIOSFODNN7EXAMPLE",
         "${API_KEY}",
         "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
         "sk_live_XXXXXXXXXXXXXXXXXXXXXXXX",
         "postgres://user:${DB_PASSWORD}@host/db",
         "https://example.com/path?q=1",
@@ -172,7 +173,11 @@ fn non_ascii_text_and_invalid_utf8_are_scanned_as_bytes() {
 
 #[test]
 fn disabled_detectors_find_nothing() {
-    let scanner = Scanner::new(&Detectors::standard());
+    let scanner = Scanner::new(
+        &Detectors::standard()
+            .without(Kind::NlBsn)
+            .without(Kind::PlPesel),
+    );
     let mut out = Vec::new();
     scanner.scan(b"BSN 111222333 PESEL 44051401359", &mut out);
     assert!(out.is_empty(), "{out:?}");
@@ -391,4 +396,61 @@ fn phone_numbers_keep_their_national_layouts_and_look_alikes_do_not() {
     ] {
         none(text);
     }
+}
+
+#[test]
+fn standard_set_finds_national_ids_in_printed_forms_and_bare_runs_by_name() {
+    let scanner = Scanner::new(&Detectors::standard());
+    let found = |text: &str| {
+        let mut out = Vec::new();
+        scanner.scan(text.as_bytes(), &mut out);
+        out.iter()
+            .map(|f| (f.kind.name(), text[f.start..f.end].to_string()))
+            .collect::<Vec<_>>()
+    };
+    for (text, kind, value) in [
+        ("VRCCCL47R16G698J", "it_fiscal_code", "VRCCCL47R16G698J"),
+        ("12345678Z", "es_dni", "12345678Z"),
+        ("X1234567L", "es_nie", "X1234567L"),
+        ("250384-608U", "fi_hetu", "250384-608U"),
+        ("870805-6067", "se_personnummer", "870805-6067"),
+        ("175091730037964", "fr_nir", "175091730037964"),
+        ("529.982.247-25", "br_cpf", "529.982.247-25"),
+        ("2341 2341 2346", "in_aadhaar", "2341 2341 2346"),
+        ("AB 12 34 56 C", "uk_nino", "AB 12 34 56 C"),
+        ("PESEL: 83071982596", "pl_pesel", "83071982596"),
+        ("BSN 111222333", "nl_bsn", "111222333"),
+        ("CPF 52998224725", "br_cpf", "52998224725"),
+        ("980215-1979190", "kr_rrn", "980215-1979190"),
+        ("451424198708058253", "cn_resident_id", "451424198708058253"),
+        (
+            "ID 11010519491231002X.",
+            "cn_resident_id",
+            "11010519491231002X",
+        ),
+    ] {
+        assert_eq!(found(text), vec![(kind, value.to_string())], "{text:?}");
+    }
+    // Bare runs that happen to pass a check digit: ids, not identities.
+    for text in [
+        "83071982596",
+        "111222333",
+        "52998224725",
+        "order 234123412346",
+    ] {
+        assert!(found(text).is_empty(), "{text:?} gave {:?}", found(text));
+    }
+    // A policy that names the detector takes bare runs anywhere.
+    let bare = Scanner::new(&Detectors::standard().with_bare_national_ids(&[Kind::PlPesel]));
+    let mut out = Vec::new();
+    bare.scan(b"83071982596", &mut out);
+    assert_eq!(out.len(), 1);
+    bare.scan(b"111222333", &mut out);
+    assert!(out.is_empty(), "only the named identifier is taken bare");
+}
+
+#[test]
+fn cards_in_the_whole_35_block_and_unionpay_81_are_cards() {
+    assert_eq!(one("3519355019374996"), ("card", "3519355019374996".into()));
+    assert_eq!(one("8169247178993314"), ("card", "8169247178993314".into()));
 }
