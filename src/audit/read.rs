@@ -125,6 +125,13 @@ pub struct SessionSummary {
     pub rows: u64,
     /// Values masked in what the session was sent.
     pub masked: u64,
+    /// Records of the session in the log (what its replay pages through).
+    pub records: u64,
+    /// The approval requests its statements were held as, in order.
+    pub requests: Vec<String>,
+    /// How its held statements' requests ended (`approved`, `denied`,
+    /// `expired`, `withdrawn`), counted.
+    pub outcomes: BTreeMap<String, u64>,
 }
 
 impl SessionSummary {
@@ -133,6 +140,7 @@ impl SessionSummary {
         if self.started.is_empty() {
             self.started = ts.to_string();
         }
+        self.records += 1;
         match text(record, "kind") {
             "session_start" => {
                 self.started = ts.to_string();
@@ -159,6 +167,13 @@ impl SessionSummary {
                 self.masked += masked_total(record);
             }
             "error" => self.errors += 1,
+            "hold" => self.requests.push(text(record, "request").into()),
+            "decision" => {
+                *self
+                    .outcomes
+                    .entry(text(record, "verdict").to_string())
+                    .or_default() += 1;
+            }
             "session_end" => {
                 self.ended = Some(ts.to_string());
                 self.end_reason = Some(text(record, "reason").into());
@@ -227,8 +242,16 @@ fn masked_total(record: &Map<String, Value>) -> u64 {
         .unwrap_or(0)
 }
 
-/// Which sessions `audit sessions` lists.
-#[derive(Debug, Default)]
+/// Statement verdicts a filter can name.
+pub const VERDICTS: &[&str] = &["allow", "hold", "deny"];
+
+/// Outcomes a filter can name: how a held statement's request ended, or
+/// `error` for a session in which the server returned an error.
+pub const OUTCOMES: &[&str] = &["approved", "denied", "expired", "withdrawn", "error"];
+
+/// Which sessions `audit sessions` and the inbox's session browser list.
+/// Every field given must match; text fields match exactly.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SessionFilter {
     pub identity: Option<String>,
     /// Record timestamps, as from [`time_bound`].
@@ -236,10 +259,14 @@ pub struct SessionFilter {
     pub until: Option<String>,
     /// Only sessions with at least one statement of this verdict.
     pub verdict: Option<String>,
+    /// Only sessions with a request that ended so (or with an error).
+    pub outcome: Option<String>,
+    pub database: Option<String>,
+    pub application: Option<String>,
 }
 
 impl SessionFilter {
-    fn admits(&self, s: &SessionSummary) -> bool {
+    pub fn admits(&self, s: &SessionSummary) -> bool {
         self.identity.as_ref().is_none_or(|i| *i == s.identity)
             && self.since.as_ref().is_none_or(|t| {
                 s.ended.as_deref().unwrap_or("9999") >= t.as_str() || s.started >= *t
@@ -249,34 +276,156 @@ impl SessionFilter {
                 .verdict
                 .as_ref()
                 .is_none_or(|v| s.verdicts.get(v).copied().unwrap_or(0) > 0)
+            && self.outcome.as_ref().is_none_or(|o| {
+                if o == "error" {
+                    s.errors > 0
+                } else {
+                    s.outcomes.get(o).copied().unwrap_or(0) > 0
+                }
+            })
+            && self.database.as_ref().is_none_or(|d| *d == s.database)
+            && self
+                .application
+                .as_ref()
+                .is_none_or(|a| s.application.as_deref() == Some(a.as_str()))
     }
 }
 
 /// The sessions in the log that pass `filter`, in the order they started.
 /// A session is in a period when it was open during any part of it.
 pub fn sessions(dir: &Path, filter: &SessionFilter) -> Result<Vec<SessionSummary>, String> {
-    let mut order: Vec<String> = Vec::new();
-    let mut all: std::collections::HashMap<String, SessionSummary> = Default::default();
-    for_each(dir, |_, record| {
+    let mut index = SessionIndex::default();
+    index.refresh(dir)?;
+    Ok(index.matching(filter).cloned().collect())
+}
+
+/// Where a held statement's request is in the log: its session, the
+/// position of its `hold` record among the session's records (from 0),
+/// and the record's sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestPlace {
+    pub session: String,
+    pub position: u64,
+    pub seq: u64,
+}
+
+/// Every session's summary, kept up to date by reading only what was
+/// appended since the last look: the inbox refreshes it on each view of
+/// the session list, so a log of millions of records is read once, not
+/// once per page view.
+#[derive(Debug, Default)]
+pub struct SessionIndex {
+    /// The segment and byte offset read up to (complete lines only).
+    segment: u64,
+    offset: u64,
+    summaries: Vec<SessionSummary>,
+    by_id: std::collections::HashMap<String, usize>,
+    requests: std::collections::HashMap<String, RequestPlace>,
+}
+
+impl SessionIndex {
+    /// Reads what was appended to the log under `dir` since the last call.
+    /// A log that shrank or lost the segment read last (replaced, or its
+    /// torn end repaired) is read again from the start.
+    pub fn refresh(&mut self, dir: &Path) -> Result<(), String> {
+        let segs = segments(dir).map_err(|e| format!("cannot list `{}`: {e}", dir.display()))?;
+        if segs.is_empty() {
+            return Err(format!("`{}` holds no audit log", dir.display()));
+        }
+        let current = segs.iter().find(|(n, _)| *n == self.segment);
+        let shrank = match current {
+            Some((_, path)) => std::fs::metadata(path)
+                .map(|m| m.len() < self.offset)
+                .unwrap_or(true),
+            None => self.segment != 0,
+        };
+        if shrank {
+            *self = Self::default();
+        }
+        for (n, path) in segs {
+            if n < self.segment {
+                continue;
+            }
+            if n > self.segment {
+                self.segment = n;
+                self.offset = 0;
+            }
+            self.read_segment(&path)?;
+        }
+        Ok(())
+    }
+
+    fn read_segment(&mut self, path: &Path) -> Result<(), String> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+        file.seek(SeekFrom::Start(self.offset))
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            // A line without its newline is still being written: it is
+            // read on the next refresh, whole.
+            if n == 0 || line.last() != Some(&b'\n') {
+                return Ok(());
+            }
+            self.offset += n as u64;
+            if let Ok(record) = serde_json::from_slice::<Map<String, Value>>(&line) {
+                self.add(&record);
+            }
+        }
+    }
+
+    fn add(&mut self, record: &Map<String, Value>) {
         let id = text(record, "session");
         if id.is_empty() {
-            return true;
+            return;
         }
-        let summary = all.entry(id.to_string()).or_insert_with(|| {
-            order.push(id.to_string());
-            SessionSummary {
-                session: id.to_string(),
-                ..Default::default()
+        let at = match self.by_id.get(id) {
+            Some(at) => *at,
+            None => {
+                self.summaries.push(SessionSummary {
+                    session: id.to_string(),
+                    ..Default::default()
+                });
+                self.by_id.insert(id.to_string(), self.summaries.len() - 1);
+                self.summaries.len() - 1
             }
-        });
+        };
+        let summary = &mut self.summaries[at];
+        if text(record, "kind") == "hold" {
+            self.requests.insert(
+                text(record, "request").to_string(),
+                RequestPlace {
+                    session: id.to_string(),
+                    position: summary.records,
+                    seq: number(record, "seq"),
+                },
+            );
+        }
         summary.add(record);
-        true
-    })?;
-    Ok(order
-        .into_iter()
-        .filter_map(|id| all.remove(&id))
-        .filter(|s| filter.admits(s))
-        .collect())
+    }
+
+    /// The sessions that pass `filter`, in the order they started.
+    pub fn matching<'a>(
+        &'a self,
+        filter: &'a SessionFilter,
+    ) -> impl DoubleEndedIterator<Item = &'a SessionSummary> + 'a {
+        self.summaries.iter().filter(move |s| filter.admits(s))
+    }
+
+    pub fn session(&self, id: &str) -> Option<&SessionSummary> {
+        self.by_id.get(id).map(|at| &self.summaries[*at])
+    }
+
+    /// Where the `hold` record of request `id` is.
+    pub fn request(&self, id: &str) -> Option<&RequestPlace> {
+        self.requests.get(id)
+    }
 }
 
 /// A record with its line exactly as written.
