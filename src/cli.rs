@@ -1339,6 +1339,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
                     chain_key: audit_chain_key,
                 },
                 audit_verifier: Default::default(),
+                audit_sessions: Default::default(),
             },
             stop_rx.clone(),
         ));

@@ -507,6 +507,50 @@ pub fn session_page(
     Ok(page)
 }
 
+/// Calls `each` with every record of a session, in order, and its line
+/// as written; lines of other sessions are passed over unparsed, as in
+/// [`session_page`].
+pub fn session_each(
+    dir: &Path,
+    session: &str,
+    mut each: impl FnMut(&str, &Map<String, Value>),
+) -> Result<(), String> {
+    let needle = format!(
+        "\"session\":{}",
+        serde_json::to_string(session).map_err(|e| e.to_string())?
+    );
+    let finder = memchr::memmem::Finder::new(needle.as_bytes());
+    let segs = segments(dir).map_err(|e| format!("cannot list `{}`: {e}", dir.display()))?;
+    let mut line = Vec::new();
+    for (_, path) in segs {
+        let file = std::fs::File::open(&path)
+            .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            if finder.find(&line).is_none() {
+                continue;
+            }
+            let written = String::from_utf8_lossy(&line);
+            let written = written.trim_end();
+            // A torn line is not a record; `audit verify` reports it.
+            let Ok(record) = serde_json::from_str::<Map<String, Value>>(written) else {
+                continue;
+            };
+            if text(&record, "session") == session {
+                each(written, &record);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `text` safe to show on a terminal or a page: every character that could
 /// move the cursor, recolour, retitle, hide or reorder what is shown is
 /// written as a visible escape (`\x1b`, `\r`, `\u{202e}`): C0 controls
