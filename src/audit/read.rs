@@ -90,6 +90,16 @@ pub fn time_bound(given: &str, end: bool) -> Result<String, String> {
                     c == f
                 }
             });
+    // Digits in the right places are not yet a time: 2026-13-45 is none.
+    let field = |at: usize| bare.get(at..at + 2).and_then(|d| d.parse::<u32>().ok());
+    let in_range =
+        |at: usize, low: u32, high: u32| field(at).is_none_or(|v| (low..=high).contains(&v));
+    let fits = fits
+        && in_range(5, 1, 12)
+        && in_range(8, 1, 31)
+        && in_range(11, 0, 23)
+        && in_range(14, 0, 59)
+        && in_range(17, 0, 59);
     if !fits {
         return Err(format!(
             "`{given}` is not a time: give a UTC date such as 2026-11-22, a date-time such as \
@@ -804,7 +814,17 @@ mod tests {
             "2026-11-22T10:30:05.999999Z"
         );
         assert!(time_bound("2h", false).unwrap().ends_with('Z'));
-        for bad in ["yesterday", "2026-1-2", "2026-11-22X10", "", "5w"] {
+        for bad in [
+            "yesterday",
+            "2026-1-2",
+            "2026-11-22X10",
+            "",
+            "5w",
+            "2026-13-01",
+            "2026-11-32",
+            "2026-11-22T24:00",
+            "2026-11-22T10:60",
+        ] {
             let e = time_bound(bad, false).unwrap_err();
             assert!(e.contains("is not a time"), "{e}");
         }

@@ -1103,6 +1103,12 @@ fn browse_query(raw: Option<&str>, paged: bool) -> Result<Browse, String> {
             return Err(format!("`{}` is given twice.", shorten(&name, 40)));
         }
         seen.push(name.clone());
+        // Control, bidirectional and separator characters: what could
+        // disguise a filter in the form or in a bookmarked link.
+        let disguised = matches!(
+            crate::audit::read::escape_terminal(&value),
+            std::borrow::Cow::Owned(_)
+        ) || value.contains('\n');
         let value = value.trim().to_string();
         if name == "page" && paged {
             browse.page = match value.parse::<usize>() {
@@ -1126,7 +1132,7 @@ fn browse_query(raw: Option<&str>, paged: bool) -> Result<Browse, String> {
         if value.is_empty() {
             continue;
         }
-        if value.len() > 200 || value.chars().any(char::is_control) {
+        if value.len() > 200 || disguised {
             return Err(format!(
                 "{known}: give at most 200 characters and no control characters."
             ));
