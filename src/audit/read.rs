@@ -795,6 +795,85 @@ pub fn export(
 mod tests {
     use super::*;
 
+    fn write_log(dir: &Path, n: u64, lines: &[serde_json::Value]) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(super::super::layout::segment_path(dir, n))
+            .unwrap();
+        for l in lines {
+            writeln!(f, "{l}").unwrap();
+        }
+    }
+
+    #[test]
+    fn the_session_index_reads_on_from_where_it_stopped() {
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let start = |s: &str, app: &str, seq: u64| json!({"seq": seq, "ts": format!("2026-11-22T10:00:0{seq}.000000Z"), "kind": "session_start", "session": s, "identity": "agent", "database": "app", "application": app});
+        write_log(
+            dir.path(),
+            1,
+            &[
+                start("s1", "one", 1),
+                json!({"seq": 2, "ts": "2026-11-22T10:00:02.000000Z", "kind": "statement", "session": "s1", "verdict": "hold"}),
+                json!({"seq": 3, "ts": "2026-11-22T10:00:03.000000Z", "kind": "hold", "session": "s1", "request": "r-1"}),
+            ],
+        );
+        let mut index = SessionIndex::default();
+        index.refresh(dir.path()).unwrap();
+        assert_eq!(index.request("r-1").unwrap().position, 2);
+        assert_eq!(index.request("r-1").unwrap().seq, 3);
+        // A torn last line is left for the next refresh, then read whole.
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(super::super::layout::segment_path(dir.path(), 1))
+                .unwrap();
+            write!(f, "{{\"seq\": 4, \"ts\": \"2026-11-22T10:00:04.000000Z\", \"kind\": \"decision\", \"session\": \"s1\", ").unwrap();
+            index.refresh(dir.path()).unwrap();
+            assert!(index.session("s1").unwrap().outcomes.is_empty());
+            writeln!(f, "\"verdict\": \"denied\"}}").unwrap();
+        }
+        write_log(dir.path(), 2, &[start("s2", "two", 5)]);
+        index.refresh(dir.path()).unwrap();
+        assert_eq!(
+            index.session("s1").unwrap().outcomes.get("denied"),
+            Some(&1)
+        );
+        assert_eq!(index.session("s1").unwrap().records, 4);
+        let filter = SessionFilter {
+            application: Some("two".into()),
+            ..Default::default()
+        };
+        assert_eq!(index.matching(&filter).count(), 1);
+        let filter = SessionFilter {
+            outcome: Some("denied".into()),
+            database: Some("app".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            index
+                .matching(&filter)
+                .map(|s| s.session.as_str())
+                .collect::<Vec<_>>(),
+            ["s1"]
+        );
+        // A log that was replaced (shorter than what was read) is read again.
+        std::fs::remove_file(super::super::layout::segment_path(dir.path(), 2)).unwrap();
+        std::fs::write(
+            super::super::layout::segment_path(dir.path(), 1),
+            format!("{}\n", start("s9", "nine", 1)),
+        )
+        .unwrap();
+        index.refresh(dir.path()).unwrap();
+        assert!(index.session("s1").is_none());
+        assert!(index.session("s9").is_some());
+        assert!(index.request("r-1").is_none());
+    }
+
     #[test]
     fn time_bounds_take_dates_times_and_ages() {
         assert_eq!(

@@ -1862,3 +1862,85 @@ pub async fn replay(
     )
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_inert_and_one_line() {
+        assert_eq!(csv_cell("plain"), "\"plain\"");
+        assert_eq!(csv_cell("say \"hi\", then"), "\"say \"\"hi\"\", then\"");
+        for formula in ["=1+2", "+1", "-1", "@SUM(A1)"] {
+            assert_eq!(csv_cell(formula), format!("\"'{formula}\""));
+        }
+        // Control characters are written visibly, so a leading tab or CR
+        // cannot hide a formula and a cell stays on one line.
+        assert_eq!(csv_cell("\t=1"), "\"\\t=1\"");
+        assert_eq!(csv_cell("\r=1"), "\"\\r=1\"");
+        assert_eq!(csv_cell("a\nb"), "\"a\\nb\"");
+        assert_eq!(csv_cell("\u{1b}[31mred"), "\"\\x1b[31mred\"");
+        assert_eq!(csv_cell("\u{202e}txt"), "\"\\u{202e}txt\"");
+        assert_eq!(csv_cell(""), "\"\"");
+    }
+
+    #[test]
+    fn the_session_list_query_is_checked() {
+        let b = browse_query(
+            Some("identity=agent&since=2026-11-22&verdict=hold&outcome=denied&database=app&application=my+app&page=3"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(b.page, 3);
+        assert_eq!(b.filter.identity.as_deref(), Some("agent"));
+        assert_eq!(
+            b.filter.since.as_deref(),
+            Some("2026-11-22T00:00:00.000000Z")
+        );
+        assert_eq!(b.filter.application.as_deref(), Some("my app"));
+        assert_eq!(
+            b.query(),
+            "identity=agent&since=2026-11-22&verdict=hold&outcome=denied&database=app&application=my%20app"
+        );
+        assert_eq!(browse_query(None, true).unwrap().filter, Default::default());
+        assert_eq!(
+            browse_query(Some("identity=&verdict="), true)
+                .unwrap()
+                .filter,
+            Default::default()
+        );
+        for (bad, says) in [
+            ("verdict=perhaps", "is not one of"),
+            ("outcome=pending", "is not one of"),
+            ("since=tomorrow", "is not a time"),
+            ("until=2026-02-30T25:00", "is not a time"),
+            ("since=2026-11-23&until=2026-11-22", "since is after until"),
+            ("page=-1", "is not a page number"),
+            ("page=0", "is not a page number"),
+            ("role=admin", "is not a filter"),
+            ("database=a&database=b", "given twice"),
+            ("identity=%00", "no control characters"),
+            ("identity=a%E2%80%AEb", "no control characters"),
+        ] {
+            let e = browse_query(Some(bad), true).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // Downloads take no page.
+        assert!(browse_query(Some("page=2"), false)
+            .unwrap_err()
+            .contains("is not a filter"));
+    }
+
+    #[test]
+    fn replay_queries_are_checked() {
+        assert_eq!(replay_query(None).unwrap(), (1, None));
+        assert_eq!(replay_query(Some("page=4")).unwrap(), (4, None));
+        assert_eq!(
+            replay_query(Some("request=r-1")).unwrap(),
+            (1, Some("r-1".to_string()))
+        );
+        for bad in ["page=x", "page=0", "request=", "seq=3"] {
+            assert!(replay_query(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}
