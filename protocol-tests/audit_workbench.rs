@@ -684,6 +684,11 @@ fn the_ocsf_export_has_every_required_attribute_of_each_class() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Kept for reading (docs/ocsf.md's examples are of this shape).
+    let _ = std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ocsf-export.jsonl"),
+        &out.stdout,
+    );
     let events: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()

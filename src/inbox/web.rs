@@ -1032,18 +1032,21 @@ fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
 fn auditor<'a>(
     inbox: &'a Inbox,
     headers: &HeaderMap,
-) -> Result<(&'a Identity, WebSession), Response> {
-    let (identity, session, _) = signed_in(inbox, headers).map_err(IntoResponse::into_response)?;
+) -> Result<(&'a Identity, WebSession), Box<Response>> {
+    let (identity, session, _) =
+        signed_in(inbox, headers).map_err(|r| Box::new(r.into_response()))?;
     if !matches!(identity.role, Role::Auditor | Role::Admin) {
-        return Err((
-            StatusCode::FORBIDDEN,
-            page(
-                "Not allowed",
-                Some((identity, &session)),
-                "<p>Sessions are for auditors.</p>",
-            ),
-        )
-            .into_response());
+        return Err(Box::new(
+            (
+                StatusCode::FORBIDDEN,
+                page(
+                    "Not allowed",
+                    Some((identity, &session)),
+                    "<p>Sessions are for auditors.</p>",
+                ),
+            )
+                .into_response(),
+        ));
     }
     Ok((identity, session))
 }
@@ -1264,7 +1267,7 @@ pub async fn sessions(
 ) -> Response {
     let (identity, session) = match auditor(&inbox, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let browse = match browse_query(raw.as_deref(), true) {
         Ok(b) => b,
@@ -1461,7 +1464,7 @@ pub async fn sessions_download(
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
     if let Err(r) = auditor(&inbox, &headers) {
-        return r;
+        return *r;
     }
     let csv = match uri.path() {
         "/sessions.csv" => true,
@@ -1542,7 +1545,7 @@ pub async fn transcript_download(
 ) -> Response {
     use serde_json::Value;
     if let Err(r) = auditor(&inbox, &headers) {
-        return r;
+        return *r;
     }
     let csv = match file.as_str() {
         "transcript.csv" => true,
@@ -1641,7 +1644,7 @@ pub async fn replay(
 ) -> Response {
     let (identity, session) = match auditor(&inbox, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(dir) = inbox.audit_dir.clone() else {
         return page("Replay", Some((identity, &session)), "<p>No audit log.</p>").into_response();
