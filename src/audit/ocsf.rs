@@ -167,7 +167,7 @@ fn service(protocol: &str) -> Value {
 fn actor(facts: &SessionFacts, session: &str) -> Value {
     let mut actor = json!({ "session": { "uid": session } });
     if !facts.identity.is_empty() {
-        actor["user"] = json!({ "name": facts.identity, "type": facts.role });
+        actor["user"] = json!({ "name": facts.identity });
     }
     if let Some(app) = facts.application.as_deref().filter(|a| !a.is_empty()) {
         actor["app_name"] = app.into();
@@ -278,10 +278,10 @@ impl Converter {
                 if !logon {
                     e.insert("status_detail".into(), text(record, "reason").into());
                 }
-                e.insert(
-                    "user".into(),
-                    json!({"name": facts.identity, "type": facts.role}),
-                );
+                e.insert("user".into(), json!({ "name": facts.identity }));
+                // Airlock's roles (agent, approver, …) are not OCSF user
+                // types (User, Admin, System): kept as they are.
+                airlock_extra(&mut e, "role", facts.role.clone().into());
                 e.insert("actor".into(), actor(&facts, &session));
                 e.insert("src_endpoint".into(), endpoint(&facts.client));
                 e.insert("service".into(), service(&facts.protocol));
@@ -370,6 +370,7 @@ impl Converter {
                     e.insert("status_id".into(), 0.into());
                     e.insert("status".into(), "Unknown".into());
                 }
+                airlock_extra(&mut e, "role", facts.role.clone().into());
                 for key in ["verdict", "rule", "classes", "objects", "origin"] {
                     airlock_extra(&mut e, key, record.get(key).cloned().unwrap_or(Value::Null));
                 }
