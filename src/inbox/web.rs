@@ -1326,13 +1326,13 @@ pub async fn sessions(
             app = escape(&crate::audit::read::escape_terminal(
                 s.application.as_deref().unwrap_or("")
             )),
-            database = escape(&s.database),
+            database = escape(&crate::audit::read::escape_terminal(&s.database)),
             started = escape(&s.started),
-            end = escape(&format!(
+            end = escape(&crate::audit::read::escape_terminal(&format!(
                 "{} ({})",
                 s.ended.as_deref().unwrap_or("open"),
                 s.end_reason.as_deref().unwrap_or("no end recorded")
-            )),
+            ))),
             statements = s.statements,
             verdicts = escape(&counts(&s.verdicts)),
             requests = requests_links(&s.requests),
