@@ -104,6 +104,16 @@ enum AuditCommand {
         /// Only sessions with a statement of this verdict.
         #[arg(long, value_parser = ["allow", "hold", "deny"])]
         verdict: Option<String>,
+        /// Only sessions with a held statement whose request ended so, or
+        /// (`error`) in which the server returned an error.
+        #[arg(long, value_parser = ["approved", "denied", "expired", "withdrawn", "error"])]
+        outcome: Option<String>,
+        /// Only sessions connected to this database.
+        #[arg(long)]
+        database: Option<String>,
+        /// Only sessions whose client gave this application name.
+        #[arg(long)]
+        application: Option<String>,
         /// One JSON object per session.
         #[arg(long)]
         json: bool,
@@ -135,6 +145,12 @@ enum AuditCommand {
         /// To the last record at or before this time.
         #[arg(long)]
         until: Option<String>,
+        /// `jsonl`: the records exactly as written, verifiable with
+        /// `audit verify-export`. `ocsf`: one OCSF 1.3 event per line
+        /// (Authentication, Datastore Activity, Detection Finding) for a
+        /// SIEM; see docs/ocsf.md.
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "ocsf"])]
+        format: String,
     },
 }
 
@@ -298,35 +314,65 @@ pub fn run() -> ExitCode {
                 since,
                 until,
                 verdict,
+                outcome,
+                database,
+                application,
                 json,
-            } => audit_sessions(&dir, identity, since, until, verdict, json),
+            } => audit_sessions(
+                &dir,
+                read_filter(identity, verdict, outcome, database, application),
+                since,
+                until,
+                json,
+            ),
             AuditCommand::Replay {
                 dir,
                 session,
                 json,
                 trust,
             } => audit_replay(&dir, &session, json, &trust),
-            AuditCommand::Export { dir, since, until } => audit_export(&dir, since, until),
+            AuditCommand::Export {
+                dir,
+                since,
+                until,
+                format,
+            } => audit_export(&dir, since, until, &format),
         },
+    }
+}
+
+/// The filter of `audit sessions`, without its period.
+fn read_filter(
+    identity: Option<String>,
+    verdict: Option<String>,
+    outcome: Option<String>,
+    database: Option<String>,
+    application: Option<String>,
+) -> crate::audit::read::SessionFilter {
+    crate::audit::read::SessionFilter {
+        identity,
+        verdict,
+        outcome,
+        database,
+        application,
+        ..Default::default()
     }
 }
 
 fn audit_sessions(
     dir: &Path,
-    identity: Option<String>,
+    filter: crate::audit::read::SessionFilter,
     since: Option<String>,
     until: Option<String>,
-    verdict: Option<String>,
     json: bool,
 ) -> ExitCode {
     use crate::audit::read;
     let bound = |given: Option<String>, end| given.map(|g| read::time_bound(&g, end)).transpose();
     let filter = match (bound(since, false), bound(until, true)) {
         (Ok(since), Ok(until)) => read::SessionFilter {
-            identity,
             since,
             until,
-            verdict,
+            ..filter
         },
         (Err(e), _) => return fail(&format!("--since: {e}")),
         (_, Err(e)) => return fail(&format!("--until: {e}")),
@@ -408,7 +454,12 @@ fn audit_replay(dir: &Path, session: &str, json: bool, trust: &TrustArgs) -> Exi
     ExitCode::SUCCESS
 }
 
-fn audit_export(dir: &Path, since: Option<String>, until: Option<String>) -> ExitCode {
+fn audit_export(
+    dir: &Path,
+    since: Option<String>,
+    until: Option<String>,
+    format: &str,
+) -> ExitCode {
     use crate::audit::read;
     let since = match since.map(|s| read::time_bound(&s, false)).transpose() {
         Ok(s) => s,
@@ -418,15 +469,21 @@ fn audit_export(dir: &Path, since: Option<String>, until: Option<String>) -> Exi
         Ok(u) => u,
         Err(e) => return fail(&format!("--until: {e}")),
     };
-    let stdout = std::io::stdout().lock();
-    match read::export(
-        dir,
-        since.as_deref(),
-        until.as_deref(),
-        std::io::BufWriter::new(stdout),
-    ) {
+    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let (exported, what) = if format == "ocsf" {
+        (
+            crate::audit::ocsf::export(dir, since.as_deref(), until.as_deref(), stdout),
+            "OCSF events",
+        )
+    } else {
+        (
+            read::export(dir, since.as_deref(), until.as_deref(), stdout),
+            "records",
+        )
+    };
+    match exported {
         Ok(n) => {
-            eprintln!("{n} records");
+            eprintln!("{n} {what}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),
@@ -1282,6 +1339,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
                     chain_key: audit_chain_key,
                 },
                 audit_verifier: Default::default(),
+                audit_sessions: Default::default(),
             },
             stop_rx.clone(),
         ));

@@ -10,6 +10,7 @@
 pub mod chain;
 pub mod layout;
 pub mod log;
+pub mod ocsf;
 pub mod read;
 pub mod record;
 pub mod verify;

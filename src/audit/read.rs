@@ -90,6 +90,16 @@ pub fn time_bound(given: &str, end: bool) -> Result<String, String> {
                     c == f
                 }
             });
+    // Digits in the right places are not yet a time: 2026-13-45 is none.
+    let field = |at: usize| bare.get(at..at + 2).and_then(|d| d.parse::<u32>().ok());
+    let in_range =
+        |at: usize, low: u32, high: u32| field(at).is_none_or(|v| (low..=high).contains(&v));
+    let fits = fits
+        && in_range(5, 1, 12)
+        && in_range(8, 1, 31)
+        && in_range(11, 0, 23)
+        && in_range(14, 0, 59)
+        && in_range(17, 0, 59);
     if !fits {
         return Err(format!(
             "`{given}` is not a time: give a UTC date such as 2026-11-22, a date-time such as \
@@ -125,6 +135,13 @@ pub struct SessionSummary {
     pub rows: u64,
     /// Values masked in what the session was sent.
     pub masked: u64,
+    /// Records of the session in the log (what its replay pages through).
+    pub records: u64,
+    /// The approval requests its statements were held as, in order.
+    pub requests: Vec<String>,
+    /// How its held statements' requests ended (`approved`, `denied`,
+    /// `expired`, `withdrawn`), counted.
+    pub outcomes: BTreeMap<String, u64>,
 }
 
 impl SessionSummary {
@@ -133,6 +150,7 @@ impl SessionSummary {
         if self.started.is_empty() {
             self.started = ts.to_string();
         }
+        self.records += 1;
         match text(record, "kind") {
             "session_start" => {
                 self.started = ts.to_string();
@@ -159,6 +177,13 @@ impl SessionSummary {
                 self.masked += masked_total(record);
             }
             "error" => self.errors += 1,
+            "hold" => self.requests.push(text(record, "request").into()),
+            "decision" => {
+                *self
+                    .outcomes
+                    .entry(text(record, "verdict").to_string())
+                    .or_default() += 1;
+            }
             "session_end" => {
                 self.ended = Some(ts.to_string());
                 self.end_reason = Some(text(record, "reason").into());
@@ -227,8 +252,16 @@ fn masked_total(record: &Map<String, Value>) -> u64 {
         .unwrap_or(0)
 }
 
-/// Which sessions `audit sessions` lists.
-#[derive(Debug, Default)]
+/// Statement verdicts a filter can name.
+pub const VERDICTS: &[&str] = &["allow", "hold", "deny"];
+
+/// Outcomes a filter can name: how a held statement's request ended, or
+/// `error` for a session in which the server returned an error.
+pub const OUTCOMES: &[&str] = &["approved", "denied", "expired", "withdrawn", "error"];
+
+/// Which sessions `audit sessions` and the inbox's session browser list.
+/// Every field given must match; text fields match exactly.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SessionFilter {
     pub identity: Option<String>,
     /// Record timestamps, as from [`time_bound`].
@@ -236,10 +269,14 @@ pub struct SessionFilter {
     pub until: Option<String>,
     /// Only sessions with at least one statement of this verdict.
     pub verdict: Option<String>,
+    /// Only sessions with a request that ended so (or with an error).
+    pub outcome: Option<String>,
+    pub database: Option<String>,
+    pub application: Option<String>,
 }
 
 impl SessionFilter {
-    fn admits(&self, s: &SessionSummary) -> bool {
+    pub fn admits(&self, s: &SessionSummary) -> bool {
         self.identity.as_ref().is_none_or(|i| *i == s.identity)
             && self.since.as_ref().is_none_or(|t| {
                 s.ended.as_deref().unwrap_or("9999") >= t.as_str() || s.started >= *t
@@ -249,34 +286,156 @@ impl SessionFilter {
                 .verdict
                 .as_ref()
                 .is_none_or(|v| s.verdicts.get(v).copied().unwrap_or(0) > 0)
+            && self.outcome.as_ref().is_none_or(|o| {
+                if o == "error" {
+                    s.errors > 0
+                } else {
+                    s.outcomes.get(o).copied().unwrap_or(0) > 0
+                }
+            })
+            && self.database.as_ref().is_none_or(|d| *d == s.database)
+            && self
+                .application
+                .as_ref()
+                .is_none_or(|a| s.application.as_deref() == Some(a.as_str()))
     }
 }
 
 /// The sessions in the log that pass `filter`, in the order they started.
 /// A session is in a period when it was open during any part of it.
 pub fn sessions(dir: &Path, filter: &SessionFilter) -> Result<Vec<SessionSummary>, String> {
-    let mut order: Vec<String> = Vec::new();
-    let mut all: std::collections::HashMap<String, SessionSummary> = Default::default();
-    for_each(dir, |_, record| {
+    let mut index = SessionIndex::default();
+    index.refresh(dir)?;
+    Ok(index.matching(filter).cloned().collect())
+}
+
+/// Where a held statement's request is in the log: its session, the
+/// position of its `hold` record among the session's records (from 0),
+/// and the record's sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestPlace {
+    pub session: String,
+    pub position: u64,
+    pub seq: u64,
+}
+
+/// Every session's summary, kept up to date by reading only what was
+/// appended since the last look: the inbox refreshes it on each view of
+/// the session list, so a log of millions of records is read once, not
+/// once per page view.
+#[derive(Debug, Default)]
+pub struct SessionIndex {
+    /// The segment and byte offset read up to (complete lines only).
+    segment: u64,
+    offset: u64,
+    summaries: Vec<SessionSummary>,
+    by_id: std::collections::HashMap<String, usize>,
+    requests: std::collections::HashMap<String, RequestPlace>,
+}
+
+impl SessionIndex {
+    /// Reads what was appended to the log under `dir` since the last call.
+    /// A log that shrank or lost the segment read last (replaced, or its
+    /// torn end repaired) is read again from the start.
+    pub fn refresh(&mut self, dir: &Path) -> Result<(), String> {
+        let segs = segments(dir).map_err(|e| format!("cannot list `{}`: {e}", dir.display()))?;
+        if segs.is_empty() {
+            return Err(format!("`{}` holds no audit log", dir.display()));
+        }
+        let current = segs.iter().find(|(n, _)| *n == self.segment);
+        let shrank = match current {
+            Some((_, path)) => std::fs::metadata(path)
+                .map(|m| m.len() < self.offset)
+                .unwrap_or(true),
+            None => self.segment != 0,
+        };
+        if shrank {
+            *self = Self::default();
+        }
+        for (n, path) in segs {
+            if n < self.segment {
+                continue;
+            }
+            if n > self.segment {
+                self.segment = n;
+                self.offset = 0;
+            }
+            self.read_segment(&path)?;
+        }
+        Ok(())
+    }
+
+    fn read_segment(&mut self, path: &Path) -> Result<(), String> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+        file.seek(SeekFrom::Start(self.offset))
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            // A line without its newline is still being written: it is
+            // read on the next refresh, whole.
+            if n == 0 || line.last() != Some(&b'\n') {
+                return Ok(());
+            }
+            self.offset += n as u64;
+            if let Ok(record) = serde_json::from_slice::<Map<String, Value>>(&line) {
+                self.add(&record);
+            }
+        }
+    }
+
+    fn add(&mut self, record: &Map<String, Value>) {
         let id = text(record, "session");
         if id.is_empty() {
-            return true;
+            return;
         }
-        let summary = all.entry(id.to_string()).or_insert_with(|| {
-            order.push(id.to_string());
-            SessionSummary {
-                session: id.to_string(),
-                ..Default::default()
+        let at = match self.by_id.get(id) {
+            Some(at) => *at,
+            None => {
+                self.summaries.push(SessionSummary {
+                    session: id.to_string(),
+                    ..Default::default()
+                });
+                self.by_id.insert(id.to_string(), self.summaries.len() - 1);
+                self.summaries.len() - 1
             }
-        });
+        };
+        let summary = &mut self.summaries[at];
+        if text(record, "kind") == "hold" {
+            self.requests.insert(
+                text(record, "request").to_string(),
+                RequestPlace {
+                    session: id.to_string(),
+                    position: summary.records,
+                    seq: number(record, "seq"),
+                },
+            );
+        }
         summary.add(record);
-        true
-    })?;
-    Ok(order
-        .into_iter()
-        .filter_map(|id| all.remove(&id))
-        .filter(|s| filter.admits(s))
-        .collect())
+    }
+
+    /// The sessions that pass `filter`, in the order they started.
+    pub fn matching<'a>(
+        &'a self,
+        filter: &'a SessionFilter,
+    ) -> impl DoubleEndedIterator<Item = &'a SessionSummary> + 'a {
+        self.summaries.iter().filter(move |s| filter.admits(s))
+    }
+
+    pub fn session(&self, id: &str) -> Option<&SessionSummary> {
+        self.by_id.get(id).map(|at| &self.summaries[*at])
+    }
+
+    /// Where the `hold` record of request `id` is.
+    pub fn request(&self, id: &str) -> Option<&RequestPlace> {
+        self.requests.get(id)
+    }
 }
 
 /// A record with its line exactly as written.
@@ -356,6 +515,50 @@ pub fn session_page(
         }
     }
     Ok(page)
+}
+
+/// Calls `each` with every record of a session, in order, and its line
+/// as written; lines of other sessions are passed over unparsed, as in
+/// [`session_page`].
+pub fn session_each(
+    dir: &Path,
+    session: &str,
+    mut each: impl FnMut(&str, &Map<String, Value>),
+) -> Result<(), String> {
+    let needle = format!(
+        "\"session\":{}",
+        serde_json::to_string(session).map_err(|e| e.to_string())?
+    );
+    let finder = memchr::memmem::Finder::new(needle.as_bytes());
+    let segs = segments(dir).map_err(|e| format!("cannot list `{}`: {e}", dir.display()))?;
+    let mut line = Vec::new();
+    for (_, path) in segs {
+        let file = std::fs::File::open(&path)
+            .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            if finder.find(&line).is_none() {
+                continue;
+            }
+            let written = String::from_utf8_lossy(&line);
+            let written = written.trim_end();
+            // A torn line is not a record; `audit verify` reports it.
+            let Ok(record) = serde_json::from_str::<Map<String, Value>>(written) else {
+                continue;
+            };
+            if text(&record, "session") == session {
+                each(written, &record);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `text` safe to show on a terminal or a page: every character that could
@@ -592,6 +795,85 @@ pub fn export(
 mod tests {
     use super::*;
 
+    fn write_log(dir: &Path, n: u64, lines: &[serde_json::Value]) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(super::super::layout::segment_path(dir, n))
+            .unwrap();
+        for l in lines {
+            writeln!(f, "{l}").unwrap();
+        }
+    }
+
+    #[test]
+    fn the_session_index_reads_on_from_where_it_stopped() {
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let start = |s: &str, app: &str, seq: u64| json!({"seq": seq, "ts": format!("2026-11-22T10:00:0{seq}.000000Z"), "kind": "session_start", "session": s, "identity": "agent", "database": "app", "application": app});
+        write_log(
+            dir.path(),
+            1,
+            &[
+                start("s1", "one", 1),
+                json!({"seq": 2, "ts": "2026-11-22T10:00:02.000000Z", "kind": "statement", "session": "s1", "verdict": "hold"}),
+                json!({"seq": 3, "ts": "2026-11-22T10:00:03.000000Z", "kind": "hold", "session": "s1", "request": "r-1"}),
+            ],
+        );
+        let mut index = SessionIndex::default();
+        index.refresh(dir.path()).unwrap();
+        assert_eq!(index.request("r-1").unwrap().position, 2);
+        assert_eq!(index.request("r-1").unwrap().seq, 3);
+        // A torn last line is left for the next refresh, then read whole.
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(super::super::layout::segment_path(dir.path(), 1))
+                .unwrap();
+            write!(f, "{{\"seq\": 4, \"ts\": \"2026-11-22T10:00:04.000000Z\", \"kind\": \"decision\", \"session\": \"s1\", ").unwrap();
+            index.refresh(dir.path()).unwrap();
+            assert!(index.session("s1").unwrap().outcomes.is_empty());
+            writeln!(f, "\"verdict\": \"denied\"}}").unwrap();
+        }
+        write_log(dir.path(), 2, &[start("s2", "two", 5)]);
+        index.refresh(dir.path()).unwrap();
+        assert_eq!(
+            index.session("s1").unwrap().outcomes.get("denied"),
+            Some(&1)
+        );
+        assert_eq!(index.session("s1").unwrap().records, 4);
+        let filter = SessionFilter {
+            application: Some("two".into()),
+            ..Default::default()
+        };
+        assert_eq!(index.matching(&filter).count(), 1);
+        let filter = SessionFilter {
+            outcome: Some("denied".into()),
+            database: Some("app".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            index
+                .matching(&filter)
+                .map(|s| s.session.as_str())
+                .collect::<Vec<_>>(),
+            ["s1"]
+        );
+        // A log that was replaced (shorter than what was read) is read again.
+        std::fs::remove_file(super::super::layout::segment_path(dir.path(), 2)).unwrap();
+        std::fs::write(
+            super::super::layout::segment_path(dir.path(), 1),
+            format!("{}\n", start("s9", "nine", 1)),
+        )
+        .unwrap();
+        index.refresh(dir.path()).unwrap();
+        assert!(index.session("s1").is_none());
+        assert!(index.session("s9").is_some());
+        assert!(index.request("r-1").is_none());
+    }
+
     #[test]
     fn time_bounds_take_dates_times_and_ages() {
         assert_eq!(
@@ -611,7 +893,17 @@ mod tests {
             "2026-11-22T10:30:05.999999Z"
         );
         assert!(time_bound("2h", false).unwrap().ends_with('Z'));
-        for bad in ["yesterday", "2026-1-2", "2026-11-22X10", "", "5w"] {
+        for bad in [
+            "yesterday",
+            "2026-1-2",
+            "2026-11-22X10",
+            "",
+            "5w",
+            "2026-13-01",
+            "2026-11-32",
+            "2026-11-22T24:00",
+            "2026-11-22T10:60",
+        ] {
             let e = time_bound(bad, false).unwrap_err();
             assert!(e.contains("is not a time"), "{e}");
         }

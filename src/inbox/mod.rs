@@ -47,6 +47,8 @@ pub struct Inbox {
     pub audit_trust: crate::audit::verify::Trust,
     /// Verification resumed page view after page view, not redone.
     pub audit_verifier: Arc<std::sync::Mutex<crate::audit::verify::Incremental>>,
+    /// The session browser's index, read on from where the last view left it.
+    pub audit_sessions: Arc<std::sync::Mutex<crate::audit::read::SessionIndex>>,
 }
 
 pub fn router(inbox: Inbox) -> Router {
@@ -62,7 +64,10 @@ pub fn router(inbox: Inbox) -> Router {
         .route("/requests/{id}/decide", post(web::decide))
         .route("/batch", post(web::batch))
         .route("/sessions", get(web::sessions))
+        .route("/sessions.csv", get(web::sessions_download))
+        .route("/sessions.jsonl", get(web::sessions_download))
         .route("/sessions/{id}", get(web::replay))
+        .route("/sessions/{id}/{file}", get(web::transcript_download))
         .route("/api/requests", get(list))
         .route("/api/requests/{id}", get(show))
         .route("/api/requests/{id}/approve", post(approve))

@@ -148,6 +148,7 @@ pre{{background:#fff;border:1px solid #e3e6ea;padding:.6rem;white-space:pre-wrap
 button.approve{{background:#0a6b2b;color:#fff;border:0;border-radius:4px;font-weight:600}}
 button.deny{{background:#fff;color:#a40000;border:2px solid #a40000;border-radius:4px;font-weight:600}}
 button:disabled{{opacity:.45}} .why{{color:#555;font-style:italic}}
+.filters label{{display:inline-block;margin:0 .6rem .4rem 0}} .filters input,.filters select{{min-height:2rem}}
 @media (max-width:40rem){{td.wide,th.wide{{display:none}}}}
 </style></head>
 <body><header><b>Airlock</b>{nav}</header><main>
@@ -621,6 +622,16 @@ fn request_body(r: &HoldRequest, identity: &Identity, session: &WebSession, flas
         );
     }
     let recent = recent_statements(r);
+    // Auditors go from the request to the session's replay at its hold.
+    let replay = if matches!(identity.role, Role::Auditor | Role::Admin) && !r.session.is_empty() {
+        format!(
+            r#"<p><a id="replay-link" href="/sessions/{}?request={}">Replay the session at this request</a></p>"#,
+            form_urlencode(&r.session),
+            form_urlencode(&r.id)
+        )
+    } else {
+        String::new()
+    };
     let forms = match why_not_decider(r, identity) {
         None => format!(
             r#"<form method="post" action="/requests/{id}/decide" id="decide"><input type="hidden" name="csrf" value="{csrf}">
@@ -657,7 +668,7 @@ fn request_body(r: &HoldRequest, identity: &Identity, session: &WebSession, flas
     };
     format!(
         r#"{flash}<h2>Statement</h2><pre id="statement">{sql}</pre>
-<table class="facts">{facts}</table>
+<table class="facts">{facts}</table>{replay}
 <h2>Impact</h2>{impact}
 <h2>Decisions</h2><ul id="votes">{votes}</ul>
 {forms}
@@ -1016,80 +1027,671 @@ fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
 
 // ---- auditors: sessions and replay ------------------------------------------
 
-pub async fn sessions(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Response {
-    let (identity, session, _) = match signed_in(&inbox, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+/// The signed-in identity when it may read the audit log (auditors and
+/// admins); otherwise the response that turns it away.
+fn auditor<'a>(
+    inbox: &'a Inbox,
+    headers: &HeaderMap,
+) -> Result<(&'a Identity, WebSession), Box<Response>> {
+    let (identity, session, _) =
+        signed_in(inbox, headers).map_err(|r| Box::new(r.into_response()))?;
     if !matches!(identity.role, Role::Auditor | Role::Admin) {
-        return (
-            StatusCode::FORBIDDEN,
-            page(
-                "Not allowed",
-                Some((identity, &session)),
-                "<p>Sessions are for auditors.</p>",
-            ),
-        )
-            .into_response();
+        return Err(Box::new(
+            (
+                StatusCode::FORBIDDEN,
+                page(
+                    "Not allowed",
+                    Some((identity, &session)),
+                    "<p>Sessions are for auditors.</p>",
+                ),
+            )
+                .into_response(),
+        ));
     }
-    let Some(dir) = inbox.audit_dir.clone() else {
-        return page(
-            "Sessions",
-            Some((identity, &session)),
-            "<p>No audit log.</p>",
-        )
-        .into_response();
+    Ok((identity, session))
+}
+
+/// Sessions per page of the session list.
+const SESSIONS_PAGE: usize = 100;
+
+/// The filters that may be given, in the order the form shows them.
+const FILTERS: &[&str] = &[
+    "identity",
+    "since",
+    "until",
+    "verdict",
+    "outcome",
+    "database",
+    "application",
+];
+
+/// The session list's query: the filter, the page, and the filters as
+/// given (for the form and for links that keep them).
+#[derive(Debug, Default)]
+struct Browse {
+    filter: crate::audit::read::SessionFilter,
+    page: usize,
+    given: Vec<(&'static str, String)>,
+}
+
+impl Browse {
+    fn given(&self, name: &str) -> &str {
+        self.given
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// The filters as a query string (no page), for links.
+    fn query(&self) -> String {
+        self.given
+            .iter()
+            .map(|(n, v)| format!("{n}={}", form_urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// Reads and checks the session list's query string. Empty values are
+/// filters not given (what an empty form field sends).
+fn browse_query(raw: Option<&str>, paged: bool) -> Result<Browse, String> {
+    use crate::audit::read;
+    let mut browse = Browse {
+        page: 1,
+        ..Default::default()
     };
-    let listed = tokio::task::spawn_blocking(move || {
-        crate::audit::read::sessions(&dir, &Default::default())
+    let mut seen: Vec<String> = Vec::new();
+    for (name, value) in form_urlencoded(raw.unwrap_or("").as_bytes()) {
+        if seen.contains(&name) {
+            return Err(format!("`{}` is given twice.", shorten(&name, 40)));
+        }
+        seen.push(name.clone());
+        // Control, bidirectional and separator characters: what could
+        // disguise a filter in the form or in a bookmarked link.
+        let disguised = matches!(
+            crate::audit::read::escape_terminal(&value),
+            std::borrow::Cow::Owned(_)
+        ) || value.contains('\n');
+        let value = value.trim().to_string();
+        if name == "page" && paged {
+            browse.page = match value.parse::<usize>() {
+                Ok(n) if (1..=1_000_000).contains(&n) => n,
+                _ => {
+                    return Err(format!(
+                        "page `{}` is not a page number (1, 2, …).",
+                        shorten(&value, 40)
+                    ))
+                }
+            };
+            continue;
+        }
+        let Some(known) = FILTERS.iter().find(|f| **f == name) else {
+            return Err(format!(
+                "`{}` is not a filter: the filters are {}.",
+                shorten(&name, 40),
+                FILTERS.join(", ")
+            ));
+        };
+        if value.is_empty() {
+            continue;
+        }
+        if value.len() > 200 || disguised {
+            return Err(format!(
+                "{known}: give at most 200 characters and no control characters."
+            ));
+        }
+        let f = &mut browse.filter;
+        let choice = |allowed: &[&str]| -> Result<Option<String>, String> {
+            if allowed.contains(&value.as_str()) {
+                Ok(Some(value.clone()))
+            } else {
+                Err(format!(
+                    "{known} `{}` is not one of {}.",
+                    shorten(&value, 40),
+                    allowed.join(", ")
+                ))
+            }
+        };
+        match *known {
+            "identity" => f.identity = Some(value.clone()),
+            "database" => f.database = Some(value.clone()),
+            "application" => f.application = Some(value.clone()),
+            "verdict" => f.verdict = choice(read::VERDICTS)?,
+            "outcome" => f.outcome = choice(read::OUTCOMES)?,
+            "since" => {
+                f.since = Some(read::time_bound(&value, false).map_err(|e| format!("since: {e}"))?)
+            }
+            _ => f.until = Some(read::time_bound(&value, true).map_err(|e| format!("until: {e}"))?),
+        }
+        browse.given.push((known, value));
+    }
+    if let (Some(since), Some(until)) = (&browse.filter.since, &browse.filter.until) {
+        if since > until {
+            return Err("since is after until: nothing can match.".into());
+        }
+    }
+    Ok(browse)
+}
+
+/// The filter form, filled in with what was given.
+fn filter_form(browse: &Browse) -> String {
+    use crate::audit::read;
+    let text = |name: &str, label: &str, hint: &str| {
+        format!(
+            r#"<label>{label}<br><input name="{name}" id="filter-{name}" value="{value}" placeholder="{hint}" maxlength="200"></label> "#,
+            value = escape(browse.given(name)),
+        )
+    };
+    let select = |name: &str, label: &str, choices: &[&str]| {
+        let mut options = String::from(r#"<option value="">any</option>"#);
+        for c in choices {
+            let _ = write!(
+                options,
+                r#"<option value="{c}"{selected}>{c}</option>"#,
+                selected = if browse.given(name) == *c {
+                    " selected"
+                } else {
+                    ""
+                }
+            );
+        }
+        format!(
+            r#"<label>{label}<br><select name="{name}" id="filter-{name}">{options}</select></label> "#
+        )
+    };
+    format!(
+        r#"<form method="get" action="/sessions" id="filters" class="filters">{}{}{}{}{}{}{}
+<button type="submit" id="filter-apply">Filter</button> <a href="/sessions">Clear</a></form>"#,
+        text("identity", "Identity", "exact name"),
+        text("since", "Since (UTC)", "2026-11-22, 2026-11-22T10:30 or 2h"),
+        text("until", "Until (UTC)", "2026-11-22 or 2026-11-22T18:00"),
+        select("verdict", "Statement verdict", read::VERDICTS),
+        select("outcome", "Outcome", read::OUTCOMES),
+        text("database", "Database", "exact name"),
+        text("application", "Application", "exact name"),
+    )
+}
+
+fn requests_links(requests: &[String]) -> String {
+    requests
+        .iter()
+        .map(|r| {
+            format!(
+                r#"<a class="request" href="/requests/{}">{}</a>"#,
+                form_urlencode(r),
+                escape(r)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn counts(map: &std::collections::BTreeMap<String, u64>) -> String {
+    map.iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads what was appended to the log into the inbox's session index and
+/// runs `with` on it, off the async threads. The error is for the
+/// operator log only: it names server paths.
+async fn with_index<T: Send + 'static>(
+    inbox: &Inbox,
+    with: impl FnOnce(&crate::audit::read::SessionIndex) -> T + Send + 'static,
+) -> Result<T, String> {
+    let Some(dir) = inbox.audit_dir.clone() else {
+        return Err("no audit log is configured".into());
+    };
+    let index = inbox.audit_sessions.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+        index.refresh(&dir)?;
+        Ok(with(&index))
     })
     .await
-    .unwrap_or_else(|e| Err(e.to_string()));
+    .unwrap_or_else(|e| Err(e.to_string()))
+}
+
+/// What the browser is told when the log cannot be read: the details,
+/// which name server paths, go to the operator log.
+fn unreadable(e: &str) -> &'static str {
+    tracing::warn!(error = %e, "the inbox cannot read the audit log");
+    "The audit log cannot be read; the gateway's log says why."
+}
+
+pub async fn sessions(
+    Extract(inbox): Extract<Inbox>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let (identity, session) = match auditor(&inbox, &headers) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let browse = match browse_query(raw.as_deref(), true) {
+        Ok(b) => b,
+        Err(problem) => {
+            let given = Browse::default();
+            return (
+                StatusCode::BAD_REQUEST,
+                page(
+                    "Sessions",
+                    Some((identity, &session)),
+                    &format!(
+                        r#"<p class="error" id="filter-error">{}</p>{}"#,
+                        escape(&problem),
+                        filter_form(&given)
+                    ),
+                ),
+            )
+                .into_response();
+        }
+    };
+    let (filter, number) = (browse.filter.clone(), browse.page);
+    let listed = with_index(&inbox, move |index| {
+        let total = index.matching(&filter).count();
+        let shown: Vec<_> = index
+            .matching(&filter)
+            .rev()
+            .skip((number - 1) * SESSIONS_PAGE)
+            .take(SESSIONS_PAGE)
+            .cloned()
+            .collect();
+        (total, shown)
+    })
+    .await;
+    let (total, shown) = match listed {
+        Ok(l) => l,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                page(
+                    "Sessions",
+                    Some((identity, &session)),
+                    &format!(r#"<p class="error">{}</p>"#, unreadable(&e)),
+                ),
+            )
+                .into_response()
+        }
+    };
     let mut rows = String::new();
-    for s in listed.unwrap_or_default().iter().rev().take(500) {
+    for s in &shown {
         let _ = write!(
             rows,
-            r#"<tr><td><a href="/sessions/{id}">{id}</a></td><td>{who}</td><td>{started}</td><td>{statements}</td><td class="wide">{end}</td></tr>"#,
+            r#"<tr class="session"><td><a class="replay" href="/sessions/{link}">{id}</a></td><td>{who}</td><td class="wide">{app}</td><td>{database}</td><td>{started}</td><td class="wide">{end}</td><td>{statements}<br><small>{verdicts}</small></td><td>{requests}<br><small>{outcomes}</small></td><td>{errors}</td></tr>"#,
+            link = form_urlencode(&s.session),
             id = escape(&s.session),
             who = escape(&s.identity),
+            app = escape(&crate::audit::read::escape_terminal(
+                s.application.as_deref().unwrap_or("")
+            )),
+            database = escape(&crate::audit::read::escape_terminal(&s.database)),
             started = escape(&s.started),
+            end = escape(&crate::audit::read::escape_terminal(&format!(
+                "{} ({})",
+                s.ended.as_deref().unwrap_or("open"),
+                s.end_reason.as_deref().unwrap_or("no end recorded")
+            ))),
             statements = s.statements,
-            end = escape(s.end_reason.as_deref().unwrap_or("open")),
+            verdicts = escape(&counts(&s.verdicts)),
+            requests = requests_links(&s.requests),
+            outcomes = escape(&counts(&s.outcomes)),
+            errors = s.errors,
         );
     }
+    if shown.is_empty() {
+        rows.push_str(r#"<tr class="empty"><td colspan="9">No session matches.</td></tr>"#);
+    }
+    let query = browse.query();
+    let link = |n: usize, label: &str| {
+        let sep = if query.is_empty() { "" } else { "&" };
+        format!(r#" <a href="/sessions?{query}{sep}page={n}">{label}</a>"#)
+    };
+    let pages = total.div_ceil(SESSIONS_PAGE).max(1);
+    let mut nav = format!(
+        "Sessions {}–{} of {total}, newest first.",
+        ((number - 1) * SESSIONS_PAGE + 1).min(total),
+        ((number - 1) * SESSIONS_PAGE + shown.len()).min(total),
+    );
+    if number > 1 {
+        nav.push_str(&link(1, "first"));
+        nav.push_str(&link(number - 1, "previous"));
+    }
+    if number < pages {
+        nav.push_str(&link(number + 1, "next"));
+        nav.push_str(&link(pages, "last"));
+    }
+    let q = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
     page(
         "Sessions",
         Some((identity, &session)),
-        &format!(r#"<table id="sessions"><thead><tr><th>Session</th><th>Identity</th><th>Started</th><th>Statements</th><th class="wide">End</th></tr></thead><tbody>{rows}</tbody></table>"#),
+        &format!(
+            r#"{form}
+<p id="pages">{nav}</p>
+<p id="downloads">Download the {total} matching sessions: <a id="download-csv" href="/sessions.csv{q}">CSV</a> · <a id="download-jsonl" href="/sessions.jsonl{q}">JSON lines</a></p>
+<table id="sessions"><thead><tr><th>Session</th><th>Identity</th><th class="wide">Application</th><th>Database</th><th>Started</th><th class="wide">Ended</th><th>Statements</th><th>Requests</th><th>Errors</th></tr></thead><tbody>{rows}</tbody></table>"#,
+            form = filter_form(&browse),
+        ),
     )
     .into_response()
+}
+
+/// One CSV cell, quoted: quotes doubled; control characters written as
+/// visible escapes (`\x1b`, `\n`) so that a cell is one line and cannot
+/// drive a terminal; and a cell a spreadsheet would read as a formula
+/// (starting with `=`, `+`, `-` or `@`) prefixed with `'`.
+pub fn csv_cell(value: &str) -> String {
+    let shown = crate::audit::read::escape_terminal(value).replace('\n', "\\n");
+    let shown = if shown.starts_with(['=', '+', '-', '@']) {
+        format!("'{shown}")
+    } else {
+        shown
+    };
+    format!("\"{}\"", shown.replace('"', "\"\""))
+}
+
+fn csv_row(out: &mut String, cells: &[&str]) {
+    let row: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+    out.push_str(&row.join(","));
+    out.push_str("\r\n");
+}
+
+/// A download: the body, its type and a file name made of safe characters.
+fn download(body: String, content_type: &str, name: &str) -> Response {
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+const SESSION_COLUMNS: &[&str] = &[
+    "session",
+    "started",
+    "ended",
+    "end_reason",
+    "identity",
+    "role",
+    "client",
+    "application",
+    "protocol",
+    "database",
+    "tls",
+    "statements",
+    "allow",
+    "hold",
+    "deny",
+    "errors",
+    "rows",
+    "masked",
+    "records",
+    "requests",
+    "approved",
+    "denied",
+    "expired",
+    "withdrawn",
+];
+
+/// The (filtered) session list as a file: `/sessions.csv` and
+/// `/sessions.jsonl`, with the list page's filters.
+pub async fn sessions_download(
+    Extract(inbox): Extract<Inbox>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    if let Err(r) = auditor(&inbox, &headers) {
+        return *r;
+    }
+    let csv = match uri.path() {
+        "/sessions.csv" => true,
+        "/sessions.jsonl" => false,
+        _ => return (StatusCode::NOT_FOUND, "no such page").into_response(),
+    };
+    let browse = match browse_query(raw.as_deref(), false) {
+        Ok(b) => b,
+        Err(problem) => return (StatusCode::BAD_REQUEST, problem).into_response(),
+    };
+    let filter = browse.filter;
+    let body = with_index(&inbox, move |index| {
+        let mut out = String::new();
+        if csv {
+            csv_row(&mut out, SESSION_COLUMNS);
+        }
+        for s in index.matching(&filter) {
+            if !csv {
+                out.push_str(&serde_json::to_string(s).unwrap_or_default());
+                out.push('\n');
+                continue;
+            }
+            let n = |m: &std::collections::BTreeMap<String, u64>, k: &str| {
+                m.get(k).copied().unwrap_or(0).to_string()
+            };
+            csv_row(
+                &mut out,
+                &[
+                    &s.session,
+                    &s.started,
+                    s.ended.as_deref().unwrap_or(""),
+                    s.end_reason.as_deref().unwrap_or(""),
+                    &s.identity,
+                    &s.role,
+                    &s.client,
+                    s.application.as_deref().unwrap_or(""),
+                    &s.protocol,
+                    &s.database,
+                    if s.tls { "true" } else { "false" },
+                    &s.statements.to_string(),
+                    &n(&s.verdicts, "allow"),
+                    &n(&s.verdicts, "hold"),
+                    &n(&s.verdicts, "deny"),
+                    &s.errors.to_string(),
+                    &s.rows.to_string(),
+                    &s.masked.to_string(),
+                    &s.records.to_string(),
+                    &s.requests.join(" "),
+                    &n(&s.outcomes, "approved"),
+                    &n(&s.outcomes, "denied"),
+                    &n(&s.outcomes, "expired"),
+                    &n(&s.outcomes, "withdrawn"),
+                ],
+            );
+        }
+        out
+    })
+    .await;
+    match body {
+        Ok(body) if csv => download(body, "text/csv; charset=utf-8", "airlock-sessions.csv"),
+        Ok(body) => download(body, "application/x-ndjson", "airlock-sessions.jsonl"),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, unreadable(&e)).into_response(),
+    }
+}
+
+const TRANSCRIPT_COLUMNS: &[&str] = &[
+    "seq", "ts", "kind", "verdict", "rule", "classes", "objects", "request", "sql", "tag", "rows",
+    "masked", "code", "message", "approver", "reason", "hash",
+];
+
+/// A session's records as a file: `/sessions/{id}/transcript.jsonl` (the
+/// lines exactly as written, so hashes can be checked) or
+/// `/sessions/{id}/transcript.csv`.
+pub async fn transcript_download(
+    Extract(inbox): Extract<Inbox>,
+    headers: HeaderMap,
+    Path((id, file)): Path<(String, String)>,
+) -> Response {
+    use serde_json::Value;
+    if let Err(r) = auditor(&inbox, &headers) {
+        return *r;
+    }
+    let csv = match file.as_str() {
+        "transcript.csv" => true,
+        "transcript.jsonl" => false,
+        _ => return (StatusCode::NOT_FOUND, "no such page").into_response(),
+    };
+    let Some(dir) = inbox.audit_dir.clone() else {
+        return (StatusCode::NOT_FOUND, "no audit log").into_response();
+    };
+    let wanted = id.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let mut out = String::new();
+        let mut records = 0usize;
+        if csv {
+            csv_row(&mut out, TRANSCRIPT_COLUMNS);
+        }
+        crate::audit::read::session_each(&dir, &wanted, |line, r| {
+            records += 1;
+            if !csv {
+                out.push_str(line);
+                out.push('\n');
+                return;
+            }
+            let s = |k: &str| match r.get(k) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                Some(other) => other.to_string(),
+            };
+            let cells: Vec<String> = TRANSCRIPT_COLUMNS.iter().map(|k| s(k)).collect();
+            let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+            csv_row(&mut out, &cells);
+        })
+        .map(|()| (records, out))
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match body {
+        Ok((0, _)) => (StatusCode::NOT_FOUND, "no such session").into_response(),
+        Ok((_, body)) if csv => download(
+            body,
+            "text/csv; charset=utf-8",
+            &format!("airlock-session-{id}.csv"),
+        ),
+        Ok((_, body)) => download(
+            body,
+            "application/x-ndjson",
+            &format!("airlock-session-{id}.jsonl"),
+        ),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, unreadable(&e)).into_response(),
+    }
 }
 
 /// Records per replay page.
 const REPLAY_PAGE: usize = 1000;
 
-#[derive(Deserialize)]
-pub struct ReplayQuery {
-    page: Option<usize>,
+/// The replay's query: `page=N`, or `request=ID` for the page that holds
+/// that request's `hold` record.
+fn replay_query(raw: Option<&str>) -> Result<(usize, Option<String>), String> {
+    let (mut number, mut request) = (1, None);
+    for (name, value) in form_urlencoded(raw.unwrap_or("").as_bytes()) {
+        match name.as_str() {
+            "page" => {
+                number = match value.trim().parse::<usize>() {
+                    Ok(n) if (1..=1_000_000).contains(&n) => n,
+                    _ => {
+                        return Err(format!(
+                            "page `{}` is not a page number (1, 2, …).",
+                            shorten(&value, 40)
+                        ))
+                    }
+                }
+            }
+            "request" if !value.is_empty() && value.len() <= 200 => request = Some(value),
+            "request" => return Err("request: give a request id.".into()),
+            other => {
+                return Err(format!(
+                    "`{}` is not a replay parameter: give page or request.",
+                    shorten(other, 40)
+                ))
+            }
+        }
+    }
+    Ok((number, request))
 }
 
 pub async fn replay(
     Extract(inbox): Extract<Inbox>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<ReplayQuery>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
-    let (identity, session, _) = match signed_in(&inbox, &headers) {
+    let (identity, session) = match auditor(&inbox, &headers) {
         Ok(s) => s,
-        Err(r) => return r.into_response(),
+        Err(r) => return *r,
     };
-    if !matches!(identity.role, Role::Auditor | Role::Admin) {
-        return (StatusCode::FORBIDDEN, "sessions are for auditors").into_response();
-    }
     let Some(dir) = inbox.audit_dir.clone() else {
         return page("Replay", Some((identity, &session)), "<p>No audit log.</p>").into_response();
     };
-    let number = query.page.unwrap_or(1).max(1);
+    let (number, request) = match replay_query(raw.as_deref()) {
+        Ok(q) => q,
+        Err(problem) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                page(
+                    "Replay",
+                    Some((identity, &session)),
+                    &format!(
+                        r#"<p class="error" id="replay-error">{}</p>"#,
+                        escape(&problem)
+                    ),
+                ),
+            )
+                .into_response()
+        }
+    };
+    if let Some(request) = request {
+        let wanted = request.clone();
+        let place = with_index(&inbox, move |index| index.request(&wanted).cloned()).await;
+        return match place {
+            Ok(Some(place)) => Redirect::to(&format!(
+                "/sessions/{}?page={}#request-{}",
+                form_urlencode(&place.session),
+                place.position as usize / REPLAY_PAGE + 1,
+                form_urlencode(&request),
+            ))
+            .into_response(),
+            Ok(None) => (
+                StatusCode::NOT_FOUND,
+                page(
+                    "Replay",
+                    Some((identity, &session)),
+                    &format!(
+                        r#"<p class="error" id="replay-error">The log has no hold record of request {}.</p>"#,
+                        escape(&request)
+                    ),
+                ),
+            )
+                .into_response(),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, unreadable(&e)).into_response(),
+        };
+    }
     let (trust, verifier, wanted) = (
         inbox.audit_trust.clone(),
         inbox.audit_verifier.clone(),
@@ -1122,7 +1724,6 @@ pub async fn replay(
         )
             .into_response();
     }
-    // Record positions only: the server's file paths stay on the server.
     let (status, broken_seq) = match &verified {
         Ok(report) => match &report.broken {
             None if report.vouched() => (
@@ -1190,6 +1791,34 @@ pub async fn replay(
         let text = escape(&crate::audit::read::transcript(std::slice::from_ref(
             record,
         )));
+        // Each record can be linked to (`#seq-N`); a hold or a decision
+        // links to its request's page, and a hold is the place a
+        // request's "replay" link lands on (`#request-ID`).
+        let request = record
+            .1
+            .get("request")
+            .and_then(serde_json::Value::as_str)
+            .filter(|_| {
+                matches!(
+                    record.1.get("kind").and_then(serde_json::Value::as_str),
+                    Some("hold" | "decision")
+                )
+            });
+        let anchor = match (request, record.1.get("kind").and_then(|k| k.as_str())) {
+            (Some(r), Some("hold")) => format!(r#" id="request-{}""#, escape(r)),
+            _ => seq.map(|s| format!(r#" id="seq-{s}""#)).unwrap_or_default(),
+        };
+        let text = match request {
+            Some(r) => format!(
+                r#"{} <a class="request" href="/requests/{}">open request {}</a>
+"#,
+                text.trim_end_matches('\n'),
+                form_urlencode(r),
+                escape(r)
+            ),
+            None => text,
+        };
+        let _ = write!(transcript, r#"<span class="record"{anchor}>"#);
         match (seq, broken_seq) {
             (Some(seq), Some(at)) if seq == at => {
                 let _ = write!(
@@ -1199,6 +1828,7 @@ pub async fn replay(
             }
             _ => transcript.push_str(&text),
         }
+        transcript.push_str("</span>");
     }
     let pages = found.total.div_ceil(REPLAY_PAGE);
     let mut nav = format!(
@@ -1210,7 +1840,7 @@ pub async fn replay(
     let link = |n: usize, label: &str| {
         format!(
             r#" <a href="/sessions/{}?page={n}">{label}</a>"#,
-            escape(&id)
+            form_urlencode(&id)
         )
     };
     if number > 1 {
@@ -1225,10 +1855,95 @@ pub async fn replay(
         &format!("Session {id}"),
         Some((identity, &session)),
         &format!(
-            r#"<p class="{class}" id="chain">{}{}</p><p id="pages">{nav}</p><pre id="transcript">{transcript}</pre>"#,
+            r#"<p class="{class}" id="chain">{}{}</p><p id="pages">{nav}</p>
+<p id="downloads">Download this session: <a id="download-csv" href="/sessions/{link}/transcript.csv">CSV</a> · <a id="download-jsonl" href="/sessions/{link}/transcript.jsonl">JSON lines, as written</a> · <a href="/sessions">all sessions</a></p>
+<pre id="transcript">{transcript}</pre>"#,
             escape(&status),
             escape(&session_status),
+            link = form_urlencode(&id),
         ),
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_inert_and_one_line() {
+        assert_eq!(csv_cell("plain"), "\"plain\"");
+        assert_eq!(csv_cell("say \"hi\", then"), "\"say \"\"hi\"\", then\"");
+        for formula in ["=1+2", "+1", "-1", "@SUM(A1)"] {
+            assert_eq!(csv_cell(formula), format!("\"'{formula}\""));
+        }
+        // Control characters are written visibly, so a leading tab or CR
+        // cannot hide a formula and a cell stays on one line.
+        assert_eq!(csv_cell("\t=1"), "\"\\t=1\"");
+        assert_eq!(csv_cell("\r=1"), "\"\\r=1\"");
+        assert_eq!(csv_cell("a\nb"), "\"a\\nb\"");
+        assert_eq!(csv_cell("\u{1b}[31mred"), "\"\\x1b[31mred\"");
+        assert_eq!(csv_cell("\u{202e}txt"), "\"\\u{202e}txt\"");
+        assert_eq!(csv_cell(""), "\"\"");
+    }
+
+    #[test]
+    fn the_session_list_query_is_checked() {
+        let b = browse_query(
+            Some("identity=agent&since=2026-11-22&verdict=hold&outcome=denied&database=app&application=my+app&page=3"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(b.page, 3);
+        assert_eq!(b.filter.identity.as_deref(), Some("agent"));
+        assert_eq!(
+            b.filter.since.as_deref(),
+            Some("2026-11-22T00:00:00.000000Z")
+        );
+        assert_eq!(b.filter.application.as_deref(), Some("my app"));
+        assert_eq!(
+            b.query(),
+            "identity=agent&since=2026-11-22&verdict=hold&outcome=denied&database=app&application=my%20app"
+        );
+        assert_eq!(browse_query(None, true).unwrap().filter, Default::default());
+        assert_eq!(
+            browse_query(Some("identity=&verdict="), true)
+                .unwrap()
+                .filter,
+            Default::default()
+        );
+        for (bad, says) in [
+            ("verdict=perhaps", "is not one of"),
+            ("outcome=pending", "is not one of"),
+            ("since=tomorrow", "is not a time"),
+            ("until=2026-02-30T25:00", "is not a time"),
+            ("since=2026-11-23&until=2026-11-22", "since is after until"),
+            ("page=-1", "is not a page number"),
+            ("page=0", "is not a page number"),
+            ("role=admin", "is not a filter"),
+            ("database=a&database=b", "given twice"),
+            ("identity=%00", "no control characters"),
+            ("identity=a%E2%80%AEb", "no control characters"),
+        ] {
+            let e = browse_query(Some(bad), true).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // Downloads take no page.
+        assert!(browse_query(Some("page=2"), false)
+            .unwrap_err()
+            .contains("is not a filter"));
+    }
+
+    #[test]
+    fn replay_queries_are_checked() {
+        assert_eq!(replay_query(None).unwrap(), (1, None));
+        assert_eq!(replay_query(Some("page=4")).unwrap(), (4, None));
+        assert_eq!(
+            replay_query(Some("request=r-1")).unwrap(),
+            (1, Some("r-1".to_string()))
+        );
+        for bad in ["page=x", "page=0", "request=", "seq=3"] {
+            assert!(replay_query(Some(bad)).is_err(), "{bad}");
+        }
+    }
 }
