@@ -140,10 +140,11 @@ function start(issuer, redirectUri) {
     conformIdTokenClaims: false,
     pkce: { required: () => true },
     features: { devInteractions: { enabled: false } },
-    async findAccount(ctx, id) {
-      const person = PEOPLE[id];
-      if (!person) return undefined;
-      return { accountId: id, async claims() { return { name: id, ...person }; } };
+    // The account id is the person's subject (the provider's `sub`).
+    async findAccount(ctx, sub) {
+      const name = Object.keys(PEOPLE).find((n) => PEOPLE[n].sub === sub);
+      if (!name) return undefined;
+      return { accountId: sub, async claims() { return { name, ...PEOPLE[name] }; } };
     },
     // A first-party client: no consent screen.
     async loadExistingGrant(ctx) {
@@ -182,7 +183,7 @@ function start(issuer, redirectUri) {
         ctx.body = loginForm(details.uid, '');
         return;
       }
-      const to = await p.interactionResult(ctx.req, ctx.res, { login: { accountId: user } }, { mergeWithLastSubmission: false });
+      const to = await p.interactionResult(ctx.req, ctx.res, { login: { accountId: PEOPLE[user].sub } }, { mergeWithLastSubmission: false });
       ctx.status = 303;
       ctx.redirect(to);
       return;
