@@ -38,7 +38,7 @@ const CLIENT_SECRET: &str = "airlock-test-client-secret";
 struct Idp {
     child: Child,
     issuer: String,
-    /// Holds the client secret file.
+    /// Holds the client secret file and the provider's log.
     dir: tempfile::TempDir,
 }
 
@@ -55,10 +55,12 @@ impl Idp {
             env!("CARGO_MANIFEST_DIR"),
             "/protocol-tests/drivers/node/oidc_provider.mjs"
         );
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("provider.log")).unwrap();
         let mut child = Command::new("node")
             .arg(script)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("run node");
         let mut line = String::new();
@@ -69,8 +71,12 @@ impl Idp {
         // Whatever else it prints is read, so that it never writes to a
         // closed pipe.
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let said: Value = serde_json::from_str(&line).expect("the provider's address");
-        let dir = tempfile::tempdir().unwrap();
+        let said: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            panic!(
+                "the provider did not start: {}",
+                std::fs::read_to_string(dir.path().join("provider.log")).unwrap_or_default()
+            )
+        });
         std::fs::write(
             dir.path().join("client-secret"),
             format!("{CLIENT_SECRET}\n"),
@@ -290,7 +296,12 @@ fn a_browser_signs_in_through_the_provider_and_approves_a_hold() {
     let (gateway, inbox) = gateway(&idp, &idp.issuer);
     let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inbox-sso");
     std::fs::create_dir_all(&shots).unwrap();
-    for name in ["provider-login.png", "pending-list.png", "request-page.png"] {
+    for name in [
+        "login-sso.png",
+        "provider-login.png",
+        "pending-list.png",
+        "request-page.png",
+    ] {
         let _ = std::fs::remove_file(shots.join(name));
     }
     let script = concat!(
@@ -339,7 +350,12 @@ fn a_browser_signs_in_through_the_provider_and_approves_a_hold() {
     let r = request(&inbox, report["request"].as_str().unwrap());
     assert_eq!(r["state"], "approved", "{r}");
     assert_eq!(r["votes"][0]["approver"], "sso:alice@example.com", "{r}");
-    for name in ["provider-login.png", "pending-list.png", "request-page.png"] {
+    for name in [
+        "login-sso.png",
+        "provider-login.png",
+        "pending-list.png",
+        "request-page.png",
+    ] {
         let size = std::fs::metadata(shots.join(name))
             .map(|m| m.len())
             .unwrap_or(0);
@@ -360,13 +376,25 @@ fn id_tokens_that_do_not_verify_open_no_session() {
         Some("sso:alice@example.com")
     );
     for (mode, why) in [
-        ("tamper", "Signature verification failed: Crypto error: bad signature"),
-        ("foreign-key", "Signature verification failed: Crypto error: bad signature"),
-        ("alg-none", "Signature verification failed: No signature found"),
+        (
+            "tamper",
+            "Signature verification failed: Crypto error: bad signature",
+        ),
+        (
+            "foreign-key",
+            "Signature verification failed: Crypto error: bad signature",
+        ),
+        (
+            "alg-none",
+            "Signature verification failed: No signature found",
+        ),
         ("hs256", "Disallowed signature algorithm: algorithm `HS256`"),
         ("expired", "Expired: ID token expired"),
         ("wrong-issuer", "Invalid issuer"),
-        ("wrong-audience", "Invalid audiences: must contain `airlock`"),
+        (
+            "wrong-audience",
+            "Invalid audiences: must contain `airlock`",
+        ),
         ("wrong-nonce", "Invalid nonce: nonce mismatch"),
     ] {
         // mallory would be refused anyway: the tampered token claims alice.
@@ -481,7 +509,8 @@ fn a_provider_that_is_not_the_configured_issuer_is_refused() {
     let r = c.get(format!("http://{inbox}/login/oidc")).send().unwrap();
     assert_eq!(r.status().as_u16(), 502);
     assert_eq!(r.url().host_str(), Some("127.0.0.1"));
-    assert!(r.text().unwrap().contains("identity provider"));
+    let page = r.text().unwrap();
+    assert!(page.contains("unexpected issuer URI"), "{page}");
     assert_eq!(signed_in_as(&inbox, &c), None);
 }
 

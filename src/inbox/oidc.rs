@@ -105,7 +105,7 @@ pub enum Person {
     /// An `[[identity]]` by name, matched by subject or verified email.
     Configured(String),
     /// Made from `[[inbox.oidc.map]]` rules for this session only.
-    Mapped(Identity),
+    Mapped(Box<Identity>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -428,11 +428,11 @@ pub fn map(config: &OidcConfig, claims: &Claims) -> Result<Person, OidcError> {
             "You signed in at the identity provider as {who}, but this gateway grants that account nothing: ask an Airlock admin to map it (oidc_subject or oidc_email on an [[identity]], or a [[inbox.oidc.map]] rule for one of its groups)."
         )));
     };
-    Ok(Person::Mapped(session_identity(
+    Ok(Person::Mapped(Box::new(session_identity(
         format!("sso:{who}"),
         role,
         groups,
-    )))
+    ))))
 }
 
 /// The verified email, else the subject: what the person is called in
@@ -564,7 +564,7 @@ pub async fn callback(
         },
         Person::Mapped(identity) => {
             let name = identity.name.clone();
-            (inbox.web.open_for(identity), name)
+            (inbox.web.open_for(*identity), name)
         }
     };
     tracing::info!(
@@ -644,7 +644,7 @@ mod tests {
 
     fn mapped(result: Result<Person, OidcError>) -> Identity {
         match result {
-            Ok(Person::Mapped(i)) => i,
+            Ok(Person::Mapped(i)) => *i,
             other => panic!("expected a mapped identity, got {other:?}"),
         }
     }

@@ -165,6 +165,7 @@ pre{{background:#fff;border:1px solid #e3e6ea;padding:.6rem;white-space:pre-wrap
 .verdicts{{display:flex;justify-content:space-between;gap:2rem;flex-wrap:wrap}}
 button.approve{{background:#0a6b2b;color:#fff;border:0;border-radius:4px;font-weight:600}}
 button.deny{{background:#fff;color:#a40000;border:2px solid #a40000;border-radius:4px;font-weight:600}}
+a.button{{display:inline-block;padding:.6rem 1rem;min-height:44px;box-sizing:border-box;background:#1b1f24;color:#fff;border-radius:4px;font-weight:600;text-decoration:none}}
 button:disabled{{opacity:.45}} .why{{color:#555;font-style:italic}}
 @media (max-width:40rem){{td.wide,th.wide{{display:none}}}}
 </style></head>

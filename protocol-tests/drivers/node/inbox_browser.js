@@ -7,7 +7,7 @@
 //
 // With SSO_PASSWORD set, signs in through the inbox's single sign-on
 // instead: <user> and SSO_PASSWORD go into the identity provider's form
-// (saved as provider-login.png).
+// (saved as login-sso.png and provider-login.png).
 //
 // approve (default, desktop viewport): Enter in the batch reason field must
 // not decide anything; then the request is opened and approved.
@@ -38,6 +38,7 @@ async function main() {
     if (process.env.SSO_PASSWORD) {
       // Single sign-on: the inbox sends the browser to the identity
       // provider's own login form and takes it back signed in.
+      await page.screenshot({ path: `${shots}/login-sso.png`, fullPage: true });
       await Promise.all([page.waitForSelector('#idp-login'), page.click('#sso')]);
       await page.screenshot({ path: `${shots}/provider-login.png`, fullPage: true });
       await page.fill('#idp-login input[name=login]', user);
