@@ -588,3 +588,64 @@ fn only_mapped_people_decide_and_never_their_own_requests() {
     assert_eq!(r.url().path(), "/login");
     assert_eq!(signed_in_as(&inbox, &alice), None);
 }
+
+/// `config check` counts people who sign in through the provider: an
+/// approver named by `oidc_subject` can sign in, and a map rule's
+/// approvers can approve for the group it names; a group no one maps is
+/// still reported.
+#[test]
+fn config_check_counts_who_signs_in_through_the_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("00.toml"),
+        format!(
+            "{POLICY}\n[[rule]]\nname = \"hold-exports\"\nclasses = [\"export\"]\naction = \"hold\"\ngroup = \"finance\"\nquorum = 1\nexpiry = \"60s\"\n"
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("airlock.toml");
+    let write = |map_group: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"policies = "{}"
+[inbox.oidc]
+issuer = "https://idp.example"
+client_id = "airlock"
+
+[[inbox.oidc.map]]
+claim_group = "db-approvers"
+role = "approver"
+groups = ["{map_group}"]
+
+[[identity]]
+name = "agent"
+role = "agent"
+password = "agent-pw"
+
+[[identity]]
+name = "lead"
+role = "approver"
+groups = ["payments"]
+oidc_subject = "lead-sub"
+"#,
+                policies.display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(support::gateway::binary())
+            .args(["config", "check", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = write("dba");
+    assert!(!said.contains("\"lead\""), "{said}");
+    assert!(!said.contains("hold group \"dba\""), "{said}");
+    assert!(said.contains("hold group \"finance\" has nobody"), "{said}");
+    let said = write("ops");
+    assert!(said.contains("hold group \"dba\" has nobody"), "{said}");
+}
