@@ -867,6 +867,17 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
                 "must be non-empty, without spaces".into(),
             ));
         }
+        // Votes and the audit log tell people signed in by single sign-on
+        // apart by this prefix: no configured identity may wear it.
+        if id.name.starts_with("sso:") {
+            return Err(err(
+                &key("name"),
+                format!(
+                    "`{}`: names starting with `sso:` are kept for people signed in by single sign-on",
+                    id.name
+                ),
+            ));
+        }
         if identities.iter().any(|x: &Identity| x.name == id.name) {
             return Err(err(&key("name"), format!("`{}` is defined twice", id.name)));
         }
@@ -1443,6 +1454,10 @@ mod tests {
             (
                 oidc("[[inbox.oidc.map]]\nclaim_group = \"\"\nrole = \"auditor\"\n"),
                 "key `inbox.oidc.map[0].claim_group`: must not be empty",
+            ),
+            (
+                "[[identity]]\nname = \"sso:alice@example.com\"\nrole = \"approver\"\n".into(),
+                "key `identity[0].name`: `sso:alice@example.com`: names starting with `sso:` are kept",
             ),
             (
                 "[[identity]]\nname = \"a\"\nrole = \"approver\"\noidc_subject = \"s\"\n".into(),
