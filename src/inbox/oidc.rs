@@ -37,9 +37,10 @@ use openidconnect::core::{
     CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, StandardErrorResponse, StandardTokenResponse,
+    AdditionalClaims, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
+    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError,
+    StandardErrorResponse, StandardTokenResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,9 @@ use crate::identity::{Identity, Role};
 const STATE_COOKIE: &str = "airlock_oidc";
 const STATE_LIFETIME: Duration = Duration::from_secs(600);
 const METADATA_LIFETIME: Duration = Duration::from_secs(300);
+/// An ID token signed with a key id not among the cached keys fetches
+/// them again, but not more often than this.
+const KEYS_REFETCH_AFTER: Duration = Duration::from_secs(10);
 /// Unfinished sign-ins kept at most; anyone can start one, so the table
 /// is bounded.
 const MAX_PENDING: usize = 10_000;
@@ -273,6 +277,16 @@ impl Sso {
         .set_redirect_uri(self.redirect.clone()))
     }
 
+    /// Drops the cached metadata if it is older than `age`; whether it did.
+    async fn forget_metadata_older_than(&self, age: Duration) -> bool {
+        let mut cached = self.metadata.lock().await;
+        let old = cached.as_ref().is_some_and(|(at, _)| at.elapsed() >= age);
+        if old {
+            *cached = None;
+        }
+        old
+    }
+
     /// The provider's authorization URL for a new sign-in, and its state.
     async fn start(&self) -> Result<(String, String), OidcError> {
         let client = self.client().await?;
@@ -350,12 +364,19 @@ impl Sso {
             .map_err(|e| OidcError::Exchange(error_chain(&e)))?;
         use openidconnect::TokenResponse as _;
         let id_token = tokens.id_token().ok_or(OidcError::NoIdToken)?;
-        let verifier = client
-            .id_token_verifier()
-            .set_allowed_algs(SIGNING_ALGORITHMS);
-        let verified = id_token
-            .claims(&verifier, &pending.nonce)
-            .map_err(|e| OidcError::IdToken(error_chain(&e)))?;
+        let refreshed: Client;
+        let verified = match id_token.claims(&verifier(&client), &pending.nonce) {
+            // A key id we do not know yet: the provider may have rotated
+            // its keys since they were fetched. Fetch them again, once.
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) if self.forget_metadata_older_than(KEYS_REFETCH_AFTER).await => {
+                refreshed = self.client().await?;
+                id_token.claims(&verifier(&refreshed), &pending.nonce)
+            }
+            other => other,
+        }
+        .map_err(|e| OidcError::IdToken(error_chain(&e)))?;
         let claims = Claims {
             subject: verified.subject().as_str().to_string(),
             email: verified.email().map(|e| e.as_str().to_string()),
@@ -370,6 +391,13 @@ impl Sso {
         let person = map(&self.config, &claims)?;
         Ok((person, claims))
     }
+}
+
+/// What checks the provider's ID tokens for `client`.
+fn verifier(client: &Client) -> openidconnect::IdTokenVerifier<'_, CoreJsonWebKey> {
+    client
+        .id_token_verifier()
+        .set_allowed_algs(SIGNING_ALGORITHMS)
 }
 
 /// A groups claim as a list of names: an array of strings, or one string.

@@ -19,7 +19,8 @@
 //                                   altered: tamper (payload changed,
 //                                   signature kept), foreign-key (signed by
 //                                   a key the provider never published,
-//                                   same kid), expired, wrong-issuer,
+//                                   same kid), unknown-kid (that key under
+//                                   its own kid), expired, wrong-issuer,
 //                                   wrong-audience, wrong-nonce (re-signed
 //                                   with the provider's own key), alg-none
 //                                   (unsigned), hs256 (signed with the
@@ -76,6 +77,8 @@ function alter(token, mode) {
       return `${b64(header)}.${b64(payload)}.${sig}`;
     case 'foreign-key':
       return sign(header, payload, foreignKey);
+    case 'unknown-kid':
+      return sign({ ...header, kid: 'not-published' }, payload, foreignKey);
     case 'expired':
       payload.iat = now - 7200;
       payload.exp = now - 3600;
