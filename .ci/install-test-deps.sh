@@ -33,6 +33,8 @@ fi
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
     -r "$drivers/requirements.txt"
 
+# The node tree also holds oidc-provider, the identity provider the single
+# sign-on tests start.
 # npm ci wipes and reinstalls node_modules every time, so only run it when the
 # installed tree is missing or older than the lockfile.
 node_dir="$drivers/node"

@@ -716,19 +716,31 @@ fn setup_warnings(
     identities: &[Identity],
     policy: &crate::policy::Policy,
     approvals: bool,
+    sso: Option<&crate::inbox::oidc::OidcConfig>,
 ) -> Vec<String> {
     let mut warnings = Vec::new();
     if identities.is_empty() {
         return warnings;
     }
+    // Single sign-on signs in the identities it names, and its map rules
+    // make approvers of their own.
+    let by_sso = |i: &Identity| {
+        sso.is_some_and(|o| {
+            o.subjects
+                .values()
+                .chain(o.emails.values())
+                .any(|n| n == &i.name)
+        })
+    };
     if !identities.iter().any(|i| i.role == Role::Agent) {
         warnings.push("no identity has role \"agent\": no agent can log in".to_string());
     }
-    let can_sign_in = |i: &Identity| i.inbox_password_hash.is_some() || i.api_token_hash.is_some();
+    let can_sign_in =
+        |i: &Identity| i.inbox_password_hash.is_some() || i.api_token_hash.is_some() || by_sso(i);
     for i in identities {
         if matches!(i.role, Role::Approver | Role::Admin | Role::Auditor) && !can_sign_in(i) {
             warnings.push(format!(
-                "identity \"{}\" ({}) cannot sign in to the inbox: give it inbox_password_hash or api_token_hash",
+                "identity \"{}\" ({}) cannot sign in to the inbox: give it inbox_password_hash, api_token_hash or (with [inbox.oidc]) oidc_subject or oidc_email",
                 i.name, i.role
             ));
         }
@@ -750,7 +762,12 @@ fn setup_warnings(
                     && i.groups.iter().any(|g| g == group)
                     && can_sign_in(i)
             });
-            if deciders.count() == 0 {
+            let mapped = sso.is_some_and(|o| {
+                o.map
+                    .iter()
+                    .any(|r| r.role == Role::Approver && r.groups.iter().any(|g| g == group))
+            });
+            if deciders.count() == 0 && !mapped {
                 warnings.push(format!(
                     "hold group \"{group}\" has nobody who can approve (an approver or admin in the group who can sign in): its holds can only expire"
                 ));
@@ -778,7 +795,12 @@ fn config_check(file: &Path) -> ExitCode {
             );
             match load_policy(&c.policies) {
                 Ok(policy) => {
-                    for w in setup_warnings(&c.identities, &policy, c.approval.enabled) {
+                    for w in setup_warnings(
+                        &c.identities,
+                        &policy,
+                        c.approval.enabled,
+                        c.inbox.oidc.as_ref(),
+                    ) {
                         println!("warning: {w}");
                     }
                 }
@@ -1253,7 +1275,12 @@ async fn serve_with(config: Config) -> Result<(), String> {
         });
     }
     let policy = load_policy(&config.policies)?;
-    for w in setup_warnings(&config.identities, &policy, config.approval.enabled) {
+    for w in setup_warnings(
+        &config.identities,
+        &policy,
+        config.approval.enabled,
+        config.inbox.oidc.as_ref(),
+    ) {
         tracing::warn!("{w}");
     }
     let mask_key = state_key(&config.state_dir.join("mask-key"), "a masking key")?;
@@ -1316,6 +1343,13 @@ async fn serve_with(config: Config) -> Result<(), String> {
                 tracing::warn!(error = %e, "cannot withdraw the requests a previous run left pending")
             }
         }
+        let sso = match &config.inbox.oidc {
+            None => None,
+            Some(oidc) => Some(Arc::new(
+                crate::inbox::oidc::Sso::new(oidc.clone(), &url)
+                    .map_err(|e| format!("inbox.oidc: {e}"))?,
+            )),
+        };
         gate = gate
             .with_gateway_id(gateway_id)
             .with_approvals(approvals.clone(), &url);
@@ -1340,6 +1374,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
                 },
                 audit_verifier: Default::default(),
                 audit_sessions: Default::default(),
+                sso,
             },
             stop_rx.clone(),
         ));

@@ -12,7 +12,7 @@
 use crate::identity::{Identity, MysqlCredentials, Role, ScramVerifier, DEFAULT_SCRAM_ITERATIONS};
 use crate::proxy::mysql::auth::NativeHash;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -399,6 +399,8 @@ pub struct InboxConfig {
     /// The address people open, for links in notices and notifications;
     /// `None`: `http://` and the address the inbox listens on.
     pub public_url: Option<String>,
+    /// Single sign-on (`[inbox.oidc]`).
+    pub oidc: Option<crate::inbox::oidc::OidcConfig>,
 }
 
 // ---- the file as written -------------------------------------------------
@@ -512,6 +514,30 @@ struct RawNotify {
 struct RawInbox {
     listen: Option<String>,
     public_url: Option<String>,
+    oidc: Option<RawOidc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOidc {
+    issuer: String,
+    client_id: String,
+    client_secret_file: Option<PathBuf>,
+    redirect_url: Option<String>,
+    scopes: Option<Vec<String>>,
+    groups_claim: Option<String>,
+    label: Option<String>,
+    #[serde(default)]
+    map: Vec<RawOidcMap>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOidcMap {
+    claim_group: String,
+    role: Role,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -549,6 +575,8 @@ struct RawIdentity {
     upstream_role: Option<String>,
     read_only: Option<bool>,
     database_login: Option<bool>,
+    oidc_subject: Option<String>,
+    oidc_email: Option<String>,
 }
 
 /// One override of a key, from the environment or a flag.
@@ -796,12 +824,58 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
 
     let mut identities = Vec::new();
     let mut plaintext_identities = Vec::new();
+    let mut oidc_subjects: HashMap<String, String> = HashMap::new();
+    let mut oidc_emails: HashMap<String, String> = HashMap::new();
     for (i, id) in raw.identity.into_iter().enumerate() {
         let key = |field: &str| format!("identity[{i}].{field}");
+        for (field, value, taken) in [
+            ("oidc_subject", &id.oidc_subject, &mut oidc_subjects),
+            ("oidc_email", &id.oidc_email, &mut oidc_emails),
+        ] {
+            let Some(value) = value else { continue };
+            if raw.inbox.oidc.is_none() {
+                return Err(err(
+                    &key(field),
+                    "needs single sign-on: there is no [inbox.oidc] section".into(),
+                ));
+            }
+            if id.role == Role::Agent {
+                return Err(err(
+                    &key(field),
+                    "agents do not use the inbox; only approvers, auditors and admins sign in"
+                        .into(),
+                ));
+            }
+            let value = if field == "oidc_email" {
+                value.trim().to_lowercase()
+            } else {
+                value.clone()
+            };
+            if value.trim().is_empty() {
+                return Err(err(&key(field), "must not be empty".into()));
+            }
+            if let Some(other) = taken.insert(value.clone(), id.name.clone()) {
+                return Err(err(
+                    &key(field),
+                    format!("`{value}` is already given to identity `{other}`: one account, one identity"),
+                ));
+            }
+        }
         if id.name.is_empty() || id.name.contains(['\0', ' ']) {
             return Err(err(
                 &key("name"),
                 "must be non-empty, without spaces".into(),
+            ));
+        }
+        // Votes and the audit log tell people signed in by single sign-on
+        // apart by this prefix: no configured identity may wear it.
+        if id.name.starts_with("sso:") {
+            return Err(err(
+                &key("name"),
+                format!(
+                    "`{}`: names starting with `sso:` are kept for people signed in by single sign-on",
+                    id.name
+                ),
             ));
         }
         if identities.iter().any(|x: &Identity| x.name == id.name) {
@@ -1015,9 +1089,15 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             ));
         }
     }
+    let oidc = raw
+        .inbox
+        .oidc
+        .map(|o| validate_oidc(o, oidc_subjects, oidc_emails, &err))
+        .transpose()?;
     let inbox = InboxConfig {
         listen: inbox_addr,
         public_url,
+        oidc,
     };
     let mut notify = Vec::new();
     for (i, n) in raw.notify.into_iter().enumerate() {
@@ -1088,6 +1168,148 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
     })
 }
 
+/// `[inbox.oidc]`: the provider, the client and who may sign in.
+fn validate_oidc(
+    o: RawOidc,
+    subjects: HashMap<String, String>,
+    emails: HashMap<String, String>,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<crate::inbox::oidc::OidcConfig, ConfigError> {
+    use openidconnect::{ClientId, ClientSecret, IssuerUrl, RedirectUrl};
+    let url_problem = |key: &str, url: &str| {
+        if url.starts_with("https://") || url.starts_with("http://") {
+            None
+        } else {
+            Some(err(
+                key,
+                format!("`{url}` must start with https:// or http://"),
+            ))
+        }
+    };
+    if let Some(e) = url_problem("inbox.oidc.issuer", &o.issuer) {
+        return Err(e);
+    }
+    let issuer = IssuerUrl::new(o.issuer.clone()).map_err(|e| {
+        err(
+            "inbox.oidc.issuer",
+            format!("`{}` is not a URL: {e}", o.issuer),
+        )
+    })?;
+    if o.client_id.trim().is_empty() {
+        return Err(err("inbox.oidc.client_id", "must not be empty".into()));
+    }
+    let client_secret = match o.client_secret_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                err(
+                    "inbox.oidc.client_secret_file",
+                    format!("cannot read `{}`: {e}", path.display()),
+                )
+            })?;
+            let secret = text.trim();
+            if secret.is_empty() {
+                return Err(err(
+                    "inbox.oidc.client_secret_file",
+                    format!("`{}` is empty", path.display()),
+                ));
+            }
+            Some(ClientSecret::new(secret.to_string()))
+        }
+    };
+    let redirect_url = match o.redirect_url {
+        None => None,
+        Some(url) => {
+            if let Some(e) = url_problem("inbox.oidc.redirect_url", &url) {
+                return Err(e);
+            }
+            if !url.trim_end_matches('/').ends_with("/login/oidc/callback") {
+                return Err(err(
+                    "inbox.oidc.redirect_url",
+                    format!("`{url}` must be the inbox's address followed by /login/oidc/callback"),
+                ));
+            }
+            Some(RedirectUrl::new(url.clone()).map_err(|e| {
+                err(
+                    "inbox.oidc.redirect_url",
+                    format!("`{url}` is not a URL: {e}"),
+                )
+            })?)
+        }
+    };
+    let mut scopes: Vec<String> = o
+        .scopes
+        .unwrap_or_else(|| vec!["email".into(), "profile".into()]);
+    if let Some(bad) = scopes
+        .iter()
+        .find(|s| s.is_empty() || s.contains(char::is_whitespace))
+    {
+        return Err(err(
+            "inbox.oidc.scopes",
+            format!("`{bad}` is not a scope name (one word each)"),
+        ));
+    }
+    // `openid` is always asked for; the client library adds it.
+    scopes.retain(|s| s != "openid");
+    let groups_claim = o.groups_claim.unwrap_or_else(|| "groups".into());
+    if groups_claim.trim().is_empty() {
+        return Err(err("inbox.oidc.groups_claim", "must not be empty".into()));
+    }
+    let mut map = Vec::new();
+    for (i, rule) in o.map.into_iter().enumerate() {
+        let key = |field: &str| format!("inbox.oidc.map[{i}].{field}");
+        if rule.claim_group.is_empty() {
+            return Err(err(&key("claim_group"), "must not be empty".into()));
+        }
+        match rule.role {
+            Role::Approver => {
+                if rule.groups.is_empty() || rule.groups.iter().any(|g| g.is_empty()) {
+                    return Err(err(
+                        &key("groups"),
+                        "an approver rule names the approver groups it grants, e.g. [\"dba\"]"
+                            .into(),
+                    ));
+                }
+            }
+            Role::Auditor => {
+                if !rule.groups.is_empty() {
+                    return Err(err(
+                        &key("groups"),
+                        "auditors decide nothing: approver groups apply to approver rules only"
+                            .into(),
+                    ));
+                }
+            }
+            Role::Admin | Role::Agent => {
+                return Err(err(
+                    &key("role"),
+                    format!(
+                        "`{}` cannot come from a group claim: approver or auditor (an admin is an [[identity]] with oidc_subject or oidc_email)",
+                        rule.role
+                    ),
+                ))
+            }
+        }
+        map.push(crate::inbox::oidc::ClaimGrant {
+            claim_group: rule.claim_group,
+            role: rule.role,
+            groups: rule.groups,
+        });
+    }
+    Ok(crate::inbox::oidc::OidcConfig {
+        issuer,
+        client_id: ClientId::new(o.client_id),
+        client_secret,
+        redirect_url,
+        scopes,
+        groups_claim,
+        label: o.label.unwrap_or_else(|| "single sign-on".into()),
+        subjects,
+        emails,
+        map,
+    })
+}
+
 fn validate_audit(
     a: RawAudit,
     state_dir: &Path,
@@ -1148,6 +1370,117 @@ mod tests {
 
     fn load(text: &str) -> Result<Config, String> {
         Config::from_toml("airlock.toml", text, &[]).map_err(|e| e.to_string())
+    }
+
+    fn oidc(extra: &str) -> String {
+        format!("[inbox.oidc]\nissuer = \"https://idp.example\"\nclient_id = \"airlock\"\n{extra}")
+    }
+
+    #[test]
+    fn single_sign_on_maps_only_what_the_file_says() {
+        let c = load(&format!(
+            "{}\n[[inbox.oidc.map]]\nclaim_group = \"ops\"\nrole = \"approver\"\ngroups = [\"dba\"]\n\n[[identity]]\nname = \"boss\"\nrole = \"admin\"\npassword = \"pw\"\noidc_subject = \"s-1\"\noidc_email = \"Boss@Example.com\"\n",
+            oidc("scopes = [\"openid\", \"email\", \"groups\"]\n")
+        ))
+        .unwrap();
+        let o = c.inbox.oidc.unwrap();
+        assert_eq!(o.scopes, ["email", "groups"]);
+        assert_eq!(o.groups_claim, "groups");
+        assert_eq!(o.subjects["s-1"], "boss");
+        assert_eq!(o.emails["boss@example.com"], "boss");
+        assert_eq!(o.map[0].groups, ["dba"]);
+        assert!(o.client_secret.is_none());
+        assert!(load("").unwrap().inbox.oidc.is_none());
+    }
+
+    #[test]
+    fn single_sign_on_config_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let cases = [
+            (
+                "[inbox.oidc]\nissuer = \"idp.example\"\nclient_id = \"a\"\n".to_string(),
+                "key `inbox.oidc.issuer`: `idp.example` must start with https:// or http://",
+            ),
+            (
+                "[inbox.oidc]\nissuer = \"https://idp.example\"\nclient_id = \" \"\n".into(),
+                "key `inbox.oidc.client_id`: must not be empty",
+            ),
+            (
+                "[inbox.oidc]\nissuer = \"https://idp.example\"\n".into(),
+                "key `inbox.oidc`: missing field `client_id`",
+            ),
+            (
+                oidc("client_secret_file = \"/nonexistent/secret\"\n"),
+                "key `inbox.oidc.client_secret_file`: cannot read `/nonexistent/secret`",
+            ),
+            (
+                oidc(&format!("client_secret_file = \"{}\"\n", empty.display())),
+                "key `inbox.oidc.client_secret_file`: `",
+            ),
+            (
+                oidc("redirect_url = \"https://airlock.example/elsewhere\"\n"),
+                "key `inbox.oidc.redirect_url`: `https://airlock.example/elsewhere` must be the inbox's address followed by /login/oidc/callback",
+            ),
+            (
+                oidc("scopes = [\"email groups\"]\n"),
+                "key `inbox.oidc.scopes`: `email groups` is not a scope name",
+            ),
+            (
+                oidc("groups_claim = \"\"\n"),
+                "key `inbox.oidc.groups_claim`: must not be empty",
+            ),
+            (
+                oidc("clientid = \"x\"\n"),
+                "unknown field `clientid`",
+            ),
+            (
+                oidc("[[inbox.oidc.map]]\nclaim_group = \"ops\"\nrole = \"admin\"\n"),
+                "key `inbox.oidc.map[0].role`: `admin` cannot come from a group claim",
+            ),
+            (
+                oidc("[[inbox.oidc.map]]\nclaim_group = \"ops\"\nrole = \"agent\"\n"),
+                "key `inbox.oidc.map[0].role`: `agent` cannot come from a group claim",
+            ),
+            (
+                oidc("[[inbox.oidc.map]]\nclaim_group = \"ops\"\nrole = \"approver\"\n"),
+                "key `inbox.oidc.map[0].groups`: an approver rule names the approver groups",
+            ),
+            (
+                oidc("[[inbox.oidc.map]]\nclaim_group = \"ops\"\nrole = \"auditor\"\ngroups = [\"dba\"]\n"),
+                "key `inbox.oidc.map[0].groups`: auditors decide nothing",
+            ),
+            (
+                oidc("[[inbox.oidc.map]]\nclaim_group = \"\"\nrole = \"auditor\"\n"),
+                "key `inbox.oidc.map[0].claim_group`: must not be empty",
+            ),
+            (
+                "[[identity]]\nname = \"sso:alice@example.com\"\nrole = \"approver\"\n".into(),
+                "key `identity[0].name`: `sso:alice@example.com`: names starting with `sso:` are kept",
+            ),
+            (
+                "[[identity]]\nname = \"a\"\nrole = \"approver\"\noidc_subject = \"s\"\n".into(),
+                "key `identity[0].oidc_subject`: needs single sign-on: there is no [inbox.oidc] section",
+            ),
+            (
+                oidc("\n[[identity]]\nname = \"a\"\nrole = \"agent\"\npassword = \"p\"\noidc_email = \"a@example.com\"\n"),
+                "key `identity[0].oidc_email`: agents do not use the inbox",
+            ),
+            (
+                oidc("\n[[identity]]\nname = \"a\"\nrole = \"approver\"\noidc_subject = \"s\"\n[[identity]]\nname = \"b\"\nrole = \"auditor\"\noidc_subject = \"s\"\n"),
+                "key `identity[1].oidc_subject`: `s` is already given to identity `a`",
+            ),
+            (
+                oidc("\n[[identity]]\nname = \"a\"\nrole = \"approver\"\noidc_email = \"A@x.org\"\n[[identity]]\nname = \"b\"\nrole = \"auditor\"\noidc_email = \"a@X.org\"\n"),
+                "key `identity[1].oidc_email`: `a@x.org` is already given to identity `a`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let e = load(&text).unwrap_err();
+            assert!(e.contains(expected), "{text}\n→ {e}\nexpected: {expected}");
+            assert!(e.starts_with("airlock.toml: "), "{e}");
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::approval::{State, VoteError};
 use crate::identity::{Identities, Identity, LoginThrottle, Role};
 
 pub mod notify;
+pub mod oidc;
 pub mod web;
 
 /// What every handler needs.
@@ -49,12 +50,16 @@ pub struct Inbox {
     pub audit_verifier: Arc<std::sync::Mutex<crate::audit::verify::Incremental>>,
     /// The session browser's index, read on from where the last view left it.
     pub audit_sessions: Arc<std::sync::Mutex<crate::audit::read::SessionIndex>>,
+    /// Single sign-on through an OpenID Connect provider (`[inbox.oidc]`).
+    pub sso: Option<Arc<oidc::Sso>>,
 }
 
 pub fn router(inbox: Inbox) -> Router {
     Router::new()
         .route("/", get(web::pending))
         .route("/login", get(web::login_form).post(web::login))
+        .route("/login/oidc", get(oidc::start))
+        .route("/login/oidc/callback", get(oidc::callback))
         .route("/logout", post(web::logout))
         .route("/pending-rows", get(web::pending_fragment))
         .route("/events", get(web::events))

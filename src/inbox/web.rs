@@ -8,10 +8,11 @@
 //! against the client address like the gateway's own. Agents cannot log
 //! in. Everything a page shows is HTML-escaped.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Form, Path, State as Extract};
@@ -35,8 +36,11 @@ pub struct WebSessions {
 }
 
 #[derive(Clone)]
-struct WebSession {
+pub(super) struct WebSession {
     identity: String,
+    /// Who a single sign-on made this person for this session only
+    /// (`[[inbox.oidc.map]]`); `None`: the configured identity named above.
+    granted: Option<Arc<Identity>>,
     csrf: String,
     expires: Instant,
 }
@@ -46,9 +50,20 @@ fn random_token() -> String {
 }
 
 impl WebSessions {
-    fn open(&self, identity: &str) -> (String, WebSession) {
+    /// A session for the configured identity `identity`.
+    pub(super) fn open(&self, identity: &str) -> (String, WebSession) {
+        self.insert(identity.to_string(), None)
+    }
+
+    /// A session for an identity that exists only in it.
+    pub(super) fn open_for(&self, identity: Identity) -> (String, WebSession) {
+        self.insert(identity.name.clone(), Some(Arc::new(identity)))
+    }
+
+    fn insert(&self, identity: String, granted: Option<Arc<Identity>>) -> (String, WebSession) {
         let session = WebSession {
-            identity: identity.to_string(),
+            identity,
+            granted,
             csrf: random_token(),
             expires: Instant::now() + SESSION_LIFETIME,
         };
@@ -88,7 +103,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -103,16 +118,19 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 fn signed_in<'a>(
     inbox: &'a Inbox,
     headers: &HeaderMap,
-) -> Result<(&'a Identity, WebSession, String), Redirect> {
+) -> Result<(Cow<'a, Identity>, WebSession, String), Redirect> {
     let found = cookie_value(headers, COOKIE).and_then(|id| {
         let session = inbox.web.get(id)?;
-        let identity = inbox.identities.get(&session.identity)?;
+        let identity = match &session.granted {
+            Some(granted) => Cow::Owned(Identity::clone(granted)),
+            None => Cow::Borrowed(inbox.identities.get(&session.identity)?),
+        };
         Some((identity, session, id.to_string()))
     });
     found.ok_or_else(|| Redirect::to("/login"))
 }
 
-fn page(title: &str, who: Option<(&Identity, &WebSession)>, body: &str) -> Html<String> {
+pub(super) fn page(title: &str, who: Option<(&Identity, &WebSession)>, body: &str) -> Html<String> {
     let nav = match who {
         Some((identity, session)) => {
             let auditor_links = if matches!(identity.role, Role::Auditor | Role::Admin) {
@@ -147,6 +165,7 @@ pre{{background:#fff;border:1px solid #e3e6ea;padding:.6rem;white-space:pre-wrap
 .verdicts{{display:flex;justify-content:space-between;gap:2rem;flex-wrap:wrap}}
 button.approve{{background:#0a6b2b;color:#fff;border:0;border-radius:4px;font-weight:600}}
 button.deny{{background:#fff;color:#a40000;border:2px solid #a40000;border-radius:4px;font-weight:600}}
+a.button{{display:inline-block;padding:.6rem 1rem;min-height:44px;box-sizing:border-box;background:#1b1f24;color:#fff;border-radius:4px;font-weight:600;text-decoration:none}}
 button:disabled{{opacity:.45}} .why{{color:#555;font-style:italic}}
 .filters label{{display:inline-block;margin:0 .6rem .4rem 0}} .filters input,.filters select{{min-height:2rem}}
 @media (max-width:40rem){{td.wide,th.wide{{display:none}}}}
@@ -161,21 +180,28 @@ button:disabled{{opacity:.45}} .why{{color:#555;font-style:italic}}
 
 // ---- login -----------------------------------------------------------------
 
-pub async fn login_form() -> Html<String> {
-    login_page("")
+pub async fn login_form(Extract(inbox): Extract<Inbox>) -> Html<String> {
+    login_page(&inbox, "")
 }
 
-fn login_page(error: &str) -> Html<String> {
+fn login_page(inbox: &Inbox, error: &str) -> Html<String> {
     let error = if error.is_empty() {
         String::new()
     } else {
         format!(r#"<p class="error" id="login-error">{}</p>"#, escape(error))
     };
+    let sso = match inbox.sso.as_deref() {
+        Some(sso) => format!(
+            r#"<p><a class="button" id="sso" href="/login/oidc">Sign in with {}</a></p><p>or with a local password:</p>"#,
+            escape(sso.label())
+        ),
+        None => String::new(),
+    };
     page(
         "Log in",
         None,
         &format!(
-            r#"{error}<form method="post" action="/login" id="login">
+            r#"{error}{sso}<form method="post" action="/login" id="login">
 <p><label>Name<br><input name="username" autocomplete="username" required></label></p>
 <p><label>Password<br><input name="password" type="password" autocomplete="current-password" required></label></p>
 <p><button type="submit">Log in</button></p></form>"#
@@ -197,10 +223,13 @@ pub async fn login(
     if let Err(wait) = inbox.throttle.check(peer.ip()) {
         return (
             StatusCode::TOO_MANY_REQUESTS,
-            login_page(&format!(
-                "Too many failed logins from this address; try again in {} s.",
-                wait.as_secs().max(1)
-            )),
+            login_page(
+                &inbox,
+                &format!(
+                    "Too many failed logins from this address; try again in {} s.",
+                    wait.as_secs().max(1)
+                ),
+            ),
         )
             .into_response();
     }
@@ -216,7 +245,7 @@ pub async fn login(
             tracing::warn!(client = %peer, user = %form.username, "inbox login failed");
             return (
                 StatusCode::UNAUTHORIZED,
-                login_page("Wrong name or password."),
+                login_page(&inbox, "Wrong name or password."),
             )
                 .into_response();
         }
@@ -224,18 +253,20 @@ pub async fn login(
     inbox.throttle.record_success(peer.ip());
     let (id, _) = inbox.web.open(&identity.name);
     tracing::info!(client = %peer, user = %identity.name, "inbox login");
-    let secure = if inbox.secure_cookies { "; Secure" } else { "" };
     (
-        [(
-            header::SET_COOKIE,
-            format!(
-                "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
-                SESSION_LIFETIME.as_secs()
-            ),
-        )],
+        [(header::SET_COOKIE, session_cookie(&inbox, &id))],
         Redirect::to("/"),
     )
         .into_response()
+}
+
+/// The cookie that carries session `id`.
+pub(super) fn session_cookie(inbox: &Inbox, id: &str) -> String {
+    let secure = if inbox.secure_cookies { "; Secure" } else { "" };
+    format!(
+        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        SESSION_LIFETIME.as_secs()
+    )
 }
 
 /// An Argon2 hash of a random password, checked when the name is unknown
@@ -270,7 +301,7 @@ pub async fn logout(
         .into_response()
 }
 
-fn constant_eq(a: &str, b: &str) -> bool {
+pub(super) fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -340,6 +371,7 @@ pub async fn pending(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
+    let identity: &Identity = &identity;
     let requests = match inbox.approvals.list(Some(State::Pending), 500).await {
         Ok(r) => r,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
@@ -414,6 +446,7 @@ pub async fn history(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
+    let identity: &Identity = &identity;
     let requests = match inbox.approvals.list(None, 500).await {
         Ok(r) => r,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
@@ -495,6 +528,7 @@ pub async fn request_page(
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
+    let identity: &Identity = &identity;
     let request = match inbox.approvals.get(&id).await {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -804,6 +838,7 @@ pub async fn decide(
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
+    let identity: &Identity = &identity;
     if !constant_eq(&session.csrf, &form.csrf) {
         return (StatusCode::FORBIDDEN, "invalid CSRF token; reload the page").into_response();
     }
@@ -879,6 +914,7 @@ pub async fn batch(
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
+    let identity: &Identity = &identity;
     // `ids` repeats, which a struct form cannot hold: read the pairs.
     let pairs: Vec<(String, String)> = form_urlencoded(&body);
     let get = |k: &str| {
@@ -1032,7 +1068,7 @@ fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
 fn auditor<'a>(
     inbox: &'a Inbox,
     headers: &HeaderMap,
-) -> Result<(&'a Identity, WebSession), Box<Response>> {
+) -> Result<(Cow<'a, Identity>, WebSession), Box<Response>> {
     let (identity, session, _) =
         signed_in(inbox, headers).map_err(|r| Box::new(r.into_response()))?;
     if !matches!(identity.role, Role::Auditor | Role::Admin) {
@@ -1041,7 +1077,7 @@ fn auditor<'a>(
                 StatusCode::FORBIDDEN,
                 page(
                     "Not allowed",
-                    Some((identity, &session)),
+                    Some((&*identity, &session)),
                     "<p>Sessions are for auditors.</p>",
                 ),
             )
@@ -1269,6 +1305,7 @@ pub async fn sessions(
         Ok(s) => s,
         Err(r) => return *r,
     };
+    let identity: &Identity = &identity;
     let browse = match browse_query(raw.as_deref(), true) {
         Ok(b) => b,
         Err(problem) => {
@@ -1646,6 +1683,7 @@ pub async fn replay(
         Ok(s) => s,
         Err(r) => return *r,
     };
+    let identity: &Identity = &identity;
     let Some(dir) = inbox.audit_dir.clone() else {
         return page("Replay", Some((identity, &session)), "<p>No audit log.</p>").into_response();
     };

@@ -5,6 +5,10 @@
 //
 //   node inbox_browser.js <inbox-url> <user> <password> <screenshot-dir> [approve|live]
 //
+// With SSO_PASSWORD set, signs in through the inbox's single sign-on
+// instead: <user> and SSO_PASSWORD go into the identity provider's form
+// (saved as login-sso.png and provider-login.png).
+//
 // approve (default, desktop viewport): Enter in the batch reason field must
 // not decide anything; then the request is opened and approved.
 // live (phone viewport): opens the request, says "opened <id>" on stderr,
@@ -31,9 +35,22 @@ async function main() {
       hasTouch: phone,
     });
     await page.goto(`${url}/login`);
-    await page.fill('input[name=username]', user);
-    await page.fill('input[name=password]', password);
-    await Promise.all([page.waitForURL(`${url}/`), page.click('#login button[type=submit]')]);
+    if (process.env.SSO_PASSWORD) {
+      // Single sign-on: the inbox sends the browser to the identity
+      // provider's own login form and takes it back signed in.
+      await page.screenshot({ path: `${shots}/login-sso.png`, fullPage: true });
+      await Promise.all([page.waitForSelector('#idp-login'), page.click('#sso')]);
+      await page.screenshot({ path: `${shots}/provider-login.png`, fullPage: true });
+      await page.fill('#idp-login input[name=login]', user);
+      await page.fill('#idp-login input[name=password]', process.env.SSO_PASSWORD);
+      await Promise.all([page.waitForURL(`${url}/`), page.click('#idp-login button[type=submit]')]);
+      const who = await page.locator('nav').innerText();
+      console.error(`signed in: ${who.replace(/\s+/g, ' ')}`);
+    } else {
+      await page.fill('input[name=username]', user);
+      await page.fill('input[name=password]', password);
+      await Promise.all([page.waitForURL(`${url}/`), page.click('#login button[type=submit]')]);
+    }
     // Tell the test the list is open; the held statement is sent after this.
     console.error('ready');
     const row = page.locator('#pending-rows tr.request');
