@@ -1045,6 +1045,7 @@ fn development_approver(state_dir: &Path) -> Result<(Identity, String), String> 
         databases: Some(Vec::new()),
         confinement: Default::default(),
         database_login: false,
+        slack_user: None,
     };
     Ok((identity, password))
 }
@@ -1062,6 +1063,7 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
         databases: None,
         confinement: Default::default(),
         database_login: true,
+        slack_user: None,
     };
     Ok((identity, password))
 }
@@ -1235,9 +1237,18 @@ async fn serve_with(config: Config) -> Result<(), String> {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{bound}"));
+        let http = crate::inbox::notify::http_client()?;
+        let slack = Arc::new(crate::inbox::slack::Slack::new(
+            config.slack.clone(),
+            http.clone(),
+        ));
         if !config.notify.is_empty() {
-            let notifier = Arc::new(crate::inbox::notify::Notifier::new(config.notify.clone()));
-            tokio::spawn(notifier.run(approvals.subscribe_created(), url.clone()));
+            let notifier = Arc::new(crate::inbox::notify::Notifier::new(
+                config.notify.clone(),
+                http,
+                slack.clone(),
+            ));
+            tokio::spawn(notifier.run(approvals.clone(), url.clone()));
         }
         let gateway_id = gateway_id(&config.state_dir)?;
         match approvals.withdraw_orphans(&gateway_id).await {
@@ -1282,6 +1293,8 @@ async fn serve_with(config: Config) -> Result<(), String> {
                     chain_key: audit_chain_key,
                 },
                 audit_verifier: Default::default(),
+                audit: Some(gate.audit().clone()),
+                slack: Some(slack),
             },
             stop_rx.clone(),
         ));

@@ -23,7 +23,7 @@ const MAX_IDLE_TIMEOUT_SECS: u64 = 86_400;
 
 /// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
 const SECTIONS: &[&str] = &[
-    "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox",
+    "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox", "slack",
 ];
 
 /// A configuration problem, always naming its source and key.
@@ -69,6 +69,8 @@ pub struct Config {
     pub inbox: InboxConfig,
     /// Where approver groups are told of new requests (`[[notify]]`).
     pub notify: Vec<crate::inbox::notify::Target>,
+    /// The Slack app: its API, bot token and signing secret (`[slack]`).
+    pub slack: crate::inbox::slack::Settings,
     pub identities: Vec<Identity>,
     /// Identities whose password was given in clear (dev only, warned about).
     pub plaintext_identities: Vec<String>,
@@ -428,6 +430,8 @@ struct RawConfig {
     #[serde(default)]
     notify: Vec<RawNotify>,
     #[serde(default)]
+    slack: RawSlack,
+    #[serde(default)]
     identity: Vec<RawIdentity>,
 }
 
@@ -503,8 +507,18 @@ struct RawApproval {
 struct RawNotify {
     group: String,
     kind: String,
-    url: String,
+    url: Option<String>,
+    /// Slack: the channel the app's bot posts to (instead of `url`).
+    channel: Option<String>,
     secret: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    api_url: Option<String>,
+    bot_token_file: Option<PathBuf>,
+    signing_secret_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -549,6 +563,7 @@ struct RawIdentity {
     upstream_role: Option<String>,
     read_only: Option<bool>,
     database_login: Option<bool>,
+    slack_user: Option<String>,
 }
 
 /// One override of a key, from the environment or a flag.
@@ -919,6 +934,30 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             upstream_role,
             read_only: id.read_only.unwrap_or(false),
         };
+        if let Some(user) = &id.slack_user {
+            if id.role == Role::Agent {
+                return Err(err(
+                    &key("slack_user"),
+                    "agents do not decide requests; only approvers and admins have a Slack user"
+                        .into(),
+                ));
+            }
+            if user.is_empty() || !user.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(err(
+                    &key("slack_user"),
+                    format!("`{user}` is not a Slack user id such as U0123ABCD"),
+                ));
+            }
+            if let Some(other) = identities
+                .iter()
+                .find(|x: &&Identity| x.slack_user.as_deref() == Some(user))
+            {
+                return Err(err(
+                    &key("slack_user"),
+                    format!("`{user}` is already the Slack user of `{}`", other.name),
+                ));
+            }
+        }
         identities.push(Identity {
             name: id.name,
             role: id.role,
@@ -930,6 +969,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             databases,
             confinement,
             database_login,
+            slack_user: id.slack_user,
         });
     }
 
@@ -1019,15 +1059,18 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         listen: inbox_addr,
         public_url,
     };
+    let slack = validate_slack(raw.slack, &err)?;
     let mut notify = Vec::new();
     for (i, n) in raw.notify.into_iter().enumerate() {
         use crate::inbox::notify::{Channel, Target};
         let key = |field: &str| format!("notify[{i}].{field}");
-        if !(n.url.starts_with("https://") || n.url.starts_with("http://")) {
-            return Err(err(
-                &key("url"),
-                "must start with https:// or http://".into(),
-            ));
+        if let Some(url) = &n.url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(err(
+                    &key("url"),
+                    "must start with https:// or http://".into(),
+                ));
+            }
         }
         if n.secret.is_some() && n.kind != "webhook" {
             return Err(err(
@@ -1035,13 +1078,56 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
                 "only a webhook is signed with a secret".into(),
             ));
         }
+        if n.channel.is_some() && n.kind != "slack" {
+            return Err(err(
+                &key("channel"),
+                "only Slack posts to a channel; other kinds take a url".into(),
+            ));
+        }
+        let url = |url: Option<String>| {
+            url.ok_or_else(|| {
+                err(
+                    &key("url"),
+                    "missing: where to send the notification".into(),
+                )
+            })
+        };
         let channel = match n.kind.as_str() {
             "webhook" => Channel::Webhook {
-                url: n.url,
+                url: url(n.url)?,
                 secret: n.secret,
             },
-            "slack" => Channel::Slack { url: n.url },
-            "teams" => Channel::Teams { url: n.url },
+            "slack" => match (n.url, n.channel) {
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        &key("channel"),
+                        "give either url (an incoming webhook) or channel (posted by the [slack] app), not both".into(),
+                    ))
+                }
+                (Some(url), None) => Channel::Slack { url },
+                (None, Some(channel)) => {
+                    if slack.bot_token.is_none() {
+                        return Err(err(
+                            &key("channel"),
+                            "posting to a channel needs the Slack app's bot token: set [slack] bot_token_file".into(),
+                        ));
+                    }
+                    if channel.is_empty() || channel.contains(char::is_whitespace) {
+                        return Err(err(
+                            &key("channel"),
+                            format!("`{channel}` is not a Slack channel id such as C0123ABCD"),
+                        ));
+                    }
+                    Channel::SlackApp { channel }
+                }
+                (None, None) => {
+                    return Err(err(
+                        &key("channel"),
+                        "missing: give channel (posted by the [slack] app, with Approve and Deny buttons) or url (an incoming webhook)".into(),
+                    ))
+                }
+            },
+            "teams" => Channel::Teams { url: url(n.url)? },
             other => {
                 return Err(err(
                     &key("kind"),
@@ -1083,8 +1169,47 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         approval,
         inbox,
         notify,
+        slack,
         identities,
         plaintext_identities,
+    })
+}
+
+/// `[slack]`: the API address and the app's secrets, read from their files
+/// now so that a missing or empty file stops the start, naming the key.
+fn validate_slack(
+    s: RawSlack,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<crate::inbox::slack::Settings, ConfigError> {
+    let api_url = s
+        .api_url
+        .unwrap_or_else(|| crate::inbox::slack::DEFAULT_API_URL.into());
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        return Err(err(
+            "slack.api_url",
+            format!("`{api_url}` must start with https:// or http://"),
+        ));
+    }
+    let secret = |key: &str, path: Option<PathBuf>| -> Result<Option<String>, ConfigError> {
+        let Some(path) = path else { return Ok(None) };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| err(key, format!("cannot read `{}`: {e}", path.display())))?;
+        let text = text.trim();
+        if text.is_empty() || text.contains(char::is_whitespace) {
+            return Err(err(
+                key,
+                format!(
+                    "`{}` must hold the secret alone, on one line",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Some(text.to_string()))
+    };
+    Ok(crate::inbox::slack::Settings {
+        api_url: api_url.trim_end_matches('/').to_string(),
+        bot_token: secret("slack.bot_token_file", s.bot_token_file)?,
+        signing_secret: secret("slack.signing_secret_file", s.signing_secret_file)?,
     })
 }
 

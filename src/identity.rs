@@ -69,6 +69,9 @@ pub struct Identity {
     /// What the database enforces for this identity's sessions: the
     /// upstream role they run under, read-only.
     pub confinement: crate::confinement::Confinement,
+    /// The Slack user id (`U…`) whose clicks on a notification's Approve
+    /// and Deny buttons decide as this identity.
+    pub slack_user: Option<String>,
 }
 
 /// The MySQL protocol's password hashes of one identity.
@@ -304,6 +307,13 @@ impl Identities {
             i.api_token_hash
                 .is_some_and(|h| blake3::Hash::from(h) == hash)
         })
+    }
+
+    /// The identity the Slack user `user` (`U…`) decides as.
+    pub fn by_slack_user(&self, user: &str) -> Option<&Identity> {
+        self.by_name
+            .values()
+            .find(|i| i.slack_user.as_deref() == Some(user))
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Identity> {

@@ -9,6 +9,7 @@
 //! GET  /api/requests/{id}
 //! POST /api/requests/{id}/approve   {"reason": "…"}   (body optional)
 //! POST /api/requests/{id}/deny      {"reason": "…"}   (reason required)
+//! POST /slack/interactions           Slack's signed callback (see [`slack`])
 //! ```
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ use crate::approval::{State, VoteError};
 use crate::identity::{Identities, Identity, LoginThrottle, Role};
 
 pub mod notify;
+pub mod slack;
 pub mod web;
 
 /// What every handler needs.
@@ -47,6 +49,10 @@ pub struct Inbox {
     pub audit_trust: crate::audit::verify::Trust,
     /// Verification resumed page view after page view, not redone.
     pub audit_verifier: Arc<std::sync::Mutex<crate::audit::verify::Incremental>>,
+    /// Where refused decisions from outside the web pages are recorded.
+    pub audit: Option<Arc<crate::audit::Audit>>,
+    /// The Slack app, when configured: its callbacks decide requests.
+    pub slack: Option<Arc<slack::Slack>>,
 }
 
 pub fn router(inbox: Inbox) -> Router {
@@ -67,6 +73,7 @@ pub fn router(inbox: Inbox) -> Router {
         .route("/api/requests/{id}", get(show))
         .route("/api/requests/{id}/approve", post(approve))
         .route("/api/requests/{id}/deny", post(deny))
+        .route("/slack/interactions", post(slack::interactions))
         .with_state(inbox)
 }
 

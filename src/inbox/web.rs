@@ -698,7 +698,7 @@ const NO_IMPLICIT_SUBMIT: &str =
     r#"<button type="submit" disabled hidden aria-hidden="true" tabindex="-1"></button>"#;
 
 /// Why `identity` cannot decide `r`, in a sentence; `None` when it can.
-fn why_not_decider(r: &HoldRequest, identity: &Identity) -> Option<String> {
+pub(super) fn why_not_decider(r: &HoldRequest, identity: &Identity) -> Option<String> {
     if r.state != State::Pending {
         return Some(format!(
             "This request is {}: there is nothing left to decide.",
@@ -818,7 +818,7 @@ pub async fn decide(
     }
 }
 
-async fn cast(
+pub(super) async fn cast(
     inbox: &Inbox,
     identity: &Identity,
     id: &str,
