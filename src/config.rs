@@ -1276,6 +1276,65 @@ mod tests {
     }
 
     #[test]
+    fn slack_settings_and_users_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        let secret = dir.path().join("secret");
+        let empty = dir.path().join("empty");
+        std::fs::write(&token, "xoxb-1-2-abc\n").unwrap();
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        std::fs::write(&empty, "\n").unwrap();
+        let app = format!(
+            "[slack]\napi_url = \"http://127.0.0.1:9/api/\"\nbot_token_file = {:?}\nsigning_secret_file = {:?}\n",
+            token.display().to_string(),
+            secret.display().to_string()
+        );
+        let channel = "[[notify]]\ngroup = \"dba\"\nkind = \"slack\"\nchannel = \"C0123\"\n";
+        let c = load(&format!("{app}{channel}")).unwrap();
+        assert_eq!(c.slack.api_url, "http://127.0.0.1:9/api");
+        assert_eq!(c.slack.bot_token.as_deref(), Some("xoxb-1-2-abc"));
+        assert_eq!(c.slack.signing_secret.as_deref(), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("xoxb-1-2-abc"));
+
+        let cases = [
+            (channel.to_string(), "key `notify[0].channel`: posting to a channel needs the Slack app's bot token"),
+            (format!("{app}[[notify]]\ngroup = \"dba\"\nkind = \"slack\"\n"), "key `notify[0].channel`: missing"),
+            (format!("{app}[[notify]]\ngroup = \"dba\"\nkind = \"slack\"\nchannel = \"C1\"\nurl = \"https://hooks.slack.com/x\"\n"), "not both"),
+            (format!("{app}[[notify]]\ngroup = \"dba\"\nkind = \"webhook\"\nchannel = \"C1\"\n"), "key `notify[0].channel`: only Slack"),
+            (format!("{app}[[notify]]\ngroup = \"dba\"\nkind = \"teams\"\n"), "key `notify[0].url`: missing"),
+            ("[slack]\napi_url = \"ftp://x\"\n".to_string(), "key `slack.api_url`"),
+            ("[slack]\nbot_token_file = \"/nonexistent/token\"\n".to_string(), "key `slack.bot_token_file`: cannot read `/nonexistent/token`"),
+            (format!("[slack]\nsigning_secret_file = {:?}\n", empty.display().to_string()), "key `slack.signing_secret_file`: "),
+            ("[slack]\nsigning_secret = \"inline\"\n".to_string(), "signing_secret"),
+        ];
+        for (text, expected) in cases {
+            let e = load(&text).unwrap_err();
+            assert!(e.contains(expected), "{text}\n→ {e}");
+        }
+
+        let person = |name: &str, role: &str, user: &str| {
+            format!("[[identity]]\nname = \"{name}\"\nrole = \"{role}\"\ngroups = [\"dba\"]\npassword = \"x\"\nslack_user = \"{user}\"\n")
+        };
+        let c = load(&person("dba1", "approver", "U0123")).unwrap();
+        assert_eq!(c.identities[0].slack_user.as_deref(), Some("U0123"));
+        let e =
+            load(&(person("dba1", "approver", "U1") + &person("dba2", "admin", "U1"))).unwrap_err();
+        assert!(
+            e.contains("key `identity[1].slack_user`: `U1` is already the Slack user of `dba1`"),
+            "{e}"
+        );
+        let e = load(&person("bot", "agent", "U2")).unwrap_err();
+        assert!(
+            e.contains("key `identity[0].slack_user`: agents do not decide"),
+            "{e}"
+        );
+        for bad in ["", "U 1", "<@U1>"] {
+            let e = load(&person("dba1", "approver", bad)).unwrap_err();
+            assert!(e.contains("is not a Slack user id"), "{e}");
+        }
+    }
+
+    #[test]
     fn empty_file_gives_documented_defaults() {
         let c = load("").unwrap();
         assert_eq!(c.postgres.listen.to_string(), "127.0.0.1:6432");
