@@ -979,7 +979,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(serve_with(config)) {
+    // SIGHUP reads the file (and the same overrides) again for identities.
+    let reload = move || {
+        overrides(&args)
+            .and_then(|o| Config::load(args.config.as_deref(), &o))
+            .map_err(|e| e.to_string())
+    };
+    match runtime.block_on(serve_with(config, Box::new(reload))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -1146,7 +1152,10 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())
 }
 
-async fn serve_with(config: Config) -> Result<(), String> {
+/// Reads the configuration again, as at start.
+type Reload = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+async fn serve_with(config: Config, reload: Reload) -> Result<(), String> {
     for name in &config.plaintext_identities {
         tracing::warn!(identity = %name, "plaintext password in the config: use scram_verifier (airlock identity hash) outside development");
     }
@@ -1303,6 +1312,12 @@ async fn serve_with(config: Config) -> Result<(), String> {
     let gate = Arc::new(gate);
     record_policy(&gate, &config.policies);
     reload_policy_on_sighup(gate.clone(), config.policies.clone());
+    reload_identities_on_sighup(
+        identities.clone(),
+        reload,
+        gate.clone(),
+        config.approval.enabled,
+    );
     // Agents reaching the store's table could write their own approvals.
     let reserved = config.approval.store_database_on(
         &config.postgres.upstream.host,
@@ -1514,6 +1529,53 @@ fn reload_policy_on_sighup(gate: Arc<Gate>, dir: PathBuf) {
                     tracing::error!(error = %e, "policy reload failed; the previous policy stays in force")
                 }
             }
+        }
+    });
+}
+
+/// On SIGHUP, reads the configuration file again and puts its identities
+/// in force: new logins, inbox pages, API calls and Slack clicks see them
+/// at once; open sessions keep the identity they logged in with, and held
+/// statements keep waiting. A file that does not load, or that names no
+/// identity, changes nothing: the error (file, key, problem) is logged and
+/// the identities in force stay. Other settings take a restart.
+fn reload_identities_on_sighup(
+    identities: Arc<Identities>,
+    reload: Reload,
+    gate: Arc<Gate>,
+    approvals: bool,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let config = match tokio::task::block_in_place(&reload) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "identity reload failed; the identities in force stay");
+                    continue;
+                }
+            };
+            if config.identities.is_empty() {
+                tracing::error!("identity reload refused: the file names no [[identity]]; the identities in force stay");
+                continue;
+            }
+            for name in &config.plaintext_identities {
+                tracing::warn!(identity = %name, "plaintext password in the config: use scram_verifier (airlock identity hash) outside development");
+            }
+            for w in setup_warnings(&config.identities, &gate.policy(), approvals) {
+                tracing::warn!("{w}");
+            }
+            let before: std::collections::BTreeSet<String> =
+                identities.all().iter().map(|i| i.name.clone()).collect();
+            let after: std::collections::BTreeSet<String> =
+                config.identities.iter().map(|i| i.name.clone()).collect();
+            let added: Vec<&String> = after.difference(&before).collect();
+            let removed: Vec<&String> = before.difference(&after).collect();
+            identities.replace(config.identities);
+            tracing::info!(count = after.len(), ?added, ?removed, "identities reloaded");
         }
     });
 }

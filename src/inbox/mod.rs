@@ -137,7 +137,7 @@ impl IntoResponse for Refused {
 }
 
 /// The identity behind the request's bearer token.
-fn caller<'a>(inbox: &'a Inbox, headers: &HeaderMap) -> Result<&'a Identity, Refused> {
+fn caller(inbox: &Inbox, headers: &HeaderMap) -> Result<Arc<Identity>, Refused> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

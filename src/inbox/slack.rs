@@ -629,7 +629,7 @@ async fn may_decide(inbox: &Inbox, user: &str, id: &str) -> Result<HoldRequest, 
         Ok(None) => return Err(format!("Request {id} does not exist.")),
         Err(e) => return Err(e.to_string()),
     };
-    match super::web::why_not_decider(&request, identity) {
+    match super::web::why_not_decider(&request, &identity) {
         Some(why) => Err(why),
         None => Ok(request),
     }
@@ -653,7 +653,7 @@ async fn decide(
         None => Err(unmapped(user)),
         Some(identity) => {
             let verdict = if approve { "approve" } else { "deny" };
-            super::web::cast(inbox, identity, id, verdict, reason)
+            super::web::cast(inbox, &identity, id, verdict, reason)
                 .await
                 .inspect(|()| {
                     tracing::info!(request = %id, approver = %identity.name, slack_user = user, approve, "decision recorded from Slack")

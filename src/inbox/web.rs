@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Form, Path, State as Extract};
@@ -100,10 +100,10 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The logged-in identity and its session, or a redirect to the login page.
-fn signed_in<'a>(
-    inbox: &'a Inbox,
+fn signed_in(
+    inbox: &Inbox,
     headers: &HeaderMap,
-) -> Result<(&'a Identity, WebSession, String), Redirect> {
+) -> Result<(Arc<Identity>, WebSession, String), Redirect> {
     let found = cookie_value(headers, COOKIE).and_then(|id| {
         let session = inbox.web.get(id)?;
         let identity = inbox.identities.get(&session.identity)?;
@@ -204,7 +204,9 @@ pub async fn login(
             .into_response();
     }
     let identity = inbox.identities.get(&form.username);
-    let hash = identity.and_then(|i| i.inbox_password_hash.as_deref());
+    let hash = identity
+        .as_ref()
+        .and_then(|i| i.inbox_password_hash.as_deref());
     // Unknown names cost the same Argon2 work as known ones.
     let matches = inbox_password_matches(hash.unwrap_or_else(|| decoy_hash()), &form.password)
         && hash.is_some();
@@ -375,7 +377,7 @@ pub async fn pending(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
 </script>"#,
         rows = pending_rows(&requests),
     );
-    page("Pending requests", Some((identity, &session)), &body).into_response()
+    page("Pending requests", Some((&identity, &session)), &body).into_response()
 }
 
 pub async fn pending_fragment(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Response {
@@ -449,7 +451,7 @@ pub async fn history(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
     let body = format!(
         r#"<table id="history"><thead><tr><th>Request</th><th>Outcome</th><th>Requester</th><th class="wide">Statement</th><th>Decisions</th></tr></thead><tbody>{rows}</tbody></table>"#
     );
-    page("History", Some((identity, &session)), &body).into_response()
+    page("History", Some((&identity, &session)), &body).into_response()
 }
 
 /// What became of a request's statement, in one line: what it did if it
@@ -501,7 +503,7 @@ pub async fn request_page(
                 StatusCode::NOT_FOUND,
                 page(
                     "Not found",
-                    Some((identity, &session)),
+                    Some((&identity, &session)),
                     "<p>No such request.</p>",
                 ),
             )
@@ -519,8 +521,8 @@ pub async fn request_page(
     };
     page(
         &format!("Request {}", request.id),
-        Some((identity, &session)),
-        &request_body(&request, identity, &session, &flash),
+        Some((&identity, &session)),
+        &request_body(&request, &identity, &session, &flash),
     )
     .into_response()
 }
@@ -796,7 +798,7 @@ pub async fn decide(
     if !constant_eq(&session.csrf, &form.csrf) {
         return (StatusCode::FORBIDDEN, "invalid CSRF token; reload the page").into_response();
     }
-    let flash = match cast(&inbox, identity, &id, &form.verdict, &form.reason).await {
+    let flash = match cast(&inbox, &identity, &id, &form.verdict, &form.reason).await {
         // Post, redirect, get: a reload does not send the decision again.
         Ok(()) => {
             return axum::response::Redirect::to(&format!(
@@ -810,8 +812,8 @@ pub async fn decide(
     match inbox.approvals.get(&id).await {
         Ok(Some(r)) => page(
             &format!("Request {}", r.id),
-            Some((identity, &session)),
-            &request_body(&r, identity, &session, &flash),
+            Some((&identity, &session)),
+            &request_body(&r, &identity, &session, &flash),
         )
         .into_response(),
         _ => (StatusCode::NOT_FOUND, "no such request").into_response(),
@@ -887,11 +889,11 @@ pub async fn batch(
         .map(|(_, v)| v)
         .collect();
     if get("confirm") != "yes" {
-        return batch_confirmation(&inbox, identity, &session, &ids, &verdict, &reason).await;
+        return batch_confirmation(&inbox, &identity, &session, &ids, &verdict, &reason).await;
     }
     let mut results = String::new();
     for id in ids {
-        let outcome = match cast(&inbox, identity, id, &verdict, &reason).await {
+        let outcome = match cast(&inbox, &identity, id, &verdict, &reason).await {
             Ok(()) => "recorded".to_string(),
             Err(why) => why,
         };
@@ -902,7 +904,7 @@ pub async fn batch(
     }
     page(
         "Batch decision",
-        Some((identity, &session)),
+        Some((&identity, &session)),
         &format!(r#"<ul id="batch-results">{results}</ul><p><a href="/">Back to pending</a></p>"#),
     )
     .into_response()
@@ -1026,7 +1028,7 @@ pub async fn sessions(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Res
             StatusCode::FORBIDDEN,
             page(
                 "Not allowed",
-                Some((identity, &session)),
+                Some((&identity, &session)),
                 "<p>Sessions are for auditors.</p>",
             ),
         )
@@ -1035,7 +1037,7 @@ pub async fn sessions(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Res
     let Some(dir) = inbox.audit_dir.clone() else {
         return page(
             "Sessions",
-            Some((identity, &session)),
+            Some((&identity, &session)),
             "<p>No audit log.</p>",
         )
         .into_response();
@@ -1059,7 +1061,7 @@ pub async fn sessions(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Res
     }
     page(
         "Sessions",
-        Some((identity, &session)),
+        Some((&identity, &session)),
         &format!(r#"<table id="sessions"><thead><tr><th>Session</th><th>Identity</th><th>Started</th><th>Statements</th><th class="wide">End</th></tr></thead><tbody>{rows}</tbody></table>"#),
     )
     .into_response()
@@ -1087,7 +1089,12 @@ pub async fn replay(
         return (StatusCode::FORBIDDEN, "sessions are for auditors").into_response();
     }
     let Some(dir) = inbox.audit_dir.clone() else {
-        return page("Replay", Some((identity, &session)), "<p>No audit log.</p>").into_response();
+        return page(
+            "Replay",
+            Some((&identity, &session)),
+            "<p>No audit log.</p>",
+        )
+        .into_response();
     };
     let number = query.page.unwrap_or(1).max(1);
     let (trust, verifier, wanted) = (
@@ -1116,7 +1123,7 @@ pub async fn replay(
             StatusCode::NOT_FOUND,
             page(
                 "Replay",
-                Some((identity, &session)),
+                Some((&identity, &session)),
                 "<p>No such session.</p>",
             ),
         )
@@ -1223,7 +1230,7 @@ pub async fn replay(
     }
     page(
         &format!("Session {id}"),
-        Some((identity, &session)),
+        Some((&identity, &session)),
         &format!(
             r#"<p class="{class}" id="chain">{}{}</p><p id="pages">{nav}</p><pre id="transcript">{transcript}</pre>"#,
             escape(&status),
