@@ -1058,7 +1058,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(serve_with(config)) {
+    // SIGHUP reads the file (and the same overrides) again for identities.
+    let reload = move || {
+        overrides(&args)
+            .and_then(|o| Config::load(args.config.as_deref(), &o))
+            .map_err(|e| e.to_string())
+    };
+    match runtime.block_on(serve_with(config, Box::new(reload))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -1124,6 +1130,7 @@ fn development_approver(state_dir: &Path) -> Result<(Identity, String), String> 
         databases: Some(Vec::new()),
         confinement: Default::default(),
         database_login: false,
+        slack_user: None,
     };
     Ok((identity, password))
 }
@@ -1141,6 +1148,7 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
         databases: None,
         confinement: Default::default(),
         database_login: true,
+        slack_user: None,
     };
     Ok((identity, password))
 }
@@ -1223,7 +1231,10 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())
 }
 
-async fn serve_with(config: Config) -> Result<(), String> {
+/// Reads the configuration again, as at start.
+type Reload = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+async fn serve_with(config: Config, reload: Reload) -> Result<(), String> {
     for name in &config.plaintext_identities {
         tracing::warn!(identity = %name, "plaintext password in the config: use scram_verifier (airlock identity hash) outside development");
     }
@@ -1319,9 +1330,18 @@ async fn serve_with(config: Config) -> Result<(), String> {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{bound}"));
+        let http = crate::inbox::notify::http_client()?;
+        let slack = Arc::new(crate::inbox::slack::Slack::new(
+            config.slack.clone(),
+            http.clone(),
+        ));
         if !config.notify.is_empty() {
-            let notifier = Arc::new(crate::inbox::notify::Notifier::new(config.notify.clone()));
-            tokio::spawn(notifier.run(approvals.subscribe_created(), url.clone()));
+            let notifier = Arc::new(crate::inbox::notify::Notifier::new(
+                config.notify.clone(),
+                http,
+                slack.clone(),
+            ));
+            tokio::spawn(notifier.run(approvals.clone(), url.clone()));
         }
         let gateway_id = gateway_id(&config.state_dir)?;
         match approvals.withdraw_orphans(&gateway_id).await {
@@ -1375,6 +1395,8 @@ async fn serve_with(config: Config) -> Result<(), String> {
                 audit_verifier: Default::default(),
                 audit_sessions: Default::default(),
                 sso,
+                audit: Some(gate.audit().clone()),
+                slack: Some(slack),
             },
             stop_rx.clone(),
         ));
@@ -1383,6 +1405,12 @@ async fn serve_with(config: Config) -> Result<(), String> {
     let gate = Arc::new(gate);
     record_policy(&gate, &config.policies);
     reload_policy_on_sighup(gate.clone(), config.policies.clone());
+    reload_identities_on_sighup(
+        identities.clone(),
+        reload,
+        gate.clone(),
+        config.approval.enabled,
+    );
     // Agents reaching the store's table could write their own approvals.
     let reserved = config.approval.store_database_on(
         &config.postgres.upstream.host,
@@ -1594,6 +1622,53 @@ fn reload_policy_on_sighup(gate: Arc<Gate>, dir: PathBuf) {
                     tracing::error!(error = %e, "policy reload failed; the previous policy stays in force")
                 }
             }
+        }
+    });
+}
+
+/// On SIGHUP, reads the configuration file again and puts its identities
+/// in force: new logins, inbox pages, API calls and Slack clicks see them
+/// at once; open sessions keep the identity they logged in with, and held
+/// statements keep waiting. A file that does not load, or that names no
+/// identity, changes nothing: the error (file, key, problem) is logged and
+/// the identities in force stay. Other settings take a restart.
+fn reload_identities_on_sighup(
+    identities: Arc<Identities>,
+    reload: Reload,
+    gate: Arc<Gate>,
+    approvals: bool,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let config = match tokio::task::block_in_place(&reload) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "identity reload failed; the identities in force stay");
+                    continue;
+                }
+            };
+            if config.identities.is_empty() {
+                tracing::error!("identity reload refused: the file names no [[identity]]; the identities in force stay");
+                continue;
+            }
+            for name in &config.plaintext_identities {
+                tracing::warn!(identity = %name, "plaintext password in the config: use scram_verifier (airlock identity hash) outside development");
+            }
+            for w in setup_warnings(&config.identities, &gate.policy(), approvals) {
+                tracing::warn!("{w}");
+            }
+            let before: std::collections::BTreeSet<String> =
+                identities.all().iter().map(|i| i.name.clone()).collect();
+            let after: std::collections::BTreeSet<String> =
+                config.identities.iter().map(|i| i.name.clone()).collect();
+            let added: Vec<&String> = after.difference(&before).collect();
+            let removed: Vec<&String> = before.difference(&after).collect();
+            identities.replace(config.identities);
+            tracing::info!(count = after.len(), ?added, ?removed, "identities reloaded");
         }
     });
 }

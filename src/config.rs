@@ -23,7 +23,7 @@ const MAX_IDLE_TIMEOUT_SECS: u64 = 86_400;
 
 /// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
 const SECTIONS: &[&str] = &[
-    "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox",
+    "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox", "slack",
 ];
 
 /// A configuration problem, always naming its source and key.
@@ -69,6 +69,8 @@ pub struct Config {
     pub inbox: InboxConfig,
     /// Where approver groups are told of new requests (`[[notify]]`).
     pub notify: Vec<crate::inbox::notify::Target>,
+    /// The Slack app: its API, bot token and signing secret (`[slack]`).
+    pub slack: crate::inbox::slack::Settings,
     pub identities: Vec<Identity>,
     /// Identities whose password was given in clear (dev only, warned about).
     pub plaintext_identities: Vec<String>,
@@ -430,6 +432,8 @@ struct RawConfig {
     #[serde(default)]
     notify: Vec<RawNotify>,
     #[serde(default)]
+    slack: RawSlack,
+    #[serde(default)]
     identity: Vec<RawIdentity>,
 }
 
@@ -505,8 +509,18 @@ struct RawApproval {
 struct RawNotify {
     group: String,
     kind: String,
-    url: String,
+    url: Option<String>,
+    /// Slack: the channel the app's bot posts to (instead of `url`).
+    channel: Option<String>,
     secret: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    api_url: Option<String>,
+    bot_token_file: Option<PathBuf>,
+    signing_secret_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -577,6 +591,7 @@ struct RawIdentity {
     database_login: Option<bool>,
     oidc_subject: Option<String>,
     oidc_email: Option<String>,
+    slack_user: Option<String>,
 }
 
 /// One override of a key, from the environment or a flag.
@@ -993,6 +1008,30 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             upstream_role,
             read_only: id.read_only.unwrap_or(false),
         };
+        if let Some(user) = &id.slack_user {
+            if id.role == Role::Agent {
+                return Err(err(
+                    &key("slack_user"),
+                    "agents do not decide requests; only approvers and admins have a Slack user"
+                        .into(),
+                ));
+            }
+            if user.is_empty() || !user.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(err(
+                    &key("slack_user"),
+                    format!("`{user}` is not a Slack user id such as U0123ABCD"),
+                ));
+            }
+            if let Some(other) = identities
+                .iter()
+                .find(|x: &&Identity| x.slack_user.as_deref() == Some(user))
+            {
+                return Err(err(
+                    &key("slack_user"),
+                    format!("`{user}` is already the Slack user of `{}`", other.name),
+                ));
+            }
+        }
         identities.push(Identity {
             name: id.name,
             role: id.role,
@@ -1004,6 +1043,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             databases,
             confinement,
             database_login,
+            slack_user: id.slack_user,
         });
     }
 
@@ -1099,15 +1139,18 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         public_url,
         oidc,
     };
+    let slack = validate_slack(raw.slack, &err)?;
     let mut notify = Vec::new();
     for (i, n) in raw.notify.into_iter().enumerate() {
         use crate::inbox::notify::{Channel, Target};
         let key = |field: &str| format!("notify[{i}].{field}");
-        if !(n.url.starts_with("https://") || n.url.starts_with("http://")) {
-            return Err(err(
-                &key("url"),
-                "must start with https:// or http://".into(),
-            ));
+        if let Some(url) = &n.url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(err(
+                    &key("url"),
+                    "must start with https:// or http://".into(),
+                ));
+            }
         }
         if n.secret.is_some() && n.kind != "webhook" {
             return Err(err(
@@ -1115,13 +1158,56 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
                 "only a webhook is signed with a secret".into(),
             ));
         }
+        if n.channel.is_some() && n.kind != "slack" {
+            return Err(err(
+                &key("channel"),
+                "only Slack posts to a channel; other kinds take a url".into(),
+            ));
+        }
+        let url = |url: Option<String>| {
+            url.ok_or_else(|| {
+                err(
+                    &key("url"),
+                    "missing: where to send the notification".into(),
+                )
+            })
+        };
         let channel = match n.kind.as_str() {
             "webhook" => Channel::Webhook {
-                url: n.url,
+                url: url(n.url)?,
                 secret: n.secret,
             },
-            "slack" => Channel::Slack { url: n.url },
-            "teams" => Channel::Teams { url: n.url },
+            "slack" => match (n.url, n.channel) {
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        &key("channel"),
+                        "give either url (an incoming webhook) or channel (posted by the [slack] app), not both".into(),
+                    ))
+                }
+                (Some(url), None) => Channel::Slack { url },
+                (None, Some(channel)) => {
+                    if slack.bot_token.is_none() {
+                        return Err(err(
+                            &key("channel"),
+                            "posting to a channel needs the Slack app's bot token: set [slack] bot_token_file".into(),
+                        ));
+                    }
+                    if channel.is_empty() || channel.contains(char::is_whitespace) {
+                        return Err(err(
+                            &key("channel"),
+                            format!("`{channel}` is not a Slack channel id such as C0123ABCD"),
+                        ));
+                    }
+                    Channel::SlackApp { channel }
+                }
+                (None, None) => {
+                    return Err(err(
+                        &key("channel"),
+                        "missing: give channel (posted by the [slack] app, with Approve and Deny buttons) or url (an incoming webhook)".into(),
+                    ))
+                }
+            },
+            "teams" => Channel::Teams { url: url(n.url)? },
             other => {
                 return Err(err(
                     &key("kind"),
@@ -1163,6 +1249,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         approval,
         inbox,
         notify,
+        slack,
         identities,
         plaintext_identities,
     })
@@ -1307,6 +1394,44 @@ fn validate_oidc(
         subjects,
         emails,
         map,
+    })
+}
+
+/// `[slack]`: the API address and the app's secrets, read from their files
+/// now so that a missing or empty file stops the start, naming the key.
+fn validate_slack(
+    s: RawSlack,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<crate::inbox::slack::Settings, ConfigError> {
+    let api_url = s
+        .api_url
+        .unwrap_or_else(|| crate::inbox::slack::DEFAULT_API_URL.into());
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        return Err(err(
+            "slack.api_url",
+            format!("`{api_url}` must start with https:// or http://"),
+        ));
+    }
+    let secret = |key: &str, path: Option<PathBuf>| -> Result<Option<String>, ConfigError> {
+        let Some(path) = path else { return Ok(None) };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| err(key, format!("cannot read `{}`: {e}", path.display())))?;
+        let text = text.trim();
+        if text.is_empty() || text.contains(char::is_whitespace) {
+            return Err(err(
+                key,
+                format!(
+                    "`{}` must hold the secret alone, on one line",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Some(text.to_string()))
+    };
+    Ok(crate::inbox::slack::Settings {
+        api_url: api_url.trim_end_matches('/').to_string(),
+        bot_token: secret("slack.bot_token_file", s.bot_token_file)?,
+        signing_secret: secret("slack.signing_secret_file", s.signing_secret_file)?,
     })
 }
 
@@ -1480,6 +1605,65 @@ mod tests {
             let e = load(&text).unwrap_err();
             assert!(e.contains(expected), "{text}\n→ {e}\nexpected: {expected}");
             assert!(e.starts_with("airlock.toml: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn slack_settings_and_users_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        let secret = dir.path().join("secret");
+        let empty = dir.path().join("empty");
+        std::fs::write(&token, "xoxb-1-2-abc\n").unwrap();
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        std::fs::write(&empty, "\n").unwrap();
+        let app = format!(
+            "[slack]\napi_url = \"http://127.0.0.1:9/api/\"\nbot_token_file = {:?}\nsigning_secret_file = {:?}\n",
+            token.display().to_string(),
+            secret.display().to_string()
+        );
+        let channel = "[[notify]]\ngroup = \"dba\"\nkind = \"slack\"\nchannel = \"C0123\"\n";
+        let c = load(&format!("{app}{channel}")).unwrap();
+        assert_eq!(c.slack.api_url, "http://127.0.0.1:9/api");
+        assert_eq!(c.slack.bot_token.as_deref(), Some("xoxb-1-2-abc"));
+        assert_eq!(c.slack.signing_secret.as_deref(), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("xoxb-1-2-abc"));
+
+        let cases = [
+            (channel.to_string(), "key `notify[0].channel`: posting to a channel needs the Slack app's bot token"),
+            (format!("{app}[[notify]]\ngroup = \"dba\"\nkind = \"slack\"\n"), "key `notify[0].channel`: missing"),
+            (format!("{app}[[notify]]\ngroup = \"dba\"\nkind = \"slack\"\nchannel = \"C1\"\nurl = \"https://hooks.slack.com/x\"\n"), "not both"),
+            (format!("{app}[[notify]]\ngroup = \"dba\"\nkind = \"webhook\"\nchannel = \"C1\"\n"), "key `notify[0].channel`: only Slack"),
+            (format!("{app}[[notify]]\ngroup = \"dba\"\nkind = \"teams\"\n"), "key `notify[0].url`: missing"),
+            ("[slack]\napi_url = \"ftp://x\"\n".to_string(), "key `slack.api_url`"),
+            ("[slack]\nbot_token_file = \"/nonexistent/token\"\n".to_string(), "key `slack.bot_token_file`: cannot read `/nonexistent/token`"),
+            (format!("[slack]\nsigning_secret_file = {:?}\n", empty.display().to_string()), "key `slack.signing_secret_file`: "),
+            ("[slack]\nsigning_secret = \"inline\"\n".to_string(), "signing_secret"),
+        ];
+        for (text, expected) in cases {
+            let e = load(&text).unwrap_err();
+            assert!(e.contains(expected), "{text}\n→ {e}");
+        }
+
+        let person = |name: &str, role: &str, user: &str| {
+            format!("[[identity]]\nname = \"{name}\"\nrole = \"{role}\"\ngroups = [\"dba\"]\npassword = \"x\"\nslack_user = \"{user}\"\n")
+        };
+        let c = load(&person("dba1", "approver", "U0123")).unwrap();
+        assert_eq!(c.identities[0].slack_user.as_deref(), Some("U0123"));
+        let e =
+            load(&(person("dba1", "approver", "U1") + &person("dba2", "admin", "U1"))).unwrap_err();
+        assert!(
+            e.contains("key `identity[1].slack_user`: `U1` is already the Slack user of `dba1`"),
+            "{e}"
+        );
+        let e = load(&person("bot", "agent", "U2")).unwrap_err();
+        assert!(
+            e.contains("key `identity[0].slack_user`: agents do not decide"),
+            "{e}"
+        );
+        for bad in ["", "U 1", "<@U1>"] {
+            let e = load(&person("dba1", "approver", bad)).unwrap_err();
+            assert!(e.contains("is not a Slack user id"), "{e}");
         }
     }
 

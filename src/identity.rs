@@ -14,6 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::proxy::mysql::auth::{NativeHash, Sha2Hash};
 
@@ -69,6 +70,9 @@ pub struct Identity {
     /// What the database enforces for this identity's sessions: the
     /// upstream role they run under, read-only.
     pub confinement: crate::confinement::Confinement,
+    /// The Slack user id (`U…`) whose clicks on a notification's Approve
+    /// and Deny buttons decide as this identity.
+    pub slack_user: Option<String>,
 }
 
 /// The MySQL protocol's password hashes of one identity.
@@ -270,12 +274,24 @@ pub fn constant_time_eq<const N: usize>(a: &[u8; N], b: &[u8; N]) -> bool {
 }
 
 /// The configured identities, looked up by the name a client logs in with.
-#[derive(Clone, Debug, Default)]
+///
+/// The table can be replaced while the gateway runs (SIGHUP): each lookup
+/// hands out its own `Arc<Identity>`, which stays valid across awaits
+/// whatever replaces the table meanwhile. Sessions keep the identity they
+/// logged in with; the inbox looks its caller up again on every request,
+/// so a removed approver can no longer decide.
+#[derive(Debug, Default)]
 pub struct Identities {
-    by_name: HashMap<String, Identity>,
+    table: arc_swap::ArcSwap<HashMap<String, Arc<Identity>>>,
     /// Salt for the decoy exchange given to unknown names, so that the
     /// exchange looks the same for a name that exists and one that does not.
     decoy_key: [u8; 32],
+}
+
+fn table(list: Vec<Identity>) -> HashMap<String, Arc<Identity>> {
+    list.into_iter()
+        .map(|i| (i.name.clone(), Arc::new(i)))
+        .collect()
 }
 
 impl Identities {
@@ -283,35 +299,53 @@ impl Identities {
         let mut decoy_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut decoy_key);
         Self {
-            by_name: list.into_iter().map(|i| (i.name.clone(), i)).collect(),
+            table: arc_swap::ArcSwap::from_pointee(table(list)),
             decoy_key,
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<&Identity> {
-        self.by_name.get(name)
+    /// Puts `list` in force for every lookup from now on.
+    pub fn replace(&self, list: Vec<Identity>) {
+        self.table.store(Arc::new(table(list)));
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Identity>> {
+        self.table.load().get(name).cloned()
     }
 
     pub fn len(&self) -> usize {
-        self.by_name.len()
+        self.table.load().len()
     }
 
     /// The identity whose API token is `token`.
-    pub fn by_token(&self, token: &str) -> Option<&Identity> {
+    pub fn by_token(&self, token: &str) -> Option<Arc<Identity>> {
         let hash = blake3::hash(token.as_bytes());
         // blake3::Hash compares in constant time.
-        self.by_name.values().find(|i| {
-            i.api_token_hash
-                .is_some_and(|h| blake3::Hash::from(h) == hash)
-        })
+        self.table
+            .load()
+            .values()
+            .find(|i| {
+                i.api_token_hash
+                    .is_some_and(|h| blake3::Hash::from(h) == hash)
+            })
+            .cloned()
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Identity> {
-        self.by_name.values()
+    /// The identity the Slack user `user` (`U…`) decides as.
+    pub fn by_slack_user(&self, user: &str) -> Option<Arc<Identity>> {
+        self.table
+            .load()
+            .values()
+            .find(|i| i.slack_user.as_deref() == Some(user))
+            .cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Identity>> {
+        self.table.load().values().cloned().collect()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
+        self.table.load().is_empty()
     }
 
     /// A verifier no password matches, stable per name for this process:

@@ -64,6 +64,17 @@ pub enum AuditEvent<'a> {
         session: &'a SessionId,
         request: &'a crate::approval::HoldRequest,
     },
+    /// A decision offered outside the web pages (a Slack button) that was
+    /// refused: an unverifiable callback, an unknown person, or a decision
+    /// the rules forbid. `user` is who claimed to decide (`slack:U…`, and
+    /// the identity when known); `request` is empty when unknown.
+    DecisionRefused {
+        via: &'a str,
+        client_addr: SocketAddr,
+        user: &'a str,
+        request: &'a str,
+        reason: &'a str,
+    },
     /// A statement finished: its command tag, rows and bytes sent to the client.
     Result {
         session: &'a SessionId,
@@ -248,6 +259,16 @@ fn trace(event: &AuditEvent<'_>) {
             target: "airlock::audit",
             session = %session, request = %request.id, rule = %request.rule, group = %request.group,
             quorum = request.quorum, "statement held"
+        ),
+        AuditEvent::DecisionRefused {
+            via,
+            client_addr,
+            user,
+            request,
+            reason,
+        } => tracing::warn!(
+            target: "airlock::audit",
+            via, client = %client_addr, user, request, reason, "decision refused"
         ),
         AuditEvent::Decision { session, request } => tracing::info!(
             target: "airlock::audit",

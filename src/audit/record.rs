@@ -179,6 +179,20 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
                 .collect();
             put("votes", Value::Array(votes));
         }
+        AuditEvent::DecisionRefused {
+            via,
+            client_addr,
+            user,
+            request,
+            reason,
+        } => {
+            put("kind", "decision_refused".into());
+            put("via", (*via).into());
+            put("client", client_addr.to_string().into());
+            put("user", (*user).into());
+            put("request", (*request).into());
+            put("reason", (*reason).into());
+        }
         AuditEvent::SessionEnd { session, reason } => {
             put("kind", "session_end".into());
             put("session", session.to_string().into());

@@ -9,6 +9,7 @@
 //! GET  /api/requests/{id}
 //! POST /api/requests/{id}/approve   {"reason": "…"}   (body optional)
 //! POST /api/requests/{id}/deny      {"reason": "…"}   (reason required)
+//! POST /slack/interactions           Slack's signed callback (see [`slack`])
 //! ```
 
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ use crate::identity::{Identities, Identity, LoginThrottle, Role};
 
 pub mod notify;
 pub mod oidc;
+pub mod slack;
 pub mod web;
 
 /// What every handler needs.
@@ -52,6 +54,10 @@ pub struct Inbox {
     pub audit_sessions: Arc<std::sync::Mutex<crate::audit::read::SessionIndex>>,
     /// Single sign-on through an OpenID Connect provider (`[inbox.oidc]`).
     pub sso: Option<Arc<oidc::Sso>>,
+    /// Where refused decisions from outside the web pages are recorded.
+    pub audit: Option<Arc<crate::audit::Audit>>,
+    /// The Slack app, when configured: its callbacks decide requests.
+    pub slack: Option<Arc<slack::Slack>>,
 }
 
 pub fn router(inbox: Inbox) -> Router {
@@ -77,6 +83,7 @@ pub fn router(inbox: Inbox) -> Router {
         .route("/api/requests/{id}", get(show))
         .route("/api/requests/{id}/approve", post(approve))
         .route("/api/requests/{id}/deny", post(deny))
+        .route("/slack/interactions", post(slack::interactions))
         .with_state(inbox)
 }
 
@@ -140,7 +147,7 @@ impl IntoResponse for Refused {
 }
 
 /// The identity behind the request's bearer token.
-fn caller<'a>(inbox: &'a Inbox, headers: &HeaderMap) -> Result<&'a Identity, Refused> {
+fn caller(inbox: &Inbox, headers: &HeaderMap) -> Result<Arc<Identity>, Refused> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

@@ -15,8 +15,9 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::slack::Slack;
+use crate::approval::store::Approvals;
 use crate::approval::HoldRequest;
 
 /// Where one group's notifications go.
@@ -27,8 +28,15 @@ pub enum Channel {
         url: String,
         secret: Option<String>,
     },
+    /// A Slack incoming webhook: the message and a link, no buttons.
     Slack {
         url: String,
+    },
+    /// A channel the Slack app's bot posts to: Approve and Deny buttons
+    /// (with `[slack] signing_secret_file`), and the message edited as the
+    /// request is decided, expires or is withdrawn.
+    SlackApp {
+        channel: String,
     },
     Teams {
         url: String,
@@ -36,16 +44,20 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub fn url(&self) -> &str {
+    /// Where it is sent, as the log may show it.
+    fn shown(&self) -> String {
         match self {
-            Channel::Webhook { url, .. } | Channel::Slack { url } | Channel::Teams { url } => url,
+            Channel::Webhook { url, .. } | Channel::Slack { url } | Channel::Teams { url } => {
+                redact_url(url)
+            }
+            Channel::SlackApp { channel } => format!("slack channel {channel}"),
         }
     }
 
     fn kind(&self) -> &'static str {
         match self {
             Channel::Webhook { .. } => "webhook",
-            Channel::Slack { .. } => "slack",
+            Channel::Slack { .. } | Channel::SlackApp { .. } => "slack",
             Channel::Teams { .. } => "teams",
         }
     }
@@ -57,10 +69,43 @@ pub struct Target {
     pub channel: Channel,
 }
 
+/// The HTTP client for notifications and Slack's API: rustls with the
+/// webpki roots, no redirects (a receiver that moves is misconfigured, and
+/// a redirect must not carry a signed body elsewhere), ten seconds a call.
+pub fn http_client() -> Result<reqwest::Client, String> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS for notifications: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("HTTP client for notifications: {e}"))
+}
+
+/// What one delivery attempt came to.
+enum Attempt {
+    Delivered,
+    /// Worth trying again: the receiver is down or busy.
+    Retry(String),
+    /// The receiver refuses this message: sending it again will not help.
+    GiveUp(String),
+}
+
 /// Sends notifications and keeps count.
 pub struct Notifier {
     targets: Vec<Target>,
-    tls: tokio_rustls::TlsConnector,
+    http: reqwest::Client,
+    slack: Arc<Slack>,
     /// Attempts between which the delay doubles from `first_backoff`.
     attempts: u32,
     first_backoff: Duration,
@@ -69,20 +114,11 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    pub fn new(targets: Vec<Target>) -> Notifier {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("the ring provider supports the default versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    pub fn new(targets: Vec<Target>, http: reqwest::Client, slack: Arc<Slack>) -> Notifier {
         Notifier {
             targets,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            http,
+            slack,
             attempts: 4,
             first_backoff: Duration::from_millis(500),
             sent: AtomicU64::new(0),
@@ -98,21 +134,27 @@ impl Notifier {
         )
     }
 
-    /// Follows `created` (the store's feed of new requests) until the
-    /// store goes away, telling each request's group; links point into
-    /// the inbox at `inbox_url`.
-    pub async fn run(
-        self: Arc<Self>,
-        mut created: tokio::sync::broadcast::Receiver<HoldRequest>,
-        inbox_url: String,
-    ) {
+    /// Follows the store's feed of new requests until the store goes away,
+    /// telling each request's group (links point into the inbox at
+    /// `inbox_url`), and keeps the Slack app's messages up to date.
+    pub async fn run(self: Arc<Self>, approvals: Approvals, inbox_url: String) {
         use tokio::sync::broadcast::error::RecvError;
         let base = inbox_url.trim_end_matches('/').to_string();
+        let mut created = approvals.subscribe_created();
+        if self
+            .targets
+            .iter()
+            .any(|t| matches!(t.channel, Channel::SlackApp { .. }))
+        {
+            tokio::spawn(self.slack.clone().keep_updated(
+                approvals.clone(),
+                approvals.subscribe(),
+                base.clone(),
+            ));
+        }
         loop {
             match created.recv().await {
-                Ok(request) => {
-                    self.request_created(&request, &format!("{base}/requests/{}", request.id))
-                }
+                Ok(request) => self.request_created(&approvals, &request, &base),
                 Err(RecvError::Lagged(missed)) => {
                     self.failed.fetch_add(missed, Ordering::Relaxed);
                     tracing::warn!(missed, "new requests came faster than notifications could be started; those wait in the inbox unannounced");
@@ -122,39 +164,45 @@ impl Notifier {
         }
     }
 
-    /// Tells the request's group, in the background; `link` is the
-    /// request's page in the inbox.
-    pub fn request_created(self: &Arc<Self>, request: &HoldRequest, link: &str) {
+    /// Tells the request's group, in the background; `base` is the inbox's
+    /// address.
+    fn request_created(self: &Arc<Self>, approvals: &Approvals, request: &HoldRequest, base: &str) {
+        let link = format!("{base}/requests/{}", request.id);
         for target in self.targets.iter().filter(|t| t.group == request.group) {
-            let (body, headers) = message(&target.channel, request, link);
-            let (this, channel, id) = (self.clone(), target.channel.clone(), request.id.clone());
-            tokio::spawn(async move { this.deliver(&channel, &id, &body, &headers).await });
+            let (this, channel) = (self.clone(), target.channel.clone());
+            let (request, link, approvals, base) = (
+                request.clone(),
+                link.clone(),
+                approvals.clone(),
+                base.to_string(),
+            );
+            tokio::spawn(async move {
+                if this.deliver(&channel, &request, &link).await {
+                    if let Channel::SlackApp { .. } = channel {
+                        // Decided while it was being posted: show it now.
+                        this.slack.refresh(&approvals, &request.id, &base).await;
+                    }
+                }
+            });
         }
     }
 
-    async fn deliver(
-        &self,
-        channel: &Channel,
-        id: &str,
-        body: &[u8],
-        headers: &[(String, String)],
-    ) {
+    /// Sends one notification with retries; whether it arrived.
+    async fn deliver(&self, channel: &Channel, request: &HoldRequest, link: &str) -> bool {
         let mut delay = self.first_backoff;
         let mut last = String::new();
         for attempt in 1..=self.attempts {
-            match post(&self.tls, channel.url(), body, headers).await {
-                Ok(status) if (200..300).contains(&status) => {
+            match self.attempt(channel, request, link).await {
+                Attempt::Delivered => {
                     self.sent.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(request = %id, kind = channel.kind(), attempt, "approvers notified");
-                    return;
+                    tracing::info!(request = %request.id, kind = channel.kind(), attempt, "approvers notified");
+                    return true;
                 }
-                // The receiver refuses this message: sending it again will not help.
-                Ok(status) if (400..500).contains(&status) && status != 408 && status != 429 => {
-                    last = format!("HTTP {status}");
+                Attempt::GiveUp(why) => {
+                    last = why;
                     break;
                 }
-                Ok(status) => last = format!("HTTP {status}"),
-                Err(e) => last = e,
+                Attempt::Retry(why) => last = why,
             }
             if attempt < self.attempts {
                 tokio::time::sleep(delay).await;
@@ -163,10 +211,47 @@ impl Notifier {
         }
         self.failed.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
-            request = %id, kind = channel.kind(), url = %redact_url(channel.url()), error = %last,
+            request = %request.id, kind = channel.kind(), to = %channel.shown(), error = %last,
             failed_total = self.failed.load(Ordering::Relaxed),
             "approvers could not be notified; the request waits in the inbox all the same"
         );
+        false
+    }
+
+    async fn attempt(&self, channel: &Channel, request: &HoldRequest, link: &str) -> Attempt {
+        let url = match channel {
+            Channel::SlackApp { channel } => {
+                return match self.slack.post(channel, request, link).await {
+                    Ok(()) => Attempt::Delivered,
+                    Err(e) if e.is_transient() => Attempt::Retry(e.to_string()),
+                    Err(e) => Attempt::GiveUp(e.to_string()),
+                }
+            }
+            Channel::Webhook { url, .. } | Channel::Slack { url } | Channel::Teams { url } => url,
+        };
+        let (body, headers) = message(channel, request, link);
+        let mut post = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            post = post.header(name, value);
+        }
+        match post.send().await {
+            // The status is all that is read; a receiver's body is not ours.
+            Ok(r) if r.status().is_success() => Attempt::Delivered,
+            Ok(r) => {
+                let status = r.status().as_u16();
+                if (400..500).contains(&status) && status != 408 && status != 429 {
+                    Attempt::GiveUp(format!("HTTP {status}"))
+                } else {
+                    Attempt::Retry(format!("HTTP {status}"))
+                }
+            }
+            // Without the URL: webhook paths carry their secret.
+            Err(e) => Attempt::Retry(e.without_url().to_string()),
+        }
     }
 }
 
@@ -211,32 +296,9 @@ pub fn message(channel: &Channel, r: &HoldRequest, link: &str) -> (Vec<u8>, Vec<
             }
             (body, headers)
         }
-        Channel::Slack { .. } => {
-            let facts = format!(
-                "*Request* {}\n*From* {} ({}) via {} at {}\n*Database* {} ({})\n*Classes* {}\n*Objects* {}\n*Expires* {}",
-                slack_escape(&r.id),
-                slack_escape(&r.requester),
-                r.requester_role,
-                slack_escape(r.application.as_deref().unwrap_or("?")),
-                slack_escape(&r.client),
-                slack_escape(&r.database),
-                r.protocol,
-                r.classes.join(", "),
-                slack_escape(&r.objects.join(", ")),
-                expires,
-            );
-            let body = serde_json::to_vec(&json!({
-                "text": format!("{summary}: {link}"),
-                "blocks": [
-                    {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(&summary)}},
-                    {"type": "section", "text": {"type": "mrkdwn", "text": format!("```{}```", slack_escape(&r.sql))}},
-                    {"type": "section", "text": {"type": "mrkdwn", "text": facts}},
-                    {"type": "actions", "elements": [
-                        {"type": "button", "text": {"type": "plain_text", "text": "Open request"}, "url": link}
-                    ]}
-                ]
-            }))
-            .expect("JSON serializes");
+        Channel::Slack { .. } | Channel::SlackApp { .. } => {
+            let body = serde_json::to_vec(&super::slack::message(r, link, false))
+                .expect("JSON serializes");
             (body, Vec::new())
         }
         Channel::Teams { .. } => {
@@ -281,92 +343,6 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     crate::hex::encode(&mac.finalize().into_bytes())
-}
-
-/// Slack mrkdwn treats `&`, `<` and `>` as markup.
-fn slack_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// POSTs `body` as JSON to an http or https URL; the response status.
-async fn post(
-    tls: &tokio_rustls::TlsConnector,
-    url: &str,
-    body: &[u8],
-    headers: &[(String, String)],
-) -> Result<u16, String> {
-    let (https, rest) = match url.split_once("://") {
-        Some(("https", rest)) => (true, rest),
-        Some(("http", rest)) => (false, rest),
-        _ => return Err("the URL must start with http:// or https://".into()),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-            h.trim_start_matches('[').trim_end_matches(']'),
-            p.parse::<u16>()
-                .map_err(|_| format!("invalid port in {authority}"))?,
-        ),
-        _ => (authority, if https { 443 } else { 80 }),
-    };
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: airlock/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        env!("CARGO_PKG_VERSION"),
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    let exchange = async {
-        let tcp = tokio::net::TcpStream::connect((host, port))
-            .await
-            .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
-        if https {
-            let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                .map_err(|e| format!("invalid host {host}: {e}"))?;
-            let stream = tls
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS with {authority}: {e}"))?;
-            exchange(stream, request.as_bytes(), body).await
-        } else {
-            exchange(tcp, request.as_bytes(), body).await
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| format!("{authority} did not answer within 10 s"))?
-}
-
-async fn exchange(
-    mut stream: impl AsyncRead + AsyncWrite + Unpin,
-    head: &[u8],
-    body: &[u8],
-) -> Result<u16, String> {
-    stream.write_all(head).await.map_err(|e| e.to_string())?;
-    stream.write_all(body).await.map_err(|e| e.to_string())?;
-    stream.flush().await.map_err(|e| e.to_string())?;
-    let mut response = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    // The status line is all that is read; a receiver's body is not ours.
-    while !response.windows(2).any(|w| w == b"\r\n") && response.len() < 8192 {
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        response.extend_from_slice(&chunk[..n]);
-    }
-    let line = String::from_utf8_lossy(&response);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| "the receiver's answer is not HTTP".to_string())
 }
 
 #[cfg(test)]

@@ -115,15 +115,15 @@ pub(super) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a
 }
 
 /// The logged-in identity and its session, or a redirect to the login page.
-fn signed_in<'a>(
-    inbox: &'a Inbox,
+fn signed_in(
+    inbox: &Inbox,
     headers: &HeaderMap,
-) -> Result<(Cow<'a, Identity>, WebSession, String), Redirect> {
+) -> Result<(Arc<Identity>, WebSession, String), Redirect> {
     let found = cookie_value(headers, COOKIE).and_then(|id| {
         let session = inbox.web.get(id)?;
         let identity = match &session.granted {
-            Some(granted) => Cow::Owned(Identity::clone(granted)),
-            None => Cow::Borrowed(inbox.identities.get(&session.identity)?),
+            Some(granted) => granted.clone(),
+            None => inbox.identities.get(&session.identity)?,
         };
         Some((identity, session, id.to_string()))
     });
@@ -234,7 +234,9 @@ pub async fn login(
             .into_response();
     }
     let identity = inbox.identities.get(&form.username);
-    let hash = identity.and_then(|i| i.inbox_password_hash.as_deref());
+    let hash = identity
+        .as_ref()
+        .and_then(|i| i.inbox_password_hash.as_deref());
     // Unknown names cost the same Argon2 work as known ones.
     let matches = inbox_password_matches(hash.unwrap_or_else(|| decoy_hash()), &form.password)
         && hash.is_some();
@@ -408,7 +410,7 @@ pub async fn pending(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
 </script>"#,
         rows = pending_rows(&requests),
     );
-    page("Pending requests", Some((identity, &session)), &body).into_response()
+    page("Pending requests", Some((&identity, &session)), &body).into_response()
 }
 
 pub async fn pending_fragment(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Response {
@@ -483,7 +485,7 @@ pub async fn history(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
     let body = format!(
         r#"<table id="history"><thead><tr><th>Request</th><th>Outcome</th><th>Requester</th><th class="wide">Statement</th><th>Decisions</th></tr></thead><tbody>{rows}</tbody></table>"#
     );
-    page("History", Some((identity, &session)), &body).into_response()
+    page("History", Some((&identity, &session)), &body).into_response()
 }
 
 /// What became of a request's statement, in one line: what it did if it
@@ -536,7 +538,7 @@ pub async fn request_page(
                 StatusCode::NOT_FOUND,
                 page(
                     "Not found",
-                    Some((identity, &session)),
+                    Some((&identity, &session)),
                     "<p>No such request.</p>",
                 ),
             )
@@ -554,8 +556,8 @@ pub async fn request_page(
     };
     page(
         &format!("Request {}", request.id),
-        Some((identity, &session)),
-        &request_body(&request, identity, &session, &flash),
+        Some((&identity, &session)),
+        &request_body(&request, &identity, &session, &flash),
     )
     .into_response()
 }
@@ -743,7 +745,7 @@ const NO_IMPLICIT_SUBMIT: &str =
     r#"<button type="submit" disabled hidden aria-hidden="true" tabindex="-1"></button>"#;
 
 /// Why `identity` cannot decide `r`, in a sentence; `None` when it can.
-fn why_not_decider(r: &HoldRequest, identity: &Identity) -> Option<String> {
+pub(super) fn why_not_decider(r: &HoldRequest, identity: &Identity) -> Option<String> {
     if r.state != State::Pending {
         return Some(format!(
             "This request is {}: there is nothing left to decide.",
@@ -842,7 +844,7 @@ pub async fn decide(
     if !constant_eq(&session.csrf, &form.csrf) {
         return (StatusCode::FORBIDDEN, "invalid CSRF token; reload the page").into_response();
     }
-    let flash = match cast(&inbox, identity, &id, &form.verdict, &form.reason).await {
+    let flash = match cast(&inbox, &identity, &id, &form.verdict, &form.reason).await {
         // Post, redirect, get: a reload does not send the decision again.
         Ok(()) => {
             return axum::response::Redirect::to(&format!(
@@ -856,15 +858,15 @@ pub async fn decide(
     match inbox.approvals.get(&id).await {
         Ok(Some(r)) => page(
             &format!("Request {}", r.id),
-            Some((identity, &session)),
-            &request_body(&r, identity, &session, &flash),
+            Some((&identity, &session)),
+            &request_body(&r, &identity, &session, &flash),
         )
         .into_response(),
         _ => (StatusCode::NOT_FOUND, "no such request").into_response(),
     }
 }
 
-async fn cast(
+pub(super) async fn cast(
     inbox: &Inbox,
     identity: &Identity,
     id: &str,
@@ -934,11 +936,11 @@ pub async fn batch(
         .map(|(_, v)| v)
         .collect();
     if get("confirm") != "yes" {
-        return batch_confirmation(&inbox, identity, &session, &ids, &verdict, &reason).await;
+        return batch_confirmation(&inbox, &identity, &session, &ids, &verdict, &reason).await;
     }
     let mut results = String::new();
     for id in ids {
-        let outcome = match cast(&inbox, identity, id, &verdict, &reason).await {
+        let outcome = match cast(&inbox, &identity, id, &verdict, &reason).await {
             Ok(()) => "recorded".to_string(),
             Err(why) => why,
         };
@@ -949,7 +951,7 @@ pub async fn batch(
     }
     page(
         "Batch decision",
-        Some((identity, &session)),
+        Some((&identity, &session)),
         &format!(r#"<ul id="batch-results">{results}</ul><p><a href="/">Back to pending</a></p>"#),
     )
     .into_response()
@@ -1065,10 +1067,10 @@ fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
 
 /// The signed-in identity when it may read the audit log (auditors and
 /// admins); otherwise the response that turns it away.
-fn auditor<'a>(
-    inbox: &'a Inbox,
+fn auditor(
+    inbox: &Inbox,
     headers: &HeaderMap,
-) -> Result<(Cow<'a, Identity>, WebSession), Box<Response>> {
+) -> Result<(Arc<Identity>, WebSession), Box<Response>> {
     let (identity, session, _) =
         signed_in(inbox, headers).map_err(|r| Box::new(r.into_response()))?;
     if !matches!(identity.role, Role::Auditor | Role::Admin) {
@@ -1685,7 +1687,12 @@ pub async fn replay(
     };
     let identity: &Identity = &identity;
     let Some(dir) = inbox.audit_dir.clone() else {
-        return page("Replay", Some((identity, &session)), "<p>No audit log.</p>").into_response();
+        return page(
+            "Replay",
+            Some((&identity, &session)),
+            "<p>No audit log.</p>",
+        )
+        .into_response();
     };
     let (number, request) = match replay_query(raw.as_deref()) {
         Ok(q) => q,
@@ -1756,7 +1763,7 @@ pub async fn replay(
             StatusCode::NOT_FOUND,
             page(
                 "Replay",
-                Some((identity, &session)),
+                Some((&identity, &session)),
                 "<p>No such session.</p>",
             ),
         )
@@ -1891,7 +1898,7 @@ pub async fn replay(
     }
     page(
         &format!("Session {id}"),
-        Some((identity, &session)),
+        Some((&identity, &session)),
         &format!(
             r#"<p class="{class}" id="chain">{}{}</p><p id="pages">{nav}</p>
 <p id="downloads">Download this session: <a id="download-csv" href="/sessions/{link}/transcript.csv">CSV</a> · <a id="download-jsonl" href="/sessions/{link}/transcript.jsonl">JSON lines, as written</a> · <a href="/sessions">all sessions</a></p>

@@ -213,7 +213,7 @@ pub async fn log_in(
             user,
         });
     }
-    let identity = settings.identities.get(&user).cloned();
+    let identity = settings.identities.get(&user).map(|i| Identity::clone(&i));
     let checked = authenticate(
         &mut packets,
         &scramble,

@@ -386,7 +386,7 @@ pub async fn authenticate(
     user: &str,
 ) -> Result<Identity, StartupError> {
     let found = identities.get(user);
-    let verifier = match found {
+    let verifier = match &found {
         Some(identity) => identity.verifier.clone(),
         None => identities.decoy_verifier(user),
     };
@@ -477,7 +477,7 @@ pub async fn authenticate(
     let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
     let identity = match found {
         Some(identity) if verifier.verify_proof(auth_message.as_bytes(), &proof) => {
-            identity.clone()
+            Identity::clone(&identity)
         }
         _ => return Err(failed()),
     };
