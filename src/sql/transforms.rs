@@ -19,7 +19,8 @@
 
 use sqlparser::ast::{
     BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArguments, ObjectName, Statement, TableFactor, Value, Visitor,
+    FunctionArguments, ObjectName, Select, SelectItem, SetExpr, Statement, TableAliasColumnDef,
+    TableFactor, Value, Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -163,19 +164,35 @@ impl Visitor for Finder {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &sqlparser::ast::Query) -> ControlFlow<()> {
-        if let sqlparser::ast::SetExpr::Select(select) = query.body.as_ref() {
-            for item in &select.projection {
-                if let sqlparser::ast::SelectItem::ExprWithAlias { expr, alias } = item {
-                    let mut reads = Reads::default();
-                    let _ = sqlparser::ast::Visit::visit(expr, &mut reads);
-                    self.aliases.push((alias.value.to_lowercase(), reads.0));
-                }
+        // Output names and what they read, by position over every branch
+        // of a UNION/INTERSECT/EXCEPT: the first branch names a column, any
+        // branch fills it (`SELECT 'a' AS x UNION SELECT email …` reads
+        // email under x).
+        for (name, reads) in outputs(&query.body) {
+            if let Some(name) = name {
+                self.aliases.push((name, reads));
+            }
+        }
+        // A CTE's column list renames its query's outputs by position:
+        // `WITH s(x) AS (SELECT email …)`.
+        if let Some(with) = &query.with {
+            for cte in &with.cte_tables {
+                self.rename(&cte.alias.columns, &cte.query.body);
             }
         }
         ControlFlow::Continue(())
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        // `FROM (SELECT email …) AS s(x)`: the column list renames too.
+        if let TableFactor::Derived {
+            subquery,
+            alias: Some(alias),
+            ..
+        } = factor
+        {
+            self.rename(&alias.columns, &subquery.body);
+        }
         if let TableFactor::Table { name, alias, .. } = factor {
             if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
                 self.tables.push(last.value.to_lowercase());
@@ -220,6 +237,71 @@ impl Visitor for Finder {
             self.depth = self.depth.saturating_sub(1);
         }
         ControlFlow::Continue(())
+    }
+}
+
+impl Finder {
+    /// Maps each name of a column list to what the query's output at the
+    /// same position reads.
+    fn rename(&mut self, columns: &[TableAliasColumnDef], body: &SetExpr) {
+        if columns.is_empty() {
+            return;
+        }
+        let outputs = outputs(body);
+        for (column, (_, reads)) in columns.iter().zip(outputs) {
+            self.aliases.push((column.name.value.to_lowercase(), reads));
+        }
+    }
+}
+
+/// The outputs of a query body by position: the name the first branch
+/// gives each (an alias, or the column it reads unchanged), and the columns
+/// every branch reads there. A `*` output stops the list: what follows it
+/// has no known position.
+fn outputs(body: &SetExpr) -> Vec<(Option<String>, Vec<String>)> {
+    let mut branches = Vec::new();
+    branches_of(body, &mut branches);
+    let mut out: Vec<(Option<String>, Vec<String>)> = Vec::new();
+    for (b, select) in branches.iter().enumerate() {
+        for (k, item) in select.projection.iter().enumerate() {
+            let (name, expr) = match item {
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    (Some(alias.value.to_lowercase()), expr)
+                }
+                SelectItem::UnnamedExpr(expr) => (column_name(expr), expr),
+                _ => break,
+            };
+            let mut reads = Reads::default();
+            let _ = sqlparser::ast::Visit::visit(expr, &mut reads);
+            if b == 0 {
+                out.push((name, reads.0));
+            } else if let Some(slot) = out.get_mut(k) {
+                slot.1.extend(reads.0);
+            }
+        }
+    }
+    out
+}
+
+fn branches_of<'a>(body: &'a SetExpr, out: &mut Vec<&'a Select>) {
+    match body {
+        SetExpr::Select(select) => out.push(select),
+        SetExpr::SetOperation { left, right, .. } => {
+            branches_of(left, out);
+            branches_of(right, out);
+        }
+        SetExpr::Query(query) => branches_of(&query.body, out),
+        _ => {}
+    }
+}
+
+/// The name a result gives an unaliased output that is a column.
+fn column_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(ident) => Some(ident.value.to_lowercase()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_lowercase()),
+        Expr::Nested(inner) => column_name(inner),
+        _ => None,
     }
 }
 
@@ -418,6 +500,42 @@ mod tests {
         assert_eq!(
             pg("WITH s AS (SELECT lower(email) AS y FROM users) SELECT md5(y) FROM s"),
             ["email", "y"]
+        );
+    }
+
+    #[test]
+    fn column_lists_and_set_operation_branches_name_their_sources() {
+        // A CTE's column list.
+        assert!(
+            pg("WITH s(x) AS (SELECT email FROM users) SELECT reverse(x) FROM s")
+                .contains(&"email".to_string())
+        );
+        assert!(
+            pg("WITH s(a, x) AS (SELECT id, u.email FROM users u) SELECT md5(x) FROM s")
+                .contains(&"email".to_string())
+        );
+        // A derived table's column list.
+        assert!(
+            pg("SELECT reverse(x) FROM (SELECT email FROM users) AS s(x)")
+                .contains(&"email".to_string())
+        );
+        // Any branch of a UNION fills the column the first branch names.
+        for sql in [
+            "SELECT reverse(x) FROM (SELECT 'a' AS x UNION SELECT email FROM users) s",
+            "SELECT reverse(x) FROM (SELECT email AS x FROM users UNION ALL SELECT 'a') s",
+            "WITH s(x) AS (SELECT 'a' UNION SELECT email FROM users) SELECT reverse(x) FROM s",
+            "SELECT reverse(x) FROM (SELECT 'a' AS x EXCEPT (SELECT email FROM users)) s",
+        ] {
+            assert!(pg(sql).contains(&"email".to_string()), "{sql}");
+        }
+        assert!(
+            my("SELECT HEX(x) FROM (SELECT 1 AS x UNION SELECT card FROM t) s")
+                .contains(&"card".to_string())
+        );
+        // Names at other positions are left alone.
+        assert!(
+            !pg("WITH s(x, y) AS (SELECT email, id FROM users) SELECT reverse(y) FROM s")
+                .contains(&"email".to_string())
         );
     }
 
