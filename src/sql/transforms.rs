@@ -148,6 +148,50 @@ pub fn transformed_columns(statements: &[Statement]) -> Vec<String> {
     columns
 }
 
+/// The outputs of the queries in `statements` whose name differs from the
+/// columns they read, each with those columns (through aliases, CTE and
+/// derived-table column lists and every set-operation branch), lower-cased
+/// and sorted: `SELECT email AS e` gives `e → [email]`.
+pub fn output_sources(statements: &[Statement]) -> Vec<(String, Vec<String>)> {
+    let mut finder = Finder::default();
+    for statement in statements {
+        let _ = sqlparser::ast::Visit::visit(statement, &mut finder);
+    }
+    let mut out = Vec::new();
+    for statement in statements {
+        let Statement::Query(query) = statement else {
+            continue;
+        };
+        for (name, reads) in outputs(&query.body) {
+            let Some(name) = name else {
+                continue;
+            };
+            let mut sources = reads;
+            let mut i = 0;
+            while i < sources.len() && sources.len() < 1_000 {
+                let current = sources[i].clone();
+                for (alias, more) in &finder.aliases {
+                    if *alias == current {
+                        for m in more {
+                            if !sources.contains(m) {
+                                sources.push(m.clone());
+                            }
+                        }
+                    }
+                }
+                i += 1;
+            }
+            sources.retain(|s| *s != name);
+            sources.sort();
+            sources.dedup();
+            if !sources.is_empty() {
+                out.push((name, sources));
+            }
+        }
+    }
+    out
+}
+
 #[derive(Default)]
 struct Finder {
     /// How many transforms enclose the expression being visited.
@@ -537,6 +581,26 @@ mod tests {
             !pg("WITH s(x, y) AS (SELECT email, id FROM users) SELECT reverse(y) FROM s")
                 .contains(&"email".to_string())
         );
+    }
+
+    #[test]
+    fn outputs_name_the_columns_they_read() {
+        let sources =
+            |sql: &str| output_sources(&Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap());
+        assert_eq!(
+            sources("SELECT id, email AS e FROM users"),
+            [("e".to_string(), vec!["email".to_string()])]
+        );
+        assert_eq!(
+            sources("WITH s(x) AS (SELECT u.email FROM users u) SELECT x AS y FROM s"),
+            [("y".to_string(), vec!["email".to_string(), "x".to_string()])]
+        );
+        assert_eq!(
+            sources("SELECT 'a' AS c UNION SELECT card FROM payments"),
+            [("c".to_string(), vec!["card".to_string()])]
+        );
+        assert!(sources("SELECT email, id FROM users").is_empty());
+        assert!(sources("UPDATE users SET email = 'x'").is_empty());
     }
 
     #[test]
