@@ -229,13 +229,55 @@ impl Visitor for Finder {
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
         // `FROM (SELECT email …) AS s(x)`: the column list renames too.
-        if let TableFactor::Derived {
-            subquery,
-            alias: Some(alias),
-            ..
-        } = factor
-        {
-            self.rename(&alias.columns, &subquery.body);
+        match factor {
+            TableFactor::Derived {
+                subquery,
+                alias: Some(alias),
+                ..
+            } => self.rename(&alias.columns, &subquery.body),
+            // `people AS p(i, n, e)` renames the table's columns by
+            // position, which the statement does not show: each name may be
+            // any column.
+            TableFactor::Table {
+                alias: Some(alias),
+                args: None,
+                ..
+            } => {
+                for column in &alias.columns {
+                    self.aliases.push((
+                        column.name.value.to_lowercase(),
+                        vec![EVERY_COLUMN.to_string()],
+                    ));
+                }
+            }
+            // A set-returning function (`unnest(ARRAY[email]) AS u(x)`,
+            // `LATERAL f(email)`): each output name, and the alias itself
+            // used as a value, may be any column its arguments read.
+            TableFactor::Table {
+                alias: Some(alias), ..
+            }
+            | TableFactor::Function {
+                alias: Some(alias), ..
+            }
+            | TableFactor::TableFunction {
+                alias: Some(alias), ..
+            }
+            | TableFactor::UNNEST {
+                alias: Some(alias), ..
+            } => {
+                let mut reads = Reads::default();
+                let _ = sqlparser::ast::Visit::visit(factor, &mut reads);
+                for name in alias
+                    .columns
+                    .iter()
+                    .map(|c| &c.name)
+                    .chain(std::iter::once(&alias.name))
+                {
+                    self.aliases
+                        .push((name.value.to_lowercase(), reads.0.clone()));
+                }
+            }
+            _ => {}
         }
         if let TableFactor::Table { name, alias, .. } = factor {
             if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
@@ -306,6 +348,39 @@ fn outputs(body: &SetExpr) -> Vec<(Option<String>, Vec<String>)> {
     let mut branches = Vec::new();
     branches_of(body, &mut branches);
     let mut out: Vec<(Option<String>, Vec<String>)> = Vec::new();
+    // `(VALUES (email), …) AS v(x)`: each row fills its position.
+    let mut values = Vec::new();
+    values_of(body, &mut values);
+    for v in values {
+        for row in &v.rows {
+            for (k, expr) in row.content.iter().enumerate() {
+                let mut reads = Reads::default();
+                let _ = sqlparser::ast::Visit::visit(expr, &mut reads);
+                if out.len() <= k {
+                    out.resize(k + 1, (None, Vec::new()));
+                }
+                out[k].1.extend(reads.0);
+            }
+        }
+    }
+    if !out.is_empty() {
+        // A VALUES branch first names no output; a SELECT branch after it
+        // still fills the positions.
+        for select in &branches {
+            for (k, item) in select.projection.iter().enumerate() {
+                let expr = match item {
+                    SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) => expr,
+                    _ => break,
+                };
+                let mut reads = Reads::default();
+                let _ = sqlparser::ast::Visit::visit(expr, &mut reads);
+                if let Some(slot) = out.get_mut(k) {
+                    slot.1.extend(reads.0);
+                }
+            }
+        }
+        return out;
+    }
     for (b, select) in branches.iter().enumerate() {
         for (k, item) in select.projection.iter().enumerate() {
             let (name, expr) = match item {
@@ -330,11 +405,24 @@ fn outputs(body: &SetExpr) -> Vec<(Option<String>, Vec<String>)> {
 fn branches_of<'a>(body: &'a SetExpr, out: &mut Vec<&'a Select>) {
     match body {
         SetExpr::Select(select) => out.push(select),
+        // VALUES rows are handled by `outputs`.
         SetExpr::SetOperation { left, right, .. } => {
             branches_of(left, out);
             branches_of(right, out);
         }
         SetExpr::Query(query) => branches_of(&query.body, out),
+        _ => {}
+    }
+}
+
+fn values_of<'a>(body: &'a SetExpr, out: &mut Vec<&'a sqlparser::ast::Values>) {
+    match body {
+        SetExpr::Values(v) => out.push(v),
+        SetExpr::SetOperation { left, right, .. } => {
+            values_of(left, out);
+            values_of(right, out);
+        }
+        SetExpr::Query(query) => values_of(&query.body, out),
         _ => {}
     }
 }
@@ -576,6 +664,17 @@ mod tests {
             my("SELECT HEX(x) FROM (SELECT 1 AS x UNION SELECT card FROM t) s")
                 .contains(&"card".to_string())
         );
+        // VALUES rows, set-returning functions and renamed tables.
+        for sql in [
+            "SELECT reverse(x) FROM people p, LATERAL (VALUES (p.email)) AS v(x)",
+            "SELECT reverse(x) FROM people, unnest(ARRAY[email]) AS u(x)",
+            "SELECT reverse(u::text) FROM people, unnest(ARRAY[email]) u",
+            "SELECT md5(x) FROM people, LATERAL regexp_split_to_table(email, '@') AS r(x)",
+        ] {
+            assert!(pg(sql).contains(&"email".to_string()), "{sql}: {:?}", pg(sql));
+        }
+        assert!(pg("SELECT reverse(e) FROM people AS p(i, n, e)")
+            .contains(&EVERY_COLUMN.to_string()));
         // Names at other positions are left alone.
         assert!(
             !pg("WITH s(x, y) AS (SELECT email, id FROM users) SELECT reverse(y) FROM s")
