@@ -718,6 +718,7 @@ fn mask_mysql_text_row(c: &mut Criterion) {
         .iter()
         .map(|(name, column_type, charset)| MysqlColumn {
             name: (*name).into(),
+            org_name: (*name).into(),
             column_type: *column_type,
             charset: *charset,
             flags: 0,

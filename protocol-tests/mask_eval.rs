@@ -119,9 +119,10 @@ const MIN_RECALL_PERSON: f64 = 0.85;
 const MIN_RECALL_PERSON_HELD_OUT: f64 = 0.70;
 const MAX_PERSON_NEGATIVE_RATE: f64 = 0.01;
 /// The person_* families are lists chosen to look like names (Aston
-/// Martin, Jasmine Rice, Dr Pepper, a town called Marion): the 1 % target
-/// is missed there, and this gate only keeps the rate from growing.
-const MAX_PERSON_NEGATIVE_RATE_NAME_SHAPED: f64 = 0.05;
+/// Martin, Jasmine Rice, Dr Pepper, a town called Marion): held to the
+/// same 1 %. (The phrase gazetteer lists some of those brands by hand, see
+/// `src/mask/scan/person/README.md`: the figure there is not independent.)
+const MAX_PERSON_NEGATIVE_RATE_NAME_SHAPED: f64 = 0.01;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -211,6 +212,17 @@ struct NegativeStats {
 }
 
 #[derive(Default)]
+struct PersonGroup {
+    labels: usize,
+    recalled: usize,
+    tp: usize,
+    fp: usize,
+    /// Hard-negative cells, and those with a person finding.
+    negatives: usize,
+    negatives_hit: usize,
+}
+
+#[derive(Default)]
 struct Report {
     /// The corpus file, for the title.
     corpus: &'static str,
@@ -226,6 +238,9 @@ struct Report {
     negatives: BTreeMap<String, NegativeStats>,
     /// person labels by (form, held out): (labels, recalled).
     person_forms: BTreeMap<(String, bool), (usize, usize)>,
+    /// The person detector by locale and by shape (`bare`, `text`,
+    /// `json`): precision, recall and hard-negative rate in each.
+    person_groups: BTreeMap<String, PersonGroup>,
     /// Broken contracts: scan_json errors, panics, unsorted or overlapping
     /// findings, offsets outside the text.
     errors: Vec<String>,
@@ -464,6 +479,30 @@ impl Report {
             }
         }
 
+        for key in [
+            format!("locale {}", cell.locale),
+            format!("shape {}", cell.shape),
+        ] {
+            let g = self.person_groups.entry(key).or_default();
+            for f in found.iter().filter(|f| f.kind.name() == "person") {
+                let hit = cell
+                    .labels
+                    .iter()
+                    .any(|l| l.kind == "person" && overlaps(f.start, f.end, l.start, l.end));
+                g.tp += usize::from(hit);
+                g.fp += usize::from(!hit);
+            }
+            for l in cell.labels.iter().filter(|l| l.kind == "person") {
+                g.labels += 1;
+                g.recalled += usize::from(found.iter().any(|f| {
+                    f.kind.name() == "person" && overlaps(f.start, f.end, l.start, l.end)
+                }));
+            }
+            if cell.negative.is_some() {
+                g.negatives += 1;
+                g.negatives_hit += usize::from(found.iter().any(|f| f.kind.name() == "person"));
+            }
+        }
         self.shapes
             .entry(cell.shape.clone())
             .or_default()
@@ -537,6 +576,30 @@ impl Report {
             }
         }
 
+        if self.person_groups.values().any(|g| g.labels > 0) {
+            let _ = writeln!(
+                out,
+                "\n### person by locale and shape (precision, recall, hard-negative cells with a person finding)\n"
+            );
+            let _ = writeln!(
+                out,
+                "| group | labels | precision | recall | false positives | hard negatives | with person | rate |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+            for (key, g) in &self.person_groups {
+                let _ = writeln!(
+                    out,
+                    "| {key} | {} | {} | {} | {} | {} | {} | {} |",
+                    g.labels,
+                    pct(ratio(g.tp, g.tp + g.fp)),
+                    pct(ratio(g.recalled, g.labels)),
+                    g.fp,
+                    g.negatives,
+                    g.negatives_hit,
+                    pct(ratio(g.negatives_hit, g.negatives)),
+                );
+            }
+        }
         let _ = writeln!(out, "\n### person recall by form (in lexicon / held out)\n");
         let _ = writeln!(
             out,

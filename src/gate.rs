@@ -716,6 +716,9 @@ impl Gate {
             Ok(text) => resolve_executes(self.cache.classify(text, dialect), statements),
             Err(_) => Arc::new(not_utf8(sql)),
         };
+        for statement in &classification.statements {
+            self.masked_columns.note_outputs(&statement.outputs);
+        }
         let policy = self.policy();
         // Not the policy's to allow: see sql::encoding and sql::local_infile.
         let refused = crate::sql::encoding::encoding_change(sql, dialect)
@@ -930,6 +933,7 @@ fn not_utf8(sql: &[u8]) -> Classification {
             prepares: None,
             executes: None,
             transformed: Vec::new(),
+            outputs: Vec::new(),
         }],
     }
 }

@@ -8,11 +8,17 @@
 //!
 //! Columns are known by the name the result gave them, lower-cased, across
 //! every database the gateway serves: a name flagged in one database counts
-//! in all of them, which can only hold more, never less. Learning costs a
+//! in all of them, which can only hold more, never less. A result label is
+//! not always the column's name (`SELECT email AS e`), so the column it
+//! comes from is learned too: from the protocol where it says so (MySQL's
+//! original column name), and from the statements the gateway classified
+//! (an output name and the columns it reads, [`MaskedColumns::note_outputs`]).
+//! Those notes are shared by all sessions: a label that two statements give
+//! to different columns flags both, which again can only hold more. Learning costs a
 //! read lock and a set lookup per masked column per result; only a name seen
 //! for the first time takes the write lock and is appended to the file.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -23,11 +29,16 @@ use super::MaskStats;
 /// Beyond this many names the set stops growing (and says so once): a
 /// result with a column per row value cannot grow it without bound.
 const MAX_COLUMNS: usize = 100_000;
+/// Output names whose source columns are remembered; beyond this the notes
+/// are cleared and start again (a label seen again is noted again).
+const MAX_OUTPUTS: usize = 10_000;
 
 /// The learned column names; see the module docs.
 #[derive(Default)]
 pub struct MaskedColumns {
     names: RwLock<HashSet<String>>,
+    /// Output name → the columns statements read under it.
+    outputs: RwLock<HashMap<String, Vec<String>>>,
     /// Where new names are appended (one JSON string per line); `None`
     /// keeps them in memory only.
     file: Option<Mutex<File>>,
@@ -58,8 +69,29 @@ impl MaskedColumns {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(Self {
             names: RwLock::new(names),
+            outputs: RwLock::default(),
             file: Some(Mutex::new(file)),
         })
+    }
+
+    /// Remembers which columns a classified statement reads under each of
+    /// its output names (see [`crate::sql::Statement::outputs`]).
+    pub fn note_outputs(&self, outputs: &[(String, Vec<String>)]) {
+        if outputs.is_empty() {
+            return;
+        }
+        let mut map = self.outputs.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() + outputs.len() > MAX_OUTPUTS {
+            map.clear();
+        }
+        for (name, sources) in outputs {
+            let known = map.entry(name.clone()).or_default();
+            for s in sources {
+                if !known.contains(s) && known.len() < 64 {
+                    known.push(s.clone());
+                }
+            }
+        }
     }
 
     /// Adds the columns `stats` found values in.
@@ -69,11 +101,19 @@ impl MaskedColumns {
         }
         let new: Vec<String> = {
             let known = self.read();
-            stats
-                .columns
-                .iter()
-                .map(|(name, _)| name.to_lowercase())
-                .filter(|name| !known.contains(name))
+            let outputs = self.outputs.read().unwrap_or_else(|e| e.into_inner());
+            let mut seen = HashSet::new();
+            let labels = stats.columns.iter().map(|(name, _)| name.to_lowercase());
+            let mut all: Vec<String> = Vec::new();
+            for label in labels {
+                if let Some(sources) = outputs.get(&label) {
+                    all.extend(sources.iter().cloned());
+                }
+                all.push(label);
+            }
+            all.extend(stats.originals.iter().map(|n| n.to_lowercase()));
+            all.into_iter()
+                .filter(|name| !known.contains(name) && seen.insert(name.clone()))
                 .collect()
         };
         if new.is_empty() {
@@ -118,6 +158,7 @@ mod tests {
                 .iter()
                 .map(|n| (n.to_string(), vec![(Kind::Email, 1)]))
                 .collect(),
+            ..MaskStats::default()
         }
     }
 
@@ -134,6 +175,21 @@ mod tests {
         let names = again.read();
         assert_eq!(names.len(), 3);
         assert!(names.contains("card") && names.contains("line\nbreak"));
+    }
+
+    #[test]
+    fn the_columns_behind_a_label_are_learned_with_it() {
+        let set = MaskedColumns::in_memory();
+        set.note_outputs(&[("e".into(), vec!["email".into()])]);
+        set.learn(&stats(&["E"]));
+        let mut original = stats(&["c"]);
+        original.originals.push("Card".into());
+        set.learn(&original);
+        let names = set.read();
+        for name in ["e", "email", "c", "card"] {
+            assert!(names.contains(name), "{name}");
+        }
+        assert_eq!(names.len(), 4);
     }
 
     #[test]

@@ -225,18 +225,32 @@ impl Masker {
                 }));
             }
         }
-        if findings.len() == before {
-            return;
+        if findings.len() != before {
+            merge_overlaps(findings);
         }
-        findings.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
-        let mut merged: Vec<Finding> = Vec::with_capacity(findings.len());
-        for f in findings.drain(..) {
-            match merged.last_mut() {
-                Some(last) if f.start < last.end => last.end = last.end.max(f.end),
-                _ => merged.push(f),
-            }
+    }
+
+    /// [`Masker::scan_with_json`] on a text the server wrote (an error or
+    /// notice message, a plan), and each value it quotes scanned again as
+    /// a cell of its own: `invalid input syntax for type integer: "Pietra
+    /// Leão"`, `Duplicate entry 'Mai Hayashi'`, `Key (name)=(Jane Smith)`.
+    /// Detectors that weigh context (a name alone in its cell) judge the
+    /// quoted value as they judged it in the statement and the row, so what
+    /// is masked there is masked in the message.
+    fn scan_message(&self, text: &[u8], findings: &mut Vec<Finding>, leaf: &mut Vec<Finding>) {
+        self.scan_with_json(text, findings, leaf, true);
+        let before = findings.len();
+        for range in quoted_values(text) {
+            self.scanner.scan(&text[range.clone()], leaf);
+            findings.extend(leaf.iter().map(|f| Finding {
+                start: f.start + range.start,
+                end: f.end + range.start,
+                ..*f
+            }));
         }
-        *findings = merged;
+        if findings.len() != before {
+            merge_overlaps(findings);
+        }
     }
 
     /// Masks free text: each detected span is replaced, the rest kept.
@@ -315,7 +329,7 @@ impl Masker {
     /// replacement. A row cannot hold a NULL in place of a value, so the
     /// `null` strategy redacts here.
     pub fn mask_delimited(&self, text: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
-        self.scan_with_json(text, &mut scratch.findings, &mut scratch.leaf, false);
+        self.scan_message(text, &mut scratch.findings, &mut scratch.leaf);
         if scratch.findings.is_empty() {
             return Masked::Unchanged;
         }
@@ -649,7 +663,7 @@ impl Masker {
     /// structure visible.
     pub fn mask_sql_literals(&self, sql: &str) -> String {
         let mut findings = Vec::new();
-        self.scan_with_json(sql.as_bytes(), &mut findings, &mut Vec::new(), true);
+        self.scan_message(sql.as_bytes(), &mut findings, &mut Vec::new());
         if findings.is_empty() {
             return sql.to_string();
         }
@@ -668,6 +682,51 @@ impl Masker {
         out.push_str(&sql[at..]);
         out
     }
+}
+
+/// Sorts `findings` by position and merges those that overlap into one
+/// span (the first's kind), so that no part of either is left out.
+fn merge_overlaps(findings: &mut Vec<Finding>) {
+    findings.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+    let mut merged: Vec<Finding> = Vec::with_capacity(findings.len());
+    for f in findings.drain(..) {
+        match merged.last_mut() {
+            Some(last) if f.start < last.end => last.end = last.end.max(f.end),
+            _ => merged.push(f),
+        }
+    }
+    *findings = merged;
+}
+
+/// The values a server message quotes: between a pair of double quotes,
+/// a pair of single quotes, or `=(` and `)` (a key's values in a
+/// PostgreSQL detail). Quotes are paired in order, each kind on its own;
+/// a stray apostrophe pairs wrongly and costs a scan of some extra text,
+/// never a value left out of the message's own scan.
+fn quoted_values(text: &[u8]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    for quote in [b'"', b'\''] {
+        let mut open = None;
+        for i in memchr::memchr_iter(quote, text) {
+            match open.take() {
+                None => open = Some(i + 1),
+                Some(start) if i > start => out.push(start..i),
+                Some(_) => {}
+            }
+        }
+    }
+    let mut from = 0;
+    while let Some(p) = memchr::memmem::find(&text[from..], b"=(") {
+        let start = from + p + 2;
+        let Some(len) = memchr::memchr(b')', &text[start..]) else {
+            break;
+        };
+        if len > 0 {
+            out.push(start..start + len);
+        }
+        from = start + len;
+    }
+    out
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

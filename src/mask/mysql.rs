@@ -87,6 +87,9 @@ pub const BINARY_CHARSET: u16 = 63;
 pub struct MysqlColumn {
     /// The column's name as the client sees it (its alias).
     pub name: String,
+    /// The table column it comes from (`org_name`), empty for an
+    /// expression: `SELECT email AS e` masks under `e` and flags `email`.
+    pub org_name: String,
     pub column_type: u8,
     /// The collation id the values are encoded in.
     pub charset: u16,
@@ -101,6 +104,7 @@ impl MysqlColumn {
     pub fn unknown(name: impl Into<String>) -> MysqlColumn {
         MysqlColumn {
             name: name.into(),
+            org_name: String::new(),
             column_type: types::INVALID,
             charset: BINARY_CHARSET,
             flags: 0,
@@ -134,12 +138,14 @@ pub fn parse_column_definition_with(
     extended_metadata: bool,
 ) -> Option<MysqlColumn> {
     let mut at = 0;
-    let mut name = &[][..];
+    let (mut name, mut org_name) = (&[][..], &[][..]);
     let strings = if extended_metadata { 7 } else { 6 };
     for i in 0..strings {
         let range = lenenc_str(payload, &mut at)?;
-        if i == 4 {
-            name = &payload[range];
+        match i {
+            4 => name = &payload[range],
+            5 => org_name = &payload[range],
+            _ => {}
         }
     }
     if lenenc_int(payload, &mut at)? != 0x0c {
@@ -148,6 +154,7 @@ pub fn parse_column_definition_with(
     let fixed = payload.get(at..at.checked_add(12)?)?;
     Some(MysqlColumn {
         name: String::from_utf8_lossy(name).into_owned(),
+        org_name: String::from_utf8_lossy(org_name).into_owned(),
         charset: u16::from_le_bytes([fixed[0], fixed[1]]),
         column_type: fixed[6],
         flags: u16::from_le_bytes([fixed[7], fixed[8]]),
@@ -304,6 +311,12 @@ impl MysqlRowMasker {
     pub fn take_stats(&mut self) -> MaskStats {
         let mut stats = MaskStats::default();
         let columns = &self.columns;
+        // The original name of each masked column whose label differs.
+        for (c, tally) in columns.iter().zip(&self.tallies) {
+            if !tally.is_empty() && !c.org_name.is_empty() && c.org_name != c.name {
+                stats.originals.push(c.org_name.clone());
+            }
+        }
         stats.take_columns(&mut self.tallies, |i| {
             columns.get(i).map(|c| c.name.as_str())
         });

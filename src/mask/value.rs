@@ -37,6 +37,9 @@ impl RowOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MaskStats {
     pub columns: Vec<(String, Vec<(Kind, u32)>)>,
+    /// The original names of masked columns whose label differs, where the
+    /// protocol says (MySQL's `org_name`): learned, not shown.
+    pub originals: Vec<String>,
 }
 
 impl MaskStats {

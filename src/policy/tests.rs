@@ -17,6 +17,7 @@ fn stmt(classes: &[StatementClass], objects: &[&str], functions: &[&str]) -> Sta
         prepares: None,
         executes: None,
         transformed: Vec::new(),
+        outputs: Vec::new(),
     }
 }
 

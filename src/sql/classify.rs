@@ -49,6 +49,7 @@ fn classify_nested(
                     prepares: None,
                     executes: None,
                     transformed: Vec::new(),
+                    outputs: Vec::new(),
                 }],
             }
         }
@@ -184,6 +185,7 @@ fn classify_statement(
             prepares: None,
             executes: None,
             transformed: Vec::new(),
+            outputs: Vec::new(),
         },
     };
     let parsed_inner = leading_keywords(&mut b, prepared);
@@ -1357,6 +1359,7 @@ fn from_ast(b: &mut Builder) {
     });
     b.out.objects.extend(objects);
     b.out.transformed = super::transforms::transformed_columns(&statements);
+    b.out.outputs = super::transforms::output_sources(&statements);
     // Every call — in expressions and in FROM — must be known harmless for
     // the statement to stay a read.
     for call in functions::ast_calls(&statements) {

@@ -196,6 +196,10 @@ pub struct Statement {
     /// Columns the statement reads through a reversible transform
     /// (`reverse(email)`, `card + 1`; see [`transforms`]).
     pub transformed: Vec<String>,
+    /// The statement's output names that differ from the columns they read
+    /// (`email AS e`, a CTE's column list, a UNION branch), each with those
+    /// columns: masking a value under `e` flags `email` too.
+    pub outputs: Vec<(String, Vec<String>)>,
 }
 
 /// A whole query, split into statements.

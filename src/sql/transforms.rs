@@ -19,7 +19,8 @@
 
 use sqlparser::ast::{
     BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArguments, ObjectName, Statement, TableFactor, Value, Visitor,
+    FunctionArguments, ObjectName, Select, SelectItem, SetExpr, Statement, TableAliasColumnDef,
+    TableFactor, Value, Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -147,6 +148,50 @@ pub fn transformed_columns(statements: &[Statement]) -> Vec<String> {
     columns
 }
 
+/// The outputs of the queries in `statements` whose name differs from the
+/// columns they read, each with those columns (through aliases, CTE and
+/// derived-table column lists and every set-operation branch), lower-cased
+/// and sorted: `SELECT email AS e` gives `e → [email]`.
+pub fn output_sources(statements: &[Statement]) -> Vec<(String, Vec<String>)> {
+    let mut finder = Finder::default();
+    for statement in statements {
+        let _ = sqlparser::ast::Visit::visit(statement, &mut finder);
+    }
+    let mut out = Vec::new();
+    for statement in statements {
+        let Statement::Query(query) = statement else {
+            continue;
+        };
+        for (name, reads) in outputs(&query.body) {
+            let Some(name) = name else {
+                continue;
+            };
+            let mut sources = reads;
+            let mut i = 0;
+            while i < sources.len() && sources.len() < 1_000 {
+                let current = sources[i].clone();
+                for (alias, more) in &finder.aliases {
+                    if *alias == current {
+                        for m in more {
+                            if !sources.contains(m) {
+                                sources.push(m.clone());
+                            }
+                        }
+                    }
+                }
+                i += 1;
+            }
+            sources.retain(|s| *s != name);
+            sources.sort();
+            sources.dedup();
+            if !sources.is_empty() {
+                out.push((name, sources));
+            }
+        }
+    }
+    out
+}
+
 #[derive(Default)]
 struct Finder {
     /// How many transforms enclose the expression being visited.
@@ -163,19 +208,77 @@ impl Visitor for Finder {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &sqlparser::ast::Query) -> ControlFlow<()> {
-        if let sqlparser::ast::SetExpr::Select(select) = query.body.as_ref() {
-            for item in &select.projection {
-                if let sqlparser::ast::SelectItem::ExprWithAlias { expr, alias } = item {
-                    let mut reads = Reads::default();
-                    let _ = sqlparser::ast::Visit::visit(expr, &mut reads);
-                    self.aliases.push((alias.value.to_lowercase(), reads.0));
-                }
+        // Output names and what they read, by position over every branch
+        // of a UNION/INTERSECT/EXCEPT: the first branch names a column, any
+        // branch fills it (`SELECT 'a' AS x UNION SELECT email …` reads
+        // email under x).
+        for (name, reads) in outputs(&query.body) {
+            if let Some(name) = name {
+                self.aliases.push((name, reads));
+            }
+        }
+        // A CTE's column list renames its query's outputs by position:
+        // `WITH s(x) AS (SELECT email …)`.
+        if let Some(with) = &query.with {
+            for cte in &with.cte_tables {
+                self.rename(&cte.alias.columns, &cte.query.body);
             }
         }
         ControlFlow::Continue(())
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        // `FROM (SELECT email …) AS s(x)`: the column list renames too.
+        match factor {
+            TableFactor::Derived {
+                subquery,
+                alias: Some(alias),
+                ..
+            } => self.rename(&alias.columns, &subquery.body),
+            // `people AS p(i, n, e)` renames the table's columns by
+            // position, which the statement does not show: each name may be
+            // any column.
+            TableFactor::Table {
+                alias: Some(alias),
+                args: None,
+                ..
+            } => {
+                for column in &alias.columns {
+                    self.aliases.push((
+                        column.name.value.to_lowercase(),
+                        vec![EVERY_COLUMN.to_string()],
+                    ));
+                }
+            }
+            // A set-returning function (`unnest(ARRAY[email]) AS u(x)`,
+            // `LATERAL f(email)`): each output name, and the alias itself
+            // used as a value, may be any column its arguments read.
+            TableFactor::Table {
+                alias: Some(alias), ..
+            }
+            | TableFactor::Function {
+                alias: Some(alias), ..
+            }
+            | TableFactor::TableFunction {
+                alias: Some(alias), ..
+            }
+            | TableFactor::UNNEST {
+                alias: Some(alias), ..
+            } => {
+                let mut reads = Reads::default();
+                let _ = sqlparser::ast::Visit::visit(factor, &mut reads);
+                for name in alias
+                    .columns
+                    .iter()
+                    .map(|c| &c.name)
+                    .chain(std::iter::once(&alias.name))
+                {
+                    self.aliases
+                        .push((name.value.to_lowercase(), reads.0.clone()));
+                }
+            }
+            _ => {}
+        }
         if let TableFactor::Table { name, alias, .. } = factor {
             if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
                 self.tables.push(last.value.to_lowercase());
@@ -220,6 +323,117 @@ impl Visitor for Finder {
             self.depth = self.depth.saturating_sub(1);
         }
         ControlFlow::Continue(())
+    }
+}
+
+impl Finder {
+    /// Maps each name of a column list to what the query's output at the
+    /// same position reads.
+    fn rename(&mut self, columns: &[TableAliasColumnDef], body: &SetExpr) {
+        if columns.is_empty() {
+            return;
+        }
+        let outputs = outputs(body);
+        for (column, (_, reads)) in columns.iter().zip(outputs) {
+            self.aliases.push((column.name.value.to_lowercase(), reads));
+        }
+    }
+}
+
+/// The outputs of a query body by position: the name the first branch
+/// gives each (an alias, or the column it reads unchanged), and the columns
+/// every branch reads there. A `*` output stops the list: what follows it
+/// has no known position.
+fn outputs(body: &SetExpr) -> Vec<(Option<String>, Vec<String>)> {
+    let mut branches = Vec::new();
+    branches_of(body, &mut branches);
+    let mut out: Vec<(Option<String>, Vec<String>)> = Vec::new();
+    // `(VALUES (email), …) AS v(x)`: each row fills its position.
+    let mut values = Vec::new();
+    values_of(body, &mut values);
+    for v in values {
+        for row in &v.rows {
+            for (k, expr) in row.content.iter().enumerate() {
+                let mut reads = Reads::default();
+                let _ = sqlparser::ast::Visit::visit(expr, &mut reads);
+                if out.len() <= k {
+                    out.resize(k + 1, (None, Vec::new()));
+                }
+                out[k].1.extend(reads.0);
+            }
+        }
+    }
+    if !out.is_empty() {
+        // A VALUES branch first names no output; a SELECT branch after it
+        // still fills the positions.
+        for select in &branches {
+            for (k, item) in select.projection.iter().enumerate() {
+                let expr = match item {
+                    SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) => expr,
+                    _ => break,
+                };
+                let mut reads = Reads::default();
+                let _ = sqlparser::ast::Visit::visit(expr, &mut reads);
+                if let Some(slot) = out.get_mut(k) {
+                    slot.1.extend(reads.0);
+                }
+            }
+        }
+        return out;
+    }
+    for (b, select) in branches.iter().enumerate() {
+        for (k, item) in select.projection.iter().enumerate() {
+            let (name, expr) = match item {
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    (Some(alias.value.to_lowercase()), expr)
+                }
+                SelectItem::UnnamedExpr(expr) => (column_name(expr), expr),
+                _ => break,
+            };
+            let mut reads = Reads::default();
+            let _ = sqlparser::ast::Visit::visit(expr, &mut reads);
+            if b == 0 {
+                out.push((name, reads.0));
+            } else if let Some(slot) = out.get_mut(k) {
+                slot.1.extend(reads.0);
+            }
+        }
+    }
+    out
+}
+
+fn branches_of<'a>(body: &'a SetExpr, out: &mut Vec<&'a Select>) {
+    match body {
+        SetExpr::Select(select) => out.push(select),
+        // VALUES rows are handled by `outputs`.
+        SetExpr::SetOperation { left, right, .. } => {
+            branches_of(left, out);
+            branches_of(right, out);
+        }
+        SetExpr::Query(query) => branches_of(&query.body, out),
+        _ => {}
+    }
+}
+
+fn values_of<'a>(body: &'a SetExpr, out: &mut Vec<&'a sqlparser::ast::Values>) {
+    match body {
+        SetExpr::Values(v) => out.push(v),
+        SetExpr::SetOperation { left, right, .. } => {
+            values_of(left, out);
+            values_of(right, out);
+        }
+        SetExpr::Query(query) => values_of(&query.body, out),
+        _ => {}
+    }
+}
+
+/// The name a result gives an unaliased output that is a column.
+fn column_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(ident) => Some(ident.value.to_lowercase()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_lowercase()),
+        Expr::Nested(inner) => column_name(inner),
+        _ => None,
     }
 }
 
@@ -419,6 +633,73 @@ mod tests {
             pg("WITH s AS (SELECT lower(email) AS y FROM users) SELECT md5(y) FROM s"),
             ["email", "y"]
         );
+    }
+
+    #[test]
+    fn column_lists_and_set_operation_branches_name_their_sources() {
+        // A CTE's column list.
+        assert!(
+            pg("WITH s(x) AS (SELECT email FROM users) SELECT reverse(x) FROM s")
+                .contains(&"email".to_string())
+        );
+        assert!(
+            pg("WITH s(a, x) AS (SELECT id, u.email FROM users u) SELECT md5(x) FROM s")
+                .contains(&"email".to_string())
+        );
+        // A derived table's column list.
+        assert!(
+            pg("SELECT reverse(x) FROM (SELECT email FROM users) AS s(x)")
+                .contains(&"email".to_string())
+        );
+        // Any branch of a UNION fills the column the first branch names.
+        for sql in [
+            "SELECT reverse(x) FROM (SELECT 'a' AS x UNION SELECT email FROM users) s",
+            "SELECT reverse(x) FROM (SELECT email AS x FROM users UNION ALL SELECT 'a') s",
+            "WITH s(x) AS (SELECT 'a' UNION SELECT email FROM users) SELECT reverse(x) FROM s",
+            "SELECT reverse(x) FROM (SELECT 'a' AS x EXCEPT (SELECT email FROM users)) s",
+        ] {
+            assert!(pg(sql).contains(&"email".to_string()), "{sql}");
+        }
+        assert!(
+            my("SELECT HEX(x) FROM (SELECT 1 AS x UNION SELECT card FROM t) s")
+                .contains(&"card".to_string())
+        );
+        // VALUES rows, set-returning functions and renamed tables.
+        for sql in [
+            "SELECT reverse(x) FROM people p, LATERAL (VALUES (p.email)) AS v(x)",
+            "SELECT reverse(x) FROM people, unnest(ARRAY[email]) AS u(x)",
+            "SELECT reverse(u::text) FROM people, unnest(ARRAY[email]) u",
+            "SELECT md5(x) FROM people, LATERAL regexp_split_to_table(email, '@') AS r(x)",
+        ] {
+            assert!(pg(sql).contains(&"email".to_string()), "{sql}: {:?}", pg(sql));
+        }
+        assert!(pg("SELECT reverse(e) FROM people AS p(i, n, e)")
+            .contains(&EVERY_COLUMN.to_string()));
+        // Names at other positions are left alone.
+        assert!(
+            !pg("WITH s(x, y) AS (SELECT email, id FROM users) SELECT reverse(y) FROM s")
+                .contains(&"email".to_string())
+        );
+    }
+
+    #[test]
+    fn outputs_name_the_columns_they_read() {
+        let sources =
+            |sql: &str| output_sources(&Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap());
+        assert_eq!(
+            sources("SELECT id, email AS e FROM users"),
+            [("e".to_string(), vec!["email".to_string()])]
+        );
+        assert_eq!(
+            sources("WITH s(x) AS (SELECT u.email FROM users u) SELECT x AS y FROM s"),
+            [("y".to_string(), vec!["email".to_string(), "x".to_string()])]
+        );
+        assert_eq!(
+            sources("SELECT 'a' AS c UNION SELECT card FROM payments"),
+            [("c".to_string(), vec!["card".to_string()])]
+        );
+        assert!(sources("SELECT email, id FROM users").is_empty());
+        assert!(sources("UPDATE users SET email = 'x'").is_empty());
     }
 
     #[test]

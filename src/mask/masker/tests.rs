@@ -470,3 +470,48 @@ fn columns_of_look_alikes_are_not_phone_columns() {
         );
     }
 }
+
+/// A name alone in a cell is masked as a cell of its own; quoted in the
+/// server's error message (as the audit log and the client get it) it must
+/// be judged the same way, not as a word in running text.
+#[test]
+fn values_quoted_in_messages_are_judged_as_cells() {
+    let m = masker(Strategy::Redact);
+    for cell in [
+        "Pietra Leão",
+        "Mai Hayashi",
+        "Ottone di Silvestri",
+        "Jennifer",
+    ] {
+        let sql = format!("SELECT '{cell}'::int");
+        assert!(
+            !m.mask_statement(&sql, Dialect::Postgres).contains(cell),
+            "{cell} in the statement"
+        );
+        for message in [
+            format!("invalid input syntax for type integer: \"{cell}\""),
+            format!("Truncated incorrect DOUBLE value: '{cell}'"),
+            format!("Duplicate entry '{cell}' for key 'people.name'"),
+            format!("Key (name)=({cell}) already exists."),
+        ] {
+            let logged = m.mask_sql_literals(&message);
+            assert!(!logged.contains(cell), "{logged}");
+            assert!(logged.contains("<PERSON>"), "{logged}");
+            let sent = m.mask_delimited(
+                message.as_bytes(),
+                &mut Scratch::default(),
+                &mut Tally::default(),
+            );
+            assert!(!replaced(sent).contains(cell), "{message}");
+        }
+    }
+    // The words around a quoted value are not part of it.
+    assert_eq!(
+        m.mask_sql_literals("column \"Jennifer\" does not exist"),
+        "column \"<PERSON>\" does not exist"
+    );
+    assert_eq!(
+        m.mask_sql_literals("relation \"orders\" does not exist"),
+        "relation \"orders\" does not exist"
+    );
+}

@@ -21,6 +21,7 @@ const UTF8MB4: u16 = 45;
 fn col(name: &str, column_type: u8, charset: u16, flags: u16) -> MysqlColumn {
     MysqlColumn {
         name: name.into(),
+        org_name: name.into(),
         column_type,
         charset,
         flags,
@@ -152,6 +153,7 @@ fn column_definitions_captured_from_mariadb_are_read() {
         name,
         Some(MysqlColumn {
             name: "n".into(),
+            org_name: "COLLATION_NAME".into(),
             column_type: VAR_STRING,
             charset: UTF8MB4,
             flags: 0x1001,
@@ -163,6 +165,7 @@ fn column_definitions_captured_from_mariadb_are_read() {
         id,
         Some(MysqlColumn {
             name: "ID".into(),
+            org_name: "ID".into(),
             column_type: LONGLONG,
             charset: BINARY_CHARSET,
             flags: 0x1000,
@@ -863,6 +866,7 @@ fn random_bytes_and_random_rows_never_panic() {
             let columns: Vec<MysqlColumn> = (0..n)
                 .map(|i| MysqlColumn {
                     name: format!("c{i}"),
+                    org_name: String::new(),
                     column_type: FUZZ_TYPES[rng.gen_range(0..FUZZ_TYPES.len())],
                     charset: if rng.gen_bool(0.5) {
                         BINARY_CHARSET

@@ -25,13 +25,16 @@
 //! and licence) is parsed once into a hash map the first time a scanner
 //! with this detector is built.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use super::{Finding, Kind};
 
 const LEXICON_TEXT: &str = include_str!("person/lexicon.txt");
+/// Phrases shaped like names that are brands, foods, vehicles and places,
+/// and words that open a firm's name (see `person/README.md`).
+const PHRASES_TEXT: &str = include_str!("person/phrases.txt");
 
 /// What the lexicon says about a word.
 const GIVEN: u8 = 1;
@@ -91,6 +94,12 @@ struct Lexicon {
     /// those three letters: screens the word before a lone capitalised
     /// word without a lookup.
     cue_prefixes: [u64; CUE_BITS / 64 + 1],
+    /// Folded phrases of two to four words that are no one's name, words
+    /// joined by one space: `aston martin`, `dr pepper`, `jasmine rice`.
+    phrases: HashSet<Box<[u8]>, BuildHasherDefault<WordHasher>>,
+    /// Folded words after which capitalised words name a firm: `grupa`,
+    /// `stichting`.
+    firm_openers: HashSet<Box<[u8]>, BuildHasherDefault<WordHasher>>,
 }
 
 impl Lexicon {
@@ -125,10 +134,80 @@ impl Lexicon {
             }
             *words.entry(key.into()).or_default() |= bits;
         }
+        let mut phrases: HashSet<Box<[u8]>, BuildHasherDefault<WordHasher>> = HashSet::default();
+        let mut firm_openers: HashSet<Box<[u8]>, BuildHasherDefault<WordHasher>> =
+            HashSet::default();
+        for line in PHRASES_TEXT.lines() {
+            match line.split_once('\t') {
+                Some((phrase, "n")) => {
+                    phrases.insert(phrase.as_bytes().into());
+                }
+                Some((word, "f")) => {
+                    firm_openers.insert(word.as_bytes().into());
+                }
+                _ => {}
+            }
+        }
         Lexicon {
             words,
             cue_prefixes,
+            phrases,
+            firm_openers,
         }
+    }
+
+    /// Whether the candidate name `words[from..to]` is part of a phrase
+    /// that names no one (`Aston Martin`, `Dr Pepper`, `Jasmine Rice`), or
+    /// of a firm's name opened by a word such as `Grupa` at or before it.
+    /// The word before the run counts too (`Dr.` before `Martens` when only
+    /// the word after a title was read). Runs only for a candidate about to
+    /// be reported.
+    fn names_no_one(&self, text: &[u8], words: &[Word], from: usize, to: usize) -> bool {
+        let mut spans = [(0usize, 0usize); MAX_RUN + 1];
+        let mut n = 0;
+        if let Some(prev) = previous_word(text, words[0].start) {
+            spans[0] = prev;
+            n = 1;
+        }
+        let shift = n;
+        for w in words {
+            spans[n] = (w.start, w.end);
+            n += 1;
+        }
+        let spans = &spans[..n];
+        let (from, to) = (from + shift, to + shift);
+        let mut buf = [0u8; MAX_WORD];
+        let folded = |(start, end): (usize, usize), buf: &mut [u8; MAX_WORD]| -> Option<usize> {
+            let raw = &text[start..end];
+            fold(raw.strip_suffix(b".").unwrap_or(raw), buf)
+        };
+        for &span in &spans[..=from.min(n - 1)] {
+            if let Some(len) = folded(span, &mut buf) {
+                if self.firm_openers.contains(&buf[..len]) {
+                    return true;
+                }
+            }
+        }
+        let mut key = [0u8; 4 * (MAX_WORD + 1)];
+        for a in 0..n {
+            let mut len = 0;
+            for b in a..n.min(a + 4) {
+                let Some(k) = folded(spans[b], &mut buf) else {
+                    break;
+                };
+                if len > 0 {
+                    key[len] = b' ';
+                    len += 1;
+                }
+                key[len..len + k].copy_from_slice(&buf[..k]);
+                len += k;
+                // A window of two words or more that overlaps the candidate.
+                if b > a && a < to && b >= from && self.phrases.contains(&key[..len]) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     fn get() -> &'static Lexicon {
@@ -706,7 +785,12 @@ fn evaluate_run(lexicon: &Lexicon, text: &[u8], first: Word, out: &mut Vec<Findi
             // A common word after a title is a noun more often than a
             // name: "Herr Stunde" is no one.
             let noun = end == j + 1 && words[j].ambiguous() && !words[j].surname();
-            if end > j && !words[j].not_a_name() && !next_suffix(end) && !noun {
+            if end > j
+                && !words[j].not_a_name()
+                && !next_suffix(end)
+                && !noun
+                && !lexicon.names_no_one(text, words, i, end)
+            {
                 push(out, text, words[j].start, words[end - 1].end);
                 i = end;
             } else {
@@ -730,7 +814,9 @@ fn evaluate_run(lexicon: &Lexicon, text: &[u8], first: Word, out: &mut Vec<Findi
             // "Washington Street", "Victoria Station": a place, unless the
             // given name is no place and the last word a real surname
             // (Jennifer Park).
-            let place = next_suffix(i + len) || in_address(lexicon, text, seg[0].start);
+            let place = next_suffix(i + len)
+                || in_address(lexicon, text, seg[0].start)
+                || lexicon.names_no_one(text, words, i, i + len);
             if !place {
                 push(out, text, seg[0].start, last.end);
             }

@@ -171,3 +171,30 @@ fn a_json_string_value_is_a_cell_of_its_own_in_the_whole_document() {
     finds(r#"["Jennifer", "Paris"]"#, &["Jennifer"]);
     finds(r#"{"note": "a \"Jan Berg\" b"}"#, &[]);
 }
+
+/// Brands, foods, vehicles and lines shaped like names, and firms opened by
+/// a word such as `Grupa`: the phrase gazetteer keeps them, and the names
+/// beside them are still found.
+#[test]
+fn phrases_that_name_no_one() {
+    for text in [
+        "Aston Martin",
+        "drives an Aston Martin Vantage",
+        "Dr Pepper",
+        "sold by Dr. Martens.",
+        "Jasmine Rice",
+        "note: Jasmine Rice thanks",
+        "office in Elizabeth Line",
+        "Land Rover",
+        "Gabinety Pancerz",
+        "supplier: Grupa Kowalski",
+        "Stichting Jansen",
+    ] {
+        finds(text, &[]);
+    }
+    finds("Dr Smith", &["Smith"]);
+    finds("Martin Aston", &["Martin Aston"]);
+    finds("Jasmine Kowalski", &["Jasmine Kowalski"]);
+    finds("Aston Martin sold to Jennifer Smith", &["Jennifer Smith"]);
+    finds("Elizabeth Taylor", &["Elizabeth Taylor"]);
+}
