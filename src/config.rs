@@ -23,7 +23,7 @@ const MAX_IDLE_TIMEOUT_SECS: u64 = 86_400;
 
 /// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
 const SECTIONS: &[&str] = &[
-    "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox",
+    "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox", "metrics",
 ];
 
 /// A configuration problem, always naming its source and key.
@@ -67,6 +67,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub approval: ApprovalConfig,
     pub inbox: InboxConfig,
+    pub metrics: MetricsConfig,
     /// Where approver groups are told of new requests (`[[notify]]`).
     pub notify: Vec<crate::inbox::notify::Target>,
     pub identities: Vec<Identity>,
@@ -401,6 +402,16 @@ pub struct InboxConfig {
     pub public_url: Option<String>,
 }
 
+/// The metrics and health endpoint (`[metrics]`).
+#[derive(Clone, Debug)]
+pub struct MetricsConfig {
+    /// `None`: off (the default). Serves `/metrics`, `/healthz`, `/readyz`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Where `[metrics]` listens when it is enabled without an address.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9187";
+
 // ---- the file as written -------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -425,6 +436,8 @@ struct RawConfig {
     approval: RawApproval,
     #[serde(default)]
     inbox: RawInbox,
+    #[serde(default)]
+    metrics: RawMetrics,
     #[serde(default)]
     notify: Vec<RawNotify>,
     #[serde(default)]
@@ -512,6 +525,13 @@ struct RawNotify {
 struct RawInbox {
     listen: Option<String>,
     public_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    enabled: Option<bool>,
+    listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1019,6 +1039,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         listen: inbox_addr,
         public_url,
     };
+    let metrics = validate_metrics(raw.metrics, &err)?;
     let mut notify = Vec::new();
     for (i, n) in raw.notify.into_iter().enumerate() {
         use crate::inbox::notify::{Channel, Target};
@@ -1082,10 +1103,33 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         audit,
         approval,
         inbox,
+        metrics,
         notify,
         identities,
         plaintext_identities,
     })
+}
+
+/// `[metrics]`: off unless `enabled = true` or a `listen` address is given
+/// (an address alone means "serve here"; `enabled = false` beside one
+/// keeps it off).
+fn validate_metrics(
+    m: RawMetrics,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<MetricsConfig, ConfigError> {
+    if !m.enabled.unwrap_or(m.listen.is_some()) {
+        return Ok(MetricsConfig { listen: None });
+    }
+    let listen = m
+        .listen
+        .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.to_string());
+    let addr: SocketAddr = listen.parse().map_err(|_| {
+        err(
+            "metrics.listen",
+            format!("`{listen}` is not an address like {DEFAULT_METRICS_LISTEN}"),
+        )
+    })?;
+    Ok(MetricsConfig { listen: Some(addr) })
 }
 
 fn validate_audit(
@@ -1148,6 +1192,27 @@ mod tests {
 
     fn load(text: &str) -> Result<Config, String> {
         Config::from_toml("airlock.toml", text, &[]).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_on_where_asked() {
+        assert_eq!(load("").unwrap().metrics.listen, None);
+        let on = load("[metrics]\nenabled = true").unwrap();
+        assert_eq!(on.metrics.listen.unwrap().to_string(), DEFAULT_METRICS_LISTEN);
+        let at = load("[metrics]\nlisten = \"127.0.0.1:9999\"").unwrap();
+        assert_eq!(at.metrics.listen.unwrap().to_string(), "127.0.0.1:9999");
+        let off = load("[metrics]\nenabled = false\nlisten = \"127.0.0.1:9999\"").unwrap();
+        assert_eq!(off.metrics.listen, None);
+    }
+
+    #[test]
+    fn a_bad_metrics_section_names_file_and_key() {
+        let e = load("[metrics]\nlisten = \"localhost\"").unwrap_err();
+        assert!(e.starts_with("airlock.toml: key `metrics.listen`: `localhost` is not an address"), "{e}");
+        let e = load("[metrics]\nport = 9187").unwrap_err();
+        assert!(e.contains("unknown field `port`"), "{e}");
+        let e = load("[metrics]\nenabled = \"yes\"").unwrap_err();
+        assert!(e.contains("metrics.enabled"), "{e}");
     }
 
     #[test]

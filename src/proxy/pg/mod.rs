@@ -78,6 +78,7 @@ impl PgListener {
             shutdown_timeout: shared.shutdown_timeout,
         };
         let refuse = |tcp| async move {
+            crate::metrics::get().refused(Protocol::Postgres, crate::metrics::Refusal::TooManyConnections);
             let error = StartupError {
                 code: "53300",
                 message: "too many connections to Airlock".into(),
@@ -169,6 +170,7 @@ async fn log_in(
         minor_version,
     } = startup;
     if let Err(remaining) = shared.throttle.check(peer.ip()) {
+        crate::metrics::get().refused(Protocol::Postgres, crate::metrics::Refusal::LockedOut);
         let error = StartupError {
             code: "28000",
             message: format!(
@@ -186,6 +188,12 @@ async fn log_in(
         Err(error) => {
             if error.auth_failure {
                 shared.throttle.record_failure(peer.ip());
+                let metrics = crate::metrics::get();
+                metrics.auth_failure(Protocol::Postgres);
+                // This failure is the one that locked the address out.
+                if shared.throttle.check(peer.ip()).is_err() {
+                    metrics.lockout(Protocol::Postgres);
+                }
                 let audit = shared.gate.audit();
                 audit.record(AuditEvent::AuthFailure {
                     client_addr: peer,
@@ -251,6 +259,10 @@ async fn log_in(
     let pooled = match shared.pool.acquire_confined(&key, setup.as_deref()).await {
         Ok(p) => p,
         Err(e) => {
+            crate::metrics::get().refused(
+                Protocol::Postgres,
+                crate::metrics::Refusal::UpstreamUnavailable,
+            );
             frontend::refuse(&mut stream, &upstream_error(&e)).await;
             return None;
         }
@@ -341,6 +353,7 @@ async fn run_session(
 ) {
     let audit = shared.gate.audit().clone();
     audit.record(AuditEvent::SessionStart { session: &session });
+    let _open = crate::metrics::get().session_opened(Protocol::Postgres, &session.identity);
     let upstream::Pooled { conn, permit } = pooled;
     let upstream::UpstreamConn {
         stream: upstream_stream,

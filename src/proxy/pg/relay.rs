@@ -33,6 +33,8 @@ use super::names::{
 use crate::audit::AuditEvent;
 use crate::gate::{Checked, Gate, Origin, Refusal, Released, SessionInfo, SessionStatements};
 use crate::mask::{Column, RowMasker};
+use crate::metrics::Direction;
+use crate::gate::Protocol;
 use crate::proxy::Stream;
 use crate::sql::Dialect;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -349,8 +351,11 @@ impl Front {
         let mut skipping_to_sync = false;
         loop {
             let flush = !self.reader.has_buffered_message() || out.len() >= FLUSH_AT;
-            if flush && write_out(&mut self.upstream, &mut out).await.is_err() {
-                return FrontEnd::UpstreamGone;
+            if flush {
+                crate::metrics::get().relayed(Protocol::Postgres, Direction::ToUpstream, out.len());
+                if write_out(&mut self.upstream, &mut out).await.is_err() {
+                    return FrontEnd::UpstreamGone;
+                }
             }
             let msg = match self.stash.pop_front() {
                 Some(m) => Some(Ok(m)),
@@ -1539,8 +1544,11 @@ impl Back {
                 }
             }
             let flush = !self.reader.has_buffered_message() || out.len() >= FLUSH_AT;
-            if flush && write_out(&mut self.client, &mut out).await.is_err() {
-                return BackEnd::ClientGone;
+            if flush {
+                crate::metrics::get().relayed(Protocol::Postgres, Direction::ToClient, out.len());
+                if write_out(&mut self.client, &mut out).await.is_err() {
+                    return BackEnd::ClientGone;
+                }
             }
             let msg = tokio::select! {
                 biased;
