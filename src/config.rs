@@ -1198,7 +1198,10 @@ mod tests {
     fn metrics_are_off_by_default_and_on_where_asked() {
         assert_eq!(load("").unwrap().metrics.listen, None);
         let on = load("[metrics]\nenabled = true").unwrap();
-        assert_eq!(on.metrics.listen.unwrap().to_string(), DEFAULT_METRICS_LISTEN);
+        assert_eq!(
+            on.metrics.listen.unwrap().to_string(),
+            DEFAULT_METRICS_LISTEN
+        );
         let at = load("[metrics]\nlisten = \"127.0.0.1:9999\"").unwrap();
         assert_eq!(at.metrics.listen.unwrap().to_string(), "127.0.0.1:9999");
         let off = load("[metrics]\nenabled = false\nlisten = \"127.0.0.1:9999\"").unwrap();
@@ -1208,7 +1211,10 @@ mod tests {
     #[test]
     fn a_bad_metrics_section_names_file_and_key() {
         let e = load("[metrics]\nlisten = \"localhost\"").unwrap_err();
-        assert!(e.starts_with("airlock.toml: key `metrics.listen`: `localhost` is not an address"), "{e}");
+        assert!(
+            e.starts_with("airlock.toml: key `metrics.listen`: `localhost` is not an address"),
+            "{e}"
+        );
         let e = load("[metrics]\nport = 9187").unwrap_err();
         assert!(e.contains("unknown field `port`"), "{e}");
         let e = load("[metrics]\nenabled = \"yes\"").unwrap_err();

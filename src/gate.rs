@@ -727,7 +727,12 @@ impl Gate {
     ) -> Checked {
         let started = std::time::Instant::now();
         let checked = self.decide(session, statements, sql, origin).await;
-        count(session.protocol, &checked, self.approvals.is_some(), started.elapsed());
+        count(
+            session.protocol,
+            &checked,
+            self.approvals.is_some(),
+            started.elapsed(),
+        );
         checked
     }
 
@@ -749,10 +754,10 @@ impl Gate {
             .map(|why| (ENCODING_RULE, why))
             .or_else(|| crate::sql::local_infile(sql, dialect).map(|why| (LOCAL_INFILE_RULE, why)))
             .or_else(|| match session.protocol {
-                Protocol::Postgres => crate::sql::application_name::change(sql, || {
-                    session.application_name_prefix()
-                })
-                .map(|why| (APPLICATION_NAME_RULE, why)),
+                Protocol::Postgres => {
+                    crate::sql::application_name::change(sql, || session.application_name_prefix())
+                        .map(|why| (APPLICATION_NAME_RULE, why))
+                }
                 Protocol::Mysql => None,
             });
         let unsupported = refused.as_ref().map(|(_, why)| why.clone());
@@ -902,7 +907,10 @@ fn count(protocol: Protocol, checked: &Checked, approvals: bool, took: std::time
     } else {
         match &checked.decision.action {
             Action::Allow => (Verdict::Allow, None),
-            Action::Hold(_) => (Verdict::Hold, (!approvals).then_some(Why::HeldWithoutApprovals)),
+            Action::Hold(_) => (
+                Verdict::Hold,
+                (!approvals).then_some(Why::HeldWithoutApprovals),
+            ),
             Action::Deny { .. } if checked.unsupported.is_some() => {
                 (Verdict::Deny, Some(Why::Unsupported))
             }

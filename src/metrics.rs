@@ -388,12 +388,7 @@ impl Metrics {
     }
 
     /// Counts one gate decision under each of the statement's classes.
-    pub fn statement(
-        &self,
-        protocol: Protocol,
-        classes: crate::sql::Classes,
-        verdict: Verdict,
-    ) {
+    pub fn statement(&self, protocol: Protocol, classes: crate::sql::Classes, verdict: Verdict) {
         let by_class = &self.hot.statements[protocol_index(protocol)];
         let v = Verdict::ALL.iter().position(|x| *x == verdict).unwrap_or(0);
         for class in classes.iter() {
@@ -535,7 +530,10 @@ pub async fn serve(
     let probes = Arc::new(probes);
     let app = axum::Router::new()
         .route("/metrics", route(scrape))
-        .route("/healthz", route(|| async { "ok: the airlock process is up\n" }))
+        .route(
+            "/healthz",
+            route(|| async { "ok: the airlock process is up\n" }),
+        )
         .route("/readyz", route(ready))
         .with_state(probes);
     let shutdown = async move {
@@ -588,8 +586,8 @@ async fn ready(
     let mut ok = true;
     let mut body = String::new();
     for (name, address) in &probes.upstreams {
-        let reached = tokio::time::timeout(REACH_TIMEOUT, tokio::net::TcpStream::connect(address))
-            .await;
+        let reached =
+            tokio::time::timeout(REACH_TIMEOUT, tokio::net::TcpStream::connect(address)).await;
         match reached {
             Ok(Ok(_)) => body.push_str(&format!("{name} upstream {address}: reachable\n")),
             Ok(Err(e)) => {
@@ -617,7 +615,10 @@ async fn ready(
     } else {
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, format!("{}\n{body}", if ok { "ready" } else { "not ready" }))
+    (
+        status,
+        format!("{}\n{body}", if ok { "ready" } else { "not ready" }),
+    )
 }
 
 /// Binds the endpoint's address, naming the key when it cannot.
@@ -641,7 +642,10 @@ mod tests {
         let _b = m.session_opened(Protocol::Postgres, "stranger-1");
         let _c = m.session_opened(Protocol::Postgres, "stranger-2");
         let text = m.encode();
-        assert!(text.contains(r#"airlock_sessions_open{protocol="postgres",identity="unknown"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"airlock_sessions_open{protocol="postgres",identity="unknown"} 2"#),
+            "{text}"
+        );
         assert!(!text.contains("stranger"), "{text}");
     }
 
@@ -650,11 +654,19 @@ mod tests {
         let m = Metrics::new();
         m.set_identities(["agent".to_string()]);
         let open = m.session_opened(Protocol::Mysql, "agent");
-        assert!(m.encode().contains(r#"airlock_sessions_open{protocol="mysql",identity="agent"} 1"#));
+        assert!(m
+            .encode()
+            .contains(r#"airlock_sessions_open{protocol="mysql",identity="agent"} 1"#));
         drop(open);
         let text = m.encode();
-        assert!(text.contains(r#"airlock_sessions_open{protocol="mysql",identity="agent"} 0"#), "{text}");
-        assert!(text.contains(r#"airlock_sessions_total{protocol="mysql",identity="agent"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"airlock_sessions_open{protocol="mysql",identity="agent"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"airlock_sessions_total{protocol="mysql",identity="agent"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]
@@ -671,7 +683,9 @@ mod tests {
                 "{text}"
             );
         }
-        assert!(text.contains(r#"airlock_statements_total{protocol="postgres",class="ddl",verdict="hold"} 0"#));
+        assert!(text.contains(
+            r#"airlock_statements_total{protocol="postgres",class="ddl",verdict="hold"} 0"#
+        ));
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -182,9 +182,8 @@ impl Approvals {
         let change = move |request: &mut HoldRequest| {
             let was_pending = request.state == State::Pending;
             let (write, t) = change(request);
-            let decided = was_pending
-                && request.state != State::Pending
-                && matches!(write, Write::Store);
+            let decided =
+                was_pending && request.state != State::Pending && matches!(write, Write::Store);
             (write, (t, decided))
         };
         let updated = match &self.backend {
@@ -197,8 +196,10 @@ impl Approvals {
         self.changed(&request.id);
         if decided {
             let waited = now_ms().saturating_sub(request.created_ms);
-            crate::metrics::get()
-                .hold_decided(request.state.name(), std::time::Duration::from_millis(waited));
+            crate::metrics::get().hold_decided(
+                request.state.name(),
+                std::time::Duration::from_millis(waited),
+            );
         }
         Ok(Some((request, t)))
     }

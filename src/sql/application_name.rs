@@ -123,10 +123,15 @@ fn check(statement: &LexedStatement, prefix: &str) -> Option<String> {
             && t.get(i + 2).is_some_and(|x| {
                 x.kind == Kind::String && x.text.eq_ignore_ascii_case("application_name")
             })
+            && !(t.get(i + 3).is_some_and(|x| x.is_punct(','))
+                && t.get(i + 4).is_some_and(|v| literal_keeps(v, prefix)))
         {
-            return Some(refusal("set_config('application_name', …) is not allowed"));
+            return Some(refusal(
+                "set_config('application_name', …) must start its value with the prefix, as a string literal",
+            ));
         }
-        if t[i].kind == Kind::String && contains_ignore_case(t[i].text.as_bytes(), b"application_name")
+        if t[i].kind == Kind::String
+            && contains_ignore_case(t[i].text.as_bytes(), b"application_name")
         {
             let body = t[i].text.as_bytes();
             if [b"set".as_slice(), b"reset", b"discard"]
@@ -144,15 +149,17 @@ fn check(statement: &LexedStatement, prefix: &str) -> Option<String> {
 
 /// `{TO | =} '<prefix>…'` and nothing after it in the statement.
 fn keeps_prefix(t: &[Token], i: usize, prefix: &str) -> bool {
-    let assigns = t
-        .get(i)
-        .is_some_and(|x| x.is_word("TO") || x.is_punct('='));
+    let assigns = t.get(i).is_some_and(|x| x.is_word("TO") || x.is_punct('='));
     assigns
-        && t.get(i + 1).is_some_and(|v| {
-            v.kind == Kind::String
-                && (v.text == prefix || v.text.starts_with(&format!("{prefix}:")))
-        })
+        && t.get(i + 1).is_some_and(|v| literal_keeps(v, prefix))
         && t.get(i + 2).is_none_or(|x| x.is_punct(';'))
+}
+
+/// A string literal that is the prefix or starts with it and `:`. (What
+/// follows a literal in an expression — `'<prefix>:' || x` — can only
+/// add to it, or make it NULL, which the relay catches as a reset.)
+fn literal_keeps(v: &Token, prefix: &str) -> bool {
+    v.kind == Kind::String && (v.text == prefix || v.text.starts_with(&format!("{prefix}:")))
 }
 
 fn names_setting(t: &Token) -> bool {
@@ -202,6 +209,8 @@ mod tests {
             "SELECT set_config('application_name', 'x', false)",
             "SELECT pg_catalog.set_config('APPLICATION_NAME', 'x', true)",
             "SELECT \"set_config\"('application_name', 'x', false)",
+            "SELECT set_config('application_name', 'airlock:agent:s-1-70', false)",
+            "SELECT set_config('application_name', x || 'airlock:agent:s-1-7:', false)",
             "SELECT 1; SET application_name = 'x'",
             "ALTER ROLE agent SET application_name = 'x'",
             "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET application_name = 'x' AS 'SELECT 1'",
@@ -220,6 +229,7 @@ mod tests {
             "SET application_name TO 'airlock:agent:s-1-7'",
             "SET LOCAL application_name = 'airlock:agent:s-1-7:x';",
             "SHOW application_name",
+            "SELECT set_config('application_name', 'airlock:agent:s-1-7:' || email, false) FROM t",
             "SELECT application_name FROM pg_stat_activity",
             "SELECT current_setting('application_name')",
             "RESET search_path",

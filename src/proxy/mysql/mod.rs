@@ -168,7 +168,8 @@ impl MysqlListener {
             shutdown_timeout: shared.shutdown_timeout,
         };
         let refuse = |tcp| async move {
-            crate::metrics::get().refused(Protocol::Mysql, crate::metrics::Refusal::TooManyConnections);
+            crate::metrics::get()
+                .refused(Protocol::Mysql, crate::metrics::Refusal::TooManyConnections);
             let error = ErrPacket::new(1040, "08004", "Too many connections to Airlock");
             frontend::refuse_at_once(tcp, &error).await;
         };

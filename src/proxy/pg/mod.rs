@@ -78,7 +78,10 @@ impl PgListener {
             shutdown_timeout: shared.shutdown_timeout,
         };
         let refuse = |tcp| async move {
-            crate::metrics::get().refused(Protocol::Postgres, crate::metrics::Refusal::TooManyConnections);
+            crate::metrics::get().refused(
+                Protocol::Postgres,
+                crate::metrics::Refusal::TooManyConnections,
+            );
             let error = StartupError {
                 code: "53300",
                 message: "too many connections to Airlock".into(),
@@ -247,15 +250,27 @@ async fn log_in(
         frontend::refuse(&mut stream, &error).await;
         return None;
     }
-    let application_name = params
-        .iter()
-        .find(|(k, _)| k == "application_name")
-        .map(|(_, v)| v.clone());
+    // The client's own application_name is not a startup parameter
+    // upstream: every checkout sets the session's full name (see
+    // sql::application_name), so connections serve clients of any name.
+    let (application_name, params): (Vec<_>, Vec<_>) = params
+        .into_iter()
+        .partition(|(k, _)| k == "application_name");
+    let application_name = application_name.into_iter().next().map(|(_, v)| v);
     let key = PoolKey {
         database: database.clone(),
         params,
     };
-    let setup = identity.confinement.postgres_setup();
+    let id = SessionId::next();
+    let named = crate::sql::application_name::value(
+        &crate::sql::application_name::prefix(&identity.name, &id.0),
+        application_name.as_deref(),
+    );
+    // One implicit transaction with the confinement set-up: both or neither.
+    let setup = Some(match identity.confinement.postgres_setup() {
+        Some(confine) => format!("{confine}; SET SESSION application_name = '{named}'"),
+        None => format!("SET SESSION application_name = '{named}'"),
+    });
     let pooled = match shared.pool.acquire_confined(&key, setup.as_deref()).await {
         Ok(p) => p,
         Err(e) => {
@@ -277,7 +292,7 @@ async fn log_in(
         return None;
     }
     let session = SessionInfo {
-        id: SessionId::next(),
+        id,
         identity: identity.name,
         role: identity.role,
         client_addr: peer,

@@ -31,10 +31,10 @@ use super::names::{
     self, Change, Executed, Lookup, Names, PortalDef, PortalGate, Segment, Source, StatementDef,
 };
 use crate::audit::AuditEvent;
+use crate::gate::Protocol;
 use crate::gate::{Checked, Gate, Origin, Refusal, Released, SessionInfo, SessionStatements};
 use crate::mask::{Column, RowMasker};
 use crate::metrics::Direction;
-use crate::gate::Protocol;
 use crate::proxy::Stream;
 use crate::sql::Dialect;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -1867,6 +1867,21 @@ impl Back {
         }
         let value = String::from_utf8_lossy(value);
         match name {
+            // The gate refuses what would change it; this catches what it
+            // cannot read (SQL assembled at run time).
+            b"application_name" => {
+                let prefix = self.session.application_name_prefix();
+                let kept = value == prefix || value.starts_with(&format!("{prefix}:"));
+                (!kept).then(|| {
+                    (
+                        "42501",
+                        format!(
+                            "terminating connection: the session's application_name must keep the \
+                             prefix \"{prefix}\" that names it in the database's logs"
+                        ),
+                    )
+                })
+            }
             b"session_authorization" | b"is_superuser"
                 if self.session.confinement.is_confined() =>
             {

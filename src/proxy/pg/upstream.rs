@@ -470,8 +470,8 @@ impl Pool {
                 let conn = self.connect_making_room(key).await?;
                 return Ok(Pooled { conn, permit });
             }
-            let _waiting = crate::metrics::get()
-                .upstream_guard(crate::gate::Protocol::Postgres, "waiting");
+            let _waiting =
+                crate::metrics::get().upstream_guard(crate::gate::Protocol::Postgres, "waiting");
             let waited = tokio::time::timeout_at(deadline, async {
                 tokio::select! {
                     permit = self.slots.clone().acquire_owned() => permit.ok(),
