@@ -296,9 +296,6 @@ async fn the_database_names_the_agent_and_its_session_and_the_agent_cannot_chang
         "SET SESSION application_name TO 'innocent'",
         "BEGIN; SET LOCAL application_name = 'innocent'; SELECT 1; COMMIT",
         "SET \"Application_Name\" = 'innocent'",
-        "RESET application_name",
-        "RESET ALL",
-        "DISCARD ALL",
         "SELECT set_config('application_name', 'innocent', false)",
         "SELECT pg_catalog.set_config('application_name', 'innocent', true)",
         "DO $$ BEGIN EXECUTE 'SET application_name = ''innocent'''; END $$",
@@ -307,6 +304,13 @@ async fn the_database_names_the_agent_and_its_session_and_the_agent_cannot_chang
         assert_eq!(error_code(&msgs).as_deref(), Some("0A000"), "{sql}");
         wire.simple_query("ROLLBACK").await.unwrap();
         assert_eq!(activity_name(&db.name), named, "after {sql}");
+    }
+    // RESET returns to the connection's own name, which still names the
+    // agent (asyncpg's pool runs RESET ALL on every release).
+    for sql in ["RESET application_name", "RESET ALL", "DISCARD ALL"] {
+        let msgs = wire.simple_query(sql).await.unwrap();
+        assert_eq!(error_code(&msgs), None, "{sql}");
+        assert_eq!(activity_name(&db.name), "airlock:agent", "after {sql}");
     }
     // The part after the prefix is the agent's to change.
     let renamed = format!("{prefix}:renamed");

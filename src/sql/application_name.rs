@@ -11,13 +11,17 @@
 //!   one string literal that keeps the prefix (also as the SET clause of
 //!   `ALTER ROLE`, `ALTER DATABASE`, `ALTER SYSTEM`, `CREATE FUNCTION`);
 //!   `SET application_name FROM CURRENT`;
-//! * `RESET application_name`, `RESET ALL`, `DISCARD ALL` (they return to
-//!   the connection's default, which carries no identity);
 //! * `set_config('application_name', …)` (a `set_config` whose setting name
 //!   is not a literal is already refused by [`super::encoding`]);
 //! * a string literal that both names `application_name` and says `SET`,
 //!   `RESET` or `set_config`: the body of a `DO` block or a function that
 //!   would run it as dynamic SQL.
+//!
+//! `RESET application_name`, `RESET ALL` and `DISCARD ALL` are allowed
+//! (asyncpg's pool runs `RESET ALL` on every release): they return to the
+//! connection's default, [`identity_default`] — `airlock:<identity>`, set
+//! at login — so the server still names the agent, though no longer the
+//! session.
 //!
 //! What a statement assembles at run time from pieces (`'applic' ||
 //! 'ation_name'`) is not visible here; the relay is the second wall: a
@@ -39,6 +43,14 @@ pub fn prefix(identity: &str, session: &str) -> String {
     let mut p = sanitize(&format!("airlock:{identity}:{session}"));
     p.truncate(MAX_LEN);
     p
+}
+
+/// The connection's own `application_name` (its startup value, which
+/// `RESET` returns to): `airlock:<identity>`, as the server keeps it.
+pub fn identity_default(identity: &str) -> String {
+    let mut d = sanitize(&format!("airlock:{identity}"));
+    d.truncate(MAX_LEN);
+    d
 }
 
 /// The full value for a session: the prefix, then `:` and the client's own
@@ -71,7 +83,7 @@ fn sanitize(s: &str) -> String {
 pub fn change(sql: &[u8], prefix: impl FnOnce() -> String) -> Option<String> {
     // Fast path: every statement refused here names one of these (a `U&`
     // identifier could spell the setting's name).
-    const NEEDLES: [&[u8]; 4] = [b"application_name", b"reset", b"discard", b"u&"];
+    const NEEDLES: [&[u8]; 2] = [b"application_name", b"u&"];
     if !NEEDLES.iter().any(|n| contains_ignore_case(sql, n)) {
         return None;
     }
@@ -98,12 +110,6 @@ fn check(statement: &LexedStatement, prefix: &str) -> Option<String> {
     let t = &statement.tokens;
     let word = |i: usize, kw: &str| t.get(i).is_some_and(|x| x.is_word(kw));
     let is_name = |i: usize| t.get(i).is_some_and(names_setting);
-    if word(0, "RESET") && (word(1, "ALL") || is_name(1)) {
-        return Some(refusal("RESET would drop the prefix"));
-    }
-    if word(0, "DISCARD") && word(1, "ALL") {
-        return Some(refusal("DISCARD ALL would drop the prefix"));
-    }
     for i in 0..t.len() {
         if t[i].is_word("SET") {
             let mut j = i + 1;
@@ -134,7 +140,7 @@ fn check(statement: &LexedStatement, prefix: &str) -> Option<String> {
             && contains_ignore_case(t[i].text.as_bytes(), b"application_name")
         {
             let body = t[i].text.as_bytes();
-            if [b"set".as_slice(), b"reset", b"discard"]
+            if [b"set".as_slice(), b"set_config"]
                 .iter()
                 .any(|w| contains_ignore_case(body, w))
             {
@@ -203,9 +209,6 @@ mod tests {
             "SET application_name = 'airlock:agent:s-1-70'",
             "SET application_name = 'airlock:agent:s-1-7', 'x'",
             "SET application_name = E'\\x61irlock:agent:s-1-7'",
-            "RESET application_name",
-            "reset ALL",
-            "DISCARD ALL",
             "SELECT set_config('application_name', 'x', false)",
             "SELECT pg_catalog.set_config('APPLICATION_NAME', 'x', true)",
             "SELECT \"set_config\"('application_name', 'x', false)",
@@ -233,6 +236,9 @@ mod tests {
             "SELECT application_name FROM pg_stat_activity",
             "SELECT current_setting('application_name')",
             "RESET search_path",
+            "RESET application_name",
+            "reset ALL",
+            "DISCARD ALL",
             "DISCARD PLANS",
             "SET search_path = public",
             "SELECT 'application_name'",
@@ -254,5 +260,6 @@ mod tests {
         assert_eq!(long.len(), MAX_LEN);
         assert!(long.starts_with("airlock:agent:s-1:x"));
         assert_eq!(prefix(&"i".repeat(100), "s").len(), MAX_LEN);
+        assert_eq!(identity_default("agënt"), "airlock:ag?nt");
     }
 }

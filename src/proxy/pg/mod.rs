@@ -251,12 +251,18 @@ async fn log_in(
         return None;
     }
     // The client's own application_name is not a startup parameter
-    // upstream: every checkout sets the session's full name (see
+    // upstream: connections start as `airlock:<identity>` (what RESET
+    // returns to) and every checkout sets the session's full name (see
     // sql::application_name), so connections serve clients of any name.
-    let (application_name, params): (Vec<_>, Vec<_>) = params
+    let (application_name, mut params): (Vec<_>, Vec<_>) = params
         .into_iter()
         .partition(|(k, _)| k == "application_name");
     let application_name = application_name.into_iter().next().map(|(_, v)| v);
+    params.push((
+        "application_name".into(),
+        crate::sql::application_name::identity_default(&identity.name),
+    ));
+    params.sort();
     let key = PoolKey {
         database: database.clone(),
         params,

@@ -1871,7 +1871,11 @@ impl Back {
             // cannot read (SQL assembled at run time).
             b"application_name" => {
                 let prefix = self.session.application_name_prefix();
-                let kept = value == prefix || value.starts_with(&format!("{prefix}:"));
+                // RESET returns to the connection's `airlock:<identity>`.
+                let kept = value == prefix
+                    || value.starts_with(&format!("{prefix}:"))
+                    || value
+                        == crate::sql::application_name::identity_default(&self.session.identity);
                 (!kept).then(|| {
                     (
                         "42501",
