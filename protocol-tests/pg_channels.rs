@@ -81,8 +81,20 @@ async fn parameter_status_notice_fields_and_column_names_are_masked() {
 
     // The row is masked; the ParameterStatus that follows carries the same
     // value and must be masked too, under its own name.
+    // (Airlock's prefix stays in front: only what follows is the agent's.)
+    let prefix = wire
+        .params()
+        .get("application_name")
+        .expect("application_name at startup")
+        .clone();
+    assert!(
+        prefix.len() + 1 + EMAIL.len() <= 63,
+        "the email fits: {prefix}"
+    );
     let msgs = wire
-        .simple_query("SELECT set_config('application_name', email, false) FROM payments")
+        .simple_query(&format!(
+            "SELECT set_config('application_name', '{prefix}:' || email, false) FROM payments"
+        ))
         .await
         .expect("set_config");
     assert!(

@@ -1305,8 +1305,13 @@ async fn serve_with(config: Config, reload: Reload) -> Result<(), String> {
     })?;
     let mut gate =
         Gate::with_mask_key(Arc::new(audit), policy, mask_key).with_masked_columns(masked_columns);
+    crate::metrics::get().set_identities(identities.iter().map(|i| i.name.clone()));
     let identities = Arc::new(Identities::new(identities));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => Some(crate::metrics::bind(addr).await?),
+        None => None,
+    };
     let mut inbox_line = None;
     if config.approval.enabled {
         let store_key = match config.approval.store_key {
@@ -1446,6 +1451,7 @@ async fn serve_with(config: Config, reload: Reload) -> Result<(), String> {
         true => Some(mysql_listener(&config, &identities, &gate, tls_acceptor).await?),
         false => None,
     };
+    let pool = shared.pool.clone();
     let listener = PgListener::bind(config.postgres.listen, shared)
         .await
         .map_err(|e| {
@@ -1455,6 +1461,28 @@ async fn serve_with(config: Config, reload: Reload) -> Result<(), String> {
             )
         })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut metrics_line = None;
+    if let Some(metrics_listener) = metrics_listener {
+        let bound = metrics_listener.local_addr().map_err(|e| e.to_string())?;
+        let mut upstreams = vec![("postgres", config.postgres.upstream.address())];
+        if config.mysql.enabled {
+            upstreams.push(("mysql", config.mysql.upstream.address()));
+        }
+        let probes = crate::metrics::Probes {
+            audit: gate.audit().clone(),
+            upstreams,
+            pool: Some(pool),
+            approvals: gate.approvals().cloned(),
+        };
+        tokio::spawn(crate::metrics::serve(
+            metrics_listener,
+            probes,
+            stop_rx.clone(),
+        ));
+        metrics_line = Some(format!(
+            "metrics on http://{bound}/metrics (health: /healthz, readiness: /readyz)"
+        ));
+    }
 
     // The "listening" line comes last: scripts wait for it as the sign
     // that the gateway is ready.
@@ -1478,6 +1506,9 @@ async fn serve_with(config: Config, reload: Reload) -> Result<(), String> {
     match inbox_line {
         Some(line) => println!("{line}"),
         None => println!("approvals off ([approval] enabled = false): held statements are refused"),
+    }
+    if let Some(line) = &metrics_line {
+        println!("{line}");
     }
     println!(
         "audit log in {} (fsync {}), checkpoints signed by {public_key}",

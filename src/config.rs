@@ -23,7 +23,11 @@ const MAX_IDLE_TIMEOUT_SECS: u64 = 86_400;
 
 /// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
 const SECTIONS: &[&str] = &[
+<<<<<<< HEAD
     "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox", "slack",
+=======
+    "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox", "metrics",
+>>>>>>> fix/metrics
 ];
 
 /// A configuration problem, always naming its source and key.
@@ -67,6 +71,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub approval: ApprovalConfig,
     pub inbox: InboxConfig,
+    pub metrics: MetricsConfig,
     /// Where approver groups are told of new requests (`[[notify]]`).
     pub notify: Vec<crate::inbox::notify::Target>,
     /// The Slack app: its API, bot token and signing secret (`[slack]`).
@@ -405,6 +410,16 @@ pub struct InboxConfig {
     pub oidc: Option<crate::inbox::oidc::OidcConfig>,
 }
 
+/// The metrics and health endpoint (`[metrics]`).
+#[derive(Clone, Debug)]
+pub struct MetricsConfig {
+    /// `None`: off (the default). Serves `/metrics`, `/healthz`, `/readyz`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Where `[metrics]` listens when it is enabled without an address.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9187";
+
 // ---- the file as written -------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -429,6 +444,8 @@ struct RawConfig {
     approval: RawApproval,
     #[serde(default)]
     inbox: RawInbox,
+    #[serde(default)]
+    metrics: RawMetrics,
     #[serde(default)]
     notify: Vec<RawNotify>,
     #[serde(default)]
@@ -552,6 +569,13 @@ struct RawOidcMap {
     role: Role,
     #[serde(default)]
     groups: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    enabled: Option<bool>,
+    listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1139,7 +1163,11 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         public_url,
         oidc,
     };
+<<<<<<< HEAD
     let slack = validate_slack(raw.slack, &err)?;
+=======
+    let metrics = validate_metrics(raw.metrics, &err)?;
+>>>>>>> fix/metrics
     let mut notify = Vec::new();
     for (i, n) in raw.notify.into_iter().enumerate() {
         use crate::inbox::notify::{Channel, Target};
@@ -1248,6 +1276,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         audit,
         approval,
         inbox,
+        metrics,
         notify,
         slack,
         identities,
@@ -1255,6 +1284,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
     })
 }
 
+<<<<<<< HEAD
 /// `[inbox.oidc]`: the provider, the client and who may sign in.
 fn validate_oidc(
     o: RawOidc,
@@ -1433,6 +1463,28 @@ fn validate_slack(
         bot_token: secret("slack.bot_token_file", s.bot_token_file)?,
         signing_secret: secret("slack.signing_secret_file", s.signing_secret_file)?,
     })
+=======
+/// `[metrics]`: off unless `enabled = true` or a `listen` address is given
+/// (an address alone means "serve here"; `enabled = false` beside one
+/// keeps it off).
+fn validate_metrics(
+    m: RawMetrics,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<MetricsConfig, ConfigError> {
+    if !m.enabled.unwrap_or(m.listen.is_some()) {
+        return Ok(MetricsConfig { listen: None });
+    }
+    let listen = m
+        .listen
+        .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.to_string());
+    let addr: SocketAddr = listen.parse().map_err(|_| {
+        err(
+            "metrics.listen",
+            format!("`{listen}` is not an address like {DEFAULT_METRICS_LISTEN}"),
+        )
+    })?;
+    Ok(MetricsConfig { listen: Some(addr) })
+>>>>>>> fix/metrics
 }
 
 fn validate_audit(
@@ -1665,6 +1717,33 @@ mod tests {
             let e = load(&person("dba1", "approver", bad)).unwrap_err();
             assert!(e.contains("is not a Slack user id"), "{e}");
         }
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_on_where_asked() {
+        assert_eq!(load("").unwrap().metrics.listen, None);
+        let on = load("[metrics]\nenabled = true").unwrap();
+        assert_eq!(
+            on.metrics.listen.unwrap().to_string(),
+            DEFAULT_METRICS_LISTEN
+        );
+        let at = load("[metrics]\nlisten = \"127.0.0.1:9999\"").unwrap();
+        assert_eq!(at.metrics.listen.unwrap().to_string(), "127.0.0.1:9999");
+        let off = load("[metrics]\nenabled = false\nlisten = \"127.0.0.1:9999\"").unwrap();
+        assert_eq!(off.metrics.listen, None);
+    }
+
+    #[test]
+    fn a_bad_metrics_section_names_file_and_key() {
+        let e = load("[metrics]\nlisten = \"localhost\"").unwrap_err();
+        assert!(
+            e.starts_with("airlock.toml: key `metrics.listen`: `localhost` is not an address"),
+            "{e}"
+        );
+        let e = load("[metrics]\nport = 9187").unwrap_err();
+        assert!(e.contains("unknown field `port`"), "{e}");
+        let e = load("[metrics]\nenabled = \"yes\"").unwrap_err();
+        assert!(e.contains("metrics.enabled"), "{e}");
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub const ENCODING_RULE: &str = "airlock:client-encoding";
 /// [`crate::sql::local_infile`]).
 pub const LOCAL_INFILE_RULE: &str = "airlock:local-infile";
 
+/// The rule named when a PostgreSQL statement would take the session's
+/// `application_name` away from the prefix that names its agent (see
+/// [`crate::sql::application_name`]).
+pub const APPLICATION_NAME_RULE: &str = "airlock:application-name";
+
 /// Which wire protocol a session speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -88,6 +93,14 @@ pub struct SessionInfo {
     /// Why the session ended, once the relay knows: the reason a statement
     /// still waiting for approval is withdrawn.
     pub ending: EndCause,
+}
+
+impl SessionInfo {
+    /// The prefix of the session's PostgreSQL `application_name`, as the
+    /// server reports it: `airlock:<identity>:<session>`.
+    pub fn application_name_prefix(&self) -> String {
+        crate::sql::application_name::prefix(&self.identity, &self.id.0)
+    }
 }
 
 /// Why a session ended, set once by the relay that sees it end and read by
@@ -395,6 +408,7 @@ impl Gate {
 
     /// Remembers the columns a result's masking found values in.
     pub fn learn_masked(&self, stats: &crate::mask::MaskStats) {
+        crate::metrics::get().masked(stats);
         self.masked_columns.learn(stats);
     }
 
@@ -711,6 +725,24 @@ impl Gate {
         sql: &[u8],
         origin: Origin,
     ) -> Checked {
+        let started = std::time::Instant::now();
+        let checked = self.decide(session, statements, sql, origin).await;
+        count(
+            session.protocol,
+            &checked,
+            self.approvals.is_some(),
+            started.elapsed(),
+        );
+        checked
+    }
+
+    async fn decide(
+        &self,
+        session: &SessionInfo,
+        statements: &mut SessionStatements,
+        sql: &[u8],
+        origin: Origin,
+    ) -> Checked {
         let dialect = dialect_of(session.protocol);
         let classification = match std::str::from_utf8(sql) {
             Ok(text) => resolve_executes(self.cache.classify(text, dialect), statements),
@@ -723,7 +755,14 @@ impl Gate {
         // Not the policy's to allow: see sql::encoding and sql::local_infile.
         let refused = crate::sql::encoding::encoding_change(sql, dialect)
             .map(|why| (ENCODING_RULE, why))
-            .or_else(|| crate::sql::local_infile(sql, dialect).map(|why| (LOCAL_INFILE_RULE, why)));
+            .or_else(|| crate::sql::local_infile(sql, dialect).map(|why| (LOCAL_INFILE_RULE, why)))
+            .or_else(|| match session.protocol {
+                Protocol::Postgres => {
+                    crate::sql::application_name::change(sql, || session.application_name_prefix())
+                        .map(|why| (APPLICATION_NAME_RULE, why))
+                }
+                Protocol::Mysql => None,
+            });
         let unsupported = refused.as_ref().map(|(_, why)| why.clone());
         let decision = match &refused {
             Some((rule, why)) => Decision::refused_by_airlock(rule, why.clone()),
@@ -858,6 +897,34 @@ impl Gate {
 
     pub fn audit(&self) -> &Arc<Audit> {
         &self.audit
+    }
+}
+
+/// Counts one gate decision: its verdict per class, why it was refused if
+/// it was, and — for a statement that runs at once — what deciding added.
+fn count(protocol: Protocol, checked: &Checked, approvals: bool, took: std::time::Duration) {
+    use crate::metrics::{Refusal as Why, Verdict};
+    let m = crate::metrics::get();
+    let (verdict, refused) = if checked.audit_failure.is_some() {
+        (Verdict::Refused, Some(Why::AuditUnavailable))
+    } else {
+        match &checked.decision.action {
+            Action::Allow => (Verdict::Allow, None),
+            Action::Hold(_) => (
+                Verdict::Hold,
+                (!approvals).then_some(Why::HeldWithoutApprovals),
+            ),
+            Action::Deny { .. } if checked.unsupported.is_some() => {
+                (Verdict::Deny, Some(Why::Unsupported))
+            }
+            Action::Deny { .. } => (Verdict::Deny, Some(Why::Denied)),
+        }
+    };
+    m.statement(protocol, checked.classification.classes(), verdict);
+    match refused {
+        Some(why) => m.refused(protocol, why),
+        None if verdict == Verdict::Allow => m.added_latency(protocol, took),
+        None => {}
     }
 }
 

@@ -15,7 +15,8 @@
 //! * [`gate`] — the protocol-independent decision seam;
 //! * [`mask`] — result-row masking;
 //! * [`audit`] — the record of sessions, statements and results;
-//! * [`proxy`] — the wire protocols (only here), one module per database.
+//! * [`proxy`] — the wire protocols (only here), one module per database;
+//! * [`metrics`] — the counters and the `/metrics`, `/healthz`, `/readyz` endpoint.
 
 pub mod approval;
 pub mod audit;
@@ -27,6 +28,7 @@ pub mod hex;
 pub mod identity;
 pub mod inbox;
 pub mod mask;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod sql;

@@ -177,14 +177,31 @@ impl Approvals {
         id: &str,
         change: impl FnOnce(&mut HoldRequest) -> (Write, T) + Send + 'static,
     ) -> Result<Option<(HoldRequest, T)>, StoreError> {
+        // Whether this change is the one that decided the request, for
+        // the decision metrics: counted once, by the gateway that made it.
+        let change = move |request: &mut HoldRequest| {
+            let was_pending = request.state == State::Pending;
+            let (write, t) = change(request);
+            let decided =
+                was_pending && request.state != State::Pending && matches!(write, Write::Store);
+            (write, (t, decided))
+        };
         let updated = match &self.backend {
             Backend::Embedded(s) => s.update(id, change).await?,
             Backend::Shared(s) => s.update(id, change).await?,
         };
-        if let Some((request, _)) = &updated {
-            self.changed(&request.id);
+        let Some((request, (t, decided))) = updated else {
+            return Ok(None);
+        };
+        self.changed(&request.id);
+        if decided {
+            let waited = now_ms().saturating_sub(request.created_ms);
+            crate::metrics::get().hold_decided(
+                request.state.name(),
+                std::time::Duration::from_millis(waited),
+            );
         }
-        Ok(updated)
+        Ok(Some((request, t)))
     }
 
     /// Records one approver's decision; returns the request as it now is.

@@ -370,6 +370,13 @@ impl AuditLog {
     /// A record the disk refuses is taken back out of the chain: its
     /// statement is refused, so the log must not later show it as run.
     pub fn append(&self, record: Map<String, Value>) -> Option<u64> {
+        let started = Instant::now();
+        let seq = self.append_now(record);
+        crate::metrics::get().audit_append(started.elapsed());
+        seq
+    }
+
+    fn append_now(&self, record: Map<String, Value>) -> Option<u64> {
         let mut w = self.admit()?;
         let before = w.mark(&record);
         let seq = w.seal(record);
@@ -406,6 +413,7 @@ impl AuditLog {
         if w.pending.len() >= DEFERRED_BYTES {
             self.shared.write(&mut w);
         }
+        crate::metrics::get().audit_backlog(w.pending.len());
         Some(seq)
     }
 
@@ -497,7 +505,9 @@ impl Shared {
 
     /// Writes what is pending and keeps the health flag true to the result.
     fn write(&self, w: &mut Writer) -> bool {
-        match w.write_pending() {
+        let written = w.write_pending();
+        crate::metrics::get().audit_backlog(w.pending.len());
+        match written {
             Ok(()) => {
                 if !self.healthy.load(Ordering::Relaxed) {
                     self.recovered(w);
@@ -584,7 +594,9 @@ impl Shared {
                     .0;
             };
             drop(w);
+            let started = Instant::now();
             let result = file.sync_data();
+            crate::metrics::get().audit_fsync(started.elapsed());
             self.lock().last_sync = Instant::now();
             match result {
                 Ok(()) => {

@@ -37,6 +37,7 @@
 //! to lower case and quoted ones kept, schema-qualified or not, MySQL
 //! backticks and executable comments; see [`lexer::Token::ident`].
 
+pub mod application_name;
 pub mod classify;
 pub mod encoding;
 pub mod forms;

@@ -168,6 +168,8 @@ impl MysqlListener {
             shutdown_timeout: shared.shutdown_timeout,
         };
         let refuse = |tcp| async move {
+            crate::metrics::get()
+                .refused(Protocol::Mysql, crate::metrics::Refusal::TooManyConnections);
             let error = ErrPacket::new(1040, "08004", "Too many connections to Airlock");
             frontend::refuse_at_once(tcp, &error).await;
         };
@@ -221,6 +223,7 @@ async fn open(
     shared: &MysqlShared,
 ) -> Option<(SessionInfo, LoggedIn, upstream::Upstream)> {
     if let Err(remaining) = shared.throttle.check(peer.ip()) {
+        crate::metrics::get().refused(Protocol::Mysql, crate::metrics::Refusal::LockedOut);
         let error = ErrPacket::new(
             1129,
             "HY000",
@@ -250,6 +253,12 @@ async fn open(
         Err(refused) => {
             if refused.auth_failure {
                 shared.throttle.record_failure(peer.ip());
+                let metrics = crate::metrics::get();
+                metrics.auth_failure(Protocol::Mysql);
+                // This failure is the one that locked the address out.
+                if shared.throttle.check(peer.ip()).is_err() {
+                    metrics.lockout(Protocol::Mysql);
+                }
                 shared.gate.audit().record(AuditEvent::AuthFailure {
                     client_addr: peer,
                     user: &refused.user,
@@ -326,9 +335,15 @@ async fn open(
     settings.capabilities = logged_in.capabilities;
     settings.mariadb_capabilities = logged_in.mariadb_capabilities;
     settings.charset = logged_in.response.charset;
+    let id = SessionId::next();
+    settings.attributes = upstream::session_attributes(&logged_in.identity.name, &id.0);
     let mut upstream = match upstream::connect(&settings).await {
         Ok(u) => u,
         Err(e) => {
+            crate::metrics::get().refused(
+                Protocol::Mysql,
+                crate::metrics::Refusal::UpstreamUnavailable,
+            );
             let error = upstream_error(&e);
             refuse_logged_in(logged_in, error).await;
             return None;
@@ -382,7 +397,7 @@ async fn open(
         .find(|(k, _)| k == b"program_name" || k == b"_program_name")
         .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
     let session = SessionInfo {
-        id: SessionId::next(),
+        id,
         identity: logged_in.identity.name.clone(),
         role: logged_in.identity.role,
         client_addr: peer,
@@ -454,6 +469,11 @@ async fn run_session(
 ) {
     let audit = shared.gate.audit().clone();
     audit.record(AuditEvent::SessionStart { session: &session });
+    let metrics = crate::metrics::get();
+    let _open = metrics.session_opened(Protocol::Mysql, &session.identity);
+    // MySQL sessions each have their own upstream connection, for as long
+    // as the session lives.
+    let _upstream = metrics.upstream_guard(Protocol::Mysql, "in_use");
     let cancelled = shared.kills.register(
         connection_id,
         upstream.connection_id,

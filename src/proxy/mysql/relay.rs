@@ -904,6 +904,11 @@ impl Relay {
     async fn send_upstream(&mut self, payload: &[u8]) -> Step {
         self.upstream.packets.reset();
         self.upstream.packets.write_packet(payload);
+        crate::metrics::get().relayed(
+            crate::gate::Protocol::Mysql,
+            crate::metrics::Direction::ToUpstream,
+            self.upstream.packets.pending(),
+        );
         self.upstream
             .packets
             .flush()
@@ -929,6 +934,11 @@ impl Relay {
     }
 
     async fn flush_client(&mut self) -> Step {
+        crate::metrics::get().relayed(
+            crate::gate::Protocol::Mysql,
+            crate::metrics::Direction::ToClient,
+            self.client.pending(),
+        );
         self.client.flush().await.map_err(|_| Broken::Client)
     }
 

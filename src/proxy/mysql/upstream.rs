@@ -116,6 +116,26 @@ pub struct UpstreamSettings {
     /// those of [`handshake::MARIADB_SUPPORTED`] a MariaDB server offers
     /// are used.
     pub mariadb_capabilities: u32,
+    /// Connection attributes sent after Airlock's own `_client_name` and
+    /// `_client_version`: the session's identity and id, so that the
+    /// server's `performance_schema.session_connect_attrs` names the agent
+    /// (see [`session_attributes`]).
+    pub attributes: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The connection attributes that name an agent's session on the server:
+/// `program_name` = `airlock:<identity>:<session>` (what MySQL tools show
+/// as the program), plus `airlock_identity` and `airlock_session` on their
+/// own. They are set at login, so the agent cannot change them afterwards.
+pub fn session_attributes(identity: &str, session: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    vec![
+        (
+            b"program_name".to_vec(),
+            format!("airlock:{identity}:{session}").into_bytes(),
+        ),
+        (b"airlock_identity".to_vec(), identity.as_bytes().to_vec()),
+        (b"airlock_session".to_vec(), session.as_bytes().to_vec()),
+    ]
 }
 
 impl UpstreamSettings {
@@ -130,6 +150,7 @@ impl UpstreamSettings {
             capabilities: handshake::DEFAULT_CLIENT,
             charset: handshake::UTF8MB4_GENERAL_CI,
             mariadb_capabilities: 0,
+            attributes: Vec::new(),
         }
     }
 
@@ -251,6 +272,9 @@ async fn login(settings: &UpstreamSettings) -> Result<Upstream, UpstreamError> {
                 env!("CARGO_PKG_VERSION").as_bytes().to_vec(),
             ),
         ];
+        response
+            .attributes
+            .extend(settings.attributes.iter().cloned());
     }
 
     if let Some(tls) = &settings.tls {

@@ -78,6 +78,10 @@ impl PgListener {
             shutdown_timeout: shared.shutdown_timeout,
         };
         let refuse = |tcp| async move {
+            crate::metrics::get().refused(
+                Protocol::Postgres,
+                crate::metrics::Refusal::TooManyConnections,
+            );
             let error = StartupError {
                 code: "53300",
                 message: "too many connections to Airlock".into(),
@@ -169,6 +173,7 @@ async fn log_in(
         minor_version,
     } = startup;
     if let Err(remaining) = shared.throttle.check(peer.ip()) {
+        crate::metrics::get().refused(Protocol::Postgres, crate::metrics::Refusal::LockedOut);
         let error = StartupError {
             code: "28000",
             message: format!(
@@ -186,6 +191,12 @@ async fn log_in(
         Err(error) => {
             if error.auth_failure {
                 shared.throttle.record_failure(peer.ip());
+                let metrics = crate::metrics::get();
+                metrics.auth_failure(Protocol::Postgres);
+                // This failure is the one that locked the address out.
+                if shared.throttle.check(peer.ip()).is_err() {
+                    metrics.lockout(Protocol::Postgres);
+                }
                 let audit = shared.gate.audit();
                 audit.record(AuditEvent::AuthFailure {
                     client_addr: peer,
@@ -239,18 +250,40 @@ async fn log_in(
         frontend::refuse(&mut stream, &error).await;
         return None;
     }
-    let application_name = params
-        .iter()
-        .find(|(k, _)| k == "application_name")
-        .map(|(_, v)| v.clone());
+    // The client's own application_name is not a startup parameter
+    // upstream: connections start as `airlock:<identity>` (what RESET
+    // returns to) and every checkout sets the session's full name (see
+    // sql::application_name), so connections serve clients of any name.
+    let (application_name, mut params): (Vec<_>, Vec<_>) = params
+        .into_iter()
+        .partition(|(k, _)| k == "application_name");
+    let application_name = application_name.into_iter().next().map(|(_, v)| v);
+    params.push((
+        "application_name".into(),
+        crate::sql::application_name::identity_default(&identity.name),
+    ));
+    params.sort();
     let key = PoolKey {
         database: database.clone(),
         params,
     };
-    let setup = identity.confinement.postgres_setup();
+    let id = SessionId::next();
+    let named = crate::sql::application_name::value(
+        &crate::sql::application_name::prefix(&identity.name, &id.0),
+        application_name.as_deref(),
+    );
+    // One implicit transaction with the confinement set-up: both or neither.
+    let setup = Some(match identity.confinement.postgres_setup() {
+        Some(confine) => format!("{confine}; SET SESSION application_name = '{named}'"),
+        None => format!("SET SESSION application_name = '{named}'"),
+    });
     let pooled = match shared.pool.acquire_confined(&key, setup.as_deref()).await {
         Ok(p) => p,
         Err(e) => {
+            crate::metrics::get().refused(
+                Protocol::Postgres,
+                crate::metrics::Refusal::UpstreamUnavailable,
+            );
             frontend::refuse(&mut stream, &upstream_error(&e)).await;
             return None;
         }
@@ -265,7 +298,7 @@ async fn log_in(
         return None;
     }
     let session = SessionInfo {
-        id: SessionId::next(),
+        id,
         identity: identity.name,
         role: identity.role,
         client_addr: peer,
@@ -341,6 +374,7 @@ async fn run_session(
 ) {
     let audit = shared.gate.audit().clone();
     audit.record(AuditEvent::SessionStart { session: &session });
+    let _open = crate::metrics::get().session_opened(Protocol::Postgres, &session.identity);
     let upstream::Pooled { conn, permit } = pooled;
     let upstream::UpstreamConn {
         stream: upstream_stream,

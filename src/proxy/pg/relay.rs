@@ -31,8 +31,10 @@ use super::names::{
     self, Change, Executed, Lookup, Names, PortalDef, PortalGate, Segment, Source, StatementDef,
 };
 use crate::audit::AuditEvent;
+use crate::gate::Protocol;
 use crate::gate::{Checked, Gate, Origin, Refusal, Released, SessionInfo, SessionStatements};
 use crate::mask::{Column, RowMasker};
+use crate::metrics::Direction;
 use crate::proxy::Stream;
 use crate::sql::Dialect;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -349,8 +351,11 @@ impl Front {
         let mut skipping_to_sync = false;
         loop {
             let flush = !self.reader.has_buffered_message() || out.len() >= FLUSH_AT;
-            if flush && write_out(&mut self.upstream, &mut out).await.is_err() {
-                return FrontEnd::UpstreamGone;
+            if flush {
+                crate::metrics::get().relayed(Protocol::Postgres, Direction::ToUpstream, out.len());
+                if write_out(&mut self.upstream, &mut out).await.is_err() {
+                    return FrontEnd::UpstreamGone;
+                }
             }
             let msg = match self.stash.pop_front() {
                 Some(m) => Some(Ok(m)),
@@ -1539,8 +1544,11 @@ impl Back {
                 }
             }
             let flush = !self.reader.has_buffered_message() || out.len() >= FLUSH_AT;
-            if flush && write_out(&mut self.client, &mut out).await.is_err() {
-                return BackEnd::ClientGone;
+            if flush {
+                crate::metrics::get().relayed(Protocol::Postgres, Direction::ToClient, out.len());
+                if write_out(&mut self.client, &mut out).await.is_err() {
+                    return BackEnd::ClientGone;
+                }
             }
             let msg = tokio::select! {
                 biased;
@@ -1859,6 +1867,25 @@ impl Back {
         }
         let value = String::from_utf8_lossy(value);
         match name {
+            // The gate refuses what would change it; this catches what it
+            // cannot read (SQL assembled at run time).
+            b"application_name" => {
+                let prefix = self.session.application_name_prefix();
+                // RESET returns to the connection's `airlock:<identity>`.
+                let kept = value == prefix
+                    || value.starts_with(&format!("{prefix}:"))
+                    || value
+                        == crate::sql::application_name::identity_default(&self.session.identity);
+                (!kept).then(|| {
+                    (
+                        "42501",
+                        format!(
+                            "terminating connection: the session's application_name must keep the \
+                             prefix \"{prefix}\" that names it in the database's logs"
+                        ),
+                    )
+                })
+            }
             b"session_authorization" | b"is_superuser"
                 if self.session.confinement.is_confined() =>
             {

@@ -405,6 +405,13 @@ impl Pool {
         pool
     }
 
+    /// Connections serving a session now, and idle ones.
+    pub fn usage(&self) -> (usize, usize) {
+        let idle = self.idle_count();
+        let open = self.size.saturating_sub(self.slots.available_permits());
+        (open.saturating_sub(idle), idle)
+    }
+
     pub fn settings(&self) -> &Arc<UpstreamSettings> {
         &self.settings
     }
@@ -463,6 +470,8 @@ impl Pool {
                 let conn = self.connect_making_room(key).await?;
                 return Ok(Pooled { conn, permit });
             }
+            let _waiting =
+                crate::metrics::get().upstream_guard(crate::gate::Protocol::Postgres, "waiting");
             let waited = tokio::time::timeout_at(deadline, async {
                 tokio::select! {
                     permit = self.slots.clone().acquire_owned() => permit.ok(),
