@@ -23,11 +23,8 @@ const MAX_IDLE_TIMEOUT_SECS: u64 = 86_400;
 
 /// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
 const SECTIONS: &[&str] = &[
-<<<<<<< HEAD
     "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox", "slack",
-=======
-    "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox", "metrics",
->>>>>>> fix/metrics
+    "metrics",
 ];
 
 /// A configuration problem, always naming its source and key.
@@ -1163,11 +1160,8 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         public_url,
         oidc,
     };
-<<<<<<< HEAD
     let slack = validate_slack(raw.slack, &err)?;
-=======
     let metrics = validate_metrics(raw.metrics, &err)?;
->>>>>>> fix/metrics
     let mut notify = Vec::new();
     for (i, n) in raw.notify.into_iter().enumerate() {
         use crate::inbox::notify::{Channel, Target};
@@ -1284,7 +1278,6 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
     })
 }
 
-<<<<<<< HEAD
 /// `[inbox.oidc]`: the provider, the client and who may sign in.
 fn validate_oidc(
     o: RawOidc,
@@ -1463,7 +1456,8 @@ fn validate_slack(
         bot_token: secret("slack.bot_token_file", s.bot_token_file)?,
         signing_secret: secret("slack.signing_secret_file", s.signing_secret_file)?,
     })
-=======
+}
+
 /// `[metrics]`: off unless `enabled = true` or a `listen` address is given
 /// (an address alone means "serve here"; `enabled = false` beside one
 /// keeps it off).
@@ -1484,7 +1478,6 @@ fn validate_metrics(
         )
     })?;
     Ok(MetricsConfig { listen: Some(addr) })
->>>>>>> fix/metrics
 }
 
 fn validate_audit(
