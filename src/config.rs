@@ -67,6 +67,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub approval: ApprovalConfig,
     pub inbox: InboxConfig,
+    pub mcp: McpConfig,
     /// Where approver groups are told of new requests (`[[notify]]`).
     pub notify: Vec<crate::inbox::notify::Target>,
     pub identities: Vec<Identity>,
@@ -401,6 +402,28 @@ pub struct InboxConfig {
     pub public_url: Option<String>,
 }
 
+/// The MCP endpoint (`[mcp]`): agents that speak the Model Context
+/// Protocol reach the same gate as the wire listeners through it.
+#[derive(Clone, Debug)]
+pub struct McpConfig {
+    /// Whether the Streamable HTTP endpoint listens. Default: on when some
+    /// `[[identity]]` has an `mcp_token_hash` (without one nobody could
+    /// use it, and a gateway that never asked for MCP opens no new port).
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// The address agents use, for the OAuth protected-resource metadata;
+    /// `None`: `http://` and the address the endpoint listens on.
+    pub public_url: Option<String>,
+    /// Rows a `query` returns at most, unless the identity says otherwise.
+    pub max_rows: u64,
+    /// Bytes of values a `query` returns at most.
+    pub max_bytes: u64,
+    /// How long one statement may run on the server.
+    pub statement_timeout_secs: u64,
+    /// How long one tool call may wait for an approval.
+    pub max_wait_secs: u64,
+}
+
 // ---- the file as written -------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -425,6 +448,8 @@ struct RawConfig {
     approval: RawApproval,
     #[serde(default)]
     inbox: RawInbox,
+    #[serde(default)]
+    mcp: RawMcp,
     #[serde(default)]
     notify: Vec<RawNotify>,
     #[serde(default)]
@@ -516,6 +541,18 @@ struct RawInbox {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawMcp {
+    enabled: Option<bool>,
+    listen: Option<String>,
+    public_url: Option<String>,
+    max_rows: Option<u64>,
+    max_bytes: Option<u64>,
+    statement_timeout_secs: Option<u64>,
+    max_wait_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawAudit {
     dir: Option<PathBuf>,
     fsync: Option<Fsync>,
@@ -543,6 +580,9 @@ struct RawIdentity {
     password: Option<String>,
     scram_verifier: Option<String>,
     api_token_hash: Option<String>,
+    mcp_token_hash: Option<String>,
+    mcp_max_rows: Option<u64>,
+    mcp_max_bytes: Option<u64>,
     inbox_password_hash: Option<String>,
     mysql_native_hash: Option<String>,
     databases: Option<Vec<String>>,
@@ -885,6 +925,38 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
                 })
             })
             .transpose()?;
+        let mcp_token_hash = id
+            .mcp_token_hash
+            .map(|h| {
+                crate::hex::decode::<32>(h.trim()).ok_or_else(|| {
+                    err(
+                        &key("mcp_token_hash"),
+                        "must be 64 hex digits (see `airlock identity token --mcp`)".into(),
+                    )
+                })
+            })
+            .transpose()?;
+        if mcp_token_hash.is_some() && !database_login {
+            return Err(err(
+                &key("mcp_token_hash"),
+                "this identity may not use the database (database_login = false), so it cannot query through MCP either".into(),
+            ));
+        }
+        if mcp_token_hash.is_some() && mcp_token_hash == api_token_hash {
+            return Err(err(
+                &key("mcp_token_hash"),
+                "must not be the same token as api_token_hash: an MCP token is handed to programs".into(),
+            ));
+        }
+        for (field, value) in [("mcp_max_rows", id.mcp_max_rows), ("mcp_max_bytes", id.mcp_max_bytes)] {
+            if value == Some(0) {
+                return Err(err(&key(field), "must be at least 1".into()));
+            }
+        }
+        let mcp_limits = crate::identity::McpLimits {
+            max_rows: id.mcp_max_rows,
+            max_bytes: id.mcp_max_bytes,
+        };
         if let Some(phc) = &id.inbox_password_hash {
             if id.role == Role::Agent {
                 return Err(err(
@@ -925,6 +997,8 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             groups: id.groups,
             verifier,
             api_token_hash,
+            mcp_token_hash,
+            mcp_limits,
             inbox_password_hash: id.inbox_password_hash,
             mysql,
             databases,
@@ -1019,6 +1093,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         listen: inbox_addr,
         public_url,
     };
+    let mcp = validate_mcp(raw.mcp, &identities, &err)?;
     let mut notify = Vec::new();
     for (i, n) in raw.notify.into_iter().enumerate() {
         use crate::inbox::notify::{Channel, Target};
@@ -1082,9 +1157,58 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         audit,
         approval,
         inbox,
+        mcp,
         notify,
         identities,
         plaintext_identities,
+    })
+}
+
+fn validate_mcp(
+    raw: RawMcp,
+    identities: &[Identity],
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<McpConfig, ConfigError> {
+    let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:8090".into());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        err(
+            "mcp.listen",
+            format!("`{listen_text}` is not an address like 127.0.0.1:8090"),
+        )
+    })?;
+    if let Some(url) = &raw.public_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(err(
+                "mcp.public_url",
+                format!("`{url}` must start with http:// or https://"),
+            ));
+        }
+    }
+    let positive = |key: &str, value: Option<u64>, default: u64| match value {
+        Some(0) => Err(err(key, "must be at least 1".into())),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    let any_token = identities.iter().any(|i| i.mcp_token_hash.is_some());
+    let enabled = raw.enabled.unwrap_or(any_token);
+    if enabled && !any_token && !identities.is_empty() {
+        return Err(err(
+            "mcp.enabled",
+            "no [[identity]] has an mcp_token_hash, so nobody could use the MCP endpoint (see `airlock identity token --mcp`)".into(),
+        ));
+    }
+    Ok(McpConfig {
+        enabled,
+        listen,
+        public_url: raw.public_url.map(|u| u.trim_end_matches('/').to_string()),
+        max_rows: positive("mcp.max_rows", raw.max_rows, 1000)?,
+        max_bytes: positive("mcp.max_bytes", raw.max_bytes, 1 << 20)?,
+        statement_timeout_secs: positive(
+            "mcp.statement_timeout_secs",
+            raw.statement_timeout_secs,
+            30,
+        )?,
+        max_wait_secs: positive("mcp.max_wait_secs", raw.max_wait_secs, 300)?,
     })
 }
 

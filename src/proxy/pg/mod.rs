@@ -265,6 +265,7 @@ async fn log_in(
         return None;
     }
     let session = SessionInfo {
+        door: Default::default(),
         id: SessionId::next(),
         identity: identity.name,
         role: identity.role,
