@@ -26,6 +26,7 @@ pub mod gate;
 pub mod hex;
 pub mod identity;
 pub mod inbox;
+pub mod mcp;
 pub mod mask;
 pub mod policy;
 pub mod proxy;

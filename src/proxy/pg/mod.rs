@@ -11,6 +11,7 @@
 //! number, and drains them on shutdown.
 
 pub mod cancel;
+pub mod capped;
 pub mod codec;
 pub mod frontend;
 pub mod names;
