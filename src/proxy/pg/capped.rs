@@ -178,12 +178,12 @@ async fn converse(
                 more.extend_from_slice(&message(b'H', |_| {}));
                 send_via(&mut reader, &more).await?;
             }
-            b'C' => {
+            b'C' if set_done => {
                 let tag = Fields::new(msg.body()).cstr().unwrap_or_default();
                 result.command = Some(String::from_utf8_lossy(tag).into_owned());
                 break;
             }
-            b'I' => break,
+            b'I' if set_done => break,
             b'G' | b'H' | b'W' => {
                 return Err(CappedError::Unsupported(
                     "COPY does not run through this endpoint; use a wire client".into(),
