@@ -570,7 +570,8 @@ fn statements_the_gate_holds_or_denies_never_reach_the_server() {
         assert!(std::time::Instant::now() < deadline, "the control never reached the log");
         std::thread::sleep(Duration::from_millis(100));
     }
-    for i in 1..=8 {
+    // (8, the EXPLAIN of a DROP, may reach the server: plain EXPLAIN does not run it.)
+    for i in 1..=7 {
         assert!(
             !log_contains(&log, &format!("{marker}-{i} ")),
             "statement {i} reached the server"

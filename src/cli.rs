@@ -1192,6 +1192,13 @@ async fn serve_with(config: Config, stdio_token: Option<String>) -> Result<(), S
     // In stdio mode standard output carries MCP: the banner goes to
     // standard error.
     let stdio = stdio_token.is_some();
+    if let Some(token) = &stdio_token {
+        // Refused before anything starts: a stdio gateway serves one identity.
+        let known = Identities::new(config.identities.clone());
+        if known.by_mcp_token(token).filter(|i| i.database_login).is_none() {
+            return Err(crate::mcp::McpError::BadToken.to_string());
+        }
+    }
     macro_rules! say {
         ($($arg:tt)*) => {
             if stdio { eprintln!($($arg)*) } else { println!($($arg)*) }

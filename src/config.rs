@@ -23,7 +23,7 @@ const MAX_IDLE_TIMEOUT_SECS: u64 = 86_400;
 
 /// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
 const SECTIONS: &[&str] = &[
-    "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox",
+    "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox", "mcp",
 ];
 
 /// A configuration problem, always naming its source and key.
@@ -611,7 +611,9 @@ pub fn env_overrides(
         let Some(rest) = name.strip_prefix("AIRLOCK_") else {
             continue;
         };
-        if rest == "CONFIG" {
+        // Not configuration keys: the config file's path, and the token
+        // `airlock mcp --stdio` serves (see `crate::mcp::serve_stdio`).
+        if rest == "CONFIG" || rest == "MCP_TOKEN" {
             continue;
         }
         let lower = rest.to_ascii_lowercase();
