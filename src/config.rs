@@ -1608,4 +1608,49 @@ mod tests {
         assert!(UpstreamUrl::parse("postgresql://a@h/d?sslmode=require").is_err());
         assert!(UpstreamUrl::parse("postgresql://h/d").is_err());
     }
+
+    #[test]
+    fn mcp_settings_are_validated_and_on_only_with_a_token() {
+        let hash = "ab".repeat(32);
+        let agent = |extra: &str| {
+            format!("[[identity]]\nname = \"a\"\nrole = \"agent\"\npassword = \"x\"\n{extra}")
+        };
+        let c = load(&agent("")).unwrap();
+        assert!(!c.mcp.enabled, "no token: no endpoint");
+        let c = load(&agent(&format!("mcp_token_hash = \"{hash}\"\n"))).unwrap();
+        assert!(c.mcp.enabled);
+        assert_eq!(c.mcp.listen.to_string(), "127.0.0.1:8090");
+        assert_eq!((c.mcp.max_rows, c.mcp.max_bytes), (1000, 1 << 20));
+        let e = load(&agent("mcp_token_hash = \"xyz\"\n")).unwrap_err();
+        assert!(e.contains("key `identity[0].mcp_token_hash`: must be 64 hex digits"), "{e}");
+        let e = load(&format!("[mcp]\nenabled = true\n{}", agent(""))).unwrap_err();
+        assert!(e.contains("key `mcp.enabled`"), "{e}");
+        let e = load(&format!("[mcp]\nmax_rows = 0\n{}", agent(&format!("mcp_token_hash = \"{hash}\"\n")))).unwrap_err();
+        assert!(e.contains("key `mcp.max_rows`: must be at least 1"), "{e}");
+        let e = load(&format!("[mcp]\nlisten = \"nowhere\"\n{}", agent(""))).unwrap_err();
+        assert!(e.contains("key `mcp.listen`"), "{e}");
+        let e = load(&format!("[mcp]\npublic_url = \"ftp://x\"\n{}", agent(""))).unwrap_err();
+        assert!(e.contains("key `mcp.public_url`"), "{e}");
+        let e = load(&agent("mcp_max_bytes = 0\n")).unwrap_err();
+        assert!(e.contains("key `identity[0].mcp_max_bytes`"), "{e}");
+        // An approver has no database login, so no MCP either.
+        let e = load(&format!(
+            "[[identity]]\nname = \"d\"\nrole = \"approver\"\nmcp_token_hash = \"{hash}\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("key `identity[0].mcp_token_hash`"), "{e}");
+        let e = load(&format!("[mcp]\nsurprise = 1\n{}", agent(""))).unwrap_err();
+        assert!(e.contains("surprise"), "{e}");
+    }
+
+    #[test]
+    fn the_stdio_token_is_not_a_configuration_key() {
+        let o = env_overrides([
+            ("AIRLOCK_MCP_TOKEN".to_string(), "amcp_x".to_string()),
+            ("AIRLOCK_MCP_MAX_ROWS".to_string(), "5".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].key, "mcp.max_rows");
+    }
 }
