@@ -83,7 +83,10 @@ fn mcp_url(gateway: &Gateway) -> String {
 }
 
 fn driver(name: &str) -> String {
-    format!("{}/protocol-tests/drivers/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/protocol-tests/drivers/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// One Python SDK session over Streamable HTTP making `calls`.
@@ -101,12 +104,16 @@ fn python_http(gateway: &Gateway, token: &str, calls: Value) -> Value {
 fn run_json(cmd: &mut Command) -> Value {
     let out = cmd.output().expect("run the MCP client");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| {
-        panic!(
-            "no JSON from the client: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| {
+            panic!(
+                "no JSON from the client: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     serde_json::from_str(line).expect("the client's JSON")
 }
 
@@ -135,7 +142,10 @@ fn tools_are_listed_with_schemas_and_annotations() {
         "approval_status",
         "wait_for_approval",
     ] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
     let tool = |n: &str| tools.iter().find(|t| t["name"] == n).expect("tool");
     assert_eq!(tool("query")["annotations"]["destructiveHint"], true);
@@ -193,12 +203,19 @@ fn results_are_masked_and_typed() {
     assert_eq!(s["columns"][0], json!({"name": "id", "type": "int4"}));
     assert_eq!(s["rows"][0][0], 1);
     assert_eq!(s["rows"][0][3], true);
-    assert_eq!(s["rows"][1][1].as_str().map(|v| v.starts_with("contact: ")), Some(true), "{s}");
+    assert_eq!(
+        s["rows"][1][1].as_str().map(|v| v.starts_with("contact: ")),
+        Some(true),
+        "{s}"
+    );
     let described = &calls(&session)[1]["structured"];
     assert_eq!(described["rows"][0][0], "id", "{described}");
     assert_eq!(described["rows"][0][4], "primary key", "{described}");
     let tables = &calls(&session)[2]["structured"];
-    assert_eq!(tables["rows"], json!([["public", "customers", "BASE TABLE"]]));
+    assert_eq!(
+        tables["rows"],
+        json!([["public", "customers", "BASE TABLE"]])
+    );
 }
 
 /// Resident memory of a process, in kB.
@@ -260,7 +277,10 @@ fn the_byte_cap_truncates_too() {
     let session = python_http(
         &gw,
         AGENT_TOKEN,
-        json!([query("SELECT repeat('x', 100) FROM generate_series(1, 50)", "test")]),
+        json!([query(
+            "SELECT repeat('x', 100) FROM generate_series(1, 50)",
+            "test"
+        )]),
     );
     let s = &calls(&session)[0]["structured"];
     assert_eq!(s["truncated"], true, "{s}");
@@ -308,7 +328,10 @@ fn a_held_drop_answers_with_its_request_and_runs_once_after_approval() {
     );
     assert!(s["expires_at"].is_string());
     assert!(table_exists(&db.name, "doomed"), "nothing ran yet");
-    assert!(!log_contains(&log, &marker), "the held DROP reached the server");
+    assert!(
+        !log_contains(&log, &marker),
+        "the held DROP reached the server"
+    );
 
     // The agent's own view of its request; it cannot see anybody else's.
     let status = python_http(
@@ -341,7 +364,11 @@ fn a_held_drop_answers_with_its_request_and_runs_once_after_approval() {
         AGENT_TOKEN,
         json!([{"tool": "wait_for_approval", "args": {"request_id": id, "timeout_s": 5}}]),
     );
-    assert_eq!(calls(&waited)[0]["structured"]["state"], "approved", "{waited}");
+    assert_eq!(
+        calls(&waited)[0]["structured"]["state"],
+        "approved",
+        "{waited}"
+    );
     assert!(table_exists(&db.name, "doomed"));
 
     // Re-sent after approval: runs, once.
@@ -459,7 +486,10 @@ fn the_statement_timeout_cancels_a_long_query() {
     let session = python_http(
         &gw,
         AGENT_TOKEN,
-        json!([query("SELECT pg_sleep(5)", "test"), query("SELECT 2 AS two", "test")]),
+        json!([
+            query("SELECT pg_sleep(5)", "test"),
+            query("SELECT 2 AS two", "test")
+        ]),
     );
     let timed_out = &calls(&session)[0];
     assert_eq!(timed_out["is_error"], true, "{timed_out}");
@@ -503,7 +533,13 @@ fn calls_without_a_valid_token_are_refused() {
     );
     assert_eq!(status, 401);
     assert!(head.contains("invalid_token"), "{head}");
-    let (status, meta) = http(&addr, "GET", "/.well-known/oauth-protected-resource/mcp", None, "");
+    let (status, meta) = http(
+        &addr,
+        "GET",
+        "/.well-known/oauth-protected-resource/mcp",
+        None,
+        "",
+    );
     assert_eq!(status, 200);
     assert_eq!(meta["resource"], url.as_str());
     assert_eq!(meta["bearer_methods_supported"], json!(["header"]));
@@ -552,12 +588,17 @@ fn statements_the_gate_holds_or_denies_never_reach_the_server() {
     ];
     let mut list: Vec<Value> = refused.iter().map(|s| query(s, &db.name)).collect();
     // The positive control: an allowed statement is in the log.
-    list.push(query(&format!("SELECT count(*) FROM t /* {marker}-ok */"), &db.name));
+    list.push(query(
+        &format!("SELECT count(*) FROM t /* {marker}-ok */"),
+        &db.name,
+    ));
     list.push(json!({"tool": "explain", "args": {"sql": format!("DROP TABLE t /* {marker}-8 */"), "database": db.name}}));
     let session = python_http(&gw, AGENT_TOKEN, Value::Array(list));
     let results = calls(&session);
     for (i, sql) in refused.iter().enumerate() {
-        let status = results[i]["structured"]["status"].as_str().unwrap_or_default();
+        let status = results[i]["structured"]["status"]
+            .as_str()
+            .unwrap_or_default();
         assert!(
             status == "pending_approval" || status == "denied",
             "{sql} was not held or denied: {}",
@@ -567,7 +608,10 @@ fn statements_the_gate_holds_or_denies_never_reach_the_server() {
     assert_eq!(results[refused.len()]["structured"]["status"], "ok");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !log_contains(&log, &format!("{marker}-ok")) {
-        assert!(std::time::Instant::now() < deadline, "the control never reached the log");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the control never reached the log"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // (8, the EXPLAIN of a DROP, may reach the server: plain EXPLAIN does not run it.)
@@ -610,7 +654,13 @@ fn stdio_serves_the_same_tools_for_the_tokens_identity() {
             .arg(support::gateway::binary())
             .arg(&stdio_config)
             .arg(AGENT_TOKEN)
-            .arg(json!([query("SELECT email FROM people", &db.name), query("DROP TABLE people", &db.name)]).to_string()),
+            .arg(
+                json!([
+                    query("SELECT email FROM people", &db.name),
+                    query("DROP TABLE people", &db.name)
+                ])
+                .to_string(),
+            ),
     );
     let results = calls(&session);
     assert_eq!(results[0]["structured"]["row_count"], 1, "{session}");

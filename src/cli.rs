@@ -1195,7 +1195,11 @@ async fn serve_with(config: Config, stdio_token: Option<String>) -> Result<(), S
     if let Some(token) = &stdio_token {
         // Refused before anything starts: a stdio gateway serves one identity.
         let known = Identities::new(config.identities.clone());
-        if known.by_mcp_token(token).filter(|i| i.database_login).is_none() {
+        if known
+            .by_mcp_token(token)
+            .filter(|i| i.database_login)
+            .is_none()
+        {
             return Err(crate::mcp::McpError::BadToken.to_string());
         }
     }

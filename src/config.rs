@@ -947,10 +947,14 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         if mcp_token_hash.is_some() && mcp_token_hash == api_token_hash {
             return Err(err(
                 &key("mcp_token_hash"),
-                "must not be the same token as api_token_hash: an MCP token is handed to programs".into(),
+                "must not be the same token as api_token_hash: an MCP token is handed to programs"
+                    .into(),
             ));
         }
-        for (field, value) in [("mcp_max_rows", id.mcp_max_rows), ("mcp_max_bytes", id.mcp_max_bytes)] {
+        for (field, value) in [
+            ("mcp_max_rows", id.mcp_max_rows),
+            ("mcp_max_bytes", id.mcp_max_bytes),
+        ] {
             if value == Some(0) {
                 return Err(err(&key(field), "must be at least 1".into()));
             }
@@ -1622,10 +1626,17 @@ mod tests {
         assert_eq!(c.mcp.listen.to_string(), "127.0.0.1:8090");
         assert_eq!((c.mcp.max_rows, c.mcp.max_bytes), (1000, 1 << 20));
         let e = load(&agent("mcp_token_hash = \"xyz\"\n")).unwrap_err();
-        assert!(e.contains("key `identity[0].mcp_token_hash`: must be 64 hex digits"), "{e}");
+        assert!(
+            e.contains("key `identity[0].mcp_token_hash`: must be 64 hex digits"),
+            "{e}"
+        );
         let e = load(&format!("[mcp]\nenabled = true\n{}", agent(""))).unwrap_err();
         assert!(e.contains("key `mcp.enabled`"), "{e}");
-        let e = load(&format!("[mcp]\nmax_rows = 0\n{}", agent(&format!("mcp_token_hash = \"{hash}\"\n")))).unwrap_err();
+        let e = load(&format!(
+            "[mcp]\nmax_rows = 0\n{}",
+            agent(&format!("mcp_token_hash = \"{hash}\"\n"))
+        ))
+        .unwrap_err();
         assert!(e.contains("key `mcp.max_rows`: must be at least 1"), "{e}");
         let e = load(&format!("[mcp]\nlisten = \"nowhere\"\n{}", agent(""))).unwrap_err();
         assert!(e.contains("key `mcp.listen`"), "{e}");

@@ -211,8 +211,9 @@ impl Released {
 pub enum Deferred {
     /// An approval of it was claimed (request id): it may run, once.
     Released(String),
-    /// It waits for approvers in this request.
-    Pending(HoldRequest),
+    /// It waits for approvers in this request (boxed: a request is large,
+    /// and most answers are releases).
+    Pending(Box<HoldRequest>),
 }
 
 /// How a statement reached the gateway.
@@ -619,7 +620,7 @@ impl Gate {
                     .0
             }
         };
-        Ok(Deferred::Pending(request))
+        Ok(Deferred::Pending(Box::new(request)))
     }
 
     /// The inbox's address, where approvers decide held statements.
@@ -920,9 +921,9 @@ fn store_unavailable(why: &str) -> Refusal {
 /// `15 min`, `90 s`, `2 h`.
 fn humane(d: std::time::Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 && s % 3600 == 0 {
+    if s >= 3600 && s.is_multiple_of(3600) {
         format!("{} h", s / 3600)
-    } else if s >= 60 && s % 60 == 0 {
+    } else if s >= 60 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")

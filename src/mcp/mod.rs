@@ -107,12 +107,9 @@ pub async fn serve_http(
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let protected = axum::Router::new()
-        .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn_with_state(
-            keeper.clone(),
-            auth::require_token,
-        ));
+    let protected = axum::Router::new().nest_service("/mcp", service).layer(
+        axum::middleware::from_fn_with_state(keeper.clone(), auth::require_token),
+    );
     let app = axum::Router::new()
         .route(
             "/.well-known/oauth-protected-resource",

@@ -11,13 +11,11 @@ use crate::approval::{HoldRequest, State};
 use crate::audit::AuditEvent;
 use crate::gate::{Deferred, Door, Origin, Protocol, SessionId, SessionInfo, SessionStatements};
 use crate::identity::Identity;
-use crate::proxy::capped::{Caps, CappedError, CappedResult};
+use crate::proxy::capped::{CappedError, CappedResult, Caps};
 use crate::proxy::pg::upstream::PoolKey;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{
-    CallToolResult, ProgressNotificationParam, ServerCapabilities, ServerConfig,
-};
+use rmcp::model::{CallToolResult, ProgressNotificationParam, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
 use rmcp::{schemars, tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler};
 use serde::Deserialize;
@@ -137,7 +135,13 @@ impl Tools {
 
     #[tool(
         description = "Run one SQL statement through Airlock: it is classified and checked against the policy, held for human approval when the policy says so (the answer is then status \"pending_approval\" with the request id and inbox URL), audited, and its result rows come back masked (sensitive values replaced) as columns and rows, with row_count, truncated and elapsed_ms. Each call is its own transaction.",
-        annotations(title = "Run SQL", read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
+        annotations(
+            title = "Run SQL",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
     )]
     async fn query(
         &self,
@@ -145,7 +149,11 @@ impl Tools {
         ctx: RequestContext<RoleServer>,
     ) -> Answer {
         let agent = self.agent(&ctx)?;
-        let wait = Duration::from_secs(args.wait_s.unwrap_or(0).min(self.mcp.settings.max_wait_secs));
+        let wait = Duration::from_secs(
+            args.wait_s
+                .unwrap_or(0)
+                .min(self.mcp.settings.max_wait_secs),
+        );
         self.run_statement(
             &agent,
             &ctx,
@@ -160,7 +168,13 @@ impl Tools {
 
     #[tool(
         description = "List the databases this identity may use on the server.",
-        annotations(title = "List databases", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            title = "List databases",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn list_databases(
         &self,
@@ -171,7 +185,15 @@ impl Tools {
         let sql = "SELECT datname AS database FROM pg_catalog.pg_database \
                    WHERE datallowconn AND NOT datistemplate ORDER BY 1";
         let answer = self
-            .run_statement(&agent, &ctx, args.server.unwrap_or_default(), None, sql, None, Duration::ZERO)
+            .run_statement(
+                &agent,
+                &ctx,
+                args.server.unwrap_or_default(),
+                None,
+                sql,
+                None,
+                Duration::ZERO,
+            )
             .await?;
         // Only the databases the identity may use are shown.
         Ok(filter_rows(answer, |row| {
@@ -183,7 +205,13 @@ impl Tools {
 
     #[tool(
         description = "List the tables and views of a database (schema, name, kind).",
-        annotations(title = "List tables", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            title = "List tables",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn list_tables(
         &self,
@@ -208,7 +236,13 @@ impl Tools {
 
     #[tool(
         description = "Describe a table: its columns (name, type, nullable, default), primary and foreign keys, and the planner's row estimate.",
-        annotations(title = "Describe table", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            title = "Describe table",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn describe_table(
         &self,
@@ -217,7 +251,12 @@ impl Tools {
     ) -> Answer {
         let agent = self.agent(&ctx)?;
         let Some(name) = literal(&args.table) else {
-            return Ok(failure("error", "22023", "the table name contains a NUL byte", json!({})));
+            return Ok(failure(
+                "error",
+                "22023",
+                "the table name contains a NUL byte",
+                json!({}),
+            ));
         };
         // `to_regclass` resolves the name as the server would (search
         // path, quoting); the name is a literal, never spliced as SQL.
@@ -255,7 +294,10 @@ impl Tools {
             return Ok(failure(
                 "error",
                 "42P01",
-                format!("no table or view `{}` is visible in this database", args.table),
+                format!(
+                    "no table or view `{}` is visible in this database",
+                    args.table
+                ),
                 json!({}),
             ));
         }
@@ -264,7 +306,13 @@ impl Tools {
 
     #[tool(
         description = "Show PostgreSQL's plan for a statement (plain EXPLAIN: the statement is not run). The EXPLAIN goes through the same policy as any statement.",
-        annotations(title = "Explain", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            title = "Explain",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn explain(
         &self,
@@ -287,7 +335,13 @@ impl Tools {
 
     #[tool(
         description = "The state of an approval request this identity made: pending, approved, denied, expired or withdrawn, with the rule, votes and expiry. After approval, send the identical statement with `query` again: it runs once.",
-        annotations(title = "Approval status", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            title = "Approval status",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn approval_status(
         &self,
@@ -303,7 +357,13 @@ impl Tools {
 
     #[tool(
         description = "Wait (up to timeout_s seconds, with progress notifications) until an approval request this identity made is decided. Approved: send the identical statement with `query` again and it runs once. Denied or expired: a tool error naming the rule, the approver and the reason.",
-        annotations(title = "Wait for approval", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            title = "Wait for approval",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn wait_for_approval(
         &self,
@@ -319,7 +379,10 @@ impl Tools {
             .timeout_s
             .unwrap_or(self.mcp.settings.max_wait_secs)
             .min(self.mcp.settings.max_wait_secs);
-        let request = match self.wait_decided(&request, Duration::from_secs(limit), &ctx).await {
+        let request = match self
+            .wait_decided(&request, Duration::from_secs(limit), &ctx)
+            .await
+        {
             Ok(r) => r,
             Err(e) => return Ok(e),
         };
@@ -388,7 +451,12 @@ impl Tools {
     /// business.
     async fn own_request(&self, agent: &Identity, id: &str) -> Result<HoldRequest, CallToolResult> {
         let Some(approvals) = self.mcp.gate.approvals() else {
-            return Err(failure("error", "58000", "approvals are not enabled on this gateway", json!({})));
+            return Err(failure(
+                "error",
+                "58000",
+                "approvals are not enabled on this gateway",
+                json!({}),
+            ));
         };
         match approvals.get(id).await {
             Ok(Some(r)) if r.requester == agent.name => Ok(r),
@@ -398,7 +466,12 @@ impl Tools {
                 format!("no request {id} of identity \"{}\"", agent.name),
                 json!({}),
             )),
-            Err(e) => Err(failure("error", "58000", format!("the approval store is unavailable: {e}"), json!({}))),
+            Err(e) => Err(failure(
+                "error",
+                "58000",
+                format!("the approval store is unavailable: {e}"),
+                json!({}),
+            )),
         }
     }
 
@@ -412,7 +485,12 @@ impl Tools {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<HoldRequest, CallToolResult> {
         let Some(approvals) = self.mcp.gate.approvals() else {
-            return Err(failure("error", "58000", "approvals are not enabled on this gateway", json!({})));
+            return Err(failure(
+                "error",
+                "58000",
+                "approvals are not enabled on this gateway",
+                json!({}),
+            ));
         };
         let started = tokio::time::Instant::now();
         let deadline = started + limit;
@@ -537,7 +615,12 @@ impl Tools {
             .unwrap_or(&self.mcp.default_database)
             .to_string();
         if let Some(why) = self.database_refusal(agent, &database) {
-            return Ok(failure("denied", "42501", why, json!({"database": database})));
+            return Ok(failure(
+                "denied",
+                "42501",
+                why,
+                json!({"database": database}),
+            ));
         }
         let gate = &self.mcp.gate;
         let session = SessionInfo {
@@ -556,7 +639,8 @@ impl Tools {
             confinement: agent.confinement.clone(),
             ending: Default::default(),
         };
-        gate.audit().record(AuditEvent::SessionStart { session: &session });
+        gate.audit()
+            .record(AuditEvent::SessionStart { session: &session });
         let answer = self
             .checked_run(agent, &session, ctx, sql, max_rows, wait)
             .await;
@@ -610,12 +694,20 @@ impl Tools {
                     match decided.state {
                         State::Approved => {
                             match gate
-                                .claim_or_hold(session, &checked, sql.as_bytes(), async { None }, &statements)
+                                .claim_or_hold(
+                                    session,
+                                    &checked,
+                                    sql.as_bytes(),
+                                    async { None },
+                                    &statements,
+                                )
                                 .await
                             {
                                 Ok(Deferred::Released(id)) => released = Some(id),
                                 Ok(Deferred::Pending(again)) => return Ok(self.pending(&again)),
-                                Err(r) => return Ok(failure("error", r.code, r.message, json!({}))),
+                                Err(r) => {
+                                    return Ok(failure("error", r.code, r.message, json!({})))
+                                }
                             }
                         }
                         State::Pending => return Ok(self.pending(&decided)),
@@ -658,7 +750,10 @@ impl Tools {
                     gate.record_outcome(
                         id.clone(),
                         true,
-                        result.command.clone().unwrap_or_else(|| "ran (truncated)".into()),
+                        result
+                            .command
+                            .clone()
+                            .unwrap_or_else(|| "ran (truncated)".into()),
                     );
                 }
                 Ok(result_answer(result, elapsed, &session.database, released))
@@ -679,7 +774,12 @@ impl Tools {
                     gate.record_outcome(id.clone(), false, format!("{code} {message}"));
                 }
                 let kind = if code == "57014" { "timeout" } else { "error" };
-                Ok(failure(kind, &code, message, json!({"database": session.database})))
+                Ok(failure(
+                    kind,
+                    &code,
+                    message,
+                    json!({"database": session.database}),
+                ))
             }
         }
     }

@@ -13,7 +13,7 @@ use super::codec::{self, error_fields, Fields, Message, MessageReader};
 use super::relay::row_description;
 use super::upstream::{Pool, PoolKey, Pooled, UpstreamError};
 use crate::mask::{Column, RowMasker};
-use crate::proxy::capped::{Caps, CappedError, CappedResult, ResultColumn, StoppedBy};
+use crate::proxy::capped::{CappedError, CappedResult, Caps, ResultColumn, StoppedBy};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::Arc;
 use std::time::Duration;
@@ -269,9 +269,8 @@ fn frame_error(e: codec::FrameError) -> CappedError {
 
 fn upstream_error(e: UpstreamError) -> CappedError {
     match e {
-        UpstreamError::Rejected { code, message } | UpstreamError::Confinement { code, message } => {
-            CappedError::Server { code, message }
-        }
+        UpstreamError::Rejected { code, message }
+        | UpstreamError::Confinement { code, message } => CappedError::Server { code, message },
         other => CappedError::Upstream(other.to_string()),
     }
 }
