@@ -94,6 +94,7 @@ fn throughput(fsync: Fsync, threads: u64) -> f64 {
 
 fn session() -> SessionInfo {
     SessionInfo {
+        door: Default::default(),
         id: SessionId("s-bench-0".into()),
         identity: "agent".into(),
         role: Role::Agent,

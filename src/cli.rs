@@ -58,6 +58,20 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run the gateway with its MCP endpoint on standard input and output
+    /// (for an agent that starts Airlock as a local MCP server). The
+    /// identity is the one whose MCP token is in AIRLOCK_MCP_TOKEN.
+    Mcp(McpArgs),
+}
+
+#[derive(clap::Args)]
+struct McpArgs {
+    /// Speak MCP on standard input/output (the only mode of this command;
+    /// the HTTP endpoint runs with `airlock serve`).
+    #[arg(long, required = true)]
+    stdio: bool,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Subcommand)]
@@ -253,8 +267,12 @@ enum IdentityCommand {
     },
     /// Make a new API token for the inbox: prints the token (give it to
     /// the approver or auditor) and the `api_token_hash = "…"` line for
-    /// their `[[identity]]`.
-    Token,
+    /// their `[[identity]]`. With `--mcp`: a token for an agent's MCP
+    /// client and the `mcp_token_hash = "…"` line.
+    Token {
+        #[arg(long)]
+        mcp: bool,
+    },
     /// Read a password on standard input and print the
     /// `inbox_password_hash = "…"` line (Argon2id) for the inbox's login.
     InboxPassword,
@@ -291,8 +309,9 @@ pub fn run() -> ExitCode {
             command: IdentityCommand::InboxPassword,
         } => identity_inbox_password(),
         Command::Identity {
-            command: IdentityCommand::Token,
-        } => identity_token(),
+            command: IdentityCommand::Token { mcp },
+        } => identity_token(mcp),
+        Command::Mcp(args) => mcp_stdio(args),
         Command::Identity {
             command:
                 IdentityCommand::Add {
@@ -1020,12 +1039,18 @@ fn identity_inbox_password() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn identity_token() -> ExitCode {
+fn identity_token(mcp: bool) -> ExitCode {
     let secret: [u8; 32] = rand::random();
-    let token = format!("alk_{}", crate::hex::encode(&secret));
+    // A different prefix, so that a token pasted in the wrong place is
+    // recognised for what it is.
+    let (prefix, key) = match mcp {
+        true => ("amcp_", "mcp_token_hash"),
+        false => ("alk_", "api_token_hash"),
+    };
+    let token = format!("{prefix}{}", crate::hex::encode(&secret));
     println!("token: {token}");
     println!(
-        "api_token_hash = \"{}\"",
+        "{key} = \"{}\"",
         crate::hex::encode(blake3::hash(token.as_bytes()).as_bytes())
     );
     ExitCode::SUCCESS
@@ -1046,6 +1071,21 @@ fn init_logging(config: &Config) {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    serve_mode(args, None)
+}
+
+/// `airlock mcp --stdio`: the gateway, with standard output reserved for
+/// MCP (everything else it says goes to standard error).
+fn mcp_stdio(args: McpArgs) -> ExitCode {
+    let _ = args.stdio;
+    let token = match std::env::var("AIRLOCK_MCP_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => return fail(&"AIRLOCK_MCP_TOKEN must hold the identity's MCP token (see `airlock identity token --mcp`)"),
+    };
+    serve_mode(args.serve, Some(token))
+}
+
+fn serve_mode(args: ServeArgs, stdio_token: Option<String>) -> ExitCode {
     let config = match overrides(&args).and_then(|o| Config::load(args.config.as_deref(), &o)) {
         Ok(c) => c,
         Err(e) => return fail(&e),
@@ -1064,7 +1104,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             .and_then(|o| Config::load(args.config.as_deref(), &o))
             .map_err(|e| e.to_string())
     };
-    match runtime.block_on(serve_with(config, Box::new(reload))) {
+    match runtime.block_on(serve_with(config, Box::new(reload), stdio_token)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -1125,6 +1165,8 @@ fn development_approver(state_dir: &Path) -> Result<(Identity, String), String> 
         groups: vec![crate::policy::DEFAULT_GROUP.to_string()],
         verifier: ScramVerifier::generate(&crate::hex::encode(&unusable), DEFAULT_SCRAM_ITERATIONS),
         api_token_hash: None,
+        mcp_token_hash: None,
+        mcp_limits: Default::default(),
         inbox_password_hash: Some(crate::identity::inbox_password_hash(&password)),
         mysql: crate::identity::MysqlCredentials::from_password(&crate::hex::encode(&unusable)),
         databases: Some(Vec::new()),
@@ -1143,6 +1185,8 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
         groups: Vec::new(),
         verifier: ScramVerifier::generate(&password, DEFAULT_SCRAM_ITERATIONS),
         api_token_hash: None,
+        mcp_token_hash: None,
+        mcp_limits: Default::default(),
         inbox_password_hash: None,
         mysql: crate::identity::MysqlCredentials::from_password(&password),
         databases: None,
@@ -1234,7 +1278,30 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// Reads the configuration again, as at start.
 type Reload = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
 
-async fn serve_with(config: Config, reload: Reload) -> Result<(), String> {
+async fn serve_with(
+    config: Config,
+    reload: Reload,
+    stdio_token: Option<String>,
+) -> Result<(), String> {
+    // In stdio mode standard output carries MCP: the banner goes to
+    // standard error.
+    let stdio = stdio_token.is_some();
+    if let Some(token) = &stdio_token {
+        // Refused before anything starts: a stdio gateway serves one identity.
+        let known = Identities::new(config.identities.clone());
+        if known
+            .by_mcp_token(token)
+            .filter(|i| i.database_login)
+            .is_none()
+        {
+            return Err(crate::mcp::McpError::BadToken.to_string());
+        }
+    }
+    macro_rules! say {
+        ($($arg:tt)*) => {
+            if stdio { eprintln!($($arg)*) } else { println!($($arg)*) }
+        };
+    }
     for name in &config.plaintext_identities {
         tracing::warn!(identity = %name, "plaintext password in the config: use scram_verifier (airlock identity hash) outside development");
     }
@@ -1426,6 +1493,14 @@ async fn serve_with(config: Config, reload: Reload) -> Result<(), String> {
             tracing::warn!(database = %db, "the shared approval store is in the upstream's default database: agents that name no database will be refused; put the store in a database of its own");
         }
     }
+    let mcp = Arc::new(crate::mcp::Mcp {
+        gate: gate.clone(),
+        pool: pool.clone(),
+        identities: identities.clone(),
+        settings: config.mcp.clone(),
+        default_database: config.postgres.upstream.database.clone(),
+        reserved_databases: reserved.iter().cloned().collect(),
+    });
     let shared = Arc::new(PgShared {
         login: LoginSettings {
             identities: identities.clone(),
@@ -1483,34 +1558,48 @@ async fn serve_with(config: Config, reload: Reload) -> Result<(), String> {
             "metrics on http://{bound}/metrics (health: /healthz, readiness: /readyz)"
         ));
     }
+    let mcp_listener = match config.mcp.enabled && !stdio {
+        true => Some(
+            tokio::net::TcpListener::bind(config.mcp.listen)
+                .await
+                .map_err(|e| {
+                    crate::mcp::McpError::Listen {
+                        addr: config.mcp.listen,
+                        source: e,
+                    }
+                    .to_string()
+                })?,
+        ),
+        false => None,
+    };
 
     // The "listening" line comes last: scripts wait for it as the sign
     // that the gateway is ready.
     let up = &config.postgres.upstream;
-    println!("airlock {}", env!("CARGO_PKG_VERSION"));
+    say!("airlock {}", env!("CARGO_PKG_VERSION"));
     if let Some((password, approver_password)) = &generated {
-        println!("no [[identity]] configured: agents log in as the development identity `agent`");
-        println!(
+        say!("no [[identity]] configured: agents log in as the development identity `agent`");
+        say!(
             "  password is in {}",
             config.state_dir.join("dev-identity").display()
         );
-        println!(
+        say!(
             "  psql \"postgresql://agent:{password}@{addr}/{}\"",
             up.database
         );
-        println!(
+        say!(
             "  held statements are approved in the inbox by the development approver `dba` (group dba), password {approver_password} (in {})",
             config.state_dir.join("dev-approver").display()
         );
     }
     match inbox_line {
-        Some(line) => println!("{line}"),
-        None => println!("approvals off ([approval] enabled = false): held statements are refused"),
+        Some(line) => say!("{line}"),
+        None => say!("approvals off ([approval] enabled = false): held statements are refused"),
     }
     if let Some(line) = &metrics_line {
-        println!("{line}");
+        say!("{line}");
     }
-    println!(
+    say!(
         "audit log in {} (fsync {}), checkpoints signed by {public_key}",
         config.audit.dir.display(),
         match config.audit.fsync {
@@ -1520,7 +1609,7 @@ async fn serve_with(config: Config, reload: Reload) -> Result<(), String> {
     );
     if let Some(my) = &mysql {
         let up = &config.mysql.upstream;
-        println!(
+        say!(
             "mysql listening on {} -> upstream {}{} (client TLS: {}, upstream TLS: {})",
             my.local_addr().map_err(|e| e.to_string())?,
             up.address(),
@@ -1537,7 +1626,14 @@ async fn serve_with(config: Config, reload: Reload) -> Result<(), String> {
             config.mysql.upstream_tls.name()
         );
     }
-    println!(
+    if let Some(l) = &mcp_listener {
+        let bound = l.local_addr().map_err(|e| e.to_string())?;
+        say!(
+            "mcp listening on {bound} ({}/mcp)",
+            crate::mcp::base_url(&config.mcp, bound)
+        );
+    }
+    say!(
         "postgres listening on {addr} -> upstream {} database {} (client TLS: {}, upstream TLS: {})",
         up.address(),
         up.database,
@@ -1550,12 +1646,34 @@ async fn serve_with(config: Config, reload: Reload) -> Result<(), String> {
     );
     let _ = std::io::stdout().flush();
 
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown requested");
-        let _ = stop_tx.send(true);
-    });
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested");
+            let _ = stop_tx.send(true);
+        });
+    }
     let mysql_served = mysql.map(|my| tokio::spawn(my.serve(stop_rx.clone())));
+    if let Some(l) = mcp_listener {
+        let (mcp, stop) = (mcp.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::mcp::serve_http(l, mcp, stop).await {
+                tracing::error!(error = %e, "the MCP endpoint stopped");
+            }
+        });
+    }
+    if let Some(token) = stdio_token {
+        // The gateway lives as long as its MCP client: when the client
+        // closes standard input, everything stops.
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::mcp::serve_stdio(mcp, &token).await {
+                tracing::error!(error = %e, "MCP over stdio ended");
+            }
+            let _ = stop_tx.send(true);
+        });
+    }
     listener.serve(stop_rx).await;
     if let Some(served) = mysql_served {
         let _ = served.await;

@@ -24,7 +24,7 @@ const MAX_IDLE_TIMEOUT_SECS: u64 = 86_400;
 /// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
 const SECTIONS: &[&str] = &[
     "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox", "slack",
-    "metrics",
+    "metrics", "mcp",
 ];
 
 /// A configuration problem, always naming its source and key.
@@ -69,6 +69,7 @@ pub struct Config {
     pub approval: ApprovalConfig,
     pub inbox: InboxConfig,
     pub metrics: MetricsConfig,
+    pub mcp: McpConfig,
     /// Where approver groups are told of new requests (`[[notify]]`).
     pub notify: Vec<crate::inbox::notify::Target>,
     /// The Slack app: its API, bot token and signing secret (`[slack]`).
@@ -417,6 +418,28 @@ pub struct MetricsConfig {
 /// Where `[metrics]` listens when it is enabled without an address.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9187";
 
+/// The MCP endpoint (`[mcp]`): agents that speak the Model Context
+/// Protocol reach the same gate as the wire listeners through it.
+#[derive(Clone, Debug)]
+pub struct McpConfig {
+    /// Whether the Streamable HTTP endpoint listens. Default: on when some
+    /// `[[identity]]` has an `mcp_token_hash` (without one nobody could
+    /// use it, and a gateway that never asked for MCP opens no new port).
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// The address agents use, for the OAuth protected-resource metadata;
+    /// `None`: `http://` and the address the endpoint listens on.
+    pub public_url: Option<String>,
+    /// Rows a `query` returns at most, unless the identity says otherwise.
+    pub max_rows: u64,
+    /// Bytes of values a `query` returns at most.
+    pub max_bytes: u64,
+    /// How long one statement may run on the server.
+    pub statement_timeout_secs: u64,
+    /// How long one tool call may wait for an approval.
+    pub max_wait_secs: u64,
+}
+
 // ---- the file as written -------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -443,6 +466,7 @@ struct RawConfig {
     inbox: RawInbox,
     #[serde(default)]
     metrics: RawMetrics,
+    mcp: RawMcp,
     #[serde(default)]
     notify: Vec<RawNotify>,
     #[serde(default)]
@@ -577,6 +601,18 @@ struct RawMetrics {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawMcp {
+    enabled: Option<bool>,
+    listen: Option<String>,
+    public_url: Option<String>,
+    max_rows: Option<u64>,
+    max_bytes: Option<u64>,
+    statement_timeout_secs: Option<u64>,
+    max_wait_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawAudit {
     dir: Option<PathBuf>,
     fsync: Option<Fsync>,
@@ -604,6 +640,9 @@ struct RawIdentity {
     password: Option<String>,
     scram_verifier: Option<String>,
     api_token_hash: Option<String>,
+    mcp_token_hash: Option<String>,
+    mcp_max_rows: Option<u64>,
+    mcp_max_bytes: Option<u64>,
     inbox_password_hash: Option<String>,
     mysql_native_hash: Option<String>,
     databases: Option<Vec<String>>,
@@ -635,7 +674,9 @@ pub fn env_overrides(
         let Some(rest) = name.strip_prefix("AIRLOCK_") else {
             continue;
         };
-        if rest == "CONFIG" {
+        // Not configuration keys: the config file's path, and the token
+        // `airlock mcp --stdio` serves (see `crate::mcp::serve_stdio`).
+        if rest == "CONFIG" || rest == "MCP_TOKEN" {
             continue;
         }
         let lower = rest.to_ascii_lowercase();
@@ -995,6 +1036,42 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
                 })
             })
             .transpose()?;
+        let mcp_token_hash = id
+            .mcp_token_hash
+            .map(|h| {
+                crate::hex::decode::<32>(h.trim()).ok_or_else(|| {
+                    err(
+                        &key("mcp_token_hash"),
+                        "must be 64 hex digits (see `airlock identity token --mcp`)".into(),
+                    )
+                })
+            })
+            .transpose()?;
+        if mcp_token_hash.is_some() && !database_login {
+            return Err(err(
+                &key("mcp_token_hash"),
+                "this identity may not use the database (database_login = false), so it cannot query through MCP either".into(),
+            ));
+        }
+        if mcp_token_hash.is_some() && mcp_token_hash == api_token_hash {
+            return Err(err(
+                &key("mcp_token_hash"),
+                "must not be the same token as api_token_hash: an MCP token is handed to programs"
+                    .into(),
+            ));
+        }
+        for (field, value) in [
+            ("mcp_max_rows", id.mcp_max_rows),
+            ("mcp_max_bytes", id.mcp_max_bytes),
+        ] {
+            if value == Some(0) {
+                return Err(err(&key(field), "must be at least 1".into()));
+            }
+        }
+        let mcp_limits = crate::identity::McpLimits {
+            max_rows: id.mcp_max_rows,
+            max_bytes: id.mcp_max_bytes,
+        };
         if let Some(phc) = &id.inbox_password_hash {
             if id.role == Role::Agent {
                 return Err(err(
@@ -1059,6 +1136,8 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             groups: id.groups,
             verifier,
             api_token_hash,
+            mcp_token_hash,
+            mcp_limits,
             inbox_password_hash: id.inbox_password_hash,
             mysql,
             databases,
@@ -1162,6 +1241,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
     };
     let slack = validate_slack(raw.slack, &err)?;
     let metrics = validate_metrics(raw.metrics, &err)?;
+    let mcp = validate_mcp(raw.mcp, &identities, &err)?;
     let mut notify = Vec::new();
     for (i, n) in raw.notify.into_iter().enumerate() {
         use crate::inbox::notify::{Channel, Target};
@@ -1271,6 +1351,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         approval,
         inbox,
         metrics,
+        mcp,
         notify,
         slack,
         identities,
@@ -1478,6 +1559,54 @@ fn validate_metrics(
         )
     })?;
     Ok(MetricsConfig { listen: Some(addr) })
+}
+
+fn validate_mcp(
+    raw: RawMcp,
+    identities: &[Identity],
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<McpConfig, ConfigError> {
+    let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:8090".into());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        err(
+            "mcp.listen",
+            format!("`{listen_text}` is not an address like 127.0.0.1:8090"),
+        )
+    })?;
+    if let Some(url) = &raw.public_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(err(
+                "mcp.public_url",
+                format!("`{url}` must start with http:// or https://"),
+            ));
+        }
+    }
+    let positive = |key: &str, value: Option<u64>, default: u64| match value {
+        Some(0) => Err(err(key, "must be at least 1".into())),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    let any_token = identities.iter().any(|i| i.mcp_token_hash.is_some());
+    let enabled = raw.enabled.unwrap_or(any_token);
+    if enabled && !any_token && !identities.is_empty() {
+        return Err(err(
+            "mcp.enabled",
+            "no [[identity]] has an mcp_token_hash, so nobody could use the MCP endpoint (see `airlock identity token --mcp`)".into(),
+        ));
+    }
+    Ok(McpConfig {
+        enabled,
+        listen,
+        public_url: raw.public_url.map(|u| u.trim_end_matches('/').to_string()),
+        max_rows: positive("mcp.max_rows", raw.max_rows, 1000)?,
+        max_bytes: positive("mcp.max_bytes", raw.max_bytes, 1 << 20)?,
+        statement_timeout_secs: positive(
+            "mcp.statement_timeout_secs",
+            raw.statement_timeout_secs,
+            30,
+        )?,
+        max_wait_secs: positive("mcp.max_wait_secs", raw.max_wait_secs, 300)?,
+    })
 }
 
 fn validate_audit(
@@ -2070,5 +2199,57 @@ mod tests {
         );
         assert!(UpstreamUrl::parse("postgresql://a@h/d?sslmode=require").is_err());
         assert!(UpstreamUrl::parse("postgresql://h/d").is_err());
+    }
+
+    #[test]
+    fn mcp_settings_are_validated_and_on_only_with_a_token() {
+        let hash = "ab".repeat(32);
+        let agent = |extra: &str| {
+            format!("[[identity]]\nname = \"a\"\nrole = \"agent\"\npassword = \"x\"\n{extra}")
+        };
+        let c = load(&agent("")).unwrap();
+        assert!(!c.mcp.enabled, "no token: no endpoint");
+        let c = load(&agent(&format!("mcp_token_hash = \"{hash}\"\n"))).unwrap();
+        assert!(c.mcp.enabled);
+        assert_eq!(c.mcp.listen.to_string(), "127.0.0.1:8090");
+        assert_eq!((c.mcp.max_rows, c.mcp.max_bytes), (1000, 1 << 20));
+        let e = load(&agent("mcp_token_hash = \"xyz\"\n")).unwrap_err();
+        assert!(
+            e.contains("key `identity[0].mcp_token_hash`: must be 64 hex digits"),
+            "{e}"
+        );
+        let e = load(&format!("[mcp]\nenabled = true\n{}", agent(""))).unwrap_err();
+        assert!(e.contains("key `mcp.enabled`"), "{e}");
+        let e = load(&format!(
+            "[mcp]\nmax_rows = 0\n{}",
+            agent(&format!("mcp_token_hash = \"{hash}\"\n"))
+        ))
+        .unwrap_err();
+        assert!(e.contains("key `mcp.max_rows`: must be at least 1"), "{e}");
+        let e = load(&format!("[mcp]\nlisten = \"nowhere\"\n{}", agent(""))).unwrap_err();
+        assert!(e.contains("key `mcp.listen`"), "{e}");
+        let e = load(&format!("[mcp]\npublic_url = \"ftp://x\"\n{}", agent(""))).unwrap_err();
+        assert!(e.contains("key `mcp.public_url`"), "{e}");
+        let e = load(&agent("mcp_max_bytes = 0\n")).unwrap_err();
+        assert!(e.contains("key `identity[0].mcp_max_bytes`"), "{e}");
+        // An approver has no database login, so no MCP either.
+        let e = load(&format!(
+            "[[identity]]\nname = \"d\"\nrole = \"approver\"\nmcp_token_hash = \"{hash}\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("key `identity[0].mcp_token_hash`"), "{e}");
+        let e = load(&format!("[mcp]\nsurprise = 1\n{}", agent(""))).unwrap_err();
+        assert!(e.contains("surprise"), "{e}");
+    }
+
+    #[test]
+    fn the_stdio_token_is_not_a_configuration_key() {
+        let o = env_overrides([
+            ("AIRLOCK_MCP_TOKEN".to_string(), "amcp_x".to_string()),
+            ("AIRLOCK_MCP_MAX_ROWS".to_string(), "5".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].key, "mcp.max_rows");
     }
 }

@@ -48,6 +48,18 @@ impl std::fmt::Display for Protocol {
     }
 }
 
+/// How a session reached the gateway. The [`Protocol`] is always the
+/// upstream server's (it decides the SQL dialect); an MCP session runs its
+/// statements on a server of either kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Door {
+    /// The PostgreSQL or MySQL wire listener.
+    #[default]
+    Wire,
+    /// The MCP endpoint (Streamable HTTP or stdio).
+    Mcp,
+}
+
 /// A session identifier, unique within this gateway process and readable in
 /// logs (`s-<start time>-<counter>`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -86,6 +98,8 @@ pub struct SessionInfo {
     pub application_name: Option<String>,
     pub database: String,
     pub protocol: Protocol,
+    /// How the agent reached the gateway: a wire listener or MCP.
+    pub door: Door,
     pub tls: bool,
     /// What the database enforces for the identity (upstream role,
     /// read-only); statements that would undo it are refused.
@@ -203,6 +217,16 @@ impl Released {
         }
         gate.record_outcome(self.id, self.error.is_none(), summary);
     }
+}
+
+/// What became of a held statement re-sent in defer mode.
+#[derive(Clone, Debug)]
+pub enum Deferred {
+    /// An approval of it was claimed (request id): it may run, once.
+    Released(String),
+    /// It waits for approvers in this request (boxed: a request is large,
+    /// and most answers are releases).
+    Pending(Box<HoldRequest>),
 }
 
 /// How a statement reached the gateway.
@@ -533,6 +557,44 @@ impl Gate {
         impact: impl std::future::Future<Output = Option<String>>,
         statements: &SessionStatements,
     ) -> Result<String, Refusal> {
+        match self
+            .claim_or_hold(session, checked, sql, impact, statements)
+            .await?
+        {
+            Deferred::Released(id) => Ok(id),
+            Deferred::Pending(request) => Err(Refusal {
+                code: "42501",
+                message: format!(
+                    "statement held for approval as request {id} by Airlock rule \"{rule}\" ({quorum} approval{s} \
+                     from group \"{group}\"); once it is approved at {url}/requests/{id}, send the identical \
+                     statement again (before {expires}) and it runs once",
+                    id = request.id,
+                    rule = request.rule,
+                    quorum = request.quorum,
+                    s = if request.quorum == 1 { "" } else { "s" },
+                    group = request.group,
+                    url = self.inbox_url,
+                    expires = crate::audit::chain::timestamp(std::time::Duration::from_millis(
+                        request.expires_ms
+                    )),
+                ),
+            }),
+        }
+    }
+
+    /// The decision behind [`Gate::release_deferred`], for callers that
+    /// answer with the request itself (the MCP endpoint): the approved
+    /// request of the same requester, database and statement text is
+    /// claimed (used once, the use durable in the audit log before this
+    /// returns), or else the pending request is found or a new one made.
+    pub async fn claim_or_hold(
+        &self,
+        session: &SessionInfo,
+        checked: &Checked,
+        sql: &[u8],
+        impact: impl std::future::Future<Output = Option<String>>,
+        statements: &SessionStatements,
+    ) -> Result<Deferred, Refusal> {
         let Some(approvals) = &self.approvals else {
             return Err(store_unavailable("no approval store"));
         };
@@ -546,7 +608,7 @@ impl Gate {
                     session: &session.id,
                     request: &approved,
                 });
-                return self.audit.durable(receipt).await.map(|()| approved.id.clone()).map_err(|why| Refusal {
+                return self.audit.durable(receipt).await.map(|()| Deferred::Released(approved.id.clone())).map_err(|why| Refusal {
                     code: "53100",
                     message: format!(
                         "request {} is approved, but Airlock cannot record its use, so the statement does not run: {why}",
@@ -572,23 +634,12 @@ impl Gate {
                     .0
             }
         };
-        Err(Refusal {
-            code: "42501",
-            message: format!(
-                "statement held for approval as request {id} by Airlock rule \"{rule}\" ({quorum} approval{s} \
-                 from group \"{group}\"); once it is approved at {url}/requests/{id}, send the identical \
-                 statement again (before {expires}) and it runs once",
-                id = request.id,
-                rule = request.rule,
-                quorum = request.quorum,
-                s = if request.quorum == 1 { "" } else { "s" },
-                group = request.group,
-                url = self.inbox_url,
-                expires = crate::audit::chain::timestamp(std::time::Duration::from_millis(
-                    request.expires_ms
-                )),
-            ),
-        })
+        Ok(Deferred::Pending(Box::new(request)))
+    }
+
+    /// The inbox's address, where approvers decide held statements.
+    pub fn inbox_url(&self) -> &str {
+        &self.inbox_url
     }
 
     /// Whether `checked` is held in defer mode.
@@ -940,9 +991,9 @@ fn store_unavailable(why: &str) -> Refusal {
 /// `15 min`, `90 s`, `2 h`.
 fn humane(d: std::time::Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 && s % 3600 == 0 {
+    if s >= 3600 && s.is_multiple_of(3600) {
         format!("{} h", s / 3600)
-    } else if s >= 60 && s % 60 == 0 {
+    } else if s >= 60 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")
@@ -1011,6 +1062,7 @@ mod tests {
 
     fn session(protocol: Protocol) -> SessionInfo {
         SessionInfo {
+            door: Default::default(),
             id: SessionId::next(),
             identity: "agent".into(),
             role: Role::Agent,

@@ -54,6 +54,12 @@ pub struct Identity {
     pub verifier: ScramVerifier,
     /// BLAKE3 of the bearer token this identity uses with the inbox's API.
     pub api_token_hash: Option<[u8; 32]>,
+    /// BLAKE3 of the bearer token this identity's agents present to the
+    /// MCP endpoint (`airlock identity token --mcp`).
+    pub mcp_token_hash: Option<[u8; 32]>,
+    /// This identity's own MCP result caps, overriding `[mcp] max_rows`
+    /// and `max_bytes`.
+    pub mcp_limits: McpLimits,
     /// Argon2 hash (PHC string) of the password for the inbox's web pages.
     pub inbox_password_hash: Option<String>,
     /// MySQL logins: what checks a `mysql_native_password` or a
@@ -73,6 +79,13 @@ pub struct Identity {
     /// The Slack user id (`U…`) whose clicks on a notification's Approve
     /// and Deny buttons decide as this identity.
     pub slack_user: Option<String>,
+}
+
+/// Per-identity overrides of the MCP endpoint's result caps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct McpLimits {
+    pub max_rows: Option<u64>,
+    pub max_bytes: Option<u64>,
 }
 
 /// The MySQL protocol's password hashes of one identity.
@@ -337,6 +350,21 @@ impl Identities {
             .load()
             .values()
             .find(|i| i.slack_user.as_deref() == Some(user))
+            .cloned()
+    }
+
+    /// The identity whose MCP bearer token is `token`. MCP tokens and
+    /// inbox API tokens are separate hashes: an approver's inbox token
+    /// never opens the MCP endpoint, nor an agent's MCP token the inbox.
+    pub fn by_mcp_token(&self, token: &str) -> Option<Arc<Identity>> {
+        let hash = blake3::hash(token.as_bytes());
+        self.table
+            .load()
+            .values()
+            .find(|i| {
+                i.mcp_token_hash
+                    .is_some_and(|h| blake3::Hash::from(h) == hash)
+            })
             .cloned()
     }
 

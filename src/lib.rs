@@ -29,6 +29,7 @@ pub mod identity;
 pub mod inbox;
 pub mod mask;
 pub mod metrics;
+pub mod mcp;
 pub mod policy;
 pub mod proxy;
 pub mod sql;

@@ -37,7 +37,14 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
                     .map_or(Value::Null, Value::from),
             );
             put("database", session.database.clone().into());
-            put("protocol", session.protocol.to_string().into());
+            // An MCP session names its door, and the server it reaches.
+            match session.door {
+                crate::gate::Door::Wire => put("protocol", session.protocol.to_string().into()),
+                crate::gate::Door::Mcp => {
+                    put("protocol", "mcp".into());
+                    put("server", session.protocol.to_string().into());
+                }
+            }
             put("tls", session.tls.into());
         }
         AuditEvent::AuthFailure {

@@ -851,7 +851,7 @@ fn mask_by_content(
         return then_as_text(engine, value, masked, scratch, tally);
     }
     if value.starts_with(b"\\x")
-        && value.len() % 2 == 0
+        && value.len().is_multiple_of(2)
         && value[2..].iter().all(u8::is_ascii_hexdigit)
     {
         return mask_bytea_text(engine, value, scratch, tally);

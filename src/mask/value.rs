@@ -393,7 +393,7 @@ impl Wide {
     fn decode(self, value: &[u8]) -> Option<String> {
         match self {
             Wide::Utf16Be | Wide::Utf16Le => {
-                if value.len() % 2 != 0 {
+                if !value.len().is_multiple_of(2) {
                     return None;
                 }
                 let units = value.chunks_exact(2).map(|p| {
@@ -409,7 +409,7 @@ impl Wide {
                     .ok()
             }
             Wide::Utf32Be | Wide::Utf32Le => {
-                if value.len() % 4 != 0 {
+                if !value.len().is_multiple_of(4) {
                     return None;
                 }
                 value

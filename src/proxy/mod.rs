@@ -4,6 +4,7 @@
 //! Everything that knows a wire format lives under here; the decisions are
 //! taken by [`crate::gate`].
 
+pub mod capped;
 pub mod mysql;
 pub mod pg;
 pub mod tls;

@@ -397,6 +397,7 @@ async fn open(
         .find(|(k, _)| k == b"program_name" || k == b"_program_name")
         .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
     let session = SessionInfo {
+        door: Default::default(),
         id,
         identity: logged_in.identity.name.clone(),
         role: logged_in.identity.role,

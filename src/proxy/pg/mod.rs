@@ -11,6 +11,7 @@
 //! number, and drains them on shutdown.
 
 pub mod cancel;
+pub mod capped;
 pub mod codec;
 pub mod frontend;
 pub mod names;
@@ -298,6 +299,7 @@ async fn log_in(
         return None;
     }
     let session = SessionInfo {
+        door: Default::default(),
         id,
         identity: identity.name,
         role: identity.role,

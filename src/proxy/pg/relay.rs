@@ -1324,7 +1324,7 @@ fn with_parameters(sql: &[u8], parameters: &[Option<String>], digest: Option<&st
     text
 }
 /// The columns of a RowDescription.
-fn row_description(body: &[u8]) -> Option<Vec<Column>> {
+pub(crate) fn row_description(body: &[u8]) -> Option<Vec<Column>> {
     let mut f = Fields::new(body);
     let n = f.i16()?;
     (0..n.max(0))
