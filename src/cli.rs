@@ -1208,8 +1208,10 @@ async fn serve_with(config: Config) -> Result<(), String> {
             masked_columns_file.display()
         )
     })?;
-    let mut gate =
-        Gate::with_mask_key(Arc::new(audit), policy, mask_key).with_masked_columns(masked_columns);
+    let limits = crate::limits::Limits::new(config.limits.clone());
+    let mut gate = Gate::with_mask_key(Arc::new(audit), policy, mask_key)
+        .with_masked_columns(masked_columns)
+        .with_limits(limits.clone());
     let identities = Arc::new(Identities::new(identities));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut inbox_line = None;
@@ -1314,6 +1316,8 @@ async fn serve_with(config: Config) -> Result<(), String> {
             Duration::from_secs(config.auth.failure_window_secs),
             Duration::from_secs(config.auth.lockout_secs),
         ),
+        limits: limits.clone(),
+        acquire_timeout: Duration::from_secs(config.postgres.acquire_timeout_secs),
         max_message_bytes: config.postgres.max_message_bytes,
         startup_timeout: Duration::from_secs(config.server.startup_timeout_secs),
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
@@ -1322,7 +1326,7 @@ async fn serve_with(config: Config) -> Result<(), String> {
         reserved_databases: reserved.into_iter().collect(),
     });
     let mysql = match config.mysql.enabled {
-        true => Some(mysql_listener(&config, &identities, &gate, tls_acceptor).await?),
+        true => Some(mysql_listener(&config, &identities, &gate, &limits, tls_acceptor).await?),
         false => None,
     };
     let listener = PgListener::bind(config.postgres.listen, shared)
@@ -1418,6 +1422,7 @@ async fn mysql_listener(
     config: &Config,
     identities: &Arc<Identities>,
     gate: &Arc<Gate>,
+    limits: &Arc<crate::limits::Limits>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<MysqlListener, String> {
     let my = &config.mysql;
@@ -1442,6 +1447,7 @@ async fn mysql_listener(
             Duration::from_secs(config.auth.failure_window_secs),
             Duration::from_secs(config.auth.lockout_secs),
         ),
+        limits: limits.clone(),
         max_packet_bytes: my.max_packet_bytes,
         startup_timeout: Duration::from_secs(config.server.startup_timeout_secs),
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),

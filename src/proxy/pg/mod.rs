@@ -19,8 +19,9 @@ pub mod upstream;
 
 use crate::audit::AuditEvent;
 use crate::gate::{Gate, Protocol, SessionId, SessionInfo, SessionStatements};
-use crate::identity::LoginThrottle;
-use crate::proxy::{serve_sessions, SessionLimits, Stream};
+use crate::identity::{LoginKey, LoginThrottle};
+use crate::limits::{Limits, Share};
+use crate::proxy::{serve_sessions, Admission, SessionLimits, Stream};
 use cancel::{Cancel, CancelMap};
 use codec::MessageReader;
 use frontend::{LoginSettings, Opening, StartupError};
@@ -40,7 +41,12 @@ pub struct PgShared {
     pub gate: Arc<Gate>,
     pub pool: Arc<Pool>,
     pub cancels: Arc<CancelMap>,
-    pub throttle: LoginThrottle,
+    pub throttle: LoginThrottle<LoginKey>,
+    /// Fair limits (`[limits]`), shared with the other listener.
+    pub limits: Arc<Limits>,
+    /// How long a session waits for one of its identity's upstream
+    /// connections (`postgres.acquire_timeout_secs`).
+    pub acquire_timeout: Duration,
     pub max_message_bytes: usize,
     pub startup_timeout: Duration,
     pub shutdown_timeout: Duration,
@@ -76,6 +82,7 @@ impl PgListener {
         let limits = SessionLimits {
             max_connections: shared.max_connections,
             shutdown_timeout: shared.shutdown_timeout,
+            limits: shared.limits.clone(),
         };
         let refuse = |tcp| async move {
             let error = StartupError {
@@ -85,7 +92,8 @@ impl PgListener {
             };
             frontend::refuse(&mut Stream::Plain(tcp), &error).await;
         };
-        let session = move |tcp, peer, stop| handle(tcp, peer, shared.clone(), stop);
+        let session =
+            move |tcp, peer, admission, stop| handle(tcp, peer, admission, shared.clone(), stop);
         serve_sessions(
             &self.listener,
             "postgres",
@@ -101,6 +109,7 @@ impl PgListener {
 async fn handle(
     tcp: TcpStream,
     peer: SocketAddr,
+    mut admission: Admission,
     shared: Arc<PgShared>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -141,8 +150,12 @@ async fn handle(
         Ok(Ok(Opening::Session(s))) => s,
     };
     let span = tracing::info_span!("session", client = %peer, user = %startup.user);
-    let login = tokio::time::timeout(shared.startup_timeout, log_in(startup, peer, &shared));
-    let Ok(Some((session, stream, pooled, negotiate))) = login.instrument(span.clone()).await
+    let login = tokio::time::timeout(
+        shared.startup_timeout,
+        log_in(startup, peer, &mut admission, &shared),
+    );
+    let Ok(Some((session, stream, pooled, negotiate, _share))) =
+        login.instrument(span.clone()).await
     else {
         return;
     };
@@ -152,11 +165,19 @@ async fn handle(
         .await;
 }
 
-type LoggedIn = (SessionInfo, Stream, upstream::Pooled, Option<bytes::Bytes>);
+/// A logged-in session, and its places in the limits (held for its life).
+type LoggedIn = (
+    SessionInfo,
+    Stream,
+    upstream::Pooled,
+    Option<bytes::Bytes>,
+    Share,
+);
 
 async fn log_in(
     startup: frontend::Startup,
     peer: SocketAddr,
+    admission: &mut Admission,
     shared: &PgShared,
 ) -> Option<LoggedIn> {
     let frontend::Startup {
@@ -168,11 +189,12 @@ async fn log_in(
         protocol_options,
         minor_version,
     } = startup;
-    if let Err(remaining) = shared.throttle.check(peer.ip()) {
+    let throttled = LoginKey::new(peer.ip(), &user, &shared.login.identities);
+    if let Err(remaining) = shared.throttle.check(&throttled) {
         let error = StartupError {
             code: "28000",
             message: format!(
-                "too many failed logins from this address; try again in {} s",
+                "too many failed logins for this user from this address; try again in {} s",
                 remaining.as_secs().max(1)
             ),
             auth_failure: false,
@@ -185,7 +207,7 @@ async fn log_in(
         Ok(identity) => identity,
         Err(error) => {
             if error.auth_failure {
-                shared.throttle.record_failure(peer.ip());
+                shared.throttle.record_failure(&throttled);
                 let audit = shared.gate.audit();
                 audit.record(AuditEvent::AuthFailure {
                     client_addr: peer,
@@ -197,7 +219,17 @@ async fn log_in(
             return None;
         }
     };
-    shared.throttle.record_success(peer.ip());
+    shared.throttle.record_success(&throttled);
+    if !admission.logged_in() {
+        let error = StartupError {
+            code: "53300",
+            message: "too many sessions through Airlock (server.max_connections); try again later"
+                .into(),
+            auth_failure: false,
+        };
+        frontend::refuse(&mut stream, &error).await;
+        return None;
+    }
     if !dropped.is_empty() {
         tracing::warn!(parameters = ?dropped, "startup parameters not forwarded to the upstream");
     }
@@ -247,6 +279,23 @@ async fn log_in(
         database: database.clone(),
         params,
     };
+    let share = match shared
+        .limits
+        .claim(&identity.name, shared.acquire_timeout)
+        .await
+    {
+        Ok(share) => share,
+        Err(e) => {
+            tracing::warn!(identity = %identity.name, reason = %e, "session refused by a limit");
+            let error = StartupError {
+                code: "53300",
+                message: e.to_string(),
+                auth_failure: false,
+            };
+            frontend::refuse(&mut stream, &error).await;
+            return None;
+        }
+    };
     let setup = identity.confinement.postgres_setup();
     let pooled = match shared.pool.acquire_confined(&key, setup.as_deref()).await {
         Ok(p) => p,
@@ -280,7 +329,7 @@ async fn log_in(
     // told what this session speaks: 3.0, no options.
     let negotiate = (minor_version > 0 || !protocol_options.is_empty())
         .then(|| codec::backend::negotiate_protocol_version(0, &protocol_options));
-    Some((session, stream, pooled, negotiate))
+    Some((session, stream, pooled, negotiate, share))
 }
 
 /// What the client is told when the upstream cannot serve it. Upstream
