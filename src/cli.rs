@@ -1370,8 +1370,10 @@ async fn serve_with(
             masked_columns_file.display()
         )
     })?;
-    let mut gate =
-        Gate::with_mask_key(Arc::new(audit), policy, mask_key).with_masked_columns(masked_columns);
+    let limits = crate::limits::Limits::new(config.limits.clone());
+    let mut gate = Gate::with_mask_key(Arc::new(audit), policy, mask_key)
+        .with_masked_columns(masked_columns)
+        .with_limits(limits.clone());
     crate::metrics::get().set_identities(identities.iter().map(|i| i.name.clone()));
     let identities = Arc::new(Identities::new(identities));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -1515,6 +1517,8 @@ async fn serve_with(
             Duration::from_secs(config.auth.failure_window_secs),
             Duration::from_secs(config.auth.lockout_secs),
         ),
+        limits: limits.clone(),
+        acquire_timeout: Duration::from_secs(config.postgres.acquire_timeout_secs),
         max_message_bytes: config.postgres.max_message_bytes,
         startup_timeout: Duration::from_secs(config.server.startup_timeout_secs),
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
@@ -1523,7 +1527,7 @@ async fn serve_with(
         reserved_databases: reserved.into_iter().collect(),
     });
     let mysql = match config.mysql.enabled {
-        true => Some(mysql_listener(&config, &identities, &gate, tls_acceptor).await?),
+        true => Some(mysql_listener(&config, &identities, &gate, &limits, tls_acceptor).await?),
         false => None,
     };
     let pool = shared.pool.clone();
@@ -1688,6 +1692,7 @@ async fn mysql_listener(
     config: &Config,
     identities: &Arc<Identities>,
     gate: &Arc<Gate>,
+    limits: &Arc<crate::limits::Limits>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<MysqlListener, String> {
     let my = &config.mysql;
@@ -1712,6 +1717,7 @@ async fn mysql_listener(
             Duration::from_secs(config.auth.failure_window_secs),
             Duration::from_secs(config.auth.lockout_secs),
         ),
+        limits: limits.clone(),
         max_packet_bytes: my.max_packet_bytes,
         startup_timeout: Duration::from_secs(config.server.startup_timeout_secs),
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),

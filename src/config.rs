@@ -24,7 +24,7 @@ const MAX_IDLE_TIMEOUT_SECS: u64 = 86_400;
 /// Sections that `AIRLOCK_<SECTION>_<KEY>` variables may address.
 const SECTIONS: &[&str] = &[
     "postgres", "mysql", "tls", "auth", "log", "server", "audit", "approval", "inbox", "slack",
-    "metrics", "mcp",
+    "metrics", "mcp", "limits",
 ];
 
 /// A configuration problem, always naming its source and key.
@@ -75,6 +75,8 @@ pub struct Config {
     /// The Slack app: its API, bot token and signing secret (`[slack]`).
     pub slack: crate::inbox::slack::Settings,
     pub identities: Vec<Identity>,
+    /// Fair limits per address and identity (`[limits]`).
+    pub limits: crate::limits::LimitsConfig,
     /// Identities whose password was given in clear (dev only, warned about).
     pub plaintext_identities: Vec<String>,
 }
@@ -473,6 +475,33 @@ struct RawConfig {
     slack: RawSlack,
     #[serde(default)]
     identity: Vec<RawIdentity>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    preauth_per_address: Option<usize>,
+    preauth_total: Option<usize>,
+    handshake_timeout_secs: Option<u64>,
+    sessions_per_identity: Option<usize>,
+    upstream_per_identity: Option<usize>,
+    statements_per_second: Option<u32>,
+    statement_burst: Option<u32>,
+    statement_timeout_ms: Option<u64>,
+    #[serde(default)]
+    identity: BTreeMap<String, RawIdentityLimits>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIdentityLimits {
+    sessions_per_identity: Option<usize>,
+    upstream_per_identity: Option<usize>,
+    statements_per_second: Option<u32>,
+    statement_burst: Option<u32>,
+    statement_timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1105,6 +1134,8 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         let confinement = crate::confinement::Confinement {
             upstream_role,
             read_only: id.read_only.unwrap_or(false),
+            // From `[limits]`, once those are read.
+            statement_timeout: None,
         };
         if let Some(user) = &id.slack_user {
             if id.role == Role::Agent {
@@ -1325,7 +1356,9 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             channel,
         });
     }
+    let limits = validate_limits(raw.limits, &mut identities, &err)?;
     Ok(Config {
+        limits,
         policies: raw.policies.unwrap_or_else(|| "policies".into()),
         state_dir,
         mysql,
@@ -1607,6 +1640,101 @@ fn validate_mcp(
         )?,
         max_wait_secs: positive("mcp.max_wait_secs", raw.max_wait_secs, 300)?,
     })
+}
+
+/// The longest statement timeout: a day; longer is no limit at all.
+const MAX_STATEMENT_TIMEOUT_MS: u64 = 86_400_000;
+
+/// `[limits]`, with each identity's statement timeout written into its
+/// confinement (the server enforces it).
+fn validate_limits(
+    raw: RawLimits,
+    identities: &mut [Identity],
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<crate::limits::LimitsConfig, ConfigError> {
+    use crate::limits::{IdentityLimits, LimitsConfig};
+    let base = LimitsConfig::default();
+    let at_least_one = |key: &str, v: Option<usize>| match v {
+        Some(0) => Err(err(key, "must be at least 1".into())),
+        v => Ok(v),
+    };
+    let identity_limits =
+        |prefix: &str, r: &RawIdentityLimits| -> Result<IdentityLimits, ConfigError> {
+            let key = |k: &str| format!("{prefix}{k}");
+            let rate = |k: &str, v: Option<u32>| match v {
+                None => Ok(None),
+                Some(n) => std::num::NonZeroU32::new(n)
+                    .map(Some)
+                    .ok_or_else(|| err(&key(k), "must be at least 1".into())),
+            };
+            let timeout = match r.statement_timeout_ms {
+                None => None,
+                Some(0) => {
+                    return Err(err(
+                        &key("statement_timeout_ms"),
+                        "must be at least 1 (leave it out for no timeout)".into(),
+                    ))
+                }
+                Some(ms) if ms > MAX_STATEMENT_TIMEOUT_MS => {
+                    return Err(err(
+                        &key("statement_timeout_ms"),
+                        format!("must be at most {MAX_STATEMENT_TIMEOUT_MS} (a day)"),
+                    ))
+                }
+                Some(ms) => Some(std::time::Duration::from_millis(ms)),
+            };
+            Ok(IdentityLimits {
+                sessions: at_least_one(&key("sessions_per_identity"), r.sessions_per_identity)?,
+                upstream: at_least_one(&key("upstream_per_identity"), r.upstream_per_identity)?,
+                statements_per_second: rate("statements_per_second", r.statements_per_second)?,
+                statement_burst: rate("statement_burst", r.statement_burst)?,
+                statement_timeout: timeout,
+            })
+        };
+    let defaults = identity_limits(
+        "limits.",
+        &RawIdentityLimits {
+            sessions_per_identity: raw.sessions_per_identity,
+            upstream_per_identity: raw.upstream_per_identity,
+            statements_per_second: raw.statements_per_second,
+            statement_burst: raw.statement_burst,
+            statement_timeout_ms: raw.statement_timeout_ms,
+        },
+    )?;
+    let mut per_identity = std::collections::HashMap::new();
+    for (name, over) in &raw.identity {
+        let prefix = format!("limits.identity.{name}.");
+        if !identities.iter().any(|i| &i.name == name) {
+            return Err(err(
+                &format!("limits.identity.{name}"),
+                format!("no [[identity]] is named `{name}`"),
+            ));
+        }
+        let over = identity_limits(&prefix, over)?;
+        per_identity.insert(name.clone(), defaults.overridden_by(&over));
+    }
+    let handshake = raw
+        .handshake_timeout_secs
+        .unwrap_or(base.handshake_timeout.as_secs());
+    if handshake == 0 {
+        return Err(err(
+            "limits.handshake_timeout_secs",
+            "must be at least 1".into(),
+        ));
+    }
+    let config = LimitsConfig {
+        preauth_per_address: at_least_one("limits.preauth_per_address", raw.preauth_per_address)?
+            .unwrap_or(base.preauth_per_address),
+        preauth_total: at_least_one("limits.preauth_total", raw.preauth_total)?
+            .unwrap_or(base.preauth_total),
+        handshake_timeout: std::time::Duration::from_secs(handshake),
+        defaults,
+        identities: per_identity,
+    };
+    for identity in identities.iter_mut() {
+        identity.confinement.statement_timeout = config.of(&identity.name).statement_timeout;
+    }
+    Ok(config)
 }
 
 fn validate_audit(
@@ -1952,6 +2080,77 @@ mod tests {
             e.contains("key `postgres.upstream_tls`: verify-full needs postgres.upstream_ca"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn limits_are_read_merged_and_validated() {
+        let ids = "[[identity]]\nname = \"a\"\nrole = \"agent\"\npassword = \"x\"\n\
+                   [[identity]]\nname = \"b\"\nrole = \"agent\"\npassword = \"x\"\n";
+        let c = load(ids).unwrap();
+        assert_eq!(c.limits, crate::limits::LimitsConfig::default());
+        assert!(!c.identities[0].confinement.is_confined());
+        let c = load(&format!(
+            "{ids}[limits]\npreauth_per_address = 4\npreauth_total = 9\nhandshake_timeout_secs = 3\n\
+             sessions_per_identity = 5\nstatements_per_second = 10\nstatement_timeout_ms = 2000\n\
+             [limits.identity.b]\nsessions_per_identity = 1\nupstream_per_identity = 1\n"
+        ))
+        .unwrap();
+        assert_eq!(c.limits.preauth_per_address, 4);
+        assert_eq!(c.limits.preauth_total, 9);
+        assert_eq!(c.limits.handshake_timeout.as_secs(), 3);
+        assert_eq!(c.limits.of("a").sessions, Some(5));
+        assert_eq!(c.limits.of("a").upstream, None);
+        assert_eq!(c.limits.of("b").sessions, Some(1));
+        assert_eq!(c.limits.of("b").upstream, Some(1));
+        assert_eq!(c.limits.of("b").statements_per_second.unwrap().get(), 10);
+        let two_s = Some(std::time::Duration::from_secs(2));
+        assert_eq!(c.identities[0].confinement.statement_timeout, two_s);
+        assert_eq!(c.identities[1].confinement.statement_timeout, two_s);
+        for (toml, key, problem) in [
+            (
+                "[limits]\npreauth_total = 0\n",
+                "limits.preauth_total",
+                "at least 1",
+            ),
+            (
+                "[limits]\nstatements_per_second = 0\n",
+                "limits.statements_per_second",
+                "at least 1",
+            ),
+            (
+                "[limits]\nstatement_timeout_ms = 0\n",
+                "limits.statement_timeout_ms",
+                "at least 1",
+            ),
+            (
+                "[limits]\nstatement_timeout_ms = 86400001\n",
+                "limits.statement_timeout_ms",
+                "at most",
+            ),
+            (
+                "[limits]\nhandshake_timeout_secs = 0\n",
+                "limits.handshake_timeout_secs",
+                "at least 1",
+            ),
+            (
+                "[limits.identity.nobody]\nsessions_per_identity = 1\n",
+                "limits.identity.nobody",
+                "no [[identity]]",
+            ),
+            (
+                "[limits.identity.a]\nsessions_per_identity = 0\n",
+                "limits.identity.a.sessions_per_identity",
+                "at least 1",
+            ),
+        ] {
+            let e = load(&format!("{ids}{toml}")).unwrap_err();
+            assert!(
+                e.contains(&format!("key `{key}`")) && e.contains(problem),
+                "{toml}: {e}"
+            );
+        }
+        let e = load(&format!("{ids}[limits]\nsessions = 1\n")).unwrap_err();
+        assert!(e.contains("sessions"), "{e}");
     }
 
     #[test]

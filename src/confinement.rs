@@ -1,7 +1,8 @@
 //! What the database itself enforces for an identity, so that one miss of
 //! the classifier is not total: the upstream role a session runs under
-//! (`[[identity]] upstream_role`) and a read-only session
-//! (`[[identity]] read_only`).
+//! (`[[identity]] upstream_role`), a read-only session
+//! (`[[identity]] read_only`) and the statement timeout
+//! (`[limits] statement_timeout_ms`, see [`crate::limits`]).
 //!
 //! This module owns three things and nothing else:
 //!
@@ -113,6 +114,8 @@ pub struct Confinement {
     pub upstream_role: Option<RoleName>,
     /// Every transaction of the identity's sessions is read-only.
     pub read_only: bool,
+    /// The longest any statement of the identity may run on the server.
+    pub statement_timeout: Option<std::time::Duration>,
 }
 
 /// Settings a confined session must not change or reset (PostgreSQL GUC
@@ -122,6 +125,14 @@ const READ_ONLY_SETTINGS: &[&str] = &[
     "default_transaction_read_only",
     "transaction_read_only",
     "tx_read_only",
+];
+/// The server-side statement timeouts: PostgreSQL's, MariaDB's
+/// (`max_statement_time`, also reachable as `SET STATEMENT … FOR`) and
+/// MySQL's (`max_execution_time`, and its `MAX_EXECUTION_TIME` hint).
+const TIMEOUT_SETTINGS: &[&str] = &[
+    "statement_timeout",
+    "max_statement_time",
+    "max_execution_time",
 ];
 
 /// Statement leads whose privilege class is about catalog objects (who may
@@ -134,7 +145,7 @@ const CATALOG_PRIVILEGE_LEADS: &[&str] = &[
 impl Confinement {
     /// Whether the identity has any limit the server enforces.
     pub fn is_confined(&self) -> bool {
-        self.upstream_role.is_some() || self.read_only
+        self.upstream_role.is_some() || self.read_only || self.statement_timeout.is_some()
     }
 
     /// The query (one simple-protocol round trip) that confines a
@@ -154,6 +165,14 @@ impl Confinement {
         if self.read_only {
             parts.push("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY".to_string());
         }
+        // Set for the session (DISCARD ALL on release resets it); the
+        // agent may not change or reset it (see `refusal`).
+        if let Some(t) = self.statement_timeout {
+            parts.push(format!(
+                "SET SESSION statement_timeout = {}",
+                t.as_millis().max(1)
+            ));
+        }
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 
@@ -171,6 +190,22 @@ impl Confinement {
             out.push("SET SESSION TRANSACTION READ ONLY".to_string());
         }
         out
+    }
+
+    /// The statement that sets the identity's statement timeout on a
+    /// MySQL/MariaDB connection, or `None` without one. MariaDB's
+    /// `max_statement_time` (seconds) applies to every statement; MySQL's
+    /// `max_execution_time` (milliseconds) only to `SELECT`s.
+    pub fn mysql_timeout_setup(&self, mariadb: bool) -> Option<String> {
+        let t = self.statement_timeout?;
+        Some(if mariadb {
+            format!(
+                "SET SESSION max_statement_time = {:.3}",
+                t.as_secs_f64().max(0.001)
+            )
+        } else {
+            format!("SET SESSION max_execution_time = {}", t.as_millis().max(1))
+        })
     }
 
     /// Why `classification` may not run in a session of `identity` confined
@@ -211,11 +246,15 @@ impl Confinement {
     pub fn overrule(
         &self,
         identity: &str,
+        sql: &[u8],
         classification: &Classification,
         dialect: Dialect,
         decision: Decision,
     ) -> Decision {
-        match self.refusal(identity, classification, dialect) {
+        let refusal = self
+            .hint_refusal(identity, sql, dialect)
+            .or_else(|| self.refusal(identity, classification, dialect));
+        match refusal {
             None => decision,
             Some(reason) => Decision {
                 action: Action::Deny { reason },
@@ -225,13 +264,38 @@ impl Confinement {
         }
     }
 
+    /// MySQL's `MAX_EXECUTION_TIME(…)` optimizer hint sets a statement's
+    /// own timeout from inside a comment, which the classified code no
+    /// longer shows: with a statement timeout, any query that names it
+    /// anywhere is refused.
+    pub fn hint_refusal(&self, identity: &str, sql: &[u8], dialect: Dialect) -> Option<String> {
+        const HINT: &[u8] = b"max_execution_time";
+        let named = sql
+            .windows(HINT.len())
+            .any(|w| w.eq_ignore_ascii_case(HINT));
+        (self.statement_timeout.is_some() && dialect == Dialect::Mysql && named).then(|| {
+            self.explain(
+                identity,
+                "naming max_execution_time (a variable or optimizer hint) is not allowed (Airlock sets the timeout)",
+            )
+        })
+    }
+
     fn explain(&self, identity: &str, problem: &str) -> String {
-        let limits = match (&self.upstream_role, self.read_only) {
-            (Some(role), true) => format!("runs as upstream role \"{role}\", read-only"),
-            (Some(role), false) => format!("runs as upstream role \"{role}\""),
-            (None, _) => "is read-only".to_string(),
-        };
-        format!("identity \"{identity}\" {limits}, and {problem}")
+        let mut limits = Vec::new();
+        if let Some(role) = &self.upstream_role {
+            limits.push(format!("runs as upstream role \"{role}\""));
+        }
+        if self.read_only {
+            limits.push("is read-only".to_string());
+        }
+        if let Some(t) = self.statement_timeout {
+            limits.push(format!("has a statement timeout of {} ms", t.as_millis()));
+        }
+        format!(
+            "identity \"{identity}\" {}, and {problem}",
+            limits.join(", ")
+        )
     }
 
     fn statement_problem(&self, s: &Statement, dialect: Dialect, depth: usize) -> Option<String> {
@@ -333,13 +397,27 @@ impl Confinement {
                     }
                     Some(s)
                         if ROLE_SETTINGS.contains(&s.as_str())
-                            || READ_ONLY_SETTINGS.contains(&s.as_str()) =>
+                            || READ_ONLY_SETTINGS.contains(&s.as_str())
+                            || TIMEOUT_SETTINGS.contains(&s.as_str()) =>
                     {
                         return Some(format!("set_config('{s}', …) is not allowed"))
                     }
                     Some(_) => {}
                 }
             }
+        }
+        // The timeout as a function's or role's setting (`CREATE FUNCTION …
+        // SET statement_timeout = 0`, `ALTER ROLE … SET …`) would lift it
+        // inside every call.
+        if self.statement_timeout.is_some()
+            && names(TIMEOUT_SETTINGS)
+            && tokens
+                .iter()
+                .any(|t| t.is_word("SET") || t.is_word("RESET"))
+        {
+            return Some(format!(
+                "{lead} of the statement timeout is not allowed (Airlock sets it)"
+            ));
         }
         // pg_settings' update rule calls set_config() for each row it updates.
         if lead != "SELECT"
@@ -431,6 +509,7 @@ mod tests {
         Confinement {
             upstream_role: Some(RoleName::parse("agent_ro").unwrap()),
             read_only: false,
+            statement_timeout: None,
         }
     }
 
@@ -438,11 +517,92 @@ mod tests {
         Confinement {
             upstream_role: None,
             read_only: true,
+            statement_timeout: None,
         }
     }
 
+    fn timed() -> Confinement {
+        Confinement {
+            statement_timeout: Some(std::time::Duration::from_millis(1500)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_statement_timeout_is_set_up_and_cannot_be_changed() {
+        let c = timed();
+        assert_eq!(
+            c.postgres_setup().unwrap(),
+            "SET SESSION statement_timeout = 1500"
+        );
+        assert!(c.mysql_setup().is_empty());
+        assert_eq!(
+            c.mysql_timeout_setup(true).unwrap(),
+            "SET SESSION max_statement_time = 1.500"
+        );
+        assert_eq!(
+            c.mysql_timeout_setup(false).unwrap(),
+            "SET SESSION max_execution_time = 1500"
+        );
+        assert_eq!(Confinement::default().mysql_timeout_setup(true), None);
+        let pg = Dialect::Postgres;
+        for sql in [
+            "SET statement_timeout = 0",
+            "SET statement_timeout TO DEFAULT",
+            "set Statement_Timeout = '1h'",
+            "SET SESSION statement_timeout = 0",
+            "SET LOCAL statement_timeout = 0",
+            "SET \"statement_timeout\" = 0",
+            "RESET statement_timeout",
+            "RESET ALL",
+            "DISCARD ALL",
+            "SELECT set_config('statement_timeout', '0', false)",
+            "SELECT set_config('STATEMENT_TIMEOUT', '0', true)",
+            "SELECT set_config(name, '0', false) FROM pg_settings",
+            "UPDATE pg_settings SET setting = '0' WHERE name = 'statement_timeout'",
+            "ALTER ROLE CURRENT_USER SET statement_timeout = 0",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET statement_timeout = 0 AS 'select 1'",
+            "ALTER FUNCTION f() SET statement_timeout = 0",
+            "DO $$ BEGIN PERFORM set_config('statement_timeout','0',false); END $$",
+            "PREPARE p AS SELECT set_config('statement_timeout','0',false)",
+        ] {
+            assert!(refused(&c, sql, pg), "{sql}");
+        }
+        for sql in [
+            "SELECT 1",
+            "SET search_path = public",
+            "SHOW statement_timeout",
+            "SELECT current_setting('statement_timeout')",
+        ] {
+            assert!(!refused(&c, sql, pg), "{sql}");
+        }
+        let my = Dialect::Mysql;
+        for sql in [
+            "SET max_statement_time = 0",
+            "SET SESSION max_statement_time = 0",
+            "SET @@max_statement_time = 0",
+            "SET @@session.max_statement_time = 0",
+            "SET STATEMENT max_statement_time = 0 FOR SELECT SLEEP(10)",
+            "SET max_execution_time = 0",
+            "SELECT /*+ MAX_EXECUTION_TIME(0) */ SLEEP(10)",
+            "/*!50000 SET max_statement_time = 0 */",
+            "PREPARE s FROM 'SET max_statement_time = 0'",
+        ] {
+            assert!(refused(&c, sql, my), "{sql}");
+        }
+        assert!(!refused(&c, "SELECT @@max_statement_time", my));
+        let message = c
+            .refusal("bot", &classify_query("SET statement_timeout = 0", pg), pg)
+            .unwrap();
+        assert!(
+            message.contains("statement timeout of 1500 ms"),
+            "{message}"
+        );
+    }
+
     fn refused(c: &Confinement, sql: &str, d: Dialect) -> bool {
-        c.refusal("a", &classify_query(sql, d), d).is_some()
+        c.hint_refusal("a", sql.as_bytes(), d).is_some()
+            || c.refusal("a", &classify_query(sql, d), d).is_some()
     }
 
     #[test]
@@ -474,6 +634,7 @@ mod tests {
         let both = Confinement {
             upstream_role: Some(RoleName::parse("r").unwrap()),
             read_only: true,
+            statement_timeout: None,
         };
         assert_eq!(
             both.postgres_setup().unwrap(),

@@ -260,6 +260,17 @@ pub struct Refusal {
     pub message: String,
 }
 
+impl Refusal {
+    /// SQLSTATE 53400 (configuration limit exceeded); MySQL clients see
+    /// ER_USER_LIMIT_REACHED.
+    pub fn rate_limited(message: String) -> Self {
+        Refusal {
+            code: "53400",
+            message,
+        }
+    }
+}
+
 impl Checked {
     pub fn allowed(&self) -> bool {
         self.audit_failure.is_none() && self.decision.action == Action::Allow
@@ -274,6 +285,12 @@ impl Checked {
                     "Airlock cannot record statements right now, so it runs none: {why}"
                 ),
             });
+        }
+        // Over the identity's statement rate (`[limits]`): the denial says so.
+        if let Action::Deny { reason } = &self.decision.action {
+            if self.decision.rule == crate::limits::RATE_RULE {
+                return Some(Refusal::rate_limited(reason.clone()));
+            }
         }
         if let Some(why) = &self.unsupported {
             return Some(Refusal {
@@ -378,6 +395,8 @@ pub struct Gate {
     /// This gateway's id in the requests it holds (see
     /// [`Approvals::withdraw_orphans`]).
     gateway_id: Option<String>,
+    /// Fair limits; the statement rate per identity is enforced here.
+    limits: Option<Arc<crate::limits::Limits>>,
 }
 
 impl Gate {
@@ -401,6 +420,26 @@ impl Gate {
             cache: ClassifierCache::with_user_functions(8192, user_functions),
             masked_columns: crate::mask::MaskedColumns::in_memory(),
             gateway_id: None,
+            limits: None,
+        }
+    }
+
+    /// Statements are counted against each identity's rate in `limits`.
+    pub fn with_limits(mut self, limits: Arc<crate::limits::Limits>) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Whether `session`'s identity may run one more statement now: a
+    /// simple query is counted by [`Gate::check`], an extended-protocol
+    /// Execute / COM_STMT_EXECUTE here (a Parse runs nothing, so it is not
+    /// counted; a prepared statement run again and again is).
+    pub fn admit_execution(&self, session: &SessionInfo) -> Result<(), Refusal> {
+        match &self.limits {
+            Some(l) => l
+                .admit_statement(&session.identity)
+                .map_err(|e| Refusal::rate_limited(e.to_string())),
+            None => Ok(()),
         }
     }
 
@@ -827,10 +866,29 @@ impl Gate {
         };
         // What would undo the identity's upstream role or read-only mode
         // is refused whatever the policy says.
-        let decision =
-            session
-                .confinement
-                .overrule(&session.identity, &classification, dialect, decision);
+        let decision = session.confinement.overrule(
+            &session.identity,
+            sql,
+            &classification,
+            dialect,
+            decision,
+        );
+        // Over its statement rate the identity is refused whatever the
+        // statement, and the refusal is recorded like any other.
+        let over_rate = match (&self.limits, origin) {
+            (Some(l), Origin::SimpleQuery) => l.admit_statement(&session.identity).err(),
+            _ => None,
+        };
+        let decision = match over_rate {
+            Some(why) => Decision {
+                action: Action::Deny {
+                    reason: why.to_string(),
+                },
+                rule: crate::limits::RATE_RULE.to_string(),
+                ..decision
+            },
+            None => decision,
+        };
         // Nothing runs unrecorded: while the log cannot be written, the
         // statement is refused before it is even classified as allowed.
         if let Some(why) = self.audit.failure() {

@@ -452,13 +452,35 @@ mod tests {
     }
 }
 
-/// Slows down password guessing: after `max_failures` failed logins from one
-/// address within `window`, that address is refused for `lockout`.
-pub struct LoginThrottle {
+/// Slows down password guessing: after `max_failures` failed logins for one
+/// key within `window`, that key is refused for `lockout`. The inbox keys
+/// by address; the database listeners by [`LoginKey`] (address and name).
+pub struct LoginThrottle<K = std::net::IpAddr> {
     max_failures: u32,
     window: std::time::Duration,
     lockout: std::time::Duration,
-    state: std::sync::Mutex<HashMap<std::net::IpAddr, Failures>>,
+    state: std::sync::Mutex<HashMap<K, Failures>>,
+}
+
+/// Whom a failed database login counts against: the address *and* the
+/// name tried, with every name that is no identity in one bucket per
+/// address. A stranger spraying made-up names locks out only that bucket,
+/// never a real identity; guesses at a real identity's password lock that
+/// identity out from that address only.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LoginKey {
+    ip: std::net::IpAddr,
+    /// `None`: a name that is no configured identity.
+    name: Option<String>,
+}
+
+impl LoginKey {
+    pub fn new(ip: std::net::IpAddr, user: &str, identities: &Identities) -> Self {
+        Self {
+            ip,
+            name: identities.get(user).map(|i| i.name.clone()),
+        }
+    }
 }
 
 struct Failures {
@@ -470,7 +492,7 @@ struct Failures {
 /// bounds its memory under a spray of addresses.
 const THROTTLE_PRUNE_AT: usize = 10_000;
 
-impl LoginThrottle {
+impl<K: std::hash::Hash + Eq + Clone> LoginThrottle<K> {
     pub fn new(
         max_failures: u32,
         window: std::time::Duration,
@@ -484,17 +506,17 @@ impl LoginThrottle {
         }
     }
 
-    /// `Err(remaining)` while `ip` is locked out.
-    pub fn check(&self, ip: std::net::IpAddr) -> Result<(), std::time::Duration> {
+    /// `Err(remaining)` while `key` is locked out.
+    pub fn check(&self, key: &K) -> Result<(), std::time::Duration> {
         let now = std::time::Instant::now();
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match state.get(&ip).and_then(|f| f.locked_until) {
+        match state.get(key).and_then(|f| f.locked_until) {
             Some(until) if until > now => Err(until - now),
             _ => Ok(()),
         }
     }
 
-    pub fn record_failure(&self, ip: std::net::IpAddr) {
+    pub fn record_failure(&self, key: &K) {
         let now = std::time::Instant::now();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.len() >= THROTTLE_PRUNE_AT {
@@ -505,7 +527,7 @@ impl LoginThrottle {
                     .is_some_and(|t| now.duration_since(*t) < window)
             });
         }
-        let f = state.entry(ip).or_insert_with(|| Failures {
+        let f = state.entry(key.clone()).or_insert_with(|| Failures {
             recent: Default::default(),
             locked_until: None,
         });
@@ -523,11 +545,11 @@ impl LoginThrottle {
         }
     }
 
-    pub fn record_success(&self, ip: std::net::IpAddr) {
+    pub fn record_success(&self, key: &K) {
         self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&ip);
+            .remove(key);
     }
 }
 
@@ -538,24 +560,57 @@ mod throttle_tests {
 
     #[test]
     fn locks_out_after_repeated_failures_and_only_that_address() {
-        let t = LoginThrottle::new(3, Duration::from_secs(60), Duration::from_secs(60));
+        let t: LoginThrottle =
+            LoginThrottle::new(3, Duration::from_secs(60), Duration::from_secs(60));
         let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
         let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
-        t.record_failure(a);
-        t.record_failure(a);
-        assert!(t.check(a).is_ok());
-        t.record_failure(a);
-        assert!(t.check(a).is_err());
-        assert!(t.check(b).is_ok());
+        t.record_failure(&a);
+        t.record_failure(&a);
+        assert!(t.check(&a).is_ok());
+        t.record_failure(&a);
+        assert!(t.check(&a).is_err());
+        assert!(t.check(&b).is_ok());
+    }
+
+    #[test]
+    fn a_stranger_spraying_names_never_locks_out_a_real_identity() {
+        let identities = Identities::new(vec![Identity {
+            name: "bot".into(),
+            role: Role::Agent,
+            groups: Vec::new(),
+            verifier: ScramVerifier::generate("pw", 16),
+            api_token_hash: None,
+            inbox_password_hash: None,
+            mysql: Default::default(),
+            databases: None,
+            database_login: true,
+            confinement: Default::default(),
+        }]);
+        let t: LoginThrottle<LoginKey> =
+            LoginThrottle::new(3, Duration::from_secs(60), Duration::from_secs(60));
+        let ip: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        for name in ["nobody", "root", "admin", "postgres"] {
+            t.record_failure(&LoginKey::new(ip, name, &identities));
+        }
+        assert!(t.check(&LoginKey::new(ip, "anyone", &identities)).is_err());
+        assert!(t.check(&LoginKey::new(ip, "bot", &identities)).is_ok());
+        // Guesses at the real name lock that name out from that address only.
+        for _ in 0..3 {
+            t.record_failure(&LoginKey::new(ip, "bot", &identities));
+        }
+        assert!(t.check(&LoginKey::new(ip, "bot", &identities)).is_err());
+        let other: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(t.check(&LoginKey::new(other, "bot", &identities)).is_ok());
     }
 
     #[test]
     fn success_clears_the_count() {
-        let t = LoginThrottle::new(2, Duration::from_secs(60), Duration::from_secs(60));
+        let t: LoginThrottle =
+            LoginThrottle::new(2, Duration::from_secs(60), Duration::from_secs(60));
         let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
-        t.record_failure(a);
-        t.record_success(a);
-        t.record_failure(a);
-        assert!(t.check(a).is_ok());
+        t.record_failure(&a);
+        t.record_success(&a);
+        t.record_failure(&a);
+        assert!(t.check(&a).is_ok());
     }
 }

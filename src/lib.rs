@@ -9,7 +9,8 @@
 //! * [`cli`] — the `airlock` command (thin `main.rs` calls it);
 //! * [`config`] — `airlock.toml` into a validated [`config::Config`];
 //! * [`identity`] — who may connect and how they prove it;
-//! * [`confinement`] — what the database enforces for an identity (upstream role, read-only);
+//! * [`confinement`] — what the database enforces for an identity (upstream role, read-only, statement timeout);
+//! * [`limits`] — fair limits per address and identity (pre-auth connections, sessions, rate);
 //! * [`sql`] — statement classification (lexer, classifier);
 //! * [`policy`] — rules that turn classifications into allow / hold / deny;
 //! * [`gate`] — the protocol-independent decision seam;
@@ -27,6 +28,7 @@ pub mod gate;
 pub mod hex;
 pub mod identity;
 pub mod inbox;
+pub mod limits;
 pub mod mask;
 pub mod metrics;
 pub mod mcp;

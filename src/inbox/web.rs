@@ -220,7 +220,7 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(form): Form<Login>,
 ) -> Response {
-    if let Err(wait) = inbox.throttle.check(peer.ip()) {
+    if let Err(wait) = inbox.throttle.check(&peer.ip()) {
         return (
             StatusCode::TOO_MANY_REQUESTS,
             login_page(
@@ -243,7 +243,7 @@ pub async fn login(
     let identity = match identity {
         Some(i) if matches && i.role != Role::Agent => i,
         _ => {
-            inbox.throttle.record_failure(peer.ip());
+            inbox.throttle.record_failure(&peer.ip());
             tracing::warn!(client = %peer, user = %form.username, "inbox login failed");
             return (
                 StatusCode::UNAUTHORIZED,
@@ -252,7 +252,7 @@ pub async fn login(
                 .into_response();
         }
     };
-    inbox.throttle.record_success(peer.ip());
+    inbox.throttle.record_success(&peer.ip());
     let (id, _) = inbox.web.open(&identity.name);
     tracing::info!(client = %peer, user = %identity.name, "inbox login");
     (

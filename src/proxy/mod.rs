@@ -9,6 +9,7 @@ pub mod mysql;
 pub mod pg;
 pub mod tls;
 
+use crate::limits::{Limits, PreAuthSlot};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -17,7 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 /// A connection that may or may not have been upgraded to TLS.
@@ -83,31 +84,71 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// How many sessions a listener runs at once, and how long they get to
-/// finish when the gateway stops.
-#[derive(Clone, Copy, Debug)]
+/// How many sessions a listener runs at once, how connections that have
+/// not logged in yet are counted, and how long sessions get to finish
+/// when the gateway stops.
+#[derive(Clone)]
 pub struct SessionLimits {
+    /// Logged-in sessions (`server.max_connections`).
     pub max_connections: usize,
     pub shutdown_timeout: Duration,
+    /// Pre-authentication connections per address and in total, and how
+    /// long one may stay before logging in (`[limits]`).
+    pub limits: Arc<Limits>,
+}
+
+/// A connection's passage from "not logged in" to "a session": it holds a
+/// pre-authentication slot until [`Admission::logged_in`], then one of the
+/// listener's session slots until the connection ends.
+pub struct Admission {
+    preauth: Option<PreAuthSlot>,
+    sessions: Arc<Semaphore>,
+    session: Option<OwnedSemaphorePermit>,
+    logged_in: Option<oneshot::Sender<()>>,
+}
+
+impl Admission {
+    /// The client proved who it is: its pre-authentication slot is freed
+    /// and it takes a session slot; `false` when all
+    /// `server.max_connections` are taken (the client is to be refused).
+    /// The handshake timeout stops applying.
+    pub fn logged_in(&mut self) -> bool {
+        self.preauth = None;
+        if let Some(tx) = self.logged_in.take() {
+            let _ = tx.send(());
+        }
+        match self.sessions.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.session = Some(permit);
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 /// A listener's life, the same for every protocol: accepts until
-/// `shutdown` turns true, runs `session` for each connection (at most
-/// `limits.max_connections` at once; beyond that `refuse` answers the
-/// connection in the protocol's own words), then lets running sessions
-/// finish for the shutdown timeout and closes those still running.
+/// `shutdown` turns true and runs `session` for each connection. A
+/// connection is first counted among those not yet logged in (per address
+/// and in total, `[limits]`); beyond those, `refuse` answers it in the
+/// protocol's own words. One that has not logged in within the handshake
+/// timeout is closed. Logged-in sessions are counted apart (at most
+/// `limits.max_connections`, see [`Admission::logged_in`]), so a flood of
+/// idle sockets never takes a logged-in agent's place. At shutdown,
+/// running sessions get the shutdown timeout to finish, then are closed.
 pub async fn serve_sessions<S, R>(
     listener: &TcpListener,
     protocol: &'static str,
     limits: SessionLimits,
     shutdown: watch::Receiver<bool>,
     refuse: impl Fn(TcpStream) -> R,
-    session: impl Fn(TcpStream, SocketAddr, watch::Receiver<bool>) -> S,
+    session: impl Fn(TcpStream, SocketAddr, Admission, watch::Receiver<bool>) -> S,
 ) where
     S: Future<Output = ()> + Send + 'static,
     R: Future<Output = ()> + Send + 'static,
 {
-    let limit = Arc::new(Semaphore::new(limits.max_connections));
+    let sessions_limit = Arc::new(Semaphore::new(limits.max_connections));
+    let handshake = limits.limits.config().handshake_timeout;
     let mut sessions = JoinSet::new();
     let mut stop = shutdown.clone();
     loop {
@@ -126,14 +167,38 @@ pub async fn serve_sessions<S, R>(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tokio::spawn(refuse(tcp));
+        let Some(preauth) = limits.limits.admit(peer.ip()) else {
+            tracing::debug!(client = %peer, "connection refused: too many not logged in");
+            // Bounded: a client that does not read cannot keep the task.
+            let refusing = refuse(tcp);
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(2), refusing).await;
+            });
             continue;
         };
-        let running = session(tcp, peer, shutdown.clone());
+        let (tx, rx) = oneshot::channel();
+        let admission = Admission {
+            preauth: Some(preauth),
+            sessions: sessions_limit.clone(),
+            session: None,
+            logged_in: Some(tx),
+        };
+        let running = session(tcp, peer, admission, shutdown.clone());
         sessions.spawn(async move {
-            running.await;
-            drop(permit);
+            tokio::pin!(running);
+            // Until it logs in, the connection has the handshake timeout.
+            let before_login = tokio::time::timeout(handshake, async {
+                tokio::select! {
+                    _ = &mut running => true,
+                    _ = rx => false,
+                }
+            })
+            .await;
+            match before_login {
+                Err(_) => tracing::debug!(client = %peer, "closed: not logged in within the handshake timeout"),
+                Ok(true) => {}
+                Ok(false) => running.await,
+            }
         });
     }
     tracing::info!(

@@ -33,8 +33,9 @@ use tracing::Instrument;
 
 use crate::audit::AuditEvent;
 use crate::gate::{Gate, Protocol, SessionId, SessionInfo};
-use crate::identity::LoginThrottle;
-use crate::proxy::{serve_sessions, SessionLimits};
+use crate::identity::{LoginKey, LoginThrottle};
+use crate::limits::{Limits, Share};
+use crate::proxy::{serve_sessions, Admission, SessionLimits};
 use frontend::{Greeting, LoggedIn, LoginSettings};
 use handshake::{ErrPacket, OkPacket, CLIENT_DEPRECATE_EOF, MARIADB_SUPPORTED, SUPPORTED};
 use upstream::{UpstreamError, UpstreamSettings};
@@ -46,7 +47,9 @@ pub struct MysqlShared {
     /// Airlock's service account; `database` is the default for clients
     /// that name none.
     pub upstream: UpstreamSettings,
-    pub throttle: LoginThrottle,
+    pub throttle: LoginThrottle<LoginKey>,
+    /// Fair limits (`[limits]`), shared with the other listener.
+    pub limits: Arc<Limits>,
     pub max_packet_bytes: usize,
     pub startup_timeout: Duration,
     pub shutdown_timeout: Duration,
@@ -166,6 +169,7 @@ impl MysqlListener {
         let limits = SessionLimits {
             max_connections: shared.max_connections,
             shutdown_timeout: shared.shutdown_timeout,
+            limits: shared.limits.clone(),
         };
         let refuse = |tcp| async move {
             crate::metrics::get()
@@ -173,7 +177,8 @@ impl MysqlListener {
             let error = ErrPacket::new(1040, "08004", "Too many connections to Airlock");
             frontend::refuse_at_once(tcp, &error).await;
         };
-        let session = move |tcp, peer, stop| handle(tcp, peer, shared.clone(), stop);
+        let session =
+            move |tcp, peer, admission, stop| handle(tcp, peer, admission, shared.clone(), stop);
         serve_sessions(&self.listener, "mysql", limits, shutdown, refuse, session).await;
     }
 }
@@ -188,6 +193,7 @@ fn remember_server(shared: &MysqlShared, up: &upstream::Upstream) {
 async fn handle(
     tcp: TcpStream,
     peer: SocketAddr,
+    mut admission: Admission,
     shared: Arc<MysqlShared>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -195,11 +201,11 @@ async fn handle(
     let span = tracing::info_span!("mysql", client = %peer, connection = connection_id);
     let opened = tokio::time::timeout(
         shared.startup_timeout,
-        open(tcp, peer, connection_id, &shared),
+        open(tcp, peer, connection_id, &mut admission, &shared),
     )
     .instrument(span.clone())
     .await;
-    let Ok(Some((session, logged_in, upstream))) = opened else {
+    let Ok(Some((session, logged_in, upstream, _share))) = opened else {
         return;
     };
     let span = tracing::info_span!("session", id = %session.id, client = %peer, identity = %session.identity);
@@ -220,21 +226,19 @@ async fn open(
     tcp: TcpStream,
     peer: SocketAddr,
     connection_id: u32,
+    admission: &mut Admission,
     shared: &MysqlShared,
-) -> Option<(SessionInfo, LoggedIn, upstream::Upstream)> {
-    if let Err(remaining) = shared.throttle.check(peer.ip()) {
-        crate::metrics::get().refused(Protocol::Mysql, crate::metrics::Refusal::LockedOut);
-        let error = ErrPacket::new(
+) -> Option<(SessionInfo, LoggedIn, upstream::Upstream, Share)> {
+    let locked_out = |remaining: Duration| {
+        ErrPacket::new(
             1129,
             "HY000",
             format!(
-                "too many failed logins from this address; try again in {} s",
+                "too many failed logins for this user from this address; try again in {} s",
                 remaining.as_secs().max(1)
             ),
-        );
-        frontend::refuse_at_once(tcp, &error).await;
-        return None;
-    }
+        )
+    };
     let facts = shared
         .server
         .lock()
@@ -248,15 +252,34 @@ async fn open(
             .mariadb_capabilities
             .map(|offered| offered & MARIADB_SUPPORTED),
     };
+    // The name is known only from the handshake response: the lockout is
+    // checked once the client has answered, and a locked-out name is
+    // refused whether or not its password was right (so guessing on
+    // teaches nothing).
     let mut logged_in = match frontend::log_in(tcp, &greeting, &shared.login).await {
-        Ok(l) => l,
-        Err(refused) => {
+        Ok(l) => {
+            let key = LoginKey::new(peer.ip(), &l.identity.name, &shared.login.identities);
+            if let Err(remaining) = shared.throttle.check(&key) {
+                crate::metrics::get().refused(Protocol::Mysql, crate::metrics::Refusal::LockedOut);
+                refuse_logged_in(l, locked_out(remaining)).await;
+                return None;
+            }
+            shared.throttle.record_success(&key);
+            l
+        }
+        Err(mut refused) => {
+            let key = LoginKey::new(peer.ip(), &refused.user, &shared.login.identities);
+            if let Err(remaining) = shared.throttle.check(&key) {
+                crate::metrics::get().refused(Protocol::Mysql, crate::metrics::Refusal::LockedOut);
+                refused.error = locked_out(remaining);
+                refused.auth_failure = false;
+            }
             if refused.auth_failure {
-                shared.throttle.record_failure(peer.ip());
+                shared.throttle.record_failure(&key);
                 let metrics = crate::metrics::get();
                 metrics.auth_failure(Protocol::Mysql);
-                // This failure is the one that locked the address out.
-                if shared.throttle.check(peer.ip()).is_err() {
+                // This failure is the one that locked the name out here.
+                if shared.throttle.check(&key).is_err() {
                     metrics.lockout(Protocol::Mysql);
                 }
                 shared.gate.audit().record(AuditEvent::AuthFailure {
@@ -270,7 +293,15 @@ async fn open(
             return None;
         }
     };
-    shared.throttle.record_success(peer.ip());
+    if !admission.logged_in() {
+        let error = ErrPacket::new(
+            1040,
+            "08004",
+            "Too many sessions through Airlock (server.max_connections); try again later",
+        );
+        refuse_logged_in(logged_in, error).await;
+        return None;
+    }
     let identity = &logged_in.identity;
     let database = logged_in
         .response
@@ -319,6 +350,20 @@ async fn open(
         refuse_logged_in(logged_in, error).await;
         return None;
     }
+    let share = match shared
+        .limits
+        .claim(&identity.name, shared.upstream.connect_timeout)
+        .await
+    {
+        Ok(share) => share,
+        Err(e) => {
+            tracing::warn!(identity = %identity.name, reason = %e, "session refused by a limit");
+            // ER_TOO_MANY_USER_CONNECTIONS, as the server's own
+            // max_user_connections says it.
+            refuse_logged_in(logged_in, ErrPacket::new(1203, "42000", e.to_string())).await;
+            return None;
+        }
+    };
     let mut settings = shared.upstream.clone();
     settings.database = database.clone();
     // A least-privilege service login may reach the database only through
@@ -365,7 +410,11 @@ async fn open(
     // The identity's upstream role and read-only mode, before the agent's
     // first command. The server's reason (a role not granted to the
     // service login…) is for the administrator's log only.
-    for sql in setup.into_iter().chain(enter_after_setup) {
+    let timeout = logged_in
+        .identity
+        .confinement
+        .mysql_timeout_setup(upstream.is_mariadb());
+    for sql in setup.into_iter().chain(enter_after_setup).chain(timeout) {
         if let Err(e) = upstream::execute(&mut upstream, &sql).await {
             tracing::warn!(error = %e, statement = %sql, "the upstream refused the identity's upstream_role / read_only set-up");
             let error = ErrPacket::new(
@@ -422,7 +471,7 @@ async fn open(
     if logged_in.packets.flush().await.is_err() {
         return None;
     }
-    Some((session, logged_in, upstream))
+    Some((session, logged_in, upstream, share))
 }
 
 async fn refuse_logged_in(logged_in: LoggedIn, error: ErrPacket) {

@@ -256,7 +256,7 @@ impl Relay {
                     self.refuse(
                         1227,
                         "42000",
-                        "Airlock does not relay COM_RESET_CONNECTION for an identity with upstream_role or read_only (it would reset them); open a new connection instead",
+                        "Airlock does not relay COM_RESET_CONNECTION for an identity with upstream_role, read_only or a statement timeout (it would reset them); open a new connection instead",
                     )
                     .await
                 }
@@ -469,6 +469,8 @@ impl Relay {
             if let Err(refusal) = self.clear(&checked, &sql).await {
                 return self.refuse_with(&refusal).await;
             }
+        } else if let Err(refusal) = self.gate.admit_execution(&self.session) {
+            return self.refuse_with(&refusal).await;
         }
         self.send_upstream(&payload).await?;
         self.relay_results(Rows::Binary, Some(id)).await?;
@@ -1066,6 +1068,8 @@ fn mysql_error_of(refusal: &Refusal) -> (u16, &'static str) {
         "42501" => (1227, "42000"),
         "57014" => (1317, "70100"),
         "53100" => (1290, "HY000"),
+        // ER_USER_LIMIT_REACHED: over the identity's statement rate.
+        "53400" => (1226, "42000"),
         // ER_NOT_SUPPORTED_YET: a client character set Airlock cannot read.
         "0A000" => (1235, "42000"),
         _ => (1105, "HY000"),

@@ -93,7 +93,7 @@ impl CancelMap {
     /// with, if the pid and secret name a live session (whose count of
     /// cancels then goes up).
     pub fn cancel(&self, key: Key, from: IpAddr) -> Cancel {
-        if self.misses.check(from).is_err() {
+        if self.misses.check(&from).is_err() {
             return Cancel::Throttled;
         }
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
@@ -104,7 +104,7 @@ impl CancelMap {
             }
             None => {
                 drop(sessions);
-                self.misses.record_failure(from);
+                self.misses.record_failure(&from);
                 Cancel::NoSession
             }
         }

@@ -20,8 +20,9 @@ pub mod upstream;
 
 use crate::audit::AuditEvent;
 use crate::gate::{Gate, Protocol, SessionId, SessionInfo, SessionStatements};
-use crate::identity::LoginThrottle;
-use crate::proxy::{serve_sessions, SessionLimits, Stream};
+use crate::identity::{LoginKey, LoginThrottle};
+use crate::limits::{Limits, Share};
+use crate::proxy::{serve_sessions, Admission, SessionLimits, Stream};
 use cancel::{Cancel, CancelMap};
 use codec::MessageReader;
 use frontend::{LoginSettings, Opening, StartupError};
@@ -41,7 +42,12 @@ pub struct PgShared {
     pub gate: Arc<Gate>,
     pub pool: Arc<Pool>,
     pub cancels: Arc<CancelMap>,
-    pub throttle: LoginThrottle,
+    pub throttle: LoginThrottle<LoginKey>,
+    /// Fair limits (`[limits]`), shared with the other listener.
+    pub limits: Arc<Limits>,
+    /// How long a session waits for one of its identity's upstream
+    /// connections (`postgres.acquire_timeout_secs`).
+    pub acquire_timeout: Duration,
     pub max_message_bytes: usize,
     pub startup_timeout: Duration,
     pub shutdown_timeout: Duration,
@@ -77,6 +83,7 @@ impl PgListener {
         let limits = SessionLimits {
             max_connections: shared.max_connections,
             shutdown_timeout: shared.shutdown_timeout,
+            limits: shared.limits.clone(),
         };
         let refuse = |tcp| async move {
             crate::metrics::get().refused(
@@ -90,7 +97,8 @@ impl PgListener {
             };
             frontend::refuse(&mut Stream::Plain(tcp), &error).await;
         };
-        let session = move |tcp, peer, stop| handle(tcp, peer, shared.clone(), stop);
+        let session =
+            move |tcp, peer, admission, stop| handle(tcp, peer, admission, shared.clone(), stop);
         serve_sessions(
             &self.listener,
             "postgres",
@@ -106,6 +114,7 @@ impl PgListener {
 async fn handle(
     tcp: TcpStream,
     peer: SocketAddr,
+    mut admission: Admission,
     shared: Arc<PgShared>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -146,8 +155,12 @@ async fn handle(
         Ok(Ok(Opening::Session(s))) => s,
     };
     let span = tracing::info_span!("session", client = %peer, user = %startup.user);
-    let login = tokio::time::timeout(shared.startup_timeout, log_in(startup, peer, &shared));
-    let Ok(Some((session, stream, pooled, negotiate))) = login.instrument(span.clone()).await
+    let login = tokio::time::timeout(
+        shared.startup_timeout,
+        log_in(startup, peer, &mut admission, &shared),
+    );
+    let Ok(Some((session, stream, pooled, negotiate, _share))) =
+        login.instrument(span.clone()).await
     else {
         return;
     };
@@ -157,11 +170,19 @@ async fn handle(
         .await;
 }
 
-type LoggedIn = (SessionInfo, Stream, upstream::Pooled, Option<bytes::Bytes>);
+/// A logged-in session, and its places in the limits (held for its life).
+type LoggedIn = (
+    SessionInfo,
+    Stream,
+    upstream::Pooled,
+    Option<bytes::Bytes>,
+    Share,
+);
 
 async fn log_in(
     startup: frontend::Startup,
     peer: SocketAddr,
+    admission: &mut Admission,
     shared: &PgShared,
 ) -> Option<LoggedIn> {
     let frontend::Startup {
@@ -173,12 +194,13 @@ async fn log_in(
         protocol_options,
         minor_version,
     } = startup;
-    if let Err(remaining) = shared.throttle.check(peer.ip()) {
+    let throttled = LoginKey::new(peer.ip(), &user, &shared.login.identities);
+    if let Err(remaining) = shared.throttle.check(&throttled) {
         crate::metrics::get().refused(Protocol::Postgres, crate::metrics::Refusal::LockedOut);
         let error = StartupError {
             code: "28000",
             message: format!(
-                "too many failed logins from this address; try again in {} s",
+                "too many failed logins for this user from this address; try again in {} s",
                 remaining.as_secs().max(1)
             ),
             auth_failure: false,
@@ -191,11 +213,11 @@ async fn log_in(
         Ok(identity) => identity,
         Err(error) => {
             if error.auth_failure {
-                shared.throttle.record_failure(peer.ip());
+                shared.throttle.record_failure(&throttled);
                 let metrics = crate::metrics::get();
                 metrics.auth_failure(Protocol::Postgres);
-                // This failure is the one that locked the address out.
-                if shared.throttle.check(peer.ip()).is_err() {
+                // This failure is the one that locked the name out here.
+                if shared.throttle.check(&throttled).is_err() {
                     metrics.lockout(Protocol::Postgres);
                 }
                 let audit = shared.gate.audit();
@@ -209,7 +231,17 @@ async fn log_in(
             return None;
         }
     };
-    shared.throttle.record_success(peer.ip());
+    shared.throttle.record_success(&throttled);
+    if !admission.logged_in() {
+        let error = StartupError {
+            code: "53300",
+            message: "too many sessions through Airlock (server.max_connections); try again later"
+                .into(),
+            auth_failure: false,
+        };
+        frontend::refuse(&mut stream, &error).await;
+        return None;
+    }
     if !dropped.is_empty() {
         tracing::warn!(parameters = ?dropped, "startup parameters not forwarded to the upstream");
     }
@@ -268,6 +300,23 @@ async fn log_in(
         database: database.clone(),
         params,
     };
+    let share = match shared
+        .limits
+        .claim(&identity.name, shared.acquire_timeout)
+        .await
+    {
+        Ok(share) => share,
+        Err(e) => {
+            tracing::warn!(identity = %identity.name, reason = %e, "session refused by a limit");
+            let error = StartupError {
+                code: "53300",
+                message: e.to_string(),
+                auth_failure: false,
+            };
+            frontend::refuse(&mut stream, &error).await;
+            return None;
+        }
+    };
     let id = SessionId::next();
     let named = crate::sql::application_name::value(
         &crate::sql::application_name::prefix(&identity.name, &id.0),
@@ -315,7 +364,7 @@ async fn log_in(
     // told what this session speaks: 3.0, no options.
     let negotiate = (minor_version > 0 || !protocol_options.is_empty())
         .then(|| codec::backend::negotiate_protocol_version(0, &protocol_options));
-    Some((session, stream, pooled, negotiate))
+    Some((session, stream, pooled, negotiate, share))
 }
 
 /// What the client is told when the upstream cannot serve it. Upstream

@@ -632,12 +632,15 @@ impl Front {
                                     Err(r) => Step::Refuse { code: r.code, message: r.message, ready: false },
                                 }
                             }
-                            _ => {
-                                if def.statement.opaque() {
-                                    self.barrier = Some(Barrier::Execute(self.segment_no));
+                            _ => match self.gate.admit_execution(&self.session) {
+                                Err(r) => Step::Refuse { code: r.code, message: r.message, ready: false },
+                                Ok(()) => {
+                                    if def.statement.opaque() {
+                                        self.barrier = Some(Barrier::Execute(self.segment_no));
+                                    }
+                                    Step::Forward(Expect::Execute { started: Instant::now(), portal: def.clone(), released: None })
                                 }
-                                Step::Forward(Expect::Execute { started: Instant::now(), portal: def.clone(), released: None })
-                            }
+                            },
                         },
                     }
                 }
