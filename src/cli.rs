@@ -1813,7 +1813,12 @@ fn reload_identities_on_sighup(
             for name in &config.plaintext_identities {
                 tracing::warn!(identity = %name, "plaintext password in the config: use scram_verifier (airlock identity hash) outside development");
             }
-            for w in setup_warnings(&config.identities, &gate.policy(), approvals) {
+            for w in setup_warnings(
+                &config.identities,
+                &gate.policy(),
+                approvals,
+                config.inbox.oidc.as_ref(),
+            ) {
                 tracing::warn!("{w}");
             }
             let before: std::collections::BTreeSet<String> =

@@ -8,7 +8,6 @@
 //! against the client address like the gateway's own. Agents cannot log
 //! in. Everything a page shows is HTML-escaped.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;

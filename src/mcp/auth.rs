@@ -53,9 +53,7 @@ pub async fn require_token(
         .filter(|i| i.database_login);
     match identity {
         Some(identity) => {
-            request
-                .extensions_mut()
-                .insert(Agent(Arc::new(identity.clone())));
+            request.extensions_mut().insert(Agent(identity));
             next.run(request).await
         }
         None => {

@@ -19,7 +19,7 @@ pub mod tools;
 
 use crate::config::McpConfig;
 use crate::gate::Gate;
-use crate::identity::{Identities, Identity};
+use crate::identity::Identities;
 use crate::proxy::pg::upstream::Pool;
 use std::sync::Arc;
 
@@ -138,13 +138,12 @@ pub async fn serve_http(
 /// token is `token`, until the client closes its end.
 pub async fn serve_stdio(mcp: Arc<Mcp>, token: &str) -> Result<(), McpError> {
     use rmcp::ServiceExt;
-    let identity: Identity = mcp
+    let identity = mcp
         .identities
         .by_mcp_token(token)
         .filter(|i| i.database_login)
-        .cloned()
         .ok_or(McpError::BadToken)?;
-    let running = Tools::new(mcp, Some(Arc::new(identity)))
+    let running = Tools::new(mcp, Some(identity))
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| McpError::Serve(e.to_string()))?;

@@ -671,10 +671,15 @@ mod tests {
             "SELECT reverse(u::text) FROM people, unnest(ARRAY[email]) u",
             "SELECT md5(x) FROM people, LATERAL regexp_split_to_table(email, '@') AS r(x)",
         ] {
-            assert!(pg(sql).contains(&"email".to_string()), "{sql}: {:?}", pg(sql));
+            assert!(
+                pg(sql).contains(&"email".to_string()),
+                "{sql}: {:?}",
+                pg(sql)
+            );
         }
-        assert!(pg("SELECT reverse(e) FROM people AS p(i, n, e)")
-            .contains(&EVERY_COLUMN.to_string()));
+        assert!(
+            pg("SELECT reverse(e) FROM people AS p(i, n, e)").contains(&EVERY_COLUMN.to_string())
+        );
         // Names at other positions are left alone.
         assert!(
             !pg("WITH s(x, y) AS (SELECT email, id FROM users) SELECT reverse(y) FROM s")

@@ -91,7 +91,10 @@ fn run_bounds(text: &[u8], ws: usize, we: usize, url: bool) -> (usize, usize, us
 
 /// A run of hex digits in one case, of an even length, that decodes to text.
 fn hex_text(word: &[u8]) -> Option<Vec<u8>> {
-    if word.len() < MIN_RUN || !word.len().is_multiple_of(2) || !word.iter().all(u8::is_ascii_hexdigit) {
+    if word.len() < MIN_RUN
+        || !word.len().is_multiple_of(2)
+        || !word.iter().all(u8::is_ascii_hexdigit)
+    {
         return None;
     }
     let upper = word.iter().any(u8::is_ascii_uppercase);
