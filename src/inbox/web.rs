@@ -409,7 +409,7 @@ pub async fn pending(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
 </script>"#,
         rows = pending_rows(&requests),
     );
-    page("Pending requests", Some((&identity, &session)), &body).into_response()
+    page("Pending requests", Some((identity, &session)), &body).into_response()
 }
 
 pub async fn pending_fragment(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Response {
@@ -484,7 +484,7 @@ pub async fn history(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
     let body = format!(
         r#"<table id="history"><thead><tr><th>Request</th><th>Outcome</th><th>Requester</th><th class="wide">Statement</th><th>Decisions</th></tr></thead><tbody>{rows}</tbody></table>"#
     );
-    page("History", Some((&identity, &session)), &body).into_response()
+    page("History", Some((identity, &session)), &body).into_response()
 }
 
 /// What became of a request's statement, in one line: what it did if it
@@ -537,7 +537,7 @@ pub async fn request_page(
                 StatusCode::NOT_FOUND,
                 page(
                     "Not found",
-                    Some((&identity, &session)),
+                    Some((identity, &session)),
                     "<p>No such request.</p>",
                 ),
             )
@@ -555,8 +555,8 @@ pub async fn request_page(
     };
     page(
         &format!("Request {}", request.id),
-        Some((&identity, &session)),
-        &request_body(&request, &identity, &session, &flash),
+        Some((identity, &session)),
+        &request_body(&request, identity, &session, &flash),
     )
     .into_response()
 }
@@ -843,7 +843,7 @@ pub async fn decide(
     if !constant_eq(&session.csrf, &form.csrf) {
         return (StatusCode::FORBIDDEN, "invalid CSRF token; reload the page").into_response();
     }
-    let flash = match cast(&inbox, &identity, &id, &form.verdict, &form.reason).await {
+    let flash = match cast(&inbox, identity, &id, &form.verdict, &form.reason).await {
         // Post, redirect, get: a reload does not send the decision again.
         Ok(()) => {
             return axum::response::Redirect::to(&format!(
@@ -857,8 +857,8 @@ pub async fn decide(
     match inbox.approvals.get(&id).await {
         Ok(Some(r)) => page(
             &format!("Request {}", r.id),
-            Some((&identity, &session)),
-            &request_body(&r, &identity, &session, &flash),
+            Some((identity, &session)),
+            &request_body(&r, identity, &session, &flash),
         )
         .into_response(),
         _ => (StatusCode::NOT_FOUND, "no such request").into_response(),
@@ -935,11 +935,11 @@ pub async fn batch(
         .map(|(_, v)| v)
         .collect();
     if get("confirm") != "yes" {
-        return batch_confirmation(&inbox, &identity, &session, &ids, &verdict, &reason).await;
+        return batch_confirmation(&inbox, identity, &session, &ids, &verdict, &reason).await;
     }
     let mut results = String::new();
     for id in ids {
-        let outcome = match cast(&inbox, &identity, id, &verdict, &reason).await {
+        let outcome = match cast(&inbox, identity, id, &verdict, &reason).await {
             Ok(()) => "recorded".to_string(),
             Err(why) => why,
         };
@@ -950,7 +950,7 @@ pub async fn batch(
     }
     page(
         "Batch decision",
-        Some((&identity, &session)),
+        Some((identity, &session)),
         &format!(r#"<ul id="batch-results">{results}</ul><p><a href="/">Back to pending</a></p>"#),
     )
     .into_response()
@@ -1688,7 +1688,7 @@ pub async fn replay(
     let Some(dir) = inbox.audit_dir.clone() else {
         return page(
             "Replay",
-            Some((&identity, &session)),
+            Some((identity, &session)),
             "<p>No audit log.</p>",
         )
         .into_response();
@@ -1762,7 +1762,7 @@ pub async fn replay(
             StatusCode::NOT_FOUND,
             page(
                 "Replay",
-                Some((&identity, &session)),
+                Some((identity, &session)),
                 "<p>No such session.</p>",
             ),
         )
@@ -1897,7 +1897,7 @@ pub async fn replay(
     }
     page(
         &format!("Session {id}"),
-        Some((&identity, &session)),
+        Some((identity, &session)),
         &format!(
             r#"<p class="{class}" id="chain">{}{}</p><p id="pages">{nav}</p>
 <p id="downloads">Download this session: <a id="download-csv" href="/sessions/{link}/transcript.csv">CSV</a> · <a id="download-jsonl" href="/sessions/{link}/transcript.jsonl">JSON lines, as written</a> · <a href="/sessions">all sessions</a></p>

@@ -191,8 +191,8 @@ impl Lexicon {
         let mut key = [0u8; 4 * (MAX_WORD + 1)];
         for a in 0..n {
             let mut len = 0;
-            for b in a..n.min(a + 4) {
-                let Some(k) = folded(spans[b], &mut buf) else {
+            for (b, &span) in spans.iter().enumerate().take(n.min(a + 4)).skip(a) {
+                let Some(k) = folded(span, &mut buf) else {
                     break;
                 };
                 if len > 0 {
