@@ -62,6 +62,133 @@ enum Command {
     /// (for an agent that starts Airlock as a local MCP server). The
     /// identity is the one whose MCP token is in AIRLOCK_MCP_TOKEN.
     Mcp(McpArgs),
+    /// Emergency windows during which one agent's held statements are
+    /// approved at once (admins only; asks the running gateway's inbox).
+    Breakglass {
+        #[command(subcommand)]
+        command: BreakglassCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BreakglassCommand {
+    /// Opens a window: every statement of IDENTITY that a rule holds is
+    /// approved at once, recorded as a break-glass decision and announced
+    /// to every notification channel. Denials still deny. It ends by itself.
+    Open {
+        /// The agent identity the window is for (never your own).
+        #[arg(long)]
+        identity: String,
+        /// How long: 30m, 2h, 90s, 1h30m (at most 24h).
+        #[arg(long = "for")]
+        duration: String,
+        /// Why, for the audit log and the announcement.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        inbox: InboxArgs,
+    },
+    /// Closes IDENTITY's window before its time.
+    Close {
+        #[arg(long)]
+        identity: String,
+        #[command(flatten)]
+        inbox: InboxArgs,
+    },
+    /// Lists the open windows.
+    List {
+        #[command(flatten)]
+        inbox: InboxArgs,
+    },
+}
+
+/// Where the running gateway's inbox is, and the admin's API token.
+#[derive(clap::Args)]
+struct InboxArgs {
+    /// The inbox's URL.
+    #[arg(
+        long,
+        env = "AIRLOCK_INBOX_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    inbox: String,
+    /// An admin's API token (`airlock identity token`).
+    #[arg(long, env = "AIRLOCK_API_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+/// Calls the inbox's break-glass API as the token's identity and prints
+/// its answer.
+fn breakglass(command: BreakglassCommand) -> ExitCode {
+    let (inbox, path, body) = match command {
+        BreakglassCommand::Open {
+            identity,
+            duration,
+            reason,
+            inbox,
+        } => (
+            inbox,
+            "/api/breakglass".to_string(),
+            Some(serde_json::json!({"identity": identity, "for": duration, "reason": reason})),
+        ),
+        BreakglassCommand::Close { identity, inbox } => (
+            inbox,
+            format!("/api/breakglass/{}/close", url_path_segment(&identity)),
+            Some(serde_json::json!({})),
+        ),
+        BreakglassCommand::List { inbox } => (inbox, "/api/breakglass".to_string(), None),
+    };
+    let url = format!("{}{path}", inbox.inbox.trim_end_matches('/'));
+    let call = async {
+        let client = crate::inbox::notify::http_client()?;
+        let request = match &body {
+            Some(b) => client.post(&url).json(b),
+            None => client.get(&url),
+        };
+        let answer = request
+            .bearer_auth(&inbox.token)
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the inbox at {}: {e}", inbox.inbox))?;
+        let status = answer.status();
+        let text = answer.text().await.unwrap_or_default();
+        Ok::<_, String>((status, text))
+    };
+    let answered = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(call));
+    match answered {
+        Ok((status, text)) if status.is_success() => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, text)) => {
+            let why = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or(text);
+            eprintln!("error: the inbox refused (HTTP {}): {why}", status.as_u16());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `text` as one path segment: anything but unreserved characters escaped.
+fn url_path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[derive(clap::Args)]
@@ -312,6 +439,7 @@ pub fn run() -> ExitCode {
             command: IdentityCommand::Token { mcp },
         } => identity_token(mcp),
         Command::Mcp(args) => mcp_stdio(args),
+        Command::Breakglass { command } => breakglass(command),
         Command::Identity {
             command:
                 IdentityCommand::Add {
@@ -1371,9 +1499,12 @@ async fn serve_with(
         )
     })?;
     let limits = crate::limits::Limits::new(config.limits.clone());
+    // Windows live in memory: a restart closes them (fail closed).
+    let break_glass = Arc::new(crate::approval::breakglass::BreakGlass::default());
     let mut gate = Gate::with_mask_key(Arc::new(audit), policy, mask_key)
         .with_masked_columns(masked_columns)
-        .with_limits(limits.clone());
+        .with_limits(limits.clone())
+        .with_break_glass(break_glass.clone());
     crate::metrics::get().set_identities(identities.iter().map(|i| i.name.clone()));
     let identities = Arc::new(Identities::new(identities));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -1415,6 +1546,11 @@ async fn serve_with(
                 http,
                 slack.clone(),
             ));
+            tokio::spawn(
+                notifier
+                    .clone()
+                    .run_break_glass(break_glass.subscribe(), url.clone()),
+            );
             tokio::spawn(notifier.run(approvals.clone(), url.clone()));
         }
         let gateway_id = gateway_id(&config.state_dir)?;
@@ -1471,6 +1607,7 @@ async fn serve_with(
                 sso,
                 audit: Some(gate.audit().clone()),
                 slack: Some(slack),
+                break_glass: break_glass.clone(),
             },
             stop_rx.clone(),
         ));

@@ -468,6 +468,7 @@ struct RawConfig {
     inbox: RawInbox,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
     mcp: RawMcp,
     #[serde(default)]
     notify: Vec<RawNotify>,

@@ -397,6 +397,8 @@ pub struct Gate {
     gateway_id: Option<String>,
     /// Fair limits; the statement rate per identity is enforced here.
     limits: Option<Arc<crate::limits::Limits>>,
+    /// Open break-glass windows: holds of their identities are approved.
+    break_glass: Option<Arc<crate::approval::breakglass::BreakGlass>>,
 }
 
 impl Gate {
@@ -421,7 +423,18 @@ impl Gate {
             masked_columns: crate::mask::MaskedColumns::in_memory(),
             gateway_id: None,
             limits: None,
+            break_glass: None,
         }
+    }
+
+    /// Holds of identities with an open window in `windows` are approved
+    /// at once (see [`crate::approval::breakglass`]).
+    pub fn with_break_glass(
+        mut self,
+        windows: Arc<crate::approval::breakglass::BreakGlass>,
+    ) -> Self {
+        self.break_glass = Some(windows);
+        self
     }
 
     /// Statements are counted against each identity's rate in `limits`.
@@ -569,6 +582,39 @@ impl Gate {
             session: &session.id,
             request: &request,
         });
+        // Only a hold reaches here: a denial is never broken open, and only
+        // agents' sessions are (a window is never for its admin). The
+        // window's approval is an ordinary decision in the store, so the
+        // caller's wait or claim finds it and records it in the chain.
+        let window = match (&self.break_glass, session.role) {
+            (Some(windows), Role::Agent) => windows.active(&session.identity),
+            _ => None,
+        };
+        if let Some(window) = window {
+            match approvals.approve_break_glass(&request.id, &window).await {
+                Ok(Some(approved)) => {
+                    tracing::warn!(request = %approved.id, identity = %session.identity, opened_by = %window.opened_by, "held statement approved by a break-glass window");
+                    if let Some(windows) = &self.break_glass {
+                        windows.announce_use(&window, &approved);
+                    }
+                    let notice = format!(
+                        "statement held by Airlock rule \"{rule}\" as request {id} and approved at once by the \
+                         break-glass window {by} opened for {identity} ({reason}); see {url}/requests/{id}",
+                        rule = approved.rule,
+                        id = approved.id,
+                        by = window.opened_by,
+                        identity = window.identity,
+                        reason = window.reason,
+                        url = self.inbox_url,
+                    );
+                    return Ok((approved, notice));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(request = %request.id, error = %e, "break-glass approval could not be stored; the request waits for approvers")
+                }
+            }
+        }
         let notice = format!(
             "statement held for approval as request {id} by Airlock rule \"{rule}\" ({quorum} approval{s} \
              from group \"{group}\", expires in {expiry}); it runs when approved at {url}/requests/{id}",
@@ -638,25 +684,8 @@ impl Gate {
             return Err(store_unavailable("no approval store"));
         };
         let hash = crate::hex::encode(blake3::hash(sql).as_bytes());
-        match approvals
-            .claim_approved(&session.identity, &session.database, &hash)
-            .await
-        {
-            Ok(Some(approved)) => {
-                let receipt = self.audit.record(AuditEvent::Decision {
-                    session: &session.id,
-                    request: &approved,
-                });
-                return self.audit.durable(receipt).await.map(|()| Deferred::Released(approved.id.clone())).map_err(|why| Refusal {
-                    code: "53100",
-                    message: format!(
-                        "request {} is approved, but Airlock cannot record its use, so the statement does not run: {why}",
-                        approved.id
-                    ),
-                });
-            }
-            Ok(None) => {}
-            Err(e) => return Err(store_unavailable(&e.to_string())),
+        if let Some(released) = self.claim(approvals, session, &hash).await? {
+            return Ok(released);
         }
         let pending = match approvals
             .find_pending(&session.identity, &session.database, &hash)
@@ -668,12 +697,54 @@ impl Gate {
         let request = match pending {
             Some(r) => r,
             None => {
-                self.hold(session, checked, sql, impact.await, statements)
+                let request = self
+                    .hold(session, checked, sql, impact.await, statements)
                     .await?
-                    .0
+                    .0;
+                // Approved as it was made (a break-glass window): it runs now.
+                if request.state == State::Approved {
+                    if let Some(released) = self.claim(approvals, session, &hash).await? {
+                        return Ok(released);
+                    }
+                }
+                request
             }
         };
         Ok(Deferred::Pending(Box::new(request)))
+    }
+
+    /// Claims the approved request of `session`'s identity and database
+    /// for the statement text hashed `hash`, its use durable in the audit
+    /// log before this returns; `None` when there is none to claim.
+    async fn claim(
+        &self,
+        approvals: &crate::approval::store::Approvals,
+        session: &SessionInfo,
+        hash: &str,
+    ) -> Result<Option<Deferred>, Refusal> {
+        let approved = match approvals
+            .claim_approved(&session.identity, &session.database, hash)
+            .await
+        {
+            Ok(Some(approved)) => approved,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(store_unavailable(&e.to_string())),
+        };
+        let receipt = self.audit.record(AuditEvent::Decision {
+            session: &session.id,
+            request: &approved,
+        });
+        self.audit
+            .durable(receipt)
+            .await
+            .map(|()| Some(Deferred::Released(approved.id.clone())))
+            .map_err(|why| Refusal {
+                code: "53100",
+                message: format!(
+                    "request {} is approved, but Airlock cannot record its use, so the statement does not run: {why}",
+                    approved.id
+                ),
+            })
     }
 
     /// The inbox's address, where approvers decide held statements.

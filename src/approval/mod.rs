@@ -8,6 +8,7 @@
 //! ([`store::Approvals`]) keeps requests so that the gateway holding the
 //! statement and whoever decides it (inbox, API, another gateway) agree.
 
+pub mod breakglass;
 pub mod store;
 
 use crate::identity::Role;

@@ -241,6 +241,33 @@ impl Approvals {
         }
     }
 
+    /// Approves pending request `id` under break-glass `window`: its one
+    /// vote names the window and the admin who opened it. Returns the
+    /// request as it now is (`None` if it was no longer pending).
+    pub async fn approve_break_glass(
+        &self,
+        id: &str,
+        window: &crate::approval::breakglass::Window,
+    ) -> Result<Option<HoldRequest>, StoreError> {
+        let vote = crate::approval::Vote {
+            approver: window.approver(),
+            approve: true,
+            reason: format!("break-glass window: {}", window.reason),
+            at_ms: now_ms(),
+        };
+        let updated = self
+            .update(id, move |request| {
+                if request.state != State::Pending {
+                    return (Write::Keep, false);
+                }
+                request.votes.push(vote);
+                request.state = State::Approved;
+                (Write::Store, true)
+            })
+            .await?;
+        Ok(updated.and_then(|(request, approved)| approved.then_some(request)))
+    }
+
     /// Records what request `id`'s statement did when it ran.
     pub async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<(), StoreError> {
         self.update(id, move |request| {

@@ -75,6 +75,16 @@ pub enum AuditEvent<'a> {
         request: &'a str,
         reason: &'a str,
     },
+    /// A break-glass window for `identity` was opened (until `until_ms`)
+    /// or closed early, by admin `by`. The holds it approves are
+    /// `decision` records whose one vote names the window.
+    BreakGlass {
+        action: &'a str,
+        identity: &'a str,
+        by: &'a str,
+        reason: &'a str,
+        until_ms: u64,
+    },
     /// A statement finished: its command tag, rows and bytes sent to the client.
     Result {
         session: &'a SessionId,
@@ -255,6 +265,16 @@ fn trace(event: &AuditEvent<'_>) {
         AuditEvent::SessionEnd { session, reason } => {
             tracing::info!(target: "airlock::audit", session = %session, reason, "session end")
         }
+        AuditEvent::BreakGlass {
+            action,
+            identity,
+            by,
+            reason,
+            until_ms,
+        } => tracing::warn!(
+            target: "airlock::audit",
+            action, identity, by, reason, until_ms, "break-glass window"
+        ),
         AuditEvent::Hold { session, request } => tracing::info!(
             target: "airlock::audit",
             session = %session, request = %request.id, rule = %request.rule, group = %request.group,

@@ -200,6 +200,20 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
             put("request", (*request).into());
             put("reason", (*reason).into());
         }
+        AuditEvent::BreakGlass {
+            action,
+            identity,
+            by,
+            reason,
+            until_ms,
+        } => {
+            put("kind", "break_glass".into());
+            put("action", (*action).into());
+            put("identity", (*identity).into());
+            put("by", (*by).into());
+            put("reason", (*reason).into());
+            put("until", millis_timestamp(*until_ms).into());
+        }
         AuditEvent::SessionEnd { session, reason } => {
             put("kind", "session_end".into());
             put("session", session.to_string().into());

@@ -10,6 +10,9 @@
 //! POST /api/requests/{id}/approve   {"reason": "…"}   (body optional)
 //! POST /api/requests/{id}/deny      {"reason": "…"}   (reason required)
 //! POST /slack/interactions           Slack's signed callback (see [`slack`])
+//! GET  /api/breakglass               open break-glass windows
+//! POST /api/breakglass               {"identity": "…", "for": "30m", "reason": "…"}   (admins)
+//! POST /api/breakglass/{identity}/close                                       (admins)
 //! ```
 
 use std::path::PathBuf;
@@ -28,6 +31,7 @@ use crate::approval::store::{Approvals, Decided};
 use crate::approval::{State, VoteError};
 use crate::identity::{Identities, Identity, LoginThrottle, Role};
 
+pub mod breakglass;
 pub mod notify;
 pub mod oidc;
 pub mod slack;
@@ -58,6 +62,8 @@ pub struct Inbox {
     pub audit: Option<Arc<crate::audit::Audit>>,
     /// The Slack app, when configured: its callbacks decide requests.
     pub slack: Option<Arc<slack::Slack>>,
+    /// Break-glass windows, shared with the gate.
+    pub break_glass: Arc<crate::approval::breakglass::BreakGlass>,
 }
 
 pub fn router(inbox: Inbox) -> Router {
@@ -84,6 +90,19 @@ pub fn router(inbox: Inbox) -> Router {
         .route("/api/requests/{id}/approve", post(approve))
         .route("/api/requests/{id}/deny", post(deny))
         .route("/slack/interactions", post(slack::interactions))
+        .route(
+            "/breakglass",
+            get(breakglass::page_view).post(breakglass::page_open),
+        )
+        .route("/breakglass/{identity}/close", post(breakglass::page_close))
+        .route(
+            "/api/breakglass",
+            get(breakglass::api_list).post(breakglass::api_open),
+        )
+        .route(
+            "/api/breakglass/{identity}/close",
+            post(breakglass::api_close),
+        )
         .with_state(inbox)
 }
 

@@ -17,6 +17,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::slack::Slack;
+use crate::approval::breakglass::Announcement;
 use crate::approval::store::Approvals;
 use crate::approval::HoldRequest;
 
@@ -92,6 +93,26 @@ pub fn http_client() -> Result<reqwest::Client, String> {
         .map_err(|e| format!("HTTP client for notifications: {e}"))
 }
 
+/// What one notification tells.
+#[derive(Clone, Copy)]
+enum News<'a> {
+    /// A request waits for the group; `link` is its page.
+    Request(&'a HoldRequest, &'a str),
+    /// A break-glass window opened, closed or approved a request; `base` is
+    /// the inbox's address.
+    BreakGlass(&'a Announcement, &'a str),
+}
+
+impl News<'_> {
+    /// What the log names it by.
+    fn id(&self) -> String {
+        match self {
+            News::Request(r, _) => r.id.clone(),
+            News::BreakGlass(a, _) => a.id(),
+        }
+    }
+}
+
 /// What one delivery attempt came to.
 enum Attempt {
     Delivered,
@@ -164,6 +185,40 @@ impl Notifier {
         }
     }
 
+    /// Follows break-glass openings, closings and uses, telling *every*
+    /// channel whatever group it serves: an emergency window is everyone's
+    /// news.
+    pub async fn run_break_glass(
+        self: Arc<Self>,
+        mut announced: tokio::sync::broadcast::Receiver<Announcement>,
+        inbox_url: String,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        let base = inbox_url.trim_end_matches('/').to_string();
+        loop {
+            match announced.recv().await {
+                Ok(announcement) => {
+                    for target in &self.targets {
+                        let (this, channel) = (self.clone(), target.channel.clone());
+                        let (announcement, base) = (announcement.clone(), base.clone());
+                        tokio::spawn(async move {
+                            this.deliver(&channel, News::BreakGlass(&announcement, &base))
+                                .await
+                        });
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    self.failed.fetch_add(missed, Ordering::Relaxed);
+                    tracing::warn!(
+                        missed,
+                        "break-glass announcements came faster than they could be sent"
+                    );
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
     /// Tells the request's group, in the background; `base` is the inbox's
     /// address.
     fn request_created(self: &Arc<Self>, approvals: &Approvals, request: &HoldRequest, base: &str) {
@@ -177,7 +232,7 @@ impl Notifier {
                 base.to_string(),
             );
             tokio::spawn(async move {
-                if this.deliver(&channel, &request, &link).await {
+                if this.deliver(&channel, News::Request(&request, &link)).await {
                     if let Channel::SlackApp { .. } = channel {
                         // Decided while it was being posted: show it now.
                         this.slack.refresh(&approvals, &request.id, &base).await;
@@ -188,14 +243,14 @@ impl Notifier {
     }
 
     /// Sends one notification with retries; whether it arrived.
-    async fn deliver(&self, channel: &Channel, request: &HoldRequest, link: &str) -> bool {
+    async fn deliver(&self, channel: &Channel, news: News<'_>) -> bool {
         let mut delay = self.first_backoff;
         let mut last = String::new();
         for attempt in 1..=self.attempts {
-            match self.attempt(channel, request, link).await {
+            match self.attempt(channel, news).await {
                 Attempt::Delivered => {
                     self.sent.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(request = %request.id, kind = channel.kind(), attempt, "approvers notified");
+                    tracing::info!(about = %news.id(), kind = channel.kind(), attempt, "approvers notified");
                     return true;
                 }
                 Attempt::GiveUp(why) => {
@@ -211,25 +266,36 @@ impl Notifier {
         }
         self.failed.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
-            request = %request.id, kind = channel.kind(), to = %channel.shown(), error = %last,
+            about = %news.id(), kind = channel.kind(), to = %channel.shown(), error = %last,
             failed_total = self.failed.load(Ordering::Relaxed),
             "approvers could not be notified; the request waits in the inbox all the same"
         );
         false
     }
 
-    async fn attempt(&self, channel: &Channel, request: &HoldRequest, link: &str) -> Attempt {
+    async fn attempt(&self, channel: &Channel, news: News<'_>) -> Attempt {
         let url = match channel {
             Channel::SlackApp { channel } => {
-                return match self.slack.post(channel, request, link).await {
+                let posted = match news {
+                    News::Request(request, link) => self.slack.post(channel, request, link).await,
+                    News::BreakGlass(a, base) => {
+                        self.slack
+                            .post_text(channel, &break_glass_text(a, base))
+                            .await
+                    }
+                };
+                return match posted {
                     Ok(()) => Attempt::Delivered,
                     Err(e) if e.is_transient() => Attempt::Retry(e.to_string()),
                     Err(e) => Attempt::GiveUp(e.to_string()),
-                }
+                };
             }
             Channel::Webhook { url, .. } | Channel::Slack { url } | Channel::Teams { url } => url,
         };
-        let (body, headers) = message(channel, request, link);
+        let (body, headers) = match news {
+            News::Request(request, link) => message(channel, request, link),
+            News::BreakGlass(a, base) => break_glass_message(channel, a, base),
+        };
         let mut post = self
             .http
             .post(url)
@@ -332,6 +398,88 @@ pub fn message(channel: &Channel, r: &HoldRequest, link: &str) -> (Vec<u8>, Vec<
             .expect("JSON serializes");
             (body, Vec::new())
         }
+    }
+}
+
+/// What a break-glass announcement says, in one line.
+pub fn break_glass_text(a: &Announcement, base: &str) -> String {
+    let until = |w: &crate::approval::breakglass::Window| {
+        crate::audit::chain::timestamp(Duration::from_millis(w.until_ms))
+    };
+    match a {
+        Announcement::Opened(w) => format!(
+            "BREAK-GLASS: {} opened an emergency window for {} until {}: statements of {} that rules hold are approved without approvers. Reason: {}",
+            w.opened_by, w.identity, until(w), w.identity, w.reason
+        ),
+        Announcement::Closed(w, by) => format!(
+            "Break-glass window for {} (opened by {}) closed early by {}",
+            w.identity, w.opened_by, by
+        ),
+        Announcement::Used(w, r) => format!(
+            "BREAK-GLASS: request {} of {} ({}) approved by the window {} opened ({}): {base}/requests/{}",
+            r.id, r.requester, r.classes.join(", "), w.opened_by, w.reason, r.id
+        ),
+    }
+}
+
+/// The body and extra headers of a break-glass announcement for `channel`.
+pub fn break_glass_message(
+    channel: &Channel,
+    a: &Announcement,
+    base: &str,
+) -> (Vec<u8>, Vec<(String, String)>) {
+    let text = break_glass_text(a, base);
+    match channel {
+        Channel::Webhook { secret, .. } => {
+            let payload = match a {
+                Announcement::Opened(w) => json!({"event": "breakglass.opened", "window": w, "text": text}),
+                Announcement::Closed(w, by) => {
+                    json!({"event": "breakglass.closed", "window": w, "closed_by": by, "text": text})
+                }
+                Announcement::Used(w, r) => json!({
+                    "event": "breakglass.used",
+                    "window": w,
+                    "request": r,
+                    "url": format!("{base}/requests/{}", r.id),
+                    "text": text,
+                }),
+            };
+            let body = serde_json::to_vec(&payload).expect("JSON serializes");
+            let mut headers = Vec::new();
+            if let Some(secret) = secret {
+                let timestamp = crate::approval::now_ms() / 1000;
+                headers.push(("X-Airlock-Timestamp".into(), timestamp.to_string()));
+                headers.push((
+                    "X-Airlock-Signature".into(),
+                    format!("sha256={}", signature(secret, timestamp, &body)),
+                ));
+            }
+            (body, headers)
+        }
+        Channel::Slack { .. } | Channel::SlackApp { .. } => (
+            serde_json::to_vec(&json!({"text": super::slack::escape(&text)}))
+                .expect("JSON serializes"),
+            Vec::new(),
+        ),
+        Channel::Teams { .. } => (
+            serde_json::to_vec(&json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "content": {
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "body": [
+                            {"type": "TextBlock", "text": "Break-glass", "weight": "Bolder", "size": "Medium", "color": "Attention"},
+                            {"type": "TextBlock", "text": text, "wrap": true}
+                        ]
+                    }
+                }]
+            }))
+            .expect("JSON serializes"),
+            Vec::new(),
+        ),
     }
 }
 

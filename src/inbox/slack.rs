@@ -254,6 +254,17 @@ impl Slack {
         Ok(())
     }
 
+    /// Posts `text` (escaped) to `channel`: an announcement with nothing
+    /// to edit later.
+    pub async fn post_text(&self, channel: &str, text: &str) -> Result<(), SlackError> {
+        self.call(
+            "chat.postMessage",
+            &json!({"channel": channel, "text": escape(text)}),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Edits the messages of request `id` to show it as it now is; once it
     /// has nothing left to show, forgets them.
     pub async fn refresh(&self, approvals: &Approvals, id: &str, base: &str) {

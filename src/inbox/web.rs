@@ -40,7 +40,7 @@ pub(super) struct WebSession {
     /// Who a single sign-on made this person for this session only
     /// (`[[inbox.oidc.map]]`); `None`: the configured identity named above.
     granted: Option<Arc<Identity>>,
-    csrf: String,
+    pub(super) csrf: String,
     expires: Instant,
 }
 
@@ -114,7 +114,7 @@ pub(super) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a
 }
 
 /// The logged-in identity and its session, or a redirect to the login page.
-fn signed_in(
+pub(super) fn signed_in(
     inbox: &Inbox,
     headers: &HeaderMap,
 ) -> Result<(Arc<Identity>, WebSession, String), Redirect> {
@@ -138,7 +138,7 @@ pub(super) fn page(title: &str, who: Option<(&Identity, &WebSession)>, body: &st
                 ""
             };
             format!(
-                r#"<nav><a href="/">Pending</a><a href="/history">History</a>{auditor_links}
+                r#"<nav><a href="/">Pending</a><a href="/history">History</a>{auditor_links}<a href="/breakglass">Break-glass</a>
 <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}">
 <button type="submit">Log out {name}</button></form></nav>"#,
                 csrf = escape(&session.csrf),
@@ -392,7 +392,7 @@ pub async fn pending(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
         r#"<p class="why" id="why-no-decision">You are an auditor: you can read requests but not decide them.</p>"#.to_string()
     };
     let body = format!(
-        r#"{batch}
+        r#"{banner}{batch}
 <table id="pending"><thead><tr><th></th><th>Request</th><th>Requester</th><th class="wide">Statement</th><th>Rule</th><th>Held at</th><th>Expires</th></tr></thead>
 <tbody id="pending-rows">{rows}</tbody></table>
 <p><small id="live">Live: the list updates by itself.</small></p>
@@ -408,6 +408,7 @@ pub async fn pending(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
 }})();
 </script>"#,
         rows = pending_rows(&requests),
+        banner = super::breakglass::banner(&inbox),
     );
     page("Pending requests", Some((identity, &session)), &body).into_response()
 }
@@ -562,7 +563,7 @@ pub async fn request_page(
 }
 
 /// Percent-encodes `s` for a URL path or query.
-fn form_urlencode(s: &str) -> String {
+pub(super) fn form_urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -740,7 +741,7 @@ fn impact_section(r: &HoldRequest) -> String {
 /// A form's first submit button, disabled: pressing Enter in a field
 /// submits a form through its first submit button, and a disabled one
 /// submits nothing — Enter never approves.
-const NO_IMPLICIT_SUBMIT: &str =
+pub(super) const NO_IMPLICIT_SUBMIT: &str =
     r#"<button type="submit" disabled hidden aria-hidden="true" tabindex="-1"></button>"#;
 
 /// Why `identity` cannot decide `r`, in a sentence; `None` when it can.
@@ -1686,12 +1687,7 @@ pub async fn replay(
     };
     let identity: &Identity = &identity;
     let Some(dir) = inbox.audit_dir.clone() else {
-        return page(
-            "Replay",
-            Some((identity, &session)),
-            "<p>No audit log.</p>",
-        )
-        .into_response();
+        return page("Replay", Some((identity, &session)), "<p>No audit log.</p>").into_response();
     };
     let (number, request) = match replay_query(raw.as_deref()) {
         Ok(q) => q,
