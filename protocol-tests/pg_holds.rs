@@ -1985,3 +1985,306 @@ fn a_request_page_open_on_a_phone_shows_a_decision_made_elsewhere() {
         .unwrap_or(0);
     assert!(size > 1000, "the screenshot was not saved");
 }
+
+/// The audit log's records of `kind`, in order.
+fn records_of(gateway: &Gateway, kind: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    airlock::audit::read::for_each(&gateway.path("var/audit"), |_, r| {
+        if r["kind"] == kind {
+            found.push(Value::Object(r.clone()));
+        }
+        true
+    })
+    .unwrap();
+    found
+}
+
+/// `airlock breakglass …` against the gateway's inbox as `who`.
+fn breakglass_cli(inbox: &str, who: &str, args: &[&str]) -> Output {
+    Command::new(support::gateway::binary())
+        .arg("breakglass")
+        .args(args)
+        .args(["--inbox", &format!("http://{inbox}")])
+        .env("AIRLOCK_API_TOKEN", token(who))
+        .output()
+        .expect("run airlock breakglass")
+}
+
+#[test]
+fn a_break_glass_window_approves_an_agents_holds_until_it_ends_and_never_a_denial() {
+    let db = TestDb::create("holds_breakglass");
+    let (addr, got) = receiver();
+    // A denial that no window may open, before the rules that hold.
+    let policy = format!(
+        "[[rule]]\nname = \"deny-forbidden\"\nclasses = [\"ddl\"]\nobjects = [\"forbidden_*\"]\naction = \"deny\"\nreason = \"forbidden tables are never made\"\n{POLICY}"
+    );
+    let mut toml = format!(
+        "[approval]\nenabled = true\n\
+         [[notify]]\ngroup = \"dba\"\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\n\
+         [[notify]]\ngroup = \"finance\"\nkind = \"slack\"\nurl = \"http://{addr}/finance-slack\"\n"
+    );
+    for (name, role, groups) in PEOPLE {
+        toml.push_str(&format!(
+            "\n[[identity]]\nname = \"{name}\"\nrole = \"{role}\"\ngroups = {groups}\npassword = \"{name}-pw\"\napi_token_hash = \"{}\"\ninbox_password_hash = \"{}\"\n",
+            airlock::hex::encode(blake3::hash(token(name).as_bytes()).as_bytes()),
+            airlock::identity::inbox_password_hash(&format!("{name}-web-pw")),
+        ));
+    }
+    let gateway = Gateway::start_with(Options {
+        toml,
+        policy: Some(policy),
+        ..Default::default()
+    });
+    let inbox = inbox(&gateway);
+    let open = |who: &str, body: Value| {
+        http(
+            &inbox,
+            "POST",
+            "/api/breakglass",
+            Some(&token(who)),
+            &body.to_string(),
+        )
+    };
+
+    // Who may open what.
+    let asked = serde_json::json!({"identity": AGENT, "for": "30m", "reason": "outage"});
+    assert_eq!(open("dba1", asked.clone()).0, 403, "an approver");
+    assert_eq!(open("auditor1", asked.clone()).0, 403, "an auditor");
+    let (status, why) = open(
+        "dba2",
+        serde_json::json!({"identity": "dba2", "for": "30m", "reason": "me"}),
+    );
+    assert_eq!(status, 422, "the admin's own identity: {why}");
+    let (status, why) = open(
+        "dba2",
+        serde_json::json!({"identity": "dba1", "for": "30m", "reason": "x"}),
+    );
+    assert_eq!(status, 422, "not an agent: {why}");
+    for (duration, reason) in [("25h", "x"), ("0m", "x"), ("soon", "x"), ("30m", "  ")] {
+        let body = serde_json::json!({"identity": AGENT, "for": duration, "reason": reason});
+        assert_eq!(open("dba2", body).0, 422, "{duration} {reason:?}");
+    }
+    let refused = breakglass_cli(
+        &inbox,
+        "dba1",
+        &["open", "--identity", AGENT, "--for", "5m", "--reason", "x"],
+    );
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("only admins"), "{}", text(&refused));
+    assert_eq!(
+        http(&inbox, "GET", "/api/breakglass", Some(&token("dba1")), "").1,
+        serde_json::json!([])
+    );
+
+    // Opened from the command line for a few seconds.
+    let opened = breakglass_cli(
+        &inbox,
+        "dba2",
+        &[
+            "open",
+            "--identity",
+            AGENT,
+            "--for",
+            "6s",
+            "--reason",
+            "incident 42: disk full",
+        ],
+    );
+    assert!(opened.status.success(), "{}", text(&opened));
+    let opened_at = Instant::now();
+    let (_, windows) = http(
+        &inbox,
+        "GET",
+        "/api/breakglass",
+        Some(&token("auditor1")),
+        "",
+    );
+    assert_eq!(windows[0]["identity"], AGENT, "{windows}");
+    assert_eq!(windows[0]["opened_by"], "dba2");
+
+    // Visible in the inbox, to every signed-in person; admins may close it.
+    let cookie = web_login(&inbox, "dba1", "dba1-web-pw").unwrap();
+    let (_, _, pending_page) = web(&inbox, "GET", "/", Some(&cookie), "");
+    assert!(
+        pending_page.contains("id=\"break-glass-banner\""),
+        "{pending_page}"
+    );
+    assert!(pending_page.contains("incident 42: disk full"));
+    let (_, _, bg_page) = web(&inbox, "GET", "/breakglass", Some(&cookie), "");
+    assert!(
+        bg_page.contains("why-no-break-glass") && !bg_page.contains("close-agent"),
+        "{bg_page}"
+    );
+
+    // A held DDL runs at once, as an approved request with the window's vote.
+    let out = support::gateway::psql_through(
+        &gateway.addr,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        &["-c", "CREATE TABLE bg_made (id int)"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("break-glass"),
+        "the notice says why: {}",
+        text(&out)
+    );
+    assert!(table_exists(&db.name, "bg_made"));
+    let (_, approved) = http(
+        &inbox,
+        "GET",
+        "/api/requests?state=approved",
+        Some(&token("dba1")),
+        "",
+    );
+    let request = approved[0].clone();
+    assert_eq!(
+        request["votes"][0]["approver"], "break-glass (opened by dba2)",
+        "{request}"
+    );
+    let id = request["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        decisions_logged(gateway.path("").as_path(), &id),
+        ["approved"]
+    );
+
+    // Defer mode: released on the first try.
+    let out = support::gateway::psql_through(
+        &gateway.addr,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        &["-c", "CREATE TABLE deferred_bg (id int)"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(table_exists(&db.name, "deferred_bg"));
+
+    // A denial stays a denial.
+    let out = support::gateway::psql_through(
+        &gateway.addr,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        &["-c", "CREATE TABLE forbidden_bg (id int)"],
+    );
+    assert!(!out.status.success());
+    assert!(!table_exists(&db.name, "forbidden_bg"));
+
+    // The admin's own sessions are never covered (dba2 has no window, and
+    // an approver's statement is held as before).
+    // The window ends by itself: then holds wait for approvers again.
+    let left = Duration::from_secs(6).saturating_sub(opened_at.elapsed());
+    std::thread::sleep(left + Duration::from_millis(300));
+    assert_eq!(
+        http(&inbox, "GET", "/api/breakglass", Some(&token("dba1")), "").1,
+        serde_json::json!([])
+    );
+    let held = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE bg_later (id int)",
+    );
+    let later = pending(&inbox);
+    assert!(
+        later["sql"].as_str().unwrap().contains("bg_later"),
+        "{later}"
+    );
+    let later_id = later["id"].as_str().unwrap().to_string();
+    assert_eq!(decide(&inbox, "dba1", &later_id, "deny", "not now").0, 200);
+    assert!(!held.wait_with_output().unwrap().status.success());
+    assert!(!table_exists(&db.name, "bg_later"));
+
+    // Closed early by an admin in the inbox: holds wait again at once.
+    let admin = web_login(&inbox, "dba2", "dba2-web-pw").unwrap();
+    let (_, _, admin_page) = web(&inbox, "GET", "/breakglass", Some(&admin), "");
+    let csrf = csrf_of(&admin_page);
+    let (status, _, _) = web(
+        &inbox,
+        "POST",
+        "/breakglass",
+        Some(&admin),
+        &format!("csrf={csrf}&identity={AGENT}&duration=30m&reason=second+incident"),
+    );
+    assert_eq!(status, 303);
+    let (status, _, forged) = web(
+        &inbox,
+        "POST",
+        &format!("/breakglass/{AGENT}/close"),
+        Some(&admin),
+        "csrf=forged",
+    );
+    assert_eq!(status, 403, "{forged}");
+    let (status, _, _) = web(
+        &inbox,
+        "POST",
+        &format!("/breakglass/{AGENT}/close"),
+        Some(&admin),
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(status, 303);
+    let held = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE bg_closed (id int)",
+    );
+    let again = pending(&inbox);
+    assert!(
+        again["sql"].as_str().unwrap().contains("bg_closed"),
+        "{again}"
+    );
+    let again_id = again["id"].as_str().unwrap().to_string();
+    assert_eq!(decide(&inbox, "dba1", &again_id, "deny", "closed").0, 200);
+    assert!(!held.wait_with_output().unwrap().status.success());
+
+    // Recorded: the openings and the closing, in the chain.
+    let windows = records_of(&gateway, "break_glass");
+    let actions: Vec<_> = windows
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["opened", "opened", "closed"], "{windows:?}");
+    assert_eq!(windows[0]["reason"], "incident 42: disk full");
+    assert_eq!(windows[0]["by"], "dba2");
+    assert_eq!(windows[2]["by"], "dba2");
+
+    // Announced to every channel, whatever group it serves.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let received = got.lock().unwrap().clone();
+        let events = |path: &str| -> Vec<String> {
+            received
+                .iter()
+                .filter(|r| r.path == path)
+                .map(|r| {
+                    r.body["event"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| r.body["text"].as_str().unwrap_or("").to_string())
+                })
+                .collect()
+        };
+        let hook = events("/hook");
+        let slack = events("/finance-slack");
+        let used = received.iter().any(|r| {
+            r.body["event"] == "breakglass.used" && r.body["request"]["id"] == id.as_str()
+        });
+        if used
+            && hook.iter().filter(|e| *e == "breakglass.opened").count() == 2
+            && hook.iter().any(|e| e == "breakglass.closed")
+            && slack
+                .iter()
+                .filter(|t| t.starts_with("BREAK-GLASS"))
+                .count()
+                >= 3
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "announcements: {received:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
