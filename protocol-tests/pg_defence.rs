@@ -229,18 +229,21 @@ async fn an_upstream_role_is_enforced_by_the_server_and_cannot_be_dropped() {
     value(&mut wire, &format!("SELECT 1 /* {reached} */")).await;
     wire.terminate().await.expect("terminate");
 
-    // The one pooled connection, reset, serves another identity: no role.
+    // Pooled connections are kept per identity (each starts as
+    // `airlock:<identity>`, its name in the server's logs): another
+    // identity gets a connection of its own, without the role.
     let mut other = login(&gateway, "plain", &db.name).await;
-    assert_eq!(value(&mut other, "SELECT pg_backend_pid()").await, pid);
+    assert_ne!(value(&mut other, "SELECT pg_backend_pid()").await, pid);
     assert_eq!(value(&mut other, "SELECT current_user").await, "postgres");
     assert_eq!(value(&mut other, "SELECT count(*) FROM t").await, "1");
     // Unconfined identities are judged by the policy alone.
     value(&mut other, "SET ROLE NONE").await;
     other.terminate().await.expect("terminate");
 
-    // … and again the confined identity: the role is applied again.
+    // … and again the confined identity (its pooled connection made room
+    // for the other's): the role is applied on the new one.
     let mut again = login(&gateway, "confined", &db.name).await;
-    assert_eq!(value(&mut again, "SELECT pg_backend_pid()").await, pid);
+    let again_pid = value(&mut again, "SELECT pg_backend_pid()").await;
     assert_eq!(value(&mut again, "SELECT current_user").await, role.name);
     // RESET ALL is refused, and the role survives what is allowed.
     value(&mut again, "SET statement_timeout = 5000").await;
@@ -249,6 +252,13 @@ async fn an_upstream_role_is_enforced_by_the_server_and_cannot_be_dropped() {
     assert_eq!(value(&mut again, "SELECT current_user").await, role.name);
     server_refuses(&mut again, "DELETE FROM t", "42501").await;
     again.terminate().await.expect("terminate");
+
+    // The same connection, reset (DISCARD ALL drops the role) and taken
+    // again by the confined identity: the role is applied again.
+    let mut reused = login(&gateway, "confined", &db.name).await;
+    assert_eq!(value(&mut reused, "SELECT pg_backend_pid()").await, again_pid);
+    assert_eq!(value(&mut reused, "SELECT current_user").await, role.name);
+    reused.terminate().await.expect("terminate");
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while !log_contains(&log, &reached) && Instant::now() < deadline {

@@ -505,9 +505,11 @@ fn pending_other_than(inbox: &str, old: &str) -> String {
 #[test]
 fn a_quorum_of_two_needs_two_distinct_approvers() {
     let db = TestDb::create("holds_quorum");
+    // Roles belong to the whole server: one per test process.
+    let role = format!("holds_reader_{}", std::process::id());
     psql_direct(
         &db.name,
-        "CREATE TABLE t (x int); CREATE ROLE holds_reader_role_tmp",
+        &format!("CREATE TABLE t (x int); DROP ROLE IF EXISTS {role}; CREATE ROLE {role}"),
     );
     let gateway = gateway();
     let inbox = inbox(&gateway);
@@ -516,7 +518,7 @@ fn a_quorum_of_two_needs_two_distinct_approvers() {
         AGENT,
         AGENT_PASSWORD,
         &db.name,
-        "GRANT SELECT ON t TO holds_reader_role_tmp",
+        &format!("GRANT SELECT ON t TO {role}"),
     );
     let id = pending(&inbox)["id"].as_str().unwrap().to_string();
     let (status, after_one) = decide(&inbox, "dba1", &id, "approve", "");
@@ -538,12 +540,11 @@ fn a_quorum_of_two_needs_two_distinct_approvers() {
     assert!(out.status.success(), "{}", text(&out));
     let grants = psql_direct(
         &db.name,
-        "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee = 'holds_reader_role_tmp'",
+        &format!(
+            "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee = '{role}'"
+        ),
     );
-    psql_direct(
-        &db.name,
-        "DROP OWNED BY holds_reader_role_tmp; DROP ROLE holds_reader_role_tmp",
-    );
+    psql_direct(&db.name, &format!("DROP OWNED BY {role}; DROP ROLE {role}"));
     assert_eq!(grants, "1");
 }
 
@@ -1205,7 +1206,7 @@ fn the_web_inbox_logs_in_shows_requests_escaped_and_decides_with_csrf() {
     // Paged, and no server file path reaches the browser.
     assert!(replay.contains("Records 1–"), "{replay}");
     assert!(
-        !replay.contains(".jsonl") && !replay.contains("/tmp/"),
+        !replay.contains("var/audit") && !replay.contains("/tmp/"),
         "{replay}"
     );
     // Verification goes on from where the last view left it, and agrees.
@@ -2287,4 +2288,123 @@ fn a_break_glass_window_approves_an_agents_holds_until_it_ends_and_never_a_denia
         assert!(Instant::now() < deadline, "announcements: {received:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_dry_run_shows_the_exact_row_count_and_keeps_nothing() {
+    let db = TestDb::create("holds_dry_run");
+    psql_direct(
+        &db.name,
+        "CREATE TABLE audited_accounts (id int PRIMARY KEY, active bool NOT NULL DEFAULT true); \
+         INSERT INTO audited_accounts SELECT g FROM generate_series(1, 222) g; \
+         CREATE TABLE audited_logged (id int); INSERT INTO audited_logged VALUES (1), (2); \
+         CREATE TABLE side_effects (n int); \
+         CREATE FUNCTION note_it() RETURNS trigger LANGUAGE plpgsql AS \
+           $$BEGIN INSERT INTO side_effects VALUES (1); RETURN OLD; END$$; \
+         CREATE TRIGGER noted BEFORE DELETE ON audited_logged FOR EACH ROW EXECUTE FUNCTION note_it(); \
+         CREATE SEQUENCE audited_seq;",
+    );
+    let policy = format!(
+        "[[rule]]\nname = \"dry-run-audited\"\nclasses = [\"write\"]\nobjects = [\"audited_*\"]\naction = \"hold\"\ngroup = \"dba\"\nexpiry = \"60s\"\nimpact = \"dry-run\"\n{POLICY}"
+    );
+    let mut toml = "[approval]\nenabled = true\n".to_string();
+    for (name, role, groups) in PEOPLE {
+        toml.push_str(&format!(
+            "\n[[identity]]\nname = \"{name}\"\nrole = \"{role}\"\ngroups = {groups}\npassword = \"{name}-pw\"\napi_token_hash = \"{}\"\n",
+            airlock::hex::encode(blake3::hash(token(name).as_bytes()).as_bytes()),
+        ));
+    }
+    let gateway = Gateway::start_with(Options {
+        toml,
+        policy: Some(policy),
+        ..Default::default()
+    });
+    let inbox = inbox(&gateway);
+    let active = || {
+        psql_direct(
+            &db.name,
+            "SELECT count(*) FROM audited_accounts WHERE active",
+        )
+    };
+
+    // Counted exactly, then rolled back: nothing changes until approval.
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "UPDATE audited_accounts SET active = false WHERE id <= 150",
+    );
+    let request = pending(&inbox);
+    let id = request["id"].as_str().unwrap().to_string();
+    let impact = request["impact"].as_str().unwrap_or_default().to_string();
+    assert!(impact.contains("changed exactly 150 rows"), "{impact}");
+    assert!(impact.contains("rolled back"), "{impact}");
+    assert_eq!(active(), "222", "the dry run kept nothing");
+    // Its row locks are gone: another session may write the same rows.
+    psql_direct(
+        &db.name,
+        "SET lock_timeout = 500; UPDATE audited_accounts SET active = true WHERE id = 1",
+    );
+    assert_eq!(decide(&inbox, "dba1", &id, "approve", "").0, 200);
+    let out = psql.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(active(), "72");
+
+    // What could act outside the transaction is never dry-run, and says why.
+    let cases = [
+        ("DELETE FROM audited_logged WHERE id = 1", "triggers"),
+        (
+            "UPDATE audited_accounts SET id = nextval('audited_seq') WHERE id = 1",
+            "calls functions",
+        ),
+        (
+            "INSERT INTO audited_accounts VALUES (999)",
+            "only UPDATE and DELETE",
+        ),
+    ];
+    for (sql, why) in cases {
+        let psql = psql_spawn(&gateway, AGENT, AGENT_PASSWORD, &db.name, sql);
+        let request = pending(&inbox);
+        let id = request["id"].as_str().unwrap().to_string();
+        let impact = request["impact"].as_str().unwrap_or_default().to_string();
+        assert!(
+            impact.starts_with("Not dry-run:") && impact.contains(why),
+            "{sql}: {impact}"
+        );
+        assert_eq!(decide(&inbox, "dba1", &id, "deny", "test").0, 200);
+        assert!(!psql.wait_with_output().unwrap().status.success());
+    }
+    assert_eq!(
+        psql_direct(&db.name, "SELECT count(*) FROM side_effects"),
+        "0"
+    );
+    assert_eq!(
+        psql_direct(&db.name, "SELECT is_called FROM audited_seq"),
+        "f"
+    );
+    assert_eq!(
+        psql_direct(&db.name, "SELECT count(*) FROM audited_logged"),
+        "2"
+    );
+
+    // Rules without `impact = "dry-run"` never run anything.
+    let psql = psql_spawn(
+        &gateway,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE made_later (id int)",
+    );
+    let request = pending(&inbox);
+    let id = request["id"].as_str().unwrap().to_string();
+    assert!(
+        !request["impact"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Dry run"),
+        "{request}"
+    );
+    assert_eq!(decide(&inbox, "dba1", &id, "deny", "test").0, 200);
+    assert!(!psql.wait_with_output().unwrap().status.success());
 }

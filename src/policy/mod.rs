@@ -295,6 +295,10 @@ pub struct HoldSpec {
     /// How long the hold waits before it is refused.
     pub expiry: Duration,
     pub mode: HoldMode,
+    /// `impact = "dry-run"`: a write that qualifies is run in a transaction
+    /// that is always rolled back, and the approvers see the exact count of
+    /// rows it would change (see [`crate::sql::dry_run_refusal`]).
+    pub dry_run: bool,
 }
 
 impl fmt::Display for HoldSpec {

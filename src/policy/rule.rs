@@ -134,6 +134,7 @@ struct RawRule {
     quorum: Option<Spanned<i64>>,
     expiry: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
+    impact: Option<Spanned<String>>,
     reason: Option<Spanned<String>>,
 }
 
@@ -401,6 +402,7 @@ impl Validator<'_> {
                 ("quorum", raw.quorum.as_ref().map(|s| s.span().start)),
                 ("expiry", raw.expiry.as_ref().map(|s| s.span().start)),
                 ("mode", raw.mode.as_ref().map(|s| s.span().start)),
+                ("impact", raw.impact.as_ref().map(|s| s.span().start)),
             ],
             _ => &[("reason", raw.reason.as_ref().map(|s| s.span().start))],
         };
@@ -455,11 +457,22 @@ impl Validator<'_> {
                 ))
             }
         };
+        let dry_run = match raw.impact.as_ref().map(|m| (m, m.get_ref().as_str())) {
+            None | Some((_, "estimate")) => false,
+            Some((_, "dry-run")) => true,
+            Some((m, other)) => {
+                return Err(self.err(
+                    Some(m.span().start),
+                    format!("unknown impact \"{other}\" (expected estimate or dry-run)"),
+                ))
+            }
+        };
         Ok(HoldSpec {
             group,
             quorum,
             expiry,
             mode,
+            dry_run,
         })
     }
 

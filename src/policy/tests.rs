@@ -421,7 +421,8 @@ mode = "defer"
             group: "dba".into(),
             quorum: 1,
             expiry: Duration::from_secs(3600),
-            mode: HoldMode::Wait
+            mode: HoldMode::Wait,
+            dry_run: false,
         }
     );
     assert_eq!(
@@ -430,7 +431,8 @@ mode = "defer"
             group: "security".into(),
             quorum: 3,
             expiry: Duration::from_secs(90),
-            mode: HoldMode::Defer
+            mode: HoldMode::Defer,
+            dry_run: false,
         }
     );
 }
@@ -786,6 +788,7 @@ fn default_policy_verdicts_for_each_class() {
         quorum: 1,
         expiry: Duration::from_secs(3600),
         mode: HoldMode::Wait,
+        dry_run: false,
     });
     for (class, expected) in [
         (Read, Action::Allow),
@@ -1203,4 +1206,31 @@ fn transforms_values_and_actions_are_checked() {
         3,
         "10-test.toml: line 3: rule \"x\": transforms applies only to hold and deny rules, and this rule is allow",
     );
+}
+
+#[test]
+fn impact_is_an_estimate_unless_a_hold_rule_asks_for_a_dry_run() {
+    let rule = |extra: &str| {
+        Policy::from_sources(&[(
+            "10-test.toml".into(),
+            format!("[[rule]]\nname = \"r\"\nclasses = [\"write\"]\naction = \"hold\"\n{extra}"),
+        )])
+    };
+    let dry = |extra: &str| match &rule(extra).unwrap().rules()[0].action {
+        Action::Hold(h) => h.dry_run,
+        other => panic!("{other:?}"),
+    };
+    assert!(!dry(""));
+    assert!(!dry("impact = \"estimate\"\n"));
+    assert!(dry("impact = \"dry-run\"\n"));
+    let e = rule("impact = \"run-it\"\n").unwrap_err().to_string();
+    assert!(e.contains("unknown impact \"run-it\""), "{e}");
+    let e = Policy::from_sources(&[(
+        "10-test.toml".into(),
+        "[[rule]]\nname = \"r\"\nclasses = [\"write\"]\naction = \"allow\"\nimpact = \"dry-run\"\n"
+            .into(),
+    )])
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("impact applies only to hold rules"), "{e}");
 }

@@ -99,6 +99,49 @@ pub fn change(sql: &[u8], prefix: impl FnOnce() -> String) -> Option<String> {
     statements.iter().find_map(|s| check(s, &prefix))
 }
 
+/// `SET [SESSION | LOCAL] application_name {TO | =} '<name>'`, alone in
+/// `sql`, with a name that does not keep the prefix — what drivers send on
+/// their own (pgjdbc does on every connection): the statement Airlock
+/// forwards instead, with the name behind the prefix. `None` for anything
+/// else, which [`change`] then judges.
+pub fn rewrite(sql: &[u8], prefix: &str) -> Option<String> {
+    if !contains_ignore_case(sql, b"application_name") {
+        return None;
+    }
+    let text = std::str::from_utf8(sql).ok()?;
+    let statements = lexer::lex(text, Dialect::Postgres).ok()?;
+    let [statement] = statements.as_slice() else {
+        return None;
+    };
+    let t = &statement.tokens;
+    if !t.first()?.is_word("SET") {
+        return None;
+    }
+    let mut i = 1;
+    let mut scope = "SESSION";
+    while let Some(word) = t
+        .get(i)
+        .filter(|x| x.is_word("SESSION") || x.is_word("LOCAL"))
+    {
+        if word.is_word("LOCAL") {
+            scope = "LOCAL";
+        }
+        i += 1;
+    }
+    let assigns = t
+        .get(i + 1)
+        .is_some_and(|x| x.is_word("TO") || x.is_punct('='));
+    let literal = t.get(i + 2).filter(|v| v.kind == Kind::String)?;
+    let ends = t.get(i + 3).is_none_or(|x| x.is_punct(';')) && t.get(i + 4).is_none();
+    if !(names_setting(t.get(i)?) && assigns && ends) || literal_keeps(literal, prefix) {
+        return None;
+    }
+    Some(format!(
+        "SET {scope} application_name = '{}'",
+        value(prefix, Some(&literal.text))
+    ))
+}
+
 fn refusal(what: &str) -> String {
     format!(
         "Airlock names this session in the database's logs by its application_name \
@@ -192,6 +235,40 @@ mod tests {
 
     fn refused(sql: &str) -> bool {
         change(sql.as_bytes(), || P.to_string()).is_some()
+    }
+
+    #[test]
+    fn a_plain_set_is_put_behind_the_prefix() {
+        let r = |sql: &str| rewrite(sql.as_bytes(), P);
+        assert_eq!(
+            r("SET application_name = 'PostgreSQL JDBC Driver'").as_deref(),
+            Some("SET SESSION application_name = 'airlock:agent:s-1-7:PostgreSQL JDBC Driver'")
+        );
+        assert_eq!(
+            r("set local Application_Name to 'x';").as_deref(),
+            Some("SET LOCAL application_name = 'airlock:agent:s-1-7:x'")
+        );
+        assert_eq!(
+            r("SET application_name = 'it''s'").as_deref(),
+            Some("SET SESSION application_name = 'airlock:agent:s-1-7:it?s'")
+        );
+        assert_eq!(
+            r("SET application_name = ''").as_deref(),
+            Some("SET SESSION application_name = 'airlock:agent:s-1-7'")
+        );
+        for other in [
+            "SET application_name = 'airlock:agent:s-1-7:x'",
+            "SET application_name = 'a' || 'b'",
+            "SET application_name = 'a'; SELECT 1",
+            "SET application_name FROM CURRENT",
+            "SELECT set_config('application_name', 'x', false)",
+            "SET search_path = 'x'",
+        ] {
+            assert_eq!(r(other), None, "{other}");
+        }
+        // What is rewritten passes the guard.
+        let rewritten = r("SET application_name = 'x'").unwrap();
+        assert!(!refused(&rewritten));
     }
 
     #[test]

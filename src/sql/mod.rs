@@ -39,6 +39,7 @@
 
 pub mod application_name;
 pub mod classify;
+pub mod dry_run;
 pub mod encoding;
 pub mod forms;
 pub mod functions;
@@ -46,6 +47,7 @@ pub mod lexer;
 pub mod settings;
 pub mod transforms;
 
+pub use dry_run::dry_run_refusal;
 pub use functions::UserFunctions;
 
 use std::collections::HashMap;

@@ -75,7 +75,9 @@ async function rec(name, fn) {
   await rec('options_search_path', async () => {
     const o = new Client({ ...cfg, options: '-c search_path=pg_catalog,public -c application_name=npdiff_probe' }); await o.connect();
     const r = await o.query("SELECT current_setting('search_path') sp, current_setting('application_name') an");
-    await o.end(); return r.rows;
+    // Through Airlock the server's name carries the prefix naming the agent
+    // and session (airlock:<identity>:<session>:); the client's part follows.
+    await o.end(); return r.rows.map(row => ({ ...row, an: row.an.replace(/^airlock:[^:]*:[^:]*:/, '') }));
   });
   await rec('cancel', async () => {
     const k = new Client(cfg); await k.connect();

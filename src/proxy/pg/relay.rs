@@ -50,6 +50,10 @@ use tokio::sync::{mpsc, watch};
 /// waiting, so a long result streams instead of piling up in memory.
 const FLUSH_AT: usize = 64 * 1024;
 
+/// How long a dry run's statement may run (`impact = "dry-run"`); its row
+/// locks are held that long at most.
+const DRY_RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How many forwarded-but-unanswered messages a client may have in flight
 /// before the front loop waits; bounds memory under deep pipelining.
 const QUEUE_DEPTH: usize = 4096;
@@ -417,12 +421,23 @@ impl Front {
                     return FrontEnd::UpstreamGone;
                 }
             }
+            // A statement Airlock forwards in place of the client's (see
+            // `sql::application_name::rewrite`).
+            let mut replaced: Option<Bytes> = None;
             let step = match msg.tag() {
                 b'Q' => {
                     let Some(sql) = query_text(msg.body()) else {
                         self.inject_fatal("08P01", "invalid Query message").await;
                         return FrontEnd::ProtocolError;
                     };
+                    let rewritten = crate::sql::application_name::rewrite(
+                        sql,
+                        &self.session.application_name_prefix(),
+                    );
+                    if let Some(text) = &rewritten {
+                        replaced = Some(query_frame(text));
+                    }
+                    let sql = rewritten.as_ref().map_or(sql, |t| t.as_bytes());
                     if self.resolve_executes(sql, &mut out).await.is_none() {
                         return FrontEnd::UpstreamGone;
                     }
@@ -457,6 +472,14 @@ impl Front {
                         self.inject_fatal("08P01", "invalid Parse message").await;
                         return FrontEnd::ProtocolError;
                     };
+                    let rewritten = crate::sql::application_name::rewrite(
+                        sql,
+                        &self.session.application_name_prefix(),
+                    );
+                    if let Some(text) = &rewritten {
+                        replaced = Some(parse_frame(msg.body(), name, sql, text));
+                    }
+                    let sql = rewritten.as_ref().map_or(sql, |t| t.as_bytes());
                     // Its EXECUTEs are judged by what their names mean when
                     // the server parses it; each run checks they still do.
                     let Some(executes) = self.resolve_executes(sql, &mut out).await else {
@@ -730,7 +753,7 @@ impl Front {
                 _ => None,
             };
             let sync = matches!(expect, Expect::Sync);
-            out.extend_from_slice(msg.frame());
+            out.extend_from_slice(replaced.as_deref().unwrap_or(msg.frame()));
             if !self.push(expect).await {
                 return FrontEnd::UpstreamGone;
             }
@@ -964,6 +987,73 @@ impl Front {
     /// statements [`crate::sql::explainable`] admits; values in the plan
     /// masked like the statement. `None` when not safe or not possible.
     async fn impact(&self, checked: &Checked, sql: &[u8]) -> Option<String> {
+        let dry_run = match &checked.decision.action {
+            crate::policy::Action::Hold(spec) if spec.dry_run => {
+                Some(self.dry_run(checked, sql).await)
+            }
+            _ => None,
+        };
+        let estimate = self.estimate(checked, sql).await;
+        match (dry_run, estimate) {
+            (Some(dry), Some(estimate)) => Some(format!("{dry}\n\n{estimate}")),
+            (Some(dry), None) => Some(dry),
+            (None, estimate) => estimate,
+        }
+    }
+
+    /// The exact row count of a dry run (`impact = "dry-run"`), or why
+    /// there was none.
+    async fn dry_run(&self, checked: &Checked, sql: &[u8]) -> String {
+        use crate::proxy::pg::upstream::DryRun;
+        let text =
+            match crate::sql::dry_run_refusal(&checked.classification, sql, Dialect::Postgres) {
+                Ok(text) => text,
+                Err(why) => return format!("Not dry-run: {why}."),
+            };
+        let tables: Vec<String> = checked
+            .classification
+            .statements
+            .iter()
+            .flat_map(|s| s.objects.iter().cloned())
+            .collect();
+        // The agent's own role and read-only setting, and its name in the
+        // server's logs.
+        let named = crate::sql::application_name::value(
+            &crate::sql::application_name::prefix(&self.session.identity, &self.session.id.0),
+            Some("dry-run"),
+        );
+        let setup = match self.session.confinement.postgres_setup() {
+            Some(confine) => format!("{confine}; SET SESSION application_name = '{named}'"),
+            None => format!("SET SESSION application_name = '{named}'"),
+        };
+        let started = std::time::Instant::now();
+        let ran = tokio::time::timeout(
+            DRY_RUN_TIMEOUT + std::time::Duration::from_secs(3),
+            self.pool
+                .dry_run(&self.pool_key, Some(&setup), text, &tables, DRY_RUN_TIMEOUT),
+        )
+        .await;
+        match ran {
+            Ok(Ok(DryRun::Rows(n))) => format!(
+                "Dry run (in a transaction that was rolled back): the statement changed exactly {n} row{} in {:.1} ms.",
+                if n == 1 { "" } else { "s" },
+                started.elapsed().as_secs_f64() * 1e3
+            ),
+            Ok(Ok(DryRun::NotEligible)) => "Not dry-run: a table it touches (or reaches through a cascading foreign key) is not a plain table, or has triggers, rules or row-level security.".into(),
+            Ok(Err(e)) => {
+                tracing::info!(session = %self.session.id, error = %e, "dry run failed");
+                format!(
+                    "Dry run failed, nothing was kept: {}",
+                    self.gate.masker().mask_sql_literals(&e.to_string())
+                )
+            }
+            Err(_) => "Dry run did not finish in time; nothing was kept.".into(),
+        }
+    }
+
+    /// The planner's estimate, or facts about the tables a schema change
+    /// touches.
+    async fn estimate(&self, checked: &Checked, sql: &[u8]) -> Option<String> {
         let Some(text) = crate::sql::explainable(&checked.classification, sql, Dialect::Postgres)
         else {
             return self.ddl_facts(checked).await;
@@ -1080,6 +1170,27 @@ fn query_text(body: &[u8]) -> Option<&[u8]> {
     let mut f = Fields::new(body);
     let sql = f.cstr()?;
     f.remaining().is_empty().then_some(sql)
+}
+
+/// A Query message carrying `text`.
+fn query_frame(text: &str) -> Bytes {
+    backend::frame(b'Q', |buf| {
+        buf.put_slice(text.as_bytes());
+        buf.put_u8(0);
+    })
+}
+
+/// The Parse message `body` (naming `name`, with `sql`) carrying `text`
+/// instead, its parameter types kept.
+fn parse_frame(body: &[u8], name: &[u8], sql: &[u8], text: &str) -> Bytes {
+    let rest = &body[name.len() + 1 + sql.len() + 1..];
+    backend::frame(b'P', |buf| {
+        buf.put_slice(name);
+        buf.put_u8(0);
+        buf.put_slice(text.as_bytes());
+        buf.put_u8(0);
+        buf.put_slice(rest);
+    })
 }
 
 /// The statement name and SQL of a Parse message, if well formed.

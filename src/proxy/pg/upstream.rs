@@ -840,6 +840,91 @@ impl Pool {
     }
 }
 
+/// What a dry run found: the number of rows the statement changed before
+/// it was rolled back, or why it was not run.
+#[derive(Debug)]
+pub enum DryRun {
+    Rows(u64),
+    /// The server's checks refused it (a trigger, a rule, a view…).
+    NotEligible,
+}
+
+impl Pool {
+    /// Runs the write `sql` on a connection set up as the agent's own
+    /// sessions are (`setup`: its role and read-only setting), inside a
+    /// transaction that is always rolled back, under `timeout` and a short
+    /// lock timeout; first checks there that `tables` qualify
+    /// ([`crate::sql::dry_run::PG_TABLES_QUALIFY`]). `sql` goes in one
+    /// extended-protocol Parse, so the server runs at most one statement.
+    /// A connection whose transaction did not end as expected is closed,
+    /// never reused.
+    pub async fn dry_run(
+        self: &Arc<Self>,
+        key: &PoolKey,
+        setup: Option<&str>,
+        sql: &str,
+        tables: &[String],
+        timeout: Duration,
+    ) -> Result<DryRun, UpstreamError> {
+        let begin = format!(
+            "BEGIN; SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = 1000; \
+             SELECT set_config('search_path', 'pg_catalog, ' || current_setting('search_path'), true)",
+            timeout.as_millis().max(1)
+        );
+        let quoted: Vec<String> = tables
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect();
+        let names = format!("{{{}}}", quoted.join(","));
+        let check =
+            codec::frontend::extended_query_with(crate::sql::dry_run::PG_TABLES_QUALIFY, &[&names])
+                .ok_or_else(|| {
+                    UpstreamError::Protocol("a table name contains a NUL byte".into())
+                })?;
+        let statement = codec::frontend::extended_query(sql)
+            .ok_or_else(|| UpstreamError::Protocol("the statement contains a NUL byte".into()))?;
+        let mut pooled = self.acquire_confined(key, setup).await?;
+        let conn = &mut pooled.conn;
+        let ran = async {
+            let (_, _, status) = exchange(conn, codec::frontend::query(&begin)).await?;
+            if status != Some(b'T') {
+                return Err(UpstreamError::Protocol(
+                    "the dry run's transaction did not begin".into(),
+                ));
+            }
+            let (rows, _, _) = exchange(conn, check).await?;
+            if rows.first().map(String::as_str) != Some("0") {
+                return Ok(DryRun::NotEligible);
+            }
+            let (_, tag, status) = exchange(conn, statement).await?;
+            // Still inside the transaction: nothing the statement did is kept.
+            if status != Some(b'T') {
+                return Err(UpstreamError::Protocol(
+                    "the dry run's transaction ended before its rollback".into(),
+                ));
+            }
+            let rows = tag
+                .as_deref()
+                .and_then(|t| t.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| UpstreamError::Protocol("the dry run gave no row count".into()))?;
+            Ok(DryRun::Rows(rows))
+        }
+        .await;
+        // Always rolled back, whatever happened above; the connection goes
+        // back only when the server says it is idle again.
+        let rolled_back = exchange(conn, codec::frontend::query("ROLLBACK")).await;
+        match (&ran, rolled_back) {
+            (_, Ok((_, _, Some(b'I')))) => self.release(pooled),
+            (_, other) => {
+                tracing::warn!(rollback = ?other.map(|r| r.2), "closing a dry run's connection that did not end idle");
+                close(pooled);
+            }
+        }
+        ran
+    }
+}
+
 /// The last part of each of `tables` as a PostgreSQL array literal, for a
 /// `name[]` parameter: the names never enter a statement's text (nor the
 /// server's statement log).
@@ -855,7 +940,23 @@ fn name_array(tables: &[String]) -> String {
 /// Sends one request (a simple query, or extended-protocol messages ending
 /// in Sync); the first column of every row, as text.
 async fn query_rows(conn: &mut UpstreamConn, request: Bytes) -> Result<Vec<String>, UpstreamError> {
+    let (rows, _, status) = exchange(conn, request).await?;
+    if status != Some(b'I') {
+        return Err(UpstreamError::Protocol("connection is not idle".into()));
+    }
+    Ok(rows)
+}
+
+/// Sends one request (a simple query, or extended-protocol messages ending
+/// in Sync): the first column of every row as text, the last command tag,
+/// and the transaction status the server is in after it. A server error is
+/// an `Err`, read to the end (the connection is left as the status says).
+async fn exchange(
+    conn: &mut UpstreamConn,
+    request: Bytes,
+) -> Result<(Vec<String>, Option<String>, Option<u8>), UpstreamError> {
     let mut rows = Vec::new();
+    let mut tag = None;
     let work = async {
         conn.stream
             .write_all(&request)
@@ -890,6 +991,11 @@ async fn query_rows(conn: &mut UpstreamConn, request: Bytes) -> Result<Vec<Strin
                         }
                     }
                 }
+                b'C' => {
+                    let body = msg.body();
+                    let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
+                    tag = Some(String::from_utf8_lossy(&body[..end]).into_owned());
+                }
                 b'Z' => {
                     let status = msg.body().first().copied();
                     let (_, rest) = reader.into_parts();
@@ -900,10 +1006,7 @@ async fn query_rows(conn: &mut UpstreamConn, request: Bytes) -> Result<Vec<Strin
                     if let Some(e) = failure {
                         return Err(e);
                     }
-                    if status != Some(b'I') {
-                        return Err(UpstreamError::Protocol("connection is not idle".into()));
-                    }
-                    return Ok(rows);
+                    return Ok((rows, tag, status));
                 }
                 _ => {}
             }
