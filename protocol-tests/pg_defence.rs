@@ -256,7 +256,10 @@ async fn an_upstream_role_is_enforced_by_the_server_and_cannot_be_dropped() {
     // The same connection, reset (DISCARD ALL drops the role) and taken
     // again by the confined identity: the role is applied again.
     let mut reused = login(&gateway, "confined", &db.name).await;
-    assert_eq!(value(&mut reused, "SELECT pg_backend_pid()").await, again_pid);
+    assert_eq!(
+        value(&mut reused, "SELECT pg_backend_pid()").await,
+        again_pid
+    );
     assert_eq!(value(&mut reused, "SELECT current_user").await, role.name);
     reused.terminate().await.expect("terminate");
 

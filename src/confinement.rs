@@ -269,11 +269,8 @@ impl Confinement {
     /// longer shows: with a statement timeout, any query that names it
     /// anywhere is refused.
     pub fn hint_refusal(&self, identity: &str, sql: &[u8], dialect: Dialect) -> Option<String> {
-        const HINT: &[u8] = b"max_execution_time";
-        let named = sql
-            .windows(HINT.len())
-            .any(|w| w.eq_ignore_ascii_case(HINT));
-        (self.statement_timeout.is_some() && dialect == Dialect::Mysql && named).then(|| {
+        let applies = self.statement_timeout.is_some() && dialect == Dialect::Mysql;
+        (applies && crate::sql::contains_ignore_case(sql, b"max_execution_time")).then(|| {
             self.explain(
                 identity,
                 "naming max_execution_time (a variable or optimizer hint) is not allowed (Airlock sets the timeout)",

@@ -84,13 +84,13 @@ pub fn change(sql: &[u8], prefix: impl FnOnce() -> String) -> Option<String> {
     // Fast path: every statement refused here names one of these (a `U&`
     // identifier could spell the setting's name).
     const NEEDLES: [&[u8]; 2] = [b"application_name", b"u&"];
-    if !NEEDLES.iter().any(|n| contains_ignore_case(sql, n)) {
+    if !NEEDLES.iter().any(|n| super::contains_ignore_case(sql, n)) {
         return None;
     }
     let text = String::from_utf8_lossy(sql);
     let statements = match lexer::lex(&text, Dialect::Postgres) {
         Ok(s) => s,
-        Err(_) if contains_ignore_case(sql, b"application_name") => {
+        Err(_) if super::contains_ignore_case(sql, b"application_name") => {
             return Some(refusal("a query it cannot split into statements names it"));
         }
         Err(_) => return None,
@@ -105,7 +105,7 @@ pub fn change(sql: &[u8], prefix: impl FnOnce() -> String) -> Option<String> {
 /// forwards instead, with the name behind the prefix. `None` for anything
 /// else, which [`change`] then judges.
 pub fn rewrite(sql: &[u8], prefix: &str) -> Option<String> {
-    if !contains_ignore_case(sql, b"application_name") {
+    if !super::contains_ignore_case(sql, b"application_name") {
         return None;
     }
     let text = std::str::from_utf8(sql).ok()?;
@@ -180,12 +180,12 @@ fn check(statement: &LexedStatement, prefix: &str) -> Option<String> {
             ));
         }
         if t[i].kind == Kind::String
-            && contains_ignore_case(t[i].text.as_bytes(), b"application_name")
+            && super::contains_ignore_case(t[i].text.as_bytes(), b"application_name")
         {
             let body = t[i].text.as_bytes();
             if [b"set".as_slice(), b"set_config"]
                 .iter()
-                .any(|w| contains_ignore_case(body, w))
+                .any(|w| super::contains_ignore_case(body, w))
             {
                 return Some(refusal(
                     "a string that would set application_name when run as SQL",
@@ -219,12 +219,6 @@ fn names_setting(t: &Token) -> bool {
 /// (setting and function names are compared without regard to case).
 fn names(t: &Token, name: &str) -> bool {
     matches!(t.kind, Kind::Word | Kind::QuotedIdent) && t.text.eq_ignore_ascii_case(name)
-}
-
-fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]

@@ -39,7 +39,10 @@ pub fn dry_run_refusal<'a>(
     };
     let reads_and_writes = Classes::of(&[StatementClass::Write, StatementClass::Read]);
     if !statement.classes.contains(StatementClass::Write)
-        || statement.classes.iter().any(|c| !reads_and_writes.contains(c))
+        || statement
+            .classes
+            .iter()
+            .any(|c| !reads_and_writes.contains(c))
     {
         return Err("only writes (and the reads they make) are dry-run");
     }

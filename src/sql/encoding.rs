@@ -240,7 +240,7 @@ pub fn check(sql: &[u8], dialect: Dialect) -> Result<(), EncodingError> {
             b"immediate",
         ],
     };
-    if !needles.iter().any(|n| contains_ignore_case(sql, n)) {
+    if !needles.iter().any(|n| super::contains_ignore_case(sql, n)) {
         return Ok(());
     }
     // Invalid UTF-8 is replaced character by character; ASCII bytes, which
@@ -268,7 +268,7 @@ pub fn check(sql: &[u8], dialect: Dialect) -> Result<(), EncodingError> {
                     b"collation_connection",
                 ],
             };
-            if named.iter().any(|n| contains_ignore_case(sql, n)) {
+            if named.iter().any(|n| super::contains_ignore_case(sql, n)) {
                 return Err(EncodingError::Opaque {
                     what: format!("a query it cannot split into statements ({e})"),
                 });
@@ -283,12 +283,6 @@ pub fn check(sql: &[u8], dialect: Dialect) -> Result<(), EncodingError> {
         }
     }
     Ok(())
-}
-
-fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// A value as Airlock can evaluate it.

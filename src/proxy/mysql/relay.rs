@@ -539,7 +539,7 @@ impl Relay {
     fn cancel_request(&self, sql: &[u8]) -> Option<Kill> {
         // Every query passes here: only one that names KILL at all is
         // classified (the gate's cached classification comes later).
-        if !sql.windows(4).any(|w| w.eq_ignore_ascii_case(b"kill")) {
+        if !crate::sql::contains_ignore_case(sql, b"kill") {
             return None;
         }
         let text = std::str::from_utf8(sql).ok()?;

@@ -808,7 +808,7 @@ impl Front {
     async fn resolve_executes(&mut self, sql: &[u8], out: &mut BytesMut) -> Option<Vec<Executed>> {
         // An EXECUTE statement spells its keyword in ASCII (keywords cannot
         // be quoted or escaped): most statements need no second look.
-        if !sql.windows(7).any(|w| w.eq_ignore_ascii_case(b"execute")) {
+        if !crate::sql::contains_ignore_case(sql, b"execute") {
             self.sql_statements.resolve(HashMap::new());
             return Some(Vec::new());
         }
