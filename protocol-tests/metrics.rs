@@ -291,11 +291,27 @@ async fn the_database_names_the_agent_and_its_session_and_the_agent_cannot_chang
         "{session} not in the audit log"
     );
 
+    // A plain SET (what pgjdbc sends on every connection) is put behind
+    // the prefix: the name changes, the prefix stays.
+    for (sql, name) in [
+        ("SET application_name = 'innocent'", "innocent"),
+        ("SET SESSION application_name TO 'plain'", "plain"),
+        ("SET \"Application_Name\" = 'quoted'", "quoted"),
+    ] {
+        let msgs = wire.simple_query(sql).await.unwrap();
+        assert_eq!(error_code(&msgs), None, "{sql}");
+        assert_eq!(
+            activity_name(&db.name),
+            format!("{prefix}:{name}"),
+            "after {sql}"
+        );
+    }
+    wire.simple_query(&format!("SET application_name = '{named}'"))
+        .await
+        .unwrap();
+    assert_eq!(activity_name(&db.name), named);
     for sql in [
-        "SET application_name = 'innocent'",
-        "SET SESSION application_name TO 'innocent'",
         "BEGIN; SET LOCAL application_name = 'innocent'; SELECT 1; COMMIT",
-        "SET \"Application_Name\" = 'innocent'",
         "SELECT set_config('application_name', 'innocent', false)",
         "SELECT pg_catalog.set_config('application_name', 'innocent', true)",
         "DO $$ BEGIN EXECUTE 'SET application_name = ''innocent'''; END $$",
