@@ -294,14 +294,14 @@ async fn pg_the_impact_estimate_runs_one_statement_at_most() {
         database: db.name.clone(),
         params: Vec::new(),
     };
-    let plan = pool.explain(&key, "SELECT 1").await.expect("a plan");
+    let plan = pool.explain(&key, None, "SELECT 1").await.expect("a plan");
     assert!(!plan.is_empty());
     for hidden in [
         "SELECT 1; CREATE TABLE explain_a ()",
         "SELECT 1 ; CREATE TABLE explain_b (); SELECT 2",
         "SELECT E'Ã\\'; CREATE TABLE explain_c (); --'",
     ] {
-        let result = pool.explain(&key, hidden).await;
+        let result = pool.explain(&key, None, hidden).await;
         if hidden.contains("explain_c") {
             // In UTF8 this is one SELECT of a string.
             assert!(result.is_ok(), "{result:?}");
@@ -315,7 +315,7 @@ async fn pg_the_impact_estimate_runs_one_statement_at_most() {
     for t in ["explain_a", "explain_b", "explain_c"] {
         assert!(!pg_table_exists(&db.name, t), "{t} created by the estimate");
     }
-    assert!(pool.explain(&key, "SELECT '\0'").await.is_err());
+    assert!(pool.explain(&key, None, "SELECT '\0'").await.is_err());
 }
 
 // ---- MariaDB ------------------------------------------------------------

@@ -2408,3 +2408,50 @@ fn a_dry_run_shows_the_exact_row_count_and_keeps_nothing() {
     assert_eq!(decide(&inbox, "dba1", &id, "deny", "test").0, 200);
     assert!(!psql.wait_with_output().unwrap().status.success());
 }
+
+#[test]
+fn impact_estimates_run_with_the_agents_role_not_the_service_logins() {
+    let db = TestDb::create("holds_estimate_role");
+    // Roles belong to the whole server: one per test process.
+    let role = format!("holds_estimator_{}", std::process::id());
+    psql_direct(
+        &db.name,
+        &format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role}; \
+             CREATE TABLE audited_open (id int); CREATE TABLE audited_secret (id int); \
+             GRANT SELECT, DELETE ON audited_open TO {role}"
+        ),
+    );
+    let mut toml = "[approval]\nenabled = true\n".to_string();
+    for (name, role, groups) in PEOPLE {
+        toml.push_str(&format!(
+            "\n[[identity]]\nname = \"{name}\"\nrole = \"{role}\"\ngroups = {groups}\npassword = \"{name}-pw\"\napi_token_hash = \"{}\"\n",
+            airlock::hex::encode(blake3::hash(token(name).as_bytes()).as_bytes()),
+        ));
+    }
+    toml.push_str(&format!(
+        "\n[[identity]]\nname = \"confined\"\nrole = \"agent\"\npassword = \"confined-pw\"\nupstream_role = \"{role}\"\n"
+    ));
+    let gateway = Gateway::start_with(Options {
+        toml,
+        policy: Some(POLICY.into()),
+        ..Default::default()
+    });
+    let inbox = inbox(&gateway);
+    let impact_of = |sql: &str| {
+        let psql = psql_spawn(&gateway, "confined", "confined-pw", &db.name, sql);
+        let request = pending(&inbox);
+        let id = request["id"].as_str().unwrap().to_string();
+        assert_eq!(decide(&inbox, "dba1", &id, "deny", "test").0, 200);
+        let _ = psql.wait_with_output();
+        request["impact"].as_str().unwrap_or_default().to_string()
+    };
+    // The role may delete from this table: its plan is shown.
+    let open = impact_of("DELETE FROM audited_open");
+    assert!(open.contains("Delete on audited_open"), "{open}");
+    // Not from this one: the planner, running as the role, is refused, and
+    // nothing is shown (the service login could have planned it).
+    let secret = impact_of("DELETE FROM audited_secret");
+    assert!(!secret.contains("Delete on audited_secret"), "{secret}");
+    psql_direct(&db.name, &format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+}

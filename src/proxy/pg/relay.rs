@@ -1016,16 +1016,7 @@ impl Front {
             .iter()
             .flat_map(|s| s.objects.iter().cloned())
             .collect();
-        // The agent's own role and read-only setting, and its name in the
-        // server's logs.
-        let named = crate::sql::application_name::value(
-            &crate::sql::application_name::prefix(&self.session.identity, &self.session.id.0),
-            Some("dry-run"),
-        );
-        let setup = match self.session.confinement.postgres_setup() {
-            Some(confine) => format!("{confine}; SET SESSION application_name = '{named}'"),
-            None => format!("SET SESSION application_name = '{named}'"),
-        };
+        let setup = self.confined_setup("dry-run");
         let started = std::time::Instant::now();
         let ran = tokio::time::timeout(
             DRY_RUN_TIMEOUT + std::time::Duration::from_secs(3),
@@ -1051,6 +1042,21 @@ impl Front {
         }
     }
 
+    /// The set-up of a connection that works for this session's statement
+    /// beside it (an estimate, a dry run): the agent's own role and
+    /// read-only setting, and a name in the server's logs that says whose
+    /// and what for.
+    fn confined_setup(&self, what: &str) -> String {
+        let named = crate::sql::application_name::value(
+            &crate::sql::application_name::prefix(&self.session.identity, &self.session.id.0),
+            Some(what),
+        );
+        match self.session.confinement.postgres_setup() {
+            Some(confine) => format!("{confine}; SET SESSION application_name = '{named}'"),
+            None => format!("SET SESSION application_name = '{named}'"),
+        }
+    }
+
     /// The planner's estimate, or facts about the tables a schema change
     /// touches.
     async fn estimate(&self, checked: &Checked, sql: &[u8]) -> Option<String> {
@@ -1060,7 +1066,8 @@ impl Front {
         };
         let plan = tokio::time::timeout(
             std::time::Duration::from_secs(3),
-            self.pool.explain(&self.pool_key, text),
+            self.pool
+                .explain(&self.pool_key, Some(&self.confined_setup("estimate")), text),
         )
         .await;
         let mut impact = match plan {

@@ -758,11 +758,15 @@ impl Pool {
     pub async fn explain(
         self: &Arc<Self>,
         key: &PoolKey,
+        setup: Option<&str>,
         sql: &str,
     ) -> Result<Vec<String>, UpstreamError> {
         let request = codec::frontend::extended_query(&format!("EXPLAIN {sql}"))
             .ok_or_else(|| UpstreamError::Protocol("the statement contains a NUL byte".into()))?;
-        let mut pooled = self.acquire(key).await?;
+        // As the agent's own sessions run (its role, read-only setting):
+        // the planner evaluates immutable functions while planning, and
+        // they must not run with the service login's rights.
+        let mut pooled = self.acquire_confined(key, setup).await?;
         let plan = query_rows(&mut pooled.conn, request).await;
         match &plan {
             Ok(_) => self.release(pooled),
