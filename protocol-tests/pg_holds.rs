@@ -2302,7 +2302,9 @@ fn a_dry_run_shows_the_exact_row_count_and_keeps_nothing() {
          CREATE FUNCTION note_it() RETURNS trigger LANGUAGE plpgsql AS \
            $$BEGIN INSERT INTO side_effects VALUES (1); RETURN OLD; END$$; \
          CREATE TRIGGER noted BEFORE DELETE ON audited_logged FOR EACH ROW EXECUTE FUNCTION note_it(); \
-         CREATE SEQUENCE audited_seq;",
+         CREATE SEQUENCE audited_seq; CREATE SEQUENCE audited_checked_seq; \
+         CREATE TABLE audited_checked (id int, n int CHECK (n < nextval('audited_checked_seq'))); \
+         INSERT INTO audited_checked VALUES (1, 0);",
     );
     let policy = format!(
         "[[rule]]\nname = \"dry-run-audited\"\nclasses = [\"write\"]\nobjects = [\"audited_*\"]\naction = \"hold\"\ngroup = \"dba\"\nexpiry = \"60s\"\nimpact = \"dry-run\"\n{POLICY}"
@@ -2320,6 +2322,7 @@ fn a_dry_run_shows_the_exact_row_count_and_keeps_nothing() {
         ..Default::default()
     });
     let inbox = inbox(&gateway);
+    let checked_seq = psql_direct(&db.name, "SELECT last_value FROM audited_checked_seq");
     let active = || {
         psql_direct(
             &db.name,
@@ -2362,6 +2365,7 @@ fn a_dry_run_shows_the_exact_row_count_and_keeps_nothing() {
             "INSERT INTO audited_accounts VALUES (999)",
             "only UPDATE and DELETE",
         ),
+        ("UPDATE audited_checked SET n = 1", "a table it touches"),
     ];
     for (sql, why) in cases {
         let psql = psql_spawn(&gateway, AGENT, AGENT_PASSWORD, &db.name, sql);
@@ -2382,6 +2386,11 @@ fn a_dry_run_shows_the_exact_row_count_and_keeps_nothing() {
     assert_eq!(
         psql_direct(&db.name, "SELECT is_called FROM audited_seq"),
         "f"
+    );
+    assert_eq!(
+        psql_direct(&db.name, "SELECT last_value FROM audited_checked_seq"),
+        checked_seq,
+        "the check constraint's nextval ran only for the setup's row"
     );
     assert_eq!(
         psql_direct(&db.name, "SELECT count(*) FROM audited_logged"),

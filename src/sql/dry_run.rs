@@ -143,7 +143,15 @@ impl Visitor for Unsafe {
 /// Run on the dry run's connection, inside its transaction, with `$1` the
 /// statement's tables: how many of them are *not* plain tables free of
 /// triggers, rules and row-level security, counting every table their
-/// foreign keys cascade to. Zero means the dry run may go ahead.
+/// foreign keys cascade to. A change also runs the table's index
+/// expressions and predicates, check constraints and generated columns,
+/// and a domain's checks. The server requires index expressions and
+/// generated columns to be immutable, but records no dependency on its
+/// own built-in functions, so: a table whose such parts call a function or
+/// operator outside `pg_catalog` or use a sequence, whose check constraints
+/// call any function at all (a check may call `nextval` or `pg_notify`),
+/// or that has a column of a domain type, does not qualify either. Zero
+/// means the dry run may go ahead.
 pub const PG_TABLES_QUALIFY: &str = "WITH RECURSIVE named AS ( \
        SELECT n, to_regclass(n) AS oid FROM unnest($1::text[]) AS n \
      ), reached(oid) AS ( \
@@ -156,7 +164,21 @@ pub const PG_TABLES_QUALIFY: &str = "WITH RECURSIVE named AS ( \
        JOIN pg_class c ON c.oid = r.oid \
       WHERE c.relkind NOT IN ('r', 'p') OR c.relrowsecurity \
          OR EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) \
-         OR EXISTS (SELECT 1 FROM pg_rewrite w WHERE w.ev_class = c.oid AND w.rulename <> '_RETURN')";
+         OR EXISTS (SELECT 1 FROM pg_rewrite w WHERE w.ev_class = c.oid AND w.rulename <> '_RETURN') \
+         OR EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND t.typtype = 'd') \
+         OR EXISTS (SELECT 1 FROM pg_depend d \
+                     LEFT JOIN pg_proc p ON d.refclassid = 'pg_proc'::regclass AND p.oid = d.refobjid \
+                     LEFT JOIN pg_operator o ON d.refclassid = 'pg_operator'::regclass AND o.oid = d.refobjid \
+                     WHERE ((d.classid = 'pg_class'::regclass AND d.objid IN (SELECT indexrelid FROM pg_index WHERE indrelid = c.oid)) \
+                         OR (d.classid = 'pg_constraint'::regclass AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = c.oid)) \
+                         OR (d.classid = 'pg_attrdef'::regclass AND d.objid IN (SELECT oid FROM pg_attrdef WHERE adrelid = c.oid))) \
+                       AND ((p.oid IS NOT NULL AND (p.pronamespace <> 'pg_catalog'::regnamespace OR p.provolatile = 'v')) \
+                         OR (o.oid IS NOT NULL AND o.oprnamespace <> 'pg_catalog'::regnamespace) \
+                         OR (d.refclassid = 'pg_class'::regclass \
+                             AND (SELECT relkind FROM pg_class WHERE oid = d.refobjid) = 'S'))) \
+         OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' \
+                       AND pg_get_constraintdef(k.oid) ~* '\\m(?!(check|in|any|all|array|not|and|or)\\M)[a-z_][a-z0-9_$]*\\s*\\(')";
 
 #[cfg(test)]
 mod tests {

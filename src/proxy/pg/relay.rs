@@ -1030,7 +1030,7 @@ impl Front {
                 if n == 1 { "" } else { "s" },
                 started.elapsed().as_secs_f64() * 1e3
             ),
-            Ok(Ok(DryRun::NotEligible)) => "Not dry-run: a table it touches (or reaches through a cascading foreign key) is not a plain table, or has triggers, rules or row-level security.".into(),
+            Ok(Ok(DryRun::NotEligible)) => "Not dry-run: a table it touches (or reaches through a cascading foreign key) is not a plain table, or has triggers, rules, row-level security, a column of a domain type, checks that call functions, or indexes or generated columns that call functions of their own.".into(),
             Ok(Err(e)) => {
                 tracing::info!(session = %self.session.id, error = %e, "dry run failed");
                 format!(
