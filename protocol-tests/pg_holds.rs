@@ -2464,3 +2464,58 @@ fn impact_estimates_run_with_the_agents_role_not_the_service_logins() {
     assert!(!secret.contains("Delete on audited_secret"), "{secret}");
     psql_direct(&db.name, &format!("DROP OWNED BY {role}; DROP ROLE {role}"));
 }
+
+#[test]
+fn a_break_glass_window_opened_through_one_gateway_covers_the_agent_on_another() {
+    let db = TestDb::create("holds_shared_bg");
+    let (_store, url) = shared_store("approvals_shared_bg");
+    let store = store_section(&url);
+    let a = configured(&store, false);
+    let b = configured(&store, false);
+    let (inbox_a, inbox_b) = (inbox(&a), inbox(&b));
+    let (status, window) = http(
+        &inbox_b,
+        "POST",
+        "/api/breakglass",
+        Some(&token("dba2")),
+        &serde_json::json!({"identity": AGENT, "for": "5m", "reason": "shared outage"}).to_string(),
+    );
+    assert_eq!(status, 201, "{window}");
+    // Listed by A too, and A's sessions are covered.
+    let (_, listed) = http(&inbox_a, "GET", "/api/breakglass", Some(&token("dba1")), "");
+    assert_eq!(listed[0]["reason"], "shared outage", "{listed}");
+    let out = support::gateway::psql_through(
+        &a.addr,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        &["-c", "CREATE TABLE made_on_a (id int)"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(table_exists(&db.name, "made_on_a"));
+    // Closed through A: B's sessions wait for approvers again.
+    let (status, _) = http(
+        &inbox_a,
+        "POST",
+        &format!("/api/breakglass/{AGENT}/close"),
+        Some(&token("dba2")),
+        "{}",
+    );
+    assert_eq!(status, 200);
+    let held = psql_spawn(
+        &b,
+        AGENT,
+        AGENT_PASSWORD,
+        &db.name,
+        "CREATE TABLE made_on_b (id int)",
+    );
+    let request = pending(&inbox_b);
+    let id = request["id"].as_str().unwrap().to_string();
+    assert!(
+        request["sql"].as_str().unwrap().contains("made_on_b"),
+        "{request}"
+    );
+    assert_eq!(decide(&inbox_b, "dba1", &id, "deny", "closed").0, 200);
+    assert!(!held.wait_with_output().unwrap().status.success());
+    assert!(!table_exists(&db.name, "made_on_b"));
+}

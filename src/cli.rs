@@ -1499,7 +1499,7 @@ async fn serve_with(
         )
     })?;
     let limits = crate::limits::Limits::new(config.limits.clone());
-    // Windows live in memory: a restart closes them (fail closed).
+    // Announces windows; the windows themselves are in the approval store.
     let break_glass = Arc::new(crate::approval::breakglass::BreakGlass::default());
     let mut gate = Gate::with_mask_key(Arc::new(audit), policy, mask_key)
         .with_masked_columns(masked_columns)

@@ -587,7 +587,7 @@ impl Gate {
         // window's approval is an ordinary decision in the store, so the
         // caller's wait or claim finds it and records it in the chain.
         let window = match (&self.break_glass, session.role) {
-            (Some(windows), Role::Agent) => windows.active(&session.identity),
+            (Some(windows), Role::Agent) => windows.active(approvals, &session.identity).await,
             _ => None,
         };
         if let Some(window) = window {

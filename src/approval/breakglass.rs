@@ -7,22 +7,23 @@
 //! What it never does: turn a denial into anything else (only holds are
 //! approved), apply to the opening admin's own sessions, or outlive its
 //! window (it is checked against the clock at each use, so it ends by
-//! itself). Windows live in the gateway's memory: a restart closes them,
-//! which fails closed.
+//! itself). Windows are kept in the approval store, sealed like requests:
+//! a window opened through any gateway's inbox covers the identity's
+//! sessions on every gateway sharing the store, and a window written into
+//! the store by anyone else is ignored.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::approval::now_ms;
+use crate::approval::store::Approvals;
 
 /// The longest window an admin may open.
 pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// One open window.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     pub identity: String,
     pub opened_by: String,
@@ -51,6 +52,8 @@ pub enum BreakGlassError {
     NoReason,
     #[error("the window must last between 1 second and 24 hours")]
     BadDuration,
+    #[error("{0}")]
+    Store(String),
 }
 
 /// What every notification channel is told.
@@ -75,23 +78,22 @@ impl Announcement {
     }
 }
 
-/// The open windows, by identity.
+/// Announces windows as they open, close and approve. The windows
+/// themselves are in the approval store.
 pub struct BreakGlass {
-    windows: Mutex<HashMap<String, Window>>,
     announce: tokio::sync::broadcast::Sender<Announcement>,
 }
 
 impl Default for BreakGlass {
     fn default() -> Self {
         Self {
-            windows: Default::default(),
             announce: tokio::sync::broadcast::channel(256).0,
         }
     }
 }
 
 impl BreakGlass {
-    /// Openings and uses, for the notifier.
+    /// Openings, closings and uses, for the notifier.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Announcement> {
         self.announce.subscribe()
     }
@@ -104,10 +106,13 @@ impl BreakGlass {
         ));
     }
 
-    /// Opens (or replaces) the window of `identity` for `duration`.
-    /// `identity_is_agent` says whether it names a configured agent.
-    pub fn open(
+    /// Opens (or replaces) the window of `identity` for `duration`, in
+    /// `approvals`. `identity_is_agent` says whether it names a configured
+    /// agent.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open(
         &self,
+        approvals: &Approvals,
         admin: &str,
         admin_is_admin: bool,
         identity: &str,
@@ -138,52 +143,59 @@ impl BreakGlass {
             opened_ms: now,
             until_ms: now + duration.as_millis() as u64,
         };
-        self.windows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(identity.to_string(), window.clone());
+        approvals
+            .put_window(&window)
+            .await
+            .map_err(|e| BreakGlassError::Store(e.to_string()))?;
         let _ = self.announce.send(Announcement::Opened(window.clone()));
         Ok(window)
     }
 
     /// Closes `identity`'s window early, as admin `by`; the window that
     /// was open, if any.
-    pub fn close(&self, identity: &str, by: &str) -> Option<Window> {
-        let closed = self
-            .windows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(identity)
-            .filter(|w| w.until_ms > now_ms())?;
-        let _ = self
-            .announce
-            .send(Announcement::Closed(closed.clone(), by.to_string()));
-        Some(closed)
+    pub async fn close(
+        &self,
+        approvals: &Approvals,
+        identity: &str,
+        by: &str,
+    ) -> Result<Option<Window>, BreakGlassError> {
+        let taken = approvals
+            .take_window(identity)
+            .await
+            .map_err(|e| BreakGlassError::Store(e.to_string()))?;
+        let closed = taken.filter(|w| w.until_ms > now_ms());
+        if let Some(w) = &closed {
+            let _ = self
+                .announce
+                .send(Announcement::Closed(w.clone(), by.to_string()));
+        }
+        Ok(closed)
     }
 
-    /// The window open for `identity` now, if any. A window whose time is
-    /// up is forgotten here: it ends by itself.
-    pub fn active(&self, identity: &str) -> Option<Window> {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+    /// The window open for `identity` now, if any. The clock decides at
+    /// each use: a window whose time is up approves nothing. A store that
+    /// cannot be read opens nothing.
+    pub async fn active(&self, approvals: &Approvals, identity: &str) -> Option<Window> {
         let now = now_ms();
-        match windows.get(identity) {
-            Some(w) if w.until_ms > now => Some(w.clone()),
-            Some(_) => {
-                windows.remove(identity);
+        match approvals.windows().await {
+            Ok(windows) => windows
+                .into_iter()
+                .find(|w| w.identity == identity && w.until_ms > now),
+            Err(e) => {
+                tracing::error!(error = %e, "break-glass windows cannot be read; none applies");
                 None
             }
-            None => None,
         }
     }
 
     /// Every window still open.
-    pub fn list(&self) -> Vec<Window> {
+    pub async fn list(&self, approvals: &Approvals) -> Result<Vec<Window>, BreakGlassError> {
         let now = now_ms();
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        windows.retain(|_, w| w.until_ms > now);
-        let mut list: Vec<Window> = windows.values().cloned().collect();
-        list.sort_by(|a, b| a.identity.cmp(&b.identity));
-        list
+        let windows = approvals
+            .windows()
+            .await
+            .map_err(|e| BreakGlassError::Store(e.to_string()))?;
+        Ok(windows.into_iter().filter(|w| w.until_ms > now).collect())
     }
 }
 
@@ -221,55 +233,98 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn windows_are_refused_for_the_admin_and_for_non_agents() {
+    fn store() -> (tempfile::TempDir, Approvals) {
+        let dir = tempfile::tempdir().unwrap();
+        let approvals = Approvals::open_embedded(
+            &dir.path().join("approvals.sqlite3"),
+            crate::approval::store::StoreKey::new([7; 32]),
+        )
+        .unwrap();
+        (dir, approvals)
+    }
+
+    #[tokio::test]
+    async fn windows_are_refused_for_the_admin_and_for_non_agents() {
+        let (_dir, a) = store();
         let bg = BreakGlass::default();
         let d = Duration::from_secs(60);
         assert_eq!(
-            bg.open("root", true, "root", true, d, "x"),
+            bg.open(&a, "root", true, "root", true, d, "x").await,
             Err(BreakGlassError::OwnIdentity)
         );
         assert_eq!(
-            bg.open("dba", false, "bot", true, d, "x"),
+            bg.open(&a, "dba", false, "bot", true, d, "x").await,
             Err(BreakGlassError::NotAdmin)
         );
         assert!(matches!(
-            bg.open("root", true, "nobody", false, d, "x"),
+            bg.open(&a, "root", true, "nobody", false, d, "x").await,
             Err(BreakGlassError::UnknownIdentity(_))
         ));
         assert_eq!(
-            bg.open("root", true, "bot", true, d, " "),
+            bg.open(&a, "root", true, "bot", true, d, " ").await,
             Err(BreakGlassError::NoReason)
         );
         assert_eq!(
             bg.open(
+                &a,
                 "root",
                 true,
                 "bot",
                 true,
                 Duration::from_secs(25 * 3600),
                 "x"
-            ),
+            )
+            .await,
             Err(BreakGlassError::BadDuration)
         );
-        assert!(bg.active("bot").is_none());
-        let w = bg.open("root", true, "bot", true, d, "outage").unwrap();
-        assert_eq!(bg.active("bot"), Some(w));
-        assert!(bg.active("other").is_none());
-        assert!(bg.close("bot", "root").is_some());
-        assert!(bg.close("bot", "root").is_none());
-        assert!(bg.active("bot").is_none());
+        assert!(bg.active(&a, "bot").await.is_none());
+        let w = bg
+            .open(&a, "root", true, "bot", true, d, "outage")
+            .await
+            .unwrap();
+        assert_eq!(bg.active(&a, "bot").await, Some(w));
+        assert!(bg.active(&a, "other").await.is_none());
+        assert!(bg.close(&a, "bot", "root").await.unwrap().is_some());
+        assert!(bg.close(&a, "bot", "root").await.unwrap().is_none());
+        assert!(bg.active(&a, "bot").await.is_none());
     }
 
-    #[test]
-    fn a_window_ends_by_itself() {
+    #[tokio::test]
+    async fn a_window_ends_by_itself() {
+        let (_dir, a) = store();
         let bg = BreakGlass::default();
-        bg.open("root", true, "bot", true, Duration::from_secs(1), "x")
+        bg.open(&a, "root", true, "bot", true, Duration::from_secs(1), "x")
+            .await
             .unwrap();
-        assert!(bg.active("bot").is_some());
-        std::thread::sleep(Duration::from_millis(1100));
-        assert!(bg.active("bot").is_none());
-        assert!(bg.list().is_empty());
+        assert!(bg.active(&a, "bot").await.is_some());
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(bg.active(&a, "bot").await.is_none());
+        assert!(bg.list(&a).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_window_written_into_the_store_with_another_key_opens_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("approvals.sqlite3");
+        let ours = Approvals::open_embedded(&path, crate::approval::store::StoreKey::new([7; 32]))
+            .unwrap();
+        let forger =
+            Approvals::open_embedded(&path, crate::approval::store::StoreKey::new([8; 32]))
+                .unwrap();
+        let bg = BreakGlass::default();
+        bg.open(
+            &forger,
+            "root",
+            true,
+            "bot",
+            true,
+            Duration::from_secs(60),
+            "forged",
+        )
+        .await
+        .unwrap();
+        assert!(bg.active(&forger, "bot").await.is_some());
+        assert!(bg.active(&ours, "bot").await.is_none());
     }
 
     #[test]

@@ -268,6 +268,38 @@ impl Approvals {
         Ok(updated.and_then(|(request, approved)| approved.then_some(request)))
     }
 
+    /// Stores break-glass `window` (replacing its identity's earlier one),
+    /// for every gateway sharing the store.
+    pub async fn put_window(
+        &self,
+        window: &crate::approval::breakglass::Window,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.put_window(window).await,
+            Backend::Shared(s) => s.put_window(window).await,
+        }
+    }
+
+    /// Removes `identity`'s break-glass window; the one removed, if any was
+    /// stored (ended or not).
+    pub async fn take_window(
+        &self,
+        identity: &str,
+    ) -> Result<Option<crate::approval::breakglass::Window>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.take_window(identity).await,
+            Backend::Shared(s) => s.take_window(identity).await,
+        }
+    }
+
+    /// Every stored break-glass window, ended ones included.
+    pub async fn windows(&self) -> Result<Vec<crate::approval::breakglass::Window>, StoreError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.windows().await,
+            Backend::Shared(s) => s.windows().await,
+        }
+    }
+
     /// Records what request `id`'s statement did when it ran.
     pub async fn record_outcome(&self, id: &str, outcome: Outcome) -> Result<(), StoreError> {
         self.update(id, move |request| {

@@ -13,13 +13,13 @@ use serde_json::json;
 
 use super::web::{constant_eq, escape, form_urlencode, page, signed_in, NO_IMPLICIT_SUBMIT};
 use super::Inbox;
-use crate::approval::breakglass::{parse_duration, Window};
+use crate::approval::breakglass::{parse_duration, BreakGlassError, Window};
 use crate::audit::AuditEvent;
 use crate::identity::{Identity, Role};
 
 /// Opens a window for `identity` as `admin`, recorded in the audit log
 /// (and announced by the notifier). The error is for the admin.
-fn open(
+async fn open(
     inbox: &Inbox,
     admin: &Identity,
     identity: &str,
@@ -54,6 +54,7 @@ fn open(
     let window = inbox
         .break_glass
         .open(
+            &inbox.approvals,
             &admin.name,
             admin.role == Role::Admin,
             identity,
@@ -61,7 +62,11 @@ fn open(
             duration,
             reason,
         )
-        .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        .await
+        .map_err(|e| match e {
+            BreakGlassError::Store(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+            other => (StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
+        })?;
     if let Some(audit) = &inbox.audit {
         audit.record(AuditEvent::BreakGlass {
             action: "opened",
@@ -76,14 +81,23 @@ fn open(
 }
 
 /// Closes `identity`'s window before its time, as `admin`.
-fn close(inbox: &Inbox, admin: &Identity, identity: &str) -> Result<Window, (StatusCode, String)> {
+async fn close(
+    inbox: &Inbox,
+    admin: &Identity,
+    identity: &str,
+) -> Result<Window, (StatusCode, String)> {
     if admin.role != Role::Admin {
         return Err((
             StatusCode::FORBIDDEN,
             "only admins close break-glass windows".into(),
         ));
     }
-    let Some(window) = inbox.break_glass.close(identity, &admin.name) else {
+    let closed = inbox
+        .break_glass
+        .close(&inbox.approvals, identity, &admin.name)
+        .await
+        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let Some(window) = closed else {
         return Err((
             StatusCode::NOT_FOUND,
             format!("no break-glass window is open for `{identity}`"),
@@ -108,7 +122,10 @@ fn problem(status: StatusCode, message: String) -> Response {
 
 pub async fn api_list(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Response {
     match super::caller(&inbox, &headers) {
-        Ok(_) => Json(inbox.break_glass.list()).into_response(),
+        Ok(_) => match inbox.break_glass.list(&inbox.approvals).await {
+            Ok(list) => Json(list).into_response(),
+            Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        },
         Err(r) => r.into_response(),
     }
 }
@@ -141,7 +158,9 @@ pub async fn api_open(Extract(inbox): Extract<Inbox>, headers: HeaderMap, body: 
         &asked.identity,
         &asked.duration,
         &asked.reason,
-    ) {
+    )
+    .await
+    {
         Ok(window) => (StatusCode::CREATED, Json(window)).into_response(),
         Err((status, why)) => problem(status, why),
     }
@@ -156,7 +175,7 @@ pub async fn api_close(
         Ok(i) => i,
         Err(r) => return r.into_response(),
     };
-    match close(&inbox, &admin, &identity) {
+    match close(&inbox, &admin, &identity).await {
         Ok(window) => Json(json!({"closed": window})).into_response(),
         Err((status, why)) => problem(status, why),
     }
@@ -164,8 +183,12 @@ pub async fn api_close(
 
 /// The banner the pending list shows while any window is open: holds of
 /// those identities are approved without anyone here.
-pub fn banner(inbox: &Inbox) -> String {
-    let open = inbox.break_glass.list();
+pub async fn banner(inbox: &Inbox) -> String {
+    let open = inbox
+        .break_glass
+        .list(&inbox.approvals)
+        .await
+        .unwrap_or_default();
     if open.is_empty() {
         return String::new();
     }
@@ -201,11 +224,18 @@ pub struct CloseForm {
     csrf: String,
 }
 
-fn page_body(inbox: &Inbox, identity: &Identity, csrf: &str, flash: &str) -> String {
+async fn page_body(inbox: &Inbox, identity: &Identity, csrf: &str, flash: &str) -> String {
     let admin = identity.role == Role::Admin;
-    let rows: String = inbox
-        .break_glass
-        .list()
+    let open = match inbox.break_glass.list(&inbox.approvals).await {
+        Ok(open) => open,
+        Err(e) => {
+            return format!(
+                r#"<p class="error" id="flash">{}</p>"#,
+                escape(&e.to_string())
+            )
+        }
+    };
+    let rows: String = open
         .iter()
         .map(|w| {
             let close = if admin {
@@ -267,7 +297,7 @@ pub async fn page_view(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Re
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    let body = page_body(&inbox, &identity, &session.csrf, "");
+    let body = page_body(&inbox, &identity, &session.csrf, "").await;
     page("Break-glass", Some((&identity, &session)), &body).into_response()
 }
 
@@ -289,11 +319,13 @@ pub async fn page_open(
         &form.identity,
         &form.duration,
         &form.reason,
-    ) {
+    )
+    .await
+    {
         Ok(_) => Redirect::to("/breakglass").into_response(),
         Err((status, why)) => {
             let flash = format!(r#"<p class="error" id="flash">{}</p>"#, escape(&why));
-            let body = page_body(&inbox, &identity, &session.csrf, &flash);
+            let body = page_body(&inbox, &identity, &session.csrf, &flash).await;
             (
                 status,
                 page("Break-glass", Some((&identity, &session)), &body),
@@ -316,11 +348,11 @@ pub async fn page_close(
     if !constant_eq(&session.csrf, &form.csrf) {
         return (StatusCode::FORBIDDEN, "invalid CSRF token; reload the page").into_response();
     }
-    match close(&inbox, &identity, &target) {
+    match close(&inbox, &identity, &target).await {
         Ok(_) => Redirect::to("/breakglass").into_response(),
         Err((status, why)) => {
             let flash = format!(r#"<p class="error" id="flash">{}</p>"#, escape(&why));
-            let body = page_body(&inbox, &identity, &session.csrf, &flash);
+            let body = page_body(&inbox, &identity, &session.csrf, &flash).await;
             (
                 status,
                 page("Break-glass", Some((&identity, &session)), &body),

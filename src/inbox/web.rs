@@ -408,7 +408,7 @@ pub async fn pending(Extract(inbox): Extract<Inbox>, headers: HeaderMap) -> Resp
 }})();
 </script>"#,
         rows = pending_rows(&requests),
-        banner = super::breakglass::banner(&inbox),
+        banner = super::breakglass::banner(&inbox).await,
     );
     page("Pending requests", Some((identity, &session)), &body).into_response()
 }

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::seal::{Row, StoreKey};
+use super::seal::{seal_window, window_believed, Row, StoreKey};
 use super::{StoreError, Write};
+use crate::approval::breakglass::Window;
 use crate::approval::{HoldRequest, State};
 
 /// Every column of a row, in [`row`]'s order.
@@ -49,7 +50,12 @@ impl Store {
              );
              CREATE INDEX IF NOT EXISTS requests_state ON requests (state, created_ms);
              CREATE INDEX IF NOT EXISTS requests_statement
-                 ON requests (requester, database, sql_hash, state);",
+                 ON requests (requester, database, sql_hash, state);
+             CREATE TABLE IF NOT EXISTS break_glass (
+                 identity TEXT PRIMARY KEY,
+                 body TEXT NOT NULL,
+                 mac TEXT NOT NULL
+             );",
         )?;
         // Files made before rows were sealed get the column; their
         // unsealed rows are ignored.
@@ -175,6 +181,68 @@ impl Store {
                 tx.commit()?;
             }
             Ok(Some((request, answer)))
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// Stores `window`, replacing the identity's earlier one.
+    pub(super) async fn put_window(&self, window: &Window) -> Result<(), StoreError> {
+        let body = serde_json::to_string(window)?;
+        let mac = seal_window(&self.key, &window.identity, &body);
+        let identity = window.identity.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO break_glass (identity, body, mac) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (identity) DO UPDATE SET body = excluded.body, mac = excluded.mac",
+                params![identity, body, mac],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes `identity`'s window; the one that was stored, if believed.
+    pub(super) async fn take_window(&self, identity: &str) -> Result<Option<Window>, StoreError> {
+        let identity = identity.to_string();
+        let key = self.key.clone();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let found: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT body, mac FROM break_glass WHERE identity = ?1",
+                    [&identity],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            tx.execute("DELETE FROM break_glass WHERE identity = ?1", [&identity])?;
+            tx.commit()?;
+            Ok(found
+                .and_then(|(body, mac)| window_believed(&key, &identity, &body, &mac, "embedded")))
+        })
+        .await
+    }
+
+    /// Every stored window that is believed (ended ones too).
+    pub(super) async fn windows(&self) -> Result<Vec<Window>, StoreError> {
+        let key = self.key.clone();
+        self.with(move |c| {
+            let mut stmt =
+                c.prepare("SELECT identity, body, mac FROM break_glass ORDER BY identity")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (identity, body, mac) = row?;
+                out.extend(window_believed(&key, &identity, &body, &mac, "embedded"));
+            }
+            Ok(out)
         })
         .await
     }

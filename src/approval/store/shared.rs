@@ -20,8 +20,9 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::seal::{Row, StoreKey};
+use super::seal::{seal_window, window_believed, Row, StoreKey};
 use super::{StoreError, Write};
+use crate::approval::breakglass::Window;
 use crate::approval::{HoldRequest, State};
 
 /// The channel every gateway LISTENs on (and the table's name).
@@ -109,7 +110,12 @@ impl Store {
              CREATE INDEX IF NOT EXISTS airlock_hold_requests_state
                  ON airlock_hold_requests (state, created_ms);
              CREATE INDEX IF NOT EXISTS airlock_hold_requests_statement
-                 ON airlock_hold_requests (requester, database, sql_hash, state);",
+                 ON airlock_hold_requests (requester, database, sql_hash, state);
+             CREATE TABLE IF NOT EXISTS airlock_break_glass (
+                 identity text PRIMARY KEY,
+                 body text NOT NULL,
+                 mac text NOT NULL
+             );",
         )
         .await?;
         tx.commit().await?;
@@ -229,6 +235,57 @@ impl Store {
 }
 
 impl Store {
+    /// Stores `window`, replacing the identity's earlier one.
+    pub(super) async fn put_window(&self, window: &Window) -> Result<(), StoreError> {
+        let body = serde_json::to_string(window)?;
+        let mac = seal_window(&self.key, &window.identity, &body);
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO airlock_break_glass (identity, body, mac) VALUES ($1, $2, $3)
+                 ON CONFLICT (identity) DO UPDATE SET body = excluded.body, mac = excluded.mac",
+                &[&window.identity, &body, &mac],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Removes `identity`'s window; the one that was stored, if believed.
+    pub(super) async fn take_window(&self, identity: &str) -> Result<Option<Window>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "DELETE FROM airlock_break_glass WHERE identity = $1 RETURNING body, mac",
+                &[&identity],
+            )
+            .await?;
+        Ok(row.and_then(|r| {
+            let (body, mac): (String, String) = (r.get(0), r.get(1));
+            window_believed(&self.key, identity, &body, &mac, "shared")
+        }))
+    }
+
+    /// Every stored window that is believed (ended ones too).
+    pub(super) async fn windows(&self) -> Result<Vec<Window>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT identity, body, mac FROM airlock_break_glass ORDER BY identity",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let (identity, body, mac): (String, String, String) =
+                    (r.get(0), r.get(1), r.get(2));
+                window_believed(&self.key, &identity, &body, &mac, "shared")
+            })
+            .collect())
+    }
+
     /// The request a fetched row holds, if its seal verifies (see
     /// [`super::seal`]); a row that does not is logged and ignored.
     fn believed(&self, r: &tokio_postgres::Row) -> Option<HoldRequest> {
