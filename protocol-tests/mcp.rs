@@ -725,3 +725,102 @@ fn the_typescript_sdk_client_gets_the_same_answers() {
     assert!(!refused.status.success());
     assert!(table_exists(&db.name, "gone"));
 }
+
+/// The classification corpus's PostgreSQL cases through the `query` tool
+/// under the shipped default policy: every case the policy (or Airlock
+/// itself) would not allow is answered `pending_approval` or `denied`, and
+/// the server's statement log never sees it.
+#[test]
+fn the_classification_corpus_through_query_never_reaches_the_server_when_refused() {
+    #[derive(serde::Deserialize)]
+    struct Corpus {
+        case: Vec<toml::Value>,
+    }
+    let written = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/protocol-tests/corpus/classification.toml"
+    ))
+    .unwrap();
+    let corpus: Corpus = toml::from_str(&written).unwrap();
+    let cases: Vec<String> = corpus
+        .case
+        .iter()
+        .filter(|c| c["dialect"].as_str() == Some("postgres"))
+        .map(|c| c["sql"].as_str().unwrap().to_string())
+        // A second of sleep each is the corpus's business, not this test's.
+        .filter(|sql| !sql.contains("pg_sleep(1)"))
+        .collect();
+    assert!(cases.len() > 200, "{} PostgreSQL cases", cases.len());
+
+    let db = logged_database("mcp_corpus");
+    let log = server_log();
+    let run = run_marker("mcp_corpus");
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let default_policy = std::fs::read_to_string(policies.join("default.toml")).unwrap();
+    let policy = airlock::policy::Policy::load_dir(&policies).unwrap();
+    let toml = format!(
+        "[approval]\nenabled = true\n[mcp]\nlisten = \"127.0.0.1:0\"\n\
+         [[identity]]\nname = \"agent\"\nrole = \"agent\"\npassword = \"agent-secret\"\n\
+         mcp_token_hash = \"{}\"\n",
+        hash(AGENT_TOKEN),
+    );
+    let gw = Gateway::start_with(Options {
+        toml,
+        policy: Some(default_policy),
+        no_identity: true,
+        ..Default::default()
+    });
+    let dialect = airlock::sql::Dialect::Postgres;
+    let mut expected_refused = Vec::new();
+    let mut calls_all = Vec::new();
+    for (i, sql) in cases.iter().enumerate() {
+        let classification = airlock::sql::classify(sql, dialect);
+        let decision = policy.evaluate(&airlock::policy::Request {
+            identity: "agent",
+            role: airlock::identity::Role::Agent,
+            database: &db.name,
+            classification: &classification,
+            masked_columns: airlock::policy::MaskedColumns::Learned(&Default::default()),
+        });
+        let by_airlock = airlock::sql::encoding::encoding_change(sql.as_bytes(), dialect).is_some();
+        expected_refused.push(by_airlock || decision.action != airlock::policy::Action::Allow);
+        calls_all.push(query(&format!("/* {run}c{i}x */ {sql}"), &db.name));
+    }
+    let mut results = Vec::new();
+    for batch in calls_all.chunks(120) {
+        let session = python_http(&gw, AGENT_TOKEN, Value::Array(batch.to_vec()));
+        results.extend(calls(&session).iter().cloned());
+    }
+    assert_eq!(results.len(), cases.len());
+    let logged = support::pglog::log_text(&log);
+    let (mut refused, mut allowed, mut witnessed) = (0, 0, 0);
+    for (i, r) in results.iter().enumerate() {
+        let tag = format!("{run}c{i}x ");
+        let status = r["structured"]["status"].as_str().unwrap_or_default();
+        if expected_refused[i] {
+            assert!(
+                status == "pending_approval" || status == "denied",
+                "case {i} ({}) should be held or denied: {r}",
+                cases[i]
+            );
+            assert!(
+                !logged.contains(&tag),
+                "a refused statement reached the server: {}",
+                cases[i]
+            );
+            refused += 1;
+        } else {
+            allowed += 1;
+            if logged.contains(&tag) {
+                witnessed += 1;
+            }
+        }
+    }
+    // The log is a working witness: most allowed statements are in it
+    // (some fail before the server logs them, or are answered by Airlock).
+    assert!(
+        witnessed * 2 >= allowed,
+        "{witnessed} of {allowed} allowed statements in the log"
+    );
+    eprintln!("{refused} held or denied, none reached the server; {allowed} allowed, {witnessed} in its log");
+}
