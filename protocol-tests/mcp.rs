@@ -327,6 +327,11 @@ fn a_held_drop_answers_with_its_request_and_runs_once_after_approval() {
         Some(format!("http://{inbox}/requests/{id}").as_str())
     );
     assert!(s["expires_at"].is_string());
+    assert!(
+        s.get("elicitation").is_none(),
+        "a client without elicitation is not asked: {s}"
+    );
+    assert_eq!(first["elicitations"], json!([]));
     assert!(table_exists(&db.name, "doomed"), "nothing ran yet");
     assert!(
         !log_contains(&log, &marker),
@@ -823,4 +828,54 @@ fn the_classification_corpus_through_query_never_reaches_the_server_when_refused
         "{witnessed} of {allowed} allowed statements in the log"
     );
     eprintln!("{refused} held or denied, none reached the server; {allowed} allowed, {witnessed} in its log");
+}
+
+/// A client that supports URL-mode elicitation is asked to show its user
+/// the request's page ("approval needed: open …"); what the user does is
+/// reported and decides nothing.
+#[test]
+fn a_client_with_url_elicitation_shows_its_user_the_request() {
+    let db = TestDb::create("mcp_elicit");
+    psql_direct(&db.name, "CREATE TABLE kept (x int)");
+    let gw = gateway("[\"*\"]", "");
+    let inbox = inbox(&gw);
+    for (answer, reported) in [("accept", "accept"), ("decline", "decline")] {
+        let session = run_json(
+            Command::new("python3")
+                .arg(driver("mcp_session.py"))
+                .arg("http")
+                .arg(mcp_url(&gw))
+                .arg(AGENT_TOKEN)
+                .arg(json!([query("DROP TABLE kept", &db.name)]).to_string())
+                .env("MCP_ELICIT", answer),
+        );
+        let s = &calls(&session)[0]["structured"];
+        assert_eq!(s["status"], "pending_approval", "{session}");
+        assert_eq!(s["elicitation"], reported, "{s}");
+        let id = s["request_id"].as_str().unwrap();
+        let asked = &session["elicitations"][0];
+        assert_eq!(asked["mode"], "url", "{asked}");
+        assert_eq!(asked["elicitationId"], id, "{asked}");
+        assert_eq!(
+            asked["url"].as_str(),
+            Some(format!("http://{inbox}/requests/{id}").as_str())
+        );
+        assert!(
+            asked["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Approval needed"),
+            "{asked}"
+        );
+        // Accepting it approves nothing.
+        let (_, request) = http(
+            &inbox,
+            "GET",
+            &format!("/api/requests/{id}"),
+            Some(DBA_TOKEN),
+            "",
+        );
+        assert_eq!(request["state"], "pending", "{request}");
+        assert!(table_exists(&db.name, "kept"));
+    }
 }

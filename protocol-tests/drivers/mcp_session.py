@@ -4,7 +4,9 @@ Usage:
   mcp_session.py http URL TOKEN CALLS_JSON
   mcp_session.py stdio AIRLOCK_BINARY CONFIG TOKEN CALLS_JSON
 
-CALLS_JSON is a list of {"tool": name, "args": {...}}. Prints one JSON
+CALLS_JSON is a list of {"tool": name, "args": {...}}. With MCP_ELICIT set
+(accept, decline or cancel) the client supports elicitation and answers
+every request so; what it was asked is printed under "elicitations". Prints one JSON
 document: {"protocol": negotiated version, "tools": [{name, annotations,
 inputSchema}], "calls": [{"is_error", "structured", "text", "progress"}]}.
 A session the server refuses (bad token) prints {"refused": "<error>"}.
@@ -12,7 +14,10 @@ A session the server refuses (bad token) prints {"refused": "<error>"}.
 
 import asyncio
 import json
+import os
 import sys
+
+from mcp import types
 
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -54,13 +59,27 @@ async def run(session, calls):
     }
 
 
+ELICITED = []
+
+
+async def on_elicit(context, params):
+    ELICITED.append(params.model_dump(mode="json", by_alias=True, exclude_none=True))
+    return types.ElicitResult(action=os.environ["MCP_ELICIT"])
+
+
+def session_options():
+    return {"elicitation_callback": on_elicit} if os.environ.get("MCP_ELICIT") else {}
+
+
 async def over_http(url, token, calls):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     client = create_mcp_http_client(headers=headers)
     async with client:
         async with streamable_http_client(url, http_client=client) as (read, write, *_):
-            async with ClientSession(read, write) as session:
-                return await run(session, calls)
+            async with ClientSession(read, write, **session_options()) as session:
+                out = await run(session, calls)
+                out["elicitations"] = ELICITED
+                return out
 
 
 async def over_stdio(binary, config, token, calls):

@@ -115,6 +115,21 @@ pub struct Tools {
 /// What a tool answers: a structured result, or a structured tool error.
 type Answer = Result<CallToolResult, ErrorData>;
 
+/// How long the client's user has to answer the approval elicitation
+/// before the tool call goes on without it.
+const ELICIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A pending answer marked with what the user did when the client showed
+/// them the request (URL-mode elicitation), if it was asked.
+fn with_elicitation(mut result: CallToolResult, elicited: Option<&str>) -> CallToolResult {
+    if let (Some(action), Some(Value::Object(fields))) =
+        (elicited, result.structured_content.as_mut())
+    {
+        fields.insert("elicitation".into(), action.into());
+    }
+    result
+}
+
 fn failure(kind: &str, code: &str, message: impl Into<String>, extra: Value) -> CallToolResult {
     let mut v = json!({"status": kind, "code": code, "message": message.into()});
     if let (Some(o), Value::Object(more)) = (v.as_object_mut(), extra) {
@@ -687,6 +702,7 @@ impl Tools {
             {
                 Ok(Deferred::Released(id)) => released = Some(id),
                 Ok(Deferred::Pending(request)) => {
+                    let elicited = self.elicit_approval(&request, ctx).await;
                     let decided = match self.wait_decided(&request, wait, ctx).await {
                         Ok(r) => r,
                         Err(e) => return Ok(e),
@@ -704,13 +720,17 @@ impl Tools {
                                 .await
                             {
                                 Ok(Deferred::Released(id)) => released = Some(id),
-                                Ok(Deferred::Pending(again)) => return Ok(self.pending(&again)),
+                                Ok(Deferred::Pending(again)) => {
+                                    return Ok(with_elicitation(self.pending(&again), elicited))
+                                }
                                 Err(r) => {
                                     return Ok(failure("error", r.code, r.message, json!({})))
                                 }
                             }
                         }
-                        State::Pending => return Ok(self.pending(&decided)),
+                        State::Pending => {
+                            return Ok(with_elicitation(self.pending(&decided), elicited))
+                        }
                         _ => return Ok(self.request_answer(&decided)),
                     }
                 }
@@ -785,6 +805,45 @@ impl Tools {
     }
 
     /// A held statement's answer: not an error — the statement waits.
+    /// Asks the agent's client to show its user the request's page
+    /// (URL-mode elicitation), when the client supports that: "approval
+    /// needed: open …". What the user did (`accept`: they went to open
+    /// it), or `None` when the client cannot be asked. The answer decides
+    /// nothing: approvers decide in the inbox.
+    async fn elicit_approval(
+        &self,
+        r: &HoldRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Option<&'static str> {
+        use rmcp::model::ElicitationAction;
+        use rmcp::service::ElicitationError;
+        let url = format!("{}/requests/{}", self.mcp.gate.inbox_url(), r.id);
+        let parsed = url::Url::parse(&url).ok()?;
+        let message = format!(
+            "Approval needed: Airlock holds this statement as request {} (rule \"{}\", {} approval{} from group \"{}\"). Open {url} to follow it; an approver decides it there.",
+            r.id,
+            r.rule,
+            r.quorum,
+            if r.quorum == 1 { "" } else { "s" },
+            r.group
+        );
+        let asked = ctx
+            .peer
+            .elicit_url_with_timeout(message, parsed, r.id.clone(), Some(ELICIT_TIMEOUT))
+            .await;
+        match asked {
+            Ok(ElicitationAction::Accept) => Some("accept"),
+            Ok(ElicitationAction::Decline) | Err(ElicitationError::UserDeclined) => Some("decline"),
+            Ok(ElicitationAction::Cancel) | Err(ElicitationError::UserCancelled) => Some("cancel"),
+            Ok(_) => Some("other"),
+            Err(ElicitationError::CapabilityNotSupported) => None,
+            Err(e) => {
+                tracing::debug!(request = %r.id, error = %e, "the client did not answer the approval elicitation");
+                Some("unanswered")
+            }
+        }
+    }
+
     fn pending(&self, r: &HoldRequest) -> CallToolResult {
         let iso = |ms: u64| crate::audit::chain::timestamp(Duration::from_millis(ms));
         let url = format!("{}/requests/{}", self.mcp.gate.inbox_url(), r.id);
