@@ -266,6 +266,65 @@ fn an_identitys_databases_bound_its_logins_and_use() {
     let out = child.wait_with_output().unwrap();
     assert!(text(&out).contains("ERROR 1044 (42000)"), "{}", text(&out));
     assert!(!stdout(&out).contains(&other.name), "{}", text(&out));
+
+    // The other database's tables, named from inside this one: every
+    // place a table can be named is another way in.
+    let secret = marker("crossdb");
+    mariadb_direct(
+        &other.name,
+        &format!("CREATE TABLE secrets (v VARCHAR(60)); INSERT INTO secrets VALUES ('{secret}')"),
+    );
+    mariadb_direct(&mine.name, "CREATE TABLE own (v VARCHAR(60))");
+    let o = &other.name;
+    let log = GeneralLog::on();
+    let attempts = [
+        format!("SELECT * FROM {o}.secrets"),
+        format!("SELECT * FROM `{o}`.`secrets`"),
+        format!("SELECT * FROM {o} . secrets"),
+        format!("SELECT * FROM /* c */ `{o}`/**/.secrets"),
+        format!("/*!50000 SELECT * FROM {o}.secrets */"),
+        format!("SELECT (SELECT v FROM {o}.secrets LIMIT 1)"),
+        format!("SELECT * FROM own WHERE v IN (SELECT v FROM {o}.secrets)"),
+        format!("SELECT * FROM own UNION SELECT * FROM {o}.secrets"),
+        format!("WITH c AS (SELECT * FROM {o}.secrets) SELECT * FROM c"),
+        format!("TABLE {o}.secrets"),
+        format!("INSERT INTO own SELECT * FROM {o}.secrets"),
+        format!("DELETE FROM {o}.secrets"),
+        format!("PREPARE s FROM 'SELECT * FROM {o}.secrets'"),
+        format!("SELECT 1; SELECT * FROM {o}.secrets"),
+    ];
+    let probe = marker("crossprobe");
+    for sql in &attempts {
+        let out = run(&mine.name, &format!("{sql} /* {probe} */"));
+        assert!(
+            text(&out).contains("ERROR 1044 (42000)") && !text(&out).contains(&secret),
+            "{sql}: {}",
+            text(&out)
+        );
+    }
+    // Through COM_STMT_PREPARE too.
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let out = python(
+        LOCAL_INFILE_RUNNER,
+        &[host, port, "bounded", "bounded-pw", &mine.name, "prepare"],
+        &format!("SELECT * FROM {o}.secrets /* {probe} */\n"),
+    );
+    assert!(out.starts_with("1044 "), "{out}");
+    assert!(
+        !log.contains(&probe),
+        "a statement naming the other database reached MariaDB"
+    );
+    // The session's own database, and metadata, still work.
+    let out = run(
+        &mine.name,
+        &format!("SELECT count(*) FROM {}.own", mine.name),
+    );
+    assert_eq!(stdout(&out), "0", "{}", text(&out));
+    let out = run(
+        &mine.name,
+        "SELECT count(*) > 0 FROM information_schema.tables WHERE table_schema = DATABASE()",
+    );
+    assert_eq!(stdout(&out), "1", "{}", text(&out));
 }
 
 #[test]

@@ -1175,6 +1175,7 @@ fn not_utf8(sql: &[u8]) -> Classification {
             text: String::from_utf8_lossy(sql).into_owned(),
             classes: Classes::of(&[StatementClass::Unknown]),
             objects: Vec::new(),
+            schemas: Vec::new(),
             functions: Vec::new(),
             notes: vec!["the statement is not valid UTF-8".into()],
             prepares: None,

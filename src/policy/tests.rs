@@ -12,6 +12,7 @@ fn stmt(classes: &[StatementClass], objects: &[&str], functions: &[&str]) -> Sta
         text: "SELECT 1".into(),
         classes: Classes::of(classes),
         objects: objects.iter().map(|s| s.to_string()).collect(),
+        schemas: Vec::new(),
         functions: functions.iter().map(|s| s.to_string()).collect(),
         notes: Vec::new(),
         prepares: None,

@@ -44,6 +44,7 @@ fn classify_nested(
                     text: sql.trim().to_string(),
                     classes: Classes::of(&[C::Unknown]),
                     objects: Vec::new(),
+                    schemas: Vec::new(),
                     functions: Vec::new(),
                     notes: vec![e.to_string()],
                     prepares: None,
@@ -154,6 +155,7 @@ impl Builder<'_> {
         for s in inner.statements {
             self.out.classes = self.out.classes.union(s.classes);
             self.out.objects.extend(s.objects);
+            self.out.schemas.extend(s.schemas);
             self.out.functions.extend(s.functions);
             self.out.notes.extend(s.notes);
             self.out.transformed.extend(s.transformed);
@@ -180,6 +182,7 @@ fn classify_statement(
             text: stmt.code.clone(),
             classes: Classes::default(),
             objects: Vec::new(),
+            schemas: Vec::new(),
             functions: Vec::new(),
             notes: Vec::new(),
             prepares: None,
@@ -199,6 +202,8 @@ fn classify_statement(
     }
     b.out.objects.sort();
     b.out.objects.dedup();
+    b.out.schemas.sort();
+    b.out.schemas.dedup();
     b.out.functions.sort();
     b.out.functions.dedup();
     b.out.transformed.sort();
@@ -220,6 +225,13 @@ fn leading_keywords(b: &mut Builder, prepared: &mut HashMap<String, Classes>) ->
             query(b, first);
             if let Some((name, _)) = object_at(b.tokens, first + 1) {
                 b.out.objects.push(name);
+            }
+            // `TABLE other.t`: sqlparser keeps this name as plain strings,
+            // out of the AST pass's reach.
+            if let (Some(t), Some(dot)) = (b.tokens.get(first + 1), b.tokens.get(first + 2)) {
+                if dot.is_punct('.') && matches!(t.kind, Kind::Word | Kind::QuotedIdent) {
+                    b.out.schemas.push(t.text.clone());
+                }
             }
         }
         "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "REPLACE" | "UPSERT" => {
@@ -1353,11 +1365,16 @@ fn from_ast(b: &mut Builder) {
         !functions::reviewed_effect(last).classes.is_empty() || f.ends_with("set_config")
     });
     let mut objects = Vec::new();
+    let mut schemas = Vec::new();
     let _ = visit_relations(&statements, |name| {
         objects.push(object_name(name));
+        if let Some(schema) = qualifier(name) {
+            schemas.push(schema);
+        }
         ControlFlow::<()>::Continue(())
     });
     b.out.objects.extend(objects);
+    b.out.schemas.extend(schemas);
     b.out.transformed = super::transforms::transformed_columns(&statements);
     b.out.outputs = super::transforms::output_sources(&statements);
     // Every call — in expressions and in FROM — must be known harmless for
@@ -1408,6 +1425,16 @@ fn with_target_list<'a>(b: &Builder<'a>) -> std::borrow::Cow<'a, str> {
         }
         _ => b.code.into(),
     }
+}
+
+/// The part before the last of a qualified name (`db` of `db.t`, `s` of
+/// `catalog.s.t`), as written.
+fn qualifier(name: &ObjectName) -> Option<String> {
+    let at = name.0.len().checked_sub(2)?;
+    Some(match &name.0[at] {
+        ObjectNamePart::Identifier(ident) => ident.value.clone(),
+        other => other.to_string(),
+    })
 }
 
 /// `schema.name` with unquoted parts lower-cased.

@@ -186,6 +186,11 @@ pub struct Statement {
     /// Tables, views and other objects touched, schema-qualified where the
     /// statement says so; unquoted names lower-cased.
     pub objects: Vec<String>,
+    /// The qualifier of each qualified table name, as written (quotes
+    /// removed, case kept): in MySQL the database a table is read or
+    /// written in (`other.t`), which the session's current database does
+    /// not limit.
+    pub schemas: Vec<String>,
     /// Functions called, lower-cased, schema-qualified where written so.
     pub functions: Vec<String>,
     /// Why the statement is `unknown` or has a class a reader might not
@@ -218,6 +223,39 @@ impl Classification {
             .iter()
             .fold(Classes::default(), |acc, s| acc.union(s.classes))
     }
+
+    /// The MySQL databases the statements work in besides the session's
+    /// current one: those `USE` switches to and those that qualify a
+    /// table (`SELECT … FROM other.t`). `information_schema` is left out:
+    /// it shows every client only what its grants let it see, and drivers
+    /// read it for metadata.
+    pub fn mysql_databases(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for s in &self.statements {
+            if let Some(rest) = after_keyword(&s.text, "USE") {
+                let name = rest.trim().trim_end_matches(';').trim();
+                names.push(
+                    name.strip_prefix('`')
+                        .and_then(|n| n.strip_suffix('`'))
+                        .map(|n| n.replace("``", "`"))
+                        .unwrap_or_else(|| name.to_string()),
+                );
+            }
+            names.extend(s.schemas.iter().cloned());
+        }
+        names.retain(|n| !n.eq_ignore_ascii_case("information_schema"));
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// The rest of `text` after a leading keyword (any case, then a space).
+fn after_keyword<'a>(text: &'a str, keyword: &str) -> Option<&'a str> {
+    let head = text.get(..keyword.len())?;
+    let rest = &text[keyword.len()..];
+    (head.eq_ignore_ascii_case(keyword) && rest.starts_with(|c: char| c.is_ascii_whitespace()))
+        .then_some(rest)
 }
 
 /// The text to ask the upstream to `EXPLAIN` for a held query, so that
@@ -969,5 +1007,56 @@ mod explain_tests {
         assert!(explainable_text("UPDATE t SET a = lower('X')", p).is_some());
         assert!(explainable_text("UPDATE t SET a = f(1)", p).is_none());
         assert!(explainable_text("CREATE TABLE t (a int)", p).is_none());
+    }
+}
+
+#[cfg(test)]
+mod database_tests {
+    use super::*;
+
+    fn databases(sql: &str) -> Vec<String> {
+        classify(sql, Dialect::Mysql).mysql_databases()
+    }
+
+    #[test]
+    fn every_database_a_query_works_in_is_named() {
+        let cases: &[(&str, &[&str])] = &[
+            ("SELECT * FROM t", &[]),
+            ("SELECT * FROM other.t", &["other"]),
+            ("SELECT * FROM `other`.`t`", &["other"]),
+            ("SELECT * FROM `we``ird`.t", &["we`ird"]),
+            ("SELECT * FROM `a.b`.t", &["a.b"]),
+            ("SELECT * FROM Other . t", &["Other"]),
+            ("SELECT * FROM /* x */ other/**/.t", &["other"]),
+            ("/*!50000 SELECT * FROM other.t */", &["other"]),
+            ("SELECT * FROM t JOIN other.u ON t.id = u.id", &["other"]),
+            ("SELECT (SELECT max(x) FROM other.u) FROM t", &["other"]),
+            (
+                "SELECT * FROM t WHERE id IN (SELECT id FROM other.u)",
+                &["other"],
+            ),
+            (
+                "WITH c AS (SELECT * FROM other.u) SELECT * FROM c",
+                &["other"],
+            ),
+            ("SELECT * FROM t UNION SELECT * FROM other.u", &["other"]),
+            ("INSERT INTO other.t SELECT * FROM t", &["other"]),
+            (
+                "UPDATE t JOIN other.u ON t.id = u.id SET t.a = u.a",
+                &["other"],
+            ),
+            ("DELETE FROM other.t WHERE id = 1", &["other"]),
+            ("TABLE other.t", &["other"]),
+            ("PREPARE s FROM 'SELECT * FROM other.t'", &["other"]),
+            ("USE other", &["other"]),
+            ("USE `we``ird`", &["we`ird"]),
+            ("SELECT * FROM information_schema.tables", &[]),
+            ("SELECT * FROM INFORMATION_SCHEMA.TABLES", &[]),
+            ("SELECT * FROM mysql.user", &["mysql"]),
+            ("SELECT 'other.t' FROM t", &[]),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(databases(sql), want.to_vec(), "{sql}");
+        }
     }
 }

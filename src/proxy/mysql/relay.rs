@@ -330,7 +330,7 @@ impl Relay {
                 Origin::SimpleQuery,
             )
             .await;
-        let uses = used_databases(&checked);
+        let uses = checked.classification.mysql_databases();
         if let Some(db) = uses.iter().find(|db| !self.identity.may_use_database(db)) {
             let message = self.database_refused(db);
             return self.refuse(1044, "42000", &message).await;
@@ -396,6 +396,11 @@ impl Relay {
             .gate
             .check(&self.session, &mut self.statements, &sql, Origin::Prepare)
             .await;
+        let uses = checked.classification.mysql_databases();
+        if let Some(db) = uses.iter().find(|db| !self.identity.may_use_database(db)) {
+            let message = self.database_refused(db);
+            return self.refuse(1044, "42000", &message).await;
+        }
         if let Some(why) = local_infile_refused(&checked) {
             return self.refuse(1148, "42000", why).await;
         }
@@ -1109,25 +1114,6 @@ fn status_of(payload: &[u8]) -> u16 {
     let _ = f.lenenc_int();
     let _ = f.lenenc_int();
     f.u16().unwrap_or(0)
-}
-
-/// The databases `USE` statements of a query switch to.
-fn used_databases(checked: &Checked) -> Vec<String> {
-    checked
-        .classification
-        .statements
-        .iter()
-        .filter_map(|s| {
-            let rest = strip_keyword(&s.text, "USE")?;
-            let name = rest.trim().trim_end_matches(';').trim();
-            let name = name
-                .strip_prefix('`')
-                .and_then(|n| n.strip_suffix('`'))
-                .map(|n| n.replace("``", "`"))
-                .unwrap_or_else(|| name.to_string());
-            Some(name)
-        })
-        .collect()
 }
 
 /// A `KILL [QUERY | CONNECTION] <id>` statement.
