@@ -879,3 +879,227 @@ fn a_client_with_url_elicitation_shows_its_user_the_request() {
         assert!(table_exists(&db.name, "kept"));
     }
 }
+
+fn my_query(sql: &str, database: &str) -> Value {
+    json!({"tool": "query", "args": {"sql": sql, "database": database, "server": "mysql"}})
+}
+
+#[test]
+fn mysql_results_are_masked_typed_capped_and_described() {
+    use support::mysql::{mariadb_direct, MyDb};
+    let db = MyDb::create("mcpmask");
+    mariadb_direct(
+        &db.name,
+        "CREATE TABLE customers (id INT PRIMARY KEY, email VARCHAR(80), card VARCHAR(40), \
+           n BIGINT UNSIGNED, blobby VARBINARY(8)); \
+         INSERT INTO customers VALUES \
+           (1, 'jane.doe@example.com', '4111 1111 1111 1111', 18446744073709551615, X'FF00'), \
+           (2, 'contact: bob.smith@example.org', '5500 0000 0000 0004', 7, NULL); \
+         CREATE TABLE orders (id INT PRIMARY KEY, customer INT, FOREIGN KEY (customer) REFERENCES customers (id)); \
+         CREATE TABLE seq (id INT); \
+         SET SESSION max_recursive_iterations = 10000; INSERT INTO seq WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 5000) SELECT i FROM g",
+    );
+    let gw = gateway("[\"*\"]", "max_rows = 100\n");
+    let session = python_http(
+        &gw,
+        AGENT_TOKEN,
+        json!([
+            my_query("SELECT id, email, card, n, blobby FROM customers ORDER BY id", &db.name),
+            {"tool": "describe_table", "args": {"table": "orders", "database": db.name, "server": "mysql"}},
+            {"tool": "list_tables", "args": {"database": db.name, "server": "mysql"}},
+            {"tool": "list_databases", "args": {"server": "mysql"}},
+            my_query("SELECT id FROM seq ORDER BY id", &db.name),
+            {"tool": "query", "args": {"sql": "SELECT id FROM seq ORDER BY id", "database": db.name, "server": "mysql", "max_rows": 3}},
+            {"tool": "explain", "args": {"sql": "SELECT * FROM customers WHERE id = 1", "database": db.name, "server": "mysql"}},
+            my_query("UPDATE customers SET n = 8 WHERE id = 2", &db.name),
+            my_query("SELECT no_such_column FROM customers", &db.name),
+            my_query("SELECT 1 AS `jane.doe@example.com`", &db.name),
+            {"tool": "describe_table", "args": {"table": "nope", "database": db.name, "server": "mysql"}},
+        ]),
+    );
+    let raw = session.to_string();
+    for secret in [
+        "jane.doe@example.com",
+        "bob.smith@example.org",
+        "4111 1111 1111 1111",
+        "5500 0000 0000 0004",
+    ] {
+        assert!(!raw.contains(secret), "{secret} leaked: {raw}");
+    }
+    let results = calls(&session);
+    let s = &results[0]["structured"];
+    assert_eq!(s["status"], "ok", "{}", results[0]);
+    assert_eq!(s["row_count"], 2);
+    assert_eq!(s["columns"][0], json!({"name": "id", "type": "int"}));
+    assert_eq!(s["columns"][3]["type"], "bigint unsigned");
+    assert_eq!(s["rows"][0][0], 1);
+    assert_eq!(s["rows"][0][3], json!(18446744073709551615u64));
+    assert_eq!(s["rows"][0][4], "\\xff00");
+    assert_eq!(s["rows"][1][4], Value::Null);
+    assert!(
+        s["rows"][1][1]
+            .as_str()
+            .is_some_and(|v| v.starts_with("contact: ")),
+        "{s}"
+    );
+    let described = &results[1]["structured"];
+    assert_eq!(described["rows"][0][0], "id", "{described}");
+    assert_eq!(described["rows"][0][4], "primary key", "{described}");
+    assert!(
+        described["rows"][1][4]
+            .as_str()
+            .is_some_and(|k| k.contains("foreign key: references") && k.contains(".customers(id)")),
+        "{described}"
+    );
+    assert_eq!(
+        results[2]["structured"]["rows"],
+        json!([
+            [db.name, "customers", "BASE TABLE"],
+            [db.name, "orders", "BASE TABLE"],
+            [db.name, "seq", "BASE TABLE"]
+        ])
+    );
+    let listed = results[3]["structured"]["rows"].to_string();
+    assert!(listed.contains(&db.name), "{listed}");
+    assert!(!listed.contains("\"mysql\""), "{listed}");
+    let capped = &results[4]["structured"];
+    assert_eq!(capped["row_count"], 100, "{capped}");
+    assert_eq!(capped["truncated"], true);
+    assert_eq!(capped["truncated_by"], "max_rows");
+    assert_eq!(
+        results[5]["structured"]["rows"],
+        json!([[1], [2], [3]]),
+        "{}",
+        results[5]
+    );
+    assert_eq!(results[6]["structured"]["status"], "ok", "{}", results[6]);
+    assert_eq!(
+        results[7]["structured"]["command"], "OK 1",
+        "{}",
+        results[7]
+    );
+    assert_eq!(
+        mariadb_direct(&db.name, "SELECT n FROM customers WHERE id = 2"),
+        "8"
+    );
+    assert_eq!(results[8]["is_error"], true);
+    assert_eq!(results[8]["structured"]["code"], "42S22", "{}", results[8]);
+    assert_eq!(results[9]["structured"]["status"], "ok", "{}", results[9]);
+    assert_eq!(results[10]["is_error"], true);
+    std::thread::sleep(Duration::from_millis(300));
+    // Nothing of the session is left on the server once a call ends.
+    let left = mariadb_direct(
+        "",
+        "SELECT count(*) FROM information_schema.processlist WHERE command <> 'Daemon' \
+         AND info LIKE '%FROM seq%' AND info NOT LIKE '%processlist%'",
+    );
+    assert_eq!(left, "0");
+    let audit = read_audit(&gw);
+    assert!(audit.contains("\"server\":\"mysql\""), "{audit}");
+}
+
+#[test]
+fn mysql_holds_refusals_and_other_databases_never_reach_the_server() {
+    use support::mysql::{mariadb_direct, marker, GeneralLog, MyDb};
+    let db = MyDb::create("mcpmine");
+    let other = MyDb::create("mcpother");
+    mariadb_direct(&db.name, "CREATE TABLE doomed (x INT)");
+    mariadb_direct(
+        &other.name,
+        "CREATE TABLE secrets (v VARCHAR(40)); INSERT INTO secrets VALUES ('top')",
+    );
+    let log = GeneralLog::on();
+    let mark = marker("mcpmy");
+    let gw = gateway(&format!("[\"{}\"]", db.name), "");
+    let inbox = inbox(&gw);
+    let o = &other.name;
+    let refused = [
+        format!("GRANT SELECT ON doomed TO PUBLIC /* {mark}-1 */"),
+        format!("SELEC garbage /* {mark}-2 */"),
+        format!("SELECT 1; DROP TABLE doomed /* {mark}-3 */"),
+        format!("SELECT * FROM {o}.secrets /* {mark}-4 */"),
+        format!("SELECT (SELECT v FROM `{o}`.secrets) /* {mark}-5 */"),
+        format!("USE {o} /* {mark}-6 */"),
+        format!("SELECT * FROM doomed INTO OUTFILE '/tmp/{mark}' /* {mark}-7 */"),
+    ];
+    let mut list: Vec<Value> = refused.iter().map(|s| my_query(s, &db.name)).collect();
+    list.push(my_query(&format!("SELECT 1 /* {mark}-ok */"), &db.name));
+    list.push(my_query(&format!("SELECT 1 /* {mark}-8 */"), o));
+    list.push(json!({"tool": "describe_table", "args": {"table": format!("{o}.secrets"), "database": db.name, "server": "mysql"}}));
+    let drop = format!("DROP TABLE doomed /* {mark}-drop */");
+    list.push(my_query(&drop, &db.name));
+    let session = python_http(&gw, AGENT_TOKEN, Value::Array(list));
+    let results = calls(&session);
+    for (i, sql) in refused.iter().enumerate() {
+        let status = results[i]["structured"]["status"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            status == "pending_approval" || status == "denied",
+            "{sql} was not held or denied: {}",
+            results[i]
+        );
+    }
+    let n = refused.len();
+    assert_eq!(results[n]["structured"]["status"], "ok", "{}", results[n]);
+    assert_eq!(results[n + 1]["structured"]["status"], "denied");
+    assert_eq!(results[n + 2]["structured"]["status"], "denied");
+    let held = &results[n + 3]["structured"];
+    assert_eq!(held["status"], "pending_approval", "{held}");
+    let id = held["request_id"].as_str().expect("request id").to_string();
+    assert!(log.contains(&format!("{mark}-ok")), "the log is a witness");
+    for i in 1..=8 {
+        assert!(
+            !log.contains(&format!("{mark}-{i} ")),
+            "statement {i} reached the server"
+        );
+    }
+    assert!(!log.contains(&format!("{mark}-drop")));
+
+    // Approved in the inbox, re-sent: it runs once.
+    let (code, decided) = decide(&inbox, &id, "approve", "cleanup");
+    assert_eq!(code, 200, "{decided}");
+    let run = python_http(&gw, AGENT_TOKEN, json!([my_query(&drop, &db.name)]));
+    let ran = &calls(&run)[0]["structured"];
+    assert_eq!(ran["status"], "ok", "{run}");
+    assert_eq!(ran["request_id"], id.as_str());
+    assert_eq!(mariadb_direct(&db.name, "SHOW TABLES LIKE 'doomed'"), "");
+    mariadb_direct(&db.name, "CREATE TABLE doomed (x INT)");
+    let twice = python_http(&gw, AGENT_TOKEN, json!([my_query(&drop, &db.name)]));
+    assert_eq!(calls(&twice)[0]["structured"]["status"], "pending_approval");
+    assert_eq!(
+        mariadb_direct(&db.name, "SHOW TABLES LIKE 'doomed'"),
+        "doomed"
+    );
+}
+
+#[test]
+fn mysql_statement_timeout_stops_the_statement_on_the_server() {
+    use support::mysql::{mariadb_direct, marker};
+    let gw = gateway("[\"*\"]", "statement_timeout_secs = 1\n");
+    let mark = marker("mcpsleep");
+    let started = std::time::Instant::now();
+    let session = python_http(
+        &gw,
+        AGENT_TOKEN,
+        json!([my_query(&format!("SELECT SLEEP(30) /* {mark} */"), "test")]),
+    );
+    let result = &calls(&session)[0];
+    assert!(started.elapsed() < Duration::from_secs(15), "{result}");
+    // MariaDB's max_statement_time ends it with an error, or SLEEP
+    // returns 1 when interrupted.
+    let s = &result["structured"];
+    assert!(
+        s["status"] == "timeout" || s["rows"] == json!([[1]]),
+        "{result}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let running = mariadb_direct(
+        "",
+        &format!(
+            "SELECT count(*) FROM information_schema.processlist WHERE info LIKE '%{mark}%' \
+             AND info NOT LIKE '%processlist%'"
+        ),
+    );
+    assert_eq!(running, "0");
+}

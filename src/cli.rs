@@ -1639,6 +1639,11 @@ async fn serve_with(
         settings: config.mcp.clone(),
         default_database: config.postgres.upstream.database.clone(),
         reserved_databases: reserved.iter().cloned().collect(),
+        mysql: match config.mysql.enabled {
+            true => Some(mysql_upstream(&config)?),
+            false => None,
+        },
+        mysql_default_database: config.mysql.upstream.database.clone(),
     });
     let shared = Arc::new(PgShared {
         login: LoginSettings {
@@ -1824,6 +1829,19 @@ async fn serve_with(
     Ok(())
 }
 
+/// How to reach and log in to the MySQL/MariaDB upstream.
+fn mysql_upstream(config: &Config) -> Result<MysqlUpstream, String> {
+    let my = &config.mysql;
+    let upstream_tls = tls::upstream_config(my.upstream_tls, my.upstream_ca.as_deref())
+        .map_err(|e| format!("mysql.upstream_ca: {e}"))?;
+    let mut upstream = MysqlUpstream::new(my.upstream.address(), my.upstream.user.clone());
+    upstream.password = my.upstream.password.clone().unwrap_or_default();
+    upstream.database = Some(my.upstream.database.clone()).filter(|d| !d.is_empty());
+    upstream.tls = upstream_tls;
+    upstream.connect_timeout = Duration::from_secs(my.connect_timeout_secs);
+    Ok(upstream)
+}
+
 /// The MySQL listener, bound, with the upstream probed for its version.
 async fn mysql_listener(
     config: &Config,
@@ -1833,13 +1851,7 @@ async fn mysql_listener(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<MysqlListener, String> {
     let my = &config.mysql;
-    let upstream_tls = tls::upstream_config(my.upstream_tls, my.upstream_ca.as_deref())
-        .map_err(|e| format!("mysql.upstream_ca: {e}"))?;
-    let mut upstream = MysqlUpstream::new(my.upstream.address(), my.upstream.user.clone());
-    upstream.password = my.upstream.password.clone().unwrap_or_default();
-    upstream.database = Some(my.upstream.database.clone()).filter(|d| !d.is_empty());
-    upstream.tls = upstream_tls;
-    upstream.connect_timeout = Duration::from_secs(my.connect_timeout_secs);
+    let upstream = mysql_upstream(config)?;
     let shared = Arc::new(MysqlShared {
         login: MysqlLogin {
             identities: identities.clone(),

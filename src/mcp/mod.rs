@@ -33,6 +33,10 @@ pub struct Mcp {
     pub settings: McpConfig,
     /// The PostgreSQL database used when a call names none.
     pub default_database: String,
+    /// The MySQL/MariaDB upstream, when the MySQL listener is enabled, and
+    /// the database used when a call for it names none.
+    pub mysql: Option<crate::proxy::mysql::upstream::UpstreamSettings>,
+    pub mysql_default_database: String,
     /// Databases no agent may use (the shared approval store's).
     pub reserved_databases: Vec<String>,
 }

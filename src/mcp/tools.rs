@@ -11,6 +11,7 @@ use crate::approval::{HoldRequest, State};
 use crate::audit::AuditEvent;
 use crate::gate::{Deferred, Door, Origin, Protocol, SessionId, SessionInfo, SessionStatements};
 use crate::identity::Identity;
+use crate::mask::mysql::MysqlRowMasker;
 use crate::proxy::capped::{CappedError, CappedResult, Caps};
 use crate::proxy::pg::upstream::PoolKey;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -197,24 +198,26 @@ impl Tools {
         ctx: RequestContext<RoleServer>,
     ) -> Answer {
         let agent = self.agent(&ctx)?;
-        let sql = "SELECT datname AS database FROM pg_catalog.pg_database \
-                   WHERE datallowconn AND NOT datistemplate ORDER BY 1";
+        let server = args.server.unwrap_or_default();
+        let sql = match server {
+            Server::Postgres => {
+                "SELECT datname AS database FROM pg_catalog.pg_database \
+                 WHERE datallowconn AND NOT datistemplate ORDER BY 1"
+            }
+            Server::Mysql => {
+                "SELECT schema_name AS `database` FROM information_schema.schemata \
+                 WHERE schema_name NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys') \
+                 ORDER BY 1"
+            }
+        };
         let answer = self
-            .run_statement(
-                &agent,
-                &ctx,
-                args.server.unwrap_or_default(),
-                None,
-                sql,
-                None,
-                Duration::ZERO,
-            )
+            .run_statement(&agent, &ctx, server, None, sql, None, Duration::ZERO)
             .await?;
         // Only the databases the identity may use are shown.
         Ok(filter_rows(answer, |row| {
             row.first()
                 .and_then(Value::as_str)
-                .is_some_and(|db| self.database_refusal(&agent, db).is_none())
+                .is_some_and(|db| self.database_refusal(&agent, server, db).is_none())
         }))
     }
 
@@ -234,13 +237,23 @@ impl Tools {
         ctx: RequestContext<RoleServer>,
     ) -> Answer {
         let agent = self.agent(&ctx)?;
-        let sql = "SELECT table_schema AS schema, table_name AS name, table_type AS kind \
-                   FROM information_schema.tables \
-                   WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2";
+        let server = args.server.unwrap_or_default();
+        let sql = match server {
+            Server::Postgres => {
+                "SELECT table_schema AS schema, table_name AS name, table_type AS kind \
+                 FROM information_schema.tables \
+                 WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+            }
+            // A MySQL database is one schema: the call's own.
+            Server::Mysql => {
+                "SELECT table_schema AS `schema`, table_name AS name, table_type AS kind \
+                 FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1, 2"
+            }
+        };
         self.run_statement(
             &agent,
             &ctx,
-            args.server.unwrap_or_default(),
+            server,
             args.database.as_deref(),
             sql,
             None,
@@ -265,6 +278,10 @@ impl Tools {
         ctx: RequestContext<RoleServer>,
     ) -> Answer {
         let agent = self.agent(&ctx)?;
+        let server = args.server.unwrap_or_default();
+        if server == Server::Mysql {
+            return self.describe_mysql_table(&agent, &ctx, &args).await;
+        }
         let Some(name) = literal(&args.table) else {
             return Ok(failure(
                 "error",
@@ -292,35 +309,18 @@ impl Tools {
             .run_statement(
                 &agent,
                 &ctx,
-                args.server.unwrap_or_default(),
+                server,
                 args.database.as_deref(),
                 &sql,
                 None,
                 Duration::ZERO,
             )
             .await?;
-        let empty = answer
-            .structured_content
-            .as_ref()
-            .and_then(|v| v.get("row_count"))
-            .and_then(Value::as_u64)
-            == Some(0);
-        if empty && answer.is_error != Some(true) {
-            return Ok(failure(
-                "error",
-                "42P01",
-                format!(
-                    "no table or view `{}` is visible in this database",
-                    args.table
-                ),
-                json!({}),
-            ));
-        }
-        Ok(answer)
+        Ok(no_table_when_empty(answer, &args.table))
     }
 
     #[tool(
-        description = "Show PostgreSQL's plan for a statement (plain EXPLAIN: the statement is not run). The EXPLAIN goes through the same policy as any statement.",
+        description = "Show the server's plan for a statement (plain EXPLAIN: the statement is not run). The EXPLAIN goes through the same policy as any statement.",
         annotations(
             title = "Explain",
             read_only_hint = true,
@@ -444,11 +444,16 @@ impl Tools {
     }
 
     /// Why `identity` may not use `database`, if so.
-    fn database_refusal(&self, identity: &Identity, database: &str) -> Option<String> {
+    fn database_refusal(
+        &self,
+        identity: &Identity,
+        server: Server,
+        database: &str,
+    ) -> Option<String> {
         if let Some(why) = identity.database_login_refusal() {
             return Some(why);
         }
-        if self.mcp.reserved_databases.iter().any(|d| d == database) {
+        if server == Server::Postgres && self.mcp.reserved_databases.iter().any(|d| d == database) {
             return Some(format!(
                 "database \"{database}\" holds Airlock's approval store; no agent may use it"
             ));
@@ -617,19 +622,23 @@ impl Tools {
         max_rows: Option<u64>,
         wait: Duration,
     ) -> Answer {
-        if server == Server::Mysql {
+        if server == Server::Mysql && self.mcp.mysql.is_none() {
             return Ok(failure(
                 "error",
                 "0A000",
-                "this gateway's MCP endpoint runs statements on PostgreSQL only; use the MySQL wire listener for MySQL/MariaDB",
+                "this gateway has no MySQL/MariaDB upstream ([mysql] enabled = false)",
                 json!({}),
             ));
         }
+        let default = match server {
+            Server::Postgres => &self.mcp.default_database,
+            Server::Mysql => &self.mcp.mysql_default_database,
+        };
         let database = database
             .filter(|d| !d.is_empty())
-            .unwrap_or(&self.mcp.default_database)
+            .unwrap_or(default)
             .to_string();
-        if let Some(why) = self.database_refusal(agent, &database) {
+        if let Some(why) = self.database_refusal(agent, server, &database) {
             return Ok(failure(
                 "denied",
                 "42501",
@@ -648,7 +657,10 @@ impl Tools {
                 .peer_info()
                 .map(|i| format!("mcp: {}", i.client_info.name)),
             database: database.clone(),
-            protocol: Protocol::Postgres,
+            protocol: match server {
+                Server::Postgres => Protocol::Postgres,
+                Server::Mysql => Protocol::Mysql,
+            },
             door: Door::Mcp,
             tls: false,
             confinement: agent.confinement.clone(),
@@ -681,6 +693,16 @@ impl Tools {
         let checked = gate
             .check(session, &mut statements, sql.as_bytes(), Origin::Prepare)
             .await;
+        // In MySQL a table of another database is a qualified name away.
+        if session.protocol == Protocol::Mysql {
+            let named = checked.classification.mysql_databases();
+            if let Some(why) = named
+                .iter()
+                .find_map(|db| self.database_refusal(agent, Server::Mysql, db))
+            {
+                return Ok(failure("denied", "42501", why, json!({})));
+            }
+        }
         let mut released = None;
         if !checked.allowed() {
             if !gate.waits_for_approval(&checked) {
@@ -746,22 +768,8 @@ impl Tools {
             max_bytes: limits.max_bytes.unwrap_or(settings.max_bytes),
             timeout: Duration::from_secs(settings.statement_timeout_secs),
         };
-        let key = PoolKey {
-            database: session.database.clone(),
-            params: Vec::new(),
-        };
-        let setup = session.confinement.postgres_setup();
-        let mut masker = gate.masker_for(session);
         let started = Instant::now();
-        let ran = crate::proxy::pg::capped::run(
-            &self.mcp.pool,
-            &key,
-            setup.as_deref(),
-            sql,
-            &mut masker,
-            caps,
-        )
-        .await;
+        let ran = self.run_capped(agent, session, sql, caps).await;
         let elapsed = started.elapsed();
         match ran {
             Ok(result) => {
@@ -800,6 +808,102 @@ impl Tools {
                     message,
                     json!({"database": session.database}),
                 ))
+            }
+        }
+    }
+
+    /// `describe_table` on MySQL/MariaDB: the information schema, the name
+    /// given as literals (hex, so that no `sql_mode` can change how they
+    /// read).
+    async fn describe_mysql_table(
+        &self,
+        agent: &Identity,
+        ctx: &RequestContext<RoleServer>,
+        args: &TableArgs,
+    ) -> Answer {
+        let (schema, table) = split_mysql_name(&args.table);
+        let schema_sql = match &schema {
+            Some(db) => {
+                if let Some(why) = self.database_refusal(agent, Server::Mysql, db) {
+                    return Ok(failure("denied", "42501", why, json!({"database": db})));
+                }
+                mysql_literal(db)
+            }
+            None => "DATABASE()".to_string(),
+        };
+        let name = mysql_literal(&table);
+        let sql = format!(
+            "SELECT c.column_name AS `column`, c.column_type AS `type`, \
+             c.is_nullable = 'YES' AS nullable, c.column_default AS `default`, \
+             NULLIF(CONCAT_WS('; ', CASE c.column_key WHEN 'PRI' THEN 'primary key' WHEN 'UNI' THEN 'unique' END, \
+               (SELECT GROUP_CONCAT(CONCAT('foreign key: references ', k.referenced_table_schema, '.', \
+                  k.referenced_table_name, '(', k.referenced_column_name, ')') SEPARATOR '; ') \
+                FROM information_schema.key_column_usage k \
+                WHERE k.table_schema = c.table_schema AND k.table_name = c.table_name \
+                  AND k.column_name = c.column_name AND k.referenced_table_name IS NOT NULL)), '') AS `keys`, \
+             t.table_rows AS row_estimate \
+             FROM information_schema.columns c JOIN information_schema.tables t \
+               ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
+             WHERE c.table_schema = {schema_sql} AND c.table_name = {name} \
+             ORDER BY c.ordinal_position"
+        );
+        let answer = self
+            .run_statement(
+                agent,
+                ctx,
+                Server::Mysql,
+                args.database.as_deref(),
+                &sql,
+                None,
+                Duration::ZERO,
+            )
+            .await?;
+        Ok(no_table_when_empty(answer, &args.table))
+    }
+
+    /// Runs an allowed statement on the session's server, capped and masked.
+    async fn run_capped(
+        &self,
+        agent: &Identity,
+        session: &SessionInfo,
+        sql: &str,
+        caps: Caps,
+    ) -> Result<CappedResult, CappedError> {
+        let gate = &self.mcp.gate;
+        match (session.protocol, &self.mcp.mysql) {
+            (Protocol::Mysql, Some(settings)) => {
+                let mut masker = match gate.masking_for(session) {
+                    Some(engine) => MysqlRowMasker::new(engine),
+                    None => MysqlRowMasker::pass_through(),
+                };
+                let target = crate::proxy::mysql::capped::Target {
+                    settings,
+                    confinement: &agent.confinement,
+                    database: &session.database,
+                    identity: &agent.name,
+                    session: &session.id.0,
+                };
+                crate::proxy::mysql::capped::run(target, sql, &mut masker, caps).await
+            }
+            (Protocol::Mysql, None) => Err(CappedError::Unsupported(
+                "this gateway has no MySQL/MariaDB upstream".into(),
+            )),
+            _ => {
+                let key = PoolKey {
+                    database: session.database.clone(),
+                    params: Vec::new(),
+                };
+                let setup = session.confinement.postgres_setup();
+                let mut masker = gate.masker_for(session);
+                crate::proxy::pg::capped::run(
+                    &self.mcp.pool,
+                    &key,
+                    setup.as_deref(),
+                    sql,
+                    &mut masker,
+                    caps,
+                )
+                .await
             }
         }
     }
@@ -945,6 +1049,62 @@ fn filter_rows(mut answer: CallToolResult, keep: impl Fn(&[Value]) -> bool) -> C
     answer
 }
 
+/// A table-describing answer, or an error saying there is no such table
+/// when it has no rows.
+fn no_table_when_empty(answer: CallToolResult, table: &str) -> CallToolResult {
+    let empty = answer
+        .structured_content
+        .as_ref()
+        .and_then(|v| v.get("row_count"))
+        .and_then(Value::as_u64)
+        == Some(0);
+    if empty && answer.is_error != Some(true) {
+        return failure(
+            "error",
+            "42P01",
+            format!("no table or view `{table}` is visible in this database"),
+            json!({}),
+        );
+    }
+    answer
+}
+
+/// `db.table`, `` `db`.`table` `` or `table`: the database (if named) and
+/// the table, quotes removed.
+fn split_mysql_name(name: &str) -> (Option<String>, String) {
+    let unquote = |part: &str| {
+        let part = part.trim();
+        part.strip_prefix('`')
+            .and_then(|p| p.strip_suffix('`'))
+            .map(|p| p.replace("``", "`"))
+            .unwrap_or_else(|| part.to_string())
+    };
+    // A dot inside backquotes belongs to the name.
+    let mut quoted = false;
+    let split = name.char_indices().find_map(|(i, c)| {
+        if c == '`' {
+            quoted = !quoted;
+        }
+        (c == '.' && !quoted).then_some(i)
+    });
+    match split {
+        Some(i) => (Some(unquote(&name[..i])), unquote(&name[i + 1..])),
+        None => (None, unquote(name)),
+    }
+}
+
+/// `text` as a MySQL utf8mb4 string: a hex literal reads the same under
+/// every `sql_mode` (backslashes, ANSI quotes) and cannot end early.
+fn mysql_literal(text: &str) -> String {
+    if text.is_empty() {
+        return "''".into();
+    }
+    format!(
+        "CONVERT(X'{}' USING utf8mb4)",
+        crate::hex::encode(text.as_bytes())
+    )
+}
+
 /// `text` as a PostgreSQL string literal (standard conforming strings);
 /// `None` when it holds a NUL, which no literal can.
 fn literal(text: &str) -> Option<String> {
@@ -964,5 +1124,17 @@ mod tests {
         assert_eq!(literal("o'brien").as_deref(), Some("'o''brien'"));
         assert_eq!(literal("a\\'b").as_deref(), Some("'a\\''b'"));
         assert_eq!(literal("a\0b"), None);
+    }
+
+    #[test]
+    fn mysql_names_split_outside_backquotes() {
+        assert_eq!(split_mysql_name("t"), (None, "t".into()));
+        assert_eq!(split_mysql_name("db.t"), (Some("db".into()), "t".into()));
+        assert_eq!(
+            split_mysql_name("`a.b`.`c``d`"),
+            (Some("a.b".into()), "c`d".into())
+        );
+        assert_eq!(split_mysql_name("`x.y`"), (None, "x.y".into()));
+        assert_eq!(mysql_literal("o'b\\"), "CONVERT(X'6f27625c' USING utf8mb4)");
     }
 }

@@ -15,6 +15,7 @@
 //! cannot be shared), and drains them on shutdown.
 
 pub mod auth;
+pub mod capped;
 pub mod frontend;
 pub mod handshake;
 pub mod packet;

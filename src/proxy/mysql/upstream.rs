@@ -36,8 +36,8 @@ pub const MAX_UPSTREAM_PACKET: usize = 1 << 30;
 const MAX_AUTH_ROUNDS: usize = 4;
 
 /// COM_QUERY and COM_QUIT command bytes.
-const COM_QUERY: u8 = 0x03;
-const COM_QUIT: u8 = 0x01;
+pub const COM_QUERY: u8 = 0x03;
+pub const COM_QUIT: u8 = 0x01;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {

@@ -137,7 +137,12 @@ async fn converse(
                 result.columns = columns
                     .iter()
                     .map(|c| ResultColumn {
-                        name: c.name.clone(),
+                        // Names can carry data (`SELECT … AS` a value):
+                        // masked as the wire listener masks them.
+                        name: masker
+                            .mask_message_text(c.name.as_bytes())
+                            .map(|m| String::from_utf8_lossy(&m).into_owned())
+                            .unwrap_or_else(|| c.name.clone()),
                         type_name: type_name(c.type_oid),
                     })
                     .collect();
