@@ -649,3 +649,182 @@ oidc_subject = "lead-sub"
     let said = write("ops");
     assert!(said.contains("hold group \"dba\" has nobody"), "{said}");
 }
+
+/// The MCP endpoint as an OAuth resource server of the same provider: the
+/// metadata names it, an access token it issued for this endpoint to the
+/// client an identity's `mcp_oauth_subject` names runs tools as that
+/// identity, and every other token — for another resource, for a subject
+/// nobody maps, altered, re-signed, expired, unsigned, a plain JWT — is
+/// refused with 401 before any tool.
+#[test]
+fn mcp_takes_the_providers_access_tokens_for_itself_only() {
+    let idp = Idp::start();
+    let issuer = idp.issuer.clone();
+    let toml = format!(
+        r#"[approval]
+enabled = true
+
+[inbox]
+listen = "127.0.0.1:0"
+
+[inbox.oidc]
+issuer = "{issuer}"
+client_id = "airlock"
+client_secret_file = "{secret}"
+
+[mcp]
+listen = "127.0.0.1:0"
+
+[[identity]]
+name = "robot"
+role = "agent"
+password = "robot-pw"
+mcp_oauth_subject = "mcp-agent"
+"#,
+        secret = idp.dir.path().join("client-secret").display(),
+    );
+    let gateway = Gateway::start_with(Options {
+        toml,
+        policy: Some(POLICY.into()),
+        no_identity: true,
+        ..Default::default()
+    });
+    let inbox = inbox(&gateway);
+    let mcp = gateway
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp listening on "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the mcp line")
+        .to_string();
+    let resource = format!("http://{mcp}/mcp");
+    idp.control(&format!(
+        "/__test/client?redirect_uri=http://{inbox}/login/oidc/callback&resource={resource}"
+    ));
+
+    let meta: Value = client(false)
+        .get(format!(
+            "http://{mcp}/.well-known/oauth-protected-resource/mcp"
+        ))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(meta["authorization_servers"], serde_json::json!([issuer]));
+    assert_eq!(meta["resource"], resource.as_str());
+
+    let token = |client_id: &str, for_resource: &str, mode: Option<&str>| -> String {
+        if let Some(mode) = mode {
+            idp.control(&format!("/__test/next?mode={mode}"));
+        }
+        let answer: Value = client(false)
+            .post(format!("{issuer}/token"))
+            .basic_auth(client_id, Some(format!("{client_id}-secret")))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("resource", for_resource),
+                ("scope", "mcp"),
+            ])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        answer["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token: {answer}"))
+            .to_string()
+    };
+    // The status of an MCP initialize carrying `token`.
+    let initialize = |token: &str| -> u16 {
+        client(false)
+            .post(&resource)
+            .bearer_auth(token)
+            .header("Accept", "application/json, text/event-stream")
+            .json(&serde_json::json!({
+                "jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                           "clientInfo": {"name": "probe", "version": "1"}}
+            }))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+
+    let good = token("mcp-agent", &resource, None);
+    assert_eq!(initialize(&good), 200);
+    // A whole session through the official Python SDK client, as `robot`.
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/protocol-tests/drivers/mcp_session.py"
+        ))
+        .arg("http")
+        .arg(&resource)
+        .arg(&good)
+        .arg(
+            serde_json::json!([{"tool": "query", "args": {"sql": "SELECT 41 + 1 AS answer"}}])
+                .to_string(),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let session: Value = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        session["calls"][0]["structured"]["rows"],
+        serde_json::json!([[42]]),
+        "{session}"
+    );
+
+    let refused = [
+        (
+            "another resource's",
+            token("mcp-agent", "https://elsewhere.example/mcp", None),
+        ),
+        (
+            "an unmapped subject's",
+            token("mcp-stranger", &resource, None),
+        ),
+        (
+            "a tampered",
+            token("mcp-stranger", &resource, Some("tamper")),
+        ),
+        (
+            "a foreign-key",
+            token("mcp-agent", &resource, Some("foreign-key")),
+        ),
+        (
+            "an unknown-kid",
+            token("mcp-agent", &resource, Some("unknown-kid")),
+        ),
+        ("an expired", token("mcp-agent", &resource, Some("expired"))),
+        (
+            "a wrong-issuer",
+            token("mcp-agent", &resource, Some("wrong-issuer")),
+        ),
+        (
+            "a wrong-audience",
+            token("mcp-agent", &resource, Some("wrong-audience")),
+        ),
+        (
+            "an unsigned",
+            token("mcp-agent", &resource, Some("alg-none")),
+        ),
+        ("an HS256", token("mcp-agent", &resource, Some("hs256"))),
+        (
+            "a plain-JWT",
+            token("mcp-agent", &resource, Some("typ-jwt")),
+        ),
+        ("a garbage", "a.b.c".to_string()),
+    ];
+    for (what, bad) in &refused {
+        assert_eq!(initialize(bad), 401, "{what} token was accepted");
+    }
+    // The good token still works after all that.
+    assert_eq!(initialize(&good), 200);
+}

@@ -1294,6 +1294,7 @@ fn development_approver(state_dir: &Path) -> Result<(Identity, String), String> 
         verifier: ScramVerifier::generate(&crate::hex::encode(&unusable), DEFAULT_SCRAM_ITERATIONS),
         api_token_hash: None,
         mcp_token_hash: None,
+        mcp_oauth_subject: None,
         mcp_limits: Default::default(),
         inbox_password_hash: Some(crate::identity::inbox_password_hash(&password)),
         mysql: crate::identity::MysqlCredentials::from_password(&crate::hex::encode(&unusable)),
@@ -1314,6 +1315,7 @@ fn development_identity(state_dir: &Path) -> Result<(Identity, String), String> 
         verifier: ScramVerifier::generate(&password, DEFAULT_SCRAM_ITERATIONS),
         api_token_hash: None,
         mcp_token_hash: None,
+        mcp_oauth_subject: None,
         mcp_limits: Default::default(),
         inbox_password_hash: None,
         mysql: crate::identity::MysqlCredentials::from_password(&password),
@@ -1513,6 +1515,7 @@ async fn serve_with(
         None => None,
     };
     let mut inbox_line = None;
+    let mut mcp_sso = None;
     if config.approval.enabled {
         let store_key = match config.approval.store_key {
             Some(k) => k,
@@ -1580,6 +1583,7 @@ async fn serve_with(
                     .map_err(|e| format!("inbox.oidc: {e}"))?,
             )),
         };
+        mcp_sso = sso.clone();
         gate = gate
             .with_gateway_id(gateway_id)
             .with_approvals(approvals.clone(), &url);
@@ -1644,6 +1648,7 @@ async fn serve_with(
             false => None,
         },
         mysql_default_database: config.mysql.upstream.database.clone(),
+        sso: mcp_sso,
     });
     let shared = Arc::new(PgShared {
         login: LoginSettings {

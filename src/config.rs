@@ -671,6 +671,7 @@ struct RawIdentity {
     scram_verifier: Option<String>,
     api_token_hash: Option<String>,
     mcp_token_hash: Option<String>,
+    mcp_oauth_subject: Option<String>,
     mcp_max_rows: Option<u64>,
     mcp_max_bytes: Option<u64>,
     inbox_password_hash: Option<String>,
@@ -933,6 +934,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
     let mut plaintext_identities = Vec::new();
     let mut oidc_subjects: HashMap<String, String> = HashMap::new();
     let mut oidc_emails: HashMap<String, String> = HashMap::new();
+    let mut mcp_subjects: HashMap<String, String> = HashMap::new();
     for (i, id) in raw.identity.into_iter().enumerate() {
         let key = |field: &str| format!("identity[{i}].{field}");
         for (field, value, taken) in [
@@ -1083,6 +1085,34 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
                 "this identity may not use the database (database_login = false), so it cannot query through MCP either".into(),
             ));
         }
+        let mcp_oauth_subject = match id.mcp_oauth_subject {
+            None => None,
+            Some(_) if raw.inbox.oidc.is_none() => {
+                return Err(err(
+                    &key("mcp_oauth_subject"),
+                    "needs an OpenID provider to issue the tokens: there is no [inbox.oidc] section"
+                        .into(),
+                ))
+            }
+            Some(_) if !database_login => {
+                return Err(err(
+                    &key("mcp_oauth_subject"),
+                    "this identity may not use the database (database_login = false), so it cannot query through MCP either".into(),
+                ))
+            }
+            Some(s) if s.trim().is_empty() => {
+                return Err(err(&key("mcp_oauth_subject"), "must not be empty".into()))
+            }
+            Some(s) => {
+                if let Some(other) = mcp_subjects.insert(s.clone(), id.name.clone()) {
+                    return Err(err(
+                        &key("mcp_oauth_subject"),
+                        format!("`{s}` is already given to identity `{other}`: one account, one identity"),
+                    ));
+                }
+                Some(s)
+            }
+        };
         if mcp_token_hash.is_some() && mcp_token_hash == api_token_hash {
             return Err(err(
                 &key("mcp_token_hash"),
@@ -1169,6 +1199,7 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
             verifier,
             api_token_hash,
             mcp_token_hash,
+            mcp_oauth_subject,
             mcp_limits,
             inbox_password_hash: id.inbox_password_hash,
             mysql,
@@ -1620,12 +1651,14 @@ fn validate_mcp(
         Some(v) => Ok(v),
         None => Ok(default),
     };
-    let any_token = identities.iter().any(|i| i.mcp_token_hash.is_some());
+    let any_token = identities
+        .iter()
+        .any(|i| i.mcp_token_hash.is_some() || i.mcp_oauth_subject.is_some());
     let enabled = raw.enabled.unwrap_or(any_token);
     if enabled && !any_token && !identities.is_empty() {
         return Err(err(
             "mcp.enabled",
-            "no [[identity]] has an mcp_token_hash, so nobody could use the MCP endpoint (see `airlock identity token --mcp`)".into(),
+            "no [[identity]] has an mcp_token_hash or an mcp_oauth_subject, so nobody could use the MCP endpoint (see `airlock identity token --mcp`)".into(),
         ));
     }
     Ok(McpConfig {
@@ -2440,6 +2473,30 @@ mod tests {
         assert!(e.contains("key `identity[0].mcp_token_hash`"), "{e}");
         let e = load(&format!("[mcp]\nsurprise = 1\n{}", agent(""))).unwrap_err();
         assert!(e.contains("surprise"), "{e}");
+        // OAuth subjects need the provider, a database login, and one
+        // identity each.
+        let e = load(&agent("mcp_oauth_subject = \"svc\"\n")).unwrap_err();
+        assert!(
+            e.contains("key `identity[0].mcp_oauth_subject`") && e.contains("[inbox.oidc]"),
+            "{e}"
+        );
+        let sso = "[approval]\nenabled = true\n[inbox.oidc]\nissuer = \"https://idp.example\"\nclient_id = \"c\"\n";
+        let c = load(&format!("{sso}{}", agent("mcp_oauth_subject = \"svc\"\n"))).unwrap();
+        assert!(c.mcp.enabled, "an OAuth subject opens the endpoint");
+        let e = load(&format!(
+            "{sso}{}[[identity]]\nname = \"b\"\nrole = \"agent\"\npassword = \"y\"\nmcp_oauth_subject = \"svc\"\n",
+            agent("mcp_oauth_subject = \"svc\"\n")
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("key `identity[1].mcp_oauth_subject`") && e.contains("already"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "{sso}[[identity]]\nname = \"d\"\nrole = \"approver\"\nmcp_oauth_subject = \"svc\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("key `identity[0].mcp_oauth_subject`"), "{e}");
     }
 
     #[test]

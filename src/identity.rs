@@ -57,6 +57,9 @@ pub struct Identity {
     /// BLAKE3 of the bearer token this identity's agents present to the
     /// MCP endpoint (`airlock identity token --mcp`).
     pub mcp_token_hash: Option<[u8; 32]>,
+    /// The `sub` of OAuth access tokens that the inbox's OpenID provider
+    /// issues for the MCP endpoint on this identity's behalf.
+    pub mcp_oauth_subject: Option<String>,
     /// This identity's own MCP result caps, overriding `[mcp] max_rows`
     /// and `max_bytes`.
     pub mcp_limits: McpLimits,
@@ -368,6 +371,15 @@ impl Identities {
             .cloned()
     }
 
+    /// The identity whose `mcp_oauth_subject` is `subject`.
+    pub fn by_mcp_oauth_subject(&self, subject: &str) -> Option<Arc<Identity>> {
+        self.table
+            .load()
+            .values()
+            .find(|i| i.mcp_oauth_subject.as_deref() == Some(subject))
+            .cloned()
+    }
+
     pub fn all(&self) -> Vec<Arc<Identity>> {
         self.table.load().values().cloned().collect()
     }
@@ -581,6 +593,7 @@ mod throttle_tests {
             verifier: ScramVerifier::generate("pw", 16),
             api_token_hash: None,
             mcp_token_hash: None,
+            mcp_oauth_subject: None,
             mcp_limits: Default::default(),
             slack_user: None,
             inbox_password_hash: None,

@@ -132,6 +132,8 @@ pub enum OidcError {
     IdToken(String),
     #[error("{0}")]
     NoAccess(String),
+    #[error("the access token was refused: {0}")]
+    AccessToken(String),
 }
 
 impl OidcError {
@@ -140,7 +142,9 @@ impl OidcError {
             Self::Discovery(_) | Self::Exchange(_) => StatusCode::BAD_GATEWAY,
             Self::StateMismatch | Self::UnknownState => StatusCode::BAD_REQUEST,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Provider(_) | Self::NoIdToken | Self::IdToken(_) => StatusCode::UNAUTHORIZED,
+            Self::Provider(_) | Self::NoIdToken | Self::IdToken(_) | Self::AccessToken(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::NoAccess(_) => StatusCode::FORBIDDEN,
         }
     }
@@ -252,6 +256,16 @@ impl Sso {
     /// The provider's metadata and keys, discovered again when older than
     /// five minutes (keys rotate).
     async fn client(&self) -> Result<Client, OidcError> {
+        Ok(Client::from_provider_metadata(
+            self.provider().await?,
+            self.config.client_id.clone(),
+            self.config.client_secret.clone(),
+        )
+        .set_redirect_uri(self.redirect.clone()))
+    }
+
+    /// The provider's metadata with its keys (see [`Sso::client`]).
+    async fn provider(&self) -> Result<CoreProviderMetadata, OidcError> {
         let mut cached = self.metadata.lock().await;
         let fresh = cached
             .as_ref()
@@ -265,16 +279,10 @@ impl Sso {
                     .map_err(|e| OidcError::Discovery(error_chain(&e)))?;
             *cached = Some((Instant::now(), metadata));
         }
-        let metadata = cached
+        cached
             .as_ref()
             .map(|(_, m)| m.clone())
-            .ok_or_else(|| OidcError::Discovery("no metadata".into()))?;
-        Ok(Client::from_provider_metadata(
-            metadata,
-            self.config.client_id.clone(),
-            self.config.client_secret.clone(),
-        )
-        .set_redirect_uri(self.redirect.clone()))
+            .ok_or_else(|| OidcError::Discovery("no metadata".into()))
     }
 
     /// Drops the cached metadata if it is older than `age`; whether it did.
@@ -393,6 +401,59 @@ impl Sso {
     }
 }
 
+impl Sso {
+    /// The provider's issuer URL.
+    pub fn issuer(&self) -> &str {
+        self.config.issuer.as_str()
+    }
+
+    /// The subject of an OAuth access token the provider issued for
+    /// `resource`: an RFC 9068 JWT (`typ` `at+jwt`, so that an ID token
+    /// is never taken for one) signed with one of the provider's published
+    /// keys by an asymmetric algorithm, from the configured issuer, whose
+    /// audience names `resource` (RFC 8707: a token meant for another
+    /// server does not open this one), and not expired.
+    pub async fn access_token_subject(
+        &self,
+        token: &str,
+        resource: &str,
+    ) -> Result<String, OidcError> {
+        use std::str::FromStr;
+        type AccessToken = openidconnect::IdToken<
+            ExtraClaims,
+            CoreGenderClaim,
+            CoreJweContentEncryptionAlgorithm,
+            CoreJwsSigningAlgorithm,
+        >;
+        let parsed =
+            AccessToken::from_str(token).map_err(|e| OidcError::AccessToken(e.to_string()))?;
+        let at_jwt = openidconnect::JsonWebTokenType::new("at+jwt".into())
+            .normalize()
+            .map_err(|e| OidcError::AccessToken(e.to_string()))?;
+        let check = |provider: &CoreProviderMetadata| {
+            let verifier = openidconnect::IdTokenVerifier::new_public_client(
+                ClientId::new(resource.to_string()),
+                self.config.issuer.clone(),
+                provider.jwks().clone(),
+            )
+            .set_allowed_algs(SIGNING_ALGORITHMS)
+            .set_allowed_jose_types([at_jwt.clone()]);
+            parsed
+                .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+                .map(|c| c.subject().as_str().to_string())
+        };
+        let subject = match check(&self.provider().await?) {
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) if self.forget_metadata_older_than(KEYS_REFETCH_AFTER).await => {
+                check(&self.provider().await?)
+            }
+            other => other,
+        };
+        subject.map_err(|e| OidcError::AccessToken(error_chain(&e)))
+    }
+}
+
 /// What checks the provider's ID tokens for `client`.
 fn verifier(client: &Client) -> openidconnect::IdTokenVerifier<'_, CoreJsonWebKey> {
     client
@@ -484,6 +545,7 @@ fn session_identity(name: String, role: Role, groups: Vec<String>) -> Identity {
         verifier: crate::identity::ScramVerifier::generate(&unusable, 4096),
         api_token_hash: None,
         mcp_token_hash: None,
+        mcp_oauth_subject: None,
         mcp_limits: Default::default(),
         slack_user: None,
         inbox_password_hash: None,

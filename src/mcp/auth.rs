@@ -4,6 +4,12 @@
 //! (RFC 9728 protected-resource metadata, `WWW-Authenticate` on 401) that
 //! let MCP clients discover what the endpoint expects.
 //!
+//! With single sign-on configured (`[inbox.oidc]`), the metadata names
+//! that OpenID provider as the authorization server, and access tokens it
+//! issues for this endpoint (RFC 9068 JWTs whose audience is the
+//! endpoint) are accepted for the identity whose `mcp_oauth_subject` is
+//! their `sub`. Airlock's own MCP tokens keep working beside them.
+//!
 //! There is no anonymous access: a request without a valid token never
 //! reaches a tool.
 
@@ -27,6 +33,35 @@ pub struct Gatekeeper {
     pub resource: String,
     /// Where the protected-resource metadata is served.
     pub metadata_url: String,
+    /// The inbox's OpenID provider, whose access tokens are accepted.
+    pub sso: Option<Arc<crate::inbox::oidc::Sso>>,
+}
+
+impl Gatekeeper {
+    /// The identity `token` proves, if any.
+    async fn identity(&self, token: &str) -> Option<Arc<Identity>> {
+        if let Some(identity) = self.identities.by_mcp_token(token) {
+            return Some(identity);
+        }
+        let sso = self.sso.as_ref()?;
+        // Only a JWT can be one of the provider's access tokens.
+        if token.split('.').count() != 3 {
+            return None;
+        }
+        match sso.access_token_subject(token, &self.resource).await {
+            Ok(subject) => {
+                let found = self.identities.by_mcp_oauth_subject(&subject);
+                if found.is_none() {
+                    tracing::warn!(subject = %subject, "MCP access token for a subject no [[identity]] mcp_oauth_subject names");
+                }
+                found
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "MCP access token refused");
+                None
+            }
+        }
+    }
 }
 
 /// The bearer token of an `Authorization` header, if it is one.
@@ -47,10 +82,12 @@ pub async fn require_token(
 ) -> Response {
     let header = request.headers().get(header::AUTHORIZATION);
     let presented = header.is_some();
-    let identity = header
-        .and_then(bearer)
-        .and_then(|token| keeper.identities.by_mcp_token(token))
-        .filter(|i| i.database_login);
+    let token = header.and_then(bearer).map(str::to_string);
+    let identity = match token {
+        Some(token) => keeper.identity(&token).await,
+        None => None,
+    }
+    .filter(|i| i.database_login);
     match identity {
         Some(identity) => {
             request.extensions_mut().insert(Agent(identity));
@@ -76,7 +113,11 @@ fn unauthorized(keeper: &Gatekeeper, presented: bool) -> Response {
     };
     let body = serde_json::json!({
         "error": if presented { "invalid_token" } else { "unauthorized" },
-        "error_description": "the MCP endpoint needs an Airlock MCP token: Authorization: Bearer <token> (see `airlock identity token --mcp`)",
+        "error_description": if keeper.sso.is_some() {
+            "the MCP endpoint needs an Airlock MCP token (see `airlock identity token --mcp`) or an access token for it from the authorization server in the resource metadata: Authorization: Bearer <token>"
+        } else {
+            "the MCP endpoint needs an Airlock MCP token: Authorization: Bearer <token> (see `airlock identity token --mcp`)"
+        },
     });
     let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
     if let Ok(value) = HeaderValue::from_str(&challenge) {
@@ -87,15 +128,16 @@ fn unauthorized(keeper: &Gatekeeper, presented: bool) -> Response {
     response
 }
 
-/// RFC 9728 protected-resource metadata. No authorization server is
-/// named: tokens are issued by `airlock identity token --mcp`, not by an
-/// OAuth flow.
+/// RFC 9728 protected-resource metadata: the inbox's OpenID provider as
+/// the authorization server when there is one; without it, none (tokens
+/// come from `airlock identity token --mcp`).
 pub async fn metadata(State(keeper): State<Arc<Gatekeeper>>) -> Response {
+    let servers: Vec<&str> = keeper.sso.iter().map(|s| s.issuer()).collect();
     axum::Json(serde_json::json!({
         "resource": keeper.resource,
         "resource_name": "Airlock database gateway",
         "bearer_methods_supported": ["header"],
-        "authorization_servers": [],
+        "authorization_servers": servers,
     }))
     .into_response()
 }

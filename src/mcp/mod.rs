@@ -37,6 +37,9 @@ pub struct Mcp {
     /// the database used when a call for it names none.
     pub mysql: Option<crate::proxy::mysql::upstream::UpstreamSettings>,
     pub mysql_default_database: String,
+    /// The inbox's OpenID provider, whose access tokens for this endpoint
+    /// are accepted (see [`auth`]).
+    pub sso: Option<Arc<crate::inbox::oidc::Sso>>,
     /// Databases no agent may use (the shared approval store's).
     pub reserved_databases: Vec<String>,
 }
@@ -79,6 +82,7 @@ pub async fn serve_http(
         identities: mcp.identities.clone(),
         resource: format!("{base}/mcp"),
         metadata_url: format!("{base}/.well-known/oauth-protected-resource/mcp"),
+        sso: mcp.sso.clone(),
     });
     let cancel = tokio_util::sync::CancellationToken::new();
     // Requests must name this endpoint as their host (DNS rebinding): the

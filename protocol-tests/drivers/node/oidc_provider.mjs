@@ -11,6 +11,15 @@
 //
 //   POST /__test/client?redirect_uri=<url>
 //
+// With `&resource=<url>` (the gateway's MCP endpoint) the provider also
+// issues OAuth access tokens for that resource (RFC 8707 resource
+// indicators; RFC 9068 JWTs, `typ` at+jwt) to two client-credentials
+// clients: `mcp-agent` (secret `mcp-agent-secret`) and `mcp-stranger`
+// (secret `mcp-stranger-secret`); their `sub` is their client id. The
+// resource `https://elsewhere.example/mcp` is served too, for tokens meant
+// for another server. `/__test/next?mode=…` alters the next access token
+// of a client-credentials grant as it does ID tokens.
+//
 // Other test controls:
 //
 //   POST /__test/next?user=<name>   the next login form completes itself
@@ -24,10 +33,12 @@
 //                                   wrong-audience, wrong-nonce (re-signed
 //                                   with the provider's own key), alg-none
 //                                   (unsigned), hs256 (signed with the
-//                                   client secret)
+//                                   client secret), typ-jwt (re-signed
+//                                   with the provider's key as a plain JWT,
+//                                   as an ID token would be)
 import http from 'node:http';
 import crypto from 'node:crypto';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const CLIENT_ID = 'airlock';
 const CLIENT_SECRET = 'airlock-test-client-secret';
@@ -73,7 +84,7 @@ function alter(token, mode) {
   switch (mode) {
     case 'tamper':
       payload.groups = ['db-approvers'];
-      payload.sub = 'alice-sub';
+      payload.sub = payload.sub === 'mcp-stranger' ? 'mcp-agent' : 'alice-sub';
       return `${b64(header)}.${b64(payload)}.${sig}`;
     case 'foreign-key':
       return sign(header, payload, foreignKey);
@@ -92,6 +103,8 @@ function alter(token, mode) {
     case 'wrong-nonce':
       payload.nonce = 'not-the-nonce';
       return sign(header, payload, privateKey);
+    case 'typ-jwt':
+      return sign({ ...header, typ: 'JWT' }, payload, privateKey);
     case 'alg-none':
       return `${b64({ alg: 'none', typ: 'JWT' })}.${b64(payload)}.`;
     case 'hs256': {
@@ -119,7 +132,17 @@ async function readForm(req) {
   return Object.fromEntries(new URLSearchParams(body));
 }
 
-function start(issuer, redirectUri) {
+const ELSEWHERE = 'https://elsewhere.example/mcp';
+
+function start(issuer, redirectUri, resource) {
+  const machines = resource ? ['mcp-agent', 'mcp-stranger'].map((id) => ({
+    client_id: id,
+    client_secret: `${id}-secret`,
+    redirect_uris: [],
+    response_types: [],
+    grant_types: ['client_credentials'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  })) : [];
   const p = new Provider(issuer, {
     clients: [{
       client_id: CLIENT_ID,
@@ -128,7 +151,7 @@ function start(issuer, redirectUri) {
       response_types: ['code'],
       grant_types: ['authorization_code'],
       token_endpoint_auth_method: 'client_secret_basic',
-    }],
+    }, ...machines],
     jwks: { keys: [jwk] },
     cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
     claims: {
@@ -142,7 +165,19 @@ function start(issuer, redirectUri) {
     // be told to put it there.
     conformIdTokenClaims: false,
     pkce: { required: () => true },
-    features: { devInteractions: { enabled: false } },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: !!resource },
+      resourceIndicators: {
+        enabled: !!resource,
+        defaultResource: () => undefined,
+        useGrantedResource: () => true,
+        async getResourceServerInfo(ctx, indicator) {
+          if (indicator !== resource && indicator !== ELSEWHERE) throw new errors.InvalidTarget();
+          return { scope: 'mcp', audience: indicator, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+        },
+      },
+    },
     // The account id is the person's subject (the provider's `sub`).
     async findAccount(ctx, sub) {
       const name = Object.keys(PEOPLE).find((n) => PEOPLE[n].sub === sub);
@@ -196,6 +231,10 @@ function start(issuer, redirectUri) {
       const mode = nextMode;
       nextMode = null;
       ctx.body = { ...ctx.body, id_token: alter(ctx.body.id_token, mode) };
+    } else if (ctx.path === '/token' && nextMode && ctx.body && ctx.body.access_token) {
+      const mode = nextMode;
+      nextMode = null;
+      ctx.body = { ...ctx.body, access_token: alter(ctx.body.access_token, mode) };
     }
   });
   return p;
@@ -205,7 +244,7 @@ const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, 'http://localhost');
   if (url.pathname === '/__test/client' && req.method === 'POST') {
     const { port } = server.address();
-    provider = start(`http://127.0.0.1:${port}`, url.searchParams.get('redirect_uri'));
+    provider = start(`http://127.0.0.1:${port}`, url.searchParams.get('redirect_uri'), url.searchParams.get('resource'));
     handle = provider.callback();
     res.end('ok');
     return;
