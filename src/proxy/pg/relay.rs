@@ -22,7 +22,9 @@
 //!
 //! Two loops rather than one `select!` because either side may block on a
 //! write (a client not reading a large result, a server not reading a large
-//! COPY) while the other direction must keep moving.
+//! COPY) while the other direction must keep moving. They share one task,
+//! and the queue between them wakes the back loop only when it has
+//! something to do that no upstream message will prompt (see [`queue`]).
 
 use super::codec::{
     backend, backend::Severity, write_out, Fields, FrameError, Message, MessageReader,
@@ -43,8 +45,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{ReadHalf, WriteHalf};
+use tokio::sync::watch;
 use tokio::sync::Notify;
-use tokio::sync::{mpsc, watch};
 
 /// Output is flushed when this much is buffered even if more input is
 /// waiting, so a long result streams instead of piling up in memory.
@@ -267,7 +269,7 @@ pub enum BackEnd {
 pub struct Front {
     pub reader: MessageReader<ReadHalf<Stream>>,
     pub upstream: WriteHalf<Stream>,
-    pub queue: mpsc::Sender<Pending>,
+    pub queue: QueueSender,
     pub gate: Arc<Gate>,
     pub session: SessionInfo,
     pub shutdown: watch::Receiver<bool>,
@@ -317,8 +319,162 @@ enum Step {
     },
 }
 
-pub fn queue() -> (mpsc::Sender<Pending>, mpsc::Receiver<Pending>) {
-    mpsc::channel(QUEUE_DEPTH)
+/// The ordered queue of [`Expect`]ations from the front loop to the back
+/// loop.
+///
+/// The back loop takes what is queued whenever it wakes anyway: for an
+/// upstream message, whose expectation is already here because the front
+/// loop queues each one before the frame it answers is written upstream.
+/// So queueing wakes the back loop only when it must act with no upstream
+/// message to come: Airlock's own answers ([`Expect::Inject`]), the end of
+/// the session, the front loop going away, and [`QueueSender::kick`]. A
+/// wake-up per message, as a channel gives, costs every statement a
+/// re-poll of the session's task and, on a multi-thread runtime, a futex
+/// wake of another worker.
+///
+/// Bounded: the front loop waits while [`QUEUE_DEPTH`] expectations are
+/// queued or taken and not yet answered.
+pub fn queue() -> (QueueSender, QueueReceiver) {
+    let shared = Arc::new(std::sync::Mutex::new(QueueState::default()));
+    (QueueSender(shared.clone()), QueueReceiver(shared))
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: VecDeque<Pending>,
+    /// Expectations the back loop took and has not answered yet.
+    backlog: usize,
+    /// Something the back loop must act on without upstream input.
+    signalled: bool,
+    front_closed: bool,
+    back_closed: bool,
+    back_waker: Option<std::task::Waker>,
+    front_waker: Option<std::task::Waker>,
+}
+
+type SharedQueue = Arc<std::sync::Mutex<QueueState>>;
+
+fn lock(q: &SharedQueue) -> std::sync::MutexGuard<'_, QueueState> {
+    q.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The front loop's end of [`queue`].
+pub struct QueueSender(SharedQueue);
+
+/// The back loop's end of [`queue`].
+pub struct QueueReceiver(SharedQueue);
+
+impl QueueSender {
+    /// Queues `pending`, waiting while the queue is full; `Err` when the
+    /// back loop is gone.
+    pub async fn send(&self, pending: Pending) -> Result<(), ()> {
+        let mut pending = Some(pending);
+        std::future::poll_fn(|cx| {
+            let mut state = lock(&self.0);
+            if state.back_closed {
+                return std::task::Poll::Ready(Err(()));
+            }
+            if state.items.len() + state.backlog >= QUEUE_DEPTH {
+                state.front_waker = Some(cx.waker().clone());
+                return std::task::Poll::Pending;
+            }
+            let Some(p) = pending.take() else {
+                return std::task::Poll::Ready(Ok(()));
+            };
+            let urgent = matches!(p.expect, Expect::Inject { .. } | Expect::End);
+            state.items.push_back(p);
+            let waker = if urgent {
+                state.signalled = true;
+                state.back_waker.take()
+            } else {
+                None
+            };
+            drop(state);
+            if let Some(w) = waker {
+                w.wake();
+            }
+            std::task::Poll::Ready(Ok(()))
+        })
+        .await
+    }
+
+    /// Makes the back loop take what is queued now, though no upstream
+    /// message may come for it (the rest of a segment the server skips).
+    pub fn kick(&self) {
+        let waker = {
+            let mut state = lock(&self.0);
+            state.signalled = true;
+            state.back_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl Drop for QueueSender {
+    fn drop(&mut self) {
+        let waker = {
+            let mut state = lock(&self.0);
+            state.front_closed = true;
+            state.signalled = true;
+            state.back_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl QueueReceiver {
+    /// Moves what is queued to the end of `pending`, and records how much
+    /// of it is still unanswered; false once the front loop is gone and
+    /// nothing is left to take.
+    pub fn take_into(&self, pending: &mut VecDeque<Pending>) -> bool {
+        let waker = {
+            let mut state = lock(&self.0);
+            pending.extend(state.items.drain(..));
+            state.backlog = pending.len();
+            state.signalled = false;
+            if state.backlog < QUEUE_DEPTH {
+                state.front_waker.take()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        !lock(&self.0).front_closed
+    }
+
+    /// Resolves when the back loop must take what is queued without
+    /// waiting for the upstream (see [`queue`]).
+    pub async fn signalled(&self) {
+        std::future::poll_fn(|cx| {
+            let mut state = lock(&self.0);
+            if state.signalled {
+                state.signalled = false;
+                return std::task::Poll::Ready(());
+            }
+            state.back_waker = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
+    }
+}
+
+impl Drop for QueueReceiver {
+    fn drop(&mut self) {
+        let waker = {
+            let mut state = lock(&self.0);
+            state.back_closed = true;
+            state.front_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
 }
 
 /// What the front loop must wait for before the next statement.
@@ -873,6 +1029,9 @@ impl Front {
                     // The answers we wait for follow a Sync already sent; what
                     // is buffered must reach the server for them to come.
                     write_out(&mut self.upstream, out).await.ok()?;
+                    // Answers the server skips (after an error) are
+                    // settled by the back loop without any message.
+                    self.queue.kick();
                     settled.await;
                 }
             }
@@ -1143,6 +1302,10 @@ impl Front {
             return false;
         }
         let target = self.progress.pushed.load(Ordering::Relaxed);
+        // A server skipping to Sync after an error answers none of what
+        // is queued, not even the Flush: the back loop must settle it
+        // without an upstream message.
+        self.queue.kick();
         let progress = self.progress.clone();
         loop {
             let idle = progress.idle.notified();
@@ -1475,7 +1638,7 @@ fn bind_names(body: &[u8]) -> Option<(&[u8], &[u8])> {
 pub struct Back {
     pub reader: MessageReader<ReadHalf<Stream>>,
     pub client: WriteHalf<Stream>,
-    pub queue: mpsc::Receiver<Pending>,
+    pub queue: QueueReceiver,
     pub masker: RowMasker,
     pub gate: Arc<Gate>,
     pub session: SessionInfo,
@@ -1625,6 +1788,9 @@ impl Back {
         let mut front_open = true;
         let mut taken = 0u64;
         loop {
+            let before = pending.len();
+            front_open = self.queue.take_into(&mut pending) && front_open;
+            taken += (pending.len() - before) as u64;
             if pending.is_empty() && self.progress.drained.load(Ordering::Relaxed) != taken {
                 self.progress.drained.store(taken, Ordering::Relaxed);
                 self.progress.idle.notify_waiters();
@@ -1673,20 +1839,16 @@ impl Back {
             }
             let msg = tokio::select! {
                 biased;
-                // Taking no more than QUEUE_DEPTH keeps the channel's bound
-                // real: beyond it the front loop waits to forward more.
-                expect = self.queue.recv(), if front_open && pending.len() < QUEUE_DEPTH => {
-                    match expect {
-                        Some(e) => {
-                            taken += 1;
-                            pending.push_back(e);
-                        }
-                        None => front_open = false,
-                    }
-                    continue;
-                }
+                // Airlock's own answers, the end, or a kick: taken at the
+                // top of the loop.
+                _ = self.queue.signalled(), if front_open => continue,
                 msg = self.reader.read() => msg,
             };
+            // The expectation for `msg` was queued before its frame went
+            // upstream: it is here now.
+            let before = pending.len();
+            front_open = self.queue.take_into(&mut pending) && front_open;
+            taken += (pending.len() - before) as u64;
             let msg = match msg {
                 Ok(m) => m,
                 Err(e) => {
