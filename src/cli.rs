@@ -1220,6 +1220,7 @@ fn serve_mode(args: ServeArgs, stdio_token: Option<String>) -> ExitCode {
     };
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.server.workers)
         .enable_all()
         .build()
     {

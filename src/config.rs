@@ -287,6 +287,19 @@ pub struct ServerConfig {
     /// How long a client may take to log in.
     pub startup_timeout_secs: u64,
     pub max_connections: usize,
+    /// Threads that run sessions.
+    pub workers: usize,
+}
+
+/// The default for `[server] workers`: one on a host of two cores or
+/// fewer, where the clients and often the database share the cores and a
+/// second worker mostly wakes and steals from the first (a futex wake and
+/// a context switch per statement, measured); else one per core.
+pub fn default_workers() -> usize {
+    match std::thread::available_parallelism().map_or(1, usize::from) {
+        n if n <= 2 => 1,
+        n => n,
+    }
 }
 
 /// The chained audit log (`[audit]`).
@@ -561,6 +574,7 @@ struct RawServer {
     shutdown_timeout_secs: Option<u64>,
     startup_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    workers: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1229,9 +1243,13 @@ fn validate(raw: RawConfig, blame: &dyn Fn(&str) -> String) -> Result<Config, Co
         shutdown_timeout_secs: raw.server.shutdown_timeout_secs.unwrap_or(30),
         startup_timeout_secs: raw.server.startup_timeout_secs.unwrap_or(60),
         max_connections: raw.server.max_connections.unwrap_or(1000),
+        workers: raw.server.workers.unwrap_or_else(default_workers),
     };
     if server.max_connections == 0 {
         return Err(err("server.max_connections", "must be at least 1".into()));
+    }
+    if server.workers == 0 || server.workers > 1024 {
+        return Err(err("server.workers", "must be between 1 and 1024".into()));
     }
 
     let state_dir: PathBuf = raw.state_dir.unwrap_or_else(|| "var".into());
@@ -1835,6 +1853,18 @@ mod tests {
 
     fn oidc(extra: &str) -> String {
         format!("[inbox.oidc]\nissuer = \"https://idp.example\"\nclient_id = \"airlock\"\n{extra}")
+    }
+
+    #[test]
+    fn workers_are_sized_to_the_host_unless_set() {
+        assert_eq!(load("").unwrap().server.workers, default_workers());
+        assert_eq!(load("[server]\nworkers = 3\n").unwrap().server.workers, 3);
+        for bad in ["0", "5000"] {
+            let e = load(&format!("[server]\nworkers = {bad}\n")).unwrap_err();
+            assert!(e.contains("key `server.workers`"), "{e}");
+        }
+        let e = load("[server]\nworkers = \"many\"\n").unwrap_err();
+        assert!(e.contains("workers"), "{e}");
     }
 
     #[test]
