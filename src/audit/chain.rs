@@ -98,9 +98,53 @@ pub fn signed_message(domain: &[u8], record: &Map<String, Value>) -> Vec<u8> {
 /// Completes `record` (which already has `v` and `prev`) with its hash and
 /// returns the line to write (without the newline) and the hash.
 pub fn seal(prev: &Hash, record: &mut Map<String, Value>) -> (Vec<u8>, Hash) {
-    let hash = record_hash(prev, &canonical(record));
-    record.insert("hash".into(), Value::String(hex(&hash)));
-    let line = serde_json::to_vec(&*record).expect("a JSON map serializes");
+    record.remove("hash");
+    // Serialized once: the line is the canonical bytes with `"hash":"…"`
+    // spliced in where the sorted keys put it.
+    let mut canonical = Vec::with_capacity(256);
+    canonical.push(b'{');
+    let mut at = None;
+    for (i, (key, value)) in record.iter().enumerate() {
+        if at.is_none() && key.as_str() > "hash" {
+            at = Some((canonical.len(), i == 0));
+        }
+        if i > 0 {
+            canonical.push(b',');
+        }
+        serde_json::to_writer(&mut canonical, key).expect("a string serializes");
+        canonical.push(b':');
+        serde_json::to_writer(&mut canonical, value).expect("a JSON value serializes");
+    }
+    let (at, first) = at.unwrap_or((canonical.len(), record.is_empty()));
+    canonical.push(b'}');
+    let hash = record_hash(prev, &canonical);
+    let hex_hash = hex(&hash);
+    let mut line = Vec::with_capacity(canonical.len() + 76);
+    line.extend_from_slice(&canonical[..at]);
+    // Before a later key, the splice brings its own comma; after the last
+    // key (or into an empty object) it takes one from what precedes it.
+    let before_later_key = at < canonical.len() - 1;
+    if before_later_key && !first {
+        // `at` points at the comma before the later key.
+        line.extend_from_slice(b",\"hash\":\"");
+        line.extend_from_slice(hex_hash.as_bytes());
+        line.push(b'"');
+        line.extend_from_slice(&canonical[at..]);
+    } else if before_later_key {
+        // The later key is the first one: no comma precedes it.
+        line.extend_from_slice(b"\"hash\":\"");
+        line.extend_from_slice(hex_hash.as_bytes());
+        line.extend_from_slice(b"\",");
+        line.extend_from_slice(&canonical[at..]);
+    } else {
+        if !first {
+            line.push(b',');
+        }
+        line.extend_from_slice(b"\"hash\":\"");
+        line.extend_from_slice(hex_hash.as_bytes());
+        line.extend_from_slice(b"\"}");
+    }
+    record.insert("hash".into(), Value::String(hex_hash));
     (line, hash)
 }
 
@@ -130,12 +174,30 @@ pub fn timestamp(since_epoch: std::time::Duration) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    if !(0..=9999).contains(&year) {
+        return format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            rem / 3600,
+            (rem / 60) % 60,
+            rem % 60
+        );
+    }
+    // Written digit by digit: this runs for every record.
+    let mut out = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year as u64);
+    put(5, 2, month as u64);
+    put(8, 2, day as u64);
+    put(11, 2, (rem / 3600) as u64);
+    put(14, 2, ((rem / 60) % 60) as u64);
+    put(17, 2, (rem % 60) as u64);
+    put(20, 6, u64::from(micros));
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -158,6 +220,34 @@ mod tests {
         assert_eq!(record_hash(&GENESIS, &canonical(&parsed)), hash);
         assert_eq!(serde_json::to_vec(&Value::Object(parsed)).unwrap(), line);
         assert_ne!(record_hash(&[1; 32], &canonical(&record)), hash);
+    }
+
+    #[test]
+    fn a_sealed_line_is_the_records_own_serialization() {
+        let cases: [&[(&str, Value)]; 5] = [
+            &[],
+            &[("a", Value::from(1))],
+            &[("z", Value::from("x"))],
+            &[
+                ("a", Value::from(1)),
+                ("kind", Value::from("s")),
+                ("v", Value::from(2)),
+            ],
+            &[
+                ("ha", Value::from(1)),
+                ("hash", Value::from("stale")),
+                ("hb", Value::from(2)),
+            ],
+        ];
+        for fields in cases {
+            let mut record: Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            let (line, hash) = seal(&GENESIS, &mut record);
+            assert_eq!(line, serde_json::to_vec(&record).unwrap(), "{record:?}");
+            assert_eq!(record_hash(&GENESIS, &canonical(&record)), hash);
+        }
     }
 
     #[test]

@@ -303,6 +303,7 @@ impl AuditLog {
             last_checkpoint: Instant::now(),
             last_sync: Instant::now(),
             sync_requested: false,
+            syncer_idle: false,
             pending: Vec::with_capacity(64 * 1024),
             lost: 0,
             closed: false,
@@ -387,7 +388,7 @@ impl AuditLog {
             w.checkpoint(false);
             written = self.shared.write(&mut w);
         }
-        if w.settings.fsync == Fsync::Always {
+        if w.settings.fsync == Fsync::Always || std::mem::take(&mut w.syncer_idle) {
             self.shared.wake.notify_one();
         }
         written.then_some(seq)
@@ -412,6 +413,9 @@ impl AuditLog {
         }
         if w.pending.len() >= DEFERRED_BYTES {
             self.shared.write(&mut w);
+        }
+        if std::mem::take(&mut w.syncer_idle) {
+            self.shared.wake.notify_one();
         }
         crate::metrics::get().audit_backlog(w.pending.len());
         Some(seq)
@@ -580,12 +584,20 @@ impl Shared {
                     w.sync_requested = false;
                     break (w.syncing.clone(), w.written_seq);
                 }
-                // Appends do not wake this thread (with `batch`): it looks
-                // again each window, so nothing written waits longer.
-                let wait = if dirty || !w.pending.is_empty() {
+                // Appends do not wake this thread (with `batch`) while it
+                // has work: it looks again each window, so nothing written
+                // waits longer. With nothing to do it sleeps until the
+                // next record wakes it (or a time-based checkpoint is
+                // due), rather than waking every window on an idle gateway.
+                let busy = dirty || !w.pending.is_empty();
+                w.syncer_idle = !busy;
+                let wait = if busy {
                     window.saturating_sub(w.last_sync.elapsed())
+                } else if w.since_checkpoint > 0 {
+                    Duration::from_secs(w.settings.checkpoint_secs)
+                        .saturating_sub(w.last_checkpoint.elapsed())
                 } else {
-                    window
+                    Duration::from_secs(3600)
                 };
                 w = self
                     .wake
@@ -631,6 +643,9 @@ struct Writer {
     last_checkpoint: Instant,
     last_sync: Instant,
     sync_requested: bool,
+    /// The syncing thread sleeps with nothing to do until woken: the next
+    /// record must wake it (once, not every record).
+    syncer_idle: bool,
     /// Sealed lines not yet in the file.
     pending: Vec<u8>,
     /// Records refused while the backlog was full.
