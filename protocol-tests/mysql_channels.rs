@@ -234,3 +234,97 @@ fn warnings_wide_character_sets_and_numbers_are_masked_in_both_protocols() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Decodes every coordinate of the GEOMETRY values a query returns, with
+/// PyMySQL in the text protocol and mysql-connector in the binary one:
+/// prints one float per line.
+const GEOMETRY_READER: &str = r#"
+import struct, sys
+host, port, user, password, db, how, sql = sys.argv[1:8]
+
+def coordinates(v, at, out):
+    little = v[at] == 1
+    e = "<" if little else ">"
+    kind, = struct.unpack_from(e + "I", v, at + 1)
+    at += 5
+    def n():
+        nonlocal at
+        x, = struct.unpack_from(e + "I", v, at)
+        at += 4
+        return x
+    def points(k):
+        nonlocal at
+        for _ in range(2 * k):
+            out.append(struct.unpack_from(e + "d", v, at)[0])
+            at += 8
+    if kind == 1:
+        points(1)
+    elif kind == 2:
+        points(n())
+    elif kind == 3:
+        for _ in range(n()):
+            points(n())
+    else:
+        for _ in range(n()):
+            at = coordinates(v, at, out)
+    return at
+
+if how == "binary":
+    import mysql.connector
+    conn = mysql.connector.connect(host=host, port=int(port), user=user, password=password,
+                                   database=db, use_pure=True)
+    cur = conn.cursor(prepared=True)
+else:
+    import pymysql
+    conn = pymysql.connect(host=host, port=int(port), user=user, password=password, database=db)
+    cur = conn.cursor()
+cur.execute(sql)
+for row in cur.fetchall():
+    for v in row:
+        if v is None:
+            print("NULL")
+            continue
+        out = []
+        coordinates(bytes(v), 4, out)
+        for x in out:
+            print(repr(x))
+"#;
+
+#[test]
+fn geometry_coordinates_are_masked_in_both_protocols() {
+    let db = payments_db("chan_geo");
+    let gateway = masking_gateway();
+    let sql = "SELECT POINT(card, 0), \
+               ST_GeomFromText(CONCAT('LINESTRING(1 2, ', card, ' 4)')), \
+               ST_GeomFromText(CONCAT('GEOMETRYCOLLECTION(POINT(1 1), POLYGON((0 0, ', card, ' 0, 0 1, 0 0)))')) \
+               FROM payments";
+    let read = |login: &Login, how: &str| {
+        let (host, port) = login.addr.rsplit_once(':').unwrap();
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(GEOMETRY_READER)
+            .args([host, port, login.user, login.password, &db.name, how, sql])
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for how in ["text", "binary"] {
+        let seen = read(&direct(), how);
+        assert!(
+            seen.contains("4111111111111111.0"),
+            "directly ({how}): {seen}"
+        );
+        let masked = read(&agent(&gateway), how);
+        assert!(!masked.contains("4111111111111111"), "{how}: {masked}");
+        // The other coordinates are the server's.
+        assert!(
+            masked.contains("\n2.0\n") && masked.contains("\n4.0\n"),
+            "{how}: {masked}"
+        );
+    }
+}

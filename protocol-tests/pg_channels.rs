@@ -266,6 +266,9 @@ fn typed_statements() -> Vec<String> {
         "SELECT ARRAY[card::float8], ARRAY[card::numeric::money] FROM payments",
         "SELECT 'calm'::mood, ROW(id, 'busy'::mood, card) FROM payments",
         "SELECT card::bit(64), card::bit(64)::varbit FROM payments",
+        // Geometric values: float8 coordinates.
+        "SELECT point(card, 0), box(point(card, 1), point(2, 3)), circle(point(card, 0), 2) FROM payments",
+        "SELECT lseg(point(0, card), point(1, 1)), path(polygon(box(point(card, 1), point(2, 3)))), polygon(box(point(card, 1), point(2, 3))) FROM payments",
         // UTF-16 text built as bytes.
         "SELECT decode(regexp_replace(encode(convert_to(email, 'UTF8'), 'hex'), '(..)', '00\\1', 'g'), 'hex') FROM payments",
     ]

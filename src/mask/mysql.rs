@@ -185,6 +185,8 @@ enum Class {
     },
     /// BIT(n): up to eight bytes, a big-endian number.
     Bit,
+    /// GEOMETRY: an SRID and WKB, whose coordinates are doubles.
+    Geometry,
     /// A type Airlock does not know.
     Other,
 }
@@ -248,8 +250,9 @@ fn plan_of(column: &MysqlColumn) -> Plan {
         TIME => (Class::Skip, Layout::Temporal(&[0, 8, 12])),
         // BIT(64) holds a card as a big-endian number.
         BIT => (Class::Bit, Layout::LenEnc),
-        // - GEOMETRY: WKB (an SRID and doubles), never text.
-        GEOMETRY => (Class::Skip, Layout::LenEnc),
+        // GEOMETRY: an SRID and WKB; `POINT(card, 0)` carries the card
+        // as a coordinate.
+        GEOMETRY => (Class::Geometry, Layout::LenEnc),
         // - NULL: has no value.
         NULL => (Class::Skip, Layout::Empty),
         // NEWDATE and the *2 temporal types are server-internal; VECTOR and
@@ -612,6 +615,7 @@ fn mask_text_encoded(
         Class::Decimal => fit_decimal(mask_number_forms(engine, value, scratch, tally), value),
         Class::Float { .. } => mask_number_forms(engine, value, scratch, tally),
         Class::Bit => mask_bit(engine, value, scratch, tally),
+        Class::Geometry => mask_geometry(engine, value, scratch, tally),
         Class::Other => {
             let numeric = !value.is_empty()
                 && value
@@ -748,6 +752,104 @@ fn mask_float_binary(
         }
         Some(other) => other,
         None => Masked::Null,
+    }
+}
+
+/// A GEOMETRY value (the same bytes in both protocols): a four-byte SRID,
+/// then WKB. Every coordinate is a double and is masked as a DOUBLE
+/// column's value is, in the byte order its geometry names; WKB that does
+/// not parse to its last byte fails closed (NULL).
+fn mask_geometry(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let mut coordinates = Vec::new();
+    let parsed = value.len() >= 4 && {
+        let mut at = 4;
+        wkb_coordinates(value, &mut at, 0, &mut coordinates) && at == value.len()
+    };
+    if !parsed {
+        return if value.is_empty() {
+            Masked::Unchanged
+        } else {
+            Masked::Null
+        };
+    }
+    let mut out: Option<Vec<u8>> = None;
+    for (at, little) in coordinates {
+        let mut bytes: [u8; 8] = value[at..at + 8].try_into().expect("eight bytes");
+        if !little {
+            bytes.reverse();
+        }
+        match mask_float_binary(engine, &bytes, 8, scratch, tally) {
+            Masked::Unchanged => {}
+            Masked::Replaced(v) if v.len() == 8 => {
+                let mut v: [u8; 8] = v.try_into().expect("eight bytes");
+                if !little {
+                    v.reverse();
+                }
+                out.get_or_insert_with(|| value.to_vec())[at..at + 8].copy_from_slice(&v);
+            }
+            _ => return Masked::Null,
+        }
+    }
+    out.map_or(Masked::Unchanged, Masked::Replaced)
+}
+
+/// Walks one WKB geometry at `at`, noting where each coordinate is and
+/// its byte order; false when the bytes are not WKB. Collections nest a
+/// few levels at most.
+fn wkb_coordinates(wkb: &[u8], at: &mut usize, depth: usize, out: &mut Vec<(usize, bool)>) -> bool {
+    if depth > 8 {
+        return false;
+    }
+    let little = match wkb.get(*at) {
+        Some(1) => true,
+        Some(0) => false,
+        _ => return false,
+    };
+    *at += 1;
+    let u32_at = |at: &mut usize| -> Option<usize> {
+        let b: [u8; 4] = wkb.get(*at..*at + 4)?.try_into().ok()?;
+        *at += 4;
+        Some(if little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        } as usize)
+    };
+    let Some(kind) = u32_at(at) else {
+        return false;
+    };
+    let points = |at: &mut usize, n: usize, out: &mut Vec<(usize, bool)>| -> bool {
+        let Some(end) = n.checked_mul(16).and_then(|b| b.checked_add(*at)) else {
+            return false;
+        };
+        if end > wkb.len() {
+            return false;
+        }
+        for k in 0..n * 2 {
+            out.push((*at + 8 * k, little));
+        }
+        *at = end;
+        true
+    };
+    match kind {
+        1 => points(at, 1, out),
+        2 => u32_at(at).is_some_and(|n| points(at, n, out)),
+        3 => match u32_at(at) {
+            Some(rings) if rings <= wkb.len() => {
+                (0..rings).all(|_| u32_at(at).is_some_and(|n| points(at, n, out)))
+            }
+            _ => false,
+        },
+        4..=7 => match u32_at(at) {
+            Some(n) if n <= wkb.len() => (0..n).all(|_| wkb_coordinates(wkb, at, depth + 1, out)),
+            _ => false,
+        },
+        _ => false,
     }
 }
 

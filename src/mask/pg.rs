@@ -48,6 +48,9 @@ enum Class {
     Range(u32),
     /// A multirange of the range type named.
     Multirange(u32),
+    /// The geometric types (point, lseg, path, box, polygon, line,
+    /// circle): float8 coordinates, in text as numbers in brackets.
+    Geometric,
     /// A type Airlock does not know (extensions, domains, enums, table row
     /// types): read by what its bytes can be, failing closed.
     Other,
@@ -93,6 +96,7 @@ fn class_of(oid: u32) -> Class {
         4534 => Class::Multirange(3910),
         4535 => Class::Multirange(3912),
         4536 => Class::Multirange(3926),
+        600 | 601 | 602 | 603 | 604 | 628 | 718 => Class::Geometric,
         _ => Class::Other,
     }
 }
@@ -599,6 +603,7 @@ fn mask_value(
                 };
                 mask_text_composite(engine, element, value, scratch, tally)
             }
+            Class::Geometric => mask_geometric_text(engine, value, scratch, tally),
             Class::Record | Class::Other => mask_by_content(engine, value, scratch, tally),
         };
     }
@@ -631,8 +636,106 @@ fn mask_value(
         Class::Record => mask_record_binary(engine, value, scratch, tally),
         Class::Range(element) => mask_range_binary(engine, element, value, scratch, tally),
         Class::Multirange(range) => mask_multirange_binary(engine, range, value, scratch, tally),
+        Class::Geometric => mask_geometric_binary(engine, oid, value, scratch, tally),
         Class::Other => guess_binary(engine, value, scratch, tally),
     }
+}
+
+/// A geometric value in text (`(4.1e+15,0)`, `((1,2),(3,4))`,
+/// `<(1,2),3>`, `{1,2,3}`): each number in it is masked by what it stands
+/// for, as a float8 column's value is (a card cast to a coordinate is
+/// still a card).
+fn mask_geometric_text(
+    engine: &Masker,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let is_number_byte =
+        |b: u8| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-');
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < value.len() {
+        let starts = is_number_byte(value[i])
+            && !matches!(value[i], b'e' | b'E')
+            && (i == 0 || matches!(value[i - 1], b'(' | b'[' | b'{' | b'<' | b',' | b' '));
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let end = value[i..]
+            .iter()
+            .position(|&b| !is_number_byte(b))
+            .map_or(value.len(), |n| i + n);
+        if let Masked::Replaced(v) = mask_number_forms(engine, &value[i..end], scratch, tally) {
+            let o = out.get_or_insert_with(|| Vec::with_capacity(value.len() + 16));
+            o.extend_from_slice(&value[copied..i]);
+            o.extend_from_slice(&v);
+            copied = end;
+        } else if !is_number_text(&value[i..end]) {
+            // Not a number where a geometric value has only numbers: read
+            // the whole value as one of unknown type.
+            return mask_by_content(engine, value, scratch, tally);
+        }
+        i = end;
+    }
+    match out {
+        Some(mut o) => {
+            o.extend_from_slice(&value[copied..]);
+            Masked::Replaced(o)
+        }
+        None => Masked::Unchanged,
+    }
+}
+
+/// A geometric value in binary: float8 coordinates at places its type
+/// fixes (a path and a polygon count their points first), each masked as
+/// a float8 is. A value whose length does not add up fails closed (NULL).
+fn mask_geometric_binary(
+    engine: &Masker,
+    oid: u32,
+    value: &[u8],
+    scratch: &mut Scratch,
+    tally: &mut Tally,
+) -> Masked {
+    let count_at = |at: usize| {
+        value
+            .get(at..at + 4)
+            .map(|b| i32::from_be_bytes(b.try_into().expect("four bytes")))
+            .filter(|n| *n >= 0)
+            .map(|n| n as usize)
+    };
+    // (where the doubles start, how many there are)
+    let layout = match oid {
+        600 => Some((0, 2)),
+        601 | 603 => Some((0, 4)),
+        628 | 718 => Some((0, 3)),
+        // path: closed flag, point count, points.
+        602 => count_at(1).map(|n| (5, n.saturating_mul(2))),
+        // polygon: point count, points.
+        604 => count_at(0).map(|n| (4, n.saturating_mul(2))),
+        _ => None,
+    };
+    let Some((start, doubles)) = layout.filter(|(start, n)| {
+        n.checked_mul(8).and_then(|b| b.checked_add(*start)) == Some(value.len())
+    }) else {
+        // Coordinates Airlock cannot find may be anything: none pass.
+        return Masked::Null;
+    };
+    let mut out: Option<Vec<u8>> = None;
+    for k in 0..doubles {
+        let at = start + 8 * k;
+        match mask_float_binary(engine, &value[at..at + 8], 8, scratch, tally) {
+            Masked::Replaced(v) if v.len() == 8 => {
+                out.get_or_insert_with(|| value.to_vec())[at..at + 8].copy_from_slice(&v);
+            }
+            Masked::Unchanged => {}
+            // A coordinate that cannot be written back: the whole value goes.
+            _ => return Masked::Null,
+        }
+    }
+    out.map_or(Masked::Unchanged, Masked::Replaced)
 }
 
 /// The element type of the array types Airlock knows.

@@ -1005,3 +1005,64 @@ fn tracked_session_state_values_are_masked_and_the_layout_kept() {
     // State that cannot be read is dropped, never passed unscanned.
     assert_eq!(m.mask_session_state(&[0, 200, 1]), Some(Vec::new()));
 }
+
+#[test]
+fn geometry_coordinates_are_masked_in_both_byte_orders() {
+    let card = 4111111111111111f64;
+    let mut m = MysqlRowMasker::new(engine(Strategy::Redact));
+    m.set_columns(&[
+        col("g", GEOMETRY, 63, 0),
+        col("h", GEOMETRY, 63, 0),
+        col("bad", GEOMETRY, 63, 0),
+    ]);
+    // SRID 0, POINT(card 2) little-endian; LINESTRING big-endian in a
+    // GEOMETRYCOLLECTION.
+    let mut point = vec![0, 0, 0, 0, 1, 1, 0, 0, 0];
+    point.extend_from_slice(&card.to_le_bytes());
+    point.extend_from_slice(&2f64.to_le_bytes());
+    let mut collection = vec![0, 0, 0, 0, 1, 7, 0, 0, 0, 1, 0, 0, 0];
+    collection.extend_from_slice(&[0, 0, 0, 0, 2, 0, 0, 0, 2]);
+    for x in [1.0, 2.0, card, 4.0] {
+        collection.extend_from_slice(&f64::to_be_bytes(x));
+    }
+    let bad = vec![0, 0, 0, 0, 1, 1, 0, 0, 0, 1];
+    let RowOutcome::Rewritten(out) =
+        m.mask_text_row(&text_row(&[Some(&point), Some(&collection), Some(&bad)]))
+    else {
+        panic!("nothing masked")
+    };
+    let values = text_values_of(&out);
+    let p = values[0].as_ref().unwrap();
+    assert_eq!(p.len(), 25);
+    assert_ne!(f64::from_le_bytes(p[9..17].try_into().unwrap()), card);
+    assert_eq!(f64::from_le_bytes(p[17..25].try_into().unwrap()), 2.0);
+    let c = values[1].as_ref().unwrap();
+    assert_ne!(f64::from_be_bytes(c[38..46].try_into().unwrap()), card);
+    assert_eq!(f64::from_be_bytes(c[22..30].try_into().unwrap()), 1.0);
+    assert_eq!(values[2], None, "WKB that does not parse fails closed");
+    // A geometry holding no one's number passes unchanged.
+    let mut plain = vec![0, 0, 0, 0, 1, 1, 0, 0, 0];
+    plain.extend_from_slice(&1.5f64.to_le_bytes());
+    plain.extend_from_slice(&2f64.to_le_bytes());
+    m.set_columns(&[col("g", GEOMETRY, 63, 0)]);
+    assert_eq!(
+        m.mask_text_row(&text_row(&[Some(&plain)])),
+        RowOutcome::Unchanged
+    );
+}
+
+/// The values of a text-protocol row payload, raw.
+fn text_values_of(row: &[u8]) -> Vec<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < row.len() {
+        if row[at] == NULL_VALUE {
+            out.push(None);
+            at += 1;
+            continue;
+        }
+        let range = lenenc_str(row, &mut at).expect("a length-encoded value");
+        out.push(Some(row[range].to_vec()));
+    }
+    out
+}

@@ -501,3 +501,72 @@ fn only_single_numbers_are_read_as_numbers() {
         assert!(!super::is_number_text(no.as_bytes()), "{no}");
     }
 }
+
+#[test]
+fn geometric_coordinates_are_masked_in_text_and_binary() {
+    let card = 4111111111111111f64;
+    let mut m = RowMasker::new(engine(Strategy::Redact));
+    // point, box, polygon and circle in text; point, lseg, path and polygon in binary.
+    m.set_columns(&[
+        col("p", 600, 0),
+        col("b", 603, 0),
+        col("poly", 604, 0),
+        col("c", 718, 0),
+    ]);
+    let RowOutcome::Rewritten(frame) = m.mask_row(&row(&[
+        Some(b"(4.111111111111111e+15,0)"),
+        Some(b"(4.111111111111111e+15,2),(1,1.5)"),
+        Some(b"((0,0),(4111111111111111,1))"),
+        Some(b"<(4.111111111111111e+15,2),3>"),
+    ])) else {
+        panic!("nothing masked")
+    };
+    for v in values(&frame) {
+        let v = String::from_utf8(v.unwrap()).unwrap();
+        assert!(
+            !v.contains("4.111111111111111e+15") && !v.contains("4111111111111111"),
+            "{v}"
+        );
+    }
+    let doubles = |xs: &[f64]| xs.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+    let point = doubles(&[card, 2.0]);
+    let lseg = doubles(&[1.0, card, 3.0, 4.0]);
+    let mut path = vec![1u8];
+    path.extend_from_slice(&2i32.to_be_bytes());
+    path.extend_from_slice(&doubles(&[1.0, 2.0, card, 4.0]));
+    let mut polygon = 1i32.to_be_bytes().to_vec();
+    polygon.extend_from_slice(&doubles(&[card, 0.5]));
+    m.set_columns(&[
+        col("p", 600, 1),
+        col("l", 601, 1),
+        col("path", 602, 1),
+        col("poly", 604, 1),
+        col("bad", 600, 1),
+    ]);
+    let RowOutcome::Rewritten(frame) = m.mask_row(&row(&[
+        Some(&point),
+        Some(&lseg),
+        Some(&path),
+        Some(&polygon),
+        Some(&[1, 2, 3]),
+    ])) else {
+        panic!("nothing masked")
+    };
+    let v = values(&frame);
+    let f = |b: &[u8], at: usize| f64::from_be_bytes(b[at..at + 8].try_into().unwrap());
+    let p = v[0].as_ref().unwrap();
+    assert_eq!((p.len(), f(p, 8)), (16, 2.0), "the other coordinate stays");
+    assert_ne!(f(p, 0), card);
+    assert_ne!(f(v[1].as_ref().unwrap(), 8), card);
+    let path = v[2].as_ref().unwrap();
+    assert_eq!((path.len(), f(path, 5)), (37, 1.0));
+    assert_ne!(f(path, 21), card);
+    assert_ne!(f(v[3].as_ref().unwrap(), 4), card);
+    assert_eq!(v[4], None, "a value that is no point fails closed");
+    // Coordinates that are no one's card pass unchanged.
+    m.set_columns(&[col("p", 600, 1), col("t", 600, 0)]);
+    assert_eq!(
+        m.mask_row(&row(&[Some(&doubles(&[1.5, -2.25])), Some(b"(1.5,-2.25)")])),
+        RowOutcome::Unchanged
+    );
+}
