@@ -355,6 +355,15 @@ fn finds_values_inside_base64_and_hex() {
     // Twice encoded.
     let twice = STANDARD.encode(crate::hex::encode(b"jane@example.org"));
     assert_eq!(one(&twice).1, twice);
+    // Padded runs without a single digit, which the digit pass never sees.
+    for value in ["jane@example.com", "lisa@example.com"] {
+        let encoded = STANDARD.encode(value);
+        assert!(
+            encoded.ends_with('=') && !encoded.bytes().any(|b| b.is_ascii_digit()),
+            "{encoded}"
+        );
+        assert_eq!(one(&format!("v: {encoded}")), ("email", encoded.clone()));
+    }
 }
 
 #[test]
