@@ -673,6 +673,7 @@ impl Scanner {
         let mut i = 0;
         // Encoded runs already tried end here: each is decoded once.
         let mut decoded_to = 0;
+        let mut base64_tried = [0, 0];
         while let Some(p) = find_digit(text, i) {
             let mut ws = p;
             while ws > i && text[ws - 1].is_ascii_alphanumeric() {
@@ -685,7 +686,9 @@ impl Scanner {
             }
             i = p + alnum_len(&text[p..]);
             if depth < MAX_DECODE_DEPTH && ws >= decoded_to && i - ws >= encoded::MIN_RUN / 2 {
-                if let Some((rs, re, decoded)) = encoded::decode_around(text, ws, i) {
+                if let Some((rs, re, decoded)) =
+                    encoded::decode_around(text, ws, i, &mut base64_tried)
+                {
                     decoded_to = re;
                     if let Some(f) = self.inside_encoding(&decoded, rs, re, depth) {
                         out.push(f);
@@ -718,7 +721,8 @@ impl Scanner {
             if run.len() < encoded::MIN_RUN || run.iter().any(u8::is_ascii_digit) {
                 continue;
             }
-            if let Some((rs, re, decoded)) = encoded::decode_around(text, at - 1, at) {
+            let mut tried = [0, 0];
+            if let Some((rs, re, decoded)) = encoded::decode_around(text, at - 1, at, &mut tried) {
                 done_to = re;
                 if let Some(f) = self.inside_encoding(&decoded, rs, re, depth) {
                     out.push(f);

@@ -29,20 +29,37 @@ const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, CONFIG
 
 /// An encoded run around the word `ws..we`: its bounds and its decoded
 /// bytes, when they are text.
-pub(super) fn decode_around(text: &[u8], ws: usize, we: usize) -> Option<(usize, usize, Vec<u8>)> {
+///
+/// `tried` is where the base64 runs already tried in this text end, in
+/// the standard and the URL-safe alphabet: every word inside one lies in
+/// the same run of that alphabet and reads the same, so it is not tried
+/// again. (A value of many words joined by `-` — `83868641912-2877397283…`
+/// — is one URL-safe run; trying it for each word made the scan quadratic
+/// in its length.)
+pub(super) fn decode_around(
+    text: &[u8],
+    ws: usize,
+    we: usize,
+    tried: &mut [usize; 2],
+) -> Option<(usize, usize, Vec<u8>)> {
     if let Some(decoded) = hex_text(&text[ws..we]) {
         return Some((ws, we, decoded));
     }
-    // The run under each alphabet; the longer reading is tried first, so
-    // that a URL-safe run is not cut at its first `-` or `_`.
-    let mut runs = [
-        run_bounds(text, ws, we, false),
-        run_bounds(text, ws, we, true),
-    ];
-    if runs[1].1 - runs[1].0 > runs[0].1 - runs[0].0 {
+    // The run under each alphabet not tried yet; the longer reading is
+    // tried first, so that a URL-safe run is not cut at its first `-`.
+    let mut runs: [Option<(usize, usize, usize, bool)>; 2] = [None, None];
+    for (k, url) in [(0, false), (1, true)] {
+        if ws >= tried[k] {
+            let run = run_bounds(text, ws, we, url);
+            tried[k] = run.2;
+            runs[k] = Some(run);
+        }
+    }
+    let len = |r: &Option<(usize, usize, usize, bool)>| r.map_or(0, |(rs, end, _, _)| end - rs);
+    if len(&runs[1]) > len(&runs[0]) {
         runs.swap(0, 1);
     }
-    for (rs, body_end, re, url) in runs {
+    for (rs, body_end, re, url) in runs.into_iter().flatten() {
         if body_end - rs < MIN_RUN || text.get(re).is_some_and(|b| b.is_ascii_alphanumeric()) {
             continue;
         }

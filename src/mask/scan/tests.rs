@@ -355,6 +355,12 @@ fn finds_values_inside_base64_and_hex() {
     // Twice encoded.
     let twice = STANDARD.encode(crate::hex::encode(b"jane@example.org"));
     assert_eq!(one(&twice).1, twice);
+    // A run glued by `-` to words before it: the URL-safe reading spans
+    // them all and fails; the standard reading of the run itself is still
+    // tried.
+    let glued = STANDARD.encode("contact john.doe@example.com, thanks");
+    let text = format!("ref-12345678-{glued}");
+    assert_eq!(one(&text), ("email", glued.clone()), "{text}");
     // Padded runs without a single digit, which the digit pass never sees.
     for value in ["jane@example.com", "lisa@example.com"] {
         let encoded = STANDARD.encode(value);
