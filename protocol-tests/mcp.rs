@@ -737,21 +737,8 @@ fn the_typescript_sdk_client_gets_the_same_answers() {
 /// the server's statement log never sees it.
 #[test]
 fn the_classification_corpus_through_query_never_reaches_the_server_when_refused() {
-    #[derive(serde::Deserialize)]
-    struct Corpus {
-        case: Vec<toml::Value>,
-    }
-    let written = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/protocol-tests/corpus/classification.toml"
-    ))
-    .unwrap();
-    let corpus: Corpus = toml::from_str(&written).unwrap();
-    let cases: Vec<String> = corpus
-        .case
-        .iter()
-        .filter(|c| c["dialect"].as_str() == Some("postgres"))
-        .map(|c| c["sql"].as_str().unwrap().to_string())
+    let cases: Vec<String> = support::corpus::classification_sql("postgres")
+        .into_iter()
         // A second of sleep each is the corpus's business, not this test's.
         .filter(|sql| !sql.contains("pg_sleep(1)"))
         .collect();

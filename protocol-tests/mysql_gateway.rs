@@ -710,21 +710,8 @@ for line in sys.stdin:
 
 #[test]
 fn the_classification_corpus_mysql_cases_never_reach_mariadb_when_refused() {
-    #[derive(serde::Deserialize)]
-    struct Corpus {
-        case: Vec<toml::Value>,
-    }
-    let written = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/protocol-tests/corpus/classification.toml"
-    ))
-    .unwrap();
-    let corpus: Corpus = toml::from_str(&written).unwrap();
-    let cases: Vec<String> = corpus
-        .case
-        .iter()
-        .filter(|c| c["dialect"].as_str() == Some("mysql"))
-        .map(|c| c["sql"].as_str().unwrap().to_string())
+    let cases: Vec<String> = support::corpus::classification_sql("mysql")
+        .into_iter()
         .collect();
     assert!(cases.len() > 200, "{} MySQL cases", cases.len());
 

@@ -81,3 +81,24 @@ pub fn load_corpus() -> Vec<Cell> {
         .map(|l| serde_json::from_str(l).expect("a corpus cell"))
         .collect()
 }
+
+/// The SQL of the classification corpus's cases for `dialect`
+/// (`"postgres"` or `"mysql"`), in file order.
+pub fn classification_sql(dialect: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Corpus {
+        case: Vec<toml::Value>,
+    }
+    let written = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/protocol-tests/corpus/classification.toml"
+    ))
+    .expect("the classification corpus");
+    let corpus: Corpus = toml::from_str(&written).expect("the corpus is TOML");
+    corpus
+        .case
+        .iter()
+        .filter(|c| c["dialect"].as_str() == Some(dialect))
+        .filter_map(|c| c["sql"].as_str().map(str::to_string))
+        .collect()
+}

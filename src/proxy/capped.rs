@@ -29,6 +29,15 @@ pub struct ResultColumn {
     pub type_name: String,
 }
 
+/// `text` after a masker's `mask_message_text`, which answers `None`
+/// when it changed nothing.
+pub fn masked_text(masked: Option<Vec<u8>>, text: String) -> String {
+    match masked {
+        Some(m) => String::from_utf8_lossy(&m).into_owned(),
+        None => text,
+    }
+}
+
 /// Why reading stopped before the end of the result.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

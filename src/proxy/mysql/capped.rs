@@ -20,7 +20,7 @@ use super::packet::Fields;
 use super::upstream::{self, Upstream, UpstreamError, UpstreamSettings, COM_QUERY, COM_QUIT};
 use crate::confinement::Confinement;
 use crate::mask::mysql::{parse_column_definition_with, types, MysqlColumn, MysqlRowMasker};
-use crate::proxy::capped::{CappedError, CappedResult, Caps, ResultColumn, StoppedBy};
+use crate::proxy::capped::{masked_text, CappedError, CappedResult, Caps, ResultColumn, StoppedBy};
 use bytes::Bytes;
 use std::time::Duration;
 
@@ -188,10 +188,7 @@ async fn converse(
         .map(|c| ResultColumn {
             // Names can carry data (`SELECT … AS` a value): masked as the
             // wire listener masks them.
-            name: masker
-                .mask_message_text(c.name.as_bytes())
-                .map(|m| String::from_utf8_lossy(&m).into_owned())
-                .unwrap_or_else(|| c.name.clone()),
+            name: masked_text(masker.mask_message_text(c.name.as_bytes()), c.name.clone()),
             type_name: type_name(c),
         })
         .collect();
@@ -349,10 +346,10 @@ fn server_error(masker: &mut MysqlRowMasker, payload: &[u8]) -> CappedError {
         return CappedError::Upstream("a malformed error packet".into());
     };
     let code = err.sqlstate().to_string();
-    let message = masker
-        .mask_message_text(err.message.as_bytes())
-        .map(|m| String::from_utf8_lossy(&m).into_owned())
-        .unwrap_or(err.message);
+    let message = masked_text(
+        masker.mask_message_text(err.message.as_bytes()),
+        err.message,
+    );
     // 1969 (MariaDB) and 3024 (MySQL): the statement timeout.
     let code = if matches!(err.code, 1969 | 3024) {
         "57014".to_string()

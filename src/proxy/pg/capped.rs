@@ -13,7 +13,7 @@ use super::codec::{self, error_fields, Fields, Message, MessageReader};
 use super::relay::row_description;
 use super::upstream::{Pool, PoolKey, Pooled, UpstreamError};
 use crate::mask::{Column, RowMasker};
-use crate::proxy::capped::{CappedError, CappedResult, Caps, ResultColumn, StoppedBy};
+use crate::proxy::capped::{masked_text, CappedError, CappedResult, Caps, ResultColumn, StoppedBy};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,10 +139,10 @@ async fn converse(
                     .map(|c| ResultColumn {
                         // Names can carry data (`SELECT … AS` a value):
                         // masked as the wire listener masks them.
-                        name: masker
-                            .mask_message_text(c.name.as_bytes())
-                            .map(|m| String::from_utf8_lossy(&m).into_owned())
-                            .unwrap_or_else(|| c.name.clone()),
+                        name: masked_text(
+                            masker.mask_message_text(c.name.as_bytes()),
+                            c.name.clone(),
+                        ),
                         type_name: type_name(c.type_oid),
                     })
                     .collect();
@@ -290,11 +290,8 @@ fn server_error(masker: &mut RowMasker, msg: &Message) -> CappedError {
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    let mut message = get(b'M');
-    // `None` when nothing was masked.
-    if let Some(masked) = masker.mask_message_text(message.as_bytes()) {
-        message = String::from_utf8_lossy(&masked).into_owned();
-    }
+    let message = get(b'M');
+    let mut message = masked_text(masker.mask_message_text(message.as_bytes()), message);
     let code = get(b'C');
     if code == "57014" {
         message = format!("{message} (the statement timeout is [mcp] statement_timeout_secs)");

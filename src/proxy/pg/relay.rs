@@ -401,28 +401,26 @@ impl QueueSender {
     /// Makes the back loop take what is queued now, though no upstream
     /// message may come for it (the rest of a segment the server skips).
     pub fn kick(&self) {
-        let waker = {
-            let mut state = lock(&self.0);
-            state.signalled = true;
-            state.back_waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        signal_back(&self.0, |_| {});
     }
 }
 
 impl Drop for QueueSender {
     fn drop(&mut self) {
-        let waker = {
-            let mut state = lock(&self.0);
-            state.front_closed = true;
-            state.signalled = true;
-            state.back_waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        signal_back(&self.0, |state| state.front_closed = true);
+    }
+}
+
+/// Applies `change` and signals the back loop, waking it if it waits.
+fn signal_back(q: &SharedQueue, change: impl FnOnce(&mut QueueState)) {
+    let waker = {
+        let mut state = lock(q);
+        change(&mut state);
+        state.signalled = true;
+        state.back_waker.take()
+    };
+    if let Some(w) = waker {
+        w.wake();
     }
 }
 
