@@ -382,3 +382,41 @@ async fn a_role_the_server_refuses_refuses_the_login_and_superusers_are_warned_a
         gateway.stderr()
     );
 }
+
+/// A client that pipelines thousands of messages behind a failed one,
+/// before any Sync: the server answers none of them, so the gateway must
+/// settle them itself — the queue between its loops fills — and still
+/// read the Sync and answer it, as the server would.
+#[tokio::test]
+async fn a_deep_pipeline_behind_an_error_without_sync_does_not_wedge_the_session() {
+    let db = TestDb::create("deep_skip");
+    let gateway = Gateway::start();
+    let mut wire = gateway.agent_session(&db.name).await;
+    wire.send(Frontend::parse("ok", "SELECT 1", &[]))
+        .await
+        .unwrap();
+    let mut msgs = vec![Frontend::parse("", "SELEC broken", &[])];
+    for _ in 0..9000 {
+        msgs.push(Frontend::describe_statement("ok"));
+    }
+    msgs.push(Frontend::Sync);
+    msgs.push(Frontend::query("SELECT 41 + 1"));
+    let answered = tokio::time::timeout(Duration::from_secs(30), async {
+        wire.send_all(&msgs).await?;
+        let first = wire.recv_until_ready().await?;
+        let second = wire.recv_until_ready().await?;
+        Ok::<_, std::io::Error>((first, second))
+    })
+    .await
+    .expect("the session answered within 30 s");
+    let (first, second) = answered.expect("the session stayed open");
+    assert!(
+        first.iter().any(|m| m.is_error()),
+        "the failed Parse is reported"
+    );
+    let row = second
+        .iter()
+        .find_map(|m| m.data_row())
+        .expect("the next query runs");
+    assert_eq!(row[0].as_deref(), Some(&b"42"[..]));
+}

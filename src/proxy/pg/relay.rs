@@ -376,6 +376,15 @@ impl QueueSender {
             }
             if state.items.len() + state.backlog >= QUEUE_DEPTH {
                 state.front_waker = Some(cx.waker().clone());
+                // The back loop must look even if no upstream message
+                // comes: what is queued may be the rest of a segment the
+                // server skips, which only the back loop can settle.
+                state.signalled = true;
+                let waker = state.back_waker.take();
+                drop(state);
+                if let Some(w) = waker {
+                    w.wake();
+                }
                 return std::task::Poll::Pending;
             }
             let Some(p) = pending.take() else {
@@ -444,6 +453,23 @@ impl QueueReceiver {
             w.wake();
         }
         !lock(&self.0).front_closed
+    }
+
+    /// Records how much the back loop has not answered yet, after it
+    /// settled some; wakes the front loop if it waits for room.
+    pub fn note_backlog(&self, unanswered: usize) {
+        let waker = {
+            let mut state = lock(&self.0);
+            state.backlog = unanswered;
+            if state.items.len() + unanswered < QUEUE_DEPTH {
+                state.front_waker.take()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Resolves when the back loop must take what is queued without
@@ -1828,6 +1854,7 @@ impl Back {
                     _ => break,
                 }
             }
+            self.queue.note_backlog(pending.len());
             let flush = !self.reader.has_buffered_message() || out.len() >= FLUSH_AT;
             if flush {
                 crate::metrics::get().relayed(Protocol::Postgres, Direction::ToClient, out.len());
