@@ -55,7 +55,7 @@ fn scratch_dir() -> tempfile::TempDir {
 }
 
 /// A statement record as the gate writes one.
-fn statement_record(n: u64) -> serde_json::Map<String, serde_json::Value> {
+fn statement_record(n: u64) -> airlock::audit::chain::Record {
     let session = SessionId(format!("s-6b02a1f0-{}", n % 64));
     let sql =
         format!("SELECT id, email, created_at FROM customers WHERE id = {n} ORDER BY id LIMIT 50");
@@ -239,8 +239,7 @@ fn main() {
 /// canonical bytes.
 fn hashing() {
     use airlock::audit::chain;
-    let record = statement_record(42);
-    let canonical = chain::canonical(&record);
+    let canonical = statement_record(42).canonical();
     let n = 1_000_000u32;
     let start = Instant::now();
     let mut h = chain::GENESIS;
@@ -275,13 +274,10 @@ fn auditor() {
     let big = "s-6b02a1f0-big";
     for n in 0..STATEMENTS {
         let mut r = statement_record(n);
-        r.insert("session".into(), big.into());
+        r.session(big);
         log.append(r);
-        let mut result = serde_json::Map::new();
-        result.insert("kind".into(), "result".into());
-        result.insert("session".into(), big.into());
-        result.insert("tag".into(), "SELECT 1".into());
-        result.insert("rows".into(), 1.into());
+        let mut result = airlock::audit::chain::Record::new("result");
+        result.session(big).str("tag", "SELECT 1").u64("rows", 1);
         log.append_deferred(result);
         log.append(statement_record(n));
     }

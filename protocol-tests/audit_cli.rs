@@ -27,7 +27,7 @@ fn write_log(dir: &std::path::Path, records: u64) {
         let mut r = Map::new();
         r.insert("kind".into(), Value::from("statement"));
         r.insert("sql".into(), Value::from(format!("SELECT {i}")));
-        log.append(r);
+        log.append(r.into());
     }
     log.close();
 }

@@ -3,12 +3,19 @@
 
 /// `bytes` as lower-case hex.
 pub fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    let mut out = vec![0; bytes.len() * 2];
+    encode_into(bytes, &mut out);
+    String::from_utf8(out).expect("hex digits are ASCII")
+}
+
+/// Writes `bytes` as lowercase hex digits into `out`, which holds exactly
+/// twice as many bytes.
+pub fn encode_into(bytes: &[u8], out: &mut [u8]) {
+    assert_eq!(out.len(), bytes.len() * 2, "hex output of the wrong length");
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = b"0123456789abcdef"[usize::from(b >> 4)];
+        pair[1] = b"0123456789abcdef"[usize::from(b & 15)];
     }
-    out
 }
 
 /// Exactly `N` bytes written as `2N` hex digits (either case).

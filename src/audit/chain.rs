@@ -20,6 +20,7 @@
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// The version of the record format written, as `"v"` in every record.
 pub const VERSION: u64 = 2;
@@ -99,53 +100,218 @@ pub fn signed_message(domain: &[u8], record: &Map<String, Value>) -> Vec<u8> {
 /// returns the line to write (without the newline) and the hash.
 pub fn seal(prev: &Hash, record: &mut Map<String, Value>) -> (Vec<u8>, Hash) {
     record.remove("hash");
-    // Serialized once: the line is the canonical bytes with `"hash":"…"`
-    // spliced in where the sorted keys put it.
-    let mut canonical = Vec::with_capacity(256);
-    canonical.push(b'{');
-    let mut at = None;
-    for (i, (key, value)) in record.iter().enumerate() {
-        if at.is_none() && key.as_str() > "hash" {
-            at = Some((canonical.len(), i == 0));
-        }
-        if i > 0 {
-            canonical.push(b',');
-        }
-        serde_json::to_writer(&mut canonical, key).expect("a string serializes");
-        canonical.push(b':');
-        serde_json::to_writer(&mut canonical, value).expect("a JSON value serializes");
-    }
-    let (at, first) = at.unwrap_or((canonical.len(), record.is_empty()));
-    canonical.push(b'}');
-    let hash = record_hash(prev, &canonical);
-    let hex_hash = hex(&hash);
-    let mut line = Vec::with_capacity(canonical.len() + 76);
-    line.extend_from_slice(&canonical[..at]);
-    // Before a later key, the splice brings its own comma; after the last
-    // key (or into an empty object) it takes one from what precedes it.
-    let before_later_key = at < canonical.len() - 1;
-    if before_later_key && !first {
-        // `at` points at the comma before the later key.
-        line.extend_from_slice(b",\"hash\":\"");
-        line.extend_from_slice(hex_hash.as_bytes());
-        line.push(b'"');
-        line.extend_from_slice(&canonical[at..]);
-    } else if before_later_key {
-        // The later key is the first one: no comma precedes it.
-        line.extend_from_slice(b"\"hash\":\"");
-        line.extend_from_slice(hex_hash.as_bytes());
-        line.extend_from_slice(b"\",");
-        line.extend_from_slice(&canonical[at..]);
-    } else {
-        if !first {
-            line.push(b',');
-        }
-        line.extend_from_slice(b"\"hash\":\"");
-        line.extend_from_slice(hex_hash.as_bytes());
-        line.extend_from_slice(b"\"}");
-    }
-    record.insert("hash".into(), Value::String(hex_hash));
+    let mut line = Vec::with_capacity(256);
+    let hash = Record::from(&*record).seal_into(prev, &mut line);
+    record.insert("hash".into(), Value::String(hex(&hash)));
     (line, hash)
+}
+
+/// A record as it is built for the log: each field's value already
+/// serialized as compact JSON, exactly as serde_json writes it, so that
+/// sealing is one pass of copying in key order. Building a
+/// `serde_json::Map` per statement cost a tree of owned keys and values,
+/// then a walk to serialize it; this costs one buffer.
+#[derive(Debug, Default)]
+pub struct Record {
+    /// The fields' values, back to back.
+    values: Vec<u8>,
+    /// Each field's key and the span of its value in `values`; a key put
+    /// again replaces the earlier value, as a map's insert would.
+    fields: Vec<(Cow<'static, str>, u32, u32)>,
+    /// The session the record belongs to, for its transcript.
+    session: Option<String>,
+}
+
+impl Record {
+    pub fn new(kind: &'static str) -> Self {
+        let mut r = Self {
+            values: Vec::with_capacity(256),
+            fields: Vec::with_capacity(16),
+            session: None,
+        };
+        r.str("kind", kind);
+        r
+    }
+
+    /// The session this record is part of (`session` in the record).
+    pub fn session(&mut self, id: &str) -> &mut Self {
+        self.str("session", id);
+        self.session = Some(id.to_string());
+        self
+    }
+
+    pub fn session_id(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
+    pub fn str(&mut self, key: impl Into<Cow<'static, str>>, value: &str) -> &mut Self {
+        self.put(key.into(), |out| write_str(out, value))
+    }
+
+    pub fn u64(&mut self, key: impl Into<Cow<'static, str>>, value: u64) -> &mut Self {
+        self.put(key.into(), |out| {
+            serde_json::to_writer(out, &value).expect("a number serializes")
+        })
+    }
+
+    pub fn bool(&mut self, key: impl Into<Cow<'static, str>>, value: bool) -> &mut Self {
+        self.put(key.into(), |out| {
+            out.extend_from_slice(if value { b"true" } else { b"false" })
+        })
+    }
+
+    pub fn null(&mut self, key: impl Into<Cow<'static, str>>) -> &mut Self {
+        self.put(key.into(), |out| out.extend_from_slice(b"null"))
+    }
+
+    /// An array of strings.
+    pub fn strs<'s>(
+        &mut self,
+        key: impl Into<Cow<'static, str>>,
+        values: impl IntoIterator<Item = &'s str>,
+    ) -> &mut Self {
+        self.put(key.into(), |out| {
+            out.push(b'[');
+            for (i, v) in values.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, v);
+            }
+            out.push(b']');
+        })
+    }
+
+    /// Any JSON value (its maps serialize with sorted keys, as the whole
+    /// record does).
+    pub fn value(&mut self, key: impl Into<Cow<'static, str>>, value: &Value) -> &mut Self {
+        self.put(key.into(), |out| {
+            serde_json::to_writer(out, value).expect("a JSON value serializes")
+        })
+    }
+
+    /// The value of `key`, as JSON.
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|&(_, start, end)| &self.values[start as usize..end as usize])
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.fields.retain(|(k, _, _)| k != key);
+        if key == "session" {
+            self.session = None;
+        }
+    }
+
+    fn put(&mut self, key: Cow<'static, str>, write: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
+        let start = self.values.len();
+        write(&mut self.values);
+        let span = (start as u32, self.values.len() as u32);
+        match self.fields.iter_mut().find(|(k, _, _)| *k == key) {
+            Some(field) => (field.1, field.2) = span,
+            None => self.fields.push((key, span.0, span.1)),
+        }
+        self
+    }
+
+    /// The compact JSON of the record with its keys in sorted order,
+    /// appended to `out`. Returns where `"hash":"…"` goes (an offset in
+    /// `out`) and how: `Some(true)` before the first key, `Some(false)`
+    /// after a key (at the comma or brace that follows it), `None` into an
+    /// empty object.
+    fn canonical_into(&mut self, out: &mut Vec<u8>) -> (usize, Option<bool>) {
+        self.fields
+            .sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        out.push(b'{');
+        let mut hash_at = None;
+        for (i, (key, start, end)) in self.fields.iter().enumerate() {
+            if hash_at.is_none() && key.as_ref() > "hash" {
+                hash_at = Some((out.len(), Some(i == 0)));
+            }
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, key);
+            out.push(b':');
+            out.extend_from_slice(&self.values[*start as usize..*end as usize]);
+        }
+        let end = (out.len(), (!self.fields.is_empty()).then_some(false));
+        out.push(b'}');
+        hash_at.unwrap_or(end)
+    }
+
+    /// The record's canonical bytes: what its hash (and, without
+    /// `signature`, a signature) covers.
+    pub fn canonical(&mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.values.len() + 16 * self.fields.len());
+        self.canonical_into(&mut out);
+        out
+    }
+
+    /// Hashes the record linked to `prev` and appends its line (the
+    /// canonical bytes with `"hash":"…"` spliced in where the sorted keys
+    /// put it, no newline) to `out`. Returns the hash.
+    pub fn seal_into(&mut self, prev: &Hash, out: &mut Vec<u8>) -> Hash {
+        self.remove("hash");
+        let begin = out.len();
+        let (at, place) = self.canonical_into(out);
+        let hash = record_hash(prev, &out[begin..]);
+        let mut field = [0u8; 74];
+        let (body, splice) = match place {
+            Some(true) => {
+                field[73] = b',';
+                (0, &mut field[..])
+            }
+            Some(false) => {
+                field[0] = b',';
+                (1, &mut field[..])
+            }
+            None => (0, &mut field[..73]),
+        };
+        splice[body..body + 8].copy_from_slice(b"\"hash\":\"");
+        crate::hex::encode_into(&hash, &mut splice[body + 8..body + 72]);
+        splice[body + 72] = b'"';
+        out.splice(at..at, splice.iter().copied());
+        hash
+    }
+}
+
+/// A JSON string exactly as serde_json writes it: the common case (nothing
+/// to escape) is one copy.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        serde_json::to_writer(out, s).expect("a string serializes");
+    } else {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+impl From<&Map<String, Value>> for Record {
+    fn from(map: &Map<String, Value>) -> Self {
+        let mut r = Record::default();
+        for (key, value) in map {
+            match (key.as_str(), value) {
+                ("session", Value::String(id)) => {
+                    r.session(id);
+                }
+                _ => {
+                    r.value(Cow::Owned(key.clone()), value);
+                }
+            }
+        }
+        r
+    }
+}
+
+impl From<Map<String, Value>> for Record {
+    fn from(map: Map<String, Value>) -> Self {
+        Record::from(&map)
+    }
 }
 
 /// The message a format-1 checkpoint's signature covers: the sequence
@@ -247,6 +413,45 @@ mod tests {
             let (line, hash) = seal(&GENESIS, &mut record);
             assert_eq!(line, serde_json::to_vec(&record).unwrap(), "{record:?}");
             assert_eq!(record_hash(&GENESIS, &canonical(&record)), hash);
+        }
+    }
+
+    #[test]
+    fn a_built_record_seals_to_serde_jsons_bytes_of_the_same_map() {
+        let mut r = Record::new("statement");
+        r.session("s-1")
+            .str("sql", "SELECT 'é' -- \"q\" \\ \n\t\u{1}\u{7f}\u{1b}[2J")
+            .strs("classes", ["read", "a\"b"])
+            .strs("objects", [])
+            .u64("rows", u64::MAX)
+            .bool("tls", false)
+            .null("application")
+            .value(
+                "masked",
+                &serde_json::json!({"z": {"b": 1, "a": 2}, "a": []}),
+            )
+            .str("rows", "replaced")
+            .str("aa", "x")
+            .str("zz", "y");
+        r.remove("aa");
+        for prev in [GENESIS, [7; 32]] {
+            let mut line = Vec::new();
+            let hash = r.seal_into(&prev, &mut line);
+            let parsed: Map<String, Value> = serde_json::from_slice(&line).unwrap();
+            assert_eq!(serde_json::to_vec(&parsed).unwrap(), line);
+            assert_eq!(record_hash(&prev, &canonical(&parsed)), hash);
+            assert_eq!(parsed["rows"], "replaced");
+            assert_eq!(parsed["hash"], hex(&hash));
+            assert!(!parsed.contains_key("aa"));
+            assert_eq!(r.session_id(), Some("s-1"));
+        }
+        // A record whose only keys sort after `hash`, and one with none.
+        for mut r in [Record::new("x"), Record::default()] {
+            let mut line = b"prefix".to_vec();
+            let hash = r.seal_into(&GENESIS, &mut line);
+            let parsed: Map<String, Value> = serde_json::from_slice(&line[6..]).unwrap();
+            assert_eq!(serde_json::to_vec(&parsed).unwrap(), &line[6..]);
+            assert_eq!(record_hash(&GENESIS, &canonical(&parsed)), hash);
         }
     }
 

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Map, Value};
 
-use super::chain::{self, Hash, GENESIS};
+use super::chain::{self, Hash, Record, GENESIS};
 use super::layout::{segment_path, segments};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -243,7 +243,7 @@ fn recover_in(segs: &[(u64, PathBuf)], key: Option<&Hash>) -> Result<Tail, Strin
 impl AuditLog {
     /// Opens (or creates) the log, repairs a torn end, writes `first`
     /// (`policy_loaded`, for one) and starts the syncing thread.
-    pub fn open(settings: LogSettings, first: Vec<Map<String, Value>>) -> Result<AuditLog, String> {
+    pub fn open(settings: LogSettings, first: Vec<Record>) -> Result<AuditLog, String> {
         std::fs::create_dir_all(&settings.dir).map_err(|e| {
             format!(
                 "cannot create audit directory `{}`: {e}",
@@ -311,21 +311,18 @@ impl AuditLog {
         };
         // Every run begins with a mark: session transcripts (and their
         // roots in checkpoints) start afresh with each run.
-        let mut start = Map::new();
-        start.insert("kind".into(), "writer_start".into());
-        let mut opening = vec![start];
+        let mut opening = vec![Record::new("writer_start")];
         if tail.seq > 0 && (!tail.clean || tail.cut.is_some()) {
-            let mut repair = Map::new();
-            repair.insert("kind".into(), "repair".into());
+            let mut repair = Record::new("repair");
             let reason = match tail.cut {
                 Some(_) => "the previous run stopped mid-write; its torn end was cut",
                 None => "the previous run did not shut down cleanly",
             };
-            repair.insert("reason".into(), reason.into());
-            repair.insert("after_seq".into(), tail.seq.into());
+            repair.str("reason", reason).u64("after_seq", tail.seq);
             if let Some((bytes, lines)) = tail.cut {
-                repair.insert("cut_bytes".into(), bytes.into());
-                repair.insert("cut_lines".into(), (lines as u64).into());
+                repair
+                    .u64("cut_bytes", bytes)
+                    .u64("cut_lines", lines as u64);
             }
             opening.push(repair);
         }
@@ -370,14 +367,14 @@ impl AuditLog {
     ///
     /// A record the disk refuses is taken back out of the chain: its
     /// statement is refused, so the log must not later show it as run.
-    pub fn append(&self, record: Map<String, Value>) -> Option<u64> {
+    pub fn append(&self, record: Record) -> Option<u64> {
         let started = Instant::now();
         let seq = self.append_now(record);
         crate::metrics::get().audit_append(started.elapsed());
         seq
     }
 
-    fn append_now(&self, record: Map<String, Value>) -> Option<u64> {
+    fn append_now(&self, record: Record) -> Option<u64> {
         let mut w = self.admit()?;
         let before = w.mark(&record);
         let seq = w.seal(record);
@@ -401,7 +398,7 @@ impl AuditLog {
     /// last window (as `fsync = "batch"` can lose a window to a power
     /// cut), never a statement's. With `fsync = "always"` it is written
     /// at once.
-    pub fn append_deferred(&self, record: Map<String, Value>) -> Option<u64> {
+    pub fn append_deferred(&self, record: Record) -> Option<u64> {
         let mut w = self.admit()?;
         if w.settings.fsync == Fsync::Always {
             drop(w);
@@ -452,7 +449,7 @@ impl AuditLog {
     }
 
     /// Appends and waits until the record is on disk.
-    pub async fn append_durable(&self, record: Map<String, Value>) -> Result<(), String> {
+    pub async fn append_durable(&self, record: Record) -> Result<(), String> {
         match self.append(record) {
             Some(seq) => self.durable(seq).await,
             None => Err(self
@@ -535,13 +532,13 @@ impl Shared {
     /// The disk takes writes again: say what was lost meanwhile, if anything.
     fn recovered(&self, w: &mut Writer) {
         if w.lost > 0 {
-            let mut repair = Map::new();
-            repair.insert("kind".into(), "repair".into());
-            repair.insert(
-                "reason".into(),
-                "records were lost while the audit log could not be written".into(),
-            );
-            repair.insert("lost_records".into(), w.lost.into());
+            let mut repair = Record::new("repair");
+            repair
+                .str(
+                    "reason",
+                    "records were lost while the audit log could not be written",
+                )
+                .u64("lost_records", w.lost);
             w.lost = 0;
             w.seal(repair);
             if w.write_pending().is_err() {
@@ -677,11 +674,10 @@ struct Mark {
 
 impl Writer {
     /// Where the chain stands before `record` is sealed.
-    fn mark(&self, record: &Map<String, Value>) -> Mark {
-        let session = match record.get("session") {
-            Some(Value::String(id)) => Some((id.clone(), self.sessions.get(id.as_str()).copied())),
-            _ => None,
-        };
+    fn mark(&self, record: &Record) -> Mark {
+        let session = record
+            .session_id()
+            .map(|id| (id.to_string(), self.sessions.get(id).copied()));
         Mark {
             pending: self.pending.len(),
             seq: self.seq,
@@ -711,47 +707,51 @@ impl Writer {
     }
 
     /// Links and seals one record onto the pending bytes; its sequence number.
-    fn seal(&mut self, record: Map<String, Value>) -> u64 {
+    fn seal(&mut self, record: Record) -> u64 {
         self.seal_signed(record, None)
     }
 
     /// Seals a record, first signing it (all but `hash` and `signature`)
     /// with `signer` under the domain given, when given.
-    fn seal_signed(
-        &mut self,
-        mut record: Map<String, Value>,
-        signer: Option<(&SigningKey, &[u8])>,
-    ) -> u64 {
+    fn seal_signed(&mut self, mut record: Record, signer: Option<(&SigningKey, &[u8])>) -> u64 {
         self.seq += 1;
-        record.insert("v".into(), chain::VERSION.into());
-        record.insert("seq".into(), self.seq.into());
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        record.insert("ts".into(), chain::timestamp(now).into());
-        record.insert("prev".into(), chain::hex(&self.prev).into());
+        let mut prev = [0u8; 64];
+        crate::hex::encode_into(&self.prev, &mut prev);
+        record
+            .u64("v", chain::VERSION)
+            .u64("seq", self.seq)
+            .str("ts", &chain::timestamp(now))
+            .str("prev", std::str::from_utf8(&prev).expect("hex is ASCII"));
         if let Some((key, domain)) = signer {
-            let signature = key.sign(&chain::signed_message(domain, &record));
-            record.insert("signature".into(), chain::hex(&signature.to_bytes()).into());
+            record.remove("signature");
+            let mut message = domain.to_vec();
+            message.extend_from_slice(&record.canonical());
+            let signature = key.sign(&message);
+            record.str("signature", &chain::hex(&signature.to_bytes()));
         }
-        let is_checkpoint = record.get("kind").and_then(Value::as_str) == Some("checkpoint");
-        let (line, hash) = chain::seal(&self.prev, &mut record);
-        self.pending.extend_from_slice(&line);
+        let is_checkpoint = record.get("kind") == Some(b"\"checkpoint\"".as_slice());
+        let hash = record.seal_into(&self.prev, &mut self.pending);
         self.pending.push(b'\n');
         self.prev = hash;
         if !is_checkpoint {
             self.since_checkpoint += 1;
         }
-        if let Some(Value::String(session)) = record.get("session") {
-            let ended = record.get("kind").and_then(Value::as_str) == Some("session_end");
-            let transcript = match self.sessions.get_mut(session.as_str()) {
+        if let Some(session) = record.session_id() {
+            let ended = record.get("kind") == Some(b"\"session_end\"".as_slice());
+            let transcript = match self.sessions.get_mut(session) {
                 Some(t) => t,
-                None => self.sessions.entry(session.clone()).or_insert(Transcript {
-                    records: 0,
-                    root: GENESIS,
-                    touched: false,
-                    ended: false,
-                }),
+                None => self
+                    .sessions
+                    .entry(session.to_string())
+                    .or_insert(Transcript {
+                        records: 0,
+                        root: GENESIS,
+                        touched: false,
+                        ended: false,
+                    }),
             };
             transcript.records += 1;
             transcript.root = chain::session_root(&transcript.root, &hash);
@@ -764,16 +764,16 @@ impl Writer {
     /// Introduces this writer's key: a `key_rotation` record signed by the
     /// key that signed the log so far, then a checkpoint the new key signs.
     fn rotate_key(&mut self, previous: &SigningKey) {
-        let mut record = Map::new();
-        record.insert("kind".into(), "key_rotation".into());
-        record.insert(
-            "public_key".into(),
-            chain::hex(previous.verifying_key().as_bytes()).into(),
-        );
-        record.insert(
-            "new_public_key".into(),
-            chain::hex(self.signing.verifying_key().as_bytes()).into(),
-        );
+        let mut record = Record::new("key_rotation");
+        record
+            .str(
+                "public_key",
+                &chain::hex(previous.verifying_key().as_bytes()),
+            )
+            .str(
+                "new_public_key",
+                &chain::hex(self.signing.verifying_key().as_bytes()),
+            );
         self.seal_signed(record, Some((previous, chain::ROTATION_DOMAIN)));
         self.checkpoint(false);
     }
@@ -784,11 +784,10 @@ impl Writer {
     /// count of each session with records since the checkpoint before (of
     /// every session still open, in a final one).
     fn checkpoint(&mut self, last: bool) {
-        let mut record = Map::new();
-        record.insert("kind".into(), "checkpoint".into());
-        record.insert(
-            "public_key".into(),
-            chain::hex(self.signing.verifying_key().as_bytes()).into(),
+        let mut record = Record::new("checkpoint");
+        record.str(
+            "public_key",
+            &chain::hex(self.signing.verifying_key().as_bytes()),
         );
         let mut sessions = Map::new();
         for (id, t) in &mut self.sessions {
@@ -805,9 +804,9 @@ impl Writer {
         }
         // An ended session's root is now signed; nothing more can join it.
         self.sessions.retain(|_, t| !t.ended);
-        record.insert("sessions".into(), Value::Object(sessions));
+        record.value("sessions", &Value::Object(sessions));
         if last {
-            record.insert("final".into(), true.into());
+            record.bool("final", true);
         }
         let signing = self.signing.clone();
         self.seal_signed(record, Some((&signing, chain::CHECKPOINT_DOMAIN)));

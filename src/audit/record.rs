@@ -2,60 +2,56 @@
 
 use serde_json::{Map, Value};
 
+use super::chain::Record;
 use super::AuditEvent;
 use crate::gate::Origin;
 
 /// The record for `event`, without the chain fields (`v`, `seq`, `ts`,
 /// `prev`, `hash`), which the writer adds.
-pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
-    let mut r = Map::new();
-    let mut put = |k: &str, v: Value| {
-        r.insert(k.to_string(), v);
-    };
+pub fn to_record(event: &AuditEvent<'_>) -> Record {
     match event {
         AuditEvent::PolicyLoaded {
             digest,
             rules,
             source,
         } => {
-            put("kind", "policy_loaded".into());
-            put("policy_digest", (*digest).into());
-            put("rules", (*rules as u64).into());
-            put("source", (*source).into());
+            let mut r = Record::new("policy_loaded");
+            r.str("policy_digest", digest)
+                .u64("rules", *rules as u64)
+                .str("source", source);
+            r
         }
         AuditEvent::SessionStart { session } => {
-            put("kind", "session_start".into());
-            put("session", session.id.to_string().into());
-            put("identity", session.identity.clone().into());
-            put("role", session.role.to_string().into());
-            put("client", session.client_addr.to_string().into());
-            put(
-                "application",
-                session
-                    .application_name
-                    .clone()
-                    .map_or(Value::Null, Value::from),
-            );
-            put("database", session.database.clone().into());
+            let mut r = Record::new("session_start");
+            r.session(&session.id.0)
+                .str("identity", &session.identity)
+                .str("role", &session.role.to_string())
+                .str("client", &session.client_addr.to_string());
+            match &session.application_name {
+                Some(name) => r.str("application", name),
+                None => r.null("application"),
+            };
+            r.str("database", &session.database);
             // An MCP session names its door, and the server it reaches.
             match session.door {
-                crate::gate::Door::Wire => put("protocol", session.protocol.to_string().into()),
-                crate::gate::Door::Mcp => {
-                    put("protocol", "mcp".into());
-                    put("server", session.protocol.to_string().into());
-                }
-            }
-            put("tls", session.tls.into());
+                crate::gate::Door::Wire => r.str("protocol", &session.protocol.to_string()),
+                crate::gate::Door::Mcp => r
+                    .str("protocol", "mcp")
+                    .str("server", &session.protocol.to_string()),
+            };
+            r.bool("tls", session.tls);
+            r
         }
         AuditEvent::AuthFailure {
             client_addr,
             user,
             reason,
         } => {
-            put("kind", "auth_failure".into());
-            put("client", client_addr.to_string().into());
-            put("user", (*user).into());
-            put("reason", (*reason).into());
+            let mut r = Record::new("auth_failure");
+            r.str("client", &client_addr.to_string())
+                .str("user", user)
+                .str("reason", reason);
+            r
         }
         AuditEvent::Statement {
             session,
@@ -66,24 +62,19 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
             action,
             rule,
         } => {
-            put("kind", "statement".into());
-            put("session", session.to_string().into());
-            put("sql", (*sql).into());
+            let mut r = Record::new("statement");
             let origin = match origin {
                 Origin::SimpleQuery => "simple_query",
                 Origin::Prepare => "prepare",
             };
-            put("origin", origin.into());
-            put(
-                "classes",
-                classes.iter().map(|c| Value::from(c.name())).collect(),
-            );
-            put(
-                "objects",
-                objects.iter().map(|o| Value::from(o.as_str())).collect(),
-            );
-            put("verdict", (*action).into());
-            put("rule", (*rule).into());
+            r.session(&session.0)
+                .str("sql", sql)
+                .str("origin", origin)
+                .strs("classes", classes.iter().map(|c| c.name()))
+                .strs("objects", objects.iter().map(String::as_str))
+                .str("verdict", action)
+                .str("rule", rule);
+            r
         }
         AuditEvent::Result {
             session,
@@ -95,12 +86,12 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
             digest,
             captured,
         } => {
-            put("kind", "result".into());
-            put("session", session.to_string().into());
-            put("tag", (*tag).into());
-            put("rows", (*rows).into());
-            put("bytes", (*bytes).into());
-            put("duration_us", (duration.as_micros() as u64).into());
+            let mut r = Record::new("result");
+            r.session(&session.0)
+                .str("tag", tag)
+                .u64("rows", *rows)
+                .u64("bytes", *bytes)
+                .u64("duration_us", duration.as_micros() as u64);
             let mut columns = Map::new();
             for (column, counts) in &masked.columns {
                 let kinds: Map<String, Value> = counts
@@ -109,8 +100,8 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
                     .collect();
                 columns.insert(column.clone(), Value::Object(kinds));
             }
-            put("masked", Value::Object(columns));
-            put("digest", (*digest).into());
+            r.value("masked", &Value::Object(columns));
+            r.str("digest", digest);
             if !captured.is_empty() {
                 let rows = captured
                     .iter()
@@ -120,34 +111,37 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
                             .collect()
                     })
                     .collect();
-                put("captured", Value::Array(rows));
+                r.value("captured", &Value::Array(rows));
             }
+            r
         }
         AuditEvent::Error {
             session,
             code,
             message,
         } => {
-            put("kind", "error".into());
-            put("session", session.to_string().into());
-            put("code", (*code).into());
-            put("message", (*message).into());
+            let mut r = Record::new("error");
+            r.session(&session.0)
+                .str("code", code)
+                .str("message", message);
+            r
         }
         AuditEvent::Hold { session, request } => {
-            put("kind", "hold".into());
-            put("session", session.to_string().into());
-            put("request", request.id.as_str().into());
-            put("rule", request.rule.as_str().into());
-            put("group", request.group.as_str().into());
-            put("quorum", u64::from(request.quorum).into());
-            put("sql_hash", request.sql_hash.as_str().into());
-            put("expires", millis_timestamp(request.expires_ms).into());
+            let mut r = Record::new("hold");
+            r.session(&session.0)
+                .str("request", request.id.as_str())
+                .str("rule", request.rule.as_str())
+                .str("group", request.group.as_str())
+                .u64("quorum", u64::from(request.quorum))
+                .str("sql_hash", request.sql_hash.as_str())
+                .str("expires", &millis_timestamp(request.expires_ms));
+            r
         }
         AuditEvent::Decision { session, request } => {
-            put("kind", "decision".into());
-            put("session", session.to_string().into());
-            put("request", request.id.as_str().into());
-            put("verdict", request.state.name().into());
+            let mut r = Record::new("decision");
+            r.session(&session.0)
+                .str("request", request.id.as_str())
+                .str("verdict", request.state.name());
             // Who decided: the approvers, or the one who denied.
             let deciders: Vec<&str> = match request.denial() {
                 Some(deny) => vec![deny.approver.as_str()],
@@ -158,7 +152,7 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
                     .map(|v| v.approver.as_str())
                     .collect(),
             };
-            put("approver", deciders.join(", ").into());
+            r.str("approver", &deciders.join(", "));
             let reason = match request.denial() {
                 Some(deny) => deny.reason.clone(),
                 None => request.ended_because.clone().unwrap_or_else(|| {
@@ -171,7 +165,7 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
                         .join("; ")
                 }),
             };
-            put("reason", reason.into());
+            r.str("reason", &reason);
             let votes = request
                 .votes
                 .iter()
@@ -184,7 +178,8 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
                     })
                 })
                 .collect();
-            put("votes", Value::Array(votes));
+            r.value("votes", &Value::Array(votes));
+            r
         }
         AuditEvent::DecisionRefused {
             via,
@@ -193,12 +188,13 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
             request,
             reason,
         } => {
-            put("kind", "decision_refused".into());
-            put("via", (*via).into());
-            put("client", client_addr.to_string().into());
-            put("user", (*user).into());
-            put("request", (*request).into());
-            put("reason", (*reason).into());
+            let mut r = Record::new("decision_refused");
+            r.str("via", via)
+                .str("client", &client_addr.to_string())
+                .str("user", user)
+                .str("request", request)
+                .str("reason", reason);
+            r
         }
         AuditEvent::BreakGlass {
             action,
@@ -207,20 +203,20 @@ pub fn to_record(event: &AuditEvent<'_>) -> Map<String, Value> {
             reason,
             until_ms,
         } => {
-            put("kind", "break_glass".into());
-            put("action", (*action).into());
-            put("identity", (*identity).into());
-            put("by", (*by).into());
-            put("reason", (*reason).into());
-            put("until", millis_timestamp(*until_ms).into());
+            let mut r = Record::new("break_glass");
+            r.str("action", action)
+                .str("identity", identity)
+                .str("by", by)
+                .str("reason", reason)
+                .str("until", &millis_timestamp(*until_ms));
+            r
         }
         AuditEvent::SessionEnd { session, reason } => {
-            put("kind", "session_end".into());
-            put("session", session.to_string().into());
-            put("reason", (*reason).into());
+            let mut r = Record::new("session_end");
+            r.session(&session.0).str("reason", reason);
+            r
         }
     }
-    r
 }
 
 fn millis_timestamp(ms: u64) -> String {

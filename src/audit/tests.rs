@@ -53,7 +53,7 @@ fn written(n: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(settings(dir.path()), Vec::new()).unwrap();
     for i in 0..n {
-        log.append(record(i));
+        log.append(record(i).into());
     }
     log.close();
     dir
@@ -310,7 +310,7 @@ fn a_format1_log_continued_in_format2_verifies_across_the_switch() {
     s.segment_bytes = 1 << 20;
     let log = AuditLog::open(s, Vec::new()).unwrap();
     for i in 10..30 {
-        log.append(record(i));
+        log.append(record(i).into());
     }
     log.close();
     let with_key = Trust {
@@ -351,7 +351,7 @@ fn a_new_signing_key_is_introduced_by_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(settings(dir.path()), Vec::new()).unwrap();
     for i in 0..10 {
-        log.append(record(i));
+        log.append(record(i).into());
     }
     log.close();
     // A new key without the old one to introduce it: refused.
@@ -362,7 +362,7 @@ fn a_new_signing_key_is_introduced_by_the_old_one() {
     s.previous_signing_key = Some(SIGNING);
     let log = AuditLog::open(s, Vec::new()).unwrap();
     for i in 10..20 {
-        log.append(record(i));
+        log.append(record(i).into());
     }
     log.close();
     let report = verify(dir.path(), &pinned()).unwrap();
@@ -410,16 +410,16 @@ fn checkpoints_sign_each_sessions_transcript_root() {
         let mut start = Map::new();
         start.insert("kind".into(), "session_start".into());
         start.insert("session".into(), format!("s-{s}").into());
-        log.append(start);
+        log.append(start.into());
     }
     for i in 0..30 {
-        log.append(record(i));
+        log.append(record(i).into());
     }
     for s in 0..2 {
         let mut end = Map::new();
         end.insert("kind".into(), "session_end".into());
         end.insert("session".into(), format!("s-{s}").into());
-        log.append(end);
+        log.append(end.into());
     }
     log.close();
     let report = verify(dir.path(), &pinned()).unwrap();
@@ -491,7 +491,7 @@ fn a_torn_end_is_cut_and_repaired_on_the_next_start() {
     std::fs::write(&path, text).unwrap();
 
     let log = AuditLog::open(settings(dir.path()), Vec::new()).unwrap();
-    log.append(record(100));
+    log.append(record(100).into());
     log.close();
     let report = verify(dir.path(), &pinned()).unwrap();
     assert!(report.broken.is_none(), "{:?}", report.broken);
@@ -512,7 +512,7 @@ fn durable_appends_return_after_the_record_is_on_disk() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(log.append_durable(record(1))).unwrap();
+    rt.block_on(log.append_durable(record(1).into())).unwrap();
     let text =
         std::fs::read_to_string(super::layout::segments(dir.path()).unwrap()[0].1.clone()).unwrap();
     assert!(text.contains("SELECT 1"));
@@ -533,7 +533,7 @@ fn a_quiet_log_is_checkpointed_after_checkpoint_secs() {
     s.checkpoint_every = 1_000;
     s.checkpoint_secs = 1;
     let log = AuditLog::open(s, Vec::new()).unwrap();
-    log.append(record(1)).unwrap();
+    log.append(record(1).into()).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let report = verify(dir.path(), &pinned()).unwrap();
     assert!(report.broken.is_none(), "{:?}", report.broken);
@@ -550,7 +550,7 @@ fn appends_from_many_threads_form_one_chain() {
             let log = log.clone();
             s.spawn(move || {
                 for i in 0..250 {
-                    log.append(record(t * 1000 + i)).unwrap();
+                    log.append(record(t * 1000 + i).into()).unwrap();
                 }
             });
         }
@@ -575,7 +575,7 @@ fn incremental_verification_resumes_and_still_sees_an_old_record_edited() {
     // checkpoint and agrees with a full one.
     let log = AuditLog::open(settings(dir.path()), Vec::new()).unwrap();
     for i in 100..140 {
-        log.append(record(i));
+        log.append(record(i).into());
     }
     log.close();
     let again = incremental.verify(dir.path(), &pinned()).unwrap();
