@@ -905,9 +905,15 @@ impl Gate {
         origin: Origin,
     ) -> Checked {
         let dialect = dialect_of(session.protocol);
-        let classification = match std::str::from_utf8(sql) {
-            Ok(text) => resolve_executes(self.cache.classify(text, dialect), statements),
-            Err(_) => Arc::new(not_utf8(sql)),
+        let text = std::str::from_utf8(sql).ok();
+        // One reading of the text keys the classification cache and
+        // finds the values to mask in the logged statement.
+        let reading = text.map(|t| crate::sql::lexer::read(t, dialect));
+        let classification = match (text, &reading) {
+            (Some(text), Some(reading)) => {
+                resolve_executes(self.cache.classify_read(text, dialect, reading), statements)
+            }
+            _ => Arc::new(not_utf8(sql)),
         };
         for statement in &classification.statements {
             self.masked_columns.note_outputs(&statement.outputs);
@@ -972,9 +978,14 @@ impl Gate {
             };
         }
         // The log keeps the statement with its sensitive values masked.
-        let logged = self
-            .masker()
-            .mask_statement(&String::from_utf8_lossy(sql), dialect);
+        let logged = match (text, &reading) {
+            (Some(text), Some(reading)) => {
+                self.masker().mask_statement_values(text, &reading.values)
+            }
+            _ => self
+                .masker()
+                .mask_statement(&String::from_utf8_lossy(sql), dialect),
+        };
         let objects: Vec<String> = classification
             .statements
             .iter()

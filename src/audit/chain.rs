@@ -111,13 +111,22 @@ pub fn seal(prev: &Hash, record: &mut Map<String, Value>) -> (Vec<u8>, Hash) {
 /// sealing is one pass of copying in key order. Building a
 /// `serde_json::Map` per statement cost a tree of owned keys and values,
 /// then a walk to serialize it; this costs one buffer.
+#[derive(Debug)]
+struct Field {
+    key: Cow<'static, str>,
+    start: u32,
+    value: u32,
+    end: u32,
+}
+
 #[derive(Debug, Default)]
 pub struct Record {
-    /// The fields' values, back to back.
+    /// Each field as it is written, `"key":value`, back to back.
     values: Vec<u8>,
-    /// Each field's key and the span of its value in `values`; a key put
-    /// again replaces the earlier value, as a map's insert would.
-    fields: Vec<(Cow<'static, str>, u32, u32)>,
+    /// Each field's key, where it starts in `values` and where its value
+    /// starts and ends. A key put again replaces the earlier value, as a
+    /// map's insert would (the later field wins when the record is sealed).
+    fields: Vec<Field>,
     /// The session the record belongs to, for its transcript.
     session: Option<String>,
 }
@@ -125,7 +134,7 @@ pub struct Record {
 impl Record {
     pub fn new(kind: &'static str) -> Self {
         let mut r = Self {
-            values: Vec::with_capacity(256),
+            values: Vec::with_capacity(512),
             fields: Vec::with_capacity(16),
             session: None,
         };
@@ -194,25 +203,30 @@ impl Record {
     pub fn get(&self, key: &str) -> Option<&[u8]> {
         self.fields
             .iter()
-            .find(|(k, _, _)| k == key)
-            .map(|&(_, start, end)| &self.values[start as usize..end as usize])
+            .rev()
+            .find(|f| f.key == key)
+            .map(|f| &self.values[f.value as usize..f.end as usize])
     }
 
     pub fn remove(&mut self, key: &str) {
-        self.fields.retain(|(k, _, _)| k != key);
+        self.fields.retain(|f| f.key != key);
         if key == "session" {
             self.session = None;
         }
     }
 
     fn put(&mut self, key: Cow<'static, str>, write: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
-        let start = self.values.len();
+        let start = self.values.len() as u32;
+        write_str(&mut self.values, &key);
+        self.values.push(b':');
+        let value = self.values.len() as u32;
         write(&mut self.values);
-        let span = (start as u32, self.values.len() as u32);
-        match self.fields.iter_mut().find(|(k, _, _)| *k == key) {
-            Some(field) => (field.1, field.2) = span,
-            None => self.fields.push((key, span.0, span.1)),
-        }
+        self.fields.push(Field {
+            key,
+            start,
+            value,
+            end: self.values.len() as u32,
+        });
         self
     }
 
@@ -222,20 +236,23 @@ impl Record {
     /// after a key (at the comma or brace that follows it), `None` into an
     /// empty object.
     fn canonical_into(&mut self, out: &mut Vec<u8>) -> (usize, Option<bool>) {
+        // Latest first, so that after a stable sort the first of equal
+        // keys is the one put last.
+        self.fields.reverse();
         self.fields
-            .sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            .sort_by(|a, b| key_order(a.key.as_bytes(), b.key.as_bytes()));
+        self.fields.dedup_by(|later, first| later.key == first.key);
+        out.reserve(self.values.len() + self.fields.len() + 2);
         out.push(b'{');
         let mut hash_at = None;
-        for (i, (key, start, end)) in self.fields.iter().enumerate() {
-            if hash_at.is_none() && key.as_ref() > "hash" {
+        for (i, field) in self.fields.iter().enumerate() {
+            if hash_at.is_none() && field.key.as_ref() > "hash" {
                 hash_at = Some((out.len(), Some(i == 0)));
             }
             if i > 0 {
                 out.push(b',');
             }
-            write_str(out, key);
-            out.push(b':');
-            out.extend_from_slice(&self.values[*start as usize..*end as usize]);
+            out.extend_from_slice(&self.values[field.start as usize..field.end as usize]);
         }
         let end = (out.len(), (!self.fields.is_empty()).then_some(false));
         out.push(b'}');
@@ -245,7 +262,7 @@ impl Record {
     /// The record's canonical bytes: what its hash (and, without
     /// `signature`, a signature) covers.
     pub fn canonical(&mut self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.values.len() + 16 * self.fields.len());
+        let mut out = Vec::with_capacity(self.values.len() + self.fields.len() + 2);
         self.canonical_into(&mut out);
         out
     }
@@ -273,15 +290,33 @@ impl Record {
         splice[body..body + 8].copy_from_slice(b"\"hash\":\"");
         crate::hex::encode_into(&hash, &mut splice[body + 8..body + 72]);
         splice[body + 72] = b'"';
-        out.splice(at..at, splice.iter().copied());
+        let tail = out.len() - at;
+        out.resize(out.len() + splice.len(), 0);
+        out.copy_within(at..at + tail, at + splice.len());
+        out[at..at + splice.len()].copy_from_slice(splice);
         hash
     }
+}
+
+/// Byte order of two keys, as a sorted map orders them (a loop: keys are
+/// a few bytes, shorter than a call to `memcmp` is worth).
+fn key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// A JSON string exactly as serde_json writes it: the common case (nothing
 /// to escape) is one copy.
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    // A fold rather than `any`: without the early exit it vectorizes.
+    let escapes = s.bytes().fold(false, |seen, b| {
+        seen | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if escapes {
         serde_json::to_writer(out, s).expect("a string serializes");
     } else {
         out.reserve(s.len() + 2);

@@ -552,11 +552,16 @@ impl Masker {
     /// split over several literals joined by `||` (or written side by side)
     /// is found in their concatenation and masked piece by piece.
     pub fn mask_statement(&self, sql: &str, dialect: Dialect) -> String {
-        let spans = lexer::value_spans(sql, dialect);
+        self.mask_statement_values(sql, &lexer::value_spans(sql, dialect))
+    }
+
+    /// [`Masker::mask_statement`] with the value spans of `sql` already
+    /// found ([`lexer::read`]).
+    pub fn mask_statement_values(&self, sql: &str, spans: &[Range<usize>]) -> String {
         let mut edits: Vec<Range<usize>> = Vec::new();
         let mut labels: Vec<Kind> = Vec::new();
         let (mut findings, mut leaf) = (Vec::new(), Vec::new());
-        for span in &spans {
+        for span in spans {
             self.scan_with_json(
                 &sql.as_bytes()[span.clone()],
                 &mut findings,
@@ -572,7 +577,7 @@ impl Masker {
                 labels.push(f.kind);
             }
         }
-        self.joined_literal_values(sql, &spans, &mut edits, &mut labels);
+        self.joined_literal_values(sql, spans, &mut edits, &mut labels);
         if edits.is_empty() {
             return sql.to_string();
         }

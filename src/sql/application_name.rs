@@ -104,10 +104,11 @@ pub fn change(sql: &[u8], prefix: impl FnOnce() -> String) -> Option<String> {
 /// their own (pgjdbc does on every connection): the statement Airlock
 /// forwards instead, with the name behind the prefix. `None` for anything
 /// else, which [`change`] then judges.
-pub fn rewrite(sql: &[u8], prefix: &str) -> Option<String> {
+pub fn rewrite(sql: &[u8], prefix: impl FnOnce() -> String) -> Option<String> {
     if !super::contains_ignore_case(sql, b"application_name") {
         return None;
     }
+    let prefix = &prefix();
     let text = std::str::from_utf8(sql).ok()?;
     let statements = lexer::lex(text, Dialect::Postgres).ok()?;
     let [statement] = statements.as_slice() else {
@@ -233,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_plain_set_is_put_behind_the_prefix() {
-        let r = |sql: &str| rewrite(sql.as_bytes(), P);
+        let r = |sql: &str| rewrite(sql.as_bytes(), || P.to_string());
         assert_eq!(
             r("SET application_name = 'PostgreSQL JDBC Driver'").as_deref(),
             Some("SET SESSION application_name = 'airlock:agent:s-1-7:PostgreSQL JDBC Driver'")

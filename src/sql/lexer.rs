@@ -119,17 +119,40 @@ pub enum LexError {
 
 /// Lexes `sql` into statements (empty statements are dropped).
 pub fn lex(sql: &str, dialect: Dialect) -> Result<Vec<LexedStatement>, LexError> {
+    read(sql, dialect).statements
+}
+
+/// What one pass of the lexer learns about a query: its statements (as
+/// [`lex`] gives them) and the spans that hold values (as [`value_spans`]
+/// gives them). The gate needs both for every statement: one reading
+/// serves the classification cache's key and the masking of the logged
+/// text.
+#[derive(Debug)]
+pub struct Reading {
+    pub statements: Result<Vec<LexedStatement>, LexError>,
+    pub values: Vec<Range<usize>>,
+}
+
+/// Reads `sql` once (twice when backslashes make its reading depend on a
+/// session setting: the other reading must agree on every token, or the
+/// query means different things under different settings; and only what
+/// is a value under both readings counts as one).
+pub fn read(sql: &str, dialect: Dialect) -> Reading {
     let default_escapes = dialect == Dialect::Mysql;
-    let (statements, saw_backslash) = lex_with(sql, dialect, default_escapes)?;
-    if saw_backslash {
-        // The other reading must agree on every token, or the query means
-        // different things under different session settings.
-        match lex_with(sql, dialect, !default_escapes) {
-            Ok((other, _)) if same_shape(&statements, &other) => {}
-            _ => return Err(LexError::Ambiguous),
-        }
+    let (statements, values, saw_backslash) = one_reading(sql, dialect, default_escapes);
+    if !saw_backslash {
+        return Reading { statements, values };
     }
-    Ok(statements)
+    let (other, other_values, _) = one_reading(sql, dialect, !default_escapes);
+    let statements = match (statements, other) {
+        (Err(e), _) => Err(e),
+        (Ok(a), Ok(b)) if same_shape(&a, &b) => Ok(a),
+        _ => Err(LexError::Ambiguous),
+    };
+    Reading {
+        statements,
+        values: intersect(&values, &other_values),
+    }
 }
 
 fn same_shape(a: &[LexedStatement], b: &[LexedStatement]) -> bool {
@@ -144,6 +167,7 @@ fn same_shape(a: &[LexedStatement], b: &[LexedStatement]) -> bool {
 }
 
 struct Lexer<'a> {
+    sql: &'a str,
     src: &'a [u8],
     pos: usize,
     dialect: Dialect,
@@ -166,16 +190,6 @@ struct Lexer<'a> {
     unicode: Vec<usize>,
 }
 
-fn lex_with(
-    sql: &str,
-    dialect: Dialect,
-    backslash_escapes: bool,
-) -> Result<(Vec<LexedStatement>, bool), LexError> {
-    let mut lexer = Lexer::new(sql, dialect, backslash_escapes);
-    lexer.run()?;
-    Ok((lexer.statements, lexer.saw_backslash))
-}
-
 /// The byte ranges of `sql` that hold values rather than structure, for
 /// masking a statement for display: the inside of every string literal
 /// (all forms, dollar-quoted bodies and MySQL `"…"` included), the text of
@@ -195,25 +209,31 @@ fn lex_with(
 /// reading depend on a session setting, only what is a value under both
 /// readings counts as one.
 pub fn value_spans(sql: &str, dialect: Dialect) -> Vec<Range<usize>> {
-    let default_escapes = dialect == Dialect::Mysql;
-    let (spans, saw_backslash) = value_reading(sql, dialect, default_escapes);
-    if !saw_backslash {
-        return spans;
-    }
-    let (other, _) = value_reading(sql, dialect, !default_escapes);
-    intersect(&spans, &other)
+    read(sql, dialect).values
 }
 
-fn value_reading(sql: &str, dialect: Dialect, escapes: bool) -> (Vec<Range<usize>>, bool) {
+/// One run of the lexer with backslash escapes on or off: the statements,
+/// the value spans, and whether a backslash was seen in a plain string.
+#[allow(clippy::type_complexity)]
+fn one_reading(
+    sql: &str,
+    dialect: Dialect,
+    escapes: bool,
+) -> (
+    Result<Vec<LexedStatement>, LexError>,
+    Vec<Range<usize>>,
+    bool,
+) {
     let mut lexer = Lexer::new(sql, dialect, escapes);
-    let finished = lexer.run().is_ok();
+    let finished = lexer.run();
     let mut spans = std::mem::take(&mut lexer.values);
-    if let (false, Some(from)) = (finished, lexer.failed_at) {
+    if let (Err(_), Some(from)) = (&finished, lexer.failed_at) {
         spans.retain(|r| r.end <= from);
         spans.extend(unfinished_pieces(sql.as_bytes(), from));
     }
     spans.retain(|r| !r.is_empty());
-    (spans, lexer.saw_backslash)
+    let statements = finished.map(|()| std::mem::take(&mut lexer.statements));
+    (statements, spans, lexer.saw_backslash)
 }
 
 /// The tail of `src` from `from`, split at every byte that could close a
@@ -270,6 +290,7 @@ fn is_ident_char(b: u8) -> bool {
 impl<'a> Lexer<'a> {
     fn new(sql: &'a str, dialect: Dialect, backslash_escapes: bool) -> Lexer<'a> {
         Lexer {
+            sql,
             src: sql.as_bytes(),
             pos: 0,
             dialect,
@@ -289,16 +310,26 @@ impl<'a> Lexer<'a> {
         self.src.get(self.pos + ahead).copied()
     }
 
+    /// The source from `start` to `end`: a plain slice when both are
+    /// character boundaries (they nearly always are: tokens begin and end
+    /// at ASCII bytes), replacement characters where one splits a
+    /// character.
+    fn slice(&self, start: usize, end: usize) -> std::borrow::Cow<'a, str> {
+        match self.sql.get(start..end) {
+            Some(text) => std::borrow::Cow::Borrowed(text),
+            None => String::from_utf8_lossy(&self.src[start..end]),
+        }
+    }
+
     fn text(&self, start: usize, end: usize) -> String {
-        String::from_utf8_lossy(&self.src[start..end]).into_owned()
+        self.slice(start, end).into_owned()
     }
 
     /// Records a token; the code keeps its source bytes, so the parser
     /// sees it exactly as written.
     fn push(&mut self, kind: Kind, text: String, start: usize) {
         let offset = self.code.len();
-        self.code
-            .push_str(&String::from_utf8_lossy(&self.src[start..self.pos]));
+        self.code.push_str(&self.slice(start, self.pos));
         self.tokens.push(Token {
             kind,
             text,

@@ -666,6 +666,36 @@ impl ClassifierCache {
     /// query first classified under it; callers that show statement text
     /// take it from the query itself.
     pub fn classify(&self, sql: &str, dialect: Dialect) -> Arc<Classification> {
+        self.classify_lexed(sql, dialect, || {
+            lexer::lex(sql, dialect)
+                .ok()
+                .and_then(|s| fingerprint_of(&s))
+        })
+    }
+
+    /// [`ClassifierCache::classify`] for a query already read by the
+    /// lexer: its key is made from that reading instead of a new one.
+    pub fn classify_read(
+        &self,
+        sql: &str,
+        dialect: Dialect,
+        reading: &lexer::Reading,
+    ) -> Arc<Classification> {
+        self.classify_lexed(sql, dialect, || {
+            reading
+                .statements
+                .as_ref()
+                .ok()
+                .and_then(|s| fingerprint_of(s))
+        })
+    }
+
+    fn classify_lexed(
+        &self,
+        sql: &str,
+        dialect: Dialect,
+        fingerprint: impl FnOnce() -> Option<String>,
+    ) -> Arc<Classification> {
         let d = dialect as usize;
         let user = {
             let entries = self.lock();
@@ -674,7 +704,7 @@ impl ClassifierCache {
             }
             entries.user
         };
-        let print = fingerprint(sql, dialect);
+        let print = fingerprint();
         if let Some(print) = &print {
             if let Some(hit) = self.lock().maps[d][1].get(print) {
                 return hit.clone();
@@ -725,6 +755,11 @@ impl ClassifierCache {
 ///   the parser reads the rest: digit strings with an optional fraction,
 ///   and `'…'` strings without backslashes.
 pub fn fingerprint(sql: &str, dialect: Dialect) -> Option<String> {
+    fingerprint_of(&lexer::lex(sql, dialect).ok()?)
+}
+
+/// [`fingerprint`] of a query's statements as the lexer read them.
+pub fn fingerprint_of(statements: &[lexer::LexedStatement]) -> Option<String> {
     const DATA: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES"];
     const SENSITIVE: &[&str] = &[
         "EXPLAIN",
@@ -771,10 +806,9 @@ pub fn fingerprint(sql: &str, dialect: Dialect) -> Option<String> {
         "LIMIT",
         "OFFSET",
     ];
-    let statements = lexer::lex(sql, dialect).ok()?;
-    let mut out = String::with_capacity(sql.len());
+    let mut out = String::with_capacity(statements.iter().map(|s| s.code.len() + 2).sum());
     let mut replaced = false;
-    for s in &statements {
+    for s in statements {
         let data = s
             .tokens
             .first()

@@ -421,6 +421,14 @@ pub fn sql_change(statement: &crate::sql::Statement) -> Option<(Change, &'static
         let def = StatementDef::sql_prepared(name.clone(), statement.classes);
         return Some((Change::Statement(sql_key(name), Some(def)), "PREPARE"));
     }
+    // The code begins with the statement's first token, and only DISCARD
+    // and DEALLOCATE change names: other statements need no second lexing.
+    let lead = statement.text.as_bytes();
+    let leads_with =
+        |word: &[u8]| lead.len() >= word.len() && lead[..word.len()].eq_ignore_ascii_case(word);
+    if !leads_with(b"DISCARD") && !leads_with(b"DEALLOCATE") {
+        return None;
+    }
     let lexed = crate::sql::lexer::lex(&statement.text, crate::sql::Dialect::Postgres).ok()?;
     let tokens = &lexed.first()?.tokens;
     let word = |i: usize| {

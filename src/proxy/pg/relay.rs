@@ -43,7 +43,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::watch;
 use tokio::sync::Notify;
@@ -543,6 +543,10 @@ impl Front {
             }
             let msg = match self.stash.pop_front() {
                 Some(m) => Some(Ok(m)),
+                // A message already read whole is taken without waiting:
+                // the shutdown signal is looked at once per read from the
+                // socket, not once per message a client pipelines.
+                None if self.reader.has_buffered_message() => Some(self.reader.read().await),
                 None => tokio::select! {
                     biased;
                     _ = self.shutdown.wait_for(|stop| *stop) => None,
@@ -610,10 +614,9 @@ impl Front {
                         self.inject_fatal("08P01", "invalid Query message").await;
                         return FrontEnd::ProtocolError;
                     };
-                    let rewritten = crate::sql::application_name::rewrite(
-                        sql,
-                        &self.session.application_name_prefix(),
-                    );
+                    let rewritten = crate::sql::application_name::rewrite(sql, || {
+                        self.session.application_name_prefix()
+                    });
                     if let Some(text) = &rewritten {
                         replaced = Some(query_frame(text));
                     }
@@ -652,10 +655,9 @@ impl Front {
                         self.inject_fatal("08P01", "invalid Parse message").await;
                         return FrontEnd::ProtocolError;
                     };
-                    let rewritten = crate::sql::application_name::rewrite(
-                        sql,
-                        &self.session.application_name_prefix(),
-                    );
+                    let rewritten = crate::sql::application_name::rewrite(sql, || {
+                        self.session.application_name_prefix()
+                    });
                     if let Some(text) = &rewritten {
                         replaced = Some(parse_frame(msg.body(), name, sql, text));
                     }
@@ -2071,9 +2073,9 @@ impl Back {
             ) => {
                 let started = *started;
                 self.confirm_query_statement(changes, completed, msg.body());
-                let done = self.record_result(msg.body(), started, count);
+                let took = self.record_result(msg.body(), started, count);
                 if let Some(r) = released {
-                    r.ran(done);
+                    r.ran(ran_summary(msg.body(), took));
                 }
                 false
             }
@@ -2084,9 +2086,9 @@ impl Back {
                 b'C',
             ) => {
                 let started = *started;
-                let done = self.record_result(msg.body(), started, count);
+                let took = self.record_result(msg.body(), started, count);
                 if let Some(mut r) = released.take() {
-                    r.ran(done);
+                    r.ran(ran_summary(msg.body(), took));
                     r.report(&self.gate);
                 }
                 true
@@ -2333,28 +2335,32 @@ impl Back {
 
     /// Records a statement's result; returns its tag and time, as shown
     /// with the approval that released it.
-    fn record_result(&mut self, body: &[u8], started: Instant, count: &mut ResultCount) -> String {
-        let tag = Fields::new(body)
-            .cstr()
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default();
+    /// Records a statement's result (`body` is its CommandComplete);
+    /// returns how long it took.
+    fn record_result(
+        &mut self,
+        body: &[u8],
+        started: Instant,
+        count: &mut ResultCount,
+    ) -> Duration {
+        let took = started.elapsed();
+        let tag = command_tag(body);
         let done = std::mem::take(count);
         let masked = self.masker.take_stats();
         self.gate.learn_masked(&masked);
+        let mut digest = [0u8; 64];
+        crate::hex::encode_into(done.digest.finalize().as_bytes(), &mut digest);
         self.gate.audit().record(AuditEvent::Result {
             session: &self.session.id,
             tag: &tag,
             rows: done.rows,
             bytes: done.bytes,
-            duration: started.elapsed(),
+            duration: took,
             masked: &masked,
-            digest: &crate::hex::encode(done.digest.finalize().as_bytes()),
+            digest: std::str::from_utf8(&digest).expect("hex is ASCII"),
             captured: &done.captured,
         });
-        format!(
-            "{tag} in {:.1} ms",
-            started.elapsed().as_secs_f64() * 1000.0
-        )
+        took
     }
 
     /// Records a statement's error; rows it sent before failing are not
@@ -2380,6 +2386,23 @@ impl Back {
         });
         format!("{} {message}", get(b'C'))
     }
+}
+
+/// The command tag of a CommandComplete message body.
+fn command_tag(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    Fields::new(body)
+        .cstr()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default()
+}
+
+/// What a released statement did, for its approvers: `UPDATE 3 in 1.2 ms`.
+fn ran_summary(body: &[u8], took: Duration) -> String {
+    format!(
+        "{} in {:.1} ms",
+        command_tag(body),
+        took.as_secs_f64() * 1000.0
+    )
 }
 
 #[cfg(test)]
