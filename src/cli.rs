@@ -1219,11 +1219,18 @@ fn serve_mode(args: ServeArgs, stdio_token: Option<String>) -> ExitCode {
         Err(e) => return fail(&e),
     };
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.server.workers)
-        .enable_all()
-        .build()
-    {
+    // One worker is a single-threaded runtime: the multi-thread scheduler
+    // with one worker still pays for work stealing and reads the clock
+    // around every task it polls (to tune its queue), per message here.
+    let mut builder = match config.server.workers {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
@@ -1233,7 +1240,7 @@ fn serve_mode(args: ServeArgs, stdio_token: Option<String>) -> ExitCode {
             .and_then(|o| Config::load(args.config.as_deref(), &o))
             .map_err(|e| e.to_string())
     };
-    match runtime.block_on(serve_with(config, Box::new(reload), stdio_token)) {
+    match runtime.block_on(serve_with(config, Arc::new(reload), stdio_token)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -1407,7 +1414,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// Reads the configuration again, as at start.
-type Reload = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+type Reload = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
 
 async fn serve_with(
     config: Config,
@@ -1954,7 +1961,12 @@ fn reload_identities_on_sighup(
     };
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            let config = match tokio::task::block_in_place(&reload) {
+            // Reading files is blocking work: off the runtime's thread.
+            let read = reload.clone();
+            let loaded = tokio::task::spawn_blocking(move || read())
+                .await
+                .unwrap_or_else(|e| Err(format!("the reload failed: {e}")));
+            let config = match loaded {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "identity reload failed; the identities in force stay");
