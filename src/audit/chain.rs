@@ -217,8 +217,19 @@ impl Record {
 
     fn put(&mut self, key: Cow<'static, str>, write: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
         let start = self.values.len() as u32;
-        write_str(&mut self.values, &key);
-        self.values.push(b':');
+        match &key {
+            // Airlock's own keys are plain words: copied, not scanned.
+            Cow::Borrowed(word) => {
+                debug_assert!(word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+                self.values.push(b'"');
+                self.values.extend_from_slice(word.as_bytes());
+                self.values.extend_from_slice(b"\":");
+            }
+            Cow::Owned(key) => {
+                write_str(&mut self.values, key);
+                self.values.push(b':');
+            }
+        }
         let value = self.values.len() as u32;
         write(&mut self.values);
         self.fields.push(Field {
