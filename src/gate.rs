@@ -905,15 +905,16 @@ impl Gate {
         origin: Origin,
     ) -> Checked {
         let dialect = dialect_of(session.protocol);
-        let text = std::str::from_utf8(sql).ok();
         // One reading of the text keys the classification cache and
         // finds the values to mask in the logged statement.
-        let reading = text.map(|t| crate::sql::lexer::read(t, dialect));
-        let classification = match (text, &reading) {
-            (Some(text), Some(reading)) => {
+        let read = std::str::from_utf8(sql)
+            .ok()
+            .map(|text| (text, crate::sql::lexer::read(text, dialect)));
+        let classification = match &read {
+            Some((text, reading)) => {
                 resolve_executes(self.cache.classify_read(text, dialect, reading), statements)
             }
-            _ => Arc::new(not_utf8(sql)),
+            None => Arc::new(not_utf8(sql)),
         };
         for statement in &classification.statements {
             self.masked_columns.note_outputs(&statement.outputs);
@@ -978,11 +979,9 @@ impl Gate {
             };
         }
         // The log keeps the statement with its sensitive values masked.
-        let logged = match (text, &reading) {
-            (Some(text), Some(reading)) => {
-                self.masker().mask_statement_values(text, &reading.values)
-            }
-            _ => self
+        let logged = match &read {
+            Some((text, reading)) => self.masker().mask_statement_values(text, &reading.values),
+            None => self
                 .masker()
                 .mask_statement(&String::from_utf8_lossy(sql), dialect),
         };

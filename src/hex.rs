@@ -4,18 +4,18 @@
 /// `bytes` as lower-case hex.
 pub fn encode(bytes: &[u8]) -> String {
     let mut out = vec![0; bytes.len() * 2];
-    encode_into(bytes, &mut out);
-    String::from_utf8(out).expect("hex digits are ASCII")
+    encode_into(bytes, &mut out).to_string()
 }
 
-/// Writes `bytes` as lowercase hex digits into `out`, which holds exactly
-/// twice as many bytes.
-pub fn encode_into(bytes: &[u8], out: &mut [u8]) {
+/// Writes `bytes` as lower-case hex digits into `out`, which holds exactly
+/// twice as many bytes, and returns them: hex without an allocation.
+pub fn encode_into<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
     assert_eq!(out.len(), bytes.len() * 2, "hex output of the wrong length");
     for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
         pair[0] = b"0123456789abcdef"[usize::from(b >> 4)];
         pair[1] = b"0123456789abcdef"[usize::from(b & 15)];
     }
+    std::str::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Exactly `N` bytes written as `2N` hex digits (either case).

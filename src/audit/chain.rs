@@ -106,11 +106,8 @@ pub fn seal(prev: &Hash, record: &mut Map<String, Value>) -> (Vec<u8>, Hash) {
     (line, hash)
 }
 
-/// A record as it is built for the log: each field's value already
-/// serialized as compact JSON, exactly as serde_json writes it, so that
-/// sealing is one pass of copying in key order. Building a
-/// `serde_json::Map` per statement cost a tree of owned keys and values,
-/// then a walk to serialize it; this costs one buffer.
+/// One field of a [`Record`]: its key, and where it starts in the buffer,
+/// where its value starts and where it ends.
 #[derive(Debug)]
 struct Field {
     key: Cow<'static, str>,
@@ -119,16 +116,19 @@ struct Field {
     end: u32,
 }
 
+/// A record as it is built for the log: each field already serialized as
+/// compact JSON, exactly as serde_json writes it, so that sealing is one
+/// pass of copying in key order. Building a `serde_json::Map` per
+/// statement cost a tree of owned keys and values, then a walk to
+/// serialize it; this costs one buffer.
 #[derive(Debug, Default)]
 pub struct Record {
     /// Each field as it is written, `"key":value`, back to back.
     values: Vec<u8>,
-    /// Each field's key, where it starts in `values` and where its value
-    /// starts and ends. A key put again replaces the earlier value, as a
-    /// map's insert would (the later field wins when the record is sealed).
+    /// The fields in the order put. A key put again replaces the earlier
+    /// value, as a map's insert would (the later field wins when the
+    /// record is sealed).
     fields: Vec<Field>,
-    /// The session the record belongs to, for its transcript.
-    session: Option<String>,
 }
 
 impl Record {
@@ -136,7 +136,6 @@ impl Record {
         let mut r = Self {
             values: Vec::with_capacity(512),
             fields: Vec::with_capacity(16),
-            session: None,
         };
         r.str("kind", kind);
         r
@@ -144,13 +143,18 @@ impl Record {
 
     /// The session this record is part of (`session` in the record).
     pub fn session(&mut self, id: &str) -> &mut Self {
-        self.str("session", id);
-        self.session = Some(id.to_string());
-        self
+        self.str("session", id)
     }
 
-    pub fn session_id(&self) -> Option<&str> {
-        self.session.as_deref()
+    /// The session of the record, when its `session` is a string: the
+    /// transcript the record joins, however the field was put.
+    pub fn session_id(&self) -> Option<Cow<'_, str>> {
+        let json = self.get("session")?;
+        let body = json.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+        if body.contains(&b'\\') {
+            return serde_json::from_slice::<String>(json).ok().map(Cow::Owned);
+        }
+        std::str::from_utf8(body).ok().map(Cow::Borrowed)
     }
 
     pub fn str(&mut self, key: impl Into<Cow<'static, str>>, value: &str) -> &mut Self {
@@ -210,9 +214,6 @@ impl Record {
 
     pub fn remove(&mut self, key: &str) {
         self.fields.retain(|f| f.key != key);
-        if key == "session" {
-            self.session = None;
-        }
     }
 
     fn put(&mut self, key: Cow<'static, str>, write: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
@@ -278,6 +279,17 @@ impl Record {
         out
     }
 
+    /// What a signature over the record covers: `domain`, then its
+    /// canonical bytes without `hash` and `signature` (as
+    /// [`signed_message`] for a parsed record).
+    pub fn signed_message(&mut self, domain: &[u8]) -> Vec<u8> {
+        self.remove("hash");
+        self.remove("signature");
+        let mut message = domain.to_vec();
+        self.canonical_into(&mut message);
+        message
+    }
+
     /// Hashes the record linked to `prev` and appends its line (the
     /// canonical bytes with `"hash":"…"` spliced in where the sorted keys
     /// put it, no newline) to `out`. Returns the hash.
@@ -341,14 +353,7 @@ impl From<&Map<String, Value>> for Record {
     fn from(map: &Map<String, Value>) -> Self {
         let mut r = Record::default();
         for (key, value) in map {
-            match (key.as_str(), value) {
-                ("session", Value::String(id)) => {
-                    r.session(id);
-                }
-                _ => {
-                    r.value(Cow::Owned(key.clone()), value);
-                }
-            }
+            r.value(Cow::Owned(key.clone()), value);
         }
         r
     }
@@ -489,8 +494,26 @@ mod tests {
             assert_eq!(parsed["rows"], "replaced");
             assert_eq!(parsed["hash"], hex(&hash));
             assert!(!parsed.contains_key("aa"));
-            assert_eq!(r.session_id(), Some("s-1"));
+            assert_eq!(r.session_id().as_deref(), Some("s-1"));
         }
+        // What a signature covers is what the verifier recomputes from the
+        // parsed line.
+        let mut line = Vec::new();
+        r.seal_into(&GENESIS, &mut line);
+        let parsed: Map<String, Value> = serde_json::from_slice(&line).unwrap();
+        r.str("signature", "00");
+        assert_eq!(
+            r.signed_message(CHECKPOINT_DOMAIN),
+            signed_message(CHECKPOINT_DOMAIN, &parsed)
+        );
+        // The transcript follows the field, escaped or not, however put.
+        let mut escaped = Record::new("x");
+        escaped.str("session", "s-\"1\"");
+        assert_eq!(escaped.session_id().as_deref(), Some("s-\"1\""));
+        assert_eq!(Record::new("x").session_id(), None);
+        let mut numeric = Record::new("x");
+        numeric.u64("session", 7);
+        assert_eq!(numeric.session_id(), None);
         // A record whose only keys sort after `hash`, and one with none.
         for mut r in [Record::new("x"), Record::default()] {
             let mut line = b"prefix".to_vec();

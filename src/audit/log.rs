@@ -677,7 +677,7 @@ impl Writer {
     fn mark(&self, record: &Record) -> Mark {
         let session = record
             .session_id()
-            .map(|id| (id.to_string(), self.sessions.get(id).copied()));
+            .map(|id| (id.to_string(), self.sessions.get(id.as_ref()).copied()));
         Mark {
             pending: self.pending.len(),
             seq: self.seq,
@@ -719,17 +719,13 @@ impl Writer {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let mut prev = [0u8; 64];
-        crate::hex::encode_into(&self.prev, &mut prev);
         record
             .u64("v", chain::VERSION)
             .u64("seq", self.seq)
             .str("ts", &chain::timestamp(now))
-            .str("prev", std::str::from_utf8(&prev).expect("hex is ASCII"));
+            .str("prev", crate::hex::encode_into(&self.prev, &mut prev));
         if let Some((key, domain)) = signer {
-            record.remove("signature");
-            let mut message = domain.to_vec();
-            message.extend_from_slice(&record.canonical());
-            let signature = key.sign(&message);
+            let signature = key.sign(&record.signed_message(domain));
             record.str("signature", &chain::hex(&signature.to_bytes()));
         }
         let is_checkpoint = record.get("kind") == Some(b"\"checkpoint\"".as_slice());
@@ -741,7 +737,7 @@ impl Writer {
         }
         if let Some(session) = record.session_id() {
             let ended = record.get("kind") == Some(b"\"session_end\"".as_slice());
-            let transcript = match self.sessions.get_mut(session) {
+            let transcript = match self.sessions.get_mut(session.as_ref()) {
                 Some(t) => t,
                 None => self
                     .sessions

@@ -666,11 +666,7 @@ impl ClassifierCache {
     /// query first classified under it; callers that show statement text
     /// take it from the query itself.
     pub fn classify(&self, sql: &str, dialect: Dialect) -> Arc<Classification> {
-        self.classify_lexed(sql, dialect, || {
-            lexer::lex(sql, dialect)
-                .ok()
-                .and_then(|s| fingerprint_of(&s))
-        })
+        self.classify_lexed(sql, dialect, || fingerprint(sql, dialect))
     }
 
     /// [`ClassifierCache::classify`] for a query already read by the

@@ -2349,7 +2349,6 @@ impl Back {
         let masked = self.masker.take_stats();
         self.gate.learn_masked(&masked);
         let mut digest = [0u8; 64];
-        crate::hex::encode_into(done.digest.finalize().as_bytes(), &mut digest);
         self.gate.audit().record(AuditEvent::Result {
             session: &self.session.id,
             tag: &tag,
@@ -2357,7 +2356,7 @@ impl Back {
             bytes: done.bytes,
             duration: took,
             masked: &masked,
-            digest: std::str::from_utf8(&digest).expect("hex is ASCII"),
+            digest: crate::hex::encode_into(done.digest.finalize().as_bytes(), &mut digest),
             captured: &done.captured,
         });
         took
