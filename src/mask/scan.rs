@@ -34,6 +34,7 @@ use super::tld;
 mod encoded;
 mod hashes;
 mod person;
+mod phones;
 
 /// What a literal marker found by the first pass leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +114,7 @@ const MARKERS: &[(&str, Marker)] = &[
 pub struct Scanner {
     detectors: Detectors,
     markers: AhoCorasick,
-    regions: Vec<Region>,
+    regions: Vec<phones::National>,
     /// Whether any detector reads words with digits (the digit pass runs
     /// regardless, for encoded runs).
     numeric: bool,
@@ -178,7 +179,10 @@ impl Scanner {
         Scanner {
             detectors: *detectors,
             markers,
-            regions: DEFAULT_REGIONS.to_vec(),
+            regions: DEFAULT_REGIONS
+                .iter()
+                .map(|&r| phones::National::new(r))
+                .collect(),
             numeric,
         }
     }
@@ -1348,7 +1352,8 @@ impl Scanner {
                 }
                 None => candidate,
             };
-            phonenumber::parse(None, e164).is_ok_and(|n| phonenumber::is_valid(&n))
+            phones::may_be_international(&digits_in(&e164.as_bytes()[1..]))
+                && phonenumber::parse(None, e164).is_ok_and(|n| phonenumber::is_valid(&n))
         } else {
             self.valid_national(candidate)
         };
@@ -1372,13 +1377,16 @@ impl Scanner {
     /// written with it, so `8091 0761 4283` is no German number.
     fn valid_national(&self, candidate: &str) -> bool {
         let trunk = candidate.trim_start_matches('(').starts_with('0');
+        let digits = digits_in(candidate.as_bytes());
         self.regions.iter().any(|r| {
             let needs_trunk = matches!(
-                r,
+                r.region,
                 Region::GB | Region::DE | Region::FR | Region::NL | Region::SE | Region::FI
             );
             (trunk || !needs_trunk)
-                && phonenumber::parse(Some(*r), candidate).is_ok_and(|n| phonenumber::is_valid(&n))
+                && r.may_be(&digits)
+                && phonenumber::parse(Some(r.region), candidate)
+                    .is_ok_and(|n| phonenumber::is_valid(&n))
         })
     }
 
@@ -1586,6 +1594,34 @@ fn card_with_tail(text: &[u8], chunk: &Chunk, k: usize) -> bool {
     let (s, e) = chunk.groups[0];
     let (ts, te) = chunk.groups[1];
     (12..=19).contains(&(e - s)) && te - ts <= 4 && text[ts..te].iter().all(u8::is_ascii_digit)
+}
+
+/// The ASCII digits of a phone candidate (at most 32 bytes long).
+fn digits_in(candidate: &[u8]) -> DigitBuf {
+    let mut buf = DigitBuf {
+        digits: [0; 32],
+        len: 0,
+    };
+    for &b in candidate.iter().filter(|b| b.is_ascii_digit()) {
+        if buf.len < buf.digits.len() {
+            buf.digits[buf.len] = b;
+            buf.len += 1;
+        }
+    }
+    buf
+}
+
+struct DigitBuf {
+    digits: [u8; 32],
+    len: usize,
+}
+
+impl std::ops::Deref for DigitBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.digits[..self.len]
+    }
 }
 
 fn alnum_len(text: &[u8]) -> usize {
