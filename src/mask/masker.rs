@@ -3,7 +3,7 @@
 
 use super::json::{self, Leaf};
 use super::kind::{Detectors, Finding, Kind};
-use super::scan::Scanner;
+use super::scan::{LentPhoneMemo, PhoneMemo, Scanner};
 use crate::sql::{lexer, Dialect};
 use std::ops::Range;
 
@@ -137,6 +137,19 @@ pub struct Scratch {
     leaf: Vec<Finding>,
     decoded: Vec<u8>,
     offsets: Vec<usize>,
+    phones: PhoneMemo,
+}
+
+impl Scratch {
+    /// Lends the session's phone verdicts to the scanner while a row is
+    /// masked; [`Scratch::return_phone_memo`] takes them back.
+    pub(crate) fn lend_phone_memo(&mut self) -> LentPhoneMemo {
+        super::scan::lend_phone_memo(&mut self.phones)
+    }
+
+    pub(crate) fn return_phone_memo(&mut self, lent: LentPhoneMemo) {
+        lent.give_back(&mut self.phones);
+    }
 }
 
 /// What masking applies: the detectors and a strategy per kind.

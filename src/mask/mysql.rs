@@ -453,6 +453,7 @@ impl MysqlRowMasker {
         // `edits` allocates on its first push.
         let mut edits: Vec<(usize, Masked)> = Vec::new();
         let mut at = 0;
+        let lent = scratch.lend_phone_memo();
         for (i, plan) in plans.iter().enumerate() {
             let Some(Some(value)) = text_value(row, &mut at) else {
                 continue;
@@ -463,6 +464,7 @@ impl MysqlRowMasker {
                 edits.push((i, outcome));
             }
         }
+        scratch.return_phone_memo(lent);
         if edits.is_empty() {
             return RowOutcome::Unchanged;
         }
@@ -504,6 +506,7 @@ impl MysqlRowMasker {
         }
         let mut edits: Vec<(usize, Masked)> = Vec::new();
         let mut at = values_at;
+        let lent = scratch.lend_phone_memo();
         for (i, plan) in plans.iter().enumerate() {
             if is_null(row, i) {
                 continue;
@@ -542,6 +545,7 @@ impl MysqlRowMasker {
                 edits.push((i, outcome));
             }
         }
+        scratch.return_phone_memo(lent);
         if edits.is_empty() {
             return RowOutcome::Unchanged;
         }

@@ -206,6 +206,7 @@ impl RowMasker {
         }
         // A row with nothing to mask costs the scan and no allocation.
         let mut edits: Vec<(usize, Masked)> = Vec::new();
+        let lent = scratch.lend_phone_memo();
         for (i, value) in DataRow::values(row).enumerate() {
             let Some(value) = value else { continue };
             let (oid, format) = columns.get(i).map_or((0, 0), |c| (c.type_oid, c.format));
@@ -214,6 +215,7 @@ impl RowMasker {
                 edits.push((i, outcome));
             }
         }
+        scratch.return_phone_memo(lent);
         if edits.is_empty() {
             return RowOutcome::Unchanged;
         }
@@ -268,7 +270,10 @@ impl RowMasker {
         } else {
             // Text and CSV rows: the detected spans are replaced in place;
             // labels contain no tab, comma, quote or backslash.
-            mask_copy_text(&engine, body, &mut self.scratch, &mut self.copy_tally)
+            let lent = self.scratch.lend_phone_memo();
+            let masked = mask_copy_text(&engine, body, &mut self.scratch, &mut self.copy_tally);
+            self.scratch.return_phone_memo(lent);
+            masked
         };
         match masked {
             None => RowOutcome::Unchanged,

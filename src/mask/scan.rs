@@ -36,6 +36,8 @@ mod hashes;
 mod person;
 mod phones;
 
+pub use phones::{lend as lend_phone_memo, Lent as LentPhoneMemo, Memo as PhoneMemo};
+
 /// What a literal marker found by the first pass leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Marker {
@@ -780,6 +782,21 @@ impl Scanner {
         if joined_before(text, ws) {
             return self.glued_to_label(text, ws);
         }
+        // Every other reading needs seven digits or more, but for an IPv4
+        // address and a National Insurance number written in pairs
+        // (`AB 12 34 56 C`): the short numbers of table data (quantities,
+        // times, the parts of a date) end here.
+        if !has_digits(text, ws, 7) {
+            let nino = ws >= 3
+                && text[ws - 1] == b' '
+                && text[ws - 2].is_ascii_uppercase()
+                && text[ws - 3].is_ascii_uppercase();
+            let found = self.ipv4(text, ws).or_else(|| {
+                nino.then(|| self.spaced_nino(text, &Chunk::read(text, ws)))
+                    .flatten()
+            });
+            return found.filter(|f| self.on(f.kind));
+        }
         let chunk = Chunk::read(text, ws);
         let found = self
             .fixed_formats(text, ws)
@@ -1342,7 +1359,24 @@ impl Scanner {
             return None;
         }
         let candidate = std::str::from_utf8(candidate).ok()?;
-        let valid = if international {
+        let valid = phones::remembered(international, candidate.as_bytes(), || {
+            self.validate_phone(candidate, international)
+        });
+        // An extension belongs to the number: `x123`, ` ext. 44`.
+        let end = if valid {
+            end + extension_len(&text[end..])
+        } else {
+            end
+        };
+        valid.then_some(Finding {
+            kind: Kind::Phone,
+            start,
+            end,
+        })
+    }
+
+    fn validate_phone(&self, candidate: &str, international: bool) -> bool {
+        if international {
             // `00` is the international call prefix most of the world dials.
             let plus;
             let e164 = match candidate.strip_prefix("00") {
@@ -1356,18 +1390,7 @@ impl Scanner {
                 && phonenumber::parse(None, e164).is_ok_and(|n| phonenumber::is_valid(&n))
         } else {
             self.valid_national(candidate)
-        };
-        // An extension belongs to the number: `x123`, ` ext. 44`.
-        let end = if valid {
-            end + extension_len(&text[end..])
-        } else {
-            end
-        };
-        valid.then_some(Finding {
-            kind: Kind::Phone,
-            start,
-            end,
-        })
+        }
     }
 
     /// Whether `candidate`, written without a country code, is a number
@@ -1415,7 +1438,8 @@ impl Scanner {
         {
             return None;
         }
-        let valid = self.valid_national(std::str::from_utf8(cell).ok()?);
+        let candidate = std::str::from_utf8(cell).ok()?;
+        let valid = phones::remembered(false, cell, || self.valid_national(candidate));
         let start = cell.as_ptr() as usize - value.as_ptr() as usize;
         valid.then_some(Finding {
             kind: Kind::Phone,
@@ -1622,6 +1646,27 @@ impl std::ops::Deref for DigitBuf {
     fn deref(&self) -> &[u8] {
         &self.digits[..self.len]
     }
+}
+
+/// Whether `at` starts a run of letters, digits and the separators numbers
+/// are written with that holds at least `wanted` digits in its first 64
+/// bytes: no reading of a number spans more (the longest, forty digits in
+/// groups, spans 49).
+fn has_digits(text: &[u8], at: usize, wanted: usize) -> bool {
+    let mut found = 0;
+    for &b in text[at..].iter().take(64) {
+        if b.is_ascii_digit() {
+            found += 1;
+            if found >= wanted {
+                return true;
+            }
+        } else if !(b.is_ascii_alphabetic()
+            || matches!(b, b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b'+'))
+        {
+            return false;
+        }
+    }
+    false
 }
 
 fn alnum_len(text: &[u8]) -> usize {

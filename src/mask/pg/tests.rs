@@ -570,3 +570,23 @@ fn geometric_coordinates_are_masked_in_text_and_binary() {
         RowOutcome::Unchanged
     );
 }
+
+#[test]
+fn a_number_repeated_down_a_result_is_masked_in_every_row() {
+    // The second and later rows take the verdict from the session's memo.
+    let mut m = RowMasker::new(engine(Strategy::Redact));
+    m.set_columns(&[col("note", 25, 0), col("ref", 25, 0)]);
+    for _ in 0..3 {
+        let out = m.mask_row(&row(&[
+            Some(b"call back on +44 20 7946 0123"),
+            Some(b"+44 0123 456789"),
+        ]));
+        let RowOutcome::Rewritten(frame) = out else {
+            panic!("the phone number was not masked: {out:?}");
+        };
+        let values = values(&frame);
+        assert_eq!(values[0].as_deref(), Some(&b"call back on <PHONE>"[..]));
+        // An unissued number stays, from the memo too.
+        assert_eq!(values[1].as_deref(), Some(&b"+44 0123 456789"[..]));
+    }
+}

@@ -469,3 +469,17 @@ fn cards_in_the_whole_35_block_and_unionpay_81_are_cards() {
     assert_eq!(one("3519355019374996"), ("card", "3519355019374996".into()));
     assert_eq!(one("8169247178993314"), ("card", "8169247178993314".into()));
 }
+
+#[test]
+fn readings_with_fewer_than_seven_digits_are_still_found() {
+    // Short numbers skip every reading that needs seven digits; these two
+    // kinds need fewer.
+    assert_eq!(one("host 1.2.3.4 is up"), ("ipv4", "1.2.3.4".into()));
+    assert_eq!(one("ip=10.0.0.1;"), ("ipv4", "10.0.0.1".into()));
+    assert_eq!(one("NI AB 123456 C"), ("uk_nino", "AB 123456 C".into()));
+    assert_eq!(
+        one("ni: AB 12 34 56 C."),
+        ("uk_nino", "AB 12 34 56 C".into())
+    );
+    none("qty 12 x 345.67, took 01:33:45, due 05.03.2024, 12.5%");
+}

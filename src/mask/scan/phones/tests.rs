@@ -202,3 +202,62 @@ fn unassigned_country_codes_are_screened_out() {
     assert!(may_be_international(b"4402079460123"));
     assert!(may_be_international(b"442079460123"));
 }
+
+#[test]
+fn a_lent_memo_validates_each_candidate_once_and_only_for_its_session() {
+    let calls = std::cell::Cell::new(0);
+    let validate = || {
+        calls.set(calls.get() + 1);
+        true
+    };
+    // Nothing lent: every candidate is validated.
+    assert!(remembered(false, b"030 1234567", validate));
+    assert!(remembered(false, b"030 1234567", validate));
+    assert_eq!(calls.get(), 2);
+
+    let mut first = Memo::default();
+    let lent = lend(&mut first);
+    assert!(remembered(false, b"030 1234567", validate));
+    assert!(remembered(false, b"030 1234567", validate));
+    assert_eq!(calls.get(), 3);
+    // Read as international it is another candidate.
+    assert!(remembered(true, b"030 1234567", validate));
+    assert_eq!(calls.get(), 4);
+    // A nested lend (a value masked inside a row) keeps the row's memo.
+    let mut inner = Memo::default();
+    let nested = lend(&mut inner);
+    assert!(remembered(false, b"030 1234567", validate));
+    assert_eq!(calls.get(), 4);
+    nested.give_back(&mut inner);
+    assert!(inner.verdicts.is_empty());
+    lent.give_back(&mut first);
+    assert_eq!(first.verdicts.len(), 2);
+
+    // Another session's memo starts empty and does not see the first's.
+    let mut second = Memo::default();
+    let lent = lend(&mut second);
+    assert!(remembered(false, b"030 1234567", validate));
+    assert_eq!(calls.get(), 5);
+    // Dropped without being given back (a panic mid-row), the memo is
+    // discarded, not left for the next session on the thread.
+    drop(lent);
+    assert!(remembered(false, b"030 1234567", validate));
+    assert_eq!(calls.get(), 6);
+
+    // Given back, the first session's verdicts are there again.
+    let lent = lend(&mut first);
+    assert!(remembered(false, b"030 1234567", validate));
+    assert_eq!(calls.get(), 6);
+    lent.give_back(&mut first);
+}
+
+#[test]
+fn the_memo_is_bounded() {
+    let mut memo = Memo::default();
+    let lent = lend(&mut memo);
+    for i in 0..MEMO_ENTRIES * 3 {
+        remembered(false, format!("{i:012}").as_bytes(), || false);
+    }
+    lent.give_back(&mut memo);
+    assert!(memo.verdicts.len() <= MEMO_ENTRIES);
+}
