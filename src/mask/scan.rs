@@ -1493,7 +1493,11 @@ impl Scanner {
             let token = trim_dots(token);
             let start = start + (token.as_ptr() as usize - text[start..].as_ptr() as usize);
             let end = start + token.len();
-            if token.iter().filter(|&&b| b == b':').count() < 2 || token.len() < 6 {
+            // Written in full an address has seven colons (six before an
+            // IPv4 tail); with fewer it must hold `::`. Times (`14:22:07`)
+            // have neither.
+            let colons = token.iter().filter(|&&b| b == b':').count();
+            if colons < 2 || token.len() < 6 || (colons < 6 && find(token, b"::").is_none()) {
                 continue;
             }
             if !boundary_before(text, start)

@@ -483,3 +483,16 @@ fn readings_with_fewer_than_seven_digits_are_still_found() {
     );
     none("qty 12 x 345.67, took 01:33:45, due 05.03.2024, 12.5%");
 }
+
+#[test]
+fn ipv6_addresses_in_every_text_form_and_times_are_not_one() {
+    for addr in [
+        "2001:db8:85a3:0:0:8a2e:370:7334",
+        "2001:db8::7334",
+        "fe80::1",
+        "2001:DB8:0:0:1::1",
+    ] {
+        assert_eq!(one(&format!("from {addr} ok")), ("ipv6", addr.to_string()));
+    }
+    none("placed at 14:22:07, updated 2025-11-03T14:22:07.123Z, took 01:33:45");
+}
