@@ -154,11 +154,16 @@ fn build(code: u16) -> Country {
     }))
 }
 
+/// Every country's patterns compiled take about 30 MiB (a process that
+/// meets numbers of all of them); the limits bound what one country's, and
+/// the lazy DFA each thread builds while matching, can take. A country
+/// whose patterns do not fit is not screened.
 fn compile(source: &str) -> Result<Regex, regex::Error> {
     RegexBuilder::new(source)
         .ignore_whitespace(true)
         .unicode(false)
-        .size_limit(64 << 20)
+        .size_limit(16 << 20)
+        .dfa_size_limit(1 << 20)
         .build()
 }
 
@@ -305,12 +310,9 @@ pub(super) struct National {
 impl National {
     pub(super) fn new(region: Region) -> National {
         let meta = DATABASE.by_id(region.as_ref());
-        let call_prefix = meta.and_then(|m| m.international_prefix()).map(|p| {
-            RegexBuilder::new(&format!("^(?:{})", p.as_str()))
-                .ignore_whitespace(true)
-                .unicode(false)
-                .build()
-        });
+        let call_prefix = meta
+            .and_then(|m| m.international_prefix())
+            .map(|p| compile(&format!("^(?:{})", p.as_str())));
         let code = match (meta, &call_prefix) {
             (Some(meta), None | Some(Ok(_))) => Some(usize::from(meta.country_code())),
             _ => None,
