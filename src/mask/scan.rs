@@ -1386,7 +1386,7 @@ impl Scanner {
                 }
                 None => candidate,
             };
-            phones::may_be_international(&digits_in(&e164.as_bytes()[1..]))
+            digits_in(&e164.as_bytes()[1..]).is_none_or(|d| phones::may_be_international(&d))
                 && phonenumber::parse(None, e164).is_ok_and(|n| phonenumber::is_valid(&n))
         } else {
             self.valid_national(candidate)
@@ -1407,7 +1407,7 @@ impl Scanner {
                 Region::GB | Region::DE | Region::FR | Region::NL | Region::SE | Region::FI
             );
             (trunk || !needs_trunk)
-                && r.may_be(&digits)
+                && digits.as_ref().is_none_or(|d| r.may_be(d))
                 && phonenumber::parse(Some(r.region), candidate)
                     .is_ok_and(|n| phonenumber::is_valid(&n))
         })
@@ -1624,19 +1624,18 @@ fn card_with_tail(text: &[u8], chunk: &Chunk, k: usize) -> bool {
     (12..=19).contains(&(e - s)) && te - ts <= 4 && text[ts..te].iter().all(u8::is_ascii_digit)
 }
 
-/// The ASCII digits of a phone candidate (at most 32 bytes long).
-fn digits_in(candidate: &[u8]) -> DigitBuf {
+/// The ASCII digits of a phone candidate; `None` past 32 of them (no
+/// candidate has that many, and then no screen is applied).
+fn digits_in(candidate: &[u8]) -> Option<DigitBuf> {
     let mut buf = DigitBuf {
         digits: [0; 32],
         len: 0,
     };
     for &b in candidate.iter().filter(|b| b.is_ascii_digit()) {
-        if buf.len < buf.digits.len() {
-            buf.digits[buf.len] = b;
-            buf.len += 1;
-        }
+        *buf.digits.get_mut(buf.len)? = b;
+        buf.len += 1;
     }
-    buf
+    Some(buf)
 }
 
 struct DigitBuf {

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use phonenumber::country::Id as Region;
-use phonenumber::metadata::{Metadata, DATABASE};
+use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
 use regex::bytes::{Regex, RegexBuilder};
 use regex_syntax::hir::{Hir, HirKind, Look};
 
@@ -105,20 +105,7 @@ fn build(code: u16) -> Country {
         strip = strip.max(found.longest);
         local = local.max(found.local);
         prefixes.push(found.pattern);
-        let d = meta.descriptors();
-        let types = [
-            d.premium_rate(),
-            d.toll_free(),
-            d.shared_cost(),
-            d.voip(),
-            d.personal_number(),
-            d.pager(),
-            d.uan(),
-            d.voicemail(),
-            d.fixed_line(),
-            d.mobile(),
-        ];
-        for t in types.into_iter().flatten() {
+        for t in number_types(meta) {
             let pattern = format!("(?:{})", t.national_number().as_str());
             for (len, patterns) in by_length.iter_mut().enumerate() {
                 let lengths = t.possible_length();
@@ -158,6 +145,26 @@ fn build(code: u16) -> Country {
 /// meets numbers of all of them); the limits bound what one country's, and
 /// the lazy DFA each thread builds while matching, can take. A country
 /// whose patterns do not fit is not screened.
+/// The descriptors phonenumber's validation tries: a number is valid only
+/// if one of them matches it.
+fn number_types(meta: &Metadata) -> impl Iterator<Item = &Descriptor> {
+    let d = meta.descriptors();
+    [
+        d.premium_rate(),
+        d.toll_free(),
+        d.shared_cost(),
+        d.voip(),
+        d.personal_number(),
+        d.pager(),
+        d.uan(),
+        d.voicemail(),
+        d.fixed_line(),
+        d.mobile(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 fn compile(source: &str) -> Result<Regex, regex::Error> {
     RegexBuilder::new(source)
         .ignore_whitespace(true)
@@ -300,7 +307,8 @@ pub(super) fn may_be_international(digits: &[u8]) -> bool {
 #[derive(Debug)]
 pub(super) struct National {
     pub(super) region: Region,
-    /// The region's country code, when its numbers can be screened.
+    /// The region's country code, when its numbers can be screened (a
+    /// known region whose call prefix compiles here).
     code: Option<usize>,
     /// Digits that make the number international when dialled from the
     /// region (`00`, `011`): any country's code then follows.
@@ -316,9 +324,10 @@ impl National {
         let code = match (meta, &call_prefix) {
             (Some(meta), None | Some(Ok(_))) => Some(usize::from(meta.country_code())),
             _ => None,
-        };
+        }
+        .filter(|&c| c < CODES);
         // Compiled now rather than on the first number a session meets.
-        if let Some(code) = code.filter(|&c| c < CODES) {
+        if let Some(code) = code {
             country(code);
         }
         National {
@@ -331,7 +340,7 @@ impl National {
     /// Whether `digits`, written without a country code, may be a number
     /// when read as this region reads it.
     pub(super) fn may_be(&self, digits: &[u8]) -> bool {
-        let Some(code) = self.code.filter(|&c| c < CODES) else {
+        let Some(code) = self.code else {
             return true;
         };
         if self

@@ -496,3 +496,13 @@ fn ipv6_addresses_in_every_text_form_and_times_are_not_one() {
     }
     none("placed at 14:22:07, updated 2025-11-03T14:22:07.123Z, took 01:33:45");
 }
+
+#[test]
+fn a_candidate_with_too_many_digits_to_hold_skips_the_phone_screen() {
+    assert_eq!(
+        digits_in(b"+44 20 7946 0123").as_deref(),
+        Some(&b"442079460123"[..])
+    );
+    assert!(digits_in(&[b'1'; 32]).is_some());
+    assert!(digits_in(&[b'1'; 33]).is_none());
+}

@@ -4,24 +4,9 @@
 //! changed, and digit strings drawn at random, for every region.
 
 use super::*;
-
-/// xorshift64*: the same candidates every run.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
-    }
-
-    fn digits(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| char::from(b'0' + self.below(10) as u8))
-            .collect()
-    }
-}
+use crate::mask::scan::DEFAULT_REGIONS;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 fn valid(region: Option<Region>, text: &str) -> bool {
     phonenumber::parse(region, text).is_ok_and(|n| phonenumber::is_valid(&n))
@@ -31,24 +16,12 @@ fn digits(text: &str) -> Vec<u8> {
     text.bytes().filter(u8::is_ascii_digit).collect()
 }
 
-/// Example national numbers of every region and type.
+/// Example national numbers of every region and type: country code,
+/// number, national prefix.
 fn examples() -> Vec<(u16, String, Option<String>)> {
     let mut out = Vec::new();
     for meta in DATABASE.iter() {
-        let d = meta.descriptors();
-        let types = [
-            d.premium_rate(),
-            d.toll_free(),
-            d.shared_cost(),
-            d.voip(),
-            d.personal_number(),
-            d.pager(),
-            d.uan(),
-            d.voicemail(),
-            d.fixed_line(),
-            d.mobile(),
-        ];
-        for t in types.into_iter().flatten() {
+        for t in number_types(meta) {
             if let Some(example) = t.example() {
                 out.push((
                     meta.country_code(),
@@ -62,11 +35,11 @@ fn examples() -> Vec<(u16, String, Option<String>)> {
 }
 
 /// The ways a number is written: grouped by spaces, hyphens or not at all.
-fn written(rng: &mut Rng, digits: &str) -> String {
-    let sep = [" ", "-", "", "."][rng.below(4)];
+fn written(rng: &mut StdRng, digits: &str) -> String {
+    let sep = [" ", "-", "", "."][rng.gen_range(0..4)];
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && i % (2 + rng.below(3)) == 0 {
+        if i > 0 && i % rng.gen_range(2..5) == 0 {
             out.push_str(sep);
         }
         out.push(c);
@@ -74,80 +47,98 @@ fn written(rng: &mut Rng, digits: &str) -> String {
     out
 }
 
+/// Seven to fifteen random digits.
+fn random_digits(rng: &mut StdRng) -> String {
+    let n = rng.gen_range(7..16);
+    (0..n)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
+}
+
+/// `number` with one digit changed at random.
+fn mutated(rng: &mut StdRng, number: &str) -> String {
+    let mut changed: Vec<u8> = number.bytes().collect();
+    let at = rng.gen_range(0..changed.len());
+    changed[at] = b'0' + rng.gen_range(0..10u8);
+    String::from_utf8(changed).expect("digits")
+}
+
+/// What phonenumber and the screen said of the candidates tried.
+#[derive(Default)]
+struct Tally {
+    accepted: usize,
+    screened_out: usize,
+}
+
+impl Tally {
+    /// Fails when phonenumber accepts what the screen rejects.
+    fn check(&mut self, text: &str, valid: bool, passes: bool) {
+        if valid {
+            self.accepted += 1;
+            assert!(passes, "{text} is valid but the screen rejects it");
+        } else if !passes {
+            self.screened_out += 1;
+        }
+    }
+
+    /// The test would prove nothing if nothing were valid or nothing
+    /// screened out.
+    fn assert_both(&self, accepted: usize, screened_out: usize) {
+        assert!(self.accepted > accepted, "{} valid", self.accepted);
+        assert!(
+            self.screened_out > screened_out,
+            "{} screened out",
+            self.screened_out
+        );
+    }
+}
+
 #[test]
 fn every_international_number_phonenumber_accepts_passes_the_screen() {
-    let mut rng = Rng(0x5eed_1234_abcd_0001);
-    let (mut accepted, mut screened_out) = (0, 0);
+    let mut rng = StdRng::seed_from_u64(0x5eed_1234_abcd_0001);
+    let mut tally = Tally::default();
     for (code, national, _) in examples() {
-        let mut variants = vec![national.clone()];
+        let mut variants = vec![national.clone(), format!("0{national}")];
         for _ in 0..3 {
-            let mut changed: Vec<u8> = national.bytes().collect();
-            let at = rng.below(changed.len());
-            changed[at] = b'0' + rng.below(10) as u8;
-            variants.push(String::from_utf8(changed).expect("digits"));
+            variants.push(mutated(&mut rng, &national));
         }
-        variants.push(format!("0{national}"));
         for v in variants {
             let text = format!("+{code} {}", written(&mut rng, &v));
-            let passes = may_be_international(&digits(&text));
-            if valid(None, &text) {
-                accepted += 1;
-                assert!(passes, "{text} is valid but the screen rejects it");
-            } else if !passes {
-                screened_out += 1;
-            }
+            tally.check(
+                &text,
+                valid(None, &text),
+                may_be_international(&digits(&text)),
+            );
         }
     }
     for _ in 0..4_000 {
-        let number = rng_digits(&mut rng);
+        let number = random_digits(&mut rng);
         let text = format!("+{}", written(&mut rng, &number));
-        let passes = may_be_international(&digits(&text));
-        if valid(None, &text) {
-            accepted += 1;
-            assert!(passes, "{text} is valid but the screen rejects it");
-        } else if !passes {
-            screened_out += 1;
-        }
+        tally.check(
+            &text,
+            valid(None, &text),
+            may_be_international(&digits(&text)),
+        );
     }
-    eprintln!("international: {accepted} valid, {screened_out} screened out");
-    // The test would prove nothing if nothing were valid or nothing
-    // screened out.
-    assert!(accepted > 1000, "{accepted} valid");
-    assert!(screened_out > 3_000, "{screened_out} screened out");
-}
-
-fn rng_digits(rng: &mut Rng) -> String {
-    let n = 7 + rng.below(9);
-    rng.digits(n)
+    eprintln!(
+        "international: {} valid, {} screened out",
+        tally.accepted, tally.screened_out
+    );
+    tally.assert_both(1_000, 3_000);
 }
 
 #[test]
 fn every_national_number_phonenumber_accepts_passes_the_screen() {
-    let mut rng = Rng(0x5eed_1234_abcd_0002);
-    let regions: Vec<National> = [
-        Region::US,
-        Region::GB,
-        Region::DE,
-        Region::FR,
-        Region::ES,
-        Region::IT,
-        Region::NL,
-        Region::PL,
-        Region::BR,
-        Region::SE,
-        Region::FI,
-        Region::IN,
-        Region::AR,
-        Region::MX,
-        Region::JP,
-        Region::AU,
-        Region::CH,
-    ]
-    .into_iter()
-    .map(National::new)
-    .collect();
+    let mut rng = StdRng::seed_from_u64(0x5eed_1234_abcd_0002);
+    // The default regions, and some whose prefixes parse differently.
+    let more = [Region::AR, Region::MX, Region::JP, Region::AU, Region::CH];
+    let regions: Vec<National> = DEFAULT_REGIONS
+        .iter()
+        .chain(&more)
+        .map(|&r| National::new(r))
+        .collect();
     let examples = examples();
-    let (mut accepted, mut screened_out) = (0, 0);
+    let mut tally = Tally::default();
     for r in &regions {
         let code = DATABASE
             .by_id(r.region.as_ref())
@@ -160,36 +151,27 @@ fn every_national_number_phonenumber_accepts_passes_the_screen() {
             candidates.push(format!("{prefix}{national}"));
             candidates.push(format!("{c}{national}"));
             candidates.push(format!("00{c}{national}"));
-            let mut changed: Vec<u8> = national.bytes().collect();
-            let at = rng.below(changed.len());
-            changed[at] = b'0' + rng.below(10) as u8;
-            candidates.push(format!(
-                "{prefix}{}",
-                String::from_utf8(changed).expect("digits")
-            ));
+            candidates.push(format!("{prefix}{}", mutated(&mut rng, national)));
         }
         for _ in 0..600 {
-            let lead = ["", "0", "00", "011", "90"][rng.below(5)];
-            candidates.push(format!("{lead}{}", rng_digits(&mut rng)));
+            let lead = ["", "0", "00", "011", "90"][rng.gen_range(0..5)];
+            candidates.push(format!("{lead}{}", random_digits(&mut rng)));
         }
         for c in candidates {
             let text = written(&mut rng, &c);
-            let passes = r.may_be(&digits(&text));
-            if valid(Some(r.region), &text) {
-                accepted += 1;
-                assert!(
-                    passes,
-                    "{text} is valid in {:?} but the screen rejects it",
-                    r.region
-                );
-            } else if !passes {
-                screened_out += 1;
-            }
+            let valid = valid(Some(r.region), &text);
+            tally.check(
+                &format!("{text} in {:?}", r.region),
+                valid,
+                r.may_be(&digits(&text)),
+            );
         }
     }
-    eprintln!("national: {accepted} valid, {screened_out} screened out");
-    assert!(accepted > 500, "{accepted} valid");
-    assert!(screened_out > 5_000, "{screened_out} screened out");
+    eprintln!(
+        "national: {} valid, {} screened out",
+        tally.accepted, tally.screened_out
+    );
+    tally.assert_both(500, 5_000);
 }
 
 #[test]
