@@ -2942,3 +2942,60 @@ fn names_in_bare_columns_and_free_text_are_masked_for_drivers() {
         assert!(text.contains("Kunde: <PERSON>"), "{text}");
     }
 }
+
+/// Values written in characters that stand for ASCII — stored that way
+/// (Japanese fullwidth input, Arabic or Persian digits) or turned into
+/// them by the agent's own query (`translate(card, '0123…', '０１２３…')`)
+/// — are masked as the values they spell, under every strategy.
+#[test]
+fn values_written_in_other_digits_and_fullwidth_forms_are_masked() {
+    const CARD: &str = "4111 1111 1111 1111";
+    let db = TestDb::create("mask_fold");
+    psql_direct(
+        &db.name,
+        "CREATE TABLE contacts (id int, note text); \
+         INSERT INTO contacts VALUES \
+           (1, 'カード ４１１１　１１１１　１１１１　１１１１'), \
+           (2, 'メール ｊａｎｅ．ｄｏｅ＠ｍａｉｌ．ｅｘａｍｐｌｅ．ｃｏ．ｕｋ'), \
+           (3, 'هاتف +٩٦٦ ٥٠ ١٢٣ ٤٥٦٧'), \
+           (4, 'کارت ۴۱۱۱ ۱۱۱۱ ۱۱۱۱ ۱۱۱۱'), \
+           (5, 'tél. +33\u{202F}1\u{202F}42\u{202F}68\u{202F}53\u{202F}00'), \
+           (6, '4111 1111 1111 1111')",
+    );
+    let fullwidth_digits = "'0123456789', '０１２３４５６７８９'";
+    let arabic_digits = "'0123456789', '٠١٢٣٤٥٦٧٨٩'";
+    let stored = psql_rows(
+        Target::direct(&db.name),
+        "SELECT note FROM contacts ORDER BY id",
+    );
+    let originals: Vec<String> = stored.into_iter().flatten().flatten().collect();
+    assert_eq!(originals.len(), 6);
+    let mut problems = Vec::new();
+    for strategy in ["redact", "partial", "token"] {
+        let gateway = masking_gateway(&format!("{ALL_DETECTORS}strategy = \"{strategy}\"\n"), "");
+        let target = Target::agent(&gateway, &db.name);
+        for sql in [
+            "SELECT note FROM contacts ORDER BY id".to_string(),
+            format!("SELECT translate(note, {fullwidth_digits}) FROM contacts WHERE id = 6"),
+            format!("SELECT translate(note, {arabic_digits}) FROM contacts WHERE id = 6"),
+        ] {
+            for row in psql_rows(target, &sql) {
+                let got = untoken(&row.into_iter().flatten().collect::<String>());
+                let kept: Vec<&String> = originals
+                    .iter()
+                    .filter(|o| {
+                        let value = o.split_once([' ', '+']).map_or(o.as_str(), |(_, v)| v);
+                        got.contains(value)
+                    })
+                    .collect();
+                // Partial keeps a card's or a number's last four digits.
+                let digits_kept = got.chars().filter(|c| c.is_numeric()).count();
+                let labelled = got.contains('<') || got.contains('*');
+                if !kept.is_empty() || got.contains(CARD) || digits_kept > 4 || !labelled {
+                    problems.push(format!("{strategy}: {sql}: {got:?}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}

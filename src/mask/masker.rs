@@ -3,7 +3,7 @@
 
 use super::json::{self, Leaf};
 use super::kind::{Detectors, Finding, Kind};
-use super::scan::{LentPhoneMemo, PhoneMemo, Scanner};
+use super::scan::{fold_to_ascii, LentPhoneMemo, PhoneMemo, Scanner};
 use crate::sql::{lexer, Dialect};
 use std::ops::Range;
 
@@ -525,6 +525,13 @@ impl Masker {
 
     /// The text standing in for a detected value.
     pub fn replacement(&self, kind: Kind, value: &[u8], out: &mut Vec<u8>) {
+        // A value written in characters that stand for ASCII (fullwidth
+        // forms, another script's digits) is replaced as the ASCII it was
+        // found in: the strategies keep ASCII parts (a domain, the last
+        // digits) and copy everything else as punctuation, which would
+        // copy every one of its characters.
+        let folded = fold_to_ascii(value);
+        let value = folded.as_ref().map_or(value, |f| f.text.as_slice());
         let strategy = if kind.is_secret() && self.strategy(kind) == Strategy::Partial {
             Strategy::Redact
         } else {

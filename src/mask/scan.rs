@@ -32,10 +32,12 @@ use super::kind::{Detectors, Finding, Kind};
 use super::tld;
 
 mod encoded;
+mod fold;
 mod hashes;
 mod person;
 mod phones;
 
+pub(super) use fold::fold as fold_to_ascii;
 pub use phones::{lend as lend_phone_memo, Lent as LentPhoneMemo, Memo as PhoneMemo};
 
 /// What a literal marker found by the first pass leads to.
@@ -228,7 +230,28 @@ impl Scanner {
         self.scan_digits(text, out, depth);
         self.scan_padded_runs(text, out, depth);
         self.scan_punctuation(text, out);
+        if depth < MAX_DECODE_DEPTH {
+            self.scan_folded(text, out, depth);
+        }
         self.shift(out, first, base);
+    }
+
+    /// Values written in characters that stand for ASCII: fullwidth forms
+    /// (`０３－１２３４－５６７８`), other scripts' digits (`٠٥٠١٢٣٤٥٦٧`),
+    /// no-break spaces and dashes other than `-` (see [`fold`]). The text
+    /// is read as that ASCII, and what is found there masks the original
+    /// bytes.
+    fn scan_folded(&self, text: &[u8], out: &mut Vec<Finding>, depth: u8) {
+        let Some(folded) = fold::fold(text) else {
+            return;
+        };
+        let mut inner = Vec::new();
+        self.scan_layer(&folded.text, 0, &mut inner, depth + 1);
+        out.extend(inner.into_iter().map(|f| Finding {
+            kind: f.kind,
+            start: folded.origin[f.start],
+            end: folded.origin[f.end],
+        }));
     }
 
     fn shift(&self, out: &mut [Finding], first: usize, base: usize) {
@@ -824,6 +847,7 @@ impl Scanner {
         let label = &text[ls..sep];
         if self.on(Kind::UsSsn)
             && SSN_WORDS
+                .list
                 .iter()
                 .any(|w| w.as_bytes().eq_ignore_ascii_case(label))
         {
@@ -903,7 +927,15 @@ impl Scanner {
 
     /// Formats with fixed punctuation: SSN, CPF, HETU, personnummer, DNI.
     fn fixed_formats(&self, text: &[u8], ws: usize) -> Option<Finding> {
-        let at = |pattern: &[u8]| shape_at(text, ws, pattern);
+        // Each format opens with a fixed number of digits and then a
+        // byte that is not one: the count rules out all but a few.
+        let lead = text[ws..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let at = |pattern: &[u8]| {
+            let pattern_lead = pattern.iter().take_while(|&&p| p == b'd').count();
+            (pattern_lead == lead)
+                .then(|| shape_at(text, ws, pattern))
+                .flatten()
+        };
         let digits_of = |end: usize| -> ([u8; 16], usize) {
             let mut buf = [0u8; 16];
             let mut n = 0;
@@ -942,6 +974,7 @@ impl Scanner {
             }
         }
         if self.on(Kind::FiHetu)
+            && lead == 6
             && text.len() >= ws + 11
             && checks::fi_hetu(&text[ws..ws + 11])
             && boundary_after(text, ws + 11)
@@ -1113,7 +1146,7 @@ impl Scanner {
         // A bare run counts where the policy asks for bare runs of that
         // identifier, or after a word naming one.
         let bare = |kind: Kind| {
-            self.detectors.takes_bare(kind) || has_context_word(text, start, NATIONAL_ID_WORDS)
+            self.detectors.takes_bare(kind) || has_context_word(text, start, &NATIONAL_ID_WORDS)
         };
         if n == 11 && single {
             if self.on(Kind::BrCpf) && checks::br_cpf(d) && bare(Kind::BrCpf) {
@@ -1160,7 +1193,7 @@ impl Scanner {
             if single
                 && self.on(Kind::UsSsn)
                 && checks::us_ssn(d)
-                && has_context_word(text, start, SSN_WORDS)
+                && has_context_word(text, start, &SSN_WORDS)
             {
                 return Some(Kind::UsSsn);
             }
@@ -1168,7 +1201,7 @@ impl Scanner {
                 && self.on(Kind::CaSin)
                 && !matches!(d[0], b'0' | b'8')
                 && checks::luhn(d)
-                && has_context_word(text, start, SIN_WORDS)
+                && has_context_word(text, start, &SIN_WORDS)
             {
                 return Some(Kind::CaSin);
             }
@@ -1190,12 +1223,10 @@ impl Scanner {
             return None;
         }
         let ws = chunk.groups[0].0;
-        let lens: Vec<usize> = (0..chunk.n)
-            .map(|g| chunk.groups[g].1 - chunk.groups[g].0)
-            .collect();
-        let digit_groups = match lens.as_slice() {
-            [2, 2, 2, 1, ..] => 3,
-            [6, 1, ..] => 1,
+        let len = |g: usize| chunk.groups[g].1 - chunk.groups[g].0;
+        let digit_groups = match chunk.n {
+            4.. if (len(0), len(1), len(2), len(3)) == (2, 2, 2, 1) => 3,
+            2.. if (len(0), len(1)) == (6, 1) => 1,
             _ => return None,
         };
         if chunk.seps[..digit_groups].iter().any(|&c| c != b' ') || text[ws - 1] != b' ' {
@@ -1252,7 +1283,7 @@ impl Scanner {
         if dotted_after
             || dotted_before
             || !boundary_after(text, i)
-            || has_context_word(text, ws, VERSION_WORDS)
+            || has_context_word(text, ws, &VERSION_WORDS)
         {
             return None;
         }
@@ -1341,20 +1372,22 @@ impl Scanner {
             .strip_prefix(b"(")
             .unwrap_or(candidate)
             .starts_with(b"0");
+        let read = DigitGroups::of(candidate);
+        let layout = national_layout(candidate, &read);
         let grouped = groups >= 2
             && digits >= 9
             && (trunk || digits <= 11)
             && longest_group <= longest_allowed
-            && national_layout(candidate)
-            && !looks_like_date_or_amount(candidate)
-            && !is_isbn(candidate);
+            && layout
+            && !looks_like_date_or_amount(candidate, &read)
+            && !is_isbn(candidate, &read);
         // A context word does not make a version or an address a phone
         // number: the layout must still be one. (Looked for last: it is
         // the costliest test.)
         if !(international
             || bracketed
             || grouped
-            || (national_layout(candidate) && has_context_word(text, start, PHONE_WORDS)))
+            || (layout && has_context_word(text, start, &PHONE_WORDS)))
         {
             return None;
         }
@@ -1433,9 +1466,11 @@ impl Scanner {
             || !(7..=15).contains(&digits)
             || digits == cell.len()
             || cell.starts_with(b"00")
-            || looks_like_date_or_amount(cell)
-            || is_isbn(cell)
         {
+            return None;
+        }
+        let read = DigitGroups::of(cell);
+        if looks_like_date_or_amount(cell, &read) || is_isbn(cell, &read) {
             return None;
         }
         let candidate = std::str::from_utf8(cell).ok()?;
@@ -1510,6 +1545,11 @@ impl Scanner {
             };
             if let Ok(addr) = s.parse::<std::net::Ipv6Addr>() {
                 if !addr.is_unspecified() && !addr.is_loopback() {
+                    // The digit pass read the IPv4 tail as an address of
+                    // its own; the whole token is this one.
+                    if token.contains(&b'.') {
+                        out.retain(|f| f.kind != Kind::Ipv4 || f.end <= start || f.start >= end);
+                    }
                     out.push(Finding {
                         kind: Kind::Ipv6,
                         start,
@@ -1792,12 +1832,16 @@ fn extension_len(rest: &[u8]) -> usize {
     if rest.first() == Some(&b' ') {
         i += 1;
     }
-    let lower: Vec<u8> = rest[i..rest.len().min(i + 5)].to_ascii_lowercase();
-    let marker = if lower.starts_with(b"ext.") {
+    let head = &rest[i..];
+    let starts = |word: &[u8]| {
+        head.get(..word.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(word))
+    };
+    let marker = if starts(b"ext.") {
         4
-    } else if lower.starts_with(b"ext") {
+    } else if starts(b"ext") {
         3
-    } else if lower.starts_with(b"x") {
+    } else if starts(b"x") {
         1
     } else {
         return 0;
@@ -1813,12 +1857,59 @@ fn extension_len(rest: &[u8]) -> usize {
     i + digits
 }
 
+/// The digit groups of a phone-shaped candidate, read once for the layout
+/// tests below: each group's length, and the digits themselves.
+struct DigitGroups {
+    lens: [u8; 16],
+    /// How many groups there are; only the first 16 are in `lens`.
+    n: usize,
+    digits: DigitBuf,
+}
+
+impl DigitGroups {
+    /// Candidates hold at most 15 digits by the time they are read here,
+    /// so at most 15 groups and no digit past the buffer.
+    fn of(candidate: &[u8]) -> DigitGroups {
+        let mut groups = DigitGroups {
+            lens: [0; 16],
+            n: 0,
+            digits: DigitBuf {
+                digits: [0; 32],
+                len: 0,
+            },
+        };
+        let mut in_group = false;
+        for &b in candidate {
+            if !b.is_ascii_digit() {
+                in_group = false;
+                continue;
+            }
+            if !in_group {
+                groups.n += 1;
+                in_group = true;
+            }
+            if let Some(len) = groups.lens.get_mut(groups.n - 1) {
+                *len += 1;
+            }
+            if let Some(slot) = groups.digits.digits.get_mut(groups.digits.len) {
+                *slot = b;
+                groups.digits.len += 1;
+            }
+        }
+        groups
+    }
+
+    fn lens(&self) -> &[u8] {
+        &self.lens[..self.n.min(self.lens.len())]
+    }
+}
+
 /// Whether digit groups joined by dots or slashes are laid out as phone
 /// numbers are: dotted only as `415.555.2671` or `01.23.45.67.89` (or
 /// after a trunk `0`), slashed only after a trunk `0` (`030/1234567`).
 /// Other dotted and slashed groups are versions, addresses and invoice
 /// numbers (`3.19.98.8109`, `77.2316.158.143`, `14730/9973`).
-fn national_layout(candidate: &[u8]) -> bool {
+fn national_layout(candidate: &[u8], groups: &DigitGroups) -> bool {
     let dotted = candidate.contains(&b'.');
     let slashed = candidate.contains(&b'/');
     if !dotted && !slashed {
@@ -1828,47 +1919,26 @@ fn national_layout(candidate: &[u8]) -> bool {
     if slashed {
         return trunk && !dotted;
     }
-    let mut lens = [0usize; 8];
-    let mut n = 0;
-    for part in candidate
-        .split(|b| !b.is_ascii_digit())
-        .filter(|p| !p.is_empty())
-    {
-        if n == lens.len() {
-            return false;
-        }
-        lens[n] = part.len();
-        n += 1;
+    if groups.n > 8 {
+        return false;
     }
-    let lens = &lens[..n];
+    let lens = groups.lens();
     lens == [3, 3, 4] || lens == [2, 2, 2, 2, 2] || (trunk && lens.iter().all(|&l| l >= 2))
 }
 
 /// ISBN-10 and ISBN-13 written with hyphens: grouped digits that are
 /// book numbers, not phone numbers.
-fn is_isbn(candidate: &[u8]) -> bool {
+fn is_isbn(candidate: &[u8], groups: &DigitGroups) -> bool {
     if !candidate.contains(&b'-') {
         return false;
     }
-    let d: Vec<u32> = candidate
-        .iter()
-        .filter(|b| b.is_ascii_digit())
-        .map(|&b| u32::from(b - b'0'))
-        .collect();
-    match d.len() {
-        10 => {
-            d.iter()
-                .enumerate()
-                .map(|(i, v)| (10 - i as u32) * v)
-                .sum::<u32>()
-                % 11
-                == 0
-        }
+    let d = groups.digits.iter().map(|&b| u32::from(b - b'0'));
+    match groups.digits.len() {
+        10 => d.enumerate().map(|(i, v)| (10 - i as u32) * v).sum::<u32>() % 11 == 0,
         13 => {
-            (d[..3] == [9, 7, 8] || d[..3] == [9, 7, 9])
-                && d.iter()
-                    .enumerate()
-                    .map(|(i, v)| if i % 2 == 0 { *v } else { 3 * v })
+            (groups.digits[..3] == *b"978" || groups.digits[..3] == *b"979")
+                && d.enumerate()
+                    .map(|(i, v)| if i % 2 == 0 { v } else { 3 * v })
                     .sum::<u32>()
                     % 10
                     == 0
@@ -1891,14 +1961,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Dates (2024-01-31, 31.01.2024, 01/31/2024) and amounts with thousands
 /// separators (1.234.567) are grouped digits that are not phone numbers.
-fn looks_like_date_or_amount(candidate: &[u8]) -> bool {
-    let parts: Vec<&[u8]> = candidate
-        .split(|b| !b.is_ascii_digit())
-        .filter(|p| !p.is_empty())
-        .collect();
-    let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+fn looks_like_date_or_amount(candidate: &[u8], groups: &DigitGroups) -> bool {
+    let lens = groups.lens();
     let date = matches!(
-        lens.as_slice(),
+        lens,
         [4, 2, 2]
             | [2, 2, 4]
             | [1, 2, 4]
@@ -1909,16 +1975,17 @@ fn looks_like_date_or_amount(candidate: &[u8]) -> bool {
             | [4, 1, 2]
     );
     let thousands = candidate.contains(&b'.')
-        && lens.len() >= 2
+        && groups.n >= 2
+        && groups.n <= lens.len()
         && lens[1..].iter().all(|&l| l == 3)
         && lens[0] <= 3;
     date || thousands
 }
 
-const SSN_WORDS: &[&str] = &["ssn", "social security", "ss#", "ss #", "taxpayer", "tin"];
-const SIN_WORDS: &[&str] = &["sin", "social insurance", "nas", "assurance sociale"];
+static SSN_WORDS: Words = Words::new(&["ssn", "social security", "ss#", "ss #", "taxpayer", "tin"]);
+static SIN_WORDS: Words = Words::new(&["sin", "social insurance", "nas", "assurance sociale"]);
 /// Words that name a national identifier written as a bare digit run.
-const NATIONAL_ID_WORDS: &[&str] = &[
+static NATIONAL_ID_WORDS: Words = Words::new(&[
     "cpf",
     "pesel",
     "bsn",
@@ -1938,8 +2005,8 @@ const NATIONAL_ID_WORDS: &[&str] = &[
     "id number",
     "id no",
     "id-nr",
-];
-const PHONE_WORDS: &[&str] = &[
+]);
+static PHONE_WORDS: Words = Words::new(&[
     "phone",
     "tel",
     "mobile",
@@ -1975,24 +2042,41 @@ const PHONE_WORDS: &[&str] = &[
     "電話",
     "携帯",
     "телефон",
-];
-const VERSION_WORDS: &[&str] = &["version", "ver", "release", "build"];
+]);
+static VERSION_WORDS: Words = Words::new(&["version", "ver", "release", "build"]);
+
+/// A list of context words, with the bytes they start with.
+struct Words {
+    list: &'static [&'static str],
+    /// Whether some word starts with this byte (words are lower case).
+    first: [bool; 256],
+}
+
+impl Words {
+    const fn new(list: &'static [&'static str]) -> Words {
+        let mut first = [false; 256];
+        let mut i = 0;
+        while i < list.len() {
+            first[list[i].as_bytes()[0] as usize] = true;
+            i += 1;
+        }
+        Words { list, first }
+    }
+}
 
 /// Whether one of `words` appears as a word (or the start of one: `tel.`,
 /// `telephone`) in the 24 bytes before `at`, ignoring ASCII case.
-fn has_context_word(text: &[u8], at: usize, words: &[&str]) -> bool {
+fn has_context_word(text: &[u8], at: usize, words: &Words) -> bool {
     // Only word starts are compared, and only with the words that begin
     // with that letter (or UTF-8 lead byte: 電話): a few comparisons per
     // number, not one per offset.
     let from = at.saturating_sub(24);
     for i in from..at {
-        let b = text[i];
-        let word_start = b.is_ascii_alphabetic() || b >= 0xC0;
-        if !word_start || (i > 0 && text[i - 1].is_ascii_alphanumeric()) {
+        let first = text[i].to_ascii_lowercase();
+        if !words.first[usize::from(first)] || (i > 0 && text[i - 1].is_ascii_alphanumeric()) {
             continue;
         }
-        let first = b.to_ascii_lowercase();
-        for w in words {
+        for w in words.list {
             let w = w.as_bytes();
             if w[0] == first && i + w.len() <= at && text[i..i + w.len()].eq_ignore_ascii_case(w) {
                 return true;

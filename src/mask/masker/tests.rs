@@ -52,6 +52,27 @@ fn strategies_in_free_text() {
 }
 
 #[test]
+fn values_in_fullwidth_forms_are_replaced_as_their_ascii_reading() {
+    let input = "カード ４１１１ １１１１ １１１１ １１１１ メール ｊａｎｅ＠ｍａｉｌ．ｅｘａｍｐｌｅ．ｃｏ．ｕｋ";
+    assert_eq!(
+        replaced(text(&masker(Strategy::Redact), input)),
+        "カード <CARD> メール <EMAIL>"
+    );
+    // Partial keeps ASCII parts and would copy fullwidth digits as
+    // punctuation: it works on the reading.
+    assert_eq!(
+        replaced(text(&masker(Strategy::Partial), input)),
+        "カード **** **** **** 1111 メール j***@mail.example.co.uk"
+    );
+    // One card in either width has one token.
+    let m = masker(Strategy::Token);
+    assert_eq!(
+        replaced(text(&m, "４１１１ １１１１ １１１１ １１１１")),
+        replaced(text(&m, "4111 1111 1111 1111"))
+    );
+}
+
+#[test]
 fn tokens_are_stable_per_value_and_key() {
     let m = masker(Strategy::Token);
     let a = replaced(text(&m, "4111 1111 1111 1111"));

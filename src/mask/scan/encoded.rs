@@ -49,7 +49,7 @@ pub(super) fn decode_around(
     // tried first, so that a URL-safe run is not cut at its first `-`.
     let mut runs: [Option<(usize, usize, usize, bool)>; 2] = [None, None];
     for (k, url) in [(0, false), (1, true)] {
-        if ws >= tried[k] {
+        if ws >= tried[k] && !alone_and_short(text, ws, we, url) {
             let run = run_bounds(text, ws, we, url);
             tried[k] = run.2;
             runs[k] = Some(run);
@@ -73,6 +73,26 @@ pub(super) fn decode_around(
         }
     }
     None
+}
+
+/// Whether the word `ws..we` is by itself the whole run of an alphabet
+/// (no character of the run on either side of it) and too short to be
+/// tried: the words of `83868641912-28773972837-…` in the standard
+/// alphabet, found without measuring the run.
+fn alone_and_short(text: &[u8], ws: usize, we: usize, url: bool) -> bool {
+    let extends = |b: Option<&u8>| {
+        b.is_some_and(|&b| {
+            b.is_ascii_alphanumeric()
+                || if url {
+                    b == b'-' || b == b'_'
+                } else {
+                    b == b'+' || b == b'/'
+                }
+        })
+    };
+    we - ws < MIN_RUN
+        && !extends(ws.checked_sub(1).and_then(|i| text.get(i)))
+        && !extends(text.get(we))
 }
 
 /// The base64 run around `ws..we` in one alphabet: its start, the end of

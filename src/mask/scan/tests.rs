@@ -491,6 +491,11 @@ fn ipv6_addresses_in_every_text_form_and_times_are_not_one() {
         "2001:db8::7334",
         "fe80::1",
         "2001:DB8:0:0:1::1",
+        // With an IPv4 tail the whole address is one IPv6 value, not an
+        // IPv4 address with a prefix left in clear.
+        "::ffff:192.0.2.128",
+        "64:ff9b::203.0.113.7",
+        "2001:db8:0:0:0:0:192.0.2.33",
     ] {
         assert_eq!(one(&format!("from {addr} ok")), ("ipv6", addr.to_string()));
     }
@@ -505,4 +510,46 @@ fn a_candidate_with_too_many_digits_to_hold_skips_the_phone_screen() {
     );
     assert!(digits_in(&[b'1'; 32]).is_some());
     assert!(digits_in(&[b'1'; 33]).is_none());
+}
+
+#[test]
+fn values_written_in_characters_that_stand_for_ascii_are_found_over_their_original_bytes() {
+    for (text, kind, value) in [
+        (
+            "電話 ＋８１ ３－１２３４－５６７８ まで",
+            "phone",
+            "＋８１ ３－１２３４－５６７８",
+        ),
+        (
+            "カード ４１１１　１１１１　１１１１　１１１１ です",
+            "card",
+            "４１１１　１１１１　１１１１　１１１１",
+        ),
+        (
+            "メール ｊａｎｅ．ｄｏｅ＠ｍａｉｌ．ｅｘａｍｐｌｅ．ｃｏ．ｕｋ まで",
+            "email",
+            "ｊａｎｅ．ｄｏｅ＠ｍａｉｌ．ｅｘａｍｐｌｅ．ｃｏ．ｕｋ",
+        ),
+        // ASCII digits with a dash other than `-`, or no-break spaces.
+        ("call +44 20 7946−0123 today", "phone", "+44 20 7946−0123"),
+        ("ssn 536–22–8714", "us_ssn", "536–22–8714"),
+        (
+            "tél. +33\u{202F}1\u{202F}42\u{202F}68\u{202F}53\u{202F}00",
+            "phone",
+            "+33\u{202F}1\u{202F}42\u{202F}68\u{202F}53\u{202F}00",
+        ),
+        // Other scripts' digits.
+        ("هاتف +٩٦٦ ٥٠ ١٢٣ ٤٥٦٧ شكرا", "phone", "+٩٦٦ ٥٠ ١٢٣ ٤٥٦٧"),
+        ("کارت ۴۱۱۱ ۱۱۱۱ ۱۱۱۱ ۱۱۱۱", "card", "۴۱۱۱ ۱۱۱۱ ۱۱۱۱ ۱۱۱۱"),
+        ("आधार २३४१ २३४१ २३४६", "in_aadhaar", "२३४१ २३४१ २३४६"),
+        ("card 𝟒𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏", "card", "𝟒𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏"),
+    ] {
+        assert_eq!(one(text), (kind, value.to_string()), "{text}");
+    }
+    // Beside an ASCII value, each is found once.
+    assert_eq!(
+        kinds("jane@mail.example.co.uk ｊａｎｅ＠ｍａｉｌ．ｅｘａｍｐｌｅ．ｃｏ．ｕｋ").len(),
+        2
+    );
+    none("全角の数字 １２３ と ２０２５－１１－０３ の日付");
 }
