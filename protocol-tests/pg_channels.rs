@@ -153,25 +153,34 @@ async fn parameter_status_notice_fields_and_column_names_are_masked() {
         );
     }
 
-    // A cursor on dynamic SQL names its column by data.
-    let msgs = wire
-        .simple_query(
-            "BEGIN; DO $$ DECLARE c refcursor := 'c'; BEGIN \
-             OPEN c FOR EXECUTE format('SELECT 1 AS %I', (SELECT email FROM payments)); END $$; \
-             FETCH ALL FROM c; COMMIT",
-        )
-        .await
-        .expect("dynamic cursor");
-    let described: Vec<_> = msgs
-        .iter()
-        .filter_map(BackendMsg::row_description)
-        .collect();
-    assert!(!described.is_empty() && msgs.iter().all(|m| !m.is_error()));
-    assert_eq!(
-        leaks(&all_bytes(&msgs)),
-        Vec::<&str>::new(),
-        "{described:?}"
-    );
+    // A cursor on dynamic SQL names its column by data. Each time: a
+    // description found clean before (`SELECT 1 AS note`) is not scanned
+    // again, and that must not spare the one that follows.
+    for round in 0..2 {
+        let clean = wire
+            .simple_query("SELECT 1 AS note")
+            .await
+            .expect("clean description");
+        assert!(clean.iter().any(|m| m.row_description().is_some()));
+        let msgs = wire
+            .simple_query(
+                "BEGIN; DO $$ DECLARE c refcursor := 'c'; BEGIN \
+                 OPEN c FOR EXECUTE format('SELECT 1 AS %I', (SELECT email FROM payments)); END $$; \
+                 FETCH ALL FROM c; COMMIT",
+            )
+            .await
+            .expect("dynamic cursor");
+        let described: Vec<_> = msgs
+            .iter()
+            .filter_map(BackendMsg::row_description)
+            .collect();
+        assert!(!described.is_empty() && msgs.iter().all(|m| !m.is_error()));
+        assert_eq!(
+            leaks(&all_bytes(&msgs)),
+            Vec::<&str>::new(),
+            "round {round}: {described:?}"
+        );
+    }
 
     // Fastpath calls are refused, so no FunctionCallResponse can come back.
     wire.send(Frontend::function_call(1598, &[], Vec::new(), 0))

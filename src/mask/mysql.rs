@@ -39,7 +39,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::masker::{Masked, Masker, Scratch, Tally};
 use super::value::{
     fail_closed, fit_int, int_max, is_printable, mask_float, mask_message, mask_number_forms,
-    mask_text_value, mask_wide_text, may_be_wide, MaskStats, RowOutcome,
+    mask_text_value, mask_wide_text, may_be_wide, CleanDescriptions, MaskStats, RowOutcome,
 };
 
 /// The column types of the protocol (`enum_field_types`).
@@ -273,6 +273,7 @@ pub struct MysqlRowMasker {
     message_tally: Tally,
     scratch: Scratch,
     rows_seen: u64,
+    clean_definitions: CleanDescriptions,
 }
 
 impl MysqlRowMasker {
@@ -405,9 +406,13 @@ impl MysqlRowMasker {
             engine,
             scratch,
             message_tally,
+            clean_definitions,
             ..
         } = self;
         let engine = engine.as_deref()?;
+        if clean_definitions.contains(payload) {
+            return None;
+        }
         let mut at = 0;
         let mut names: [Option<Range<usize>>; 6] = Default::default();
         for name in &mut names {
@@ -421,6 +426,7 @@ impl MysqlRowMasker {
             changed |= out.is_some();
         }
         if !changed {
+            clean_definitions.insert(payload);
             return None;
         }
         let mut out = BytesMut::with_capacity(payload.len() + 16);

@@ -10,7 +10,8 @@ use super::kind::Kind;
 use super::masker::{Masked, Masker, Scratch, Strategy, Tally};
 use super::value::{
     fail_closed, fit_int, int_max, is_printable, looks_like_json, mask_float, mask_message,
-    mask_number_forms, mask_text_value, mask_wide_text, may_be_wide, MaskStats, RowOutcome,
+    mask_number_forms, mask_text_value, mask_wide_text, may_be_wide, CleanDescriptions, MaskStats,
+    RowOutcome,
 };
 
 /// One result column as described by RowDescription (or the statement's
@@ -115,6 +116,7 @@ pub struct RowMasker {
     copy_header_seen: bool,
     scratch: Scratch,
     rows_seen: u64,
+    clean_descriptions: CleanDescriptions,
 }
 
 impl RowMasker {
@@ -133,6 +135,17 @@ impl RowMasker {
 
     pub fn is_active(&self) -> bool {
         self.engine.is_some()
+    }
+
+    /// Whether the RowDescription `body` was found before to name nothing
+    /// to mask.
+    pub fn is_clean_description(&self, body: &[u8]) -> bool {
+        self.clean_descriptions.contains(body)
+    }
+
+    /// Remembers a RowDescription whose names held nothing to mask.
+    pub fn note_clean_description(&mut self, body: &[u8]) {
+        self.clean_descriptions.insert(body);
     }
 
     /// The columns of the rows that follow.

@@ -8,6 +8,8 @@
 //! value it could not scan: the rules return `Null` before they return
 //! bytes they did not read.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 
 use super::kind::Kind;
@@ -174,6 +176,35 @@ pub(super) fn mask_message(
     match engine.mask_delimited(text, scratch, tally) {
         Masked::Replaced(v) => Some(v),
         Masked::Unchanged | Masked::Null => None,
+    }
+}
+
+/// Column descriptions (a PostgreSQL RowDescription, a MySQL column
+/// definition) whose names were scanned and held nothing to mask. A
+/// session describes the same few results statement after statement; each
+/// description is scanned once, not per statement. Only descriptions that
+/// masked nothing are kept, and only identical bytes are spared, so the
+/// set changes no output and no tally. Bounded: emptied when full, and a
+/// large description is not kept.
+#[derive(Debug, Default)]
+pub(super) struct CleanDescriptions(HashSet<Box<[u8]>>);
+
+impl CleanDescriptions {
+    const MAX_ENTRIES: usize = 64;
+    const MAX_BYTES: usize = 4096;
+
+    pub(super) fn contains(&self, description: &[u8]) -> bool {
+        !self.0.is_empty() && self.0.contains(description)
+    }
+
+    pub(super) fn insert(&mut self, description: &[u8]) {
+        if description.len() > Self::MAX_BYTES {
+            return;
+        }
+        if self.0.len() >= Self::MAX_ENTRIES {
+            self.0.clear();
+        }
+        self.0.insert(description.into());
     }
 }
 

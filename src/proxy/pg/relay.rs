@@ -1416,7 +1416,7 @@ fn masked_parameter(masker: &mut RowMasker, name: &[u8], value: &[u8]) -> Option
 /// describes columns named by data. One that cannot be read is forwarded
 /// with no columns rather than unread.
 fn masked_row_description(masker: &mut RowMasker, msg: &Message) -> Option<Bytes> {
-    if !masker.is_active() {
+    if !masker.is_active() || masker.is_clean_description(msg.body()) {
         return None;
     }
     let mut fields = Fields::new(msg.body());
@@ -1434,6 +1434,9 @@ fn masked_row_description(masker: &mut RowMasker, msg: &Message) -> Option<Bytes
         let masked = masker.mask_message_text(name);
         changed |= masked.is_some();
         parts.push((masked, name, rest));
+    }
+    if !changed {
+        masker.note_clean_description(msg.body());
     }
     changed.then(|| {
         backend::frame(b'T', |buf| {
