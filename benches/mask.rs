@@ -1,6 +1,7 @@
 //! Masking throughput: the scanner on cells with nothing to find, on
-//! digit-heavy table data, on prose naming many people, and on the
-//! PII-dense evaluation corpus; the same
+//! digit-heavy table data, on prose naming many people, on keys of digit
+//! groups (sysbench's `c` and `pad`), and on the PII-dense evaluation
+//! corpus; the same
 //! inputs with one detector at a time, to show where a scan's time goes;
 //! the row masker on a typical ten-column DataRow, and the MySQL row
 //! masker on the same row in the text protocol.
@@ -10,8 +11,8 @@
 //!
 //! The generated inputs are deterministic (a fixed seed), so runs compare.
 //! Before measuring, the number of findings in each generated input is
-//! printed: the prose and the table data are meant to have none with the
-//! standard detectors, so their figures are the cost of looking.
+//! printed: the prose, the table data and the digit groups are meant to
+//! have none with the standard detectors, so their figures are the cost of looking.
 
 use std::sync::Arc;
 
@@ -438,6 +439,24 @@ fn table_cells(rng: &mut Rng) -> Vec<String> {
     cells
 }
 
+/// Keys of digit groups joined by `-`, as sysbench fills its `c` (ten
+/// groups) and `pad` (five groups) columns: the rows of the MySQL
+/// benchmark, and of any table of generated reference strings.
+fn digit_group_cells(rng: &mut Rng) -> Vec<String> {
+    let mut cells = Vec::new();
+    let mut total = 0;
+    while total < INPUT_BYTES {
+        let groups = if cells.len() % 2 == 0 { 10 } else { 5 };
+        let cell = (0..groups)
+            .map(|_| rng.digits(11))
+            .collect::<Vec<_>>()
+            .join("-");
+        total += cell.len();
+        cells.push(cell);
+    }
+    cells
+}
+
 /// The evaluation corpus: JSON cells as the scanner reads JSON, the others
 /// as text.
 fn corpus_cells() -> Vec<(bool, String)> {
@@ -500,12 +519,13 @@ fn standard_with_person() -> Detectors {
 type Input = (&'static str, Vec<String>);
 
 /// The generated inputs, the same every run.
-fn inputs() -> [Input; 3] {
+fn inputs() -> [Input; 4] {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     [
         ("prose", prose_cells(&mut rng)),
         ("table_data", table_cells(&mut rng)),
         ("names", names_cells(&mut rng)),
+        ("digit_groups", digit_group_cells(&mut rng)),
     ]
 }
 

@@ -100,6 +100,8 @@ airlock_bin="${AIRLOCK_BIN:-$root/target/release/airlock}"
 if [ -z "${AIRLOCK_BIN:-}" ]; then
     cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 fi
+# Airlock reads AIRLOCK_* variables as settings: this one is not for it.
+unset AIRLOCK_BIN
 [ -x "$airlock_bin" ] || die "no Airlock binary at $airlock_bin"
 
 psql -X -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $db" >/dev/null

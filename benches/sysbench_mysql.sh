@@ -7,6 +7,7 @@
 # CPU per statement in the direct runs, and the ratios to direct.
 #
 #   benches/sysbench_mysql.sh [seconds-per-run] [rounds]     (defaults: 10, 3)
+#   AIRLOCK_BIN=path/to/airlock benches/sysbench_mysql.sh ...   # another build
 #
 # Needs: MariaDB at 127.0.0.1:3306 (root without password), sysbench.
 # Runs alternate direct / through so that drift on a shared machine hits
@@ -54,7 +55,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+airlock_bin="${AIRLOCK_BIN:-$root/target/release/airlock}"
+if [ -z "${AIRLOCK_BIN:-}" ]; then
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+fi
+# Airlock reads AIRLOCK_* variables as settings: this one is not for it.
+unset AIRLOCK_BIN
+[ -x "$airlock_bin" ] || { echo "sysbench_mysql.sh: no Airlock binary at $airlock_bin" >&2; exit 1; }
 
 mariadb -h 127.0.0.1 -u root -e "CREATE DATABASE $db"
 common=(--db-driver=mysql --mysql-host=127.0.0.1 --mysql-db="$db" --tables=4 --table-size=10000)
@@ -76,7 +83,7 @@ name = "bench"
 role = "agent"
 password = "$password"
 TOML
-"$root/target/release/airlock" serve --config "$work/airlock.toml" >"$work/stdout" 2>"$work/stderr" &
+"$airlock_bin" serve --config "$work/airlock.toml" >"$work/stdout" 2>"$work/stderr" &
 airlock_pid=$!
 for _ in $(seq 100); do
     grep -q "^postgres listening on" "$work/stdout" 2>/dev/null && break
