@@ -1193,3 +1193,43 @@ fn a_hold_whose_database_connection_is_killed_is_withdrawn_and_cannot_be_approve
     assert!(text(&out).contains("withdrawn"), "{}", text(&out));
     assert_eq!(mariadb_direct(&db.name, "SELECT COUNT(*) FROM h"), "0");
 }
+
+/// A card turned into fullwidth or Arabic-Indic digits, or spread out with
+/// zero-width spaces, by the agent's own query comes back masked as the
+/// card it still is.
+#[test]
+fn values_rewritten_into_other_digits_by_the_query_are_masked() {
+    let db = MyDb::create("masking_fold");
+    mariadb_direct(
+        &db.name,
+        "CREATE TABLE cards (card VARCHAR(32)); INSERT INTO cards VALUES ('4111 1111 1111 1111')",
+    );
+    let gateway = Gateway::start_with(Options {
+        policy: Some(format!(
+            "{}\n[masking]\nstrategy = \"redact\"\n",
+            support::gateway::ALLOW_ALL_POLICY
+        )),
+        ..Default::default()
+    });
+    let rewrite = |to: &str| {
+        (0..10).fold("card".to_string(), |expr, d| {
+            let digit: String = to.chars().nth(d).into_iter().collect();
+            format!("REPLACE({expr}, '{d}', '{digit}')")
+        })
+    };
+    for expr in [
+        rewrite("０１２３４５６７８９"),
+        rewrite("٠١٢٣٤٥٦٧٨٩"),
+        "REGEXP_REPLACE(card, '([0-9])', CONCAT('\\\\1', _utf8mb4 0xE2808B))".to_string(),
+    ] {
+        let sql = format!("SELECT {expr} AS v FROM cards");
+        let direct = mariadb_direct(&db.name, &sql);
+        assert!(
+            direct.chars().filter(|c| c.is_numeric()).count() >= 16,
+            "{sql} directly: {direct}"
+        );
+        let got = agent_ok(&gateway, &db.name, &sql);
+        assert!(got.contains("<CARD>"), "{sql}: {got}");
+        assert!(!got.chars().any(char::is_numeric), "{sql}: {got}");
+    }
+}

@@ -2978,6 +2978,9 @@ fn values_written_in_other_digits_and_fullwidth_forms_are_masked() {
             "SELECT note FROM contacts ORDER BY id".to_string(),
             format!("SELECT translate(note, {fullwidth_digits}) FROM contacts WHERE id = 6"),
             format!("SELECT translate(note, {arabic_digits}) FROM contacts WHERE id = 6"),
+            // A zero-width space after every digit.
+            "SELECT regexp_replace(note, '([0-9])', '\\1' || chr(8203), 'g') FROM contacts WHERE id = 6"
+                .to_string(),
         ] {
             for row in psql_rows(target, &sql) {
                 let got = untoken(&row.into_iter().flatten().collect::<String>());

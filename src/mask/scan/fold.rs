@@ -11,8 +11,11 @@
 //! - typeset text groups digits with no-break and thin spaces (French
 //!   `01 23 45 67 89` with U+202F) and joins them with dashes other than
 //!   `-` (U+2010–U+2015, the minus sign, the katakana prolonged sound mark);
-//! - and compatibility characters spell ASCII: mathematical alphanumerics
-//!   (`𝟒𝟏𝟏𝟏`), enclosed and superscript digits, small form variants.
+//! - compatibility characters spell ASCII: mathematical alphanumerics
+//!   (`𝟒𝟏𝟏𝟏`), enclosed and superscript digits, small form variants;
+//! - and characters that show nothing (zero-width spaces and joiners,
+//!   direction marks, variation selectors, combining marks) can be put
+//!   between the digits of a number that still reads whole.
 //!
 //! The text is read once into its ASCII reading, with each byte's offset in
 //! the original, so that a value found in the reading masks the original
@@ -60,12 +63,35 @@ fn spells_ascii(c: char) -> bool {
         | 0x1D400..=0x1D7FF)
 }
 
+/// Characters that show nothing (or only mark the one before them) and
+/// are read as nothing: zero-width spaces and joiners, direction marks,
+/// the soft hyphen, variation selectors, the keycap mark, combining
+/// diacritics. Put between digits (`4\u{200B}1\u{200B}1…`) they would
+/// break a number the reader still sees whole.
+fn invisible(c: char) -> bool {
+    matches!(u32::from(c),
+        0x00AD
+        | 0x0300..=0x036F
+        | 0x180E
+        | 0x200B..=0x200F
+        | 0x202A..=0x202E
+        | 0x2060..=0x2064
+        | 0x2066..=0x2069
+        | 0x20D0..=0x20FF
+        | 0xFE00..=0xFE0F
+        | 0xFEFF)
+}
+
 /// The ASCII `c` (outside ASCII) stands for, written into `out`: its
-/// length, 0 for none.
-fn ascii_of(c: char, out: &mut [u8; 4]) -> usize {
+/// length (0 for a character read as nothing), or `None` when `c` stands
+/// for itself.
+fn ascii_of(c: char, out: &mut [u8; 4]) -> Option<usize> {
     if let Some(d) = digit(c) {
         out[0] = d;
-        return 1;
+        return Some(1);
+    }
+    if invisible(c) {
+        return Some(0);
     }
     let simple = match c {
         // No-break, figure, thin, narrow no-break and ideographic spaces.
@@ -78,10 +104,10 @@ fn ascii_of(c: char, out: &mut [u8; 4]) -> usize {
     };
     if let Some(b) = simple {
         out[0] = b;
-        return 1;
+        return Some(1);
     }
     if !spells_ascii(c) {
-        return 0;
+        return None;
     }
     let mut len = 0;
     let mut ascii = true;
@@ -93,11 +119,7 @@ fn ascii_of(c: char, out: &mut [u8; 4]) -> usize {
             ascii = false;
         }
     });
-    if ascii {
-        len
-    } else {
-        0
-    }
+    (ascii && len > 0).then_some(len)
 }
 
 /// The character starting at `at`, and its length in bytes; `None` for a
@@ -122,7 +144,7 @@ pub(in crate::mask) fn fold(text: &[u8]) -> Option<Folded> {
     let mut at = text.iter().position(|b| !b.is_ascii())?;
     let first = loop {
         match char_at(text, at) {
-            Some((c, _)) if ascii_of(c, &mut buf) > 0 => break at,
+            Some((c, _)) if ascii_of(c, &mut buf).is_some() => break at,
             Some((_, len)) => at += len,
             None => at += 1,
         }
@@ -143,13 +165,15 @@ pub(in crate::mask) fn fold(text: &[u8]) -> Option<Folded> {
             continue;
         }
         let (c, len) = char_at(text, at).unwrap_or(('\u{FFFD}', 1));
-        let n = ascii_of(c, &mut buf);
-        if n > 0 {
-            folded.text.extend_from_slice(&buf[..n]);
-            folded.origin.extend(std::iter::repeat_n(at, n));
-        } else {
-            folded.text.extend_from_slice(&text[at..at + len]);
-            folded.origin.extend(at..at + len);
+        match ascii_of(c, &mut buf) {
+            Some(n) => {
+                folded.text.extend_from_slice(&buf[..n]);
+                folded.origin.extend(std::iter::repeat_n(at, n));
+            }
+            None => {
+                folded.text.extend_from_slice(&text[at..at + len]);
+                folded.origin.extend(at..at + len);
+            }
         }
         at += len;
     }
@@ -193,6 +217,10 @@ mod tests {
             ("jane﹫example﹒com", "jane@example.com"),
             ("01\u{202F}23\u{A0}45\u{2009}67\u{3000}89", "01 23 45 67 89"),
             ("536–22—8714 −1 ｰ", "536-22-8714 -1 -"),
+            (
+                "4\u{200B}1\u{200C}1\u{200D}1\u{2060}1\u{AD}1\u{FEFF}1\u{FE0F}1\u{20E3} 4\u{332}1\u{332}",
+                "41111111 41",
+            ),
         ] {
             assert_eq!(reading(text).as_deref(), Some(ascii), "{text}");
         }

@@ -543,6 +543,12 @@ fn values_written_in_characters_that_stand_for_ascii_are_found_over_their_origin
         ("کارت ۴۱۱۱ ۱۱۱۱ ۱۱۱۱ ۱۱۱۱", "card", "۴۱۱۱ ۱۱۱۱ ۱۱۱۱ ۱۱۱۱"),
         ("आधार २३४१ २३४१ २३४६", "in_aadhaar", "२३४१ २३४१ २३४६"),
         ("card 𝟒𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏", "card", "𝟒𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏𝟏"),
+        // Characters that show nothing, between the digits.
+        (
+            "card 4\u{200B}111\u{200B}1111\u{2060}1111\u{AD}1111 ok",
+            "card",
+            "4\u{200B}111\u{200B}1111\u{2060}1111\u{AD}1111",
+        ),
     ] {
         assert_eq!(one(text), (kind, value.to_string()), "{text}");
     }
