@@ -242,16 +242,16 @@ impl Scanner {
     /// is read as that ASCII, and what is found there masks the original
     /// bytes.
     fn scan_folded(&self, text: &[u8], out: &mut Vec<Finding>, depth: u8) {
-        let Some(folded) = fold::fold(text) else {
-            return;
-        };
         let mut inner = Vec::new();
-        self.scan_layer(&folded.text, 0, &mut inner, depth + 1);
-        out.extend(inner.into_iter().map(|f| Finding {
-            kind: f.kind,
-            start: folded.origin[f.start],
-            end: folded.origin[f.end],
-        }));
+        fold::fold_windows(text, |folded| {
+            inner.clear();
+            self.scan_layer(&folded.text, 0, &mut inner, depth + 1);
+            out.extend(inner.iter().map(|f| Finding {
+                kind: f.kind,
+                start: folded.origin[f.start],
+                end: folded.origin[f.end],
+            }));
+        });
     }
 
     fn shift(&self, out: &mut [Finding], first: usize, base: usize) {

@@ -63,52 +63,55 @@ fn spells_ascii(c: char) -> bool {
         | 0x1D400..=0x1D7FF)
 }
 
-/// Characters that show nothing (or only mark the one before them) and
-/// are read as nothing: zero-width spaces and joiners, direction marks,
-/// the soft hyphen, variation selectors, the keycap mark, combining
-/// diacritics. Put between digits (`4\u{200B}1\u{200B}1…`) they would
-/// break a number the reader still sees whole.
-fn invisible(c: char) -> bool {
-    matches!(u32::from(c),
+/// How a folded character takes part in a value, which decides whether
+/// it is worth reading its text again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A digit or a letter: a value may be written in it.
+    Alnum,
+    /// A space or a dash: it joins digit groups (`7946−0123`).
+    JoinsDigits,
+    /// Punctuation (`＠`, `．`) or a character that shows nothing between
+    /// two others: it joins the parts of any value.
+    JoinsWords,
+    /// A combining mark: it marks the character before it (`4̲`).
+    Marks,
+}
+
+/// What `c` (outside ASCII) is read as: its ASCII, written into `out`, and
+/// its role; `None` when `c` stands for itself.
+fn ascii_of(c: char, out: &mut [u8; 4]) -> Option<(usize, Role)> {
+    let (b, role) = match u32::from(c) {
+        // No-break, figure, thin, narrow no-break and ideographic spaces.
+        0x00A0 | 0x2007 | 0x2009 | 0x202F | 0x3000 => (b' ', Role::JoinsDigits),
+        // Hyphen, non-breaking hyphen, figure dash, en and em dash,
+        // horizontal bar, minus sign, and the katakana prolonged sound
+        // mark (full and half width) typed for a dash.
+        0x2010..=0x2015 | 0x2212 | 0x30FC | 0xFF70 => (b'-', Role::JoinsDigits),
+        // Characters that show nothing, read as nothing: put between
+        // digits (`4\u{200B}1\u{200B}1…`) they would break a number the
+        // reader still sees whole. Zero-width spaces and joiners,
+        // direction marks and isolates, the soft hyphen, variation
+        // selectors, the byte order mark…
         0x00AD
-        | 0x0300..=0x036F
         | 0x180E
         | 0x200B..=0x200F
         | 0x202A..=0x202E
         | 0x2060..=0x2064
         | 0x2066..=0x2069
-        | 0x20D0..=0x20FF
         | 0xFE00..=0xFE0F
-        | 0xFEFF)
+        | 0xFEFF => return Some((0, Role::JoinsWords)),
+        // …and combining marks (diacritics, the keycap).
+        0x0300..=0x036F | 0x20D0..=0x20FF => return Some((0, Role::Marks)),
+        _ if spells_ascii(c) => return spelled(c, out),
+        _ => (digit(c)?, Role::Alnum),
+    };
+    out[0] = b;
+    Some((1, role))
 }
 
-/// The ASCII `c` (outside ASCII) stands for, written into `out`: its
-/// length (0 for a character read as nothing), or `None` when `c` stands
-/// for itself.
-fn ascii_of(c: char, out: &mut [u8; 4]) -> Option<usize> {
-    if let Some(d) = digit(c) {
-        out[0] = d;
-        return Some(1);
-    }
-    if invisible(c) {
-        return Some(0);
-    }
-    let simple = match c {
-        // No-break, figure, thin, narrow no-break and ideographic spaces.
-        '\u{00A0}' | '\u{2007}' | '\u{2009}' | '\u{202F}' | '\u{3000}' => Some(b' '),
-        // Hyphen, non-breaking hyphen, figure dash, en and em dash,
-        // horizontal bar, minus sign, and the katakana prolonged sound
-        // mark (full and half width) typed for a dash.
-        '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FC}' | '\u{FF70}' => Some(b'-'),
-        _ => None,
-    };
-    if let Some(b) = simple {
-        out[0] = b;
-        return Some(1);
-    }
-    if !spells_ascii(c) {
-        return None;
-    }
+/// The compatibility decomposition of `c`, when it is all ASCII.
+fn spelled(c: char, out: &mut [u8; 4]) -> Option<(usize, Role)> {
     let mut len = 0;
     let mut ascii = true;
     decompose_compatible(c, |d| {
@@ -119,13 +122,126 @@ fn ascii_of(c: char, out: &mut [u8; 4]) -> Option<usize> {
             ascii = false;
         }
     });
-    (ascii && len > 0).then_some(len)
+    if !ascii || len == 0 {
+        return None;
+    }
+    let role = if out[0].is_ascii_alphanumeric() {
+        Role::Alnum
+    } else {
+        Role::JoinsWords
+    };
+    Some((len, role))
+}
+
+/// Whether the character whose UTF-8 starts `b0 b1 b2` may fold (a
+/// superset of those that do): its first bytes are compared, with no
+/// branch and no table, so that a block of text is tested in a few
+/// vector instructions. Most text outside ASCII — accented Latin, Greek,
+/// Cyrillic, Hebrew, Arabic letters, kana, CJK ideographs, Hangul, emoji,
+/// quotation marks and the ellipsis — is no candidate.
+#[inline(always)]
+fn may_fold_at(b0: u8, b1: u8, b2: u8) -> bool {
+    let within = |b: u8, lo: u8, hi: u8| b.wrapping_sub(lo) <= hi - lo;
+    // U+00A0, U+00AD, U+00B2–00B3, U+00B9; combining marks U+0300–036F.
+    let latin = ((b0 == 0xC2)
+        & ((b1 == 0xA0) | (b1 == 0xAD) | within(b1, 0xB2, 0xB3) | (b1 == 0xB9)))
+        | within(b0, 0xCC, 0xCD);
+    // Arabic-Indic, extended Arabic-Indic and N'Ko digits.
+    let digits = ((b0 == 0xD9) & within(b1, 0xA0, 0xA9))
+        | ((b0 == 0xDB) & within(b1, 0xB0, 0xB9))
+        | ((b0 == 0xDF) & within(b1, 0x80, 0x89));
+    // Indic, South-East Asian and other scripts with digits; outside the
+    // Basic Multilingual Plane all but emoji (U+1Fxxx but U+1FBF0–1FBF9).
+    let scripts =
+        within(b0, 0xE0, 0xE1) | (b0 == 0xEA) | ((b0 == 0xF0) & ((b1 != 0x9F) | (b2 == 0xAF)));
+    // Spaces, dashes and invisible characters U+2007–2015 and U+2028–202F,
+    // U+2060–2069, superscripts and subscripts U+2070–209F, combining
+    // marks for symbols U+20C0–20FF, the minus sign, enclosed
+    // alphanumerics U+2440–24FF.
+    let punctuation = (b0 == 0xE2)
+        & (((b1 == 0x80) & (within(b2, 0x87, 0x95) | within(b2, 0xA8, 0xAF)))
+            | ((b1 == 0x81) & (within(b2, 0xA0, 0xA9) | within(b2, 0xB0, 0xBF)))
+            | ((b1 == 0x82) & within(b2, 0x80, 0x9F))
+            | (b1 == 0x83)
+            | ((b1 == 0x88) & (b2 == 0x92))
+            | within(b1, 0x91, 0x93));
+    // The ideographic space and U+30FC; variation selectors, small form
+    // variants, the byte order mark, fullwidth forms U+FF00–FF70.
+    let east_asian = ((b0 == 0xE3)
+        & (((b1 == 0x80) & (b2 == 0x80)) | ((b1 == 0x83) & (b2 == 0xBC))))
+        | ((b0 == 0xEF)
+            & (within(b1, 0xB8, 0xB9)
+                | ((b1 == 0xBB) & (b2 == 0xBF))
+                | (b1 == 0xBC)
+                | ((b1 == 0xBD) & (b2 <= 0xB0))));
+    latin | digits | scripts | punctuation | east_asian
+}
+
+/// How many positions [`next_may_fold`] tests at once.
+const BLOCK: usize = 32;
+
+/// The position of the first character at or after `from` that may fold:
+/// a block of ASCII is passed over on one test, any other block on one
+/// branch-free test of all its positions.
+fn next_may_fold(text: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + BLOCK + 2 <= text.len() {
+        if let Some(k) = first_in_block(&text[i..i + BLOCK + 2]) {
+            return Some(i + k);
+        }
+        i += BLOCK;
+    }
+    // The last positions, padded with zeros (which start no character).
+    let tail = &text[i..];
+    if tail.is_ascii() {
+        return None;
+    }
+    let mut padded = [0u8; BLOCK + 2];
+    padded[..tail.len()].copy_from_slice(tail);
+    first_in_block(&padded).map(|k| i + k)
+}
+
+/// The first of the first [`BLOCK`] positions of `bytes` (two more long)
+/// where a character that may fold starts.
+#[inline(always)]
+fn first_in_block(bytes: &[u8]) -> Option<usize> {
+    let block = &bytes[..BLOCK];
+    // Folds rather than `any`: without the early exit they vectorize.
+    if block.iter().fold(0, |m, &b| m | b) < 0x80 {
+        return None;
+    }
+    // Then on lead bytes alone, which passes over most text in other
+    // scripts (Greek, Cyrillic, accented Latin, CJK, Hangul).
+    let lead = |b: u8| {
+        (b == 0xC2)
+            | (b.wrapping_sub(0xCC) <= 1)
+            | (b == 0xD9)
+            | (b == 0xDB)
+            | (b == 0xDF)
+            | (b.wrapping_sub(0xE0) <= 3)
+            | (b == 0xEA)
+            | (b.wrapping_sub(0xEF) <= 1)
+    };
+    if block.iter().fold(0u8, |hit, &b| hit | u8::from(lead(b))) == 0 {
+        return None;
+    }
+    let candidates = || {
+        block
+            .iter()
+            .zip(&bytes[1..BLOCK + 1])
+            .zip(&bytes[2..BLOCK + 2])
+            .map(|((&b0, &b1), &b2)| may_fold_at(b0, b1, b2))
+    };
+    if candidates().fold(0u8, |hit, c| hit | u8::from(c)) == 0 {
+        return None;
+    }
+    candidates().position(|c| c)
 }
 
 /// The character starting at `at`, and its length in bytes; `None` for a
 /// byte that starts no valid UTF-8 character.
 fn char_at(text: &[u8], at: usize) -> Option<(char, usize)> {
-    let len = match text[at] {
+    let len = match *text.get(at)? {
         0xC2..=0xDF => 2,
         0xE0..=0xEF => 3,
         0xF0..=0xF4 => 4,
@@ -135,38 +251,176 @@ fn char_at(text: &[u8], at: usize) -> Option<(char, usize)> {
     Some((s.chars().next()?, len))
 }
 
-/// The ASCII reading of `text`, or `None` when nothing in it is folded.
-pub(in crate::mask) fn fold(text: &[u8]) -> Option<Folded> {
-    if text.is_ascii() {
-        return None;
-    }
-    let mut buf = [0u8; 4];
-    let mut at = text.iter().position(|b| !b.is_ascii())?;
-    let first = loop {
-        match char_at(text, at) {
-            Some((c, _)) if ascii_of(c, &mut buf).is_some() => break at,
-            Some((_, len)) => at += len,
-            None => at += 1,
+/// The character that ends at `end`.
+fn char_before(text: &[u8], end: usize) -> Option<char> {
+    let from = end.saturating_sub(4);
+    let start = (from..end).rev().find(|&i| text[i] & 0xC0 != 0x80)?;
+    let s = std::str::from_utf8(&text[start..end]).ok()?;
+    s.chars().next()
+}
+
+/// The position of the first byte outside ASCII at or after `from`, eight
+/// bytes at a time.
+fn next_non_ascii(text: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + 8 <= text.len() {
+        let w = u64::from_le_bytes(text[i..i + 8].try_into().expect("eight bytes"));
+        let high = w & 0x8080_8080_8080_8080;
+        if high != 0 {
+            return Some(i + (high.trailing_zeros() / 8) as usize);
         }
-        at += text[at..].iter().position(|b| !b.is_ascii())?;
+        i += 8;
+    }
+    (i..text.len()).find(|&j| !text[j].is_ascii())
+}
+
+/// Whether the neighbour `c` reads as a digit (`digit_only`), or as a
+/// digit or a letter.
+fn neighbour_is(c: Option<char>, digit_only: bool) -> bool {
+    let Some(c) = c else {
+        return false;
     };
-    let mut folded = Folded {
-        text: Vec::with_capacity(text.len()),
-        origin: Vec::with_capacity(text.len() + 1),
+    let mut buf = [0u8; 4];
+    let read = if c.is_ascii() {
+        c as u8
+    } else {
+        match ascii_of(c, &mut buf) {
+            Some((n, Role::Alnum)) if n > 0 => buf[0],
+            _ => return false,
+        }
     };
-    folded.text.extend_from_slice(&text[..first]);
-    folded.origin.extend(0..first);
-    let mut at = first;
-    while at < text.len() {
-        if text[at].is_ascii() {
-            folded.text.push(text[at]);
-            folded.origin.push(at);
-            at += 1;
+    if digit_only {
+        read.is_ascii_digit()
+    } else {
+        read.is_ascii_alphanumeric()
+    }
+}
+
+/// Whether the folded character `c` at `at..at + len` may be part of a
+/// value: a digit or a letter always; a dash or a space next to a digit;
+/// punctuation or an invisible character next to a digit or a letter; a
+/// combining mark on a digit. (An em dash between words, a fullwidth
+/// comma in Japanese prose or an accent in decomposed text is not.)
+fn matters(text: &[u8], at: usize, len: usize, role: Role) -> bool {
+    let before = || char_before(text, at);
+    let after = || {
+        char_at(text, at + len).map(|(c, _)| c).or_else(|| {
+            text.get(at + len)
+                .map(|&b| char::from(b))
+                .filter(char::is_ascii)
+        })
+    };
+    match role {
+        Role::Alnum => true,
+        Role::JoinsDigits => neighbour_is(before(), true) || neighbour_is(after(), true),
+        Role::JoinsWords => neighbour_is(before(), false) || neighbour_is(after(), false),
+        Role::Marks => neighbour_is(before(), true),
+    }
+}
+
+/// How far around a character that matters its text is read again: no
+/// value the detectors find spans more (the longest, an address in
+/// fullwidth forms, is three bytes a character). The window then reaches
+/// on to the next space, so that it cuts no word.
+const REACH: usize = 256;
+const REACH_TO_SPACE: usize = 1024;
+
+/// The ASCII reading of each part of `text` around characters that may be
+/// part of a value (see [`matters`]), handed to `each` in order; nothing
+/// for text that is all ASCII or has nothing to fold (one pass, eight
+/// bytes at a time over ASCII and a byte's test over most other text).
+pub(in crate::mask) fn fold_windows(text: &[u8], mut each: impl FnMut(Folded)) {
+    let mut window: Option<(usize, usize)> = None;
+    let mut buf = [0u8; 4];
+    let mut at = 0;
+    while let Some(p) = next_may_fold(text, at) {
+        at = p + 1;
+        let Some((c, len)) = char_at(text, p) else {
+            continue;
+        };
+        at = p + len;
+        let Some((_, role)) = ascii_of(c, &mut buf) else {
+            continue;
+        };
+        if !matters(text, p, len, role) {
             continue;
         }
-        let (c, len) = char_at(text, at).unwrap_or(('\u{FFFD}', 1));
+        let (start, end) = around(text, p, p + len);
+        window = match window {
+            Some((ws, we)) if start <= we => Some((ws, end.max(we))),
+            Some((ws, we)) => {
+                each(fold_range(text, ws, we));
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some((ws, we)) = window {
+        each(fold_range(text, ws, we));
+    }
+}
+
+/// The window around `at..end`: [`REACH`] bytes each way, then on to a
+/// space (or as far as [`REACH_TO_SPACE`]), on character boundaries.
+fn around(text: &[u8], at: usize, end: usize) -> (usize, usize) {
+    let mut start = at.saturating_sub(REACH);
+    let limit = start.saturating_sub(REACH_TO_SPACE);
+    while start > limit && !text[start - 1].is_ascii_whitespace() {
+        start -= 1;
+    }
+    while start > 0 && text[start] & 0xC0 == 0x80 {
+        start -= 1;
+    }
+    let mut stop = (end + REACH).min(text.len());
+    let limit = (stop + REACH_TO_SPACE).min(text.len());
+    while stop < limit && !text[stop].is_ascii_whitespace() {
+        stop += 1;
+    }
+    while stop < text.len() && text[stop] & 0xC0 == 0x80 {
+        stop += 1;
+    }
+    (start, stop)
+}
+
+/// The ASCII reading of `text`, or `None` when nothing in it is folded: a
+/// whole value, as the masker replaces it.
+pub(in crate::mask) fn fold(text: &[u8]) -> Option<Folded> {
+    let mut buf = [0u8; 4];
+    let mut at = 0;
+    while let Some(p) = next_non_ascii(text, at) {
+        match char_at(text, p) {
+            Some((c, _)) if ascii_of(c, &mut buf).is_some() => {
+                return Some(fold_range(text, 0, text.len()))
+            }
+            Some((_, len)) => at = p + len,
+            None => at = p + 1,
+        }
+    }
+    None
+}
+
+/// The reading of `text[start..end]`, every foldable character in it
+/// folded; offsets are into `text`.
+fn fold_range(text: &[u8], start: usize, end: usize) -> Folded {
+    let mut folded = Folded {
+        text: Vec::with_capacity(end - start),
+        origin: Vec::with_capacity(end - start + 1),
+    };
+    let mut buf = [0u8; 4];
+    let mut at = start;
+    while at < end {
+        let ascii_end = next_non_ascii(&text[..end], at).unwrap_or(end);
+        folded.text.extend_from_slice(&text[at..ascii_end]);
+        folded.origin.extend(at..ascii_end);
+        at = ascii_end;
+        if at == end {
+            break;
+        }
+        let (c, len) = char_at(text, at)
+            .filter(|&(_, len)| at + len <= end)
+            .unwrap_or(('\u{FFFD}', 1));
         match ascii_of(c, &mut buf) {
-            Some(n) => {
+            Some((n, _)) => {
                 folded.text.extend_from_slice(&buf[..n]);
                 folded.origin.extend(std::iter::repeat_n(at, n));
             }
@@ -177,8 +431,8 @@ pub(in crate::mask) fn fold(text: &[u8]) -> Option<Folded> {
         }
         at += len;
     }
-    folded.origin.push(text.len());
-    Some(folded)
+    folded.origin.push(end);
+    folded
 }
 
 #[cfg(test)]
@@ -223,6 +477,66 @@ mod tests {
             ),
         ] {
             assert_eq!(reading(text).as_deref(), Some(ascii), "{text}");
+        }
+    }
+
+    /// The readings `fold_windows` hands over, with where each starts.
+    fn windows(text: &str) -> Vec<(usize, String)> {
+        let mut found = Vec::new();
+        fold_windows(text.as_bytes(), |f| {
+            found.push((f.origin[0], String::from_utf8(f.text).expect("UTF-8")));
+        });
+        found
+    }
+
+    #[test]
+    fn only_text_around_characters_that_may_be_part_of_a_value_is_read_again() {
+        // Nothing that may be part of a value: an em dash between words,
+        // Japanese punctuation, decomposed accents, emoji joiners.
+        for text in [
+            "the value—if any—is kept, “quoted” and … ok",
+            "東京都（とうきょう）、日本。はい！",
+            "Jose\u{301} Mu\u{308}ller",
+            "family 👨\u{200D}👩\u{200D}👧 ok",
+            "plain ascii 030 1234567",
+        ] {
+            assert_eq!(windows(text), Vec::new(), "{text}");
+        }
+        // A dash or a space between digits, fullwidth letters, a mark on a
+        // digit, punctuation inside an address.
+        for (text, reading) in [
+            ("call 7946−0123", "call 7946-0123"),
+            ("prix 12\u{A0}€", "prix 12 €"),
+            ("ｊａｎｅ", "jane"),
+            ("4\u{332}1", "41"),
+            ("jane＠example.com", "jane@example.com"),
+        ] {
+            assert_eq!(windows(text), vec![(0, reading.to_string())], "{text}");
+        }
+        // Far apart, two windows, each cut at a space.
+        let filler = "word ".repeat(200);
+        let text = format!("a ４１ {filler}b ４２ c");
+        let found = windows(&text);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].1.starts_with("a 41 ") && found[0].1.ends_with("word"));
+        assert!(found[1].1.ends_with("b 42 c"));
+        assert_eq!(&text[found[1].0 - 1..found[1].0], " ");
+    }
+
+    #[test]
+    fn every_character_that_folds_is_a_candidate() {
+        let mut buf = [0u8; 4];
+        let mut utf8 = [0u8; 4];
+        for c in (0x80..=0x10FFFF).filter_map(char::from_u32) {
+            if ascii_of(c, &mut buf).is_some() {
+                let bytes = c.encode_utf8(&mut utf8).as_bytes();
+                let byte = |i: usize| bytes.get(i).copied().unwrap_or(0);
+                assert!(
+                    may_fold_at(byte(0), byte(1), byte(2)),
+                    "U+{:04X}",
+                    u32::from(c)
+                );
+            }
         }
     }
 
