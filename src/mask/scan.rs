@@ -230,7 +230,8 @@ impl Scanner {
         self.scan_digits(text, out, depth);
         self.scan_padded_runs(text, out, depth);
         self.scan_punctuation(text, out);
-        if depth < MAX_DECODE_DEPTH {
+        // Nearly every value is ASCII: one check, no call.
+        if depth < MAX_DECODE_DEPTH && !text.is_ascii() {
             self.scan_folded(text, out, depth);
         }
         self.shift(out, first, base);
