@@ -347,7 +347,9 @@ pub(in crate::mask) fn fold_windows(text: &[u8], mut each: impl FnMut(Folded)) {
         }
         let (start, end) = around(text, p, p + len);
         window = match window {
-            Some((ws, we)) if start <= we => Some((ws, end.max(we))),
+            Some((ws, we)) if start <= we || reads_as_nothing(&text[we..start]) => {
+                Some((ws, end.max(we)))
+            }
             Some((ws, we)) => {
                 each(fold_range(text, ws, we));
                 Some((start, end))
@@ -358,6 +360,21 @@ pub(in crate::mask) fn fold_windows(text: &[u8], mut each: impl FnMut(Folded)) {
     if let Some((ws, we)) = window {
         each(fold_range(text, ws, we));
     }
+}
+
+/// Whether every character of `gap` is read as nothing: windows apart
+/// only by thousands of zero-width characters (`4`, then a kilobyte of
+/// U+200B, then `1`…) are one value in the reading, and read as one.
+fn reads_as_nothing(gap: &[u8]) -> bool {
+    let mut buf = [0u8; 4];
+    let mut at = 0;
+    while at < gap.len() {
+        match char_at(gap, at) {
+            Some((c, len)) if matches!(ascii_of(c, &mut buf), Some((0, _))) => at += len,
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// The window around `at..end`: [`REACH`] bytes each way, then on to a

@@ -552,6 +552,22 @@ fn values_written_in_characters_that_stand_for_ascii_are_found_over_their_origin
     ] {
         assert_eq!(one(text), (kind, value.to_string()), "{text}");
     }
+    // However many characters that show nothing stand between the digits.
+    for filler in ["\u{200B}", "\u{332}"] {
+        let spread: String = "4111111111111111"
+            .chars()
+            .flat_map(|d| std::iter::once(d).chain(filler.chars().cycle().take(1500)))
+            .collect();
+        let text = format!("card {spread} ok");
+        let found = kinds(&text);
+        assert!(
+            found
+                .iter()
+                .any(|(kind, value)| *kind == "card" && value.starts_with('4')),
+            "{filler:?}: {:?}",
+            found.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
+        );
+    }
     // Beside an ASCII value, each is found once.
     assert_eq!(
         kinds("jane@mail.example.co.uk ｊａｎｅ＠ｍａｉｌ．ｅｘａｍｐｌｅ．ｃｏ．ｕｋ").len(),
