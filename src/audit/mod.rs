@@ -8,6 +8,7 @@
 //! as sent and, when capture is configured, the first masked rows.
 
 pub mod chain;
+mod digest;
 pub mod layout;
 pub mod log;
 pub mod ocsf;
@@ -17,6 +18,8 @@ pub mod verify;
 
 #[cfg(test)]
 mod tests;
+
+pub use digest::RowDigest;
 
 use crate::gate::{Origin, SessionId, SessionInfo};
 use crate::mask::MaskStats;

@@ -129,7 +129,7 @@ enum Rows {
 struct Tally {
     rows: u64,
     bytes: u64,
-    digest: blake3::Hasher,
+    digest: crate::audit::RowDigest,
     captured: Vec<Vec<Option<String>>>,
 }
 
@@ -1039,7 +1039,7 @@ impl Relay {
             bytes: tally.bytes,
             duration: started.elapsed(),
             masked: &masked,
-            digest: &crate::hex::encode(tally.digest.finalize().as_bytes()),
+            digest: tally.digest.finish_hex(&mut [0u8; 64]),
             captured: &tally.captured,
         });
     }

@@ -1797,7 +1797,7 @@ struct ResultCount {
     rows: u64,
     bytes: u64,
     /// Of the row messages as sent to the client.
-    digest: blake3::Hasher,
+    digest: crate::audit::RowDigest,
     /// The first rows as sent, when the audit captures rows.
     captured: Vec<Vec<Option<String>>>,
 }
@@ -2359,7 +2359,7 @@ impl Back {
             bytes: done.bytes,
             duration: took,
             masked: &masked,
-            digest: crate::hex::encode_into(done.digest.finalize().as_bytes(), &mut digest),
+            digest: done.digest.finish_hex(&mut digest),
             captured: &done.captured,
         });
         took
