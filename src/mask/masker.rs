@@ -377,6 +377,9 @@ impl Masker {
     /// Masks a decimal number (`-12`, `4111111111111111`, `12.50`) with a
     /// number: a detection anywhere in it replaces the whole value.
     pub fn mask_number(&self, text: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
+        if too_few_digits(text) {
+            return Masked::Unchanged;
+        }
         self.scanner.scan(text, &mut scratch.findings);
         let Some(first) = scratch.findings.first().copied() else {
             return Masked::Unchanged;
@@ -857,6 +860,24 @@ fn partial(kind: Kind, value: &[u8], out: &mut Vec<u8>) {
             }
         }
     }
+}
+
+/// Whether a number written as `text` holds fewer digits than the
+/// shortest value any detector finds in digits alone (a phone number's
+/// seven), with no exponent that could make more of them (`4e15`): the
+/// ids, counts and amounts of nearly every row, which then cost one pass
+/// over a few bytes instead of a scan.
+pub(super) fn too_few_digits(text: &[u8]) -> bool {
+    const SHORTEST: usize = 7;
+    let mut digits = 0;
+    for &b in text {
+        if b.is_ascii_digit() {
+            digits += 1;
+        } else if b | 0x20 == b'e' {
+            return false;
+        }
+    }
+    digits < SHORTEST
 }
 
 #[cfg(test)]

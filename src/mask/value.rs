@@ -336,6 +336,10 @@ pub(super) fn mask_number_forms(
     scratch: &mut Scratch,
     tally: &mut Tally,
 ) -> Masked {
+    // Without an exponent the integer part has no more digits than the text.
+    if super::masker::too_few_digits(text) {
+        return Masked::Unchanged;
+    }
     let Some(int) = integer_form(text) else {
         return engine.mask_number(text, scratch, tally);
     };

@@ -536,3 +536,50 @@ fn values_quoted_in_messages_are_judged_as_cells() {
         "relation \"orders\" does not exist"
     );
 }
+
+#[test]
+fn numbers_of_fewer_than_seven_digits_hold_nothing_to_find() {
+    // `mask_number` returns such numbers unscanned: the scanner, with
+    // every detector, must find nothing in them either. Every number of
+    // up to four digits, every third of five and every seventeenth of
+    // six, in the forms a column prints (signs, points, group
+    // separators).
+    let scanner = Scanner::new(&Detectors::all());
+    let mut found = Vec::new();
+    let mut forms = 0;
+    for width in 1..=6u32 {
+        let stride = match width {
+            6 => 17,
+            5 => 3,
+            _ => 1,
+        };
+        for n in (0..10u32.pow(width)).step_by(stride) {
+            let digits = format!("{n:0width$}", width = width as usize);
+            for text in [
+                digits.clone(),
+                format!("-{digits}"),
+                format!("+{digits}"),
+                format!(
+                    "{}.{}",
+                    &digits[..width as usize / 2],
+                    &digits[width as usize / 2..]
+                ),
+                format!(
+                    "{},{}",
+                    &digits[..width as usize / 2],
+                    &digits[width as usize / 2..]
+                ),
+            ] {
+                assert!(too_few_digits(text.as_bytes()), "{text}");
+                scanner.scan(text.as_bytes(), &mut found);
+                assert!(found.is_empty(), "{text}: {found:?}");
+                forms += 1;
+            }
+        }
+    }
+    assert!(forms > 400_000);
+    // An exponent or a seventh digit is scanned.
+    for text in ["4e15", "4E15", "1234567", "-1,234,567", "1.23456e7"] {
+        assert!(!too_few_digits(text.as_bytes()), "{text}");
+    }
+}
