@@ -525,17 +525,36 @@ const TLDS: &[&str] = &[
     "zw",
 ];
 
-/// Whether `label` (any case) is a known top-level domain.
-pub fn is_tld(label: &[u8]) -> bool {
-    if !(2..=24).contains(&label.len()) || !label.iter().all(u8::is_ascii_alphabetic) {
-        return false;
+/// The longest label in [`TLDS`] fits one `u128` key (a test checks).
+const KEY_BYTES: usize = 16;
+
+/// [`TLDS`] as `u128` keys, sorted: a lookup is a binary search of integer
+/// comparisons (every email of a result costs one).
+static KEYS: std::sync::LazyLock<Vec<u128>> = std::sync::LazyLock::new(|| {
+    let mut keys: Vec<u128> = TLDS.iter().filter_map(|t| key(t.as_bytes())).collect();
+    keys.sort_unstable();
+    keys
+});
+
+/// A label of letters as a key: its bytes in lower case, big-endian, so
+/// that distinct labels have distinct keys (letters are never zero).
+fn key(label: &[u8]) -> Option<u128> {
+    if !(2..=KEY_BYTES).contains(&label.len()) {
+        return None;
     }
-    let mut lower = [0u8; 24];
-    for (slot, b) in lower.iter_mut().zip(label) {
+    let mut bytes = [0u8; KEY_BYTES];
+    for (slot, &b) in bytes.iter_mut().zip(label) {
+        if !b.is_ascii_alphabetic() {
+            return None;
+        }
         *slot = b.to_ascii_lowercase();
     }
-    let lower = &lower[..label.len()];
-    TLDS.binary_search_by(|t| t.as_bytes().cmp(lower)).is_ok()
+    Some(u128::from_be_bytes(bytes))
+}
+
+/// Whether `label` (any case) is a known top-level domain.
+pub fn is_tld(label: &[u8]) -> bool {
+    key(label).is_some_and(|k| KEYS.binary_search(&k).is_ok())
 }
 
 #[cfg(test)]
@@ -545,7 +564,21 @@ mod tests {
     #[test]
     fn list_is_sorted_and_lookups_ignore_case() {
         assert!(TLDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(TLDS.iter().all(|t| key(t.as_bytes()).is_some()));
+        assert_eq!(KEYS.len(), TLDS.len());
+        for t in TLDS {
+            assert!(
+                is_tld(t.as_bytes()) && is_tld(t.to_uppercase().as_bytes()),
+                "{t}"
+            );
+            // One letter more or less is another label.
+            assert!(!is_tld(&t.as_bytes()[..t.len() - 1]) || TLDS.contains(&&t[..t.len() - 1]));
+            assert!(
+                !is_tld(format!("{t}q").as_bytes()) || TLDS.contains(&format!("{t}q").as_str())
+            );
+        }
         assert!(is_tld(b"com") && is_tld(b"DE") && is_tld(b"museum"));
         assert!(!is_tld(b"localhost") && !is_tld(b"c0m") && !is_tld(b"x"));
+        assert!(!is_tld(b"") && !is_tld(b"com\0") && !is_tld(b"internationalxyzw"));
     }
 }
