@@ -6,6 +6,7 @@
 # the gateway's peak resident memory, which stays flat if rows stream.
 #
 #   benches/large-result.sh [rows] [rounds]      (defaults: 1000000, 3)
+#   AIRLOCK_BIN=path/to/airlock benches/large-result.sh ...   (another build)
 #
 # Needs: PostgreSQL at 127.0.0.1:5432 (trust auth for postgres), psql.
 # Every row has an email; every fifth note a card number and a phone
@@ -33,7 +34,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+airlock_bin="${AIRLOCK_BIN:-$root/target/release/airlock}"
+if [ -z "${AIRLOCK_BIN:-}" ]; then
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+fi
+# Airlock reads AIRLOCK_* variables as settings: this one is not for it.
+unset AIRLOCK_BIN
 
 psql -X -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $db" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d "$db" >/dev/null <<SQL
@@ -69,7 +75,7 @@ role = "agent"
 password = "$password"
 TOML
 
-"$root/target/release/airlock" serve --config "$work/airlock.toml" >"$work/stdout" 2>"$work/stderr" &
+"$airlock_bin" serve --config "$work/airlock.toml" >"$work/stdout" 2>"$work/stderr" &
 airlock_pid=$!
 for _ in $(seq 100); do
     grep -q "^postgres listening on" "$work/stdout" 2>/dev/null && break

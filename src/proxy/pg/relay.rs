@@ -41,7 +41,7 @@ use crate::proxy::Stream;
 use crate::sql::Dialect;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{ReadHalf, WriteHalf};
@@ -334,9 +334,22 @@ enum Step {
 ///
 /// Bounded: the front loop waits while [`QUEUE_DEPTH`] expectations are
 /// queued or taken and not yet answered.
+///
+/// The back loop looks at the queue for every upstream message, a result
+/// row included; it takes the lock only when the front loop changed
+/// something since it last looked ([`Shared::changes`]) or when it has
+/// answered some of what it took.
 pub fn queue() -> (QueueSender, QueueReceiver) {
-    let shared = Arc::new(std::sync::Mutex::new(QueueState::default()));
-    (QueueSender(shared.clone()), QueueReceiver(shared))
+    let shared = Arc::new(Shared::default());
+    (
+        QueueSender(shared.clone()),
+        QueueReceiver {
+            shared,
+            seen: AtomicU64::new(0),
+            told_backlog: AtomicUsize::new(0),
+            front_open: AtomicBool::new(true),
+        },
+    )
 }
 
 #[derive(Default)]
@@ -352,17 +365,39 @@ struct QueueState {
     front_waker: Option<std::task::Waker>,
 }
 
-type SharedQueue = Arc<std::sync::Mutex<QueueState>>;
+#[derive(Default)]
+struct Shared {
+    state: std::sync::Mutex<QueueState>,
+    /// Counts the front loop's changes to `state`, each made under its
+    /// lock.
+    changes: AtomicU64,
+}
+
+type SharedQueue = Arc<Shared>;
 
 fn lock(q: &SharedQueue) -> std::sync::MutexGuard<'_, QueueState> {
-    q.lock().unwrap_or_else(|e| e.into_inner())
+    q.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records a change the front loop made; called with the lock held.
+fn note_change(q: &SharedQueue) {
+    q.changes.fetch_add(1, Ordering::Release);
 }
 
 /// The front loop's end of [`queue`].
 pub struct QueueSender(SharedQueue);
 
 /// The back loop's end of [`queue`].
-pub struct QueueReceiver(SharedQueue);
+pub struct QueueReceiver {
+    shared: SharedQueue,
+    // Only the back loop's task touches these (atomics because the task
+    // holds `&self` across awaits and must be `Send`).
+    /// [`Shared::changes`] when the back loop last took the lock.
+    seen: AtomicU64,
+    /// The backlog the front loop was last told.
+    told_backlog: AtomicUsize,
+    front_open: AtomicBool,
+}
 
 impl QueueSender {
     /// Queues `pending`, waiting while the queue is full; `Err` when the
@@ -375,6 +410,7 @@ impl QueueSender {
                 return std::task::Poll::Ready(Err(()));
             }
             if state.items.len() + state.backlog >= QUEUE_DEPTH {
+                note_change(&self.0);
                 state.front_waker = Some(cx.waker().clone());
                 // The back loop must look even if no upstream message
                 // comes: what is queued may be the rest of a segment the
@@ -392,6 +428,7 @@ impl QueueSender {
             };
             let urgent = matches!(p.expect, Expect::Inject { .. } | Expect::End);
             state.items.push_back(p);
+            note_change(&self.0);
             let waker = if urgent {
                 state.signalled = true;
                 state.back_waker.take()
@@ -426,6 +463,7 @@ fn signal_back(q: &SharedQueue, change: impl FnOnce(&mut QueueState)) {
         let mut state = lock(q);
         change(&mut state);
         state.signalled = true;
+        note_change(q);
         state.back_waker.take()
     };
     if let Some(w) = waker {
@@ -438,11 +476,23 @@ impl QueueReceiver {
     /// of it is still unanswered; false once the front loop is gone and
     /// nothing is left to take.
     pub fn take_into(&self, pending: &mut VecDeque<Pending>) -> bool {
+        if self.shared.changes.load(Ordering::Acquire) == self.seen.load(Ordering::Relaxed)
+            && pending.len() == self.told_backlog.load(Ordering::Relaxed)
+        {
+            return self.front_open.load(Ordering::Relaxed);
+        }
         let waker = {
-            let mut state = lock(&self.0);
+            let mut state = lock(&self.shared);
+            self.seen.store(
+                self.shared.changes.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
             pending.extend(state.items.drain(..));
             state.backlog = pending.len();
+            self.told_backlog.store(pending.len(), Ordering::Relaxed);
             state.signalled = false;
+            self.front_open
+                .store(!state.front_closed, Ordering::Relaxed);
             if state.backlog < QUEUE_DEPTH {
                 state.front_waker.take()
             } else {
@@ -452,15 +502,22 @@ impl QueueReceiver {
         if let Some(w) = waker {
             w.wake();
         }
-        !lock(&self.0).front_closed
+        self.front_open.load(Ordering::Relaxed)
     }
 
     /// Records how much the back loop has not answered yet, after it
     /// settled some; wakes the front loop if it waits for room.
     pub fn note_backlog(&self, unanswered: usize) {
+        // A front loop waiting for room has changed the queue since.
+        if unanswered == self.told_backlog.load(Ordering::Relaxed)
+            && self.shared.changes.load(Ordering::Acquire) == self.seen.load(Ordering::Relaxed)
+        {
+            return;
+        }
         let waker = {
-            let mut state = lock(&self.0);
+            let mut state = lock(&self.shared);
             state.backlog = unanswered;
+            self.told_backlog.store(unanswered, Ordering::Relaxed);
             if state.items.len() + unanswered < QUEUE_DEPTH {
                 state.front_waker.take()
             } else {
@@ -476,7 +533,7 @@ impl QueueReceiver {
     /// waiting for the upstream (see [`queue`]).
     pub async fn signalled(&self) {
         std::future::poll_fn(|cx| {
-            let mut state = lock(&self.0);
+            let mut state = lock(&self.shared);
             if state.signalled {
                 state.signalled = false;
                 return std::task::Poll::Ready(());
@@ -491,7 +548,7 @@ impl QueueReceiver {
 impl Drop for QueueReceiver {
     fn drop(&mut self) {
         let waker = {
-            let mut state = lock(&self.0);
+            let mut state = lock(&self.shared);
             state.back_closed = true;
             state.front_waker.take()
         };
@@ -1867,12 +1924,19 @@ impl Back {
                     return BackEnd::ClientGone;
                 }
             }
-            let msg = tokio::select! {
-                biased;
-                // Airlock's own answers, the end, or a kick: taken at the
-                // top of the loop.
-                _ = self.queue.signalled(), if front_open => continue,
-                msg = self.reader.read() => msg,
+            // A message already buffered is read at once: a signal still
+            // set is seen on the next wait, and what was queued is taken
+            // below either way.
+            let msg = if self.reader.has_buffered_message() {
+                self.reader.read().await
+            } else {
+                tokio::select! {
+                    biased;
+                    // Airlock's own answers, the end, or a kick: taken at the
+                    // top of the loop.
+                    _ = self.queue.signalled(), if front_open => continue,
+                    msg = self.reader.read() => msg,
+                }
             };
             // The expectation for `msg` was queued before its frame went
             // upstream: it is here now.
