@@ -117,6 +117,8 @@ pub struct RowMasker {
     scratch: Scratch,
     rows_seen: u64,
     clean_descriptions: CleanDescriptions,
+    /// A row's changed values, kept between rows for its capacity.
+    edits: Vec<(usize, Masked)>,
 }
 
 impl RowMasker {
@@ -197,28 +199,43 @@ impl RowMasker {
 
     /// Inspects one row. `row` is the complete DataRow frame as received.
     pub fn mask_row(&mut self, row: &Bytes) -> RowOutcome {
+        let mut out = BytesMut::new();
+        if self.mask_row_into(row, &mut out) {
+            RowOutcome::Rewritten(out.freeze())
+        } else {
+            RowOutcome::Unchanged
+        }
+    }
+
+    /// Masks a DataRow frame as [`RowMasker::mask_row`] does, appending
+    /// the rewritten frame to `out` (the relay's output buffer: no frame of
+    /// its own to allocate and copy); false, and nothing appended, when
+    /// the row goes as it is.
+    pub fn mask_row_into(&mut self, row: &Bytes, out: &mut BytesMut) -> bool {
         self.rows_seen += 1;
         let RowMasker {
             engine,
             columns,
             tallies,
             scratch,
+            edits,
             ..
         } = self;
         let Some(engine) = engine.as_deref() else {
-            return RowOutcome::Unchanged;
+            return false;
         };
         let Some(count) = DataRow::count(row) else {
             // The relay only hands over frames with a 'D' tag and a
             // consistent length; a body that does not parse is masked
             // whole rather than forwarded unread.
-            return RowOutcome::Rewritten(empty_row());
+            out.extend_from_slice(&empty_row());
+            return true;
         };
         if tallies.len() < count {
             tallies.resize(count, Tally::default());
         }
         // A row with nothing to mask costs the scan and no allocation.
-        let mut edits: Vec<(usize, Masked)> = Vec::new();
+        edits.clear();
         let lent = scratch.lend_phone_memo();
         for (i, value) in DataRow::values(row).enumerate() {
             let Some(value) = value else { continue };
@@ -230,13 +247,14 @@ impl RowMasker {
         }
         scratch.return_phone_memo(lent);
         if edits.is_empty() {
-            return RowOutcome::Unchanged;
+            return false;
         }
-        let mut out = BytesMut::with_capacity(row.len() + 64);
+        let start = out.len();
+        out.reserve(row.len() + 64);
         out.put_u8(b'D');
         out.put_u32(0);
         out.put_u16(count as u16);
-        let mut edits = edits.into_iter().peekable();
+        let mut edits = edits.drain(..).peekable();
         for (i, value) in DataRow::values(row).enumerate() {
             let edit = match edits.peek() {
                 Some((at, _)) if *at == i => edits.next().map(|(_, m)| m),
@@ -254,7 +272,9 @@ impl RowMasker {
                 }
             }
         }
-        RowOutcome::Rewritten(finish_frame(out))
+        let len = (out.len() - start - 1) as u32;
+        out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+        true
     }
 
     /// Masks a text the server wrote for the client outside result rows:
@@ -526,13 +546,6 @@ fn csv_fields(line: &[u8]) -> Vec<(Vec<u8>, bool)> {
 fn unreadable_copy() -> Vec<u8> {
     tracing::warn!("binary COPY data that Airlock cannot read was withheld from the client");
     Vec::new()
-}
-
-/// Writes the length of a frame built as tag, placeholder length, body.
-fn finish_frame(mut out: BytesMut) -> Bytes {
-    let len = (out.len() - 1) as u32;
-    out[1..5].copy_from_slice(&len.to_be_bytes());
-    out.freeze()
 }
 
 fn empty_row() -> Bytes {

@@ -2033,13 +2033,15 @@ impl Back {
                     let portal = portal.clone();
                     self.load_portal(&portal, msg.frame());
                 }
-                let outcome = self.masker.mask_row(msg.frame());
-                let frame = outcome.frame_or(msg.frame());
+                let start = out.len();
+                if !self.masker.mask_row_into(msg.frame(), out) {
+                    out.extend_from_slice(msg.frame());
+                }
+                let frame = &out[start..];
                 count.sent(frame);
                 if count.captured.len() < self.capture_rows {
                     count.captured.extend(row_values(frame));
                 }
-                out.extend_from_slice(frame);
                 return;
             }
             b'd' => {
