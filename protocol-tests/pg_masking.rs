@@ -2947,6 +2947,38 @@ fn names_in_bare_columns_and_free_text_are_masked_for_drivers() {
 /// (Japanese fullwidth input, Arabic or Persian digits) or turned into
 /// them by the agent's own query (`translate(card, '0123…', '０１２３…')`)
 /// — are masked as the values they spell, under every strategy.
+/// A column of national numbers (no country code, so no one cell is a
+/// phone number by itself) is remembered as a phone column however the
+/// query writes its digits.
+#[test]
+fn a_column_of_national_numbers_rewritten_into_other_digits_is_masked() {
+    let db = TestDb::create("mask_fold_column");
+    psql_direct(
+        &db.name,
+        "CREATE TABLE phones (id int, phone text); \
+         INSERT INTO phones VALUES (1, '030 1234567'), (2, '089 4711223'), \
+           (3, '040 3089611'), (4, '0221 9876543')",
+    );
+    let gateway = masking_gateway("", "");
+    let target = Target::agent(&gateway, &db.name);
+    for sql in [
+        "SELECT phone FROM phones ORDER BY id",
+        "SELECT translate(phone, '0123456789 ', '０１２３４５６７８９　') FROM phones ORDER BY id",
+        "SELECT translate(phone, '0123456789', '٠١٢٣٤٥٦٧٨٩') FROM phones ORDER BY id",
+        "SELECT replace(phone, ' ', chr(160)) FROM phones ORDER BY id",
+    ] {
+        let got: Vec<String> = psql_rows(target, sql)
+            .into_iter()
+            .map(|row| row.into_iter().flatten().collect())
+            .collect();
+        assert_eq!(got.len(), 4, "{sql}");
+        // The first cell comes before the column is known.
+        for cell in &got[1..] {
+            assert_eq!(cell, "<PHONE>", "{sql}: {got:?}");
+        }
+    }
+}
+
 #[test]
 fn values_written_in_other_digits_and_fullwidth_forms_are_masked() {
     const CARD: &str = "4111 1111 1111 1111";

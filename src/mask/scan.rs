@@ -1455,6 +1455,21 @@ impl Scanner {
     /// of such values. Cells of digits alone are left out: a column of
     /// bare digit strings holds ids more often than phone numbers.
     pub(crate) fn national_phone_cell(&self, value: &[u8]) -> Option<Finding> {
+        if value.is_ascii() {
+            return self.national_phone_cell_ascii(value);
+        }
+        // A cell written in other digits or forms (`０３０ １２３４５６７`,
+        // `030\u{a0}1234567`) is judged by the ASCII it stands for.
+        let folded = fold::fold(value)?;
+        let f = self.national_phone_cell_ascii(&folded.text)?;
+        Some(Finding {
+            kind: f.kind,
+            start: folded.origin[f.start],
+            end: folded.origin[f.end],
+        })
+    }
+
+    fn national_phone_cell_ascii(&self, value: &[u8]) -> Option<Finding> {
         let cell = value.trim_ascii();
         if !self.on(Kind::Phone) || !matches!(cell.first(), Some(b'0' | b'(')) || cell.len() > 24 {
             return None;

@@ -459,6 +459,34 @@ fn a_column_of_national_phone_numbers_is_masked_from_its_second_cell() {
 }
 
 #[test]
+fn a_column_of_national_phone_numbers_in_other_forms_is_masked_too() {
+    let masker = Masker::new(&MaskSettings::default());
+    let mut scratch = Scratch::default();
+    let columns: &[&[&str]] = &[
+        // Fullwidth digits and space, as Japanese input writes them.
+        &[
+            "０３０　１２３４５６７",
+            "０８９　４７１１２２３",
+            "０４０　３０８９６１１",
+        ],
+        // Arabic-Indic digits.
+        &["٠٣٠ ١٢٣٤٥٦٧", "٠٨٩ ٤٧١١٢٢٣", "٠٤٠ ٣٠٨٩٦١١"],
+        // A no-break space, and a fullwidth digit among ASCII ones.
+        &["030\u{a0}1234567", "089\u{a0}4711223", "0４0 3089611"],
+    ];
+    for column in columns {
+        let mut tally = Tally::default();
+        let masked: Vec<Masked> = column
+            .iter()
+            .map(|v| masker.mask_cell(v.as_bytes(), &mut scratch, &mut tally))
+            .collect();
+        for (v, m) in column.iter().zip(&masked).skip(1) {
+            assert_eq!(*m, Masked::Replaced(b"<PHONE>".to_vec()), "{v}");
+        }
+    }
+}
+
+#[test]
 fn columns_of_look_alikes_are_not_phone_columns() {
     let masker = Masker::new(&MaskSettings::default());
     let mut scratch = Scratch::default();
