@@ -859,13 +859,8 @@ fn the_masking_corpus_comes_back_masked_through_mysql_clients() {
         rows.push('\n');
     }
     python(CORPUS_LOADER, &[&db.name], &rows);
-    let gateway = Gateway::start_with(Options {
-        policy: Some(format!(
-            "{}\n[masking]\ndetectors = [\"all\"]\njson_secret_keys = true\nstrategy = \"redact\"\n",
-            support::gateway::ALLOW_ALL_POLICY
-        )),
-        ..Default::default()
-    });
+    let gateway =
+        masking_gateway("detectors = [\"all\"]\njson_secret_keys = true\nstrategy = \"redact\"\n");
     let (host, port) = gateway.mysql_addr.rsplit_once(':').unwrap();
     for protocol in ["text", "binary"] {
         let out = python(
@@ -1204,13 +1199,7 @@ fn values_rewritten_into_other_digits_by_the_query_are_masked() {
         &db.name,
         "CREATE TABLE cards (card VARCHAR(32)); INSERT INTO cards VALUES ('4111 1111 1111 1111')",
     );
-    let gateway = Gateway::start_with(Options {
-        policy: Some(format!(
-            "{}\n[masking]\nstrategy = \"redact\"\n",
-            support::gateway::ALLOW_ALL_POLICY
-        )),
-        ..Default::default()
-    });
+    let gateway = masking_gateway("strategy = \"redact\"\n");
     let rewrite = |to: &str| {
         (0..10).fold("card".to_string(), |expr, d| {
             let digit: String = to.chars().nth(d).into_iter().collect();
@@ -1232,4 +1221,16 @@ fn values_rewritten_into_other_digits_by_the_query_are_masked() {
         assert!(got.contains("<CARD>"), "{sql}: {got}");
         assert!(!got.chars().any(char::is_numeric), "{sql}: {got}");
     }
+}
+
+/// A gateway that lets every statement through and masks results with the
+/// `[masking]` settings given.
+fn masking_gateway(masking: &str) -> Gateway {
+    Gateway::start_with(Options {
+        policy: Some(format!(
+            "{}\n[masking]\n{masking}",
+            support::gateway::ALLOW_ALL_POLICY
+        )),
+        ..Default::default()
+    })
 }
