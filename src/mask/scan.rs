@@ -128,6 +128,11 @@ pub struct Scanner {
 /// found, a value encoded three times over is not.
 const MAX_DECODE_DEPTH: u8 = 2;
 
+/// The longest cell in other forms read as a national phone number: 24
+/// characters of three bytes each (fullwidth), and room for a few that
+/// show nothing.
+const NATIONAL_CELL_BYTES: usize = 96;
+
 /// The phone metadata's patterns are compiled on demand into one shared
 /// cache of 100 regexes; validating numbers against a dozen regions cycles
 /// through more than that, so every check recompiled patterns under the
@@ -1459,7 +1464,11 @@ impl Scanner {
             return self.national_phone_cell_ascii(value);
         }
         // A cell written in other digits or forms (`０３０ １２３４５６７`,
-        // `030\u{a0}1234567`) is judged by the ASCII it stands for.
+        // `030\u{a0}1234567`) is judged by the ASCII it stands for. Such a
+        // number is a few dozen bytes: longer text is not read again.
+        if value.len() > NATIONAL_CELL_BYTES {
+            return None;
+        }
         let folded = fold::fold(value)?;
         let f = self.national_phone_cell_ascii(&folded.text)?;
         Some(Finding {

@@ -13,9 +13,14 @@
 //!   `-` (U+2010–U+2015, the minus sign, the katakana prolonged sound mark);
 //! - compatibility characters spell ASCII: mathematical alphanumerics
 //!   (`𝟒𝟏𝟏𝟏`), enclosed and superscript digits, small form variants;
-//! - and characters that show nothing (zero-width spaces and joiners,
+//! - characters that show nothing (zero-width spaces and joiners,
 //!   direction marks, variation selectors, combining marks) can be put
-//!   between the digits of a number that still reads whole.
+//!   between the digits of a number that still reads whole;
+//! - and Cyrillic and Greek letters drawn like Latin ones (`а`, `е`, `о`,
+//!   `р`, `с`, `Α`, `Ο`…) spell an address or an account number a reader
+//!   takes for the ASCII one (`jаne@exаmple.cоm`). They are read as that
+//!   ASCII only inside a word that also has ASCII in it, or next to `@`:
+//!   text written in those scripts is not read again.
 //!
 //! The text is read once into its ASCII reading, with each byte's offset in
 //! the original, so that a value found in the reading masks the original
@@ -76,6 +81,75 @@ enum Role {
     JoinsWords,
     /// A combining mark: it marks the character before it (`4̲`).
     Marks,
+    /// A Cyrillic or Greek letter drawn like a Latin one: it stands for
+    /// that letter next to ASCII (`jаne`), not among its own script.
+    LooksLatin,
+}
+
+/// Cyrillic and Greek letters drawn like ASCII letters in common fonts,
+/// and the letter each is taken for; sorted.
+const LOOKS_LATIN: [(u16, u8); 54] = [
+    (0x0391, b'A'),
+    (0x0392, b'B'),
+    (0x0395, b'E'),
+    (0x0396, b'Z'),
+    (0x0397, b'H'),
+    (0x0399, b'I'),
+    (0x039A, b'K'),
+    (0x039C, b'M'),
+    (0x039D, b'N'),
+    (0x039F, b'O'),
+    (0x03A1, b'P'),
+    (0x03A4, b'T'),
+    (0x03A5, b'Y'),
+    (0x03A7, b'X'),
+    (0x03B1, b'a'),
+    (0x03B9, b'i'),
+    (0x03BA, b'k'),
+    (0x03BD, b'v'),
+    (0x03BF, b'o'),
+    (0x03C1, b'p'),
+    (0x03C5, b'u'),
+    (0x0405, b'S'),
+    (0x0406, b'I'),
+    (0x0408, b'J'),
+    (0x0410, b'A'),
+    (0x0412, b'B'),
+    (0x0415, b'E'),
+    (0x041A, b'K'),
+    (0x041C, b'M'),
+    (0x041D, b'H'),
+    (0x041E, b'O'),
+    (0x0420, b'P'),
+    (0x0421, b'C'),
+    (0x0422, b'T'),
+    (0x0425, b'X'),
+    (0x0430, b'a'),
+    (0x0435, b'e'),
+    (0x043E, b'o'),
+    (0x0440, b'p'),
+    (0x0441, b'c'),
+    (0x0443, b'y'),
+    (0x0445, b'x'),
+    (0x0455, b's'),
+    (0x0456, b'i'),
+    (0x0458, b'j'),
+    (0x04AE, b'Y'),
+    (0x04BB, b'h'),
+    (0x04C0, b'I'),
+    (0x04CF, b'l'),
+    (0x0501, b'd'),
+    (0x051A, b'Q'),
+    (0x051B, b'q'),
+    (0x051C, b'W'),
+    (0x051D, b'w'),
+];
+
+/// The ASCII letter `c` is drawn like, if it is one of [`LOOKS_LATIN`].
+fn looks_latin(c: char) -> Option<u8> {
+    let cp = u16::try_from(u32::from(c)).ok()?;
+    let at = LOOKS_LATIN.binary_search_by_key(&cp, |&(k, _)| k).ok()?;
+    Some(LOOKS_LATIN[at].1)
 }
 
 /// What `c` (outside ASCII) is read as: its ASCII, written into `out`, and
@@ -104,7 +178,10 @@ fn ascii_of(c: char, out: &mut [u8; 4]) -> Option<(usize, Role)> {
         // …and combining marks (diacritics, the keycap).
         0x0300..=0x036F | 0x20D0..=0x20FF => return Some((0, Role::Marks)),
         _ if spells_ascii(c) => return spelled(c, out),
-        _ => (digit(c)?, Role::Alnum),
+        _ => match looks_latin(c) {
+            Some(letter) => (letter, Role::LooksLatin),
+            None => (digit(c)?, Role::Alnum),
+        },
     };
     out[0] = b;
     Some((1, role))
@@ -133,15 +210,20 @@ fn spelled(c: char, out: &mut [u8; 4]) -> Option<(usize, Role)> {
     Some((len, role))
 }
 
-/// Whether the character whose UTF-8 starts `b0 b1 b2` may fold (a
-/// superset of those that do): its first bytes are compared, with no
-/// branch and no table, so that a block of text is tested in a few
-/// vector instructions. Most text outside ASCII — accented Latin, Greek,
-/// Cyrillic, Hebrew, Arabic letters, kana, CJK ideographs, Hangul, emoji,
-/// quotation marks and the ellipsis — is no candidate.
+/// Whether the character whose UTF-8 starts `b0 b1 b2`, after the byte
+/// `prev`, may fold and matter (a superset of those that do): its bytes
+/// are compared, with no branch and no table, so that a block of text is
+/// tested in a few vector instructions. Most text outside ASCII —
+/// accented Latin, Greek and Cyrillic words, Hebrew, Arabic letters,
+/// kana, CJK ideographs, Hangul, emoji, quotation marks and the ellipsis
+/// — is no candidate.
 #[inline(always)]
-fn may_fold_at(b0: u8, b1: u8, b2: u8) -> bool {
-    let within = |b: u8, lo: u8, hi: u8| b.wrapping_sub(lo) <= hi - lo;
+fn may_fold_at(prev: u8, b0: u8, b1: u8, b2: u8) -> bool {
+    // Greek and Cyrillic letters (U+0380–053F) next to ASCII that may be
+    // part of a word or an address (see [`next_to_latin`]); `b2` is the
+    // byte after a two-byte character.
+    let wordy = |b: u8| latin_or_at(b) | (b == b'.') | (b == b'-') | (b == b'_');
+    let looks_latin = within(b0, 0xCE, 0xD4) & (wordy(prev) | wordy(b2));
     // U+00A0, U+00AD, U+00B2–00B3, U+00B9; combining marks U+0300–036F.
     let latin = ((b0 == 0xC2)
         & ((b1 == 0xA0) | (b1 == 0xAD) | within(b1, 0xB2, 0xB3) | (b1 == 0xB9)))
@@ -174,68 +256,107 @@ fn may_fold_at(b0: u8, b1: u8, b2: u8) -> bool {
                 | ((b1 == 0xBB) & (b2 == 0xBF))
                 | (b1 == 0xBC)
                 | ((b1 == 0xBD) & (b2 <= 0xB0))));
-    latin | digits | scripts | punctuation | east_asian
+    latin | digits | scripts | punctuation | east_asian | looks_latin
+}
+
+#[inline(always)]
+fn within(b: u8, lo: u8, hi: u8) -> bool {
+    b.wrapping_sub(lo) <= hi - lo
+}
+
+/// An ASCII letter or digit, or `@`.
+#[inline(always)]
+fn latin_or_at(b: u8) -> bool {
+    within(b | 0x20, b'a', b'z') | within(b, b'0', b'9') | (b == b'@')
+}
+
+/// The lead bytes of the characters that may fold but Greek and Cyrillic
+/// letters: most text in other scripts (accented Latin, CJK, Hangul) has
+/// none.
+#[inline(always)]
+fn lead(b: u8) -> bool {
+    (b == 0xC2)
+        | within(b, 0xCC, 0xCD)
+        | (b == 0xD9)
+        | (b == 0xDB)
+        | (b == 0xDF)
+        | within(b, 0xE0, 0xE3)
+        | (b == 0xEA)
+        | within(b, 0xEF, 0xF0)
 }
 
 /// How many positions [`next_may_fold`] tests at once.
 const BLOCK: usize = 32;
+
+/// The bytes before and after a block that its test reads too: a
+/// character's neighbours, and theirs (see [`next_to_latin`]).
+const BEFORE: usize = 2;
+const AFTER: usize = 3;
 
 /// The position of the first character at or after `from` that may fold:
 /// a block of ASCII is passed over on one test, any other block on one
 /// branch-free test of all its positions.
 fn next_may_fold(text: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
-    while i + BLOCK + 2 <= text.len() {
-        if let Some(k) = first_in_block(&text[i..i + BLOCK + 2]) {
+    // Bytes outside the text are zeros, which are no part of a word and
+    // start no character.
+    let mut padded = [0u8; BEFORE + BLOCK + AFTER];
+    while i + BLOCK + AFTER <= text.len() {
+        let found = if i >= BEFORE {
+            first_in_block(&text[i - BEFORE..i + BLOCK + AFTER])
+        } else {
+            padded[BEFORE - i..].copy_from_slice(&text[..i + BLOCK + AFTER]);
+            first_in_block(&padded)
+        };
+        if let Some(k) = found {
             return Some(i + k);
         }
         i += BLOCK;
     }
-    // The last positions, padded with zeros (which start no character).
     let tail = &text[i..];
     if tail.is_ascii() {
         return None;
     }
-    let mut padded = [0u8; BLOCK + 2];
-    padded[..tail.len()].copy_from_slice(tail);
+    let before = i.min(BEFORE);
+    padded.fill(0);
+    padded[BEFORE - before..BEFORE + tail.len()].copy_from_slice(&text[i - before..]);
     first_in_block(&padded).map(|k| i + k)
 }
 
-/// The first of the first [`BLOCK`] positions of `bytes` (two more long)
-/// where a character that may fold starts.
+/// The first of the [`BLOCK`] positions of `bytes` after its first
+/// [`BEFORE`] (and before its last [`AFTER`]) where a character that may
+/// fold starts.
 #[inline(always)]
 fn first_in_block(bytes: &[u8]) -> Option<usize> {
-    let block = &bytes[..BLOCK];
+    let block = &bytes[BEFORE..BEFORE + BLOCK];
     // Folds rather than `any`: without the early exit they vectorize.
     if block.iter().fold(0, |m, &b| m | b) < 0x80 {
         return None;
     }
     // Then on lead bytes alone, which passes over most text in other
-    // scripts (Greek, Cyrillic, accented Latin, CJK, Hangul).
-    let lead = |b: u8| {
-        (b == 0xC2)
-            | (b.wrapping_sub(0xCC) <= 1)
-            | (b == 0xD9)
-            | (b == 0xDB)
-            | (b == 0xDF)
-            | (b.wrapping_sub(0xE0) <= 3)
-            | (b == 0xEA)
-            | (b.wrapping_sub(0xEF) <= 1)
-    };
+    // scripts (accented Latin, CJK, Hangul)…
     if block.iter().fold(0u8, |hit, &b| hit | u8::from(lead(b))) == 0 {
-        return None;
-    }
-    let candidates = || {
-        block
+        // …and Greek and Cyrillic with no ASCII letter, digit or `@`
+        // near: their letters matter only beside ASCII.
+        let greek_or_cyrillic = block
             .iter()
-            .zip(&bytes[1..BLOCK + 1])
-            .zip(&bytes[2..BLOCK + 2])
-            .map(|((&b0, &b1), &b2)| may_fold_at(b0, b1, b2))
-    };
-    if candidates().fold(0u8, |hit, c| hit | u8::from(c)) == 0 {
-        return None;
+            .fold(0u8, |hit, &b| hit | u8::from(within(b, 0xCE, 0xD4)));
+        let latin_near = bytes
+            .iter()
+            .fold(0u8, |hit, &b| hit | u8::from(latin_or_at(b)));
+        if greek_or_cyrillic & latin_near == 0 {
+            return None;
+        }
     }
-    candidates().position(|c| c)
+    let bytes: &[u8; BEFORE + BLOCK + AFTER] = bytes.try_into().expect("a whole block");
+    // One bit per position, each computed alike: the loop vectorizes.
+    let mut hits = 0u32;
+    for k in 0..BLOCK {
+        let at = BEFORE + k;
+        let hit = may_fold_at(bytes[at - 1], bytes[at], bytes[at + 1], bytes[at + 2]);
+        hits |= u32::from(hit) << k;
+    }
+    (hits != 0).then(|| hits.trailing_zeros() as usize)
 }
 
 /// The character starting at `at`, and its length in bytes; `None` for a
@@ -312,10 +433,36 @@ fn matters(text: &[u8], at: usize, len: usize, role: Role) -> bool {
     };
     match role {
         Role::Alnum => true,
+        Role::LooksLatin => next_to_latin(text, at, len),
         Role::JoinsDigits => neighbour_is(before(), true) || neighbour_is(after(), true),
         Role::JoinsWords => neighbour_is(before(), false) || neighbour_is(after(), false),
         Role::Marks => neighbour_is(before(), true),
     }
+}
+
+/// Whether a letter drawn like a Latin one, at `at..at + len`, stands
+/// among ASCII: next to an ASCII letter or digit (or a character read as
+/// one), next to `@`, or next to `.`, `-` or `_` with an ASCII letter or
+/// digit on their other side (`mail.со`). Greek and Cyrillic words are
+/// not; a word that mixes scripts, or an address, is.
+fn next_to_latin(text: &[u8], at: usize, len: usize) -> bool {
+    let latin = |i: Option<usize>| {
+        i.and_then(|i| text.get(i))
+            .is_some_and(u8::is_ascii_alphanumeric)
+    };
+    let joins = |b: u8| matches!(b, b'.' | b'-' | b'_');
+    let side = |next: Option<usize>, beyond: Option<usize>, c: Option<char>| match next
+        .and_then(|i| text.get(i))
+    {
+        Some(&b) if b.is_ascii() => {
+            b.is_ascii_alphanumeric() || b == b'@' || (joins(b) && latin(beyond))
+        }
+        Some(_) => neighbour_is(c, false),
+        None => false,
+    };
+    let end = at + len;
+    side(at.checked_sub(1), at.checked_sub(2), char_before(text, at))
+        || side(Some(end), Some(end + 1), char_at(text, end).map(|(c, _)| c))
 }
 
 /// How far around a character that matters its text is read again: no
@@ -406,7 +553,11 @@ pub(in crate::mask) fn fold(text: &[u8]) -> Option<Folded> {
     let mut at = 0;
     while let Some(p) = next_non_ascii(text, at) {
         match char_at(text, p) {
-            Some((c, _)) if ascii_of(c, &mut buf).is_some() => {
+            Some((c, len))
+                if ascii_of(c, &mut buf).is_some_and(|(_, role)| {
+                    role != Role::LooksLatin || next_to_latin(text, p, len)
+                }) =>
+            {
                 return Some(fold_range(text, 0, text.len()))
             }
             Some((_, len)) => at = p + len,
@@ -516,6 +667,9 @@ mod tests {
             "Jose\u{301} Mu\u{308}ller",
             "family 👨\u{200D}👩\u{200D}👧 ok",
             "plain ascii 030 1234567",
+            // Greek and Cyrillic words, whatever their letters look like.
+            "Привет, как дела? Всё хорошо. Анна",
+            "Καλημέρα κόσμε. Ο Νίκος",
         ] {
             assert_eq!(windows(text), Vec::new(), "{text}");
         }
@@ -527,6 +681,11 @@ mod tests {
             ("ｊａｎｅ", "jane"),
             ("4\u{332}1", "41"),
             ("jane＠example.com", "jane@example.com"),
+            // Letters drawn like Latin ones inside an ASCII word, beside
+            // `@`, or after a dot with ASCII before it.
+            ("jаne", "jane"),
+            ("асе@x", "ace@x"),
+            ("mail.со", "mail.co"),
         ] {
             assert_eq!(windows(text), vec![(0, reading.to_string())], "{text}");
         }
@@ -545,11 +704,14 @@ mod tests {
         let mut buf = [0u8; 4];
         let mut utf8 = [0u8; 4];
         for c in (0x80..=0x10FFFF).filter_map(char::from_u32) {
-            if ascii_of(c, &mut buf).is_some() {
+            if let Some((_, role)) = ascii_of(c, &mut buf) {
                 let bytes = c.encode_utf8(&mut utf8).as_bytes();
                 let byte = |i: usize| bytes.get(i).copied().unwrap_or(0);
+                // A letter drawn like a Latin one is a candidate next to
+                // ASCII; every other folding character whatever is before.
+                let prev = if role == Role::LooksLatin { b'a' } else { 0 };
                 assert!(
-                    may_fold_at(byte(0), byte(1), byte(2)),
+                    may_fold_at(prev, byte(0), byte(1), byte(2)),
                     "U+{:04X}",
                     u32::from(c)
                 );

@@ -575,3 +575,40 @@ fn values_written_in_characters_that_stand_for_ascii_are_found_over_their_origin
     );
     none("全角の数字 １２３ と ２０２５－１１－０３ の日付");
 }
+
+#[test]
+fn values_spelled_with_cyrillic_and_greek_letters_drawn_like_latin_ones_are_found() {
+    // `а`, `е`, `о`, `р`, `с` (Cyrillic) and `Ο`, `Ε` (Greek) in place of
+    // ASCII letters: a reader sees the ASCII value.
+    for (text, kind, value) in [
+        (
+            "mail jаne.dое@exаmple.cоm ok",
+            "email",
+            "jаne.dое@exаmple.cоm",
+        ),
+        // Every letter that has a look-alike replaced, the TLD included.
+        ("mail ja@mail.со ok", "email", "ja@mail.со"),
+        ("to асе@ехаmрlе.org", "email", "асе@ехаmрlе.org"),
+        (
+            "IBAN DЕ89 3704 0044 0532 0130 00",
+            "iban",
+            "DЕ89 3704 0044 0532 0130 00",
+        ),
+        (
+            "key ΑΚΙΑQWERTYUIOPASDFGH",
+            "aws_access_key",
+            "ΑΚΙΑQWERTYUIOPASDFGH",
+        ),
+    ] {
+        assert_eq!(one(text), (kind, value.to_string()), "{text}");
+    }
+    // Wherever the address falls against the blocks the text is tested in.
+    for pad in 0..70 {
+        let text = format!("{}ja@mail.со всё хорошо, спасибо большое", "ы".repeat(pad));
+        assert_eq!(kinds(&text).len(), 1, "{pad}: {text}");
+    }
+    // Text in those scripts is not read as Latin.
+    none("Привет, как дела? Это обычный текст: всё хорошо, Анна.");
+    none("Καλημέρα κόσμε. Ο Νίκος έρχεται αύριο.");
+    none("Почта: Москва, ул. Тверская, д. 7, кв. 12");
+}
