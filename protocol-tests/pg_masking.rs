@@ -2980,6 +2980,40 @@ fn a_column_of_national_numbers_rewritten_into_other_digits_is_masked() {
 }
 
 #[test]
+fn addresses_respelled_in_look_alike_letters_and_invisible_characters_are_masked() {
+    let db = TestDb::create("mask_look_alike");
+    psql_direct(
+        &db.name,
+        "CREATE TABLE people (id int, email text); \
+         INSERT INTO people VALUES (1, 'ace@co.co'), (2, 'jane.doe@example.com')",
+    );
+    let gateway = masking_gateway("", "");
+    let target = Target::agent(&gateway, &db.name);
+    // Every letter with a Cyrillic look-alike replaced by it, so that
+    // `ace@co.co` has no ASCII letter left; then a zero-width space or a
+    // combining accent after every character, or `@` and `.` in their
+    // fullwidth forms.
+    let cyrillic = "translate(email, 'aceopxy', 'асеорху')";
+    for sql in [
+        format!("SELECT {cyrillic} FROM people ORDER BY id"),
+        format!("SELECT regexp_replace({cyrillic}, '(.)', '\\1' || chr(8203), 'g') FROM people ORDER BY id"),
+        format!("SELECT regexp_replace({cyrillic}, '(.)', '\\1' || chr(769), 'g') FROM people ORDER BY id"),
+        "SELECT regexp_replace(email, '(.)', '\\1' || chr(769), 'g') FROM people ORDER BY id".to_string(),
+        format!("SELECT translate({cyrillic}, '@.', '＠．') FROM people ORDER BY id"),
+    ] {
+        let got: Vec<String> = psql_rows(target, &sql)
+            .into_iter()
+            .map(|row| row.into_iter().flatten().collect())
+            .collect();
+        assert_eq!(got.len(), 2, "{sql}");
+        for cell in &got {
+            let shown: String = cell.chars().filter(|c| !matches!(c, '\u{200B}' | '\u{301}')).collect();
+            assert_eq!(shown, "<EMAIL>", "{sql}: {got:?}");
+        }
+    }
+}
+
+#[test]
 fn values_written_in_other_digits_and_fullwidth_forms_are_masked() {
     const CARD: &str = "4111 1111 1111 1111";
     let db = TestDb::create("mask_fold");

@@ -395,74 +395,159 @@ fn next_non_ascii(text: &[u8], from: usize) -> Option<usize> {
     (i..text.len()).find(|&j| !text[j].is_ascii())
 }
 
-/// Whether the neighbour `c` reads as a digit (`digit_only`), or as a
-/// digit or a letter.
-fn neighbour_is(c: Option<char>, digit_only: bool) -> bool {
-    let Some(c) = c else {
-        return false;
-    };
-    let mut buf = [0u8; 4];
-    let read = if c.is_ascii() {
-        c as u8
-    } else {
-        match ascii_of(c, &mut buf) {
-            Some((n, Role::Alnum)) if n > 0 => buf[0],
-            _ => return false,
+/// How many characters read as nothing are passed over to find a
+/// character's neighbour. Past them the character is taken to matter: a
+/// longer run only costs its text a second reading.
+const NOTHING_RUN: usize = 8;
+
+/// The character beside another that is read as something, characters
+/// read as nothing (`е\u{200B}@`, `4\u{301}1`) passed over.
+#[derive(Clone, Copy)]
+enum Beside {
+    /// The edge of the text, or a character that stands for itself.
+    Nothing,
+    /// A character at `at..end` read as `read` (the first byte of its
+    /// ASCII); `looks_latin` when it is a letter drawn like a Latin one.
+    Read {
+        read: u8,
+        looks_latin: bool,
+        at: usize,
+        end: usize,
+    },
+    /// Beyond more than [`NOTHING_RUN`] characters read as nothing.
+    Far,
+}
+
+impl Beside {
+    /// Whether this reads as an ASCII letter or digit that is no
+    /// look-alike (or is too far to tell, which counts as one).
+    fn latin(self, digit_only: bool) -> bool {
+        match self {
+            Beside::Read {
+                read,
+                looks_latin: false,
+                ..
+            } => read.is_ascii_digit() || (!digit_only && read.is_ascii_alphabetic()),
+            Beside::Far => true,
+            _ => false,
         }
-    };
-    if digit_only {
-        read.is_ascii_digit()
-    } else {
-        read.is_ascii_alphanumeric()
+    }
+
+    /// A letter drawn like a Latin one that stands among ASCII.
+    fn look_alike_among_latin(self, text: &[u8]) -> bool {
+        match self {
+            Beside::Read {
+                looks_latin: true,
+                at,
+                end,
+                ..
+            } => next_to_latin(text, at, end - at),
+            _ => false,
+        }
     }
 }
 
-/// Whether the folded character `c` at `at..at + len` may be part of a
-/// value: a digit or a letter always; a dash or a space next to a digit;
+/// The character before `at` (`back`) or from `end` on that is read as
+/// something.
+fn beside(text: &[u8], mut at: usize, mut end: usize, back: bool) -> Beside {
+    let mut buf = [0u8; 4];
+    for _ in 0..=NOTHING_RUN {
+        let c = if back {
+            let Some(c) = char_before(text, at) else {
+                return Beside::Nothing;
+            };
+            end = at;
+            at -= c.len_utf8();
+            c
+        } else {
+            let Some(c) = char_from(text, end) else {
+                return Beside::Nothing;
+            };
+            at = end;
+            end += c.len_utf8();
+            c
+        };
+        let (read, looks_latin) = if c.is_ascii() {
+            (c as u8, false)
+        } else {
+            match ascii_of(c, &mut buf) {
+                None => return Beside::Nothing,
+                Some((0, _)) => continue,
+                Some((_, role)) => (buf[0], role == Role::LooksLatin),
+            }
+        };
+        return Beside::Read {
+            read,
+            looks_latin,
+            at,
+            end,
+        };
+    }
+    Beside::Far
+}
+
+/// The character (ASCII or not) starting at `at`.
+fn char_from(text: &[u8], at: usize) -> Option<char> {
+    match *text.get(at)? {
+        b if b.is_ascii() => Some(char::from(b)),
+        _ => char_at(text, at).map(|(c, _)| c),
+    }
+}
+
+/// Whether the folded character at `at..at + len` may be part of a value:
+/// a digit or a letter always; a dash or a space next to a digit;
 /// punctuation or an invisible character next to a digit or a letter; a
-/// combining mark on a digit. (An em dash between words, a fullwidth
-/// comma in Japanese prose or an accent in decomposed text is not.)
+/// combining mark on anything read as ASCII but a space (`j\u{301}a\u{301}@`
+/// reads as the address a reader strips the accents from). A letter drawn
+/// like a Latin one counts as a letter where it stands among ASCII (see
+/// [`next_to_latin`]).
+/// Characters read as nothing are passed over to find the neighbours, so
+/// `асе\u{200B}@\u{200B}со.со` opens as `асе@со.со` does. (An em dash between
+/// words, a fullwidth comma in Japanese prose or an accent on a Greek
+/// letter is not.)
 fn matters(text: &[u8], at: usize, len: usize, role: Role) -> bool {
-    let before = || char_before(text, at);
-    let after = || {
-        char_at(text, at + len).map(|(c, _)| c).or_else(|| {
-            text.get(at + len)
-                .map(|&b| char::from(b))
-                .filter(char::is_ascii)
-        })
-    };
+    let end = at + len;
+    let before = || beside(text, at, end, true);
+    let after = || beside(text, at, end, false);
+    let word = |b: Beside| b.latin(false) || b.look_alike_among_latin(text);
     match role {
         Role::Alnum => true,
         Role::LooksLatin => next_to_latin(text, at, len),
-        Role::JoinsDigits => neighbour_is(before(), true) || neighbour_is(after(), true),
-        Role::JoinsWords => neighbour_is(before(), false) || neighbour_is(after(), false),
-        Role::Marks => neighbour_is(before(), true),
+        Role::JoinsDigits => before().latin(true) || after().latin(true),
+        Role::JoinsWords => word(before()) || word(after()),
+        Role::Marks => match before() {
+            Beside::Read {
+                read,
+                looks_latin: false,
+                ..
+            } => read.is_ascii_graphic(),
+            on => on.latin(true) || on.look_alike_among_latin(text),
+        },
     }
 }
 
 /// Whether a letter drawn like a Latin one, at `at..at + len`, stands
 /// among ASCII: next to an ASCII letter or digit (or a character read as
-/// one), next to `@`, or next to `.`, `-` or `_` with an ASCII letter or
-/// digit on their other side (`mail.со`). Greek and Cyrillic words are
-/// not; a word that mixes scripts, or an address, is.
+/// one), next to `@` (or `＠`), or next to `.`, `-` or `_` with such a
+/// letter or digit on their other side (`mail.со`); characters read as
+/// nothing in between are passed over. Greek and Cyrillic words are not;
+/// a word that mixes scripts, or an address, is.
 fn next_to_latin(text: &[u8], at: usize, len: usize) -> bool {
-    let latin = |i: Option<usize>| {
-        i.and_then(|i| text.get(i))
-            .is_some_and(u8::is_ascii_alphanumeric)
-    };
-    let joins = |b: u8| matches!(b, b'.' | b'-' | b'_');
-    let side = |next: Option<usize>, beyond: Option<usize>, c: Option<char>| match next
-        .and_then(|i| text.get(i))
-    {
-        Some(&b) if b.is_ascii() => {
-            b.is_ascii_alphanumeric() || b == b'@' || (joins(b) && latin(beyond))
+    let side = |back: bool| match beside(text, at, at + len, back) {
+        Beside::Read {
+            read,
+            looks_latin: false,
+            at,
+            end,
+        } => {
+            read.is_ascii_alphanumeric()
+                || read == b'@'
+                || (matches!(read, b'.' | b'-' | b'_') && beside(text, at, end, back).latin(false))
         }
-        Some(_) => neighbour_is(c, false),
-        None => false,
+        Beside::Far => true,
+        _ => false,
     };
-    let end = at + len;
-    side(at.checked_sub(1), at.checked_sub(2), char_before(text, at))
-        || side(Some(end), Some(end + 1), char_at(text, end).map(|(c, _)| c))
+    side(true) || side(false)
 }
 
 /// How far around a character that matters its text is read again: no
@@ -486,22 +571,39 @@ pub(in crate::mask) fn fold_windows(text: &[u8], mut each: impl FnMut(Folded)) {
             continue;
         };
         at = p + len;
+        // Inside a window that already reaches this character's reach and
+        // ends at a space (or the end), whether it matters changes
+        // nothing: a long run of candidates costs no test each.
+        if let Some((_, we)) = window {
+            let settled = we == text.len() || text[we].is_ascii_whitespace();
+            if p + len + REACH <= we && settled {
+                continue;
+            }
+        }
         let Some((_, role)) = ascii_of(c, &mut buf) else {
             continue;
         };
         if !matters(text, p, len, role) {
             continue;
         }
-        let (start, end) = around(text, p, p + len);
         window = match window {
-            Some((ws, we)) if start <= we || reads_as_nothing(&text[we..start]) => {
-                Some((ws, end.max(we)))
+            // Its reach starts at or before the window's end: one window,
+            // and the text the window's end was found across is not
+            // scanned again.
+            Some((ws, we)) if p.saturating_sub(REACH) <= we => {
+                Some((ws, reach_on(text, p + len, we).max(we)))
             }
             Some((ws, we)) => {
-                each(fold_range(text, ws, we));
-                Some((start, end))
+                let start = reach_back(text, p);
+                let end = reach_on(text, p + len, we);
+                if reads_as_nothing(&text[we..start]) {
+                    Some((ws, end))
+                } else {
+                    each(fold_range(text, ws, we));
+                    Some((start, end))
+                }
             }
-            None => Some((start, end)),
+            None => Some((reach_back(text, p), reach_on(text, p + len, 0))),
         };
     }
     if let Some((ws, we)) = window {
@@ -524,9 +626,10 @@ fn reads_as_nothing(gap: &[u8]) -> bool {
     true
 }
 
-/// The window around `at..end`: [`REACH`] bytes each way, then on to a
-/// space (or as far as [`REACH_TO_SPACE`]), on character boundaries.
-fn around(text: &[u8], at: usize, end: usize) -> (usize, usize) {
+/// Where the window around a character at `at` starts: [`REACH`] bytes
+/// before it, then back to a space (or as far as [`REACH_TO_SPACE`]), on
+/// a character boundary.
+fn reach_back(text: &[u8], at: usize) -> usize {
     let mut start = at.saturating_sub(REACH);
     let limit = start.saturating_sub(REACH_TO_SPACE);
     while start > limit && !text[start - 1].is_ascii_whitespace() {
@@ -535,15 +638,25 @@ fn around(text: &[u8], at: usize, end: usize) -> (usize, usize) {
     while start > 0 && text[start] & 0xC0 == 0x80 {
         start -= 1;
     }
-    let mut stop = (end + REACH).min(text.len());
-    let limit = (stop + REACH_TO_SPACE).min(text.len());
+    start
+}
+
+/// Where the window around a character that ends at `end` ends:
+/// [`REACH`] bytes on, then on to a space (or as far as
+/// [`REACH_TO_SPACE`]), on a character boundary. Text before `scanned`
+/// was found to have no space by the scan that ended the window there,
+/// which began no later than this one.
+fn reach_on(text: &[u8], end: usize, scanned: usize) -> usize {
+    let from = (end + REACH).min(text.len());
+    let limit = (from + REACH_TO_SPACE).min(text.len());
+    let mut stop = from.max(scanned.min(limit));
     while stop < limit && !text[stop].is_ascii_whitespace() {
         stop += 1;
     }
     while stop < text.len() && text[stop] & 0xC0 == 0x80 {
         stop += 1;
     }
-    (start, stop)
+    stop
 }
 
 /// The ASCII reading of `text`, or `None` when nothing in it is folded: a
@@ -660,11 +773,11 @@ mod tests {
     #[test]
     fn only_text_around_characters_that_may_be_part_of_a_value_is_read_again() {
         // Nothing that may be part of a value: an em dash between words,
-        // Japanese punctuation, decomposed accents, emoji joiners.
+        // Japanese punctuation, an accent on a Greek letter, emoji joiners.
         for text in [
             "the value—if any—is kept, “quoted” and … ok",
             "東京都（とうきょう）、日本。はい！",
-            "Jose\u{301} Mu\u{308}ller",
+            "Ελλα\u{301}δα",
             "family 👨\u{200D}👩\u{200D}👧 ok",
             "plain ascii 030 1234567",
             // Greek and Cyrillic words, whatever their letters look like.
@@ -680,6 +793,9 @@ mod tests {
             ("prix 12\u{A0}€", "prix 12 €"),
             ("ｊａｎｅ", "jane"),
             ("4\u{332}1", "41"),
+            // An accent on a letter or on punctuation: stripped, it may
+            // leave a value.
+            ("Jose\u{301} Mu\u{308}ller", "Jose Muller"),
             ("jane＠example.com", "jane@example.com"),
             // Letters drawn like Latin ones inside an ASCII word, beside
             // `@`, or after a dot with ASCII before it.

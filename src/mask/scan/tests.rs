@@ -612,3 +612,56 @@ fn values_spelled_with_cyrillic_and_greek_letters_drawn_like_latin_ones_are_foun
     none("Καλημέρα κόσμε. Ο Νίκος έρχεται αύριο.");
     none("Почта: Москва, ул. Тверская, д. 7, кв. 12");
 }
+
+#[test]
+fn addresses_of_look_alike_letters_broken_by_characters_that_show_nothing_are_found() {
+    // An address with no ASCII letter in it: only `@`, and the dot with
+    // ASCII beside it, say it is not Cyrillic. Characters that show
+    // nothing between its parts, and `@` or `.` in other forms, must not
+    // hide that.
+    let nothing = [
+        "\u{200B}", "\u{AD}", "\u{301}", "\u{FE0F}", "\u{2060}", "\u{200E}", "\u{FEFF}",
+    ];
+    for (parts, whole) in [
+        (["асе", "@", "со", ".", "со"], "асе@со.со"),
+        (["ja", "@", "mail", ".", "со"], "ja@mail.со"),
+        (["асе", "＠", "со", "．", "со"], "асе＠со．со"),
+        (["асе", "﹫", "со", ".", "со"], "асе﹫со.со"),
+        (["jane", "@", "example", ".", "com"], "jane@example.com"),
+    ] {
+        for gap in 1..parts.len() {
+            for (k, run) in nothing
+                .iter()
+                .map(|c| c.to_string())
+                .chain([2, 31, 33, 400].map(|n| "\u{200B}".repeat(n)))
+                .enumerate()
+            {
+                // Between every two parts, or only between one pair.
+                let join = |at: usize| {
+                    if k % 2 == 0 || at == gap {
+                        run.as_str()
+                    } else {
+                        ""
+                    }
+                };
+                let mut address = String::new();
+                for (at, part) in parts.iter().enumerate() {
+                    if at > 0 {
+                        address.push_str(join(at));
+                    }
+                    address.push_str(part);
+                }
+                let text = format!("пишите на {address} завтра");
+                assert_eq!(
+                    one(&text),
+                    ("email", address.clone()),
+                    "{whole}: {address:?}"
+                );
+            }
+        }
+    }
+    // Text in those scripts with the same characters in it is still not
+    // read as Latin.
+    none("При\u{200B}вет, как\u{AD} дела? Всё\u{301} хоро\u{FE0F}шо, Ан\u{2060}на.");
+    none("Καλη\u{200B}μέρα κό\u{AD}σμε. Ο Νί\u{200B}κος.");
+}
