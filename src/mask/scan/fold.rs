@@ -55,17 +55,35 @@ fn digit(c: char) -> Option<u8> {
     (cp - zero < 10).then(|| b'0' + (cp - zero) as u8)
 }
 
-/// Blocks whose compatibility decomposition spells ASCII: fullwidth
-/// forms, small form variants, enclosed alphanumerics, superscripts and
-/// subscripts, mathematical alphanumerics.
+/// Characters whose compatibility decomposition may spell ASCII (those
+/// whose does not stand for themselves): fullwidth forms, small form
+/// variants, enclosed alphanumerics and their supplement, superscripts
+/// and subscripts, modifier and phonetic letters (`ʲᵃⁿᵉ`), letterlike
+/// symbols and Roman numerals (`ℯ`, `ℓ`, `ⅰ`), ligatures (`ﬁ`), the long
+/// s, ordinal indicators, circled numbers past twenty, unit squares,
+/// mathematical and outlined alphanumerics.
 fn spells_ascii(c: char) -> bool {
     matches!(u32::from(c),
-        0xFF01..=0xFF5E
-        | 0xFE50..=0xFE6B
-        | 0x2460..=0x24FF
+        0x00AA | 0x00B2 | 0x00B3 | 0x00B9 | 0x00BA
+        | 0x0132 | 0x0133 | 0x017F
+        | 0x01C7..=0x01CC
+        | 0x01F1..=0x01F3
+        | 0x02B0..=0x02FF
+        | 0x1D2C..=0x1DBF
         | 0x2070..=0x209F
-        | 0x00B2 | 0x00B3 | 0x00B9
-        | 0x1D400..=0x1D7FF)
+        | 0x20A8
+        | 0x2100..=0x218F
+        | 0x2460..=0x24FF
+        | 0x2C7C..=0x2C7D
+        | 0x3250..=0x33FF
+        | 0xA7F0..=0xA7FF
+        | 0xFB00..=0xFB06
+        | 0xFE50..=0xFE6B
+        | 0xFF01..=0xFF5E
+        | 0x10780..=0x107BF
+        | 0x1CC00..=0x1CEBF
+        | 0x1D400..=0x1D7FF
+        | 0x1F100..=0x1F1FF)
 }
 
 /// How a folded character takes part in a value, which decides whether
@@ -177,6 +195,9 @@ fn ascii_of(c: char, out: &mut [u8; 4]) -> Option<(usize, Role)> {
         | 0xFEFF => return Some((0, Role::JoinsWords)),
         // …and combining marks (diacritics, the keycap).
         0x0300..=0x036F | 0x20D0..=0x20FF => return Some((0, Role::Marks)),
+        // Regional indicator symbols: two of them show a flag, one or
+        // three a boxed letter.
+        cp @ 0x1F1E6..=0x1F1FF => (b'A' + (cp - 0x1F1E6) as u8, Role::Alnum),
         _ if spells_ascii(c) => return spelled(c, out),
         _ => match looks_latin(c) {
             Some(letter) => (letter, Role::LooksLatin),
@@ -224,35 +245,53 @@ fn may_fold_at(prev: u8, b0: u8, b1: u8, b2: u8) -> bool {
     // byte after a two-byte character.
     let wordy = |b: u8| latin_or_at(b) | (b == b'.') | (b == b'-') | (b == b'_');
     let looks_latin = within(b0, 0xCE, 0xD4) & (wordy(prev) | wordy(b2));
-    // U+00A0, U+00AD, U+00B2–00B3, U+00B9; combining marks U+0300–036F.
+    // U+00A0, U+00AA, U+00AD, U+00B2–00B3, U+00B9, U+00BA; Ĳ, ĳ, the long
+    // s, the digraphs U+01C7–01CC and U+01F1–01F3; modifier letters
+    // U+02B0–02FF; combining marks U+0300–036F.
     let latin = ((b0 == 0xC2)
-        & ((b1 == 0xA0) | (b1 == 0xAD) | within(b1, 0xB2, 0xB3) | (b1 == 0xB9)))
-        | within(b0, 0xCC, 0xCD);
+        & ((b1 == 0xA0)
+            | (b1 == 0xAA)
+            | (b1 == 0xAD)
+            | within(b1, 0xB2, 0xB3)
+            | within(b1, 0xB9, 0xBA)))
+        | ((b0 == 0xC4) & within(b1, 0xB2, 0xB3))
+        | ((b0 == 0xC5) & (b1 == 0xBF))
+        | ((b0 == 0xC7) & (within(b1, 0x87, 0x8C) | within(b1, 0xB1, 0xB3)))
+        | within(b0, 0xCA, 0xCD);
     // Arabic-Indic, extended Arabic-Indic and N'Ko digits.
     let digits = ((b0 == 0xD9) & within(b1, 0xA0, 0xA9))
         | ((b0 == 0xDB) & within(b1, 0xB0, 0xB9))
         | ((b0 == 0xDF) & within(b1, 0x80, 0x89));
-    // Indic, South-East Asian and other scripts with digits; outside the
-    // Basic Multilingual Plane all but emoji (U+1Fxxx but U+1FBF0–1FBF9).
-    let scripts =
-        within(b0, 0xE0, 0xE1) | (b0 == 0xEA) | ((b0 == 0xF0) & ((b1 != 0x9F) | (b2 == 0xAF)));
+    // Indic, South-East Asian and other scripts with digits, phonetic
+    // letters U+1D2C–1DBF; outside the Basic Multilingual Plane all but
+    // emoji (U+1Fxxx but enclosed alphanumerics and regional indicators
+    // U+1F100–1F1FF, and U+1FBF0–1FBF9).
+    let scripts = within(b0, 0xE0, 0xE1)
+        | (b0 == 0xEA)
+        | ((b0 == 0xF0) & ((b1 != 0x9F) | within(b2, 0x84, 0x87) | (b2 == 0xAF)));
     // Spaces, dashes and invisible characters U+2007–2015 and U+2028–202F,
-    // U+2060–2069, superscripts and subscripts U+2070–209F, combining
-    // marks for symbols U+20C0–20FF, the minus sign, enclosed
-    // alphanumerics U+2440–24FF.
+    // U+2060–2069, superscripts and subscripts U+2070–209F and U+20A8,
+    // combining marks for symbols U+20C0–20FF, letterlike symbols and
+    // number forms U+2100–218F, the minus sign, enclosed alphanumerics
+    // U+2440–24FF, U+2C7C–2C7D.
     let punctuation = (b0 == 0xE2)
         & (((b1 == 0x80) & (within(b2, 0x87, 0x95) | within(b2, 0xA8, 0xAF)))
             | ((b1 == 0x81) & (within(b2, 0xA0, 0xA9) | within(b2, 0xB0, 0xBF)))
-            | ((b1 == 0x82) & within(b2, 0x80, 0x9F))
+            | ((b1 == 0x82) & within(b2, 0x80, 0xA8))
             | (b1 == 0x83)
+            | within(b1, 0x84, 0x85)
+            | ((b1 == 0x86) & (b2 <= 0x8F))
             | ((b1 == 0x88) & (b2 == 0x92))
-            | within(b1, 0x91, 0x93));
-    // The ideographic space and U+30FC; variation selectors, small form
+            | within(b1, 0x91, 0x93)
+            | ((b1 == 0xB1) & within(b2, 0xBC, 0xBD)));
+    // The ideographic space and U+30FC, circled numbers and unit squares
+    // U+3250–33FF; ligatures U+FB00–FB06, variation selectors, small form
     // variants, the byte order mark, fullwidth forms U+FF00–FF70.
     let east_asian = ((b0 == 0xE3)
-        & (((b1 == 0x80) & (b2 == 0x80)) | ((b1 == 0x83) & (b2 == 0xBC))))
+        & (((b1 == 0x80) & (b2 == 0x80)) | ((b1 == 0x83) & (b2 == 0xBC)) | within(b1, 0x89, 0x8F)))
         | ((b0 == 0xEF)
-            & (within(b1, 0xB8, 0xB9)
+            & (((b1 == 0xAC) & (b2 <= 0x86))
+                | within(b1, 0xB8, 0xB9)
                 | ((b1 == 0xBB) & (b2 == 0xBF))
                 | (b1 == 0xBC)
                 | ((b1 == 0xBD) & (b2 <= 0xB0))));
@@ -271,12 +310,14 @@ fn latin_or_at(b: u8) -> bool {
 }
 
 /// The lead bytes of the characters that may fold but Greek and Cyrillic
-/// letters: most text in other scripts (accented Latin, CJK, Hangul) has
-/// none.
+/// letters: most text in other scripts (CJK, Hangul, Arabic letters,
+/// accented Latin but Central European) has none.
 #[inline(always)]
 fn lead(b: u8) -> bool {
     (b == 0xC2)
-        | within(b, 0xCC, 0xCD)
+        | within(b, 0xC4, 0xC5)
+        | (b == 0xC7)
+        | within(b, 0xCA, 0xCD)
         | (b == 0xD9)
         | (b == 0xDB)
         | (b == 0xDF)

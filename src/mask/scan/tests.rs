@@ -614,6 +614,47 @@ fn values_spelled_with_cyrillic_and_greek_letters_drawn_like_latin_ones_are_foun
 }
 
 #[test]
+fn values_spelled_in_modifier_letters_ligatures_letterlike_symbols_and_flags_are_found() {
+    // Characters a reader reads as ASCII letters and digits, each the
+    // compatibility form of one, put in by a query's translate().
+    for (text, kind, value) in [
+        // Superscript and modifier letters.
+        ("mail ʲᵃⁿᵉ@ᵉˣᵃᵐᵖˡᵉ.ᶜᵒᵐ ok", "email", "ʲᵃⁿᵉ@ᵉˣᵃᵐᵖˡᵉ.ᶜᵒᵐ"),
+        // A ligature, a letterlike e, a Roman numeral i.
+        (
+            "mail ﬁnance@exampl\u{212F}.com ok",
+            "email",
+            "ﬁnance@exampl\u{212F}.com",
+        ),
+        ("mail jⅰm@example.com ok", "email", "jⅰm@example.com"),
+        // The long s in a token.
+        (
+            "token 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",
+            "github_token",
+            "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",
+        ),
+        (
+            "token ghp_ſ6C7e42F292c6912E7710c838347Ae4H2Y7G",
+            "github_token",
+            "ghp_ſ6C7e42F292c6912E7710c838347Ae4H2Y7G",
+        ),
+        // Circled numbers past twenty, each two digits.
+        ("card ㊶⑪ ⑪⑪ ⑪⑪ ⑪⑪ ok", "card", "㊶⑪ ⑪⑪ ⑪⑪ ⑪⑪"),
+        // Regional indicators, which show a flag two at a time.
+        (
+            "IBAN 🇩🇪89 3704 0044 0532 0130 00",
+            "iban",
+            "🇩🇪89 3704 0044 0532 0130 00",
+        ),
+    ] {
+        assert_eq!(one(text), (kind, value.to_string()), "{text}");
+    }
+    // Text that uses them as they are meant is no value.
+    none("Der Preis: 12 € pro ㎏, 3 ℓ, № 7, 1º piso, ™ and ® apply.");
+    none("Flags 🇩🇪 🇫🇷 and the ﬁrst ﬂoor, 🇯🇵 Tokyo.");
+}
+
+#[test]
 fn addresses_of_look_alike_letters_broken_by_characters_that_show_nothing_are_found() {
     // An address with no ASCII letter in it: only `@`, and the dot with
     // ASCII beside it, say it is not Cyrillic. Characters that show
