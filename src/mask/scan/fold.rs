@@ -254,9 +254,7 @@ fn may_fold_at(prev: u8, b0: u8, b1: u8, b2: u8) -> bool {
             | (b1 == 0xAD)
             | within(b1, 0xB2, 0xB3)
             | within(b1, 0xB9, 0xBA)))
-        | ((b0 == 0xC4) & within(b1, 0xB2, 0xB3))
-        | ((b0 == 0xC5) & (b1 == 0xBF))
-        | ((b0 == 0xC7) & (within(b1, 0x87, 0x8C) | within(b1, 0xB1, 0xB3)))
+        | latin_extended(b0, b1)
         | within(b0, 0xCA, 0xCD);
     // Arabic-Indic, extended Arabic-Indic and N'Ko digits.
     let digits = ((b0 == 0xD9) & within(b1, 0xA0, 0xA9))
@@ -310,13 +308,11 @@ fn latin_or_at(b: u8) -> bool {
 }
 
 /// The lead bytes of the characters that may fold but Greek and Cyrillic
-/// letters: most text in other scripts (CJK, Hangul, Arabic letters,
-/// accented Latin but Central European) has none.
+/// letters and those of [`latin_extended`]: most text in other scripts
+/// (accented Latin, CJK, Hangul, Arabic letters) has none.
 #[inline(always)]
 fn lead(b: u8) -> bool {
     (b == 0xC2)
-        | within(b, 0xC4, 0xC5)
-        | (b == 0xC7)
         | within(b, 0xCA, 0xCD)
         | (b == 0xD9)
         | (b == 0xDB)
@@ -324,6 +320,16 @@ fn lead(b: u8) -> bool {
         | within(b, 0xE0, 0xE3)
         | (b == 0xEA)
         | within(b, 0xEF, 0xF0)
+}
+
+/// Ĳ, ĳ, the long s, and the digraphs U+01C7–01CC and U+01F1–01F3: their
+/// lead bytes start most letters of Central European languages, so they
+/// are told by both bytes.
+#[inline(always)]
+fn latin_extended(b0: u8, b1: u8) -> bool {
+    ((b0 == 0xC4) & within(b1, 0xB2, 0xB3))
+        | ((b0 == 0xC5) & (b1 == 0xBF))
+        | ((b0 == 0xC7) & (within(b1, 0x87, 0x8C) | within(b1, 0xB1, 0xB3)))
 }
 
 /// How many positions [`next_may_fold`] tests at once.
@@ -374,9 +380,14 @@ fn first_in_block(bytes: &[u8]) -> Option<usize> {
     if block.iter().fold(0, |m, &b| m | b) < 0x80 {
         return None;
     }
-    // Then on lead bytes alone, which passes over most text in other
+    // Then on lead bytes, and the few letters of Latin Extended-A and B
+    // that fold by their two bytes, which passes over most text in other
     // scripts (accented Latin, CJK, Hangul)…
-    if block.iter().fold(0u8, |hit, &b| hit | u8::from(lead(b))) == 0 {
+    let leads = (0..BLOCK).fold(0u8, |hit, k| {
+        let (b0, b1) = (bytes[BEFORE + k], bytes[BEFORE + k + 1]);
+        hit | u8::from(lead(b0) | latin_extended(b0, b1))
+    });
+    if leads == 0 {
         // …and Greek and Cyrillic with no ASCII letter, digit or `@`
         // near: their letters matter only beside ASCII.
         let greek_or_cyrillic = block
@@ -390,14 +401,23 @@ fn first_in_block(bytes: &[u8]) -> Option<usize> {
         }
     }
     let bytes: &[u8; BEFORE + BLOCK + AFTER] = bytes.try_into().expect("a whole block");
-    // One bit per position, each computed alike: the loop vectorizes.
-    let mut hits = 0u32;
-    for k in 0..BLOCK {
+    // One byte per position, each computed alike, then or-ed: both loops
+    // vectorize (a bit mask built by shifts does not, on baseline x86-64),
+    // and the search runs only on a hit.
+    let mut hits = [0u8; BLOCK];
+    for (k, hit) in hits.iter_mut().enumerate() {
         let at = BEFORE + k;
-        let hit = may_fold_at(bytes[at - 1], bytes[at], bytes[at + 1], bytes[at + 2]);
-        hits |= u32::from(hit) << k;
+        *hit = u8::from(may_fold_at(
+            bytes[at - 1],
+            bytes[at],
+            bytes[at + 1],
+            bytes[at + 2],
+        ));
     }
-    (hits != 0).then(|| hits.trailing_zeros() as usize)
+    if hits.iter().fold(0, |any, &h| any | h) == 0 {
+        return None;
+    }
+    hits.iter().position(|&h| h != 0)
 }
 
 /// The character starting at `at`, and its length in bytes; `None` for a
@@ -570,7 +590,8 @@ fn matters(text: &[u8], at: usize, len: usize, role: Role) -> bool {
 /// Whether a letter drawn like a Latin one, at `at..at + len`, stands
 /// among ASCII: next to an ASCII letter or digit (or a character read as
 /// one), next to `@` (or `＠`), or next to `.`, `-` or `_` with such a
-/// letter or digit on their other side (`mail.со`); characters read as
+/// letter or digit or `@` on their other side (`mail.со`, `е-@`), or a
+/// space or comma with `@` there; characters read as
 /// nothing in between are passed over. Greek and Cyrillic words are not;
 /// a word that mixes scripts, or an address, is.
 fn next_to_latin(text: &[u8], at: usize, len: usize) -> bool {
@@ -581,9 +602,16 @@ fn next_to_latin(text: &[u8], at: usize, len: usize) -> bool {
             at,
             end,
         } => {
+            let beyond = || beside(text, at, end, back);
+            let at_sign = |b: Beside| matches!(b, Beside::Read { read: b'@', .. });
             read.is_ascii_alphanumeric()
                 || read == b'@'
-                || (matches!(read, b'.' | b'-' | b'_') && beside(text, at, end, back).latin(false))
+                || (matches!(read, b'.' | b'-' | b'_') && {
+                    let b = beyond();
+                    b.latin(false) || at_sign(b)
+                })
+                // An address spelled out with a separator (`а-с-е-@-…`).
+                || (matches!(read, b' ' | b',') && at_sign(beyond()))
         }
         Beside::Far => true,
         _ => false,
