@@ -706,3 +706,50 @@ fn addresses_of_look_alike_letters_broken_by_characters_that_show_nothing_are_fo
     none("При\u{200B}вет, как\u{AD} дела? Всё\u{301} хоро\u{FE0F}шо, Ан\u{2060}на.");
     none("Καλη\u{200B}μέρα κό\u{AD}σμε. Ο Νί\u{200B}κος.");
 }
+
+#[test]
+fn values_spelled_out_a_character_at_a_time_are_found_whole() {
+    for (text, kind, value) in [
+        (
+            "to j a n e @ e x a m p l e . c o m ok",
+            "email",
+            "j a n e @ e x a m p l e . c o m",
+        ),
+        (
+            "to j\ta\tn\te\t@\te\tx\t.\ti\to ok",
+            "email",
+            "j\ta\tn\te\t@\te\tx\t.\ti\to",
+        ),
+        (
+            "to j\na\nn\ne\n@\ne\nx\n.\ni\no",
+            "email",
+            "j\na\nn\ne\n@\ne\nx\n.\ni\no",
+        ),
+        (
+            "to j  a  n  e  @  e  x  .  i  o ok",
+            "email",
+            "j  a  n  e  @  e  x  .  i  o",
+        ),
+        (
+            "card 4,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1",
+            "card",
+            "4,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1",
+        ),
+        (
+            "key A_K_I_A_Q_W_E_R_T_Y_U_I_O_P_A_S_D_F_G_H end",
+            "aws_access_key",
+            "A_K_I_A_Q_W_E_R_T_Y_U_I_O_P_A_S_D_F_G_H",
+        ),
+        // Fullwidth and spelled out: read as ASCII, then without the spaces.
+        (
+            "to ｊ ａ ｎ ｅ ＠ ｅ ｘ ． ｉ ｏ ok",
+            "email",
+            "ｊ ａ ｎ ｅ ＠ ｅ ｘ ． ｉ ｏ",
+        ),
+    ] {
+        assert_eq!(one(text), (kind, value.to_string()), "{text:?}");
+    }
+    // Lists and padding are no values.
+    none("a, b, c, d, e, f and g; - - - - - -; |  |  |  |  |  |");
+    none("flags: y n y y n n y n y");
+}
