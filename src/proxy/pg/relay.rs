@@ -2476,6 +2476,88 @@ fn ran_summary(body: &[u8], took: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::shape_decided_at_run;
+    use super::{queue, Expect, Pending, QUEUE_DEPTH};
+    use std::collections::VecDeque;
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    /// A waker that counts its wake-ups.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    fn sync(segment: u64) -> Pending {
+        Pending {
+            segment,
+            expect: Expect::Sync,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_holds_the_front_loop_until_the_back_loop_answers() {
+        let (tx, rx) = queue();
+        let (front, front_waker) = counting();
+        let (back, back_waker) = counting();
+        let mut front_cx = Context::from_waker(&front_waker);
+        let mut back_cx = Context::from_waker(&back_waker);
+        let mut pending = VecDeque::new();
+
+        // Queued expectations wake nobody: the back loop takes them when
+        // the upstream answers.
+        let mut signalled = std::pin::pin!(rx.signalled());
+        assert!(signalled.as_mut().poll(&mut back_cx).is_pending());
+        for segment in 0..QUEUE_DEPTH as u64 {
+            let mut send = std::pin::pin!(tx.send(sync(segment)));
+            assert_eq!(send.as_mut().poll(&mut front_cx), Poll::Ready(Ok(())));
+        }
+        assert_eq!(back.0.load(Ordering::SeqCst), 0);
+        assert!(rx.take_into(&mut pending));
+        assert_eq!(pending.len(), QUEUE_DEPTH);
+        // Nothing changed: taken again without the lock, nothing new.
+        assert!(rx.take_into(&mut pending));
+        assert_eq!(pending.len(), QUEUE_DEPTH);
+
+        // Full: the front loop waits and the back loop is told to look.
+        {
+            let mut send = std::pin::pin!(tx.send(sync(u64::MAX)));
+            assert!(send.as_mut().poll(&mut front_cx).is_pending());
+            assert_eq!(back.0.load(Ordering::SeqCst), 1);
+            assert!(signalled.as_mut().poll(&mut back_cx).is_ready());
+            // Still nothing answered: taking again frees no room.
+            assert!(rx.take_into(&mut pending));
+            assert!(send.as_mut().poll(&mut front_cx).is_pending());
+            assert_eq!(front.0.load(Ordering::SeqCst), 0);
+
+            // One answered: the front loop is woken and its message queued,
+            // and the back loop sees it on its next look.
+            pending.pop_front();
+            rx.note_backlog(pending.len());
+            assert_eq!(front.0.load(Ordering::SeqCst), 1);
+            assert_eq!(send.as_mut().poll(&mut front_cx), Poll::Ready(Ok(())));
+            assert!(rx.take_into(&mut pending));
+            assert_eq!(pending.len(), QUEUE_DEPTH);
+            assert_eq!(pending.back().map(|p| p.segment), Some(u64::MAX));
+        }
+
+        // The front loop gone: the back loop is woken, and told so once
+        // nothing is left to take.
+        let mut signalled = std::pin::pin!(rx.signalled());
+        assert!(signalled.as_mut().poll(&mut back_cx).is_pending());
+        drop(tx);
+        assert_eq!(back.0.load(Ordering::SeqCst), 2);
+        assert!(!rx.take_into(&mut pending));
+    }
 
     #[test]
     fn statements_whose_columns_are_decided_at_run() {
