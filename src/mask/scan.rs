@@ -248,20 +248,12 @@ impl Scanner {
 
     /// Values spelled out a character at a time with one separator
     /// (`j a n e @ e x a m p l e . c o m`, see [`spaced`]): read without
-    /// the separators, and what is found there masks the run. Kept out of
-    /// line: inlined, it made the layer's own code a third slower.
+    /// the separators, and what is found there masks the run. Out of line,
+    /// as it was measured (benches/RESULTS.md, "Respelled values").
     #[inline(never)]
     fn scan_spaced(&self, text: &[u8], out: &mut Vec<Finding>, depth: u8) {
         let mut inner = Vec::new();
-        spaced::spaced_runs(text, |run| {
-            inner.clear();
-            self.scan_layer(&run.text, 0, &mut inner, depth + 1);
-            out.extend(inner.iter().map(|f| Finding {
-                kind: f.kind,
-                start: run.origin[f.start],
-                end: run.origin[f.end],
-            }));
-        });
+        spaced::spaced_runs(text, |run| self.scan_reading(&run, &mut inner, out, depth));
     }
 
     /// Values written in characters that stand for ASCII: fullwidth forms
@@ -272,14 +264,26 @@ impl Scanner {
     fn scan_folded(&self, text: &[u8], out: &mut Vec<Finding>, depth: u8) {
         let mut inner = Vec::new();
         fold::fold_windows(text, |folded| {
-            inner.clear();
-            self.scan_layer(&folded.text, 0, &mut inner, depth + 1);
-            out.extend(inner.iter().map(|f| Finding {
-                kind: f.kind,
-                start: folded.origin[f.start],
-                end: folded.origin[f.end],
-            }));
+            self.scan_reading(&folded, &mut inner, out, depth)
         });
+    }
+
+    /// Scans a reading of the text one layer down and adds what it finds
+    /// to `out` at the original bytes it came from.
+    fn scan_reading(
+        &self,
+        reading: &fold::Folded,
+        inner: &mut Vec<Finding>,
+        out: &mut Vec<Finding>,
+        depth: u8,
+    ) {
+        inner.clear();
+        self.scan_layer(&reading.text, 0, inner, depth + 1);
+        out.extend(inner.iter().map(|f| Finding {
+            kind: f.kind,
+            start: reading.origin[f.start],
+            end: reading.origin[f.end],
+        }));
     }
 
     fn shift(&self, out: &mut [Finding], first: usize, base: usize) {
