@@ -3004,6 +3004,17 @@ fn addresses_respelled_in_look_alike_letters_and_invisible_characters_are_masked
         "SELECT regexp_replace(email, '(.)', '\\1 ', 'g') FROM people ORDER BY id".to_string(),
         "SELECT regexp_replace(email, '(.)', '\\1, ', 'g') FROM people ORDER BY id".to_string(),
         format!("SELECT regexp_replace({cyrillic}, '(.)', '\\1-', 'g') FROM people ORDER BY id"),
+        // Separators of two bytes and more, outside ASCII, and varying.
+        format!("SELECT regexp_replace({cyrillic}, '(.)', '\\1, ', 'g') FROM people ORDER BY id"),
+        "SELECT array_to_string(regexp_split_to_array(email, ''), ' . ') FROM people ORDER BY id"
+            .to_string(),
+        "SELECT regexp_replace(email, '(.)', '\\1' || chr(183), 'g') FROM people ORDER BY id"
+            .to_string(),
+        "SELECT regexp_replace(email, '(.)', '\\1 ' || chr(8594) || ' ', 'g') FROM people ORDER BY id"
+            .to_string(),
+        "SELECT (SELECT string_agg(c || substr('-_+', (n % 3)::int + 1, 1), '' ORDER BY n) \
+           FROM regexp_split_to_table(email, '') WITH ORDINALITY AS t(c, n)) FROM people ORDER BY id"
+            .to_string(),
     ] {
         let got: Vec<String> = psql_rows(target, &sql)
             .into_iter()
@@ -3014,7 +3025,7 @@ fn addresses_respelled_in_look_alike_letters_and_invisible_characters_are_masked
             // What is left of the spelling after the value: invisible
             // characters and the last separator.
             let shown: String = cell.chars().filter(|c| !matches!(c, '\u{200B}' | '\u{301}')).collect();
-            let shown = shown.trim_end_matches([' ', ',', '-']);
+            let shown = shown.trim_end_matches([' ', ',', '-', '_', '+', '·', '→']);
             assert_eq!(shown, "<EMAIL>", "{sql}: {got:?}");
         }
     }

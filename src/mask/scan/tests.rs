@@ -746,10 +746,57 @@ fn values_spelled_out_a_character_at_a_time_are_found_whole() {
             "email",
             "ｊ ａ ｎ ｅ ＠ ｅ ｘ ． ｉ ｏ",
         ),
+        (
+            "to ｊ，ａ，ｎ，ｅ，＠，ｅ，ｘ，．，ｉ，ｏ ok",
+            "email",
+            "ｊ，ａ，ｎ，ｅ，＠，ｅ，ｘ，．，ｉ，ｏ",
+        ),
+        // Separators of three and four bytes, and outside ASCII.
+        (
+            "to j . a . n . e . @ . e . x . . . i . o ok",
+            "email",
+            "j . a . n . e . @ . e . x . . . i . o",
+        ),
+        (
+            "to j -- a -- n -- e -- @ -- e -- x -- . -- i -- o ok",
+            "email",
+            "j -- a -- n -- e -- @ -- e -- x -- . -- i -- o",
+        ),
+        ("to j·a·n·e·@·e·x·.·i·o ok", "email", "j·a·n·e·@·e·x·.·i·o"),
+        ("to j → a → n → e → @ → x → . → i → o ok", "email", "j → a → n → e → @ → x → . → i → o"),
+        (
+            "card 4\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1",
+            "card",
+            "4\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1\u{2009}1",
+        ),
+        // Letters drawn like Latin ones, spelled out with two bytes between.
+        ("to а, с, е, @, с, о, ., с, о ok", "email", "а, с, е, @, с, о, ., с, о"),
+        ("to а · с · е · @ · с · о · . · с · о", "email", "а · с · е · @ · с · о · . · с · о"),
+        // An accent on every character.
+        (
+            "to j\u{301} a\u{301} n\u{301} e\u{301} @\u{301} x\u{301} .\u{301} i\u{301} o\u{301} ok",
+            "email",
+            "j\u{301} a\u{301} n\u{301} e\u{301} @\u{301} x\u{301} .\u{301} i\u{301} o\u{301}",
+        ),
+        // A different separator between every two letters.
+        (
+            "to j+a-n_e @ e-x-a_m+p-l_e . c-o-m ok",
+            "email",
+            "j+a-n_e @ e-x-a_m+p-l_e . c-o-m",
+        ),
+        (
+            "key A-K_I+A Q-W_E+R T-Y_U+I O-P_A+S D-F_G+H end",
+            "aws_access_key",
+            "A-K_I+A Q-W_E+R T-Y_U+I O-P_A+S D-F_G+H",
+        ),
     ] {
         assert_eq!(one(text), (kind, value.to_string()), "{text:?}");
     }
-    // Lists and padding are no values.
+    // Lists, padding, tables and initials are no values.
     none("a, b, c, d, e, f and g; - - - - - -; |  |  |  |  |  |");
     none("flags: y n y y n n y n y");
+    none("| a | b | c | d | e | f | g |");
+    none("J. R. R. Tolkien, C. S. Lewis, G. K. Chesterton, T. S. Eliot");
+    none("1. a) b) c) 2. d) e) f)");
+    none("Ответ: а, б, в, г, д, е.");
 }
