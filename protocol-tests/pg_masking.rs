@@ -3015,6 +3015,11 @@ fn addresses_respelled_in_look_alike_letters_and_invisible_characters_are_masked
         "SELECT (SELECT string_agg(c || substr('-_+', (n % 3)::int + 1, 1), '' ORDER BY n) \
            FROM regexp_split_to_table(email, '') WITH ORDINALITY AS t(c, n)) FROM people ORDER BY id"
             .to_string(),
+        // `at` and `dot` written out, and the address written backwards.
+        "SELECT replace(replace(email, '@', ' at '), '.', ' dot ') FROM people ORDER BY id".to_string(),
+        "SELECT replace(replace(email, '@', '[at]'), '.', '(dot)') FROM people ORDER BY id".to_string(),
+        "SELECT upper(replace(email, '@', ' at ')) FROM people ORDER BY id".to_string(),
+        "SELECT reverse(email) FROM people ORDER BY id".to_string(),
     ] {
         let got: Vec<String> = psql_rows(target, &sql)
             .into_iter()

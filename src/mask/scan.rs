@@ -59,6 +59,9 @@ enum Marker {
     Pypi,
     Jwt,
     Pem,
+    /// `at` written out for `@` (`jane at example dot com`, `jane [at]
+    /// example.com`).
+    SpokenAt,
 }
 
 const MARKERS: &[(&str, Marker)] = &[
@@ -111,6 +114,14 @@ const MARKERS: &[(&str, Marker)] = &[
     ("pypi-AgEI", Marker::Pypi),
     ("eyJ", Marker::Jwt),
     ("-----BEGIN", Marker::Pem),
+    (" at ", Marker::SpokenAt),
+    (" AT ", Marker::SpokenAt),
+    ("(at)", Marker::SpokenAt),
+    ("[at]", Marker::SpokenAt),
+    ("{at}", Marker::SpokenAt),
+    ("<at>", Marker::SpokenAt),
+    ("(AT)", Marker::SpokenAt),
+    ("[AT]", Marker::SpokenAt),
 ];
 
 /// Finds sensitive values. Build one per policy and share it: scanning
@@ -373,6 +384,7 @@ impl Scanner {
             let found = match marker {
                 Marker::Pem => self.private_key(text, m.start()),
                 Marker::Jwt => self.jwt(text, m.start()),
+                Marker::SpokenAt => self.spoken_email(text, m.start(), m.end()),
                 Marker::AwsKeyId => self.aws_key_id(text, m.start(), out),
                 Marker::AwsSecretHint => self.aws_secret_after(text, m.end(), 120),
                 Marker::OpenaiInfix => self.openai(text, m.start()),
@@ -408,7 +420,72 @@ impl Scanner {
         // An internationalised domain (`exämple.de`) has non-ASCII letters
         // in its labels; when that reading fails (`jane@x.org」`), the
         // ASCII one is tried.
-        let end = email_domain_end(text, at, true).or_else(|| email_domain_end(text, at, false))?;
+        let Some(end) =
+            email_domain_end(text, at, true).or_else(|| email_domain_end(text, at, false))
+        else {
+            return reversed_email(text, at);
+        };
+        Some(Finding {
+            kind: Kind::Email,
+            start,
+            end,
+        })
+    }
+
+    /// An address with `at` and `dot` written out (`jane at example dot
+    /// com`, `jane(at)example(dot)com`, `jane [at] example.com`): the
+    /// word before `at` as its local part, then labels joined by dots or
+    /// `dot` words, ending in a real top-level domain.
+    fn spoken_email(&self, text: &[u8], at: usize, after: usize) -> Option<Finding> {
+        if !self.on(Kind::Email) {
+            return None;
+        }
+        let spaces = |mut i: usize, forward: bool| {
+            for _ in 0..2 {
+                match forward {
+                    true if text.get(i) == Some(&b' ') => i += 1,
+                    false if i > 0 && text[i - 1] == b' ' => i -= 1,
+                    _ => break,
+                }
+            }
+            i
+        };
+        let local_end = spaces(at + usize::from(text[at] == b' '), false);
+        let is_local = |b: u8| b.is_ascii_alphanumeric() || b"._+-".contains(&b);
+        let mut start = local_end;
+        while start > 0 && is_local(text[start - 1]) && local_end - start < 64 {
+            start -= 1;
+        }
+        while start < local_end && !text[start].is_ascii_alphanumeric() {
+            start += 1;
+        }
+        // A local part with its dots written out too (`jane dot doe at …`):
+        // where the word before a `dot` ending at `end` ends.
+        let before_dot = |end: usize| {
+            SPOKEN_DOTS[1..].iter().find_map(|dot| {
+                let bracketed = dot[0] != b' ';
+                let pad = usize::from(bracketed && text[..end].ends_with(b" "));
+                let at = (end - pad).checked_sub(dot.len())?;
+                text[at..]
+                    .starts_with(dot)
+                    .then(|| at - usize::from(bracketed && at > 0 && text[at - 1] == b' '))
+            })
+        };
+        while let Some(word_end) = before_dot(start) {
+            let mut word = word_end;
+            while word > 0 && is_local(text[word - 1]) && word_end - word < 64 {
+                word -= 1;
+            }
+            if word == word_end || !text[word].is_ascii_alphanumeric() {
+                break;
+            }
+            start = word;
+        }
+        if start == local_end || (start > 0 && text[start - 1] >= 0x80) {
+            return None;
+        }
+        let after = spaces(after - usize::from(text[after - 1] == b' '), true);
+        let end = spoken_domain_end(text, after)?;
         Some(Finding {
             kind: Kind::Email,
             start,
@@ -1610,6 +1687,85 @@ impl Scanner {
             }
         }
     }
+}
+
+/// An address written backwards (`moc.elpmaxe@enaj`, what `reverse()`
+/// makes of one): a domain before the `@` that reads as one under a real
+/// top-level domain when reversed, and a local part after it.
+fn reversed_email(text: &[u8], at: usize) -> Option<Finding> {
+    let is_domain = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-');
+    let before = text[..at]
+        .iter()
+        .rev()
+        .take_while(|b| is_domain(b))
+        .take(253)
+        .count();
+    let is_local = |b: &u8| b.is_ascii_alphanumeric() || b"._+-".contains(b);
+    let mut after = text[at + 1..]
+        .iter()
+        .take_while(|b| is_local(b))
+        .take(64)
+        .count();
+    while after > 0 && !text[at + after].is_ascii_alphanumeric() {
+        after -= 1;
+    }
+    if before == 0 || after == 0 {
+        return None;
+    }
+    let start = at - before;
+    let mut forward = Vec::with_capacity(before + 1);
+    forward.push(b'@');
+    forward.extend(text[start..at].iter().rev());
+    let whole = email_domain_end(&forward, 0, false) == Some(forward.len());
+    whole.then_some(Finding {
+        kind: Kind::Email,
+        start,
+        end: at + 1 + after,
+    })
+}
+
+/// A dot as an address may be written with it spelled out; the plain
+/// one first.
+const SPOKEN_DOTS: [&[u8]; 10] = [
+    b".", b" dot ", b" DOT ", b" . ", b"(dot)", b"[dot]", b"{dot}", b"<dot>", b"(DOT)", b"[DOT]",
+];
+
+/// Where a domain written with dots or `dot` words from `from` ends
+/// (`example dot com`, `example(dot)co [dot] uk`, `example.com`), if it
+/// has two labels or more and the last is a real top-level domain.
+fn spoken_domain_end(text: &[u8], from: usize) -> Option<usize> {
+    let label_end = |i: usize| {
+        let len = text
+            .get(i..)?
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+            .count();
+        (1..=63).contains(&len).then_some(i + len)
+    };
+    let mut end = label_end(from)?;
+    let (mut labels, mut last) = (1, from);
+    loop {
+        // A bracketed `dot` may have a space on either side.
+        let space = usize::from(text.get(end) == Some(&b' '));
+        let Some((dot, at)) = SPOKEN_DOTS.iter().find_map(|dot| {
+            let bracketed = !matches!(dot[0], b'.' | b' ');
+            [end, end + space * usize::from(bracketed)]
+                .into_iter()
+                .find(|&i| text.get(i..).is_some_and(|t| t.starts_with(dot)))
+                .map(|i| (dot, i))
+        }) else {
+            break;
+        };
+        let mut next = at + dot.len();
+        if !matches!(dot[0], b'.' | b' ') && text.get(next) == Some(&b' ') {
+            next += 1;
+        }
+        let Some(label) = label_end(next) else {
+            break;
+        };
+        (last, end, labels) = (next, label, labels + 1);
+    }
+    (labels >= 2 && tld::is_tld(&text[last..end])).then_some(end)
 }
 
 /// Where the domain of an email whose `@` is at `at` ends, if it is a

@@ -800,3 +800,38 @@ fn values_spelled_out_a_character_at_a_time_are_found_whole() {
     none("1. a) b) c) 2. d) e) f)");
     none("Ответ: а, б, в, г, д, е.");
 }
+
+#[test]
+fn addresses_with_at_and_dot_written_out_or_written_backwards_are_found() {
+    for (text, value) in [
+        (
+            "write to jane at example dot com today",
+            "jane at example dot com",
+        ),
+        (
+            "jane.doe [at] example [dot] co [dot] uk",
+            "jane.doe [at] example [dot] co [dot] uk",
+        ),
+        ("mail: jane(at)example(dot)com.", "jane(at)example(dot)com"),
+        ("JANE AT EXAMPLE DOT COM", "JANE AT EXAMPLE DOT COM"),
+        ("reach jane at example.com or call", "jane at example.com"),
+        ("jane {at} mail.example.org", "jane {at} mail.example.org"),
+        ("jane at example . com", "jane at example . com"),
+        (
+            "to jane dot doe at example dot com",
+            "jane dot doe at example dot com",
+        ),
+        (
+            "to jane [dot] doe [at] example [dot] com",
+            "jane [dot] doe [at] example [dot] com",
+        ),
+        // What `reverse()` makes of an address.
+        ("mail moc.elpmaxe@eod.enaj ok", "moc.elpmaxe@eod.enaj"),
+        ("ku.oc.liam@enaj", "ku.oc.liam@enaj"),
+    ] {
+        assert_eq!(one(text), ("email", value.to_string()), "{text:?}");
+    }
+    none("Meet at home. It was late, and at 5.30 we left at St. Mary's.");
+    none("look at the data dot by dot; we met at noon dot.");
+    none("@user said hi to v2.ed@host and x@y");
+}
