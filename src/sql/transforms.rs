@@ -99,6 +99,34 @@ const TRANSFORMS: &[&str] = &[
     "export_set",
     "make_set",
     "elt",
+    // Questions about the value, asked a character at a time: where a
+    // string occurs in it, whether it matches a pattern, how close it is
+    // to a guess, which of it and a guess sorts first.
+    "position",
+    "strpos",
+    "instr",
+    "locate",
+    "starts_with",
+    "regexp_like",
+    "regexp_instr",
+    "regexp_count",
+    "regexp_match",
+    "regexp_matches",
+    "strcmp",
+    "find_in_set",
+    "field",
+    "greatest",
+    "least",
+    "levenshtein",
+    "levenshtein_less_equal",
+    "similarity",
+    "word_similarity",
+    "strict_word_similarity",
+    "soundex",
+    "difference",
+    "metaphone",
+    "dmetaphone",
+    "dmetaphone_alt",
 ];
 
 /// Aggregates that glue values together: a transform only when nothing
@@ -465,6 +493,17 @@ fn is_transform(expr: &Expr) -> bool {
             TRANSFORMS.contains(&name.as_str())
                 || (GLUING_AGGREGATES.contains(&name.as_str()) && glues(f))
         }
+        Expr::BinaryOp { op, .. } if asks_about(op) => true,
+        Expr::AnyOp { compare_op, .. } | Expr::AllOp { compare_op, .. } => asks_about(compare_op),
+        // Patterns and ranges (`email LIKE 'j%'`, `card BETWEEN '4' AND
+        // '5'`) read a value out a character at a time, a count or a row
+        // per question.
+        Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::SimilarTo { .. }
+        | Expr::RLike { .. }
+        | Expr::Between { .. }
+        | Expr::Position { .. } => true,
         Expr::BinaryOp { op, .. } => matches!(
             op,
             BinaryOperator::Plus
@@ -487,6 +526,29 @@ fn is_transform(expr: &Expr) -> bool {
         Expr::Cast { data_type, .. } => binary_type(data_type),
         _ => false,
     }
+}
+
+/// Operators that match a value against a pattern or order it against a
+/// guess: each answer narrows the value down (equality only confirms a
+/// value already known, and is left alone).
+fn asks_about(op: &BinaryOperator) -> bool {
+    matches!(
+        op,
+        BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+            | BinaryOperator::Regexp
+            | BinaryOperator::PGRegexMatch
+            | BinaryOperator::PGRegexIMatch
+            | BinaryOperator::PGRegexNotMatch
+            | BinaryOperator::PGRegexNotIMatch
+            | BinaryOperator::PGLikeMatch
+            | BinaryOperator::PGILikeMatch
+            | BinaryOperator::PGNotLikeMatch
+            | BinaryOperator::PGNotILikeMatch
+            | BinaryOperator::PGStartsWith
+    )
 }
 
 /// A cast whose text output spells the value's bytes (PostgreSQL shows
@@ -717,6 +779,53 @@ mod tests {
         assert_eq!(
             pg("SELECT id FROM payments WHERE left(card, 1) = '4'"),
             ["card"]
+        );
+    }
+
+    #[test]
+    fn patterns_ranges_and_positions_asked_of_a_column_count() {
+        for sql in [
+            "SELECT count(*) FROM users WHERE email LIKE 'j%'",
+            "SELECT id FROM users WHERE email ILIKE 'J%'",
+            "SELECT id FROM users WHERE email NOT LIKE 'j%'",
+            "SELECT id FROM users WHERE email SIMILAR TO 'j%'",
+            "SELECT id FROM users WHERE email ~ '^j'",
+            "SELECT id FROM users WHERE email ~* '^J'",
+            "SELECT id FROM users WHERE email !~ '^j'",
+            "SELECT id FROM users WHERE email ~~ 'j%'",
+            "SELECT id FROM users WHERE email ^@ 'j'",
+            "SELECT id FROM users WHERE email LIKE ANY (ARRAY['j%', 'k%'])",
+            "SELECT id FROM users WHERE email ~ ANY (ARRAY['^j'])",
+            "SELECT id FROM users WHERE email > 'j'",
+            "SELECT id FROM users WHERE 'j' <= email",
+            "SELECT id FROM users WHERE email BETWEEN 'j' AND 'k'",
+            "SELECT position('a' IN email) FROM users",
+            "SELECT strpos(email, 'a') FROM users",
+            "SELECT id FROM users WHERE starts_with(email, 'j')",
+            "SELECT greatest(email, 'm') FROM users",
+            "SELECT levenshtein(email, 'jane@example.com') FROM users",
+            "SELECT CASE WHEN email LIKE 'j%' THEN 1 ELSE 0 END FROM users",
+        ] {
+            assert_eq!(pg(sql), ["email"], "{sql}");
+        }
+        for sql in [
+            "SELECT id FROM users WHERE email LIKE 'j%'",
+            "SELECT id FROM users WHERE email REGEXP '^j'",
+            "SELECT id FROM users WHERE email RLIKE '^j'",
+            "SELECT id FROM users WHERE email > 'j'",
+            "SELECT LOCATE('a', email) FROM users",
+            "SELECT INSTR(email, 'a') FROM users",
+            "SELECT STRCMP(email, 'j') FROM users",
+        ] {
+            assert_eq!(my(sql), ["email"], "{sql}");
+        }
+        // Equality confirms a value the agent already has. A range asks
+        // about the column it reads and no other: `id` here, held only if
+        // masking has found values in a column of that name.
+        assert!(pg("SELECT id FROM users WHERE email = 'jane@example.com'").is_empty());
+        assert_eq!(
+            pg("SELECT email FROM users WHERE id > 5 ORDER BY id"),
+            ["id"]
         );
     }
 }
