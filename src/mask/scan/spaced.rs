@@ -1,6 +1,6 @@
 //! Values spelled out a character at a time: `j a n e @ e x a m p l e . c o m`,
 //! `4-1-1-1-1-1-…`, `j, a, n, e`, `а · с · е` in look-alike letters, or
-//! with a different separator between every two (`j.a-n_e`). A query makes
+//! with a different separator between every two (`j+a-n_e`). A query makes
 //! them with one call (`regexp_replace(email, '(.)', '\1 ', 'g')`,
 //! `array_to_string(regexp_split_to_array(email, ''), ' . ')`) and a reader
 //! reads them whole, but no detector finds a value in them. Such a run is
@@ -14,10 +14,10 @@
 //! and read. Where the gaps differ, a reading keeps only the `@` and the
 //! dots that stand out.
 //!
-//! Runs are looked for where a test of 32 positions at once finds the same
-//! bytes repeated a stride apart, or three letters each standing alone a
-//! few bytes apart: ordinary prose has neither, so it is walked only
-//! where it does.
+//! Runs are looked for where a test of 64 positions at once, as bit masks,
+//! finds the same bytes repeated a stride apart, or three letters each
+//! standing alone a few bytes apart: ordinary prose seldom has either, so
+//! it is walked only where it does.
 
 use super::fold::Folded;
 
@@ -548,40 +548,33 @@ impl Run {
     }
 }
 
-/// Where the walk for position `p` starts: after the last piece at or
-/// before `p` that ends every run through it (a word of two letters or
-/// more, a gap too long, a control), found walking back.
+/// Where the walk for position `p` starts: at the last piece at or before
+/// `p` that ends every run through it (a word of two letters or more, a
+/// gap too long, a control), found walking back; the walk reads that piece
+/// whole and goes on after it.
 fn run_start(text: &[u8], p: usize) -> usize {
     let at = char_start(text, p);
     let mut i = at + char_at(text, at).1;
     let mut word = 0;
     let mut gap = 0;
-    // Where the piece being walked back over ends.
-    let mut piece_end = i;
     while i > 0 {
         let (s, class) = char_before(text, i);
         match class {
             Class::Alnum => {
-                if word == 0 {
-                    piece_end = i;
-                }
                 word += 1;
                 gap = 0;
                 if word > 1 {
-                    return piece_end;
+                    return s;
                 }
             }
             Class::Gap => {
-                if gap == 0 {
-                    piece_end = i;
-                }
                 gap += i - s;
                 word = 0;
                 if gap > MAX_GAP {
-                    return piece_end;
+                    return s;
                 }
             }
-            Class::Stop => return i,
+            Class::Stop => return s,
         }
         i = s;
     }
@@ -799,6 +792,19 @@ mod tests {
             .filter(|&c| alnum_outside_ascii(c) != c.is_alphanumeric())
             .collect();
         assert_eq!(differ, Vec::<char>::new());
+    }
+
+    #[test]
+    fn a_walk_from_inside_a_word_reads_the_word_whole() {
+        for (text, p) in [("xyz a b c d e f", 1), ("привет а б в г д", 4), ("ab", 1)] {
+            let start = run_start(text.as_bytes(), p);
+            assert!(start <= p, "{text}");
+            assert!(
+                piece_at(text.as_bytes(), start).chars > 1,
+                "{text}: {start}"
+            );
+        }
+        assert_eq!(runs("слово а, б, в, г, д, е")[0].0, "абвгде");
     }
 
     #[test]
