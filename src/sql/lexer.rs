@@ -745,7 +745,9 @@ pub fn decode_unicode(body: &str, escape: char) -> Option<String> {
     high.is_none().then_some(out)
 }
 
-fn utf8_len(first: u8) -> usize {
+/// How many bytes the UTF-8 character that starts with `first` has (one
+/// for a byte that starts none).
+pub(crate) fn utf8_len(first: u8) -> usize {
     match first {
         0xC0..=0xDF => 2,
         0xE0..=0xEF => 3,

@@ -20,6 +20,7 @@
 //! it is walked only where it does.
 
 use super::fold::Folded;
+use crate::sql::lexer::utf8_len;
 
 /// Fewest copies of the separator in a run that is read again: six
 /// characters, the shortest value a detector finds.
@@ -623,15 +624,6 @@ fn lead_char(text: &[u8], start: usize, end: usize, sep: &[u8]) -> Option<usize>
     let at = char_start(text, start + before.len() - 1);
     let spaced = text[at].is_ascii_whitespace();
     (at >= start && !spaced).then_some(at)
-}
-
-fn utf8_len(lead: u8) -> usize {
-    match lead {
-        0xC0..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        0xF0..=0xF7 => 4,
-        _ => 1,
-    }
 }
 
 /// A reading being built: its bytes and where each came from.
