@@ -104,6 +104,7 @@ fn session() -> SessionInfo {
         protocol: Protocol::Postgres,
         confinement: Default::default(),
         ending: Default::default(),
+        sampler: None,
         tls: false,
     }
 }

@@ -1,8 +1,10 @@
 //! Reversible transforms of masked columns, end to end with the shipped
-//! default policy: once masking has found values in a column, reading that
-//! column through `reverse()`, an encoding, a digest, arithmetic or a
-//! substring waits for a DBA (refused at once here: approvals are off),
-//! on PostgreSQL and MariaDB, and the learned columns survive a restart.
+//! default policy: reading a column that holds sensitive values through
+//! `reverse()`, an encoding, a digest, arithmetic, a substring or a
+//! pattern waits for a DBA (refused at once here: approvals are off), on
+//! PostgreSQL and MariaDB — from the very first statement, before anyone
+//! has read the column through the gateway (the gateway samples the table
+//! first) — and the learned columns survive a restart.
 
 mod support;
 
@@ -51,14 +53,17 @@ fn pg_table(db: &TestDb) {
 }
 
 #[test]
-fn pg_transforms_of_a_masked_column_are_held_once_it_is_known() {
+fn pg_transforms_of_a_masked_column_are_held_from_the_first() {
     let db = TestDb::create("xform");
     pg_table(&db);
     let gateway = default_policy_gateway();
-    // Before masking has seen the column, nothing marks it.
-    let first = psql(&gateway, &db.name, "SELECT reverse(email) FROM people");
-    assert!(first.is_ok(), "{first:?}");
-    // A plain read is masked and teaches the gateway both columns.
+    // Nobody has read the column through this gateway: it samples the
+    // table before deciding, and the very first transform waits.
+    held(
+        psql(&gateway, &db.name, "SELECT reverse(email) FROM people"),
+        "the first transform",
+    );
+    // A plain read is masked.
     let plain = psql(&gateway, &db.name, "SELECT email, card FROM people").expect("plain read");
     assert!(!plain.contains(EMAIL) && !plain.contains(CARD), "{plain}");
     for sql in [
@@ -86,7 +91,10 @@ fn pg_transforms_of_a_masked_column_are_held_once_it_is_known() {
     ] {
         assert!(psql(&gateway, &db.name, sql).is_ok(), "{sql}");
     }
-    // What the gateway learned survives a restart.
+    // What the gateway learned survives a restart: with the values gone
+    // from the table, a new sample finds nothing, and the column is still
+    // known.
+    psql_direct(&db.name, "UPDATE people SET email = 'none', card = 1");
     let dir = gateway.stop();
     let config = dir.path().join("airlock.toml");
     let again = Gateway::spawn(
@@ -101,7 +109,90 @@ fn pg_transforms_of_a_masked_column_are_held_once_it_is_known() {
 }
 
 #[test]
-fn mysql_transforms_of_a_masked_column_are_held_once_it_is_known() {
+fn pg_patterns_and_transforms_asked_first_of_any_table_are_held() {
+    let db = TestDb::create("xfirst");
+    psql_direct(
+        &db.name,
+        &format!(
+            "CREATE SCHEMA crm;
+             CREATE TABLE crm.\"Contact List\" (id int, nick text, \"E-Mail\" text, phone text);
+             INSERT INTO crm.\"Contact List\" VALUES (1, 'ada', '{EMAIL}', '+44 20 7946 0958');
+             CREATE TABLE cards (id int, pan text);
+             INSERT INTO cards VALUES (1, '{CARD}');
+             CREATE VIEW card_view AS SELECT id, pan FROM cards;
+             CREATE TABLE notes (id int, body text);
+             INSERT INTO notes VALUES (1, 'call back on Tuesday');"
+        ),
+    );
+    // Each statement is the first to name its table, on a gateway of its
+    // own: nothing was learned from an earlier result.
+    for sql in [
+        "SELECT id FROM crm.\"Contact List\" WHERE \"E-Mail\" LIKE 'a%'",
+        "SELECT count(*) FROM crm.\"Contact List\" c WHERE c.\"E-Mail\" > 'm'",
+        "SELECT encode(convert_to(phone, 'UTF8'), 'base64') FROM crm.\"Contact List\"",
+        "WITH c AS (SELECT pan FROM cards) SELECT reverse(pan) FROM c",
+        "SELECT left(pan, 8), right(pan, 8) FROM card_view",
+        "SELECT id FROM cards WHERE to_tsvector(pan) @@ to_tsquery('4111')",
+    ] {
+        let gateway = default_policy_gateway();
+        held(psql(&gateway, &db.name, sql), sql);
+    }
+    // A table whose sample holds nothing sensitive is not held, and the
+    // sampled connection goes back to the pool able to write.
+    let gateway = default_policy_gateway();
+    assert!(
+        psql(&gateway, &db.name, "SELECT reverse(body) FROM notes").is_ok(),
+        "a transform of a column without sensitive values"
+    );
+    for _ in 0..3 {
+        let wrote = psql(&gateway, &db.name, "INSERT INTO notes VALUES (2, 'x')");
+        assert!(wrote.is_ok(), "{wrote:?}");
+    }
+}
+
+#[test]
+fn pg_a_column_privilege_is_sampled_a_column_at_a_time() {
+    let db = TestDb::create("xpriv");
+    pg_table(&db);
+    let role = format!("airlock_xpriv_{}", std::process::id());
+    psql_direct(
+        &db.name,
+        &format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} NOLOGIN;
+             GRANT SELECT (id, nick, email) ON people TO {role};"
+        ),
+    );
+    let gateway = Gateway::start_with(Options {
+        policy: Some(support::gateway::default_policy()),
+        toml: format!(
+            "[[identity]]\nname = \"narrow\"\nrole = \"agent\"\npassword = \"{AGENT_PASSWORD}\"\nupstream_role = \"{role}\"\n"
+        ),
+        ..Default::default()
+    });
+    let out = psql_through(
+        &gateway.addr,
+        "narrow",
+        AGENT_PASSWORD,
+        &db.name,
+        &["-c", "SELECT md5(email) FROM people"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    // `SELECT *` is refused (no privilege on card); the column alone is
+    // not, and its sample holds an address.
+    assert!(
+        stderr.contains("hold-transforms-of-masked-columns"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    drop(gateway);
+    psql_direct(
+        &db.name,
+        &format!("REVOKE ALL ON people FROM {role}; DROP ROLE {role};"),
+    );
+}
+
+#[test]
+fn mysql_transforms_of_a_masked_column_are_held_from_the_first() {
     let db = MyDb::create("xform");
     mariadb_direct(
         &db.name,
@@ -129,9 +220,20 @@ fn mysql_transforms_of_a_masked_column_are_held_once_it_is_known() {
             Err(String::from_utf8_lossy(&out.stderr).to_string())
         }
     };
+    // The first statement of all, before any result taught the gateway.
+    held(
+        run("SELECT id FROM people WHERE email LIKE 'a%'"),
+        "the first pattern",
+    );
+    held(
+        run("SELECT CONV(card, 10, 36) FROM people"),
+        "the first transform of card",
+    );
     let plain = run("SELECT email, card FROM people").expect("plain read");
     assert!(!plain.contains(EMAIL) && !plain.contains(CARD), "{plain}");
     for sql in [
+        "SELECT id FROM people WHERE email REGEXP '^a'",
+        "SELECT id FROM people WHERE MATCH (email) AGAINST ('ada')",
         "SELECT HEX(email) FROM people",
         "SELECT TO_BASE64(email) FROM people",
         "SELECT REVERSE(`email`) FROM people",

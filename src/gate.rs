@@ -107,6 +107,9 @@ pub struct SessionInfo {
     /// Why the session ended, once the relay knows: the reason a statement
     /// still waiting for approval is withdrawn.
     pub ending: EndCause,
+    /// How the gate reads a few rows on a connection of the session's own
+    /// (see [`crate::mask::sample`]); `None` learns from results only.
+    pub sampler: Option<crate::mask::sample::Sampling>,
 }
 
 impl SessionInfo {
@@ -392,6 +395,8 @@ pub struct Gate {
     cache: ClassifierCache,
     /// Columns masking has found values in, for `transforms` rules.
     masked_columns: crate::mask::MaskedColumns,
+    /// Tables sampled lately to learn them (see [`crate::mask::sample`]).
+    sampled: crate::mask::sample::Sampled,
     /// This gateway's id in the requests it holds (see
     /// [`Approvals::withdraw_orphans`]).
     gateway_id: Option<String>,
@@ -421,6 +426,7 @@ impl Gate {
             mask_key,
             cache: ClassifierCache::with_user_functions(8192, user_functions),
             masked_columns: crate::mask::MaskedColumns::in_memory(),
+            sampled: Default::default(),
             gateway_id: None,
             limits: None,
             break_glass: None,
@@ -920,6 +926,13 @@ impl Gate {
             self.masked_columns.note_outputs(&statement.outputs);
         }
         let policy = self.policy();
+        let known = match &session.sampler {
+            Some(sampler) => {
+                self.learn_before_transforms(session, &sampler.0, &classification, &policy)
+                    .await
+            }
+            None => true,
+        };
         // Not the policy's to allow: see sql::encoding and sql::local_infile.
         let refused = crate::sql::encoding::encoding_change(sql, dialect)
             .map(|why| (ENCODING_RULE, why))
@@ -934,13 +947,20 @@ impl Gate {
         let unsupported = refused.as_ref().map(|(_, why)| why.clone());
         let decision = match &refused {
             Some((rule, why)) => Decision::refused_by_airlock(rule, why.clone()),
-            None => policy.evaluate(&Request {
-                identity: &session.identity,
-                role: session.role,
-                database: &session.database,
-                classification: &classification,
-                masked_columns: MaskedColumns::Learned(&self.masked_columns.read()),
-            }),
+            None => {
+                let learned = self.masked_columns.read();
+                policy.evaluate(&Request {
+                    identity: &session.identity,
+                    role: session.role,
+                    database: &session.database,
+                    classification: &classification,
+                    masked_columns: if known {
+                        MaskedColumns::Learned(&learned)
+                    } else {
+                        MaskedColumns::Unknown
+                    },
+                })
+            }
         };
         // What would undo the identity's upstream role or read-only mode
         // is refused whatever the policy says.
@@ -1075,6 +1095,44 @@ impl Gate {
         }
     }
 
+    /// Samples the tables a statement reads when it transforms a column not
+    /// yet known to hold sensitive values (see [`crate::mask::sample`]).
+    /// False when a sample could not be taken.
+    async fn learn_before_transforms(
+        &self,
+        session: &SessionInfo,
+        sampler: &Arc<dyn crate::mask::sample::Sampler>,
+        classification: &Classification,
+        policy: &Policy,
+    ) -> bool {
+        use crate::mask::sample;
+        let tables = sample::tables_to_sample(
+            classification,
+            policy,
+            &self.masked_columns,
+            &self.sampled,
+            &session.database,
+        );
+        if tables.is_empty() {
+            return true;
+        }
+        // A role whose rows are not masked sees the values anyway.
+        let Some(engine) = self.masking_for(session) else {
+            return true;
+        };
+        tracing::info!(session = %session.id, tables = ?tables.iter().map(|(t, _)| t).collect::<Vec<_>>(), "sampling tables before a transform of columns not yet known");
+        sample::learn_from_samples(
+            tables,
+            sampler.as_ref(),
+            engine,
+            dialect_of(session.protocol),
+            &session.database,
+            &self.masked_columns,
+            &self.sampled,
+        )
+        .await
+    }
+
     /// The masking engine for `session`'s rows, or `None` when the policy
     /// turns masking off or exempts the session's role.
     pub fn masking_for(&self, session: &SessionInfo) -> Option<Arc<Masker>> {
@@ -1191,6 +1249,7 @@ fn not_utf8(sql: &[u8]) -> Classification {
             prepares: None,
             executes: None,
             transformed: Vec::new(),
+            sample_from: Vec::new(),
             outputs: Vec::new(),
         }],
     }
@@ -1213,6 +1272,7 @@ mod tests {
             tls: false,
             confinement: Default::default(),
             ending: Default::default(),
+            sampler: None,
         }
     }
 

@@ -28,6 +28,7 @@ mod kind;
 mod masker;
 pub mod mysql;
 mod pg;
+pub mod sample;
 mod scan;
 mod tld;
 mod value;

@@ -647,8 +647,27 @@ impl Tools {
             ));
         }
         let gate = &self.mcp.gate;
+        let id = SessionId::next();
+        let sampler: Arc<dyn crate::mask::sample::Sampler> = match (server, &self.mcp.mysql) {
+            (Server::Mysql, Some(settings)) => Arc::new(crate::proxy::mysql::capped::Sampler::new(
+                settings.clone(),
+                agent.confinement.clone(),
+                &agent.name,
+                &id.0,
+            )),
+            _ => Arc::new(crate::proxy::pg::capped::Sampler::new(
+                self.mcp.pool.clone(),
+                PoolKey {
+                    database: database.clone(),
+                    params: Vec::new(),
+                },
+                &agent.confinement,
+                &agent.name,
+                &id.0,
+            )),
+        };
         let session = SessionInfo {
-            id: SessionId::next(),
+            id,
             identity: agent.name.clone(),
             role: agent.role,
             client_addr: self.client_addr(ctx),
@@ -665,6 +684,7 @@ impl Tools {
             tls: false,
             confinement: agent.confinement.clone(),
             ending: Default::default(),
+            sampler: Some(crate::mask::sample::Sampling(sampler)),
         };
         gate.audit()
             .record(AuditEvent::SessionStart { session: &session });
@@ -882,6 +902,7 @@ impl Tools {
                     database: &session.database,
                     identity: &agent.name,
                     session: &session.id.0,
+                    read_only: false,
                 };
                 crate::proxy::mysql::capped::run(target, sql, &mut masker, caps).await
             }

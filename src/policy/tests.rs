@@ -18,6 +18,7 @@ fn stmt(classes: &[StatementClass], objects: &[&str], functions: &[&str]) -> Sta
         prepares: None,
         executes: None,
         transformed: Vec::new(),
+        sample_from: Vec::new(),
         outputs: Vec::new(),
     }
 }

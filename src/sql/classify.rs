@@ -50,6 +50,7 @@ fn classify_nested(
                     prepares: None,
                     executes: None,
                     transformed: Vec::new(),
+                    sample_from: Vec::new(),
                     outputs: Vec::new(),
                 }],
             }
@@ -159,6 +160,7 @@ impl Builder<'_> {
             self.out.functions.extend(s.functions);
             self.out.notes.extend(s.notes);
             self.out.transformed.extend(s.transformed);
+            self.out.sample_from.extend(s.sample_from);
         }
         classes
     }
@@ -188,6 +190,7 @@ fn classify_statement(
             prepares: None,
             executes: None,
             transformed: Vec::new(),
+            sample_from: Vec::new(),
             outputs: Vec::new(),
         },
     };
@@ -208,6 +211,8 @@ fn classify_statement(
     b.out.functions.dedup();
     b.out.transformed.sort();
     b.out.transformed.dedup();
+    b.out.sample_from.sort();
+    b.out.sample_from.dedup();
     b.out
 }
 
@@ -1377,6 +1382,9 @@ fn from_ast(b: &mut Builder) {
     b.out.schemas.extend(schemas);
     b.out.transformed = super::transforms::transformed_columns(&statements);
     b.out.outputs = super::transforms::output_sources(&statements);
+    if !b.out.transformed.is_empty() {
+        b.out.sample_from = super::transforms::relations_read(&statements, b.dialect);
+    }
     // Every call — in expressions and in FROM — must be known harmless for
     // the statement to stay a read.
     for call in functions::ast_calls(&statements) {

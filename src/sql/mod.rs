@@ -204,6 +204,10 @@ pub struct Statement {
     /// Columns the statement reads through a reversible transform
     /// (`reverse(email)`, `card + 1`; see [`transforms`]).
     pub transformed: Vec<String>,
+    /// When `transformed` is not empty: the tables and views the statement
+    /// reads, as names to put in a query (see
+    /// [`transforms::relations_read`]), for the gateway to sample.
+    pub sample_from: Vec<String>,
     /// The statement's output names that differ from the columns they read
     /// (`email AS e`, a CTE's column list, a UNION branch), each with those
     /// columns: masking a value under `e` flags `email` too.

@@ -176,6 +176,68 @@ pub fn transformed_columns(statements: &[Statement]) -> Vec<String> {
     columns
 }
 
+/// The tables and views `statements` read (not the names of their own
+/// `WITH` queries), each written as a name to put in a query for
+/// `dialect`: every part quoted, PostgreSQL's unquoted parts folded to
+/// lower case as the server folds them. What the gateway samples to learn
+/// which columns hold sensitive values before a transform of one runs.
+pub fn relations_read(statements: &[Statement], dialect: super::Dialect) -> Vec<String> {
+    #[derive(Default)]
+    struct Ctes(Vec<String>);
+    impl Visitor for Ctes {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &sqlparser::ast::Query) -> ControlFlow<()> {
+            if let Some(with) = &query.with {
+                self.0
+                    .extend(with.cte_tables.iter().map(|c| c.alias.name.value.clone()));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut ctes = Ctes::default();
+    for statement in statements {
+        let _ = sqlparser::ast::Visit::visit(statement, &mut ctes);
+    }
+    let mut out = Vec::new();
+    let _ = sqlparser::ast::visit_relations(&statements.to_vec(), |name: &ObjectName| {
+        if let [only] = name.0.as_slice() {
+            if only.as_ident().is_some_and(|i| ctes.0.contains(&i.value)) {
+                return ControlFlow::<()>::Continue(());
+            }
+        }
+        let parts: Option<Vec<String>> = name
+            .0
+            .iter()
+            .map(|part| part.as_ident().map(|ident| quoted(ident, dialect)))
+            .collect();
+        if let Some(parts) = parts {
+            out.push(parts.join("."));
+        }
+        ControlFlow::Continue(())
+    });
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// One part of a name, quoted for `dialect` so that it names exactly what
+/// the statement named.
+fn quoted(ident: &sqlparser::ast::Ident, dialect: super::Dialect) -> String {
+    if ident.quote_style.is_none() && dialect == super::Dialect::Postgres {
+        quoted_name(&ident.value.to_ascii_lowercase(), dialect)
+    } else {
+        quoted_name(&ident.value, dialect)
+    }
+}
+
+/// `name` quoted as an identifier for `dialect`.
+pub fn quoted_name(name: &str, dialect: super::Dialect) -> String {
+    match dialect {
+        super::Dialect::Postgres => format!("\"{}\"", name.replace('"', "\"\"")),
+        super::Dialect::Mysql => format!("`{}`", name.replace('`', "``")),
+    }
+}
+
 /// The outputs of the queries in `statements` whose name differs from the
 /// columns they read, each with those columns (through aliases, CTE and
 /// derived-table column lists and every set-operation branch), lower-cased
@@ -327,6 +389,11 @@ impl Visitor for Finder {
                 if has_wildcard(f) {
                     self.columns.push(EVERY_COLUMN.to_string());
                 }
+            }
+            // MySQL's `MATCH (email) AGAINST (…)` names its columns, not
+            // expressions the visitor reaches.
+            if let Expr::MatchAgainst { columns, .. } = expr {
+                self.columns.extend(columns.iter().map(last_name));
             }
         }
         if self.depth > 0 {
@@ -494,7 +561,15 @@ fn is_transform(expr: &Expr) -> bool {
                 || (GLUING_AGGREGATES.contains(&name.as_str()) && glues(f))
         }
         Expr::BinaryOp { op, .. } if asks_about(op) => true,
-        Expr::AnyOp { compare_op, .. } | Expr::AllOp { compare_op, .. } => asks_about(compare_op),
+        Expr::AnyOp {
+            compare_op, right, ..
+        } => {
+            asks_about(compare_op)
+                || matches!(right.as_ref(), Expr::Array(a) if a.elem.len() > MAX_CHECKED_VALUES)
+        }
+        Expr::AllOp { compare_op, .. } => asks_about(compare_op),
+        Expr::InList { list, .. } => list.len() > MAX_CHECKED_VALUES,
+        Expr::MatchAgainst { .. } => true,
         // Patterns and ranges (`email LIKE 'j%'`, `card BETWEEN '4' AND
         // '5'`) read a value out a character at a time, a count or a row
         // per question.
@@ -548,8 +623,29 @@ fn asks_about(op: &BinaryOperator) -> bool {
             | BinaryOperator::PGNotLikeMatch
             | BinaryOperator::PGNotILikeMatch
             | BinaryOperator::PGStartsWith
+            | BinaryOperator::Match
+            | BinaryOperator::Glob
+            // Full-text match, containment and key tests (`to_tsvector(email)
+            // @@ 'jane'`, `ARRAY[email] && ARRAY[…]`, `doc ? 'k'`).
+            | BinaryOperator::AtAt
+            | BinaryOperator::AtArrow
+            | BinaryOperator::ArrowAt
+            | BinaryOperator::AtQuestion
+            | BinaryOperator::Question
+            | BinaryOperator::QuestionAnd
+            | BinaryOperator::QuestionPipe
+            | BinaryOperator::PGOverlap
+            // An operator named in full (`OPERATOR(pg_catalog.~~)`) or of the
+            // server's own: whatever it asks, it asks of the value.
+            | BinaryOperator::PGCustomBinaryOperator(_)
+            | BinaryOperator::Custom(_)
     )
 }
+
+/// Values guessed at once past which a list (`email IN ('a', 'b', …)`,
+/// `email = ANY(ARRAY[…])`) is a search rather than a check of values the
+/// agent already has.
+const MAX_CHECKED_VALUES: usize = 10;
 
 /// A cast whose text output spells the value's bytes (PostgreSQL shows
 /// `bytea` as hex).
@@ -826,6 +922,66 @@ mod tests {
         assert_eq!(
             pg("SELECT email FROM users WHERE id > 5 ORDER BY id"),
             ["id"]
+        );
+    }
+
+    #[test]
+    fn full_text_containment_custom_operators_and_long_lists_count() {
+        let eleven = (0..11)
+            .map(|i| format!("'a{i}@example.com'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for sql in [
+            "SELECT id FROM users WHERE to_tsvector(email) @@ to_tsquery('jane')".to_string(),
+            "SELECT id FROM users WHERE ARRAY[email] && ARRAY['a@example.com']".to_string(),
+            "SELECT id FROM users WHERE ARRAY[email] <@ ARRAY['a@example.com']".to_string(),
+            "SELECT id FROM users WHERE ARRAY['x'] @> ARRAY[email]".to_string(),
+            "SELECT id FROM users WHERE to_jsonb(email) ? 'x'".to_string(),
+            "SELECT id FROM users WHERE email OPERATOR(pg_catalog.~~) 'j%'".to_string(),
+            format!("SELECT id FROM users WHERE email IN ({eleven})"),
+            format!("SELECT id FROM users WHERE email NOT IN ({eleven})"),
+            format!("SELECT id FROM users WHERE email = ANY(ARRAY[{eleven}])"),
+        ] {
+            assert_eq!(pg(&sql), ["email"], "{sql}");
+        }
+        assert_eq!(
+            my("SELECT id FROM users WHERE MATCH (email) AGAINST ('jane')"),
+            ["email"]
+        );
+        assert_eq!(
+            my(&format!("SELECT id FROM users WHERE email IN ({eleven})")),
+            ["email"]
+        );
+        // A short list checks values the agent already has.
+        assert!(
+            pg("SELECT id FROM users WHERE email IN ('a@example.com', 'b@example.com')").is_empty()
+        );
+        assert!(pg("SELECT id FROM users WHERE email = ANY(ARRAY['a@example.com'])").is_empty());
+    }
+
+    #[test]
+    fn the_tables_read_are_named_as_the_server_would_resolve_them() {
+        use super::super::Dialect;
+        let read = |sql: &str, dialect: Dialect| {
+            let parsed = match dialect {
+                Dialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, sql),
+                Dialect::Mysql => Parser::parse_sql(&MySqlDialect {}, sql),
+            };
+            relations_read(&parsed.unwrap(), dialect)
+        };
+        assert_eq!(
+            read(
+                "WITH s AS (SELECT email FROM People) SELECT reverse(email) FROM s JOIN app.\"Odd\"\"Name\" o ON true",
+                Dialect::Postgres
+            ),
+            ["\"app\".\"Odd\"\"Name\"", "\"people\""]
+        );
+        assert_eq!(
+            read(
+                "SELECT reverse(email) FROM shop.`we``ird` JOIN Users u ON true",
+                Dialect::Mysql
+            ),
+            ["`Users`", "`shop`.`we``ird`"]
         );
     }
 }

@@ -38,6 +38,8 @@ pub struct Target<'a> {
     /// attributes (see [`upstream::session_attributes`]).
     pub identity: &'a str,
     pub session: &'a str,
+    /// The call may only read (`SET SESSION TRANSACTION READ ONLY`).
+    pub read_only: bool,
 }
 
 /// Runs `sql` for `target`, masking every row with `masker`.
@@ -77,6 +79,73 @@ pub async fn run(
             stop(settings, upstream, id);
             Err(CappedError::Timeout(caps.timeout))
         }
+    }
+}
+
+/// The gate's samples (see [`crate::mask::sample`]) for one session: on a
+/// connection of its own in the session's current database, confined as
+/// the session is, read-only.
+pub struct Sampler {
+    settings: UpstreamSettings,
+    confinement: Confinement,
+    identity: String,
+    session: String,
+}
+
+impl Sampler {
+    pub fn new(
+        settings: UpstreamSettings,
+        confinement: Confinement,
+        identity: &str,
+        session: &str,
+    ) -> Self {
+        Self {
+            settings,
+            confinement,
+            identity: identity.to_string(),
+            session: session.to_string(),
+        }
+    }
+}
+
+impl crate::mask::sample::Sampler for Sampler {
+    fn sample<'a>(
+        &'a self,
+        database: &'a str,
+        sql: &'a str,
+        engine: std::sync::Arc<crate::mask::Masker>,
+    ) -> crate::mask::sample::Sample<'a> {
+        use crate::mask::sample::{SampleError, SAMPLE_BYTES, SAMPLE_ROWS, SAMPLE_TIME};
+        Box::pin(async move {
+            let target = Target {
+                settings: &self.settings,
+                confinement: &self.confinement,
+                database,
+                identity: &self.identity,
+                session: &self.session,
+                read_only: true,
+            };
+            let mut masker = MysqlRowMasker::new(engine);
+            let caps = Caps {
+                max_rows: SAMPLE_ROWS,
+                max_bytes: SAMPLE_BYTES,
+                timeout: SAMPLE_TIME,
+            };
+            match run(target, sql, &mut masker, caps).await {
+                Ok(result) => Ok(result.stats),
+                // No such database, table or column; no privilege on it.
+                Err(CappedError::Server { code, message })
+                    if [1049, 1146, 1054, 1142, 1143]
+                        .iter()
+                        .any(|n| message.starts_with(&format!("ERROR {n}:"))) =>
+                {
+                    Err(SampleError::Refused(format!("{code}: {message}")))
+                }
+                // A timeout, a failing view, a lost connection: what the
+                // table holds is not known.
+                Err(e) => Err(SampleError::Failed(e.to_string())),
+            }
+        })
     }
 }
 
@@ -124,6 +193,9 @@ async fn set_up(
         });
     }
     statements.push("SET NAMES utf8mb4".into());
+    if target.read_only {
+        statements.push("SET SESSION TRANSACTION READ ONLY".into());
+    }
     for sql in statements {
         if let Err(e) = upstream::execute(upstream, &sql).await {
             tracing::warn!(error = %e, statement = %sql, "the upstream refused the identity's set-up for an MCP call");

@@ -446,6 +446,12 @@ async fn open(
         .iter()
         .find(|(k, _)| k == b"program_name" || k == b"_program_name")
         .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    let sampler = capped::Sampler::new(
+        shared.upstream.clone(),
+        logged_in.identity.confinement.clone(),
+        &logged_in.identity.name,
+        &id.0,
+    );
     let session = SessionInfo {
         door: Default::default(),
         id,
@@ -458,6 +464,7 @@ async fn open(
         confinement: logged_in.identity.confinement.clone(),
         tls: logged_in.packets.get_ref().is_tls(),
         ending: Default::default(),
+        sampler: Some(crate::mask::sample::Sampling(Arc::new(sampler))),
     };
     let ok = OkPacket {
         affected_rows: 0,

@@ -66,6 +66,82 @@ pub async fn run(
     }
 }
 
+/// The gate's samples (see [`crate::mask::sample`]) for one session: on
+/// pooled connections of the session's login and parameters, confined as
+/// the session is, read-only, under the session's `application_name` with
+/// `:sample`.
+pub struct Sampler {
+    pool: Arc<Pool>,
+    key: PoolKey,
+    setup: String,
+}
+
+impl Sampler {
+    pub fn new(
+        pool: Arc<Pool>,
+        key: PoolKey,
+        confinement: &crate::confinement::Confinement,
+        identity: &str,
+        session: &str,
+    ) -> Self {
+        let named = crate::sql::application_name::value(
+            &crate::sql::application_name::prefix(identity, session),
+            Some("sample"),
+        );
+        let mut setup = confinement
+            .postgres_setup()
+            .map(|confine| format!("{confine}; "))
+            .unwrap_or_default();
+        setup.push_str(&format!(
+            "SET SESSION application_name = '{named}'; SET SESSION default_transaction_read_only = on"
+        ));
+        Self { pool, key, setup }
+    }
+}
+
+impl crate::mask::sample::Sampler for Sampler {
+    fn sample<'a>(
+        &'a self,
+        _database: &'a str,
+        sql: &'a str,
+        engine: Arc<crate::mask::Masker>,
+    ) -> crate::mask::sample::Sample<'a> {
+        use crate::mask::sample::{SampleError, SAMPLE_BYTES, SAMPLE_ROWS, SAMPLE_TIME};
+        Box::pin(async move {
+            let mut masker = RowMasker::new(engine);
+            let caps = Caps {
+                max_rows: SAMPLE_ROWS,
+                max_bytes: SAMPLE_BYTES,
+                timeout: SAMPLE_TIME,
+            };
+            match run(
+                &self.pool,
+                &self.key,
+                Some(&self.setup),
+                sql,
+                &mut masker,
+                caps,
+            )
+            .await
+            {
+                Ok(result) => Ok(result.stats),
+                // No such table, schema or column, not a table, no privilege.
+                Err(CappedError::Server { code, message })
+                    if matches!(
+                        code.as_str(),
+                        "42P01" | "3F000" | "42703" | "42809" | "42501"
+                    ) =>
+                {
+                    Err(SampleError::Refused(format!("{code}: {message}")))
+                }
+                // A timeout, a failing view, a lost connection: what the
+                // table holds is not known.
+                Err(e) => Err(SampleError::Failed(e.to_string())),
+            }
+        })
+    }
+}
+
 /// The exchange itself. `Ok((result, reusable))`: the connection is idle
 /// again (and outside any transaction) when `reusable`.
 async fn converse(

@@ -347,6 +347,13 @@ async fn log_in(
         frontend::refuse(&mut stream, &frontend::unsafe_encoding(value)).await;
         return None;
     }
+    let sampler = capped::Sampler::new(
+        shared.pool.clone(),
+        key.clone(),
+        &identity.confinement,
+        &identity.name,
+        &id.0,
+    );
     let session = SessionInfo {
         door: Default::default(),
         id,
@@ -359,6 +366,7 @@ async fn log_in(
         confinement: identity.confinement.clone(),
         tls: stream.is_tls(),
         ending: Default::default(),
+        sampler: Some(crate::mask::sample::Sampling(Arc::new(sampler))),
     };
     // A client asking for a newer minor version or for protocol options is
     // told what this session speaks: 3.0, no options.
