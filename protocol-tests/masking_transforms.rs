@@ -151,6 +151,40 @@ fn pg_patterns_and_transforms_asked_first_of_any_table_are_held() {
 }
 
 #[test]
+fn pg_a_name_the_session_resolves_through_its_own_search_path_is_sampled() {
+    let db = TestDb::create("xpath");
+    psql_direct(
+        &db.name,
+        &format!(
+            "CREATE SCHEMA vault;
+             CREATE TABLE vault.people (id int, email text);
+             INSERT INTO vault.people VALUES (1, '{EMAIL}');
+             CREATE TABLE public.people (id int, email text);
+             INSERT INTO public.people VALUES (1, 'nobody');"
+        ),
+    );
+    let gateway = default_policy_gateway();
+    // On the default search path `people` is a decoy without sensitive
+    // values; the session means another table of that name. The gateway
+    // samples every table the name may mean.
+    held(
+        psql(
+            &gateway,
+            &db.name,
+            "SET search_path = vault; SELECT encode(convert_to(email, 'UTF8'), 'hex') FROM people",
+        ),
+        "a transform through the session's own search path",
+    );
+    // A name that means no table at all cannot be sampled: held, not run
+    // unexamined.
+    let gateway = default_policy_gateway();
+    held(
+        psql(&gateway, &db.name, "SELECT reverse(email) FROM nowhere"),
+        "a transform of a table that is not there",
+    );
+}
+
+#[test]
 fn pg_a_column_privilege_is_sampled_a_column_at_a_time() {
     let db = TestDb::create("xpriv");
     pg_table(&db);

@@ -50,8 +50,12 @@ pub type Sample<'a> = Pin<Box<dyn Future<Output = Result<MaskStats, SampleError>
 /// Why a sample gave nothing.
 #[derive(Debug)]
 pub enum SampleError {
-    /// The server refused the query (no such table or column, no
-    /// privilege): the statement reads what is not there to sample.
+    /// No such table (or schema, or database) where the sample looked: a
+    /// name the session may resolve otherwise (its own `search_path`, a
+    /// temporary table).
+    Missing(String),
+    /// The server refused the query (no such column, no privilege): the
+    /// statement reads what the session cannot read either.
     Refused(String),
     /// The sample could not be taken (timeout, no connection): what the
     /// table holds is not known.
@@ -61,7 +65,9 @@ pub enum SampleError {
 impl std::fmt::Display for SampleError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SampleError::Refused(why) | SampleError::Failed(why) => f.write_str(why),
+            SampleError::Missing(why) | SampleError::Refused(why) | SampleError::Failed(why) => {
+                f.write_str(why)
+            }
         }
     }
 }
@@ -70,6 +76,17 @@ impl std::fmt::Display for SampleError {
 /// with every row masked by `engine`; what masking found, by column.
 pub trait Sampler: Send + Sync {
     fn sample<'a>(&'a self, database: &'a str, sql: &'a str, engine: Arc<Masker>) -> Sample<'a>;
+
+    /// The tables a name without a schema (`"people"`, quoted) may mean
+    /// in a session that changed its own search path: every table or view
+    /// of that name, schema-qualified and quoted. Where a session cannot
+    /// change how a name resolves, none.
+    fn namesakes<'a>(
+        &'a self,
+        _table: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
+        Box::pin(async { Vec::new() })
+    }
 }
 
 /// A session's [`Sampler`], as the session's description carries it.
@@ -181,34 +198,74 @@ pub async fn learn_from_samples(
     };
     let mut complete = true;
     for (table, unknown) in tables {
-        match take(format!("SELECT * FROM {table} LIMIT {SAMPLE_ROWS}")).await {
-            Ok(stats) => columns.learn(&stats),
-            Err(SampleError::Refused(why)) => {
-                // A column privilege can refuse `*` and allow the column.
-                tracing::debug!(%table, %why, "cannot sample the table whole; sampling its columns");
-                for column in unknown
-                    .iter()
-                    .filter(|c| *c != crate::sql::transforms::EVERY_COLUMN)
-                    .take(MAX_COLUMNS)
-                {
-                    let name = crate::sql::transforms::quoted_name(column, dialect);
-                    match take(format!("SELECT {name} FROM {table} LIMIT {SAMPLE_ROWS}")).await {
-                        Ok(stats) => columns.learn(&stats),
-                        Err(SampleError::Refused(_)) => {}
-                        Err(SampleError::Failed(why)) => {
-                            tracing::warn!(%table, %column, %why, "cannot sample a column");
-                            complete = false;
-                        }
-                    }
+        let mut found = false;
+        let mut known = true;
+        // The name as the sample's own connection resolves it, unless the
+        // session may resolve it to another table of that name.
+        let mut names = sampler.namesakes(&table).await;
+        names.truncate(MAX_TABLES);
+        if names.is_empty() {
+            names.push(table.clone());
+        }
+        for name in &names {
+            match sample_one(&take, name, &unknown, dialect, columns).await {
+                Ok(()) => found = true,
+                Err(SampleError::Missing(_)) => {}
+                Err(why) => {
+                    tracing::warn!(table = %name, %why, "cannot sample a table");
+                    known = false;
                 }
             }
-            Err(SampleError::Failed(why)) => {
-                tracing::warn!(%table, %why, "cannot sample a table");
-                complete = false;
-                continue;
-            }
         }
-        sampled.mark(database, &table);
+        if !found {
+            // Nowhere to be seen: a table of the session's own (temporary)
+            // or one it resolves otherwise.
+            tracing::info!(%table, "no table to sample under this name");
+            known = false;
+        }
+        if known {
+            sampled.mark(database, &table);
+        }
+        complete &= known;
     }
     complete
+}
+
+/// Samples `table` whole or, when the server refuses `*` (a column
+/// privilege), the `unknown` columns one at a time. `Ok` once the server
+/// has answered about the table.
+async fn sample_one<F, Fut>(
+    take: &F,
+    table: &str,
+    unknown: &[String],
+    dialect: Dialect,
+    columns: &MaskedColumns,
+) -> Result<(), SampleError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<MaskStats, SampleError>>,
+{
+    match take(format!("SELECT * FROM {table} LIMIT {SAMPLE_ROWS}")).await {
+        Ok(stats) => {
+            columns.learn(&stats);
+            Ok(())
+        }
+        Err(SampleError::Refused(why)) => {
+            tracing::debug!(%table, %why, "cannot sample the table whole; sampling its columns");
+            for column in unknown
+                .iter()
+                .filter(|c| *c != crate::sql::transforms::EVERY_COLUMN)
+                .take(MAX_COLUMNS)
+            {
+                let name = crate::sql::transforms::quoted_name(column, dialect);
+                match take(format!("SELECT {name} FROM {table} LIMIT {SAMPLE_ROWS}")).await {
+                    Ok(stats) => columns.learn(&stats),
+                    Err(SampleError::Refused(_)) => {}
+                    Err(other) => return Err(other),
+                }
+            }
+            Ok(())
+        }
+        Err(other) => Err(other),
+    }
 }

@@ -182,39 +182,55 @@ pub fn transformed_columns(statements: &[Statement]) -> Vec<String> {
 /// lower case as the server folds them. What the gateway samples to learn
 /// which columns hold sensitive values before a transform of one runs.
 pub fn relations_read(statements: &[Statement], dialect: super::Dialect) -> Vec<String> {
+    /// `WITH` names and the tables named in FROM, JOIN, UPDATE and DELETE
+    /// (not calls: `FROM generate_series(1, 3)`).
     #[derive(Default)]
-    struct Ctes(Vec<String>);
-    impl Visitor for Ctes {
+    struct Relations {
+        ctes: Vec<String>,
+        tables: Vec<ObjectName>,
+    }
+    impl Visitor for Relations {
         type Break = ();
         fn pre_visit_query(&mut self, query: &sqlparser::ast::Query) -> ControlFlow<()> {
             if let Some(with) = &query.with {
-                self.0
+                self.ctes
                     .extend(with.cte_tables.iter().map(|c| c.alias.name.value.clone()));
             }
             ControlFlow::Continue(())
         }
-    }
-    let mut ctes = Ctes::default();
-    for statement in statements {
-        let _ = sqlparser::ast::Visit::visit(statement, &mut ctes);
-    }
-    let mut out = Vec::new();
-    let _ = sqlparser::ast::visit_relations(&statements.to_vec(), |name: &ObjectName| {
-        if let [only] = name.0.as_slice() {
-            if only.as_ident().is_some_and(|i| ctes.0.contains(&i.value)) {
-                return ControlFlow::<()>::Continue(());
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                name, args: None, ..
+            } = factor
+            {
+                self.tables.push(name.clone());
             }
+            ControlFlow::Continue(())
         }
-        let parts: Option<Vec<String>> = name
-            .0
-            .iter()
-            .map(|part| part.as_ident().map(|ident| quoted(ident, dialect)))
-            .collect();
-        if let Some(parts) = parts {
-            out.push(parts.join("."));
-        }
-        ControlFlow::Continue(())
-    });
+    }
+    let mut found = Relations::default();
+    for statement in statements {
+        let _ = sqlparser::ast::Visit::visit(statement, &mut found);
+    }
+    let mut out: Vec<String> = found
+        .tables
+        .iter()
+        .filter(|name| match name.0.as_slice() {
+            [only] => only.as_ident().is_none_or(|i| {
+                let dual = dialect == super::Dialect::Mysql && i.value.eq_ignore_ascii_case("dual");
+                !(dual || found.ctes.contains(&i.value))
+            }),
+            _ => true,
+        })
+        .filter_map(|name| {
+            let parts: Option<Vec<String>> = name
+                .0
+                .iter()
+                .map(|part| part.as_ident().map(|ident| quoted(ident, dialect)))
+                .collect();
+            parts.map(|p| p.join("."))
+        })
+        .collect();
     out.sort();
     out.dedup();
     out

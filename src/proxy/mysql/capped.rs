@@ -133,9 +133,16 @@ impl crate::mask::sample::Sampler for Sampler {
             };
             match run(target, sql, &mut masker, caps).await {
                 Ok(result) => Ok(result.stats),
-                // No such database, table or column; no privilege on it.
                 Err(CappedError::Server { code, message })
-                    if [1049, 1146, 1054, 1142, 1143]
+                    if [1049, 1146]
+                        .iter()
+                        .any(|n| message.starts_with(&format!("ERROR {n}:"))) =>
+                {
+                    Err(SampleError::Missing(format!("{code}: {message}")))
+                }
+                // No such column; no privilege on the table or column.
+                Err(CappedError::Server { code, message })
+                    if [1054, 1142, 1143]
                         .iter()
                         .any(|n| message.starts_with(&format!("ERROR {n}:"))) =>
                 {

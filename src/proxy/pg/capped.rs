@@ -125,18 +125,46 @@ impl crate::mask::sample::Sampler for Sampler {
             .await
             {
                 Ok(result) => Ok(result.stats),
-                // No such table, schema or column, not a table, no privilege.
                 Err(CappedError::Server { code, message })
-                    if matches!(
-                        code.as_str(),
-                        "42P01" | "3F000" | "42703" | "42809" | "42501"
-                    ) =>
+                    if matches!(code.as_str(), "42P01" | "3F000") =>
+                {
+                    Err(SampleError::Missing(format!("{code}: {message}")))
+                }
+                // No such column, not a table, no privilege.
+                Err(CappedError::Server { code, message })
+                    if matches!(code.as_str(), "42703" | "42809" | "42501") =>
                 {
                     Err(SampleError::Refused(format!("{code}: {message}")))
                 }
                 // A timeout, a failing view, a lost connection: what the
                 // table holds is not known.
                 Err(e) => Err(SampleError::Failed(e.to_string())),
+            }
+        })
+    }
+
+    fn namesakes<'a>(
+        &'a self,
+        table: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send + 'a>> {
+        Box::pin(async move {
+            // Only a name without a schema: `"people"`, quotes doubled inside.
+            let Some(inner) = table.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+                return Vec::new();
+            };
+            if inner.replace("\"\"", "").contains('"') {
+                return Vec::new();
+            }
+            match self
+                .pool
+                .namesakes(&self.key, &inner.replace("\"\"", "\""))
+                .await
+            {
+                Ok(names) => names,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot list the tables a name may mean");
+                    Vec::new()
+                }
             }
         })
     }

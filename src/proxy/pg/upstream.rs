@@ -779,6 +779,14 @@ impl Pool {
 }
 
 /// How old the planner's statistics are for the tables in `$1`.
+/// Tables, views, materialized and foreign tables and partitioned tables
+/// named `$1` in any schema but the system's and temporary ones.
+const NAMESAKES: &str = "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) \
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relname = ANY ($1::name[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+     AND n.nspname !~ '^pg_(temp|toast)' ORDER BY 1 LIMIT 16";
+
 const STATISTICS_AGE: &str = "SELECT format('%s.%s: %s rows live, statistics %s', schemaname, relname, n_live_tup, \
      coalesce('from ' || to_char(greatest(last_analyze, last_autoanalyze), 'YYYY-MM-DD HH24:MI TZ') \
      || ' (' || justify_interval(date_trunc('minute', now() - greatest(last_analyze, last_autoanalyze))) || ' ago)', \
@@ -817,6 +825,17 @@ impl Pool {
         tables: &[String],
     ) -> Result<Vec<String>, UpstreamError> {
         self.table_lines(key, TABLE_FACTS, tables).await
+    }
+
+    /// Every table, view or foreign table named `table` (the name itself,
+    /// unquoted) in a schema of the database, schema-qualified and quoted:
+    /// what the name may mean to a session that set its own search path.
+    pub async fn namesakes(
+        self: &Arc<Self>,
+        key: &PoolKey,
+        table: &str,
+    ) -> Result<Vec<String>, UpstreamError> {
+        self.table_lines(key, NAMESAKES, &[table.to_string()]).await
     }
 
     /// One line per table of `tables` from `sql`, which takes their names
