@@ -80,6 +80,15 @@ fn pg_transforms_of_a_masked_column_are_held_from_the_first() {
         "WITH x AS (SELECT card * 2 AS c FROM people) SELECT c FROM x",
         // Through an alias: the transform reads what the alias names.
         "SELECT reverse(x) FROM (SELECT email AS x FROM people) s",
+        // Truncating casts, rounding, trims of chosen characters, and
+        // parsers whose errors quote part of the value.
+        "SELECT email::varchar(12) FROM people",
+        "SELECT round(card::numeric, -4) FROM people",
+        "SELECT mod(card, 100000000) FROM people",
+        "SELECT card::float4 FROM people",
+        "SELECT rtrim(email, 'moc.elpmaxe@') FROM people",
+        "SELECT to_date(email, 'YYYY') FROM people",
+        "SELECT email::json FROM people",
     ] {
         held(psql(&gateway, &db.name, sql), sql);
     }
@@ -276,6 +285,10 @@ fn mysql_transforms_of_a_masked_column_are_held_from_the_first() {
         "SELECT GROUP_CONCAT(card SEPARATOR '') FROM people",
         "SELECT MID(email, 2, 5) FROM people",
         "SELECT CAST(email AS BINARY) FROM people",
+        "SELECT CAST(email AS CHAR(12)) FROM people",
+        "SELECT TRUNCATE(card, -4) FROM people",
+        "SELECT MOD(card, 100000000) FROM people",
+        "SELECT TRIM(TRAILING 'example.com' FROM email) FROM people",
     ] {
         held(run(sql), sql);
     }

@@ -102,3 +102,37 @@ pub fn classification_sql(dialect: &str) -> Vec<String> {
         .filter_map(|c| c["sql"].as_str().map(str::to_string))
         .collect()
 }
+
+/// What a fresh gateway knows of masked columns when it decides
+/// `classification` in a database without the statement's tables (only
+/// the system catalogs, which hold nothing sensitive): a statement that
+/// transforms a column of another table is decided as if the column held
+/// sensitive values (the sample the gateway takes first finds no table to
+/// read), any other as if nothing were known.
+pub fn columns_known_to_a_fresh_gateway(
+    classification: &airlock::sql::Classification,
+) -> airlock::policy::MaskedColumns<'static> {
+    static NOTHING: OnceLock<std::collections::HashSet<String>> = OnceLock::new();
+    let catalog = |table: &str| {
+        let t = table.to_ascii_lowercase();
+        [
+            "\"pg_",
+            "`pg_",
+            "\"information_schema\".",
+            "`information_schema`.",
+            "`mysql`.",
+            "`performance_schema`.",
+        ]
+        .iter()
+        .any(|p| t.starts_with(p))
+    };
+    let unsampled = classification
+        .statements
+        .iter()
+        .any(|s| !s.transformed.is_empty() && s.sample_from.iter().any(|t| !catalog(t)));
+    if unsampled {
+        airlock::policy::MaskedColumns::Unknown
+    } else {
+        airlock::policy::MaskedColumns::Learned(NOTHING.get_or_init(Default::default))
+    }
+}

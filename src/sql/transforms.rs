@@ -127,7 +127,44 @@ const TRANSFORMS: &[&str] = &[
     "metaphone",
     "dmetaphone",
     "dmetaphone_alt",
+    "array_position",
+    "array_positions",
+    "width_bucket",
+    // Rounding and arithmetic by name: `round(card, -4)` keeps twelve of
+    // a card's sixteen digits, `mod(card, 10^8)` its last eight, and
+    // `sqrt(card)` squares back.
+    "round",
+    "trunc",
+    "truncate",
+    "floor",
+    "ceil",
+    "ceiling",
+    "mod",
+    "div",
+    "gcd",
+    "lcm",
+    "sqrt",
+    "cbrt",
+    "exp",
+    "ln",
+    "log",
+    "log2",
+    "log10",
+    "power",
+    "pow",
+    "get_byte",
+    "get_bit",
+    "textcat",
+    // Parsers whose errors quote a part of their input (`to_date(email,
+    // 'YYYY')` fails with `invalid value "ada." for "YYYY"`).
+    "to_date",
+    "to_timestamp",
+    "to_number",
 ];
+
+/// Trimming functions that take the characters to trim: with them, a
+/// character map (`rtrim(email, 'moc.elpmaxe@')` leaves the local part).
+const TRIMS: &[&str] = &["ltrim", "rtrim", "btrim"];
 
 /// Aggregates that glue values together: a transform only when nothing
 /// that a detector treats as a boundary separates the values.
@@ -575,7 +612,13 @@ fn is_transform(expr: &Expr) -> bool {
             let name = last_name(&f.name);
             TRANSFORMS.contains(&name.as_str())
                 || (GLUING_AGGREGATES.contains(&name.as_str()) && glues(f))
+                || (TRIMS.contains(&name.as_str()) && argument_count(f) >= 2)
         }
+        Expr::Trim {
+            trim_what,
+            trim_characters,
+            ..
+        } => trim_what.is_some() || trim_characters.is_some(),
         Expr::BinaryOp { op, .. } if asks_about(op) => true,
         Expr::AnyOp {
             compare_op, right, ..
@@ -613,8 +656,15 @@ fn is_transform(expr: &Expr) -> bool {
                 | BinaryOperator::PGExp
         ),
         Expr::Substring { .. } | Expr::Overlay { .. } => true,
-        Expr::Convert { charset, .. } => charset.is_some(),
-        Expr::Cast { data_type, .. } => binary_type(data_type),
+        Expr::Convert {
+            charset, data_type, ..
+        } => {
+            charset.is_some()
+                || data_type
+                    .as_ref()
+                    .is_some_and(|t| binary_type(t) || reshaping_type(t))
+        }
+        Expr::Cast { data_type, .. } => binary_type(data_type) || reshaping_type(data_type),
         _ => false,
     }
 }
@@ -670,6 +720,47 @@ fn binary_type(data_type: &DataType) -> bool {
         data_type,
         DataType::Bytea | DataType::Binary(_) | DataType::Varbinary(_) | DataType::Blob(_)
     )
+}
+
+/// A cast whose result keeps a part of the value or shows one in its
+/// error: a length (`email::varchar(12)` is the local part), a precision
+/// or scale (`card::numeric(20, -4)` rounds away four digits and keeps
+/// twelve), single precision floats (seven digits), bit strings, and the
+/// JSON types (whose parse errors quote the token they stopped at).
+fn reshaping_type(data_type: &DataType) -> bool {
+    use sqlparser::ast::ExactNumberInfo;
+    match data_type {
+        DataType::Character(n)
+        | DataType::Char(n)
+        | DataType::CharacterVarying(n)
+        | DataType::CharVarying(n)
+        | DataType::Varchar(n)
+        | DataType::Nvarchar(n) => n.is_some(),
+        DataType::String(n) => n.is_some(),
+        DataType::Numeric(info)
+        | DataType::Decimal(info)
+        | DataType::Dec(info)
+        | DataType::BigNumeric(info)
+        | DataType::BigDecimal(info) => *info != ExactNumberInfo::None,
+        DataType::Float(_) | DataType::Float4 | DataType::Real => true,
+        DataType::Bit(_) | DataType::BitVarying(_) => true,
+        DataType::JSON | DataType::JSONB => true,
+        DataType::Custom(name, modifiers) => {
+            !modifiers.is_empty()
+                || matches!(
+                    last_name(name).as_str(),
+                    "jsonpath" | "bpchar" | "varbit" | "float4"
+                )
+        }
+        _ => false,
+    }
+}
+
+fn argument_count(f: &Function) -> usize {
+    match &f.args {
+        FunctionArguments::List(list) => list.args.len(),
+        _ => 0,
+    }
 }
 
 /// Whether an aggregate's separator leaves neighbouring values glued: no
@@ -973,6 +1064,52 @@ mod tests {
             pg("SELECT id FROM users WHERE email IN ('a@example.com', 'b@example.com')").is_empty()
         );
         assert!(pg("SELECT id FROM users WHERE email = ANY(ARRAY['a@example.com'])").is_empty());
+    }
+
+    #[test]
+    fn truncating_casts_rounding_trims_and_quoting_parsers_count() {
+        for sql in [
+            "SELECT email::char(12) FROM users",
+            "SELECT email::varchar(12) FROM users",
+            "SELECT CAST(email AS character varying(12)) FROM users",
+            "SELECT email::bpchar(3) FROM users",
+            "SELECT card::numeric(20, -4) FROM users",
+            "SELECT card::float4 FROM users",
+            "SELECT card::real FROM users",
+            "SELECT card::bit(64) FROM users",
+            "SELECT email::json FROM users",
+            "SELECT email::jsonb FROM users",
+            "SELECT email::jsonpath FROM users",
+            "SELECT round(card::numeric, -4) FROM users",
+            "SELECT mod(card::bigint, 100000000) FROM users",
+            "SELECT trunc(card::numeric, -4) FROM users",
+            "SELECT sqrt(card::float8) FROM users",
+            "SELECT rtrim(email, 'moc.elpmaxe@') FROM users",
+            "SELECT btrim(email, 'ad') FROM users",
+            "SELECT trim(trailing 'moc.elpmaxe@' from email) FROM users",
+            "SELECT to_date(email, 'YYYY') FROM users",
+            "SELECT to_timestamp(email, 'MON') FROM users",
+            "SELECT array_position(ARRAY['a', 'b'], email) FROM users",
+        ] {
+            let named: Vec<&str> = ["card", "email"]
+                .into_iter()
+                .filter(|c| sql.contains(c))
+                .collect();
+            assert_eq!(pg(sql), named, "{sql}");
+        }
+        for sql in [
+            "SELECT CAST(email AS CHAR(12)) FROM users",
+            "SELECT CONVERT(email, CHAR(12)) FROM users",
+            "SELECT CAST(card AS DECIMAL(20, 0)) FROM users",
+            "SELECT CAST(card AS FLOAT) FROM users",
+            "SELECT TRUNCATE(card, -4) FROM users",
+            "SELECT TRIM(TRAILING '.com' FROM email) FROM users",
+        ] {
+            assert!(!my(sql).is_empty(), "{sql}");
+        }
+        // Whitespace trims, full-precision and unbounded text casts keep
+        // the value whole for the detectors.
+        assert!(pg("SELECT trim(email), rtrim(email), email::text, email::varchar, card::float8, card::numeric FROM users").is_empty());
     }
 
     #[test]
