@@ -146,6 +146,21 @@ fn pg_patterns_and_transforms_asked_first_of_any_table_are_held() {
         let gateway = default_policy_gateway();
         held(psql(&gateway, &db.name, sql), sql);
     }
+    // The table that matters cannot hide behind more tables than the
+    // gateway samples for one statement.
+    let decoys: Vec<String> = (0..9).map(|i| format!("a{i}")).collect();
+    for d in &decoys {
+        psql_direct(
+            &db.name,
+            &format!("CREATE TABLE {d} (x int); INSERT INTO {d} VALUES (1)"),
+        );
+    }
+    let gateway = default_policy_gateway();
+    let hidden = format!("SELECT reverse(c.pan) FROM {}, cards c", decoys.join(", "));
+    held(
+        psql(&gateway, &db.name, &hidden),
+        "a transform behind nine tables",
+    );
     // A table whose sample holds nothing sensitive is not held, and the
     // sampled connection goes back to the pool able to write.
     let gateway = default_policy_gateway();

@@ -37,8 +37,9 @@ pub const SAMPLE_TIME: Duration = Duration::from_secs(2);
 /// A table sampled is sampled again after this long: rows written since
 /// may hold what the sample did not.
 pub const SAMPLE_AGAIN_AFTER: Duration = Duration::from_secs(600);
-/// Tables sampled for one statement at most, and columns tried one at a
-/// time in a table that cannot be read whole.
+/// Tables sampled for one statement at most (a statement that reads more
+/// not yet sampled is held), and columns tried one at a time in a table
+/// that cannot be read whole.
 const MAX_TABLES: usize = 8;
 const MAX_COLUMNS: usize = 8;
 /// Tables remembered as sampled; past this the memory starts again.
@@ -159,10 +160,7 @@ pub fn tables_to_sample(
             continue;
         }
         for table in &statement.sample_from {
-            if wanted.len() < MAX_TABLES
-                && !wanted.iter().any(|(t, _)| t == table)
-                && !sampled.is_fresh(database, table)
-            {
+            if !wanted.iter().any(|(t, _)| t == table) && !sampled.is_fresh(database, table) {
                 wanted.push((table.clone(), unknown.clone()));
             }
         }
@@ -196,14 +194,19 @@ pub async fn learn_from_samples(
             }
         }
     };
-    let mut complete = true;
-    for (table, unknown) in tables {
+    // Past the limit what the other tables hold is not known: a statement
+    // cannot hide a table behind others it reads.
+    let mut complete = tables.len() <= MAX_TABLES;
+    for (table, unknown) in tables.into_iter().take(MAX_TABLES) {
         let mut found = false;
         let mut known = true;
         // The name as the sample's own connection resolves it, unless the
         // session may resolve it to another table of that name.
         let mut names = sampler.namesakes(&table).await;
-        names.truncate(MAX_TABLES);
+        if names.len() > MAX_TABLES {
+            names.truncate(MAX_TABLES);
+            known = false;
+        }
         if names.is_empty() {
             names.push(table.clone());
         }
