@@ -205,7 +205,7 @@ async fn set_up(
     }
     for sql in statements {
         if let Err(e) = upstream::execute(upstream, &sql).await {
-            tracing::warn!(error = %e, statement = %sql, "the upstream refused the identity's set-up for an MCP call");
+            tracing::warn!(error = %e, statement = %sql, "the upstream refused the identity's set-up for a capped call (an MCP call or a sample)");
             return Err(CappedError::Server {
                 code: "42000".into(),
                 message: "Airlock could not start this call under the identity's upstream_role / read_only setting; the gateway's log says why".into(),
