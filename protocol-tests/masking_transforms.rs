@@ -309,3 +309,89 @@ fn mysql_transforms_of_a_masked_column_are_held_from_the_first() {
     }
     assert!(run("SELECT HEX(nick), id + 1 FROM people").is_ok());
 }
+
+/// A table of guesses matched against a masked column — joined, looked up
+/// in a subquery, intersected, or listed value by value past the limit —
+/// says which guesses are right in one statement: each waits, from the
+/// first statement on. Joins on other columns still run.
+#[test]
+fn pg_matching_a_masked_column_against_guesses_is_held() {
+    let db = TestDb::create("xguess");
+    pg_table(&db);
+    psql_direct(
+        &db.name,
+        &format!(
+            "CREATE TABLE guesses (n int, e text);
+             INSERT INTO guesses VALUES (1, 'nobody@example.com'), (2, '{EMAIL}');
+             CREATE TABLE visits (person int, day date);
+             INSERT INTO visits VALUES (1, '2026-01-01');"
+        ),
+    );
+    let gateway = default_policy_gateway();
+    let ors = (0..11)
+        .map(|i| format!("email = 'guess{i}@example.com'"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    for sql in [
+        "SELECT g.n FROM people p JOIN guesses g ON p.email = g.e".to_string(),
+        "SELECT n FROM guesses g WHERE g.e IN (SELECT email FROM people)".to_string(),
+        "SELECT n FROM guesses g WHERE EXISTS (SELECT 1 FROM people p WHERE p.email = g.e)"
+            .to_string(),
+        "SELECT count(*) FROM (SELECT e FROM guesses INTERSECT SELECT email FROM people) s"
+            .to_string(),
+        "SELECT g - 4111111111111000 FROM generate_series(4111111111111000, 4111111111111999) g \
+         JOIN people p ON p.card = g"
+            .to_string(),
+        format!("SELECT id FROM people WHERE {ors}"),
+    ] {
+        held(psql(&gateway, &db.name, &sql), &sql);
+    }
+    for sql in [
+        "SELECT p.nick, v.day FROM people p JOIN visits v ON v.person = p.id",
+        "SELECT id FROM people WHERE email = 'nobody@example.com'",
+    ] {
+        assert!(psql(&gateway, &db.name, sql).is_ok(), "{sql}");
+    }
+}
+
+#[test]
+fn mysql_matching_a_masked_column_against_guesses_is_held() {
+    let db = MyDb::create("xguess");
+    mariadb_direct(
+        &db.name,
+        &format!(
+            "CREATE TABLE people (id int, nick text, email text);
+             INSERT INTO people VALUES (1, 'ada', '{EMAIL}');
+             CREATE TABLE guesses (n int, e text);
+             INSERT INTO guesses VALUES (1, 'nobody@example.com'), (2, '{EMAIL}');"
+        ),
+    );
+    let gateway = Gateway::start_with(Options {
+        policy: Some(support::gateway::default_policy()),
+        ..Default::default()
+    });
+    let run = |sql: &str| {
+        let out = mariadb_through(
+            &gateway.mysql_addr,
+            AGENT,
+            AGENT_PASSWORD,
+            &db.name,
+            sql,
+            &[],
+        );
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).to_string())
+        }
+    };
+    for sql in [
+        "SELECT g.n FROM people p JOIN guesses g ON p.email = g.e",
+        "SELECT g.n FROM people p JOIN guesses g ON p.email <=> g.e",
+        "SELECT n FROM guesses WHERE e IN (SELECT email FROM people)",
+        "SELECT n FROM guesses g WHERE EXISTS (SELECT 1 FROM people p WHERE p.email = g.e)",
+    ] {
+        held(run(sql), sql);
+    }
+    assert!(run("SELECT p.nick FROM people p JOIN guesses g ON g.n = p.id").is_ok());
+}

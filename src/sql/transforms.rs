@@ -19,8 +19,8 @@
 
 use sqlparser::ast::{
     BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArguments, ObjectName, Select, SelectItem, SetExpr, Statement, TableAliasColumnDef,
-    TableFactor, Value, Visitor,
+    FunctionArguments, ObjectName, Select, SelectItem, SetExpr, SetOperator, SetQuantifier,
+    Statement, TableAliasColumnDef, TableFactor, Value, Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -176,12 +176,22 @@ const GLUING_AGGREGATES: &[&str] = &["string_agg", "group_concat", "array_to_str
 pub fn transformed_columns(statements: &[Statement]) -> Vec<String> {
     let mut finder = Finder::default();
     for statement in statements {
+        finder.top_level_next = matches!(statement, Statement::Query(_));
         let _ = sqlparser::ast::Visit::visit(statement, &mut finder);
     }
     let tables = finder.tables;
+    // Values checked one by one add up over the statement: twelve
+    // `email = '…'` joined by OR ask as much as one IN list of twelve.
+    let mut named = finder.columns;
+    named.extend(
+        finder
+            .checks
+            .into_iter()
+            .filter(|(_, values)| *values > MAX_CHECKED_VALUES)
+            .map(|(column, _)| column),
+    );
     // A transform of an alias is a transform of what the alias names:
     // `reverse(x) FROM (SELECT email AS x …)` reads email.
-    let mut named = finder.columns;
     let mut i = 0;
     while i < named.len() && named.len() < 10_000 {
         let name = named[i].clone();
@@ -345,12 +355,50 @@ struct Finder {
     tables: Vec<String>,
     /// Output aliases (`expr AS x`) and the columns their expression reads.
     aliases: Vec<(String, Vec<String>)>,
+    /// Each column compared for equality with constants, and with how
+    /// many values over the whole statement.
+    checks: Vec<(String, usize)>,
+    /// The next query visited is a statement's own (not a subquery, a
+    /// CTE or an INSERT's source): its UNION ALL only lists rows.
+    top_level_next: bool,
 }
 
 impl Visitor for Finder {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &sqlparser::ast::Query) -> ControlFlow<()> {
+        let top_level = std::mem::take(&mut self.top_level_next);
+        // Rows of two sources compared with each other: INTERSECT, EXCEPT
+        // and UNION match each row against the other branch (`SELECT e
+        // FROM guesses INTERSECT SELECT email FROM users`, counted, says
+        // which guesses are right), and so does a UNION ALL whose rows a
+        // query around it groups, sorts or counts. Every output column of
+        // every branch is asked about.
+        if let SetExpr::SetOperation {
+            op, set_quantifier, ..
+        } = query.body.as_ref()
+        {
+            let lists_only = *op == SetOperator::Union
+                && matches!(
+                    set_quantifier,
+                    SetQuantifier::All | SetQuantifier::AllByName
+                )
+                && top_level;
+            if !lists_only {
+                for (_, reads) in outputs(&query.body) {
+                    self.columns.extend(reads);
+                }
+            }
+        }
+        // `JOIN … USING (email)` and NATURAL JOIN compare columns of two
+        // tables for equality, as `ON a.email = b.email` does.
+        let mut selects = Vec::new();
+        branches_of(&query.body, &mut selects);
+        for select in selects {
+            for table in &select.from {
+                joined_columns(table, &mut self.columns);
+            }
+        }
         // Output names and what they read, by position over every branch
         // of a UNION/INTERSECT/EXCEPT: the first branch names a column, any
         // branch fills it (`SELECT 'a' AS x UNION SELECT email …` reads
@@ -434,6 +482,7 @@ impl Visitor for Finder {
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        self.count_checks(expr);
         if is_transform(expr) {
             self.depth += 1;
             // Wildcards are function arguments, not expressions: the
@@ -475,6 +524,59 @@ impl Visitor for Finder {
 }
 
 impl Finder {
+    /// Counts the constants a column is compared with for equality
+    /// (`email = 'a'`, `email IN ('a', 'b')`, `CASE email WHEN 'a' …`,
+    /// `nullif(email, 'a')`).
+    fn count_checks(&mut self, expr: &Expr) {
+        let mut count = |checked: &Expr, values: usize| {
+            let mut reads = Reads::default();
+            let _ = sqlparser::ast::Visit::visit(checked, &mut reads);
+            for column in reads.0 {
+                match self.checks.iter_mut().find(|(c, _)| *c == column) {
+                    Some((_, n)) => *n += values,
+                    None => self.checks.push((column, values)),
+                }
+            }
+        };
+        match expr {
+            Expr::BinaryOp { left, op, right } if equality(op) => {
+                match (constant(left), constant(right)) {
+                    (true, false) => count(right, 1),
+                    (false, true) => count(left, 1),
+                    _ => {}
+                }
+            }
+            Expr::IsDistinctFrom(left, right) | Expr::IsNotDistinctFrom(left, right) => {
+                match (constant(left), constant(right)) {
+                    (true, false) => count(right, 1),
+                    (false, true) => count(left, 1),
+                    _ => {}
+                }
+            }
+            Expr::InList { expr, list, .. } => count(expr, list.len()),
+            Expr::AnyOp { left, right, .. } | Expr::AllOp { left, right, .. } => {
+                if let Expr::Array(array) = right.as_ref() {
+                    count(left, array.elem.len());
+                }
+            }
+            Expr::Case {
+                operand: Some(operand),
+                conditions,
+                ..
+            } => count(operand, conditions.len()),
+            Expr::Function(f) if last_name(&f.name) == "nullif" => {
+                if let Some([first, second]) = function_args(f).as_deref() {
+                    match (constant(first), constant(second)) {
+                        (true, false) => count(second, 1),
+                        (false, true) => count(first, 1),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Maps each name of a column list to what the query's output at the
     /// same position reads.
     fn rename(&mut self, columns: &[TableAliasColumnDef], body: &SetExpr) {
@@ -613,6 +715,9 @@ fn is_transform(expr: &Expr) -> bool {
             TRANSFORMS.contains(&name.as_str())
                 || (GLUING_AGGREGATES.contains(&name.as_str()) && glues(f))
                 || (TRIMS.contains(&name.as_str()) && argument_count(f) >= 2)
+                // `nullif(u.email, g.guess) IS NULL` is an equality join.
+                || (name == "nullif"
+                    && function_args(f).is_none_or(|args| !args.iter().all(|a| constant(a))))
         }
         Expr::Trim {
             trim_what,
@@ -620,14 +725,38 @@ fn is_transform(expr: &Expr) -> bool {
             ..
         } => trim_what.is_some() || trim_characters.is_some(),
         Expr::BinaryOp { op, .. } if asks_about(op) => true,
+        // Equality between two values neither of which is a constant
+        // (`u.email = g.guess` in a join, `email = (SELECT …)`,
+        // `EXISTS (… WHERE g.e = u.email)`): one statement checks every
+        // guess a table, VALUES list or `generate_series` can hold.
+        Expr::BinaryOp { left, op, right } if equality(op) => !constant(left) && !constant(right),
+        Expr::IsDistinctFrom(left, right) | Expr::IsNotDistinctFrom(left, right) => {
+            !constant(left) && !constant(right)
+        }
+        // `email IN (SELECT guess FROM …)` and `email = ANY (SELECT …)`
+        // likewise; so does a list or array of values that are not
+        // constants.
+        Expr::InSubquery { .. } => true,
         Expr::AnyOp {
+            compare_op, right, ..
+        }
+        | Expr::AllOp {
             compare_op, right, ..
         } => {
             asks_about(compare_op)
-                || matches!(right.as_ref(), Expr::Array(a) if a.elem.len() > MAX_CHECKED_VALUES)
+                || match right.as_ref() {
+                    Expr::Array(a) => {
+                        a.elem.len() > MAX_CHECKED_VALUES || !a.elem.iter().all(constant)
+                    }
+                    other => !constant(other),
+                }
         }
-        Expr::AllOp { compare_op, .. } => asks_about(compare_op),
-        Expr::InList { list, .. } => list.len() > MAX_CHECKED_VALUES,
+        Expr::InList { list, .. } => list.len() > MAX_CHECKED_VALUES || !list.iter().all(constant),
+        Expr::Case {
+            operand: Some(_),
+            conditions,
+            ..
+        } => !conditions.iter().all(|c| constant(&c.condition)),
         Expr::MatchAgainst { .. } => true,
         // Patterns and ranges (`email LIKE 'j%'`, `card BETWEEN '4' AND
         // '5'`) read a value out a character at a time, a count or a row
@@ -753,6 +882,100 @@ fn reshaping_type(data_type: &DataType) -> bool {
                 )
         }
         _ => false,
+    }
+}
+
+/// Operators that test two values for being the same.
+fn equality(op: &BinaryOperator) -> bool {
+    matches!(
+        op,
+        BinaryOperator::Eq | BinaryOperator::NotEq | BinaryOperator::Spaceship
+    )
+}
+
+/// Whether an expression's value is fixed by the statement's text and its
+/// parameters: it reads no column, runs no subquery and no aggregate or
+/// window over rows.
+fn constant(expr: &Expr) -> bool {
+    struct Variable;
+    impl Visitor for Variable {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Identifier(_)
+                | Expr::CompoundIdentifier(_)
+                | Expr::CompoundFieldAccess { .. }
+                | Expr::Wildcard(_)
+                | Expr::QualifiedWildcard(..)
+                | Expr::Subquery(_)
+                | Expr::Exists { .. }
+                | Expr::InSubquery { .. } => ControlFlow::Break(()),
+                Expr::Function(f) if f.over.is_some() || has_wildcard(f) => ControlFlow::Break(()),
+                Expr::Function(f) if matches!(f.args, FunctionArguments::Subquery(_)) => {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    sqlparser::ast::Visit::visit(expr, &mut Variable).is_continue()
+}
+
+/// A call's plain positional arguments, when it has only those.
+fn function_args(f: &Function) -> Option<Vec<&Expr>> {
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    list.args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The columns a FROM item's joins compare by name: `USING (email)`, and
+/// every column of a NATURAL JOIN.
+fn joined_columns(table: &sqlparser::ast::TableWithJoins, out: &mut Vec<String>) {
+    use sqlparser::ast::{JoinConstraint, JoinOperator};
+    nested_joins(&table.relation, out);
+    for join in &table.joins {
+        nested_joins(&join.relation, out);
+        let constraint = match &join.join_operator {
+            JoinOperator::Join(c)
+            | JoinOperator::Inner(c)
+            | JoinOperator::Left(c)
+            | JoinOperator::LeftOuter(c)
+            | JoinOperator::Right(c)
+            | JoinOperator::RightOuter(c)
+            | JoinOperator::FullOuter(c)
+            | JoinOperator::CrossJoin(c)
+            | JoinOperator::Semi(c)
+            | JoinOperator::LeftSemi(c)
+            | JoinOperator::RightSemi(c)
+            | JoinOperator::Anti(c)
+            | JoinOperator::LeftAnti(c)
+            | JoinOperator::RightAnti(c)
+            | JoinOperator::StraightJoin(c) => Some(c),
+            _ => None,
+        };
+        match constraint {
+            Some(JoinConstraint::Using(names)) => {
+                out.extend(names.iter().map(last_name));
+            }
+            Some(JoinConstraint::Natural) => out.push(EVERY_COLUMN.to_string()),
+            _ => {}
+        }
+    }
+}
+
+fn nested_joins(factor: &TableFactor, out: &mut Vec<String>) {
+    if let TableFactor::NestedJoin {
+        table_with_joins, ..
+    } = factor
+    {
+        joined_columns(table_with_joins, out);
     }
 }
 
@@ -1064,6 +1287,98 @@ mod tests {
             pg("SELECT id FROM users WHERE email IN ('a@example.com', 'b@example.com')").is_empty()
         );
         assert!(pg("SELECT id FROM users WHERE email = ANY(ARRAY['a@example.com'])").is_empty());
+    }
+
+    #[test]
+    fn matching_a_column_against_another_source_counts() {
+        // Joins, subqueries and set operations check every guess a table,
+        // VALUES list or series holds in one statement.
+        for sql in [
+            "SELECT u.id FROM users u JOIN guesses g ON u.email = g.e",
+            "SELECT u.id FROM users u, guesses g WHERE g.e = u.email",
+            "SELECT u.id FROM users u JOIN (VALUES ('a'), ('b')) g(e) ON u.email = g.e",
+            "SELECT g FROM generate_series(1, 99) g JOIN users u ON u.email = g::text",
+            "SELECT id FROM users WHERE email IN (SELECT e FROM guesses)",
+            "SELECT id FROM users WHERE email NOT IN (SELECT e FROM guesses)",
+            "SELECT id FROM users WHERE email = ANY (SELECT e FROM guesses)",
+            "SELECT id FROM users WHERE email <> ALL (SELECT e FROM guesses)",
+            "SELECT id FROM users WHERE email = ANY (ARRAY(SELECT e FROM guesses))",
+            "SELECT id FROM users u WHERE EXISTS (SELECT 1 FROM guesses g WHERE g.e = u.email)",
+            "SELECT id FROM users WHERE email = (SELECT e FROM guesses LIMIT 1)",
+            "SELECT g.e, (SELECT count(*) FROM users u WHERE u.email = g.e) FROM guesses g",
+            "SELECT id FROM users u, guesses g WHERE u.email IS NOT DISTINCT FROM g.e",
+            "SELECT id FROM users u, guesses g WHERE u.email IN (g.e, g.f)",
+            "SELECT id FROM users u, guesses g WHERE nullif(u.email, g.e) IS NULL",
+            "SELECT CASE u.email WHEN g.e THEN 1 END FROM users u, guesses g",
+            "SELECT id FROM users u JOIN guesses g USING (email)",
+            "SELECT e FROM guesses INTERSECT SELECT email FROM users",
+            "SELECT e FROM guesses EXCEPT SELECT email FROM users",
+            "SELECT count(*) FROM (SELECT e FROM guesses UNION SELECT email FROM users) s",
+            "SELECT count(DISTINCT x) FROM (SELECT e AS x FROM guesses UNION ALL SELECT email FROM users) s",
+            "WITH s AS (SELECT e FROM guesses UNION ALL SELECT email FROM users) SELECT count(DISTINCT e) FROM s",
+        ] {
+            assert!(pg(sql).contains(&"email".to_string()), "{sql}");
+        }
+        assert_eq!(
+            pg("SELECT u.id FROM users u NATURAL JOIN guesses g"),
+            [EVERY_COLUMN]
+        );
+        for sql in [
+            "SELECT u.id FROM users u JOIN guesses g ON u.email = g.e",
+            "SELECT id FROM users WHERE email IN (SELECT e FROM guesses)",
+            "SELECT id FROM users u WHERE u.email <=> (SELECT e FROM guesses LIMIT 1)",
+            "SELECT e FROM guesses INTERSECT SELECT email FROM users",
+        ] {
+            assert!(my(sql).contains(&"email".to_string()), "{sql}");
+        }
+        // A statement's own UNION ALL only lists rows, each masked as it
+        // leaves; equality with constants and parameters confirms values
+        // the agent has.
+        assert!(pg("SELECT email FROM users UNION ALL SELECT email FROM staff").is_empty());
+        assert!(pg("SELECT id FROM users WHERE email = $1 OR email = lower('A@B.C')").is_empty());
+        assert!(pg("SELECT id FROM users WHERE email IS DISTINCT FROM 'a'").is_empty());
+        // A join on keys asks about the keys, not about what it returns.
+        assert_eq!(
+            pg("SELECT u.email FROM users u JOIN orders o ON o.user_id = u.id"),
+            ["id", "user_id"]
+        );
+    }
+
+    #[test]
+    fn values_checked_one_by_one_add_up_over_the_statement() {
+        let ors = (0..11)
+            .map(|i| format!("email = 'a{i}@example.com'"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let whens = (0..11)
+            .map(|i| format!("WHEN 'a{i}@example.com' THEN {i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let selects = (0..11)
+            .map(|i| format!("email = 'a{i}@example.com'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for sql in [
+            format!("SELECT id FROM users WHERE {ors}"),
+            format!("SELECT id, CASE email {whens} END FROM users"),
+            format!("SELECT id, {selects} FROM users"),
+            "SELECT id FROM users WHERE email IN ('a', 'b', 'c', 'd', 'e', 'f') \
+             OR email IN ('g', 'h', 'i', 'j', 'k')"
+                .to_string(),
+        ] {
+            assert_eq!(pg(&sql), ["email"], "{sql}");
+        }
+        let ten = (0..10)
+            .map(|i| format!("email = 'a{i}@example.com'"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        assert!(pg(&format!("SELECT id FROM users WHERE {ten}")).is_empty());
+        // Split over the statements of one query string, still one count.
+        let split = (0..11)
+            .map(|i| format!("SELECT id FROM users WHERE email = 'a{i}'"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        assert_eq!(pg(&split), ["email"]);
     }
 
     #[test]
