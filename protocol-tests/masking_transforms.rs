@@ -343,6 +343,14 @@ fn pg_matching_a_masked_column_against_guesses_is_held() {
          JOIN people p ON p.card = g"
             .to_string(),
         format!("SELECT id FROM people WHERE {ors}"),
+        format!(
+            "SELECT id FROM people WHERE email = ANY ('{{{}}}'::text[])",
+            (0..11)
+                .map(|i| format!("g{i}@example.com"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        "SELECT 'g', e FROM guesses UNION ALL SELECT 'p', email FROM people ORDER BY 2".to_string(),
     ] {
         held(psql(&gateway, &db.name, &sql), &sql);
     }
