@@ -160,6 +160,30 @@ const TRANSFORMS: &[&str] = &[
     "to_date",
     "to_timestamp",
     "to_number",
+    "parse_ident",
+    // Numbers spelled another way: in words (`cash_words(card::money)`),
+    // as an address, a duration or a date (`inet_ntoa(card)`,
+    // `sec_to_time(card)`, `make_interval(secs => card)`).
+    "cash_words",
+    "inet_ntoa",
+    "inet6_ntoa",
+    "inet_aton",
+    "inet6_aton",
+    "sec_to_time",
+    "from_unixtime",
+    "from_days",
+    "makedate",
+    "maketime",
+    "make_interval",
+    "make_date",
+    "make_time",
+    "make_timestamp",
+    "make_timestamptz",
+    "date_add",
+    "date_sub",
+    "adddate",
+    "subdate",
+    "timestampadd",
 ];
 
 /// Trimming functions that take the characters to trim: with them, a
@@ -717,6 +741,9 @@ fn is_transform(expr: &Expr) -> bool {
         Expr::Function(f) => {
             let name = last_name(&f.name);
             TRANSFORMS.contains(&name.as_str())
+                // PostgreSQL's binary output functions (`int8send(card)`,
+                // `numeric_send`, `uuid_send`) show the value as bytes.
+                || name.ends_with("send")
                 || (GLUING_AGGREGATES.contains(&name.as_str()) && glues(f))
                 || (TRIMS.contains(&name.as_str()) && argument_count(f) >= 2)
                 // `nullif(u.email, g.guess) IS NULL` is an equality join.
@@ -881,12 +908,14 @@ fn reshaping_type(data_type: &DataType) -> bool {
         DataType::Float(_) | DataType::Float4 | DataType::Real => true,
         DataType::Bit(_) | DataType::BitVarying(_) => true,
         DataType::JSON | DataType::JSONB => true,
+        // Object-name types parse the text as a qualified name, and their
+        // errors quote the parts (`schema "ada@example" does not exist`).
+        DataType::Regclass => true,
         DataType::Custom(name, modifiers) => {
+            let name = last_name(name);
             !modifiers.is_empty()
-                || matches!(
-                    last_name(name).as_str(),
-                    "jsonpath" | "bpchar" | "varbit" | "float4"
-                )
+                || matches!(name.as_str(), "jsonpath" | "bpchar" | "varbit" | "float4")
+                || (name.starts_with("reg") && name.len() > 3)
         }
         _ => false,
     }
@@ -1356,6 +1385,35 @@ mod tests {
             pg("SELECT u.email FROM users u JOIN orders o ON o.user_id = u.id"),
             ["id", "user_id"]
         );
+    }
+
+    #[test]
+    fn numbers_spelled_another_way_and_name_parsers_count() {
+        for (sql, column) in [
+            ("SELECT cash_words(card::int8::money) FROM t", "card"),
+            ("SELECT int8send(card::int8) FROM t", "card"),
+            (
+                "SELECT pg_catalog.numeric_send(card::numeric) FROM t",
+                "card",
+            ),
+            ("SELECT make_interval(secs => card::int8) FROM t", "card"),
+            ("SELECT email::regclass FROM t", "email"),
+            ("SELECT email::regtype FROM t", "email"),
+            ("SELECT CAST(email AS regnamespace) FROM t", "email"),
+            ("SELECT parse_ident(email) FROM t", "email"),
+        ] {
+            assert!(pg(sql).contains(&column.to_string()), "{sql}");
+        }
+        // Casts to other types show the value whole, to be masked.
+        assert!(pg("SELECT email::text, card::int8, email::name FROM t").is_empty());
+        for sql in [
+            "SELECT INET_NTOA(card) FROM t",
+            "SELECT SEC_TO_TIME(card) FROM t",
+            "SELECT FROM_UNIXTIME(card) FROM t",
+            "SELECT DATE_ADD('2000-01-01', INTERVAL card SECOND) FROM t",
+        ] {
+            assert_eq!(my(sql), ["card"], "{sql}");
+        }
     }
 
     #[test]
