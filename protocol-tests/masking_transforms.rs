@@ -357,6 +357,10 @@ fn pg_matching_a_masked_column_against_guesses_is_held() {
                 .join(",")
         ),
         "SELECT 'g', e FROM guesses UNION ALL SELECT 'p', email FROM people ORDER BY 2".to_string(),
+        "SELECT g.n FROM people p, guesses g WHERE texteq(p.email, g.e)".to_string(),
+        "SELECT id FROM people WHERE text_lt(email, 'm')".to_string(),
+        "SELECT id FROM people WHERE arraycontains(ARRAY['a@b.c', 'd@e.f'], ARRAY[email])"
+            .to_string(),
     ] {
         held(psql(&gateway, &db.name, &sql), &sql);
     }
@@ -404,6 +408,8 @@ fn mysql_matching_a_masked_column_against_guesses_is_held() {
         "SELECT g.n FROM people p JOIN guesses g ON p.email <=> g.e",
         "SELECT n FROM guesses WHERE e IN (SELECT email FROM people)",
         "SELECT n FROM guesses g WHERE EXISTS (SELECT 1 FROM people p WHERE p.email = g.e)",
+        "SELECT id FROM people WHERE JSON_CONTAINS(JSON_ARRAY('a@b.c', 'd@e.f'), JSON_QUOTE(email))",
+        "SELECT id FROM people WHERE JSON_SEARCH(JSON_ARRAY('a@b.c'), 'one', email) IS NOT NULL",
     ] {
         held(run(sql), sql);
     }

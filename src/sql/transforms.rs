@@ -130,6 +130,36 @@ const TRANSFORMS: &[&str] = &[
     "array_position",
     "array_positions",
     "width_bucket",
+    // Membership and containment by function: a list of guesses in one
+    // JSON or array value (`JSON_CONTAINS('["a", "b", …]', JSON_QUOTE(email))`,
+    // `arraycontains(ARRAY[…], ARRAY[email])`, the function forms of
+    // `@>`, `<@`, `&&`, `?` and `@@`).
+    "json_contains",
+    "json_contains_path",
+    "json_search",
+    "json_overlaps",
+    "jsonb_contains",
+    "jsonb_contained",
+    "jsonb_exists",
+    "jsonb_exists_any",
+    "jsonb_exists_all",
+    "jsonb_path_exists",
+    "jsonb_path_match",
+    "jsonb_path_query",
+    "jsonb_path_query_array",
+    "jsonb_path_query_first",
+    "jsonb_path_exists_tz",
+    "jsonb_path_match_tz",
+    "jsonb_path_query_tz",
+    "jsonb_path_query_array_tz",
+    "jsonb_path_query_first_tz",
+    "arraycontains",
+    "arraycontained",
+    "arrayoverlap",
+    "ts_match_vq",
+    "ts_match_tq",
+    "ts_match_tt",
+    "ts_match_qv",
     // Rounding and arithmetic by name: `round(card, -4)` keeps twelve of
     // a card's sixteen digits, `mod(card, 10^8)` its last eight, and
     // `sqrt(card)` squares back.
@@ -744,6 +774,7 @@ fn is_transform(expr: &Expr) -> bool {
                 // PostgreSQL's binary output functions (`int8send(card)`,
                 // `numeric_send`, `uuid_send`) show the value as bytes.
                 || name.ends_with("send")
+                || operator_function(&name)
                 || (GLUING_AGGREGATES.contains(&name.as_str()) && glues(f))
                 || (TRIMS.contains(&name.as_str()) && argument_count(f) >= 2)
                 // `nullif(u.email, g.guess) IS NULL` is an equality join.
@@ -919,6 +950,106 @@ fn reshaping_type(data_type: &DataType) -> bool {
         }
         _ => false,
     }
+}
+
+/// The functions behind PostgreSQL's comparison, pattern and arithmetic
+/// operators, called by name: `text_lt(email, 'm')` asks what `email <
+/// 'm'` asks, `texteq(u.email, g.e)` joins as `=` does, `int8pl(card, 1)`
+/// adds. Named `<type><operation>` or `<type>_<operation>`, and the
+/// B-tree comparators `bt<type>cmp`.
+fn operator_function(name: &str) -> bool {
+    const TYPES: &[&str] = &[
+        "text",
+        "bpchar",
+        "varchar",
+        "name",
+        "char",
+        "bytea",
+        "int2",
+        "int4",
+        "int8",
+        "int24",
+        "int42",
+        "int28",
+        "int82",
+        "int48",
+        "int84",
+        "numeric",
+        "float4",
+        "float8",
+        "float48",
+        "float84",
+        "cash",
+        "uuid",
+        "jsonb",
+        "inet",
+        "network",
+        "oid",
+        "date",
+        "time",
+        "timestamp",
+        "timestamptz",
+        "interval",
+        "bit",
+        "varbit",
+        "tsvector",
+        "tsquery",
+        "array",
+        "record",
+        "citext",
+    ];
+    const OPERATIONS: &[&str] = &[
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "cmp",
+        "larger",
+        "smaller",
+        "like",
+        "nlike",
+        "iclike",
+        "icnlike",
+        "regexeq",
+        "regexne",
+        "icregexeq",
+        "icregexne",
+        "pl",
+        "mi",
+        "mul",
+        "div",
+        "mod",
+        "um",
+        "and",
+        "or",
+        "xor",
+        "shl",
+        "shr",
+        "not",
+        "cat",
+        "pattern_lt",
+        "pattern_le",
+        "pattern_gt",
+        "pattern_ge",
+        "starts_with",
+    ];
+    if let Some(inner) = name.strip_prefix("bt").and_then(|n| n.strip_suffix("cmp")) {
+        return !inner.is_empty();
+    }
+    if matches!(
+        name,
+        "like" | "notlike" | "ilike" | "notilike" | "like_escape"
+    ) {
+        return true;
+    }
+    TYPES.iter().any(|t| {
+        name.strip_prefix(t).is_some_and(|rest| {
+            let rest = rest.strip_prefix('_').unwrap_or(rest);
+            OPERATIONS.contains(&rest)
+        })
+    })
 }
 
 /// Operators that test two values for being the same.
@@ -1413,6 +1544,49 @@ mod tests {
             "SELECT DATE_ADD('2000-01-01', INTERVAL card SECOND) FROM t",
         ] {
             assert_eq!(my(sql), ["card"], "{sql}");
+        }
+    }
+
+    #[test]
+    fn operators_and_containment_called_as_functions_count() {
+        for sql in [
+            "SELECT id FROM users WHERE text_lt(email, 'm')",
+            "SELECT id FROM users u, guesses g WHERE texteq(u.email, g.e)",
+            "SELECT id FROM users WHERE textlike(email, 'j%')",
+            "SELECT id FROM users WHERE pg_catalog.texticregexeq(email, '^j')",
+            "SELECT id FROM users WHERE bttextcmp(email, 'm') < 0",
+            "SELECT int8pl(card::int8, 1) FROM users",
+            "SELECT id FROM users WHERE like(email, 'j%')",
+            "SELECT id FROM users WHERE arraycontains(ARRAY['a', 'b'], ARRAY[email])",
+            "SELECT id FROM users WHERE jsonb_exists_any(to_jsonb(email), ARRAY['a'])",
+            "SELECT id FROM users WHERE jsonb_path_exists('[\"a\"]', '$[*] ? (@ == $e)', \
+             jsonb_build_object('e', email))",
+        ] {
+            assert!(
+                pg(sql).contains(&"email".to_string()) || pg(sql).contains(&"card".to_string()),
+                "{sql}"
+            );
+        }
+        for sql in [
+            "SELECT id FROM users WHERE JSON_CONTAINS(JSON_ARRAY('a', 'b'), JSON_QUOTE(email))",
+            "SELECT id FROM users WHERE JSON_SEARCH(JSON_ARRAY('a'), 'one', email) IS NOT NULL",
+            "SELECT id FROM users WHERE JSON_OVERLAPS('[\"a\"]', JSON_ARRAY(email))",
+        ] {
+            assert_eq!(my(sql), ["email"], "{sql}");
+        }
+        // Names that only look alike are not operators.
+        for name in [
+            "upper",
+            "date_trunc",
+            "textlen",
+            "timestamp",
+            "interval",
+            "btrim",
+            "cmp",
+            "bool_and",
+            "bool_or",
+        ] {
+            assert!(!operator_function(name), "{name}");
         }
     }
 
