@@ -1,14 +1,18 @@
 //! The chained audit log on disk: segments of JSON Lines under one
 //! directory.
 //!
-//! A record is linked, sealed and written (a `write` to the kernel) by the
-//! caller, under one lock that keeps the chain in order — so a statement's
-//! record is in the file before the statement is sent upstream, and a
-//! `kill -9` of the gateway can lose no record of anything that ran. Only
-//! fsync is deferred: one syncing thread makes the file durable for many
-//! records at once (group commit) — as soon as anything is written with
-//! `fsync = "always"`, at most every `window` with `"batch"`, and at once
-//! when a caller waits on a record ([`AuditLog::durable`]).
+//! A record is linked and sealed by the caller, under one lock that keeps
+//! the chain in order, and copied into the memory-mapped journal (see
+//! [`super::journal`]) — so a statement's record is in the page cache
+//! before the statement is sent upstream, and a `kill -9` of the gateway
+//! can lose no record of anything that ran. The syncing thread writes the
+//! segment once per `window` for every record since (one `write` for many)
+//! and makes it durable (group commit) — at most every `window` with
+//! `fsync = "batch"`, and at once when a caller waits on a record
+//! ([`AuditLog::durable`]). Without a journal (none could be made, or
+//! `fsync = "always"`), and for a record the journal has no room for, the
+//! caller writes the segment itself (a `write` to the kernel) before the
+//! statement goes on.
 //!
 //! Every `checkpoint_every` records or `checkpoint_secs` a checkpoint
 //! signed with the Ed25519 key vouches for the chain so far and for the
@@ -35,6 +39,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Map, Value};
 
 use super::chain::{self, Hash, Record, GENESIS};
+use super::journal::{self, Journal};
 use super::layout::{segment_path, segments};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -250,7 +255,20 @@ impl AuditLog {
                 settings.dir.display()
             )
         })?;
-        let tail = recover(&settings.dir, settings.chain_key.as_ref())?;
+        let mut tail = recover(&settings.dir, settings.chain_key.as_ref())?;
+        // Records a killed run copied into its journal but had not yet
+        // written to the segment.
+        let (seq, hash, replayed) = journal::replay(
+            &settings.dir,
+            &segment_path(&settings.dir, tail.segment),
+            tail.seq,
+            tail.hash,
+        )?;
+        if replayed > 0 {
+            tail.seq = seq;
+            tail.hash = hash;
+            tail.clean = false;
+        }
         let signing = SigningKey::from_bytes(&settings.signing_key);
         let public = *signing.verifying_key().as_bytes();
         // A key the log has not seen must be introduced by the one it has:
@@ -289,8 +307,14 @@ impl AuditLog {
             file.try_clone()
                 .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?,
         );
+        let journal = match settings.fsync {
+            Fsync::Batch => Journal::open(&settings.dir),
+            Fsync::Always => None,
+        };
         let mut writer = Writer {
             signing,
+            journal,
+            journal_whole: true,
             settings,
             file,
             syncing,
@@ -319,6 +343,9 @@ impl AuditLog {
                 None => "the previous run did not shut down cleanly",
             };
             repair.str("reason", reason).u64("after_seq", tail.seq);
+            if replayed > 0 {
+                repair.u64("replayed_records", replayed);
+            }
             if let Some((bytes, lines)) = tail.cut {
                 repair
                     .u64("cut_bytes", bytes)
@@ -378,7 +405,9 @@ impl AuditLog {
         let mut w = self.admit()?;
         let before = w.mark(&record);
         let seq = w.seal(record);
-        let mut written = self.shared.write(&mut w);
+        // In the journal it outlives the process; the syncing thread
+        // writes it to the segment with the others of its window.
+        let mut written = w.journaled() || self.shared.write(&mut w);
         if !written {
             w.undo(before);
         } else if w.since_checkpoint >= w.settings.checkpoint_every {
@@ -626,6 +655,12 @@ impl Shared {
 struct Writer {
     settings: LogSettings,
     signing: SigningKey,
+    /// Where sealed records go before the segment, if a journal could be
+    /// made.
+    journal: Option<Journal>,
+    /// Whether every pending line is in the journal: once one did not fit,
+    /// records are written to the segment until it starts over.
+    journal_whole: bool,
     file: File,
     /// The current segment, for the syncing thread.
     syncing: Arc<File>,
@@ -665,6 +700,8 @@ struct Transcript {
 /// Where the chain stood before a record was sealed, to take it back.
 struct Mark {
     pending: usize,
+    journal: Option<usize>,
+    journal_whole: bool,
     seq: u64,
     prev: Hash,
     since_checkpoint: u64,
@@ -673,6 +710,11 @@ struct Mark {
 }
 
 impl Writer {
+    /// Whether every record not yet in the segment is in the journal.
+    fn journaled(&self) -> bool {
+        self.journal.is_some() && self.journal_whole
+    }
+
     /// Where the chain stands before `record` is sealed.
     fn mark(&self, record: &Record) -> Mark {
         let session = record
@@ -680,6 +722,8 @@ impl Writer {
             .map(|id| (id.to_string(), self.sessions.get(id.as_ref()).copied()));
         Mark {
             pending: self.pending.len(),
+            journal: self.journal.as_ref().map(Journal::position),
+            journal_whole: self.journal_whole,
             seq: self.seq,
             prev: self.prev,
             since_checkpoint: self.since_checkpoint,
@@ -691,6 +735,12 @@ impl Writer {
     /// written).
     fn undo(&mut self, mark: Mark) {
         self.pending.truncate(mark.pending);
+        // A refused statement's record must not come back from the
+        // journal on the next start.
+        if let (Some(journal), Some(at)) = (&mut self.journal, mark.journal) {
+            journal.cut_back(at);
+        }
+        self.journal_whole = mark.journal_whole;
         self.seq = mark.seq;
         self.prev = mark.prev;
         self.since_checkpoint = mark.since_checkpoint;
@@ -729,8 +779,12 @@ impl Writer {
             record.str("signature", &chain::hex(&signature.to_bytes()));
         }
         let is_checkpoint = record.get("kind") == Some(b"\"checkpoint\"".as_slice());
+        let start = self.pending.len();
         let hash = record.seal_into(&self.prev, &mut self.pending);
         self.pending.push(b'\n');
+        if let Some(journal) = &mut self.journal {
+            self.journal_whole = self.journal_whole && journal.put(&self.pending[start..]);
+        }
         self.prev = hash;
         if !is_checkpoint {
             self.since_checkpoint += 1;
@@ -827,6 +881,10 @@ impl Writer {
         self.size += self.pending.len() as u64;
         self.pending.clear();
         self.written_seq = self.seq;
+        if let Some(journal) = &mut self.journal {
+            journal.start_over();
+        }
+        self.journal_whole = true;
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 
 pub mod chain;
 mod digest;
+mod journal;
 pub mod layout;
 pub mod log;
 pub mod ocsf;

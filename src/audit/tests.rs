@@ -505,6 +505,50 @@ fn a_torn_end_is_cut_and_repaired_on_the_next_start() {
 }
 
 #[test]
+fn records_only_in_the_journal_when_the_process_dies_are_replayed_on_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut slow = settings(dir.path());
+    // The syncing thread, woken by the first record, writes it and then
+    // waits an hour to sync: the others are in the journal only.
+    slow.window = Duration::from_secs(3600);
+    slow.checkpoint_every = 1000;
+    slow.segment_bytes = 1 << 20;
+    let log = AuditLog::open(slow.clone(), Vec::new()).unwrap();
+    log.append(record(0).into()).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 1..5 {
+        log.append(record(i).into()).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let before: Vec<String> = lines(dir.path()).into_iter().flat_map(|(_, l)| l).collect();
+    assert!(
+        !before.iter().any(|l| l.contains("SELECT 4")),
+        "the last record is not in the segment yet"
+    );
+    // The process dies: no close, nothing more written.
+    std::mem::forget(log);
+
+    let log = AuditLog::open(slow, Vec::new()).unwrap();
+    log.append(record(5).into()).unwrap();
+    log.close();
+    let report = verify(dir.path(), &pinned()).unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+    let all: Vec<String> = lines(dir.path()).into_iter().flat_map(|(_, l)| l).collect();
+    for i in 0..6 {
+        let sql = format!("\"SELECT {i}\"");
+        assert_eq!(
+            all.iter().filter(|l| l.contains(&sql)).count(),
+            1,
+            "{sql} once: {all:#?}"
+        );
+    }
+    assert!(
+        all.iter().any(|l| l.contains("\"replayed_records\"")),
+        "{all:#?}"
+    );
+}
+
+#[test]
 fn durable_appends_return_after_the_record_is_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(settings(dir.path()), Vec::new()).unwrap();
