@@ -76,8 +76,9 @@ impl Journal {
             file.write_all(&vec![0u8; JOURNAL_BYTES])?;
             file.sync_all()?;
         }
-        // SAFETY: the journal is this process's own file (the writer lock
-        // keeps a second writer away), never truncated while mapped.
+        // SAFETY: the mapping is of the audit directory's own working
+        // file, whose length never changes while the gateway runs; the
+        // process reads and writes it only through this map.
         let map = unsafe { MmapMut::map_mut(&file)? };
         let mut journal = Journal { map, at: 0 };
         journal.start_over();
