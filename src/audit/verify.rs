@@ -107,7 +107,8 @@ impl fmt::Display for Problem {
             Problem::Reordered => f.write_str("reordered: the record comes out of sequence"),
             Problem::Truncated => f.write_str(
                 "truncated: the log ends without a final checkpoint and no gateway is writing it \
-                 (records were removed from the end, or the gateway crashed and was not restarted)",
+                 (records were removed from the end, or the gateway crashed and was not restarted; \
+                 a restart appends the records its journal kept)",
             ),
             Problem::WrongKey => {
                 f.write_str("wrong key: no format-1 record verifies with this chain key")
