@@ -598,17 +598,13 @@ impl Finder {
         };
         match expr {
             Expr::BinaryOp { left, op, right } if equality(op) => {
-                match (constant(left), constant(right)) {
-                    (true, false) => count(right, 1),
-                    (false, true) => count(left, 1),
-                    _ => {}
+                if let Some(checked) = checked_against_constant(left, right) {
+                    count(checked, 1);
                 }
             }
             Expr::IsDistinctFrom(left, right) | Expr::IsNotDistinctFrom(left, right) => {
-                match (constant(left), constant(right)) {
-                    (true, false) => count(right, 1),
-                    (false, true) => count(left, 1),
-                    _ => {}
+                if let Some(checked) = checked_against_constant(left, right) {
+                    count(checked, 1);
                 }
             }
             Expr::InList { expr, list, .. } => count(expr, list.len()),
@@ -624,10 +620,8 @@ impl Finder {
             } => count(operand, conditions.len()),
             Expr::Function(f) if last_name(&f.name) == "nullif" => {
                 if let Some([first, second]) = function_args(f).as_deref() {
-                    match (constant(first), constant(second)) {
-                        (true, false) => count(second, 1),
-                        (false, true) => count(first, 1),
-                        _ => {}
+                    if let Some(checked) = checked_against_constant(first, second) {
+                        count(checked, 1);
                     }
                 }
             }
@@ -1050,6 +1044,16 @@ fn operator_function(name: &str) -> bool {
             OPERATIONS.contains(&rest)
         })
     })
+}
+
+/// Of two compared values, the one that is not a constant, when the other
+/// is.
+fn checked_against_constant<'a>(a: &'a Expr, b: &'a Expr) -> Option<&'a Expr> {
+    match (constant(a), constant(b)) {
+        (true, false) => Some(b),
+        (false, true) => Some(a),
+        _ => None,
+    }
 }
 
 /// Operators that test two values for being the same.
