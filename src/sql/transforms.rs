@@ -1056,6 +1056,36 @@ fn checked_against_constant<'a>(a: &'a Expr, b: &'a Expr) -> Option<&'a Expr> {
     }
 }
 
+/// Functions that return a set of rows: in a select list, one call is as
+/// many values as it returns (`email = generate_series(1, 1000)::text`,
+/// `email = unnest(ARRAY[…])` compare every one of them).
+const SET_RETURNING: &[&str] = &[
+    "generate_series",
+    "generate_subscripts",
+    "unnest",
+    "regexp_split_to_table",
+    "regexp_matches",
+    "string_to_table",
+    "json_array_elements",
+    "json_array_elements_text",
+    "jsonb_array_elements",
+    "jsonb_array_elements_text",
+    "json_each",
+    "json_each_text",
+    "jsonb_each",
+    "jsonb_each_text",
+    "json_object_keys",
+    "jsonb_object_keys",
+    "json_populate_recordset",
+    "jsonb_populate_recordset",
+    "json_to_recordset",
+    "jsonb_to_recordset",
+    "jsonb_path_query",
+    "jsonb_path_query_tz",
+    "ts_stat",
+    "pg_ls_dir",
+];
+
 /// Operators that test two values for being the same.
 fn equality(op: &BinaryOperator) -> bool {
     matches!(
@@ -1064,9 +1094,9 @@ fn equality(op: &BinaryOperator) -> bool {
     )
 }
 
-/// Whether an expression's value is fixed by the statement's text and its
-/// parameters: it reads no column, runs no subquery and no aggregate or
-/// window over rows.
+/// Whether an expression's value is one value fixed by the statement's
+/// text and its parameters: it reads no column, runs no subquery, no
+/// aggregate or window over rows and no set-returning function.
 fn constant(expr: &Expr) -> bool {
     struct Variable;
     impl Visitor for Variable {
@@ -1083,6 +1113,9 @@ fn constant(expr: &Expr) -> bool {
                 | Expr::InSubquery { .. } => ControlFlow::Break(()),
                 Expr::Function(f) if f.over.is_some() || has_wildcard(f) => ControlFlow::Break(()),
                 Expr::Function(f) if matches!(f.args, FunctionArguments::Subquery(_)) => {
+                    ControlFlow::Break(())
+                }
+                Expr::Function(f) if SET_RETURNING.contains(&last_name(&f.name).as_str()) => {
                     ControlFlow::Break(())
                 }
                 _ => ControlFlow::Continue(()),
@@ -1477,6 +1510,10 @@ mod tests {
             "SELECT id FROM users WHERE email = ANY ('{a,b,c,d,e,f,g,h,i,j,k}'::text[])",
             "SELECT id FROM users WHERE email = ANY (string_to_array('a,b,c', ','))",
             "SELECT id FROM users WHERE email = ANY ($1)",
+            "SELECT id, email = generate_series(1, 100)::text FROM users",
+            "SELECT id, email = 'p' || generate_series(1, 100) || '@example.com' FROM users",
+            "SELECT id, email = unnest(ARRAY['a', 'b']) FROM users",
+            "SELECT id, email IN (jsonb_array_elements_text('[\"a\"]')) FROM users",
             "SELECT id FROM users u WHERE EXISTS (SELECT 1 FROM guesses g WHERE g.e = u.email)",
             "SELECT id FROM users WHERE email = (SELECT e FROM guesses LIMIT 1)",
             "SELECT g.e, (SELECT count(*) FROM users u WHERE u.email = g.e) FROM guesses g",
