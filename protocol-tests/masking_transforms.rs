@@ -399,3 +399,86 @@ fn mysql_matching_a_masked_column_against_guesses_is_held() {
     }
     assert!(run("SELECT p.nick FROM people p JOIN guesses g ON g.n = p.id").is_ok());
 }
+
+#[test]
+fn pg_copying_a_masked_column_into_rows_or_settings_is_held() {
+    // Copied into a table of the agent's own, or into a setting, the
+    // value would come back under a name masking never saw it under:
+    // `substr(body, 1, 3)` of the copy, a few characters at a time.
+    let db = TestDb::create("xcopy");
+    pg_table(&db);
+    psql_direct(
+        &db.name,
+        "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'hello')",
+    );
+    let gateway = default_policy_gateway();
+    let run = |sql: &str| psql(&gateway, &db.name, sql);
+    // A transform of the innocent table first: sampled, nothing found.
+    assert_eq!(
+        run("SELECT substr(body, 1, 3) FROM notes").expect("notes"),
+        "hel\n"
+    );
+    for sql in [
+        "INSERT INTO notes SELECT 2, email FROM people",
+        "INSERT INTO notes (id, body) SELECT id + 10, email FROM people",
+        "UPDATE notes SET body = (SELECT email FROM people LIMIT 1) WHERE id = 1",
+        "UPDATE notes SET body = p.email FROM people p WHERE p.id = notes.id",
+        "INSERT INTO notes VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET body = (SELECT email FROM people LIMIT 1)",
+        "MERGE INTO notes n USING people p ON n.id = p.id WHEN MATCHED THEN UPDATE SET body = p.email",
+        "SELECT set_config('x.e', email, false) FROM people",
+    ] {
+        held(run(sql), sql);
+    }
+    // In one session, as an agent would try it: nothing was copied.
+    let out = run("SELECT set_config('x.e', email, false) FROM people; SELECT substr(current_setting('x.e', true), 1, 3)");
+    assert!(out.is_err(), "{out:?}");
+    let copied = psql_direct(&db.name, "SELECT count(*) FROM notes WHERE body LIKE '%@%'");
+    assert_eq!(copied.trim(), "0");
+    // Keys and constants still copy freely.
+    assert!(run("INSERT INTO notes SELECT id + 100, 'x' FROM people").is_ok());
+    assert!(run("UPDATE notes SET body = 'y' WHERE id = 1").is_ok());
+}
+
+#[test]
+fn mysql_copying_a_masked_column_into_rows_or_variables_is_held() {
+    let db = MyDb::create("xcopy");
+    mariadb_direct(
+        &db.name,
+        &format!(
+            "CREATE TABLE people (id int, nick text, email text);
+             INSERT INTO people VALUES (1, 'ada', '{EMAIL}');
+             CREATE TABLE notes (id int PRIMARY KEY, body text);
+             INSERT INTO notes VALUES (1, 'hello');"
+        ),
+    );
+    let gateway = Gateway::start_with(Options {
+        policy: Some(support::gateway::default_policy()),
+        ..Default::default()
+    });
+    let run = |sql: &str| mariadb(&gateway, &db.name, sql);
+    for sql in [
+        "SELECT @e := email FROM people",
+        "SET @e = (SELECT email FROM people LIMIT 1)",
+        "SET @a = 1, @e = (SELECT email FROM people LIMIT 1)",
+        "INSERT INTO notes SELECT 2, email FROM people",
+        "REPLACE INTO notes SELECT id, email FROM people",
+        "INSERT INTO notes SET id = 3, body = (SELECT email FROM people LIMIT 1)",
+    ] {
+        held(run(sql), sql);
+    }
+    // A multi-table UPDATE waits for a DBA whatever it copies.
+    assert!(
+        run("UPDATE notes, people SET notes.body = people.email WHERE notes.id = people.id")
+            .is_err()
+    );
+    // The variable was never set: what the agent reads back is NULL.
+    assert_eq!(
+        run("SELECT @e := email FROM people; SELECT substr(@e, 1, 3)")
+            .map_err(|e| e.contains("hold-transforms")),
+        Err(true)
+    );
+    let copied = mariadb_direct(&db.name, "SELECT count(*) FROM notes WHERE body LIKE '%@%'");
+    assert_eq!(copied.trim(), "0");
+    assert!(run("SET @a = 1").is_ok());
+    assert!(run("INSERT INTO notes SELECT id + 100, nick FROM people").is_ok());
+}

@@ -54,6 +54,9 @@ const TRANSFORMS: &[&str] = &[
     "quote",
     "quote_literal",
     "quote_nullable",
+    // A setting keeps the value outside any table, to be read back with
+    // `current_setting` under no column's name.
+    "set_config",
     // Digests: a short or structured value is recovered by trying them all.
     "md5",
     "sha",
@@ -232,6 +235,7 @@ pub fn transformed_columns(statements: &[Statement]) -> Vec<String> {
     for statement in statements {
         finder.top_level_next = matches!(statement, Statement::Query(_));
         let _ = sqlparser::ast::Visit::visit(statement, &mut finder);
+        stored_columns(statement, &mut finder.columns);
     }
     let tables = finder.tables;
     // Values checked one by one add up over the statement: twelve
@@ -642,6 +646,103 @@ impl Finder {
     }
 }
 
+/// Columns whose values a statement keeps where masking no longer knows
+/// them by that column: copied into rows (`INSERT INTO notes SELECT
+/// email …`, `UPDATE notes SET body = (SELECT card …)`, MERGE, an upsert's
+/// update) or into a session variable (`SET @e = (SELECT email …)`; `@e
+/// := email` and `set_config` are transforms). Read back under the new
+/// name, a transform of the copy (`substr(body, 1, 3)`) would not be asked
+/// about the column it came from, and a variable is no table to sample:
+/// so the copy itself counts as asking about the column.
+fn stored_columns(statement: &Statement, out: &mut Vec<String>) {
+    use sqlparser::ast::{MergeAction, OnConflict, OnConflictAction, OnInsert, Set};
+    fn read(node: &impl sqlparser::ast::Visit, reads: &mut Reads) {
+        let _ = node.visit(reads);
+    }
+    let mut reads = Reads::default();
+    let reads = &mut reads;
+    match statement {
+        Statement::Insert(insert) => {
+            if let Some(source) = &insert.source {
+                projected_columns(&source.body, out);
+            }
+            for a in &insert.assignments {
+                read(&a.value, reads);
+            }
+            match &insert.on {
+                Some(OnInsert::DuplicateKeyUpdate(assignments))
+                | Some(OnInsert::OnConflict(OnConflict {
+                    action: OnConflictAction::DoUpdate(sqlparser::ast::DoUpdate { assignments, .. }),
+                    ..
+                })) => {
+                    for a in assignments {
+                        read(&a.value, reads);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Statement::Update(update) => {
+            for a in &update.assignments {
+                read(&a.value, reads);
+            }
+        }
+        Statement::Merge(merge) => {
+            for clause in &merge.clauses {
+                if matches!(
+                    clause.action,
+                    MergeAction::Insert(_) | MergeAction::Update(_)
+                ) {
+                    read(&clause.action, reads);
+                }
+            }
+        }
+        Statement::Set(set) => {
+            let values: Vec<&Expr> = match set {
+                Set::SingleAssignment { values, .. }
+                | Set::ParenthesizedAssignments { values, .. } => values.iter().collect(),
+                Set::MultipleAssignments { assignments } => {
+                    assignments.iter().map(|a| &a.value).collect()
+                }
+                _ => Vec::new(),
+            };
+            // A bare name is a setting's value (`SET search_path = app`):
+            // SET reads a column only through a subquery.
+            for value in values {
+                if !matches!(value, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                    read(value, reads);
+                }
+            }
+        }
+        _ => {}
+    }
+    out.append(&mut reads.0);
+}
+
+/// Every column a query body's rows carry: each branch's outputs and
+/// VALUES rows; a `*` output carries every column.
+fn projected_columns(body: &SetExpr, out: &mut Vec<String>) {
+    let mut reads = Reads::default();
+    let mut branches = Vec::new();
+    branches_of(body, &mut branches);
+    for select in branches {
+        for item in &select.projection {
+            match item {
+                SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) => {
+                    let _ = sqlparser::ast::Visit::visit(expr, &mut reads);
+                }
+                _ => out.push(EVERY_COLUMN.to_string()),
+            }
+        }
+    }
+    let mut values = Vec::new();
+    values_of(body, &mut values);
+    for v in values {
+        let _ = sqlparser::ast::Visit::visit(v, &mut reads);
+    }
+    out.extend(reads.0);
+}
+
 /// The outputs of a query body by position: the name the first branch
 /// gives each (an alias, or the column it reads unchanged), and the columns
 /// every branch reads there. A `*` output stops the list: what follows it
@@ -842,6 +943,9 @@ fn is_transform(expr: &Expr) -> bool {
                 | BinaryOperator::PGBitwiseShiftLeft
                 | BinaryOperator::PGBitwiseShiftRight
                 | BinaryOperator::PGExp
+                // MySQL's `@e := email` keeps the value in a variable,
+                // where masking cannot tell it from any other.
+                | BinaryOperator::Assignment
         ),
         Expr::Substring { .. } | Expr::Overlay { .. } => true,
         Expr::Convert {
@@ -1666,6 +1770,54 @@ mod tests {
             .collect::<Vec<_>>()
             .join("; ");
         assert_eq!(pg(&split), ["email"]);
+    }
+
+    #[test]
+    fn values_copied_into_rows_or_variables_count() {
+        // Copied, a masked value is read back under another name
+        // (`substr(body, 1, 3) FROM notes`) or from no table at all.
+        for sql in [
+            "INSERT INTO notes SELECT 3, email FROM users",
+            "INSERT INTO notes (id, body) SELECT id, lower(email) AS x FROM users",
+            "INSERT INTO notes SELECT x FROM (SELECT email AS x FROM users) s",
+            "INSERT INTO notes VALUES (3, (SELECT email FROM users LIMIT 1))",
+            "UPDATE notes SET body = (SELECT email FROM users WHERE users.id = 1)",
+            "UPDATE notes SET body = u.email FROM users u WHERE u.id = notes.id",
+            "INSERT INTO notes VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET body = (SELECT email FROM users LIMIT 1)",
+            "MERGE INTO notes n USING users u ON n.id = u.id WHEN NOT MATCHED THEN INSERT VALUES (u.id, u.email)",
+            "MERGE INTO notes n USING users u ON n.id = u.id WHEN MATCHED THEN UPDATE SET body = u.email",
+            "SELECT set_config('x.e', email, false) FROM users",
+        ] {
+            assert!(pg(sql).contains(&"email".to_string()), "{sql}: {:?}", pg(sql));
+        }
+        for sql in [
+            "SELECT @e := email FROM users",
+            "SET @e = (SELECT email FROM users WHERE id = 1)",
+            "SET @a = 1, @e = (SELECT email FROM users LIMIT 1)",
+            "INSERT INTO notes SET body = (SELECT email FROM users LIMIT 1)",
+            "INSERT INTO notes SELECT 3, email FROM users ON DUPLICATE KEY UPDATE body = VALUES(body)",
+            "REPLACE INTO notes SELECT id, email FROM users",
+        ] {
+            assert!(my(sql).contains(&"email".to_string()), "{sql}: {:?}", my(sql));
+        }
+        // A copied row carries every column.
+        assert_eq!(pg("INSERT INTO archive SELECT * FROM users"), ["*"]);
+        assert_eq!(
+            pg("INSERT INTO notes SELECT * FROM (SELECT email AS x FROM users) s"),
+            ["*"]
+        );
+        // Constants, parameters and settings' names copy no column; a
+        // filter is not a copy.
+        for sql in [
+            "INSERT INTO notes VALUES (1, 'x'), ($1, $2)",
+            "INSERT INTO notes SELECT 1, 'x' FROM users WHERE email = 'a@b.c'",
+            "UPDATE notes SET body = 'x' WHERE id = 1",
+            "SET search_path = app, public",
+            "SET application_name = 'loader'",
+        ] {
+            assert!(pg(sql).is_empty(), "{sql}: {:?}", pg(sql));
+        }
+        assert!(my("SET @a = 1, @b = 'x'").is_empty());
     }
 
     #[test]
