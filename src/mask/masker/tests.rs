@@ -597,6 +597,11 @@ fn numbers_of_fewer_than_seven_digits_hold_nothing_to_find() {
                     &digits[..width as usize / 2],
                     &digits[width as usize / 2..]
                 ),
+                format!(
+                    "-{}.{}",
+                    &digits[..width as usize / 2],
+                    &digits[width as usize / 2..]
+                ),
             ] {
                 assert!(too_few_digits(text.as_bytes()), "{text}");
                 scanner.scan(text.as_bytes(), &mut found);
@@ -609,5 +614,34 @@ fn numbers_of_fewer_than_seven_digits_hold_nothing_to_find() {
     // An exponent or a seventh digit is scanned.
     for text in ["4e15", "4E15", "1234567", "-1,234,567", "1.23456e7"] {
         assert!(!too_few_digits(text.as_bytes()), "{text}");
+    }
+}
+
+#[test]
+fn short_numbers_in_statements_are_left_and_everything_longer_is_read() {
+    // The statement's short numbers are not scanned (the test above
+    // proves nothing is there to find); what only looks like one, or is
+    // one only when joined, still is.
+    let m = masker(Strategy::Redact);
+    for sql in [
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 48213",
+        "SELECT 1 WHERE x = -12.5 AND y = '+004' AND z = 0.5",
+    ] {
+        assert_eq!(m.mask_statement(sql, Dialect::Postgres), sql);
+    }
+    for (sql, masked) in [
+        ("SELECT '10.0.0.1'", "SELECT '<IPV4>'"),
+        ("SELECT 4111111111111111", "SELECT <CARD>"),
+        ("SELECT '+44 20 7946 0123'", "SELECT '<PHONE>'"),
+        (
+            "SELECT '411111' || '1111111111'",
+            "SELECT '<CARD>' || '<CARD>'",
+        ),
+    ] {
+        assert_eq!(m.mask_statement(sql, Dialect::Postgres), masked, "{sql}");
+    }
+    assert!(short_number(b"-12.5") && short_number(b"48213") && short_number(b"+1"));
+    for text in ["1.2.3", "1234567", "12e5", "1,234", "--1", "12a"] {
+        assert!(!short_number(text.as_bytes()), "{text}");
     }
 }
