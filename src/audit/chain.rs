@@ -375,6 +375,35 @@ pub fn checkpoint_message_v1(seq: u64, hash: &Hash) -> Vec<u8> {
     m
 }
 
+/// [`timestamp`] for a writer that stamps records many times a second:
+/// the date and time of day are worked out when the second changes, and
+/// only the microseconds in between.
+#[derive(Debug, Default)]
+pub struct Stamp {
+    secs: u64,
+    text: String,
+}
+
+impl Stamp {
+    pub fn at(&mut self, since_epoch: std::time::Duration) -> &str {
+        const MICROS: std::ops::Range<usize> = 20..26;
+        if since_epoch.as_secs() != self.secs || self.text.len() != 27 {
+            self.secs = since_epoch.as_secs();
+            self.text = timestamp(since_epoch);
+            return &self.text;
+        }
+        let mut micros = *b"000000";
+        let mut n = since_epoch.subsec_micros();
+        for digit in micros.iter_mut().rev() {
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.text
+            .replace_range(MICROS, std::str::from_utf8(&micros).expect("ASCII digits"));
+        &self.text
+    }
+}
+
 /// `2026-11-22T01:02:03.456789Z` for a time since the Unix epoch.
 pub fn timestamp(since_epoch: std::time::Duration) -> String {
     let secs = since_epoch.as_secs() as i64;
@@ -534,6 +563,26 @@ mod tests {
         let expected: Hash = h.finalize().into();
         assert_eq!(record_hash(&GENESIS, b"{}"), expected);
         assert_ne!(session_root(&GENESIS, &expected), expected);
+    }
+
+    #[test]
+    fn a_stamp_reads_as_the_timestamp_of_the_same_time() {
+        let mut stamp = Stamp::default();
+        let base = 1_764_000_000u64;
+        for (secs, micros) in [
+            (0, 0),
+            (base, 0),
+            (base, 999_999),
+            (base, 17),
+            (base + 1, 5),
+            (base + 1, 5),
+            (base + 86_399, 123_456),
+            (253_402_300_800, 1),
+            (base, 42),
+        ] {
+            let t = std::time::Duration::new(secs, micros * 1000);
+            assert_eq!(stamp.at(t), timestamp(t), "{secs}.{micros:06}");
+        }
     }
 
     #[test]

@@ -332,6 +332,7 @@ impl AuditLog {
             lost: 0,
             closed: false,
             sessions: HashMap::new(),
+            stamp: chain::Stamp::default(),
         };
         // Every run begins with a mark: session transcripts (and their
         // roots in checkpoints) start afresh with each run.
@@ -685,6 +686,7 @@ struct Writer {
     closed: bool,
     /// Each session's transcript so far, until the checkpoint after its end.
     sessions: HashMap<String, Transcript>,
+    stamp: chain::Stamp,
 }
 
 /// A session's records so far: how many, and the root over their hashes.
@@ -772,7 +774,7 @@ impl Writer {
         record
             .u64("v", chain::VERSION)
             .u64("seq", self.seq)
-            .str("ts", &chain::timestamp(now))
+            .str("ts", self.stamp.at(now))
             .str("prev", crate::hex::encode_into(&self.prev, &mut prev));
         if let Some((key, domain)) = signer {
             let signature = key.sign(&record.signed_message(domain));
