@@ -426,6 +426,9 @@ fn pg_copying_a_masked_column_into_rows_or_settings_is_held() {
         "INSERT INTO notes VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET body = (SELECT email FROM people LIMIT 1)",
         "MERGE INTO notes n USING people p ON n.id = p.id WHEN MATCHED THEN UPDATE SET body = p.email",
         "SELECT set_config('x.e', email, false) FROM people",
+        "PREPARE p AS INSERT INTO notes SELECT 3, email FROM people",
+        "EXPLAIN ANALYZE UPDATE notes SET body = (SELECT email FROM people LIMIT 1)",
+        "WITH c AS (INSERT INTO notes SELECT 3, email FROM people RETURNING id) SELECT * FROM c",
     ] {
         held(run(sql), sql);
     }

@@ -235,7 +235,6 @@ pub fn transformed_columns(statements: &[Statement]) -> Vec<String> {
     for statement in statements {
         finder.top_level_next = matches!(statement, Statement::Query(_));
         let _ = sqlparser::ast::Visit::visit(statement, &mut finder);
-        stored_columns(statement, &mut finder.columns);
     }
     let tables = finder.tables;
     // Values checked one by one add up over the statement: twelve
@@ -423,6 +422,13 @@ struct Finder {
 
 impl Visitor for Finder {
     type Break = ();
+
+    /// Every statement, nested ones too: `PREPARE p AS INSERT …`,
+    /// `EXPLAIN ANALYZE UPDATE …`, `WITH c AS (INSERT … RETURNING …)`.
+    fn pre_visit_statement(&mut self, statement: &Statement) -> ControlFlow<()> {
+        stored_columns(statement, &mut self.columns);
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_query(&mut self, query: &sqlparser::ast::Query) -> ControlFlow<()> {
         let top_level = std::mem::take(&mut self.top_level_next);
@@ -1787,6 +1793,9 @@ mod tests {
             "MERGE INTO notes n USING users u ON n.id = u.id WHEN NOT MATCHED THEN INSERT VALUES (u.id, u.email)",
             "MERGE INTO notes n USING users u ON n.id = u.id WHEN MATCHED THEN UPDATE SET body = u.email",
             "SELECT set_config('x.e', email, false) FROM users",
+            "PREPARE p AS INSERT INTO notes SELECT 3, email FROM users",
+            "EXPLAIN ANALYZE UPDATE notes SET body = (SELECT email FROM users LIMIT 1)",
+            "WITH c AS (INSERT INTO notes SELECT 3, email FROM users RETURNING id) SELECT * FROM c",
         ] {
             assert!(pg(sql).contains(&"email".to_string()), "{sql}: {:?}", pg(sql));
         }
