@@ -306,6 +306,10 @@ fn mysql_transforms_of_a_masked_column_are_held_from_the_first() {
         "SELECT TRIM(TRAILING 'example.com' FROM email) FROM people",
         "SELECT INET_NTOA(card) FROM people",
         "SELECT SEC_TO_TIME(card) FROM people",
+        "SELECT NATURAL_SORT_KEY(card) FROM people",
+        "SELECT SFORMAT('{:x}', card) FROM people",
+        "SELECT WEIGHT_STRING(email) FROM people",
+        "SELECT BIT_COUNT(card) FROM people",
     ] {
         held(run(sql), sql);
     }

@@ -69,7 +69,21 @@ const TRANSFORMS: &[&str] = &[
     "digest",
     "hmac",
     "crc32",
+    "password",
+    "old_password",
+    "bit_count",
     "hashtext",
+    // MariaDB's sort keys, formatter and packed columns: a number spelled
+    // with its length in front (`NATURAL_SORT_KEY`), in any base
+    // (`SFORMAT('{:x}', card)`), as collation weights, or in binary.
+    "natural_sort_key",
+    "sformat",
+    "weight_string",
+    "column_create",
+    "uuid_to_bin",
+    "uncompress",
+    "aes_decrypt",
+    "des_decrypt",
     // Parts, order and character maps.
     "reverse",
     "translate",
