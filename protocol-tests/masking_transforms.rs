@@ -103,6 +103,10 @@ fn pg_transforms_of_a_masked_column_are_held_from_the_first() {
         "SELECT cash_words(card::money) FROM people",
         "SELECT int8send(card) FROM people",
         "SELECT email::regclass FROM people",
+        // A card as a MAC address; the first character alone.
+        "SELECT card::text::macaddr8 FROM people",
+        "SELECT email::char FROM people",
+        "SELECT email::\"char\" FROM people",
     ] {
         held(psql(&gateway, &db.name, sql), sql);
     }

@@ -1380,7 +1380,7 @@ fn from_ast(b: &mut Builder) {
     });
     b.out.objects.extend(objects);
     b.out.schemas.extend(schemas);
-    b.out.transformed = super::transforms::transformed_columns(&statements);
+    b.out.transformed = super::transforms::transformed_columns(&statements, b.dialect);
     b.out.outputs = super::transforms::output_sources(&statements);
     if !b.out.transformed.is_empty() {
         b.out.sample_from = super::transforms::relations_read(&statements, b.dialect);

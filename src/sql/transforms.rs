@@ -244,8 +244,11 @@ const GLUING_AGGREGATES: &[&str] = &["string_agg", "group_concat", "array_to_str
 /// The columns read through a reversible transform anywhere in
 /// `statements`, lower-cased and unqualified (`p.card` → `card`), sorted
 /// and without repeats; [`EVERY_COLUMN`] for a whole row.
-pub fn transformed_columns(statements: &[Statement]) -> Vec<String> {
-    let mut finder = Finder::default();
+pub fn transformed_columns(statements: &[Statement], dialect: super::Dialect) -> Vec<String> {
+    let mut finder = Finder {
+        postgres: dialect == super::Dialect::Postgres,
+        ..Finder::default()
+    };
     for statement in statements {
         finder.top_level_next = matches!(statement, Statement::Query(_));
         let _ = sqlparser::ast::Visit::visit(statement, &mut finder);
@@ -432,6 +435,8 @@ struct Finder {
     /// The next query visited is a statement's own (not a subquery, a
     /// CTE or an INSERT's source): its UNION ALL only lists rows.
     top_level_next: bool,
+    /// PostgreSQL's reading of the statement: `::char` is `character(1)`.
+    postgres: bool,
 }
 
 impl Visitor for Finder {
@@ -565,7 +570,7 @@ impl Visitor for Finder {
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
         self.count_checks(expr);
-        if is_transform(expr) {
+        if self.transforms(expr) {
             self.depth += 1;
             // Wildcards are function arguments, not expressions: the
             // visitor never reaches them on its own.
@@ -598,7 +603,7 @@ impl Visitor for Finder {
     }
 
     fn post_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-        if is_transform(expr) {
+        if self.transforms(expr) {
             self.depth = self.depth.saturating_sub(1);
         }
         ControlFlow::Continue(())
@@ -606,6 +611,21 @@ impl Visitor for Finder {
 }
 
 impl Finder {
+    /// [`is_transform`], and on PostgreSQL a cast to `char` or `character`
+    /// without a length, which is `character(1)` there: the first
+    /// character (MySQL's `CAST(x AS CHAR)` keeps the whole value).
+    fn transforms(&self, expr: &Expr) -> bool {
+        is_transform(expr)
+            || (self.postgres
+                && matches!(
+                    expr,
+                    Expr::Cast {
+                        data_type: DataType::Char(None) | DataType::Character(None),
+                        ..
+                    }
+                ))
+    }
+
     /// Counts the constants a column is compared with for equality
     /// (`email = 'a'`, `email IN ('a', 'b')`, `CASE email WHEN 'a' …`,
     /// `nullif(email, 'a')`).
@@ -1063,7 +1083,12 @@ fn reshaping_type(data_type: &DataType) -> bool {
         DataType::Custom(name, modifiers) => {
             let name = last_name(name);
             !modifiers.is_empty()
-                || matches!(name.as_str(), "jsonpath" | "bpchar" | "varbit" | "float4")
+                // `"char"` is one byte; MAC addresses print sixteen hex
+                // digits (a card's) in pairs.
+                || matches!(
+                    name.as_str(),
+                    "jsonpath" | "bpchar" | "varbit" | "float4" | "char" | "macaddr" | "macaddr8"
+                )
                 || (name.starts_with("reg") && name.len() > 3)
         }
         _ => false,
@@ -1371,11 +1396,17 @@ mod tests {
     use sqlparser::parser::Parser;
 
     fn pg(sql: &str) -> Vec<String> {
-        transformed_columns(&Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap())
+        transformed_columns(
+            &Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap(),
+            crate::sql::Dialect::Postgres,
+        )
     }
 
     fn my(sql: &str) -> Vec<String> {
-        transformed_columns(&Parser::parse_sql(&MySqlDialect {}, sql).unwrap())
+        transformed_columns(
+            &Parser::parse_sql(&MySqlDialect {}, sql).unwrap(),
+            crate::sql::Dialect::Mysql,
+        )
     }
 
     #[test]
@@ -1867,6 +1898,11 @@ mod tests {
             "SELECT to_date(email, 'YYYY') FROM users",
             "SELECT to_timestamp(email, 'MON') FROM users",
             "SELECT array_position(ARRAY['a', 'b'], email) FROM users",
+            "SELECT email::char FROM users",
+            "SELECT CAST(email AS character) FROM users",
+            "SELECT email::\"char\" FROM users",
+            "SELECT card::macaddr8 FROM users",
+            "SELECT card::macaddr FROM users",
         ] {
             let named: Vec<&str> = ["card", "email"]
                 .into_iter()
@@ -1887,6 +1923,8 @@ mod tests {
         // Whitespace trims, full-precision and unbounded text casts keep
         // the value whole for the detectors.
         assert!(pg("SELECT trim(email), rtrim(email), email::text, email::varchar, card::float8, card::numeric FROM users").is_empty());
+        // MySQL's CHAR without a length is the whole string.
+        assert!(my("SELECT CAST(email AS CHAR), CONVERT(email, CHAR) FROM users").is_empty());
     }
 
     #[test]
