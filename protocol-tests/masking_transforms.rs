@@ -437,6 +437,8 @@ fn pg_copying_a_masked_column_into_rows_or_settings_is_held() {
         "PREPARE p AS INSERT INTO notes SELECT 3, email FROM people",
         "EXPLAIN ANALYZE UPDATE notes SET body = (SELECT email FROM people LIMIT 1)",
         "WITH c AS (INSERT INTO notes SELECT 3, email FROM people RETURNING id) SELECT * FROM c",
+        // Another session reads the key in `pg_locks`, split in two.
+        "SELECT pg_advisory_lock(card) FROM people",
     ] {
         held(run(sql), sql);
     }
@@ -474,6 +476,7 @@ fn mysql_copying_a_masked_column_into_rows_or_variables_is_held() {
         "INSERT INTO notes SELECT 2, email FROM people",
         "REPLACE INTO notes SELECT id, email FROM people",
         "INSERT INTO notes SET id = 3, body = (SELECT email FROM people LIMIT 1)",
+        "SELECT GET_LOCK(email, 0) FROM people",
     ] {
         held(run(sql), sql);
     }

@@ -55,8 +55,20 @@ const TRANSFORMS: &[&str] = &[
     "quote_literal",
     "quote_nullable",
     // A setting keeps the value outside any table, to be read back with
-    // `current_setting` under no column's name.
+    // `current_setting` under no column's name; an advisory lock keeps
+    // its key where every session reads it, a bigint split into two
+    // integers (`pg_locks.classid`, `objid`) no detector sees as a card;
+    // a named lock keeps its name in the lock tables.
     "set_config",
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+    "pg_advisory_xact_lock",
+    "pg_advisory_xact_lock_shared",
+    "pg_try_advisory_xact_lock",
+    "pg_try_advisory_xact_lock_shared",
+    "get_lock",
     // Digests: a short or structured value is recovered by trying them all.
     "md5",
     "sha",
@@ -760,8 +772,20 @@ fn stored_columns(statement: &Statement, out: &mut Vec<String>) {
 }
 
 /// Every column a query body's rows carry: each branch's outputs and
-/// VALUES rows; a `*` output carries every column.
+/// VALUES rows, what its `*` outputs carry ([`wildcard_columns`]), and
+/// every column of a `TABLE t` branch.
 fn projected_columns(body: &SetExpr, out: &mut Vec<String>) {
+    fn whole_table(body: &SetExpr) -> bool {
+        match body {
+            SetExpr::Table(_) => true,
+            SetExpr::SetOperation { left, right, .. } => whole_table(left) || whole_table(right),
+            SetExpr::Query(query) => whole_table(&query.body),
+            _ => false,
+        }
+    }
+    if whole_table(body) {
+        out.push(EVERY_COLUMN.to_string());
+    }
     let mut reads = Reads::default();
     let mut branches = Vec::new();
     branches_of(body, &mut branches);
@@ -771,7 +795,7 @@ fn projected_columns(body: &SetExpr, out: &mut Vec<String>) {
                 SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) => {
                     let _ = sqlparser::ast::Visit::visit(expr, &mut reads);
                 }
-                _ => out.push(EVERY_COLUMN.to_string()),
+                _ => wildcard_columns(select, out),
             }
         }
     }
@@ -781,6 +805,40 @@ fn projected_columns(body: &SetExpr, out: &mut Vec<String>) {
         let _ = sqlparser::ast::Visit::visit(v, &mut reads);
     }
     out.extend(reads.0);
+}
+
+/// What a `*` output of `select` carries: every column of a table or
+/// WITH query it reads, what a subquery's rows carry, and what a
+/// function's arguments read (`jsonb_to_record($1)` carries only the
+/// parameter).
+fn wildcard_columns(select: &Select, out: &mut Vec<String>) {
+    fn factor(f: &TableFactor, out: &mut Vec<String>) {
+        match f {
+            TableFactor::Derived { subquery, .. } => projected_columns(&subquery.body, out),
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => tables(table_with_joins, out),
+            TableFactor::Table { args: None, .. } => out.push(EVERY_COLUMN.to_string()),
+            TableFactor::Table { .. }
+            | TableFactor::Function { .. }
+            | TableFactor::TableFunction { .. }
+            | TableFactor::UNNEST { .. } => {
+                let mut reads = Reads::default();
+                let _ = sqlparser::ast::Visit::visit(f, &mut reads);
+                out.extend(reads.0);
+            }
+            _ => out.push(EVERY_COLUMN.to_string()),
+        }
+    }
+    fn tables(t: &sqlparser::ast::TableWithJoins, out: &mut Vec<String>) {
+        factor(&t.relation, out);
+        for join in &t.joins {
+            factor(&join.relation, out);
+        }
+    }
+    for t in &select.from {
+        tables(t, out);
+    }
 }
 
 /// The outputs of a query body by position: the name the first branch
@@ -1845,6 +1903,7 @@ mod tests {
             assert!(pg(sql).contains(&"email".to_string()), "{sql}: {:?}", pg(sql));
         }
         for sql in [
+            "SELECT GET_LOCK(email, 0) FROM users",
             "SELECT @e := email FROM users",
             "SET @e = (SELECT email FROM users WHERE id = 1)",
             "SET @a = 1, @e = (SELECT email FROM users LIMIT 1)",
@@ -1854,12 +1913,33 @@ mod tests {
         ] {
             assert!(my(sql).contains(&"email".to_string()), "{sql}: {:?}", my(sql));
         }
+        for sql in [
+            "SELECT pg_advisory_lock(card::bigint) FROM users",
+            "SELECT pg_try_advisory_xact_lock(hashtext('x'), card::int) FROM users",
+        ] {
+            assert_eq!(pg(sql), ["card"], "{sql}");
+        }
         // A copied row carries every column.
         assert_eq!(pg("INSERT INTO archive SELECT * FROM users"), ["*"]);
+        assert_eq!(pg("INSERT INTO archive SELECT u.* FROM users u"), ["*"]);
+        assert_eq!(my("INSERT INTO archive TABLE users"), ["*"]);
         assert_eq!(
-            pg("INSERT INTO notes SELECT * FROM (SELECT email AS x FROM users) s"),
+            pg("WITH s AS (SELECT email FROM users) INSERT INTO notes SELECT * FROM s"),
             ["*"]
         );
+        // `*` of a subquery carries what the subquery's rows carry; of a
+        // function or VALUES, what their arguments read.
+        assert_eq!(
+            pg("INSERT INTO notes SELECT * FROM (SELECT 3, email AS x FROM users) s"),
+            ["email"]
+        );
+        for sql in [
+            "INSERT INTO notes SELECT * FROM jsonb_to_record($1) AS x(id int, body text)",
+            "INSERT INTO notes SELECT * FROM (VALUES (1, 'x')) v(id, body)",
+            "INSERT INTO notes SELECT * FROM unnest($1::int[], $2::text[])",
+        ] {
+            assert!(pg(sql).is_empty(), "{sql}: {:?}", pg(sql));
+        }
         // Constants, parameters and settings' names copy no column; a
         // filter is not a copy.
         for sql in [
