@@ -417,7 +417,8 @@ fn pg_copying_a_masked_column_into_rows_or_settings_is_held() {
     pg_table(&db);
     psql_direct(
         &db.name,
-        "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'hello')",
+        "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'hello');
+         CREATE SEQUENCE seq",
     );
     let gateway = default_policy_gateway();
     let run = |sql: &str| psql(&gateway, &db.name, sql);
@@ -439,6 +440,8 @@ fn pg_copying_a_masked_column_into_rows_or_settings_is_held() {
         "WITH c AS (INSERT INTO notes SELECT 3, email FROM people RETURNING id) SELECT * FROM c",
         // Another session reads the key in `pg_locks`, split in two.
         "SELECT pg_advisory_lock(card) FROM people",
+        // `nextval` would hand it back one higher: no longer a valid card.
+        "SELECT setval('seq', card) FROM people",
     ] {
         held(run(sql), sql);
     }
@@ -458,10 +461,11 @@ fn mysql_copying_a_masked_column_into_rows_or_variables_is_held() {
     mariadb_direct(
         &db.name,
         &format!(
-            "CREATE TABLE people (id int, nick text, email text);
-             INSERT INTO people VALUES (1, 'ada', '{EMAIL}');
+            "CREATE TABLE people (id int, nick text, email text, card bigint);
+             INSERT INTO people VALUES (1, 'ada', '{EMAIL}', {CARD});
              CREATE TABLE notes (id int PRIMARY KEY, body text);
-             INSERT INTO notes VALUES (1, 'hello');"
+             INSERT INTO notes VALUES (1, 'hello');
+             CREATE SEQUENCE seq;"
         ),
     );
     let gateway = Gateway::start_with(Options {
@@ -477,6 +481,7 @@ fn mysql_copying_a_masked_column_into_rows_or_variables_is_held() {
         "REPLACE INTO notes SELECT id, email FROM people",
         "INSERT INTO notes SET id = 3, body = (SELECT email FROM people LIMIT 1)",
         "SELECT GET_LOCK(email, 0) FROM people",
+        "SELECT SETVAL(seq, card) FROM people",
     ] {
         held(run(sql), sql);
     }

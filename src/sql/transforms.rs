@@ -58,7 +58,11 @@ const TRANSFORMS: &[&str] = &[
     // `current_setting` under no column's name; an advisory lock keeps
     // its key where every session reads it, a bigint split into two
     // integers (`pg_locks.classid`, `objid`) no detector sees as a card;
-    // a named lock keeps its name in the lock tables.
+    // a named lock keeps its name in the lock tables; a sequence keeps
+    // its value for `nextval` to hand back one higher (no longer a valid
+    // card); a large object is named by the number it is created with.
+    "setval",
+    "lo_create",
     "set_config",
     "pg_advisory_lock",
     "pg_advisory_lock_shared",
@@ -1916,6 +1920,8 @@ mod tests {
         for sql in [
             "SELECT pg_advisory_lock(card::bigint) FROM users",
             "SELECT pg_try_advisory_xact_lock(hashtext('x'), card::int) FROM users",
+            "SELECT setval('users_id_seq', card::bigint) FROM users",
+            "SELECT lo_create(card::oid) FROM users",
         ] {
             assert_eq!(pg(sql), ["card"], "{sql}");
         }
