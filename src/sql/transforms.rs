@@ -60,8 +60,10 @@ const TRANSFORMS: &[&str] = &[
     // integers (`pg_locks.classid`, `objid`) no detector sees as a card;
     // a named lock keeps its name in the lock tables; a sequence keeps
     // its value for `nextval` to hand back one higher (no longer a valid
-    // card); a large object is named by the number it is created with.
+    // card), as does MySQL's `LAST_INSERT_ID(expr)` for `LAST_INSERT_ID()
+    // + 1`; a large object is named by the number it is created with.
     "setval",
+    "last_insert_id",
     "lo_create",
     "set_config",
     "pg_advisory_lock",
@@ -1908,6 +1910,7 @@ mod tests {
         }
         for sql in [
             "SELECT GET_LOCK(email, 0) FROM users",
+            "SELECT LAST_INSERT_ID(email) FROM users",
             "SELECT @e := email FROM users",
             "SET @e = (SELECT email FROM users WHERE id = 1)",
             "SET @a = 1, @e = (SELECT email FROM users LIMIT 1)",
