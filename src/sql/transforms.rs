@@ -20,7 +20,7 @@
 use sqlparser::ast::{
     BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
     FunctionArguments, ObjectName, Select, SelectItem, SetExpr, SetOperator, SetQuantifier,
-    Statement, TableAliasColumnDef, TableFactor, Value, Visitor,
+    Statement, TableAliasColumnDef, TableFactor, UnaryOperator, Value, Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -1051,6 +1051,16 @@ fn is_transform(expr: &Expr) -> bool {
                 // where masking cannot tell it from any other.
                 | BinaryOperator::Assignment
         ),
+        // `~card` prints 2⁶⁴ − 1 − card (MySQL) or −card − 1: the digits
+        // change, the value does not; roots and factorials likewise.
+        Expr::UnaryOp { op, .. } => matches!(
+            op,
+            UnaryOperator::BitwiseNot
+                | UnaryOperator::PGSquareRoot
+                | UnaryOperator::PGCubeRoot
+                | UnaryOperator::PGPostfixFactorial
+                | UnaryOperator::PGPrefixFactorial
+        ),
         Expr::Substring { .. } | Expr::Overlay { .. } => true,
         Expr::Convert {
             charset, data_type, ..
@@ -1511,6 +1521,10 @@ mod tests {
         );
         assert_eq!(my("SELECT CONVERT(email USING utf16) FROM t"), ["email"]);
         assert_eq!(my("SELECT CAST(card AS BINARY) FROM t"), ["card"]);
+        assert_eq!(my("SELECT ~card FROM t"), ["card"]);
+        assert_eq!(pg("SELECT ~card, |/ card, ||/ card FROM t"), ["card"]);
+        // A sign keeps every digit for the detectors.
+        assert!(pg("SELECT -card, +card, NOT flag FROM t").is_empty());
     }
 
     #[test]
