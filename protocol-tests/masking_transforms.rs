@@ -108,6 +108,9 @@ fn pg_transforms_of_a_masked_column_are_held_from_the_first() {
         "SELECT email::char FROM people",
         "SELECT email::\"char\" FROM people",
         "SELECT ~card FROM people",
+        // One higher: no longer a valid card.
+        "SELECT int8inc(card) FROM people",
+        "SELECT degrees(card) FROM people",
     ] {
         held(psql(&gateway, &db.name, sql), sql);
     }

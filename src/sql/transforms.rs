@@ -217,6 +217,18 @@ const TRANSFORMS: &[&str] = &[
     "log10",
     "power",
     "pow",
+    // Scaled (`degrees(card)` is card × 180/π) and the float functions
+    // behind the operators (`dsqrt`, `dpow`).
+    "degrees",
+    "radians",
+    "dsqrt",
+    "dcbrt",
+    "dexp",
+    "dlog1",
+    "dlog10",
+    "dpow",
+    "dround",
+    "dtrunc",
     "get_byte",
     "get_bit",
     "textcat",
@@ -1246,6 +1258,15 @@ fn operator_function(name: &str) -> bool {
         "shr",
         "not",
         "cat",
+        // `int8inc(card)`, `numeric_inc`: one higher, past the Luhn check.
+        "inc",
+        "dec",
+        "sqrt",
+        "exp",
+        "ln",
+        "log",
+        "power",
+        "div_trunc",
         "pattern_lt",
         "pattern_le",
         "pattern_gt",
@@ -1523,6 +1544,16 @@ mod tests {
         assert_eq!(my("SELECT CAST(card AS BINARY) FROM t"), ["card"]);
         assert_eq!(my("SELECT ~card FROM t"), ["card"]);
         assert_eq!(pg("SELECT ~card, |/ card, ||/ card FROM t"), ["card"]);
+        for sql in [
+            "SELECT int8inc(card) FROM t",
+            "SELECT numeric_inc(card) FROM t",
+            "SELECT int8dec(card) FROM t",
+            "SELECT degrees(card) FROM t",
+            "SELECT dsqrt(card) FROM t",
+            "SELECT numeric_sqrt(card) FROM t",
+        ] {
+            assert_eq!(pg(sql), ["card"], "{sql}");
+        }
         // A sign keeps every digit for the detectors.
         assert!(pg("SELECT -card, +card, NOT flag FROM t").is_empty());
     }
