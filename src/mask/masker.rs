@@ -225,6 +225,7 @@ impl Masker {
         always: bool,
     ) {
         self.scanner.scan(text, findings);
+        self.cards_in_number_renderings(text, findings);
         if !(always || self.json_secrets) || memchr::memchr2(b'{', b'[', text).is_none() {
             return;
         }
@@ -240,6 +241,96 @@ impl Masker {
         }
         if findings.len() != before {
             merge_overlaps(findings);
+        }
+    }
+
+    /// Cards written as a float or money inside text: a column cast to
+    /// float and then to text (`4.111111111111111e+15`), money as text
+    /// (`$4,111,111,111,111,111.00`), a float inside JSON or an array.
+    /// Each such number is read as the integer it stands for, as a
+    /// numeric column's value is ([`value::integer_form`]); only a card
+    /// (checksummed, 12 to 19 digits) is taken from it, so that big
+    /// amounts in prose are not read as phone numbers.
+    fn cards_in_number_renderings(&self, text: &[u8], findings: &mut Vec<Finding>) {
+        if !self.scanner.detectors().contains(Kind::Card) {
+            return;
+        }
+        let part =
+            |b: u8| b.is_ascii_digit() || matches!(b, b'.' | b',' | b'e' | b'E' | b'+' | b'-');
+        let mut from = 0;
+        while let Some(off) = memchr::memchr3(b'e', b'E', b',', &text[from..]) {
+            let at = from + off;
+            from = at + 1;
+            // An exponent or a group separator between digits.
+            let digit_before = at > 0 && text[at - 1].is_ascii_digit();
+            let after = text.get(at + 1).copied().unwrap_or(b' ');
+            let digit_after = after.is_ascii_digit()
+                || (matches!(after, b'+' | b'-')
+                    && text.get(at + 2).is_some_and(u8::is_ascii_digit));
+            if !digit_before || !digit_after {
+                continue;
+            }
+            let mut start = at;
+            while start > 0 && part(text[start - 1]) {
+                start -= 1;
+            }
+            let mut end = at + 1;
+            while end < text.len() && part(text[end]) {
+                end += 1;
+            }
+            from = from.max(end);
+            // A run may hold several numbers (`{4.1e+15,5.5e+15}`): a
+            // comma is a group separator only before three digits.
+            let mut token = start;
+            for cut in start..=end {
+                let separates = cut == end
+                    || (text[cut] == b','
+                        && text[cut + 1..]
+                            .iter()
+                            .take_while(|b| b.is_ascii_digit())
+                            .count()
+                            != 3);
+                if separates {
+                    self.card_in_number(text, token, cut, findings);
+                    token = cut + 1;
+                }
+            }
+        }
+    }
+
+    /// [`Masker::cards_in_number_renderings`] for one number at
+    /// `start..end` (trimmed to its digits).
+    fn card_in_number(
+        &self,
+        text: &[u8],
+        mut start: usize,
+        mut end: usize,
+        findings: &mut Vec<Finding>,
+    ) {
+        while start < end && !text[start].is_ascii_digit() {
+            start += 1;
+        }
+        while end > start && !text[end - 1].is_ascii_digit() {
+            end -= 1;
+        }
+        if end - start < 12 || findings.iter().any(|f| f.start < end && start < f.end) {
+            return;
+        }
+        let Some(int) = super::value::integer_form(&text[start..end]) else {
+            return;
+        };
+        if !(12..=19).contains(&int.as_slice().len()) {
+            return;
+        }
+        let mut inner = Vec::new();
+        self.scanner.scan(int.as_slice(), &mut inner);
+        if inner.iter().any(|f| f.kind == Kind::Card) {
+            findings.push(Finding {
+                kind: Kind::Card,
+                start,
+                end,
+            });
+            crate::mask::scan::resolve_overlaps(findings);
         }
     }
 
@@ -436,6 +527,7 @@ impl Masker {
         // something, and no key-based secrets to look for.
         if !self.json_secrets && memchr::memchr(b'\\', doc).is_none() {
             self.scanner.scan(doc, &mut scratch.findings);
+            self.cards_in_number_renderings(doc, &mut scratch.findings);
             if scratch.findings.is_empty() {
                 return Masked::Unchanged;
             }
@@ -486,7 +578,8 @@ impl Masker {
     ) -> Option<(std::ops::Range<usize>, Vec<u8>)> {
         let raw = &doc[range.clone()];
         if is_number {
-            return match self.mask_number(raw, scratch, tally) {
+            // `4.111111111111111e+15` is the card a float leaf stands for.
+            return match super::value::mask_number_forms(self, raw, scratch, tally) {
                 Masked::Unchanged => None,
                 Masked::Null => Some((range, b"null".to_vec())),
                 Masked::Replaced(v) => Some((range, v)),

@@ -214,7 +214,7 @@ const FORM_DIGITS: usize = 24;
 
 /// A digit string on the stack: number forms are built per value without
 /// allocating.
-struct Digits {
+pub(super) struct Digits {
     buf: [u8; FORM_DIGITS],
     len: usize,
 }
@@ -237,7 +237,7 @@ impl Digits {
         true
     }
 
-    fn as_slice(&self) -> &[u8] {
+    pub(super) fn as_slice(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 }
@@ -254,7 +254,7 @@ impl Digits {
 /// and money (a currency sign and group separators are skipped; `,` is
 /// read as a decimal point only when followed by exactly two digits at
 /// the end, as in money's European renderings).
-fn integer_form(text: &[u8]) -> Option<Digits> {
+pub(super) fn integer_form(text: &[u8]) -> Option<Digits> {
     let text = text.trim_ascii();
     // An exponent is `e` after a digit and before an integer; an `E` in
     // a currency name is none.

@@ -645,3 +645,49 @@ fn short_numbers_in_statements_are_left_and_everything_longer_is_read() {
         assert!(!short_number(text.as_bytes()), "{text}");
     }
 }
+
+#[test]
+fn cards_written_as_floats_or_money_inside_text_are_masked() {
+    // `card::float8::text`, `card::money::text`, a float in an array or
+    // a sentence: the number stands for the card.
+    let m = masker(Strategy::Redact);
+    for (input, masked) in [
+        ("4.111111111111111e+15", "<CARD>"),
+        ("4.111111111111111E15", "<CARD>"),
+        ("$4,111,111,111,111,111.00", "$<CARD>"),
+        (
+            "{4.111111111111111e+15,5.500000000000004e+15}",
+            "{<CARD>,<CARD>}",
+        ),
+        (
+            "paid with 4.111111111111111e+15 today",
+            "paid with <CARD> today",
+        ),
+    ] {
+        assert_eq!(text(&m, input), Masked::Replaced(masked.into()), "{input}");
+    }
+    // An array's text and a JSON document take the same reading.
+    for doc in ["{4.111111111111111e+15}", "[4.111111111111111e+15]"] {
+        let masked = m.mask_json(
+            doc.as_bytes(),
+            &mut Scratch::default(),
+            &mut Tally::default(),
+        );
+        assert!(
+            matches!(&masked, Masked::Replaced(out) if !out.windows(5).any(|w| w == b"4.111")),
+            "{doc}: {masked:?}"
+        );
+    }
+    // Amounts, constants and floats that are no card stay.
+    for input in [
+        "total 1,234,567,890.00 EUR",
+        "2.718281828459045",
+        "6.02214076e+23 per mole",
+        "3.0e+10",
+        "4.111111111111112e+15",
+        "1,2,3",
+        "e,e",
+    ] {
+        assert_eq!(text(&m, input), Masked::Unchanged, "{input}");
+    }
+}
