@@ -1178,7 +1178,17 @@ fn reshaping_type(data_type: &DataType) -> bool {
                 // digits (a card's) in pairs.
                 || matches!(
                     name.as_str(),
-                    "jsonpath" | "bpchar" | "varbit" | "float4" | "char" | "macaddr" | "macaddr8"
+                    "jsonpath"
+                        | "bpchar"
+                        | "varbit"
+                        | "float4"
+                        | "char"
+                        | "macaddr"
+                        | "macaddr8"
+                        // 32 bits: the low part of a card, which its
+                        // issuer and checksum complete.
+                        | "xid"
+                        | "cid"
                 )
                 || (name.starts_with("reg") && name.len() > 3)
         }
@@ -2045,6 +2055,8 @@ mod tests {
             "SELECT email::\"char\" FROM users",
             "SELECT card::macaddr8 FROM users",
             "SELECT card::macaddr FROM users",
+            "SELECT card::text::xid FROM users",
+            "SELECT card::text::cid FROM users",
         ] {
             let named: Vec<&str> = ["card", "email"]
                 .into_iter()
