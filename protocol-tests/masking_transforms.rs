@@ -296,10 +296,7 @@ fn mysql_transforms_of_a_masked_column_are_held_from_the_first() {
              INSERT INTO people VALUES (1, 'ada', '{EMAIL}', {CARD});"
         ),
     );
-    let gateway = Gateway::start_with(Options {
-        policy: Some(support::gateway::default_policy()),
-        ..Default::default()
-    });
+    let gateway = default_policy_gateway();
     let run = |sql: &str| mariadb(&gateway, &db.name, sql);
     // The first statement of all, before any result taught the gateway.
     held(
@@ -411,10 +408,7 @@ fn mysql_matching_a_masked_column_against_guesses_is_held() {
              INSERT INTO guesses VALUES (1, 'nobody@example.com'), (2, '{EMAIL}');"
         ),
     );
-    let gateway = Gateway::start_with(Options {
-        policy: Some(support::gateway::default_policy()),
-        ..Default::default()
-    });
+    let gateway = default_policy_gateway();
     let run = |sql: &str| mariadb(&gateway, &db.name, sql);
     for sql in [
         "SELECT g.n FROM people p JOIN guesses g ON p.email = g.e",
@@ -489,10 +483,7 @@ fn mysql_copying_a_masked_column_into_rows_or_variables_is_held() {
              CREATE SEQUENCE seq;"
         ),
     );
-    let gateway = Gateway::start_with(Options {
-        policy: Some(support::gateway::default_policy()),
-        ..Default::default()
-    });
+    let gateway = default_policy_gateway();
     let run = |sql: &str| mariadb(&gateway, &db.name, sql);
     for sql in [
         "SELECT @e := email FROM people",

@@ -964,11 +964,6 @@ fn partial(kind: Kind, value: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Whether a number written as `text` holds fewer digits than the
-/// shortest value any detector finds in digits alone (a phone number's
-/// seven), with no exponent that could make more of them (`4e15`): the
-/// ids, counts and amounts of nearly every row, which then cost one pass
-/// over a few bytes instead of a scan.
 /// A number as SQL writes it (`48213`, `-12`, `4.50`: a sign, digits, at
 /// most one point) with [`too_few_digits`] to hold a value. More points
 /// could be an address (`10.0.0.1`).
@@ -982,6 +977,11 @@ fn short_number(text: &[u8]) -> bool {
         && too_few_digits(text)
 }
 
+/// Whether a number written as `text` holds fewer digits than the
+/// shortest value any detector finds in digits alone (a phone number's
+/// seven), with no exponent that could make more of them (`4e15`): the
+/// ids, counts and amounts of nearly every row, which then cost one pass
+/// over a few bytes instead of a scan.
 pub(super) fn too_few_digits(text: &[u8]) -> bool {
     const SHORTEST: usize = 7;
     let mut digits = 0;
