@@ -39,9 +39,10 @@ impl RowDigest {
             self.gathered.extend_from_slice(&bytes[whole..]);
             return;
         }
-        if self.gathered.capacity() == 0 {
-            self.gathered.reserve(GATHER + CHUNK);
-        }
+        // No buffer is set aside up front: most results are a row or a
+        // few, and a 9 KiB allocation per result is past the allocator's
+        // per-thread cache (a fresh block and a free that consolidates,
+        // for every statement). The buffer grows with what is gathered.
         self.gathered.extend_from_slice(bytes);
         if self.gathered.len() >= GATHER {
             let whole = self.gathered.len() / CHUNK * CHUNK;

@@ -61,6 +61,7 @@ pub enum Masked {
 pub struct Tally {
     counts: [u32; Kind::ALL.len()],
     column: ColumnMemory,
+    recall: RecallUse,
 }
 
 impl Default for Tally {
@@ -68,6 +69,7 @@ impl Default for Tally {
         Tally {
             counts: [0; Kind::ALL.len()],
             column: ColumnMemory::default(),
+            recall: RecallUse::default(),
         }
     }
 }
@@ -129,6 +131,95 @@ impl ColumnMemory {
     }
 }
 
+/// How often a column's values were found in the session's [`Recall`]
+/// in the current result. A column whose values do not repeat (ids,
+/// timestamps, addresses) stops being looked up after a few dozen values,
+/// so that it pays for the lookups only while that is being learnt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RecallUse {
+    lookups: u16,
+    hits: u16,
+}
+
+impl RecallUse {
+    /// Values looked up before a column's rate of repeats is judged.
+    const TRIAL: u16 = 64;
+
+    /// Whether looking the next value up is worth it: during the trial,
+    /// or when one value in eight or more was a repeat.
+    fn worth_it(self) -> bool {
+        self.lookups < Self::TRIAL || self.hits >= self.lookups / 8
+    }
+
+    fn note(&mut self, hit: bool) {
+        self.lookups = self.lookups.saturating_add(1);
+        self.hits = self.hits.saturating_add(u16::from(hit));
+    }
+}
+
+/// What the scanner found in values the session masked before: a value
+/// that repeats down a result (a status, a template note, the same JSON
+/// document) is scanned once. The scan is a function of the value's bytes
+/// alone (for one [`Masker`]; a session keeps one), so recalling it gives
+/// exactly what scanning again would; the findings are then counted and
+/// replaced as freshly found ones are. A fixed number of slots, each
+/// chosen by the value's hash and taken over by the next value that hashes
+/// there: memory is bounded per session, and nothing is shared between
+/// sessions.
+#[derive(Debug, Default)]
+struct Recall {
+    slots: Vec<RecallSlot>,
+    hasher: foldhash::fast::RandomState,
+}
+
+#[derive(Debug, Default)]
+struct RecallSlot {
+    /// The value; empty while the slot is unused (shorter values are not
+    /// kept).
+    value: Vec<u8>,
+    findings: Vec<Finding>,
+}
+
+impl Recall {
+    const SLOTS: usize = 256;
+    /// Shorter values cost less to scan than to look up; longer ones
+    /// would make the session's memory grow by more than the slots'
+    /// 64 KiB.
+    const LENGTHS: std::ops::RangeInclusive<usize> = 12..=256;
+
+    fn keeps(value: &[u8]) -> bool {
+        Self::LENGTHS.contains(&value.len())
+    }
+
+    fn slot_of(&self, value: &[u8]) -> usize {
+        use std::hash::BuildHasher;
+        (self.hasher.hash_one(value) as usize) & (Self::SLOTS - 1)
+    }
+
+    /// Copies the findings of `value` into `findings` if it is remembered.
+    fn recall(&self, slot: usize, value: &[u8], findings: &mut Vec<Finding>) -> bool {
+        match self.slots.get(slot) {
+            Some(s) if s.value == value => {
+                findings.clear();
+                findings.extend_from_slice(&s.findings);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn remember(&mut self, slot: usize, value: &[u8], findings: &[Finding]) {
+        if self.slots.is_empty() {
+            self.slots.resize_with(Self::SLOTS, RecallSlot::default);
+        }
+        let s = &mut self.slots[slot];
+        s.value.clear();
+        s.value.extend_from_slice(value);
+        s.findings.clear();
+        s.findings.extend_from_slice(findings);
+    }
+}
+
 /// Reusable buffers, one set per session, so that masking a row allocates
 /// nothing unless something is found.
 #[derive(Debug, Default)]
@@ -138,6 +229,7 @@ pub struct Scratch {
     decoded: Vec<u8>,
     offsets: Vec<usize>,
     phones: PhoneMemo,
+    recall: Recall,
 }
 
 impl Scratch {
@@ -241,6 +333,22 @@ impl Masker {
         }
         if findings.len() != before {
             merge_overlaps(findings);
+        }
+    }
+
+    /// [`Masker::scan_with_json`] into `scratch.findings`, or what it found
+    /// in the same value before ([`Recall`]).
+    fn scan_recalled(&self, text: &[u8], scratch: &mut Scratch, tally: &mut Tally) {
+        if !Recall::keeps(text) || !tally.recall.worth_it() {
+            self.scan_with_json(text, &mut scratch.findings, &mut scratch.leaf, false);
+            return;
+        }
+        let slot = scratch.recall.slot_of(text);
+        let hit = scratch.recall.recall(slot, text, &mut scratch.findings);
+        tally.recall.note(hit);
+        if !hit {
+            self.scan_with_json(text, &mut scratch.findings, &mut scratch.leaf, false);
+            scratch.recall.remember(slot, text, &scratch.findings);
         }
     }
 
@@ -362,7 +470,7 @@ impl Masker {
 
     /// Masks free text: each detected span is replaced, the rest kept.
     pub fn mask_text(&self, text: &[u8], scratch: &mut Scratch, tally: &mut Tally) -> Masked {
-        self.scan_with_json(text, &mut scratch.findings, &mut scratch.leaf, false);
+        self.scan_recalled(text, scratch, tally);
         if scratch.findings.is_empty() {
             return Masked::Unchanged;
         }

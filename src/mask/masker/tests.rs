@@ -691,3 +691,61 @@ fn cards_written_as_floats_or_money_inside_text_are_masked() {
         assert_eq!(text(&m, input), Masked::Unchanged, "{input}");
     }
 }
+
+/// Values masked with one session's scratch, where earlier values are
+/// recalled, against each masked with a scratch of its own: the same
+/// outcome and the same counts, for repeats, values that differ in one
+/// byte, lengths around the recall's bounds, and more values than it has
+/// slots (so that slots are taken over).
+#[test]
+fn recalled_values_are_masked_exactly_as_scanned_ones() {
+    let m = masker(Strategy::Redact);
+    let mut values: Vec<String> = vec![
+        "refund to card 4111 1111 1111 1111; call back on +44 20 7946 0958".into(),
+        "refund to card 4111 1111 1111 1112; call back on +44 20 7946 0958".into(),
+        "paid from IBAN DE89 3704 0044 0532 0130 00, receipt sent".into(),
+        "delivered on time, signed for at the front desk".into(),
+        "jane.doe@example.com".into(),
+        "{\"password\": \"hunter2-hunter2\", \"n\": 1}".into(),
+        // Eleven, twelve, 256 and 257 bytes.
+        "a@b.co x 12".into(),
+        "a@b.co x 123".into(),
+        format!("{}4111111111111111", "x ".repeat(120)),
+        format!("{}4111111111111111 ", "x ".repeat(120)),
+    ];
+    for i in 0..600 {
+        values.push(format!("order {i} shipped, contact user{i}@example.com"));
+    }
+    let mut session = Scratch::default();
+    let mut column = Tally::default();
+    for round in 0..3 {
+        for value in &values {
+            let mut fresh = Tally::default();
+            let expected = m.mask_text(value.as_bytes(), &mut Scratch::default(), &mut fresh);
+            let mut before = column.clone();
+            let got = m.mask_text(value.as_bytes(), &mut session, &mut column);
+            assert_eq!(got, expected, "round {round}: {value:?}");
+            before.merge(&fresh);
+            assert_eq!(
+                column.counts().collect::<Vec<_>>(),
+                before.counts().collect::<Vec<_>>(),
+                "round {round}: counts after {value:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_column_whose_values_do_not_repeat_stops_being_looked_up() {
+    let mut unique = RecallUse::default();
+    for _ in 0..RecallUse::TRIAL {
+        assert!(unique.worth_it());
+        unique.note(false);
+    }
+    assert!(!unique.worth_it());
+    let mut repeating = RecallUse::default();
+    for i in 0..1000 {
+        assert!(repeating.worth_it(), "lookup {i}");
+        repeating.note(i % 4 == 0);
+    }
+}
