@@ -2793,6 +2793,71 @@ fn a_large_result_streams_through_masked_in_bounded_memory() {
     );
 }
 
+/// A value that repeats down a result is scanned once and recalled after
+/// (per session): every copy must still be masked, in this result and in
+/// the next, counted in each result's audit record as if found afresh —
+/// among values that differ from it in one digit, and with more distinct
+/// values between the copies than the session remembers.
+#[test]
+fn values_repeated_down_results_are_masked_and_counted_every_time() {
+    const ROWS: usize = 1200;
+    let db = TestDb::create("mask_repeat");
+    psql_direct(
+        &db.name,
+        &format!(
+            "CREATE TABLE notes AS SELECT g AS id, CASE g % 3 \
+             WHEN 0 THEN 'refund to card 4111 1111 1111 1111, call +44 20 7946 0958' \
+             WHEN 1 THEN 'refund to card 4111 1111 1111 111' || (g % 10) || ', note ' || g \
+             ELSE 'shipped to user' || g || '@example.org' END AS body \
+             FROM generate_series(1, {ROWS}) g"
+        ),
+    );
+    let gateway = masking_gateway("strategy = \"redact\"\n", "");
+    let target = Target::agent(&gateway, &db.name);
+    let direct = psql_rows(
+        Target::direct(&db.name),
+        "SELECT body FROM notes ORDER BY id",
+    );
+    for round in 0..2 {
+        let rows = psql_rows(target, "SELECT body FROM notes ORDER BY id");
+        assert_eq!(rows.len(), ROWS, "round {round}");
+        for (got, stored) in rows.iter().zip(&direct) {
+            let (got, stored) = (got[0].as_deref().unwrap(), stored[0].as_deref().unwrap());
+            assert!(
+                !got.contains("4111 1111 1111 1111")
+                    && !got.contains("7946 0958")
+                    && !got.contains("@example.org"),
+                "round {round}: {stored:?} came back as {got:?}"
+            );
+            if stored.ends_with("+44 20 7946 0958") {
+                assert_eq!(got, "refund to card <CARD>, call <PHONE>", "round {round}");
+            }
+        }
+    }
+    // Each result's record counts every copy: 400 cards and phones from
+    // the repeated note, the cards of the others that pass the checksum
+    // (one in ten), 400 addresses.
+    let dir = gateway.stop();
+    let mut counted = Vec::new();
+    airlock::audit::read::for_each(&dir.path().join("var/audit"), |_, r| {
+        if r["kind"] == "result" && r["rows"] == ROWS as u64 {
+            counted.push(r["masked"]["body"].clone());
+        }
+        true
+    })
+    .unwrap();
+    let luhn_ok = (1..=ROWS)
+        .filter(|g| g % 3 == 1)
+        .filter(|g| format!("411111111111111{}", g % 10) == "4111111111111111")
+        .count();
+    assert_eq!(counted.len(), 2, "{counted:?}");
+    for masked in &counted {
+        assert_eq!(masked["card"], (ROWS / 3 + luhn_ok) as u64, "{masked}");
+        assert_eq!(masked["phone"], (ROWS / 3) as u64, "{masked}");
+        assert_eq!(masked["email"], (ROWS / 3) as u64, "{masked}");
+    }
+}
+
 /// Values reach a client through more than rows: servers quote them in
 /// errors ("invalid input syntax…", "Key (email)=(…) already exists") and
 /// `pg_notify` sends them to listeners. All of them are masked.
