@@ -166,13 +166,22 @@ impl RecallUse {
 /// chosen by the value's hash and taken over by the next value that hashes
 /// there: memory is bounded per session, and nothing is shared between
 /// sessions.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Recall {
     slots: Vec<RecallSlot>,
     hasher: foldhash::fast::RandomState,
 }
 
-#[derive(Debug, Default)]
+/// The slots hold values as the database sent them, before masking: a
+/// debug print of a session's masker must not show them.
+impl std::fmt::Debug for Recall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let used = self.slots.iter().filter(|s| !s.value.is_empty()).count();
+        write!(f, "Recall {{ {used} of {} slots used }}", Self::SLOTS)
+    }
+}
+
+#[derive(Default)]
 struct RecallSlot {
     /// The value; empty while the slot is unused (shorter values are not
     /// kept).
@@ -221,8 +230,10 @@ impl Recall {
 }
 
 /// Reusable buffers, one set per session, so that masking a row allocates
-/// nothing unless something is found.
-#[derive(Debug, Default)]
+/// nothing unless something is found. Some hold values as the database
+/// sent them (decoded text, recalled values, phone candidates), so a debug
+/// print shows only how much the memories hold.
+#[derive(Default)]
 pub struct Scratch {
     findings: Vec<Finding>,
     leaf: Vec<Finding>,
@@ -230,6 +241,15 @@ pub struct Scratch {
     offsets: Vec<usize>,
     phones: PhoneMemo,
     recall: Recall,
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch")
+            .field("phones", &self.phones)
+            .field("recall", &self.recall)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Scratch {

@@ -736,6 +736,29 @@ fn recalled_values_are_masked_exactly_as_scanned_ones() {
 }
 
 #[test]
+fn a_debug_print_of_the_scratch_shows_no_remembered_value() {
+    let mut scratch = Scratch::default();
+    let m = masker(Strategy::Redact);
+    // Plain, and base64 of "card 4111 1111 1111 1111" (decoded into the
+    // scratch to be scanned).
+    for value in [
+        "refund to card 4111 1111 1111 1111 for jane.doe@example.com",
+        "token Y2FyZCA0MTExIDExMTEgMTExMSAxMTEx end",
+    ] {
+        assert_ne!(
+            m.mask_text(value.as_bytes(), &mut scratch, &mut Tally::default()),
+            Masked::Unchanged,
+            "{value}"
+        );
+    }
+    let printed = format!("{scratch:?}");
+    assert!(printed.contains("2 of 256 slots used"), "{printed}");
+    for raw in ["4111", "jane", "Y2Fy", "card"] {
+        assert!(!printed.contains(raw), "{printed}");
+    }
+}
+
+#[test]
 fn a_column_whose_values_do_not_repeat_stops_being_looked_up() {
     let mut unique = RecallUse::default();
     for _ in 0..RecallUse::TRIAL {

@@ -363,11 +363,19 @@ impl National {
 /// orders) is validated once: a valid number costs phonenumber 10 to
 /// 20 µs. One memo per session, never shared: how fast a number is
 /// confirmed must not tell one session what another has seen.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Memo {
     /// Keyed by the candidate as written, after a byte that says whether
     /// it was read as international.
     verdicts: HashMap<Box<[u8]>, bool>,
+}
+
+/// The keys are phone numbers as the database sent them: a debug print
+/// of a session's masker must not show them.
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Memo {{ {} verdicts }}", self.verdicts.len())
+    }
 }
 
 /// Enough for the distinct numbers of a large result; past it the memo

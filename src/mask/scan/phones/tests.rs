@@ -214,6 +214,8 @@ fn a_lent_memo_validates_each_candidate_once_and_only_for_its_session() {
     assert!(inner.verdicts.is_empty());
     lent.give_back(&mut first);
     assert_eq!(first.verdicts.len(), 2);
+    // A debug print counts the verdicts and shows no number.
+    assert_eq!(format!("{first:?}"), "Memo { 2 verdicts }");
 
     // Another session's memo starts empty and does not see the first's.
     let mut second = Memo::default();
