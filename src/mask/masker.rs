@@ -55,8 +55,9 @@ pub enum Masked {
 
 /// Counts of findings by kind, for one column or one statement; for a
 /// column, also what its values have looked like so far in this result
-/// ([`ColumnMemory`]). Both are reset when the row masker hands its stats
-/// over at the end of a result.
+/// ([`ColumnMemory`]) and how often they were repeats ([`RecallUse`]).
+/// All are reset when the row masker hands its stats over at the end of a
+/// result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tally {
     counts: [u32; Kind::ALL.len()],
