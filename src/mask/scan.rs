@@ -1039,6 +1039,11 @@ impl Scanner {
         // Each format opens with a fixed number of digits and then a
         // byte that is not one: the count rules out all but a few.
         let lead = text[ws..].iter().take_while(|b| b.is_ascii_digit()).count();
+        // The leads below, and the Corsican NIR's six digits before `A`/`B`:
+        // every other number is done with here.
+        if !matches!(lead, 3 | 6 | 8 | 17 | 18) {
+            return None;
+        }
         let at = |pattern: &[u8]| {
             let pattern_lead = pattern.iter().take_while(|&&p| p == b'd').count();
             (pattern_lead == lead)
@@ -1360,10 +1365,22 @@ impl Scanner {
         None
     }
 
+    #[inline]
     fn ipv4(&self, text: &[u8], ws: usize) -> Option<Finding> {
-        if !self.on(Kind::Ipv4) {
+        // Most numbers are no address from their first byte past one to
+        // three digits: only those with a dot there are read further.
+        let lead = text[ws..]
+            .iter()
+            .take(4)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if !self.on(Kind::Ipv4) || !(1..=3).contains(&lead) || text.get(ws + lead) != Some(&b'.') {
             return None;
         }
+        self.dotted_quad(text, ws)
+    }
+
+    fn dotted_quad(&self, text: &[u8], ws: usize) -> Option<Finding> {
         let mut i = ws;
         for part in 0..4 {
             let start = i;
@@ -1420,7 +1437,10 @@ impl Scanner {
             start -= 1;
         }
         let mut end = start;
-        let (mut digits, mut groups, mut group, mut longest_group) = (0, 0, 0, 0);
+        // The digit groups are read as the number is walked: the layout
+        // tests and the validators' screens below take them from here.
+        let mut read = DigitGroups::new();
+        let (mut group, mut longest_group) = (0, 0);
         let mut open = 0i32;
         let mut digits_after_close = false;
         let mut closed = false;
@@ -1428,11 +1448,10 @@ impl Scanner {
             let b = text[end];
             let next = text.get(end + 1).copied().unwrap_or(b'x');
             match b {
+                // No number has more than fifteen digits.
+                b'0'..=b'9' if read.digits.len == 15 => return None,
                 b'0'..=b'9' => {
-                    digits += 1;
-                    if group == 0 {
-                        groups += 1;
-                    }
+                    read.push(b, group == 0);
                     group += 1;
                     longest_group = longest_group.max(group);
                     if closed {
@@ -1463,6 +1482,7 @@ impl Scanner {
         if text[start] == b'(' && (open != 0 || !closed) {
             start += 1;
         }
+        let (digits, groups) = (read.digits.len, read.n);
         if !(7..=15).contains(&digits)
             || end <= start
             || (joined_after(text, end) && extension_len(&text[end..]) == 0)
@@ -1481,7 +1501,6 @@ impl Scanner {
             .strip_prefix(b"(")
             .unwrap_or(candidate)
             .starts_with(b"0");
-        let read = DigitGroups::of(candidate);
         let layout = national_layout(candidate, &read);
         let grouped = groups >= 2
             && digits >= 9
@@ -1502,7 +1521,7 @@ impl Scanner {
         }
         let candidate = std::str::from_utf8(candidate).ok()?;
         let valid = phones::remembered(international, candidate.as_bytes(), || {
-            self.validate_phone(candidate, international)
+            self.validate_phone(candidate, international, &read.digits)
         });
         // An extension belongs to the number: `x123`, ` ext. 44`.
         let end = if valid {
@@ -1517,7 +1536,8 @@ impl Scanner {
         })
     }
 
-    fn validate_phone(&self, candidate: &str, international: bool) -> bool {
+    /// `digits` are the candidate's digits, at most 15 of them.
+    fn validate_phone(&self, candidate: &str, international: bool, digits: &[u8]) -> bool {
         if international {
             // `00` is the international call prefix most of the world dials.
             let plus;
@@ -1528,10 +1548,12 @@ impl Scanner {
                 }
                 None => candidate,
             };
-            digits_in(&e164.as_bytes()[1..]).is_none_or(|d| phones::may_be_international(&d))
+            // Without the `+` or `00`: the country code and the number.
+            let number = &digits[usize::from(candidate.starts_with("00")) * 2..];
+            phones::may_be_international(number)
                 && phonenumber::parse(None, e164).is_ok_and(|n| phonenumber::is_valid(&n))
         } else {
-            self.valid_national(candidate)
+            self.valid_national(candidate, digits)
         }
     }
 
@@ -1540,16 +1562,15 @@ impl Scanner {
     /// it: where national numbers are dialled with a trunk `0` (Britain,
     /// Germany, France, the Netherlands, Sweden, Finland, India) they are
     /// written with it, so `8091 0761 4283` is no German number.
-    fn valid_national(&self, candidate: &str) -> bool {
+    fn valid_national(&self, candidate: &str, digits: &[u8]) -> bool {
         let trunk = candidate.trim_start_matches('(').starts_with('0');
-        let digits = digits_in(candidate.as_bytes());
         self.regions.iter().any(|r| {
             let needs_trunk = matches!(
                 r.region,
                 Region::GB | Region::DE | Region::FR | Region::NL | Region::SE | Region::FI
             );
             (trunk || !needs_trunk)
-                && digits.as_ref().is_none_or(|d| r.may_be(d))
+                && r.may_be(digits)
                 && phonenumber::parse(Some(r.region), candidate)
                     .is_ok_and(|n| phonenumber::is_valid(&n))
         })
@@ -1602,7 +1623,8 @@ impl Scanner {
             return None;
         }
         let candidate = std::str::from_utf8(cell).ok()?;
-        let valid = phones::remembered(false, cell, || self.valid_national(candidate));
+        let valid =
+            phones::remembered(false, cell, || self.valid_national(candidate, &read.digits));
         let start = cell.as_ptr() as usize - value.as_ptr() as usize;
         valid.then_some(Finding {
             kind: Kind::Phone,
@@ -1871,20 +1893,6 @@ fn card_with_tail(text: &[u8], chunk: &Chunk, k: usize) -> bool {
     (12..=19).contains(&(e - s)) && te - ts <= 4 && text[ts..te].iter().all(u8::is_ascii_digit)
 }
 
-/// The ASCII digits of a phone candidate; `None` past 32 of them (no
-/// candidate has that many, and then no screen is applied).
-fn digits_in(candidate: &[u8]) -> Option<DigitBuf> {
-    let mut buf = DigitBuf {
-        digits: [0; 32],
-        len: 0,
-    };
-    for &b in candidate.iter().filter(|b| b.is_ascii_digit()) {
-        *buf.digits.get_mut(buf.len)? = b;
-        buf.len += 1;
-    }
-    Some(buf)
-}
-
 struct DigitBuf {
     digits: [u8; 32],
     len: usize,
@@ -2077,33 +2085,42 @@ impl DigitGroups {
     /// Candidates hold at most 15 digits by the time they are read here,
     /// so at most 15 groups and no digit past the buffer.
     fn of(candidate: &[u8]) -> DigitGroups {
-        let mut groups = DigitGroups {
-            lens: [0; 16],
-            n: 0,
-            digits: DigitBuf {
-                digits: [0; 32],
-                len: 0,
-            },
-        };
+        let mut groups = DigitGroups::new();
         let mut in_group = false;
         for &b in candidate {
             if !b.is_ascii_digit() {
                 in_group = false;
                 continue;
             }
-            if !in_group {
-                groups.n += 1;
-                in_group = true;
-            }
-            if let Some(len) = groups.lens.get_mut(groups.n - 1) {
-                *len += 1;
-            }
-            if let Some(slot) = groups.digits.digits.get_mut(groups.digits.len) {
-                *slot = b;
-                groups.digits.len += 1;
-            }
+            groups.push(b, !in_group);
+            in_group = true;
         }
         groups
+    }
+
+    fn new() -> DigitGroups {
+        DigitGroups {
+            lens: [0; 16],
+            n: 0,
+            digits: DigitBuf {
+                digits: [0; 32],
+                len: 0,
+            },
+        }
+    }
+
+    /// Adds digit `b`, which opens a new group or continues the last one.
+    fn push(&mut self, b: u8, opens_group: bool) {
+        if opens_group {
+            self.n += 1;
+        }
+        if let Some(len) = self.lens.get_mut(self.n - 1) {
+            *len += 1;
+        }
+        if let Some(slot) = self.digits.digits.get_mut(self.digits.len) {
+            *slot = b;
+            self.digits.len += 1;
+        }
     }
 
     fn lens(&self) -> &[u8] {
@@ -2252,22 +2269,37 @@ static PHONE_WORDS: Words = Words::new(&[
 ]);
 static VERSION_WORDS: Words = Words::new(&["version", "ver", "release", "build"]);
 
-/// A list of context words, with the bytes they start with.
+/// A list of context words, indexed by their first two bytes.
 struct Words {
     list: &'static [&'static str],
-    /// Whether some word starts with this byte (words are lower case).
-    first: [bool; 256],
+    /// For each byte (words are lower case), the words that start with it,
+    /// as bits of their index in `list`.
+    first: [u64; 256],
+    /// For each byte, the words whose second byte it is.
+    second: [u64; 256],
 }
 
 impl Words {
     const fn new(list: &'static [&'static str]) -> Words {
-        let mut first = [false; 256];
+        assert!(
+            list.len() <= 64,
+            "a word list is indexed by the bits of a u64"
+        );
+        let mut first = [0u64; 256];
+        let mut second = [0u64; 256];
         let mut i = 0;
         while i < list.len() {
-            first[list[i].as_bytes()[0] as usize] = true;
+            let word = list[i].as_bytes();
+            assert!(word.len() >= 2, "a context word has two bytes or more");
+            first[word[0] as usize] |= 1 << i;
+            second[word[1] as usize] |= 1 << i;
             i += 1;
         }
-        Words { list, first }
+        Words {
+            list,
+            first,
+            second,
+        }
     }
 }
 
@@ -2275,17 +2307,22 @@ impl Words {
 /// `telephone`) in the 24 bytes before `at`, ignoring ASCII case.
 fn has_context_word(text: &[u8], at: usize, words: &Words) -> bool {
     // Only word starts are compared, and only with the words that begin
-    // with that letter (or UTF-8 lead byte: 電話): a few comparisons per
-    // number, not one per offset.
+    // with those two letters (or UTF-8 bytes: 電話): rarely more than one
+    // comparison per number.
     let from = at.saturating_sub(24);
-    for i in from..at {
-        let first = text[i].to_ascii_lowercase();
-        if !words.first[usize::from(first)] || (i > 0 && text[i - 1].is_ascii_alphanumeric()) {
+    for i in from..at.saturating_sub(1) {
+        let first = words.first[usize::from(text[i].to_ascii_lowercase())];
+        if first == 0 {
             continue;
         }
-        for w in words.list {
-            let w = w.as_bytes();
-            if w[0] == first && i + w.len() <= at && text[i..i + w.len()].eq_ignore_ascii_case(w) {
+        let mut candidates = first & words.second[usize::from(text[i + 1].to_ascii_lowercase())];
+        if candidates == 0 || (i > 0 && text[i - 1].is_ascii_alphanumeric()) {
+            continue;
+        }
+        while candidates != 0 {
+            let w = words.list[candidates.trailing_zeros() as usize].as_bytes();
+            candidates &= candidates - 1;
+            if i + w.len() <= at && text[i..i + w.len()].eq_ignore_ascii_case(w) {
                 return true;
             }
         }

@@ -503,13 +503,16 @@ fn ipv6_addresses_in_every_text_form_and_times_are_not_one() {
 }
 
 #[test]
-fn a_candidate_with_too_many_digits_to_hold_skips_the_phone_screen() {
+fn digit_groups_past_the_buffers_are_counted_but_not_kept() {
+    let read = DigitGroups::of(b"+44 20 7946 0123");
     assert_eq!(
-        digits_in(b"+44 20 7946 0123").as_deref(),
-        Some(&b"442079460123"[..])
+        (read.lens(), &*read.digits),
+        (&[2, 2, 4, 4][..], &b"442079460123"[..])
     );
-    assert!(digits_in(&[b'1'; 32]).is_some());
-    assert!(digits_in(&[b'1'; 33]).is_none());
+    let long = DigitGroups::of(&[b'1'; 33]);
+    assert_eq!((long.n, long.lens(), long.digits.len), (1, &[33][..], 32));
+    let many = DigitGroups::of("1-".repeat(20).as_bytes());
+    assert_eq!((many.n, many.lens().len(), many.digits.len), (20, 16, 20));
 }
 
 #[test]
