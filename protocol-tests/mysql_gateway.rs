@@ -1268,6 +1268,61 @@ fn addresses_spelled_out_or_respelled_by_the_query_are_masked() {
     }
 }
 
+/// A session remembers what it found in a value and reuses it when the
+/// value comes again down a result: every copy is still masked, and the
+/// result's audit record still counts every one.
+#[test]
+fn values_repeated_down_results_are_masked_and_counted_every_time() {
+    const ROWS: usize = 1200;
+    let db = MyDb::create("masking_repeat");
+    mariadb_direct(
+        &db.name,
+        &format!(
+            "CREATE TABLE notes AS SELECT seq AS id, CASE seq % 3 \
+             WHEN 0 THEN 'refund to card 4111 1111 1111 1111, call +44 20 7946 0958' \
+             WHEN 1 THEN CONCAT('refund to card 4111 1111 1111 111', seq % 10, ', note ', seq) \
+             ELSE CONCAT('shipped to user', seq, '@example.org') END AS body \
+             FROM seq_1_to_{ROWS}"
+        ),
+    );
+    let gateway = masking_gateway("strategy = \"redact\"\n");
+    let sql = "SELECT body FROM notes ORDER BY id";
+    let direct = mariadb_direct(&db.name, sql);
+    for round in 0..2 {
+        let got = agent_ok(&gateway, &db.name, sql);
+        assert_eq!(got.lines().count(), ROWS, "round {round}");
+        for (got, stored) in got.lines().zip(direct.lines()) {
+            assert!(
+                !got.contains("4111 1111 1111 1111")
+                    && !got.contains("7946 0958")
+                    && !got.contains("@example.org"),
+                "round {round}: {stored:?} came back as {got:?}"
+            );
+            if stored.ends_with("+44 20 7946 0958") {
+                assert_eq!(got, "refund to card <CARD>, call <PHONE>", "round {round}");
+            }
+        }
+    }
+    // 400 cards and phones from the repeated note, the cards of the others
+    // that pass the checksum (one in ten), 400 addresses: in each record.
+    let dir = gateway.stop();
+    let mut counted = Vec::new();
+    airlock::audit::read::for_each(&dir.path().join("var/audit"), |_, r| {
+        if r["kind"] == "result" && r["rows"] == ROWS as u64 {
+            counted.push(r["masked"]["body"].clone());
+        }
+        true
+    })
+    .unwrap();
+    let luhn_ok = (1..=ROWS).filter(|g| g % 3 == 1 && g % 10 == 1).count();
+    assert_eq!(counted.len(), 2, "{counted:?}");
+    for masked in &counted {
+        assert_eq!(masked["card"], (ROWS / 3 + luhn_ok) as u64, "{masked}");
+        assert_eq!(masked["phone"], (ROWS / 3) as u64, "{masked}");
+        assert_eq!(masked["email"], (ROWS / 3) as u64, "{masked}");
+    }
+}
+
 /// A gateway that lets every statement through and masks results with the
 /// `[masking]` settings given.
 fn masking_gateway(masking: &str) -> Gateway {
