@@ -1444,20 +1444,31 @@ impl Scanner {
         let mut open = 0i32;
         let mut digits_after_close = false;
         let mut closed = false;
-        while end < text.len() && end - start < 32 {
+        // A number spans at most 32 bytes from where it opens.
+        let limit = text.len().min(start + 32);
+        while end < limit {
             let b = text[end];
+            if b.is_ascii_digit() {
+                // A run of digits at once: one group, or the rest of one.
+                let run = text[end..limit]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                // No number has more than fifteen digits.
+                if read.digits.len + run > 15 {
+                    return None;
+                }
+                for &d in &text[end..end + run] {
+                    read.push(d, group == 0);
+                    group += 1;
+                }
+                longest_group = longest_group.max(group);
+                digits_after_close |= closed;
+                end += run;
+                continue;
+            }
             let next = text.get(end + 1).copied().unwrap_or(b'x');
             match b {
-                // No number has more than fifteen digits.
-                b'0'..=b'9' if read.digits.len == 15 => return None,
-                b'0'..=b'9' => {
-                    read.push(b, group == 0);
-                    group += 1;
-                    longest_group = longest_group.max(group);
-                    if closed {
-                        digits_after_close = true;
-                    }
-                }
                 // Each separator must lead to the next part of the number.
                 b' ' if next.is_ascii_digit() || next == b'(' => group = 0,
                 b'-' | b'.' | b'/' if next.is_ascii_digit() => group = 0,
