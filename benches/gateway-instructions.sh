@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Instructions Airlock executes per pgbench -S transaction, by component:
+# the gateway runs under valgrind (callgrind), pgbench warms it up with 200
+# transactions, the counters are zeroed, and N more transactions are
+# counted. Deterministic where wall-clock and /proc CPU figures are not
+# (this machine's speed changes by up to 4x within an hour), so two builds
+# compare exactly.
+#
+#   benches/gateway-instructions.sh [transactions] [simple|prepared]
+#                                   (defaults: 2000, simple)
+#   AIRLOCK_BIN=path/to/airlock     measure another build
+#
+# One caveat: valgrind's CPU has no SHA extensions, so the sha2 crate runs
+# its portable code there; the "SHA-256" line is many times what the same
+# hashing costs on a processor with SHA-NI, and is shown apart.
+#
+# Needs: PostgreSQL at 127.0.0.1:5432 (trust auth for postgres), pgbench,
+# psql, valgrind (callgrind_annotate, callgrind_control), cargo, python3.
+set -euo pipefail
+
+die() { echo "gateway-instructions.sh: $*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required but not on PATH${2:+ ($2)}"; }
+
+tx="${1:-2000}"
+mode="${2:-simple}"
+[[ "$tx" =~ ^[1-9][0-9]*$ ]] || die "usage: benches/gateway-instructions.sh [transactions] [simple|prepared]; got '$tx'"
+[[ "$mode" =~ ^(simple|prepared)$ ]] || die "the protocol is simple or prepared; got '$mode'"
+need pgbench; need psql; need valgrind "apt install valgrind"; need callgrind_annotate; need callgrind_control; need python3
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+work="$(mktemp -d)"
+db="airlock_instr_$$"
+password="bench-$$"
+vg_pid=""
+export PGSSLMODE=disable
+
+cleanup() {
+    set +e
+    [ -n "$vg_pid" ] && kill "$vg_pid" 2>/dev/null && wait "$vg_pid" 2>/dev/null
+    psql -X -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+    rm -rf "$work"
+    true
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+airlock_bin="${AIRLOCK_BIN:-$root/target/release/airlock}"
+if [ -z "${AIRLOCK_BIN:-}" ]; then
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+fi
+# Airlock reads AIRLOCK_* variables as settings: this one is not for it.
+unset AIRLOCK_BIN
+[ -x "$airlock_bin" ] || die "no Airlock binary at $airlock_bin"
+
+psql -X -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $db" >/dev/null
+pgbench -q -i -s 1 -h 127.0.0.1 -U postgres "$db" >/dev/null 2>&1 || die "pgbench -i failed"
+
+cat >"$work/airlock.toml" <<TOML
+state_dir = "$work/var"
+[postgres]
+listen = "127.0.0.1:0"
+upstream = "postgresql://postgres@127.0.0.1:5432/$db"
+pool_size = 16
+[inbox]
+listen = "127.0.0.1:0"
+[mysql]
+listen = "127.0.0.1:0"
+[log]
+level = "warn"
+[[identity]]
+name = "bench"
+role = "agent"
+password = "$password"
+TOML
+
+valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
+    "$airlock_bin" serve --config "$work/airlock.toml" \
+    >"$work/airlock.stdout" 2>"$work/valgrind.stderr" &
+vg_pid=$!
+for _ in $(seq 240); do
+    grep -q "^postgres listening on" "$work/airlock.stdout" 2>/dev/null && break
+    kill -0 "$vg_pid" 2>/dev/null || break
+    sleep 0.5
+done
+port="$(sed -n 's/^postgres listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/airlock.stdout")"
+[ -n "$port" ] || { cat "$work/valgrind.stderr" >&2; die "airlock did not start under valgrind"; }
+
+run() {
+    PGPASSWORD="$password" pgbench -n -S -M "$mode" -c 1 -t "$1" \
+        -h 127.0.0.1 -p "$port" -U bench "$db" >"$work/pgbench.out" 2>&1 \
+        || { cat "$work/pgbench.out" >&2; die "pgbench through Airlock failed"; }
+}
+run 200
+callgrind_control -z "$vg_pid" >/dev/null 2>&1
+run "$tx"
+callgrind_control -d "$vg_pid" >/dev/null 2>&1
+dump="$(ls "$work"/callgrind.out.* | head -1)"
+[ -n "$dump" ] || die "callgrind wrote no dump"
+callgrind_annotate --inclusive=yes --tree=calling "$dump" >"$work/tree.txt" 2>/dev/null
+
+echo "Airlock $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), pgbench -S -M $mode, 1 client, $tx transactions under callgrind"
+python3 - "$work/tree.txt" "$tx" <<'PY'
+import re, sys
+
+lines = open(sys.argv[1]).read().splitlines()
+tx = float(sys.argv[2])
+
+def entry(line):
+    m = re.match(r"\s*([\d,]+) \([\s\d.]+%\)\s+([*>])\s+(.*)", line)
+    return (int(m.group(1).replace(",", "")), m.group(2), m.group(3)) if m else None
+
+total = next(int(l.split()[0].replace(",", "")) for l in lines if "PROGRAM TOTALS" in l)
+# Inclusive cost of a function (its own block's header line), and of each
+# callee as called from it.
+def inclusive(name):
+    best = 0
+    for l in lines:
+        e = entry(l)
+        if e and e[1] == "*" and name in e[2]:
+            best = max(best, e[0])
+    return best
+
+def callees(name):
+    out = {}
+    for i, l in enumerate(lines):
+        e = entry(l)
+        if e and e[1] == "*" and name in e[2]:
+            for l2 in lines[i + 1:]:
+                c = entry(l2)
+                if not c or c[1] != ">":
+                    break
+                key = re.sub(r" \(\d[\d,]*x\)", "", c[2])
+                out[key] = out.get(key, 0) + c[0]
+            break
+    return out
+
+def under(name, callee):
+    return sum(v for k, v in callees(name).items() if callee in k)
+
+sha = sum(e[0] for e in map(entry, lines) if e and e[1] == "*" and "sha2::sha256::compress256 [" in e[2])
+record = inclusive("airlock::audit::Audit::record [")
+gate = inclusive("airlock::gate::Gate::check::{{closure}} [")
+gate_record = under("airlock::gate::Gate::check::{{closure}} [", "airlock::audit::Audit::record")
+upstream = inclusive("airlock::proxy::pg::relay::Back::on_upstream [")
+result_record = under("airlock::proxy::pg::relay::Back::record_result [", "airlock::audit::Audit::record")
+rows = [
+    ("total", total),
+    ("SHA-256 of the audit records (portable code under valgrind)", sha),
+    ("audit records, without SHA-256", record - sha),
+    ("gate, without its statement record", gate - gate_record),
+    ("  lexer", under("airlock::gate::Gate::check::{{closure}} [", "airlock::sql::lexer::read")),
+    ("  classification (cache hit)", under("airlock::gate::Gate::check::{{closure}} [", "ClassifierCache::classify")),
+    ("  encoding checks", under("airlock::gate::Gate::check::{{closure}} [", "airlock::sql::encoding::")),
+    ("  policy", under("airlock::gate::Gate::check::{{closure}} [", "airlock::policy::Policy::evaluate")),
+    ("result side, without its record", upstream - result_record),
+    ("the rest: relay, codec, runtime", total - (record) - (gate - gate_record) - (upstream - result_record)),
+]
+print()
+print("| piece | instructions per transaction |")
+print("|---|---|")
+for name, v in rows:
+    print(f"| {name} | {v / tx:,.0f} |")
+PY
