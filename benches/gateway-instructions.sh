@@ -9,6 +9,11 @@
 #   benches/gateway-instructions.sh [transactions] [simple|prepared]
 #                                   (defaults: 2000, simple)
 #   AIRLOCK_BIN=path/to/airlock     measure another build
+#   KEEP_TREE=file                  keep callgrind's call tree for reading
+#
+# With the prepared protocol the gate line is near zero: an Execute of a
+# statement the gate already decided is not decided again, and its audit
+# record is made by the relay ("the rest").
 #
 # One caveat: valgrind's CPU has no SHA extensions, so the sha2 crate runs
 # its portable code there; the "SHA-256" line is many times what the same
@@ -98,6 +103,7 @@ callgrind_control -d "$vg_pid" >/dev/null 2>&1
 dump="$(ls "$work"/callgrind.out.* | head -1)"
 [ -n "$dump" ] || die "callgrind wrote no dump"
 callgrind_annotate --inclusive=yes --tree=calling "$dump" >"$work/tree.txt" 2>/dev/null
+[ -n "${KEEP_TREE:-}" ] && cp "$work/tree.txt" "$KEEP_TREE"
 
 echo "Airlock $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), pgbench -S -M $mode, 1 client, $tx transactions under callgrind"
 python3 - "$work/tree.txt" "$tx" <<'PY'
