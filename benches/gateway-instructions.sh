@@ -33,6 +33,8 @@ mode="${2:-simple}"
 need pgbench; need psql; need valgrind "apt install valgrind"; need callgrind_annotate; need callgrind_control; need python3
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=benches/support/airlock.sh
+. "$root/benches/support/airlock.sh"
 work="$(mktemp -d)"
 db="airlock_instr_$$"
 password="bench-$$"
@@ -50,19 +52,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-airlock_bin="${AIRLOCK_BIN:-$root/target/release/airlock}"
-if [ -z "${AIRLOCK_BIN:-}" ]; then
-    cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-fi
-# Airlock reads AIRLOCK_* variables as settings: this one is not for it.
-unset AIRLOCK_BIN
-[ -x "$airlock_bin" ] || die "no Airlock binary at $airlock_bin"
+select_airlock "$root"
 
 psql -X -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $db" >/dev/null
 pgbench -q -i -s 1 -h 127.0.0.1 -U postgres "$db" >/dev/null 2>&1 || die "pgbench -i failed"
 
-cat >"$work/airlock.toml" <<TOML
-state_dir = "$work/var"
+bench_config "$work/airlock.toml" "$work/var" "$password" <<TOML
 [postgres]
 listen = "127.0.0.1:0"
 upstream = "postgresql://postgres@127.0.0.1:5432/$db"
@@ -71,12 +66,6 @@ pool_size = 16
 listen = "127.0.0.1:0"
 [mysql]
 listen = "127.0.0.1:0"
-[log]
-level = "warn"
-[[identity]]
-name = "bench"
-role = "agent"
-password = "$password"
 TOML
 
 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \

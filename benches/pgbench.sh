@@ -39,6 +39,8 @@ done
 need pgbench; need psql; need strace; need getconf; need cargo; need awk; need sed; need sort
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=benches/support/airlock.sh
+. "$root/benches/support/airlock.sh"
 work="$(mktemp -d)"
 pgb_dir=""
 db="airlock_bench_$$"
@@ -95,21 +97,13 @@ if [ -z "$pgbouncer_bin" ]; then
 fi
 pgbouncer_version="$("$pgbouncer_bin" -V 2>/dev/null | head -1)"
 
-# AIRLOCK_BIN measures another build (an earlier commit's, say) instead.
-airlock_bin="${AIRLOCK_BIN:-$root/target/release/airlock}"
-if [ -z "${AIRLOCK_BIN:-}" ]; then
-    cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-fi
-# Airlock reads AIRLOCK_* variables as settings: this one is not for it.
-unset AIRLOCK_BIN
-[ -x "$airlock_bin" ] || die "no Airlock binary at $airlock_bin"
+select_airlock "$root"
 
 psql -X -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $db" >/dev/null
 pgbench -q -i -s 5 -h 127.0.0.1 -U postgres "$db" >/dev/null 2>&1 || die "pgbench -i failed"
 
 # --- Airlock -----------------------------------------------------------------
-cat >"$work/airlock.toml" <<TOML
-state_dir = "$work/var"
+bench_config "$work/airlock.toml" "$work/var" "$password" <<TOML
 [postgres]
 listen = "127.0.0.1:0"
 upstream = "postgresql://postgres@127.0.0.1:5432/$db"
@@ -119,12 +113,6 @@ listen = "127.0.0.1:0"
 # Not measured here; an ephemeral port so that nothing else collides.
 [mysql]
 listen = "127.0.0.1:0"
-[log]
-level = "warn"
-[[identity]]
-name = "bench"
-role = "agent"
-password = "$password"
 TOML
 "$airlock_bin" serve --config "$work/airlock.toml" >"$work/airlock.stdout" 2>"$work/airlock.stderr" &
 airlock_pid=$!
