@@ -384,3 +384,17 @@ pub fn tls_section(dir: &Path) -> String {
         key_path.display()
     )
 }
+
+/// The `masked` counts of one column in every result record of `rows` rows
+/// in the audit log under a stopped gateway's directory, in log order.
+pub fn masked_counts_of_results(dir: &Path, rows: u64, column: &str) -> Vec<serde_json::Value> {
+    let mut counted = Vec::new();
+    airlock::audit::read::for_each(&dir.join("var/audit"), |_, r| {
+        if r["kind"] == "result" && r["rows"] == rows {
+            counted.push(r["masked"][column].clone());
+        }
+        true
+    })
+    .expect("read the audit log");
+    counted
+}
