@@ -29,6 +29,7 @@ use support::corpus::{load_corpus, Cell};
 use support::gateway::{
     default_policy, psql_direct, psql_through, Gateway, Options, TestDb, AGENT, AGENT_PASSWORD,
 };
+use support::wire::Frontend;
 
 /// A gateway whose audit log rotates and checkpoints often, so that a few
 /// statements exercise segments and signatures.
@@ -554,6 +555,80 @@ fn replay_shows_agent_supplied_control_characters_escaped() {
     assert_eq!(code, 0);
     assert!(!out.contains('\u{1b}'), "{out:?}");
     assert!(out.contains(r"via agent\x1b[1A\x1b[2K"), "{out}");
+}
+
+/// Results are recorded once the client has been answered, so the results
+/// of statements still finishing when a session ends are recorded as it
+/// ends: each after its statement, all before the session's end.
+#[tokio::test]
+async fn results_of_statements_pipelined_up_to_terminate_are_all_recorded_before_the_end() {
+    const QUERIES: usize = 40;
+    let db = TestDb::create("audit_pipelined");
+    psql_direct(
+        &db.name,
+        "CREATE TABLE people (id int, email text); \
+         INSERT INTO people VALUES (1, 'ana.lima@example.com')",
+    );
+    let gateway = audited("", None);
+    let mut wire = gateway.agent_session(&db.name).await;
+    let mut batch: Vec<Frontend> = (0..QUERIES)
+        .map(|i| Frontend::query(&format!("SELECT id, email, {i} AS n FROM people")))
+        .collect();
+    batch.push(Frontend::Terminate);
+    wire.send_all(&batch).await.expect("send the batch");
+    let mut ready = 0;
+    while let Some(msg) = wire.recv_or_eof().await.expect("read the answers") {
+        ready += usize::from(msg.ready_status().is_some());
+    }
+    assert_eq!(ready, QUERIES, "every query was answered");
+
+    let dir = gateway.stop();
+    let all = records(&audit_dir(dir.path()));
+    let session = all
+        .iter()
+        .find(|r| r["kind"] == "session_start" && r["identity"] == AGENT)
+        .and_then(|r| r["session"].as_str())
+        .expect("the session's start")
+        .to_string();
+    let kinds: Vec<&str> = all
+        .iter()
+        .filter(|r| r.get("session").and_then(Value::as_str) == Some(session.as_str()))
+        .map(|r| r["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds.first(), Some(&"session_start"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"session_end"), "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "statement").count(),
+        QUERIES,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "result").count(),
+        QUERIES,
+        "{kinds:?}"
+    );
+    // The n-th result never comes before the n-th statement.
+    let (mut statements, mut results) = (0, 0);
+    for kind in &kinds {
+        match *kind {
+            "statement" => statements += 1,
+            "result" => {
+                results += 1;
+                assert!(
+                    results <= statements,
+                    "a result before its statement: {kinds:?}"
+                );
+            }
+            _ => {}
+        }
+    }
+    for r in all
+        .iter()
+        .filter(|r| r["kind"] == "result" && r["session"] == session.as_str())
+    {
+        assert_eq!(r["tag"], "SELECT 1", "{r:?}");
+        assert_eq!(r["rows"], 1, "{r:?}");
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 pub mod chain;
 mod digest;
+mod finished;
 mod journal;
 pub mod layout;
 pub mod log;
@@ -21,6 +22,7 @@ pub mod verify;
 mod tests;
 
 pub use digest::RowDigest;
+pub use finished::{ResultTally, Unrecorded};
 
 use crate::gate::{Origin, SessionId, SessionInfo};
 use crate::mask::MaskStats;

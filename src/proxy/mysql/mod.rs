@@ -557,6 +557,8 @@ async fn run_session(
         cancelled,
     );
     let end = relay.run().await;
+    // Whatever finished before the end is recorded before the end is.
+    relay.record_finished();
     shared.kills.remove(connection_id);
     audit.record(AuditEvent::SessionEnd {
         session: &session.id,

@@ -33,7 +33,7 @@ use super::handshake::{
 use super::packet::{text_values, Fields, Packet, PacketError, PacketStream};
 use super::upstream::{self, Upstream};
 use super::{KillMap, MysqlShared};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, ResultTally, Unrecorded};
 use crate::gate::{
     Checked, Gate, Origin, Refusal, Released, SessionInfo, SessionStatements, LOCAL_INFILE_RULE,
 };
@@ -124,15 +124,6 @@ enum Rows {
     Binary,
 }
 
-/// Counts of one result for the audit record.
-#[derive(Default)]
-struct Tally {
-    rows: u64,
-    bytes: u64,
-    digest: crate::audit::RowDigest,
-    captured: Vec<Vec<Option<String>>>,
-}
-
 pub struct Relay {
     pub client: PacketStream<Stream>,
     pub upstream: Upstream,
@@ -157,6 +148,8 @@ pub struct Relay {
     /// The approval that released the statement being answered, which is
     /// told what the statement did.
     released: Option<Released>,
+    /// Statements that finished since the client was last written to.
+    finished: Unrecorded,
 }
 
 /// Why a command could not be completed with the upstream.
@@ -212,6 +205,7 @@ impl Relay {
             capture_rows,
             stash: VecDeque::new(),
             released: None,
+            finished: Unrecorded::default(),
         }
     }
 
@@ -497,7 +491,7 @@ impl Relay {
         let columns = self.prepared.get(&id).map_or(&[][..], |p| &p.columns);
         self.masker.set_columns(columns);
         let started = Instant::now();
-        let mut tally = Tally::default();
+        let mut tally = ResultTally::default();
         loop {
             let packet = self.read_upstream().await?;
             match packet.payload.first() {
@@ -747,7 +741,7 @@ impl Relay {
                         self.client.write_packet(&first.payload);
                     }
                     let tag = format!("OK {} rows affected", ok.affected_rows);
-                    self.record_result(&tag, Tally::default(), started);
+                    self.record_result(&tag, ResultTally::default(), started);
                     if ok.status & SERVER_MORE_RESULTS_EXISTS == 0 {
                         self.flush_client().await?;
                         return Ok(true);
@@ -808,7 +802,7 @@ impl Relay {
             }
         }
         self.masker.set_columns(&columns);
-        let mut tally = Tally::default();
+        let mut tally = ResultTally::default();
         loop {
             let packet = self.read_upstream().await?;
             match packet.payload.first() {
@@ -833,15 +827,13 @@ impl Relay {
         }
     }
 
-    async fn relay_row(&mut self, payload: &Bytes, rows: Rows, tally: &mut Tally) -> Step {
+    async fn relay_row(&mut self, payload: &Bytes, rows: Rows, tally: &mut ResultTally) -> Step {
         let outcome = match rows {
             Rows::Text => self.masker.mask_text_row(payload),
             Rows::Binary => self.masker.mask_binary_row(payload),
         };
         let sent = outcome.frame_or(payload);
-        tally.rows += 1;
-        tally.bytes += sent.len() as u64;
-        tally.digest.update(sent);
+        tally.row(sent);
         if rows == Rows::Text && tally.captured.len() < self.capture_rows {
             tally.captured.push(text_values(sent));
         }
@@ -946,7 +938,9 @@ impl Relay {
             crate::metrics::Direction::ToClient,
             self.client.pending(),
         );
-        self.client.flush().await.map_err(|_| Broken::Client)
+        let flushed = self.client.flush().await.map_err(|_| Broken::Client);
+        self.record_finished();
+        flushed
     }
 
     async fn ok_to_client(&mut self, affected: u64) -> Step {
@@ -1023,25 +1017,18 @@ impl Relay {
         )
     }
 
-    fn record_result(&mut self, tag: &str, tally: Tally, started: Instant) {
+    /// Notes a result for its audit record, written once the client has
+    /// been sent it (see [`Unrecorded`]).
+    fn record_result(&mut self, tag: &str, tally: ResultTally, started: Instant) {
+        let took = started.elapsed();
         if let Some(released) = &mut self.released {
-            released.ran(format!(
-                "{tag} in {:.1} ms",
-                started.elapsed().as_secs_f64() * 1000.0
-            ));
+            released.ran(format!("{tag} in {:.1} ms", took.as_secs_f64() * 1000.0));
         }
         let masked = self.masker.take_stats();
+        // Learned now, before the client's next statement: only the
+        // record waits.
         self.gate.learn_masked(&masked);
-        self.gate.audit().record(AuditEvent::Result {
-            session: &self.session.id,
-            tag,
-            rows: tally.rows,
-            bytes: tally.bytes,
-            duration: started.elapsed(),
-            masked: &masked,
-            digest: tally.digest.finish_hex(&mut [0u8; 64]),
-            captured: &tally.captured,
-        });
+        self.finished.result(tag.to_string(), took, masked, tally);
     }
 
     fn record_error(&mut self, payload: &[u8]) {
@@ -1053,11 +1040,13 @@ impl Relay {
         if let Some(released) = &mut self.released {
             released.failed(format!("{code} {message}"));
         }
-        self.gate.audit().record(AuditEvent::Error {
-            session: &self.session.id,
-            code: &code,
-            message: &message,
-        });
+        self.finished.error(code, message);
+    }
+
+    /// Writes the audit records of the statements that finished: after
+    /// each write to the client, and when the session ends.
+    pub fn record_finished(&mut self) {
+        self.finished.record(self.gate.audit(), &self.session.id);
     }
 }
 

@@ -506,6 +506,7 @@ async fn run_session(
         broken: None,
         progress,
         capture_rows: shared.gate.audit().capture_rows(),
+        finished: Default::default(),
     };
 
     let (front_end, back_end) = {
@@ -537,6 +538,10 @@ async fn run_session(
         }
     };
 
+    // The back loop writes its statements' records after the client's
+    // writes; whatever finished before it ended (or was stopped) is
+    // written now, before the session's end.
+    back.record_finished();
     let reason = match (&front_end, &back_end) {
         (Some(FrontEnd::Terminated), _) => "client terminated",
         (Some(FrontEnd::ClientGone), _) => "client disconnected",

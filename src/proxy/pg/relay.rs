@@ -32,7 +32,7 @@ use super::codec::{
 use super::names::{
     self, Change, Executed, Lookup, Names, PortalDef, PortalGate, Segment, Source, StatementDef,
 };
-use crate::audit::AuditEvent;
+use crate::audit::{ResultTally, Unrecorded};
 use crate::gate::Protocol;
 use crate::gate::{Checked, Gate, Origin, Refusal, Released, SessionInfo, SessionStatements};
 use crate::mask::{Column, RowMasker};
@@ -1749,6 +1749,9 @@ pub struct Back {
     pub broken: Option<(&'static str, String)>,
     /// Shared with the front loop.
     pub progress: Arc<Progress>,
+    /// Statements that finished since the client was last written to,
+    /// their audit records not yet written (see [`Back::record_finished`]).
+    pub finished: Unrecorded,
 }
 
 /// Whether a statement's result columns are decided only when it runs, so
@@ -1848,29 +1851,11 @@ fn row_values(frame: &[u8]) -> Option<Vec<Option<String>>> {
     Some(values)
 }
 
-/// Per-statement counters for the result record.
-#[derive(Default)]
-struct ResultCount {
-    rows: u64,
-    bytes: u64,
-    /// Of the row messages as sent to the client.
-    digest: crate::audit::RowDigest,
-    /// The first rows as sent, when the audit captures rows.
-    captured: Vec<Vec<Option<String>>>,
-}
-
-impl ResultCount {
-    fn sent(&mut self, frame: &[u8]) {
-        self.bytes += frame.len() as u64;
-        self.digest.update(frame);
-    }
-}
-
 impl Back {
     pub async fn run(&mut self) -> BackEnd {
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut out = BytesMut::with_capacity(64 * 1024);
-        let mut count = ResultCount::default();
+        let mut count = ResultTally::default();
         let mut front_open = true;
         let mut taken = 0u64;
         loop {
@@ -1923,6 +1908,7 @@ impl Back {
                 if write_out(&mut self.client, &mut out).await.is_err() {
                     return BackEnd::ClientGone;
                 }
+                self.record_finished();
             }
             // A message already buffered is read at once: a signal still
             // set is seen on the next wait, and what was queued is taken
@@ -1983,7 +1969,7 @@ impl Back {
         msg: Message,
         pending: &mut VecDeque<Pending>,
         out: &mut BytesMut,
-        count: &mut ResultCount,
+        count: &mut ResultTally,
     ) {
         let tag = msg.tag();
         match tag {
@@ -2028,7 +2014,6 @@ impl Back {
                 return;
             }
             b'D' => {
-                count.rows += 1;
                 if let Some(Expect::Execute { portal, .. }) = pending.front().map(|p| &p.expect) {
                     let portal = portal.clone();
                     self.load_portal(&portal, msg.frame());
@@ -2038,7 +2023,7 @@ impl Back {
                     out.extend_from_slice(msg.frame());
                 }
                 let frame = &out[start..];
-                count.sent(frame);
+                count.row(frame);
                 if count.captured.len() < self.capture_rows {
                     count.captured.extend(row_values(frame));
                 }
@@ -2402,39 +2387,32 @@ impl Back {
         self.loaded = Some(portal.id);
     }
 
-    /// Records a statement's result; returns its tag and time, as shown
-    /// with the approval that released it.
-    /// Records a statement's result (`body` is its CommandComplete);
-    /// returns how long it took.
+    /// Notes a statement's result (`body` is its CommandComplete) for its
+    /// audit record; returns how long it took.
     fn record_result(
         &mut self,
         body: &[u8],
         started: Instant,
-        count: &mut ResultCount,
+        count: &mut ResultTally,
     ) -> Duration {
         let took = started.elapsed();
-        let tag = command_tag(body);
-        let done = std::mem::take(count);
         let masked = self.masker.take_stats();
+        // What was masked is learned now, before the client can send its
+        // next statement: the record can wait, the learning cannot.
         self.gate.learn_masked(&masked);
-        let mut digest = [0u8; 64];
-        self.gate.audit().record(AuditEvent::Result {
-            session: &self.session.id,
-            tag: &tag,
-            rows: done.rows,
-            bytes: done.bytes,
-            duration: took,
-            masked: &masked,
-            digest: done.digest.finish_hex(&mut digest),
-            captured: &done.captured,
-        });
+        self.finished.result(
+            command_tag(body).into_owned(),
+            took,
+            masked,
+            std::mem::take(count),
+        );
         took
     }
 
-    /// Records a statement's error; rows it sent before failing are not
-    /// carried into the next statement's result.
-    fn record_error(&mut self, body: &[u8], count: &mut ResultCount) -> String {
-        *count = ResultCount::default();
+    /// Notes a statement's error for its audit record; rows it sent before
+    /// failing are not carried into the next statement's result.
+    fn record_error(&mut self, body: &[u8], count: &mut ResultTally) -> String {
+        *count = ResultTally::default();
         self.masker.take_stats();
         let fields = super::codec::error_fields(body);
         let get = |c: u8| {
@@ -2447,12 +2425,16 @@ impl Back {
         // Server messages quote values ("Key (email)=(…) already exists"):
         // the log gets them masked like statements.
         let message = self.gate.masker().mask_sql_literals(get(b'M'));
-        self.gate.audit().record(AuditEvent::Error {
-            session: &self.session.id,
-            code: get(b'C'),
-            message: &message,
-        });
-        format!("{} {message}", get(b'C'))
+        let summary = format!("{} {message}", get(b'C'));
+        self.finished.error(get(b'C').to_string(), message);
+        summary
+    }
+
+    /// Writes the audit records of the statements that finished: once
+    /// what came with them is on its way to the client, and when the loop
+    /// ends, however it ends (see [`Unrecorded`]).
+    pub fn record_finished(&mut self) {
+        self.finished.record(self.gate.audit(), &self.session.id);
     }
 }
 
