@@ -19,6 +19,8 @@ rows="${1:-1000000}"
 rounds="${2:-3}"
 fetch_count=10000
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=benches/support/airlock.sh
+. "$root/benches/support/airlock.sh"
 work="$(mktemp -d)"
 db="airlock_large_$$"
 password="bench-$$"
@@ -34,12 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-airlock_bin="${AIRLOCK_BIN:-$root/target/release/airlock}"
-if [ -z "${AIRLOCK_BIN:-}" ]; then
-    cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-fi
-# Airlock reads AIRLOCK_* variables as settings: this one is not for it.
-unset AIRLOCK_BIN
+select_airlock "$root"
 
 psql -X -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $db" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d "$db" >/dev/null <<SQL
@@ -59,20 +56,13 @@ FROM generate_series(1, $rows) AS i;
 VACUUM ANALYZE t;
 SQL
 
-cat >"$work/airlock.toml" <<TOML
-state_dir = "$work/var"
+bench_config "$work/airlock.toml" "$work/var" "$password" <<TOML
 [postgres]
 listen = "127.0.0.1:0"
 upstream = "postgresql://postgres@127.0.0.1:5432/$db"
 pool_size = 4
 [inbox]
 listen = "127.0.0.1:0"
-[log]
-level = "warn"
-[[identity]]
-name = "bench"
-role = "agent"
-password = "$password"
 TOML
 
 "$airlock_bin" serve --config "$work/airlock.toml" >"$work/stdout" 2>"$work/stderr" &

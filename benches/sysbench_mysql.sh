@@ -36,6 +36,8 @@ done
 duration="${1:-10}"
 rounds="${2:-3}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=benches/support/airlock.sh
+. "$root/benches/support/airlock.sh"
 work="$(mktemp -d)"
 db="airlock_sysbench_$$"
 password="bench-$$"
@@ -55,20 +57,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-airlock_bin="${AIRLOCK_BIN:-$root/target/release/airlock}"
-if [ -z "${AIRLOCK_BIN:-}" ]; then
-    cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-fi
-# Airlock reads AIRLOCK_* variables as settings: this one is not for it.
-unset AIRLOCK_BIN
-[ -x "$airlock_bin" ] || { echo "sysbench_mysql.sh: no Airlock binary at $airlock_bin" >&2; exit 1; }
+select_airlock "$root"
 
 mariadb -h 127.0.0.1 -u root -e "CREATE DATABASE $db"
 common=(--db-driver=mysql --mysql-host=127.0.0.1 --mysql-db="$db" --tables=4 --table-size=10000)
 sysbench oltp_read_only "${common[@]}" --mysql-port=3306 --mysql-user=root prepare >/dev/null
 
-cat >"$work/airlock.toml" <<TOML
-state_dir = "$work/var"
+bench_config "$work/airlock.toml" "$work/var" "$password" <<TOML
 [postgres]
 listen = "127.0.0.1:0"
 [mysql]
@@ -76,12 +71,6 @@ listen = "127.0.0.1:0"
 upstream = "mysql://root@127.0.0.1:3306/$db"
 [inbox]
 listen = "127.0.0.1:0"
-[log]
-level = "warn"
-[[identity]]
-name = "bench"
-role = "agent"
-password = "$password"
 TOML
 "$airlock_bin" serve --config "$work/airlock.toml" >"$work/stdout" 2>"$work/stderr" &
 airlock_pid=$!
