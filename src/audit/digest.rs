@@ -51,6 +51,12 @@ impl RowDigest {
         }
     }
 
+    /// Starts over, as a new digest.
+    pub fn reset(&mut self) {
+        self.hasher.reset();
+        self.gathered.clear();
+    }
+
     /// The digest of everything given, as lower-case hex into `out`.
     pub fn finish_hex<'a>(&self, out: &'a mut [u8; 64]) -> &'a str {
         let mut hasher = self.hasher.clone();
@@ -91,6 +97,22 @@ mod tests {
         assert_eq!(
             RowDigest::default().finish_hex(&mut out),
             blake3::hash(b"").to_hex().to_string()
+        );
+    }
+
+    #[test]
+    fn a_reset_digest_is_a_new_one() {
+        let mut digest = RowDigest::default();
+        // Past the gathering buffer and the hasher's own chunk, so both
+        // hold something when it is reset.
+        digest.update(&[7u8; GATHER + CHUNK + 5]);
+        digest.update(b"row");
+        digest.reset();
+        digest.update(b"next result");
+        let mut out = [0u8; 64];
+        assert_eq!(
+            digest.finish_hex(&mut out),
+            blake3::hash(b"next result").to_hex().to_string()
         );
     }
 }

@@ -48,8 +48,7 @@ enum Finished {
         masked: MaskStats,
         rows: u64,
         bytes: u64,
-        /// The rows' digest, in hex: finished at once rather than carried,
-        /// since the hasher's state is two kilobytes.
+        /// The rows' digest, in hex.
         digest: [u8; 64],
         captured: Vec<Vec<Option<String>>>,
     },
@@ -64,17 +63,27 @@ enum Finished {
 pub struct Unrecorded(Vec<Finished>);
 
 impl Unrecorded {
-    pub fn result(&mut self, tag: String, took: Duration, masked: MaskStats, tally: ResultTally) {
+    /// Notes a result from `tally`, which starts over for the next one
+    /// (reset in place: its hasher's state is two kilobytes, too much to
+    /// move for every statement).
+    pub fn result(
+        &mut self,
+        tag: String,
+        took: Duration,
+        masked: MaskStats,
+        tally: &mut ResultTally,
+    ) {
         let mut digest = [0u8; 64];
         tally.digest.finish_hex(&mut digest);
+        tally.digest.reset();
         self.0.push(Finished::Result {
             tag,
             took,
             masked,
-            rows: tally.rows,
-            bytes: tally.bytes,
+            rows: std::mem::take(&mut tally.rows),
+            bytes: std::mem::take(&mut tally.bytes),
             digest,
-            captured: tally.captured,
+            captured: std::mem::take(&mut tally.captured),
         });
     }
 

@@ -501,7 +501,7 @@ impl Relay {
                 }
                 _ if ends_result_set(&packet.payload, self.capabilities) => {
                     self.client.write_packet(&packet.payload);
-                    self.record_result("FETCH", tally, started);
+                    self.record_result("FETCH", &mut tally, started);
                     return self.flush_client().await;
                 }
                 _ => {
@@ -741,7 +741,7 @@ impl Relay {
                         self.client.write_packet(&first.payload);
                     }
                     let tag = format!("OK {} rows affected", ok.affected_rows);
-                    self.record_result(&tag, ResultTally::default(), started);
+                    self.record_result(&tag, &mut ResultTally::default(), started);
                     if ok.status & SERVER_MORE_RESULTS_EXISTS == 0 {
                         self.flush_client().await?;
                         return Ok(true);
@@ -819,7 +819,7 @@ impl Relay {
                     if status & SERVER_STATUS_CURSOR_EXISTS != 0 {
                         self.remember_columns(statement, columns);
                     }
-                    self.record_result(&format!("SELECT {}", tally.rows), tally, started);
+                    self.record_result(&format!("SELECT {}", tally.rows), &mut tally, started);
                     return Ok(Some(status & SERVER_MORE_RESULTS_EXISTS != 0));
                 }
                 _ => self.relay_row(&packet.payload, rows, &mut tally).await?,
@@ -1019,7 +1019,7 @@ impl Relay {
 
     /// Notes a result for its audit record, written once the client has
     /// been sent it (see [`Unrecorded`]).
-    fn record_result(&mut self, tag: &str, tally: ResultTally, started: Instant) {
+    fn record_result(&mut self, tag: &str, tally: &mut ResultTally, started: Instant) {
         let took = started.elapsed();
         if let Some(released) = &mut self.released {
             released.ran(format!("{tag} in {:.1} ms", took.as_secs_f64() * 1000.0));

@@ -2400,12 +2400,8 @@ impl Back {
         // What was masked is learned now, before the client can send its
         // next statement: the record can wait, the learning cannot.
         self.gate.learn_masked(&masked);
-        self.finished.result(
-            command_tag(body).into_owned(),
-            took,
-            masked,
-            std::mem::take(count),
-        );
+        self.finished
+            .result(command_tag(body).into_owned(), took, masked, count);
         took
     }
 
