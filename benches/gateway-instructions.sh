@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Instructions Airlock executes per pgbench -S transaction, by component:
-# the gateway runs under valgrind (callgrind), pgbench warms it up with 200
-# transactions, the counters are zeroed, and N more transactions are
-# counted. Deterministic where wall-clock and /proc CPU figures are not
+# Instructions Airlock executes per pgbench -S transaction (or, for MySQL,
+# per statement of sysbench oltp_read_only), by component: the gateway
+# runs under valgrind (callgrind), the client warms it up (200 pgbench
+# transactions, 20 sysbench events), the counters are zeroed, and N more
+# transactions (events) are counted. Deterministic where wall-clock and /proc CPU figures are not
 # (this machine's speed changes by up to 4x within an hour), so two builds
 # compare exactly.
 #
-#   benches/gateway-instructions.sh [transactions] [simple|prepared]
-#                                   (defaults: 2000, simple)
+#   benches/gateway-instructions.sh [transactions] [simple|prepared|mysql]
+#                                   (defaults: 2000, simple; for mysql the
+#                                   count is of sysbench events, and the
+#                                   figures are per statement)
 #   AIRLOCK_BIN=path/to/airlock     measure another build
 #   KEEP_TREE=file                  keep callgrind's call tree for reading
 #
@@ -20,7 +23,9 @@
 # hashing costs on a processor with SHA-NI, and is shown apart.
 #
 # Needs: PostgreSQL at 127.0.0.1:5432 (trust auth for postgres), pgbench,
-# psql, valgrind (callgrind_annotate, callgrind_control), cargo, python3.
+# psql, valgrind (callgrind_annotate, callgrind_control), cargo, python3;
+# for mysql, MariaDB at 127.0.0.1:3306 (root without password), mariadb
+# and sysbench instead of PostgreSQL and its tools.
 set -euo pipefail
 
 die() { echo "gateway-instructions.sh: $*" >&2; exit 1; }
@@ -28,9 +33,14 @@ need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required but not on PATH$
 
 tx="${1:-2000}"
 mode="${2:-simple}"
-[[ "$tx" =~ ^[1-9][0-9]*$ ]] || die "usage: benches/gateway-instructions.sh [transactions] [simple|prepared]; got '$tx'"
-[[ "$mode" =~ ^(simple|prepared)$ ]] || die "the protocol is simple or prepared; got '$mode'"
-need pgbench; need psql; need valgrind "apt install valgrind"; need callgrind_annotate; need callgrind_control; need python3
+[[ "$tx" =~ ^[1-9][0-9]*$ ]] || die "usage: benches/gateway-instructions.sh [transactions] [simple|prepared|mysql]; got '$tx'"
+[[ "$mode" =~ ^(simple|prepared|mysql)$ ]] || die "the protocol is simple, prepared or mysql; got '$mode'"
+if [ "$mode" = mysql ]; then
+    need mariadb; need sysbench
+else
+    need pgbench; need psql
+fi
+need valgrind "apt install valgrind"; need callgrind_annotate; need callgrind_control; need python3
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=benches/support/airlock.sh
@@ -44,7 +54,11 @@ export PGSSLMODE=disable
 cleanup() {
     set +e
     [ -n "$vg_pid" ] && kill "$vg_pid" 2>/dev/null && wait "$vg_pid" 2>/dev/null
-    psql -X -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+    if [ "$mode" = mysql ]; then
+        mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+    else
+        psql -X -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+    fi
     rm -rf "$work"
     true
 }
@@ -54,10 +68,25 @@ trap 'exit 143' TERM
 
 select_airlock "$root"
 
-psql -X -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $db" >/dev/null
-pgbench -q -i -s 1 -h 127.0.0.1 -U postgres "$db" >/dev/null 2>&1 || die "pgbench -i failed"
-
-bench_config "$work/airlock.toml" "$work/var" "$password" <<TOML
+if [ "$mode" = mysql ]; then
+    mariadb -h 127.0.0.1 -u root -e "CREATE DATABASE $db"
+    sysbench_common=(--db-driver=mysql --mysql-host=127.0.0.1 --mysql-db="$db" --tables=1 --table-size=10000)
+    sysbench oltp_read_only "${sysbench_common[@]}" --mysql-port=3306 --mysql-user=root prepare >/dev/null \
+        || die "sysbench prepare failed"
+    bench_config "$work/airlock.toml" "$work/var" "$password" <<TOML
+[postgres]
+listen = "127.0.0.1:0"
+[mysql]
+listen = "127.0.0.1:0"
+upstream = "mysql://root@127.0.0.1:3306/$db"
+[inbox]
+listen = "127.0.0.1:0"
+TOML
+    listener=mysql
+else
+    psql -X -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $db" >/dev/null
+    pgbench -q -i -s 1 -h 127.0.0.1 -U postgres "$db" >/dev/null 2>&1 || die "pgbench -i failed"
+    bench_config "$work/airlock.toml" "$work/var" "$password" <<TOML
 [postgres]
 listen = "127.0.0.1:0"
 upstream = "postgresql://postgres@127.0.0.1:5432/$db"
@@ -67,39 +96,62 @@ listen = "127.0.0.1:0"
 [mysql]
 listen = "127.0.0.1:0"
 TOML
+    listener=postgres
+fi
 
 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
     "$airlock_bin" serve --config "$work/airlock.toml" \
     >"$work/airlock.stdout" 2>"$work/valgrind.stderr" &
 vg_pid=$!
 for _ in $(seq 240); do
-    grep -q "^postgres listening on" "$work/airlock.stdout" 2>/dev/null && break
+    grep -q "^$listener listening on" "$work/airlock.stdout" 2>/dev/null && break
     kill -0 "$vg_pid" 2>/dev/null || break
     sleep 0.5
 done
-port="$(sed -n 's/^postgres listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/airlock.stdout")"
+port="$(sed -n "s/^$listener listening on 127.0.0.1:\([0-9]*\).*/\1/p" "$work/airlock.stdout")"
 [ -n "$port" ] || { cat "$work/valgrind.stderr" >&2; die "airlock did not start under valgrind"; }
 
 run() {
-    PGPASSWORD="$password" pgbench -n -S -M "$mode" -c 1 -t "$1" \
-        -h 127.0.0.1 -p "$port" -U bench "$db" >"$work/pgbench.out" 2>&1 \
-        || { cat "$work/pgbench.out" >&2; die "pgbench through Airlock failed"; }
+    if [ "$mode" = mysql ]; then
+        sysbench oltp_read_only "${sysbench_common[@]}" --mysql-port="$port" --mysql-user=bench \
+            --mysql-password="$password" --mysql-ssl=off --threads=1 --time=0 --events="$1" \
+            --report-interval=0 run >"$work/client.out" 2>&1 \
+            || { cat "$work/client.out" >&2; die "sysbench through Airlock failed"; }
+    else
+        PGPASSWORD="$password" pgbench -n -S -M "$mode" -c 1 -t "$1" \
+            -h 127.0.0.1 -p "$port" -U bench "$db" >"$work/client.out" 2>&1 \
+            || { cat "$work/client.out" >&2; die "pgbench through Airlock failed"; }
+    fi
 }
-run 200
+if [ "$mode" = mysql ]; then run 20; else run 200; fi
 callgrind_control -z "$vg_pid" >/dev/null 2>&1
 run "$tx"
+# The unit the figures are per: a pgbench transaction, or a statement.
+per="$tx"
+unit="transaction"
+if [ "$mode" = mysql ]; then
+    per="$(sed -n 's/^ *total: *\([0-9]*\)$/\1/p' "$work/client.out" | head -1)"
+    [ -n "$per" ] || { cat "$work/client.out" >&2; die "sysbench reported no statement count"; }
+    unit="statement"
+fi
 callgrind_control -d "$vg_pid" >/dev/null 2>&1
 dump="$(ls "$work"/callgrind.out.* | head -1)"
 [ -n "$dump" ] || die "callgrind wrote no dump"
 callgrind_annotate --inclusive=yes --tree=calling "$dump" >"$work/tree.txt" 2>/dev/null
 [ -n "${KEEP_TREE:-}" ] && cp "$work/tree.txt" "$KEEP_TREE"
 
-echo "Airlock $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), pgbench -S -M $mode, 1 client, $tx transactions under callgrind"
-python3 - "$work/tree.txt" "$tx" <<'PY'
+if [ "$mode" = mysql ]; then
+    client="sysbench oltp_read_only, 1 thread, $tx events ($per statements)"
+else
+    client="pgbench -S -M $mode, 1 client, $tx transactions"
+fi
+echo "Airlock $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), $client under callgrind"
+python3 - "$work/tree.txt" "$per" "$unit" "$mode" <<'PY'
 import re, sys
 
 lines = open(sys.argv[1]).read().splitlines()
-tx = float(sys.argv[2])
+per = float(sys.argv[2])
+unit, mode = sys.argv[3], sys.argv[4]
 
 def entry(line):
     m = re.match(r"\s*([\d,]+) \([\s\d.]+%\)\s+([*>])\s+(.*)", line)
@@ -137,8 +189,16 @@ sha = sum(e[0] for e in map(entry, lines) if e and e[1] == "*" and "sha2::sha256
 record = inclusive("airlock::audit::Audit::record [")
 gate = inclusive("airlock::gate::Gate::check::{{closure}} [")
 gate_record = under("airlock::gate::Gate::check::{{closure}} [", "airlock::audit::Audit::record")
-upstream = inclusive("airlock::proxy::pg::relay::Back::on_upstream [")
-result_record = under("airlock::proxy::pg::relay::Back::record_result [", "airlock::audit::Audit::record")
+if mode == "mysql":
+    # Rows are relayed inline by the one session loop; what is theirs
+    # alone is masking them.
+    result_side = inclusive("MysqlRowMasker::mask_text_row [") + inclusive("MysqlRowMasker::mask_binary_row [")
+    result_name = "rows: masking"
+else:
+    upstream = inclusive("airlock::proxy::pg::relay::Back::on_upstream [")
+    result_record = under("airlock::proxy::pg::relay::Back::record_result [", "airlock::audit::Audit::record")
+    result_side = upstream - result_record
+    result_name = "result side, without its record"
 rows = [
     ("total", total),
     ("SHA-256 of the audit records (portable code under valgrind)", sha),
@@ -148,12 +208,12 @@ rows = [
     ("  classification (cache hit)", under("airlock::gate::Gate::check::{{closure}} [", "ClassifierCache::classify")),
     ("  encoding checks", under("airlock::gate::Gate::check::{{closure}} [", "airlock::sql::encoding::")),
     ("  policy", under("airlock::gate::Gate::check::{{closure}} [", "airlock::policy::Policy::evaluate")),
-    ("result side, without its record", upstream - result_record),
-    ("the rest: relay, codec, runtime", total - (record) - (gate - gate_record) - (upstream - result_record)),
+    (result_name, result_side),
+    ("the rest: relay, codec, runtime", total - record - (gate - gate_record) - result_side),
 ]
 print()
-print("| piece | instructions per transaction |")
+print(f"| piece | instructions per {unit} |")
 print("|---|---|")
 for name, v in rows:
-    print(f"| {name} | {v / tx:,.0f} |")
+    print(f"| {name} | {v / per:,.0f} |")
 PY
