@@ -1316,6 +1316,90 @@ fn values_repeated_down_results_are_masked_and_counted_every_time() {
     }
 }
 
+/// One multi-statement query answers with many results in one write. Their
+/// records are written after the answer, or before it once more than a
+/// few dozen are held: either way every result and the error that ends
+/// the query are recorded once, in order, before the session's end.
+#[test]
+fn every_result_of_a_multi_statement_query_is_recorded_once_in_order() {
+    const STATEMENTS: usize = 150;
+    let db = MyDb::create("many_results");
+    let gateway = Gateway::start();
+    let (host, port) = gateway.mysql_addr.rsplit_once(':').unwrap();
+    let mut sql: Vec<String> = (0..STATEMENTS)
+        .map(|i| format!("SELECT {i} AS n"))
+        .collect();
+    sql.push("SELECT * FROM no_such_table".into());
+    let out = python(
+        MULTI_RESULTS_RUNNER,
+        &[host, port, AGENT, AGENT_PASSWORD, &db.name],
+        &sql.join("; "),
+    );
+    assert_eq!(out.trim(), format!("{STATEMENTS} 1146"), "{out}");
+
+    let dir = gateway.stop();
+    let mut kinds = Vec::new();
+    let mut session = None;
+    airlock::audit::read::for_each(&dir.path().join("var/audit"), |_, r| {
+        let of = r.get("session").and_then(|s| s.as_str());
+        if r["kind"] == "session_start" && r["identity"] == AGENT {
+            session = of.map(str::to_string);
+        }
+        if session.is_some() && of == session.as_deref() {
+            let kind = r["kind"].as_str().unwrap_or("").to_string();
+            kinds.push(match kind.as_str() {
+                "result" => format!("result {}", r["tag"].as_str().unwrap_or("")),
+                "error" => format!("error {}", r["code"].as_str().unwrap_or("")),
+                _ => kind,
+            });
+        }
+        true
+    })
+    .expect("read the audit log");
+    // PyMySQL's own settings at connect are the session's first results.
+    let selects = |k: &&String| *k == "result SELECT 1";
+    assert_eq!(
+        kinds.iter().filter(selects).count(),
+        STATEMENTS,
+        "{kinds:?}"
+    );
+    let error = kinds
+        .iter()
+        .position(|k| k.starts_with("error 1146"))
+        .expect("the error");
+    assert_eq!(
+        kinds.iter().rposition(|k| selects(&k)),
+        Some(error - 1),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("session_end"),
+        "{kinds:?}"
+    );
+}
+
+/// Runs stdin as one multi-statement query with PyMySQL, reads every
+/// result set, and prints how many it read and the error that ended it.
+const MULTI_RESULTS_RUNNER: &str = r#"
+import sys, pymysql
+from pymysql.constants import CLIENT
+host, port, user, password, db = sys.argv[1:6]
+conn = pymysql.connect(host=host, port=int(port), user=user, password=password,
+    database=db, client_flag=CLIENT.MULTI_STATEMENTS)
+cur = conn.cursor()
+sets, code = 0, 0
+try:
+    cur.execute(sys.stdin.read())
+    sets += 1
+    while cur.nextset():
+        sets += 1
+except pymysql.err.MySQLError as e:
+    code = e.args[0]
+print(sets, code)
+conn.close()
+"#;
+
 /// A gateway that lets every statement through and masks results with the
 /// `[masking]` settings given.
 fn masking_gateway(masking: &str) -> Gateway {

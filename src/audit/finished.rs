@@ -62,7 +62,19 @@ enum Finished {
 #[derive(Default)]
 pub struct Unrecorded(Vec<Finished>);
 
+/// How many finished statements are held at most. One query can finish
+/// millions (a MySQL multi-statement `DO 1; DO 1; …` of 16 MiB is answered
+/// in one write): past this many, the records are written before the
+/// answer rather than held in memory until it.
+const HELD_AT_MOST: usize = 64;
+
 impl Unrecorded {
+    /// Whether the records held should be written now, without waiting
+    /// for the client's write.
+    pub fn is_full(&self) -> bool {
+        self.0.len() >= HELD_AT_MOST
+    }
+
     /// Notes a result from `tally`, which starts over for the next one
     /// (reset in place: its hasher's state is two kilobytes, too much to
     /// move for every statement).
@@ -125,5 +137,34 @@ impl Unrecorded {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn it_is_full_at_its_limit_and_empty_once_recorded() {
+        let audit = Audit::log_only();
+        let session = SessionId("s-1".into());
+        let mut held = Unrecorded::default();
+        for i in 0..HELD_AT_MOST {
+            assert!(!held.is_full(), "full after {i}");
+            if i % 2 == 0 {
+                held.result(
+                    "SELECT 1".into(),
+                    Duration::ZERO,
+                    MaskStats::default(),
+                    &mut ResultTally::default(),
+                );
+            } else {
+                held.error("42P01".into(), "relation does not exist".into());
+            }
+        }
+        assert!(held.is_full());
+        held.record(&audit, &session);
+        assert!(!held.is_full());
+        assert!(held.0.is_empty());
     }
 }

@@ -1029,6 +1029,9 @@ impl Relay {
         // record waits.
         self.gate.learn_masked(&masked);
         self.finished.result(tag.to_string(), took, masked, tally);
+        if self.finished.is_full() {
+            self.record_finished();
+        }
     }
 
     fn record_error(&mut self, payload: &[u8]) {
@@ -1041,6 +1044,9 @@ impl Relay {
             released.failed(format!("{code} {message}"));
         }
         self.finished.error(code, message);
+        if self.finished.is_full() {
+            self.record_finished();
+        }
     }
 
     /// Writes the audit records of the statements that finished: after

@@ -2402,6 +2402,9 @@ impl Back {
         self.gate.learn_masked(&masked);
         self.finished
             .result(command_tag(body).into_owned(), took, masked, count);
+        if self.finished.is_full() {
+            self.record_finished();
+        }
         took
     }
 
@@ -2423,6 +2426,9 @@ impl Back {
         let message = self.gate.masker().mask_sql_literals(get(b'M'));
         let summary = format!("{} {message}", get(b'C'));
         self.finished.error(get(b'C').to_string(), message);
+        if self.finished.is_full() {
+            self.record_finished();
+        }
         summary
     }
 
