@@ -76,8 +76,8 @@ impl Unrecorded {
     }
 
     /// Notes a result from `tally`, which starts over for the next one
-    /// (reset in place: its hasher's state is two kilobytes, too much to
-    /// move for every statement).
+    /// (in place: its hasher's state is two kilobytes, too much to move
+    /// for every statement).
     pub fn result(
         &mut self,
         tag: String,
@@ -86,8 +86,7 @@ impl Unrecorded {
         tally: &mut ResultTally,
     ) {
         let mut digest = [0u8; 64];
-        tally.digest.finish_hex(&mut digest);
-        tally.digest.reset();
+        tally.digest.take_hex(&mut digest);
         self.0.push(Finished::Result {
             tag,
             took,
