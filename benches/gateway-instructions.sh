@@ -73,29 +73,12 @@ if [ "$mode" = mysql ]; then
     sysbench_common=(--db-driver=mysql --mysql-host=127.0.0.1 --mysql-db="$db" --tables=1 --table-size=10000)
     sysbench oltp_read_only "${sysbench_common[@]}" --mysql-port=3306 --mysql-user=root prepare >/dev/null \
         || die "sysbench prepare failed"
-    bench_config "$work/airlock.toml" "$work/var" "$password" <<TOML
-[postgres]
-listen = "127.0.0.1:0"
-[mysql]
-listen = "127.0.0.1:0"
-upstream = "mysql://root@127.0.0.1:3306/$db"
-[inbox]
-listen = "127.0.0.1:0"
-TOML
+    mysql_config "$work/airlock.toml" "$work/var" "$password" "$db"
     listener=mysql
 else
     psql -X -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $db" >/dev/null
     pgbench -q -i -s 1 -h 127.0.0.1 -U postgres "$db" >/dev/null 2>&1 || die "pgbench -i failed"
-    bench_config "$work/airlock.toml" "$work/var" "$password" <<TOML
-[postgres]
-listen = "127.0.0.1:0"
-upstream = "postgresql://postgres@127.0.0.1:5432/$db"
-pool_size = 16
-[inbox]
-listen = "127.0.0.1:0"
-[mysql]
-listen = "127.0.0.1:0"
-TOML
+    postgres_config "$work/airlock.toml" "$work/var" "$password" "$db" 16
     listener=postgres
 fi
 
@@ -103,12 +86,7 @@ valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
     "$airlock_bin" serve --config "$work/airlock.toml" \
     >"$work/airlock.stdout" 2>"$work/valgrind.stderr" &
 vg_pid=$!
-for _ in $(seq 240); do
-    grep -q "^$listener listening on" "$work/airlock.stdout" 2>/dev/null && break
-    kill -0 "$vg_pid" 2>/dev/null || break
-    sleep 0.5
-done
-port="$(sed -n "s/^$listener listening on 127.0.0.1:\([0-9]*\).*/\1/p" "$work/airlock.stdout")"
+port="$(listening_port "$work/airlock.stdout" "$listener" "$vg_pid")"
 [ -n "$port" ] || { cat "$work/valgrind.stderr" >&2; die "airlock did not start under valgrind"; }
 
 run() {

@@ -56,22 +56,11 @@ FROM generate_series(1, $rows) AS i;
 VACUUM ANALYZE t;
 SQL
 
-bench_config "$work/airlock.toml" "$work/var" "$password" <<TOML
-[postgres]
-listen = "127.0.0.1:0"
-upstream = "postgresql://postgres@127.0.0.1:5432/$db"
-pool_size = 4
-[inbox]
-listen = "127.0.0.1:0"
-TOML
+postgres_config "$work/airlock.toml" "$work/var" "$password" "$db" 4
 
 "$airlock_bin" serve --config "$work/airlock.toml" >"$work/stdout" 2>"$work/stderr" &
 airlock_pid=$!
-for _ in $(seq 100); do
-    grep -q "^postgres listening on" "$work/stdout" 2>/dev/null && break
-    sleep 0.1
-done
-port="$(sed -n 's/^postgres listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/stdout")"
+port="$(listening_port "$work/stdout" postgres "$airlock_pid")"
 [ -n "$port" ] || { echo "airlock did not start:" >&2; cat "$work/stderr" >&2; exit 1; }
 
 hwm() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$airlock_pid/status"; }

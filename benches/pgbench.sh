@@ -103,25 +103,10 @@ psql -X -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $db" >/dev/null
 pgbench -q -i -s 5 -h 127.0.0.1 -U postgres "$db" >/dev/null 2>&1 || die "pgbench -i failed"
 
 # --- Airlock -----------------------------------------------------------------
-bench_config "$work/airlock.toml" "$work/var" "$password" <<TOML
-[postgres]
-listen = "127.0.0.1:0"
-upstream = "postgresql://postgres@127.0.0.1:5432/$db"
-pool_size = 16
-[inbox]
-listen = "127.0.0.1:0"
-# Not measured here; an ephemeral port so that nothing else collides.
-[mysql]
-listen = "127.0.0.1:0"
-TOML
+postgres_config "$work/airlock.toml" "$work/var" "$password" "$db" 16
 "$airlock_bin" serve --config "$work/airlock.toml" >"$work/airlock.stdout" 2>"$work/airlock.stderr" &
 airlock_pid=$!
-for _ in $(seq 100); do
-    grep -q "^postgres listening on" "$work/airlock.stdout" 2>/dev/null && break
-    kill -0 "$airlock_pid" 2>/dev/null || break
-    sleep 0.1
-done
-airlock_port="$(sed -n 's/^postgres listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/airlock.stdout")"
+airlock_port="$(listening_port "$work/airlock.stdout" postgres "$airlock_pid")"
 [ -n "$airlock_port" ] || { cat "$work/airlock.stderr" >&2; die "airlock did not start"; }
 audit_fsync="$(sed -n 's/^audit log in .* (fsync \([a-z]*\)).*/\1/p' "$work/airlock.stdout")"
 

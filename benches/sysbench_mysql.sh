@@ -63,22 +63,10 @@ mariadb -h 127.0.0.1 -u root -e "CREATE DATABASE $db"
 common=(--db-driver=mysql --mysql-host=127.0.0.1 --mysql-db="$db" --tables=4 --table-size=10000)
 sysbench oltp_read_only "${common[@]}" --mysql-port=3306 --mysql-user=root prepare >/dev/null
 
-bench_config "$work/airlock.toml" "$work/var" "$password" <<TOML
-[postgres]
-listen = "127.0.0.1:0"
-[mysql]
-listen = "127.0.0.1:0"
-upstream = "mysql://root@127.0.0.1:3306/$db"
-[inbox]
-listen = "127.0.0.1:0"
-TOML
+mysql_config "$work/airlock.toml" "$work/var" "$password" "$db"
 "$airlock_bin" serve --config "$work/airlock.toml" >"$work/stdout" 2>"$work/stderr" &
 airlock_pid=$!
-for _ in $(seq 100); do
-    grep -q "^postgres listening on" "$work/stdout" 2>/dev/null && break
-    sleep 0.1
-done
-port="$(sed -n 's/^mysql listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/stdout")"
+port="$(listening_port "$work/stdout" mysql "$airlock_pid")"
 [ -n "$port" ] || { echo "airlock did not start:" >&2; cat "$work/stderr" >&2; exit 1; }
 
 # run PORT USER PASSWORD THREADS -> "tps latency_ms queries"
