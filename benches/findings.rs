@@ -1,7 +1,8 @@
 //! Every finding of the scanner, for telling two builds apart: four
 //! detector sets (standard, all, phone alone, card alone) over the three
 //! masking corpora and 240,000 generated strings of digits, separators,
-//! context words and prefixes, one line per cell that has findings. A
+//! context words and prefixes, and 40,000 values hidden in base64 or hex
+//! among other runs, one line per cell that has findings. A
 //! change meant to make the scanner faster and nothing else leaves this
 //! output byte for byte the same:
 //!
@@ -98,9 +99,76 @@ fn generated_cells() -> Vec<String> {
     cells
 }
 
+/// Values hidden in base64 (both alphabets, padded or not) or hex, and
+/// the runs they are mistaken for: random tokens, keys of digit groups
+/// joined by `-`, paths and `key=value` pairs, with text around them.
+fn encoded_cells() -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let mut rng = StdRng::seed_from_u64(0x05ee_db64);
+    let values = [
+        "jane.doe@example.com",
+        "+44 20 7946 0958",
+        "4111 1111 1111 1111",
+        "536-22-8714",
+        "call 030 1234567 now",
+        "192.168.10.44",
+        "ssn 078051120",
+        "AKIAIOSFODNN7EXAMPLE",
+        "nothing here at all",
+        "order 2024-000123",
+    ];
+    let around = ["", "x=", "token ", "/", "-", "+", "a-", "id:", "("];
+    let after = ["", "=", "==", " end", "-", "/x", ".", ")"];
+    let token = |rng: &mut StdRng, alphabet: &[u8], lens: std::ops::Range<usize>| -> String {
+        let len = rng.gen_range(lens);
+        (0..len)
+            .map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())]))
+            .collect()
+    };
+    let mut cells = Vec::new();
+    for _ in 0..40_000 {
+        let mut cell = String::from(around[rng.gen_range(0..around.len())]);
+        match rng.gen_range(0..7) {
+            0..=3 => {
+                let mut plain = values[rng.gen_range(0..values.len())].to_owned();
+                if rng.gen_range(0..2) == 0 {
+                    plain.push_str(&token(&mut rng, b"abc xyz 0123456789", 0..12));
+                }
+                let bytes = plain.as_bytes();
+                cell.push_str(&match rng.gen_range(0..6) {
+                    0 => STANDARD.encode(bytes),
+                    1 => STANDARD_NO_PAD.encode(bytes),
+                    2 => URL_SAFE.encode(bytes),
+                    3 => URL_SAFE_NO_PAD.encode(bytes),
+                    4 => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+                    _ => bytes.iter().map(|b| format!("{b:02X}")).collect(),
+                });
+            }
+            4 => {
+                let groups = rng.gen_range(1..=10);
+                let keys: Vec<String> = (0..groups)
+                    .map(|_| token(&mut rng, b"0123456789", 11..12))
+                    .collect();
+                cell.push_str(&keys.join("-"));
+            }
+            5 => cell.push_str(&token(
+                &mut rng,
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_",
+                8..64,
+            )),
+            _ => cell.push_str(&token(&mut rng, b"0123456789-_+/", 8..64)),
+        }
+        cell.push_str(after[rng.gen_range(0..after.len())]);
+        cells.push(cell);
+    }
+    cells
+}
+
 fn main() {
     let mut cells = corpus_cells();
     cells.extend(generated_cells());
+    cells.extend(encoded_cells());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut found = Vec::new();
     for (set, detectors) in detector_sets() {
