@@ -1172,7 +1172,10 @@ impl Scanner {
     /// Numbers written as digit groups: cards, national ids, Aadhaar…
     /// Readings with more groups are tried first.
     fn grouped_digits(&self, text: &[u8], chunk: &Chunk) -> Option<Finding> {
-        let mut digits = [0u8; 40];
+        if !chunk.may_read_as_groups(text) {
+            return None;
+        }
+        let mut digits = [0u8; GROUPED_DIGITS_AT_MOST];
         // How many leading groups are all digits with one kind of separator.
         let mut usable = 0;
         let mut len = 0;
@@ -1458,10 +1461,8 @@ impl Scanner {
                 if read.digits.len + run > 15 {
                     return None;
                 }
-                for &d in &text[end..end + run] {
-                    read.push(d, group == 0);
-                    group += 1;
-                }
+                read.push_run(&text[end..end + run], group == 0);
+                group += run;
                 longest_group = longest_group.max(group);
                 digits_after_close |= closed;
                 end += run;
@@ -1504,7 +1505,7 @@ impl Scanner {
         let international = candidate[0] == b'+' || candidate.starts_with(b"00");
         let bracketed = closed && digits_after_close;
         // Dotted groups longer than four digits are versions and build numbers.
-        let longest_allowed = if candidate.contains(&b'.') { 4 } else { 5 };
+        let longest_allowed = if holds(candidate, b'.') { 4 } else { 5 };
         // Written without a trunk `0`, national numbers have at most 11
         // digits (US 10, Spain and Poland 9, Italy and Brazil up to 11);
         // twelve digits in groups are reference numbers.
@@ -1844,7 +1845,17 @@ struct Chunk {
     n: usize,
 }
 
+/// The most digits a reading of digit groups takes (a card, a national
+/// id, an Aadhaar number and their separators fit well within it).
+const GROUPED_DIGITS_AT_MOST: usize = 40;
+
 impl Chunk {
+    /// Reads the words from `start`, up to [`MAX_GROUPS`] of them, and
+    /// stops after the first word that takes the words' bytes (without
+    /// separators) past [`GROUPED_DIGITS_AT_MOST`]: no reading of digit
+    /// groups takes that word, and having read it tells that the chunk
+    /// goes on. Keys of many digit groups (`83868641912-28773972837-…`)
+    /// are read four words deep instead of ten.
     fn read(text: &[u8], start: usize) -> Chunk {
         let mut chunk = Chunk {
             groups: [(0, 0); MAX_GROUPS],
@@ -1852,6 +1863,7 @@ impl Chunk {
             n: 0,
         };
         let mut i = start;
+        let mut word_bytes = 0;
         while chunk.n < MAX_GROUPS {
             let s = i;
             while i < text.len() && text[i].is_ascii_alphanumeric() {
@@ -1862,6 +1874,10 @@ impl Chunk {
             }
             chunk.groups[chunk.n] = (s, i);
             chunk.n += 1;
+            word_bytes += i - s;
+            if word_bytes > GROUPED_DIGITS_AT_MOST {
+                break;
+            }
             match (text.get(i), text.get(i + 1)) {
                 (Some(&sep), Some(next))
                     if matches!(sep, b' ' | b'-' | b'.' | b'/') && next.is_ascii_alphanumeric() =>
@@ -1873,6 +1889,31 @@ impl Chunk {
             }
         }
         chunk
+    }
+}
+
+impl Chunk {
+    /// Whether a reading of the leading groups as digit groups can be
+    /// tried: one of `k` groups takes nine bytes or more and at most
+    /// [`GROUPED_DIGITS_AT_MOST`], all joined by the first separator, and
+    /// it ends the chunk, or is followed by a space, or is a card number
+    /// with an expiry or cents. Told from the groups' bounds, before their
+    /// bytes are read: keys of digit groups joined by `-` have no such
+    /// reading.
+    fn may_read_as_groups(&self, text: &[u8]) -> bool {
+        let mut len = 0;
+        for k in 1..=self.n {
+            let (s, e) = self.groups[k - 1];
+            len += e - s;
+            if len > GROUPED_DIGITS_AT_MOST || (k > 1 && self.seps[k - 2] != self.seps[0]) {
+                return false;
+            }
+            let tail = k < self.n && self.seps[k - 1] != b' ';
+            if len >= 9 && (!tail || card_with_tail(text, self, k)) {
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -2134,9 +2175,31 @@ impl DigitGroups {
         }
     }
 
+    /// Adds a run of at most 15 digits, which opens a new group or
+    /// continues the last one; the buffer holds 15 digits at least.
+    fn push_run(&mut self, run: &[u8], opens_group: bool) {
+        if opens_group {
+            self.n += 1;
+        }
+        if let Some(len) = self.lens.get_mut(self.n - 1) {
+            *len += run.len() as u8;
+        }
+        let at = self.digits.len;
+        let fits = run.len().min(self.digits.digits.len() - at);
+        self.digits.digits[at..at + fits].copy_from_slice(&run[..fits]);
+        self.digits.len += fits;
+    }
+
     fn lens(&self) -> &[u8] {
         &self.lens[..self.n.min(self.lens.len())]
     }
+}
+
+/// Whether a short slice (a number of at most 32 bytes) holds `b`: a plain
+/// loop, where `contains` pays memchr's setup for long slices.
+#[allow(clippy::manual_contains)]
+fn holds(short: &[u8], b: u8) -> bool {
+    short.iter().any(|&c| c == b)
 }
 
 /// Whether digit groups joined by dots or slashes are laid out as phone
@@ -2145,8 +2208,8 @@ impl DigitGroups {
 /// Other dotted and slashed groups are versions, addresses and invoice
 /// numbers (`3.19.98.8109`, `77.2316.158.143`, `14730/9973`).
 fn national_layout(candidate: &[u8], groups: &DigitGroups) -> bool {
-    let dotted = candidate.contains(&b'.');
-    let slashed = candidate.contains(&b'/');
+    let dotted = holds(candidate, b'.');
+    let slashed = holds(candidate, b'/');
     if !dotted && !slashed {
         return true;
     }
@@ -2164,7 +2227,7 @@ fn national_layout(candidate: &[u8], groups: &DigitGroups) -> bool {
 /// ISBN-10 and ISBN-13 written with hyphens: grouped digits that are
 /// book numbers, not phone numbers.
 fn is_isbn(candidate: &[u8], groups: &DigitGroups) -> bool {
-    if !candidate.contains(&b'-') {
+    if !holds(candidate, b'-') {
         return false;
     }
     let d = groups.digits.iter().map(|&b| u32::from(b - b'0'));
@@ -2209,7 +2272,7 @@ fn looks_like_date_or_amount(candidate: &[u8], groups: &DigitGroups) -> bool {
             | [4, 2, 1]
             | [4, 1, 2]
     );
-    let thousands = candidate.contains(&b'.')
+    let thousands = holds(candidate, b'.')
         && groups.n >= 2
         && groups.n <= lens.len()
         && lens[1..].iter().all(|&l| l == 3)

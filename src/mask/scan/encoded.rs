@@ -47,9 +47,16 @@ pub(super) fn decode_around(
     }
     // The run under each alphabet not tried yet; the longer reading is
     // tried first, so that a URL-safe run is not cut at its first `-`.
+    // Most words are inside a run already tried, or too short and alone
+    // in the alphabet: told before anything is measured.
+    let open = [false, true]
+        .map(|url| ws >= tried[usize::from(url)] && !alone_and_short(text, ws, we, url));
+    if open == [false, false] {
+        return None;
+    }
     let mut runs: [Option<(usize, usize, usize, bool)>; 2] = [None, None];
     for (k, url) in [(0, false), (1, true)] {
-        if ws >= tried[k] && !alone_and_short(text, ws, we, url) {
+        if open[k] {
             let run = run_bounds(text, ws, we, url);
             tried[k] = run.2;
             runs[k] = Some(run);
@@ -79,16 +86,7 @@ pub(super) fn decode_around(
 /// tried: the words of `83868641912-28773972837-…` in the standard
 /// alphabet, found without measuring the run.
 fn alone_and_short(text: &[u8], ws: usize, we: usize, url: bool) -> bool {
-    let extends = |b: Option<&u8>| {
-        b.is_some_and(|&b| {
-            b.is_ascii_alphanumeric()
-                || if url {
-                    b == b'-' || b == b'_'
-                } else {
-                    b == b'+' || b == b'/'
-                }
-        })
-    };
+    let extends = |b: Option<&u8>| b.is_some_and(|&b| in_alphabet(b, url));
     we - ws < MIN_RUN
         && !extends(ws.checked_sub(1).and_then(|i| text.get(i)))
         && !extends(text.get(we))
@@ -104,7 +102,8 @@ fn run_bounds(text: &[u8], ws: usize, we: usize, url: bool) -> (usize, usize, us
             b == b'+' || b == b'/'
         }
     };
-    let is_char = |b: u8| b.is_ascii_alphanumeric() || extra(b);
+    let values = alphabet_values(url);
+    let is_char = |b: u8| values[usize::from(b)] != INVALID;
     let mut rs = ws;
     while rs > 0 && is_char(text[rs - 1]) {
         rs -= 1;
@@ -123,6 +122,19 @@ fn run_bounds(text: &[u8], ws: usize, we: usize, url: bool) -> (usize, usize, us
         re += 1;
     }
     (rs, body_end, re, url)
+}
+
+/// Whether `b` is a character of the alphabet (its padding aside).
+fn in_alphabet(b: u8, url: bool) -> bool {
+    alphabet_values(url)[usize::from(b)] != INVALID
+}
+
+fn alphabet_values(url: bool) -> &'static [u8; 256] {
+    if url {
+        &URL_SAFE_VALUES
+    } else {
+        &STANDARD_VALUES
+    }
 }
 
 /// A run of hex digits in one case, of an even length, that decodes to text.
@@ -173,11 +185,7 @@ fn base64_text(url: bool, run: &[u8]) -> Option<Vec<u8>> {
 /// The twelve bytes sixteen base64 characters stand for; `None` if one is
 /// not of the alphabet.
 fn probe(chars: &[u8], url: bool) -> Option<[u8; PROBE]> {
-    let table = if url {
-        &URL_SAFE_VALUES
-    } else {
-        &STANDARD_VALUES
-    };
+    let table = alphabet_values(url);
     let mut out = [0u8; PROBE];
     for (quad, bytes) in chars.chunks_exact(4).zip(out.chunks_exact_mut(3)) {
         let mut bits = 0u32;
