@@ -37,9 +37,11 @@ mod hashes;
 mod person;
 mod phones;
 mod spaced;
+mod words;
 
 pub(super) use fold::fold as fold_to_ascii;
 pub use phones::{lend as lend_phone_memo, Lent as LentPhoneMemo, Memo as PhoneMemo};
+use words::alnum_len;
 
 /// What a literal marker found by the first pass leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1866,9 +1868,7 @@ impl Chunk {
         let mut word_bytes = 0;
         while chunk.n < MAX_GROUPS {
             let s = i;
-            while i < text.len() && text[i].is_ascii_alphanumeric() {
-                i += 1;
-            }
+            i += alnum_len(&text[i..]);
             if i == s {
                 break;
             }
@@ -1977,12 +1977,6 @@ fn has_digits(text: &[u8], at: usize, wanted: usize) -> bool {
         }
     }
     false
-}
-
-fn alnum_len(text: &[u8]) -> usize {
-    text.iter()
-        .take_while(|b| b.is_ascii_alphanumeric())
-        .count()
 }
 
 fn iban_at(text: &[u8], ws: usize) -> Option<Finding> {
