@@ -1598,6 +1598,11 @@ impl Scanner {
     /// of such values. Cells of digits alone are left out: a column of
     /// bare digit strings holds ids more often than phone numbers.
     pub(crate) fn national_phone_cell(&self, value: &[u8]) -> Option<Finding> {
+        // Longer than a number in any form: told before the value is read
+        // (keys and text of a hundred bytes and more are most cells).
+        if value.trim_ascii().len() > NATIONAL_CELL_BYTES {
+            return None;
+        }
         if value.is_ascii() {
             return self.national_phone_cell_ascii(value);
         }

@@ -36,10 +36,32 @@ const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, CONFIG
 /// again. (A value of many words joined by `-` — `83868641912-2877397283…`
 /// — is one URL-safe run; trying it for each word made the scan quadratic
 /// in its length.)
+#[inline]
 pub(super) fn decode_around(
     text: &[u8],
     ws: usize,
     we: usize,
+    tried: &mut [usize; 2],
+) -> Option<(usize, usize, Vec<u8>)> {
+    // Most words are too short to be hex and lie inside a base64 run
+    // already tried, or are too short and alone in the alphabet: told
+    // here, inline in the digit pass, before anything is measured.
+    let open = [false, true]
+        .map(|url| ws >= tried[usize::from(url)] && !alone_and_short(text, ws, we, url));
+    if we - ws < MIN_RUN && open == [false, false] {
+        return None;
+    }
+    decode_open_runs(text, ws, we, open, tried)
+}
+
+/// [`decode_around`] for a word that may be hex, or that lies in a base64
+/// run not tried yet in the alphabets `open` marks.
+#[inline(never)]
+fn decode_open_runs(
+    text: &[u8],
+    ws: usize,
+    we: usize,
+    open: [bool; 2],
     tried: &mut [usize; 2],
 ) -> Option<(usize, usize, Vec<u8>)> {
     if let Some(decoded) = hex_text(&text[ws..we]) {
@@ -47,13 +69,6 @@ pub(super) fn decode_around(
     }
     // The run under each alphabet not tried yet; the longer reading is
     // tried first, so that a URL-safe run is not cut at its first `-`.
-    // Most words are inside a run already tried, or too short and alone
-    // in the alphabet: told before anything is measured.
-    let open = [false, true]
-        .map(|url| ws >= tried[usize::from(url)] && !alone_and_short(text, ws, we, url));
-    if open == [false, false] {
-        return None;
-    }
     let mut runs: [Option<(usize, usize, usize, bool)>; 2] = [None, None];
     for (k, url) in [(0, false), (1, true)] {
         if open[k] {
@@ -85,6 +100,7 @@ pub(super) fn decode_around(
 /// (no character of the run on either side of it) and too short to be
 /// tried: the words of `83868641912-28773972837-…` in the standard
 /// alphabet, found without measuring the run.
+#[inline]
 fn alone_and_short(text: &[u8], ws: usize, we: usize, url: bool) -> bool {
     let extends = |b: Option<&u8>| b.is_some_and(|&b| in_alphabet(b, url));
     we - ws < MIN_RUN
