@@ -886,6 +886,17 @@ impl Scanner {
 
     /// The numeric value starting at word `ws`, if one is there.
     fn numeric_at(&self, text: &[u8], ws: usize) -> Option<Finding> {
+        // The rest of a token of numbers (`83868641912-28773972837`,
+        // `2024-05-03`): a word glued to a number before it by `-`, `_`,
+        // `.` or `#` is a value only after a label of letters (see
+        // `glued_to_label`), which a digit before the glue is not.
+        if ws >= 2
+            && text[ws].is_ascii_digit()
+            && matches!(text[ws - 1], b'-' | b'_' | b'.' | b'#')
+            && text[ws - 2].is_ascii_digit()
+        {
+            return None;
+        }
         // PostgreSQL's `md5…` and MySQL's `*…` password hashes are words
         // with digits; the first byte tells whether to look.
         // LDAP's `{SSHA}…` too, found from a digit in its base64 (one
