@@ -889,7 +889,8 @@ impl Scanner {
         // The rest of a token of numbers (`83868641912-28773972837`,
         // `2024-05-03`): a word glued to a number before it by `-`, `_`,
         // `.` or `#` is a value only after a label of letters (see
-        // `glued_to_label`), which a digit before the glue is not.
+        // `glued_to_label`, which this stands for and must follow), and a
+        // digit before the glue is none.
         if ws >= 2
             && text[ws].is_ascii_digit()
             && matches!(text[ws - 1], b'-' | b'_' | b'.' | b'#')
@@ -1863,8 +1864,8 @@ struct Chunk {
     n: usize,
 }
 
-/// The most digits a reading of digit groups takes (a card, a national
-/// id, an Aadhaar number and their separators fit well within it).
+/// The most digits a reading of digit groups takes, separators aside (a
+/// card, a national id or an Aadhaar number fits well within it).
 const GROUPED_DIGITS_AT_MOST: usize = 40;
 
 impl Chunk {
@@ -1906,16 +1907,15 @@ impl Chunk {
         }
         chunk
     }
-}
 
-impl Chunk {
     /// Whether a reading of the leading groups as digit groups can be
-    /// tried: one of `k` groups takes nine bytes or more and at most
+    /// tried: the first `k` groups take nine digits or more and at most
     /// [`GROUPED_DIGITS_AT_MOST`], all joined by the first separator, and
-    /// it ends the chunk, or is followed by a space, or is a card number
-    /// with an expiry or cents. Told from the groups' bounds, before their
-    /// bytes are read: keys of digit groups joined by `-` have no such
-    /// reading.
+    /// they end the chunk, or are followed by a space, or are a card
+    /// number with an expiry or cents. Told from the groups' bounds before
+    /// their bytes are read, so it stands for the tests of
+    /// `grouped_digits` and must widen with them: keys of digit groups
+    /// joined by `-` have no such reading.
     fn may_read_as_groups(&self, text: &[u8]) -> bool {
         let mut len = 0;
         for k in 1..=self.n {
