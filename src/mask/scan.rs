@@ -853,7 +853,8 @@ impl Scanner {
                 }
             }
             // Hex-encoded text was read decoded; its digits are no number.
-            if ws >= hex_text_to {
+            // No value read inside a token is shorter than three bytes.
+            if ws >= hex_text_to && word_end - ws >= 3 {
                 if let Some(f) = self
                     .numeric
                     .then(|| self.inside_token(text, ws, p, word_end))
@@ -1092,8 +1093,8 @@ impl Scanner {
             // Inside a token only a shape with punctuation is read: runs of
             // digits with a letter, and groups spaced out, are as common in
             // keys and digests.
-            let punctuated = pattern.iter().any(|p| matches!(p, b'-' | b'.' | b'+'));
-            (pattern_lead == lead && (punctuated || !in_token))
+            let punctuated = || pattern.iter().any(|p| matches!(p, b'-' | b'.' | b'+'));
+            (pattern_lead == lead && (!in_token || punctuated()))
                 .then(|| shape_within(text, ws, pattern, in_token))
                 .flatten()
         };
