@@ -42,7 +42,7 @@ mod words;
 
 pub(super) use fold::fold as fold_to_ascii;
 pub use phones::{lend as lend_phone_memo, Lent as LentPhoneMemo, Memo as PhoneMemo};
-use words::{alnum_len, digit_len};
+use words::alnum_len;
 
 /// What a literal marker found by the first pass leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1991,6 +1991,11 @@ fn shape_within(text: &[u8], at: usize, pattern: &[u8], in_token: bool) -> Optio
         _ => false,
     };
     (ok && !continues).then_some(end)
+}
+
+/// How many digits `text` opens with.
+fn digit_len(text: &[u8]) -> usize {
+    text.iter().take_while(|b| b.is_ascii_digit()).count()
 }
 
 /// Whether the single group of a chunk is a card number followed by an

@@ -1,4 +1,4 @@
-//! Words and runs of digits measured eight bytes at a time: every word of a value is
+//! Words measured eight bytes at a time: every word of a value is
 //! measured, most of them by the digit pass, and a byte at a time that
 //! was a tenth of the scanner's work on keys of digit groups
 //! (`83868641912-28773972837-…`).
@@ -30,25 +30,6 @@ pub(super) fn alnum_len(text: &[u8]) -> usize {
         .count()
 }
 
-/// The length of the run of ASCII digits `text` opens with.
-pub(super) fn digit_len(text: &[u8]) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while let Some(block) = text.get(i..i + 8) {
-        let w = u64::from_le_bytes(block.try_into().expect("eight bytes"));
-        // As in `alnum_len`: a digit's low seven bits are 0x30 to 0x39.
-        let low7 = w & (0x7f * LO);
-        let digit = (low7 + 0x50 * LO) & !(low7 + 0x46 * LO);
-        let stops = (!digit | w) & HI;
-        if stops != 0 {
-            return i + (stops.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    i + text[i..].iter().take_while(|b| b.is_ascii_digit()).count()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,20 +50,6 @@ mod tests {
                     .take_while(|b| b.is_ascii_alphanumeric())
                     .count();
                 assert_eq!(alnum_len(&text), want, "{len} then {stop:#04x}");
-            }
-        }
-    }
-
-    #[test]
-    fn runs_of_digits_are_measured_as_a_plain_count_does() {
-        let run = b"90817263544536271";
-        for stop in 0u8..=255 {
-            for len in 0..=run.len() {
-                let mut text = run[..len].to_vec();
-                text.push(stop);
-                text.extend_from_slice(b"123");
-                let want = text.iter().take_while(|b| b.is_ascii_digit()).count();
-                assert_eq!(digit_len(&text), want, "{len} then {stop:#04x}");
             }
         }
     }
