@@ -853,8 +853,7 @@ impl Scanner {
                 }
             }
             // Hex-encoded text was read decoded; its digits are no number.
-            // No value read inside a token is shorter than three bytes.
-            if ws >= hex_text_to && word_end - ws >= 3 {
+            if ws >= hex_text_to {
                 if let Some(f) = self
                     .numeric
                     .then(|| self.inside_token(text, ws, p, word_end))
@@ -1093,8 +1092,8 @@ impl Scanner {
             // Inside a token only a shape with punctuation is read: runs of
             // digits with a letter, and groups spaced out, are as common in
             // keys and digests.
-            let punctuated = || pattern.iter().any(|p| matches!(p, b'-' | b'.' | b'+'));
-            (pattern_lead == lead && (!in_token || punctuated()))
+            let punctuated = pattern.iter().any(|p| matches!(p, b'-' | b'.' | b'+'));
+            (pattern_lead == lead && (punctuated || !in_token))
                 .then(|| shape_within(text, ws, pattern, in_token))
                 .flatten()
         };

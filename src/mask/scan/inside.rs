@@ -16,7 +16,7 @@
 //! number, a decimal fraction (`0.4111111111111111`, a double's rendering)
 //! is a fraction, and a digest's hex holds no number.
 
-use super::{checks, digit_len, find_digit, joined_before, Finding, Kind, Scanner};
+use super::{checks, digit_len, find_digit, Finding, Kind, Scanner};
 
 /// The most significant digits a double is printed with: a fraction that
 /// leaves the whole number within them is a rendering of a double.
@@ -39,14 +39,7 @@ impl Scanner {
         from: usize,
         word_end: usize,
     ) -> Option<Finding> {
-        // A word of one number no reading inside a token takes (most
-        // numbers of table data), or a digest.
-        let first_end = from + digit_len(&text[from..word_end]);
-        if (from == ws
-            && first_end == word_end
-            && !matches!(word_end - from, 3 | 4 | 6 | 8 | 13..=19))
-            || is_digest_hex(&text[ws..word_end])
-        {
+        if is_digest_hex(&text[ws..word_end]) {
             return None;
         }
         let mut q = from;
@@ -73,52 +66,36 @@ impl Scanner {
                 end: e,
             })
         };
+        // Twelve digits inside a token are too often hex: Maestro's
+        // shortest numbers are read where a word starts.
+        if (13..=CARD_DIGITS_AT_MOST).contains(&n)
+            && !is_fraction(text, q, n)
+            && checks::card_issuer(digits)
+            && checks::luhn(digits)
+            && !checks::is_filler_digits(digits)
+        {
+            return found(Kind::Card);
+        }
         // After a digit and a separator the run is one group of a longer
         // number (`656-790-92-3673`, a key, a phone number).
         let after_digits =
-            || q >= 2 && !text[q - 1].is_ascii_alphanumeric() && text[q - 2].is_ascii_digit();
-        match n {
-            // Twelve digits inside a token are too often hex: Maestro's
-            // shortest numbers are read where a word starts.
-            13..=CARD_DIGITS_AT_MOST => {
-                if !is_fraction(text, q, n)
-                    && checks::card_issuer(digits)
-                    && checks::luhn(digits)
-                    && !checks::is_filler_digits(digits)
-                {
-                    return found(Kind::Card);
-                }
-                if n == 15 && !after_digits() && checks::fr_nir(digits) {
-                    return found(Kind::FrNir);
-                }
+            q >= 2 && !text[q - 1].is_ascii_alphanumeric() && text[q - 2].is_ascii_digit();
+        if n == 15 && !after_digits && checks::fr_nir(digits) {
+            return found(Kind::FrNir);
+        }
+        if n == 4 {
+            if let Some(f) = self.card_groups_inside_token(text, q) {
+                return Some(f);
             }
-            4 => {
-                if let Some(f) = self.card_groups_inside_token(text, q) {
-                    return Some(f);
-                }
+        }
+        if matches!(n, 3 | 6 | 8) && !after_digits {
+            if let Some(f) = self.fixed_formats(text, q, true) {
+                return Some(f);
             }
-            3 | 6 | 8 => {
-                // At a word's start the word's readings tried these formats,
-                // bounded as a word: inside a token they differ only where a
-                // letter follows the format's last digit.
-                let read_as_word =
-                    q == ws && !(ws > 0 && (text[ws - 1] == b'+' || joined_before(text, ws)));
-                let letter_at = |len: usize| text.get(q + len).is_some_and(u8::is_ascii_alphabetic);
-                let may_differ = !read_as_word || letter_at(11) || letter_at(13) || letter_at(14);
-                if may_differ && may_open_fixed_format(text, e, n) && !after_digits() {
-                    if let Some(f) = self.fixed_formats(text, q, true) {
-                        return Some(f);
-                    }
-                }
-            }
-            _ => {}
         }
         // Ids that open with letters, where those letters are glued to
         // something before them: IBAN and NINO two, NIE one, codice
         // fiscale six. At the word's start they were read already.
-        if q == ws || !text[q - 1].is_ascii_alphabetic() {
-            return None;
-        }
         for letters in [2, 1, 6] {
             let Some(at) = q.checked_sub(letters).filter(|&at| at > ws) else {
                 continue;
@@ -179,29 +156,6 @@ impl Scanner {
             start: q,
             end,
         })
-    }
-}
-
-/// Whether the `n` digits ending at `e` may open a format read inside a
-/// token: its punctuation and the length of its next group (`536-22…`,
-/// `529.982…`, `811228-9874`, `131052-308T`, `811228A…`, `12345678-Z`),
-/// told before `fixed_formats` tries each shape. Amounts (`123.45`) and
-/// dates end here.
-fn may_open_fixed_format(text: &[u8], e: usize, n: usize) -> bool {
-    let Some(&next) = text.get(e) else {
-        return false;
-    };
-    if n == 6 && next.is_ascii_alphabetic() {
-        return true;
-    }
-    let rest = text.get(e + 1..).unwrap_or_default();
-    let group = digit_len(rest);
-    match (n, next) {
-        (3, b'-') => group == 2,
-        (3, b'.') => group == 3,
-        (6, b'-' | b'+') => matches!(group, 3 | 4 | 7),
-        (8, b'-') => group == 4 || rest.first().is_some_and(u8::is_ascii_alphabetic),
-        _ => false,
     }
 }
 
