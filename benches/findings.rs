@@ -171,9 +171,6 @@ fn main() {
     cells.extend(encoded_cells());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut found = Vec::new();
-    // `FINDINGS_SHOW=1` prints what each finding covers and the cell, to
-    // read a diff by.
-    let show = std::env::var_os("FINDINGS_SHOW").is_some();
     for (set, detectors) in detector_sets() {
         let scanner = Scanner::new(&detectors);
         for (i, cell) in cells.iter().enumerate() {
@@ -184,17 +181,6 @@ fn main() {
             write!(out, "{set} {i}").expect("stdout");
             for f in &found {
                 write!(out, " {}:{}-{}", f.kind, f.start, f.end).expect("stdout");
-                if show {
-                    write!(
-                        out,
-                        "={:?}",
-                        String::from_utf8_lossy(&cell.as_bytes()[f.start..f.end])
-                    )
-                    .expect("stdout");
-                }
-            }
-            if show {
-                write!(out, " in {cell:?}").expect("stdout");
             }
             writeln!(out).expect("stdout");
         }

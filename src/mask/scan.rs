@@ -34,7 +34,6 @@ use super::tld;
 mod encoded;
 mod fold;
 mod hashes;
-mod inside;
 mod person;
 mod phones;
 mod spaced;
@@ -814,9 +813,6 @@ impl Scanner {
         let mut i = 0;
         // Encoded runs already tried end here: each is decoded once.
         let mut decoded_to = 0;
-        // Hex runs with letters that decode as text end here: their digits
-        // are no number.
-        let mut hex_text_to = 0;
         let mut base64_tried = [0, 0];
         while let Some(p) = find_digit(text, i) {
             let mut ws = p;
@@ -828,39 +824,16 @@ impl Scanner {
                 out.push(f);
                 continue;
             }
-            let word_end = p + alnum_len(&text[p..]);
-            i = word_end;
-            if depth < MAX_DECODE_DEPTH && ws >= decoded_to && word_end - ws >= encoded::MIN_RUN / 2
-            {
+            i = p + alnum_len(&text[p..]);
+            if depth < MAX_DECODE_DEPTH && ws >= decoded_to && i - ws >= encoded::MIN_RUN / 2 {
                 if let Some((rs, re, decoded)) =
-                    encoded::decode_around(text, ws, word_end, &mut base64_tried)
+                    encoded::decode_around(text, ws, i, &mut base64_tried)
                 {
                     decoded_to = re;
                     if let Some(f) = self.inside_encoding(&decoded, rs, re, depth) {
                         out.push(f);
                         i = re;
-                        continue;
                     }
-                    // Digits alone decode as text as often as not
-                    // (`5555555555554444` is `UUUUUUUUDD`): they are still
-                    // read as a number.
-                    let run = &text[rs..re];
-                    if run.iter().all(u8::is_ascii_hexdigit)
-                        && run.iter().any(u8::is_ascii_alphabetic)
-                    {
-                        hex_text_to = re;
-                    }
-                }
-            }
-            // Hex-encoded text was read decoded; its digits are no number.
-            if ws >= hex_text_to {
-                if let Some(f) = self
-                    .numeric
-                    .then(|| self.inside_token(text, ws, p, word_end))
-                    .flatten()
-                {
-                    i = f.end;
-                    out.push(f);
                 }
             }
         }
@@ -972,7 +945,7 @@ impl Scanner {
         }
         let chunk = Chunk::read(text, ws);
         let found = self
-            .fixed_formats(text, ws, false)
+            .fixed_formats(text, ws)
             .or_else(|| self.grouped_digits(text, &chunk))
             .or_else(|| self.ipv4(text, ws))
             .or_else(|| self.spaced_nino(text, &chunk))
@@ -1002,7 +975,7 @@ impl Scanner {
                 .any(|w| w.as_bytes().eq_ignore_ascii_case(label))
         {
             let found = self
-                .fixed_formats(text, ws, false)
+                .fixed_formats(text, ws)
                 .filter(|f| f.kind == Kind::UsSsn);
             if found.is_some() {
                 return found;
@@ -1076,9 +1049,7 @@ impl Scanner {
     }
 
     /// Formats with fixed punctuation: SSN, CPF, HETU, personnummer, DNI.
-    /// `in_token`: the value is glued inside a longer token, and a letter
-    /// may follow a format that ends in a digit (`536-90-4399x`).
-    fn fixed_formats(&self, text: &[u8], ws: usize, in_token: bool) -> Option<Finding> {
+    fn fixed_formats(&self, text: &[u8], ws: usize) -> Option<Finding> {
         // Each format opens with a fixed number of digits and then a
         // byte that is not one: the count rules out all but a few.
         let lead = text[ws..].iter().take_while(|b| b.is_ascii_digit()).count();
@@ -1089,12 +1060,8 @@ impl Scanner {
         }
         let at = |pattern: &[u8]| {
             let pattern_lead = pattern.iter().take_while(|&&p| p == b'd').count();
-            // Inside a token only a shape with punctuation is read: runs of
-            // digits with a letter, and groups spaced out, are as common in
-            // keys and digests.
-            let punctuated = pattern.iter().any(|p| matches!(p, b'-' | b'.' | b'+'));
-            (pattern_lead == lead && (punctuated || !in_token))
-                .then(|| shape_within(text, ws, pattern, in_token))
+            (pattern_lead == lead)
+                .then(|| shape_at(text, ws, pattern))
                 .flatten()
         };
         let digits_of = |end: usize| -> ([u8; 16], usize) {
@@ -1969,12 +1936,6 @@ impl Chunk {
 /// Matches `pattern` at `at`: `d` a digit, `L` an ASCII letter, anything
 /// else itself; the match must end at a word boundary.
 fn shape_at(text: &[u8], at: usize, pattern: &[u8]) -> Option<usize> {
-    shape_within(text, at, pattern, false)
-}
-
-/// [`shape_at`], where inside a token (`in_token`) a letter may follow a
-/// pattern that ends in a digit: the digits are bounded all the same.
-fn shape_within(text: &[u8], at: usize, pattern: &[u8], in_token: bool) -> Option<usize> {
     let slice = text.get(at..at + pattern.len())?;
     let ok = slice.iter().zip(pattern).all(|(&b, &p)| match p {
         b'd' => b.is_ascii_digit(),
@@ -1982,19 +1943,10 @@ fn shape_within(text: &[u8], at: usize, pattern: &[u8], in_token: bool) -> Optio
         _ => b == p,
     });
     let end = at + pattern.len();
-    let letter_may_follow = in_token && pattern.last() == Some(&b'd');
-    let continues = match text.get(end) {
-        Some(b) if b.is_ascii_digit() => true,
-        Some(b) if b.is_ascii_alphabetic() => !letter_may_follow,
-        Some(b'-' | b'.') => text.get(end + 1).is_some_and(u8::is_ascii_digit),
-        _ => false,
-    };
+    let continues = text.get(end).is_some_and(|b| b.is_ascii_alphanumeric())
+        || (matches!(text.get(end), Some(b'-' | b'.'))
+            && text.get(end + 1).is_some_and(u8::is_ascii_digit));
     (ok && !continues).then_some(end)
-}
-
-/// How many digits `text` opens with.
-fn digit_len(text: &[u8]) -> usize {
-    text.iter().take_while(|b| b.is_ascii_digit()).count()
 }
 
 /// Whether the single group of a chunk is a card number followed by an
